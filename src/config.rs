@@ -1,0 +1,945 @@
+//! The configuration file (`config/messo.toml`), its environment overrides, and validation that
+//! names the key of every problem.
+//!
+//! Every key can be overridden from the environment as `MESSO_<SECTION>__<KEY>` (more `__` for
+//! deeper keys, a number to index an array: `MESSO_SLA__TARGETS__0__WORKING_DAYS=2`). A name
+//! ending in `_FILE` reads the value from that file instead, the way systemd's `LoadCredential`
+//! hands secrets over: `MESSO_DATABASE__URL_FILE=/run/credentials/messo.service/db-url`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::calendar::{
+    Calendar, CalendarError, CalendarSpec, Closure, ITALIAN_NATIONAL_HOLIDAYS, PatronDay, WEEKDAYS,
+    Window,
+};
+use crate::domain::{Category, Priority};
+use crate::sla::{Amount, ClockKind, Policy, PolicyError, Sla, TargetRule};
+
+/// The shipped configuration (Roma Capitale), used when no file is given and
+/// `config/messo.toml` does not exist in the working directory.
+pub const BUILTIN_TOML: &str = include_str!("../config/messo.toml");
+
+/// Where `--config` points by default.
+pub const DEFAULT_PATH: &str = "config/messo.toml";
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "MESSO_";
+
+/// One thing wrong with the configuration, at a key path like `sla.targets[2].priority`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{source_name} is not valid TOML: {message}")]
+    Syntax {
+        source_name: String,
+        message: String,
+    },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("{source_name}: {}", list(.problems))]
+    Invalid {
+        source_name: String,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    match problems {
+        [one] => one.to_string(),
+        many => {
+            let mut s = format!("{} problems", many.len());
+            for p in many {
+                s.push_str("\n  ");
+                s.push_str(&p.to_string());
+            }
+            s
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file as written.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    comune: RawComune,
+    #[serde(default)]
+    calendar: RawCalendar,
+    #[serde(default)]
+    sla: RawSla,
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    channels: RawChannels,
+    #[serde(default)]
+    http: RawHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComune {
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalendar {
+    time_zone: Option<String>,
+    national_holidays: Option<String>,
+    windows: Option<RawWindows>,
+    patron_day: Option<RawPatron>,
+    #[serde(default)]
+    closures: Vec<RawClosure>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindows {
+    monday: Option<Vec<String>>,
+    tuesday: Option<Vec<String>>,
+    wednesday: Option<Vec<String>>,
+    thursday: Option<Vec<String>>,
+    friday: Option<Vec<String>>,
+    saturday: Option<Vec<String>>,
+    sunday: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPatron {
+    date: String,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClosure {
+    date: String,
+    name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    hours_per_working_day: Option<i64>,
+    warning_ratio: Option<f64>,
+    targets: Option<Vec<RawTarget>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    category: String,
+    priority: String,
+    clock: String,
+    working_days: Option<i64>,
+    hours: Option<i64>,
+    days: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannels {
+    email: Option<String>,
+    sms: Option<String>,
+    file_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+    public_base_url: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The configuration as the program uses it.
+
+/// How a channel delivers. Only the file channel exists so far; SMTP and HTTP providers are
+/// configured in their own sections when delivery lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelMode {
+    /// Write each message under `channels.file_dir`; nothing leaves the machine.
+    File,
+}
+
+/// The `[channels]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channels {
+    pub email: ChannelMode,
+    pub sms: ChannelMode,
+    pub file_dir: PathBuf,
+}
+
+/// The `[http]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Http {
+    pub listen: SocketAddr,
+    /// The address citizens and providers reach us at (behind any TLS proxy).
+    pub public_base_url: String,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from: a path, or `built-in` for the embedded default.
+    pub source_name: String,
+    pub comune_name: String,
+    pub calendar: CalendarSpec,
+    pub policy: Policy,
+    pub database_url: String,
+    pub channels: Channels,
+    pub http: Http,
+    /// Keys set from the environment, with the variable that set each.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Builds the calendar tables and bundles them with the policy.
+    pub fn sla(&self) -> Result<Sla, CalendarError> {
+        Ok(Sla::new(
+            Calendar::new(self.calendar.clone())?,
+            self.policy.clone(),
+        ))
+    }
+
+    /// Reads a configuration file, applies the process environment, validates.
+    pub fn from_path(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text, &path.display().to_string(), std::env::vars())
+    }
+
+    /// The file named by `--config`, else `config/messo.toml` when it exists, else the
+    /// built-in default (Roma Capitale). Environment overrides apply in every case.
+    pub fn discover(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        match explicit {
+            Some(p) => Config::from_path(p),
+            None if Path::new(DEFAULT_PATH).exists() => Config::from_path(Path::new(DEFAULT_PATH)),
+            None => Config::from_toml(BUILTIN_TOML, "built-in", std::env::vars()),
+        }
+    }
+
+    /// Parses `text`, applies the `MESSO_…` variables among `env`, validates.
+    pub fn from_toml(
+        text: &str,
+        source_name: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            source_name: source_name.to_owned(),
+            message: e.to_string(),
+        })?;
+        let mut root = toml::Value::Table(std::mem::take(&mut table));
+        let overrides = apply_env(&mut root, env, |p| std::fs::read_to_string(p))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(root)
+            .map_err(|e| {
+                let mut key = e.path().to_string();
+                if key == "." {
+                    key = "(top level)".to_owned();
+                }
+                let mut message = e.inner().to_string();
+                let set_by = overrides.iter().find(|(k, _)| {
+                    *k == key
+                        || k.strip_prefix(key.as_str()).is_some_and(|rest| {
+                            rest.strip_prefix('.').is_some_and(|field| {
+                                message.contains(&format!("`{field}`"))
+                            })
+                        })
+                        || (key == "(top level)"
+                            && message.contains(&format!("`{}`", k.split('.').next().unwrap_or(""))))
+                });
+                if let Some((_, var)) = set_by {
+                    message.push_str(&format!(" (set by {var})"));
+                }
+                ConfigError::Invalid {
+                    source_name: source_name.to_owned(),
+                    problems: vec![Problem { key, message }],
+                }
+            })?;
+        validate(raw, source_name, overrides)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment overrides.
+
+fn env_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value, String> {
+    use toml::Value as V;
+    let literal = || -> Option<V> {
+        let t: toml::Table = toml::from_str(&format!("v = {raw}")).ok()?;
+        t.get("v").cloned()
+    };
+    match existing {
+        None => Ok(match literal() {
+            Some(v @ (V::Integer(_) | V::Float(_) | V::Boolean(_) | V::Array(_))) => v,
+            _ => V::String(raw.to_owned()),
+        }),
+        Some(V::String(_)) => Ok(V::String(raw.to_owned())),
+        Some(V::Integer(_)) => raw
+            .trim()
+            .parse::<i64>()
+            .map(V::Integer)
+            .map_err(|_| format!("expected an integer, found {raw:?}")),
+        Some(V::Float(_)) => raw
+            .trim()
+            .parse::<f64>()
+            .map(V::Float)
+            .map_err(|_| format!("expected a number, found {raw:?}")),
+        Some(V::Boolean(_)) => match raw.trim() {
+            "true" => Ok(V::Boolean(true)),
+            "false" => Ok(V::Boolean(false)),
+            _ => Err(format!("expected true or false, found {raw:?}")),
+        },
+        Some(other) => match literal() {
+            Some(v) if v.same_type(other) => Ok(v),
+            _ => Err(format!(
+                "expected a TOML {} literal, found {raw:?}",
+                other.type_str()
+            )),
+        },
+    }
+}
+
+/// Applies `MESSO_…__…` variables to the parsed file; returns (key path, variable) for each.
+fn apply_env(
+    root: &mut toml::Value,
+    env: impl IntoIterator<Item = (String, String)>,
+    read_file: impl Fn(&Path) -> std::io::Result<String>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
+        .collect();
+    vars.sort();
+    let mut applied = Vec::new();
+    for (var, value) in vars {
+        let env_err = |message: String| ConfigError::Env {
+            var: var.clone(),
+            message,
+        };
+        let rest = &var[ENV_PREFIX.len()..];
+        let (key, value) = match rest.strip_suffix("_FILE") {
+            Some(key) => {
+                let path = Path::new(&value);
+                let text = read_file(path)
+                    .map_err(|e| env_err(format!("cannot read {}: {e}", path.display())))?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                let text = text.strip_suffix('\r').unwrap_or(text).to_owned();
+                (key, text)
+            }
+            None => (rest, value),
+        };
+        let segments: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+        if segments.iter().any(|s| {
+            s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }) {
+            return Err(env_err(
+                "expected MESSO_<SECTION>__<KEY> with letters, digits and single underscores"
+                    .to_owned(),
+            ));
+        }
+        let mut path = String::new();
+        let mut node: &mut toml::Value = &mut *root;
+        for (i, seg) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            match node {
+                toml::Value::Table(t) => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(seg);
+                    if last {
+                        let v = env_value(t.get(seg.as_str()), &value).map_err(env_err)?;
+                        t.insert(seg.clone(), v);
+                        break;
+                    }
+                    node = t
+                        .entry(seg.clone())
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                }
+                toml::Value::Array(items) => {
+                    let Some(slot) = seg.parse::<usize>().ok().filter(|&n| n < items.len()) else {
+                        return Err(env_err(format!(
+                            "{path} has {} entries; {seg:?} is not one of their indexes",
+                            items.len()
+                        )));
+                    };
+                    path.push_str(&format!("[{slot}]"));
+                    if last {
+                        let v = env_value(Some(&items[slot]), &value).map_err(env_err)?;
+                        items[slot] = v;
+                        break;
+                    }
+                    node = &mut items[slot];
+                }
+                _ => {
+                    return Err(env_err(format!(
+                        "{path} is a single value; it has no key {seg:?}"
+                    )));
+                }
+            }
+        }
+        applied.push((path, var.clone()));
+    }
+    Ok(applied)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation.
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn parse_hm(text: &str) -> Option<u16> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let h: u16 = h.parse().ok()?;
+    let m: u16 = m.parse().ok()?;
+    if m > 59 || h > 24 || (h == 24 && m != 0) {
+        return None;
+    }
+    Some(h * 60 + m)
+}
+
+fn parse_window(text: &str) -> Result<Window, String> {
+    let bad = || format!("expected a window like \"09:00-17:00\", found {text:?}");
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (Some(start), Some(end)) = (parse_hm(a.trim()), parse_hm(b.trim())) else {
+        return Err(bad());
+    };
+    if start >= end {
+        return Err(format!("window {text:?} must end after it starts"));
+    }
+    Ok(Window {
+        start_min: start,
+        end_min: end,
+    })
+}
+
+fn validate(
+    raw: RawConfig,
+    source_name: &str,
+    overrides: Vec<(String, String)>,
+) -> Result<Config, ConfigError> {
+    let mut p = Problems(Vec::new());
+
+    // [calendar]
+    let time_zone = match raw.calendar.time_zone.as_deref().unwrap_or("Europe/Rome") {
+        name => name.parse::<Tz>().unwrap_or_else(|_| {
+            p.add(
+                "calendar.time_zone",
+                format!("unknown time zone {name:?}; expected an IANA name like \"Europe/Rome\""),
+            );
+            chrono_tz::Europe::Rome
+        }),
+    };
+    let national = match raw.calendar.national_holidays.as_deref().unwrap_or("italia") {
+        "italia" => ITALIAN_NATIONAL_HOLIDAYS.to_vec(),
+        "none" => Vec::new(),
+        other => {
+            p.add(
+                "calendar.national_holidays",
+                format!("unknown holiday set {other:?}; expected italia|none"),
+            );
+            Vec::new()
+        }
+    };
+    let weekly = match raw.calendar.windows {
+        None => CalendarSpec::roma_capitale().weekly,
+        Some(w) => {
+            let days = [
+                w.monday,
+                w.tuesday,
+                w.wednesday,
+                w.thursday,
+                w.friday,
+                w.saturday,
+                w.sunday,
+            ];
+            let mut weekly: [Vec<Window>; 7] = Default::default();
+            for (wd, list) in days.into_iter().enumerate() {
+                for (i, text) in list.unwrap_or_default().iter().enumerate() {
+                    let key = format!("calendar.windows.{}[{i}]", WEEKDAYS[wd]);
+                    match parse_window(text) {
+                        Ok(win) => {
+                            if let Some(prev) = weekly[wd].last()
+                                && win.start_min < prev.end_min
+                            {
+                                p.add(
+                                    key,
+                                    format!(
+                                        "window {text:?} overlaps or comes before the previous one; list windows in order without overlaps"
+                                    ),
+                                );
+                            } else {
+                                weekly[wd].push(win);
+                            }
+                        }
+                        Err(m) => p.add(key, m),
+                    }
+                }
+            }
+            if weekly.iter().all(Vec::is_empty) {
+                p.add(
+                    "calendar.windows",
+                    "no working window on any weekday; a business clock could never advance",
+                );
+            }
+            weekly
+        }
+    };
+    let patron = raw.calendar.patron_day.and_then(|pd| {
+        let parsed = pd
+            .date
+            .split_once('-')
+            .and_then(|(m, d)| Some((m.parse::<u32>().ok()?, d.parse::<u32>().ok()?)))
+            .filter(|&(m, d)| {
+                pd.date.len() == 5 && (1..=12).contains(&m) && d >= 1 && d <= crate::time::days_in_month(2000, m)
+            });
+        match parsed {
+            Some((month, day)) if !pd.name.trim().is_empty() => Some(PatronDay {
+                month,
+                day,
+                name: pd.name,
+            }),
+            Some(_) => {
+                p.add("calendar.patron_day.name", "must not be empty");
+                None
+            }
+            None => {
+                p.add(
+                    "calendar.patron_day.date",
+                    format!("expected a month and day like \"06-29\", found {:?}", pd.date),
+                );
+                None
+            }
+        }
+    });
+    let mut closures = Vec::new();
+    for (i, c) in raw.calendar.closures.into_iter().enumerate() {
+        match NaiveDate::parse_from_str(&c.date, "%Y-%m-%d") {
+            Ok(date) if (1970..=2199).contains(&chrono::Datelike::year(&date)) => {
+                if c.name.trim().is_empty() {
+                    p.add(format!("calendar.closures[{i}].name"), "must not be empty");
+                } else {
+                    closures.push(Closure { date, name: c.name });
+                }
+            }
+            Ok(_) => p.add(
+                format!("calendar.closures[{i}].date"),
+                format!("{:?} is outside the supported years 1970–2199", c.date),
+            ),
+            Err(_) => p.add(
+                format!("calendar.closures[{i}].date"),
+                format!("expected a date like \"2026-12-24\", found {:?}", c.date),
+            ),
+        }
+    }
+
+    // [sla]
+    let hours = match raw.sla.hours_per_working_day.unwrap_or(8) {
+        h @ 1..=24 => h as u32,
+        h => {
+            p.add(
+                "sla.hours_per_working_day",
+                format!("must be between 1 and 24, found {h}"),
+            );
+            8
+        }
+    };
+    let ratio = raw.sla.warning_ratio.unwrap_or(0.75);
+    let bp = (ratio * 10_000.0).round();
+    let warning_bp = if !(ratio > 0.0 && ratio <= 1.0) {
+        p.add(
+            "sla.warning_ratio",
+            format!("must be greater than 0 and at most 1, found {ratio}"),
+        );
+        7_500
+    } else if (ratio * 10_000.0 - bp).abs() > 1e-6 {
+        p.add(
+            "sla.warning_ratio",
+            format!("use at most four decimal places, found {ratio}"),
+        );
+        7_500
+    } else {
+        bp as u32
+    };
+    let policy = match raw.sla.targets {
+        None => Policy::new(Policy::agreement_default().rules().to_vec(), hours, warning_bp).ok(),
+        Some(rows) => {
+            let mut rules = Vec::new();
+            let before = p.0.len();
+            for (i, r) in rows.into_iter().enumerate() {
+                let key = |f: &str| format!("sla.targets[{i}].{f}");
+                let category = match r.category.as_str() {
+                    "any" => Some(None),
+                    c => match c.parse::<Category>() {
+                        Ok(c) => Some(Some(c)),
+                        Err(e) => {
+                            p.add(key("category"), format!("{e}|any"));
+                            None
+                        }
+                    },
+                };
+                let priority = match r.priority.as_str() {
+                    "any" => Some(None),
+                    s => match s.parse::<Priority>() {
+                        Ok(v) => Some(Some(v)),
+                        Err(e) => {
+                            p.add(key("priority"), format!("{e}|any"));
+                            None
+                        }
+                    },
+                };
+                let clock = match r.clock.as_str() {
+                    "business" => Some(ClockKind::Business),
+                    "calendar" => Some(ClockKind::Calendar),
+                    other => {
+                        p.add(
+                            key("clock"),
+                            format!("unknown clock {other:?}; expected business|calendar"),
+                        );
+                        None
+                    }
+                };
+                let amounts: Vec<(&str, i64)> = [
+                    ("working_days", r.working_days),
+                    ("hours", r.hours),
+                    ("days", r.days),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect();
+                let amount = match amounts.as_slice() {
+                    [(unit, n)] if (1..=3650).contains(n) => {
+                        let n = *n as u32;
+                        Some(match *unit {
+                            "working_days" => Amount::WorkingDays(n),
+                            "hours" => Amount::Hours(n),
+                            _ => Amount::Days(n),
+                        })
+                    }
+                    [(unit, n)] => {
+                        p.add(key(unit), format!("must be between 1 and 3650, found {n}"));
+                        None
+                    }
+                    _ => {
+                        p.add(
+                            format!("sla.targets[{i}]"),
+                            "give exactly one of working_days, hours or days",
+                        );
+                        None
+                    }
+                };
+                if let (Some(category), Some(priority), Some(clock), Some(amount)) =
+                    (category, priority, clock, amount)
+                {
+                    rules.push((
+                        i,
+                        TargetRule {
+                            category,
+                            priority,
+                            clock,
+                            amount,
+                        },
+                    ));
+                }
+            }
+            if p.0.len() > before {
+                None
+            } else {
+                let index: Vec<usize> = rules.iter().map(|(i, _)| *i).collect();
+                match Policy::new(rules.into_iter().map(|(_, r)| r).collect(), hours, warning_bp) {
+                    Ok(policy) => Some(policy),
+                    Err(PolicyError::Rule { rule, message }) => {
+                        p.add(format!("sla.targets[{}]", index[rule]), message);
+                        None
+                    }
+                    Err(e) => {
+                        p.add("sla.targets", e.to_string());
+                        None
+                    }
+                }
+            }
+        }
+    };
+
+    // [database]
+    let database_url = raw
+        .database
+        .url
+        .unwrap_or_else(|| "sqlite://data/messo.db".to_owned());
+    if !["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|s| database_url.starts_with(s))
+    {
+        p.add(
+            "database.url",
+            "expected a sqlite: or postgres:// URL (the value is not shown: it may hold a password)",
+        );
+    }
+
+    // [channels]
+    let mut mode = |key: &str, value: Option<String>| match value.as_deref().unwrap_or("file") {
+        "file" => ChannelMode::File,
+        other => {
+            p.add(
+                key,
+                format!(
+                    "unknown channel mode {other:?}; expected file (SMTP and SMS providers arrive with the delivery module)"
+                ),
+            );
+            ChannelMode::File
+        }
+    };
+    let email = mode("channels.email", raw.channels.email);
+    let sms = mode("channels.sms", raw.channels.sms);
+    let file_dir = PathBuf::from(
+        raw.channels
+            .file_dir
+            .unwrap_or_else(|| "data/outbox".to_owned()),
+    );
+
+    // [http]
+    let listen_text = raw
+        .http
+        .listen
+        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        p.add(
+            "http.listen",
+            format!("expected an address like \"127.0.0.1:8080\", found {listen_text:?}"),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let public_base_url = raw
+        .http
+        .public_base_url
+        .unwrap_or_else(|| format!("http://{listen}"));
+    if !(public_base_url.starts_with("http://") || public_base_url.starts_with("https://"))
+        || public_base_url.ends_with('/')
+    {
+        p.add(
+            "http.public_base_url",
+            format!(
+                "expected an http:// or https:// URL without a trailing slash, found {public_base_url:?}"
+            ),
+        );
+    }
+
+    let comune_name = raw.comune.name.unwrap_or_else(|| "Comune".to_owned());
+
+    match policy {
+        Some(policy) if p.0.is_empty() => Ok(Config {
+            source_name: source_name.to_owned(),
+            comune_name,
+            calendar: CalendarSpec {
+                time_zone,
+                weekly,
+                national,
+                patron,
+                closures,
+            },
+            policy,
+            database_url,
+            channels: Channels {
+                email,
+                sms,
+                file_dir,
+            },
+            http: Http {
+                listen,
+                public_base_url,
+            },
+            overrides,
+        }),
+        _ => {
+            // Mention the variable that set a faulty key.
+            for problem in &mut p.0 {
+                if let Some((_, var)) = overrides.iter().find(|(k, _)| *k == problem.key) {
+                    problem.message.push_str(&format!(" (set by {var})"));
+                }
+            }
+            Err(ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                problems: p.0,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match Config::from_toml(text, "test.toml", no_env()) {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_shipped_file_is_valid_and_is_roma_capitale() {
+        let c = Config::from_toml(BUILTIN_TOML, "built-in", no_env()).unwrap();
+        assert_eq!(c.calendar, {
+            let mut spec = CalendarSpec::roma_capitale();
+            spec.patron = c.calendar.patron.clone();
+            spec
+        });
+        assert_eq!(c.calendar.patron.as_ref().map(|p| (p.month, p.day)), Some((6, 29)));
+        assert_eq!(c.policy, Policy::agreement_default());
+        assert_eq!(c.database_url, "sqlite://data/messo.db");
+    }
+
+    #[test]
+    fn an_empty_file_means_the_contract_defaults_without_patron_day() {
+        let c = Config::from_toml("", "empty", no_env()).unwrap();
+        assert_eq!(c.calendar.patron, None);
+        assert_eq!(c.policy, Policy::agreement_default());
+    }
+
+    #[test]
+    fn problems_name_their_key() {
+        let text = r#"
+[[sla.targets]]
+category = "any"
+priority = "urgente"
+clock = "business"
+working_days = 1
+[[sla.targets]]
+category = "any"
+priority = "alta"
+clock = "business"
+working_days = 3
+[[sla.targets]]
+category = "any"
+priority = "Urgent"
+clock = "business"
+working_days = 1
+"#;
+        let ps = problems(text);
+        assert_eq!(
+            ps[0].to_string(),
+            "sla.targets[2].priority: unknown priority \"Urgent\"; expected urgente|alta|normale|bassa|any"
+        );
+        let ps = problems("[calendar.windows]\nmonday = [\"9-17\"]\n");
+        assert_eq!(ps[0].key, "calendar.windows.monday[0]");
+        let ps = problems("[calendar]\ntime_zone = \"Europe/Roma\"\n");
+        assert_eq!(ps[0].key, "calendar.time_zone");
+        let ps = problems("[sla]\nwarning_ratio = 1.5\nhours_per_working_day = 0\n");
+        assert_eq!(ps.len(), 2);
+        let ps = problems("[calendar]\nclosures = [{ date = \"2026-02-30\", name = \"x\" }]\n");
+        assert_eq!(ps[0].key, "calendar.closures[0].date");
+        let ps = problems("[sla]\nwarnig_ratio = 0.5\n");
+        assert_eq!(ps[0].key, "sla");
+        assert!(ps[0].message.contains("warnig_ratio"), "{}", ps[0].message);
+        let ps = problems("[http]\nlisten = 8080\n");
+        assert_eq!(ps[0].key, "http.listen");
+        let ps = problems("[database]\nurl = \"mysql://u:secret@h/db\"\n");
+        assert_eq!(ps[0].key, "database.url");
+        assert!(!ps[0].message.contains("secret"));
+    }
+
+    #[test]
+    fn uncovered_combinations_are_refused() {
+        let text = "[[sla.targets]]\ncategory = \"any\"\npriority = \"urgente\"\nclock = \"business\"\nworking_days = 1\n";
+        let ps = problems(text);
+        assert_eq!(ps[0].key, "sla.targets");
+        assert!(ps[0].message.contains("no target for category"));
+    }
+
+    #[test]
+    fn environment_overrides_and_secret_files() {
+        let dir = std::env::temp_dir().join(format!("messo-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("db-url");
+        std::fs::write(&secret, "postgres://messo:s3cret@127.0.0.1/test\n").unwrap();
+        let env = vec![
+            (
+                "MESSO_DATABASE__URL_FILE".to_owned(),
+                secret.display().to_string(),
+            ),
+            ("MESSO_SLA__WARNING_RATIO".to_owned(), "0.8".to_owned()),
+            ("MESSO_HTTP__LISTEN".to_owned(), "0.0.0.0:9000".to_owned()),
+            ("MESSO_SLA__TARGETS__0__WORKING_DAYS".to_owned(), "2".to_owned()),
+            ("MESSO_LOG".to_owned(), "debug".to_owned()),
+            ("OTHER__X".to_owned(), "ignored".to_owned()),
+        ];
+        let c = Config::from_toml(BUILTIN_TOML, "built-in", env).unwrap();
+        assert_eq!(c.database_url, "postgres://messo:s3cret@127.0.0.1/test");
+        assert_eq!(c.policy.warning_ratio_bp(), 8000);
+        assert_eq!(c.http.listen.port(), 9000);
+        assert_eq!(
+            c.policy
+                .target(Category::Generale, Priority::Urgente)
+                .seconds,
+            2 * 8 * 3600
+        );
+        assert!(c
+            .overrides
+            .contains(&("database.url".to_owned(), "MESSO_DATABASE__URL_FILE".to_owned())));
+
+        let bad = vec![("MESSO_SLA__HOURS_PER_WORKING_DAY".to_owned(), "eight".to_owned())];
+        let err = Config::from_toml(BUILTIN_TOML, "built-in", bad).unwrap_err();
+        assert!(err.to_string().starts_with("environment variable MESSO_SLA__HOURS_PER_WORKING_DAY"));
+        let unknown = vec![("MESSO_SLA__COLOUR".to_owned(), "blue".to_owned())];
+        let err = Config::from_toml(BUILTIN_TOML, "built-in", unknown).unwrap_err();
+        assert!(err.to_string().contains("(set by MESSO_SLA__COLOUR)"), "{err}");
+        let missing = vec![("MESSO_DATABASE__URL_FILE".to_owned(), "/nonexistent/x".to_owned())];
+        let err = Config::from_toml(BUILTIN_TOML, "built-in", missing).unwrap_err();
+        assert!(err.to_string().contains("cannot read /nonexistent/x"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

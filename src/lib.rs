@@ -1,0 +1,13 @@
+//! Messo keeps an Italian public administration's citizen help desk (URP) to its service
+//! agreement: the business calendar, the SLA clock, and the notices owed to citizens.
+//!
+//! The pure core (`time`, `calendar`, `sla`, `domain`) never does I/O and never reads the clock;
+//! `config` and `batch` are the edges used by the `messo` binary.
+
+pub mod batch;
+pub mod calendar;
+pub mod config;
+pub mod domain;
+pub mod locale;
+pub mod sla;
+pub mod time;
