@@ -272,17 +272,7 @@ impl Config {
                     key = "(top level)".to_owned();
                 }
                 let mut message = e.inner().to_string();
-                let set_by = overrides.iter().find(|(k, _)| {
-                    *k == key
-                        || k.strip_prefix(key.as_str()).is_some_and(|rest| {
-                            rest.strip_prefix('.').is_some_and(|field| {
-                                message.contains(&format!("`{field}`"))
-                            })
-                        })
-                        || (key == "(top level)"
-                            && message.contains(&format!("`{}`", k.split('.').next().unwrap_or(""))))
-                });
-                if let Some((_, var)) = set_by {
+                if let Some((_, var)) = overrides.iter().find(|(k, _)| *k == key) {
                     message.push_str(&format!(" (set by {var})"));
                 }
                 ConfigError::Invalid {
@@ -883,8 +873,10 @@ working_days = 1
         let ps = problems("[calendar]\nclosures = [{ date = \"2026-02-30\", name = \"x\" }]\n");
         assert_eq!(ps[0].key, "calendar.closures[0].date");
         let ps = problems("[sla]\nwarnig_ratio = 0.5\n");
-        assert_eq!(ps[0].key, "sla");
-        assert!(ps[0].message.contains("warnig_ratio"), "{}", ps[0].message);
+        assert_eq!(ps[0].key, "sla.warnig_ratio");
+        assert!(ps[0].message.contains("unknown field"), "{}", ps[0].message);
+        let ps = problems("[smtp]\nhost = \"x\"\n");
+        assert_eq!(ps[0].key, "smtp");
         let ps = problems("[http]\nlisten = 8080\n");
         assert_eq!(ps[0].key, "http.listen");
         let ps = problems("[database]\nurl = \"mysql://u:secret@h/db\"\n");
