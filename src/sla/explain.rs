@@ -282,11 +282,13 @@ fn spans_text(cal: &crate::calendar::Calendar, spans: &[(Timestamp, Timestamp)])
     spans
         .iter()
         .map(|(a, b)| {
-            format!(
-                "{}–{}",
-                locale::clock_time(cal, *a),
+            // An interval that runs to the next midnight ends at 24:00, not at 00:00.
+            let end = if cal.local_hms(*b) == (0, 0, 0) && b > a {
+                "24:00".to_owned()
+            } else {
                 locale::clock_time(cal, *b)
-            )
+            };
+            format!("{}–{end}", locale::clock_time(cal, *a))
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -300,17 +302,17 @@ pub fn render_text(sla: &Sla, e: &Explanation, lang: Lang) -> String {
     let business = e.status.clock == ClockKind::Business;
     let mut out = String::new();
     let t = &e.ticket;
-    let id = t.id.as_deref().unwrap_or("-");
+    let id = t.id.as_deref().map(|i| format!(" {i}")).unwrap_or_default();
     if it {
         out.push_str(&format!(
-            "Pratica {id}: priorità {}, categoria {}.\n",
+            "Pratica{id}: priorità {}, categoria {}.\n",
             t.priority,
             t.category.italian()
         ));
         out.push_str(&format!("Termine: {}.\n", target_phrase(lang, e)));
     } else {
         out.push_str(&format!(
-            "Ticket {id}: priority {}, category {}.\n",
+            "Ticket{id}: priority {}, category {}.\n",
             t.priority.english(),
             t.category.english()
         ));
@@ -401,7 +403,7 @@ pub fn render_text(sla: &Sla, e: &Explanation, lang: Lang) -> String {
             DayKind::Counted => {
                 if it {
                     format!(
-                        "  {date}: contate {} ({}); totale {}",
+                        "  {date}: tempo contato {} ({}); totale {}",
                         locale::duration(day.counted_s),
                         spans_text(cal, &day.counted),
                         locale::duration(day.total_s)

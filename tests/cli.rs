@@ -1,0 +1,240 @@
+//! The `messo` binary as a user runs it: exit codes, messages that name what is wrong, and the
+//! texts of `sla explain` and `sla due`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+const T1: &str = r#"{"id":"T-1","received_at":"2026-03-02T10:15:00+01:00","priority":"urgente","category":"generale","suspensions":[{"from":"2026-03-02T11:00:00+01:00","to":"2026-03-04T09:30:00+01:00"}],"now":"2026-03-05T12:00:00+01:00"}"#;
+
+fn messo(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_messo"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MESSO_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn messo");
+    let mut pipe = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        pipe.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(pipe);
+    child.wait_with_output().expect("wait")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn temp_file(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("messo-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("write");
+    path
+}
+
+#[test]
+fn check_config_accepts_the_shipped_file() {
+    let out = messo(&["check-config"], None, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("config/messo.toml: configuration valid"), "{stdout}");
+    assert!(stdout.contains("Roma Capitale"), "{stdout}");
+}
+
+#[test]
+fn check_config_names_the_key_of_each_problem() {
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
+        .expect("shipped config");
+    let bad = shipped
+        .replacen("priority = \"normale\"", "priority = \"Urgent\"", 1)
+        .replace("time_zone = \"Europe/Rome\"", "time_zone = \"Europe/Roma\"");
+    let path = temp_file("bad.toml", &bad);
+    let out = messo(&["--config", path.to_str().expect("path"), "check-config"], None, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("2 problems"), "{stderr}");
+    assert!(stderr.contains("calendar.time_zone: unknown time zone \"Europe/Roma\""), "{stderr}");
+    assert!(
+        stderr.contains(
+            "sla.targets[2].priority: unknown priority \"Urgent\"; expected urgente|alta|normale|bassa"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_reports_syntax_errors_missing_files_and_env_overrides() {
+    let path = temp_file("syntax.toml", "[sla\nwarning_ratio = 0.7\n");
+    let out = messo(&["--config", path.to_str().expect("path"), "check-config"], None, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is not valid TOML"), "{}", text(&out.stderr));
+
+    let out = messo(&["--config", "/nonexistent/messo.toml", "check-config"], None, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read configuration file /nonexistent/messo.toml"));
+
+    let secret = temp_file("db-url", "postgres://messo:hunter2@127.0.0.1:5432/test\n");
+    let out = messo(
+        &["check-config"],
+        None,
+        &[("MESSO_DATABASE__URL_FILE", secret.to_str().expect("path"))],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("database PostgreSQL"), "{stdout}");
+    assert!(stdout.contains("database.url set by MESSO_DATABASE__URL_FILE"), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "secrets are never printed");
+
+    let out = messo(&["check-config"], None, &[("MESSO_SLA__WARNING_RATIO", "2")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("sla.warning_ratio: must be greater than 0 and at most 1, found 2 (set by MESSO_SLA__WARNING_RATIO)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn batch_works_from_any_directory_with_the_built_in_defaults() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_messo"));
+    let out = cmd
+        .args(["sla", "batch"])
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().expect("stdin").write_all(format!("{T1}\n").as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        "{\"id\":\"T-1\",\"due_at\":\"2026-03-04T16:45:00+01:00\",\"state\":\"breached\",\"elapsed_s\":40500,\"target_s\":28800,\"remaining_s\":0}\n"
+    );
+}
+
+#[test]
+fn explain_tells_the_story_in_italian_and_english() {
+    let out = messo(&["sla", "explain"], Some(T1), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let it = text(&out.stdout);
+    for expected in [
+        "Pratica T-1: priorità urgente, categoria generale.",
+        "Ricevuta lunedì 2 marzo 2026 alle 10:15, in orario d'ufficio: il termine decorre subito.",
+        "da lunedì 2 marzo 2026 alle 11:00 a mercoledì 4 marzo 2026 alle 09:30",
+        "lunedì 2 marzo 2026: tempo contato 45 min (10:15–11:00); totale 45 min",
+        "martedì 3 marzo 2026: sospeso, non contato",
+        "mercoledì 4 marzo 2026: tempo contato 7 h 15 min (09:30–16:45); totale 8 h",
+        "Scadenza: mercoledì 4 marzo 2026 alle 16:45.",
+        "termine superato",
+    ] {
+        assert!(it.contains(expected), "missing {expected:?} in:\n{it}");
+    }
+    let out = messo(&["sla", "explain", "--lang", "en", "--line", T1], None, &[]);
+    let en = text(&out.stdout);
+    assert!(en.contains("Due: Wednesday 4 March 2026 at 16:45."), "{en}");
+    assert!(en.contains("deadline exceeded"), "{en}");
+}
+
+#[test]
+fn explain_names_skipped_holidays_and_out_of_hours_starts() {
+    // Received Thursday 2 April 2026 at 18:30 (after closing), alta: 3 working days;
+    // Friday 3 counts, the weekend and Easter Monday 6 April are skipped, Tue 7 and Wed 8 count.
+    let out = messo(
+        &[
+            "sla",
+            "explain",
+            "--id",
+            "2026/000123",
+            "--received-at",
+            "2026-04-02T18:30:00+02:00",
+            "--priority",
+            "alta",
+            "--now",
+            "2026-04-07T12:00:00+02:00",
+        ],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let it = text(&out.stdout);
+    for expected in [
+        "fuori orario d'ufficio: il termine decorre dalla riapertura, venerdì 3 aprile 2026 alle 09:00.",
+        "sabato 4 aprile 2026: giorno non lavorativo, non contato",
+        "lunedì 6 aprile 2026: festivo o chiusura, Lunedì dell'Angelo: non contato",
+        "Scadenza: mercoledì 8 aprile 2026 alle 17:00.",
+        "nei termini",
+    ] {
+        assert!(it.contains(expected), "missing {expected:?} in:\n{it}");
+    }
+    let out = messo(
+        &[
+            "sla", "explain", "--json", "--received-at", "2026-04-02T18:30:00+02:00", "--priority", "alta",
+            "--now", "2026-04-07T12:00:00+02:00",
+        ],
+        None,
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["due_at"], "2026-04-08T17:00:00+02:00");
+    assert_eq!(v["clock_start"]["reason"]["kind"], "out_of_hours");
+    let easter = v["days"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .find(|d| d["date"] == "2026-04-06")
+        .expect("Easter Monday listed");
+    assert_eq!(easter["kind"], "national_holiday");
+    assert_eq!(easter["name"], "Lunedì dell'Angelo");
+}
+
+#[test]
+fn explain_refuses_bad_input_with_a_reason() {
+    let out = messo(&["sla", "explain", "--line", r#"{"id":"x","received_at":"2026-03-02T10:15:00","priority":"alta","now":"2026-03-02T10:15:00Z"}"#], None, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("x: \"received_at\": \"2026-03-02T10:15:00\" has no UTC offset"), "{}", text(&out.stderr));
+    let out = messo(&["sla", "explain", "--received-at", "2026-03-02T10:15:00Z", "--priority", "alta", "--suspension", "2026-03-03T10:00:00Z"], None, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("expected FROM/TO"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn due_quotes_a_deadline_for_the_front_desk() {
+    // Friday 27 November 2026 at 16:30: 30 min on Friday, then Mon, Tue, and 7 h 30 min of
+    // Wednesday 2 December.
+    let out = messo(&["sla", "due", "--priority", "alta", "--at", "2026-11-27T16:30:00+01:00"], None, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "Una richiesta con priorità alta (categoria generale) ricevuta venerdì 27 novembre 2026 alle 16:30 va evasa entro mercoledì 2 dicembre 2026 alle 16:30.\n"
+    );
+    // Saturday receipt on the albo pretorio, in English and JSON.
+    let out = messo(
+        &["sla", "due", "--priority", "alta", "--category", "albo_pretorio", "--at", "2026-11-28T10:00:00+01:00", "--json"],
+        None,
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["counting_from"], "2026-11-30T09:00:00+01:00");
+    assert_eq!(v["due_at"], "2026-12-02T17:00:00+01:00");
+    let out = messo(&["sla", "due", "--priority", "alta", "--at", "2026-12-07T16:00:00+01:00", "--lang", "en"], None, &[]);
+    let en = text(&out.stdout);
+    // 8 December (Immacolata) is skipped: Mon 1 h, Wed, Thu, Fri 7 h.
+    assert!(en.contains("is due by Friday 11 December 2026 at 16:00."), "{en}");
+    let out = messo(&["sla", "due", "--priority", "Alta"], None, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("unknown priority \"Alta\""), "{}", text(&out.stderr));
+}
