@@ -149,7 +149,10 @@ fn field_str<'v>(obj: &'v Json<'_>, key: &str, required: bool) -> Result<Option<
         None if required => Err(format!("missing required field \"{key}\"")),
         None | Some(Json::Null) if !required => Ok(None),
         Some(Json::Str(s)) => Ok(Some(s)),
-        Some(other) => Err(format!("\"{key}\" must be a string, found {}", other.kind())),
+        Some(other) => Err(format!(
+            "\"{key}\" must be a string, found {}",
+            other.kind()
+        )),
         None => Err(format!("missing required field \"{key}\"")),
     }
 }
@@ -180,8 +183,9 @@ fn parse_suspensions(obj: &Json<'_>, out: &mut Vec<Suspension>) -> Result<(), St
             ));
         }
         let from = match item.get("from") {
-            Some(Json::Str(s)) => Timestamp::parse_rfc3339(s)
-                .map_err(|e| format!("suspensions[{i}].from: {e}"))?,
+            Some(Json::Str(s)) => {
+                Timestamp::parse_rfc3339(s).map_err(|e| format!("suspensions[{i}].from: {e}"))?
+            }
             Some(other) => {
                 return Err(format!(
                     "suspensions[{i}].from must be a string, found {}",
@@ -192,9 +196,9 @@ fn parse_suspensions(obj: &Json<'_>, out: &mut Vec<Suspension>) -> Result<(), St
         };
         let to = match item.get("to") {
             Some(Json::Null) => None,
-            Some(Json::Str(s)) => Some(
-                Timestamp::parse_rfc3339(s).map_err(|e| format!("suspensions[{i}].to: {e}"))?,
-            ),
+            Some(Json::Str(s)) => {
+                Some(Timestamp::parse_rfc3339(s).map_err(|e| format!("suspensions[{i}].to: {e}"))?)
+            }
             Some(other) => {
                 return Err(format!(
                     "suspensions[{i}].to must be a string or null, found {}",
@@ -412,7 +416,11 @@ pub struct BatchSummary {
 
 /// Reads JSON Lines from `input` until its end and writes one answer line per input line to
 /// `output`. Only I/O failures end the batch early.
-pub fn run<R: BufRead, W: Write>(sla: &Sla, mut input: R, mut output: W) -> io::Result<BatchSummary> {
+pub fn run<R: BufRead, W: Write>(
+    sla: &Sla,
+    mut input: R,
+    mut output: W,
+) -> io::Result<BatchSummary> {
     let mut proc = BatchProcessor::new(sla);
     let mut line = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(64 * 1024);
@@ -472,7 +480,10 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("{\"id\":\"a\",\"due_at\":"));
-        assert_eq!(lines[1], "{\"id\":null,\"error\":\"empty line; expected a JSON object\"}");
+        assert_eq!(
+            lines[1],
+            "{\"id\":null,\"error\":\"empty line; expected a JSON object\"}"
+        );
         assert_eq!(lines[0], lines[2]);
         // A final newline does not start a line; empty input gives nothing.
         assert_eq!(answer(&format!("{ok}\n")).lines().count(), 1);
@@ -487,7 +498,10 @@ mod tests {
         run(&sla(), &input[..], &mut out).unwrap();
         let out = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], "{\"id\":null,\"error\":\"line is not valid UTF-8\"}");
+        assert_eq!(
+            lines[0],
+            "{\"id\":null,\"error\":\"line is not valid UTF-8\"}"
+        );
         assert!(lines[1].starts_with("{\"id\":\"b\",\"due_at\""));
     }
 
@@ -515,8 +529,14 @@ mod tests {
             assert_eq!(answer(input).trim_end(), expected, "{input}");
         }
         let missing = answer(r#"{"id":"z","priority":"alta","now":"2026-03-02T10:15:00+01:00"}"#);
-        assert!(missing.contains("missing required field \\\"received_at\\\""), "{missing}");
+        assert!(
+            missing.contains("missing required field \\\"received_at\\\""),
+            "{missing}"
+        );
         let escaped = answer("{\"id\":\"q\\\"1\",\"priority\":\"alta\"}");
-        assert!(escaped.starts_with("{\"id\":\"q\\\"1\",\"error\""), "{escaped}");
+        assert!(
+            escaped.starts_with("{\"id\":\"q\\\"1\",\"error\""),
+            "{escaped}"
+        );
     }
 }

@@ -265,21 +265,20 @@ impl Config {
         })?;
         let mut root = toml::Value::Table(std::mem::take(&mut table));
         let overrides = apply_env(&mut root, env, |p| std::fs::read_to_string(p))?;
-        let raw: RawConfig = serde_path_to_error::deserialize(root)
-            .map_err(|e| {
-                let mut key = e.path().to_string();
-                if key == "." {
-                    key = "(top level)".to_owned();
-                }
-                let mut message = e.inner().to_string();
-                if let Some((_, var)) = overrides.iter().find(|(k, _)| *k == key) {
-                    message.push_str(&format!(" (set by {var})"));
-                }
-                ConfigError::Invalid {
-                    source_name: source_name.to_owned(),
-                    problems: vec![Problem { key, message }],
-                }
-            })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(root).map_err(|e| {
+            let mut key = e.path().to_string();
+            if key == "." {
+                key = "(top level)".to_owned();
+            }
+            let mut message = e.inner().to_string();
+            if let Some((_, var)) = overrides.iter().find(|(k, _)| *k == key) {
+                message.push_str(&format!(" (set by {var})"));
+            }
+            ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                problems: vec![Problem { key, message }],
+            }
+        })?;
         validate(raw, source_name, overrides)
     }
 }
@@ -461,16 +460,20 @@ fn validate(
     let mut p = Problems(Vec::new());
 
     // [calendar]
-    let time_zone = match raw.calendar.time_zone.as_deref().unwrap_or("Europe/Rome") {
-        name => name.parse::<Tz>().unwrap_or_else(|_| {
-            p.add(
-                "calendar.time_zone",
-                format!("unknown time zone {name:?}; expected an IANA name like \"Europe/Rome\""),
-            );
-            chrono_tz::Europe::Rome
-        }),
-    };
-    let national = match raw.calendar.national_holidays.as_deref().unwrap_or("italia") {
+    let tz_name = raw.calendar.time_zone.as_deref().unwrap_or("Europe/Rome");
+    let time_zone = tz_name.parse::<Tz>().unwrap_or_else(|_| {
+        p.add(
+            "calendar.time_zone",
+            format!("unknown time zone {tz_name:?}; expected an IANA name like \"Europe/Rome\""),
+        );
+        chrono_tz::Europe::Rome
+    });
+    let national = match raw
+        .calendar
+        .national_holidays
+        .as_deref()
+        .unwrap_or("italia")
+    {
         "italia" => ITALIAN_NATIONAL_HOLIDAYS.to_vec(),
         "none" => Vec::new(),
         other => {
@@ -531,7 +534,10 @@ fn validate(
             .split_once('-')
             .and_then(|(m, d)| Some((m.parse::<u32>().ok()?, d.parse::<u32>().ok()?)))
             .filter(|&(m, d)| {
-                pd.date.len() == 5 && (1..=12).contains(&m) && d >= 1 && d <= crate::time::days_in_month(2000, m)
+                pd.date.len() == 5
+                    && (1..=12).contains(&m)
+                    && d >= 1
+                    && d <= crate::time::days_in_month(2000, m)
             });
         match parsed {
             Some((month, day)) if !pd.name.trim().is_empty() => Some(PatronDay {
@@ -546,7 +552,10 @@ fn validate(
             None => {
                 p.add(
                     "calendar.patron_day.date",
-                    format!("expected a month and day like \"06-29\", found {:?}", pd.date),
+                    format!(
+                        "expected a month and day like \"06-29\", found {:?}",
+                        pd.date
+                    ),
                 );
                 None
             }
@@ -602,7 +611,12 @@ fn validate(
         bp as u32
     };
     let policy = match raw.sla.targets {
-        None => Policy::new(Policy::agreement_default().rules().to_vec(), hours, warning_bp).ok(),
+        None => Policy::new(
+            Policy::agreement_default().rules().to_vec(),
+            hours,
+            warning_bp,
+        )
+        .ok(),
         Some(rows) => {
             let mut rules = Vec::new();
             let before = p.0.len();
@@ -686,7 +700,11 @@ fn validate(
                 None
             } else {
                 let index: Vec<usize> = rules.iter().map(|(i, _)| *i).collect();
-                match Policy::new(rules.into_iter().map(|(_, r)| r).collect(), hours, warning_bp) {
+                match Policy::new(
+                    rules.into_iter().map(|(_, r)| r).collect(),
+                    hours,
+                    warning_bp,
+                ) {
                     Ok(policy) => Some(policy),
                     Err(PolicyError::Rule { rule, message }) => {
                         p.add(format!("sla.targets[{}]", index[rule]), message);
@@ -828,7 +846,10 @@ mod tests {
             spec.patron = c.calendar.patron.clone();
             spec
         });
-        assert_eq!(c.calendar.patron.as_ref().map(|p| (p.month, p.day)), Some((6, 29)));
+        assert_eq!(
+            c.calendar.patron.as_ref().map(|p| (p.month, p.day)),
+            Some((6, 29))
+        );
         assert_eq!(c.policy, Policy::agreement_default());
         assert_eq!(c.database_url, "sqlite://data/messo.db");
     }
@@ -905,7 +926,10 @@ working_days = 1
             ),
             ("MESSO_SLA__WARNING_RATIO".to_owned(), "0.8".to_owned()),
             ("MESSO_HTTP__LISTEN".to_owned(), "0.0.0.0:9000".to_owned()),
-            ("MESSO_SLA__TARGETS__0__WORKING_DAYS".to_owned(), "2".to_owned()),
+            (
+                "MESSO_SLA__TARGETS__0__WORKING_DAYS".to_owned(),
+                "2".to_owned(),
+            ),
             ("MESSO_LOG".to_owned(), "debug".to_owned()),
             ("OTHER__X".to_owned(), "ignored".to_owned()),
         ];
@@ -919,19 +943,35 @@ working_days = 1
                 .seconds,
             2 * 8 * 3600
         );
-        assert!(c
-            .overrides
-            .contains(&("database.url".to_owned(), "MESSO_DATABASE__URL_FILE".to_owned())));
+        assert!(c.overrides.contains(&(
+            "database.url".to_owned(),
+            "MESSO_DATABASE__URL_FILE".to_owned()
+        )));
 
-        let bad = vec![("MESSO_SLA__HOURS_PER_WORKING_DAY".to_owned(), "eight".to_owned())];
+        let bad = vec![(
+            "MESSO_SLA__HOURS_PER_WORKING_DAY".to_owned(),
+            "eight".to_owned(),
+        )];
         let err = Config::from_toml(BUILTIN_TOML, "built-in", bad).unwrap_err();
-        assert!(err.to_string().starts_with("environment variable MESSO_SLA__HOURS_PER_WORKING_DAY"));
+        assert!(
+            err.to_string()
+                .starts_with("environment variable MESSO_SLA__HOURS_PER_WORKING_DAY")
+        );
         let unknown = vec![("MESSO_SLA__COLOUR".to_owned(), "blue".to_owned())];
         let err = Config::from_toml(BUILTIN_TOML, "built-in", unknown).unwrap_err();
-        assert!(err.to_string().contains("(set by MESSO_SLA__COLOUR)"), "{err}");
-        let missing = vec![("MESSO_DATABASE__URL_FILE".to_owned(), "/nonexistent/x".to_owned())];
+        assert!(
+            err.to_string().contains("(set by MESSO_SLA__COLOUR)"),
+            "{err}"
+        );
+        let missing = vec![(
+            "MESSO_DATABASE__URL_FILE".to_owned(),
+            "/nonexistent/x".to_owned(),
+        )];
         let err = Config::from_toml(BUILTIN_TOML, "built-in", missing).unwrap_err();
-        assert!(err.to_string().contains("cannot read /nonexistent/x"), "{err}");
+        assert!(
+            err.to_string().contains("cannot read /nonexistent/x"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

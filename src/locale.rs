@@ -141,15 +141,30 @@ mod tests {
     fn writes_dates_the_italian_way() {
         let cal = Calendar::new(CalendarSpec::roma_capitale()).unwrap();
         let t = Timestamp::parse_rfc3339("2026-03-05T09:45:00Z").unwrap();
-        assert_eq!(date_time(Lang::It, &cal, t), "giovedì 5 marzo 2026 alle 10:45");
-        assert_eq!(date_time(Lang::En, &cal, t), "Thursday 5 March 2026 at 10:45");
+        assert_eq!(
+            date_time(Lang::It, &cal, t),
+            "giovedì 5 marzo 2026 alle 10:45"
+        );
+        assert_eq!(
+            date_time(Lang::En, &cal, t),
+            "Thursday 5 March 2026 at 10:45"
+        );
         let summer = Timestamp::parse_rfc3339("2026-07-01T14:59:59Z").unwrap();
-        assert_eq!(date_time(Lang::It, &cal, summer), "mercoledì 1 luglio 2026 alle 16:59:59");
+        assert_eq!(
+            date_time(Lang::It, &cal, summer),
+            "mercoledì 1 luglio 2026 alle 16:59:59"
+        );
         assert_eq!(duration(26_100), "7 h 15 min");
         assert_eq!(duration(2_700), "45 min");
         assert_eq!(duration(28_800), "8 h");
         assert_eq!(duration(0), "0 s");
-        assert_eq!(count(Lang::It, 1, ("giorno", "giorni"), ("day", "days")), "1 giorno");
-        assert_eq!(count(Lang::En, 3, ("giorno", "giorni"), ("day", "days")), "3 days");
+        assert_eq!(
+            count(Lang::It, 1, ("giorno", "giorni"), ("day", "days")),
+            "1 giorno"
+        );
+        assert_eq!(
+            count(Lang::En, 3, ("giorno", "giorni"), ("day", "days")),
+            "3 days"
+        );
     }
 }

@@ -141,7 +141,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let sla = build_sla(cli.config.as_ref())?;
             let stdin = io::stdin().lock();
             let stdout = io::stdout().lock();
-            let summary = batch::run(&sla, stdin, stdout).context("sla batch: reading or writing")?;
+            let summary =
+                batch::run(&sla, stdin, stdout).context("sla batch: reading or writing")?;
             tracing::debug!(lines = summary.lines, "batch done");
             Ok(ExitCode::SUCCESS)
         }
@@ -206,12 +207,16 @@ fn parse_suspension(text: &str) -> Result<Suspension> {
     } else {
         Some(parse_time("suspension", to)?)
     };
-    Ok(Suspension::new(from, to).context("--suspension")?)
+    Suspension::new(from, to).context("--suspension")
 }
 
 fn explain_cmd(sla: &Sla, args: ExplainArgs) -> Result<ExitCode> {
     let lang = parse_lang(&args.lang)?;
-    let flag_now = args.now.as_deref().map(|t| parse_time("now", t)).transpose()?;
+    let flag_now = args
+        .now
+        .as_deref()
+        .map(|t| parse_time("now", t))
+        .transpose()?;
     let (ticket, line_now) = if args.received_at.is_some() {
         let received_at = parse_time("received-at", args.received_at.as_deref().unwrap_or(""))?;
         let priority: Priority = args

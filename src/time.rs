@@ -328,8 +328,11 @@ mod tests {
     #[test]
     fn refuses_everything_else_with_a_reason() {
         use TimestampError as E;
-        let cases: &[(&str, fn(&E) -> bool)] = &[
-            ("2026-03-02T10:15:00.5+01:00", |e| matches!(e, E::Fraction(_))),
+        type Check = fn(&E) -> bool;
+        let cases: &[(&str, Check)] = &[
+            ("2026-03-02T10:15:00.5+01:00", |e| {
+                matches!(e, E::Fraction(_))
+            }),
             ("2026-03-02T10:15:00", |e| matches!(e, E::MissingOffset(_))),
             ("2026-03-02t10:15:00Z", |e| matches!(e, E::LowerCase(_))),
             ("2026-03-02T10:15:00z", |e| matches!(e, E::LowerCase(_))),
@@ -343,7 +346,9 @@ mod tests {
             ("2026-3-02T10:15:00Z", |e| matches!(e, E::Shape(_))),
             ("2026-03-02T10:15:00+0100", |e| matches!(e, E::Shape(_))),
             ("2026-03-02T10:15:00+01:00 ", |e| matches!(e, E::Shape(_))),
-            ("2026-03-02T10:15:00+24:00", |e| matches!(e, E::Field { .. })),
+            ("2026-03-02T10:15:00+24:00", |e| {
+                matches!(e, E::Field { .. })
+            }),
             ("", |e| matches!(e, E::Shape(_))),
             ("２026-03-02T10:15:00Z", |e| matches!(e, E::Shape(_))),
         ];

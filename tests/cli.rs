@@ -48,23 +48,34 @@ fn check_config_accepts_the_shipped_file() {
     let out = messo(&["check-config"], None, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("config/messo.toml: configuration valid"), "{stdout}");
+    assert!(
+        stdout.starts_with("config/messo.toml: configuration valid"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Roma Capitale"), "{stdout}");
 }
 
 #[test]
 fn check_config_names_the_key_of_each_problem() {
-    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
-        .expect("shipped config");
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
+            .expect("shipped config");
     let bad = shipped
         .replacen("priority = \"normale\"", "priority = \"Urgent\"", 1)
         .replace("time_zone = \"Europe/Rome\"", "time_zone = \"Europe/Roma\"");
     let path = temp_file("bad.toml", &bad);
-    let out = messo(&["--config", path.to_str().expect("path"), "check-config"], None, &[]);
+    let out = messo(
+        &["--config", path.to_str().expect("path"), "check-config"],
+        None,
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("2 problems"), "{stderr}");
-    assert!(stderr.contains("calendar.time_zone: unknown time zone \"Europe/Roma\""), "{stderr}");
+    assert!(
+        stderr.contains("calendar.time_zone: unknown time zone \"Europe/Roma\""),
+        "{stderr}"
+    );
     assert!(
         stderr.contains(
             "sla.targets[2].priority: unknown priority \"Urgent\"; expected urgente|alta|normale|bassa"
@@ -76,11 +87,23 @@ fn check_config_names_the_key_of_each_problem() {
 #[test]
 fn check_config_reports_syntax_errors_missing_files_and_env_overrides() {
     let path = temp_file("syntax.toml", "[sla\nwarning_ratio = 0.7\n");
-    let out = messo(&["--config", path.to_str().expect("path"), "check-config"], None, &[]);
+    let out = messo(
+        &["--config", path.to_str().expect("path"), "check-config"],
+        None,
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("is not valid TOML"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is not valid TOML"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = messo(&["--config", "/nonexistent/messo.toml", "check-config"], None, &[]);
+    let out = messo(
+        &["--config", "/nonexistent/messo.toml", "check-config"],
+        None,
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read configuration file /nonexistent/messo.toml"));
 
@@ -93,10 +116,17 @@ fn check_config_reports_syntax_errors_missing_files_and_env_overrides() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("database PostgreSQL"), "{stdout}");
-    assert!(stdout.contains("database.url set by MESSO_DATABASE__URL_FILE"), "{stdout}");
+    assert!(
+        stdout.contains("database.url set by MESSO_DATABASE__URL_FILE"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("hunter2"), "secrets are never printed");
 
-    let out = messo(&["check-config"], None, &[("MESSO_SLA__WARNING_RATIO", "2")]);
+    let out = messo(
+        &["check-config"],
+        None,
+        &[("MESSO_SLA__WARNING_RATIO", "2")],
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
@@ -115,7 +145,10 @@ fn batch_works_from_any_directory_with_the_built_in_defaults() {
         .stdout(Stdio::piped())
         .spawn()
         .and_then(|mut c| {
-            c.stdin.take().expect("stdin").write_all(format!("{T1}\n").as_bytes())?;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("{T1}\n").as_bytes())?;
             c.wait_with_output()
         })
         .expect("run");
@@ -182,8 +215,15 @@ fn explain_names_skipped_holidays_and_out_of_hours_starts() {
     }
     let out = messo(
         &[
-            "sla", "explain", "--json", "--received-at", "2026-04-02T18:30:00+02:00", "--priority", "alta",
-            "--now", "2026-04-07T12:00:00+02:00",
+            "sla",
+            "explain",
+            "--json",
+            "--received-at",
+            "2026-04-02T18:30:00+02:00",
+            "--priority",
+            "alta",
+            "--now",
+            "2026-04-07T12:00:00+02:00",
         ],
         None,
         &[],
@@ -203,19 +243,60 @@ fn explain_names_skipped_holidays_and_out_of_hours_starts() {
 
 #[test]
 fn explain_refuses_bad_input_with_a_reason() {
-    let out = messo(&["sla", "explain", "--line", r#"{"id":"x","received_at":"2026-03-02T10:15:00","priority":"alta","now":"2026-03-02T10:15:00Z"}"#], None, &[]);
+    let out = messo(
+        &[
+            "sla",
+            "explain",
+            "--line",
+            r#"{"id":"x","received_at":"2026-03-02T10:15:00","priority":"alta","now":"2026-03-02T10:15:00Z"}"#,
+        ],
+        None,
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("x: \"received_at\": \"2026-03-02T10:15:00\" has no UTC offset"), "{}", text(&out.stderr));
-    let out = messo(&["sla", "explain", "--received-at", "2026-03-02T10:15:00Z", "--priority", "alta", "--suspension", "2026-03-03T10:00:00Z"], None, &[]);
+    assert!(
+        text(&out.stderr).contains("x: \"received_at\": \"2026-03-02T10:15:00\" has no UTC offset"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = messo(
+        &[
+            "sla",
+            "explain",
+            "--received-at",
+            "2026-03-02T10:15:00Z",
+            "--priority",
+            "alta",
+            "--suspension",
+            "2026-03-03T10:00:00Z",
+        ],
+        None,
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("expected FROM/TO"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("expected FROM/TO"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn due_quotes_a_deadline_for_the_front_desk() {
     // Friday 27 November 2026 at 16:30: 30 min on Friday, then Mon, Tue, and 7 h 30 min of
     // Wednesday 2 December.
-    let out = messo(&["sla", "due", "--priority", "alta", "--at", "2026-11-27T16:30:00+01:00"], None, &[]);
+    let out = messo(
+        &[
+            "sla",
+            "due",
+            "--priority",
+            "alta",
+            "--at",
+            "2026-11-27T16:30:00+01:00",
+        ],
+        None,
+        &[],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
@@ -223,18 +304,48 @@ fn due_quotes_a_deadline_for_the_front_desk() {
     );
     // Saturday receipt on the albo pretorio, in English and JSON.
     let out = messo(
-        &["sla", "due", "--priority", "alta", "--category", "albo_pretorio", "--at", "2026-11-28T10:00:00+01:00", "--json"],
+        &[
+            "sla",
+            "due",
+            "--priority",
+            "alta",
+            "--category",
+            "albo_pretorio",
+            "--at",
+            "2026-11-28T10:00:00+01:00",
+            "--json",
+        ],
         None,
         &[],
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["counting_from"], "2026-11-30T09:00:00+01:00");
     assert_eq!(v["due_at"], "2026-12-02T17:00:00+01:00");
-    let out = messo(&["sla", "due", "--priority", "alta", "--at", "2026-12-07T16:00:00+01:00", "--lang", "en"], None, &[]);
+    let out = messo(
+        &[
+            "sla",
+            "due",
+            "--priority",
+            "alta",
+            "--at",
+            "2026-12-07T16:00:00+01:00",
+            "--lang",
+            "en",
+        ],
+        None,
+        &[],
+    );
     let en = text(&out.stdout);
     // 8 December (Immacolata) is skipped: Mon 1 h, Wed, Thu, Fri 7 h.
-    assert!(en.contains("is due by Friday 11 December 2026 at 16:00."), "{en}");
+    assert!(
+        en.contains("is due by Friday 11 December 2026 at 16:00."),
+        "{en}"
+    );
     let out = messo(&["sla", "due", "--priority", "Alta"], None, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("unknown priority \"Alta\""), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unknown priority \"Alta\""),
+        "{}",
+        text(&out.stderr)
+    );
 }

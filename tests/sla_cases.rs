@@ -25,7 +25,8 @@ fn cases() -> Vec<Case> {
         .lines()
         .enumerate()
         .map(|(n, l)| {
-            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
             let raw_line = match &v["input"] {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -53,14 +54,20 @@ fn sla(config: &str) -> Sla {
 }
 
 fn check(case: &Case, answer: &str) -> Result<(), String> {
-    let got: Value = serde_json::from_str(answer).map_err(|e| format!("answer is not JSON: {e}"))?;
+    let got: Value =
+        serde_json::from_str(answer).map_err(|e| format!("answer is not JSON: {e}"))?;
     if case.expect.get("error") == Some(&Value::Bool(true)) {
         let message = got.get("error").and_then(Value::as_str);
         if message.is_none_or(str::is_empty) || got.get("id") != case.expect.get("id") {
-            return Err(format!("expected an error line with id {}, got {answer}", case.expect["id"]));
+            return Err(format!(
+                "expected an error line with id {}, got {answer}",
+                case.expect["id"]
+            ));
         }
         if got.as_object().map(|o| o.len()) != Some(2) {
-            return Err(format!("an error line has exactly id and error, got {answer}"));
+            return Err(format!(
+                "an error line has exactly id and error, got {answer}"
+            ));
         }
         return Ok(());
     }
@@ -84,7 +91,11 @@ fn every_hand_checked_case_holds() {
     let split = sla("split");
     let mut failures = Vec::new();
     for case in &cases {
-        let s = if case.config == "split" { &split } else { &default };
+        let s = if case.config == "split" {
+            &split
+        } else {
+            &default
+        };
         let mut out = Vec::new();
         BatchProcessor::new(s).answer(case.raw_line.as_bytes(), &mut out);
         let answer = String::from_utf8(out).expect("UTF-8");
@@ -92,12 +103,20 @@ fn every_hand_checked_case_holds() {
             failures.push(format!("{}: {e}", case.name));
         }
     }
-    assert!(failures.is_empty(), "{} failing:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn the_binary_answers_the_default_table_line_for_line() {
-    let cases: Vec<Case> = cases().into_iter().filter(|c| c.config == "default").collect();
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| c.config == "default")
+        .collect();
     let mut input = String::new();
     for c in &cases {
         input.push_str(&c.raw_line);
@@ -116,7 +135,12 @@ fn the_binary_answers_the_default_table_line_for_line() {
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().expect("wait");
     writer.join().expect("writer").expect("write");
-    assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).expect("UTF-8");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), cases.len(), "one answer per line");

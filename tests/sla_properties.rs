@@ -37,19 +37,27 @@ fn instant() -> impl Strategy<Value = Timestamp> {
     let day = 0..((END_2028 - START_2024) / 86_400 - 40);
     prop_oneof![
         (START_2024..END_2028 - 40 * 86_400).prop_map(Timestamp),
-        (day, prop::sample::select(vec![
-            (8, 59, 59),
-            (9, 0, 0),
-            (16, 59, 59),
-            (17, 0, 0),
-            (0, 0, 0),
-            (12, 30, 0)
-        ]))
+        (
+            day,
+            prop::sample::select(vec![
+                (8, 59, 59),
+                (9, 0, 0),
+                (16, 59, 59),
+                (17, 0, 0),
+                (0, 0, 0),
+                (12, 30, 0)
+            ])
+        )
             .prop_map(|(d, (h, m, s))| {
                 let date = NaiveDate::from_ymd_opt(2024, 1, 1).expect("date")
                     + chrono::Days::new(d as u64);
                 let local = date.and_hms_opt(h, m, s).expect("time");
-                Timestamp(Rome.from_local_datetime(&local).earliest().expect("exists").timestamp())
+                Timestamp(
+                    Rome.from_local_datetime(&local)
+                        .earliest()
+                        .expect("exists")
+                        .timestamp(),
+                )
             }),
     ]
 }
@@ -65,7 +73,11 @@ fn category() -> impl Strategy<Value = Category> {
 /// Up to three suspensions around `r`: closed or open, possibly before it or overlapping.
 fn suspensions_near(r: Timestamp) -> impl Strategy<Value = Vec<Suspension>> {
     prop::collection::vec(
-        (-3 * 86_400i64..15 * 86_400, 0i64..6 * 86_400, prop::bool::weighted(0.15)),
+        (
+            -3 * 86_400i64..15 * 86_400,
+            0i64..6 * 86_400,
+            prop::bool::weighted(0.15),
+        ),
         0..=3,
     )
     .prop_map(move |v| {

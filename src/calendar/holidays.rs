@@ -95,14 +95,7 @@ pub const ITALIAN_NATIONAL_HOLIDAYS: &[HolidayRule] = &[
         25,
         1970,
     ),
-    fixed(
-        "lavoro",
-        "Festa del Lavoro",
-        "Labour Day",
-        5,
-        1,
-        1970,
-    ),
+    fixed("lavoro", "Festa del Lavoro", "Labour Day", 5, 1, 1970),
     fixed(
         "repubblica",
         "Festa della Repubblica",
@@ -127,14 +120,7 @@ pub const ITALIAN_NATIONAL_HOLIDAYS: &[HolidayRule] = &[
         4,
         2026,
     ),
-    fixed(
-        "ognissanti",
-        "Ognissanti",
-        "All Saints' Day",
-        11,
-        1,
-        1970,
-    ),
+    fixed("ognissanti", "Ognissanti", "All Saints' Day", 11, 1, 1970),
     fixed(
         "immacolata",
         "Immacolata Concezione",

@@ -15,8 +15,7 @@ use chrono_tz::Tz;
 pub use holidays::{HolidayDate, HolidayRule, ITALIAN_NATIONAL_HOLIDAYS};
 
 use crate::time::{
-    DAY, Timestamp, civil_from_days, days_from_civil, days_in_month, naive_date,
-    weekday_from_days,
+    DAY, Timestamp, civil_from_days, days_from_civil, days_in_month, naive_date, weekday_from_days,
 };
 
 /// A working window in local wall-clock time, half-open `[start, end)`, in minutes after
@@ -508,7 +507,10 @@ impl Calendar {
             let i = idx as usize;
             let c = self.day_closed[i];
             let closed = (c != 0).then(|| &self.closed[usize::from(c) - 1]);
-            (closed, self.day_first[i] as usize..self.day_first[i + 1] as usize)
+            (
+                closed,
+                self.day_first[i] as usize..self.day_first[i + 1] as usize,
+            )
         };
         DayInfo {
             day,
@@ -574,7 +576,10 @@ mod tests {
             Some(ts("2026-03-30T09:00:00+02:00"))
         );
         assert_eq!(
-            cal.business_between(ts("2026-03-27T16:00:00+01:00"), ts("2026-03-30T10:00:00+02:00")),
+            cal.business_between(
+                ts("2026-03-27T16:00:00+01:00"),
+                ts("2026-03-30T10:00:00+02:00")
+            ),
             2 * 3600
         );
         assert_eq!(cal.offset_at(ts("2026-10-25T00:30:00Z")), 7200);
@@ -600,7 +605,10 @@ mod tests {
         let plain = cal.day(days_from_civil(2026, 3, 2));
         assert_eq!(
             plain.windows,
-            vec![(ts("2026-03-02T09:00:00+01:00"), ts("2026-03-02T17:00:00+01:00"))]
+            vec![(
+                ts("2026-03-02T09:00:00+01:00"),
+                ts("2026-03-02T17:00:00+01:00")
+            )]
         );
     }
 

@@ -182,9 +182,10 @@ pub fn explain(sla: &Sla, ticket: TicketTimes, now: Timestamp) -> Result<Explana
         }
         let info = cal.day(d);
         let day_span = (cal.local_midnight(d), cal.local_midnight(d + 1));
-        let whole_day_suspended = susp.iter().any(|s| {
-            s.from <= day_span.0.max(r) && s.to.is_none_or(|to| to >= day_span.1)
-        }) && day_span.1 > r;
+        let whole_day_suspended = susp
+            .iter()
+            .any(|s| s.from <= day_span.0.max(r) && s.to.is_none_or(|to| to >= day_span.1))
+            && day_span.1 > r;
         let spans = match target.clock {
             ClockKind::Business => info.windows.clone(),
             ClockKind::Calendar => vec![day_span],
@@ -233,7 +234,12 @@ fn target_phrase(lang: Lang, e: &Explanation) -> String {
     match (lang, e.target_amount) {
         (Lang::It, Amount::WorkingDays(n)) => format!(
             "{} ({} h di tempo lavorativo; un giorno lavorativo vale {h} h)",
-            locale::count(lang, n.into(), ("giorno lavorativo", "giorni lavorativi"), ("", "")),
+            locale::count(
+                lang,
+                n.into(),
+                ("giorno lavorativo", "giorni lavorativi"),
+                ("", "")
+            ),
             n * h
         ),
         (Lang::En, Amount::WorkingDays(n)) => format!(
@@ -241,18 +247,30 @@ fn target_phrase(lang: Lang, e: &Explanation) -> String {
             locale::count(lang, n.into(), ("", ""), ("working day", "working days")),
             n * h
         ),
-        (Lang::It, Amount::Hours(n)) if e.status.clock == ClockKind::Business => {
-            locale::count(lang, n.into(), ("ora lavorativa", "ore lavorative"), ("", ""))
-        }
-        (Lang::It, Amount::Hours(n)) => {
-            locale::count(lang, n.into(), ("ora di calendario", "ore di calendario"), ("", ""))
-        }
-        (Lang::En, Amount::Hours(n)) if e.status.clock == ClockKind::Business => {
-            locale::count(lang, n.into(), ("", ""), ("business hour", "business hours"))
-        }
-        (Lang::En, Amount::Hours(n)) => {
-            locale::count(lang, n.into(), ("", ""), ("calendar hour", "calendar hours"))
-        }
+        (Lang::It, Amount::Hours(n)) if e.status.clock == ClockKind::Business => locale::count(
+            lang,
+            n.into(),
+            ("ora lavorativa", "ore lavorative"),
+            ("", ""),
+        ),
+        (Lang::It, Amount::Hours(n)) => locale::count(
+            lang,
+            n.into(),
+            ("ora di calendario", "ore di calendario"),
+            ("", ""),
+        ),
+        (Lang::En, Amount::Hours(n)) if e.status.clock == ClockKind::Business => locale::count(
+            lang,
+            n.into(),
+            ("", ""),
+            ("business hour", "business hours"),
+        ),
+        (Lang::En, Amount::Hours(n)) => locale::count(
+            lang,
+            n.into(),
+            ("", ""),
+            ("calendar hour", "calendar hours"),
+        ),
         (Lang::It, Amount::Days(n)) => format!(
             "{} di calendario (contati tutti i giorni, festivi compresi)",
             locale::count(lang, n.into(), ("giorno", "giorni"), ("", ""))
@@ -354,9 +372,9 @@ pub fn render_text(sla: &Sla, e: &Explanation, lang: Lang) -> String {
             "Received {received}, the office is closed ({}): the clock starts on the next working day, {start}.",
             c.name_en()
         ),
-        (StartReason::CalendarClock, true) => format!(
-            "Ricevuta {received}: il termine in giorni di calendario decorre subito."
-        ),
+        (StartReason::CalendarClock, true) => {
+            format!("Ricevuta {received}: il termine in giorni di calendario decorre subito.")
+        }
         (StartReason::CalendarClock, false) => {
             format!("Received {received}: the calendar-day clock starts at once.")
         }
@@ -480,9 +498,8 @@ pub fn render_text(sla: &Sla, e: &Explanation, lang: Lang) -> String {
         (None, true) => out.push_str(
             "Scadenza: da ricalcolare al ricevimento dell'integrazione (il termine è sospeso).\n",
         ),
-        (None, false) => out.push_str(
-            "Due: to be computed when the documents arrive (the clock is suspended).\n",
-        ),
+        (None, false) => out
+            .push_str("Due: to be computed when the documents arrive (the clock is suspended).\n"),
     }
     let (el, tg) = (locale::duration(s.elapsed_s), locale::duration(s.target_s));
     if it {
@@ -490,7 +507,11 @@ pub fn render_text(sla: &Sla, e: &Explanation, lang: Lang) -> String {
             "Situazione di {}: {}; {} trascorso {el} su {tg}.\n",
             dt(e.now),
             state_phrase(lang, s),
-            if business { "tempo lavorativo" } else { "tempo" }
+            if business {
+                "tempo lavorativo"
+            } else {
+                "tempo"
+            }
         ));
     } else {
         out.push_str(&format!(

@@ -241,10 +241,7 @@ impl Sla {
         match target.clock {
             ClockKind::Business => {
                 let m = BusinessTime(&self.calendar);
-                let counting_from = self
-                    .calendar
-                    .next_opening(received_at)
-                    .ok_or(OutOfRange)?;
+                let counting_from = self.calendar.next_opening(received_at).ok_or(OutOfRange)?;
                 self.status_with(&m, counting_from, received_at, target, suspensions, now)
             }
             ClockKind::Calendar => {
@@ -333,24 +330,50 @@ mod tests {
     fn normalizing_clips_merges_and_drops() {
         let r = ts("2026-03-02T10:00:00+01:00");
         let mut v = vec![
-            sus("2026-03-05T10:00:00+01:00", Some("2026-03-06T10:00:00+01:00")),
-            sus("2026-03-01T10:00:00+01:00", Some("2026-03-02T11:00:00+01:00")),
-            sus("2026-03-01T10:00:00+01:00", Some("2026-03-01T12:00:00+01:00")),
-            sus("2026-03-04T10:00:00+01:00", Some("2026-03-05T12:00:00+01:00")),
-            sus("2026-03-03T10:00:00+01:00", Some("2026-03-03T10:00:00+01:00")),
+            sus(
+                "2026-03-05T10:00:00+01:00",
+                Some("2026-03-06T10:00:00+01:00"),
+            ),
+            sus(
+                "2026-03-01T10:00:00+01:00",
+                Some("2026-03-02T11:00:00+01:00"),
+            ),
+            sus(
+                "2026-03-01T10:00:00+01:00",
+                Some("2026-03-01T12:00:00+01:00"),
+            ),
+            sus(
+                "2026-03-04T10:00:00+01:00",
+                Some("2026-03-05T12:00:00+01:00"),
+            ),
+            sus(
+                "2026-03-03T10:00:00+01:00",
+                Some("2026-03-03T10:00:00+01:00"),
+            ),
             sus("2026-03-09T10:00:00+01:00", None),
-            sus("2026-03-10T10:00:00+01:00", Some("2026-03-11T10:00:00+01:00")),
+            sus(
+                "2026-03-10T10:00:00+01:00",
+                Some("2026-03-11T10:00:00+01:00"),
+            ),
         ];
         normalize_suspensions(r, &mut v);
         assert_eq!(
             v,
             vec![
-                sus("2026-03-02T10:00:00+01:00", Some("2026-03-02T11:00:00+01:00")),
-                sus("2026-03-04T10:00:00+01:00", Some("2026-03-06T10:00:00+01:00")),
+                sus(
+                    "2026-03-02T10:00:00+01:00",
+                    Some("2026-03-02T11:00:00+01:00")
+                ),
+                sus(
+                    "2026-03-04T10:00:00+01:00",
+                    Some("2026-03-06T10:00:00+01:00")
+                ),
                 sus("2026-03-09T10:00:00+01:00", None),
             ]
         );
-        assert!(Suspension::new(ts("2026-03-02T10:00:00Z"), Some(ts("2026-03-02T09:00:00Z"))).is_err());
+        assert!(
+            Suspension::new(ts("2026-03-02T10:00:00Z"), Some(ts("2026-03-02T09:00:00Z"))).is_err()
+        );
     }
 
     #[test]
@@ -364,12 +387,18 @@ mod tests {
                 ts("2026-03-02T10:15:00+01:00"),
                 Category::Generale,
                 Priority::Urgente,
-                &[sus("2026-03-02T11:00:00+01:00", Some("2026-03-04T09:30:00+01:00"))],
+                &[sus(
+                    "2026-03-02T11:00:00+01:00",
+                    Some("2026-03-04T09:30:00+01:00"),
+                )],
                 ts("2026-03-05T12:00:00+01:00"),
             )
             .unwrap();
         assert_eq!(s.due_at, Some(ts("2026-03-04T16:45:00+01:00")));
         assert_eq!(s.state, SlaState::Breached);
-        assert_eq!((s.elapsed_s, s.target_s, s.remaining_s), (40_500, 28_800, 0));
+        assert_eq!(
+            (s.elapsed_s, s.target_s, s.remaining_s),
+            (40_500, 28_800, 0)
+        );
     }
 }

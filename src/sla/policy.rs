@@ -124,9 +124,10 @@ impl Policy {
                     format!("target must be between 1 and 3650, found {n}"),
                 ));
             }
-            if let Some(j) = rules[..i].iter().position(|o| {
-                o.category == r.category && o.priority == r.priority
-            }) {
+            if let Some(j) = rules[..i]
+                .iter()
+                .position(|o| o.category == r.category && o.priority == r.priority)
+            {
                 return Err(rule_err(
                     i,
                     format!("repeats the category and priority of targets[{j}]"),
