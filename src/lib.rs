@@ -10,4 +10,5 @@ pub mod config;
 pub mod domain;
 pub mod locale;
 pub mod sla;
+pub mod ticket;
 pub mod time;

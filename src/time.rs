@@ -189,6 +189,13 @@ pub fn write_rfc3339(out: &mut String, ts: Timestamp, offset_s: i32) {
     push_2(out, off / 60 % 60);
 }
 
+/// Serialized as Unix seconds (content hashes, stored event data).
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.0)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = String::with_capacity(25);

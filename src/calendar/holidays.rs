@@ -2,10 +2,12 @@
 //! year it applies, so a change in the law adds a rule instead of editing one, and a deadline
 //! already computed for a past year never moves.
 
+use std::borrow::Cow;
+
 use crate::time::{days_from_civil, easter_sunday};
 
 /// How the date of a holiday is found in a given year.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HolidayDate {
     /// The same month and day every year.
     Fixed { month: u32, day: u32 },
@@ -14,14 +16,14 @@ pub enum HolidayDate {
 }
 
 /// One national holiday rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HolidayRule {
-    /// Stable identifier, used in `--json` explanations.
-    pub id: &'static str,
+    /// Stable identifier, used in `--json` explanations and stored calendar versions.
+    pub id: Cow<'static, str>,
     /// Name in Italian.
-    pub it: &'static str,
+    pub it: Cow<'static, str>,
     /// Name in English.
-    pub en: &'static str,
+    pub en: Cow<'static, str>,
     pub date: HolidayDate,
     /// First year the rule applies.
     pub from_year: i32,
@@ -63,9 +65,9 @@ const fn fixed(
     from_year: i32,
 ) -> HolidayRule {
     HolidayRule {
-        id,
-        it,
-        en,
+        id: Cow::Borrowed(id),
+        it: Cow::Borrowed(it),
+        en: Cow::Borrowed(en),
         date: HolidayDate::Fixed { month, day },
         from_year,
         until_year: None,
@@ -80,9 +82,9 @@ pub const ITALIAN_NATIONAL_HOLIDAYS: &[HolidayRule] = &[
     fixed("capodanno", "Capodanno", "New Year's Day", 1, 1, 1970),
     fixed("epifania", "Epifania", "Epiphany", 1, 6, 1970),
     HolidayRule {
-        id: "lunedi_angelo",
-        it: "Lunedì dell'Angelo",
-        en: "Easter Monday",
+        id: Cow::Borrowed("lunedi_angelo"),
+        it: Cow::Borrowed("Lunedì dell'Angelo"),
+        en: Cow::Borrowed("Easter Monday"),
         date: HolidayDate::EasterMonday,
         from_year: 1970,
         until_year: None,

@@ -113,7 +113,7 @@ impl ClosedDay {
     /// The closure's name in Italian.
     pub fn name_it(&self) -> &str {
         match self {
-            ClosedDay::National(r) => r.it,
+            ClosedDay::National(r) => &r.it,
             ClosedDay::Patron(n) | ClosedDay::Closure(n) => n,
         }
     }
@@ -121,7 +121,7 @@ impl ClosedDay {
     /// The closure's name in English (configured names are used as they are).
     pub fn name_en(&self) -> &str {
         match self {
-            ClosedDay::National(r) => r.en,
+            ClosedDay::National(r) => &r.en,
             ClosedDay::Patron(n) | ClosedDay::Closure(n) => n,
         }
     }
@@ -267,7 +267,7 @@ impl Calendar {
         for year in FIRST_DATE.0..=LAST_DATE.0 {
             for rule in &spec.national {
                 if let Some(day) = rule.day_in(year) {
-                    mark(day, ClosedDay::National(*rule), &mut closed);
+                    mark(day, ClosedDay::National(rule.clone()), &mut closed);
                 }
             }
             if let Some(p) = &spec.patron

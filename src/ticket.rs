@@ -1,0 +1,884 @@
+//! Tickets as the CRM describes them, and their events: parsed and validated here, once, for the
+//! REST API and for direct writes alike; and the pure rules that turn a ticket's event history
+//! into the facts the SLA clock needs.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Category, Lang, Priority};
+use crate::sla::Suspension;
+use crate::time::Timestamp;
+
+/// A field of a request that is wrong, named the way the client wrote it (`citizen.mobile`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+fn field_err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The CRM's ticket number: 1–64 characters of letters, digits and `. _ / -`, starting with a
+/// letter or digit (`2026/000123`, `URP-2026-77`). In URLs a `/` is written `%2F`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TicketNumber(String);
+
+impl TicketNumber {
+    /// Validates a ticket number.
+    pub fn parse(s: &str) -> Result<TicketNumber, String> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-');
+        if s.is_empty() || s.len() > 64 {
+            return Err(format!("must be 1–64 characters, found {}", s.len()));
+        }
+        if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) || !s.chars().all(ok_char) {
+            return Err(format!(
+                "{s:?} may hold only letters, digits and . _ / -, starting with a letter or digit"
+            ));
+        }
+        Ok(TicketNumber(s.to_owned()))
+    }
+
+    /// The number as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TicketNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A channel a citizen can be reached on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+    Pec,
+}
+
+impl Channel {
+    fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "email" => Some(Channel::Email),
+            "sms" => Some(Channel::Sms),
+            "pec" => Some(Channel::Pec),
+            _ => None,
+        }
+    }
+}
+
+/// How to reach the citizen. At least one address; the preferred channel must have one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Citizen {
+    pub email: Option<String>,
+    /// E.164, e.g. `+393471234567`.
+    pub mobile: Option<String>,
+    pub pec: Option<String>,
+    pub fiscal_code: Option<String>,
+    pub language: String,
+    pub preferred_channel: Channel,
+    pub opt_out: Vec<Channel>,
+}
+
+/// Checks the shape of an e-mail address: one `@`, a local part, a domain with a dot, no spaces.
+pub fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    s.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Normalizes a mobile number to E.164: spaces, dots and dashes are dropped; the result must be
+/// `+` and 8–15 digits.
+pub fn normalize_e164(s: &str) -> Option<String> {
+    let compact: String = s
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.'))
+        .collect();
+    let digits = compact.strip_prefix('+')?;
+    ((8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0'))
+    .then_some(compact)
+}
+
+/// Checks an Italian codice fiscale: 16 characters in its pattern (omocodia letters allowed in
+/// the digit places) with a correct check character. Returns it upper-cased.
+pub fn normalize_fiscal_code(s: &str) -> Option<String> {
+    let cf = s.trim().to_ascii_uppercase();
+    let b = cf.as_bytes();
+    if b.len() != 16 {
+        return None;
+    }
+    const OMOCODIA: &[u8] = b"LMNPQRSTUV";
+    let digit_like = |c: u8| c.is_ascii_digit() || OMOCODIA.contains(&c);
+    let letters = [0, 1, 2, 3, 4, 5, 8, 11, 15];
+    let digits = [6, 7, 9, 10, 12, 13, 14];
+    if !letters.iter().all(|&i| b[i].is_ascii_uppercase()) || !digits.iter().all(|&i| digit_like(b[i])) {
+        return None;
+    }
+    const ODD: [u32; 26] = [
+        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23,
+    ];
+    let mut sum = 0u32;
+    for (i, &c) in b[..15].iter().enumerate() {
+        let v = if c.is_ascii_digit() {
+            u32::from(c - b'0')
+        } else {
+            u32::from(c - b'A')
+        };
+        // Positions are counted from 1: odd positions use the table.
+        sum += if i % 2 == 0 { ODD[v as usize] } else { v };
+    }
+    let check = b'A' + (sum % 26) as u8;
+    (b[15] == check).then_some(cf)
+}
+
+/// A new ticket as the CRM sends it (`POST /api/v1/tickets` or a `crm_inbox` row of kind
+/// `ticket`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewTicket {
+    pub number: TicketNumber,
+    pub office: String,
+    pub category: Category,
+    pub priority: Priority,
+    pub subject: String,
+    pub received_at: Timestamp,
+    pub citizen: Citizen,
+    /// First processing step, if the CRM gives one.
+    pub step: Option<(String, String)>,
+}
+
+/// Reads fields out of a JSON object, collecting every problem with its path.
+struct Fields<'a> {
+    obj: &'a serde_json::Map<String, Value>,
+    prefix: &'a str,
+    errors: Vec<FieldError>,
+    known: &'a [&'a str],
+}
+
+impl<'a> Fields<'a> {
+    fn new(
+        value: &'a Value,
+        prefix: &'a str,
+        known: &'a [&'a str],
+    ) -> Result<Fields<'a>, FieldError> {
+        match value {
+            Value::Object(obj) => {
+                let mut f = Fields {
+                    obj,
+                    prefix,
+                    errors: Vec::new(),
+                    known,
+                };
+                for k in obj.keys() {
+                    if !known.contains(&k.as_str()) {
+                        let path = f.path(k);
+                        f.errors.push(field_err(
+                            path,
+                            format!("unknown field; expected one of {}", known.join(", ")),
+                        ));
+                    }
+                }
+                Ok(f)
+            }
+            other => Err(field_err(
+                if prefix.is_empty() { "(body)" } else { prefix },
+                format!("must be a JSON object, found {}", kind(other)),
+            )),
+        }
+    }
+
+    fn path(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.prefix)
+        }
+    }
+
+    fn fail(&mut self, key: &str, message: impl Into<String>) {
+        let path = self.path(key);
+        self.errors.push(field_err(path, message));
+    }
+
+    fn opt_str(&mut self, key: &str) -> Option<&'a str> {
+        debug_assert!(self.known.contains(&key));
+        match self.obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(other) => {
+                self.fail(key, format!("must be a string, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    fn str(&mut self, key: &str) -> Option<&'a str> {
+        let present = matches!(self.obj.get(key), Some(v) if !v.is_null());
+        let v = self.opt_str(key);
+        if !present {
+            self.fail(key, "is required");
+        }
+        v
+    }
+
+    /// A required non-empty text of at most `max` characters, trimmed.
+    fn text(&mut self, key: &str, max: usize) -> Option<String> {
+        let s = self.str(key)?.trim();
+        if s.is_empty() {
+            self.fail(key, "must not be empty");
+            return None;
+        }
+        if s.chars().count() > max {
+            self.fail(key, format!("must be at most {max} characters"));
+            return None;
+        }
+        Some(s.to_owned())
+    }
+
+    fn time(&mut self, key: &str) -> Option<Timestamp> {
+        let s = self.str(key)?;
+        match Timestamp::parse_rfc3339(s) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.fail(key, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn parsed<T: std::str::FromStr>(&mut self, key: &str) -> Option<T>
+    where
+        T::Err: fmt::Display,
+    {
+        let s = self.str(key)?;
+        match s.parse::<T>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.fail(key, e.to_string());
+                None
+            }
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Citizen> {
+    let Some(value) = value else {
+        errors.push(field_err("citizen", "is required"));
+        return None;
+    };
+    let known = [
+        "email",
+        "mobile",
+        "pec",
+        "fiscal_code",
+        "language",
+        "preferred_channel",
+        "opt_out",
+    ];
+    let mut f = match Fields::new(value, "citizen", &known) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.push(e);
+            return None;
+        }
+    };
+    let email = f.opt_str("email").map(str::trim).map(str::to_owned);
+    if let Some(e) = &email
+        && !valid_email(e)
+    {
+        f.fail("email", "is not an e-mail address");
+    }
+    let pec = f.opt_str("pec").map(str::trim).map(str::to_owned);
+    if let Some(e) = &pec
+        && !valid_email(e)
+    {
+        f.fail("pec", "is not an e-mail address");
+    }
+    let mobile = match f.opt_str("mobile") {
+        Some(m) => match normalize_e164(m) {
+            Some(n) => Some(n),
+            None => {
+                f.fail(
+                    "mobile",
+                    "must be an international number in E.164 form, like +393471234567",
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let fiscal_code = match f.opt_str("fiscal_code") {
+        Some(cf) => match normalize_fiscal_code(cf) {
+            Some(cf) => Some(cf),
+            None => {
+                f.fail(
+                    "fiscal_code",
+                    "is not a valid codice fiscale (16 characters with a correct check letter)",
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let language = match f.opt_str("language").unwrap_or("it") {
+        l if l.parse::<Lang>().is_ok() => l.to_owned(),
+        other => {
+            f.fail("language", format!("unknown language {other:?}; expected it|en"));
+            "it".to_owned()
+        }
+    };
+    let preferred = f.opt_str("preferred_channel");
+    let preferred_channel = match preferred {
+        Some(p) => Channel::parse(p).or_else(|| {
+            f.fail(
+                "preferred_channel",
+                format!("unknown channel {p:?}; expected email|sms|pec"),
+            );
+            None
+        }),
+        None if email.is_some() => Some(Channel::Email),
+        None if mobile.is_some() => Some(Channel::Sms),
+        None if pec.is_some() => Some(Channel::Pec),
+        None => None,
+    };
+    let mut opt_out = Vec::new();
+    match f.obj.get("opt_out") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str().and_then(Channel::parse) {
+                    Some(c) if !opt_out.contains(&c) => opt_out.push(c),
+                    Some(_) => {}
+                    None => f.fail(
+                        &format!("opt_out[{i}]"),
+                        "must be one of email, sms, pec",
+                    ),
+                }
+            }
+        }
+        Some(other) => f.fail(
+            "opt_out",
+            format!("must be an array of channels, found {}", kind(other)),
+        ),
+    }
+    if email.is_none() && mobile.is_none() && pec.is_none() {
+        f.fail("email", "give at least one of email, mobile or pec");
+    }
+    if let Some(p) = preferred_channel {
+        let has = match p {
+            Channel::Email => email.is_some(),
+            Channel::Sms => mobile.is_some(),
+            Channel::Pec => pec.is_some(),
+        };
+        if !has && f.errors.is_empty() {
+            f.fail(
+                "preferred_channel",
+                format!("{p:?} is preferred but no address for it is given").to_lowercase(),
+            );
+        }
+    }
+    let ok = f.errors.is_empty();
+    errors.append(&mut f.errors);
+    if !ok {
+        return None;
+    }
+    Some(Citizen {
+        email,
+        mobile,
+        pec,
+        fiscal_code,
+        language,
+        preferred_channel: preferred_channel?,
+        opt_out,
+    })
+}
+
+impl NewTicket {
+    /// Validates a ticket body. Every problem is reported, each with its field.
+    pub fn from_json(value: &Value) -> Result<NewTicket, Vec<FieldError>> {
+        let known = [
+            "number",
+            "office",
+            "category",
+            "priority",
+            "subject",
+            "received_at",
+            "citizen",
+            "step",
+        ];
+        let mut f = Fields::new(value, "", &known).map_err(|e| vec![e])?;
+        let number = f.str("number").and_then(|n| {
+            TicketNumber::parse(n)
+                .map_err(|m| f.fail("number", m))
+                .ok()
+        });
+        let office = f.text("office", 100);
+        let category = match f.opt_str("category") {
+            None => Some(Category::Generale),
+            Some(_) => f.parsed::<Category>("category"),
+        };
+        let priority = f.parsed::<Priority>("priority");
+        let subject = f.text("subject", 500);
+        let received_at = f.time("received_at");
+        let step = match f.obj.get("step") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let known = ["code", "text"];
+                match Fields::new(v, "step", &known) {
+                    Ok(mut s) => {
+                        let code = s.text("code", 100);
+                        let text = s.text("text", 1000);
+                        f.errors.append(&mut s.errors);
+                        code.zip(text)
+                    }
+                    Err(e) => {
+                        f.errors.push(e);
+                        None
+                    }
+                }
+            }
+        };
+        let mut errors = std::mem::take(&mut f.errors);
+        let citizen = parse_citizen(f.obj.get("citizen"), &mut errors);
+        match (number, office, category, priority, subject, received_at, citizen) {
+            (Some(number), Some(office), Some(category), Some(priority), Some(subject), Some(received_at), Some(citizen))
+                if errors.is_empty() =>
+            {
+                Ok(NewTicket {
+                    number,
+                    office,
+                    category,
+                    priority,
+                    subject,
+                    received_at,
+                    citizen,
+                    step,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+
+    /// A hash of the validated content: the same ticket sent twice hashes the same, whatever
+    /// the key order or spacing of the JSON.
+    pub fn content_hash(&self) -> String {
+        hash_json(&serde_json::to_value(self).unwrap_or(Value::Null))
+    }
+}
+
+/// SHA-256 (hex) of a JSON value's compact serialization with sorted keys.
+pub fn hash_json(v: &Value) -> String {
+    // serde_json's map keeps keys sorted (no preserve_order feature), so this is canonical.
+    let text = v.to_string();
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Api,
+    Crm,
+    Webhook,
+    System,
+}
+
+impl Source {
+    /// `api`, `crm`, `webhook` or `system`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Crm => "crm",
+            Source::Webhook => "webhook",
+            Source::System => "system",
+        }
+    }
+}
+
+/// What happened to a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventBody {
+    /// The ticket arrived (recorded by Messo when the ticket is created).
+    Received,
+    /// A processing step, with the text the citizen should read.
+    StepChanged { step: String, text: String },
+    /// The office needs documents or information from the citizen: the clock stops.
+    IntegrationRequested { missing: String },
+    /// The citizen answered: the clock resumes.
+    IntegrationReceived { channel: String, text: Option<String> },
+    PriorityChanged { priority: Priority },
+    CategoryChanged { category: Category },
+    Closed { text: Option<String> },
+    Reopened { reason: String },
+    Note { text: String },
+    /// The ticket was moved to the current policy and calendar on purpose.
+    Rebaselined { policy_version: i64, calendar_version: i64, reason: String },
+}
+
+impl EventBody {
+    /// The stored kind name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::Received => "received",
+            EventBody::StepChanged { .. } => "step_changed",
+            EventBody::IntegrationRequested { .. } => "integration_requested",
+            EventBody::IntegrationReceived { .. } => "integration_received",
+            EventBody::PriorityChanged { .. } => "priority_changed",
+            EventBody::CategoryChanged { .. } => "category_changed",
+            EventBody::Closed { .. } => "closed",
+            EventBody::Reopened { .. } => "reopened",
+            EventBody::Note { .. } => "note",
+            EventBody::Rebaselined { .. } => "rebaselined",
+        }
+    }
+}
+
+/// Channels an integration reply may come through.
+pub const REPLY_CHANNELS: &[&str] = &["email", "sms", "pec", "phone", "portal", "desk", "post"];
+
+/// An event sent by a client: the body and the instant it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewEvent {
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+impl NewEvent {
+    /// Validates an event body (`POST /api/v1/tickets/{number}/events` or a `crm_inbox` row of
+    /// kind `event`).
+    pub fn from_json(value: &Value) -> Result<NewEvent, Vec<FieldError>> {
+        let kind_name = value.get("kind").and_then(Value::as_str).unwrap_or("");
+        let extra: &[&str] = match kind_name {
+            "step_changed" => &["step", "text"],
+            "integration_requested" => &["missing"],
+            "integration_received" => &["channel", "text"],
+            "priority_changed" => &["priority"],
+            "category_changed" => &["category"],
+            "closed" => &["text"],
+            "reopened" => &["reason"],
+            "note" => &["text"],
+            _ => &[],
+        };
+        let mut known = vec!["kind", "at"];
+        known.extend_from_slice(extra);
+        let mut f = Fields::new(value, "", &known).map_err(|e| vec![e])?;
+        let at = f.time("at");
+        let body = match f.str("kind") {
+            None => None,
+            Some("step_changed") => {
+                let step = f.text("step", 100);
+                let text = f.text("text", 1000);
+                step.zip(text).map(|(step, text)| EventBody::StepChanged { step, text })
+            }
+            Some("integration_requested") => f
+                .text("missing", 2000)
+                .map(|missing| EventBody::IntegrationRequested { missing }),
+            Some("integration_received") => {
+                let channel = f.str("channel").and_then(|c| {
+                    if REPLY_CHANNELS.contains(&c) {
+                        Some(c.to_owned())
+                    } else {
+                        f.fail(
+                            "channel",
+                            format!("unknown channel {c:?}; expected {}", REPLY_CHANNELS.join("|")),
+                        );
+                        None
+                    }
+                });
+                let text = f.opt_str("text").map(str::to_owned);
+                channel.map(|channel| EventBody::IntegrationReceived { channel, text })
+            }
+            Some("priority_changed") => f
+                .parsed::<Priority>("priority")
+                .map(|priority| EventBody::PriorityChanged { priority }),
+            Some("category_changed") => f
+                .parsed::<Category>("category")
+                .map(|category| EventBody::CategoryChanged { category }),
+            Some("closed") => Some(EventBody::Closed {
+                text: f.opt_str("text").map(str::to_owned),
+            }),
+            Some("reopened") => f.text("reason", 1000).map(|reason| EventBody::Reopened { reason }),
+            Some("note") => f.text("text", 4000).map(|text| EventBody::Note { text }),
+            Some(other) => {
+                f.fail(
+                    "kind",
+                    format!(
+                        "unknown event kind {other:?}; expected step_changed|integration_requested|integration_received|priority_changed|category_changed|closed|reopened|note"
+                    ),
+                );
+                None
+            }
+        };
+        match (at, body) {
+            (Some(at), Some(body)) if f.errors.is_empty() => Ok(NewEvent { at, body }),
+            _ => Err(f.errors),
+        }
+    }
+
+    /// A hash of the validated content, the default idempotency key of an event sent without one.
+    pub fn content_hash(&self) -> String {
+        hash_json(&serde_json::to_value(self).unwrap_or(Value::Null))
+    }
+}
+
+/// What the event history of a ticket says now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    pub priority: Priority,
+    pub category: Category,
+    /// Waiting for the citizen and time closed, both of which stop the clock.
+    pub suspensions: Vec<Suspension>,
+    pub waiting_since: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+    pub step: Option<(String, String)>,
+    pub last_event_at: Timestamp,
+}
+
+impl Derived {
+    /// The state of a ticket just created.
+    pub fn new(t: &NewTicket) -> Derived {
+        Derived {
+            priority: t.priority,
+            category: t.category,
+            suspensions: Vec::new(),
+            waiting_since: None,
+            closed_at: None,
+            step: t.step.clone(),
+            last_event_at: t.received_at,
+        }
+    }
+}
+
+/// Why an event does not fit the ticket's history. `Conflict` is about the ticket's state (409);
+/// `Invalid` about the event itself (422).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventRejection {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+/// Clock skew tolerated for events stamped slightly in the future.
+pub const FUTURE_TOLERANCE_S: i64 = 300;
+
+/// Applies one event to the derived state, or says why it cannot happen. Pure: `now` is given.
+pub fn apply(d: &mut Derived, received_at: Timestamp, e: &NewEvent, now: Timestamp) -> Result<(), EventRejection> {
+    let invalid = |message: String| EventRejection::Invalid {
+        field: "at".to_owned(),
+        message,
+    };
+    if e.at < received_at {
+        return Err(invalid(format!(
+            "the event ({}) is earlier than the ticket's receipt ({})",
+            e.at, received_at
+        )));
+    }
+    if e.at < d.last_event_at {
+        return Err(invalid(format!(
+            "events must arrive in order: this one ({}) is earlier than the last one ({})",
+            e.at, d.last_event_at
+        )));
+    }
+    if e.at.0 > now.0 + FUTURE_TOLERANCE_S {
+        return Err(invalid(format!("the event ({}) is in the future", e.at)));
+    }
+    let closed = d.closed_at.is_some();
+    let conflict = |m: &str| Err(EventRejection::Conflict(m.to_owned()));
+    match &e.body {
+        EventBody::Reopened { .. } if !closed => return conflict("the ticket is not closed"),
+        EventBody::Reopened { .. } | EventBody::Note { .. } | EventBody::Rebaselined { .. } => {}
+        _ if closed => return conflict("the ticket is closed; reopen it first"),
+        _ => {}
+    }
+    match &e.body {
+        EventBody::Received => return conflict("a ticket is received only once"),
+        EventBody::StepChanged { step, text } => d.step = Some((step.clone(), text.clone())),
+        EventBody::IntegrationRequested { .. } => {
+            if let Some(since) = d.waiting_since {
+                return Err(EventRejection::Conflict(format!(
+                    "the ticket already waits for an integrazione since {since}"
+                )));
+            }
+            d.waiting_since = Some(e.at);
+            d.suspensions.push(Suspension { from: e.at, to: None });
+        }
+        EventBody::IntegrationReceived { .. } => {
+            if d.waiting_since.take().is_none() {
+                return conflict("the ticket is not waiting for an integrazione");
+            }
+            close_open_suspension(d, e.at);
+        }
+        EventBody::PriorityChanged { priority } => {
+            if *priority == d.priority {
+                return Err(EventRejection::Invalid {
+                    field: "priority".to_owned(),
+                    message: format!("the ticket's priority is already {priority}"),
+                });
+            }
+            d.priority = *priority;
+        }
+        EventBody::CategoryChanged { category } => {
+            if *category == d.category {
+                return Err(EventRejection::Invalid {
+                    field: "category".to_owned(),
+                    message: format!("the ticket's category is already {category}"),
+                });
+            }
+            d.category = *category;
+        }
+        EventBody::Closed { .. } => {
+            // Closing ends any wait; the time closed does not count if the ticket is reopened.
+            if d.waiting_since.take().is_some() {
+                close_open_suspension(d, e.at);
+            }
+            d.closed_at = Some(e.at);
+            d.suspensions.push(Suspension { from: e.at, to: None });
+        }
+        EventBody::Reopened { .. } => {
+            d.closed_at = None;
+            close_open_suspension(d, e.at);
+        }
+        EventBody::Note { .. } | EventBody::Rebaselined { .. } => {}
+    }
+    d.last_event_at = e.at;
+    Ok(())
+}
+
+fn close_open_suspension(d: &mut Derived, at: Timestamp) {
+    if let Some(s) = d.suspensions.iter_mut().rev().find(|s| s.to.is_none()) {
+        s.to = Some(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    fn body() -> Value {
+        json!({
+            "number": "2026/000123",
+            "office": "anagrafe",
+            "category": "generale",
+            "priority": "alta",
+            "subject": "Certificato di residenza",
+            "received_at": "2026-03-02T10:15:00+01:00",
+            "citizen": {"email": "mario.rossi@example.it", "mobile": "+39 347 123 4567", "fiscal_code": "rssmra80a01h501u"}
+        })
+    }
+
+    #[test]
+    fn a_valid_ticket_is_normalized() {
+        let t = NewTicket::from_json(&body()).unwrap();
+        assert_eq!(t.number.as_str(), "2026/000123");
+        assert_eq!(t.citizen.mobile.as_deref(), Some("+393471234567"));
+        assert_eq!(t.citizen.fiscal_code.as_deref(), Some("RSSMRA80A01H501U"));
+        assert_eq!(t.citizen.preferred_channel, Channel::Email);
+        let mut reordered = body();
+        reordered["citizen"]["mobile"] = json!("+393471234567");
+        assert_eq!(NewTicket::from_json(&reordered).unwrap().content_hash(), t.content_hash());
+    }
+
+    #[test]
+    fn every_problem_is_named() {
+        let mut b = body();
+        b["priority"] = json!("Urgent");
+        b["received_at"] = json!("2026-03-02T10:15:00");
+        b["citizen"]["mobile"] = json!("347 123");
+        b["citizen"]["fiscal_code"] = json!("RSSMRA80A01H501X");
+        b["colour"] = json!("blue");
+        let errs = NewTicket::from_json(&b).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        for f in ["priority", "received_at", "citizen.mobile", "citizen.fiscal_code", "colour"] {
+            assert!(fields.contains(&f), "{f} missing from {errs:?}");
+        }
+        assert!(NewTicket::from_json(&json!([1, 2])).is_err());
+        let mut no_contact = body();
+        no_contact["citizen"] = json!({"language": "it"});
+        assert_eq!(NewTicket::from_json(&no_contact).unwrap_err()[0].field, "citizen.email");
+    }
+
+    #[test]
+    fn fiscal_code_check_letter() {
+        assert!(normalize_fiscal_code("RSSMRA80A01H501U").is_some());
+        assert!(normalize_fiscal_code("RSSMRA80A01H501A").is_none());
+        assert!(normalize_fiscal_code("RSSMRA80A01H50").is_none());
+    }
+
+    #[test]
+    fn history_rules() {
+        let t = NewTicket::from_json(&body()).unwrap();
+        let mut d = Derived::new(&t);
+        let now = ts("2026-03-10T10:00:00+01:00");
+        let ev = |v: Value| NewEvent::from_json(&v).unwrap();
+        let reply = ev(json!({"kind": "integration_received", "at": "2026-03-03T10:00:00+01:00", "channel": "sms"}));
+        assert!(matches!(apply(&mut d.clone(), t.received_at, &reply, now), Err(EventRejection::Conflict(_))));
+        let req = ev(json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "documento"}));
+        apply(&mut d, t.received_at, &req, now).unwrap();
+        assert!(matches!(apply(&mut d.clone(), t.received_at, &req, now), Err(EventRejection::Conflict(_))));
+        apply(&mut d, t.received_at, &reply, now).unwrap();
+        assert_eq!(
+            d.suspensions,
+            vec![Suspension { from: ts("2026-03-02T11:00:00+01:00"), to: Some(ts("2026-03-03T10:00:00+01:00")) }]
+        );
+        let old = ev(json!({"kind": "note", "at": "2026-03-02T12:00:00+01:00", "text": "x"}));
+        assert!(matches!(apply(&mut d.clone(), t.received_at, &old, now), Err(EventRejection::Invalid { .. })));
+        let future = ev(json!({"kind": "note", "at": "2026-03-11T12:00:00+01:00", "text": "x"}));
+        assert!(apply(&mut d.clone(), t.received_at, &future, now).is_err());
+        let close = ev(json!({"kind": "closed", "at": "2026-03-04T10:00:00+01:00"}));
+        apply(&mut d, t.received_at, &close, now).unwrap();
+        let step = ev(json!({"kind": "step_changed", "at": "2026-03-05T10:00:00+01:00", "step": "x", "text": "y"}));
+        assert!(matches!(apply(&mut d.clone(), t.received_at, &step, now), Err(EventRejection::Conflict(_))));
+        let reopen = ev(json!({"kind": "reopened", "at": "2026-03-05T10:00:00+01:00", "reason": "errore"}));
+        apply(&mut d, t.received_at, &reopen, now).unwrap();
+        assert_eq!(d.closed_at, None);
+        assert_eq!(d.suspensions[1].to, Some(ts("2026-03-05T10:00:00+01:00")));
+        let unknown = NewEvent::from_json(&json!({"kind": "escalated", "at": "2026-03-05T10:00:00+01:00"}));
+        assert_eq!(unknown.unwrap_err()[0].field, "kind");
+    }
+}
