@@ -10,5 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod locale;
 pub mod sla;
+pub mod store;
 pub mod ticket;
 pub mod time;
+pub mod versions;

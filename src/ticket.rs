@@ -161,7 +161,7 @@ pub fn normalize_fiscal_code(s: &str) -> Option<String> {
 
 /// A new ticket as the CRM sends it (`POST /api/v1/tickets` or a `crm_inbox` row of kind
 /// `ticket`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTicket {
     pub number: TicketNumber,
     pub office: String,
@@ -497,10 +497,25 @@ impl NewTicket {
         }
     }
 
+    /// The ticket in the shape a client sends it, normalized (`received_at` in UTC): what the
+    /// received event keeps, and what [`NewTicket::from_json`] reads back.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "number": self.number.as_str(),
+            "office": self.office,
+            "category": self.category.as_str(),
+            "priority": self.priority.as_str(),
+            "subject": self.subject,
+            "received_at": self.received_at.to_string(),
+            "citizen": serde_json::to_value(&self.citizen).unwrap_or(Value::Null),
+            "step": self.step.as_ref().map(|(code, text)| serde_json::json!({"code": code, "text": text})),
+        })
+    }
+
     /// A hash of the validated content: the same ticket sent twice hashes the same, whatever
-    /// the key order or spacing of the JSON.
+    /// the key order, spacing or offset of the JSON.
     pub fn content_hash(&self) -> String {
-        hash_json(&serde_json::to_value(self).unwrap_or(Value::Null))
+        hash_json(&self.to_json())
     }
 }
 
@@ -585,10 +600,34 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// Validates an event body (`POST /api/v1/tickets/{number}/events` or a `crm_inbox` row of
-    /// kind `event`).
+    /// kind `event`). Kinds Messo records itself (`received`, `rebaselined`) are refused.
     pub fn from_json(value: &Value) -> Result<NewEvent, Vec<FieldError>> {
+        NewEvent::parse(value, false)
+    }
+
+    /// Reads an event back from the store, where every kind is allowed.
+    pub fn from_stored_json(value: &Value) -> Result<NewEvent, Vec<FieldError>> {
+        NewEvent::parse(value, true)
+    }
+
+    /// The event in the same JSON shape a client sends, `at` in UTC; `extra` fields are added
+    /// (the received event keeps the ticket as it arrived).
+    pub fn to_stored_json(&self, extra: Option<(&str, Value)>) -> Value {
+        let mut v = serde_json::to_value(&self.body).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut v {
+            map.insert("at".to_owned(), Value::String(self.at.to_string()));
+            if let Some((k, x)) = extra {
+                map.insert(k.to_owned(), x);
+            }
+        }
+        v
+    }
+
+    fn parse(value: &Value, internal: bool) -> Result<NewEvent, Vec<FieldError>> {
         let kind_name = value.get("kind").and_then(Value::as_str).unwrap_or("");
         let extra: &[&str] = match kind_name {
+            "received" if internal => &["ticket"],
+            "rebaselined" if internal => &["policy_version", "calendar_version", "reason"],
             "step_changed" => &["step", "text"],
             "integration_requested" => &["missing"],
             "integration_received" => &["channel", "text"],
@@ -605,6 +644,29 @@ impl NewEvent {
         let at = f.time("at");
         let body = match f.str("kind") {
             None => None,
+            Some("received") if internal => Some(EventBody::Received),
+            Some("rebaselined") if internal => {
+                let num = |f: &mut Fields<'_>, k: &str| match f.obj.get(k).and_then(Value::as_i64) {
+                    Some(n) => Some(n),
+                    None => {
+                        f.fail(k, "must be an integer");
+                        None
+                    }
+                };
+                let policy_version = num(&mut f, "policy_version");
+                let calendar_version = num(&mut f, "calendar_version");
+                let reason = f.text("reason", 1000);
+                match (policy_version, calendar_version, reason) {
+                    (Some(policy_version), Some(calendar_version), Some(reason)) => {
+                        Some(EventBody::Rebaselined {
+                            policy_version,
+                            calendar_version,
+                            reason,
+                        })
+                    }
+                    _ => None,
+                }
+            }
             Some("step_changed") => {
                 let step = f.text("step", 100);
                 let text = f.text("text", 1000);

@@ -301,6 +301,57 @@ impl Sla {
         self.status_normalized(received_at, category, priority, &list, now)
     }
 
+    /// The earliest instant at which `secs` counted seconds have elapsed for this ticket
+    /// (normalized suspensions); `None` when an open suspension comes first.
+    pub fn instant_of_elapsed(
+        &self,
+        received_at: Timestamp,
+        category: Category,
+        priority: Priority,
+        suspensions: &[Suspension],
+        secs: i64,
+    ) -> Result<Option<Timestamp>, OutOfRange> {
+        match self.policy.target(category, priority).clock {
+            ClockKind::Business => due_at(&BusinessTime(&self.calendar), received_at, secs, suspensions),
+            ClockKind::Calendar => due_at(
+                &CalendarTime {
+                    limit: self.calendar.limit(),
+                },
+                received_at,
+                secs,
+                suspensions,
+            ),
+        }
+    }
+
+    /// The next instant after `now` at which the ticket's state can change without a new event:
+    /// the warning threshold, the due instant, or a suspension's start or end.
+    pub fn next_change(
+        &self,
+        received_at: Timestamp,
+        category: Category,
+        priority: Priority,
+        suspensions: &[Suspension],
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, OutOfRange> {
+        let target = self.policy.target(category, priority).seconds;
+        let bp = i64::from(self.policy.warning_ratio_bp());
+        // Warning when elapsed × 10,000 ≥ target × bp, i.e. elapsed ≥ ⌈target × bp / 10,000⌉.
+        let warn_secs = (target * bp + 9_999) / 10_000;
+        let warn = self.instant_of_elapsed(received_at, category, priority, suspensions, warn_secs)?;
+        let due = self.instant_of_elapsed(received_at, category, priority, suspensions, target)?;
+        let bounds = suspensions
+            .iter()
+            .flat_map(|s| [Some(s.from), s.to])
+            .flatten();
+        Ok([warn, due]
+            .into_iter()
+            .flatten()
+            .chain(bounds)
+            .filter(|t| *t > now)
+            .min())
+    }
+
     /// When a request received at `at` would be due, with no suspension.
     pub fn due_for_new(
         &self,

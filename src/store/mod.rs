@@ -1,0 +1,1108 @@
+//! The ticket store: tickets and their append-only event history on SQLite (embedded default)
+//! or PostgreSQL (production). The only module that speaks SQL.
+//!
+//! Both back ends share every query: instants are Unix seconds in 64-bit integer columns, text
+//! is text, and statements use `$n` placeholders, which SQLite accepts too. Only the schema
+//! (one migrations folder per back end) and row locking differ.
+//!
+//! SLA fields in `tickets` are a cache: every write replays the ticket's events through the
+//! pure rules of [`crate::ticket`] and the clock of [`crate::sla`], under the calendar and policy
+//! versions the ticket was opened with, in the same transaction as the event.
+
+mod versions;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Row};
+
+pub use versions::VersionRegistry;
+
+use crate::config::Config;
+use crate::domain::{Category, Priority};
+use crate::sla::{OutOfRange, Sla, normalize_suspensions};
+use crate::ticket::{
+    Derived, EventBody, EventRejection, FieldError, NewEvent, NewTicket, Source, apply,
+};
+use crate::time::Timestamp;
+use crate::versions::VersionError;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Why a store operation failed. `Invalid`, `NotFound`, `Conflict` and `KeyReused` are the
+/// client's to fix; the others are ours.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Version(#[from] VersionError),
+    #[error("calendar: {0}")]
+    Calendar(#[from] crate::calendar::CalendarError),
+    #[error("unsupported database URL (expected sqlite: or postgres://)")]
+    Url,
+    #[error("cannot create the directory for the SQLite file: {0}")]
+    Dir(std::io::Error),
+    #[error("invalid: {}", list(.0))]
+    Invalid(Vec<FieldError>),
+    #[error("ticket {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("idempotency key {0:?} was already used for a different event")]
+    KeyReused(String),
+    #[error(transparent)]
+    OutOfRange(#[from] OutOfRange),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+fn list(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<EventRejection> for StoreError {
+    fn from(r: EventRejection) -> Self {
+        match r {
+            EventRejection::Conflict(m) => StoreError::Conflict(m),
+            EventRejection::Invalid { field, message } => {
+                StoreError::Invalid(vec![FieldError { field, message }])
+            }
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the error is about the request (and would be the same on retry), not about us.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Invalid(_)
+                | StoreError::NotFound(_)
+                | StoreError::Conflict(_)
+                | StoreError::KeyReused(_)
+                | StoreError::OutOfRange(_)
+        )
+    }
+}
+
+/// The SLA part of a ticket, as computed at `computed_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlaView {
+    /// `running`, `warning`, `paused`, `breached` or `closed`.
+    pub state: &'static str,
+    pub due_at: Option<Timestamp>,
+    pub elapsed_s: i64,
+    pub target_s: i64,
+    pub remaining_s: i64,
+    pub next_check_at: Option<Timestamp>,
+    /// For a closed ticket: whether it was closed after its due instant.
+    pub closed_late: Option<bool>,
+    pub computed_at: Timestamp,
+}
+
+/// A ticket as stored, with its SLA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRecord {
+    pub id: i64,
+    pub number: String,
+    pub office: String,
+    pub category: Category,
+    pub priority: Priority,
+    pub subject: String,
+    pub step: Option<(String, String)>,
+    pub citizen: Value,
+    pub received_at: Timestamp,
+    pub closed_at: Option<Timestamp>,
+    pub waiting_since: Option<Timestamp>,
+    pub policy_version: i64,
+    pub calendar_version: i64,
+    pub sla: SlaView,
+}
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub id: i64,
+    pub kind: String,
+    pub occurred_at: Timestamp,
+    pub source: String,
+    pub idempotency_key: String,
+    pub data: Value,
+    pub recorded_at: Timestamp,
+}
+
+/// Whether a write did something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Created(TicketRecord),
+    /// The same ticket or event was already there: nothing changed.
+    Unchanged(TicketRecord),
+}
+
+impl Outcome {
+    /// The ticket after the write.
+    pub fn ticket(&self) -> &TicketRecord {
+        match self {
+            Outcome::Created(t) | Outcome::Unchanged(t) => t,
+        }
+    }
+}
+
+/// Filter and page of `list_tickets`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// `running`, `warning`, `paused` or `breached`; open tickets only.
+    pub state: Option<String>,
+    pub office: Option<String>,
+    /// Return tickets with an internal id greater than this (the previous page's `next`).
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+/// What one pass over `crm_inbox` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboxReport {
+    pub accepted: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+}
+
+/// An answer stored under an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// The store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    versions: Arc<VersionRegistry>,
+}
+
+const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
+     citizen, received_at, closed_at, waiting_since, policy_version, calendar_version, \
+     sla_due_at, sla_state, sla_elapsed_s, sla_computed_at, next_check_at";
+
+fn ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp)
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`). A SQLite file and its directory
+    /// are created when missing; the file runs in WAL mode with foreign keys on.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Url);
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                let path = path.split('?').next().unwrap_or(path);
+                if !path.is_empty() && path != ":memory:" {
+                    if let Some(dir) = Path::new(path).parent()
+                        && !dir.as_os_str().is_empty()
+                    {
+                        std::fs::create_dir_all(dir).map_err(StoreError::Dir)?;
+                    }
+                }
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let opts: AnyConnectOptions = format!("{url}{sep}mode=rwc").parse()?;
+                // One connection: SQLite has one writer, and a single connection never meets
+                // SQLITE_BUSY from its own pool.
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(opts)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?
+            }
+        };
+        Ok(Store {
+            pool,
+            backend,
+            versions: Arc::new(VersionRegistry::default()),
+        })
+    }
+
+    /// The back end in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection pool, for tests and tools that write rows as a CRM would.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Records the configuration's calendar and policy as versions (once per distinct content)
+    /// and makes them the ones new tickets open under. Returns (calendar, policy) version ids.
+    pub async fn register_config(
+        &self,
+        config: &Config,
+        now: Timestamp,
+    ) -> Result<(i64, i64), StoreError> {
+        let ids = versions::register(&self.pool, &config.calendar, &config.policy, now).await?;
+        self.versions.load_all(&self.pool).await?;
+        self.versions.set_current(ids);
+        Ok(ids)
+    }
+
+    /// The version registry.
+    pub fn versions(&self) -> &VersionRegistry {
+        &self.versions
+    }
+
+    fn lock_suffix(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Creates a ticket. The same number with the same content again is `Unchanged`; with other
+    /// content it is a `Conflict` naming the fields that differ.
+    pub async fn create_ticket(
+        &self,
+        t: &NewTicket,
+        source: Source,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let out = self.create_in(&mut tx, t, source, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn create_in(
+        &self,
+        conn: &mut AnyConnection,
+        t: &NewTicket,
+        source: Source,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let hash = t.content_hash();
+        if let Some(existing) = self.find_for_update(conn, t.number.as_str()).await? {
+            return self.same_ticket(conn, existing, t, &hash).await;
+        }
+        let (cal_v, pol_v) = self.versions.current()?;
+        let sla = self.versions.sla(cal_v, pol_v)?;
+        let derived = Derived::new(t);
+        let view = evaluate(&sla, t.received_at, &derived, now)?;
+        let citizen = serde_json::to_string(&t.citizen).unwrap_or_default();
+        let (step, step_text) = match &t.step {
+            Some((s, x)) => (Some(s.as_str()), Some(x.as_str())),
+            None => (None, None),
+        };
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO tickets (number, office, category, priority, subject, step, step_text, \
+             citizen, fiscal_code, received_at, closed_at, waiting_since, policy_version, \
+             calendar_version, create_hash, sla_due_at, sla_state, sla_elapsed_s, \
+             sla_computed_at, next_check_at, last_event_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $20) \
+             ON CONFLICT (number) DO NOTHING RETURNING id",
+        )
+        .bind(t.number.as_str())
+        .bind(&t.office)
+        .bind(t.category.as_str())
+        .bind(t.priority.as_str())
+        .bind(&t.subject)
+        .bind(step)
+        .bind(step_text)
+        .bind(citizen)
+        .bind(t.citizen.fiscal_code.as_deref())
+        .bind(t.received_at.0)
+        .bind(pol_v)
+        .bind(cal_v)
+        .bind(&hash)
+        .bind(view.due_at.map(|d| d.0))
+        .bind(view.state)
+        .bind(view.elapsed_s)
+        .bind(now.0)
+        .bind(view.next_check_at.map(|d| d.0))
+        .bind(t.received_at.0)
+        .bind(now.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(id) = inserted else {
+            // Another writer created it between our look and our insert.
+            let existing = self
+                .find_for_update(conn, t.number.as_str())
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("ticket vanished after a conflict".into()))?;
+            return self.same_ticket(conn, existing, t, &hash).await;
+        };
+        let received = NewEvent {
+            at: t.received_at,
+            body: EventBody::Received,
+        };
+        let data = received.to_stored_json(Some(("ticket", t.to_json())));
+        insert_event(conn, id, &received, source, "received", &hash, &data, now).await?;
+        let record = self
+            .load_record(conn, id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("ticket missing after insert".into()))?;
+        Ok(Outcome::Created(record))
+    }
+
+    async fn same_ticket(
+        &self,
+        conn: &mut AnyConnection,
+        existing: (i64, String),
+        t: &NewTicket,
+        hash: &str,
+    ) -> Result<Outcome, StoreError> {
+        let (id, stored_hash) = existing;
+        let record = self
+            .load_record(conn, id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("ticket row vanished".into()))?;
+        if stored_hash == hash {
+            return Ok(Outcome::Unchanged(record));
+        }
+        // Name the fields that differ from the ticket as it first arrived.
+        let first: Option<String> = sqlx::query_scalar(
+            "SELECT data FROM ticket_events WHERE ticket_id = $1 AND kind = 'received'",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let before = first
+            .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+            .and_then(|v| v.get("ticket").cloned())
+            .unwrap_or(Value::Null);
+        let after = t.to_json();
+        let mut fields: Vec<String> = Vec::new();
+        if let (Value::Object(a), Value::Object(b)) = (&before, &after) {
+            for (k, v) in b {
+                if a.get(k) != Some(v) {
+                    fields.push(k.clone());
+                }
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "ticket {} already exists with different data (differs in: {})",
+            t.number,
+            if fields.is_empty() {
+                "content".to_owned()
+            } else {
+                fields.join(", ")
+            }
+        )))
+    }
+
+    async fn find_for_update(
+        &self,
+        conn: &mut AnyConnection,
+        number: &str,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let sql = format!(
+            "SELECT id, create_hash FROM tickets WHERE number = $1{}",
+            self.lock_suffix()
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(number)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("id")?, r.try_get("create_hash")?)),
+            None => None,
+        })
+    }
+
+    /// Appends an event to ticket `number`. The idempotency key defaults to the event's content
+    /// hash, so the same event sent twice is recorded once.
+    pub async fn append_event(
+        &self,
+        number: &str,
+        e: &NewEvent,
+        idempotency_key: Option<&str>,
+        source: Source,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let out = self
+            .append_in(&mut tx, number, e, idempotency_key, source, now)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn append_in(
+        &self,
+        conn: &mut AnyConnection,
+        number: &str,
+        e: &NewEvent,
+        idempotency_key: Option<&str>,
+        source: Source,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let Some((id, _)) = self.find_for_update(conn, number).await? else {
+            return Err(StoreError::NotFound(number.to_owned()));
+        };
+        let hash = e.content_hash();
+        let key = idempotency_key.unwrap_or(&hash);
+        let seen: Option<String> = sqlx::query_scalar(
+            "SELECT content_hash FROM ticket_events WHERE ticket_id = $1 AND idempotency_key = $2",
+        )
+        .bind(id)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(seen) = seen {
+            if seen != hash {
+                return Err(StoreError::KeyReused(key.to_owned()));
+            }
+            let record = self
+                .load_record(conn, id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("ticket row vanished".into()))?;
+            return Ok(Outcome::Unchanged(record));
+        }
+        let (received_at, mut derived) = self.replay(conn, id).await?;
+        apply(&mut derived, received_at, e, now)?;
+        let data = e.to_stored_json(None);
+        insert_event(conn, id, e, source, key, &hash, &data, now).await?;
+        self.save_derived(conn, id, received_at, &derived, None, now)
+            .await?;
+        let record = self
+            .load_record(conn, id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("ticket row vanished".into()))?;
+        Ok(Outcome::Created(record))
+    }
+
+    /// Rebuilds what a ticket's events say, from its first event on.
+    async fn replay(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+    ) -> Result<(Timestamp, Derived), StoreError> {
+        let rows = sqlx::query("SELECT kind, data FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+        let corrupt = |m: String| StoreError::Corrupt(format!("ticket id {id}: {m}"));
+        let mut state: Option<(Timestamp, Derived)> = None;
+        for row in rows {
+            let kind: String = row.try_get("kind")?;
+            let data: String = row.try_get("data")?;
+            let v: Value = serde_json::from_str(&data).map_err(|e| corrupt(e.to_string()))?;
+            if kind == "received" {
+                let t = NewTicket::from_json(v.get("ticket").unwrap_or(&Value::Null))
+                    .map_err(|e| corrupt(list(&e)))?;
+                state = Some((t.received_at, Derived::new(&t)));
+                continue;
+            }
+            let Some((received_at, d)) = state.as_mut() else {
+                return Err(corrupt("events before the received event".into()));
+            };
+            let e = NewEvent::from_stored_json(&v).map_err(|e| corrupt(list(&e)))?;
+            apply(d, *received_at, &e, Timestamp(i64::MAX / 2))
+                .map_err(|r| corrupt(format!("stored event no longer applies: {r}")))?;
+        }
+        state.ok_or_else(|| corrupt("no received event".into()))
+    }
+
+    /// Writes the derived state and its SLA cache; `versions` moves the ticket to other versions.
+    async fn save_derived(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        received_at: Timestamp,
+        d: &Derived,
+        versions: Option<(i64, i64)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query("SELECT policy_version, calendar_version FROM tickets WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let (cal_v, pol_v) = match versions {
+            Some(v) => v,
+            None => (
+                row.try_get::<i64, _>("calendar_version")?,
+                row.try_get::<i64, _>("policy_version")?,
+            ),
+        };
+        let sla = self.versions.sla(cal_v, pol_v)?;
+        let view = evaluate(&sla, received_at, d, now)?;
+        let (step, step_text) = match &d.step {
+            Some((s, x)) => (Some(s.as_str()), Some(x.as_str())),
+            None => (None, None),
+        };
+        sqlx::query(
+            "UPDATE tickets SET category = $1, priority = $2, step = $3, step_text = $4, \
+             closed_at = $5, waiting_since = $6, policy_version = $7, calendar_version = $8, \
+             sla_due_at = $9, sla_state = $10, sla_elapsed_s = $11, sla_computed_at = $12, \
+             next_check_at = $13, last_event_at = $14, updated_at = $12 WHERE id = $15",
+        )
+        .bind(d.category.as_str())
+        .bind(d.priority.as_str())
+        .bind(step)
+        .bind(step_text)
+        .bind(d.closed_at.map(|t| t.0))
+        .bind(d.waiting_since.map(|t| t.0))
+        .bind(pol_v)
+        .bind(cal_v)
+        .bind(view.due_at.map(|t| t.0))
+        .bind(view.state)
+        .bind(view.elapsed_s)
+        .bind(now.0)
+        .bind(view.next_check_at.map(|t| t.0))
+        .bind(d.last_event_at.0)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn load_record(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+    ) -> Result<Option<TicketRecord>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|r| self.record_from_row(&r)).transpose()
+    }
+
+    fn record_from_row(&self, r: &sqlx::any::AnyRow) -> Result<TicketRecord, StoreError> {
+        let corrupt = |m: String| StoreError::Corrupt(m);
+        let category: String = r.try_get("category")?;
+        let priority: String = r.try_get("priority")?;
+        let citizen: String = r.try_get("citizen")?;
+        let step: Option<String> = r.try_get("step")?;
+        let step_text: Option<String> = r.try_get("step_text")?;
+        let state: String = r.try_get("sla_state")?;
+        let category: Category = category.parse().map_err(|e| corrupt(format!("{e}")))?;
+        let priority: Priority = priority.parse().map_err(|e| corrupt(format!("{e}")))?;
+        let policy_version: i64 = r.try_get("policy_version")?;
+        let calendar_version: i64 = r.try_get("calendar_version")?;
+        let target_s = self
+            .versions
+            .policy(policy_version)?
+            .target(category, priority)
+            .seconds;
+        let elapsed_s: i64 = r.try_get("sla_elapsed_s")?;
+        let closed_at = ts(r.try_get("closed_at")?);
+        let due_at = ts(r.try_get("sla_due_at")?);
+        Ok(TicketRecord {
+            id: r.try_get("id")?,
+            number: r.try_get("number")?,
+            office: r.try_get("office")?,
+            category,
+            priority,
+            subject: r.try_get("subject")?,
+            step: step.zip(step_text),
+            citizen: serde_json::from_str(&citizen).map_err(|e| corrupt(e.to_string()))?,
+            received_at: Timestamp(r.try_get("received_at")?),
+            closed_at,
+            waiting_since: ts(r.try_get("waiting_since")?),
+            policy_version,
+            calendar_version,
+            sla: SlaView {
+                state: state_name(&state),
+                due_at,
+                elapsed_s,
+                target_s,
+                remaining_s: (target_s - elapsed_s).max(0),
+                next_check_at: ts(r.try_get("next_check_at")?),
+                closed_late: closed_at.map(|c| due_at.is_some_and(|d| d <= c)),
+                computed_at: Timestamp(r.try_get("sla_computed_at")?),
+            },
+        })
+    }
+
+    /// A ticket by number, with its SLA as cached at the last write.
+    pub async fn ticket(&self, number: &str) -> Result<Option<TicketRecord>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| self.record_from_row(&r)).transpose()
+    }
+
+    /// A ticket's events, oldest first.
+    pub async fn events(&self, ticket_id: i64) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, occurred_at, source, idempotency_key, data, recorded_at \
+             FROM ticket_events WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let data: String = r.try_get("data")?;
+                Ok(EventRecord {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    occurred_at: Timestamp(r.try_get("occurred_at")?),
+                    source: r.try_get("source")?,
+                    idempotency_key: r.try_get("idempotency_key")?,
+                    data: serde_json::from_str(&data)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    recorded_at: Timestamp(r.try_get("recorded_at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// The facts of a ticket for the clock (for `explain` and fresh status at any instant).
+    pub async fn history(&self, ticket_id: i64) -> Result<(Timestamp, Derived), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        self.replay(&mut conn, ticket_id).await
+    }
+
+    /// Open tickets, filtered by SLA state and office, in pages by internal id.
+    pub async fn list_tickets(&self, q: &ListQuery) -> Result<Vec<TicketRecord>, StoreError> {
+        // Built from fixed fragments only; every value is bound.
+        let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE closed_at IS NULL");
+        let mut n = 0;
+        let mut next = |sql: &mut String, frag: &str| {
+            n += 1;
+            sql.push_str(&format!(" AND {frag} ${n}"));
+        };
+        if q.state.is_some() {
+            next(&mut sql, "sla_state =");
+        }
+        if q.office.is_some() {
+            next(&mut sql, "office =");
+        }
+        if q.after.is_some() {
+            next(&mut sql, "id >");
+        }
+        sql.push_str(&format!(" ORDER BY id LIMIT {}", q.limit.clamp(1, 500)));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(s) = &q.state {
+            query = query.bind(s.clone());
+        }
+        if let Some(o) = &q.office {
+            query = query.bind(o.clone());
+        }
+        if let Some(a) = q.after {
+            query = query.bind(a);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(|r| self.record_from_row(r)).collect()
+    }
+
+    /// Ids of tickets whose next SLA instant has come, earliest first (uses the
+    /// `next_check_at` index).
+    pub async fn due_for_check(&self, now: Timestamp, limit: i64) -> Result<Vec<i64>, StoreError> {
+        let ids = sqlx::query_scalar(
+            "SELECT id FROM tickets WHERE next_check_at IS NOT NULL AND next_check_at <= $1 \
+             ORDER BY next_check_at LIMIT $2",
+        )
+        .bind(now.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    /// Recomputes the SLA cache of tickets whose next instant has come. Returns how many.
+    pub async fn refresh_due(&self, now: Timestamp, limit: i64) -> Result<u64, StoreError> {
+        let ids = self.due_for_check(now, limit).await?;
+        let mut done = 0;
+        for id in ids {
+            let mut tx = self.pool.begin().await?;
+            let sql = format!("SELECT id FROM tickets WHERE id = $1{}", self.lock_suffix());
+            let still: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if still.is_some() {
+                let (received_at, d) = self.replay(&mut tx, id).await?;
+                self.save_derived(&mut tx, id, received_at, &d, None, now)
+                    .await?;
+                done += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(done)
+    }
+
+    /// Moves ticket `number` (or every open ticket when `None`) to the current calendar and
+    /// policy versions, recording a `rebaselined` event. Returns how many tickets moved.
+    pub async fn rebaseline(
+        &self,
+        number: Option<&str>,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let (cal_v, pol_v) = self.versions.current()?;
+        let ids: Vec<i64> = match number {
+            Some(n) => match self.ticket(n).await? {
+                Some(t) => vec![t.id],
+                None => return Err(StoreError::NotFound(n.to_owned())),
+            },
+            None => {
+                sqlx::query_scalar(
+                    "SELECT id FROM tickets WHERE closed_at IS NULL \
+                     AND (policy_version <> $1 OR calendar_version <> $2) ORDER BY id",
+                )
+                .bind(pol_v)
+                .bind(cal_v)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        let mut moved = 0;
+        for id in ids {
+            let mut tx = self.pool.begin().await?;
+            let sql = format!(
+                "SELECT policy_version, calendar_version FROM tickets WHERE id = $1{}",
+                self.lock_suffix()
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let (p, c): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            if (c, p) == (cal_v, pol_v) {
+                continue;
+            }
+            let (received_at, mut d) = self.replay(&mut tx, id).await?;
+            let e = NewEvent {
+                at: now.max(d.last_event_at),
+                body: EventBody::Rebaselined {
+                    policy_version: pol_v,
+                    calendar_version: cal_v,
+                    reason: reason.to_owned(),
+                },
+            };
+            apply(&mut d, received_at, &e, now)?;
+            let hash = e.content_hash();
+            let key = format!("rebaseline:{pol_v}:{cal_v}:{}", now.0);
+            insert_event(&mut tx, id, &e, Source::System, &key, &hash, &e.to_stored_json(None), now)
+                .await?;
+            self.save_derived(&mut tx, id, received_at, &d, Some((cal_v, pol_v)), now)
+                .await?;
+            tx.commit().await?;
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
+    /// Validates and applies pending `crm_inbox` rows (at most `limit`), marking each accepted
+    /// or rejected with its reason. Rows are claimed by status, not by an id cursor, so a row
+    /// whose transaction commits late is simply found on a later pass; on PostgreSQL,
+    /// `FOR UPDATE SKIP LOCKED` lets several instances share the work.
+    pub async fn process_inbox(&self, now: Timestamp, limit: i64) -> Result<InboxReport, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "SELECT id, kind, ticket_number, payload, idempotency_key FROM crm_inbox \
+             WHERE status = 'pending' ORDER BY id LIMIT $1{lock}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut report = InboxReport::default();
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let kind: String = row.try_get("kind")?;
+            let number: String = row.try_get("ticket_number")?;
+            let payload: String = row.try_get("payload")?;
+            let key: Option<String> = row.try_get("idempotency_key")?;
+            let result = self
+                .inbox_row(&mut tx, &kind, &number, &payload, key.as_deref(), now)
+                .await;
+            let (status, reason) = match result {
+                Ok(Outcome::Created(_)) => {
+                    report.accepted += 1;
+                    ("accepted", None)
+                }
+                Ok(Outcome::Unchanged(_)) => {
+                    report.unchanged += 1;
+                    ("accepted", Some("duplicate: already recorded".to_owned()))
+                }
+                Err(e) if e.is_client_error() => {
+                    report.rejected += 1;
+                    tracing::warn!(inbox_id = id, reason = %e, "crm_inbox row rejected");
+                    ("rejected", Some(e.to_string()))
+                }
+                Err(e) => return Err(e),
+            };
+            sqlx::query(
+                "UPDATE crm_inbox SET status = $1, reason = $2, processed_at = $3 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(reason)
+            .bind(now.0)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn inbox_row(
+        &self,
+        conn: &mut AnyConnection,
+        kind: &str,
+        number: &str,
+        payload: &str,
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let value: Value = serde_json::from_str(payload).map_err(|e| {
+            StoreError::Invalid(vec![FieldError {
+                field: "payload".into(),
+                message: format!("not valid JSON: {e}"),
+            }])
+        })?;
+        match kind {
+            "ticket" => {
+                let t = NewTicket::from_json(&value).map_err(StoreError::Invalid)?;
+                if t.number.as_str() != number {
+                    return Err(StoreError::Invalid(vec![FieldError {
+                        field: "ticket_number".into(),
+                        message: format!(
+                            "the row says {number:?} but the payload's number is {:?}",
+                            t.number.as_str()
+                        ),
+                    }]));
+                }
+                self.create_in(conn, &t, Source::Crm, now).await
+            }
+            "event" => {
+                let e = NewEvent::from_json(&value).map_err(StoreError::Invalid)?;
+                self.append_in(conn, number, &e, key, Source::Crm, now).await
+            }
+            other => Err(StoreError::Invalid(vec![FieldError {
+                field: "kind".into(),
+                message: format!("unknown row kind {other:?}; expected ticket|event"),
+            }])),
+        }
+    }
+
+    /// Counts of `crm_inbox` rows by status.
+    pub async fn inbox_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM crm_inbox GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect()
+    }
+
+    /// The answer stored under an idempotency key.
+    pub async fn idempotent_response(
+        &self,
+        principal: &str,
+        key: &str,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_hash, status, body FROM idempotency_keys WHERE principal = $1 AND key = $2",
+        )
+        .bind(principal)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(StoredResponse {
+                request_hash: r.try_get(0)?,
+                status: u16::try_from(r.try_get::<i64, _>(1)?).unwrap_or(500),
+                body: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores an answer under an idempotency key; the first one stored wins and is returned.
+    pub async fn remember_response(
+        &self,
+        principal: &str,
+        key: &str,
+        response: &StoredResponse,
+        now: Timestamp,
+    ) -> Result<StoredResponse, StoreError> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (principal, key, request_hash, status, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (principal, key) DO NOTHING",
+        )
+        .bind(principal)
+        .bind(key)
+        .bind(&response.request_hash)
+        .bind(i64::from(response.status))
+        .bind(&response.body)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(self
+            .idempotent_response(principal, key)
+            .await?
+            .unwrap_or_else(|| response.clone()))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_event(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    e: &NewEvent,
+    source: Source,
+    key: &str,
+    hash: &str,
+    data: &Value,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO ticket_events (ticket_id, kind, occurred_at, source, idempotency_key, \
+         content_hash, data, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(ticket_id)
+    .bind(e.body.kind())
+    .bind(e.at.0)
+    .bind(source.as_str())
+    .bind(key)
+    .bind(hash)
+    .bind(data.to_string())
+    .bind(now.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn state_name(s: &str) -> &'static str {
+    match s {
+        "running" => "running",
+        "warning" => "warning",
+        "paused" => "paused",
+        "breached" => "breached",
+        _ => "closed",
+    }
+}
+
+/// The SLA of a ticket with this history at `now` (pure).
+pub fn evaluate(
+    sla: &Sla,
+    received_at: Timestamp,
+    d: &Derived,
+    now: Timestamp,
+) -> Result<SlaView, OutOfRange> {
+    let mut susp = d.suspensions.clone();
+    normalize_suspensions(received_at, &mut susp);
+    let status = sla.status_normalized(received_at, d.category, d.priority, &susp, now)?;
+    let closed = d.closed_at.is_some();
+    let next = if closed {
+        None
+    } else {
+        sla.next_change(received_at, d.category, d.priority, &susp, now)?
+    };
+    Ok(SlaView {
+        state: if closed {
+            "closed"
+        } else {
+            status.state.as_str()
+        },
+        due_at: status.due_at,
+        elapsed_s: status.elapsed_s,
+        target_s: status.target_s,
+        remaining_s: status.remaining_s,
+        next_check_at: next,
+        closed_late: d
+            .closed_at
+            .map(|c| status.due_at.is_some_and(|due| due <= c)),
+        computed_at: now,
+    })
+}
+
+/// The JSON of a ticket for the API.
+pub fn ticket_json(t: &TicketRecord, format: &dyn Fn(Timestamp) -> String) -> Value {
+    let f = |o: Option<Timestamp>| o.map(format);
+    json!({
+        "number": t.number,
+        "office": t.office,
+        "category": t.category.as_str(),
+        "priority": t.priority.as_str(),
+        "subject": t.subject,
+        "step": t.step.as_ref().map(|(code, text)| json!({"code": code, "text": text})),
+        "citizen": t.citizen,
+        "received_at": format(t.received_at),
+        "closed_at": f(t.closed_at),
+        "waiting_since": f(t.waiting_since),
+        "versions": {"policy": t.policy_version, "calendar": t.calendar_version},
+        "sla": {
+            "state": t.sla.state,
+            "due_at": f(t.sla.due_at),
+            "elapsed_s": t.sla.elapsed_s,
+            "target_s": t.sla.target_s,
+            "remaining_s": t.sla.remaining_s,
+            "next_check_at": f(t.sla.next_check_at),
+            "closed_late": t.sla.closed_late,
+            "computed_at": format(t.sla.computed_at),
+        },
+    })
+}
+
+/// Which states a list may filter on.
+pub const LIST_STATES: &[&str] = &["running", "warning", "paused", "breached"];

@@ -1,0 +1,462 @@
+//! The ticket store, the same suite on SQLite (a temporary file) and on the machine's real
+//! PostgreSQL (a fresh schema per test in database `test`; override the server with
+//! MESSO_TEST_PG_URL).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use messo::config::{BUILTIN_TOML, Config};
+use messo::store::{ListQuery, Outcome, Store, StoreError};
+use messo::ticket::{NewEvent, NewTicket, Source};
+use messo::time::Timestamp;
+use serde_json::{Value, json};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn pg_base() -> String {
+    std::env::var("MESSO_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn config(env: Vec<(String, String)>) -> Config {
+    Config::from_toml(BUILTIN_TOML, "built-in", env).expect("config")
+}
+
+fn ts(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).expect("timestamp")
+}
+
+/// A store on a fresh SQLite file.
+async fn sqlite() -> Store {
+    let dir = std::env::temp_dir().join(unique("messo-store"));
+    let url = format!("sqlite://{}/messo.db", dir.display());
+    let store = Store::connect(&url).await.expect("connect sqlite");
+    store.migrate().await.expect("migrate");
+    store
+        .register_config(&config(Vec::new()), ts("2026-01-01T00:00:00Z"))
+        .await
+        .expect("register");
+    store
+}
+
+/// A store on a fresh schema of the real PostgreSQL.
+async fn postgres() -> Store {
+    let schema = unique("messo_t");
+    let admin = Store::connect(&pg_base()).await.expect(
+        "PostgreSQL must run on 127.0.0.1:5432 (start it with pg_ctlcluster; .ci/run does)",
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(admin.pool())
+        .await
+        .expect("create schema");
+    let sep = if pg_base().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_base());
+    let store = Store::connect(&url).await.expect("connect postgres");
+    store.migrate().await.expect("migrate");
+    store
+        .register_config(&config(Vec::new()), ts("2026-01-01T00:00:00Z"))
+        .await
+        .expect("register");
+    store
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::sqlite().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::postgres().await).await
+            }
+        }
+    )*};
+}
+
+on_both!(
+    creating_computes_the_deadline_and_is_idempotent,
+    events_drive_the_clock_and_bad_ones_change_nothing,
+    a_policy_edit_never_moves_a_promised_deadline,
+    direct_writes_are_validated_and_never_loop,
+    lists_filter_by_state_and_page,
+    the_next_check_index_finds_what_came_due,
+);
+
+fn ticket_body(number: &str, received_at: &str, priority: &str) -> Value {
+    json!({
+        "number": number,
+        "office": "anagrafe",
+        "priority": priority,
+        "subject": "Certificato di residenza",
+        "received_at": received_at,
+        "citizen": {"email": "mario.rossi@example.it", "mobile": "+393471234567"}
+    })
+}
+
+fn new_ticket(number: &str, received_at: &str, priority: &str) -> NewTicket {
+    NewTicket::from_json(&ticket_body(number, received_at, priority)).expect("valid ticket")
+}
+
+fn event(v: Value) -> NewEvent {
+    NewEvent::from_json(&v).expect("valid event")
+}
+
+async fn creating_computes_the_deadline_and_is_idempotent(store: Store) {
+    let now = ts("2026-03-02T10:15:00+01:00");
+    let t = new_ticket("2026/000001", "2026-03-02T10:15:00+01:00", "urgente");
+    let created = store.create_ticket(&t, Source::Api, now).await.expect("create");
+    let Outcome::Created(rec) = &created else {
+        panic!("expected Created, got {created:?}")
+    };
+    // Urgente, received Monday 10:15: 8 business hours → Tuesday 10:15.
+    assert_eq!(rec.sla.due_at, Some(ts("2026-03-03T10:15:00+01:00")));
+    assert_eq!(rec.sla.state, "running");
+    assert_eq!(rec.sla.target_s, 28_800);
+    // Warning at 6 h: Monday 16:15.
+    assert_eq!(rec.sla.next_check_at, Some(ts("2026-03-02T16:15:00+01:00")));
+
+    let again = store.create_ticket(&t, Source::Api, now).await.expect("again");
+    assert!(matches!(again, Outcome::Unchanged(ref r) if r.id == rec.id));
+
+    let mut other = ticket_body("2026/000001", "2026-03-02T10:15:00+01:00", "urgente");
+    other["subject"] = json!("Altro oggetto");
+    let other = NewTicket::from_json(&other).expect("valid");
+    match store.create_ticket(&other, Source::Api, now).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("subject"), "{m}"),
+        r => panic!("expected a conflict, got {r:?}"),
+    }
+    let events = store.events(rec.id).await.expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "received");
+}
+
+async fn events_drive_the_clock_and_bad_ones_change_nothing(store: Store) {
+    let n = "2026/000002";
+    let t = new_ticket(n, "2026-03-02T10:15:00+01:00", "urgente");
+    store
+        .create_ticket(&t, Source::Api, ts("2026-03-02T10:15:00+01:00"))
+        .await
+        .expect("create");
+
+    // Not waiting yet: a reply is refused and nothing is recorded.
+    let reply = event(json!({"kind": "integration_received", "at": "2026-03-04T09:30:00+01:00", "channel": "sms", "text": "inviato"}));
+    let early = event(json!({"kind": "integration_received", "at": "2026-03-02T10:20:00+01:00", "channel": "sms"}));
+    let r = store
+        .append_event(n, &early, None, Source::Api, ts("2026-03-02T10:30:00+01:00"))
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+
+    let request = event(json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "copia del documento d'identità"}));
+    let paused = store
+        .append_event(n, &request, None, Source::Api, ts("2026-03-02T11:00:00+01:00"))
+        .await
+        .expect("request");
+    assert_eq!(paused.ticket().sla.state, "paused");
+    assert_eq!(paused.ticket().sla.due_at, None);
+    assert_eq!(paused.ticket().sla.next_check_at, None);
+    // The same event again is recorded once.
+    let dup = store
+        .append_event(n, &request, None, Source::Crm, ts("2026-03-02T11:05:00+01:00"))
+        .await
+        .expect("duplicate");
+    assert!(matches!(dup, Outcome::Unchanged(_)));
+
+    let resumed = store
+        .append_event(n, &reply, Some("reply-1"), Source::Webhook, ts("2026-03-04T09:30:00+01:00"))
+        .await
+        .expect("reply");
+    // The spec's example: 45 min on Monday, then 7 h 15 min from Wednesday 09:30.
+    assert_eq!(resumed.ticket().sla.due_at, Some(ts("2026-03-04T16:45:00+01:00")));
+    assert_eq!(resumed.ticket().sla.state, "running");
+    assert_eq!(resumed.ticket().waiting_since, None);
+
+    // Same key, other content: refused.
+    let note = event(json!({"kind": "note", "at": "2026-03-04T10:00:00+01:00", "text": "telefonata"}));
+    let r = store
+        .append_event(n, &note, Some("reply-1"), Source::Api, ts("2026-03-04T10:00:00+01:00"))
+        .await;
+    assert!(matches!(r, Err(StoreError::KeyReused(_))), "{r:?}");
+    // Unknown ticket, out-of-order event, future event.
+    let r = store
+        .append_event("2026/999999", &note, None, Source::Api, ts("2026-03-04T10:00:00+01:00"))
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    let old = event(json!({"kind": "note", "at": "2026-03-03T10:00:00+01:00", "text": "x"}));
+    let r = store
+        .append_event(n, &old, None, Source::Api, ts("2026-03-04T10:00:00+01:00"))
+        .await;
+    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+
+    let closed = event(json!({"kind": "closed", "at": "2026-03-05T12:00:00+01:00", "text": "certificato inviato"}));
+    let rec = store
+        .append_event(n, &closed, None, Source::Api, ts("2026-03-05T12:00:00+01:00"))
+        .await
+        .expect("close");
+    assert_eq!(rec.ticket().sla.state, "closed");
+    assert_eq!(rec.ticket().sla.closed_late, Some(true));
+    assert_eq!(rec.ticket().sla.next_check_at, None);
+
+    let kinds: Vec<String> = store
+        .events(rec.ticket().id)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["received", "integration_requested", "integration_received", "closed"]
+    );
+}
+
+async fn a_policy_edit_never_moves_a_promised_deadline(store: Store) {
+    let now = ts("2026-03-02T10:15:00+01:00");
+    let before = store
+        .create_ticket(&new_ticket("2026/000003", "2026-03-02T10:15:00+01:00", "urgente"), Source::Api, now)
+        .await
+        .expect("create")
+        .ticket()
+        .clone();
+
+    // The administration edits its policy: urgente becomes 2 working days.
+    let edited = config(vec![(
+        "MESSO_SLA__TARGETS__0__WORKING_DAYS".to_owned(),
+        "2".to_owned(),
+    )]);
+    let (_, new_policy) = store.register_config(&edited, now).await.expect("register");
+    assert_ne!(new_policy, before.policy_version);
+
+    // A later event recomputes the old ticket under its own version: same deadline.
+    let note = event(json!({"kind": "note", "at": "2026-03-02T11:00:00+01:00", "text": "presa in carico"}));
+    let after = store
+        .append_event("2026/000003", &note, None, Source::Api, ts("2026-03-02T11:00:00+01:00"))
+        .await
+        .expect("note");
+    assert_eq!(after.ticket().sla.due_at, before.sla.due_at);
+    assert_eq!(after.ticket().policy_version, before.policy_version);
+
+    // A new ticket opens under the new policy.
+    let fresh = store
+        .create_ticket(&new_ticket("2026/000004", "2026-03-02T10:15:00+01:00", "urgente"), Source::Api, now)
+        .await
+        .expect("create");
+    assert_eq!(fresh.ticket().sla.due_at, Some(ts("2026-03-04T10:15:00+01:00")));
+
+    // Rebaselining moves the old one on purpose, and says so in its history.
+    let moved = store
+        .rebaseline(Some("2026/000003"), "delibera di giunta n. 12", ts("2026-03-02T12:00:00+01:00"))
+        .await
+        .expect("rebaseline");
+    assert_eq!(moved, 1);
+    let t = store.ticket("2026/000003").await.expect("get").expect("exists");
+    assert_eq!(t.policy_version, new_policy);
+    assert_eq!(t.sla.due_at, Some(ts("2026-03-04T10:15:00+01:00")));
+    let events = store.events(t.id).await.expect("events");
+    let last = events.last().expect("event");
+    assert_eq!(last.kind, "rebaselined");
+    assert_eq!(last.data["reason"], "delibera di giunta n. 12");
+    // Nothing left to move.
+    assert_eq!(
+        store
+            .rebaseline(None, "again", ts("2026-03-02T12:05:00+01:00"))
+            .await
+            .expect("rebaseline"),
+        0
+    );
+}
+
+async fn insert_inbox(store: &Store, kind: &str, number: &str, payload: &str, key: Option<&str>) {
+    sqlx::query(
+        "INSERT INTO crm_inbox (kind, ticket_number, payload, idempotency_key) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(kind)
+    .bind(number)
+    .bind(payload)
+    .bind(key)
+    .execute(store.pool())
+    .await
+    .expect("insert inbox row");
+}
+
+async fn direct_writes_are_validated_and_never_loop(store: Store) {
+    let good = ticket_body("2026/000010", "2026-03-02T10:15:00+01:00", "alta").to_string();
+    let mut bad = ticket_body("2026/000011", "2026-03-02T10:15:00+01:00", "Urgent");
+    bad["received_at"] = json!("2026-03-02T10:15:00");
+    insert_inbox(&store, "ticket", "2026/000010", &good, None).await;
+    insert_inbox(&store, "ticket", "2026/000011", &bad.to_string(), None).await;
+    insert_inbox(&store, "ticket", "2026/000012", "{not json", None).await;
+    insert_inbox(&store, "event", "2026/000099", r#"{"kind":"note","at":"2026-03-02T11:00:00+01:00","text":"x"}"#, None).await;
+    insert_inbox(&store, "event", "2026/000010", r#"{"kind":"integration_requested","at":"2026-03-02T11:00:00+01:00","missing":"delega"}"#, Some("crm-1")).await;
+    insert_inbox(&store, "event", "2026/000010", r#"{"kind":"integration_requested","at":"2026-03-02T11:00:00+01:00","missing":"delega"}"#, Some("crm-1")).await;
+    insert_inbox(&store, "bogus", "2026/000010", "{}", None).await;
+
+    let now = ts("2026-03-02T11:01:00+01:00");
+    let report = store.process_inbox(now, 100).await.expect("process");
+    assert_eq!((report.accepted, report.unchanged, report.rejected), (2, 1, 4));
+    // A second pass finds nothing: rejected rows stay rejected with their reason.
+    let again = store.process_inbox(now, 100).await.expect("process");
+    assert_eq!((again.accepted, again.unchanged, again.rejected), (0, 0, 0));
+
+    let rows = sqlx::query_as::<_, (String, String, Option<String>)>(
+        "SELECT ticket_number, status, reason FROM crm_inbox ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("rows");
+    let reason = |i: usize| rows[i].2.clone().unwrap_or_default();
+    assert_eq!(rows[0].1, "accepted");
+    assert_eq!(rows[1].1, "rejected");
+    assert!(reason(1).contains("priority: unknown priority \"Urgent\""), "{}", reason(1));
+    assert!(reason(1).contains("received_at"), "{}", reason(1));
+    assert!(reason(2).contains("not valid JSON"), "{}", reason(2));
+    assert!(reason(3).contains("not found"), "{}", reason(3));
+    assert_eq!(rows[4].1, "accepted");
+    assert_eq!(rows[5].1, "accepted");
+    assert!(reason(5).contains("duplicate"), "{}", reason(5));
+    assert!(reason(6).contains("unknown row kind"), "{}", reason(6));
+
+    let t = store.ticket("2026/000010").await.expect("get").expect("exists");
+    assert_eq!(t.sla.state, "paused");
+    assert!(store.ticket("2026/000011").await.expect("get").is_none());
+    let events = store.events(t.id).await.expect("events");
+    assert_eq!(events.iter().filter(|e| e.source == "crm").count(), 2);
+}
+
+async fn lists_filter_by_state_and_page(store: Store) {
+    let now = ts("2026-03-06T12:00:00+01:00");
+    // Received Monday: urgente is breached by Friday, bassa (7 days) is running.
+    for i in 0..5 {
+        let prio = if i % 2 == 0 { "urgente" } else { "bassa" };
+        let t = new_ticket(&format!("L-{i}"), "2026-03-02T10:00:00+01:00", prio);
+        store.create_ticket(&t, Source::Api, now).await.expect("create");
+    }
+    let breached = store
+        .list_tickets(&ListQuery {
+            state: Some("breached".into()),
+            limit: 2,
+            ..ListQuery::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(
+        breached.iter().map(|t| t.number.as_str()).collect::<Vec<_>>(),
+        ["L-0", "L-2"]
+    );
+    let rest = store
+        .list_tickets(&ListQuery {
+            state: Some("breached".into()),
+            after: breached.last().map(|t| t.id),
+            limit: 2,
+            ..ListQuery::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(rest.iter().map(|t| t.number.as_str()).collect::<Vec<_>>(), ["L-4"]);
+    let other_office = store
+        .list_tickets(&ListQuery {
+            office: Some("tributi".into()),
+            limit: 50,
+            ..ListQuery::default()
+        })
+        .await
+        .expect("list");
+    assert!(other_office.is_empty());
+}
+
+async fn the_next_check_index_finds_what_came_due(store: Store) {
+    let created_at = ts("2026-03-02T10:00:00+01:00");
+    let t = new_ticket("N-1", "2026-03-02T10:00:00+01:00", "urgente");
+    let rec = store.create_ticket(&t, Source::Api, created_at).await.expect("create");
+    let warn = rec.ticket().sla.next_check_at.expect("a warning instant");
+    assert_eq!(warn, ts("2026-03-02T16:00:00+01:00"));
+    assert!(store.due_for_check(warn.plus(-1), 10).await.expect("due").is_empty());
+    assert_eq!(store.due_for_check(warn, 10).await.expect("due"), vec![rec.ticket().id]);
+    assert_eq!(store.refresh_due(warn, 10).await.expect("refresh"), 1);
+    let t = store.ticket("N-1").await.expect("get").expect("exists");
+    assert_eq!(t.sla.state, "warning");
+    assert_eq!(t.sla.next_check_at, Some(ts("2026-03-03T10:00:00+01:00")));
+    assert_eq!(store.refresh_due(ts("2026-03-03T10:00:00+01:00"), 10).await.expect("refresh"), 1);
+    let t = store.ticket("N-1").await.expect("get").expect("exists");
+    assert_eq!(t.sla.state, "breached");
+    assert_eq!(t.sla.next_check_at, None);
+}
+
+/// Writers whose transactions commit in a different order from their ids, while two pollers
+/// run: every row is taken exactly once. An `id > cursor` reader would skip the rows that
+/// committed late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_polling_misses_nothing_with_concurrent_writers() {
+    let store = postgres().await;
+    let now = ts("2026-03-02T12:00:00+01:00");
+    const WRITERS: usize = 8;
+    const PER_WRITER: usize = 25;
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let pool = store.pool().clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..PER_WRITER {
+                let number = format!("C-{w}-{i}");
+                let body = ticket_body(&number, "2026-03-02T10:00:00+01:00", "normale").to_string();
+                let mut tx = pool.begin().await.expect("begin");
+                sqlx::query("INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES ('ticket', $1, $2)")
+                    .bind(&number)
+                    .bind(&body)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert");
+                // Hold the row uncommitted for a while: later ids commit first.
+                let pause = ((w * 7 + i * 13) % 9) as u64;
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                tx.commit().await.expect("commit");
+            }
+        }));
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut pollers = Vec::new();
+    for _ in 0..2 {
+        let store = store.clone();
+        let done = done.clone();
+        pollers.push(tokio::spawn(async move {
+            let mut taken = 0u64;
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let r = store.process_inbox(now, 7).await.expect("poll");
+                assert_eq!(r.rejected, 0);
+                assert_eq!(r.unchanged, 0, "a row was taken twice");
+                taken += r.accepted;
+                if finished && r.accepted == 0 {
+                    return taken;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    done.store(true, Ordering::SeqCst);
+    let mut taken = 0;
+    for p in pollers {
+        taken += p.await.expect("poller");
+    }
+    let total = (WRITERS * PER_WRITER) as u64;
+    assert_eq!(taken, total);
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets")
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crm_inbox WHERE status <> 'accepted'")
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!((tickets as u64, pending), (total, 0));
+}
