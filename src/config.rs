@@ -166,6 +166,7 @@ struct RawTarget {
 #[serde(deny_unknown_fields)]
 struct RawDatabase {
     url: Option<String>,
+    poll_interval_ms: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,6 +182,16 @@ struct RawChannels {
 struct RawHttp {
     listen: Option<String>,
     public_base_url: Option<String>,
+    #[serde(default)]
+    tokens: Vec<RawToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    name: String,
+    hash: String,
+    scopes: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -202,12 +213,28 @@ pub struct Channels {
     pub file_dir: PathBuf,
 }
 
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+/// An API token: its name, the argon2 PHC hash of its secret, and its scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub name: String,
+    pub hash: String,
+    pub scopes: Vec<Scope>,
+}
+
 /// The `[http]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Http {
     pub listen: SocketAddr,
     /// The address citizens and providers reach us at (behind any TLS proxy).
     pub public_base_url: String,
+    pub tokens: Vec<ApiToken>,
 }
 
 /// The validated configuration.
@@ -219,6 +246,8 @@ pub struct Config {
     pub calendar: CalendarSpec,
     pub policy: Policy,
     pub database_url: String,
+    /// How often the daemon looks for direct writes and SLA instants that came due.
+    pub poll_interval_ms: u64,
     pub channels: Channels,
     pub http: Http,
     /// Keys set from the environment, with the variable that set each.
@@ -734,6 +763,17 @@ fn validate(
         );
     }
 
+    let poll_interval_ms = match raw.database.poll_interval_ms.unwrap_or(2_000) {
+        v @ 50..=600_000 => v as u64,
+        v => {
+            p.add(
+                "database.poll_interval_ms",
+                format!("must be between 50 and 600000, found {v}"),
+            );
+            2_000
+        }
+    };
+
     // [channels]
     let mut mode = |key: &str, value: Option<String>| match value.as_deref().unwrap_or("file") {
         "file" => ChannelMode::File,
@@ -782,6 +822,38 @@ fn validate(
         );
     }
 
+    let mut tokens: Vec<ApiToken> = Vec::new();
+    for (i, t) in raw.http.tokens.into_iter().enumerate() {
+        let key = |f: &str| format!("http.tokens[{i}].{f}");
+        if t.name.trim().is_empty() || tokens.iter().any(|o| o.name == t.name) {
+            p.add(key("name"), "must be present and unique");
+        }
+        if argon2::password_hash::phc::PasswordHash::new(&t.hash).is_err()
+            || !t.hash.starts_with("$argon2")
+        {
+            p.add(
+                key("hash"),
+                "expected an argon2 PHC string ($argon2id$v=19$...); make one with `messo token new`",
+            );
+        }
+        let mut scopes = Vec::new();
+        for (j, s) in t.scopes.iter().enumerate() {
+            match s.as_str() {
+                "read" => scopes.push(Scope::Read),
+                "write" => scopes.push(Scope::Write),
+                other => p.add(
+                    format!("http.tokens[{i}].scopes[{j}]"),
+                    format!("unknown scope {other:?}; expected read|write"),
+                ),
+            }
+        }
+        tokens.push(ApiToken {
+            name: t.name,
+            hash: t.hash,
+            scopes,
+        });
+    }
+
     let comune_name = raw.comune.name.unwrap_or_else(|| "Comune".to_owned());
 
     match policy {
@@ -797,6 +869,7 @@ fn validate(
             },
             policy,
             database_url,
+            poll_interval_ms,
             channels: Channels {
                 email,
                 sms,
@@ -805,6 +878,7 @@ fn validate(
             http: Http {
                 listen,
                 public_base_url,
+                tokens,
             },
             overrides,
         }),

@@ -7,8 +7,11 @@
 pub mod batch;
 pub mod calendar;
 pub mod config;
+pub mod daemon;
 pub mod domain;
+pub mod http;
 pub mod locale;
+pub mod seed;
 pub mod sla;
 pub mod store;
 pub mod ticket;

@@ -12,6 +12,7 @@ use messo::config::{Config, ConfigError};
 use messo::domain::{Category, Lang, Priority};
 use messo::sla::explain::{self, TicketTimes};
 use messo::sla::{Sla, Suspension};
+use messo::store::Store;
 use messo::time::Timestamp;
 use messo::{batch, locale};
 
@@ -30,8 +31,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon: migrations, the HTTP API, polling of the ticket store.
+    Run,
+    /// Apply the database migrations and exit.
+    Migrate,
     /// Validate the configuration and report every problem with its key path.
     CheckConfig,
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Tools for development and load tests.
+    #[command(subcommand)]
+    Dev(DevCommand),
     /// The SLA clock: batch answers, explanations, quotes for the front desk.
     #[command(subcommand)]
     Sla(SlaCommand),
@@ -45,6 +56,57 @@ enum SlaCommand {
     Explain(ExplainArgs),
     /// When would a request received now (or at --at) be due?
     Due(DueArgs),
+    /// Move a ticket (or every open ticket) to the current calendar and policy on purpose.
+    Rebaseline(RebaselineArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a new random token; prints it once with the config entry holding its hash.
+    New {
+        /// A name for the client, e.g. crm.
+        #[arg(long)]
+        name: String,
+        /// read, write or read,write.
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevCommand {
+    /// Fill the configured store with generated tickets and report the rates.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Args)]
+struct SeedArgs {
+    /// How many tickets.
+    #[arg(long, default_value_t = 10_000)]
+    tickets: u64,
+    /// store: through the store API in batches; inbox: as a CRM's direct SQL writes, then
+    /// picked up by the poller.
+    #[arg(long, default_value = "store")]
+    via: String,
+    /// Ticket numbers start with this.
+    #[arg(long, default_value = "SEED")]
+    prefix: String,
+    /// Tickets per transaction.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+}
+
+#[derive(Debug, Args)]
+struct RebaselineArgs {
+    /// The ticket number.
+    #[arg(long, conflicts_with = "open", required_unless_present = "open")]
+    ticket: Option<String>,
+    /// Every open ticket still on an older version.
+    #[arg(long)]
+    open: bool,
+    /// Why (kept in the ticket's history).
+    #[arg(long)]
+    reason: String,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +168,7 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&io::stderr()))
         .init();
 }
 
@@ -134,8 +197,93 @@ fn build_sla(path: Option<&PathBuf>) -> Result<Sla> {
         .with_context(|| format!("{}: calendar", config.source_name))
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_chrono(&chrono::Utc::now())
+}
+
+async fn open_store(config: &Config) -> Result<Store> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .context("connecting to database.url")?;
+    store.migrate().await.context("applying migrations")?;
+    store
+        .register_config(config, now())
+        .await
+        .context("recording the configuration's versions")?;
+    Ok(store)
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Run => {
+            let config = load_config(cli.config.as_ref())?;
+            runtime()?.block_on(async move {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    tracing::info!("signal received");
+                    let _ = tx.send(true);
+                });
+                messo::daemon::run(config, messo::http::system_clock(), rx).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let config = load_config(cli.config.as_ref())?;
+            runtime()?.block_on(async {
+                let store = Store::connect(&config.database_url)
+                    .await
+                    .context("connecting to database.url")?;
+                store.migrate().await.context("applying migrations")?;
+                println!("migrations applied ({:?})", store.backend());
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::New { name, scopes }) => {
+            for s in scopes.split(',') {
+                if !matches!(s, "read" | "write") {
+                    bail!("--scopes: unknown scope {s:?}; expected read, write or read,write");
+                }
+            }
+            let (secret, hash) = messo::http::new_token().map_err(anyhow::Error::msg)?;
+            let list = scopes
+                .split(',')
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            println!("token (give it to the client; it is not stored anywhere): {secret}");
+            println!();
+            println!("[[http.tokens]]");
+            println!("name = \"{name}\"");
+            println!("hash = \"{hash}\"");
+            println!("scopes = [{list}]");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dev(DevCommand::Seed(args)) => {
+            let config = load_config(cli.config.as_ref())?;
+            runtime()?.block_on(seed(config, args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sla(SlaCommand::Rebaseline(args)) => {
+            let config = load_config(cli.config.as_ref())?;
+            let moved = runtime()?.block_on(async {
+                let store = open_store(&config).await?;
+                let moved = store
+                    .rebaseline(args.ticket.as_deref(), &args.reason, now())
+                    .await?;
+                anyhow::Ok(moved)
+            })?;
+            println!("{moved} ticket(s) moved to the current calendar and policy");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig => check_config(cli.config.as_ref()),
         Command::Sla(SlaCommand::Batch) => {
             let sla = build_sla(cli.config.as_ref())?;
@@ -155,6 +303,103 @@ fn run(cli: Cli) -> Result<ExitCode> {
             due_cmd(&sla, args)
         }
     }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn seed(config: Config, args: SeedArgs) -> Result<()> {
+    use messo::seed::{Lcg, ticket_body};
+    use messo::ticket::{NewTicket, Source};
+    let store = open_store(&config).await?;
+    let start_at = now();
+    let mut g = Lcg(7);
+    let started = std::time::Instant::now();
+    let batch = args.batch.max(1);
+    match args.via.as_str() {
+        "store" => {
+            let mut created = 0u64;
+            let mut i = 0u64;
+            while i < args.tickets {
+                let n = (args.tickets - i).min(batch as u64);
+                let tickets = (i..i + n)
+                    .map(|k| {
+                        NewTicket::from_json(&ticket_body(
+                            &mut g,
+                            &args.prefix,
+                            k,
+                            start_at,
+                            20 * 86_400,
+                        ))
+                        .map_err(|e| anyhow::anyhow!("generated ticket {k} invalid: {e:?}"))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                created += store.create_many(&tickets, Source::Crm, start_at).await?;
+                i += n;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "store: {created} tickets created in {secs:.1} s ({:.0} tickets/s)",
+                created as f64 / secs
+            );
+        }
+        "inbox" => {
+            let mut i = 0u64;
+            while i < args.tickets {
+                let n = (args.tickets - i).min(batch as u64);
+                let rows: Vec<(&str, String, String)> = (i..i + n)
+                    .map(|k| {
+                        let body = ticket_body(&mut g, &args.prefix, k, start_at, 20 * 86_400);
+                        let number = body["number"].as_str().unwrap_or_default().to_owned();
+                        ("ticket", number, body.to_string())
+                    })
+                    .collect();
+                store.insert_inbox_rows(&rows).await?;
+                i += n;
+            }
+            let inserted = started.elapsed().as_secs_f64();
+            println!(
+                "inbox: {} rows written by the \"CRM\" in {inserted:.1} s ({:.0} rows/s)",
+                args.tickets,
+                args.tickets as f64 / inserted
+            );
+            let picked = std::time::Instant::now();
+            let mut accepted = 0u64;
+            loop {
+                let r = store.process_inbox(now(), batch as i64).await?;
+                accepted += r.accepted;
+                if r.accepted + r.unchanged + r.rejected == 0 {
+                    break;
+                }
+            }
+            let secs = picked.elapsed().as_secs_f64();
+            println!(
+                "inbox: {accepted} rows validated and ingested by the poller in {secs:.1} s ({:.0} tickets/s)",
+                accepted as f64 / secs
+            );
+        }
+        other => bail!("--via: unknown mode {other:?}; expected store|inbox"),
+    }
+    Ok(())
 }
 
 fn check_config(path: Option<&PathBuf>) -> Result<ExitCode> {

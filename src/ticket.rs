@@ -139,11 +139,14 @@ pub fn normalize_fiscal_code(s: &str) -> Option<String> {
     let digit_like = |c: u8| c.is_ascii_digit() || OMOCODIA.contains(&c);
     let letters = [0, 1, 2, 3, 4, 5, 8, 11, 15];
     let digits = [6, 7, 9, 10, 12, 13, 14];
-    if !letters.iter().all(|&i| b[i].is_ascii_uppercase()) || !digits.iter().all(|&i| digit_like(b[i])) {
+    if !letters.iter().all(|&i| b[i].is_ascii_uppercase())
+        || !digits.iter().all(|&i| digit_like(b[i]))
+    {
         return None;
     }
     const ODD: [u32; 26] = [
-        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23,
+        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24,
+        23,
     ];
     let mut sum = 0u32;
     for (i, &c) in b[..15].iter().enumerate() {
@@ -361,7 +364,10 @@ fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<
     let language = match f.opt_str("language").unwrap_or("it") {
         l if l.parse::<Lang>().is_ok() => l.to_owned(),
         other => {
-            f.fail("language", format!("unknown language {other:?}; expected it|en"));
+            f.fail(
+                "language",
+                format!("unknown language {other:?}; expected it|en"),
+            );
             "it".to_owned()
         }
     };
@@ -387,10 +393,7 @@ fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<
                 match item.as_str().and_then(Channel::parse) {
                     Some(c) if !opt_out.contains(&c) => opt_out.push(c),
                     Some(_) => {}
-                    None => f.fail(
-                        &format!("opt_out[{i}]"),
-                        "must be one of email, sms, pec",
-                    ),
+                    None => f.fail(&format!("opt_out[{i}]"), "must be one of email, sms, pec"),
                 }
             }
         }
@@ -445,11 +448,9 @@ impl NewTicket {
             "step",
         ];
         let mut f = Fields::new(value, "", &known).map_err(|e| vec![e])?;
-        let number = f.str("number").and_then(|n| {
-            TicketNumber::parse(n)
-                .map_err(|m| f.fail("number", m))
-                .ok()
-        });
+        let number = f
+            .str("number")
+            .and_then(|n| TicketNumber::parse(n).map_err(|m| f.fail("number", m)).ok());
         let office = f.text("office", 100);
         let category = match f.opt_str("category") {
             None => Some(Category::Generale),
@@ -478,21 +479,33 @@ impl NewTicket {
         };
         let mut errors = std::mem::take(&mut f.errors);
         let citizen = parse_citizen(f.obj.get("citizen"), &mut errors);
-        match (number, office, category, priority, subject, received_at, citizen) {
-            (Some(number), Some(office), Some(category), Some(priority), Some(subject), Some(received_at), Some(citizen))
-                if errors.is_empty() =>
-            {
-                Ok(NewTicket {
-                    number,
-                    office,
-                    category,
-                    priority,
-                    subject,
-                    received_at,
-                    citizen,
-                    step,
-                })
-            }
+        match (
+            number,
+            office,
+            category,
+            priority,
+            subject,
+            received_at,
+            citizen,
+        ) {
+            (
+                Some(number),
+                Some(office),
+                Some(category),
+                Some(priority),
+                Some(subject),
+                Some(received_at),
+                Some(citizen),
+            ) if errors.is_empty() => Ok(NewTicket {
+                number,
+                office,
+                category,
+                priority,
+                subject,
+                received_at,
+                citizen,
+                step,
+            }),
             _ => Err(errors),
         }
     }
@@ -555,18 +568,40 @@ pub enum EventBody {
     /// The ticket arrived (recorded by Messo when the ticket is created).
     Received,
     /// A processing step, with the text the citizen should read.
-    StepChanged { step: String, text: String },
+    StepChanged {
+        step: String,
+        text: String,
+    },
     /// The office needs documents or information from the citizen: the clock stops.
-    IntegrationRequested { missing: String },
+    IntegrationRequested {
+        missing: String,
+    },
     /// The citizen answered: the clock resumes.
-    IntegrationReceived { channel: String, text: Option<String> },
-    PriorityChanged { priority: Priority },
-    CategoryChanged { category: Category },
-    Closed { text: Option<String> },
-    Reopened { reason: String },
-    Note { text: String },
+    IntegrationReceived {
+        channel: String,
+        text: Option<String>,
+    },
+    PriorityChanged {
+        priority: Priority,
+    },
+    CategoryChanged {
+        category: Category,
+    },
+    Closed {
+        text: Option<String>,
+    },
+    Reopened {
+        reason: String,
+    },
+    Note {
+        text: String,
+    },
     /// The ticket was moved to the current policy and calendar on purpose.
-    Rebaselined { policy_version: i64, calendar_version: i64, reason: String },
+    Rebaselined {
+        policy_version: i64,
+        calendar_version: i64,
+        reason: String,
+    },
 }
 
 impl EventBody {
@@ -670,7 +705,8 @@ impl NewEvent {
             Some("step_changed") => {
                 let step = f.text("step", 100);
                 let text = f.text("text", 1000);
-                step.zip(text).map(|(step, text)| EventBody::StepChanged { step, text })
+                step.zip(text)
+                    .map(|(step, text)| EventBody::StepChanged { step, text })
             }
             Some("integration_requested") => f
                 .text("missing", 2000)
@@ -682,7 +718,10 @@ impl NewEvent {
                     } else {
                         f.fail(
                             "channel",
-                            format!("unknown channel {c:?}; expected {}", REPLY_CHANNELS.join("|")),
+                            format!(
+                                "unknown channel {c:?}; expected {}",
+                                REPLY_CHANNELS.join("|")
+                            ),
                         );
                         None
                     }
@@ -699,7 +738,9 @@ impl NewEvent {
             Some("closed") => Some(EventBody::Closed {
                 text: f.opt_str("text").map(str::to_owned),
             }),
-            Some("reopened") => f.text("reason", 1000).map(|reason| EventBody::Reopened { reason }),
+            Some("reopened") => f
+                .text("reason", 1000)
+                .map(|reason| EventBody::Reopened { reason }),
             Some("note") => f.text("text", 4000).map(|text| EventBody::Note { text }),
             Some(other) => {
                 f.fail(
@@ -765,7 +806,12 @@ pub enum EventRejection {
 pub const FUTURE_TOLERANCE_S: i64 = 300;
 
 /// Applies one event to the derived state, or says why it cannot happen. Pure: `now` is given.
-pub fn apply(d: &mut Derived, received_at: Timestamp, e: &NewEvent, now: Timestamp) -> Result<(), EventRejection> {
+pub fn apply(
+    d: &mut Derived,
+    received_at: Timestamp,
+    e: &NewEvent,
+    now: Timestamp,
+) -> Result<(), EventRejection> {
     let invalid = |message: String| EventRejection::Invalid {
         field: "at".to_owned(),
         message,
@@ -803,7 +849,10 @@ pub fn apply(d: &mut Derived, received_at: Timestamp, e: &NewEvent, now: Timesta
                 )));
             }
             d.waiting_since = Some(e.at);
-            d.suspensions.push(Suspension { from: e.at, to: None });
+            d.suspensions.push(Suspension {
+                from: e.at,
+                to: None,
+            });
         }
         EventBody::IntegrationReceived { .. } => {
             if d.waiting_since.take().is_none() {
@@ -835,7 +884,10 @@ pub fn apply(d: &mut Derived, received_at: Timestamp, e: &NewEvent, now: Timesta
                 close_open_suspension(d, e.at);
             }
             d.closed_at = Some(e.at);
-            d.suspensions.push(Suspension { from: e.at, to: None });
+            d.suspensions.push(Suspension {
+                from: e.at,
+                to: None,
+            });
         }
         EventBody::Reopened { .. } => {
             d.closed_at = None;
@@ -883,7 +935,10 @@ mod tests {
         assert_eq!(t.citizen.preferred_channel, Channel::Email);
         let mut reordered = body();
         reordered["citizen"]["mobile"] = json!("+393471234567");
-        assert_eq!(NewTicket::from_json(&reordered).unwrap().content_hash(), t.content_hash());
+        assert_eq!(
+            NewTicket::from_json(&reordered).unwrap().content_hash(),
+            t.content_hash()
+        );
     }
 
     #[test]
@@ -896,13 +951,22 @@ mod tests {
         b["colour"] = json!("blue");
         let errs = NewTicket::from_json(&b).unwrap_err();
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
-        for f in ["priority", "received_at", "citizen.mobile", "citizen.fiscal_code", "colour"] {
+        for f in [
+            "priority",
+            "received_at",
+            "citizen.mobile",
+            "citizen.fiscal_code",
+            "colour",
+        ] {
             assert!(fields.contains(&f), "{f} missing from {errs:?}");
         }
         assert!(NewTicket::from_json(&json!([1, 2])).is_err());
         let mut no_contact = body();
         no_contact["citizen"] = json!({"language": "it"});
-        assert_eq!(NewTicket::from_json(&no_contact).unwrap_err()[0].field, "citizen.email");
+        assert_eq!(
+            NewTicket::from_json(&no_contact).unwrap_err()[0].field,
+            "citizen.email"
+        );
     }
 
     #[test]
@@ -918,29 +982,52 @@ mod tests {
         let mut d = Derived::new(&t);
         let now = ts("2026-03-10T10:00:00+01:00");
         let ev = |v: Value| NewEvent::from_json(&v).unwrap();
-        let reply = ev(json!({"kind": "integration_received", "at": "2026-03-03T10:00:00+01:00", "channel": "sms"}));
-        assert!(matches!(apply(&mut d.clone(), t.received_at, &reply, now), Err(EventRejection::Conflict(_))));
-        let req = ev(json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "documento"}));
+        let reply = ev(
+            json!({"kind": "integration_received", "at": "2026-03-03T10:00:00+01:00", "channel": "sms"}),
+        );
+        assert!(matches!(
+            apply(&mut d.clone(), t.received_at, &reply, now),
+            Err(EventRejection::Conflict(_))
+        ));
+        let req = ev(
+            json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "documento"}),
+        );
         apply(&mut d, t.received_at, &req, now).unwrap();
-        assert!(matches!(apply(&mut d.clone(), t.received_at, &req, now), Err(EventRejection::Conflict(_))));
+        assert!(matches!(
+            apply(&mut d.clone(), t.received_at, &req, now),
+            Err(EventRejection::Conflict(_))
+        ));
         apply(&mut d, t.received_at, &reply, now).unwrap();
         assert_eq!(
             d.suspensions,
-            vec![Suspension { from: ts("2026-03-02T11:00:00+01:00"), to: Some(ts("2026-03-03T10:00:00+01:00")) }]
+            vec![Suspension {
+                from: ts("2026-03-02T11:00:00+01:00"),
+                to: Some(ts("2026-03-03T10:00:00+01:00"))
+            }]
         );
         let old = ev(json!({"kind": "note", "at": "2026-03-02T12:00:00+01:00", "text": "x"}));
-        assert!(matches!(apply(&mut d.clone(), t.received_at, &old, now), Err(EventRejection::Invalid { .. })));
+        assert!(matches!(
+            apply(&mut d.clone(), t.received_at, &old, now),
+            Err(EventRejection::Invalid { .. })
+        ));
         let future = ev(json!({"kind": "note", "at": "2026-03-11T12:00:00+01:00", "text": "x"}));
         assert!(apply(&mut d.clone(), t.received_at, &future, now).is_err());
         let close = ev(json!({"kind": "closed", "at": "2026-03-04T10:00:00+01:00"}));
         apply(&mut d, t.received_at, &close, now).unwrap();
-        let step = ev(json!({"kind": "step_changed", "at": "2026-03-05T10:00:00+01:00", "step": "x", "text": "y"}));
-        assert!(matches!(apply(&mut d.clone(), t.received_at, &step, now), Err(EventRejection::Conflict(_))));
-        let reopen = ev(json!({"kind": "reopened", "at": "2026-03-05T10:00:00+01:00", "reason": "errore"}));
+        let step = ev(
+            json!({"kind": "step_changed", "at": "2026-03-05T10:00:00+01:00", "step": "x", "text": "y"}),
+        );
+        assert!(matches!(
+            apply(&mut d.clone(), t.received_at, &step, now),
+            Err(EventRejection::Conflict(_))
+        ));
+        let reopen =
+            ev(json!({"kind": "reopened", "at": "2026-03-05T10:00:00+01:00", "reason": "errore"}));
         apply(&mut d, t.received_at, &reopen, now).unwrap();
         assert_eq!(d.closed_at, None);
         assert_eq!(d.suspensions[1].to, Some(ts("2026-03-05T10:00:00+01:00")));
-        let unknown = NewEvent::from_json(&json!({"kind": "escalated", "at": "2026-03-05T10:00:00+01:00"}));
+        let unknown =
+            NewEvent::from_json(&json!({"kind": "escalated", "at": "2026-03-05T10:00:00+01:00"}));
         assert_eq!(unknown.unwrap_err()[0].field, "kind");
     }
 }

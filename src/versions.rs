@@ -8,9 +8,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::calendar::{
-    CalendarSpec, Closure, HolidayDate, HolidayRule, PatronDay, Window,
-};
+use crate::calendar::{CalendarSpec, Closure, HolidayDate, HolidayRule, PatronDay, Window};
 use crate::domain::{Category, Priority};
 use crate::sla::{Amount, ClockKind, Policy, TargetRule};
 

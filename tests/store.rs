@@ -113,7 +113,10 @@ fn event(v: Value) -> NewEvent {
 async fn creating_computes_the_deadline_and_is_idempotent(store: Store) {
     let now = ts("2026-03-02T10:15:00+01:00");
     let t = new_ticket("2026/000001", "2026-03-02T10:15:00+01:00", "urgente");
-    let created = store.create_ticket(&t, Source::Api, now).await.expect("create");
+    let created = store
+        .create_ticket(&t, Source::Api, now)
+        .await
+        .expect("create");
     let Outcome::Created(rec) = &created else {
         panic!("expected Created, got {created:?}")
     };
@@ -124,7 +127,10 @@ async fn creating_computes_the_deadline_and_is_idempotent(store: Store) {
     // Warning at 6 h: Monday 16:15.
     assert_eq!(rec.sla.next_check_at, Some(ts("2026-03-02T16:15:00+01:00")));
 
-    let again = store.create_ticket(&t, Source::Api, now).await.expect("again");
+    let again = store
+        .create_ticket(&t, Source::Api, now)
+        .await
+        .expect("again");
     assert!(matches!(again, Outcome::Unchanged(ref r) if r.id == rec.id));
 
     let mut other = ticket_body("2026/000001", "2026-03-02T10:15:00+01:00", "urgente");
@@ -148,16 +154,34 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: Store) {
         .expect("create");
 
     // Not waiting yet: a reply is refused and nothing is recorded.
-    let reply = event(json!({"kind": "integration_received", "at": "2026-03-04T09:30:00+01:00", "channel": "sms", "text": "inviato"}));
-    let early = event(json!({"kind": "integration_received", "at": "2026-03-02T10:20:00+01:00", "channel": "sms"}));
+    let reply = event(
+        json!({"kind": "integration_received", "at": "2026-03-04T09:30:00+01:00", "channel": "sms", "text": "inviato"}),
+    );
+    let early = event(
+        json!({"kind": "integration_received", "at": "2026-03-02T10:20:00+01:00", "channel": "sms"}),
+    );
     let r = store
-        .append_event(n, &early, None, Source::Api, ts("2026-03-02T10:30:00+01:00"))
+        .append_event(
+            n,
+            &early,
+            None,
+            Source::Api,
+            ts("2026-03-02T10:30:00+01:00"),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
 
-    let request = event(json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "copia del documento d'identità"}));
+    let request = event(
+        json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "copia del documento d'identità"}),
+    );
     let paused = store
-        .append_event(n, &request, None, Source::Api, ts("2026-03-02T11:00:00+01:00"))
+        .append_event(
+            n,
+            &request,
+            None,
+            Source::Api,
+            ts("2026-03-02T11:00:00+01:00"),
+        )
         .await
         .expect("request");
     assert_eq!(paused.ticket().sla.state, "paused");
@@ -165,29 +189,57 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: Store) {
     assert_eq!(paused.ticket().sla.next_check_at, None);
     // The same event again is recorded once.
     let dup = store
-        .append_event(n, &request, None, Source::Crm, ts("2026-03-02T11:05:00+01:00"))
+        .append_event(
+            n,
+            &request,
+            None,
+            Source::Crm,
+            ts("2026-03-02T11:05:00+01:00"),
+        )
         .await
         .expect("duplicate");
     assert!(matches!(dup, Outcome::Unchanged(_)));
 
     let resumed = store
-        .append_event(n, &reply, Some("reply-1"), Source::Webhook, ts("2026-03-04T09:30:00+01:00"))
+        .append_event(
+            n,
+            &reply,
+            Some("reply-1"),
+            Source::Webhook,
+            ts("2026-03-04T09:30:00+01:00"),
+        )
         .await
         .expect("reply");
     // The spec's example: 45 min on Monday, then 7 h 15 min from Wednesday 09:30.
-    assert_eq!(resumed.ticket().sla.due_at, Some(ts("2026-03-04T16:45:00+01:00")));
+    assert_eq!(
+        resumed.ticket().sla.due_at,
+        Some(ts("2026-03-04T16:45:00+01:00"))
+    );
     assert_eq!(resumed.ticket().sla.state, "running");
     assert_eq!(resumed.ticket().waiting_since, None);
 
     // Same key, other content: refused.
-    let note = event(json!({"kind": "note", "at": "2026-03-04T10:00:00+01:00", "text": "telefonata"}));
+    let note =
+        event(json!({"kind": "note", "at": "2026-03-04T10:00:00+01:00", "text": "telefonata"}));
     let r = store
-        .append_event(n, &note, Some("reply-1"), Source::Api, ts("2026-03-04T10:00:00+01:00"))
+        .append_event(
+            n,
+            &note,
+            Some("reply-1"),
+            Source::Api,
+            ts("2026-03-04T10:00:00+01:00"),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::KeyReused(_))), "{r:?}");
     // Unknown ticket, out-of-order event, future event.
     let r = store
-        .append_event("2026/999999", &note, None, Source::Api, ts("2026-03-04T10:00:00+01:00"))
+        .append_event(
+            "2026/999999",
+            &note,
+            None,
+            Source::Api,
+            ts("2026-03-04T10:00:00+01:00"),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
     let old = event(json!({"kind": "note", "at": "2026-03-03T10:00:00+01:00", "text": "x"}));
@@ -196,9 +248,17 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: Store) {
         .await;
     assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
 
-    let closed = event(json!({"kind": "closed", "at": "2026-03-05T12:00:00+01:00", "text": "certificato inviato"}));
+    let closed = event(
+        json!({"kind": "closed", "at": "2026-03-05T12:00:00+01:00", "text": "certificato inviato"}),
+    );
     let rec = store
-        .append_event(n, &closed, None, Source::Api, ts("2026-03-05T12:00:00+01:00"))
+        .append_event(
+            n,
+            &closed,
+            None,
+            Source::Api,
+            ts("2026-03-05T12:00:00+01:00"),
+        )
         .await
         .expect("close");
     assert_eq!(rec.ticket().sla.state, "closed");
@@ -214,14 +274,23 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: Store) {
         .collect();
     assert_eq!(
         kinds,
-        ["received", "integration_requested", "integration_received", "closed"]
+        [
+            "received",
+            "integration_requested",
+            "integration_received",
+            "closed"
+        ]
     );
 }
 
 async fn a_policy_edit_never_moves_a_promised_deadline(store: Store) {
     let now = ts("2026-03-02T10:15:00+01:00");
     let before = store
-        .create_ticket(&new_ticket("2026/000003", "2026-03-02T10:15:00+01:00", "urgente"), Source::Api, now)
+        .create_ticket(
+            &new_ticket("2026/000003", "2026-03-02T10:15:00+01:00", "urgente"),
+            Source::Api,
+            now,
+        )
         .await
         .expect("create")
         .ticket()
@@ -236,9 +305,17 @@ async fn a_policy_edit_never_moves_a_promised_deadline(store: Store) {
     assert_ne!(new_policy, before.policy_version);
 
     // A later event recomputes the old ticket under its own version: same deadline.
-    let note = event(json!({"kind": "note", "at": "2026-03-02T11:00:00+01:00", "text": "presa in carico"}));
+    let note = event(
+        json!({"kind": "note", "at": "2026-03-02T11:00:00+01:00", "text": "presa in carico"}),
+    );
     let after = store
-        .append_event("2026/000003", &note, None, Source::Api, ts("2026-03-02T11:00:00+01:00"))
+        .append_event(
+            "2026/000003",
+            &note,
+            None,
+            Source::Api,
+            ts("2026-03-02T11:00:00+01:00"),
+        )
         .await
         .expect("note");
     assert_eq!(after.ticket().sla.due_at, before.sla.due_at);
@@ -246,18 +323,33 @@ async fn a_policy_edit_never_moves_a_promised_deadline(store: Store) {
 
     // A new ticket opens under the new policy.
     let fresh = store
-        .create_ticket(&new_ticket("2026/000004", "2026-03-02T10:15:00+01:00", "urgente"), Source::Api, now)
+        .create_ticket(
+            &new_ticket("2026/000004", "2026-03-02T10:15:00+01:00", "urgente"),
+            Source::Api,
+            now,
+        )
         .await
         .expect("create");
-    assert_eq!(fresh.ticket().sla.due_at, Some(ts("2026-03-04T10:15:00+01:00")));
+    assert_eq!(
+        fresh.ticket().sla.due_at,
+        Some(ts("2026-03-04T10:15:00+01:00"))
+    );
 
     // Rebaselining moves the old one on purpose, and says so in its history.
     let moved = store
-        .rebaseline(Some("2026/000003"), "delibera di giunta n. 12", ts("2026-03-02T12:00:00+01:00"))
+        .rebaseline(
+            Some("2026/000003"),
+            "delibera di giunta n. 12",
+            ts("2026-03-02T12:00:00+01:00"),
+        )
         .await
         .expect("rebaseline");
     assert_eq!(moved, 1);
-    let t = store.ticket("2026/000003").await.expect("get").expect("exists");
+    let t = store
+        .ticket("2026/000003")
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(t.policy_version, new_policy);
     assert_eq!(t.sla.due_at, Some(ts("2026-03-04T10:15:00+01:00")));
     let events = store.events(t.id).await.expect("events");
@@ -294,14 +386,38 @@ async fn direct_writes_are_validated_and_never_loop(store: Store) {
     insert_inbox(&store, "ticket", "2026/000010", &good, None).await;
     insert_inbox(&store, "ticket", "2026/000011", &bad.to_string(), None).await;
     insert_inbox(&store, "ticket", "2026/000012", "{not json", None).await;
-    insert_inbox(&store, "event", "2026/000099", r#"{"kind":"note","at":"2026-03-02T11:00:00+01:00","text":"x"}"#, None).await;
-    insert_inbox(&store, "event", "2026/000010", r#"{"kind":"integration_requested","at":"2026-03-02T11:00:00+01:00","missing":"delega"}"#, Some("crm-1")).await;
-    insert_inbox(&store, "event", "2026/000010", r#"{"kind":"integration_requested","at":"2026-03-02T11:00:00+01:00","missing":"delega"}"#, Some("crm-1")).await;
+    insert_inbox(
+        &store,
+        "event",
+        "2026/000099",
+        r#"{"kind":"note","at":"2026-03-02T11:00:00+01:00","text":"x"}"#,
+        None,
+    )
+    .await;
+    insert_inbox(
+        &store,
+        "event",
+        "2026/000010",
+        r#"{"kind":"integration_requested","at":"2026-03-02T11:00:00+01:00","missing":"delega"}"#,
+        Some("crm-1"),
+    )
+    .await;
+    insert_inbox(
+        &store,
+        "event",
+        "2026/000010",
+        r#"{"kind":"integration_requested","at":"2026-03-02T11:00:00+01:00","missing":"delega"}"#,
+        Some("crm-1"),
+    )
+    .await;
     insert_inbox(&store, "bogus", "2026/000010", "{}", None).await;
 
     let now = ts("2026-03-02T11:01:00+01:00");
     let report = store.process_inbox(now, 100).await.expect("process");
-    assert_eq!((report.accepted, report.unchanged, report.rejected), (2, 1, 4));
+    assert_eq!(
+        (report.accepted, report.unchanged, report.rejected),
+        (2, 1, 4)
+    );
     // A second pass finds nothing: rejected rows stay rejected with their reason.
     let again = store.process_inbox(now, 100).await.expect("process");
     assert_eq!((again.accepted, again.unchanged, again.rejected), (0, 0, 0));
@@ -315,7 +431,11 @@ async fn direct_writes_are_validated_and_never_loop(store: Store) {
     let reason = |i: usize| rows[i].2.clone().unwrap_or_default();
     assert_eq!(rows[0].1, "accepted");
     assert_eq!(rows[1].1, "rejected");
-    assert!(reason(1).contains("priority: unknown priority \"Urgent\""), "{}", reason(1));
+    assert!(
+        reason(1).contains("priority: unknown priority \"Urgent\""),
+        "{}",
+        reason(1)
+    );
     assert!(reason(1).contains("received_at"), "{}", reason(1));
     assert!(reason(2).contains("not valid JSON"), "{}", reason(2));
     assert!(reason(3).contains("not found"), "{}", reason(3));
@@ -324,7 +444,11 @@ async fn direct_writes_are_validated_and_never_loop(store: Store) {
     assert!(reason(5).contains("duplicate"), "{}", reason(5));
     assert!(reason(6).contains("unknown row kind"), "{}", reason(6));
 
-    let t = store.ticket("2026/000010").await.expect("get").expect("exists");
+    let t = store
+        .ticket("2026/000010")
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(t.sla.state, "paused");
     assert!(store.ticket("2026/000011").await.expect("get").is_none());
     let events = store.events(t.id).await.expect("events");
@@ -337,7 +461,10 @@ async fn lists_filter_by_state_and_page(store: Store) {
     for i in 0..5 {
         let prio = if i % 2 == 0 { "urgente" } else { "bassa" };
         let t = new_ticket(&format!("L-{i}"), "2026-03-02T10:00:00+01:00", prio);
-        store.create_ticket(&t, Source::Api, now).await.expect("create");
+        store
+            .create_ticket(&t, Source::Api, now)
+            .await
+            .expect("create");
     }
     let breached = store
         .list_tickets(&ListQuery {
@@ -348,7 +475,10 @@ async fn lists_filter_by_state_and_page(store: Store) {
         .await
         .expect("list");
     assert_eq!(
-        breached.iter().map(|t| t.number.as_str()).collect::<Vec<_>>(),
+        breached
+            .iter()
+            .map(|t| t.number.as_str())
+            .collect::<Vec<_>>(),
         ["L-0", "L-2"]
     );
     let rest = store
@@ -360,7 +490,10 @@ async fn lists_filter_by_state_and_page(store: Store) {
         })
         .await
         .expect("list");
-    assert_eq!(rest.iter().map(|t| t.number.as_str()).collect::<Vec<_>>(), ["L-4"]);
+    assert_eq!(
+        rest.iter().map(|t| t.number.as_str()).collect::<Vec<_>>(),
+        ["L-4"]
+    );
     let other_office = store
         .list_tickets(&ListQuery {
             office: Some("tributi".into()),
@@ -375,16 +508,34 @@ async fn lists_filter_by_state_and_page(store: Store) {
 async fn the_next_check_index_finds_what_came_due(store: Store) {
     let created_at = ts("2026-03-02T10:00:00+01:00");
     let t = new_ticket("N-1", "2026-03-02T10:00:00+01:00", "urgente");
-    let rec = store.create_ticket(&t, Source::Api, created_at).await.expect("create");
+    let rec = store
+        .create_ticket(&t, Source::Api, created_at)
+        .await
+        .expect("create");
     let warn = rec.ticket().sla.next_check_at.expect("a warning instant");
     assert_eq!(warn, ts("2026-03-02T16:00:00+01:00"));
-    assert!(store.due_for_check(warn.plus(-1), 10).await.expect("due").is_empty());
-    assert_eq!(store.due_for_check(warn, 10).await.expect("due"), vec![rec.ticket().id]);
+    assert!(
+        store
+            .due_for_check(warn.plus(-1), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    assert_eq!(
+        store.due_for_check(warn, 10).await.expect("due"),
+        vec![rec.ticket().id]
+    );
     assert_eq!(store.refresh_due(warn, 10).await.expect("refresh"), 1);
     let t = store.ticket("N-1").await.expect("get").expect("exists");
     assert_eq!(t.sla.state, "warning");
     assert_eq!(t.sla.next_check_at, Some(ts("2026-03-03T10:00:00+01:00")));
-    assert_eq!(store.refresh_due(ts("2026-03-03T10:00:00+01:00"), 10).await.expect("refresh"), 1);
+    assert_eq!(
+        store
+            .refresh_due(ts("2026-03-03T10:00:00+01:00"), 10)
+            .await
+            .expect("refresh"),
+        1
+    );
     let t = store.ticket("N-1").await.expect("get").expect("exists");
     assert_eq!(t.sla.state, "breached");
     assert_eq!(t.sla.next_check_at, None);
@@ -454,9 +605,10 @@ async fn postgres_polling_misses_nothing_with_concurrent_writers() {
         .fetch_one(store.pool())
         .await
         .expect("count");
-    let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crm_inbox WHERE status <> 'accepted'")
-        .fetch_one(store.pool())
-        .await
-        .expect("count");
+    let pending: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM crm_inbox WHERE status <> 'accepted'")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
     assert_eq!((tickets as u64, pending), (total, 0));
 }

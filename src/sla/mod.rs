@@ -312,7 +312,12 @@ impl Sla {
         secs: i64,
     ) -> Result<Option<Timestamp>, OutOfRange> {
         match self.policy.target(category, priority).clock {
-            ClockKind::Business => due_at(&BusinessTime(&self.calendar), received_at, secs, suspensions),
+            ClockKind::Business => due_at(
+                &BusinessTime(&self.calendar),
+                received_at,
+                secs,
+                suspensions,
+            ),
             ClockKind::Calendar => due_at(
                 &CalendarTime {
                     limit: self.calendar.limit(),
@@ -338,7 +343,8 @@ impl Sla {
         let bp = i64::from(self.policy.warning_ratio_bp());
         // Warning when elapsed × 10,000 ≥ target × bp, i.e. elapsed ≥ ⌈target × bp / 10,000⌉.
         let warn_secs = (target * bp + 9_999) / 10_000;
-        let warn = self.instant_of_elapsed(received_at, category, priority, suspensions, warn_secs)?;
+        let warn =
+            self.instant_of_elapsed(received_at, category, priority, suspensions, warn_secs)?;
         let due = self.instant_of_elapsed(received_at, category, priority, suspensions, target)?;
         let bounds = suspensions
             .iter()

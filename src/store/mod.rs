@@ -229,12 +229,12 @@ impl Store {
                     .trim_start_matches("sqlite://")
                     .trim_start_matches("sqlite:");
                 let path = path.split('?').next().unwrap_or(path);
-                if !path.is_empty() && path != ":memory:" {
-                    if let Some(dir) = Path::new(path).parent()
-                        && !dir.as_os_str().is_empty()
-                    {
-                        std::fs::create_dir_all(dir).map_err(StoreError::Dir)?;
-                    }
+                if !path.is_empty()
+                    && path != ":memory:"
+                    && let Some(dir) = Path::new(path).parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir).map_err(StoreError::Dir)?;
                 }
                 let sep = if url.contains('?') { '&' } else { '?' };
                 let opts: AnyConnectOptions = format!("{url}{sep}mode=rwc").parse()?;
@@ -401,6 +401,53 @@ impl Store {
         Ok(Outcome::Created(record))
     }
 
+    /// Creates many tickets in one transaction (seeding and bulk loads); returns how many were new.
+    pub async fn create_many(
+        &self,
+        tickets: &[NewTicket],
+        source: Source,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut created = 0;
+        for t in tickets {
+            if matches!(
+                self.create_in(&mut tx, t, source, now).await?,
+                Outcome::Created(_)
+            ) {
+                created += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Inserts rows into `crm_inbox` as a CRM would (kind, ticket number, JSON payload), many
+    /// per statement.
+    pub async fn insert_inbox_rows(
+        &self,
+        rows: &[(&str, String, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(500) {
+            let mut sql =
+                String::from("INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (kind, number, payload) in chunk {
+                q = q.bind(*kind).bind(number.as_str()).bind(payload.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn same_ticket(
         &self,
         conn: &mut AnyConnection,
@@ -534,10 +581,11 @@ impl Store {
         conn: &mut AnyConnection,
         id: i64,
     ) -> Result<(Timestamp, Derived), StoreError> {
-        let rows = sqlx::query("SELECT kind, data FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows =
+            sqlx::query("SELECT kind, data FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
         let corrupt = |m: String| StoreError::Corrupt(format!("ticket id {id}: {m}"));
         let mut state: Option<(Timestamp, Derived)> = None;
         for row in rows {
@@ -836,8 +884,17 @@ impl Store {
             apply(&mut d, received_at, &e, now)?;
             let hash = e.content_hash();
             let key = format!("rebaseline:{pol_v}:{cal_v}:{}", now.0);
-            insert_event(&mut tx, id, &e, Source::System, &key, &hash, &e.to_stored_json(None), now)
-                .await?;
+            insert_event(
+                &mut tx,
+                id,
+                &e,
+                Source::System,
+                &key,
+                &hash,
+                &e.to_stored_json(None),
+                now,
+            )
+            .await?;
             self.save_derived(&mut tx, id, received_at, &d, Some((cal_v, pol_v)), now)
                 .await?;
             tx.commit().await?;
@@ -850,7 +907,11 @@ impl Store {
     /// or rejected with its reason. Rows are claimed by status, not by an id cursor, so a row
     /// whose transaction commits late is simply found on a later pass; on PostgreSQL,
     /// `FOR UPDATE SKIP LOCKED` lets several instances share the work.
-    pub async fn process_inbox(&self, now: Timestamp, limit: i64) -> Result<InboxReport, StoreError> {
+    pub async fn process_inbox(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<InboxReport, StoreError> {
         let mut tx = self.pool.begin().await?;
         let lock = match self.backend {
             Backend::Sqlite => "",
@@ -935,7 +996,8 @@ impl Store {
             }
             "event" => {
                 let e = NewEvent::from_json(&value).map_err(StoreError::Invalid)?;
-                self.append_in(conn, number, &e, key, Source::Crm, now).await
+                self.append_in(conn, number, &e, key, Source::Crm, now)
+                    .await
             }
             other => Err(StoreError::Invalid(vec![FieldError {
                 field: "kind".into(),

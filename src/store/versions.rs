@@ -119,16 +119,13 @@ impl VersionRegistry {
             if let Some(s) = inner.built.get(&(calendar, policy)) {
                 return Ok(Arc::clone(s));
             }
-            let spec = inner
-                .calendars
-                .get(&calendar)
-                .cloned()
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown calendar version {calendar}")))?;
-            let pol = inner
-                .policies
-                .get(&policy)
-                .cloned()
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown policy version {policy}")))?;
+            let spec = inner.calendars.get(&calendar).cloned().ok_or_else(|| {
+                StoreError::Corrupt(format!("unknown calendar version {calendar}"))
+            })?;
+            let pol =
+                inner.policies.get(&policy).cloned().ok_or_else(|| {
+                    StoreError::Corrupt(format!("unknown policy version {policy}"))
+                })?;
             (spec, pol)
         };
         let sla = Arc::new(Sla::new(Calendar::new(spec)?, pol));

@@ -1,0 +1,118 @@
+//! RFC 7807 problem details.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::StoreError;
+use crate::ticket::FieldError;
+
+/// An error answer: status, a stable kind, a sentence for people, and the fields at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    /// A problem with no field list.
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 422 with the fields at fault.
+    pub fn invalid(errors: Vec<FieldError>) -> Problem {
+        let detail = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        Problem {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            kind: "validation",
+            title: "The request has invalid fields",
+            detail,
+            errors,
+        }
+    }
+
+    /// The body as JSON text.
+    pub fn body(&self) -> String {
+        json!({
+            "type": format!("urn:messo:problem:{}", self.kind),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+            "errors": self.errors,
+        })
+        .to_string()
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, self.body()).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        res
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Problem {
+        match e {
+            StoreError::Invalid(errors) => Problem::invalid(errors),
+            StoreError::NotFound(n) => Problem::not_found(format!("ticket {n} not found")),
+            StoreError::Conflict(m) => Problem::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "The ticket's state does not allow this",
+                m,
+            ),
+            StoreError::KeyReused(k) => Problem {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                kind: "idempotency-key-reused",
+                title: "Idempotency key reused with different content",
+                detail: format!("the key {k:?} was already used for a different event"),
+                errors: vec![FieldError {
+                    field: "Idempotency-Key".into(),
+                    message: "already used for a different request".into(),
+                }],
+            },
+            StoreError::OutOfRange(e) => Problem::invalid(vec![FieldError {
+                field: "received_at".into(),
+                message: e.to_string(),
+            }]),
+            other => {
+                tracing::error!(error = %other, "request failed");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "the request could not be completed; nothing was changed, try again",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! `/api/v1/tickets`: create, append events, read one, list.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::auth::Principal;
+use super::{AppState, Problem};
+use crate::config::Scope;
+use crate::sla::explain::{self, TicketTimes};
+use crate::store::{
+    EventRecord, LIST_STATES, ListQuery, Outcome, StoreError, StoredResponse, TicketRecord,
+    evaluate, ticket_json,
+};
+use crate::ticket::{FieldError, NewEvent, NewTicket, Source};
+
+fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
+    let mut res = (status, body).into_response();
+    let ct = if status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    if replayed {
+        res.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    res
+}
+
+/// The body, checked for size, type and JSON syntax.
+fn read_json(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Bytes, Value), Problem> {
+    let body = body.map_err(|rej| {
+        let status = rej.status();
+        let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("the body is larger than {} bytes", super::MAX_BODY_BYTES)
+        } else {
+            rej.body_text()
+        };
+        Problem::new(status, "body", "The request body cannot be read", detail)
+    })?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/json") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "media-type",
+            "Unsupported media type",
+            format!("send Content-Type: application/json (got {ct:?})"),
+        ));
+    }
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "The body is not valid JSON",
+            e.to_string(),
+        )
+    })?;
+    Ok((body, value))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = || {
+        Problem::invalid(vec![FieldError {
+            field: "Idempotency-Key".into(),
+            message: "must be 1–255 visible ASCII characters".into(),
+        }])
+    };
+    let s = v.to_str().map_err(|_| bad())?;
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(s.to_owned()))
+}
+
+fn request_hash(what: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(what.as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `work` once per (principal, key): a repeat with the same request gets the stored answer,
+/// a repeat with another request gets 422.
+async fn idempotent<F>(
+    state: &AppState,
+    principal: &Principal,
+    key: Option<String>,
+    hash: String,
+    work: F,
+) -> Response
+where
+    F: std::future::Future<Output = Result<(StatusCode, String), Problem>>,
+{
+    let Some(key) = key else {
+        return match work.await {
+            Ok((status, body)) => json_response(status, body, false),
+            Err(p) => p.into_response(),
+        };
+    };
+    let reused = || {
+        Problem::invalid(vec![FieldError {
+            field: "Idempotency-Key".into(),
+            message: "already used with a different request".into(),
+        }])
+        .into_response()
+    };
+    match state.store.idempotent_response(&principal.name, &key).await {
+        Ok(Some(stored)) if stored.request_hash == hash => {
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+            return json_response(status, stored.body, true);
+        }
+        Ok(Some(_)) => return reused(),
+        Ok(None) => {}
+        Err(e) => return Problem::from(e).into_response(),
+    }
+    let (status, body) = match work.await {
+        Ok(ok) => ok,
+        Err(p) if p.status.is_server_error() => return p.into_response(),
+        Err(p) => (p.status, p.body()),
+    };
+    let now = (state.clock)();
+    let answer = StoredResponse {
+        request_hash: hash.clone(),
+        status: status.as_u16(),
+        body,
+    };
+    match state
+        .store
+        .remember_response(&principal.name, &key, &answer, now)
+        .await
+    {
+        Ok(first) if first.request_hash == hash => {
+            let status = StatusCode::from_u16(first.status).unwrap_or(status);
+            let replayed = first.body != answer.body;
+            json_response(status, first.body, replayed)
+        }
+        Ok(_) => reused(),
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+fn format_for(
+    state: &AppState,
+    t: &TicketRecord,
+) -> Result<impl Fn(crate::time::Timestamp) -> String, StoreError> {
+    let sla = state
+        .store
+        .versions()
+        .sla(t.calendar_version, t.policy_version)?;
+    Ok(move |x| sla.calendar.format_rfc3339(x))
+}
+
+fn ticket_body(state: &AppState, t: &TicketRecord) -> Result<String, Problem> {
+    let f = format_for(state, t)?;
+    Ok(ticket_json(t, &f).to_string())
+}
+
+/// `POST /api/v1/tickets`
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let principal = match state.tokens.authorize(&headers, Scope::Write) {
+        Ok(p) => p,
+        Err(p) => return p.into_response(),
+    };
+    let (raw, value) = match read_json(&headers, body) {
+        Ok(v) => v,
+        Err(p) => return p.into_response(),
+    };
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(p) => return p.into_response(),
+    };
+    let hash = request_hash("POST /api/v1/tickets", &raw);
+    let st = state.clone();
+    let work = async move {
+        let t = NewTicket::from_json(&value).map_err(Problem::invalid)?;
+        let now = (st.clock)();
+        let outcome = st.store.create_ticket(&t, Source::Api, now).await?;
+        let status = match outcome {
+            Outcome::Created(_) => StatusCode::CREATED,
+            Outcome::Unchanged(_) => StatusCode::OK,
+        };
+        Ok((status, ticket_body(&st, outcome.ticket())?))
+    };
+    idempotent(&state, &principal, key, hash, work).await
+}
+
+/// `POST /api/v1/tickets/{number}/events`
+pub async fn append(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let principal = match state.tokens.authorize(&headers, Scope::Write) {
+        Ok(p) => p,
+        Err(p) => return p.into_response(),
+    };
+    let (raw, value) = match read_json(&headers, body) {
+        Ok(v) => v,
+        Err(p) => return p.into_response(),
+    };
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(p) => return p.into_response(),
+    };
+    let hash = request_hash(&format!("POST /api/v1/tickets/{number}/events"), &raw);
+    let st = state.clone();
+    let event_key = key.clone();
+    let work = async move {
+        let e = NewEvent::from_json(&value).map_err(Problem::invalid)?;
+        let now = (st.clock)();
+        let outcome = st
+            .store
+            .append_event(&number, &e, event_key.as_deref(), Source::Api, now)
+            .await?;
+        let status = match outcome {
+            Outcome::Created(_) => StatusCode::CREATED,
+            Outcome::Unchanged(_) => StatusCode::OK,
+        };
+        Ok((status, ticket_body(&st, outcome.ticket())?))
+    };
+    idempotent(&state, &principal, key, hash, work).await
+}
+
+fn event_json(e: &EventRecord, f: &dyn Fn(crate::time::Timestamp) -> String) -> Value {
+    let mut data = e.data.clone();
+    if let Value::Object(m) = &mut data {
+        m.remove("kind");
+        m.remove("at");
+    }
+    json!({
+        "id": e.id,
+        "kind": e.kind,
+        "at": f(e.occurred_at),
+        "source": e.source,
+        "data": data,
+        "recorded_at": f(e.recorded_at),
+    })
+}
+
+/// `GET /api/v1/tickets/{number}`: the ticket, its timeline, its SLA now and how it was reached.
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(p) = state.tokens.authorize(&headers, Scope::Read) {
+        return p.into_response();
+    }
+    match one(&state, &number).await {
+        Ok(v) => json_response(StatusCode::OK, v.to_string(), false),
+        Err(p) => p.into_response(),
+    }
+}
+
+async fn one(state: &AppState, number: &str) -> Result<Value, Problem> {
+    let t = state
+        .store
+        .ticket(number)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("ticket {number} not found")))?;
+    let now = (state.clock)();
+    let sla = state
+        .store
+        .versions()
+        .sla(t.calendar_version, t.policy_version)?;
+    let f = |x| sla.calendar.format_rfc3339(x);
+    let (received_at, derived) = state.store.history(t.id).await?;
+    let fresh = evaluate(&sla, received_at, &derived, now).map_err(StoreError::from)?;
+    let mut body = ticket_json(&t, &f);
+    let opt = |o: Option<crate::time::Timestamp>| o.map(f);
+    body["sla"] = json!({
+        "state": fresh.state,
+        "due_at": opt(fresh.due_at),
+        "elapsed_s": fresh.elapsed_s,
+        "target_s": fresh.target_s,
+        "remaining_s": fresh.remaining_s,
+        "next_check_at": opt(fresh.next_check_at),
+        "closed_late": fresh.closed_late,
+        "computed_at": f(now),
+    });
+    let events = state.store.events(t.id).await?;
+    body["events"] = Value::Array(events.iter().map(|e| event_json(e, &f)).collect());
+    let times = TicketTimes {
+        id: Some(t.number.clone()),
+        received_at,
+        category: derived.category,
+        priority: derived.priority,
+        suspensions: derived.suspensions.clone(),
+    };
+    let explanation = explain::explain(&sla, times, now).map_err(StoreError::from)?;
+    body["explanation"] = explain::render_json(&sla, &explanation);
+    Ok(body)
+}
+
+/// `GET /api/v1/tickets?state=warning|breached|paused|running&office=…&after=…&limit=…`
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(p) = state.tokens.authorize(&headers, Scope::Read) {
+        return p.into_response();
+    }
+    let mut errors = Vec::new();
+    let mut q = ListQuery {
+        limit: 50,
+        ..ListQuery::default()
+    };
+    for (k, v) in &params {
+        match k.as_str() {
+            "state" if LIST_STATES.contains(&v.as_str()) => q.state = Some(v.clone()),
+            "state" => errors.push(FieldError {
+                field: "state".into(),
+                message: format!("unknown state {v:?}; expected {}", LIST_STATES.join("|")),
+            }),
+            "office" => q.office = Some(v.clone()),
+            "after" => match v.parse::<i64>() {
+                Ok(a) => q.after = Some(a),
+                Err(_) => errors.push(FieldError {
+                    field: "after".into(),
+                    message: "must be the `next` value of the previous page".into(),
+                }),
+            },
+            "limit" => match v.parse::<i64>() {
+                Ok(l) if (1..=500).contains(&l) => q.limit = l,
+                _ => errors.push(FieldError {
+                    field: "limit".into(),
+                    message: "must be an integer from 1 to 500".into(),
+                }),
+            },
+            other => errors.push(FieldError {
+                field: other.to_owned(),
+                message: "unknown parameter; expected state, office, after, limit".into(),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Problem::invalid(errors).into_response();
+    }
+    let page = match state.store.list_tickets(&q).await {
+        Ok(p) => p,
+        Err(e) => return Problem::from(e).into_response(),
+    };
+    let mut items = Vec::with_capacity(page.len());
+    for t in &page {
+        match format_for(&state, t) {
+            Ok(f) => items.push(ticket_json(t, &f)),
+            Err(e) => return Problem::from(e).into_response(),
+        }
+    }
+    let next = (page.len() as i64 == q.limit)
+        .then(|| page.last().map(|t| t.id))
+        .flatten();
+    json_response(
+        StatusCode::OK,
+        json!({"items": items, "next": next}).to_string(),
+        false,
+    )
+}
