@@ -399,6 +399,23 @@ async fn seed(config: Config, args: SeedArgs) -> Result<()> {
         }
         other => bail!("--via: unknown mode {other:?}; expected store|inbox"),
     }
+    let (open, with_instant) = store.ticket_counts().await?;
+    // The daemon's question: which tickets' next SLA instant has come? Asked at instants from
+    // now to ten days ahead, so the answer ranges from few rows to a full batch of 500.
+    let runs = 200;
+    let mut found = 0usize;
+    let t0 = std::time::Instant::now();
+    for k in 0..runs {
+        let at = start_at.plus(k * 10 * 86_400 / runs);
+        found += store.due_for_check(at, 500).await?.len();
+    }
+    let per = t0.elapsed().as_secs_f64() * 1000.0 / runs as f64;
+    println!(
+        "store holds {open} open tickets ({with_instant} with a next SLA instant); \
+         due_for_check(limit 500): {per:.2} ms per query over {runs} queries, {:.0} rows on average",
+        found as f64 / runs as f64
+    );
+    println!("plan:\n{}", store.explain_due_query().await?);
     Ok(())
 }
 

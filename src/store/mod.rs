@@ -337,18 +337,17 @@ impl Store {
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
         let hash = t.content_hash();
-        if let Some(existing) = self.find_for_update(conn, t.number.as_str()).await? {
-            return self.same_ticket(conn, existing, t, &hash).await;
-        }
         let (cal_v, pol_v) = self.versions.current()?;
         let sla = self.versions.sla(cal_v, pol_v)?;
         let derived = Derived::new(t);
         let view = evaluate(&sla, t.received_at, &derived, now)?;
-        let citizen = serde_json::to_string(&t.citizen).unwrap_or_default();
+        let citizen = serde_json::to_value(&t.citizen).unwrap_or(Value::Null);
         let (step, step_text) = match &t.step {
             Some((s, x)) => (Some(s.as_str()), Some(x.as_str())),
             None => (None, None),
         };
+        // Insert first; a number already taken is then looked at (fewer round trips for the
+        // common case of a new ticket).
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO tickets (number, office, category, priority, subject, step, step_text, \
              citizen, fiscal_code, received_at, closed_at, waiting_since, policy_version, \
@@ -365,7 +364,7 @@ impl Store {
         .bind(&t.subject)
         .bind(step)
         .bind(step_text)
-        .bind(citizen)
+        .bind(citizen.to_string())
         .bind(t.citizen.fiscal_code.as_deref())
         .bind(t.received_at.0)
         .bind(pol_v)
@@ -381,9 +380,8 @@ impl Store {
         .fetch_optional(&mut *conn)
         .await?;
         let Some(id) = inserted else {
-            // Another writer created it between our look and our insert.
             let existing = self
-                .find_for_update(conn, t.number.as_str())
+                .lock_ticket(conn, t.number.as_str())
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("ticket vanished after a conflict".into()))?;
             return self.same_ticket(conn, existing, t, &hash).await;
@@ -394,11 +392,22 @@ impl Store {
         };
         let data = received.to_stored_json(Some(("ticket", t.to_json())));
         insert_event(conn, id, &received, source, "received", &hash, &data, now).await?;
-        let record = self
-            .load_record(conn, id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("ticket missing after insert".into()))?;
-        Ok(Outcome::Created(record))
+        Ok(Outcome::Created(TicketRecord {
+            id,
+            number: t.number.as_str().to_owned(),
+            office: t.office.clone(),
+            category: t.category,
+            priority: t.priority,
+            subject: t.subject.clone(),
+            step: t.step.clone(),
+            citizen,
+            received_at: t.received_at,
+            closed_at: None,
+            waiting_since: None,
+            policy_version: pol_v,
+            calendar_version: cal_v,
+            sla: view,
+        }))
     }
 
     /// Creates many tickets in one transaction (seeding and bulk loads); returns how many were new.
@@ -451,15 +460,11 @@ impl Store {
     async fn same_ticket(
         &self,
         conn: &mut AnyConnection,
-        existing: (i64, String),
+        (record, stored_hash): (TicketRecord, String),
         t: &NewTicket,
         hash: &str,
     ) -> Result<Outcome, StoreError> {
-        let (id, stored_hash) = existing;
-        let record = self
-            .load_record(conn, id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("ticket row vanished".into()))?;
+        let id = record.id;
         if stored_hash == hash {
             return Ok(Outcome::Unchanged(record));
         }
@@ -494,23 +499,39 @@ impl Store {
         )))
     }
 
-    async fn find_for_update(
+    /// The ticket row, locked until the transaction ends (PostgreSQL), with its creation hash.
+    async fn lock_ticket(
         &self,
         conn: &mut AnyConnection,
         number: &str,
-    ) -> Result<Option<(i64, String)>, StoreError> {
+    ) -> Result<Option<(TicketRecord, String)>, StoreError> {
         let sql = format!(
-            "SELECT id, create_hash FROM tickets WHERE number = $1{}",
+            "SELECT {TICKET_COLUMNS}, create_hash FROM tickets WHERE number = $1{}",
             self.lock_suffix()
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(number)
             .fetch_optional(&mut *conn)
             .await?;
-        Ok(match row {
-            Some(r) => Some((r.try_get("id")?, r.try_get("create_hash")?)),
-            None => None,
-        })
+        row.map(|r| Ok((self.record_from_row(&r)?, r.try_get("create_hash")?)))
+            .transpose()
+    }
+
+    /// Like [`Store::lock_ticket`], by internal id.
+    async fn lock_ticket_id(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+    ) -> Result<Option<TicketRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1{}",
+            self.lock_suffix()
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|r| self.record_from_row(&r)).transpose()
     }
 
     /// Appends an event to ticket `number`. The idempotency key defaults to the event's content
@@ -540,57 +561,51 @@ impl Store {
         source: Source,
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
-        let Some((id, _)) = self.find_for_update(conn, number).await? else {
+        let Some((record, _)) = self.lock_ticket(conn, number).await? else {
             return Err(StoreError::NotFound(number.to_owned()));
         };
         let hash = e.content_hash();
         let key = idempotency_key.unwrap_or(&hash);
-        let seen: Option<String> = sqlx::query_scalar(
-            "SELECT content_hash FROM ticket_events WHERE ticket_id = $1 AND idempotency_key = $2",
-        )
-        .bind(id)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(seen) = seen {
-            if seen != hash {
+        let (received_at, mut derived, keys) = self.replay(conn, record.id).await?;
+        if let Some((_, seen)) = keys.iter().find(|(k, _)| k == key) {
+            if *seen != hash {
                 return Err(StoreError::KeyReused(key.to_owned()));
             }
-            let record = self
-                .load_record(conn, id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("ticket row vanished".into()))?;
             return Ok(Outcome::Unchanged(record));
         }
-        let (received_at, mut derived) = self.replay(conn, id).await?;
         apply(&mut derived, received_at, e, now)?;
         let data = e.to_stored_json(None);
-        insert_event(conn, id, e, source, key, &hash, &data, now).await?;
-        self.save_derived(conn, id, received_at, &derived, None, now)
+        insert_event(conn, record.id, e, source, key, &hash, &data, now).await?;
+        let updated = self
+            .save_derived(conn, record, received_at, &derived, None, now)
             .await?;
-        let record = self
-            .load_record(conn, id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("ticket row vanished".into()))?;
-        Ok(Outcome::Created(record))
+        Ok(Outcome::Created(updated))
     }
 
-    /// Rebuilds what a ticket's events say, from its first event on.
+    /// Rebuilds what a ticket's events say, from its first event on, with every event's
+    /// (idempotency key, content hash).
     async fn replay(
         &self,
         conn: &mut AnyConnection,
         id: i64,
-    ) -> Result<(Timestamp, Derived), StoreError> {
-        let rows =
-            sqlx::query("SELECT kind, data FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
-                .bind(id)
-                .fetch_all(&mut *conn)
-                .await?;
+    ) -> Result<(Timestamp, Derived, Vec<(String, String)>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, data, idempotency_key, content_hash FROM ticket_events \
+             WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
         let corrupt = |m: String| StoreError::Corrupt(format!("ticket id {id}: {m}"));
         let mut state: Option<(Timestamp, Derived)> = None;
+        let mut keys = Vec::with_capacity(rows.len());
         for row in rows {
             let kind: String = row.try_get("kind")?;
             let data: String = row.try_get("data")?;
+            keys.push((
+                row.try_get("idempotency_key")?,
+                row.try_get("content_hash")?,
+            ));
             let v: Value = serde_json::from_str(&data).map_err(|e| corrupt(e.to_string()))?;
             if kind == "received" {
                 let t = NewTicket::from_json(v.get("ticket").unwrap_or(&Value::Null))
@@ -605,30 +620,22 @@ impl Store {
             apply(d, *received_at, &e, Timestamp(i64::MAX / 2))
                 .map_err(|r| corrupt(format!("stored event no longer applies: {r}")))?;
         }
-        state.ok_or_else(|| corrupt("no received event".into()))
+        let (received_at, d) = state.ok_or_else(|| corrupt("no received event".into()))?;
+        Ok((received_at, d, keys))
     }
 
-    /// Writes the derived state and its SLA cache; `versions` moves the ticket to other versions.
+    /// Writes the derived state and its SLA cache (moving the ticket to `versions` when given)
+    /// and returns the ticket as it now stands.
     async fn save_derived(
         &self,
         conn: &mut AnyConnection,
-        id: i64,
+        mut record: TicketRecord,
         received_at: Timestamp,
         d: &Derived,
         versions: Option<(i64, i64)>,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let row = sqlx::query("SELECT policy_version, calendar_version FROM tickets WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
-        let (cal_v, pol_v) = match versions {
-            Some(v) => v,
-            None => (
-                row.try_get::<i64, _>("calendar_version")?,
-                row.try_get::<i64, _>("policy_version")?,
-            ),
-        };
+    ) -> Result<TicketRecord, StoreError> {
+        let (cal_v, pol_v) = versions.unwrap_or((record.calendar_version, record.policy_version));
         let sla = self.versions.sla(cal_v, pol_v)?;
         let view = evaluate(&sla, received_at, d, now)?;
         let (step, step_text) = match &d.step {
@@ -655,23 +662,18 @@ impl Store {
         .bind(now.0)
         .bind(view.next_check_at.map(|t| t.0))
         .bind(d.last_event_at.0)
-        .bind(id)
+        .bind(record.id)
         .execute(&mut *conn)
         .await?;
-        Ok(())
-    }
-
-    async fn load_record(
-        &self,
-        conn: &mut AnyConnection,
-        id: i64,
-    ) -> Result<Option<TicketRecord>, StoreError> {
-        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.map(|r| self.record_from_row(&r)).transpose()
+        record.category = d.category;
+        record.priority = d.priority;
+        record.step = d.step.clone();
+        record.closed_at = d.closed_at;
+        record.waiting_since = d.waiting_since;
+        record.policy_version = pol_v;
+        record.calendar_version = cal_v;
+        record.sla = view;
+        Ok(record)
     }
 
     fn record_from_row(&self, r: &sqlx::any::AnyRow) -> Result<TicketRecord, StoreError> {
@@ -688,9 +690,7 @@ impl Store {
         let calendar_version: i64 = r.try_get("calendar_version")?;
         let target_s = self
             .versions
-            .policy(policy_version)?
-            .target(category, priority)
-            .seconds;
+            .target_seconds(policy_version, category, priority)?;
         let elapsed_s: i64 = r.try_get("sla_elapsed_s")?;
         let closed_at = ts(r.try_get("closed_at")?);
         let due_at = ts(r.try_get("sla_due_at")?);
@@ -760,7 +760,8 @@ impl Store {
     /// The facts of a ticket for the clock (for `explain` and fresh status at any instant).
     pub async fn history(&self, ticket_id: i64) -> Result<(Timestamp, Derived), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        self.replay(&mut conn, ticket_id).await
+        let (received_at, d, _) = self.replay(&mut conn, ticket_id).await?;
+        Ok((received_at, d))
     }
 
     /// Open tickets, filtered by SLA state and office, in pages by internal id.
@@ -810,20 +811,42 @@ impl Store {
         Ok(ids)
     }
 
+    /// The database's plan for the `due_for_check` query (to show it uses the index).
+    pub async fn explain_due_query(&self) -> Result<String, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "EXPLAIN QUERY PLAN SELECT id FROM tickets WHERE next_check_at IS NOT NULL \
+                 AND next_check_at <= $1 ORDER BY next_check_at LIMIT $2"
+            }
+            Backend::Postgres => {
+                "EXPLAIN SELECT id FROM tickets WHERE next_check_at IS NOT NULL \
+                 AND next_check_at <= $1 ORDER BY next_check_at LIMIT $2"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(i64::MAX / 2)
+            .bind(500i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let col = match self.backend {
+            Backend::Sqlite => 3,
+            Backend::Postgres => 0,
+        };
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(col).map_err(StoreError::from))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join("\n"))
+    }
+
     /// Recomputes the SLA cache of tickets whose next instant has come. Returns how many.
     pub async fn refresh_due(&self, now: Timestamp, limit: i64) -> Result<u64, StoreError> {
         let ids = self.due_for_check(now, limit).await?;
         let mut done = 0;
         for id in ids {
             let mut tx = self.pool.begin().await?;
-            let sql = format!("SELECT id FROM tickets WHERE id = $1{}", self.lock_suffix());
-            let still: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if still.is_some() {
-                let (received_at, d) = self.replay(&mut tx, id).await?;
-                self.save_derived(&mut tx, id, received_at, &d, None, now)
+            if let Some(record) = self.lock_ticket_id(&mut tx, id).await? {
+                let (received_at, d, _) = self.replay(&mut tx, id).await?;
+                self.save_derived(&mut tx, record, received_at, &d, None, now)
                     .await?;
                 done += 1;
             }
@@ -860,19 +883,13 @@ impl Store {
         let mut moved = 0;
         for id in ids {
             let mut tx = self.pool.begin().await?;
-            let sql = format!(
-                "SELECT policy_version, calendar_version FROM tickets WHERE id = $1{}",
-                self.lock_suffix()
-            );
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let (p, c): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-            if (c, p) == (cal_v, pol_v) {
+            let Some(record) = self.lock_ticket_id(&mut tx, id).await? else {
+                continue;
+            };
+            if (record.calendar_version, record.policy_version) == (cal_v, pol_v) {
                 continue;
             }
-            let (received_at, mut d) = self.replay(&mut tx, id).await?;
+            let (received_at, mut d, _) = self.replay(&mut tx, id).await?;
             let e = NewEvent {
                 at: now.max(d.last_event_at),
                 body: EventBody::Rebaselined {
@@ -895,7 +912,7 @@ impl Store {
                 now,
             )
             .await?;
-            self.save_derived(&mut tx, id, received_at, &d, Some((cal_v, pol_v)), now)
+            self.save_derived(&mut tx, record, received_at, &d, Some((cal_v, pol_v)), now)
                 .await?;
             tx.commit().await?;
             moved += 1;
@@ -1004,6 +1021,18 @@ impl Store {
                 message: format!("unknown row kind {other:?}; expected ticket|event"),
             }])),
         }
+    }
+
+    /// (open tickets, tickets with a next SLA instant).
+    pub async fn ticket_counts(&self) -> Result<(i64, i64), StoreError> {
+        let open = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE closed_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        let with_instant =
+            sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE next_check_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((open, with_instant))
     }
 
     /// Counts of `crm_inbox` rows by status.

@@ -103,13 +103,18 @@ impl VersionRegistry {
             .ok_or_else(|| StoreError::Corrupt("no configuration registered with the store".into()))
     }
 
-    /// The policy of a version.
-    pub fn policy(&self, id: i64) -> Result<Policy, StoreError> {
+    /// The target in seconds under a policy version.
+    pub fn target_seconds(
+        &self,
+        policy: i64,
+        category: crate::domain::Category,
+        priority: crate::domain::Priority,
+    ) -> Result<i64, StoreError> {
         self.lock()
             .policies
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown policy version {id}")))
+            .get(&policy)
+            .map(|p| p.target(category, priority).seconds)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown policy version {policy}")))
     }
 
     /// The SLA clock of a (calendar, policy) pair, built on first use.

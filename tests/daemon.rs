@@ -1,0 +1,125 @@
+//! `messo run` as an operator starts it: it migrates a fresh SQLite file, takes a CRM's direct
+//! write from `crm_inbox` on its next poll, answers the API, and stops cleanly on SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use messo::store::Store;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn get(port: u16, path: &str, token: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
+}
+
+#[test]
+fn run_migrates_polls_serves_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("messo-daemon-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (token, hash) = messo::http::new_token().expect("token");
+    let port = free_port();
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
+            .expect("shipped config");
+    let config = shipped
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace(
+            "url = \"sqlite://data/messo.db\"",
+            "url = \"sqlite://data/messo.db\"\npoll_interval_ms = 100",
+        )
+        + &format!(
+            "\n[[http.tokens]]\nname = \"crm\"\nhash = \"{hash}\"\nscopes = [\"read\", \"write\"]\n"
+        );
+    std::fs::write(dir.join("messo.toml"), config).expect("config");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_messo"))
+        .args(["--config", "messo.toml", "run"])
+        .current_dir(&dir)
+        .env("MESSO_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start messo run");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(port, "/healthz", "").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        dir.join("data/messo.db").exists(),
+        "the SQLite file is created under data/"
+    );
+
+    // The CRM writes a row directly, as documented in docs/ticket-store.md.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = Store::connect(&format!("sqlite://{}/data/messo.db", dir.display()))
+            .await
+            .expect("second connection");
+        sqlx::query("INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES ('ticket', $1, $2)")
+            .bind("D-1")
+            .bind(r#"{"number":"D-1","office":"anagrafe","priority":"alta","subject":"Certificato","received_at":"2026-11-26T10:15:00+01:00","citizen":{"email":"a@example.it"}}"#)
+            .execute(store.pool())
+            .await
+            .expect("insert");
+    });
+    let found = loop {
+        match get(port, "/api/v1/tickets/D-1", &token) {
+            Some((200, body)) => break body,
+            _ if Instant::now() > deadline => panic!("the direct write was not picked up"),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    assert!(
+        found.contains("\"due_at\":\"2026-12-01T10:15:00+01:00\""),
+        "{found}"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("log");
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(log.contains("stopped"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
