@@ -46,8 +46,17 @@ async fn sqlite() -> Store {
     store
 }
 
-/// A store on a fresh schema of the real PostgreSQL.
-async fn postgres() -> Store {
+/// Drops a test schema (tests that pass clean up after themselves).
+async fn drop_schema(schema: &str) {
+    if let Ok(admin) = Store::connect(&pg_base()).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(admin.pool())
+            .await;
+    }
+}
+
+/// A store on a fresh schema of the real PostgreSQL, and the schema's name.
+async fn postgres_in_schema() -> (Store, String) {
     let schema = unique("messo_t");
     let admin = Store::connect(&pg_base()).await.expect(
         "PostgreSQL must run on 127.0.0.1:5432 (start it with pg_ctlcluster; .ci/run does)",
@@ -64,7 +73,7 @@ async fn postgres() -> Store {
         .register_config(&config(Vec::new()), ts("2026-01-01T00:00:00Z"))
         .await
         .expect("register");
-    store
+    (store, schema)
 }
 
 macro_rules! on_both {
@@ -76,7 +85,9 @@ macro_rules! on_both {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$name(super::postgres().await).await
+                let (store, schema) = super::postgres_in_schema().await;
+                super::$name(store).await;
+                super::drop_schema(&schema).await;
             }
         }
     )*};
@@ -546,7 +557,7 @@ async fn the_next_check_index_finds_what_came_due(store: Store) {
 /// committed late.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_polling_misses_nothing_with_concurrent_writers() {
-    let store = postgres().await;
+    let (store, schema) = postgres_in_schema().await;
     let now = ts("2026-03-02T12:00:00+01:00");
     const WRITERS: usize = 8;
     const PER_WRITER: usize = 25;
@@ -611,4 +622,5 @@ async fn postgres_polling_misses_nothing_with_concurrent_writers() {
             .await
             .expect("count");
     assert_eq!((tickets as u64, pending), (total, 0));
+    drop_schema(&schema).await;
 }
