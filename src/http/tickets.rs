@@ -158,6 +158,19 @@ where
     }
 }
 
+/// What every write needs before it acts: the caller (with the write scope), the body as bytes
+/// and as JSON, and the idempotency key if one was sent.
+fn prepare_write(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Principal, Bytes, Value, Option<String>), Problem> {
+    let principal = state.tokens.authorize(headers, Scope::Write)?;
+    let (raw, value) = read_json(headers, body)?;
+    let key = idempotency_key(headers)?;
+    Ok((principal, raw, value, key))
+}
+
 fn format_for(
     state: &AppState,
     t: &TicketRecord,
@@ -180,16 +193,8 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let principal = match state.tokens.authorize(&headers, Scope::Write) {
-        Ok(p) => p,
-        Err(p) => return p.into_response(),
-    };
-    let (raw, value) = match read_json(&headers, body) {
-        Ok(v) => v,
-        Err(p) => return p.into_response(),
-    };
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
+    let (principal, raw, value, key) = match prepare_write(&state, &headers, body) {
+        Ok(w) => w,
         Err(p) => return p.into_response(),
     };
     let hash = request_hash("POST /api/v1/tickets", &raw);
@@ -214,16 +219,8 @@ pub async fn append(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let principal = match state.tokens.authorize(&headers, Scope::Write) {
-        Ok(p) => p,
-        Err(p) => return p.into_response(),
-    };
-    let (raw, value) = match read_json(&headers, body) {
-        Ok(v) => v,
-        Err(p) => return p.into_response(),
-    };
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
+    let (principal, raw, value, key) = match prepare_write(&state, &headers, body) {
+        Ok(w) => w,
         Err(p) => return p.into_response(),
     };
     let hash = request_hash(&format!("POST /api/v1/tickets/{number}/events"), &raw);
