@@ -98,6 +98,22 @@ struct RawConfig {
     channels: RawChannels,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    notify: RawNotify,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    sender_email: Option<String>,
+    office_email: Option<String>,
+    supervisor_email: Option<String>,
+    office_phone: Option<String>,
+    sms_window: Option<String>,
+    reminder_after_working_days: Option<i64>,
+    max_reminders: Option<i64>,
+    suspension_cap_days: Option<i64>,
+    staff_alerts_office_hours_only: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +253,28 @@ pub struct Http {
     pub tokens: Vec<ApiToken>,
 }
 
+/// The `[notify]` section: who receives office alerts and when messages may go out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    /// The From address of every e-mail.
+    pub sender_email: String,
+    /// The URP's mailbox: warnings, breaches, expired suspensions.
+    pub office_email: String,
+    /// Also told of every breach.
+    pub supervisor_email: Option<String>,
+    /// The phone number citizens are told to call.
+    pub office_phone: String,
+    /// Citizen SMS go out only inside this local window, Monday to Saturday, not on holidays.
+    pub sms_window: Window,
+    /// Working days between reminders of an integration request (0: no reminders).
+    pub reminder_after_working_days: u32,
+    pub max_reminders: u32,
+    /// Calendar days after which a suspension is reported to the office (L. 241/1990 art. 2 c. 7).
+    pub suspension_cap_days: u32,
+    /// Staff alerts wait for office hours.
+    pub staff_alerts_office_hours_only: bool,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -250,6 +288,7 @@ pub struct Config {
     pub poll_interval_ms: u64,
     pub channels: Channels,
     pub http: Http,
+    pub notify: Notify,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -854,6 +893,64 @@ fn validate(
         });
     }
 
+    // [notify]
+    let n = raw.notify;
+    let email_key = |p: &mut Problems, key: &str, v: Option<String>, default: &str| -> String {
+        let v = v.unwrap_or_else(|| default.to_owned());
+        if !crate::ticket::valid_email(&v) {
+            p.add(key, format!("{v:?} is not an e-mail address"));
+        }
+        v
+    };
+    let sender_email = email_key(
+        &mut p,
+        "notify.sender_email",
+        n.sender_email,
+        "urp@comune.example.it",
+    );
+    let office_email = email_key(
+        &mut p,
+        "notify.office_email",
+        n.office_email,
+        "urp@comune.example.it",
+    );
+    let supervisor_email = n
+        .supervisor_email
+        .map(|v| email_key(&mut p, "notify.supervisor_email", Some(v), ""));
+    let sms_text = n.sms_window.unwrap_or_else(|| "08:00-20:00".to_owned());
+    let sms_window = parse_window(&sms_text).unwrap_or_else(|m| {
+        p.add("notify.sms_window", m);
+        Window::hm((8, 0), (20, 0))
+    });
+    let mut bounded = |key: &str, v: Option<i64>, default: i64, max: i64| -> u32 {
+        match v.unwrap_or(default) {
+            x if (0..=max).contains(&x) => x as u32,
+            x => {
+                p.add(key, format!("must be between 0 and {max}, found {x}"));
+                default as u32
+            }
+        }
+    };
+    let reminder_after_working_days = bounded(
+        "notify.reminder_after_working_days",
+        n.reminder_after_working_days,
+        5,
+        60,
+    );
+    let max_reminders = bounded("notify.max_reminders", n.max_reminders, 2, 10);
+    let suspension_cap_days = bounded("notify.suspension_cap_days", n.suspension_cap_days, 30, 365);
+    let notify = Notify {
+        sender_email,
+        office_email,
+        supervisor_email,
+        office_phone: n.office_phone.unwrap_or_else(|| "060606".to_owned()),
+        sms_window,
+        reminder_after_working_days,
+        max_reminders,
+        suspension_cap_days,
+        staff_alerts_office_hours_only: n.staff_alerts_office_hours_only.unwrap_or(true),
+    };
+
     let comune_name = raw.comune.name.unwrap_or_else(|| "Comune".to_owned());
 
     match policy {
@@ -880,6 +977,7 @@ fn validate(
                 public_base_url,
                 tokens,
             },
+            notify,
             overrides,
         }),
         _ => {

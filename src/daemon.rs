@@ -1,16 +1,31 @@
-//! `messo run`: the long-running process. Today it applies migrations, records the
-//! configuration's calendar and policy versions, serves the HTTP API, and polls the store for
-//! direct writes and for tickets whose next SLA instant has come. Shutdown on SIGTERM or SIGINT
-//! stops taking requests, lets the ones in flight finish, and returns.
+//! `messo run`: the long-running process.
+//!
+//! It applies migrations, records the configuration's calendar and policy versions, serves the
+//! HTTP API, and runs one loop that (1) takes the CRM's direct writes, (2) runs the engine over
+//! the tickets whose next instant has come, and (3) delivers what is owed. The loop wakes on a
+//! periodic tick (tokio-cron-scheduler, an interval in UTC: no local-time cron), right after an
+//! API write, and exactly at the earliest instant the store is waiting for (a warning, a due
+//! instant, a reminder, an SMS window opening), so a breach is acted on within a second of its
+//! instant. After downtime the first pass catches up on everything that came due, once.
+//!
+//! Shutdown on SIGTERM or SIGINT: stop taking requests and work, finish what is in flight
+//! (bounded), tell systemd, return.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify as Wake, watch};
+use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::config::Config;
+use crate::calendar::Calendar;
+use crate::config::{Config, Notify};
+use crate::engine::{self, Context, Decision};
 use crate::http::{self, AppState, Clock, TokenBook};
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, CycleReport, EngineInput, Store, StoreError};
+use crate::time::Timestamp;
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -24,31 +39,188 @@ pub enum DaemonError {
     },
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
+    #[error(
+        "another messo daemon already runs on {0}; SQLite serves one daemon (use PostgreSQL for several)"
+    )]
+    AlreadyRunning(String),
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("scheduler: {0}")]
+    Scheduler(String),
+    #[error("calendar: {0}")]
+    Calendar(#[from] crate::calendar::CalendarError),
 }
 
-/// Rows and tickets handled per poll pass.
+/// Counters the `/metrics` endpoint reports.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub cycles: AtomicU64,
+    pub last_cycle_ms: AtomicU64,
+    pub last_cycle_at: AtomicI64,
+    pub owed_total: AtomicU64,
+    pub delivered_total: AtomicU64,
+    pub failed_total: AtomicU64,
+    pub inbox_rows_total: AtomicU64,
+}
+
+/// Runs the engine with the right clock for each ticket's versions.
+pub struct Engine {
+    store: Store,
+    notify: Notify,
+    sms: Mutex<HashMap<i64, Arc<Calendar>>>,
+}
+
+/// Tickets decided per transaction.
 const BATCH: i64 = 500;
 
-/// One poll pass: direct writes first, then SLA instants that came due.
-pub async fn poll_once(store: &Store, clock: &Clock) -> Result<(u64, u64), StoreError> {
-    let mut taken = 0;
+impl Engine {
+    /// An engine over `store` with the `[notify]` settings.
+    pub fn new(store: Store, notify: Notify) -> Engine {
+        Engine {
+            store,
+            notify,
+            sms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The engine's decision for one ticket, with the clock of its own versions.
+    pub fn decide(&self, input: EngineInput<'_>, now: Timestamp) -> Result<Decision, StoreError> {
+        let t = input.ticket;
+        let sla = self
+            .store
+            .versions()
+            .sla(t.calendar_version, t.policy_version)?;
+        let sms = {
+            let mut cache = self.sms.lock().unwrap_or_else(PoisonError::into_inner);
+            match cache.get(&t.calendar_version) {
+                Some(c) => Arc::clone(c),
+                None => {
+                    let c = Arc::new(engine::sms_calendar(&sla.calendar, &self.notify)?);
+                    cache.insert(t.calendar_version, Arc::clone(&c));
+                    c
+                }
+            }
+        };
+        let ctx = Context {
+            sla: &sla,
+            notify: &self.notify,
+            sms_calendar: &sms,
+        };
+        Ok(engine::decide(
+            &ctx,
+            t,
+            input.received_at,
+            input.derived,
+            input.events,
+            now,
+        )?)
+    }
+
+    /// Decides every ticket whose next instant has come by `now`.
+    pub async fn cycle(&self, now: Timestamp) -> Result<CycleReport, StoreError> {
+        let mut total = CycleReport::default();
+        loop {
+            let r = self
+                .store
+                .engine_cycle(now, BATCH, |input| self.decide(input, now))
+                .await?;
+            total.tickets += r.tickets;
+            total.owed += r.owed;
+            if r.tickets < BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// One pass: direct writes, the engine, delivery. Returns (inbox rows, engine report, delivered).
+pub async fn pass(
+    store: &Store,
+    engine: &Engine,
+    config: &Config,
+    clock: &Clock,
+    metrics: &Metrics,
+) -> Result<(), StoreError> {
+    let started = Instant::now();
     loop {
         let r = store.process_inbox(clock(), BATCH).await?;
         let n = r.accepted + r.unchanged + r.rejected;
-        taken += n;
+        metrics.inbox_rows_total.fetch_add(n, Ordering::Relaxed);
         if n < BATCH as u64 {
             break;
         }
     }
-    let mut refreshed = 0;
-    loop {
-        let n = store.refresh_due(clock(), BATCH).await?;
-        refreshed += n;
-        if n < BATCH as u64 {
-            break;
-        }
+    let now = clock();
+    let report = engine.cycle(now).await?;
+    metrics.owed_total.fetch_add(report.owed, Ordering::Relaxed);
+    let sent = crate::notify::dispatch_files(
+        store,
+        &config.channels.file_dir,
+        &config.notify.sender_email,
+        &config.comune_name,
+        clock(),
+    )
+    .await?;
+    metrics
+        .delivered_total
+        .fetch_add(sent.delivered, Ordering::Relaxed);
+    metrics
+        .failed_total
+        .fetch_add(sent.failed, Ordering::Relaxed);
+    metrics.cycles.fetch_add(1, Ordering::Relaxed);
+    metrics
+        .last_cycle_ms
+        .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    metrics.last_cycle_at.store(now.0, Ordering::Relaxed);
+    if report.tickets + sent.delivered > 0 {
+        tracing::info!(
+            tickets = report.tickets,
+            owed = report.owed,
+            delivered = sent.delivered,
+            "engine pass"
+        );
     }
-    Ok((taken, refreshed))
+    Ok(())
+}
+
+/// Takes the single-daemon lock of a SQLite file (`<file>.lock`), held until the process ends.
+fn sqlite_lock(database_url: &str) -> Result<Option<File>, DaemonError> {
+    let path = database_url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.lock");
+    if let Some(dir) = std::path::Path::new(&lock_path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| DaemonError::Lock {
+            path: lock_path.clone(),
+            source,
+        })?;
+    }
+    let file = File::create(&lock_path).map_err(|source| DaemonError::Lock {
+        path: lock_path.clone(),
+        source,
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DaemonError::AlreadyRunning(path.to_owned())),
+        Err(std::fs::TryLockError::Error(source)) => Err(DaemonError::Lock {
+            path: lock_path,
+            source,
+        }),
+    }
+}
+
+fn sd_notify(state: &[sd_notify::NotifyState<'_>]) {
+    // A no-op unless systemd started us with NOTIFY_SOCKET.
+    let _ = sd_notify::notify(state);
 }
 
 /// Runs until `shutdown` turns true.
@@ -57,6 +229,11 @@ pub async fn run(
     clock: Clock,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
+    let _lock = if config.database_url.starts_with("sqlite:") {
+        sqlite_lock(&config.database_url)?
+    } else {
+        None
+    };
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
     let (cal_v, pol_v) = store.register_config(&config, clock()).await?;
@@ -66,15 +243,22 @@ pub async fn run(
         policy_version = pol_v,
         "store ready"
     );
+    if store.backend() == Backend::Sqlite {
+        tracing::info!("SQLite: this daemon is the only one on the file");
+    }
     if config.http.tokens.is_empty() {
         tracing::warn!(
             "no API tokens configured: the ticket API refuses every request (see `messo token new`)"
         );
     }
+    let wake = Arc::new(Wake::new());
+    let metrics = Arc::new(Metrics::default());
     let state = AppState {
         store: store.clone(),
         tokens: Arc::new(TokenBook::new(config.http.tokens.clone())),
         clock: clock.clone(),
+        wake: Arc::clone(&wake),
+        metrics: Arc::clone(&metrics),
     };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -93,21 +277,51 @@ pub async fn run(
             .await
     });
 
+    // The periodic tick: a plain interval in UTC, nothing local-time.
     let interval = Duration::from_millis(config.poll_interval_ms);
+    let mut scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    let tick = Arc::clone(&wake);
+    let job = Job::new_repeated_async(interval, move |_id, _sched| {
+        let tick = Arc::clone(&tick);
+        Box::pin(async move { tick.notify_one() })
+    })
+    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    scheduler
+        .add(job)
+        .await
+        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    scheduler
+        .start()
+        .await
+        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+
+    let engine = Engine::new(store.clone(), config.notify.clone());
+    sd_notify(&[sd_notify::NotifyState::Ready]);
     loop {
-        match poll_once(&store, &clock).await {
-            Ok((taken, refreshed)) if taken + refreshed > 0 => {
-                tracing::info!(inbox_rows = taken, sla_refreshed = refreshed, "poll");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "poll failed; retrying at the next tick"),
+        if let Err(e) = pass(&store, &engine, &config, &clock, &metrics).await {
+            tracing::error!(error = %e, "pass failed; retrying at the next tick");
         }
+        sd_notify(&[sd_notify::NotifyState::Watchdog]);
+        // Sleep until the next tick, an API write, or the earliest instant something is due.
+        let exact = match store.earliest_check().await {
+            Ok(Some(t)) => {
+                // Wake at the instant itself, to the millisecond of the system clock.
+                let ms = t.0 * 1000 - chrono::Utc::now().timestamp_millis();
+                Duration::from_millis(ms.max(20) as u64)
+            }
+            _ => interval,
+        };
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(exact.min(interval)) => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
+    sd_notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping: finishing requests in flight");
+    let _ = scheduler.shutdown().await;
     match tokio::time::timeout(Duration::from_secs(20), server).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),

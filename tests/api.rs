@@ -63,6 +63,8 @@ async fn start() -> Api {
         store,
         tokens: Arc::new(tokens),
         clock: Arc::new(move || Timestamp(clock_now.load(Ordering::SeqCst))),
+        wake: Arc::new(tokio::sync::Notify::new()),
+        metrics: Arc::new(messo::daemon::Metrics::default()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -525,6 +525,12 @@ async fn the_next_check_index_finds_what_came_due(store: Store) {
         .expect("create");
     let warn = rec.ticket().sla.next_check_at.expect("a warning instant");
     assert_eq!(warn, ts("2026-03-02T16:00:00+01:00"));
+    // A write marks the ticket for a look at once; the look sets its real next instant.
+    assert_eq!(
+        store.due_for_check(created_at, 10).await.expect("due"),
+        vec![rec.ticket().id]
+    );
+    assert_eq!(store.refresh_due(created_at, 10).await.expect("refresh"), 1);
     assert!(
         store
             .due_for_check(warn.plus(-1), 10)

@@ -5,6 +5,7 @@
 //! its SHA-256 so only the first request pays for argon2.
 
 mod auth;
+mod ops;
 mod problem;
 mod tickets;
 
@@ -36,6 +37,9 @@ pub struct AppState {
     pub store: Store,
     pub tokens: Arc<TokenBook>,
     pub clock: Clock,
+    /// Woken after every accepted write, so the engine decides at once.
+    pub wake: Arc<tokio::sync::Notify>,
+    pub metrics: Arc<crate::daemon::Metrics>,
 }
 
 /// The router of the whole HTTP API.
@@ -47,6 +51,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
         .fallback(|| async { Problem::not_found("no such resource") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -203,6 +203,7 @@ pub async fn create(
         let t = NewTicket::from_json(&value).map_err(Problem::invalid)?;
         let now = (st.clock)();
         let outcome = st.store.create_ticket(&t, Source::Api, now).await?;
+        st.wake.notify_one();
         let status = match outcome {
             Outcome::Created(_) => StatusCode::CREATED,
             Outcome::Unchanged(_) => StatusCode::OK,
@@ -233,6 +234,7 @@ pub async fn append(
             .store
             .append_event(&number, &e, event_key.as_deref(), Source::Api, now)
             .await?;
+        st.wake.notify_one();
         let status = match outcome {
             Outcome::Created(_) => StatusCode::CREATED,
             Outcome::Unchanged(_) => StatusCode::OK,

@@ -9,6 +9,7 @@
 //! pure rules of [`crate::ticket`] and the clock of [`crate::sla`], under the calendar and policy
 //! versions the ticket was opened with, in the same transaction as the event.
 
+mod outbox;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Row};
 
+pub use outbox::{CycleReport, EngineInput, OutboxRow};
 pub use versions::VersionRegistry;
 
 use crate::config::Config;
@@ -374,7 +376,8 @@ impl Store {
         .bind(view.state)
         .bind(view.elapsed_s)
         .bind(now.0)
-        .bind(view.next_check_at.map(|d| d.0))
+        // The engine looks at a ticket at once after every write, then at its next instant.
+        .bind(now.0)
         .bind(t.received_at.0)
         .bind(now.0)
         .fetch_optional(&mut *conn)
@@ -577,7 +580,7 @@ impl Store {
         let data = e.to_stored_json(None);
         insert_event(conn, record.id, e, source, key, &hash, &data, now).await?;
         let updated = self
-            .save_derived(conn, record, received_at, &derived, None, now)
+            .save_derived(conn, record, received_at, &derived, None, true, now)
             .await?;
         Ok(Outcome::Created(updated))
     }
@@ -633,6 +636,7 @@ impl Store {
         received_at: Timestamp,
         d: &Derived,
         versions: Option<(i64, i64)>,
+        mark_for_engine: bool,
         now: Timestamp,
     ) -> Result<TicketRecord, StoreError> {
         let (cal_v, pol_v) = versions.unwrap_or((record.calendar_version, record.policy_version));
@@ -660,7 +664,11 @@ impl Store {
         .bind(view.state)
         .bind(view.elapsed_s)
         .bind(now.0)
-        .bind(view.next_check_at.map(|t| t.0))
+        .bind(if mark_for_engine {
+            Some(now.0)
+        } else {
+            view.next_check_at.map(|t| t.0)
+        })
         .bind(d.last_event_at.0)
         .bind(record.id)
         .execute(&mut *conn)
@@ -740,21 +748,7 @@ impl Store {
         .bind(ticket_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let data: String = r.try_get("data")?;
-                Ok(EventRecord {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    occurred_at: Timestamp(r.try_get("occurred_at")?),
-                    source: r.try_get("source")?,
-                    idempotency_key: r.try_get("idempotency_key")?,
-                    data: serde_json::from_str(&data)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    recorded_at: Timestamp(r.try_get("recorded_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     /// The facts of a ticket for the clock (for `explain` and fresh status at any instant).
@@ -846,7 +840,7 @@ impl Store {
             let mut tx = self.pool.begin().await?;
             if let Some(record) = self.lock_ticket_id(&mut tx, id).await? {
                 let (received_at, d, _) = self.replay(&mut tx, id).await?;
-                self.save_derived(&mut tx, record, received_at, &d, None, now)
+                self.save_derived(&mut tx, record, received_at, &d, None, false, now)
                     .await?;
                 done += 1;
             }
@@ -912,8 +906,16 @@ impl Store {
                 now,
             )
             .await?;
-            self.save_derived(&mut tx, record, received_at, &d, Some((cal_v, pol_v)), now)
-                .await?;
+            self.save_derived(
+                &mut tx,
+                record,
+                received_at,
+                &d,
+                Some((cal_v, pol_v)),
+                true,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             moved += 1;
         }
@@ -1093,6 +1095,19 @@ impl Store {
             .await?
             .unwrap_or_else(|| response.clone()))
     }
+}
+
+fn event_from_row(r: &sqlx::any::AnyRow) -> Result<EventRecord, StoreError> {
+    let data: String = r.try_get("data")?;
+    Ok(EventRecord {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        occurred_at: Timestamp(r.try_get("occurred_at")?),
+        source: r.try_get("source")?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        recorded_at: Timestamp(r.try_get("recorded_at")?),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

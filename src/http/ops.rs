@@ -1,0 +1,105 @@
+//! `/readyz` and `/metrics` (Prometheus text format).
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+
+/// Ready when the database answers.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.earliest_check().await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+/// Poll lag, tickets by SLA state, breaches, outbox depth by state, engine cycle time.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    let now = (state.clock)();
+    let mut out = String::new();
+    let last = m.last_cycle_at.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP messo_poll_lag_seconds Seconds since the last engine pass."
+    );
+    let _ = writeln!(out, "# TYPE messo_poll_lag_seconds gauge");
+    let _ = writeln!(
+        out,
+        "messo_poll_lag_seconds {}",
+        if last == 0 { 0 } else { now.0 - last }
+    );
+    let _ = writeln!(
+        out,
+        "# HELP messo_engine_cycle_milliseconds Duration of the last engine pass."
+    );
+    let _ = writeln!(out, "# TYPE messo_engine_cycle_milliseconds gauge");
+    let _ = writeln!(
+        out,
+        "messo_engine_cycle_milliseconds {}",
+        m.last_cycle_ms.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "# TYPE messo_engine_cycles_total counter");
+    let _ = writeln!(
+        out,
+        "messo_engine_cycles_total {}",
+        m.cycles.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "# TYPE messo_notices_owed_total counter");
+    let _ = writeln!(
+        out,
+        "messo_notices_owed_total {}",
+        m.owed_total.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "# TYPE messo_notices_delivered_total counter");
+    let _ = writeln!(
+        out,
+        "messo_notices_delivered_total {}",
+        m.delivered_total.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "# TYPE messo_crm_inbox_rows_total counter");
+    let _ = writeln!(
+        out,
+        "messo_crm_inbox_rows_total {}",
+        m.inbox_rows_total.load(Ordering::Relaxed)
+    );
+    match state.store.tickets_by_state().await {
+        Ok(rows) => {
+            let _ = writeln!(out, "# HELP messo_tickets Open tickets by SLA state.");
+            let _ = writeln!(out, "# TYPE messo_tickets gauge");
+            for (s, n) in rows {
+                let _ = writeln!(out, "messo_tickets{{state=\"{s}\"}} {n}");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: tickets by state"),
+    }
+    match state.store.outbox_depth().await {
+        Ok(rows) => {
+            let _ = writeln!(out, "# HELP messo_outbox Outbox rows by state.");
+            let _ = writeln!(out, "# TYPE messo_outbox gauge");
+            for (s, n) in rows {
+                let _ = writeln!(out, "messo_outbox{{state=\"{s}\"}} {n}");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: outbox depth"),
+    }
+    match state.store.breaches().await {
+        Ok(n) => {
+            let _ = writeln!(
+                out,
+                "# HELP messo_breaches_total Breach notices owed so far."
+            );
+            let _ = writeln!(out, "# TYPE messo_breaches_total counter");
+            let _ = writeln!(out, "messo_breaches_total {n}");
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: breaches"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

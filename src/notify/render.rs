@@ -1,0 +1,202 @@
+//! The wording of each notice, in Italian (default) and English: plain, courteous, minimal in
+//! SMS (no fiscal code, no details: those stay behind the e-mail and the office).
+//!
+//! These built-in texts are the defaults; editable templates replace them in the templates issue.
+
+use serde_json::Value;
+
+use crate::domain::Lang;
+use crate::locale;
+use crate::store::OutboxRow;
+
+/// A message ready for a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// E-mail subject (empty for SMS).
+    pub subject: String,
+    pub body: String,
+}
+
+fn s<'a>(p: &'a Value, key: &str) -> &'a str {
+    p[key].as_str().unwrap_or("")
+}
+
+/// `giovedì 5 marzo 2026 alle ore 10:45` from an RFC 3339 text in the office's offset.
+pub fn when(lang: Lang, rfc3339: &str) -> String {
+    let date = chrono::NaiveDate::parse_from_str(rfc3339.get(0..10).unwrap_or(""), "%Y-%m-%d");
+    let hm = rfc3339.get(11..16).unwrap_or("");
+    match (date, lang) {
+        (Ok(d), Lang::It) => format!("{} alle ore {hm}", locale::date(lang, d)),
+        (Ok(d), Lang::En) => format!("{} at {hm}", locale::date(lang, d)),
+        (Err(_), _) => rfc3339.to_owned(),
+    }
+}
+
+/// The words for one outbox row. `comune` signs the message.
+pub fn render(row: &OutboxRow, comune: &str) -> Rendered {
+    let lang = row.language.parse::<Lang>().unwrap_or_default();
+    let p = &row.payload;
+    let number = s(p, "number");
+    let due = p["due_at"].as_str().map(|d| when(lang, d));
+    let phone = s(p, "office_phone");
+    let sms = row.channel == "sms";
+    let it = lang == Lang::It;
+    let staff = row.recipient != "citizen";
+    let (subject, lines): (String, Vec<String>) = match (row.kind.as_str(), it) {
+        ("ricevuta", true) => (
+            format!("Richiesta {number} ricevuta"),
+            vec![
+                format!("abbiamo ricevuto la sua richiesta «{}» e le abbiamo assegnato il numero {number}.", s(p, "subject")),
+                match &due {
+                    Some(d) => format!("La richiesta sarà evasa entro {d}."),
+                    None => String::new(),
+                },
+                if p["out_of_hours"].as_bool() == Some(true) {
+                    format!("La richiesta è arrivata fuori dall'orario d'ufficio: i tempi decorrono da {}.", when(lang, s(p, "counting_from")))
+                } else {
+                    String::new()
+                },
+                format!("Per informazioni o per inviare documenti risponda a questo messaggio indicando il numero {number}, oppure chiami il {phone}."),
+            ],
+        ),
+        ("ricevuta", false) => (
+            format!("Request {number} received"),
+            vec![
+                format!("we have received your request \"{}\" and given it the number {number}.", s(p, "subject")),
+                due.as_ref().map(|d| format!("It will be dealt with by {d}.")).unwrap_or_default(),
+                format!("To ask about it or send documents, reply to this message quoting {number}, or call {phone}."),
+            ],
+        ),
+        ("avanzamento", true) => (
+            format!("Richiesta {number}: aggiornamento"),
+            vec![
+                format!("la sua richiesta {number} è andata avanti: {}", s(p, "text")),
+                due.as_ref().map(|d| format!("La chiusura è prevista entro {d}.")).unwrap_or_default(),
+            ],
+        ),
+        ("avanzamento", false) => (
+            format!("Request {number}: update"),
+            vec![
+                format!("your request {number} has moved on: {}", s(p, "text")),
+                due.as_ref().map(|d| format!("It is expected to close by {d}.")).unwrap_or_default(),
+            ],
+        ),
+        ("richiesta_integrazione", true) | ("sollecito_integrazione", true) => (
+            if row.kind == "richiesta_integrazione" {
+                format!("Richiesta {number}: servono documenti o informazioni")
+            } else {
+                format!("Richiesta {number}: promemoria, servono documenti o informazioni")
+            },
+            vec![
+                format!("per proseguire con la richiesta {number} ci serve: {}.", s(p, "missing")),
+                "Può inviarlo rispondendo a questo messaggio, con un SMS di risposta che indichi il numero della richiesta, oppure per telefono.".to_owned(),
+                format!("Fino al suo riscontro i tempi di lavorazione sono sospesi. Per informazioni: {phone}."),
+            ],
+        ),
+        ("richiesta_integrazione", false) | ("sollecito_integrazione", false) => (
+            format!("Request {number}: documents or information needed"),
+            vec![
+                format!("to go on with request {number} we need: {}.", s(p, "missing")),
+                "You can reply to this message, send an SMS quoting the request number, or call us.".to_owned(),
+                format!("Until we hear from you the processing time is suspended. Information: {phone}."),
+            ],
+        ),
+        ("ripresa", true) => (
+            format!("Richiesta {number}: integrazione ricevuta"),
+            vec![
+                format!("abbiamo ricevuto quanto richiesto per la pratica {number}: i tempi di lavorazione sono ripresi."),
+                due.as_ref().map(|d| format!("La chiusura è ora prevista entro {d}.")).unwrap_or_default(),
+            ],
+        ),
+        ("ripresa", false) => (
+            format!("Request {number}: documents received"),
+            vec![
+                format!("we have received what we asked for request {number}: processing has resumed."),
+                due.as_ref().map(|d| format!("It is now expected to close by {d}.")).unwrap_or_default(),
+            ],
+        ),
+        ("violazione", _) if staff => (
+            format!("Termine superato: pratica {number}"),
+            vec![
+                format!(
+                    "la pratica {number} («{}», ufficio {}) ha superato il termine di lavorazione, scaduto {}.",
+                    s(p, "subject"),
+                    s(p, "office"),
+                    when(Lang::It, s(p, "breached_at"))
+                ),
+                "Il cittadino è stato avvisato automaticamente.".to_owned(),
+            ],
+        ),
+        ("violazione", true) => (
+            format!("Richiesta {number}: tempi superati"),
+            vec![
+                format!("ci scusiamo: la sua richiesta {number} non è stata evasa entro il termine previsto ({}).", when(lang, s(p, "breached_at"))),
+                format!("L'ufficio è stato informato e la sta trattando con priorità. Per informazioni: {phone}."),
+            ],
+        ),
+        ("violazione", false) => (
+            format!("Request {number}: deadline missed"),
+            vec![
+                format!("we apologise: your request {number} was not dealt with by the promised time ({}).", when(lang, s(p, "breached_at"))),
+                format!("The office has been told and is giving it priority. Information: {phone}."),
+            ],
+        ),
+        ("preavviso_scadenza", _) => (
+            format!("In scadenza: pratica {number}"),
+            vec![format!(
+                "la pratica {number} («{}», ufficio {}) scade {}; restano {} di tempo lavorativo.",
+                s(p, "subject"),
+                s(p, "office"),
+                due.clone().unwrap_or_default(),
+                locale::duration(p["remaining_s"].as_i64().unwrap_or(0))
+            )],
+        ),
+        ("sospensione_scaduta", _) => (
+            format!("Integrazione attesa da oltre {} giorni: pratica {number}", p["cap_days"]),
+            vec![format!(
+                "la pratica {number} attende l'integrazione del cittadino da {}: valutare la chiusura o un sollecito.",
+                when(Lang::It, s(p, "requested_at"))
+            )],
+        ),
+        ("chiusura", true) => (
+            format!("Richiesta {number} conclusa"),
+            vec![
+                format!("la sua richiesta {number} è stata conclusa."),
+                s(p, "text").to_owned(),
+            ],
+        ),
+        ("chiusura", false) => (
+            format!("Request {number} closed"),
+            vec![format!("your request {number} has been closed."), s(p, "text").to_owned()],
+        ),
+        (other, _) => (format!("{other} {number}"), vec![format!("{other}: {number}")]),
+    };
+    let lines: Vec<String> = lines.into_iter().filter(|l| !l.is_empty()).collect();
+    if sms {
+        // Short and neutral: the first sentence and the number to call.
+        let first = lines.first().cloned().unwrap_or_default();
+        let body = format!("{comune}: {first} Info {phone}");
+        return Rendered {
+            subject: String::new(),
+            body,
+        };
+    }
+    let greeting = if staff {
+        "Buongiorno,"
+    } else if it {
+        "Gentile cittadina, gentile cittadino,"
+    } else {
+        "Dear citizen,"
+    };
+    let closing = if staff {
+        "Messo — servizio automatico dell'URP".to_owned()
+    } else if it {
+        format!("Cordiali saluti,\nURP — {comune}")
+    } else {
+        format!("Kind regards,\nURP — {comune}")
+    };
+    Rendered {
+        subject: format!("{subject} — {comune}"),
+        body: format!("{greeting}\n\n{}\n\n{closing}\n", lines.join("\n")),
+    }
+}

@@ -1,0 +1,300 @@
+//! The engine cycle's transaction and the outbox: rows owed, leased, delivered.
+
+use serde_json::Value;
+use sqlx::Row;
+
+use super::{Backend, EventRecord, Store, StoreError, TicketRecord};
+use crate::engine::Decision;
+use crate::ticket::Derived;
+use crate::time::Timestamp;
+
+/// What one engine pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    /// Tickets looked at.
+    pub tickets: u64,
+    /// Outbox rows created (owed notices that were not there yet).
+    pub owed: u64,
+}
+
+/// An outbox row leased for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub kind: String,
+    pub dedupe_key: String,
+    pub recipient: String,
+    pub channel: String,
+    pub address: String,
+    pub language: String,
+    pub payload: Value,
+    pub not_before: Timestamp,
+    pub attempts: i64,
+}
+
+/// The input the engine decides on.
+pub struct EngineInput<'a> {
+    pub ticket: &'a TicketRecord,
+    pub received_at: Timestamp,
+    pub derived: &'a Derived,
+    pub events: &'a [EventRecord],
+}
+
+impl Store {
+    /// One engine pass over at most `limit` tickets whose `next_check_at` has come: each is
+    /// replayed, handed to `decide`, and its SLA cache, next instant and owed notices are
+    /// written in the same transaction. On PostgreSQL the tickets are claimed with
+    /// `FOR UPDATE SKIP LOCKED`, so several daemons share the work without deciding a ticket
+    /// twice at once; the outbox's unique key makes even that harmless.
+    pub async fn engine_cycle<F>(
+        &self,
+        now: Timestamp,
+        limit: i64,
+        decide: F,
+    ) -> Result<CycleReport, StoreError>
+    where
+        F: Fn(EngineInput<'_>) -> Result<Decision, StoreError>,
+    {
+        let mut tx = self.pool.begin().await?;
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "SELECT id FROM tickets WHERE next_check_at IS NOT NULL AND next_check_at <= $1 \
+             ORDER BY next_check_at LIMIT $2{lock}"
+        );
+        let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(now.0)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut report = CycleReport::default();
+        for id in ids {
+            let Some(record) = self.lock_ticket_id(&mut tx, id).await? else {
+                continue;
+            };
+            let (received_at, derived, _) = self.replay(&mut tx, id).await?;
+            let events = events_in(&mut tx, id).await?;
+            let decision = decide(EngineInput {
+                ticket: &record,
+                received_at,
+                derived: &derived,
+                events: &events,
+            })?;
+            for n in &decision.notices {
+                let inserted = sqlx::query(
+                    "INSERT INTO outbox (ticket_id, kind, dedupe_key, recipient, channel, address, \
+                     language, payload, not_before, state, attempts, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) \
+                     ON CONFLICT (ticket_id, kind, dedupe_key, recipient) DO NOTHING",
+                )
+                .bind(id)
+                .bind(n.kind.as_str())
+                .bind(&n.key)
+                .bind(n.recipient.as_str())
+                .bind(n.channel)
+                .bind(&n.address)
+                .bind(&n.language)
+                .bind(n.payload.to_string())
+                .bind(n.not_before.0)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?;
+                report.owed += inserted.rows_affected();
+            }
+            let v = &decision.sla;
+            sqlx::query(
+                "UPDATE tickets SET sla_due_at = $1, sla_state = $2, sla_elapsed_s = $3, \
+                 sla_computed_at = $4, next_check_at = $5 WHERE id = $6",
+            )
+            .bind(v.due_at.map(|t| t.0))
+            .bind(v.state)
+            .bind(v.elapsed_s)
+            .bind(now.0)
+            .bind(decision.next_check_at.map(|t| t.0))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            report.tickets += 1;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// The earliest `next_check_at` of any ticket: when the engine must wake next.
+    pub async fn earliest_check(&self) -> Result<Option<Timestamp>, StoreError> {
+        let t: Option<i64> = sqlx::query_scalar(
+            "SELECT next_check_at FROM tickets WHERE next_check_at IS NOT NULL \
+             ORDER BY next_check_at LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(t.map(Timestamp))
+    }
+
+    /// Leases up to `limit` outbox rows that may go out at `now` (pending, retry, or a lease
+    /// that expired because its holder stopped) for `lease_s` seconds.
+    pub async fn lease_outbox(
+        &self,
+        now: Timestamp,
+        limit: i64,
+        lease_s: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "SELECT id, ticket_id, kind, dedupe_key, recipient, channel, address, language, \
+             payload, not_before, attempts FROM outbox \
+             WHERE state IN ('pending', 'retry', 'sending') AND not_before <= $1 \
+             AND (state <> 'sending' OR lease_until < $1) ORDER BY not_before, id LIMIT $2{lock}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now.0)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            sqlx::query(
+                "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, \
+                 updated_at = $2 WHERE id = $3",
+            )
+            .bind(now.0 + lease_s)
+            .bind(now.0)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            let payload: String = r.try_get("payload")?;
+            out.push(OutboxRow {
+                id,
+                ticket_id: r.try_get("ticket_id")?,
+                kind: r.try_get("kind")?,
+                dedupe_key: r.try_get("dedupe_key")?,
+                recipient: r.try_get("recipient")?,
+                channel: r.try_get("channel")?,
+                address: r.try_get("address")?,
+                language: r.try_get("language")?,
+                payload: serde_json::from_str(&payload)
+                    .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
+                not_before: Timestamp(r.try_get("not_before")?),
+                attempts: r.try_get::<i64, _>("attempts")? + 1,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Marks a leased row delivered.
+    pub async fn outbox_delivered(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'delivered', delivered_at = $1, updated_at = $1, \
+             lease_until = NULL, last_error = NULL WHERE id = $2",
+        )
+        .bind(now.0)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a leased row failed: `retry_at` schedules another attempt, `None` makes it dead.
+    pub async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (state, not_before) = match retry_at {
+            Some(t) => ("retry", Some(t.0)),
+            None => ("dead", None),
+        };
+        sqlx::query(
+            "UPDATE outbox SET state = $1, not_before = COALESCE($2, not_before), \
+             last_error = $3, lease_until = NULL, updated_at = $4 WHERE id = $5",
+        )
+        .bind(state)
+        .bind(not_before)
+        .bind(error)
+        .bind(now.0)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Outbox rows of a ticket as (kind, dedupe key, recipient, channel, state), in id order.
+    pub async fn outbox_of(
+        &self,
+        ticket_id: i64,
+    ) -> Result<Vec<(String, String, String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, dedupe_key, recipient, channel, state FROM outbox WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Open tickets by SLA state.
+    pub async fn tickets_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sla_state, COUNT(*) FROM tickets WHERE closed_at IS NULL GROUP BY sla_state ORDER BY sla_state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Breaches so far (one per ticket and deadline).
+    pub async fn breaches(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'violazione' AND recipient = 'office'",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Outbox rows by state.
+    pub async fn outbox_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM outbox GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+}
+
+async fn events_in(
+    conn: &mut sqlx::AnyConnection,
+    ticket_id: i64,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, kind, occurred_at, source, idempotency_key, data, recorded_at \
+         FROM ticket_events WHERE ticket_id = $1 ORDER BY id",
+    )
+    .bind(ticket_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(super::event_from_row).collect()
+}

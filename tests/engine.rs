@@ -1,0 +1,271 @@
+//! The engine end to end on SQLite and on PostgreSQL with an injected clock: a ticket's life
+//! from receipt to closure, driven at exactly the instants the store asks for, and the outbox
+//! holding exactly the notices owed — no more after any number of extra passes, and none lost
+//! or doubled when a pass dies before it commits.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use messo::config::{BUILTIN_TOML, Config};
+use messo::daemon::Engine;
+use messo::store::{Store, StoreError};
+use messo::ticket::{NewEvent, NewTicket, Source};
+use messo::time::Timestamp;
+use serde_json::json;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn ts(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).expect("timestamp")
+}
+
+fn config() -> Config {
+    Config::from_toml(BUILTIN_TOML, "built-in", Vec::new()).expect("config")
+}
+
+async fn sqlite() -> (Store, Option<String>) {
+    let dir = std::env::temp_dir().join(unique("messo-engine"));
+    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
+        .await
+        .expect("sqlite");
+    (store, None)
+}
+
+fn pg_base() -> String {
+    std::env::var("MESSO_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+async fn postgres() -> (Store, Option<String>) {
+    let schema = unique("messo_e");
+    let admin = Store::connect(&pg_base())
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(admin.pool())
+        .await
+        .expect("schema");
+    let url = format!("{}?options=-c%20search_path%3D{schema}", pg_base());
+    (Store::connect(&url).await.expect("postgres"), Some(schema))
+}
+
+async fn ready(store: &Store) {
+    store.migrate().await.expect("migrate");
+    store
+        .register_config(&config(), ts("2026-01-01T00:00:00Z"))
+        .await
+        .expect("register");
+}
+
+async fn cleanup(schema: Option<String>) {
+    if let Some(schema) = schema
+        && let Ok(admin) = Store::connect(&pg_base()).await
+    {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(admin.pool())
+            .await;
+    }
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let (store, schema) = super::sqlite().await;
+                super::ready(&store).await;
+                super::$name(store).await;
+                super::cleanup(schema).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let (store, schema) = super::postgres().await;
+                super::ready(&store).await;
+                super::$name(store).await;
+                super::cleanup(schema).await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    a_tickets_life_owes_exactly_these_notices,
+    a_pass_that_dies_before_commit_owes_nothing_twice
+);
+
+fn ticket(number: &str) -> NewTicket {
+    NewTicket::from_json(&json!({
+        "number": number,
+        "office": "anagrafe",
+        "priority": "urgente",
+        "subject": "Cambio di residenza",
+        "received_at": "2026-03-02T10:15:00+01:00",
+        "citizen": {"email": "anna.bianchi@example.it", "mobile": "+393331112222"}
+    }))
+    .expect("ticket")
+}
+
+async fn event(store: &Store, number: &str, v: serde_json::Value) {
+    let e = NewEvent::from_json(&v).expect("event");
+    let at = e.at;
+    store
+        .append_event(number, &e, None, Source::Api, at)
+        .await
+        .expect("append");
+}
+
+/// Runs the engine at every instant the store asks for, up to `until` (what the daemon's exact
+/// timer does), plus an extra pass at each instant.
+async fn drive(store: &Store, engine: &Engine, until: Timestamp) {
+    while let Some(t) = store.earliest_check().await.expect("earliest") {
+        if t > until {
+            break;
+        }
+        engine.cycle(t).await.expect("cycle");
+        engine.cycle(t).await.expect("second pass owes nothing new");
+    }
+}
+
+async fn a_tickets_life_owes_exactly_these_notices(store: Store) {
+    let engine = Engine::new(store.clone(), config().notify);
+    let n = "E2E-1";
+    let rec = store
+        .create_ticket(&ticket(n), Source::Api, ts("2026-03-02T10:15:00+01:00"))
+        .await
+        .expect("create");
+    let id = rec.ticket().id;
+    drive(&store, &engine, ts("2026-03-02T10:15:00+01:00")).await;
+
+    event(&store, n, json!({"kind": "step_changed", "at": "2026-03-02T10:30:00+01:00", "step": "istruttoria", "text": "La pratica è assegnata all'ufficio anagrafe."})).await;
+    drive(&store, &engine, ts("2026-03-02T10:30:00+01:00")).await;
+    event(&store, n, json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "la copia del documento d'identità"})).await;
+    drive(&store, &engine, ts("2026-03-04T09:29:59+01:00")).await;
+    let t = store.ticket(n).await.expect("get").expect("exists");
+    assert_eq!(t.sla.state, "paused");
+
+    event(&store, n, json!({"kind": "integration_received", "at": "2026-03-04T09:30:00+01:00", "channel": "email"})).await;
+    // Resumed: due Wednesday 16:45; warning at 14:45 (6 h of 8 counted); breach at 16:45.
+    drive(&store, &engine, ts("2026-03-05T09:59:59+01:00")).await;
+    event(&store, n, json!({"kind": "closed", "at": "2026-03-05T10:00:00+01:00", "text": "Il cambio di residenza è registrato."})).await;
+    drive(&store, &engine, ts("2026-03-31T00:00:00+02:00")).await;
+
+    let rows = store.outbox_of(id).await.expect("outbox");
+    let got: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|(kind, _key, recipient, channel, _)| {
+            (kind.clone(), recipient.clone(), channel.clone())
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("ricevuta", "citizen", "email"),
+        ("avanzamento", "citizen", "email"),
+        ("richiesta_integrazione", "citizen", "email"),
+        ("ripresa", "citizen", "email"),
+        ("preavviso_scadenza", "office", "email"),
+        ("violazione", "citizen", "email"),
+        ("violazione", "office", "email"),
+        ("violazione", "supervisor", "email"),
+        ("chiusura", "citizen", "email"),
+    ]
+    .into_iter()
+    .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+    .collect();
+    assert_eq!(got, expected);
+    // The breach was decided at its instant, not at a later poll.
+    let breach_key = &rows[5].1;
+    assert_eq!(
+        breach_key,
+        &format!("due:{}", ts("2026-03-04T16:45:00+01:00").0)
+    );
+
+    // Delivered as files: one per row, with the right words.
+    let dir = std::env::temp_dir().join(unique("messo-outbox"));
+    let report = messo::notify::dispatch_files(
+        &store,
+        &dir,
+        "urp@comune.roma.it",
+        "Roma Capitale",
+        ts("2026-03-31T00:00:00+02:00"),
+    )
+    .await
+    .expect("dispatch");
+    assert_eq!(report.delivered, 9);
+    let again = messo::notify::dispatch_files(
+        &store,
+        &dir,
+        "urp@comune.roma.it",
+        "Roma Capitale",
+        ts("2026-03-31T00:00:01+02:00"),
+    )
+    .await
+    .expect("dispatch");
+    assert_eq!(again.delivered, 0, "nothing is sent twice");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 9, "{files:?}");
+    let receipt = std::fs::read_to_string(dir.join(&files[0])).expect("receipt");
+    assert!(files[0].ends_with("-ricevuta-citizen.eml"), "{}", files[0]);
+    assert!(receipt.contains("To: anna.bianchi@example.it"), "{receipt}");
+    assert!(receipt.contains("il numero E2E-1"), "{receipt}");
+    assert!(
+        receipt.contains("entro martedì 3 marzo 2026 alle ore 10:15"),
+        "{receipt}"
+    );
+    let breach = std::fs::read_to_string(dir.join(&files[5])).expect("breach");
+    assert!(breach.contains("ci scusiamo"), "{breach}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn a_pass_that_dies_before_commit_owes_nothing_twice(store: Store) {
+    let engine = Engine::new(store.clone(), config().notify);
+    let now = ts("2026-03-02T10:15:00+01:00");
+    for n in ["K-1", "K-2", "K-3"] {
+        store
+            .create_ticket(&ticket(n), Source::Api, now)
+            .await
+            .expect("create");
+    }
+    // A pass that decides the first two tickets (their rows are written inside its
+    // transaction) and then dies before its commit.
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    let died = store
+        .engine_cycle(now, 100, |input| {
+            if calls.fetch_add(1, Ordering::SeqCst) == 2 {
+                return Err(StoreError::Corrupt("simulated crash before commit".into()));
+            }
+            engine.decide(input, now)
+        })
+        .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(died.is_err());
+    let owed: usize = {
+        let mut total = 0;
+        for n in ["K-1", "K-2", "K-3"] {
+            let t = store.ticket(n).await.expect("get").expect("exists");
+            total += store.outbox_of(t.id).await.expect("outbox").len();
+        }
+        total
+    };
+    assert_eq!(owed, 0, "nothing from the dead pass survives");
+    // The next pass owes everything once; more passes add nothing.
+    let r = engine.cycle(now).await.expect("cycle");
+    assert_eq!((r.tickets, r.owed), (3, 3));
+    let r = engine.cycle(now).await.expect("cycle");
+    assert_eq!(r.owed, 0);
+    for n in ["K-1", "K-2", "K-3"] {
+        let t = store.ticket(n).await.expect("get").expect("exists");
+        let rows = store.outbox_of(t.id).await.expect("outbox");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].0, "ricevuta");
+    }
+}
