@@ -336,17 +336,17 @@ pub fn decide(
         }
     }
 
-    if view.state == "warning" {
-        if let Some(due) = view.due_at {
-            staff(
-                &mut notices,
-                Kind::PreavvisoScadenza,
-                format!("due:{}", due.0),
-                Recipient::Office,
-                &n.office_email,
-                with(json!({"remaining_s": view.remaining_s})),
-            );
-        }
+    if view.state == "warning"
+        && let Some(due) = view.due_at
+    {
+        staff(
+            &mut notices,
+            Kind::PreavvisoScadenza,
+            format!("due:{}", due.0),
+            Recipient::Office,
+            &n.office_email,
+            with(json!({"remaining_s": view.remaining_s})),
+        );
     }
     // A breach: the due instant came before the ticket was closed (if it was).
     if let Some(due) = view.due_at

@@ -629,6 +629,7 @@ impl Store {
 
     /// Writes the derived state and its SLA cache (moving the ticket to `versions` when given)
     /// and returns the ticket as it now stands.
+    #[allow(clippy::too_many_arguments)]
     async fn save_derived(
         &self,
         conn: &mut AnyConnection,
