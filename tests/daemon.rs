@@ -49,10 +49,17 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
         );
     std::fs::write(dir.join("messo.toml"), config).expect("config");
 
+    // systemd's notification socket, played by the test.
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     let mut child = Command::new(env!("CARGO_BIN_EXE_messo"))
         .args(["--config", "messo.toml", "run"])
         .current_dir(&dir)
         .env("MESSO_LOG", "info")
+        .env("NOTIFY_SOCKET", &notify_path)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -70,6 +77,14 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
         dir.join("data/messo.db").exists(),
         "the SQLite file is created under data/"
     );
+    let mut said: Vec<String> = Vec::new();
+    let mut buf = [0u8; 256];
+    while !(said.iter().any(|m| m.contains("READY=1"))
+        && said.iter().any(|m| m.contains("WATCHDOG=1")))
+    {
+        let n = notify.recv(&mut buf).expect("sd_notify message");
+        said.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
 
     // The CRM writes a row directly, as documented in docs/ticket-store.md.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -120,6 +135,14 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
         .read_to_string(&mut log)
         .expect("log");
     assert!(status.success(), "exit {status:?}\n{log}");
+    let mut stopping = false;
+    notify
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    while let Ok(n) = notify.recv(&mut buf) {
+        stopping |= String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1");
+    }
+    assert!(stopping, "STOPPING=1 sent to systemd");
     assert!(log.contains("stopped"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -97,7 +97,8 @@ macro_rules! on_both {
 
 on_both!(
     a_tickets_life_owes_exactly_these_notices,
-    a_pass_that_dies_before_commit_owes_nothing_twice
+    a_pass_that_dies_before_commit_owes_nothing_twice,
+    reminders_keep_local_time_across_dst_and_sms_waits_for_its_window,
 );
 
 fn ticket(number: &str) -> NewTicket {
@@ -268,4 +269,164 @@ async fn a_pass_that_dies_before_commit_owes_nothing_twice(store: Store) {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].0, "ricevuta");
     }
+}
+
+async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store: Store) {
+    let engine = Engine::new(store.clone(), config().notify);
+    let sms_only = NewTicket::from_json(&json!({
+        "number": "DST-1",
+        "office": "tributi",
+        "priority": "bassa",
+        "subject": "Rimborso TARI",
+        "received_at": "2026-03-26T19:30:00+01:00",
+        "citizen": {"mobile": "+393331112222", "preferred_channel": "sms"}
+    }))
+    .expect("ticket");
+    let rec = store
+        .create_ticket(&sms_only, Source::Api, ts("2026-03-26T19:30:00+01:00"))
+        .await
+        .expect("create");
+    engine
+        .cycle(ts("2026-03-26T19:30:00+01:00"))
+        .await
+        .expect("cycle");
+    // Integration requested on Friday 27 March at 10:00 (CET); the clocks go forward on
+    // Sunday 29 March. Five working days later is Friday 3 April at 10:00 local time (CEST).
+    event(&store, "DST-1", json!({"kind": "integration_requested", "at": "2026-03-27T10:00:00+01:00", "missing": "l'IBAN"})).await;
+    engine
+        .cycle(ts("2026-03-27T10:00:00+01:00"))
+        .await
+        .expect("cycle");
+    let next = store.earliest_check().await.expect("earliest");
+    assert_eq!(next, Some(ts("2026-04-03T10:00:00+02:00")));
+    engine
+        .cycle(ts("2026-04-03T10:00:00+02:00"))
+        .await
+        .expect("cycle");
+
+    let dir = std::env::temp_dir().join(unique("messo-sms"));
+    // The receipt was decided at 19:30, inside the 08:00-20:00 SMS window: it may go at once.
+    // Everything owed is an SMS; nothing may go out on the Sunday.
+    let rows = store.outbox_of(rec.ticket().id).await.expect("outbox");
+    let kinds: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ricevuta",
+            "richiesta_integrazione",
+            "sollecito_integrazione"
+        ]
+    );
+    assert!(rows.iter().all(|r| r.3 == "sms"));
+    let sent = messo::notify::dispatch_files(
+        &store,
+        &dir,
+        "urp@comune.roma.it",
+        "Roma Capitale",
+        ts("2026-04-03T10:00:00+02:00"),
+    )
+    .await
+    .expect("dispatch");
+    assert_eq!(sent.delivered, 3);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // An SMS decided at 21:00 waits for 08:00 the next morning.
+    let late = NewTicket::from_json(&json!({
+        "number": "DST-2",
+        "office": "tributi",
+        "priority": "bassa",
+        "subject": "Rimborso",
+        "received_at": "2026-04-07T21:00:00+02:00",
+        "citizen": {"mobile": "+393331112223"}
+    }))
+    .expect("ticket");
+    store
+        .create_ticket(&late, Source::Api, ts("2026-04-07T21:00:00+02:00"))
+        .await
+        .expect("create");
+    engine
+        .cycle(ts("2026-04-07T21:00:00+02:00"))
+        .await
+        .expect("cycle");
+    let held = messo::notify::dispatch_files(
+        &store,
+        &dir,
+        "urp@comune.roma.it",
+        "Roma Capitale",
+        ts("2026-04-08T07:59:59+02:00"),
+    )
+    .await
+    .expect("dispatch");
+    assert_eq!(held.delivered, 0, "no SMS before 08:00");
+    let morning = messo::notify::dispatch_files(
+        &store,
+        &dir,
+        "urp@comune.roma.it",
+        "Roma Capitale",
+        ts("2026-04-08T08:00:00+02:00"),
+    )
+    .await
+    .expect("dispatch");
+    assert_eq!(morning.delivered, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two daemons on one PostgreSQL: their engines and dispatchers run at the same time over the
+/// same tickets; every notice is owed once and delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_daemons_on_postgres_never_double_a_message() {
+    let (a, schema) = postgres().await;
+    ready(&a).await;
+    let url = format!(
+        "{}?options=-c%20search_path%3D{}",
+        pg_base(),
+        schema.clone().unwrap_or_default()
+    );
+    let b = Store::connect(&url).await.expect("second daemon's pool");
+    b.register_config(&config(), ts("2026-01-01T00:00:00Z"))
+        .await
+        .expect("register");
+    let now = ts("2026-03-02T10:15:00+01:00");
+    for i in 0..60 {
+        a.create_ticket(&ticket(&format!("T2-{i}")), Source::Api, now)
+            .await
+            .expect("create");
+    }
+    let dir = std::env::temp_dir().join(unique("messo-two"));
+    let mut tasks = Vec::new();
+    for store in [a.clone(), b.clone()] {
+        let dir = dir.clone();
+        tasks.push(tokio::spawn(async move {
+            let engine = Engine::new(store.clone(), config().notify);
+            let mut delivered = 0;
+            for _ in 0..5 {
+                engine.cycle(now).await.expect("cycle");
+                delivered += messo::notify::dispatch_files(
+                    &store,
+                    &dir,
+                    "urp@comune.roma.it",
+                    "Roma Capitale",
+                    now,
+                )
+                .await
+                .expect("dispatch")
+                .delivered;
+            }
+            delivered
+        }));
+    }
+    let mut delivered = 0;
+    for t in tasks {
+        delivered += t.await.expect("daemon");
+    }
+    assert_eq!(
+        delivered, 60,
+        "each receipt delivered exactly once between the two"
+    );
+    let depth = a.outbox_depth().await.expect("depth");
+    assert_eq!(depth, vec![("delivered".to_owned(), 60)]);
+    let files = std::fs::read_dir(&dir).expect("dir").count();
+    assert_eq!(files, 60);
+    let _ = std::fs::remove_dir_all(&dir);
+    cleanup(schema).await;
 }
