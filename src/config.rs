@@ -113,6 +113,7 @@ struct RawNotify {
     reminder_after_working_days: Option<i64>,
     max_reminders: Option<i64>,
     suspension_cap_days: Option<i64>,
+    suspension_cap_outcome: Option<String>,
     staff_alerts_office_hours_only: Option<bool>,
 }
 
@@ -271,6 +272,9 @@ pub struct Notify {
     pub max_reminders: u32,
     /// Calendar days after which a suspension is reported to the office (L. 241/1990 art. 2 c. 7).
     pub suspension_cap_days: u32,
+    /// What happens at the cap: the office is alerted, and with `close` the ticket is also closed
+    /// with a notice to the citizen.
+    pub close_at_suspension_cap: bool,
     /// Staff alerts wait for office hours.
     pub staff_alerts_office_hours_only: bool,
 }
@@ -939,6 +943,17 @@ fn validate(
     );
     let max_reminders = bounded("notify.max_reminders", n.max_reminders, 2, 10);
     let suspension_cap_days = bounded("notify.suspension_cap_days", n.suspension_cap_days, 30, 365);
+    let close_at_suspension_cap = match n.suspension_cap_outcome.as_deref().unwrap_or("office") {
+        "office" => false,
+        "close" => true,
+        other => {
+            p.add(
+                "notify.suspension_cap_outcome",
+                format!("unknown outcome {other:?}; expected office|close"),
+            );
+            false
+        }
+    };
     let notify = Notify {
         sender_email,
         office_email,
@@ -948,6 +963,7 @@ fn validate(
         reminder_after_working_days,
         max_reminders,
         suspension_cap_days,
+        close_at_suspension_cap,
         staff_alerts_office_hours_only: n.staff_alerts_office_hours_only.unwrap_or(true),
     };
 

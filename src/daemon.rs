@@ -244,7 +244,14 @@ pub async fn run(
         "store ready"
     );
     if store.backend() == Backend::Sqlite {
-        tracing::info!("SQLite: this daemon is the only one on the file");
+        // Alone on the file (the lock says so): leases left by a crashed run are dead.
+        let released = store.release_leases(clock()).await?;
+        if released > 0 {
+            tracing::warn!(
+                rows = released,
+                "released messages left in flight by a previous run"
+            );
+        }
     }
     if config.http.tokens.is_empty() {
         tracing::warn!(

@@ -116,6 +116,9 @@ pub struct Decision {
     pub notices: Vec<Notice>,
     /// When to look at the ticket again without a new event.
     pub next_check_at: Option<Timestamp>,
+    /// Close the ticket now (a suspension passed its cap and the outcome is `close`): the
+    /// instant and the reason the citizen reads.
+    pub close: Option<(Timestamp, String)>,
 }
 
 /// What the engine decides with, besides the ticket.
@@ -210,6 +213,7 @@ pub fn decide(
     let route = citizen_route(&ticket.citizen);
     let mut notices = Vec::new();
     let mut later: Vec<Timestamp> = Vec::new();
+    let mut close = None;
     let citizen = |notices: &mut Vec<Notice>, kind: Kind, key: String, payload: Value| {
         if let Some((channel, address)) = &route {
             let not_before = if *channel == "sms" {
@@ -304,6 +308,19 @@ pub fn decide(
                     let cap = e
                         .occurred_at
                         .plus(i64::from(n.suspension_cap_days) * 86_400);
+                    if cap <= now && n.close_at_suspension_cap {
+                        close = Some((
+                            cap,
+                            format!(
+                                "La richiesta è chiusa perché l'integrazione richiesta {} non è arrivata entro {} giorni. Può presentare una nuova richiesta in qualsiasi momento.",
+                                crate::notify::render::when(
+                                    crate::domain::Lang::It,
+                                    &fmt(e.occurred_at)
+                                ),
+                                n.suspension_cap_days
+                            ),
+                        ));
+                    }
                     if cap <= now {
                         staff(
                             &mut notices,
@@ -389,5 +406,6 @@ pub fn decide(
         sla: view,
         notices,
         next_check_at,
+        close,
     })
 }

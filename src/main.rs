@@ -77,6 +77,14 @@ enum TokenCommand {
 enum DevCommand {
     /// Fill the configured store with generated tickets and report the rates.
     Seed(SeedArgs),
+    /// Run the engine over the configured store: catch up on everything due, then time passes
+    /// that find and decide CHANGED tickets among all the others.
+    BenchEngine {
+        #[arg(long, default_value_t = 1000)]
+        changed: i64,
+        #[arg(long, default_value_t = 10)]
+        rounds: u32,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +275,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("scopes = [{list}]");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dev(DevCommand::BenchEngine { changed, rounds }) => {
+            let config = load_config(cli.config.as_ref())?;
+            runtime()?.block_on(bench_engine(config, changed, rounds))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dev(DevCommand::Seed(args)) => {
             let config = load_config(cli.config.as_ref())?;
             runtime()?.block_on(seed(config, args))?;
@@ -416,6 +429,56 @@ async fn seed(config: Config, args: SeedArgs) -> Result<()> {
         found as f64 / runs as f64
     );
     println!("plan:\n{}", store.explain_due_query().await?);
+    Ok(())
+}
+
+async fn bench_engine(config: Config, changed: i64, rounds: u32) -> Result<()> {
+    use messo::daemon::Engine;
+    let store = open_store(&config).await?;
+    let engine = Engine::new(store.clone(), config.notify.clone());
+    let t0 = std::time::Instant::now();
+    let caught = engine.cycle(now()).await?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "catch-up: {} tickets decided, {} notices owed, in {secs:.1} s ({:.0} tickets/s)",
+        caught.tickets,
+        caught.owed,
+        caught.tickets as f64 / secs.max(1e-9)
+    );
+    let (open, with_instant) = store.ticket_counts().await?;
+    let t = std::time::Instant::now();
+    let mut found = 0;
+    for k in 0..200 {
+        found += store.due_for_check(now().plus(k * 3_000), 500).await?.len();
+    }
+    println!(
+        "{open} open tickets, {with_instant} with a next instant; due_for_check(limit 500): {:.2} ms per query, {:.0} rows on average",
+        t.elapsed().as_secs_f64() * 1000.0 / 200.0,
+        found as f64 / 200.0
+    );
+    let max = store.max_ticket_id().await?;
+    let mut g = messo::seed::Lcg(11);
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        let from = 1 + g.below((max - changed).max(1) as u64) as i64;
+        let at = now();
+        let marked = store.mark_for_check(from, changed, at).await?;
+        let t = std::time::Instant::now();
+        let r = engine.cycle(at).await?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        times.push(ms);
+        println!(
+            "pass: {marked} tickets marked changed among {open} open; decided {} in {ms:.1} ms ({} notices owed)",
+            r.tickets, r.owed
+        );
+    }
+    times.sort_by(f64::total_cmp);
+    if let (Some(min), Some(max)) = (times.first(), times.last()) {
+        println!(
+            "engine pass over {changed} changed tickets: median {:.1} ms, min {min:.1} ms, max {max:.1} ms",
+            times[times.len() / 2]
+        );
+    }
     Ok(())
 }
 

@@ -99,6 +99,7 @@ on_both!(
     a_tickets_life_owes_exactly_these_notices,
     a_pass_that_dies_before_commit_owes_nothing_twice,
     reminders_keep_local_time_across_dst_and_sms_waits_for_its_window,
+    an_expired_suspension_is_reported_or_closes_the_ticket,
 );
 
 fn ticket(number: &str) -> NewTicket {
@@ -429,4 +430,62 @@ async fn two_daemons_on_postgres_never_double_a_message() {
     assert_eq!(files, 60);
     let _ = std::fs::remove_dir_all(&dir);
     cleanup(schema).await;
+}
+
+async fn an_expired_suspension_is_reported_or_closes_the_ticket(store: Store) {
+    let closing = Config::from_toml(
+        BUILTIN_TOML,
+        "built-in",
+        vec![(
+            "MESSO_NOTIFY__SUSPENSION_CAP_OUTCOME".to_owned(),
+            "close".to_owned(),
+        )],
+    )
+    .expect("config");
+    for (number, notify, closes) in [
+        ("CAP-1", config().notify, false),
+        ("CAP-2", closing.notify, true),
+    ] {
+        let engine = Engine::new(store.clone(), notify);
+        store
+            .create_ticket(
+                &ticket(number),
+                Source::Api,
+                ts("2026-03-02T10:15:00+01:00"),
+            )
+            .await
+            .expect("create");
+        event(&store, number, json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "la delega firmata"})).await;
+        drive(&store, &engine, ts("2026-04-30T00:00:00+02:00")).await;
+        let t = store.ticket(number).await.expect("get").expect("exists");
+        let kinds: Vec<String> = store
+            .outbox_of(t.id)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        // Reminders after 5 and 10 working days, then the 30-day cap.
+        let mut expected = vec![
+            "ricevuta",
+            "richiesta_integrazione",
+            "sollecito_integrazione",
+            "sollecito_integrazione",
+            "sospensione_scaduta",
+        ];
+        if closes {
+            expected.push("chiusura");
+            assert_eq!(t.sla.state, "closed");
+            assert_eq!(t.closed_at, Some(ts("2026-04-01T12:00:00+02:00")));
+            let events = store.events(t.id).await.expect("events");
+            let last = events.last().expect("closed");
+            assert_eq!(
+                (last.kind.as_str(), last.source.as_str()),
+                ("closed", "system")
+            );
+        } else {
+            assert_eq!(t.sla.state, "paused");
+        }
+        assert_eq!(kinds, expected, "{number}");
+    }
 }

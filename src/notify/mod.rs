@@ -20,7 +20,7 @@ pub use render::{Rendered, render};
 /// Rows leased per pass.
 const BATCH: i64 = 100;
 /// How long a lease lasts before another worker may take the row.
-const LEASE_S: i64 = 120;
+const LEASE_S: i64 = 60;
 /// Attempts before a row goes dead.
 const MAX_ATTEMPTS: i64 = 10;
 

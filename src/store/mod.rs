@@ -205,7 +205,7 @@ pub struct Store {
     versions: Arc<VersionRegistry>,
 }
 
-const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
+pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
      citizen, received_at, closed_at, waiting_since, policy_version, calendar_version, \
      sla_due_at, sla_state, sla_elapsed_s, sla_computed_at, next_check_at";
 
@@ -593,37 +593,22 @@ impl Store {
         id: i64,
     ) -> Result<(Timestamp, Derived, Vec<(String, String)>), StoreError> {
         let rows = sqlx::query(
-            "SELECT kind, data, idempotency_key, content_hash FROM ticket_events \
-             WHERE ticket_id = $1 ORDER BY id",
+            "SELECT id, kind, occurred_at, source, idempotency_key, data, recorded_at, \
+             content_hash FROM ticket_events WHERE ticket_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&mut *conn)
         .await?;
-        let corrupt = |m: String| StoreError::Corrupt(format!("ticket id {id}: {m}"));
-        let mut state: Option<(Timestamp, Derived)> = None;
+        let mut events = Vec::with_capacity(rows.len());
         let mut keys = Vec::with_capacity(rows.len());
-        for row in rows {
-            let kind: String = row.try_get("kind")?;
-            let data: String = row.try_get("data")?;
+        for row in &rows {
             keys.push((
                 row.try_get("idempotency_key")?,
                 row.try_get("content_hash")?,
             ));
-            let v: Value = serde_json::from_str(&data).map_err(|e| corrupt(e.to_string()))?;
-            if kind == "received" {
-                let t = NewTicket::from_json(v.get("ticket").unwrap_or(&Value::Null))
-                    .map_err(|e| corrupt(list(&e)))?;
-                state = Some((t.received_at, Derived::new(&t)));
-                continue;
-            }
-            let Some((received_at, d)) = state.as_mut() else {
-                return Err(corrupt("events before the received event".into()));
-            };
-            let e = NewEvent::from_stored_json(&v).map_err(|e| corrupt(list(&e)))?;
-            apply(d, *received_at, &e, Timestamp(i64::MAX / 2))
-                .map_err(|r| corrupt(format!("stored event no longer applies: {r}")))?;
+            events.push(event_from_row(row)?);
         }
-        let (received_at, d) = state.ok_or_else(|| corrupt("no received event".into()))?;
+        let (received_at, d) = derive(id, &events)?;
         Ok((received_at, d, keys))
     }
 
@@ -1098,6 +1083,27 @@ impl Store {
     }
 }
 
+/// What a ticket's stored events say (pure).
+pub fn derive(ticket_id: i64, events: &[EventRecord]) -> Result<(Timestamp, Derived), StoreError> {
+    let corrupt = |m: String| StoreError::Corrupt(format!("ticket id {ticket_id}: {m}"));
+    let mut state: Option<(Timestamp, Derived)> = None;
+    for e in events {
+        if e.kind == "received" {
+            let t = NewTicket::from_json(e.data.get("ticket").unwrap_or(&Value::Null))
+                .map_err(|e| corrupt(list(&e)))?;
+            state = Some((t.received_at, Derived::new(&t)));
+            continue;
+        }
+        let Some((received_at, d)) = state.as_mut() else {
+            return Err(corrupt("events before the received event".into()));
+        };
+        let ev = NewEvent::from_stored_json(&e.data).map_err(|e| corrupt(list(&e)))?;
+        apply(d, *received_at, &ev, Timestamp(i64::MAX / 2))
+            .map_err(|r| corrupt(format!("stored event no longer applies: {r}")))?;
+    }
+    state.ok_or_else(|| corrupt("no received event".into()))
+}
+
 fn event_from_row(r: &sqlx::any::AnyRow) -> Result<EventRecord, StoreError> {
     let data: String = r.try_get("data")?;
     Ok(EventRecord {
@@ -1121,10 +1127,10 @@ async fn insert_event(
     hash: &str,
     data: &Value,
     now: Timestamp,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<i64, StoreError> {
+    let id = sqlx::query_scalar(
         "INSERT INTO ticket_events (ticket_id, kind, occurred_at, source, idempotency_key, \
-         content_hash, data, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         content_hash, data, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(ticket_id)
     .bind(e.body.kind())
@@ -1134,9 +1140,9 @@ async fn insert_event(
     .bind(hash)
     .bind(data.to_string())
     .bind(now.0)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(())
+    Ok(id)
 }
 
 fn state_name(s: &str) -> &'static str {

@@ -1,11 +1,13 @@
 //! The engine cycle's transaction and the outbox: rows owed, leased, delivered.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::Value;
 use sqlx::Row;
 
 use super::{Backend, EventRecord, Store, StoreError, TicketRecord};
 use crate::engine::Decision;
-use crate::ticket::Derived;
+use crate::ticket::{Derived, EventBody, NewEvent, Source};
 use crate::time::Timestamp;
 
 /// What one engine pass did.
@@ -71,19 +73,123 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
         let mut report = CycleReport::default();
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok(report);
+        }
+        // Load the batch in three queries: tickets, their events, the notices they already have.
+        let list = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM tickets WHERE id IN ({list})",
+            super::TICKET_COLUMNS
+        )));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let mut tickets: HashMap<i64, TicketRecord> = HashMap::with_capacity(ids.len());
+        for r in q.fetch_all(&mut *tx).await? {
+            let t = self.record_from_row(&r)?;
+            tickets.insert(t.id, t);
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, ticket_id, kind, occurred_at, source, idempotency_key, data, recorded_at \
+             FROM ticket_events WHERE ticket_id IN ({list}) ORDER BY ticket_id, id"
+        )));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let mut events: HashMap<i64, Vec<EventRecord>> = HashMap::with_capacity(ids.len());
+        for r in q.fetch_all(&mut *tx).await? {
+            let ticket_id: i64 = r.try_get("ticket_id")?;
+            events
+                .entry(ticket_id)
+                .or_default()
+                .push(super::event_from_row(&r)?);
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT ticket_id, kind, dedupe_key, recipient FROM outbox WHERE ticket_id IN ({list})"
+        )));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let mut owed: HashSet<(i64, String, String, String)> = HashSet::new();
+        for r in q.fetch_all(&mut *tx).await? {
+            owed.insert((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
+        }
         for id in ids {
-            let Some(record) = self.lock_ticket_id(&mut tx, id).await? else {
+            let Some(record) = tickets.get(&id) else {
                 continue;
             };
-            let (received_at, derived, _) = self.replay(&mut tx, id).await?;
-            let events = events_in(&mut tx, id).await?;
-            let decision = decide(EngineInput {
-                ticket: &record,
+            let mut history = events.remove(&id).unwrap_or_default();
+            let (received_at, mut derived) = super::derive(id, &history)?;
+            let mut decision = decide(EngineInput {
+                ticket: record,
                 received_at,
                 derived: &derived,
-                events: &events,
+                events: &history,
             })?;
+            if let Some((at, text)) = decision.close.clone() {
+                // The outcome of an expired suspension: Messo closes the ticket itself, in this
+                // transaction, and decides again so the closure notice is owed with it.
+                let e = NewEvent {
+                    at: at.max(derived.last_event_at),
+                    body: EventBody::Closed { text: Some(text) },
+                };
+                crate::ticket::apply(&mut derived, received_at, &e, now)?;
+                let hash = e.content_hash();
+                let data = e.to_stored_json(None);
+                let event_id = super::insert_event(
+                    &mut tx,
+                    id,
+                    &e,
+                    Source::System,
+                    "suspension-cap",
+                    &hash,
+                    &data,
+                    now,
+                )
+                .await?;
+                sqlx::query("UPDATE tickets SET closed_at = $1, waiting_since = NULL, last_event_at = $1 WHERE id = $2")
+                    .bind(e.at.0)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                history.push(EventRecord {
+                    id: event_id,
+                    kind: "closed".to_owned(),
+                    occurred_at: e.at,
+                    source: Source::System.as_str().to_owned(),
+                    idempotency_key: "suspension-cap".to_owned(),
+                    data,
+                    recorded_at: now,
+                });
+                let mut closed = record.clone();
+                closed.closed_at = Some(e.at);
+                closed.waiting_since = None;
+                let before = std::mem::take(&mut decision.notices);
+                decision = decide(EngineInput {
+                    ticket: &closed,
+                    received_at,
+                    derived: &derived,
+                    events: &history,
+                })?;
+                // What was owed before the closure (the office's alert) is still owed.
+                decision.notices.splice(0..0, before);
+                decision.close = None;
+            }
             for n in &decision.notices {
+                let identity = (
+                    id,
+                    n.kind.as_str().to_owned(),
+                    n.key.clone(),
+                    n.recipient.as_str().to_owned(),
+                );
+                if owed.contains(&identity) {
+                    continue;
+                }
                 let inserted = sqlx::query(
                     "INSERT INTO outbox (ticket_id, kind, dedupe_key, recipient, channel, address, \
                      language, payload, not_before, state, attempts, created_at, updated_at) \
@@ -103,6 +209,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 report.owed += inserted.rows_affected();
+                owed.insert(identity);
             }
             let v = &decision.sla;
             sqlx::query(
@@ -190,6 +297,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Returns every leased row to `retry` at once. Only for a daemon that knows it is alone (the
+    /// SQLite lock): a lease left by a process that died is then known to be dead, and waiting for
+    /// it to expire would only delay the citizen's message.
+    pub async fn release_leases(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE outbox SET state = 'retry', lease_until = NULL, updated_at = $1 WHERE state = 'sending'",
+        )
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Marks a leased row delivered.
     pub async fn outbox_delivered(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
         sqlx::query(
@@ -253,6 +373,33 @@ impl Store {
             .collect()
     }
 
+    /// Marks `count` open tickets from internal id `from_id` on for a look at `now` (load tests:
+    /// "these tickets changed"). Returns how many were marked.
+    pub async fn mark_for_check(
+        &self,
+        from_id: i64,
+        count: i64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE tickets SET next_check_at = $1 WHERE id >= $2 AND id < $3 AND closed_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(from_id)
+        .bind(from_id + count)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// The highest internal ticket id.
+    pub async fn max_ticket_id(&self) -> Result<i64, StoreError> {
+        let m: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM tickets")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(m.unwrap_or(0))
+    }
+
     /// Open tickets by SLA state.
     pub async fn tickets_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query(
@@ -283,18 +430,4 @@ impl Store {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
-}
-
-async fn events_in(
-    conn: &mut sqlx::AnyConnection,
-    ticket_id: i64,
-) -> Result<Vec<EventRecord>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, kind, occurred_at, source, idempotency_key, data, recorded_at \
-         FROM ticket_events WHERE ticket_id = $1 ORDER BY id",
-    )
-    .bind(ticket_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(super::event_from_row).collect()
 }
