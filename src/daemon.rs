@@ -64,6 +64,8 @@ pub struct Metrics {
     pub delivered_total: AtomicU64,
     pub failed_total: AtomicU64,
     pub inbox_rows_total: AtomicU64,
+    /// The last pass stopped at a bound with work left: start the next one at once.
+    pub last_pass_full: std::sync::atomic::AtomicBool,
 }
 
 /// Runs the engine with the right clock for each ticket's versions.
@@ -75,6 +77,10 @@ pub struct Engine {
 
 /// Tickets decided per transaction.
 const BATCH: i64 = 500;
+/// Tickets decided per pass at most; a longer catch-up continues in the next pass, right away.
+const PASS_TICKETS: u64 = 10_000;
+/// Messages delivered per pass at most; the rest go in the next pass, right away.
+const PASS_MESSAGES: u64 = 2_000;
 
 impl Engine {
     /// An engine over `store` with the `[notify]` settings.
@@ -121,8 +127,14 @@ impl Engine {
 
     /// Decides every ticket whose next instant has come by `now`.
     pub async fn cycle(&self, now: Timestamp) -> Result<CycleReport, StoreError> {
+        self.cycle_bounded(now, u64::MAX).await
+    }
+
+    /// Decides tickets whose next instant has come, stopping after about `max` of them (so a
+    /// catch-up over many tickets lets deliveries and the watchdog through between passes).
+    pub async fn cycle_bounded(&self, now: Timestamp, max: u64) -> Result<CycleReport, StoreError> {
         let mut total = CycleReport::default();
-        loop {
+        while total.tickets < max {
             let r = self
                 .store
                 .engine_cycle(now, BATCH, |input| self.decide(input, now))
@@ -130,9 +142,10 @@ impl Engine {
             total.tickets += r.tickets;
             total.owed += r.owed;
             if r.tickets < BATCH as u64 {
-                return Ok(total);
+                break;
             }
         }
+        Ok(total)
     }
 }
 
@@ -154,14 +167,15 @@ pub async fn pass(
         }
     }
     let now = clock();
-    let report = engine.cycle(now).await?;
+    let report = engine.cycle_bounded(now, PASS_TICKETS).await?;
     metrics.owed_total.fetch_add(report.owed, Ordering::Relaxed);
-    let sent = crate::notify::dispatch_files(
+    let sent = crate::notify::dispatch_files_bounded(
         store,
         &config.channels.file_dir,
         &config.notify.sender_email,
         &config.comune_name,
         clock(),
+        PASS_MESSAGES,
     )
     .await?;
     metrics
@@ -170,6 +184,10 @@ pub async fn pass(
     metrics
         .failed_total
         .fetch_add(sent.failed, Ordering::Relaxed);
+    metrics.last_pass_full.store(
+        report.tickets >= PASS_TICKETS || sent.delivered + sent.failed >= PASS_MESSAGES,
+        Ordering::Relaxed,
+    );
     metrics.cycles.fetch_add(1, Ordering::Relaxed);
     metrics
         .last_cycle_ms
@@ -312,13 +330,18 @@ pub async fn run(
         }
         sd_notify(&[sd_notify::NotifyState::Watchdog]);
         // Sleep until the next tick, an API write, or the earliest instant something is due.
-        let exact = match store.earliest_check().await {
-            Ok(Some(t)) => {
-                // Wake at the instant itself, to the millisecond of the system clock.
-                let ms = t.0 * 1000 - chrono::Utc::now().timestamp_millis();
-                Duration::from_millis(ms.max(20) as u64)
+        let backlog = metrics.last_pass_full.load(Ordering::Relaxed);
+        let exact = if backlog {
+            Duration::ZERO
+        } else {
+            match store.earliest_check().await {
+                Ok(Some(t)) => {
+                    // Wake at the instant itself, to the millisecond of the system clock.
+                    let ms = t.0 * 1000 - chrono::Utc::now().timestamp_millis();
+                    Duration::from_millis(ms.max(20) as u64)
+                }
+                _ => interval,
             }
-            _ => interval,
         };
         tokio::select! {
             _ = wake.notified() => {}

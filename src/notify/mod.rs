@@ -134,8 +134,21 @@ pub async fn dispatch_files(
     comune: &str,
     now: Timestamp,
 ) -> Result<DispatchReport, StoreError> {
+    dispatch_files_bounded(store, dir, from, comune, now, u64::MAX).await
+}
+
+/// Like [`dispatch_files`], stopping after about `max` messages (the daemon's pass stays short so
+/// shutdown and the watchdog are never held up by a long queue).
+pub async fn dispatch_files_bounded(
+    store: &Store,
+    dir: &Path,
+    from: &str,
+    comune: &str,
+    now: Timestamp,
+    max: u64,
+) -> Result<DispatchReport, StoreError> {
     let mut report = DispatchReport::default();
-    loop {
+    while report.delivered + report.failed < max {
         let rows = store.lease_outbox(now, BATCH, LEASE_S).await?;
         let n = rows.len();
         for row in rows {
@@ -163,9 +176,10 @@ pub async fn dispatch_files(
             }
         }
         if n < BATCH as usize {
-            return Ok(report);
+            break;
         }
     }
+    Ok(report)
 }
 
 #[cfg(test)]

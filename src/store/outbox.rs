@@ -116,6 +116,8 @@ impl Store {
             q = q.bind(*id);
         }
         let mut owed: HashSet<(i64, String, String, String)> = HashSet::new();
+        let mut updates: Vec<(i64, Option<i64>, &'static str, i64, Option<i64>)> =
+            Vec::with_capacity(ids.len());
         for r in q.fetch_all(&mut *tx).await? {
             owed.insert((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
         }
@@ -212,19 +214,49 @@ impl Store {
                 owed.insert(identity);
             }
             let v = &decision.sla;
-            sqlx::query(
-                "UPDATE tickets SET sla_due_at = $1, sla_state = $2, sla_elapsed_s = $3, \
-                 sla_computed_at = $4, next_check_at = $5 WHERE id = $6",
-            )
-            .bind(v.due_at.map(|t| t.0))
-            .bind(v.state)
-            .bind(v.elapsed_s)
-            .bind(now.0)
-            .bind(decision.next_check_at.map(|t| t.0))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            updates.push((
+                id,
+                v.due_at.map(|t| t.0),
+                v.state,
+                v.elapsed_s,
+                decision.next_check_at.map(|t| t.0),
+            ));
             report.tickets += 1;
+        }
+        // One statement writes the SLA cache of the whole batch.
+        for chunk in updates.chunks(500) {
+            let rows = (0..chunk.len())
+                .map(|i| {
+                    let b = 5 * i;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let n = 5 * chunk.len();
+            let sql = format!(
+                "WITH v (id, due, state, elapsed, next) AS (VALUES {rows}) \
+                 UPDATE tickets SET sla_due_at = v.due, sla_state = v.state, \
+                 sla_elapsed_s = v.elapsed, next_check_at = v.next, sla_computed_at = ${} \
+                 FROM v WHERE tickets.id = v.id",
+                n + 1
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, due, state, elapsed, next) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(*due)
+                    .bind(*state)
+                    .bind(*elapsed)
+                    .bind(*next);
+            }
+            q.bind(now.0).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(report)
