@@ -10,6 +10,9 @@ use crate::engine::Decision;
 use crate::ticket::{Derived, EventBody, NewEvent, Source};
 use crate::time::Timestamp;
 
+/// (ticket id, due_at, state, elapsed_s, next_check_at) for the batched cache update.
+type SlaRow = (i64, Option<i64>, &'static str, i64, Option<i64>);
+
 /// What one engine pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CycleReport {
@@ -116,8 +119,7 @@ impl Store {
             q = q.bind(*id);
         }
         let mut owed: HashSet<(i64, String, String, String)> = HashSet::new();
-        let mut updates: Vec<(i64, Option<i64>, &'static str, i64, Option<i64>)> =
-            Vec::with_capacity(ids.len());
+        let mut updates: Vec<SlaRow> = Vec::with_capacity(ids.len());
         for r in q.fetch_all(&mut *tx).await? {
             owed.insert((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
         }
