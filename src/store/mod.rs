@@ -310,6 +310,15 @@ impl Store {
         &self.versions
     }
 
+    /// `count` bind placeholders from number `start`: `$n` on PostgreSQL, plain `?` on SQLite
+    /// (whose lookup of `$n` names is linear per parameter, quadratic over a long list).
+    pub(crate) fn placeholders(&self, start: usize, count: usize) -> Vec<String> {
+        match self.backend {
+            Backend::Sqlite => vec!["?".to_owned(); count],
+            Backend::Postgres => (start..start + count).map(|i| format!("${i}")).collect(),
+        }
+    }
+
     fn lock_suffix(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite => "",
@@ -442,14 +451,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(500) {
-            let mut sql =
-                String::from("INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
-            }
+            let values = self
+                .placeholders(1, 3 * chunk.len())
+                .chunks(3)
+                .map(|p| format!("({})", p.join(", ")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql =
+                format!("INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES {values}");
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (kind, number, payload) in chunk {
                 q = q.bind(*kind).bind(number.as_str()).bind(payload.as_str());

@@ -81,10 +81,7 @@ impl Store {
             return Ok(report);
         }
         // Load the batch in three queries: tickets, their events, the notices they already have.
-        let list = (1..=ids.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = self.placeholders(1, ids.len()).join(", ");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM tickets WHERE id IN ({list})",
             super::TICKET_COLUMNS
