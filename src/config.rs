@@ -115,6 +115,7 @@ struct RawNotify {
     suspension_cap_days: Option<i64>,
     suspension_cap_outcome: Option<String>,
     staff_alerts_office_hours_only: Option<bool>,
+    retention_days: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,6 +278,8 @@ pub struct Notify {
     pub close_at_suspension_cap: bool,
     /// Staff alerts wait for office hours.
     pub staff_alerts_office_hours_only: bool,
+    /// Days after which sent messages and processed inbox rows lose their personal content.
+    pub retention_days: u32,
 }
 
 /// The validated configuration.
@@ -943,6 +946,16 @@ fn validate(
     );
     let max_reminders = bounded("notify.max_reminders", n.max_reminders, 2, 10);
     let suspension_cap_days = bounded("notify.suspension_cap_days", n.suspension_cap_days, 30, 365);
+    let retention_days = match n.retention_days.unwrap_or(365) {
+        d @ 1..=3650 => d as u32,
+        d => {
+            p.add(
+                "notify.retention_days",
+                format!("must be between 1 and 3650, found {d}"),
+            );
+            365
+        }
+    };
     let close_at_suspension_cap = match n.suspension_cap_outcome.as_deref().unwrap_or("office") {
         "office" => false,
         "close" => true,
@@ -965,6 +978,7 @@ fn validate(
         suspension_cap_days,
         close_at_suspension_cap,
         staff_alerts_office_hours_only: n.staff_alerts_office_hours_only.unwrap_or(true),
+        retention_days,
     };
 
     let comune_name = raw.comune.name.unwrap_or_else(|| "Comune".to_owned());

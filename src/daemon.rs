@@ -317,6 +317,32 @@ pub async fn run(
         .add(job)
         .await
         .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    // Housekeeping, hourly: retention of personal content in sent messages and processed rows.
+    let (hk_store, hk_clock, days) = (store.clone(), clock.clone(), config.notify.retention_days);
+    let housekeeping = Job::new_repeated_async(Duration::from_secs(3600), move |_id, _sched| {
+        let (store, clock) = (hk_store.clone(), hk_clock.clone());
+        Box::pin(async move {
+            let now = clock();
+            match store
+                .housekeeping(now.plus(-i64::from(days) * 86_400), now.plus(-86_400))
+                .await
+            {
+                Ok((m, i, k)) if m + i + k > 0 => tracing::info!(
+                    messages = m,
+                    inbox_rows = i,
+                    idempotency_keys = k,
+                    "housekeeping"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+            }
+        })
+    })
+    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    scheduler
+        .add(housekeeping)
+        .await
+        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
     scheduler
         .start()
         .await

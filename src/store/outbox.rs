@@ -341,6 +341,39 @@ impl Store {
         Ok(r.rows_affected())
     }
 
+    /// Housekeeping: messages delivered or dead before `before` keep their row (its unique key is
+    /// what stops a message being owed twice) but lose their address and content; processed
+    /// `crm_inbox` rows lose their payload; idempotency answers older than `keys_before` go.
+    /// Returns (messages redacted, inbox rows redacted, keys removed).
+    pub async fn housekeeping(
+        &self,
+        before: Timestamp,
+        keys_before: Timestamp,
+    ) -> Result<(u64, u64, u64), StoreError> {
+        let messages = sqlx::query(
+            "UPDATE outbox SET address = '', payload = '{}' WHERE state IN ('delivered', 'dead') \
+             AND updated_at < $1 AND address <> ''",
+        )
+        .bind(before.0)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let inbox = sqlx::query(
+            "UPDATE crm_inbox SET payload = '{}' WHERE status <> 'pending' AND processed_at < $1 \
+             AND payload <> '{}'",
+        )
+        .bind(before.0)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(keys_before.0)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok((messages, inbox, keys))
+    }
+
     /// Marks a leased row delivered.
     pub async fn outbox_delivered(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
         sqlx::query(
