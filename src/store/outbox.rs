@@ -222,8 +222,13 @@ impl Store {
             ));
             report.tickets += 1;
         }
-        // One statement writes the SLA cache of the whole batch.
-        for chunk in updates.chunks(500) {
+        // A few statements write the SLA cache of the whole batch (smaller chunks on PostgreSQL,
+        // where the cost of binding grows faster than the number of parameters).
+        let chunk_size = match self.backend {
+            Backend::Sqlite => 500,
+            Backend::Postgres => 50,
+        };
+        for chunk in updates.chunks(chunk_size) {
             let rows = (0..chunk.len())
                 .map(|i| {
                     let b = 5 * i;
