@@ -36,6 +36,8 @@ pub enum Kind {
     Violazione,
     /// The ticket was closed.
     Chiusura,
+    /// To the office: a citizen notice had no channel to go through.
+    CittadinoIrraggiungibile,
 }
 
 impl Kind {
@@ -51,11 +53,12 @@ impl Kind {
             Kind::PreavvisoScadenza => "preavviso_scadenza",
             Kind::Violazione => "violazione",
             Kind::Chiusura => "chiusura",
+            Kind::CittadinoIrraggiungibile => "cittadino_irraggiungibile",
         }
     }
 
     /// Every kind.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Ricevuta,
         Kind::Avanzamento,
         Kind::RichiestaIntegrazione,
@@ -65,6 +68,7 @@ impl Kind {
         Kind::PreavvisoScadenza,
         Kind::Violazione,
         Kind::Chiusura,
+        Kind::CittadinoIrraggiungibile,
     ];
 
     /// The kind of a stored name.
@@ -229,6 +233,23 @@ pub fn decide(
                 address: address.clone(),
                 language: language.clone(),
                 not_before,
+                payload,
+            });
+        } else {
+            // No channel left (no address, or opted out of every one): the office is told
+            // instead, so the notice is not silently lost.
+            let mut payload = payload;
+            if let Value::Object(m) = &mut payload {
+                m.insert("undelivered_kind".to_owned(), json!(kind.as_str()));
+            }
+            notices.push(Notice {
+                kind: Kind::CittadinoIrraggiungibile,
+                key: format!("{}:{key}", kind.as_str()),
+                recipient: Recipient::Office,
+                channel: "email",
+                address: ctx.notify.office_email.clone(),
+                language: "it".to_owned(),
+                not_before: office_not_before,
                 payload,
             });
         }

@@ -341,6 +341,41 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
     assert_eq!(sent.delivered, 3);
     let _ = std::fs::remove_dir_all(&dir);
 
+    // A citizen who opted out of the only channel they gave: the office is told instead.
+    let unreachable = NewTicket::from_json(&json!({
+        "number": "DST-3",
+        "office": "tributi",
+        "priority": "bassa",
+        "subject": "Rimborso",
+        "received_at": "2026-04-07T10:00:00+02:00",
+        "citizen": {"mobile": "+393331112224", "opt_out": ["sms"]}
+    }))
+    .expect("ticket");
+    let rec = store
+        .create_ticket(&unreachable, Source::Api, ts("2026-04-07T10:00:00+02:00"))
+        .await
+        .expect("create");
+    engine
+        .cycle(ts("2026-04-07T10:00:00+02:00"))
+        .await
+        .expect("cycle");
+    let rows = store.outbox_of(rec.ticket().id).await.expect("outbox");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2.as_str()),
+        ("cittadino_irraggiungibile", "ricevuta:receipt", "office")
+    );
+    let told = messo::notify::dispatch_files(
+        &store,
+        &dir,
+        "urp@comune.roma.it",
+        "Roma Capitale",
+        ts("2026-04-07T10:00:00+02:00"),
+    )
+    .await
+    .expect("dispatch");
+    assert_eq!(told.delivered, 1);
+
     // An SMS decided at 21:00 waits for 08:00 the next morning.
     let late = NewTicket::from_json(&json!({
         "number": "DST-2",

@@ -158,6 +158,13 @@ pub fn render(row: &OutboxRow, comune: &str) -> Rendered {
                 when(Lang::It, s(p, "requested_at"))
             )],
         ),
+        ("cittadino_irraggiungibile", _) => (
+            format!("Cittadino non raggiungibile: pratica {number}"),
+            vec![format!(
+                "la comunicazione «{}» per la pratica {number} non è stata inviata: il cittadino non ha un recapito utilizzabile (nessun indirizzo o revoca del consenso su ogni canale). Contattarlo per altra via.",
+                s(p, "undelivered_kind")
+            )],
+        ),
         ("chiusura", true) => (
             format!("Richiesta {number} conclusa"),
             vec![
