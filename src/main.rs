@@ -16,6 +16,16 @@ use messo::store::Store;
 use messo::time::Timestamp;
 use messo::{batch, locale};
 
+/// Writes a line of command output to standard output; a closed pipe is an error, not a panic.
+macro_rules! out {
+    () => {
+        writeln!(std::io::stdout().lock())?
+    };
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
 /// Messo keeps the URP's citizen help desk to its service agreement.
 #[derive(Debug, Parser)]
 #[command(name = "messo", version, about)]
@@ -250,7 +260,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .await
                     .context("connecting to database.url")?;
                 store.migrate().await.context("applying migrations")?;
-                println!("migrations applied ({:?})", store.backend());
+                out!("migrations applied ({:?})", store.backend());
                 anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
@@ -267,12 +277,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .map(|s| format!("\"{s}\""))
                 .collect::<Vec<_>>()
                 .join(", ");
-            println!("token (give it to the client; it is not stored anywhere): {secret}");
-            println!();
-            println!("[[http.tokens]]");
-            println!("name = \"{name}\"");
-            println!("hash = \"{hash}\"");
-            println!("scopes = [{list}]");
+            out!("token (give it to the client; it is not stored anywhere): {secret}");
+            out!();
+            out!("[[http.tokens]]");
+            out!("name = \"{name}\"");
+            out!("hash = \"{hash}\"");
+            out!("scopes = [{list}]");
             Ok(ExitCode::SUCCESS)
         }
         Command::Dev(DevCommand::BenchEngine { changed, rounds }) => {
@@ -294,7 +304,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .await?;
                 anyhow::Ok(moved)
             })?;
-            println!("{moved} ticket(s) moved to the current calendar and policy");
+            out!("{moved} ticket(s) moved to the current calendar and policy");
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => check_config(cli.config.as_ref()),
@@ -370,7 +380,7 @@ async fn seed(config: Config, args: SeedArgs) -> Result<()> {
                 i += n;
             }
             let secs = started.elapsed().as_secs_f64();
-            println!(
+            out!(
                 "store: {created} tickets created in {secs:.1} s ({:.0} tickets/s)",
                 created as f64 / secs
             );
@@ -390,7 +400,7 @@ async fn seed(config: Config, args: SeedArgs) -> Result<()> {
                 i += n;
             }
             let inserted = started.elapsed().as_secs_f64();
-            println!(
+            out!(
                 "inbox: {} rows written by the \"CRM\" in {inserted:.1} s ({:.0} rows/s)",
                 args.tickets,
                 args.tickets as f64 / inserted
@@ -405,7 +415,7 @@ async fn seed(config: Config, args: SeedArgs) -> Result<()> {
                 }
             }
             let secs = picked.elapsed().as_secs_f64();
-            println!(
+            out!(
                 "inbox: {accepted} rows validated and ingested by the poller in {secs:.1} s ({:.0} tickets/s)",
                 accepted as f64 / secs
             );
@@ -423,12 +433,12 @@ async fn seed(config: Config, args: SeedArgs) -> Result<()> {
         found += store.due_for_check(at, 500).await?.len();
     }
     let per = t0.elapsed().as_secs_f64() * 1000.0 / runs as f64;
-    println!(
+    out!(
         "store holds {open} open tickets ({with_instant} with a next SLA instant); \
          due_for_check(limit 500): {per:.2} ms per query over {runs} queries, {:.0} rows on average",
         found as f64 / runs as f64
     );
-    println!("plan:\n{}", store.explain_due_query().await?);
+    out!("plan:\n{}", store.explain_due_query().await?);
     Ok(())
 }
 
@@ -439,7 +449,7 @@ async fn bench_engine(config: Config, changed: i64, rounds: u32) -> Result<()> {
     let t0 = std::time::Instant::now();
     let caught = engine.cycle(now()).await?;
     let secs = t0.elapsed().as_secs_f64();
-    println!(
+    out!(
         "catch-up: {} tickets decided, {} notices owed, in {secs:.1} s ({:.0} tickets/s)",
         caught.tickets,
         caught.owed,
@@ -451,7 +461,7 @@ async fn bench_engine(config: Config, changed: i64, rounds: u32) -> Result<()> {
     for k in 0..200 {
         found += store.due_for_check(now().plus(k * 3_000), 500).await?.len();
     }
-    println!(
+    out!(
         "{open} open tickets, {with_instant} with a next instant; due_for_check(limit 500): {:.2} ms per query, {:.0} rows on average",
         t.elapsed().as_secs_f64() * 1000.0 / 200.0,
         found as f64 / 200.0
@@ -467,14 +477,15 @@ async fn bench_engine(config: Config, changed: i64, rounds: u32) -> Result<()> {
         let r = engine.cycle(at).await?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         times.push(ms);
-        println!(
+        out!(
             "pass: {marked} tickets marked changed among {open} open; decided {} in {ms:.1} ms ({} notices owed)",
-            r.tickets, r.owed
+            r.tickets,
+            r.owed
         );
     }
     times.sort_by(f64::total_cmp);
     if let (Some(min), Some(max)) = (times.first(), times.last()) {
-        println!(
+        out!(
             "engine pass over {changed} changed tickets: median {:.1} ms, min {min:.1} ms, max {max:.1} ms",
             times[times.len() / 2]
         );
