@@ -21,6 +21,11 @@ use crate::calendar::{
 use crate::domain::{Category, Priority};
 use crate::sla::{Amount, ClockKind, Policy, PolicyError, Sla, TargetRule};
 
+mod delivery;
+pub use delivery::{
+    Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
+};
+
 /// The shipped configuration (Roma Capitale), used when no file is given and
 /// `config/messo.toml` does not exist in the working directory.
 pub const BUILTIN_TOML: &str = include_str!("../config/messo.toml");
@@ -100,6 +105,12 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     notify: RawNotify,
+    smtp: Option<delivery::RawSmtp>,
+    pec: Option<delivery::RawSmtp>,
+    #[serde(default)]
+    sms: delivery::RawSms,
+    #[serde(default)]
+    delivery: delivery::RawDelivery,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +203,7 @@ struct RawDatabase {
 struct RawChannels {
     email: Option<String>,
     sms: Option<String>,
+    pec: Option<String>,
     file_dir: Option<String>,
 }
 
@@ -215,12 +227,17 @@ struct RawToken {
 // ---------------------------------------------------------------------------------------------
 // The configuration as the program uses it.
 
-/// How a channel delivers. Only the file channel exists so far; SMTP and HTTP providers are
-/// configured in their own sections when delivery lands.
+/// How a channel delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelMode {
     /// Write each message under `channels.file_dir`; nothing leaves the machine.
     File,
+    /// E-mail through the `[smtp]` account.
+    Smtp,
+    /// PEC through the `[pec]` account.
+    Pec,
+    /// SMS through the `[sms]` providers.
+    Http,
 }
 
 /// The `[channels]` section.
@@ -228,6 +245,8 @@ pub enum ChannelMode {
 pub struct Channels {
     pub email: ChannelMode,
     pub sms: ChannelMode,
+    /// Messages to a PEC address: the file, the `[smtp]` account, or the `[pec]` account.
+    pub pec: ChannelMode,
     pub file_dir: PathBuf,
 }
 
@@ -294,6 +313,12 @@ pub struct Config {
     /// How often the daemon looks for direct writes and SLA instants that came due.
     pub poll_interval_ms: u64,
     pub channels: Channels,
+    /// The e-mail account (`[smtp]`), when configured.
+    pub smtp: Option<SmtpAccount>,
+    /// The certified e-mail account (`[pec]`), when configured.
+    pub pec: Option<SmtpAccount>,
+    pub sms: Sms,
+    pub delivery: Delivery,
     pub http: Http,
     pub notify: Notify,
     /// Keys set from the environment, with the variable that set each.
@@ -821,20 +846,74 @@ fn validate(
     };
 
     // [channels]
-    let mut mode = |key: &str, value: Option<String>| match value.as_deref().unwrap_or("file") {
-        "file" => ChannelMode::File,
-        other => {
-            p.add(
-                key,
-                format!(
-                    "unknown channel mode {other:?}; expected file (SMTP and SMS providers arrive with the delivery module)"
-                ),
-            );
-            ChannelMode::File
-        }
+    let mut mode =
+        |key: &str, value: Option<String>, default: &str, allowed: &[(&str, ChannelMode)]| {
+            let v = value.unwrap_or_else(|| default.to_owned());
+            match allowed.iter().find(|(name, _)| *name == v) {
+                Some((_, m)) => *m,
+                None => {
+                    let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
+                    p.add(
+                        key,
+                        format!("unknown channel mode {v:?}; expected {}", names.join("|")),
+                    );
+                    ChannelMode::File
+                }
+            }
+        };
+    let email = mode(
+        "channels.email",
+        raw.channels.email,
+        "file",
+        &[("file", ChannelMode::File), ("smtp", ChannelMode::Smtp)],
+    );
+    let sms = mode(
+        "channels.sms",
+        raw.channels.sms,
+        "file",
+        &[("file", ChannelMode::File), ("http", ChannelMode::Http)],
+    );
+    let pec_default = if email == ChannelMode::Smtp {
+        "smtp"
+    } else {
+        "file"
     };
-    let email = mode("channels.email", raw.channels.email);
-    let sms = mode("channels.sms", raw.channels.sms);
+    let pec = mode(
+        "channels.pec",
+        raw.channels.pec,
+        pec_default,
+        &[
+            ("file", ChannelMode::File),
+            ("smtp", ChannelMode::Smtp),
+            ("pec", ChannelMode::Pec),
+        ],
+    );
+    let smtp = raw.smtp.map(|r| delivery::smtp(&mut p, "smtp", r));
+    let pec_account = raw.pec.map(|r| delivery::smtp(&mut p, "pec", r));
+    if (email == ChannelMode::Smtp || pec == ChannelMode::Smtp) && smtp.is_none() {
+        p.add(
+            "smtp.host",
+            "channels.email = \"smtp\" needs an [smtp] section",
+        );
+    }
+    if pec == ChannelMode::Pec {
+        match &pec_account {
+            None => p.add("pec.host", "channels.pec = \"pec\" needs a [pec] section"),
+            Some(a) if a.sender.is_none() => p.add(
+                "pec.sender",
+                "the PEC mailbox messages are sent from is required",
+            ),
+            Some(_) => {}
+        }
+    }
+    let sms_cfg = delivery::sms(&mut p, raw.sms);
+    if sms == ChannelMode::Http && sms_cfg.providers.is_empty() {
+        p.add(
+            "sms.providers",
+            "channels.sms = \"http\" needs at least one [[sms.providers]] entry",
+        );
+    }
+    let delivery_cfg = delivery::delivery(&mut p, raw.delivery);
     let file_dir = PathBuf::from(
         raw.channels
             .file_dir
@@ -1000,8 +1079,13 @@ fn validate(
             channels: Channels {
                 email,
                 sms,
+                pec,
                 file_dir,
             },
+            smtp,
+            pec: pec_account,
+            sms: sms_cfg,
+            delivery: delivery_cfg,
             http: Http {
                 listen,
                 public_base_url,
@@ -1098,8 +1182,32 @@ working_days = 1
         let ps = problems("[sla]\nwarnig_ratio = 0.5\n");
         assert_eq!(ps[0].key, "sla.warnig_ratio");
         assert!(ps[0].message.contains("unknown field"), "{}", ps[0].message);
-        let ps = problems("[smtp]\nhost = \"x\"\n");
-        assert_eq!(ps[0].key, "smtp");
+        let ps = problems("[smtp]\nhost = \"x\"\ncolour = 1\n");
+        assert_eq!(ps[0].key, "smtp.colour");
+        let ps = problems("[channels]\nemail = \"smtp\"\n");
+        assert_eq!(ps[0].key, "smtp.host");
+        let ps = problems("[channels]\nsms = \"http\"\n");
+        assert_eq!(ps[0].key, "sms.providers");
+        let ps = problems(
+            "[smtp]\nhost = \"h\"\nsecurity = \"ssl\"\nusername = \"u\"\n\
+             [sms]\nsender = \"Comune di Roma\"\n[[sms.providers]]\nname = \"a\"\nkind = \"rest-it\"\n\
+             base_url = \"ftp://x\"\n[[sms.providers]]\nname = \"b\"\nkind = \"generic\"\n\
+             base_url = \"http://x\"\nbody = '{\"to\": {{to}}}'\n[delivery]\nfallback = [\"sms\", \"fax\"]\n",
+        );
+        let keys: Vec<&str> = ps.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "smtp.security",
+                "smtp.password",
+                "sms.sender",
+                "sms.providers[0].access_token",
+                "sms.providers[0].base_url",
+                "sms.providers[1].body",
+                "delivery.fallback[1]"
+            ],
+            "{ps:?}"
+        );
         let ps = problems("[http]\nlisten = 8080\n");
         assert_eq!(ps[0].key, "http.listen");
         let ps = problems("[database]\nurl = \"mysql://u:secret@h/db\"\n");

@@ -22,6 +22,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::calendar::Calendar;
 use crate::config::{Config, Notify};
+use crate::delivery::dispatch::Dispatcher;
 use crate::engine::{self, Context, Decision};
 use crate::http::{self, AppState, Clock, TokenBook};
 use crate::store::{Backend, CycleReport, EngineInput, Store, StoreError};
@@ -52,6 +53,8 @@ pub enum DaemonError {
     Scheduler(String),
     #[error("calendar: {0}")]
     Calendar(#[from] crate::calendar::CalendarError),
+    #[error("delivery: {0}")]
+    Delivery(#[from] crate::delivery::dispatch::SetupError),
 }
 
 /// Counters the `/metrics` endpoint reports.
@@ -63,6 +66,12 @@ pub struct Metrics {
     pub owed_total: AtomicU64,
     pub delivered_total: AtomicU64,
     pub failed_total: AtomicU64,
+    pub dead_total: AtomicU64,
+    pub uncertain_total: AtomicU64,
+    /// Messages sent again while an earlier attempt may have gone through.
+    pub resent_total: AtomicU64,
+    pub fallback_total: AtomicU64,
+    pub attempts_total: AtomicU64,
     pub inbox_rows_total: AtomicU64,
     /// The last pass stopped at a bound with work left: start the next one at once.
     pub last_pass_full: std::sync::atomic::AtomicBool,
@@ -79,8 +88,8 @@ pub struct Engine {
 const BATCH: i64 = 500;
 /// Tickets decided per pass at most; a longer catch-up continues in the next pass, right away.
 const PASS_TICKETS: u64 = 10_000;
-/// Messages delivered per pass at most; the rest go in the next pass, right away.
-const PASS_MESSAGES: u64 = 2_000;
+/// Messages taken per dispatch round at most; the next round starts right away.
+const ROUND_MESSAGES: u64 = 20_000;
 
 impl Engine {
     /// An engine over `store` with the `[notify]` settings.
@@ -149,13 +158,13 @@ impl Engine {
     }
 }
 
-/// One pass: direct writes, the engine, delivery. Returns (inbox rows, engine report, delivered).
+/// One pass: direct writes, then the engine; the dispatcher is woken when messages are owed.
 pub async fn pass(
     store: &Store,
     engine: &Engine,
-    config: &Config,
     clock: &Clock,
     metrics: &Metrics,
+    send_wake: &Wake,
 ) -> Result<(), StoreError> {
     let started = Instant::now();
     loop {
@@ -169,39 +178,78 @@ pub async fn pass(
     let now = clock();
     let report = engine.cycle_bounded(now, PASS_TICKETS).await?;
     metrics.owed_total.fetch_add(report.owed, Ordering::Relaxed);
-    let sent = crate::notify::dispatch_files_bounded(
-        store,
-        &config.channels.file_dir,
-        &config.notify.sender_email,
-        &config.comune_name,
-        clock(),
-        PASS_MESSAGES,
-    )
-    .await?;
+    if report.owed > 0 {
+        send_wake.notify_one();
+    }
     metrics
-        .delivered_total
-        .fetch_add(sent.delivered, Ordering::Relaxed);
-    metrics
-        .failed_total
-        .fetch_add(sent.failed, Ordering::Relaxed);
-    metrics.last_pass_full.store(
-        report.tickets >= PASS_TICKETS || sent.delivered + sent.failed >= PASS_MESSAGES,
-        Ordering::Relaxed,
-    );
+        .last_pass_full
+        .store(report.tickets >= PASS_TICKETS, Ordering::Relaxed);
     metrics.cycles.fetch_add(1, Ordering::Relaxed);
     metrics
         .last_cycle_ms
         .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     metrics.last_cycle_at.store(now.0, Ordering::Relaxed);
-    if report.tickets + sent.delivered > 0 {
-        tracing::info!(
-            tickets = report.tickets,
-            owed = report.owed,
-            delivered = sent.delivered,
-            "engine pass"
-        );
+    if report.tickets > 0 {
+        tracing::info!(tickets = report.tickets, owed = report.owed, "engine pass");
     }
     Ok(())
+}
+
+/// The dispatcher's loop: sends what is due, then sleeps until woken (new messages owed), until
+/// the earliest queued message is due, or until the next tick.
+async fn send_loop(
+    dispatcher: Arc<Dispatcher>,
+    store: Store,
+    clock: Clock,
+    wake: Arc<Wake>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let mut idle = true;
+        match dispatcher.drain(&clock, ROUND_MESSAGES).await {
+            Ok(r) => {
+                idle = r.delivered + r.failed == 0;
+                if !idle {
+                    tracing::info!(
+                        delivered = r.delivered,
+                        retried_or_failed = r.failed,
+                        dead = r.dead,
+                        held = r.uncertain,
+                        fallbacks = r.fallbacks,
+                        "dispatch round"
+                    );
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "dispatch failed; retrying at the next tick"),
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        let wait = if !idle {
+            Duration::ZERO
+        } else {
+            match store.earliest_message().await {
+                Ok(Some(t)) => {
+                    let ms = t.0 * 1000 - chrono::Utc::now().timestamp_millis();
+                    // Due now but nothing went (every provider's circuit open): look again soon.
+                    Duration::from_millis(ms.max(250) as u64)
+                }
+                _ => interval,
+            }
+        };
+        if wait.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait.min(interval)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+    }
 }
 
 /// Takes the single-daemon lock of a SQLite file (`<file>.lock`), held until the process ends.
@@ -349,9 +397,26 @@ pub async fn run(
         .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
 
     let engine = Engine::new(store.clone(), config.notify.clone());
+    let send_wake = Arc::new(Wake::new());
+    let sms_calendar = Arc::new(engine::sms_calendar(
+        &config.sla()?.calendar,
+        &config.notify,
+    )?);
+    let dispatcher = Arc::new(
+        Dispatcher::from_config(store.clone(), &config, Arc::clone(&metrics))?
+            .with_sms_opening(Arc::new(move |t| sms_calendar.next_opening(t).unwrap_or(t))),
+    );
+    let sender = tokio::spawn(send_loop(
+        Arc::clone(&dispatcher),
+        store.clone(),
+        clock.clone(),
+        Arc::clone(&send_wake),
+        interval,
+        shutdown.clone(),
+    ));
     sd_notify(&[sd_notify::NotifyState::Ready]);
     loop {
-        if let Err(e) = pass(&store, &engine, &config, &clock, &metrics).await {
+        if let Err(e) = pass(&store, &engine, &clock, &metrics, &send_wake).await {
             tracing::error!(error = %e, "pass failed; retrying at the next tick");
         }
         sd_notify(&[sd_notify::NotifyState::Watchdog]);
@@ -376,7 +441,17 @@ pub async fn run(
         }
     }
     sd_notify(&[sd_notify::NotifyState::Stopping]);
-    tracing::info!("stopping: finishing requests in flight");
+    tracing::info!("stopping: finishing requests and messages in flight");
+    dispatcher.stop();
+    send_wake.notify_one();
+    if tokio::time::timeout(Duration::from_secs(60), sender)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "messages still in flight after 60 s; their leases bring them back in doubt"
+        );
+    }
     let _ = scheduler.shutdown().await;
     match tokio::time::timeout(Duration::from_secs(20), server).await {
         Ok(Ok(Ok(()))) => {}

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod calendar;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod domain;
 pub mod engine;
 pub mod http;

@@ -3,6 +3,9 @@
 //! holding exactly the notices owed — no more after any number of extra passes, and none lost
 //! or doubled when a pass dies before it commits.
 
+#[path = "common/mail.rs"]
+mod mail;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use messo::config::{BUILTIN_TOML, Config};
@@ -215,15 +218,24 @@ async fn a_tickets_life_owes_exactly_these_notices(store: Store) {
         .collect();
     files.sort();
     assert_eq!(files.len(), 9, "{files:?}");
-    let receipt = std::fs::read_to_string(dir.join(&files[0])).expect("receipt");
+    let eml = std::fs::read_to_string(dir.join(&files[0])).expect("receipt");
     assert!(files[0].ends_with("-ricevuta-citizen.eml"), "{}", files[0]);
-    assert!(receipt.contains("To: anna.bianchi@example.it"), "{receipt}");
+    assert_eq!(
+        mail::header(&eml, "To").as_deref(),
+        Some("anna.bianchi@example.it")
+    );
+    let receipt = mail::part(&eml, "text/plain").expect("a text part");
+    assert!(mail::part(&eml, "text/html").is_some(), "{eml}");
     assert!(receipt.contains("il numero E2E-1"), "{receipt}");
     assert!(
         receipt.contains("entro martedì 3 marzo 2026 alle ore 10:15"),
         "{receipt}"
     );
-    let breach = std::fs::read_to_string(dir.join(&files[5])).expect("breach");
+    let breach = mail::part(
+        &std::fs::read_to_string(dir.join(&files[5])).expect("breach"),
+        "text/plain",
+    )
+    .expect("a text part");
     assert!(breach.contains("ci scusiamo"), "{breach}");
     let _ = std::fs::remove_dir_all(&dir);
 

@@ -22,7 +22,10 @@ use serde_json::{Value, json};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Row};
 
-pub use outbox::{CycleReport, EngineInput, OutboxRow};
+pub use outbox::{
+    AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, NewOutbox,
+    OutboxRow,
+};
 pub use versions::VersionRegistry;
 
 use crate::config::Config;

@@ -35,7 +35,117 @@ pub struct OutboxRow {
     pub language: String,
     pub payload: Value,
     pub not_before: Timestamp,
+    /// This attempt's number (1 for the first).
     pub attempts: i64,
+    pub created_at: Timestamp,
+    /// An earlier attempt may have gone through (its result was never recorded, or was
+    /// uncertain).
+    pub in_doubt: bool,
+    /// Identifies this lease: a result is written only while the lease is still ours.
+    pub lease_token: i64,
+}
+
+/// A message owed, to be inserted (the fallback chain, `send-test`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutbox {
+    pub ticket_id: i64,
+    pub kind: String,
+    pub dedupe_key: String,
+    pub recipient: String,
+    pub channel: String,
+    pub address: String,
+    pub language: String,
+    pub payload: Value,
+    pub not_before: Timestamp,
+}
+
+/// One attempt, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub provider: String,
+    pub outcome: &'static str,
+    pub code: Option<String>,
+    pub provider_id: Option<String>,
+    pub error: Option<String>,
+    pub started_at_ms: i64,
+    pub latency_ms: i64,
+}
+
+/// A leased row's result, ready to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub id: i64,
+    pub lease_token: i64,
+    pub attempt: i64,
+    pub channel: String,
+    pub attempts: Vec<AttemptRecord>,
+    /// pending | retry | delivered | dead | uncertain
+    pub state: &'static str,
+    pub not_before: Option<Timestamp>,
+    pub error: Option<String>,
+    pub provider: Option<String>,
+    pub provider_id: Option<String>,
+    pub in_doubt: bool,
+    /// This attempt sent a message that may already have been sent.
+    pub resent: bool,
+    /// The attempt was not made (no provider available): it does not count.
+    pub refund: bool,
+    pub delivered_at: Option<Timestamp>,
+    pub replacement: Option<NewOutbox>,
+}
+
+/// A recorded attempt, read back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttemptView {
+    pub attempt: i64,
+    pub started_at_ms: i64,
+    pub latency_ms: i64,
+    pub channel: String,
+    pub provider: String,
+    pub outcome: String,
+    pub code: Option<String>,
+    pub provider_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// An outbox row's delivery state, read back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryState {
+    pub state: String,
+    pub attempts: i64,
+    pub resent: i64,
+    pub provider: Option<String>,
+    pub provider_id: Option<String>,
+    pub last_error: Option<String>,
+    pub channel: String,
+    pub address: String,
+    pub kind: String,
+}
+
+async fn insert_outbox(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    n: &NewOutbox,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO outbox (ticket_id, kind, dedupe_key, recipient, channel, address, \
+         language, payload, not_before, state, attempts, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) \
+         ON CONFLICT (ticket_id, kind, dedupe_key, recipient) DO NOTHING",
+    )
+    .bind(n.ticket_id)
+    .bind(&n.kind)
+    .bind(&n.dedupe_key)
+    .bind(&n.recipient)
+    .bind(&n.channel)
+    .bind(&n.address)
+    .bind(&n.language)
+    .bind(n.payload.to_string())
+    .bind(n.not_before.0)
+    .bind(now.0)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
 }
 
 /// The input the engine decides on.
@@ -278,41 +388,49 @@ impl Store {
     }
 
     /// Leases up to `limit` outbox rows that may go out at `now` (pending, retry, or a lease
-    /// that expired because its holder stopped) for `lease_s` seconds.
+    /// that expired because its holder stopped) for `lease_s` seconds, on the given channels
+    /// only (`None`: all). A row whose lease expired is leased `in_doubt`: its earlier attempt
+    /// may have gone through.
     pub async fn lease_outbox(
         &self,
         now: Timestamp,
         limit: i64,
         lease_s: i64,
+        channels: Option<&[&str]>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let lock = match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         };
+        // Parameters in the order they appear in the text (SQLite binds `?` by position).
+        let ph = self.placeholders(1, 3 + channels.map_or(0, <[&str]>::len));
+        let filter = match channels {
+            Some(list) => format!(" AND channel IN ({})", ph[2..2 + list.len()].join(", ")),
+            None => String::new(),
+        };
         let sql = format!(
             "SELECT id, ticket_id, kind, dedupe_key, recipient, channel, address, language, \
-             payload, not_before, attempts FROM outbox \
-             WHERE state IN ('pending', 'retry', 'sending') AND not_before <= $1 \
-             AND (state <> 'sending' OR lease_until < $1) ORDER BY not_before, id LIMIT $2{lock}"
+             payload, not_before, attempts, created_at, \
+             CASE WHEN state = 'sending' THEN 1 ELSE in_doubt END AS doubt FROM outbox \
+             WHERE state IN ('pending', 'retry', 'sending') AND not_before <= {} \
+             AND (state <> 'sending' OR lease_until < {}){filter} ORDER BY not_before, id LIMIT {}{lock}",
+            ph[0],
+            ph[1],
+            ph[ph.len() - 1]
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now.0)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(now.0);
+        for c in channels.unwrap_or(&[]) {
+            q = q.bind(*c);
+        }
+        let q = q.bind(limit);
+        let rows = q.fetch_all(&mut *tx).await?;
         let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
+        let token = (getrandom::u64().unwrap_or(now.0 as u64) >> 1) as i64;
+        for r in &rows {
             let id: i64 = r.try_get("id")?;
-            sqlx::query(
-                "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, \
-                 updated_at = $2 WHERE id = $3",
-            )
-            .bind(now.0 + lease_s)
-            .bind(now.0)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
             let payload: String = r.try_get("payload")?;
             out.push(OutboxRow {
                 id,
@@ -327,23 +445,236 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
                 not_before: Timestamp(r.try_get("not_before")?),
                 attempts: r.try_get::<i64, _>("attempts")? + 1,
+                created_at: Timestamp(r.try_get("created_at")?),
+                in_doubt: r.try_get::<i64, _>("doubt")? != 0,
+                lease_token: token,
             });
+        }
+        for chunk in out.chunks(500) {
+            let set = self.placeholders(1, 3);
+            let list = self.placeholders(4, chunk.len()).join(", ");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE outbox SET in_doubt = CASE WHEN state = 'sending' THEN 1 ELSE in_doubt END, \
+                 state = 'sending', lease_until = {}, lease_token = {}, attempts = attempts + 1, \
+                 updated_at = {} WHERE id IN ({list})",
+                set[0], set[1], set[2]
+            )))
+            .bind(now.0 + lease_s)
+            .bind(token)
+            .bind(now.0);
+            for r in chunk {
+                q = q.bind(r.id);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(out)
     }
 
-    /// Returns every leased row to `retry` at once. Only for a daemon that knows it is alone (the
-    /// SQLite lock): a lease left by a process that died is then known to be dead, and waiting for
-    /// it to expire would only delay the citizen's message.
+    /// Makes every lease expire at once, so the rows are leased again at the next pass, in
+    /// doubt. Only for a daemon that knows it is alone (the SQLite lock): a lease left by a
+    /// process that died is then known to be dead, and waiting for it to expire would only
+    /// delay the citizen's message.
     pub async fn release_leases(&self, now: Timestamp) -> Result<u64, StoreError> {
         let r = sqlx::query(
-            "UPDATE outbox SET state = 'retry', lease_until = NULL, updated_at = $1 WHERE state = 'sending'",
+            "UPDATE outbox SET lease_until = 0, updated_at = $1 WHERE state = 'sending'",
         )
         .bind(now.0)
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected())
+    }
+
+    /// Records the results of a batch of attempts in one transaction: every attempt, each
+    /// row's next state (only where the lease is still ours), and the replacements owed by
+    /// the fallback chain.
+    pub async fn finish(&self, now: Timestamp, done: &[Finished]) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let chunk_size = match self.backend {
+            Backend::Sqlite => 100,
+            Backend::Postgres => 40,
+        };
+        let attempts: Vec<(&Finished, &AttemptRecord)> = done
+            .iter()
+            .flat_map(|f| f.attempts.iter().map(move |a| (f, a)))
+            .collect();
+        for chunk in attempts.chunks(chunk_size) {
+            let rows = (0..chunk.len())
+                .map(|i| format!("({})", self.placeholders(10 * i + 1, 10).join(", ")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO delivery_attempts (outbox_id, attempt, started_at_ms, latency_ms, \
+                 channel, provider, outcome, code, provider_id, error) VALUES {rows}"
+            )));
+            for (f, a) in chunk {
+                q = q
+                    .bind(f.id)
+                    .bind(f.attempt)
+                    .bind(a.started_at_ms)
+                    .bind(a.latency_ms)
+                    .bind(f.channel.as_str())
+                    .bind(a.provider.as_str())
+                    .bind(a.outcome)
+                    .bind(a.code.as_deref())
+                    .bind(a.provider_id.as_deref())
+                    .bind(a.error.as_deref());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in done.chunks(chunk_size) {
+            let rows = (0..chunk.len())
+                .map(|i| format!("({})", self.placeholders(11 * i + 1, 11).join(", ")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let n = 11 * chunk.len();
+            let sql = format!(
+                "WITH v (id, token, state, nb, err, prov, pid, doubt, dup, refund, dlv) AS (VALUES {rows}) \
+                 UPDATE outbox SET state = v.state, not_before = COALESCE(v.nb, outbox.not_before), \
+                 last_error = v.err, provider = COALESCE(v.prov, outbox.provider), \
+                 provider_id = COALESCE(v.pid, outbox.provider_id), in_doubt = v.doubt, \
+                 resent = outbox.resent + v.dup, attempts = outbox.attempts - v.refund, \
+                 delivered_at = COALESCE(v.dlv, outbox.delivered_at), lease_until = NULL, \
+                 updated_at = {} FROM v WHERE outbox.id = v.id AND outbox.lease_token = v.token \
+                 AND outbox.state = 'sending'",
+                self.placeholders(n + 1, 1).join("")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for f in chunk {
+                q = q
+                    .bind(f.id)
+                    .bind(f.lease_token)
+                    .bind(f.state)
+                    .bind(f.not_before.map(|t| t.0))
+                    .bind(f.error.as_deref())
+                    .bind(f.provider.as_deref())
+                    .bind(f.provider_id.as_deref())
+                    .bind(i64::from(f.in_doubt))
+                    .bind(i64::from(f.resent))
+                    .bind(i64::from(f.refund))
+                    .bind(f.delivered_at.map(|t| t.0));
+            }
+            q.bind(now.0).execute(&mut *tx).await?;
+        }
+        for f in done {
+            if let Some(n) = &f.replacement {
+                insert_outbox(&mut tx, n, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The citizens (contact JSON) of the given tickets, for the fallback chain.
+    pub async fn citizens(&self, ids: &[i64]) -> Result<HashMap<i64, Value>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(200) {
+            let list = self.placeholders(1, chunk.len()).join(", ");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id, citizen FROM tickets WHERE id IN ({list})"
+            )));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let id: i64 = r.try_get(0)?;
+                let text: String = r.try_get(1)?;
+                out.insert(
+                    id,
+                    serde_json::from_str(&text)
+                        .map_err(|e| StoreError::Corrupt(format!("ticket {id} citizen: {e}")))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every recorded attempt of an outbox row, oldest first.
+    pub async fn attempts_of(&self, outbox_id: i64) -> Result<Vec<AttemptView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT attempt, started_at_ms, latency_ms, channel, provider, outcome, code, \
+             provider_id, error FROM delivery_attempts WHERE outbox_id = $1 ORDER BY id",
+        )
+        .bind(outbox_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptView {
+                    attempt: r.try_get(0)?,
+                    started_at_ms: r.try_get(1)?,
+                    latency_ms: r.try_get(2)?,
+                    channel: r.try_get(3)?,
+                    provider: r.try_get(4)?,
+                    outcome: r.try_get(5)?,
+                    code: r.try_get(6)?,
+                    provider_id: r.try_get(7)?,
+                    error: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+
+    /// One outbox row's delivery state: (state, attempts, resent, provider, provider_id,
+    /// last_error).
+    pub async fn delivery_state(
+        &self,
+        outbox_id: i64,
+    ) -> Result<Option<DeliveryState>, StoreError> {
+        let r = sqlx::query(
+            "SELECT state, attempts, resent, provider, provider_id, last_error, channel, address, kind \
+             FROM outbox WHERE id = $1",
+        )
+        .bind(outbox_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = r else { return Ok(None) };
+        Ok(Some(DeliveryState {
+            state: r.try_get(0)?,
+            attempts: r.try_get(1)?,
+            resent: r.try_get(2)?,
+            provider: r.try_get(3)?,
+            provider_id: r.try_get(4)?,
+            last_error: r.try_get(5)?,
+            channel: r.try_get(6)?,
+            address: r.try_get(7)?,
+            kind: r.try_get(8)?,
+        }))
+    }
+
+    /// The earliest instant a queued message may go (for the dispatcher's timer).
+    pub async fn earliest_message(&self) -> Result<Option<Timestamp>, StoreError> {
+        let t: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN state = 'sending' THEN lease_until ELSE not_before END) FROM outbox \
+             WHERE state IN ('pending', 'retry', 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(t.map(Timestamp))
+    }
+
+    /// Inserts one owed message directly (the `send-test` command and tests).
+    pub async fn insert_message(
+        &self,
+        n: &NewOutbox,
+        now: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_outbox(&mut tx, n, now).await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM outbox WHERE ticket_id = $1 AND kind = $2 AND dedupe_key = $3 AND recipient = $4",
+        )
+        .bind(n.ticket_id)
+        .bind(&n.kind)
+        .bind(&n.dedupe_key)
+        .bind(&n.recipient)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Housekeeping: messages delivered or dead before `before` keep their row (its unique key is
@@ -377,45 +708,6 @@ impl Store {
             .await?
             .rows_affected();
         Ok((messages, inbox, keys))
-    }
-
-    /// Marks a leased row delivered.
-    pub async fn outbox_delivered(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'delivered', delivered_at = $1, updated_at = $1, \
-             lease_until = NULL, last_error = NULL WHERE id = $2",
-        )
-        .bind(now.0)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Marks a leased row failed: `retry_at` schedules another attempt, `None` makes it dead.
-    pub async fn outbox_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let (state, not_before) = match retry_at {
-            Some(t) => ("retry", Some(t.0)),
-            None => ("dead", None),
-        };
-        sqlx::query(
-            "UPDATE outbox SET state = $1, not_before = COALESCE($2, not_before), \
-             last_error = $3, lease_until = NULL, updated_at = $4 WHERE id = $5",
-        )
-        .bind(state)
-        .bind(not_before)
-        .bind(error)
-        .bind(now.0)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// Outbox rows of a ticket as (kind, dedupe key, recipient, channel, state), in id order.

@@ -1,0 +1,532 @@
+//! The delivery sections: `[smtp]`, `[pec]`, `[sms]` with its providers, and `[delivery]`
+//! (retries, circuit breaker, fallback chain).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::Problems;
+
+// ---------------------------------------------------------------------------------------------
+// As written.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSmtp {
+    host: Option<String>,
+    port: Option<i64>,
+    security: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    ca_file: Option<String>,
+    hello_name: Option<String>,
+    timeout_s: Option<i64>,
+    pool_size: Option<i64>,
+    idle_timeout_s: Option<i64>,
+    rate_per_s: Option<i64>,
+    resend_uncertain: Option<bool>,
+    /// `[pec]` only: the certified address messages are sent from.
+    sender: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSms {
+    sender: Option<String>,
+    reply_number: Option<String>,
+    max_fragments: Option<i64>,
+    resend_uncertain: Option<bool>,
+    #[serde(default)]
+    providers: Vec<RawProvider>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    name: Option<String>,
+    kind: Option<String>,
+    base_url: Option<String>,
+    timeout_s: Option<i64>,
+    rate_per_s: Option<i64>,
+    concurrency: Option<i64>,
+    // rest-it
+    user_key: Option<String>,
+    access_token: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    message_type: Option<String>,
+    // twilio
+    account_sid: Option<String>,
+    auth_token: Option<String>,
+    messaging_service_sid: Option<String>,
+    // generic
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    body: Option<String>,
+    id_pointer: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDelivery {
+    max_age_hours: Option<i64>,
+    backoff_base_s: Option<i64>,
+    backoff_max_s: Option<i64>,
+    breaker_failures: Option<i64>,
+    breaker_cooldown_s: Option<i64>,
+    fallback: Option<Vec<String>>,
+    lease_s: Option<i64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// As used.
+
+/// How an SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+    /// STARTTLS, refusing to go on without it (usually port 587).
+    StartTls,
+    /// STARTTLS when offered, plain otherwise (a relay on a trusted network only).
+    StartTlsOpportunistic,
+    /// No TLS (a local relay).
+    Plain,
+}
+
+/// An SMTP account: `[smtp]` for ordinary e-mail, `[pec]` for certified e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpAccount {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// A PEM file of extra trusted roots (a private CA), besides the system's.
+    pub ca_file: Option<PathBuf>,
+    pub hello_name: Option<String>,
+    pub timeout_s: u64,
+    pub pool_size: u32,
+    pub idle_timeout_s: u64,
+    /// Messages per second at most (0: no limit).
+    pub rate_per_s: u32,
+    /// A message whose outcome is unknown (a timeout after DATA, a crash mid-send) is sent
+    /// again with the same Message-ID, which lets the recipient's client show it once.
+    pub resend_uncertain: bool,
+    /// The From address (the PEC mailbox for `[pec]`; `notify.sender_email` for `[smtp]`).
+    pub sender: Option<String>,
+}
+
+/// Which API an SMS provider speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// The Italian REST family (Skebby, Aruba, Trendoo, Mobyt, smsend): `…/API/v1.0/REST/sms`.
+    RestIt {
+        auth: RestItAuth,
+        message_type: String,
+    },
+    /// Twilio's Messages API.
+    Twilio {
+        account_sid: String,
+        auth_token: String,
+        messaging_service_sid: Option<String>,
+    },
+    /// Any JSON API: a body template, headers, and where the message id is in the answer.
+    Generic {
+        headers: BTreeMap<String, String>,
+        body: String,
+        id_pointer: Option<String>,
+    },
+}
+
+/// How the REST-IT family authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestItAuth {
+    /// `user_key` and `Access_token` headers, issued once in the provider's panel.
+    Token {
+        user_key: String,
+        access_token: String,
+    },
+    /// A login with username and password that returns `user_key;session_key`.
+    Login { username: String, password: String },
+}
+
+/// One SMS provider; the first listed is the primary, the others are backups in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsProvider {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// For rest-it and twilio, the API root; for generic, the URL the body is posted to.
+    pub base_url: String,
+    pub timeout_s: u64,
+    pub rate_per_s: u32,
+    pub concurrency: u32,
+}
+
+/// The `[sms]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sms {
+    /// The registered alphanumeric sender (one-way) or a number.
+    pub sender: String,
+    /// Where citizens can answer, when the sender is an alias.
+    pub reply_number: Option<String>,
+    pub max_fragments: u32,
+    /// Resend an SMS whose outcome is unknown and cannot be asked of the provider (otherwise the
+    /// office is told and decides).
+    pub resend_uncertain: bool,
+    pub providers: Vec<SmsProvider>,
+}
+
+/// One link of the fallback chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    Email,
+    Sms,
+    Pec,
+    /// The office is told the citizen could not be reached.
+    Office,
+}
+
+impl Fallback {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fallback::Email => "email",
+            Fallback::Sms => "sms",
+            Fallback::Pec => "pec",
+            Fallback::Office => "office",
+        }
+    }
+}
+
+/// The `[delivery]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// A message not delivered this long after it was owed goes dead (and falls back).
+    pub max_age_s: i64,
+    pub backoff_base_s: i64,
+    pub backoff_max_s: i64,
+    /// Consecutive provider failures that open the circuit.
+    pub breaker_failures: u32,
+    /// How long an open circuit waits before one probe.
+    pub breaker_cooldown_s: u64,
+    pub fallback: Vec<Fallback>,
+    /// How long a worker holds a message it is sending before another may take it.
+    pub lease_s: i64,
+}
+
+impl Default for Delivery {
+    fn default() -> Delivery {
+        Delivery {
+            max_age_s: 48 * 3600,
+            backoff_base_s: 30,
+            backoff_max_s: 1800,
+            breaker_failures: 5,
+            breaker_cooldown_s: 30,
+            fallback: vec![Fallback::Sms, Fallback::Email, Fallback::Office],
+            lease_s: 120,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation.
+
+fn ranged(p: &mut Problems, key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> i64 {
+    match v.unwrap_or(default) {
+        x if (lo..=hi).contains(&x) => x,
+        x => {
+            p.add(key, format!("must be between {lo} and {hi}, found {x}"));
+            default
+        }
+    }
+}
+
+fn required(p: &mut Problems, key: &str, v: Option<String>) -> String {
+    match v {
+        Some(s) if !s.trim().is_empty() => s,
+        _ => {
+            p.add(key, "is required here");
+            String::new()
+        }
+    }
+}
+
+fn url(p: &mut Problems, key: &str, v: Option<String>, default: Option<&str>) -> String {
+    let v = v.or_else(|| default.map(str::to_owned));
+    let v = required(p, key, v);
+    if !v.is_empty() && !(v.starts_with("https://") || v.starts_with("http://")) {
+        p.add(
+            key,
+            format!("expected an http:// or https:// URL, found {v:?}"),
+        );
+    }
+    v.trim_end_matches('/').to_owned()
+}
+
+pub(super) fn smtp(p: &mut Problems, section: &str, raw: RawSmtp) -> SmtpAccount {
+    let k = |f: &str| format!("{section}.{f}");
+    let security = match raw.security.as_deref().unwrap_or("starttls") {
+        "tls" => Security::Tls,
+        "starttls" => Security::StartTls,
+        "starttls-opportunistic" => Security::StartTlsOpportunistic,
+        "plain" => Security::Plain,
+        other => {
+            p.add(
+                k("security"),
+                format!(
+                    "unknown security {other:?}; expected tls|starttls|starttls-opportunistic|plain"
+                ),
+            );
+            Security::StartTls
+        }
+    };
+    let default_port = match security {
+        Security::Tls => 465,
+        Security::StartTls | Security::StartTlsOpportunistic => 587,
+        Security::Plain => 25,
+    };
+    let host = required(p, &k("host"), raw.host);
+    let port = ranged(p, &k("port"), raw.port, default_port, 1, 65_535) as u16;
+    let username = raw.username.filter(|s| !s.is_empty());
+    let password = raw.password.filter(|s| !s.is_empty());
+    if username.is_some() != password.is_some() {
+        p.add(
+            k("password"),
+            "username and password go together (put the password in MESSO_SMTP__PASSWORD_FILE)",
+        );
+    }
+    let sender = raw.sender.filter(|s| !s.is_empty());
+    if let Some(s) = &sender
+        && !crate::ticket::valid_email(s)
+    {
+        p.add(k("sender"), format!("{s:?} is not an e-mail address"));
+    }
+    SmtpAccount {
+        host,
+        port,
+        security,
+        username,
+        password,
+        ca_file: raw.ca_file.filter(|s| !s.is_empty()).map(PathBuf::from),
+        hello_name: raw.hello_name.filter(|s| !s.is_empty()),
+        timeout_s: ranged(p, &k("timeout_s"), raw.timeout_s, 30, 1, 600) as u64,
+        pool_size: ranged(p, &k("pool_size"), raw.pool_size, 8, 1, 256) as u32,
+        idle_timeout_s: ranged(p, &k("idle_timeout_s"), raw.idle_timeout_s, 50, 1, 3600) as u64,
+        rate_per_s: ranged(p, &k("rate_per_s"), raw.rate_per_s, 0, 0, 100_000) as u32,
+        resend_uncertain: raw.resend_uncertain.unwrap_or(true),
+        sender,
+    }
+}
+
+pub(super) fn sms(p: &mut Problems, raw: RawSms) -> Sms {
+    let sender = raw.sender.unwrap_or_else(|| "URP".to_owned());
+    let alpha = sender.chars().any(|c| c.is_ascii_alphabetic());
+    if alpha && (sender.len() > 11 || !sender.chars().all(|c| c.is_ascii_alphanumeric())) {
+        p.add(
+            "sms.sender",
+            format!(
+                "an alphanumeric sender has at most 11 letters and digits (AGCOM alias), found {sender:?}"
+            ),
+        );
+    }
+    let reply_number = raw.reply_number.filter(|s| !s.is_empty());
+    if let Some(r) = &reply_number
+        && crate::delivery::sms::normalize_number(r, false).is_err()
+    {
+        p.add(
+            "sms.reply_number",
+            format!("{r:?} is not a phone number (for example +393471234567)"),
+        );
+    }
+    let mut providers: Vec<SmsProvider> = Vec::new();
+    for (i, r) in raw.providers.into_iter().enumerate() {
+        let k = |f: &str| format!("sms.providers[{i}].{f}");
+        let name = required(p, &k("name"), r.name);
+        if providers.iter().any(|o| o.name == name) {
+            p.add(k("name"), format!("{name:?} is used by another provider"));
+        }
+        let kind_name = r.kind.unwrap_or_default();
+        let (kind, base_url) = match kind_name.as_str() {
+            "rest-it" => {
+                let auth = match (r.user_key, r.access_token, r.username, r.password) {
+                    (Some(user_key), Some(access_token), None, None) => RestItAuth::Token {
+                        user_key,
+                        access_token,
+                    },
+                    (None, None, Some(username), Some(password)) => {
+                        RestItAuth::Login { username, password }
+                    }
+                    _ => {
+                        p.add(
+                            k("access_token"),
+                            "give either user_key and access_token, or username and password",
+                        );
+                        RestItAuth::Login {
+                            username: String::new(),
+                            password: String::new(),
+                        }
+                    }
+                };
+                let message_type = r.message_type.unwrap_or_else(|| "GP".to_owned());
+                (
+                    ProviderKind::RestIt { auth, message_type },
+                    url(p, &k("base_url"), r.base_url, None),
+                )
+            }
+            "twilio" => (
+                ProviderKind::Twilio {
+                    account_sid: required(p, &k("account_sid"), r.account_sid),
+                    auth_token: required(p, &k("auth_token"), r.auth_token),
+                    messaging_service_sid: r.messaging_service_sid.filter(|s| !s.is_empty()),
+                },
+                url(
+                    p,
+                    &k("base_url"),
+                    r.base_url,
+                    Some("https://api.twilio.com"),
+                ),
+            ),
+            "generic" => {
+                let body = required(p, &k("body"), r.body);
+                if !body.is_empty() {
+                    let probe =
+                        crate::delivery::sms::fill_template(&body, "+390000000000", "x", "1", "S");
+                    if let Err(e) = serde_json::from_str::<serde_json::Value>(&probe) {
+                        p.add(
+                            k("body"),
+                            format!(
+                                "the body with its {{{{placeholders}}}} filled in is not JSON: {e}"
+                            ),
+                        );
+                    }
+                }
+                if let Some(ptr) = &r.id_pointer
+                    && !ptr.starts_with('/')
+                {
+                    p.add(k("id_pointer"), "a JSON pointer starts with /, like /id");
+                }
+                (
+                    ProviderKind::Generic {
+                        headers: r.headers,
+                        body,
+                        id_pointer: r.id_pointer,
+                    },
+                    url(p, &k("base_url"), r.base_url, None),
+                )
+            }
+            other => {
+                p.add(
+                    k("kind"),
+                    format!("unknown provider kind {other:?}; expected rest-it|twilio|generic"),
+                );
+                (
+                    ProviderKind::Generic {
+                        headers: BTreeMap::new(),
+                        body: String::new(),
+                        id_pointer: None,
+                    },
+                    String::new(),
+                )
+            }
+        };
+        providers.push(SmsProvider {
+            name,
+            kind,
+            base_url,
+            timeout_s: ranged(p, &k("timeout_s"), r.timeout_s, 15, 1, 300) as u64,
+            rate_per_s: ranged(p, &k("rate_per_s"), r.rate_per_s, 0, 0, 100_000) as u32,
+            concurrency: ranged(p, &k("concurrency"), r.concurrency, 32, 1, 1024) as u32,
+        });
+    }
+    Sms {
+        sender,
+        reply_number,
+        max_fragments: ranged(p, "sms.max_fragments", raw.max_fragments, 3, 1, 10) as u32,
+        resend_uncertain: raw.resend_uncertain.unwrap_or(false),
+        providers,
+    }
+}
+
+pub(super) fn delivery(p: &mut Problems, raw: RawDelivery) -> Delivery {
+    let d = Delivery::default();
+    let mut fallback = Vec::new();
+    if let Some(list) = raw.fallback {
+        for (i, s) in list.iter().enumerate() {
+            let f = match s.as_str() {
+                "email" => Fallback::Email,
+                "sms" => Fallback::Sms,
+                "pec" => Fallback::Pec,
+                "office" => Fallback::Office,
+                other => {
+                    p.add(
+                        format!("delivery.fallback[{i}]"),
+                        format!("unknown link {other:?}; expected sms|email|pec|office"),
+                    );
+                    continue;
+                }
+            };
+            if fallback.contains(&f) {
+                p.add(
+                    format!("delivery.fallback[{i}]"),
+                    format!("{s:?} is listed twice"),
+                );
+            }
+            fallback.push(f);
+        }
+    } else {
+        fallback = d.fallback.clone();
+    }
+    let backoff_base_s = ranged(
+        p,
+        "delivery.backoff_base_s",
+        raw.backoff_base_s,
+        d.backoff_base_s,
+        1,
+        3600,
+    );
+    let backoff_max_s = ranged(
+        p,
+        "delivery.backoff_max_s",
+        raw.backoff_max_s,
+        d.backoff_max_s,
+        1,
+        86_400,
+    );
+    if backoff_max_s < backoff_base_s {
+        p.add(
+            "delivery.backoff_max_s",
+            "must not be below delivery.backoff_base_s",
+        );
+    }
+    Delivery {
+        max_age_s: ranged(
+            p,
+            "delivery.max_age_hours",
+            raw.max_age_hours,
+            48,
+            1,
+            24 * 30,
+        ) * 3600,
+        backoff_base_s,
+        backoff_max_s,
+        breaker_failures: ranged(
+            p,
+            "delivery.breaker_failures",
+            raw.breaker_failures,
+            5,
+            1,
+            1000,
+        ) as u32,
+        breaker_cooldown_s: ranged(
+            p,
+            "delivery.breaker_cooldown_s",
+            raw.breaker_cooldown_s,
+            30,
+            1,
+            3600,
+        ) as u64,
+        fallback,
+        lease_s: ranged(p, "delivery.lease_s", raw.lease_s, d.lease_s, 10, 3600),
+    }
+}

@@ -1,0 +1,568 @@
+//! The dispatcher: leases due outbox rows, sends them concurrently through their channels, and
+//! records the results in batches.
+//!
+//! Nothing is lost on a crash: a row is `sending` (leased) from before its first byte goes out
+//! until its result is committed; a lease that outlives its holder expires and the row is
+//! leased again *in doubt*, which the channel settles without a blind resend (an SMS provider
+//! is asked about the order id; an e-mail is resent with the same Message-ID and counted).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use super::fallback::{DeadRow, replacement};
+use super::sms::SmsChannel;
+use super::smtp::{SmtpChannel, SmtpSetupError};
+use super::{Channel, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step, next_step};
+use crate::config::{ChannelMode, Config, Delivery};
+use crate::daemon::Metrics;
+use crate::http::Clock;
+use crate::notify::{FileChannel, mask, render};
+use crate::store::{AttemptRecord, Finished, OutboxRow, Store, StoreError};
+use crate::time::Timestamp;
+
+/// Why the channels could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("[{section}] {source}")]
+    Smtp {
+        section: &'static str,
+        source: SmtpSetupError,
+    },
+    #[error("file channel: {0}")]
+    File(SmtpSetupError),
+    #[error("SMS providers: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// One channel's transport.
+pub enum Transport {
+    File(FileChannel),
+    Smtp(SmtpChannel),
+    Sms(SmsChannel),
+}
+
+impl Transport {
+    fn name(&self) -> &str {
+        match self {
+            Transport::File(_) => "file",
+            Transport::Smtp(s) => s.name(),
+            Transport::Sms(_) => "sms",
+        }
+    }
+
+    fn ready(&self, now: Instant) -> bool {
+        match self {
+            Transport::File(c) => c.ready(now),
+            Transport::Smtp(c) => c.ready(now),
+            Transport::Sms(c) => c.ready(now),
+        }
+    }
+
+    async fn send(&self, msg: &OutMessage, in_doubt: bool) -> Sent {
+        match self {
+            Transport::File(c) => c.send(msg, in_doubt).await,
+            Transport::Smtp(c) => c.send(msg, in_doubt).await,
+            Transport::Sms(c) => c.send(msg, in_doubt).await,
+        }
+    }
+
+    fn doubt_policy(&self) -> DoubtPolicy {
+        match self {
+            Transport::File(_) => DoubtPolicy::Resend,
+            Transport::Smtp(c) if c.resends_uncertain() => DoubtPolicy::Resend,
+            Transport::Smtp(_) => DoubtPolicy::Hold,
+            Transport::Sms(c) => c.doubt_policy(),
+        }
+    }
+
+    fn concurrency(&self) -> usize {
+        match self {
+            Transport::File(_) => 8,
+            Transport::Smtp(c) => c.pool_size(),
+            Transport::Sms(c) => c.concurrency(),
+        }
+    }
+}
+
+/// What a dispatch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    pub delivered: u64,
+    /// Not delivered this time: retried, dead or held.
+    pub failed: u64,
+    pub dead: u64,
+    pub uncertain: u64,
+    /// Replacements owed by the fallback chain.
+    pub fallbacks: u64,
+    /// Messages sent again while an earlier attempt may have gone through.
+    pub resent: u64,
+    /// Not tried: no provider available.
+    pub deferred: u64,
+}
+
+/// Results written per transaction at most.
+const FLUSH_ROWS: usize = 256;
+/// How long a result waits to be written with others.
+const FLUSH_EVERY: Duration = Duration::from_millis(25);
+
+/// The dispatcher.
+pub struct Dispatcher {
+    store: Store,
+    email: Transport,
+    pec: Transport,
+    sms: Transport,
+    policy: Delivery,
+    comune: String,
+    office_email: String,
+    sms_opening: Option<Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>>,
+    metrics: Arc<Metrics>,
+    stopping: AtomicBool,
+}
+
+impl Dispatcher {
+    /// The channels the configuration asks for.
+    pub fn from_config(
+        store: Store,
+        config: &Config,
+        metrics: Arc<Metrics>,
+    ) -> Result<Dispatcher, SetupError> {
+        let n = &config.notify;
+        let display = format!("URP {}", config.comune_name);
+        let file = || {
+            FileChannel::new(
+                &config.channels.file_dir,
+                &n.sender_email,
+                &config.comune_name,
+                Some(&n.office_email),
+            )
+            .map(Transport::File)
+            .map_err(SetupError::File)
+        };
+        let smtp = |section: &'static str, account: &crate::config::SmtpAccount, sender: &str| {
+            SmtpChannel::new(
+                section,
+                account.clone(),
+                sender,
+                &display,
+                Some(&n.office_email),
+                &config.delivery,
+            )
+            .map(Transport::Smtp)
+            .map_err(|source| SetupError::Smtp { section, source })
+        };
+        let email = match (config.channels.email, &config.smtp) {
+            (ChannelMode::Smtp, Some(a)) => {
+                smtp("smtp", a, a.sender.as_deref().unwrap_or(&n.sender_email))?
+            }
+            _ => file()?,
+        };
+        let pec = match (config.channels.pec, &config.smtp, &config.pec) {
+            (ChannelMode::Smtp, Some(a), _) => {
+                smtp("smtp", a, a.sender.as_deref().unwrap_or(&n.sender_email))?
+            }
+            (ChannelMode::Pec, _, Some(a)) => {
+                smtp("pec", a, a.sender.as_deref().unwrap_or(&n.sender_email))?
+            }
+            _ => file()?,
+        };
+        let sms = match config.channels.sms {
+            ChannelMode::Http => Transport::Sms(SmsChannel::new(
+                &config.sms,
+                &config.delivery,
+                &config.http.public_base_url,
+            )?),
+            _ => file()?,
+        };
+        Ok(Dispatcher {
+            store,
+            email,
+            pec,
+            sms,
+            policy: config.delivery.clone(),
+            comune: config.comune_name.clone(),
+            office_email: n.office_email.clone(),
+            sms_opening: None,
+            metrics,
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Every channel writes files into `dir` (the default, and tests).
+    pub fn files(
+        store: Store,
+        dir: &Path,
+        sender: &str,
+        comune: &str,
+    ) -> Result<Dispatcher, SetupError> {
+        let file = || {
+            FileChannel::new(dir, sender, comune, None)
+                .map(Transport::File)
+                .map_err(SetupError::File)
+        };
+        Ok(Dispatcher {
+            store,
+            email: file()?,
+            pec: file()?,
+            sms: file()?,
+            policy: Delivery::default(),
+            comune: comune.to_owned(),
+            office_email: sender.to_owned(),
+            sms_opening: None,
+            metrics: Arc::new(Metrics::default()),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// When an SMS owed by the fallback chain may go (the SMS window).
+    pub fn with_sms_opening(
+        mut self,
+        f: Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>,
+    ) -> Dispatcher {
+        self.sms_opening = Some(f);
+        self
+    }
+
+    /// Stops leasing; what is in flight finishes and is recorded.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    fn transport(&self, channel: &str) -> Option<&Transport> {
+        match channel {
+            "email" => Some(&self.email),
+            "pec" => Some(&self.pec),
+            "sms" => Some(&self.sms),
+            _ => None,
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        (self.email.concurrency() + self.pec.concurrency() + self.sms.concurrency()).clamp(8, 1024)
+            * 2
+    }
+
+    fn ready_channels(&self, now: Instant) -> Vec<&'static str> {
+        [
+            ("email", &self.email),
+            ("pec", &self.pec),
+            ("sms", &self.sms),
+        ]
+        .into_iter()
+        .filter(|(_, t)| t.ready(now))
+        .map(|(c, _)| c)
+        .collect()
+    }
+
+    /// Sends what is due, concurrently, until nothing is due or about `max` rows were taken.
+    pub async fn drain(
+        self: &Arc<Self>,
+        clock: &Clock,
+        max: u64,
+    ) -> Result<DispatchReport, StoreError> {
+        let cap = self.capacity();
+        let mut report = DispatchReport::default();
+        let mut set: JoinSet<(OutboxRow, Sent)> = JoinSet::new();
+        let mut done: Vec<(OutboxRow, Sent)> = Vec::new();
+        let mut leased: u64 = 0;
+        let mut exhausted = false;
+        let mut last_flush = Instant::now();
+        loop {
+            if !exhausted
+                && set.len() <= cap / 2
+                && leased < max
+                && !self.stopping.load(Ordering::SeqCst)
+            {
+                let channels = self.ready_channels(Instant::now());
+                if channels.is_empty() {
+                    exhausted = true;
+                } else {
+                    let want = (cap - set.len()).min((max - leased) as usize).max(1);
+                    let rows = self
+                        .store
+                        .lease_outbox(clock(), want as i64, self.policy.lease_s, Some(&channels))
+                        .await?;
+                    if rows.len() < want {
+                        exhausted = true;
+                    }
+                    leased += rows.len() as u64;
+                    for row in rows {
+                        let me = Arc::clone(self);
+                        set.spawn(async move {
+                            let sent = me.send_row(&row).await;
+                            (row, sent)
+                        });
+                    }
+                }
+            }
+            if set.is_empty() {
+                break;
+            }
+            match tokio::time::timeout(FLUSH_EVERY, set.join_next()).await {
+                Ok(Some(Ok(r))) => done.push(r),
+                Ok(Some(Err(e))) => {
+                    // A send task panicked: its row stays leased and comes back in doubt.
+                    tracing::error!(error = %e, "a send task failed");
+                }
+                Ok(None) | Err(_) => {}
+            }
+            while let Some(r) = set.try_join_next() {
+                match r {
+                    Ok(r) => done.push(r),
+                    Err(e) => tracing::error!(error = %e, "a send task failed"),
+                }
+            }
+            if done.len() >= FLUSH_ROWS || (!done.is_empty() && last_flush.elapsed() >= FLUSH_EVERY)
+            {
+                self.flush(std::mem::take(&mut done), clock(), &mut report)
+                    .await?;
+                last_flush = Instant::now();
+            }
+        }
+        self.flush(done, clock(), &mut report).await?;
+        Ok(report)
+    }
+
+    async fn send_row(&self, row: &OutboxRow) -> Sent {
+        let started = Instant::now();
+        let started_ms = chrono::Utc::now().timestamp_millis();
+        let Some(t) = self.transport(&row.channel) else {
+            return Sent::one(
+                "none",
+                Outcome::permanent(format!("unknown channel {:?}", row.channel)),
+                started,
+                started_ms,
+            );
+        };
+        if row.in_doubt && matches!(t, Transport::Smtp(_)) && t.doubt_policy() == DoubtPolicy::Hold
+        {
+            return Sent::one(
+                t.name(),
+                Outcome::Uncertain {
+                    reason: "an earlier attempt may have been sent; resending is off (smtp.resend_uncertain)".to_owned(),
+                },
+                started,
+                started_ms,
+            );
+        }
+        let rendered = render(row, &self.comune);
+        let msg = OutMessage {
+            outbox_id: row.id,
+            ticket_id: row.ticket_id,
+            number: row.payload["number"].as_str().unwrap_or("").to_owned(),
+            kind: row.kind.clone(),
+            recipient: row.recipient.clone(),
+            channel: row.channel.clone(),
+            address: row.address.clone(),
+            subject: rendered.subject,
+            text: rendered.body,
+            html: None,
+        };
+        t.send(&msg, row.in_doubt).await
+    }
+
+    fn step_of(&self, row: &OutboxRow, sent: &Sent, now: Timestamp) -> Step {
+        let doubt = self
+            .transport(&row.channel)
+            .map_or(DoubtPolicy::Hold, Transport::doubt_policy);
+        next_step(
+            RowFacts {
+                attempts: row.attempts,
+                created_at: row.created_at,
+            },
+            sent,
+            &self.policy,
+            doubt,
+            now,
+            getrandom::u64().unwrap_or(0),
+        )
+    }
+
+    async fn flush(
+        &self,
+        done: Vec<(OutboxRow, Sent)>,
+        now: Timestamp,
+        report: &mut DispatchReport,
+    ) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let steps: Vec<Step> = done.iter().map(|(r, s)| self.step_of(r, s, now)).collect();
+        let needs_citizen: Vec<i64> = done
+            .iter()
+            .zip(&steps)
+            .filter(|((r, _), s)| {
+                r.recipient == "citizen" && matches!(s, Step::Dead { .. } | Step::Uncertain { .. })
+            })
+            .map(|((r, _), _)| r.ticket_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let citizens = if needs_citizen.is_empty() {
+            Default::default()
+        } else {
+            self.store.citizens(&needs_citizen).await?
+        };
+        let mut finished = Vec::with_capacity(done.len());
+        for ((row, sent), step) in done.iter().zip(steps) {
+            let attempts: Vec<AttemptRecord> = sent
+                .attempts
+                .iter()
+                .map(|a| AttemptRecord {
+                    provider: a.provider.clone(),
+                    outcome: a.outcome.label(),
+                    code: a.outcome.code().map(str::to_owned),
+                    provider_id: match &a.outcome {
+                        Outcome::Delivered { provider_id, .. } => provider_id.clone(),
+                        _ => None,
+                    },
+                    error: a.outcome.reason().map(str::to_owned),
+                    started_at_ms: a.started_at_ms,
+                    latency_ms: a.latency_ms,
+                })
+                .collect();
+            let mut f = Finished {
+                id: row.id,
+                lease_token: row.lease_token,
+                attempt: row.attempts,
+                channel: row.channel.clone(),
+                attempts,
+                state: "retry",
+                not_before: None,
+                error: None,
+                provider: None,
+                provider_id: None,
+                in_doubt: row.in_doubt,
+                resent: sent.resent,
+                refund: false,
+                delivered_at: None,
+                replacement: None,
+            };
+            let masked = mask(&row.address);
+            match step {
+                Step::Delivered {
+                    provider,
+                    provider_id,
+                } => {
+                    f.state = "delivered";
+                    f.delivered_at = Some(now);
+                    f.in_doubt = false;
+                    tracing::debug!(outbox_id = row.id, kind = %row.kind, to = %masked, provider = %provider, "delivered");
+                    f.provider = Some(provider);
+                    f.provider_id = provider_id;
+                    report.delivered += 1;
+                }
+                Step::Retry {
+                    at,
+                    error,
+                    in_doubt,
+                } => {
+                    f.not_before = Some(at);
+                    f.in_doubt = row.in_doubt || in_doubt;
+                    tracing::info!(outbox_id = row.id, kind = %row.kind, to = %masked, attempt = row.attempts, retry_at = at.0, error = %error, "will retry");
+                    f.error = Some(error);
+                    report.failed += 1;
+                }
+                Step::Deferred { at } => {
+                    f.not_before = Some(at);
+                    f.refund = true;
+                    report.deferred += 1;
+                }
+                Step::Dead { error } => {
+                    f.state = "dead";
+                    report.dead += 1;
+                    report.failed += 1;
+                    f.replacement = self.replacement_for(row, &error, &citizens, false, now);
+                    tracing::warn!(outbox_id = row.id, kind = %row.kind, to = %masked, error = %error, fallback = f.replacement.as_ref().map(|r| r.channel.as_str()), "dead");
+                    f.error = Some(error);
+                }
+                Step::Uncertain { error } => {
+                    f.state = "uncertain";
+                    f.in_doubt = true;
+                    report.uncertain += 1;
+                    report.failed += 1;
+                    f.replacement = self.replacement_for(row, &error, &citizens, true, now);
+                    tracing::warn!(outbox_id = row.id, kind = %row.kind, to = %masked, error = %error, "outcome unknown: held for the office");
+                    f.error = Some(error);
+                }
+            }
+            if f.replacement.is_some() {
+                report.fallbacks += 1;
+            }
+            if f.resent {
+                report.resent += 1;
+            }
+            finished.push(f);
+        }
+        self.store.finish(now, &finished).await?;
+        let m = &self.metrics;
+        m.delivered_total
+            .fetch_add(report_delta(&finished, "delivered"), Ordering::Relaxed);
+        m.failed_total.fetch_add(
+            finished
+                .iter()
+                .filter(|f| f.state != "delivered" && !f.refund)
+                .count() as u64,
+            Ordering::Relaxed,
+        );
+        m.dead_total
+            .fetch_add(report_delta(&finished, "dead"), Ordering::Relaxed);
+        m.uncertain_total
+            .fetch_add(report_delta(&finished, "uncertain"), Ordering::Relaxed);
+        m.resent_total.fetch_add(
+            finished.iter().filter(|f| f.resent).count() as u64,
+            Ordering::Relaxed,
+        );
+        m.fallback_total.fetch_add(
+            finished.iter().filter(|f| f.replacement.is_some()).count() as u64,
+            Ordering::Relaxed,
+        );
+        m.attempts_total.fetch_add(
+            finished.iter().map(|f| f.attempts.len() as u64).sum(),
+            Ordering::Relaxed,
+        );
+        Ok(())
+    }
+
+    fn replacement_for(
+        &self,
+        row: &OutboxRow,
+        error: &str,
+        citizens: &std::collections::HashMap<i64, serde_json::Value>,
+        held: bool,
+        now: Timestamp,
+    ) -> Option<crate::store::NewOutbox> {
+        let citizen = citizens.get(&row.ticket_id)?;
+        let mut r = replacement(
+            &DeadRow {
+                ticket_id: row.ticket_id,
+                kind: &row.kind,
+                dedupe_key: &row.dedupe_key,
+                recipient: &row.recipient,
+                channel: &row.channel,
+                language: &row.language,
+                payload: &row.payload,
+                error,
+            },
+            citizen,
+            &self.policy.fallback,
+            &self.office_email,
+            held,
+            now,
+        )?;
+        if r.channel == "sms"
+            && let Some(f) = &self.sms_opening
+        {
+            r.not_before = f(now);
+        }
+        Some(r)
+    }
+}
+
+fn report_delta(finished: &[Finished], state: &str) -> u64 {
+    finished.iter().filter(|f| f.state == state).count() as u64
+}

@@ -1,0 +1,523 @@
+//! Delivery: getting each owed message out through a real channel, exactly as promised.
+//!
+//! - [`Channel`]: sends one rendered message and answers with an [`Outcome`]: delivered,
+//!   transient (retry), permanent (dead, maybe fall back) or uncertain (the request may have
+//!   been acted on).
+//! - [`smtp`]: e-mail and PEC over SMTP, with our own connection pool so that every failure is
+//!   known by the stage it happened at. [`sms`]: SMS over HTTP providers.
+//! - [`Breaker`]: a circuit breaker per provider, so a provider that is down is not hammered.
+//! - [`next_step`]: the pure rule that turns an outcome into the row's next state (retry with
+//!   backoff and jitter, dead with fallback, uncertain held or resent by policy).
+//! - [`dispatch`]: the dispatcher that leases outbox rows, sends with bounded concurrency and
+//!   records every attempt in batches.
+
+pub mod dispatch;
+pub mod fallback;
+pub mod sms;
+pub mod smtp;
+
+use std::time::{Duration, Instant};
+
+use crate::config::Delivery;
+use crate::time::Timestamp;
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the server or provider, with its id for the message when it gives one.
+    Delivered {
+        provider_id: Option<String>,
+        code: Option<String>,
+    },
+    /// Not accepted, worth trying again. `provider_down` says the fault is the provider's (it
+    /// counts towards its circuit breaker); `retry_after` is the provider's own request.
+    Transient {
+        reason: String,
+        code: Option<String>,
+        retry_after: Option<Duration>,
+        provider_down: bool,
+    },
+    /// Refused for good (a bad address, a blacklisted number).
+    Permanent {
+        reason: String,
+        code: Option<String>,
+    },
+    /// The request may have been acted on: a timeout after the message was handed over.
+    Uncertain { reason: String },
+}
+
+impl Outcome {
+    pub fn transient_down(reason: impl Into<String>, code: Option<String>) -> Outcome {
+        Outcome::Transient {
+            reason: reason.into(),
+            code,
+            retry_after: None,
+            provider_down: true,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> Outcome {
+        Outcome::Permanent {
+            reason: reason.into(),
+            code: None,
+        }
+    }
+
+    /// The short name stored with each attempt.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered { .. } => "delivered",
+            Outcome::Transient { .. } => "transient",
+            Outcome::Permanent { .. } => "permanent",
+            Outcome::Uncertain { .. } => "uncertain",
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Outcome::Delivered { code, .. }
+            | Outcome::Transient { code, .. }
+            | Outcome::Permanent { code, .. } => code.as_deref(),
+            Outcome::Uncertain { .. } => None,
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Delivered { .. } => None,
+            Outcome::Transient { reason, .. }
+            | Outcome::Permanent { reason, .. }
+            | Outcome::Uncertain { reason } => Some(reason),
+        }
+    }
+
+    /// Whether the provider showed itself healthy (for its breaker).
+    pub fn provider_healthy(&self) -> bool {
+        !matches!(
+            self,
+            Outcome::Transient {
+                provider_down: true,
+                ..
+            } | Outcome::Uncertain { .. }
+        )
+    }
+}
+
+/// A message ready for a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutMessage {
+    pub outbox_id: i64,
+    pub ticket_id: i64,
+    /// The ticket number citizens know.
+    pub number: String,
+    pub kind: String,
+    pub recipient: String,
+    /// `email`, `pec` or `sms`.
+    pub channel: String,
+    pub address: String,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+impl OutMessage {
+    /// The id providers get for this message: stable across attempts, so a provider can be
+    /// asked about it and a resend is recognisable.
+    pub fn order_id(&self) -> String {
+        format!("messo-{}", self.outbox_id)
+    }
+
+    /// The Message-ID of the e-mail: the same on every attempt of the row.
+    pub fn message_id(&self, domain: &str) -> String {
+        format!("<messo.{}.{}@{domain}>", self.outbox_id, self.ticket_id)
+    }
+}
+
+/// One try through one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub provider: String,
+    pub outcome: Outcome,
+    pub started_at_ms: i64,
+    pub latency_ms: i64,
+}
+
+/// What a channel did with a message: its attempts in order (a failover makes several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub attempts: Vec<Attempt>,
+    /// A message was sent that may already have gone through (a duplicate we allowed).
+    pub resent: bool,
+}
+
+impl Sent {
+    pub fn one(provider: &str, outcome: Outcome, started: Instant, started_at_ms: i64) -> Sent {
+        Sent {
+            attempts: vec![Attempt {
+                provider: provider.to_owned(),
+                outcome,
+                started_at_ms,
+                latency_ms: started.elapsed().as_millis() as i64,
+            }],
+            resent: false,
+        }
+    }
+
+    /// The outcome that decides the row: the last attempt's.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.attempts.last().map(|a| &a.outcome)
+    }
+}
+
+/// Something that can deliver a message.
+pub trait Channel: Send + Sync {
+    /// Whether it can take a message now (not every provider's circuit open).
+    fn ready(&self, now: Instant) -> bool;
+    /// Sends one message; `in_doubt` says an earlier attempt may have gone through.
+    fn send(&self, msg: &OutMessage, in_doubt: bool) -> impl Future<Output = Sent> + Send;
+}
+
+/// A circuit breaker: closed (sending), open (not sending until a time), half-open (one probe
+/// in flight). Failures are the provider's own (connection refused, 5xx, timeouts), never a
+/// message's (a bad number).
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    threshold: u32,
+    base_cooldown: Duration,
+    cooldown: Duration,
+    failures: u32,
+    open_until: Option<Instant>,
+    probing: bool,
+}
+
+/// The longest an open circuit waits between probes.
+const MAX_COOLDOWN: Duration = Duration::from_secs(300);
+
+impl Breaker {
+    pub fn new(threshold: u32, cooldown: Duration) -> Breaker {
+        Breaker {
+            threshold: threshold.max(1),
+            base_cooldown: cooldown,
+            cooldown,
+            failures: 0,
+            open_until: None,
+            probing: false,
+        }
+    }
+
+    /// Whether a message may be tried now, without taking the probe.
+    pub fn ready(&self, now: Instant) -> bool {
+        match self.open_until {
+            None => true,
+            Some(t) => now >= t && !self.probing,
+        }
+    }
+
+    /// Takes permission to send one message: always when closed; once (the probe) when the
+    /// open time has passed.
+    pub fn acquire(&mut self, now: Instant) -> bool {
+        match self.open_until {
+            None => true,
+            Some(t) if now >= t && !self.probing => {
+                self.probing = true;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Records what an attempt showed of the provider's health.
+    pub fn record(&mut self, healthy: bool, now: Instant) {
+        if healthy {
+            self.failures = 0;
+            self.open_until = None;
+            self.probing = false;
+            self.cooldown = self.base_cooldown;
+            return;
+        }
+        self.failures += 1;
+        if self.probing {
+            // The probe failed: stay open, longer each time.
+            self.probing = false;
+            self.cooldown = (self.cooldown * 2).min(MAX_COOLDOWN);
+            self.open_until = Some(now + self.cooldown);
+        } else if self.open_until.is_none() && self.failures >= self.threshold {
+            self.open_until = Some(now + self.cooldown);
+        }
+    }
+
+    /// The provider asked us to wait (429 with Retry-After): hold every message until then.
+    pub fn pause(&mut self, until: Instant) {
+        if self.open_until.is_none_or(|t| t < until) {
+            self.open_until = Some(until);
+        }
+        self.probing = false;
+    }
+
+    /// Releases a probe permission that was not used (the message went another way).
+    pub fn release(&mut self) {
+        self.probing = false;
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open_until.is_some()
+    }
+
+    /// When the circuit lets a message through again (`None`: now).
+    pub fn open_until(&self) -> Option<Instant> {
+        self.open_until
+    }
+}
+
+/// The wait before attempt `attempt + 1`: exponential from `base`, capped at `max`, with
+/// "equal jitter" (half fixed, half random from `random`), so retries of many messages after
+/// an outage spread out instead of arriving together.
+pub fn backoff(attempt: i64, base_s: i64, max_s: i64, random: u64) -> i64 {
+    let exp = (attempt.clamp(1, 30) - 1) as u32;
+    let full = base_s.saturating_mul(1i64 << exp.min(20)).min(max_s).max(1);
+    let half = full / 2;
+    half + (random % (full - half + 1) as u64) as i64
+}
+
+/// The state a leased row moves to after its attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Delivered {
+        provider: String,
+        provider_id: Option<String>,
+    },
+    /// Try again at `at`. `in_doubt`: the earlier attempt may have gone through.
+    Retry {
+        at: Timestamp,
+        error: String,
+        in_doubt: bool,
+    },
+    /// Dead: refused for good or too old. The fallback chain is tried.
+    Dead { error: String },
+    /// The outcome is unknown and may not be resent: held, and the office is told.
+    Uncertain { error: String },
+    /// Not tried (every provider's circuit open): back to the queue without using an attempt.
+    Deferred { at: Timestamp },
+}
+
+/// How a channel treats a message whose outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoubtPolicy {
+    /// Send again (e-mail, with the same Message-ID); each resend is counted.
+    Resend,
+    /// Hold the message and tell the office.
+    Hold,
+}
+
+/// The leased row's facts the rule needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowFacts {
+    pub attempts: i64,
+    pub created_at: Timestamp,
+}
+
+/// Decides the row's next state from the attempt's outcome. Pure.
+pub fn next_step(
+    row: RowFacts,
+    sent: &Sent,
+    policy: &Delivery,
+    doubt: DoubtPolicy,
+    now: Timestamp,
+    random: u64,
+) -> Step {
+    let too_old = now.0 - row.created_at.0 >= policy.max_age_s;
+    let Some(last) = sent.attempts.last() else {
+        if too_old {
+            return Step::Dead {
+                error: format!(
+                    "not delivered within {} hours: no provider was available",
+                    policy.max_age_s / 3600
+                ),
+            };
+        }
+        return Step::Deferred { at: now.plus(1) };
+    };
+    match &last.outcome {
+        Outcome::Delivered { provider_id, .. } => Step::Delivered {
+            provider: last.provider.clone(),
+            provider_id: provider_id.clone(),
+        },
+        Outcome::Permanent { reason, .. } => Step::Dead {
+            error: format!("{}: {reason}", last.provider),
+        },
+        Outcome::Transient {
+            reason,
+            retry_after,
+            ..
+        } => {
+            if too_old {
+                return Step::Dead {
+                    error: format!(
+                        "not delivered within {} hours; last error from {}: {reason}",
+                        policy.max_age_s / 3600,
+                        last.provider
+                    ),
+                };
+            }
+            let wait = match retry_after {
+                Some(d) => (d.as_secs() as i64).max(1),
+                None => backoff(
+                    row.attempts,
+                    policy.backoff_base_s,
+                    policy.backoff_max_s,
+                    random,
+                ),
+            };
+            Step::Retry {
+                at: now.plus(wait),
+                error: format!("{}: {reason}", last.provider),
+                in_doubt: false,
+            }
+        }
+        Outcome::Uncertain { reason } => match doubt {
+            DoubtPolicy::Resend if !too_old => Step::Retry {
+                at: now.plus(backoff(
+                    row.attempts,
+                    policy.backoff_base_s,
+                    policy.backoff_max_s,
+                    random,
+                )),
+                error: format!("{}: {reason}", last.provider),
+                in_doubt: true,
+            },
+            _ => Step::Uncertain {
+                error: format!("{}: {reason}", last.provider),
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(outcome: Outcome) -> Sent {
+        Sent {
+            attempts: vec![Attempt {
+                provider: "p".to_owned(),
+                outcome,
+                started_at_ms: 0,
+                latency_ms: 1,
+            }],
+            resent: false,
+        }
+    }
+
+    const NOW: Timestamp = Timestamp(1_800_000_000);
+
+    fn facts(attempts: i64, age_s: i64) -> RowFacts {
+        RowFacts {
+            attempts,
+            created_at: NOW.plus(-age_s),
+        }
+    }
+
+    #[test]
+    fn backoff_grows_caps_and_jitters_within_half() {
+        for attempt in 1..=12 {
+            let full = (30i64 << (attempt - 1)).min(1800);
+            let lo = backoff(attempt, 30, 1800, 0);
+            let hi = backoff(attempt, 30, 1800, u64::MAX - 7);
+            assert_eq!(lo, full / 2, "attempt {attempt}");
+            assert!(hi <= full && hi >= full / 2, "attempt {attempt}: {hi}");
+        }
+        assert_eq!(backoff(1000, 30, 1800, 0), 900);
+    }
+
+    #[test]
+    fn outcomes_map_to_steps() {
+        let d = Delivery::default();
+        let ok = sent(Outcome::Delivered {
+            provider_id: Some("x1".into()),
+            code: None,
+        });
+        assert_eq!(
+            next_step(facts(1, 0), &ok, &d, DoubtPolicy::Hold, NOW, 0),
+            Step::Delivered {
+                provider: "p".into(),
+                provider_id: Some("x1".into())
+            }
+        );
+        let busy = sent(Outcome::transient_down("503", None));
+        assert_eq!(
+            next_step(facts(3, 60), &busy, &d, DoubtPolicy::Hold, NOW, 0),
+            Step::Retry {
+                at: NOW.plus(60),
+                error: "p: 503".into(),
+                in_doubt: false
+            }
+        );
+        // Too old: dead, so the fallback chain takes over.
+        assert!(matches!(
+            next_step(facts(3, d.max_age_s), &busy, &d, DoubtPolicy::Hold, NOW, 0),
+            Step::Dead { .. }
+        ));
+        let limited = sent(Outcome::Transient {
+            reason: "429".into(),
+            code: None,
+            retry_after: Some(Duration::from_secs(17)),
+            provider_down: false,
+        });
+        assert!(matches!(
+            next_step(facts(5, 0), &limited, &d, DoubtPolicy::Hold, NOW, 0),
+            Step::Retry { at, .. } if at == NOW.plus(17)
+        ));
+        let bad = sent(Outcome::permanent("no such user"));
+        assert!(matches!(
+            next_step(facts(1, 0), &bad, &d, DoubtPolicy::Resend, NOW, 0),
+            Step::Dead { .. }
+        ));
+        let lost = sent(Outcome::Uncertain {
+            reason: "timeout".into(),
+        });
+        assert!(matches!(
+            next_step(facts(1, 0), &lost, &d, DoubtPolicy::Resend, NOW, 0),
+            Step::Retry { in_doubt: true, .. }
+        ));
+        assert!(matches!(
+            next_step(facts(1, 0), &lost, &d, DoubtPolicy::Hold, NOW, 0),
+            Step::Uncertain { .. }
+        ));
+    }
+
+    #[test]
+    fn breaker_opens_probes_and_closes() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(3, Duration::from_secs(10));
+        for _ in 0..2 {
+            assert!(b.acquire(t0));
+            b.record(false, t0);
+        }
+        assert!(b.ready(t0), "two failures keep it closed");
+        b.record(false, t0);
+        assert!(!b.ready(t0) && !b.acquire(t0), "the third opens it");
+        let later = t0 + Duration::from_secs(10);
+        assert!(b.ready(later));
+        assert!(b.acquire(later), "one probe");
+        assert!(!b.acquire(later), "only one");
+        b.record(false, later);
+        assert!(
+            !b.ready(later + Duration::from_secs(19)),
+            "cooldown doubled"
+        );
+        let again = later + Duration::from_secs(20);
+        assert!(b.acquire(again));
+        b.record(true, again);
+        assert!(!b.is_open() && b.acquire(again) && b.acquire(again));
+        // A successful message resets the count of failures.
+        b.record(false, again);
+        b.record(false, again);
+        b.record(true, again);
+        b.record(false, again);
+        assert!(b.ready(again));
+        // Retry-After pauses it without counting a failure.
+        b.pause(again + Duration::from_secs(5));
+        assert!(!b.ready(again + Duration::from_secs(4)));
+        assert!(b.ready(again + Duration::from_secs(5)));
+    }
+}

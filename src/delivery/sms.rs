@@ -1,0 +1,842 @@
+//! SMS over HTTP providers: number normalisation, encoding and fragments, and one adapter per
+//! provider family (the Italian REST family, Twilio, a generic JSON API).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use phonenumber::{Mode, Type, country};
+use serde_json::{Value, json};
+
+use super::{OutMessage, Outcome};
+use crate::config::{ProviderKind, RestItAuth, SmsProvider};
+
+/// Why a number cannot receive an SMS.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    #[error("not a phone number")]
+    Unparsable,
+    #[error("not a valid number for its country")]
+    Invalid,
+    #[error("a landline cannot receive SMS")]
+    Landline,
+    #[error("this kind of number cannot receive SMS")]
+    NotMobile,
+}
+
+/// Normalises `text` to E.164. Italian forms (`347 123 4567`, `0039…`, `+39…`) are understood;
+/// with `mobile_only`, landlines and other non-mobile numbers are refused with the reason.
+pub fn normalize_number(text: &str, mobile_only: bool) -> Result<String, NumberError> {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')' | '/'))
+        .collect();
+    let cleaned = match cleaned.strip_prefix("00") {
+        Some(rest) => format!("+{rest}"),
+        None => cleaned,
+    };
+    let n =
+        phonenumber::parse(Some(country::Id::IT), &cleaned).map_err(|_| NumberError::Unparsable)?;
+    if !n.is_valid() {
+        return Err(NumberError::Invalid);
+    }
+    let e164 = n.format().mode(Mode::E164).to_string();
+    if mobile_only {
+        match n.number_type(&phonenumber::metadata::DATABASE) {
+            Type::Mobile | Type::FixedLineOrMobile => {}
+            // Italian geographic numbers keep their leading 0 after +39.
+            Type::FixedLine => return Err(NumberError::Landline),
+            _ if e164.starts_with("+390") => return Err(NumberError::Landline),
+            _ => return Err(NumberError::NotMobile),
+        }
+    }
+    Ok(e164)
+}
+
+/// How an SMS text is encoded on the air.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// The GSM 03.38 7-bit alphabet: 160 characters, 153 per part when split.
+    Gsm,
+    /// UCS-2: 70 characters, 67 per part.
+    Ucs2,
+}
+
+impl Encoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Gsm => "gsm",
+            Encoding::Ucs2 => "ucs2",
+        }
+    }
+}
+
+const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const GSM_EXTENSION: &str = "^{}\\[~]|€\u{c}";
+
+/// The encoding `text` needs and how many parts it takes. Extension characters (`€`, `[`…)
+/// count twice in GSM.
+pub fn encoding(text: &str) -> (Encoding, u32) {
+    let mut septets = 0u32;
+    let mut gsm = true;
+    for c in text.chars() {
+        if GSM_BASIC.contains(c) {
+            septets += 1;
+        } else if GSM_EXTENSION.contains(c) {
+            septets += 2;
+        } else {
+            gsm = false;
+            break;
+        }
+    }
+    if gsm {
+        let parts = if septets <= 160 {
+            1
+        } else {
+            septets.div_ceil(153)
+        };
+        return (Encoding::Gsm, parts);
+    }
+    // UCS-2 counts UTF-16 units: a character outside the BMP takes two.
+    let units = text.encode_utf16().count() as u32;
+    let parts = if units <= 70 { 1 } else { units.div_ceil(67) };
+    (Encoding::Ucs2, parts)
+}
+
+/// Replaces GSM-foreign punctuation by its plain equivalent (typographic quotes, dashes,
+/// ellipsis, non-breaking spaces), so an Italian text stays in GSM and in fewer parts.
+pub fn gsm_friendly(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '«' | '»' | '“' | '”' | '„' => '"',
+            '‘' | '’' | '`' => '\'',
+            '–' | '—' => '-',
+            '\u{a0}' | '\u{202f}' => ' ',
+            'È' => 'E',
+            'Ì' => 'I',
+            'Ò' => 'O',
+            'Ù' => 'U',
+            'À' => 'A',
+            'á' => 'a',
+            'í' => 'i',
+            'ó' => 'o',
+            'ú' => 'u',
+            other => other,
+        })
+        .collect::<String>()
+        .replace('…', "...")
+}
+
+/// Fills `{{to}}`, `{{text}}`, `{{order_id}}` and `{{sender}}` in a JSON body template with
+/// JSON-escaped values (the placeholders stand inside quotes in the template).
+pub fn fill_template(template: &str, to: &str, text: &str, order_id: &str, sender: &str) -> String {
+    let esc = |s: &str| {
+        let quoted = Value::String(s.to_owned()).to_string();
+        quoted[1..quoted.len() - 1].to_owned()
+    };
+    template
+        .replace("{{to}}", &esc(to))
+        .replace("{{text}}", &esc(text))
+        .replace("{{order_id}}", &esc(order_id))
+        .replace("{{sender}}", &esc(sender))
+}
+
+/// Parses `Retry-After` given in seconds (the form providers use).
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(3600)))
+}
+
+/// Classifies a failure of the HTTP exchange itself. A request that never reached the provider
+/// (no connection) is a plain transient failure; one that may have reached it (sent, then a
+/// timeout or a dropped answer) is uncertain.
+fn transport_error(e: &reqwest::Error) -> Outcome {
+    if e.is_connect() {
+        Outcome::transient_down(format!("cannot connect: {}", root_cause(e)), None)
+    } else if e.is_builder() || e.is_request() && !e.is_timeout() && !e.is_body() {
+        // The request could not be built or written before anything was sent.
+        Outcome::transient_down(format!("request failed: {}", root_cause(e)), None)
+    } else {
+        Outcome::Uncertain {
+            reason: format!(
+                "{}: {}",
+                if e.is_timeout() {
+                    "no answer in time"
+                } else {
+                    "answer lost"
+                },
+                root_cause(e)
+            ),
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+fn snippet(body: &str) -> String {
+    body.chars().take(200).collect()
+}
+
+/// Maps a non-success HTTP status shared by the providers.
+fn http_failure(status: u16, body: &str, retry: Option<Duration>) -> Outcome {
+    match status {
+        429 => Outcome::Transient {
+            reason: format!("rate limited (429): {}", snippet(body)),
+            code: Some("429".to_owned()),
+            retry_after: Some(retry.unwrap_or(Duration::from_secs(60))),
+            provider_down: false,
+        },
+        401 | 403 => Outcome::transient_down(
+            format!("refused our credentials ({status}): {}", snippet(body)),
+            Some(status.to_string()),
+        ),
+        408 | 500..=599 => {
+            let mut o = Outcome::transient_down(
+                format!("provider error ({status}): {}", snippet(body)),
+                Some(status.to_string()),
+            );
+            if let Outcome::Transient { retry_after, .. } = &mut o {
+                *retry_after = retry;
+            }
+            o
+        }
+        _ => Outcome::Permanent {
+            reason: format!("refused ({status}): {}", snippet(body)),
+            code: Some(status.to_string()),
+        },
+    }
+}
+
+/// Maps a REST-IT recipient status to an outcome (for the status query).
+pub fn rest_it_status(status: &str) -> Option<Outcome> {
+    match status {
+        "DLVRD" | "SENT" | "WAIT4DLVR" | "WAITING" | "SCHEDULED" | "DEMO" => {
+            Some(Outcome::Delivered {
+                provider_id: None,
+                code: Some(status.to_owned()),
+            })
+        }
+        "TOOM4NUM" | "TOOM4USER" => Some(Outcome::Transient {
+            reason: format!("provider rate limit ({status})"),
+            code: Some(status.to_owned()),
+            retry_after: Some(Duration::from_secs(300)),
+            provider_down: false,
+        }),
+        "UNKNRCPT" | "INVALIDDST" | "BLACKLISTED" | "UNKNPFX" | "INVALIDCONTENTS" | "KO" => {
+            Some(Outcome::Permanent {
+                reason: format!("refused by the provider ({status})"),
+                code: Some(status.to_owned()),
+            })
+        }
+        "ERROR" | "TIMEOUT" => Some(Outcome::Transient {
+            reason: format!("provider could not deliver ({status})"),
+            code: Some(status.to_owned()),
+            retry_after: None,
+            provider_down: false,
+        }),
+        _ => None,
+    }
+}
+
+/// One configured provider, ready to send.
+pub struct Provider {
+    pub config: SmsProvider,
+    client: reqwest::Client,
+    /// REST-IT login sessions: (user_key, session_key), renewed on a 401.
+    session: Mutex<Option<(String, String, Instant)>>,
+    /// Where Twilio posts status callbacks.
+    callback_base: String,
+}
+
+impl Provider {
+    pub fn new(config: SmsProvider, public_base_url: &str) -> Result<Provider, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_s))
+            .connect_timeout(Duration::from_secs(config.timeout_s.min(10)))
+            .pool_max_idle_per_host(config.concurrency as usize)
+            .user_agent(concat!("messo/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Provider {
+            callback_base: format!("{public_base_url}/webhooks/sms/{}", config.name),
+            config,
+            client,
+            session: Mutex::new(None),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Whether a message's fate can be asked of the provider by our order id.
+    pub fn can_query(&self) -> bool {
+        matches!(self.config.kind, ProviderKind::RestIt { .. })
+    }
+
+    async fn rest_it_headers(
+        &self,
+        force_login: bool,
+    ) -> Result<(String, String, &'static str), Outcome> {
+        let ProviderKind::RestIt { auth, .. } = &self.config.kind else {
+            return Err(Outcome::permanent("not a rest-it provider"));
+        };
+        match auth {
+            RestItAuth::Token {
+                user_key,
+                access_token,
+            } => Ok((user_key.clone(), access_token.clone(), "Access_token")),
+            RestItAuth::Login { username, password } => {
+                if !force_login
+                    && let Some((u, s, _)) = self
+                        .session
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .clone()
+                {
+                    return Ok((u, s, "Session_key"));
+                }
+                let resp = self
+                    .client
+                    .get(format!("{}/login", self.config.base_url))
+                    .query(&[("username", username), ("password", password)])
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        Outcome::transient_down(format!("login: {}", root_cause(&e)), None)
+                    })?;
+                let status = resp.status().as_u16();
+                let body = resp.text().await.unwrap_or_default();
+                if status != 200 {
+                    return Err(Outcome::transient_down(
+                        format!("login refused ({status}): {}", snippet(&body)),
+                        Some(status.to_string()),
+                    ));
+                }
+                let Some((u, s)) = body.trim().split_once(';') else {
+                    return Err(Outcome::transient_down(
+                        format!("login answer not understood: {}", snippet(&body)),
+                        None,
+                    ));
+                };
+                let (u, s) = (u.to_owned(), s.to_owned());
+                *self
+                    .session
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((u.clone(), s.clone(), Instant::now()));
+                Ok((u, s, "Session_key"))
+            }
+        }
+    }
+
+    /// Sends one SMS. `to` is E.164; `sender` is the alias or number.
+    pub async fn send(
+        &self,
+        msg: &OutMessage,
+        to: &str,
+        text: &str,
+        sender: &str,
+        max_fragments: u32,
+    ) -> Outcome {
+        match &self.config.kind {
+            ProviderKind::RestIt { message_type, .. } => {
+                let (enc, parts) = encoding(text);
+                let body = json!({
+                    "message_type": message_type,
+                    "message": text,
+                    "recipient": [to],
+                    "sender": sender,
+                    "order_id": msg.order_id(),
+                    "encoding": enc.as_str(),
+                    "max_fragments": max_fragments.max(parts),
+                    "returnCredits": true,
+                });
+                let mut relogged = false;
+                loop {
+                    let (user_key, key, header) = match self.rest_it_headers(relogged).await {
+                        Ok(h) => h,
+                        Err(o) => return o,
+                    };
+                    let resp = match self
+                        .client
+                        .post(format!("{}/sms", self.config.base_url))
+                        .header("user_key", user_key)
+                        .header(header, key)
+                        .json(&body)
+                        .send()
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(e) => return transport_error(&e),
+                    };
+                    let status = resp.status().as_u16();
+                    let retry = retry_after(&resp);
+                    let text = match resp.text().await {
+                        Ok(t) => t,
+                        Err(e) => return transport_error(&e),
+                    };
+                    if status == 401 && header == "Session_key" && !relogged {
+                        // The session expired: log in again once.
+                        relogged = true;
+                        continue;
+                    }
+                    if status == 200 || status == 201 {
+                        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                        if v["result"].as_str().is_some_and(|r| r != "OK") {
+                            return Outcome::Permanent {
+                                reason: format!("provider answered {}", snippet(&text)),
+                                code: Some(status.to_string()),
+                            };
+                        }
+                        let id = v["internal_order_id"]
+                            .as_str()
+                            .or(v["order_id"].as_str())
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| msg.order_id());
+                        return Outcome::Delivered {
+                            provider_id: Some(id),
+                            code: Some(status.to_string()),
+                        };
+                    }
+                    // A 400 may name the recipient status codes of the family.
+                    if status == 400 {
+                        for code in [
+                            "TOOM4NUM",
+                            "TOOM4USER",
+                            "UNKNRCPT",
+                            "INVALIDDST",
+                            "BLACKLISTED",
+                        ] {
+                            if text.contains(code)
+                                && let Some(o) = rest_it_status(code)
+                            {
+                                return o;
+                            }
+                        }
+                    }
+                    return http_failure(status, &text, retry);
+                }
+            }
+            ProviderKind::Twilio {
+                account_sid,
+                auth_token,
+                messaging_service_sid,
+            } => {
+                let mut form: Vec<(&str, String)> = vec![
+                    ("To", to.to_owned()),
+                    ("Body", text.to_owned()),
+                    (
+                        "StatusCallback",
+                        format!("{}?order_id={}", self.callback_base, msg.order_id()),
+                    ),
+                ];
+                match messaging_service_sid {
+                    Some(s) => form.push(("MessagingServiceSid", s.clone())),
+                    None => form.push(("From", sender.to_owned())),
+                }
+                let resp = match self
+                    .client
+                    .post(format!(
+                        "{}/2010-04-01/Accounts/{account_sid}/Messages.json",
+                        self.config.base_url
+                    ))
+                    .basic_auth(account_sid, Some(auth_token))
+                    .form(&form)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => return transport_error(&e),
+                };
+                let status = resp.status().as_u16();
+                let retry = retry_after(&resp);
+                let text = match resp.text().await {
+                    Ok(t) => t,
+                    Err(e) => return transport_error(&e),
+                };
+                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if (200..300).contains(&status) {
+                    return Outcome::Delivered {
+                        provider_id: v["sid"].as_str().map(str::to_owned),
+                        code: Some(status.to_string()),
+                    };
+                }
+                if status == 400 {
+                    // Twilio's error codes: a bad or unreachable number is final.
+                    let code = v["code"].as_i64().unwrap_or(0);
+                    let message = v["message"].as_str().unwrap_or("");
+                    return Outcome::Permanent {
+                        reason: format!("refused ({code}): {}", snippet(message)),
+                        code: Some(code.to_string()),
+                    };
+                }
+                http_failure(status, &text, retry)
+            }
+            ProviderKind::Generic {
+                headers,
+                body,
+                id_pointer,
+            } => {
+                let filled = fill_template(body, to, text, &msg.order_id(), sender);
+                let mut req = self
+                    .client
+                    .post(&self.config.base_url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(filled);
+                for (k, v) in headers {
+                    req = req.header(k.as_str(), v.as_str());
+                }
+                let resp = match req.send().await {
+                    Ok(r) => r,
+                    Err(e) => return transport_error(&e),
+                };
+                let status = resp.status().as_u16();
+                let retry = retry_after(&resp);
+                let text = match resp.text().await {
+                    Ok(t) => t,
+                    Err(e) => return transport_error(&e),
+                };
+                if (200..300).contains(&status) {
+                    let id = id_pointer.as_ref().and_then(|p| {
+                        let v: Value = serde_json::from_str(&text).ok()?;
+                        let found = v.pointer(p)?;
+                        Some(
+                            found
+                                .as_str()
+                                .map_or_else(|| found.to_string(), str::to_owned),
+                        )
+                    });
+                    return Outcome::Delivered {
+                        provider_id: id,
+                        code: Some(status.to_string()),
+                    };
+                }
+                http_failure(status, &text, retry)
+            }
+        }
+    }
+
+    /// Asks the provider what became of our order id: `Ok(None)` when it never got it.
+    pub async fn query(&self, msg: &OutMessage) -> Result<Option<Outcome>, Outcome> {
+        if !self.can_query() {
+            return Err(Outcome::permanent(
+                "this provider cannot be asked about a message",
+            ));
+        }
+        let (user_key, key, header) = self.rest_it_headers(false).await?;
+        let resp = self
+            .client
+            .get(format!("{}/sms/{}", self.config.base_url, msg.order_id()))
+            .header("user_key", user_key)
+            .header(header, key)
+            .send()
+            .await
+            .map_err(|e| {
+                Outcome::transient_down(format!("status query: {}", root_cause(&e)), None)
+            })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        match status {
+            404 => Ok(None),
+            200 => {
+                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                let s = v["recipients"][0]["status"].as_str().unwrap_or("");
+                match rest_it_status(s) {
+                    Some(Outcome::Delivered { code, .. }) => Ok(Some(Outcome::Delivered {
+                        provider_id: Some(msg.order_id()),
+                        code,
+                    })),
+                    Some(o) => Ok(Some(o)),
+                    None => Err(Outcome::transient_down(
+                        format!("status query answer not understood: {}", snippet(&text)),
+                        None,
+                    )),
+                }
+            }
+            _ => Err(http_failure(status, &text, None)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn italian_numbers_normalise_and_landlines_are_refused() {
+        for (input, want) in [
+            ("347 123 4567", "+393471234567"),
+            ("+39 347 1234567", "+393471234567"),
+            ("0039 347-123-4567", "+393471234567"),
+            ("(347) 123.4567", "+393471234567"),
+            ("+33 6 12 34 56 78", "+33612345678"),
+        ] {
+            assert_eq!(
+                normalize_number(input, true).as_deref(),
+                Ok(want),
+                "{input}"
+            );
+        }
+        assert!(normalize_number("347 12", true).is_err());
+        assert_eq!(
+            normalize_number("06 67101234", true),
+            Err(NumberError::Landline)
+        );
+        assert_eq!(
+            normalize_number("06 67101234", false).as_deref(),
+            Ok("+390667101234")
+        );
+        assert_eq!(normalize_number("ciao", true), Err(NumberError::Unparsable));
+    }
+
+    #[test]
+    fn encoding_and_parts() {
+        assert_eq!(
+            encoding("Richiesta 2026/123 ricevuta: è già in carico."),
+            (Encoding::Gsm, 1)
+        );
+        assert_eq!(encoding(&"a".repeat(160)), (Encoding::Gsm, 1));
+        assert_eq!(encoding(&"a".repeat(161)), (Encoding::Gsm, 2));
+        assert_eq!(encoding(&"€".repeat(80)), (Encoding::Gsm, 1));
+        assert_eq!(encoding(&"€".repeat(81)), (Encoding::Gsm, 2));
+        assert_eq!(encoding("«ciao»"), (Encoding::Ucs2, 1));
+        assert_eq!(encoding(&"ő".repeat(71)), (Encoding::Ucs2, 2));
+        assert_eq!(
+            encoding(&gsm_friendly("«Richiesta» — È tutto…")),
+            (Encoding::Gsm, 1)
+        );
+        assert_eq!(gsm_friendly("«x» — È…"), "\"x\" - E...");
+    }
+
+    #[test]
+    fn templates_escape_values() {
+        let t = r#"{"to":"{{to}}","text":"{{text}}","ref":"{{order_id}}","from":"{{sender}}"}"#;
+        let filled = fill_template(t, "+39347", "a \"quoted\"\nline", "42", "URP");
+        let v: Value = serde_json::from_str(&filled).expect("valid JSON");
+        assert_eq!(v["text"], "a \"quoted\"\nline");
+        assert_eq!(v["ref"], "42");
+    }
+
+    #[test]
+    fn rest_it_statuses_map_to_outcomes() {
+        assert!(matches!(
+            rest_it_status("DLVRD"),
+            Some(Outcome::Delivered { .. })
+        ));
+        assert!(matches!(
+            rest_it_status("TOOM4NUM"),
+            Some(Outcome::Transient {
+                retry_after: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            rest_it_status("BLACKLISTED"),
+            Some(Outcome::Permanent { .. })
+        ));
+        assert!(matches!(
+            rest_it_status("INVALIDDST"),
+            Some(Outcome::Permanent { .. })
+        ));
+        assert_eq!(rest_it_status("SOMETHING"), None);
+    }
+}
+
+/// A provider with its circuit breaker, rate limit and concurrency bound.
+pub struct Guarded {
+    pub provider: Provider,
+    breaker: Mutex<super::Breaker>,
+    limiter: Option<governor::DefaultDirectRateLimiter>,
+    slots: tokio::sync::Semaphore,
+}
+
+/// The SMS channel: the providers in order (primary first), failing over by health.
+pub struct SmsChannel {
+    providers: Vec<Guarded>,
+    sender: String,
+    reply_number: Option<String>,
+    max_fragments: u32,
+    resend_uncertain: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SmsChannel {
+    pub fn new(
+        sms: &crate::config::Sms,
+        policy: &crate::config::Delivery,
+        public_base_url: &str,
+    ) -> Result<SmsChannel, reqwest::Error> {
+        let mut providers = Vec::new();
+        for p in &sms.providers {
+            providers.push(Guarded {
+                breaker: Mutex::new(super::Breaker::new(
+                    policy.breaker_failures,
+                    Duration::from_secs(policy.breaker_cooldown_s),
+                )),
+                limiter: std::num::NonZeroU32::new(p.rate_per_s)
+                    .map(|r| governor::RateLimiter::direct(governor::Quota::per_second(r))),
+                slots: tokio::sync::Semaphore::new(p.concurrency as usize),
+                provider: Provider::new(p.clone(), public_base_url)?,
+            });
+        }
+        Ok(SmsChannel {
+            providers,
+            sender: sms.sender.clone(),
+            reply_number: sms.reply_number.clone(),
+            max_fragments: sms.max_fragments,
+            resend_uncertain: sms.resend_uncertain,
+        })
+    }
+
+    /// Whether an unknown outcome can be settled: by asking a provider, or by resending.
+    pub fn doubt_policy(&self) -> super::DoubtPolicy {
+        if self.resend_uncertain || self.providers.iter().any(|g| g.provider.can_query()) {
+            super::DoubtPolicy::Resend
+        } else {
+            super::DoubtPolicy::Hold
+        }
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.providers
+            .iter()
+            .map(|g| g.provider.config.concurrency as usize)
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// The text as it goes on the air: GSM-friendly, with where to reply when the sender is an
+    /// alias, and cut to the configured number of parts.
+    pub fn text_of(&self, text: &str) -> String {
+        let mut t = gsm_friendly(text.trim());
+        if self.sender.chars().any(|c| c.is_ascii_alphabetic())
+            && let Some(r) = &self.reply_number
+        {
+            t.push_str(&format!(" Risposte al {r}"));
+        }
+        while encoding(&t).1 > self.max_fragments {
+            let keep = t.chars().count().saturating_sub(8);
+            t = t.chars().take(keep).collect::<String>();
+            t.push_str("...");
+        }
+        t
+    }
+}
+
+impl super::Channel for SmsChannel {
+    fn ready(&self, now: Instant) -> bool {
+        self.providers.iter().any(|g| lock(&g.breaker).ready(now))
+    }
+
+    async fn send(&self, msg: &OutMessage, in_doubt: bool) -> super::Sent {
+        let started = Instant::now();
+        let started_ms = chrono::Utc::now().timestamp_millis();
+        let to = match normalize_number(&msg.address, true) {
+            Ok(n) => n,
+            Err(e) => {
+                return super::Sent::one(
+                    "sms",
+                    Outcome::Permanent {
+                        reason: format!("{}: {e}", crate::notify::mask(&msg.address)),
+                        code: None,
+                    },
+                    started,
+                    started_ms,
+                );
+            }
+        };
+        let mut attempts = Vec::new();
+        if in_doubt {
+            // Ask before sending again: the earlier attempt may have gone through.
+            for g in self.providers.iter().filter(|g| g.provider.can_query()) {
+                let t0 = Instant::now();
+                let t0_ms = chrono::Utc::now().timestamp_millis();
+                match g.provider.query(msg).await {
+                    Ok(None) => continue,
+                    Ok(Some(o)) | Err(o) => {
+                        attempts.push(super::Attempt {
+                            provider: format!("{}:query", g.provider.name()),
+                            outcome: o,
+                            started_at_ms: t0_ms,
+                            latency_ms: t0.elapsed().as_millis() as i64,
+                        });
+                        return super::Sent {
+                            attempts,
+                            resent: false,
+                        };
+                    }
+                }
+            }
+            if !self.resend_uncertain && !self.providers.iter().any(|g| g.provider.can_query()) {
+                return super::Sent::one(
+                    "sms",
+                    Outcome::Uncertain {
+                        reason:
+                            "an earlier attempt may have been sent and no provider can be asked"
+                                .to_owned(),
+                    },
+                    started,
+                    started_ms,
+                );
+            }
+        }
+        let resent = in_doubt && !self.providers.iter().any(|g| g.provider.can_query());
+        let text = self.text_of(&msg.text);
+        let last = self.providers.len().saturating_sub(1);
+        for (i, g) in self.providers.iter().enumerate() {
+            if !lock(&g.breaker).acquire(Instant::now()) {
+                continue;
+            }
+            let Ok(_slot) = g.slots.acquire().await else {
+                lock(&g.breaker).release();
+                continue;
+            };
+            if let Some(l) = &g.limiter {
+                l.until_ready().await;
+            }
+            let t0 = Instant::now();
+            let t0_ms = chrono::Utc::now().timestamp_millis();
+            let outcome = g
+                .provider
+                .send(msg, &to, &text, &self.sender, self.max_fragments)
+                .await;
+            {
+                let mut b = lock(&g.breaker);
+                b.record(outcome.provider_healthy(), Instant::now());
+                if let Outcome::Transient {
+                    retry_after: Some(d),
+                    provider_down: false,
+                    ..
+                } = &outcome
+                {
+                    b.pause(Instant::now() + *d);
+                }
+            }
+            let fail_over = i < last && matches!(outcome, Outcome::Transient { .. });
+            attempts.push(super::Attempt {
+                provider: g.provider.name().to_owned(),
+                outcome,
+                started_at_ms: t0_ms,
+                latency_ms: t0.elapsed().as_millis() as i64,
+            });
+            if !fail_over {
+                break;
+            }
+        }
+        super::Sent { attempts, resent }
+    }
+}

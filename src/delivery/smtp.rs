@@ -1,0 +1,516 @@
+//! E-mail and PEC over SMTP.
+//!
+//! lettre builds the MIME message and speaks the protocol, but the session is driven here, one
+//! command at a time, with our own small pool of connections. That is what lets every failure
+//! be classified by the stage it happened at:
+//!
+//! - before `DATA` is answered (connect, TLS, AUTH, MAIL, RCPT): nothing was accepted, so a
+//!   network error or timeout is a plain transient failure; a 4xx is transient, a 5xx on a
+//!   recipient is permanent;
+//! - after the message was written, waiting for the final reply: a timeout or a dropped
+//!   connection leaves the outcome unknown (`Uncertain`), and the row is resent only by policy,
+//!   with the same Message-ID.
+//!
+//! A pooled connection is discarded after any error, and one that the server closed while it
+//! sat idle (the first command fails on the network) is replaced at once and the message sent on
+//! a fresh connection, which is safe because nothing had been accepted.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
+use lettre::{Address, Message};
+use tokio::sync::Semaphore;
+
+use super::{Breaker, Channel, OutMessage, Outcome, Sent};
+use crate::config::{Delivery, Security, SmtpAccount};
+
+/// Why an SMTP channel could not be set up (a configuration problem).
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpSetupError {
+    #[error("{0} is not an e-mail address")]
+    Address(String),
+    #[error("cannot read {path}: {source}")]
+    CaFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+}
+
+/// An SMTP account as a channel.
+pub struct SmtpChannel {
+    name: String,
+    account: SmtpAccount,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    domain: String,
+    tls: Option<TlsParameters>,
+    hello: ClientId,
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    slots: Semaphore,
+    breaker: Mutex<Breaker>,
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
+/// The stage a session failed at.
+enum Failure {
+    /// Nothing was accepted; `stale` says it was the first command on a pooled connection.
+    Before { outcome: Outcome, stale: bool },
+    /// The message was handed over and the answer is unknown or negative.
+    After(Outcome),
+}
+
+fn smtp_outcome(stage: &str, e: &lettre::transport::smtp::Error) -> Outcome {
+    let code = e.status().map(|c| c.to_string());
+    if e.is_permanent() {
+        Outcome::Permanent {
+            reason: format!("{stage}: {e}"),
+            code,
+        }
+    } else if e.is_transient() {
+        Outcome::Transient {
+            reason: format!("{stage}: {e}"),
+            code,
+            retry_after: None,
+            provider_down: false,
+        }
+    } else {
+        Outcome::transient_down(format!("{stage}: {e}"), code)
+    }
+}
+
+fn timeout_outcome(stage: &str, after: Duration) -> Outcome {
+    Outcome::transient_down(format!("{stage}: no answer in {} s", after.as_secs()), None)
+}
+
+impl SmtpChannel {
+    /// A channel named `name` (`smtp` or `pec`) sending from `sender` as `display`.
+    pub fn new(
+        name: &str,
+        account: SmtpAccount,
+        sender: &str,
+        display: &str,
+        reply_to: Option<&str>,
+        policy: &Delivery,
+    ) -> Result<SmtpChannel, SmtpSetupError> {
+        let address: Address = sender
+            .parse()
+            .map_err(|_| SmtpSetupError::Address(sender.to_owned()))?;
+        let domain = address.domain().to_owned();
+        let from = Mailbox::new(Some(display.to_owned()), address);
+        let reply_to = match reply_to {
+            Some(r) => Some(Mailbox::new(
+                None,
+                r.parse()
+                    .map_err(|_| SmtpSetupError::Address(r.to_owned()))?,
+            )),
+            None => None,
+        };
+        let tls = match account.security {
+            Security::Plain => None,
+            _ => {
+                let mut b = TlsParameters::builder(account.host.clone());
+                if let Some(path) = &account.ca_file {
+                    let pem = std::fs::read(path).map_err(|source| SmtpSetupError::CaFile {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                    let cert = Certificate::from_pem(&pem)
+                        .map_err(|e| SmtpSetupError::Tls(e.to_string()))?;
+                    b = b.add_root_certificate(cert);
+                }
+                Some(
+                    b.build_rustls()
+                        .map_err(|e| SmtpSetupError::Tls(e.to_string()))?,
+                )
+            }
+        };
+        let hello = ClientId::Domain(account.hello_name.clone().unwrap_or_else(|| domain.clone()));
+        let limiter =
+            NonZeroU32::new(account.rate_per_s).map(|r| RateLimiter::direct(Quota::per_second(r)));
+        Ok(SmtpChannel {
+            name: name.to_owned(),
+            slots: Semaphore::new(account.pool_size as usize),
+            breaker: Mutex::new(Breaker::new(
+                policy.breaker_failures,
+                Duration::from_secs(policy.breaker_cooldown_s),
+            )),
+            account,
+            from,
+            reply_to,
+            domain,
+            tls,
+            hello,
+            idle: Mutex::new(Vec::new()),
+            limiter,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Connections at most.
+    pub fn pool_size(&self) -> usize {
+        self.account.pool_size as usize
+    }
+
+    /// Whether a message whose outcome is unknown is sent again (same Message-ID).
+    pub fn resends_uncertain(&self) -> bool {
+        self.account.resend_uncertain
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.account.timeout_s)
+    }
+
+    /// The MIME message of `msg` as this account sends it.
+    pub fn build(&self, msg: &OutMessage) -> Result<(Vec<u8>, Address), Outcome> {
+        build_mime(&self.from, self.reply_to.as_ref(), &self.domain, msg)
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, Outcome> {
+        let t = self.timeout();
+        let implicit = match self.account.security {
+            Security::Tls => self.tls.clone(),
+            _ => None,
+        };
+        let connect = AsyncSmtpConnection::connect_tokio1(
+            (self.account.host.as_str(), self.account.port),
+            Some(t),
+            &self.hello,
+            implicit,
+            None,
+        );
+        let mut conn = match tokio::time::timeout(t, connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(Outcome::transient_down(format!("connect: {e}"), None)),
+            Err(_) => return Err(timeout_outcome("connect", t)),
+        };
+        let starttls = match self.account.security {
+            Security::StartTls => {
+                if !conn.can_starttls() {
+                    conn.abort().await;
+                    return Err(Outcome::transient_down(
+                        "the server does not offer STARTTLS, which the configuration requires",
+                        None,
+                    ));
+                }
+                true
+            }
+            Security::StartTlsOpportunistic => conn.can_starttls(),
+            _ => false,
+        };
+        if starttls && let Some(tls) = self.tls.clone() {
+            match tokio::time::timeout(t, conn.starttls(tls, &self.hello)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Outcome::transient_down(format!("STARTTLS: {e}"), None)),
+                Err(_) => return Err(timeout_outcome("STARTTLS", t)),
+            }
+        }
+        if let (Some(user), Some(pass)) = (&self.account.username, &self.account.password) {
+            let creds = Credentials::new(user.clone(), pass.clone());
+            match tokio::time::timeout(t, conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                // Refused credentials are the account's fault, not the message's.
+                Ok(Err(e)) => {
+                    conn.abort().await;
+                    return Err(Outcome::transient_down(
+                        format!("AUTH: {e}"),
+                        e.status().map(|c| c.to_string()),
+                    ));
+                }
+                Err(_) => return Err(timeout_outcome("AUTH", t)),
+            }
+        }
+        Ok(conn)
+    }
+
+    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+        let max_idle = Duration::from_secs(self.account.idle_timeout_s);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < max_idle {
+                return Some(conn);
+            }
+            // Too long idle: the server has likely closed it. Dropping closes the socket.
+            drop(conn);
+        }
+        None
+    }
+
+    fn put_idle(&self, conn: AsyncSmtpConnection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((conn, Instant::now()));
+    }
+
+    async fn session(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        email: &[u8],
+        from: &Address,
+        to: &Address,
+        pooled: bool,
+    ) -> Result<Outcome, Failure> {
+        let t = self.timeout();
+        let mut params = Vec::new();
+        if !email.is_ascii() {
+            params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        // MAIL: a network failure here on a pooled connection means it went stale.
+        match tokio::time::timeout(t, conn.command(Mail::new(Some(from.clone()), params))).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                let stale = pooled && e.status().is_none();
+                return Err(Failure::Before {
+                    outcome: smtp_outcome("MAIL FROM", &e),
+                    stale,
+                });
+            }
+            Err(_) => {
+                return Err(Failure::Before {
+                    outcome: timeout_outcome("MAIL FROM", t),
+                    stale: false,
+                });
+            }
+        }
+        match tokio::time::timeout(t, conn.command(Rcpt::new(to.clone(), vec![]))).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return Err(Failure::Before {
+                    outcome: smtp_outcome("RCPT TO", &e),
+                    stale: false,
+                });
+            }
+            Err(_) => {
+                return Err(Failure::Before {
+                    outcome: timeout_outcome("RCPT TO", t),
+                    stale: false,
+                });
+            }
+        }
+        match tokio::time::timeout(t, conn.command(Data)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return Err(Failure::Before {
+                    outcome: smtp_outcome("DATA", &e),
+                    stale: false,
+                });
+            }
+            Err(_) => {
+                return Err(Failure::Before {
+                    outcome: timeout_outcome("DATA", t),
+                    stale: false,
+                });
+            }
+        }
+        match tokio::time::timeout(t, conn.message(email)).await {
+            Ok(Ok(resp)) => Ok(Outcome::Delivered {
+                provider_id: resp.first_line().map(|l| l.chars().take(120).collect()),
+                code: Some(resp.code().to_string()),
+            }),
+            Ok(Err(e)) if e.status().is_some() => {
+                Err(Failure::After(smtp_outcome("end of DATA", &e)))
+            }
+            Ok(Err(e)) => Err(Failure::After(Outcome::Uncertain {
+                reason: format!("connection lost after the message was sent: {e}"),
+            })),
+            Err(_) => Err(Failure::After(Outcome::Uncertain {
+                reason: format!(
+                    "no answer within {} s after the message was sent",
+                    t.as_secs()
+                ),
+            })),
+        }
+    }
+
+    async fn send_once(&self, msg: &OutMessage) -> Outcome {
+        let (email, to) = match self.build(msg) {
+            Ok(x) => x,
+            Err(o) => return o,
+        };
+        let from = self.from.email.clone();
+        let Ok(_slot) = self.slots.acquire().await else {
+            return Outcome::transient_down("the channel is shutting down", None);
+        };
+        if let Some(l) = &self.limiter {
+            l.until_ready().await;
+        }
+        // A pooled connection first; if it turns out stale, once more on a fresh one.
+        let mut pooled = self.take_idle();
+        loop {
+            let was_pooled = pooled.is_some();
+            let mut conn = match pooled.take() {
+                Some(c) => c,
+                None => match self.connect().await {
+                    Ok(c) => c,
+                    Err(o) => return o,
+                },
+            };
+            match self
+                .session(&mut conn, &email, &from, &to, was_pooled)
+                .await
+            {
+                Ok(outcome) => {
+                    self.put_idle(conn);
+                    return outcome;
+                }
+                Err(Failure::Before { stale: true, .. }) => {
+                    drop(conn);
+                    tracing::debug!(channel = %self.name, "pooled connection was stale; reconnecting");
+                    continue;
+                }
+                Err(Failure::Before { outcome, .. }) => {
+                    // Reset the session so the connection could be reused; simpler and safer
+                    // to drop it (lettre #743: never reuse a connection after an error).
+                    conn.abort().await;
+                    return outcome;
+                }
+                Err(Failure::After(outcome)) => {
+                    drop(conn);
+                    return outcome;
+                }
+            }
+        }
+    }
+
+    /// Closes pooled connections politely.
+    pub async fn close(&self) {
+        let conns: Vec<_> =
+            std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        for (mut c, _) in conns {
+            let _ = c.quit().await;
+        }
+    }
+}
+
+impl Channel for SmtpChannel {
+    fn ready(&self, now: Instant) -> bool {
+        self.breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ready(now)
+    }
+
+    async fn send(&self, msg: &OutMessage, in_doubt: bool) -> Sent {
+        let started = Instant::now();
+        let started_ms = chrono::Utc::now().timestamp_millis();
+        let allowed = self
+            .breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .acquire(started);
+        if !allowed {
+            return Sent {
+                attempts: vec![],
+                resent: false,
+            };
+        }
+        let outcome = self.send_once(msg).await;
+        self.breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(outcome.provider_healthy(), Instant::now());
+        let mut sent = Sent::one(&self.name, outcome, started, started_ms);
+        // Sent again while an earlier attempt may have gone through: same Message-ID.
+        sent.resent = in_doubt;
+        sent
+    }
+}
+
+/// The MIME message: plain text and HTML alternatives, the row's stable Message-ID, the ticket
+/// number in a header, `Auto-Submitted` so that vacation responders stay quiet (RFC 3834).
+pub fn build_mime(
+    from: &Mailbox,
+    reply_to: Option<&Mailbox>,
+    domain: &str,
+    msg: &OutMessage,
+) -> Result<(Vec<u8>, Address), Outcome> {
+    let to: Address = msg.address.parse().map_err(|_| {
+        Outcome::permanent(format!(
+            "{} is not an e-mail address",
+            crate::notify::mask(&msg.address)
+        ))
+    })?;
+    let mut b = Message::builder()
+        .from(from.clone())
+        .to(Mailbox::new(None, to.clone()))
+        .subject(msg.subject.clone())
+        .message_id(Some(msg.message_id(domain)))
+        .date_now()
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("X-Messo-Ticket"),
+            msg.number.clone(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("X-Messo-Kind"),
+            msg.kind.clone(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_owned(),
+        ));
+    if let Some(r) = reply_to {
+        b = b.reply_to(r.clone());
+    }
+    let html = msg.html.clone().unwrap_or_else(|| html_of(&msg.text));
+    let m = b
+        .multipart(MultiPart::alternative_plain_html(msg.text.clone(), html))
+        .map_err(|e| Outcome::permanent(format!("cannot build the message: {e}")))?;
+    Ok((m.formatted(), to))
+}
+
+/// A mailbox with a display name.
+pub fn mailbox(display: &str, address: &str) -> Result<Mailbox, SmtpSetupError> {
+    let a: Address = address
+        .parse()
+        .map_err(|_| SmtpSetupError::Address(address.to_owned()))?;
+    Ok(Mailbox::new(Some(display.to_owned()), a))
+}
+
+/// The HTML alternative of a plain text: escaped, paragraphs kept.
+pub fn html_of(text: &str) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| format!("<p>{}</p>", esc(p.trim_end()).replace('\n', "<br>\n")))
+        .collect();
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"it\"><head><meta charset=\"utf-8\"></head>\n<body style=\"font-family: sans-serif; line-height: 1.5\">\n{}\n</body></html>\n",
+        paragraphs.join("\n")
+    )
+}
+
+/// Shared handle.
+pub type SharedSmtp = Arc<SmtpChannel>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_escaped_with_paragraphs() {
+        let h = html_of("Gentile <cittadino>,\n\nriga uno\nriga & due\n");
+        assert!(h.contains("<p>Gentile &lt;cittadino&gt;,</p>"));
+        assert!(h.contains("<p>riga uno<br>\nriga &amp; due</p>"));
+    }
+}
