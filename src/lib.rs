@@ -20,3 +20,9 @@ pub mod store;
 pub mod ticket;
 pub mod time;
 pub mod versions;
+
+/// Makes ring the process's TLS provider (rustls refuses to pick one when several could be
+/// compiled in). Called before any TLS client is built; calling it again is harmless.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

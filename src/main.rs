@@ -193,6 +193,7 @@ fn init_tracing() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    messo::install_crypto();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -119,7 +119,7 @@ impl SmtpChannel {
             Security::Plain => None,
             _ => {
                 let mut b = TlsParameters::builder(account.host.clone());
-                if let Some(path) = &account.ca_file {
+                if let Some(path) = &account.ca_bundle {
                     let pem = std::fs::read(path).map_err(|source| SmtpSetupError::CaFile {
                         path: path.display().to_string(),
                         source,
@@ -343,9 +343,6 @@ impl SmtpChannel {
             Err(o) => return o,
         };
         let from = self.from.email.clone();
-        let Ok(_slot) = self.slots.acquire().await else {
-            return Outcome::transient_down("the channel is shutting down", None);
-        };
         if let Some(l) = &self.limiter {
             l.until_ready().await;
         }
@@ -406,6 +403,14 @@ impl Channel for SmtpChannel {
     }
 
     async fn send(&self, msg: &OutMessage, in_doubt: bool) -> Sent {
+        // A connection slot first, then the breaker: a message waiting for a slot learns of the
+        // failures of the ones before it.
+        let Ok(_slot) = self.slots.acquire().await else {
+            return Sent {
+                attempts: vec![],
+                resent: false,
+            };
+        };
         let started = Instant::now();
         let started_ms = chrono::Utc::now().timestamp_millis();
         let allowed = self

@@ -1,0 +1,498 @@
+//! E-mail delivery against a real SMTP server (aiosmtpd on loopback): envelope, headers, both
+//! MIME parts, STARTTLS with AUTH, implicit TLS, and every failure class (4xx, 5xx, a server
+//! that answers after the timeout, a server that is down, a pooled connection gone stale).
+
+#[path = "common/mail.rs"]
+mod mail;
+#[path = "common/peers.rs"]
+mod peers;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use messo::config::{BUILTIN_TOML, Config};
+use messo::daemon::{Engine, Metrics};
+use messo::delivery::dispatch::Dispatcher;
+use messo::http::Clock;
+use messo::store::Store;
+use messo::ticket::{NewTicket, Source};
+use messo::time::Timestamp;
+use peers::SmtpPeer;
+use serde_json::json;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn tmp(prefix: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&d).expect("tmp dir");
+    d
+}
+
+const RECEIVED: &str = "2026-03-02T10:15:00+01:00";
+
+fn at(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).expect("timestamp")
+}
+
+/// The shipped configuration with e-mail over SMTP to 127.0.0.1:`port`, plus `extra` variables.
+fn config(port: u16, extra: &[(&str, &str)]) -> Config {
+    let mut env = vec![
+        ("MESSO_CHANNELS__EMAIL".to_owned(), "smtp".to_owned()),
+        ("MESSO_SMTP__HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("MESSO_SMTP__PORT".to_owned(), port.to_string()),
+        ("MESSO_SMTP__SECURITY".to_owned(), "plain".to_owned()),
+        ("MESSO_SMTP__TIMEOUT_S".to_owned(), "2".to_owned()),
+        (
+            "MESSO_DELIVERY__BREAKER_FAILURES".to_owned(),
+            "2".to_owned(),
+        ),
+    ];
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Config::from_toml(BUILTIN_TOML, "built-in", env).expect("config")
+}
+
+struct World {
+    store: Store,
+    dispatcher: Arc<Dispatcher>,
+    engine: Engine,
+}
+
+async fn world(config: &Config) -> World {
+    let dir = tmp("messo-smtp");
+    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
+        .await
+        .expect("sqlite");
+    store.migrate().await.expect("migrate");
+    store
+        .register_config(config, at("2026-01-01T00:00:00Z"))
+        .await
+        .expect("register");
+    let dispatcher = Arc::new(
+        Dispatcher::from_config(store.clone(), config, Arc::new(Metrics::default()))
+            .expect("dispatcher"),
+    );
+    World {
+        engine: Engine::new(store.clone(), config.notify.clone()),
+        store,
+        dispatcher,
+    }
+}
+
+fn clock(t: Timestamp) -> Clock {
+    Arc::new(move || t)
+}
+
+/// Creates a ticket for `email` (and a mobile) and runs the engine: its receipt is owed.
+async fn owe_receipt(w: &World, number: &str, email: &str) -> i64 {
+    let t = NewTicket::from_json(&json!({
+        "number": number,
+        "office": "anagrafe",
+        "priority": "normale",
+        "subject": "Cambio di residenza",
+        "received_at": RECEIVED,
+        "citizen": {"email": email, "mobile": "+393331112222"}
+    }))
+    .expect("ticket");
+    let id = w
+        .store
+        .create_ticket(&t, Source::Api, at(RECEIVED))
+        .await
+        .expect("create")
+        .ticket()
+        .id;
+    w.engine.cycle(at(RECEIVED)).await.expect("engine");
+    id
+}
+
+async fn outbox_id(w: &World, ticket: i64, kind: &str, channel: &str) -> i64 {
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "SELECT id FROM outbox WHERE ticket_id = $1 AND kind = $2 AND channel = $3 ORDER BY id",
+    )
+    .bind(ticket)
+    .bind(kind)
+    .bind(channel)
+    .fetch_all(w.store.pool())
+    .await
+    .expect("outbox id");
+    rows.first().map(|r| r.0).expect("an outbox row")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_reaches_a_real_smtp_server_with_both_parts_and_stable_headers() {
+    let peer = SmtpPeer::start(&tmp("peer"), 0, &[]);
+    let cfg = config(peer.port, &[]);
+    let w = world(&cfg).await;
+    let ticket = owe_receipt(&w, "2026/000123", "anna.bianchi@example.it").await;
+    let report = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!(report.delivered, 1, "{report:?}");
+
+    let env = peer.envelopes();
+    assert_eq!(env.len(), 1);
+    assert_eq!(env[0]["mail_from"], "urp@comune.roma.it");
+    assert_eq!(env[0]["rcpt_tos"], json!(["anna.bianchi@example.it"]));
+    assert_eq!(env[0]["tls"], false);
+    let eml = peer.message(1);
+    let id = outbox_id(&w, ticket, "ricevuta", "email").await;
+    assert_eq!(
+        mail::header(&eml, "Message-ID"),
+        Some(format!("<messo.{id}.{ticket}@comune.roma.it>"))
+    );
+    assert_eq!(
+        mail::header(&eml, "X-Messo-Ticket").as_deref(),
+        Some("2026/000123")
+    );
+    assert_eq!(
+        mail::header(&eml, "X-Messo-Kind").as_deref(),
+        Some("ricevuta")
+    );
+    assert_eq!(
+        mail::header(&eml, "Reply-To").as_deref(),
+        Some("urp@comune.roma.it")
+    );
+    assert_eq!(
+        mail::header(&eml, "Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    assert!(
+        mail::header(&eml, "From").is_some_and(|f| f.contains("<urp@comune.roma.it>")),
+        "{eml}"
+    );
+    let text = mail::part(&eml, "text/plain").expect("text/plain part");
+    assert!(
+        text.contains("le abbiamo assegnato il numero 2026/000123"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Gentile cittadina, gentile cittadino,"),
+        "{text}"
+    );
+    let html = mail::part(&eml, "text/html").expect("text/html part");
+    assert!(html.contains("numero 2026/000123"), "{html}");
+    assert!(html.contains("<p>"), "{html}");
+
+    // The attempt is recorded with the server's answer; nothing is sent twice.
+    let state = w
+        .store
+        .delivery_state(id)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(
+        (state.state.as_str(), state.attempts, state.resent),
+        ("delivered", 1, 0)
+    );
+    assert_eq!(state.provider.as_deref(), Some("smtp"));
+    let attempts = w.store.attempts_of(id).await.expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        (attempts[0].outcome.as_str(), attempts[0].code.as_deref()),
+        ("delivered", Some("250"))
+    );
+    let again = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED).plus(60)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!(again.delivered, 0);
+    assert_eq!(peer.envelopes().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_with_auth_and_implicit_tls_are_verified_against_our_ca() {
+    let certs = tmp("certs");
+    let (ca, leaf, key) = peers::certs(&certs);
+    let (ca, leaf, key) = (
+        ca.display().to_string(),
+        leaf.display().to_string(),
+        key.display().to_string(),
+    );
+    // STARTTLS required, AUTH required (only over TLS).
+    let peer = SmtpPeer::start(
+        &tmp("peer"),
+        0,
+        &[
+            "--tls-cert",
+            &leaf,
+            "--tls-key",
+            &key,
+            "--require-starttls",
+            "--auth",
+            "urp:segreto",
+        ],
+    );
+    let cfg = config(
+        peer.port,
+        &[
+            ("MESSO_SMTP__SECURITY", "starttls"),
+            ("MESSO_SMTP__HOST", "localhost"),
+            ("MESSO_SMTP__CA_BUNDLE", &ca),
+            ("MESSO_SMTP__USERNAME", "urp"),
+            ("MESSO_SMTP__PASSWORD", "segreto"),
+        ],
+    );
+    let w = world(&cfg).await;
+    owe_receipt(&w, "TLS-1", "mario@example.it").await;
+    let r = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!(r.delivered, 1, "{r:?}");
+    let env = peer.envelopes();
+    assert_eq!(
+        (env[0]["tls"].as_bool(), env[0]["auth_user"].as_str()),
+        (Some(true), Some("urp"))
+    );
+
+    // Implicit TLS (SMTPS).
+    let smtps = SmtpPeer::start(
+        &tmp("peer"),
+        0,
+        &["--tls-cert", &leaf, "--tls-key", &key, "--implicit-tls"],
+    );
+    let cfg = config(
+        smtps.port,
+        &[
+            ("MESSO_SMTP__SECURITY", "tls"),
+            ("MESSO_SMTP__HOST", "localhost"),
+            ("MESSO_SMTP__CA_BUNDLE", &ca),
+        ],
+    );
+    let w = world(&cfg).await;
+    owe_receipt(&w, "TLS-2", "mario@example.it").await;
+    let r = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!(r.delivered, 1, "{r:?}");
+    assert_eq!(smtps.envelopes()[0]["tls"], true);
+
+    // Without our CA the server's certificate is not trusted: nothing is sent, the row waits.
+    let cfg = config(
+        smtps.port,
+        &[
+            ("MESSO_SMTP__SECURITY", "tls"),
+            ("MESSO_SMTP__HOST", "localhost"),
+        ],
+    );
+    let w = world(&cfg).await;
+    let t = owe_receipt(&w, "TLS-3", "mario@example.it").await;
+    let r = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!((r.delivered, r.failed), (0, 1), "{r:?}");
+    let id = outbox_id(&w, t, "ricevuta", "email").await;
+    let s = w
+        .store
+        .delivery_state(id)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(s.state, "retry");
+    assert_eq!(
+        smtps.envelopes().len(),
+        1,
+        "the untrusted session sent nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with_the_same_message_id()
+ {
+    let peer = SmtpPeer::start(
+        &tmp("peer"),
+        0,
+        &[
+            "--fail-rcpt",
+            "busy@example.it:450",
+            "--fail-rcpt",
+            "nobody@example.it:550",
+        ],
+    );
+    let cfg = config(peer.port, &[]);
+    let w = world(&cfg).await;
+    let busy = owe_receipt(&w, "F-450", "busy@example.it").await;
+    let nobody = owe_receipt(&w, "F-550", "nobody@example.it").await;
+    let r = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!((r.delivered, r.dead, r.fallbacks), (0, 1, 1), "{r:?}");
+
+    let id = outbox_id(&w, busy, "ricevuta", "email").await;
+    let s = w
+        .store
+        .delivery_state(id)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(s.state, "retry");
+    assert!(
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("RCPT TO")),
+        "{s:?}"
+    );
+    let a = w.store.attempts_of(id).await.expect("attempts");
+    assert_eq!(
+        (a[0].outcome.as_str(), a[0].code.as_deref()),
+        ("transient", Some("450"))
+    );
+
+    // 550: dead with the reason; the default chain (sms → email → office) tells the office.
+    let id = outbox_id(&w, nobody, "ricevuta", "email").await;
+    let s = w
+        .store
+        .delivery_state(id)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(s.state, "dead");
+    assert!(
+        s.last_error.as_deref().is_some_and(|e| e.contains("550")),
+        "{s:?}"
+    );
+    let alert = outbox_id(&w, nobody, "cittadino_irraggiungibile", "email").await;
+    let s = w
+        .store
+        .delivery_state(alert)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(
+        (s.state.as_str(), s.address.as_str()),
+        ("pending", "urp@comune.roma.it")
+    );
+    drop(peer);
+
+    // A server that takes the message but answers after our timeout: the outcome is unknown.
+    let slow_dir = tmp("peer");
+    let slow = SmtpPeer::start(&slow_dir, 0, &["--delay-data", "4"]);
+    let port = slow.port;
+    let cfg = config(port, &[]);
+    let w = world(&cfg).await;
+    let t = owe_receipt(&w, "F-SLOW", "lento@example.it").await;
+    let r = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!((r.delivered, r.failed), (0, 1), "{r:?}");
+    let id = outbox_id(&w, t, "ricevuta", "email").await;
+    let a = w.store.attempts_of(id).await.expect("attempts");
+    assert_eq!(a[0].outcome, "uncertain", "{a:?}");
+    let s = w
+        .store
+        .delivery_state(id)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(s.state, "retry");
+    // The server recovers; the resend carries the same Message-ID and is counted.
+    slow.stop();
+    let fast = SmtpPeer::start(&slow_dir, port, &[]);
+    let later = at(RECEIVED).plus(3600);
+    let r = w
+        .dispatcher
+        .drain(&clock(later), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!((r.delivered, r.resent), (1, 1), "{r:?}");
+    let s = w
+        .store
+        .delivery_state(id)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!((s.state.as_str(), s.resent), ("delivered", 1));
+    let first = mail::header(&fast.message(1), "Message-ID");
+    let second = mail::header(&fast.message(2), "Message-ID");
+    assert!(first.is_some());
+    assert_eq!(first, second, "the citizen's client sees one message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_down_opens_the_breaker_and_a_stale_pooled_connection_is_replaced() {
+    // Nothing listens: connection refused twice opens the breaker (threshold 2 in this config).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let cfg = config(port, &[("MESSO_SMTP__POOL_SIZE", "1")]);
+    let w = world(&cfg).await;
+    for i in 0..4 {
+        owe_receipt(&w, &format!("DOWN-{i}"), &format!("c{i}@example.it")).await;
+    }
+    let r = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!(r.delivered, 0);
+    // Some attempts failed and opened the breaker; the rest were not tried and keep their
+    // attempt count.
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, attempts FROM outbox ORDER BY id")
+        .fetch_all(w.store.pool())
+        .await
+        .expect("rows");
+    let tried = rows.iter().filter(|(_, a)| *a == 1).count();
+    assert_eq!(tried, 2, "{rows:?}");
+    assert!(rows.iter().all(|(s, _)| s == "retry"), "{rows:?}");
+    let again = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED).plus(3600)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!(
+        again.delivered + again.failed,
+        0,
+        "an open breaker takes nothing: {again:?}"
+    );
+
+    // A pooled connection that the server closed while idle is replaced without a failure.
+    let dir = tmp("peer");
+    let peer = SmtpPeer::start(&dir, 0, &[]);
+    let port = peer.port;
+    let cfg = config(port, &[]);
+    let w = world(&cfg).await;
+    owe_receipt(&w, "POOL-1", "a@example.it").await;
+    let r = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!(r.delivered, 1);
+    peer.stop();
+    let peer = SmtpPeer::start(&dir, port, &[]);
+    let t = owe_receipt(&w, "POOL-2", "b@example.it").await;
+    let r = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!((r.delivered, r.failed), (1, 0), "{r:?}");
+    let id = outbox_id(&w, t, "ricevuta", "email").await;
+    assert_eq!(w.store.attempts_of(id).await.expect("attempts").len(), 1);
+    // Both messages are in the folder the two server runs shared.
+    assert_eq!(peer.envelopes().len(), 2);
+}
