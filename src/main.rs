@@ -50,6 +50,18 @@ enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Send one real message through the configured channel and print what happened.
+    SendTest {
+        /// email, pec or sms.
+        #[arg(long)]
+        channel: String,
+        /// The address or mobile number to send to.
+        #[arg(long)]
+        to: String,
+        /// The text (a short default says it is a test).
+        #[arg(long)]
+        text: Option<String>,
+    },
     /// Tools for development and load tests.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -253,6 +265,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 messo::daemon::run(config, messo::http::system_clock(), rx).await
             })?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::SendTest { channel, to, text } => {
+            let config = load_config(cli.config.as_ref())?;
+            let (email, pec, sms) = messo::delivery::dispatch::transports(&config)
+                .context("setting up the channels")?;
+            let transport = match channel.as_str() {
+                "email" => email,
+                "pec" => pec,
+                "sms" => sms,
+                other => anyhow::bail!("unknown channel {other:?}; expected email, pec or sms"),
+            };
+            let stamp = chrono::Utc::now().timestamp();
+            let msg = messo::delivery::OutMessage {
+                outbox_id: stamp,
+                ticket_id: 0,
+                number: "TEST".to_owned(),
+                kind: "prova".to_owned(),
+                recipient: "test".to_owned(),
+                channel: channel.clone(),
+                address: to.clone(),
+                subject: format!("Messo: messaggio di prova — {}", config.comune_name),
+                text: text.unwrap_or_else(|| {
+                    format!(
+                        "Messaggio di prova inviato da Messo per l'URP di {}. Non richiede risposta.",
+                        config.comune_name
+                    )
+                }),
+                html: None,
+            };
+            let sent = runtime()?.block_on(transport.send(&msg, false));
+            let mut ok = false;
+            for a in &sent.attempts {
+                out!(
+                    "{} via {}: {}{}{}{} ({} ms)",
+                    messo::notify::mask(&to),
+                    a.provider,
+                    a.outcome.label(),
+                    a.outcome.code().map(|c| format!(" [{c}]")).unwrap_or_default(),
+                    match &a.outcome {
+                        messo::delivery::Outcome::Delivered { provider_id: Some(id), .. } => format!(" id {id}"),
+                        _ => String::new(),
+                    },
+                    a.outcome.reason().map(|r| format!(": {r}")).unwrap_or_default(),
+                    a.latency_ms
+                );
+                ok = matches!(a.outcome, messo::delivery::Outcome::Delivered { .. });
+            }
+            if sent.attempts.is_empty() {
+                out!("not sent: no provider is available");
+            }
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Migrate => {
             let config = load_config(cli.config.as_ref())?;

@@ -113,18 +113,12 @@ pub fn valid_email(s: &str) -> bool {
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// Normalizes a mobile number to E.164: spaces, dots and dashes are dropped; the result must be
-/// `+` and 8–15 digits.
+/// Normalizes a phone number to E.164 with the `phonenumber` metadata: `+39 347 123 4567`,
+/// `0039 347…` and `347 123 4567` all give `+393471234567`. Whether it can take an SMS is
+/// checked when one is sent (a landline is refused then, with the reason).
 pub fn normalize_e164(s: &str) -> Option<String> {
-    let compact: String = s
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.'))
-        .collect();
-    let digits = compact.strip_prefix('+')?;
-    ((8..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0'))
-    .then_some(compact)
+    // Italian national forms (`347 123 4567`, `0039…`) are read as Italian numbers.
+    crate::delivery::sms::normalize_number(s, false).ok()
 }
 
 /// Checks an Italian codice fiscale: 16 characters in its pattern (omocodia letters allowed in
@@ -341,7 +335,7 @@ fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<
             None => {
                 f.fail(
                     "mobile",
-                    "must be an international number in E.164 form, like +393471234567",
+                    "is not a phone number; write it like +393471234567 or 347 123 4567",
                 );
                 None
             }

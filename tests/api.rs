@@ -222,7 +222,7 @@ async fn bad_requests_get_a_reason_and_change_nothing() {
     let mut bad = ticket("2026/000124");
     bad["priority"] = json!("Urgent");
     bad["received_at"] = json!("2026-03-02T10:15:00");
-    bad["citizen"]["mobile"] = json!("3331112222");
+    bad["citizen"]["mobile"] = json!("+39 12");
     let r = api.post("/api/v1/tickets", &bad, &[]).await;
     assert_eq!(r.status, 422);
     let f = fields(&r);

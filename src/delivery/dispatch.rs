@@ -47,7 +47,8 @@ pub enum Transport {
 }
 
 impl Transport {
-    fn name(&self) -> &str {
+    /// Its name in attempts and logs.
+    pub fn name(&self) -> &str {
         match self {
             Transport::File(_) => "file",
             Transport::Smtp(s) => s.name(),
@@ -63,7 +64,8 @@ impl Transport {
         }
     }
 
-    async fn send(&self, msg: &OutMessage, in_doubt: bool) -> Sent {
+    /// Sends one message through this transport.
+    pub async fn send(&self, msg: &OutMessage, in_doubt: bool) -> Sent {
         match self {
             Transport::File(c) => c.send(msg, in_doubt).await,
             Transport::Smtp(c) => c.send(msg, in_doubt).await,
@@ -89,48 +91,9 @@ impl Transport {
     }
 }
 
-/// What a dispatch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DispatchReport {
-    pub delivered: u64,
-    /// Not delivered this time: retried, dead or held.
-    pub failed: u64,
-    pub dead: u64,
-    pub uncertain: u64,
-    /// Replacements owed by the fallback chain.
-    pub fallbacks: u64,
-    /// Messages sent again while an earlier attempt may have gone through.
-    pub resent: u64,
-    /// Not tried: no provider available.
-    pub deferred: u64,
-}
-
-/// Results written per transaction at most.
-const FLUSH_ROWS: usize = 256;
-/// How long a result waits to be written with others.
-const FLUSH_EVERY: Duration = Duration::from_millis(25);
-
-/// The dispatcher.
-pub struct Dispatcher {
-    store: Store,
-    email: Transport,
-    pec: Transport,
-    sms: Transport,
-    policy: Delivery,
-    comune: String,
-    office_email: String,
-    sms_opening: Option<Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>>,
-    metrics: Arc<Metrics>,
-    stopping: AtomicBool,
-}
-
-impl Dispatcher {
-    /// The channels the configuration asks for.
-    pub fn from_config(
-        store: Store,
-        config: &Config,
-        metrics: Arc<Metrics>,
-    ) -> Result<Dispatcher, SetupError> {
+/// The transports the configuration asks for: (email, pec, sms).
+pub fn transports(config: &Config) -> Result<(Transport, Transport, Transport), SetupError> {
+        crate::install_crypto();
         let n = &config.notify;
         let display = format!("URP {}", config.comune_name);
         let file = || {
@@ -178,6 +141,53 @@ impl Dispatcher {
             )?),
             _ => file()?,
         };
+        Ok((email, pec, sms))
+}
+
+/// What a dispatch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    pub delivered: u64,
+    /// Not delivered this time: retried, dead or held.
+    pub failed: u64,
+    pub dead: u64,
+    pub uncertain: u64,
+    /// Replacements owed by the fallback chain.
+    pub fallbacks: u64,
+    /// Messages sent again while an earlier attempt may have gone through.
+    pub resent: u64,
+    /// Not tried: no provider available.
+    pub deferred: u64,
+}
+
+/// Results written per transaction at most.
+const FLUSH_ROWS: usize = 256;
+/// How long a result waits to be written with others.
+const FLUSH_EVERY: Duration = Duration::from_millis(25);
+
+/// The dispatcher.
+pub struct Dispatcher {
+    store: Store,
+    email: Transport,
+    pec: Transport,
+    sms: Transport,
+    policy: Delivery,
+    comune: String,
+    office_email: String,
+    sms_opening: Option<Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>>,
+    metrics: Arc<Metrics>,
+    stopping: AtomicBool,
+}
+
+impl Dispatcher {
+    /// The channels the configuration asks for.
+    pub fn from_config(
+        store: Store,
+        config: &Config,
+        metrics: Arc<Metrics>,
+    ) -> Result<Dispatcher, SetupError> {
+        let (email, pec, sms) = transports(config)?;
+        let n = &config.notify;
         Ok(Dispatcher {
             store,
             email,
@@ -271,6 +281,7 @@ impl Dispatcher {
         let mut leased: u64 = 0;
         let mut exhausted = false;
         let mut last_flush = Instant::now();
+        let mut fallbacks_seen = 0;
         loop {
             if !exhausted
                 && set.len() <= cap / 2
@@ -300,6 +311,13 @@ impl Dispatcher {
                 }
             }
             if set.is_empty() {
+                // Replacements owed by the fallback chain go out in the same drain.
+                self.flush(std::mem::take(&mut done), clock(), &mut report).await?;
+                if report.fallbacks > fallbacks_seen && leased < max && !self.stopping.load(Ordering::SeqCst) {
+                    fallbacks_seen = report.fallbacks;
+                    exhausted = false;
+                    continue;
+                }
                 break;
             }
             match tokio::time::timeout(FLUSH_EVERY, set.join_next()).await {

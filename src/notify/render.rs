@@ -160,10 +160,33 @@ pub fn render(row: &OutboxRow, comune: &str) -> Rendered {
         ),
         ("cittadino_irraggiungibile", _) => (
             format!("Cittadino non raggiungibile: pratica {number}"),
-            vec![format!(
-                "la comunicazione «{}» per la pratica {number} non è stata inviata: il cittadino non ha un recapito utilizzabile (nessun indirizzo o revoca del consenso su ogni canale). Contattarlo per altra via.",
-                s(p, "undelivered_kind")
-            )],
+            match p["failure"].as_str() {
+                Some(failure) => vec![
+                    format!(
+                        "la comunicazione «{}» per la pratica {number} non è stata recapitata: il canale {} l'ha rifiutata e non resta un altro recapito utilizzabile.",
+                        s(p, "undelivered_kind"),
+                        s(p, "failed_channel")
+                    ),
+                    format!("Motivo: {failure}"),
+                    "Contattare il cittadino per altra via.".to_owned(),
+                ],
+                None => vec![format!(
+                    "la comunicazione «{}» per la pratica {number} non è stata inviata: il cittadino non ha un recapito utilizzabile (nessun indirizzo o revoca del consenso su ogni canale). Contattarlo per altra via.",
+                    s(p, "undelivered_kind")
+                )],
+            },
+        ),
+        ("esito_incerto", _) => (
+            format!("Esito incerto di un invio: pratica {number}"),
+            vec![
+                format!(
+                    "non sappiamo se la comunicazione «{}» per la pratica {number} ({}) sia arrivata al cittadino: il fornitore non ha risposto in tempo e non può essere interrogato.",
+                    s(p, "undelivered_kind"),
+                    s(p, "failed_channel")
+                ),
+                format!("Dettaglio: {}", s(p, "failure")),
+                "Per non mandarla due volte non viene ripetuta: verificare con il fornitore o contattare il cittadino.".to_owned(),
+            ],
         ),
         ("chiusura", true) => (
             format!("Richiesta {number} conclusa"),

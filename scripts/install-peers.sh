@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Installs the SMTP peers that the integration tests start:
+#   - /usr/sbin/smtp-sink, from Debian's postfix package (postfix itself stays unconfigured and stopped);
+#   - target/peers-venv, a Python venv with aiosmtpd, which runs tests/peers/smtp_peer.py.
+# Idempotent: when both are already present it only checks them and returns within a second.
+# Needs root (or sudo) only for the apt-get step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+AIOSMTPD_VERSION=1.4.6
+VENV=target/peers-venv
+SMTP_SINK=/usr/sbin/smtp-sink
+
+say() { echo "install-peers: $*"; }
+die() { echo "install-peers: ERROR: $*" >&2; exit 1; }
+
+# Two runs at once (say, CI and a developer's shell) must not race on apt or on the venv.
+mkdir -p target
+exec 9>target/.install-peers.lock
+flock 9
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then SUDO=(sudo); fi
+fi
+
+apt_install() {
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=120 "$@"
+}
+
+port25_listening() {
+    ss -Hltn 'sport = :25' 2>/dev/null | grep -q .
+}
+
+# postfix is installed only for smtp-sink: make sure its daemon is not running or bound to port 25.
+stop_postfix() {
+    # (`postfix status` costs a second, so look at its master's pid file and at the port first.)
+    local pidfile=/var/spool/postfix/pid/master.pid master_pid=""
+    [ -r "$pidfile" ] && master_pid=$(tr -dc 0-9 <"$pidfile")
+    if { [ -n "$master_pid" ] && kill -0 "$master_pid" 2>/dev/null; } || port25_listening; then
+        if command -v postfix >/dev/null && "${SUDO[@]}" postfix status >/dev/null 2>&1; then
+            say "postfix is running; stopping it"
+            "${SUDO[@]}" postfix stop >/dev/null 2>&1 || true
+        fi
+    fi
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+        "${SUDO[@]}" systemctl disable --now postfix.service >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/postfix ] && port25_listening; then
+        "${SUDO[@]}" /etc/init.d/postfix stop >/dev/null 2>&1 || true
+    fi
+    if port25_listening; then
+        say "warning: something still listens on port 25:"
+        ss -Hltnp 'sport = :25' >&2 || true
+    fi
+}
+
+# --- smtp-sink ------------------------------------------------------------------------------
+if [ -x "$SMTP_SINK" ]; then
+    say "smtp-sink: present ($SMTP_SINK)"
+else
+    say "smtp-sink: installing Debian's postfix package (unconfigured, only for smtp-sink)"
+    echo "postfix postfix/main_mailer_type select No configuration" \
+        | "${SUDO[@]}" debconf-set-selections
+    if ! apt_install postfix; then
+        say "apt-get install failed; running apt-get update and trying again"
+        "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=120 \
+            || die "apt-get update failed"
+        apt_install postfix || die "apt-get install postfix failed (needed for $SMTP_SINK)"
+    fi
+    [ -x "$SMTP_SINK" ] || die "postfix is installed but $SMTP_SINK is missing"
+    say "smtp-sink: installed ($SMTP_SINK)"
+fi
+stop_postfix
+
+# --- aiosmtpd venv --------------------------------------------------------------------------
+venv_ok() {
+    "$VENV/bin/python" -c "import aiosmtpd, sys; sys.exit(aiosmtpd.__version__ != '$AIOSMTPD_VERSION')" \
+        >/dev/null 2>&1
+}
+
+if venv_ok; then
+    say "aiosmtpd $AIOSMTPD_VERSION: present ($VENV)"
+else
+    command -v python3 >/dev/null || die "python3 is not on PATH"
+    say "aiosmtpd: creating $VENV with $(python3 --version 2>&1) and installing aiosmtpd==$AIOSMTPD_VERSION"
+    if ! python3 -m venv --clear "$VENV"; then
+        # Debian's own python3 needs python3-venv for ensurepip.
+        say "python3 -m venv failed; installing python3-venv and trying again"
+        apt_install python3-venv || die "apt-get install python3-venv failed"
+        python3 -m venv --clear "$VENV" || die "python3 -m venv $VENV failed"
+    fi
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        "aiosmtpd==$AIOSMTPD_VERSION" || die "pip install aiosmtpd==$AIOSMTPD_VERSION failed"
+    venv_ok || die "aiosmtpd $AIOSMTPD_VERSION does not import from $VENV/bin/python"
+    say "aiosmtpd $AIOSMTPD_VERSION: installed ($VENV)"
+fi
+
+say "ready: $SMTP_SINK, $VENV/bin/python (aiosmtpd $AIOSMTPD_VERSION)"
