@@ -302,12 +302,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     messo::notify::mask(&to),
                     a.provider,
                     a.outcome.label(),
-                    a.outcome.code().map(|c| format!(" [{c}]")).unwrap_or_default(),
+                    a.outcome
+                        .code()
+                        .map(|c| format!(" [{c}]"))
+                        .unwrap_or_default(),
                     match &a.outcome {
-                        messo::delivery::Outcome::Delivered { provider_id: Some(id), .. } => format!(" id {id}"),
+                        messo::delivery::Outcome::Delivered {
+                            provider_id: Some(id),
+                            ..
+                        } => format!(" id {id}"),
                         _ => String::new(),
                     },
-                    a.outcome.reason().map(|r| format!(": {r}")).unwrap_or_default(),
+                    a.outcome
+                        .reason()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default(),
                     a.latency_ms
                 );
                 ok = matches!(a.outcome, messo::delivery::Outcome::Delivered { .. });
@@ -315,7 +324,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if sent.attempts.is_empty() {
                 out!("not sent: no provider is available");
             }
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Migrate => {
             let config = load_config(cli.config.as_ref())?;

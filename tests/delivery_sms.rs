@@ -42,7 +42,10 @@ fn clock(t: Timestamp) -> Clock {
 fn config(vars: &[(&str, &str)]) -> Config {
     let mut env = vec![
         ("MESSO_CHANNELS__SMS".to_owned(), "http".to_owned()),
-        ("MESSO_DELIVERY__BREAKER_FAILURES".to_owned(), "3".to_owned()),
+        (
+            "MESSO_DELIVERY__BREAKER_FAILURES".to_owned(),
+            "3".to_owned(),
+        ),
     ];
     for (k, v) in vars {
         let k = k
@@ -51,7 +54,10 @@ fn config(vars: &[(&str, &str)]) -> Config {
         env.push((k, (*v).to_owned()));
     }
     // Provider tables are created by the file text; the variables fill them in.
-    let n = vars.iter().filter(|(k, _)| k.ends_with("P1_NAME") || *k == "P1_NAME").count();
+    let n = vars
+        .iter()
+        .filter(|(k, _)| k.ends_with("P1_NAME") || *k == "P1_NAME")
+        .count();
     let mut text = BUILTIN_TOML.to_owned();
     text.push_str("\n[sms]\nsender = \"ComuneRoma\"\nreply_number = \"+393470000000\"\n[[sms.providers]]\nname = \"primary\"\n");
     if n > 0 {
@@ -118,7 +124,10 @@ async fn owe_sms(w: &World, number: &str, mobile: &str) -> i64 {
 }
 
 async fn drain(w: &World, t: Timestamp) -> messo::delivery::dispatch::DispatchReport {
-    w.dispatcher.drain(&clock(t), u64::MAX).await.expect("drain")
+    w.dispatcher
+        .drain(&clock(t), u64::MAX)
+        .await
+        .expect("drain")
 }
 
 fn rest_it(server: &MockServer) -> Vec<(&'static str, String)> {
@@ -161,13 +170,24 @@ async fn rest_it_gets_the_documented_request_and_its_answer_is_recorded() {
         .await;
     let r = drain(&w, at(RECEIVED)).await;
     assert_eq!(r.delivered, 1, "{r:?}");
-    let s = w.store.delivery_state(id).await.expect("state").expect("row");
-    assert_eq!((s.state.as_str(), s.provider_id.as_deref()), ("delivered", Some("IOD-77")));
+    let s = w
+        .store
+        .delivery_state(id)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(
+        (s.state.as_str(), s.provider_id.as_deref()),
+        ("delivered", Some("IOD-77"))
+    );
     // The text on the air: GSM, short, the number, where to reply (the alias is one-way).
     let req = &server.received_requests().await.expect("requests")[0];
     let body: Value = serde_json::from_slice(&req.body).expect("json");
     let text = body["message"].as_str().expect("text");
-    assert!(text.contains("S-1") && text.contains("Risposte al +393470000000"), "{text}");
+    assert!(
+        text.contains("S-1") && text.contains("Risposte al +393470000000"),
+        "{text}"
+    );
     assert!(body["max_fragments"].as_u64().is_some_and(|n| n >= 1));
 }
 
@@ -182,7 +202,8 @@ async fn refusals_fall_back_to_email_and_rate_limits_wait_as_asked() {
     Mock::given(method("POST"))
         .and(body_string_contains("+393471111111"))
         .respond_with(
-            ResponseTemplate::new(400).set_body_json(json!({"result": "KO", "error": "BLACKLISTED"})),
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"result": "KO", "error": "BLACKLISTED"})),
         )
         .mount(&server)
         .await;
@@ -194,12 +215,29 @@ async fn refusals_fall_back_to_email_and_rate_limits_wait_as_asked() {
     let r = drain(&w, at(RECEIVED)).await;
     assert_eq!((r.delivered, r.dead, r.fallbacks), (2, 2, 2), "{r:?}");
 
-    let s = w.store.delivery_state(blacklisted).await.expect("state").expect("row");
+    let s = w
+        .store
+        .delivery_state(blacklisted)
+        .await
+        .expect("state")
+        .expect("row");
     assert_eq!(s.state, "dead");
-    assert!(s.last_error.as_deref().is_some_and(|e| e.contains("BLACKLISTED")), "{s:?}");
-    let s = w.store.delivery_state(landline).await.expect("state").expect("row");
     assert!(
-        s.last_error.as_deref().is_some_and(|e| e.contains("landline")),
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("BLACKLISTED")),
+        "{s:?}"
+    );
+    let s = w
+        .store
+        .delivery_state(landline)
+        .await
+        .expect("state")
+        .expect("row");
+    assert!(
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("landline")),
         "{s:?}"
     );
     // Both fell back to e-mail (the file channel here), which went out in the same drain.
@@ -210,7 +248,12 @@ async fn refusals_fall_back_to_email_and_rate_limits_wait_as_asked() {
         .collect();
     assert_eq!(mails.len(), 2, "{mails:?}");
     // 429: retried exactly when the provider asked, not before.
-    let s = w.store.delivery_state(limited).await.expect("state").expect("row");
+    let s = w
+        .store
+        .delivery_state(limited)
+        .await
+        .expect("state")
+        .expect("row");
     assert_eq!(s.state, "retry");
     let nb: (i64,) = sqlx::query_as("SELECT not_before FROM outbox WHERE id = $1")
         .bind(limited)
@@ -262,9 +305,18 @@ async fn a_failing_primary_fails_over_to_twilio_and_twilio_refusals_are_final() 
         .await;
     let r = drain(&w, at(RECEIVED)).await;
     assert_eq!((r.delivered - r.fallbacks, r.dead), (1, 1), "{r:?}");
-    let s = w.store.delivery_state(ok).await.expect("state").expect("row");
+    let s = w
+        .store
+        .delivery_state(ok)
+        .await
+        .expect("state")
+        .expect("row");
     assert_eq!(
-        (s.state.as_str(), s.provider.as_deref(), s.provider_id.as_deref()),
+        (
+            s.state.as_str(),
+            s.provider.as_deref(),
+            s.provider_id.as_deref()
+        ),
         ("delivered", Some("backup"), Some("SM42"))
     );
     let a = w.store.attempts_of(ok).await.expect("attempts");
@@ -272,9 +324,23 @@ async fn a_failing_primary_fails_over_to_twilio_and_twilio_refusals_are_final() 
         .iter()
         .map(|a| (a.provider.as_str(), a.outcome.as_str(), a.code.as_deref()))
         .collect();
-    assert_eq!(seen, [("primary", "transient", Some("500")), ("backup", "delivered", Some("201"))]);
-    let s = w.store.delivery_state(bad).await.expect("state").expect("row");
-    assert!(s.last_error.as_deref().is_some_and(|e| e.contains("21211")), "{s:?}");
+    assert_eq!(
+        seen,
+        [
+            ("primary", "transient", Some("500")),
+            ("backup", "delivered", Some("201"))
+        ]
+    );
+    let s = w
+        .store
+        .delivery_state(bad)
+        .await
+        .expect("state")
+        .expect("row");
+    assert!(
+        s.last_error.as_deref().is_some_and(|e| e.contains("21211")),
+        "{s:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,7 +383,10 @@ async fn a_hang_past_the_timeout_is_settled_by_asking_the_provider_not_by_resend
         .await;
     Mock::given(method("POST"))
         .and(path("/API/v1.0/REST/sms"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"result": "OK", "internal_order_id": "X2"})))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"result": "OK", "internal_order_id": "X2"})),
+        )
         .mount(&server)
         .await;
     let r = drain(&w, at(RECEIVED).plus(3600)).await;
@@ -328,9 +397,22 @@ async fn a_hang_past_the_timeout_is_settled_by_asking_the_provider_not_by_resend
             .count()
     };
     let reqs = server.received_requests().await.expect("requests");
-    assert_eq!(posts(&reqs, "+393471234567"), 1, "the delivered one is not sent again");
-    assert_eq!(posts(&reqs, "+393477654321"), 2, "the one the provider never got is sent");
-    let s = w.store.delivery_state(id).await.expect("state").expect("row");
+    assert_eq!(
+        posts(&reqs, "+393471234567"),
+        1,
+        "the delivered one is not sent again"
+    );
+    assert_eq!(
+        posts(&reqs, "+393477654321"),
+        2,
+        "the one the provider never got is sent"
+    );
+    let s = w
+        .store
+        .delivery_state(id)
+        .await
+        .expect("state")
+        .expect("row");
     assert_eq!((s.state.as_str(), s.resent), ("delivered", 0));
 }
 
@@ -368,7 +450,8 @@ async fn login_sessions_and_the_generic_json_provider() {
         ("P0_BASE_URL", format!("{}/v2/messages", generic.uri())),
         (
             "P0_BODY",
-            r#"{"dest":"{{to}}","msg":"{{text}}","ref":"{{order_id}}","from":"{{sender}}"}"#.to_owned(),
+            r#"{"dest":"{{to}}","msg":"{{text}}","ref":"{{order_id}}","from":"{{sender}}"}"#
+                .to_owned(),
         ),
         ("P0_ID_POINTER", "/data/id".to_owned()),
         ("P0_HEADERS__X_API_KEY", "k-1".to_owned()),
@@ -378,12 +461,19 @@ async fn login_sessions_and_the_generic_json_provider() {
     Mock::given(method("POST"))
         .and(path("/v2/messages"))
         .and(header("x_api_key", "k-1"))
-        .and(body_partial_json(json!({"dest": "+393471234567", "ref": format!("messo-{id}"), "from": "ComuneRoma"})))
+        .and(body_partial_json(
+            json!({"dest": "+393471234567", "ref": format!("messo-{id}"), "from": "ComuneRoma"}),
+        ))
         .respond_with(ResponseTemplate::new(202).set_body_json(json!({"data": {"id": 991}})))
         .expect(1)
         .mount(&generic)
         .await;
     assert_eq!(drain(&w, at(RECEIVED)).await.delivered, 1);
-    let s = w.store.delivery_state(id).await.expect("state").expect("row");
+    let s = w
+        .store
+        .delivery_state(id)
+        .await
+        .expect("state")
+        .expect("row");
     assert_eq!(s.provider_id.as_deref(), Some("991"));
 }

@@ -388,7 +388,9 @@ async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with
     assert_eq!(alert[0]["rcpt_tos"], json!(["urp@comune.roma.it"]));
     let text = mail::part(&peer.message(1), "text/plain").expect("text");
     assert!(
-        text.contains("pratica F-550") && text.contains("Motivo: smtp: RCPT TO") && text.contains("550"),
+        text.contains("pratica F-550")
+            && text.contains("Motivo: smtp: RCPT TO")
+            && text.contains("550"),
         "{text}"
     );
     drop(peer);

@@ -93,55 +93,55 @@ impl Transport {
 
 /// The transports the configuration asks for: (email, pec, sms).
 pub fn transports(config: &Config) -> Result<(Transport, Transport, Transport), SetupError> {
-        crate::install_crypto();
-        let n = &config.notify;
-        let display = format!("URP {}", config.comune_name);
-        let file = || {
-            FileChannel::new(
-                &config.channels.file_dir,
-                &n.sender_email,
-                &config.comune_name,
-                Some(&n.office_email),
-            )
-            .map(Transport::File)
-            .map_err(SetupError::File)
-        };
-        let smtp = |section: &'static str, account: &crate::config::SmtpAccount, sender: &str| {
-            SmtpChannel::new(
-                section,
-                account.clone(),
-                sender,
-                &display,
-                Some(&n.office_email),
-                &config.delivery,
-            )
-            .map(Transport::Smtp)
-            .map_err(|source| SetupError::Smtp { section, source })
-        };
-        let email = match (config.channels.email, &config.smtp) {
-            (ChannelMode::Smtp, Some(a)) => {
-                smtp("smtp", a, a.sender.as_deref().unwrap_or(&n.sender_email))?
-            }
-            _ => file()?,
-        };
-        let pec = match (config.channels.pec, &config.smtp, &config.pec) {
-            (ChannelMode::Smtp, Some(a), _) => {
-                smtp("smtp", a, a.sender.as_deref().unwrap_or(&n.sender_email))?
-            }
-            (ChannelMode::Pec, _, Some(a)) => {
-                smtp("pec", a, a.sender.as_deref().unwrap_or(&n.sender_email))?
-            }
-            _ => file()?,
-        };
-        let sms = match config.channels.sms {
-            ChannelMode::Http => Transport::Sms(SmsChannel::new(
-                &config.sms,
-                &config.delivery,
-                &config.http.public_base_url,
-            )?),
-            _ => file()?,
-        };
-        Ok((email, pec, sms))
+    crate::install_crypto();
+    let n = &config.notify;
+    let display = format!("URP {}", config.comune_name);
+    let file = || {
+        FileChannel::new(
+            &config.channels.file_dir,
+            &n.sender_email,
+            &config.comune_name,
+            Some(&n.office_email),
+        )
+        .map(Transport::File)
+        .map_err(SetupError::File)
+    };
+    let smtp = |section: &'static str, account: &crate::config::SmtpAccount, sender: &str| {
+        SmtpChannel::new(
+            section,
+            account.clone(),
+            sender,
+            &display,
+            Some(&n.office_email),
+            &config.delivery,
+        )
+        .map(Transport::Smtp)
+        .map_err(|source| SetupError::Smtp { section, source })
+    };
+    let email = match (config.channels.email, &config.smtp) {
+        (ChannelMode::Smtp, Some(a)) => {
+            smtp("smtp", a, a.sender.as_deref().unwrap_or(&n.sender_email))?
+        }
+        _ => file()?,
+    };
+    let pec = match (config.channels.pec, &config.smtp, &config.pec) {
+        (ChannelMode::Smtp, Some(a), _) => {
+            smtp("smtp", a, a.sender.as_deref().unwrap_or(&n.sender_email))?
+        }
+        (ChannelMode::Pec, _, Some(a)) => {
+            smtp("pec", a, a.sender.as_deref().unwrap_or(&n.sender_email))?
+        }
+        _ => file()?,
+    };
+    let sms = match config.channels.sms {
+        ChannelMode::Http => Transport::Sms(SmsChannel::new(
+            &config.sms,
+            &config.delivery,
+            &config.http.public_base_url,
+        )?),
+        _ => file()?,
+    };
+    Ok((email, pec, sms))
 }
 
 /// What a dispatch did.
@@ -312,8 +312,12 @@ impl Dispatcher {
             }
             if set.is_empty() {
                 // Replacements owed by the fallback chain go out in the same drain.
-                self.flush(std::mem::take(&mut done), clock(), &mut report).await?;
-                if report.fallbacks > fallbacks_seen && leased < max && !self.stopping.load(Ordering::SeqCst) {
+                self.flush(std::mem::take(&mut done), clock(), &mut report)
+                    .await?;
+                if report.fallbacks > fallbacks_seen
+                    && leased < max
+                    && !self.stopping.load(Ordering::SeqCst)
+                {
                     fallbacks_seen = report.fallbacks;
                     exhausted = false;
                     continue;

@@ -191,7 +191,7 @@ pub struct Breaker {
 }
 
 /// The longest an open circuit waits between probes.
-const MAX_COOLDOWN: Duration = Duration::from_secs(300);
+const MAX_COOLDOWN: Duration = Duration::from_secs(60);
 
 impl Breaker {
     pub fn new(threshold: u32, cooldown: Duration) -> Breaker {
