@@ -255,7 +255,7 @@ fn required(p: &mut Problems, key: &str, v: Option<String>) -> String {
 fn url(p: &mut Problems, key: &str, v: Option<String>, default: Option<&str>) -> String {
     let v = v.or_else(|| default.map(str::to_owned));
     let v = required(p, key, v);
-    if !v.is_empty() && !(v.starts_with("https://") || v.starts_with("http://")) {
+    if !(v.is_empty() || v.starts_with("https://") || v.starts_with("http://")) {
         p.add(
             key,
             format!("expected an http:// or https:// URL, found {v:?}"),

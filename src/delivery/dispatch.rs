@@ -42,7 +42,7 @@ pub enum SetupError {
 /// One channel's transport.
 pub enum Transport {
     File(FileChannel),
-    Smtp(SmtpChannel),
+    Smtp(Box<SmtpChannel>),
     Sms(SmsChannel),
 }
 
@@ -115,7 +115,7 @@ pub fn transports(config: &Config) -> Result<(Transport, Transport, Transport), 
             Some(&n.office_email),
             &config.delivery,
         )
-        .map(Transport::Smtp)
+        .map(|c| Transport::Smtp(Box::new(c)))
         .map_err(|source| SetupError::Smtp { section, source })
     };
     let email = match (config.channels.email, &config.smtp) {

@@ -569,90 +569,6 @@ impl Provider {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn italian_numbers_normalise_and_landlines_are_refused() {
-        for (input, want) in [
-            ("347 123 4567", "+393471234567"),
-            ("+39 347 1234567", "+393471234567"),
-            ("0039 347-123-4567", "+393471234567"),
-            ("(347) 123.4567", "+393471234567"),
-            ("+33 6 12 34 56 78", "+33612345678"),
-        ] {
-            assert_eq!(
-                normalize_number(input, true).as_deref(),
-                Ok(want),
-                "{input}"
-            );
-        }
-        assert!(normalize_number("347 12", true).is_err());
-        assert_eq!(
-            normalize_number("06 67101234", true),
-            Err(NumberError::Landline)
-        );
-        assert_eq!(
-            normalize_number("06 67101234", false).as_deref(),
-            Ok("+390667101234")
-        );
-        assert_eq!(normalize_number("ciao", true), Err(NumberError::Unparsable));
-    }
-
-    #[test]
-    fn encoding_and_parts() {
-        assert_eq!(
-            encoding("Richiesta 2026/123 ricevuta: è già in carico."),
-            (Encoding::Gsm, 1)
-        );
-        assert_eq!(encoding(&"a".repeat(160)), (Encoding::Gsm, 1));
-        assert_eq!(encoding(&"a".repeat(161)), (Encoding::Gsm, 2));
-        assert_eq!(encoding(&"€".repeat(80)), (Encoding::Gsm, 1));
-        assert_eq!(encoding(&"€".repeat(81)), (Encoding::Gsm, 2));
-        assert_eq!(encoding("«ciao»"), (Encoding::Ucs2, 1));
-        assert_eq!(encoding(&"ő".repeat(71)), (Encoding::Ucs2, 2));
-        assert_eq!(
-            encoding(&gsm_friendly("«Richiesta» — È tutto…")),
-            (Encoding::Gsm, 1)
-        );
-        assert_eq!(gsm_friendly("«x» — È…"), "\"x\" - E...");
-    }
-
-    #[test]
-    fn templates_escape_values() {
-        let t = r#"{"to":"{{to}}","text":"{{text}}","ref":"{{order_id}}","from":"{{sender}}"}"#;
-        let filled = fill_template(t, "+39347", "a \"quoted\"\nline", "42", "URP");
-        let v: Value = serde_json::from_str(&filled).expect("valid JSON");
-        assert_eq!(v["text"], "a \"quoted\"\nline");
-        assert_eq!(v["ref"], "42");
-    }
-
-    #[test]
-    fn rest_it_statuses_map_to_outcomes() {
-        assert!(matches!(
-            rest_it_status("DLVRD"),
-            Some(Outcome::Delivered { .. })
-        ));
-        assert!(matches!(
-            rest_it_status("TOOM4NUM"),
-            Some(Outcome::Transient {
-                retry_after: Some(_),
-                ..
-            })
-        ));
-        assert!(matches!(
-            rest_it_status("BLACKLISTED"),
-            Some(Outcome::Permanent { .. })
-        ));
-        assert!(matches!(
-            rest_it_status("INVALIDDST"),
-            Some(Outcome::Permanent { .. })
-        ));
-        assert_eq!(rest_it_status("SOMETHING"), None);
-    }
-}
-
 /// A provider with its circuit breaker, rate limit and concurrency bound.
 pub struct Guarded {
     pub provider: Provider,
@@ -838,5 +754,89 @@ impl super::Channel for SmsChannel {
             }
         }
         super::Sent { attempts, resent }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn italian_numbers_normalise_and_landlines_are_refused() {
+        for (input, want) in [
+            ("347 123 4567", "+393471234567"),
+            ("+39 347 1234567", "+393471234567"),
+            ("0039 347-123-4567", "+393471234567"),
+            ("(347) 123.4567", "+393471234567"),
+            ("+33 6 12 34 56 78", "+33612345678"),
+        ] {
+            assert_eq!(
+                normalize_number(input, true).as_deref(),
+                Ok(want),
+                "{input}"
+            );
+        }
+        assert!(normalize_number("347 12", true).is_err());
+        assert_eq!(
+            normalize_number("06 67101234", true),
+            Err(NumberError::Landline)
+        );
+        assert_eq!(
+            normalize_number("06 67101234", false).as_deref(),
+            Ok("+390667101234")
+        );
+        assert_eq!(normalize_number("ciao", true), Err(NumberError::Unparsable));
+    }
+
+    #[test]
+    fn encoding_and_parts() {
+        assert_eq!(
+            encoding("Richiesta 2026/123 ricevuta: è già in carico."),
+            (Encoding::Gsm, 1)
+        );
+        assert_eq!(encoding(&"a".repeat(160)), (Encoding::Gsm, 1));
+        assert_eq!(encoding(&"a".repeat(161)), (Encoding::Gsm, 2));
+        assert_eq!(encoding(&"€".repeat(80)), (Encoding::Gsm, 1));
+        assert_eq!(encoding(&"€".repeat(81)), (Encoding::Gsm, 2));
+        assert_eq!(encoding("«ciao»"), (Encoding::Ucs2, 1));
+        assert_eq!(encoding(&"ő".repeat(71)), (Encoding::Ucs2, 2));
+        assert_eq!(
+            encoding(&gsm_friendly("«Richiesta» — È tutto…")),
+            (Encoding::Gsm, 1)
+        );
+        assert_eq!(gsm_friendly("«x» — È…"), "\"x\" - E...");
+    }
+
+    #[test]
+    fn templates_escape_values() {
+        let t = r#"{"to":"{{to}}","text":"{{text}}","ref":"{{order_id}}","from":"{{sender}}"}"#;
+        let filled = fill_template(t, "+39347", "a \"quoted\"\nline", "42", "URP");
+        let v: Value = serde_json::from_str(&filled).expect("valid JSON");
+        assert_eq!(v["text"], "a \"quoted\"\nline");
+        assert_eq!(v["ref"], "42");
+    }
+
+    #[test]
+    fn rest_it_statuses_map_to_outcomes() {
+        assert!(matches!(
+            rest_it_status("DLVRD"),
+            Some(Outcome::Delivered { .. })
+        ));
+        assert!(matches!(
+            rest_it_status("TOOM4NUM"),
+            Some(Outcome::Transient {
+                retry_after: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            rest_it_status("BLACKLISTED"),
+            Some(Outcome::Permanent { .. })
+        ));
+        assert!(matches!(
+            rest_it_status("INVALIDDST"),
+            Some(Outcome::Permanent { .. })
+        ));
+        assert_eq!(rest_it_status("SOMETHING"), None);
     }
 }

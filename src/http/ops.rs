@@ -64,6 +64,17 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "messo_notices_delivered_total {}",
         m.delivered_total.load(Ordering::Relaxed)
     );
+    for (name, v) in [
+        ("messo_notices_failed_total", &m.failed_total),
+        ("messo_notices_dead_total", &m.dead_total),
+        ("messo_notices_uncertain_total", &m.uncertain_total),
+        ("messo_resent_total", &m.resent_total),
+        ("messo_fallback_total", &m.fallback_total),
+        ("messo_attempts_total", &m.attempts_total),
+    ] {
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+    }
     let _ = writeln!(out, "# TYPE messo_crm_inbox_rows_total counter");
     let _ = writeln!(
         out,

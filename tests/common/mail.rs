@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by several test crates, each using a part
 //! Reading the e-mails the tests receive: the decoded text/plain and text/html parts of a MIME
 //! message, and its headers.
 

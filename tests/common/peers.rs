@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by several test crates, each using a part
 //! Real peers the delivery tests talk to: an SMTP server (aiosmtpd, from the venv that
 //! `scripts/install-peers.sh` makes) and TLS certificates for it.
 
