@@ -95,7 +95,12 @@ async fn drain_all(d: &Arc<Dispatcher>, clock: &Clock) -> u64 {
 
 fn config(env: &[(&str, String)]) -> Config {
     let mut text = BUILTIN_TOML.to_owned();
-    text.push_str("\n[[sms.providers]]\nname = \"stub\"\n");
+    if env
+        .iter()
+        .any(|(k, _)| k.starts_with("MESSO_SMS__PROVIDERS"))
+    {
+        text.push_str("\n[[sms.providers]]\nname = \"stub\"\n");
+    }
     let env = env
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))

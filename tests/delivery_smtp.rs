@@ -506,3 +506,113 @@ async fn a_server_that_is_down_opens_the_breaker_and_a_stale_pooled_connection_i
     // Both messages are in the folder the two server runs shared.
     assert_eq!(peer.envelopes().len(), 2);
 }
+
+fn pg_base() -> String {
+    std::env::var("MESSO_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Two daemons' dispatchers share one PostgreSQL store: each of 300 e-mails reaches the server
+/// exactly once (rows are leased with SKIP LOCKED; a result is written only under its lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dispatchers_on_postgresql_send_each_message_once() {
+    const N: usize = 300;
+    let peer = SmtpPeer::start(&tmp("peer"), 0, &[]);
+    let cfg = config(peer.port, &[]);
+    let schema = unique("messo_d");
+    let admin = Store::connect(&pg_base())
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(admin.pool())
+        .await
+        .expect("schema");
+    let url = format!("{}?options=-c%20search_path%3D{schema}", pg_base());
+    let store = Store::connect(&url).await.expect("postgres");
+    store.migrate().await.expect("migrate");
+    store
+        .register_config(&cfg, at("2026-01-01T00:00:00Z"))
+        .await
+        .expect("register");
+    let tickets: Vec<NewTicket> = (0..N)
+        .map(|i| {
+            NewTicket::from_json(&json!({
+                "number": format!("PG-{i}"),
+                "office": "anagrafe",
+                "priority": "normale",
+                "subject": "Certificato",
+                "received_at": RECEIVED,
+                "citizen": {"email": format!("c{i}@example.it")}
+            }))
+            .expect("ticket")
+        })
+        .collect();
+    store
+        .create_many(&tickets, Source::Crm, at(RECEIVED))
+        .await
+        .expect("seed");
+    Engine::new(store.clone(), cfg.notify.clone())
+        .cycle(at(RECEIVED))
+        .await
+        .expect("engine");
+    let one = Arc::new(
+        Dispatcher::from_config(store.clone(), &cfg, Arc::new(Metrics::default())).expect("one"),
+    );
+    let other_store = Store::connect(&url).await.expect("second connection pool");
+    let two = Arc::new(
+        Dispatcher::from_config(other_store, &cfg, Arc::new(Metrics::default())).expect("two"),
+    );
+    let c = clock(at(RECEIVED));
+    let (a, b) = tokio::join!(one.drain(&c, u64::MAX), two.drain(&c, u64::MAX));
+    let (a, b) = (a.expect("one"), b.expect("two"));
+    assert_eq!(a.delivered + b.delivered, N as u64, "{a:?} {b:?}");
+    assert!(
+        a.delivered > 0 && b.delivered > 0,
+        "both took a share: {a:?} {b:?}"
+    );
+    let env = peer.envelopes();
+    assert_eq!(env.len(), N);
+    let mut rcpts: Vec<String> = env
+        .iter()
+        .map(|e| e["rcpt_tos"][0].as_str().unwrap_or("").to_owned())
+        .collect();
+    rcpts.sort();
+    rcpts.dedup();
+    assert_eq!(rcpts.len(), N, "no citizen got the receipt twice");
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(admin.pool())
+        .await;
+}
+
+/// `messo send-test` sends one real message through the configured channel and says what
+/// happened; a refusal exits non-zero with the server's reason.
+#[test]
+fn send_test_reports_what_the_server_answered() {
+    let peer = SmtpPeer::start(&tmp("peer"), 0, &["--fail-rcpt", "nobody@example.it:550"]);
+    let run = |to: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_messo"))
+            .args(["send-test", "--channel", "email", "--to", to])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("MESSO_CHANNELS__EMAIL", "smtp")
+            .env("MESSO_SMTP__HOST", "127.0.0.1")
+            .env("MESSO_SMTP__PORT", peer.port.to_string())
+            .env("MESSO_SMTP__SECURITY", "plain")
+            .output()
+            .expect("send-test")
+    };
+    let ok = run("anna@example.it");
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{out}");
+    assert!(
+        out.contains("a***@example.it via smtp: delivered [250]"),
+        "{out}"
+    );
+    let env = peer.envelopes();
+    assert_eq!(env[0]["rcpt_tos"], json!(["anna@example.it"]));
+    let text = mail::part(&peer.message(1), "text/plain").expect("text");
+    assert!(text.contains("Messaggio di prova"), "{text}");
+    let refused = run("nobody@example.it");
+    let out = String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success());
+    assert!(out.contains("permanent [550]"), "{out}");
+}

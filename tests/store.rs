@@ -100,6 +100,7 @@ on_both!(
     direct_writes_are_validated_and_never_loop,
     lists_filter_by_state_and_page,
     the_next_check_index_finds_what_came_due,
+    a_result_is_written_only_under_its_own_lease,
 );
 
 fn ticket_body(number: &str, received_at: &str, priority: &str) -> Value {
@@ -629,4 +630,97 @@ async fn postgres_polling_misses_nothing_with_concurrent_writers() {
             .expect("count");
     assert_eq!((tickets as u64, pending), (total, 0));
     drop_schema(&schema).await;
+}
+
+/// A worker whose lease expired (it stalled; another took the row over, in doubt) cannot
+/// overwrite the row with its late result; the new holder's result is the one written.
+async fn a_result_is_written_only_under_its_own_lease(store: Store) {
+    let t0 = ts("2026-03-02T10:15:00+01:00");
+    let rec = store
+        .create_ticket(
+            &new_ticket("L-1", "2026-03-02T10:15:00+01:00", "normale"),
+            Source::Api,
+            t0,
+        )
+        .await
+        .expect("create");
+    let id = rec.ticket().id;
+    let owed = messo::store::NewOutbox {
+        ticket_id: id,
+        kind: "ricevuta".to_owned(),
+        dedupe_key: "k".to_owned(),
+        recipient: "citizen".to_owned(),
+        channel: "email".to_owned(),
+        address: "mario.rossi@example.it".to_owned(),
+        language: "it".to_owned(),
+        payload: json!({"number": "L-1"}),
+        not_before: t0,
+    };
+    let row_id = store
+        .insert_message(&owed, t0)
+        .await
+        .expect("insert")
+        .expect("id");
+    let first = store
+        .lease_outbox(t0, 10, 60, Some(&["email"]))
+        .await
+        .expect("lease");
+    assert_eq!(
+        (first.len(), first[0].in_doubt, first[0].attempts),
+        (1, false, 1)
+    );
+    // Nothing more to lease while the lease holds; after it expires, the row comes back in doubt.
+    assert!(
+        store
+            .lease_outbox(t0.plus(30), 10, 60, None)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    let second = store
+        .lease_outbox(t0.plus(61), 10, 60, None)
+        .await
+        .expect("lease");
+    assert_eq!(
+        (second.len(), second[0].in_doubt, second[0].attempts),
+        (1, true, 2)
+    );
+    assert_ne!(first[0].lease_token, second[0].lease_token);
+    let result = |token: i64, state: &'static str| messo::store::Finished {
+        id: row_id,
+        lease_token: token,
+        attempt: 1,
+        channel: "email".to_owned(),
+        attempts: vec![],
+        state,
+        not_before: None,
+        error: Some(state.to_owned()),
+        provider: Some("smtp".to_owned()),
+        provider_id: None,
+        in_doubt: false,
+        resent: false,
+        refund: false,
+        delivered_at: None,
+        replacement: None,
+    };
+    store
+        .finish(t0.plus(62), &[result(first[0].lease_token, "dead")])
+        .await
+        .expect("finish");
+    let s = store
+        .delivery_state(row_id)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(s.state, "sending", "the stale result changed nothing");
+    store
+        .finish(t0.plus(63), &[result(second[0].lease_token, "delivered")])
+        .await
+        .expect("finish");
+    let s = store
+        .delivery_state(row_id)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!((s.state.as_str(), s.attempts), ("delivered", 2));
 }
