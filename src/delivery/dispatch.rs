@@ -21,7 +21,7 @@ use super::{Channel, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step, nex
 use crate::config::{ChannelMode, Config, Delivery};
 use crate::daemon::Metrics;
 use crate::http::Clock;
-use crate::notify::{FileChannel, mask, render};
+use crate::notify::{FileChannel, mask, mask_text, render};
 use crate::store::{AttemptRecord, Finished, OutboxRow, Store, StoreError};
 use crate::time::Timestamp;
 
@@ -485,7 +485,7 @@ impl Dispatcher {
                 } => {
                     f.not_before = Some(at);
                     f.in_doubt = row.in_doubt || in_doubt;
-                    tracing::info!(outbox_id = row.id, kind = %row.kind, to = %masked, attempt = row.attempts, retry_at = at.0, error = %error, "will retry");
+                    tracing::info!(outbox_id = row.id, kind = %row.kind, to = %masked, attempt = row.attempts, retry_at = at.0, error = %mask_text(&error), "will retry");
                     f.error = Some(error);
                     report.failed += 1;
                 }
@@ -499,7 +499,7 @@ impl Dispatcher {
                     report.dead += 1;
                     report.failed += 1;
                     f.replacement = self.replacement_for(row, &error, &citizens, false, now);
-                    tracing::warn!(outbox_id = row.id, kind = %row.kind, to = %masked, error = %error, fallback = f.replacement.as_ref().map(|r| r.channel.as_str()), "dead");
+                    tracing::warn!(outbox_id = row.id, kind = %row.kind, to = %masked, error = %mask_text(&error), fallback = f.replacement.as_ref().map(|r| r.channel.as_str()), "dead");
                     f.error = Some(error);
                 }
                 Step::Uncertain { error } => {
@@ -508,7 +508,7 @@ impl Dispatcher {
                     report.uncertain += 1;
                     report.failed += 1;
                     f.replacement = self.replacement_for(row, &error, &citizens, true, now);
-                    tracing::warn!(outbox_id = row.id, kind = %row.kind, to = %masked, error = %error, "outcome unknown: held for the office");
+                    tracing::warn!(outbox_id = row.id, kind = %row.kind, to = %masked, error = %mask_text(&error), "outcome unknown: held for the office");
                     f.error = Some(error);
                 }
             }

@@ -34,6 +34,27 @@ pub fn mask(address: &str) -> String {
     }
 }
 
+/// Free text (a server's error message) with every e-mail address and every run of 6 or more
+/// digits (a phone number, a fiscal code's digits) masked, for logs.
+pub fn mask_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let trimmed = word.trim_matches(|c: char| "<>()[],;:\"'".contains(c));
+        let digits = trimmed.chars().filter(char::is_ascii_digit).count();
+        if trimmed.contains('@') && trimmed.len() > 2 {
+            out.push_str(&word.replace(trimmed, &mask(trimmed)));
+        } else if digits >= 6 {
+            out.push_str(&word.replace(trimmed, &mask(trimmed)));
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
 fn write_atomically(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -152,5 +173,13 @@ mod tests {
     fn masks_personal_data() {
         assert_eq!(mask("mario.rossi@example.it"), "m***@example.it");
         assert_eq!(mask("+393471234567"), "+39***567");
+        assert_eq!(
+            mask_text("RCPT TO: 550 5.1.1 <mario.rossi@example.it>: Recipient rejected"),
+            "RCPT TO: 550 5.1.1 <m***@example.it>: Recipient rejected"
+        );
+        assert_eq!(
+            mask_text("refused (400): invalid number +393471234567, code 21211"),
+            "refused (400): invalid number +39***567, code 21211"
+        );
     }
 }

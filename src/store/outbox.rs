@@ -677,7 +677,7 @@ impl Store {
         Ok(id)
     }
 
-    /// Housekeeping: messages delivered or dead before `before` keep their row (its unique key is
+    /// Housekeeping: messages delivered, dead or held before `before` keep their row (its unique key is
     /// what stops a message being owed twice) but lose their address and content; processed
     /// `crm_inbox` rows lose their payload; idempotency answers older than `keys_before` go.
     /// Returns (messages redacted, inbox rows redacted, keys removed).
@@ -686,9 +686,18 @@ impl Store {
         before: Timestamp,
         keys_before: Timestamp,
     ) -> Result<(u64, u64, u64), StoreError> {
+        // Servers' error texts may quote the address: they go with it.
+        sqlx::query(
+            "UPDATE delivery_attempts SET error = NULL WHERE error IS NOT NULL AND outbox_id IN \
+             (SELECT id FROM outbox WHERE state IN ('delivered', 'dead', 'uncertain') \
+             AND updated_at < $1 AND address <> '')",
+        )
+        .bind(before.0)
+        .execute(&self.pool)
+        .await?;
         let messages = sqlx::query(
-            "UPDATE outbox SET address = '', payload = '{}' WHERE state IN ('delivered', 'dead') \
-             AND updated_at < $1 AND address <> ''",
+            "UPDATE outbox SET address = '', payload = '{}', last_error = NULL \
+             WHERE state IN ('delivered', 'dead', 'uncertain') AND updated_at < $1 AND address <> ''",
         )
         .bind(before.0)
         .execute(&self.pool)
