@@ -44,9 +44,7 @@ pub fn mask_text(text: &str) -> String {
         }
         let trimmed = word.trim_matches(|c: char| "<>()[],;:\"'".contains(c));
         let digits = trimmed.chars().filter(char::is_ascii_digit).count();
-        if trimmed.contains('@') && trimmed.len() > 2 {
-            out.push_str(&word.replace(trimmed, &mask(trimmed)));
-        } else if digits >= 6 {
+        if (trimmed.contains('@') && trimmed.len() > 2) || digits >= 6 {
             out.push_str(&word.replace(trimmed, &mask(trimmed)));
         } else {
             out.push_str(word);
