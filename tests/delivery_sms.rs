@@ -443,6 +443,32 @@ async fn login_sessions_and_the_generic_json_provider() {
         .await;
     assert_eq!(drain(&w, at(RECEIVED)).await.delivered, 1);
 
+    // A token the provider no longer accepts: the provider's fault, not the message's; the row
+    // waits and the provider's breaker counts it.
+    let refused = MockServer::start().await;
+    let mut c = cfg(rest_it(&refused));
+    let w = world(&mut c).await;
+    let id = owe_sms(&w, "L-401", "+393471234567").await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("invalid token"))
+        .mount(&refused)
+        .await;
+    let r = drain(&w, at(RECEIVED)).await;
+    assert_eq!((r.delivered, r.dead, r.failed), (0, 0, 1), "{r:?}");
+    let s = w
+        .store
+        .delivery_state(id)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(s.state, "retry");
+    assert!(
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("credentials (401)")),
+        "{s:?}"
+    );
+
     // Generic: our body template, our headers, the id where the pointer says.
     let generic = MockServer::start().await;
     let mut c = cfg(vec![

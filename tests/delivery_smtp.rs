@@ -616,3 +616,79 @@ fn send_test_reports_what_the_server_answered() {
     assert!(!refused.status.success());
     assert!(out.contains("permanent [550]"), "{out}");
 }
+
+/// postfix's smtp-sink as a faulty server: `-q .` drops the connection at the end of DATA
+/// without an answer (the message may or may not have been taken: uncertain, resent later with
+/// the same Message-ID); `-Q MAIL` answers 421 and hangs up before anything was accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_told_apart_by_stage() {
+    let sink = std::path::Path::new("/usr/sbin/smtp-sink");
+    assert!(
+        sink.exists(),
+        "{} is missing: run scripts/install-peers.sh",
+        sink.display()
+    );
+    let start = |fault: &[&str]| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let child = std::process::Command::new(sink)
+            .args(["-u", "root", "-a"])
+            .args(fault)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("10")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("smtp-sink");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        (child, port)
+    };
+
+    let (mut after_data, port) = start(&["-q", "."]);
+    let w = world(&config(port, &[])).await;
+    let t = owe_receipt(&w, "Q-1", "a@example.it").await;
+    let r = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!((r.delivered, r.failed), (0, 1), "{r:?}");
+    let id = outbox_id(&w, t, "ricevuta", "email").await;
+    let a = w.store.attempts_of(id).await.expect("attempts");
+    assert_eq!(a[0].outcome, "uncertain", "{a:?}");
+    let _ = after_data.kill();
+    let _ = after_data.wait();
+
+    let (mut at_mail, port) = start(&["-Q", "MAIL"]);
+    let w = world(&config(port, &[])).await;
+    let t = owe_receipt(&w, "Q-2", "b@example.it").await;
+    let r = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!((r.delivered, r.failed), (0, 1), "{r:?}");
+    let id = outbox_id(&w, t, "ricevuta", "email").await;
+    let a = w.store.attempts_of(id).await.expect("attempts");
+    assert_eq!(
+        (a[0].outcome.as_str(), a[0].code.as_deref()),
+        ("transient", Some("421")),
+        "{a:?}"
+    );
+    let s = w
+        .store
+        .delivery_state(id)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!((s.state.as_str(), s.resent), ("retry", 0));
+    let _ = at_mail.kill();
+    let _ = at_mail.wait();
+}
