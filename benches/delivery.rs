@@ -7,7 +7,9 @@
 //! - outage: N SMS queued while the stub answers 503 for `OUTAGE_S` seconds (default 600), then
 //!   the time from its recovery until every message is recorded delivered.
 //!
-//! Environment: `BENCH_N` (default 10000), `OUTAGE_S` (default 600, 0 skips the outage run).
+//! Environment: `BENCH_N` (default 10000), `OUTAGE_S` (default 600, 0 skips the outage run),
+//! `BENCH_DB=postgres` to use a new schema in PostgreSQL instead of SQLite (drop the
+//! `messo_bench_*` schemas afterwards).
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -39,16 +41,34 @@ fn free_port() -> u16 {
         .expect("port")
 }
 
+/// A fresh store: SQLite in a temporary folder, or (with `BENCH_DB=postgres`) a new schema in
+/// the PostgreSQL database of `MESSO_TEST_PG_URL` (default the local `test` database).
+async fn fresh_store(tag: &str) -> Store {
+    if std::env::var("BENCH_DB").as_deref() == Ok("postgres") {
+        let base = std::env::var("MESSO_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let schema = format!("messo_bench_{}_{tag}", std::process::id());
+        let admin = Store::connect(&base).await.expect("PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(admin.pool())
+            .await
+            .expect("schema");
+        return Store::connect(&format!("{base}?options=-c%20search_path%3D{schema}"))
+            .await
+            .expect("store");
+    }
+    let dir =
+        std::env::temp_dir().join(format!("messo-bench-delivery-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
+        .await
+        .expect("store")
+}
+
 /// A store with `n` receipts owed on `channel` (email or sms), all due now.
 async fn store_with(n: usize, config: &Config, channel: &str) -> (Store, Timestamp) {
-    let dir = std::env::temp_dir().join(format!(
-        "messo-bench-delivery-{}-{channel}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
-        .await
-        .expect("store");
+    static RUN: AtomicU64 = AtomicU64::new(0);
+    let store = fresh_store(&format!("{channel}{}", RUN.fetch_add(1, Ordering::Relaxed))).await;
     store.migrate().await.expect("migrate");
     // A weekday at 10:00 in Rome: inside the office hours and the SMS window.
     let now = Timestamp::parse_rfc3339("2026-03-03T10:00:00+01:00").expect("ts");

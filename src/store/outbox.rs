@@ -398,37 +398,46 @@ impl Store {
         lease_s: i64,
         channels: Option<&[&str]>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut tx = self.pool.begin().await?;
         let lock = match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         };
-        // Parameters in the order they appear in the text (SQLite binds `?` by position).
-        let ph = self.placeholders(1, 3 + channels.map_or(0, <[&str]>::len));
+        // One statement: claim and lease (SET expressions read the old row: a row still
+        // `sending` is one whose lease expired, so it comes back in doubt). Parameters are in
+        // the order they appear in the text (SQLite binds `?` by position).
+        let n_channels = channels.map_or(0, <[&str]>::len);
+        let ph = self.placeholders(1, 6 + n_channels);
         let filter = match channels {
-            Some(list) => format!(" AND channel IN ({})", ph[2..2 + list.len()].join(", ")),
+            Some(_) => format!(" AND channel IN ({})", ph[5..5 + n_channels].join(", ")),
             None => String::new(),
         };
         let sql = format!(
-            "SELECT id, ticket_id, kind, dedupe_key, recipient, channel, address, language, \
-             payload, not_before, attempts, created_at, \
-             CASE WHEN state = 'sending' THEN 1 ELSE in_doubt END AS doubt FROM outbox \
+            "UPDATE outbox SET in_doubt = CASE WHEN state = 'sending' THEN 1 ELSE in_doubt END, \
+             state = 'sending', lease_until = {}, lease_token = {}, attempts = attempts + 1, \
+             updated_at = {} WHERE id IN (SELECT id FROM outbox \
              WHERE state IN ('pending', 'retry', 'sending') AND not_before <= {} \
-             AND (state <> 'sending' OR lease_until < {}){filter} ORDER BY not_before, id LIMIT {}{lock}",
+             AND (state <> 'sending' OR lease_until < {}){filter} ORDER BY not_before, id LIMIT {}{lock}) \
+             RETURNING id, ticket_id, kind, dedupe_key, recipient, channel, address, language, \
+             payload, not_before, attempts, created_at, in_doubt",
             ph[0],
             ph[1],
+            ph[2],
+            ph[3],
+            ph[4],
             ph[ph.len() - 1]
         );
+        let token = (getrandom::u64().unwrap_or(now.0 as u64) >> 1) as i64;
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now.0 + lease_s)
+            .bind(token)
+            .bind(now.0)
             .bind(now.0)
             .bind(now.0);
         for c in channels.unwrap_or(&[]) {
             q = q.bind(*c);
         }
-        let q = q.bind(limit);
-        let rows = q.fetch_all(&mut *tx).await?;
+        let rows = q.bind(limit).fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
-        let token = (getrandom::u64().unwrap_or(now.0 as u64) >> 1) as i64;
         for r in &rows {
             let id: i64 = r.try_get("id")?;
             let payload: String = r.try_get("payload")?;
@@ -444,30 +453,14 @@ impl Store {
                 payload: serde_json::from_str(&payload)
                     .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
                 not_before: Timestamp(r.try_get("not_before")?),
-                attempts: r.try_get::<i64, _>("attempts")? + 1,
+                // Already counted: this attempt's number.
+                attempts: r.try_get("attempts")?,
                 created_at: Timestamp(r.try_get("created_at")?),
-                in_doubt: r.try_get::<i64, _>("doubt")? != 0,
+                in_doubt: r.try_get::<i64, _>("in_doubt")? != 0,
                 lease_token: token,
             });
         }
-        for chunk in out.chunks(500) {
-            let set = self.placeholders(1, 3);
-            let list = self.placeholders(4, chunk.len()).join(", ");
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE outbox SET in_doubt = CASE WHEN state = 'sending' THEN 1 ELSE in_doubt END, \
-                 state = 'sending', lease_until = {}, lease_token = {}, attempts = attempts + 1, \
-                 updated_at = {} WHERE id IN ({list})",
-                set[0], set[1], set[2]
-            )))
-            .bind(now.0 + lease_s)
-            .bind(token)
-            .bind(now.0);
-            for r in chunk {
-                q = q.bind(r.id);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+        out.sort_by_key(|r| (r.not_before, r.id));
         Ok(out)
     }
 
@@ -495,7 +488,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let chunk_size = match self.backend {
             Backend::Sqlite => 100,
-            Backend::Postgres => 40,
+            Backend::Postgres => 100,
         };
         let attempts: Vec<(&Finished, &AttemptRecord)> = done
             .iter()
