@@ -62,6 +62,9 @@ enum Command {
         #[arg(long)]
         text: Option<String>,
     },
+    /// Record one PEC receipt read from standard input (run by the PEC mailbox's delivery agent).
+    /// Exits 0 when recorded or not ours, 75 (try again later) when the store is unreachable.
+    PecReceipt,
     /// Tools for development and load tests.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -329,6 +332,47 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::PecReceipt => {
+            let config = load_config(cli.config.as_ref())?;
+            let mut raw = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut raw)
+                .context("reading the message on standard input")?;
+            let now = messo::time::Timestamp::from_chrono(&chrono::Utc::now());
+            let result = runtime()?.block_on(async {
+                let store = Store::connect(&config.database_url).await?;
+                messo::delivery::dispatch::apply_pec_receipt(&store, &config, &raw, now).await
+            });
+            match result {
+                Ok(messo::delivery::dispatch::ReceiptOutcome::Recorded {
+                    outbox_id,
+                    kind,
+                    failed,
+                    fallback,
+                }) => {
+                    out!(
+                        "message {outbox_id}: {kind} recorded{}",
+                        match (failed, fallback) {
+                            (true, Some(c)) => format!("; not delivered, {c} owed instead"),
+                            (true, None) => "; not delivered".to_owned(),
+                            _ => String::new(),
+                        }
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(messo::delivery::dispatch::ReceiptOutcome::Duplicate { outbox_id }) => {
+                    out!("message {outbox_id}: receipt already recorded");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(messo::delivery::dispatch::ReceiptOutcome::Ignored(why)) => {
+                    out!("ignored: {why}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "PEC receipt not recorded; the delivery agent should try again");
+                    Ok(ExitCode::from(75))
+                }
+            }
         }
         Command::Migrate => {
             let config = load_config(cli.config.as_ref())?;

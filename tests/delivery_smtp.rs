@@ -692,3 +692,153 @@ async fn dropped_connections_are_told_apart_by_stage() {
     let _ = at_mail.kill();
     let _ = at_mail.wait();
 }
+
+/// A citizen with a PEC address gets the message through the PEC account; the receipts that
+/// come back (piped into `messo pec-receipt`) are recorded once each, and an error receipt makes
+/// the message dead and owes the e-mail instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pec_goes_through_its_account_and_its_receipts_are_recorded() {
+    let peer = SmtpPeer::start(&tmp("peer"), 0, &[]);
+    let pec_env = [
+        ("MESSO_CHANNELS__PEC", "pec"),
+        ("MESSO_PEC__HOST", "127.0.0.1"),
+        ("MESSO_PEC__SECURITY", "plain"),
+        ("MESSO_PEC__SENDER", "urp@pec.comune.roma.it"),
+    ];
+    let port = peer.port.to_string();
+    let mut env: Vec<(&str, &str)> = pec_env.to_vec();
+    env.push(("MESSO_PEC__PORT", &port));
+    // A PEC that fails falls back to ordinary e-mail, then the office.
+    env.push(("MESSO_DELIVERY__FALLBACK", r#"["pec", "email", "office"]"#));
+    let cfg = config(peer.port, &env);
+    let dir = tmp("messo-pec");
+    let url = format!("sqlite://{}/messo.db", dir.display());
+    let store = Store::connect(&url).await.expect("sqlite");
+    store.migrate().await.expect("migrate");
+    store
+        .register_config(&cfg, at("2026-01-01T00:00:00Z"))
+        .await
+        .expect("register");
+    let w = World {
+        dispatcher: Arc::new(
+            Dispatcher::from_config(store.clone(), &cfg, Arc::new(Metrics::default()))
+                .expect("dispatcher"),
+        ),
+        engine: Engine::new(store.clone(), cfg.notify.clone()),
+        store,
+    };
+    let mut ids = Vec::new();
+    for n in ["PEC-1", "PEC-2"] {
+        let t = NewTicket::from_json(&json!({
+            "number": n,
+            "office": "protocollo",
+            "priority": "normale",
+            "subject": "Accesso agli atti",
+            "received_at": RECEIVED,
+            "citizen": {"pec": "mario.rossi@pec.example.it", "email": "mario@example.it", "preferred_channel": "pec"}
+        }))
+        .expect("ticket");
+        let id = w
+            .store
+            .create_ticket(&t, Source::Api, at(RECEIVED))
+            .await
+            .expect("create")
+            .ticket()
+            .id;
+        w.engine.cycle(at(RECEIVED)).await.expect("engine");
+        ids.push((id, outbox_id(&w, id, "ricevuta", "pec").await));
+    }
+    let r = w
+        .dispatcher
+        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .await
+        .expect("drain");
+    assert_eq!(r.delivered, 2, "{r:?}");
+    let env = peer.envelopes();
+    assert_eq!(env[0]["mail_from"], "urp@pec.comune.roma.it");
+    assert_eq!(env[0]["rcpt_tos"], json!(["mario.rossi@pec.example.it"]));
+    let sent = peer.message(1);
+    let message_id = mail::header(&sent, "Message-ID").expect("Message-ID");
+    assert!(message_id.ends_with("@pec.comune.roma.it>"), "{message_id}");
+
+    let pipe = |raw: String| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_messo"))
+            .arg("pec-receipt")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("MESSO_DATABASE__URL", &url)
+            .env("MESSO_DELIVERY__FALLBACK", r#"["pec", "email", "office"]"#)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("pec-receipt");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), raw.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("output");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let receipt = |kind: &str, outbox: i64, ticket: i64| {
+        format!(
+            "From: posta-certificata@pec.example.it\r\nX-Ricevuta: {kind}\r\n\
+             X-Riferimento-Message-ID: <messo.{outbox}.{ticket}@pec.comune.roma.it>\r\n\
+             Subject: {}: Richiesta ricevuta\r\n\r\nRicevuta\r\n",
+            kind.to_uppercase()
+        )
+    };
+    let (t1, o1) = ids[0];
+    let (code, out) = pipe(receipt("accettazione", o1, t1));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("message {o1}: accettazione recorded")),
+        "{out}"
+    );
+    let (_, out) = pipe(receipt("avvenuta-consegna", o1, t1));
+    assert!(out.contains("avvenuta-consegna recorded"), "{out}");
+    let (code, out) = pipe(receipt("avvenuta-consegna", o1, t1));
+    assert_eq!(code, Some(0));
+    assert!(out.contains("already recorded"), "{out}");
+    let receipts = w.store.receipts_of(o1).await.expect("receipts");
+    assert_eq!(
+        receipts
+            .iter()
+            .map(|r| (r.1.as_str(), r.2.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("accettazione", "pending"),
+            ("avvenuta-consegna", "delivered")
+        ]
+    );
+    assert_eq!(
+        w.store
+            .delivery_state(o1)
+            .await
+            .expect("s")
+            .expect("row")
+            .state,
+        "delivered"
+    );
+
+    // The second one was not delivered by the citizen's PEC server.
+    let (t2, o2) = ids[1];
+    let (_, out) = pipe(receipt("errore-consegna", o2, t2));
+    assert!(out.contains("not delivered, email owed instead"), "{out}");
+    let s = w.store.delivery_state(o2).await.expect("s").expect("row");
+    assert_eq!(s.state, "dead");
+    let email = outbox_id(&w, t2, "ricevuta", "email").await;
+    let e = w
+        .store
+        .delivery_state(email)
+        .await
+        .expect("s")
+        .expect("row");
+    assert_eq!(
+        (e.state.as_str(), e.address.as_str()),
+        ("pending", "mario@example.it")
+    );
+    // Mail that is not a receipt, or not about our messages, is ignored without error.
+    let (code, out) = pipe("Subject: ciao\r\n\r\nciao\r\n".to_owned());
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("ignored: no X-Ricevuta"), "{out}");
+}

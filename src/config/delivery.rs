@@ -223,7 +223,12 @@ impl Default for Delivery {
             backoff_max_s: 1800,
             breaker_failures: 5,
             breaker_cooldown_s: 30,
-            fallback: vec![Fallback::Sms, Fallback::Email, Fallback::Office],
+            fallback: vec![
+                Fallback::Pec,
+                Fallback::Sms,
+                Fallback::Email,
+                Fallback::Office,
+            ],
             lease_s: 120,
         }
     }

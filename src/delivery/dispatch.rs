@@ -585,6 +585,104 @@ impl Dispatcher {
     }
 }
 
+/// What a PEC receipt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptOutcome {
+    /// Recorded; `failed` says it ended the message (dead, fallback owed).
+    Recorded {
+        outbox_id: i64,
+        kind: &'static str,
+        failed: bool,
+        fallback: Option<String>,
+    },
+    /// The same receipt came before: nothing changed.
+    Duplicate { outbox_id: i64 },
+    /// Not a receipt for a message of ours: ignored.
+    Ignored(String),
+}
+
+/// Records one PEC receipt (the raw message as the PEC mailbox received it). A failure
+/// receipt makes the message dead and owes its replacement by the fallback chain.
+pub async fn apply_pec_receipt(
+    store: &Store,
+    config: &Config,
+    raw: &str,
+    now: Timestamp,
+) -> Result<ReceiptOutcome, StoreError> {
+    let r = match super::pec::parse_receipt(raw) {
+        Ok(r) => r,
+        Err(e) => return Ok(ReceiptOutcome::Ignored(e.to_string())),
+    };
+    let Some((row, _state)) = store.outbox_row(r.outbox_id).await? else {
+        return Ok(ReceiptOutcome::Ignored(format!(
+            "no message {} in this store",
+            r.outbox_id
+        )));
+    };
+    if row.ticket_id != r.ticket_id {
+        return Ok(ReceiptOutcome::Ignored(format!(
+            "message {} belongs to another ticket",
+            r.outbox_id
+        )));
+    }
+    let failure = r.kind.failure();
+    let error = failure
+        .as_ref()
+        .and_then(|o| o.reason().map(|x| format!("{x} ({})", r.subject)));
+    let replacement = match &error {
+        Some(e) if row.recipient == "citizen" => {
+            let citizens = store.citizens(&[row.ticket_id]).await?;
+            citizens.get(&row.ticket_id).and_then(|c| {
+                replacement(
+                    &DeadRow {
+                        ticket_id: row.ticket_id,
+                        kind: &row.kind,
+                        dedupe_key: &row.dedupe_key,
+                        recipient: &row.recipient,
+                        channel: &row.channel,
+                        language: &row.language,
+                        payload: &row.payload,
+                        error: e,
+                    },
+                    c,
+                    &config.delivery.fallback,
+                    &config.notify.office_email,
+                    false,
+                    now,
+                )
+            })
+        }
+        _ => None,
+    };
+    let new = store
+        .record_receipt(
+            &crate::store::Receipt {
+                outbox_id: r.outbox_id,
+                source: "pec",
+                kind: r.kind.as_str(),
+                final_state: r.kind.final_state(),
+                detail: &r.subject,
+            },
+            error.as_deref().map(|e| (e, replacement.as_ref())),
+            now,
+        )
+        .await?;
+    if !new {
+        return Ok(ReceiptOutcome::Duplicate {
+            outbox_id: r.outbox_id,
+        });
+    }
+    if let Some(e) = &error {
+        tracing::warn!(outbox_id = r.outbox_id, receipt = r.kind.as_str(), error = %mask_text(e), "PEC not delivered");
+    }
+    Ok(ReceiptOutcome::Recorded {
+        outbox_id: r.outbox_id,
+        kind: r.kind.as_str(),
+        failed: error.is_some(),
+        fallback: replacement.map(|x| x.channel),
+    })
+}
+
 fn report_delta(finished: &[Finished], state: &str) -> u64 {
     finished.iter().filter(|f| f.state == state).count() as u64
 }

@@ -13,6 +13,7 @@
 
 pub mod dispatch;
 pub mod fallback;
+pub mod pec;
 pub mod sms;
 pub mod smtp;
 

@@ -24,7 +24,7 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 pub use outbox::{
     AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, NewOutbox,
-    OutboxRow,
+    OutboxRow, Receipt,
 };
 pub use versions::VersionRegistry;
 

@@ -59,6 +59,18 @@ pub struct NewOutbox {
     pub not_before: Timestamp,
 }
 
+/// A receipt about a sent message (a PEC receipt, a provider's delivery report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt<'a> {
+    pub outbox_id: i64,
+    /// Where it came from: `pec`, or a provider's name.
+    pub source: &'a str,
+    pub kind: &'a str,
+    /// `delivered`, `failed` or `pending`.
+    pub final_state: &'a str,
+    pub detail: &'a str,
+}
+
 /// One attempt, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
@@ -647,6 +659,101 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(t.map(Timestamp))
+    }
+
+    /// One outbox row as the dispatcher sees it (not leased).
+    pub async fn outbox_row(&self, id: i64) -> Result<Option<(OutboxRow, String)>, StoreError> {
+        let r = sqlx::query(
+            "SELECT id, ticket_id, kind, dedupe_key, recipient, channel, address, language, \
+             payload, not_before, attempts, created_at, in_doubt, state FROM outbox WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = r else { return Ok(None) };
+        let payload: String = r.try_get("payload")?;
+        Ok(Some((
+            OutboxRow {
+                id,
+                ticket_id: r.try_get("ticket_id")?,
+                kind: r.try_get("kind")?,
+                dedupe_key: r.try_get("dedupe_key")?,
+                recipient: r.try_get("recipient")?,
+                channel: r.try_get("channel")?,
+                address: r.try_get("address")?,
+                language: r.try_get("language")?,
+                payload: serde_json::from_str(&payload)
+                    .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
+                not_before: Timestamp(r.try_get("not_before")?),
+                attempts: r.try_get("attempts")?,
+                created_at: Timestamp(r.try_get("created_at")?),
+                in_doubt: r.try_get::<i64, _>("in_doubt")? != 0,
+                lease_token: 0,
+            },
+            r.try_get("state")?,
+        )))
+    }
+
+    /// Records a receipt for a sent message; a failure receipt also turns the row dead and
+    /// inserts its replacement, in the same transaction. Returns false for a receipt already
+    /// recorded (nothing else happens then).
+    pub async fn record_receipt(
+        &self,
+        receipt: &Receipt<'_>,
+        dead: Option<(&str, Option<&NewOutbox>)>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let outbox_id = receipt.outbox_id;
+        let mut tx = self.pool.begin().await?;
+        let new = sqlx::query(
+            "INSERT INTO delivery_receipts (outbox_id, source, kind, final, detail, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outbox_id, source, kind) DO NOTHING",
+        )
+        .bind(outbox_id)
+        .bind(receipt.source)
+        .bind(receipt.kind)
+        .bind(receipt.final_state)
+        .bind(receipt.detail)
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if new && let Some((error, replacement)) = dead {
+            let changed = sqlx::query(
+                "UPDATE outbox SET state = 'dead', last_error = $1, updated_at = $2, lease_until = NULL \
+                 WHERE id = $3 AND state <> 'dead'",
+            )
+            .bind(error)
+            .bind(now.0)
+            .bind(outbox_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 1
+                && let Some(r) = replacement
+            {
+                insert_outbox(&mut tx, r, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// The receipts of a message as (source, kind, final), oldest first.
+    pub async fn receipts_of(
+        &self,
+        outbox_id: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source, kind, final FROM delivery_receipts WHERE outbox_id = $1 ORDER BY id",
+        )
+        .bind(outbox_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
     }
 
     /// Inserts one owed message directly (the `send-test` command and tests).
