@@ -503,3 +503,56 @@ async fn login_sessions_and_the_generic_json_provider() {
         .expect("row");
     assert_eq!(s.provider_id.as_deref(), Some("991"));
 }
+
+/// `messo send-test --channel sms` through a configured provider: the request the provider gets,
+/// and a landline refused with its reason before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_sends_one_sms_and_explains_a_refusal() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/API/v1.0/REST/sms"))
+        .and(body_partial_json(json!({"recipient": ["+393471234567"]})))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"result": "OK", "internal_order_id": "T-9"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let base = format!("{}/API/v1.0/REST", server.uri());
+    let run = |to: &'static str| {
+        let base = base.clone();
+        std::thread::spawn(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_messo"))
+                .args(["send-test", "--channel", "sms", "--to", to])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env("MESSO_CHANNELS__SMS", "http")
+                .env(
+                    "MESSO_SMS__PROVIDERS",
+                    r#"[{name = "primary", kind = "rest-it"}]"#,
+                )
+                .env("MESSO_SMS__PROVIDERS__0__BASE_URL", base)
+                .env("MESSO_SMS__PROVIDERS__0__USER_KEY", "u")
+                .env("MESSO_SMS__PROVIDERS__0__ACCESS_TOKEN", "t")
+                .output()
+                .expect("send-test")
+        })
+        .join()
+        .expect("thread")
+    };
+    let ok = run("347 123 4567");
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(out.contains("via primary: delivered [201] id T-9"), "{out}");
+    let landline = run("06 6710 1234");
+    let out = String::from_utf8_lossy(&landline.stdout);
+    assert!(!landline.status.success());
+    assert!(
+        out.contains("permanent") && out.contains("a landline cannot receive SMS"),
+        "{out}"
+    );
+}
