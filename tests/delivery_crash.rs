@@ -17,7 +17,8 @@ const MESSAGES: usize = 1000;
 
 #[test]
 fn kill_9_while_sending_loses_nothing_and_counts_every_duplicate() {
-    let dir = std::env::temp_dir().join(format!("messo-crash-{}", std::process::id()));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("messo-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let peer_dir = dir.join("received");

@@ -67,7 +67,8 @@ fn kill_9_while_sending_sms_loses_nothing_and_sends_nothing_twice() {
         let _ = axum::serve(listener, app).await;
     });
 
-    let dir = std::env::temp_dir().join(format!("messo-crash-sms-{}", std::process::id()));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("messo-crash-sms-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let http_port = std::net::TcpListener::bind("127.0.0.1:0")

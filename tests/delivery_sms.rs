@@ -74,7 +74,7 @@ struct World {
 }
 
 async fn world(config: &mut Config) -> World {
-    let dir = std::env::temp_dir().join(unique("messo-sms"));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("messo-sms"));
     config.channels.file_dir = dir.join("outbox");
     let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
         .await

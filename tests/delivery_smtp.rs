@@ -31,7 +31,7 @@ fn unique(prefix: &str) -> String {
 }
 
 fn tmp(prefix: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(unique(prefix));
+    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique(prefix));
     std::fs::create_dir_all(&d).expect("tmp dir");
     d
 }
