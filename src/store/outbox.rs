@@ -134,6 +134,29 @@ pub struct DeliveryState {
     pub kind: String,
 }
 
+/// An outbox row read with the columns `lease_outbox` returns; `token` is the lease it is under.
+fn outbox_row_from(r: &sqlx::any::AnyRow, token: i64) -> Result<OutboxRow, StoreError> {
+    let id: i64 = r.try_get("id")?;
+    let payload: String = r.try_get("payload")?;
+    Ok(OutboxRow {
+        id,
+        ticket_id: r.try_get("ticket_id")?,
+        kind: r.try_get("kind")?,
+        dedupe_key: r.try_get("dedupe_key")?,
+        recipient: r.try_get("recipient")?,
+        channel: r.try_get("channel")?,
+        address: r.try_get("address")?,
+        language: r.try_get("language")?,
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
+        not_before: Timestamp(r.try_get("not_before")?),
+        attempts: r.try_get("attempts")?,
+        created_at: Timestamp(r.try_get("created_at")?),
+        in_doubt: r.try_get::<i64, _>("in_doubt")? != 0,
+        lease_token: token,
+    })
+}
+
 async fn insert_outbox(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     n: &NewOutbox,
@@ -313,25 +336,23 @@ impl Store {
                 if owed.contains(&identity) {
                     continue;
                 }
-                let inserted = sqlx::query(
-                    "INSERT INTO outbox (ticket_id, kind, dedupe_key, recipient, channel, address, \
-                     language, payload, not_before, state, attempts, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) \
-                     ON CONFLICT (ticket_id, kind, dedupe_key, recipient) DO NOTHING",
+                let inserted = insert_outbox(
+                    &mut tx,
+                    &NewOutbox {
+                        ticket_id: id,
+                        kind: n.kind.as_str().to_owned(),
+                        dedupe_key: n.key.clone(),
+                        recipient: n.recipient.as_str().to_owned(),
+                        channel: n.channel.to_owned(),
+                        address: n.address.clone(),
+                        language: n.language.clone(),
+                        payload: n.payload.clone(),
+                        not_before: n.not_before,
+                    },
+                    now,
                 )
-                .bind(id)
-                .bind(n.kind.as_str())
-                .bind(&n.key)
-                .bind(n.recipient.as_str())
-                .bind(n.channel)
-                .bind(&n.address)
-                .bind(&n.language)
-                .bind(n.payload.to_string())
-                .bind(n.not_before.0)
-                .bind(now.0)
-                .execute(&mut *tx)
                 .await?;
-                report.owed += inserted.rows_affected();
+                report.owed += inserted;
                 owed.insert(identity);
             }
             let v = &decision.sla;
@@ -449,29 +470,11 @@ impl Store {
             q = q.bind(*c);
         }
         let rows = q.bind(limit).fetch_all(&self.pool).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let id: i64 = r.try_get("id")?;
-            let payload: String = r.try_get("payload")?;
-            out.push(OutboxRow {
-                id,
-                ticket_id: r.try_get("ticket_id")?,
-                kind: r.try_get("kind")?,
-                dedupe_key: r.try_get("dedupe_key")?,
-                recipient: r.try_get("recipient")?,
-                channel: r.try_get("channel")?,
-                address: r.try_get("address")?,
-                language: r.try_get("language")?,
-                payload: serde_json::from_str(&payload)
-                    .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
-                not_before: Timestamp(r.try_get("not_before")?),
-                // Already counted: this attempt's number.
-                attempts: r.try_get("attempts")?,
-                created_at: Timestamp(r.try_get("created_at")?),
-                in_doubt: r.try_get::<i64, _>("in_doubt")? != 0,
-                lease_token: token,
-            });
-        }
+        // `attempts` is already counted: it is this attempt's number.
+        let mut out = rows
+            .iter()
+            .map(|r| outbox_row_from(r, token))
+            .collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|r| (r.not_before, r.id));
         Ok(out)
     }
@@ -671,27 +674,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = r else { return Ok(None) };
-        let payload: String = r.try_get("payload")?;
-        Ok(Some((
-            OutboxRow {
-                id,
-                ticket_id: r.try_get("ticket_id")?,
-                kind: r.try_get("kind")?,
-                dedupe_key: r.try_get("dedupe_key")?,
-                recipient: r.try_get("recipient")?,
-                channel: r.try_get("channel")?,
-                address: r.try_get("address")?,
-                language: r.try_get("language")?,
-                payload: serde_json::from_str(&payload)
-                    .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
-                not_before: Timestamp(r.try_get("not_before")?),
-                attempts: r.try_get("attempts")?,
-                created_at: Timestamp(r.try_get("created_at")?),
-                in_doubt: r.try_get::<i64, _>("in_doubt")? != 0,
-                lease_token: 0,
-            },
-            r.try_get("state")?,
-        )))
+        Ok(Some((outbox_row_from(&r, 0)?, r.try_get("state")?)))
     }
 
     /// Records a receipt for a sent message; a failure receipt also turns the row dead and
