@@ -22,6 +22,8 @@ use crate::domain::{Category, Priority};
 use crate::sla::{Amount, ClockKind, Policy, PolicyError, Sla, TargetRule};
 
 mod delivery;
+mod inbound;
+pub use inbound::{Endpoint, Family, ImapPolling, Inbound};
 pub use delivery::{
     Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
 };
@@ -111,6 +113,8 @@ struct RawConfig {
     sms: delivery::RawSms,
     #[serde(default)]
     delivery: delivery::RawDelivery,
+    #[serde(default)]
+    inbound: inbound::RawInbound,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -319,6 +323,7 @@ pub struct Config {
     pub pec: Option<SmtpAccount>,
     pub sms: Sms,
     pub delivery: Delivery,
+    pub inbound: Inbound,
     pub http: Http,
     pub notify: Notify,
     /// Keys set from the environment, with the variable that set each.
@@ -914,6 +919,15 @@ fn validate(
         );
     }
     let delivery_cfg = delivery::delivery(&mut p, raw.delivery);
+    let twilio_providers: Vec<(String, String)> = sms_cfg
+        .providers
+        .iter()
+        .filter_map(|pr| match &pr.kind {
+            ProviderKind::Twilio { auth_token, .. } => Some((pr.name.clone(), auth_token.clone())),
+            _ => None,
+        })
+        .collect();
+    let inbound_cfg = inbound::inbound(&mut p, raw.inbound, &twilio_providers);
     let file_dir = PathBuf::from(
         raw.channels
             .file_dir
@@ -1086,6 +1100,7 @@ fn validate(
             pec: pec_account,
             sms: sms_cfg,
             delivery: delivery_cfg,
+            inbound: inbound_cfg,
             http: Http {
                 listen,
                 public_base_url,

@@ -25,7 +25,10 @@ use crate::config::{Config, Notify};
 use crate::delivery::dispatch::Dispatcher;
 use crate::engine::{self, Context, Decision};
 use crate::http::{self, AppState, Clock, TokenBook};
-use crate::store::{Backend, CycleReport, EngineInput, Store, StoreError};
+use crate::http::webhooks::WebhookState;
+use crate::store::{
+    Backend, CycleReport, EngineInput, InboundPolicy, InboundWriter, Store, StoreError,
+};
 use crate::time::Timestamp;
 
 /// Why the daemon stopped with an error.
@@ -73,6 +76,13 @@ pub struct Metrics {
     pub fallback_total: AtomicU64,
     pub attempts_total: AtomicU64,
     pub inbox_rows_total: AtomicU64,
+    /// Inbound records acted on, replies that became an integrazione, replies matched to no
+    /// ticket, SMS opt-outs, delivery receipts applied.
+    pub inbound_total: AtomicU64,
+    pub inbound_integrations_total: AtomicU64,
+    pub inbound_unmatched_total: AtomicU64,
+    pub inbound_opt_outs_total: AtomicU64,
+    pub inbound_receipts_total: AtomicU64,
     /// The last pass stopped at a bound with work left: start the next one at once.
     pub last_pass_full: std::sync::atomic::AtomicBool,
 }
@@ -158,15 +168,42 @@ impl Engine {
     }
 }
 
-/// One pass: direct writes, then the engine; the dispatcher is woken when messages are owed.
+/// One pass: inbound replies and receipts, direct writes, then the engine; the dispatcher is
+/// woken when messages are owed.
 pub async fn pass(
     store: &Store,
     engine: &Engine,
+    inbound: &InboundPolicy,
     clock: &Clock,
     metrics: &Metrics,
     send_wake: &Wake,
 ) -> Result<(), StoreError> {
     let started = Instant::now();
+    loop {
+        let r = store.process_inbound(inbound, clock(), BATCH).await?;
+        metrics.inbound_total.fetch_add(r.processed, Ordering::Relaxed);
+        metrics.inbound_integrations_total.fetch_add(r.integrations, Ordering::Relaxed);
+        metrics.inbound_unmatched_total.fetch_add(r.unmatched, Ordering::Relaxed);
+        metrics.inbound_opt_outs_total.fetch_add(r.opt_outs, Ordering::Relaxed);
+        metrics.inbound_receipts_total.fetch_add(r.receipts, Ordering::Relaxed);
+        if r.processed > 0 {
+            tracing::info!(
+                processed = r.processed,
+                integrations = r.integrations,
+                notes = r.notes,
+                unmatched = r.unmatched,
+                opt_outs = r.opt_outs,
+                receipts = r.receipts,
+                fallbacks = r.fallbacks,
+                "inbound pass"
+            );
+            // Office alerts, answers and replacements may be owed.
+            send_wake.notify_one();
+        }
+        if r.processed < BATCH as u64 {
+            break;
+        }
+    }
     loop {
         let r = store.process_inbox(clock(), BATCH).await?;
         let n = r.accepted + r.unchanged + r.rejected;
@@ -333,6 +370,13 @@ pub async fn run(
         wake: Arc::clone(&wake),
         metrics: Arc::clone(&metrics),
     };
+    let writer = InboundWriter::spawn(store.clone(), Arc::clone(&wake));
+    let webhooks = WebhookState::new(
+        &config.inbound,
+        &config.http.public_base_url,
+        writer.clone(),
+        clock.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -343,7 +387,11 @@ pub async fn run(
 
     let mut server_stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, http::router(state))
+        let app = http::router(state).merge(http::webhooks::router(webhooks));
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
             .with_graceful_shutdown(async move {
                 let _ = server_stop.wait_for(|stop| *stop).await;
             })
@@ -367,6 +415,7 @@ pub async fn run(
         .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
     // Housekeeping, hourly: retention of personal content in sent messages and processed rows.
     let (hk_store, hk_clock, days) = (store.clone(), clock.clone(), config.notify.retention_days);
+    let raw_days = config.inbound.raw_retention_days;
     let housekeeping = Job::new_repeated_async(Duration::from_secs(3600), move |_id, _sched| {
         let (store, clock) = (hk_store.clone(), hk_clock.clone());
         Box::pin(async move {
@@ -384,6 +433,14 @@ pub async fn run(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
             }
+            match store
+                .inbound_housekeeping(now.plus(-i64::from(raw_days) * 86_400))
+                .await
+            {
+                Ok(n) if n > 0 => tracing::info!(raw_payloads = n, "inbound raw payloads erased"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "inbound housekeeping failed"),
+            }
         })
     })
     .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
@@ -397,6 +454,16 @@ pub async fn run(
         .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
 
     let engine = Engine::new(store.clone(), config.notify.clone());
+    let inbound_policy = InboundPolicy::from_config(&config);
+    let imap = config.inbound.imap.clone().map(|polling| {
+        tokio::spawn(imap_loop(
+            polling,
+            config.inbound.clone(),
+            writer.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        ))
+    });
     let send_wake = Arc::new(Wake::new());
     let sms_calendar = Arc::new(engine::sms_calendar(
         &config.sla()?.calendar,
@@ -416,7 +483,7 @@ pub async fn run(
     ));
     sd_notify(&[sd_notify::NotifyState::Ready]);
     loop {
-        if let Err(e) = pass(&store, &engine, &clock, &metrics, &send_wake).await {
+        if let Err(e) = pass(&store, &engine, &inbound_policy, &clock, &metrics, &send_wake).await {
             tracing::error!(error = %e, "pass failed; retrying at the next tick");
         }
         sd_notify(&[sd_notify::NotifyState::Watchdog]);
@@ -452,6 +519,9 @@ pub async fn run(
             "messages still in flight after 60 s; their leases bring them back in doubt"
         );
     }
+    if let Some(task) = imap {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
     let _ = scheduler.shutdown().await;
     match tokio::time::timeout(Duration::from_secs(20), server).await {
         Ok(Ok(Ok(()))) => {}
@@ -461,4 +531,34 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Polls the IMAP mailbox for e-mail replies: each new message is parsed and stored like a
+/// webhook before it is marked processed on the server.
+async fn imap_loop(
+    polling: crate::config::ImapPolling,
+    inbound: crate::config::Inbound,
+    writer: InboundWriter,
+    clock: Clock,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let every = Duration::from_secs(polling.poll_interval_s);
+    loop {
+        let r = crate::inbound::mailbox::poll(&polling.account, &inbound, &writer, &clock).await;
+        match r {
+            Ok(report) if report.fetched > 0 => tracing::info!(
+                fetched = report.fetched,
+                accepted = report.accepted,
+                too_large = report.too_large,
+                failed = report.failed,
+                "IMAP poll"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "IMAP poll failed; trying again at the next interval"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
 }

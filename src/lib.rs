@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod inbound;
 pub mod locale;
 pub mod notify;
 pub mod seed;

@@ -165,6 +165,10 @@ const FLUSH_ROWS: usize = 256;
 /// How long a result waits to be written with others.
 const FLUSH_EVERY: Duration = Duration::from_millis(25);
 
+/// Messages that still go by SMS to a number that opted out: the confirmation of the opt-out
+/// itself, said once.
+const OPT_OUT_EXEMPT: &[&str] = &["revoca_sms"];
+
 /// The dispatcher.
 pub struct Dispatcher {
     store: Store,
@@ -301,7 +305,25 @@ impl Dispatcher {
                         exhausted = true;
                     }
                     leased += rows.len() as u64;
+                    let opted_out = self.opted_out(&rows).await?;
                     for row in rows {
+                        if opted_out.contains(&row.address)
+                            && row.channel == "sms"
+                            && !OPT_OUT_EXEMPT.contains(&row.kind.as_str())
+                        {
+                            // No request goes out: the row dies at once and the fallback
+                            // chain serves the citizen on another channel.
+                            let sent = Sent::one(
+                                "opt-out",
+                                Outcome::permanent(
+                                    "the citizen turned SMS off (opt-out keyword); served on another channel",
+                                ),
+                                Instant::now(),
+                                chrono::Utc::now().timestamp_millis(),
+                            );
+                            done.push((row, sent));
+                            continue;
+                        }
                         let me = Arc::clone(self);
                         set.spawn(async move {
                             let sent = me.send_row(&row).await;
@@ -347,6 +369,19 @@ impl Dispatcher {
         }
         self.flush(done, clock(), &mut report).await?;
         Ok(report)
+    }
+
+    /// The SMS numbers among `rows` that asked for no more SMS.
+    async fn opted_out(&self, rows: &[OutboxRow]) -> Result<Vec<String>, StoreError> {
+        let numbers: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.channel == "sms")
+            .map(|r| r.address.as_str())
+            .collect();
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.store.opted_out(&numbers).await
     }
 
     async fn send_row(&self, row: &OutboxRow) -> Sent {

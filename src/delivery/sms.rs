@@ -268,7 +268,7 @@ impl Provider {
             .user_agent(concat!("messo/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Provider {
-            callback_base: format!("{public_base_url}/webhooks/sms/{}", config.name),
+            callback_base: format!("{public_base_url}/webhooks/dlr/{}", config.name),
             config,
             client,
             session: Mutex::new(None),

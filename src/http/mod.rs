@@ -8,6 +8,7 @@ mod auth;
 mod ops;
 mod problem;
 mod tickets;
+pub mod webhooks;
 
 use std::sync::Arc;
 

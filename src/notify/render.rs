@@ -199,6 +199,68 @@ pub fn render(row: &OutboxRow, comune: &str) -> Rendered {
             format!("Request {number} closed"),
             vec![format!("your request {number} has been closed."), s(p, "text").to_owned()],
         ),
+        ("revoca_sms", true) => (
+            "SMS disattivati".to_owned(),
+            vec![
+                "come richiesto non le invieremo più SMS. Le sue pratiche proseguono: le comunicazioni arriveranno per e-mail o per posta. Per riattivare gli SMS risponda ATTIVA.".to_owned(),
+            ],
+        ),
+        ("revoca_sms", false) => (
+            "SMS turned off".to_owned(),
+            vec!["as requested we will send no more SMS. Your requests go on: we will write by e-mail or post. Reply START to turn SMS back on.".to_owned()],
+        ),
+        ("riattivazione_sms", true) => (
+            "SMS riattivati".to_owned(),
+            vec!["gli SMS dell'URP sono di nuovo attivi per questo numero.".to_owned()],
+        ),
+        ("riattivazione_sms", false) => (
+            "SMS turned on".to_owned(),
+            vec!["SMS from the help desk are on again for this number.".to_owned()],
+        ),
+        ("risposta_non_abbinata", _) if staff => (
+            format!("Messaggio di un cittadino senza pratica riconosciuta ({})", s(p, "route")),
+            vec![
+                "è arrivato un messaggio che non siamo riusciti ad abbinare a una pratica (nessun numero di pratica valido e nessuna pratica in attesa di integrazione per questo mittente).".to_owned(),
+                format!("Mittente: {}", s(p, "sender")),
+                format!("Oggetto: {}", s(p, "subject")),
+                format!("Testo: {}", s(p, "text")),
+                attachments_line(p),
+                "Al cittadino è stato indicato come citare il numero di pratica. Registrare l'integrazione sulla pratica giusta, se c'è.".to_owned(),
+            ],
+        ),
+        ("risposta_non_abbinata", true) => (
+            "Messaggio ricevuto: indichi il numero di pratica".to_owned(),
+            vec![format!(
+                "abbiamo ricevuto il suo messaggio ma non riusciamo a collegarlo a una pratica. Risponda indicando il numero di pratica (ad esempio {}), che trova nella ricevuta, oppure chiami il {phone}.",
+                s(p, "example")
+            )],
+        ),
+        ("risposta_non_abbinata", false) => (
+            "Message received: please quote your request number".to_owned(),
+            vec![format!(
+                "we received your message but cannot link it to a request. Please reply quoting the request number (for example {}), which is on your receipt, or call {phone}.",
+                s(p, "example")
+            )],
+        ),
+        ("risposta_mittente_diverso", _) => (
+            format!("Messaggio sulla pratica {number} da un recapito non in anagrafica"),
+            vec![
+                format!("è arrivato un messaggio che cita la pratica {number} da un recapito diverso da quelli del cittadino: è stato registrato come nota e il termine non è stato fatto ripartire."),
+                format!("Mittente: {}", s(p, "sender")),
+                format!("Testo: {}", s(p, "text")),
+                attachments_line(p),
+                "Se è l'integrazione attesa, registrarla sulla pratica.".to_owned(),
+            ],
+        ),
+        ("chiamata_ricevuta", _) => (
+            format!("Chiamata al numero di assistenza: pratica {number}"),
+            vec![
+                format!("il cittadino ha chiamato il numero di assistenza per la pratica {number}."),
+                format!("Chiamante: {}", s(p, "sender")),
+                format!("Trascrizione: {}", s(p, "text")),
+                format!("Registrazione: {}", p["references"].as_array().and_then(|a| a.first()).and_then(|v| v.as_str()).unwrap_or("-")),
+            ],
+        ),
         (other, _) => (format!("{other} {number}"), vec![format!("{other}: {number}")]),
     };
     let lines: Vec<String> = lines.into_iter().filter(|l| !l.is_empty()).collect();
@@ -228,5 +290,22 @@ pub fn render(row: &OutboxRow, comune: &str) -> Rendered {
     Rendered {
         subject: format!("{subject} — {comune}"),
         body: format!("{greeting}\n\n{}\n\n{closing}\n", lines.join("\n")),
+    }
+}
+
+/// "Allegati: a.pdf (12345 byte), …" for office alerts, or nothing.
+fn attachments_line(p: &Value) -> String {
+    let list: Vec<String> = p["attachments"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| format!("{} ({} byte)", s(x, "name"), x["size"].as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    if list.is_empty() {
+        String::new()
+    } else {
+        format!("Allegati: {}", list.join(", "))
     }
 }

@@ -9,6 +9,7 @@
 //! pure rules of [`crate::ticket`] and the clock of [`crate::sla`], under the calendar and policy
 //! versions the ticket was opened with, in the same transaction as the event.
 
+mod inbound;
 mod outbox;
 mod versions;
 
@@ -26,6 +27,7 @@ pub use outbox::{
     AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, NewOutbox,
     OutboxRow, Receipt,
 };
+pub use inbound::{Accepted, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound};
 pub use versions::VersionRegistry;
 
 use crate::config::Config;
@@ -366,9 +368,10 @@ impl Store {
             "INSERT INTO tickets (number, office, category, priority, subject, step, step_text, \
              citizen, fiscal_code, received_at, closed_at, waiting_since, policy_version, \
              calendar_version, create_hash, sla_due_at, sla_state, sla_elapsed_s, \
-             sla_computed_at, next_check_at, last_event_at, created_at, updated_at) \
+             sla_computed_at, next_check_at, last_event_at, created_at, updated_at, \
+             citizen_mobile, citizen_email) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19, $20, $20) \
+             $15, $16, $17, $18, $19, $20, $20, $21, $22) \
              ON CONFLICT (number) DO NOTHING RETURNING id",
         )
         .bind(t.number.as_str())
@@ -392,6 +395,8 @@ impl Store {
         .bind(now.0)
         .bind(t.received_at.0)
         .bind(now.0)
+        .bind(t.citizen.mobile.as_deref())
+        .bind(t.citizen.email.as_deref().map(str::to_ascii_lowercase))
         .fetch_optional(&mut *conn)
         .await?;
         let Some(id) = inserted else {

@@ -26,6 +26,8 @@ pub struct CycleReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     pub id: i64,
+    /// 0 when the message is about no ticket (an answer to a reply that named none, an SMS
+    /// opt-out confirmation).
     pub ticket_id: i64,
     pub kind: String,
     pub dedupe_key: String,
@@ -48,6 +50,7 @@ pub struct OutboxRow {
 /// A message owed, to be inserted (the fallback chain, `send-test`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOutbox {
+    /// 0 when the message is about no ticket.
     pub ticket_id: i64,
     pub kind: String,
     pub dedupe_key: String,
@@ -140,7 +143,7 @@ fn outbox_row_from(r: &sqlx::any::AnyRow, token: i64) -> Result<OutboxRow, Store
     let payload: String = r.try_get("payload")?;
     Ok(OutboxRow {
         id,
-        ticket_id: r.try_get("ticket_id")?,
+        ticket_id: r.try_get::<Option<i64>, _>("ticket_id")?.unwrap_or(0),
         kind: r.try_get("kind")?,
         dedupe_key: r.try_get("dedupe_key")?,
         recipient: r.try_get("recipient")?,
@@ -157,8 +160,8 @@ fn outbox_row_from(r: &sqlx::any::AnyRow, token: i64) -> Result<OutboxRow, Store
     })
 }
 
-async fn insert_outbox(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+pub(crate) async fn insert_outbox(
+    conn: &mut sqlx::AnyConnection,
     n: &NewOutbox,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
@@ -166,9 +169,10 @@ async fn insert_outbox(
         "INSERT INTO outbox (ticket_id, kind, dedupe_key, recipient, channel, address, \
          language, payload, not_before, state, attempts, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) \
-         ON CONFLICT (ticket_id, kind, dedupe_key, recipient) DO NOTHING",
+         ON CONFLICT DO NOTHING",
     )
-    .bind(n.ticket_id)
+    // 0 stands for "about no ticket" (stored as NULL; unique by kind, key and recipient).
+    .bind((n.ticket_id != 0).then_some(n.ticket_id))
     .bind(&n.kind)
     .bind(&n.dedupe_key)
     .bind(&n.recipient)
@@ -178,7 +182,7 @@ async fn insert_outbox(
     .bind(n.payload.to_string())
     .bind(n.not_before.0)
     .bind(now.0)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?
     .rows_affected())
 }

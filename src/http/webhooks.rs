@@ -1,0 +1,331 @@
+//! `POST /webhooks/{sms|voice|dlr|mail}/{provider}[/{token}]`: the HTTP edge of the inbound
+//! pipeline — **verify → parse → deduplicate → act → answer**.
+//!
+//! Verification comes first and reads only what it needs; a refused request leaves no trace in
+//! the store. A verified one is stored (several per commit) before it is answered, and acted on
+//! by the daemon's next pass. The same provider id twice is answered 200 with no second effect.
+//!
+//! Answers: 200 accepted or duplicate; 400 a body that cannot be read, with the reason; 401 no
+//! credentials; 403 wrong credentials or a stale timestamp; 404 unknown route or provider; 413
+//! a body over the limit; 429 over the per-client rate; 503 the store is unavailable (providers
+//! retry).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::json;
+
+use super::Clock;
+use super::problem::Problem;
+use crate::config::{Endpoint, Family, Inbound};
+use crate::inbound::parse::Fields;
+use crate::inbound::{self, Parsed, Rejection, Request as InRequest, Route};
+use crate::notify::mask;
+use crate::store::{Accepted, InboundWriter, NewInbound};
+
+/// Request bodies of the SMS, voice and receipt webhooks are refused above this.
+pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
+
+/// What the webhook handlers share.
+#[derive(Clone)]
+pub struct WebhookState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoints: HashMap<String, Endpoint>,
+    limiters: HashMap<String, DefaultKeyedRateLimiter<IpAddr>>,
+    public_base_url: String,
+    tolerance_s: i64,
+    max_mail_bytes: usize,
+    attachments_dir: PathBuf,
+    max_attachment_bytes: u64,
+    writer: InboundWriter,
+    clock: Clock,
+}
+
+impl WebhookState {
+    /// From the `[inbound]` configuration and `http.public_base_url`.
+    pub fn new(
+        inbound: &Inbound,
+        public_base_url: &str,
+        writer: InboundWriter,
+        clock: Clock,
+    ) -> WebhookState {
+        let mut endpoints = HashMap::new();
+        let mut limiters = HashMap::new();
+        for e in &inbound.endpoints {
+            let rate = NonZeroU32::new(e.rate_per_s).unwrap_or(NonZeroU32::MIN);
+            limiters.insert(e.name.clone(), RateLimiter::keyed(Quota::per_second(rate)));
+            endpoints.insert(e.name.clone(), e.clone());
+        }
+        WebhookState {
+            inner: Arc::new(Inner {
+                endpoints,
+                limiters,
+                public_base_url: public_base_url.to_owned(),
+                tolerance_s: inbound.signature_tolerance_s,
+                max_mail_bytes: inbound.max_mail_bytes,
+                attachments_dir: inbound.attachments_dir.clone(),
+                max_attachment_bytes: inbound.max_attachment_bytes,
+                writer,
+                clock,
+            }),
+        }
+    }
+}
+
+/// The webhook routes (merged into the API router by the daemon).
+pub fn router(state: WebhookState) -> Router {
+    Router::new()
+        .route("/webhooks/{route}/{provider}", post(without_token))
+        .route("/webhooks/{route}/{provider}/{token}", post(with_token))
+        .with_state(state)
+}
+
+async fn without_token(
+    State(s): State<WebhookState>,
+    Path((route, provider)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    handle(s, route, provider, None, req).await
+}
+
+async fn with_token(
+    State(s): State<WebhookState>,
+    Path((route, provider, token)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    handle(s, route, provider, Some(token), req).await
+}
+
+fn problem(status: u16, detail: impl Into<String>) -> Response {
+    let (code, kind, title) = match status {
+        400 => (StatusCode::BAD_REQUEST, "malformed-webhook", "Malformed webhook"),
+        401 => (StatusCode::UNAUTHORIZED, "unauthenticated", "Missing credentials"),
+        403 => (StatusCode::FORBIDDEN, "forbidden", "Credentials do not verify"),
+        404 => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+        413 => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Body too large"),
+        429 => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Try again later"),
+    };
+    let mut r = Problem::new(code, kind, title, detail).into_response();
+    if matches!(status, 429 | 503) {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    r
+}
+
+async fn handle(
+    s: WebhookState,
+    route_text: String,
+    provider: String,
+    token: Option<String>,
+    req: Request,
+) -> Response {
+    let inner = &s.inner;
+    let Some(route) = Route::parse(&route_text) else {
+        return problem(404, format!("no webhook route {route_text:?}; expected sms|voice|dlr|mail"));
+    };
+    let Some(endpoint) = inner.endpoints.get(&provider) else {
+        return problem(404, format!("no provider endpoint {provider:?} is configured"));
+    };
+    if token.is_some() != endpoint.family.uses_token() {
+        return problem(
+            404,
+            if endpoint.family.uses_token() {
+                "this endpoint's URL ends with its token"
+            } else {
+                "this endpoint's URL has no token segment"
+            },
+        );
+    }
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    if let Some(l) = inner.limiters.get(&provider)
+        && l.check_key(&peer).is_err()
+    {
+        tracing::warn!(endpoint = %provider, "webhook rate limit reached");
+        return problem(429, format!("more than {} requests per second", endpoint.rate_per_s));
+    }
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let headers = req.headers().clone();
+    let limit = if route == Route::Mail {
+        inner.max_mail_bytes
+    } else {
+        MAX_WEBHOOK_BYTES
+    };
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return problem(413, format!("the body is {len} bytes; at most {limit} are taken"));
+    }
+    let body = match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(b) => b,
+        Err(_) => return problem(413, format!("the body is over {limit} bytes")),
+    };
+    let now = (inner.clock)();
+    let header_fn = |name: &str| -> Option<String> {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let in_req = InRequest {
+        path_and_query: &path_and_query,
+        token: token.as_deref(),
+        header: &header_fn,
+        body: &body,
+    };
+    let parsed = if route == Route::Mail {
+        mail(inner, endpoint, &in_req, &headers, &body, now.0).await
+    } else {
+        inbound::accept(endpoint, route, &in_req, &inner.public_base_url, now.0, inner.tolerance_s)
+    };
+    let (parsed, raw) = match parsed {
+        Ok(p) => {
+            let raw = if route == Route::Mail {
+                // The files are kept apart; the record keeps the fields and the attachments'
+                // names, sizes and hashes.
+                serde_json::to_string(&p).unwrap_or_default()
+            } else {
+                String::from_utf8_lossy(&body).into_owned()
+            };
+            (p, raw)
+        }
+        Err(r) => {
+            tracing::warn!(endpoint = %provider, route = route.as_str(), status = r.status(), reason = %r, "webhook refused");
+            return problem(r.status(), r.to_string());
+        }
+    };
+    let sender = parsed.sender.as_deref().map(mask).unwrap_or_default();
+    let external_id = parsed.external_id.clone();
+    let result = inner
+        .writer
+        .submit(NewInbound {
+            endpoint: provider.clone(),
+            parsed,
+            raw,
+            received_at: now,
+        })
+        .await;
+    match result {
+        Ok(a) => {
+            let (dup, id) = match a {
+                Accepted::New(id) => (false, id),
+                Accepted::Duplicate(id) => (true, id),
+            };
+            tracing::info!(endpoint = %provider, route = route.as_str(), id, duplicate = dup, sender = %sender, "webhook stored");
+            answer(&endpoint.family, route, dup, id, &external_id)
+        }
+        Err(e) => {
+            tracing::error!(endpoint = %provider, error = %e, "webhook not stored");
+            problem(503, "the store is unavailable; retry later")
+        }
+    }
+}
+
+fn answer(family: &Family, route: Route, duplicate: bool, id: i64, external_id: &str) -> Response {
+    if matches!(family, Family::Twilio { .. }) && route != Route::Dlr {
+        // Twilio reads TwiML from the answer: an empty response sends nothing back.
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml")],
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+        )
+            .into_response();
+    }
+    (
+        StatusCode::OK,
+        axum::Json(json!({
+            "status": if duplicate { "duplicate" } else { "accepted" },
+            "id": id,
+            "external_id": external_id,
+        })),
+    )
+        .into_response()
+}
+
+/// The mail webhook: verified, then its multipart (or form) body read into fields and files.
+async fn mail(
+    inner: &Inner,
+    endpoint: &Endpoint,
+    req: &InRequest<'_>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    now: i64,
+) -> Result<Parsed, Rejection> {
+    inbound::verify_only(endpoint, Route::Mail, req, &inner.public_base_url, now, inner.tolerance_s)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut files: Vec<(String, String, Bytes)> = Vec::new();
+    if content_type.starts_with("multipart/form-data") {
+        let boundary = multer::parse_boundary(content_type)
+            .map_err(|e| Rejection::Malformed(format!("multipart body without a boundary: {e}")))?;
+        let data = body.clone();
+        let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(data) });
+        let mut mp = multer::Multipart::new(stream, boundary);
+        loop {
+            let field = match mp.next_field().await {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => return Err(Rejection::Malformed(format!("multipart body: {e}"))),
+            };
+            let name = field.name().unwrap_or("").to_owned();
+            let file_name = field.file_name().map(str::to_owned);
+            let ctype = field
+                .content_type()
+                .map_or_else(|| "application/octet-stream".to_owned(), ToString::to_string);
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| Rejection::Malformed(format!("multipart field {name:?}: {e}")))?;
+            match file_name {
+                Some(f) => files.push((f, ctype, bytes)),
+                None => pairs.push((name, String::from_utf8_lossy(&bytes).into_owned())),
+            }
+        }
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        pairs = inbound::verify::form_pairs(body);
+    } else {
+        return Err(Rejection::Malformed(format!(
+            "the mail webhook takes multipart/form-data or a form, not {content_type:?}"
+        )));
+    }
+    let mut parsed = inbound::parse::mail_fields(&Fields::from_pairs(&pairs))?;
+    for (name, ctype, bytes) in files.iter().take(50) {
+        let meta = inbound::files::save(
+            &inner.attachments_dir,
+            inner.max_attachment_bytes,
+            name,
+            ctype,
+            bytes,
+        )
+        .await
+        .map_err(|e| Rejection::Unavailable(format!("an attachment could not be kept: {e}")))?;
+        parsed.attachments.push(meta);
+    }
+    Ok(parsed)
+}

@@ -1,0 +1,1010 @@
+//! Inbound records: stored before the webhook is answered (several per commit), then acted on
+//! by the daemon's pass — a reply matched to its ticket and recorded as an integrazione or a
+//! note, an opt-out, a delivery receipt moving its message forward.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use sqlx::{AnyConnection, Row};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::outbox::insert_outbox;
+use super::{NewOutbox, Store, StoreError};
+use crate::config::Fallback;
+use crate::delivery::fallback::{DeadRow, replacement};
+use crate::inbound::dlr::{self, DlrState};
+use crate::inbound::matching::{self, Candidate, Keyword, Match, TicketFormat};
+use crate::inbound::{Parsed, ReceiptFacts, Route};
+use crate::notify::mask;
+use crate::ticket::{EventBody, NewEvent, Source};
+use crate::time::Timestamp;
+
+/// A verified, parsed webhook (or polled e-mail) to store.
+#[derive(Debug, Clone)]
+pub struct NewInbound {
+    /// The endpoint's name (`imap` for the polled mailbox).
+    pub endpoint: String,
+    pub parsed: Parsed,
+    /// The payload as received, kept for audit until the retention period ends.
+    pub raw: String,
+    pub received_at: Timestamp,
+}
+
+/// What storing a record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored for the first time, with this id.
+    New(i64),
+    /// Seen before (the same endpoint, route and provider id): nothing new was stored.
+    Duplicate(i64),
+}
+
+/// How the daemon acts on replies: from the configuration.
+#[derive(Debug, Clone)]
+pub struct InboundPolicy {
+    pub ticket_format: TicketFormat,
+    pub reply_address: Option<String>,
+    pub opt_out_keywords: Vec<String>,
+    pub opt_in_keywords: Vec<String>,
+    pub hint_every_hours: u32,
+    pub fallback: Vec<Fallback>,
+    pub office_email: String,
+    pub office_phone: String,
+}
+
+impl InboundPolicy {
+    /// From the validated configuration.
+    pub fn from_config(c: &crate::config::Config) -> InboundPolicy {
+        InboundPolicy {
+            ticket_format: c.inbound.ticket_format.clone(),
+            reply_address: c.inbound.reply_address.clone(),
+            opt_out_keywords: c.inbound.opt_out_keywords.clone(),
+            opt_in_keywords: c.inbound.opt_in_keywords.clone(),
+            hint_every_hours: c.inbound.hint_every_hours,
+            fallback: c.delivery.fallback.clone(),
+            office_email: c.notify.office_email.clone(),
+            office_phone: c.notify.office_phone.clone(),
+        }
+    }
+}
+
+/// What one processing pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct InboundReport {
+    pub processed: u64,
+    /// Replies that became an integrazione (the clock resumes).
+    pub integrations: u64,
+    pub notes: u64,
+    pub unmatched: u64,
+    pub opt_outs: u64,
+    pub receipts: u64,
+    /// Receipts whose final failure started the fallback chain.
+    pub fallbacks: u64,
+    /// Receipts for messages not (yet) known: kept and looked at again.
+    pub deferred: u64,
+}
+
+/// How long a receipt for an unknown message is kept trying (its send may not be recorded yet).
+const ORPHAN_AFTER_S: i64 = 86_400;
+
+impl Store {
+    /// Stores a batch in one transaction. Each record is new or a duplicate of one stored
+    /// before (also within the batch).
+    pub async fn accept_inbound(&self, batch: &[NewInbound]) -> Result<Vec<Accepted>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for n in batch {
+            let parsed = serde_json::to_string(&n.parsed).unwrap_or_else(|_| "{}".to_owned());
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO inbound_messages (endpoint, route, external_id, received_at, sender, \
+                 parsed, raw, status, next_try_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $4) \
+                 ON CONFLICT (endpoint, route, external_id) DO NOTHING RETURNING id",
+            )
+            .bind(&n.endpoint)
+            .bind(n.parsed.route.as_str())
+            .bind(&n.parsed.external_id)
+            .bind(n.received_at.0)
+            .bind(n.parsed.sender.as_deref())
+            .bind(parsed)
+            .bind(&n.raw)
+            .fetch_optional(&mut *tx)
+            .await?;
+            out.push(match id {
+                Some(id) => Accepted::New(id),
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "SELECT id FROM inbound_messages WHERE endpoint = $1 AND route = $2 \
+                         AND external_id = $3",
+                    )
+                    .bind(&n.endpoint)
+                    .bind(n.parsed.route.as_str())
+                    .bind(&n.parsed.external_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    Accepted::Duplicate(id)
+                }
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Records stored and their state, for tests and the operator: (id, route, status,
+    /// outcome, ticket id).
+    pub async fn inbound_rows(&self) -> Result<Vec<InboundRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, endpoint, route, status, outcome, detail, ticket_id, sender, raw \
+             FROM inbound_messages ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InboundRow {
+                    id: r.try_get("id")?,
+                    endpoint: r.try_get("endpoint")?,
+                    route: r.try_get("route")?,
+                    status: r.try_get("status")?,
+                    outcome: r.try_get("outcome")?,
+                    detail: r.try_get("detail")?,
+                    ticket_id: r.try_get("ticket_id")?,
+                    sender: r.try_get("sender")?,
+                    has_raw: r.try_get::<Option<String>, _>("raw")?.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether each number asked for no more SMS.
+    pub async fn opted_out(&self, numbers: &[&str]) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in numbers.chunks(200) {
+            let list = self.placeholders(1, chunk.len()).join(", ");
+            let sql = format!("SELECT number FROM sms_opt_out WHERE number IN ({list})");
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            for n in chunk {
+                q = q.bind(*n);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    /// A message's receipt state and the states of its parts.
+    pub async fn dlr_state(
+        &self,
+        outbox_id: i64,
+    ) -> Result<(Option<String>, Vec<(i64, String)>), StoreError> {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT dlr_state FROM outbox WHERE id = $1")
+                .bind(outbox_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten();
+        let parts = sqlx::query("SELECT part, state FROM dlr_parts WHERE outbox_id = $1 ORDER BY part")
+            .bind(outbox_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((state, parts))
+    }
+
+    /// Erases raw payloads received before `before` (the parsed record stays).
+    pub async fn inbound_housekeeping(&self, before: Timestamp) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE inbound_messages SET raw = NULL WHERE received_at < $1 AND raw IS NOT NULL",
+        )
+        .bind(before.0)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Acts on at most `limit` stored records whose turn has come, each in its own transaction.
+    pub async fn process_inbound(
+        &self,
+        policy: &InboundPolicy,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<InboundReport, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM inbound_messages WHERE status = 'pending' AND next_try_at <= $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(now.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut report = InboundReport::default();
+        for id in ids {
+            let mut tx = self.pool.begin().await?;
+            // Claims the row: a second daemon's same UPDATE waits for this transaction and
+            // then finds it no longer pending.
+            let row = sqlx::query(
+                "UPDATE inbound_messages SET tries = tries + 1 WHERE id = $1 AND status = 'pending' \
+                 RETURNING endpoint, parsed, received_at, tries",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else { continue };
+            let endpoint: String = row.try_get("endpoint")?;
+            let parsed_text: String = row.try_get("parsed")?;
+            let received_at = Timestamp(row.try_get("received_at")?);
+            let tries: i64 = row.try_get("tries")?;
+            let parsed: Parsed = serde_json::from_str(&parsed_text)
+                .map_err(|e| StoreError::Corrupt(format!("inbound {id}: {e}")))?;
+            let done = match parsed.route {
+                Route::Dlr => {
+                    self.act_receipt(&mut tx, id, &endpoint, &parsed, received_at, tries, policy, now, &mut report)
+                        .await?
+                }
+                _ => {
+                    self.act_reply(&mut tx, id, &endpoint, &parsed, received_at, policy, now, &mut report)
+                        .await?
+                }
+            };
+            set_done(&mut tx, id, done, now).await?;
+            tx.commit().await?;
+            report.processed += 1;
+        }
+        Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn act_reply(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        endpoint: &str,
+        p: &Parsed,
+        received_at: Timestamp,
+        policy: &InboundPolicy,
+        now: Timestamp,
+        report: &mut InboundReport,
+    ) -> Result<Done, StoreError> {
+        let sender = p.sender.clone().unwrap_or_default();
+        let text = p.text.clone().unwrap_or_default();
+        let channel = match p.route {
+            Route::Sms => "sms",
+            Route::Voice => "phone",
+            _ => "email",
+        };
+        if p.automatic {
+            return Ok(Done::status("ignored", "automatic", "an auto-reply or bounce: not answered"));
+        }
+        // Opt-out and opt-in keywords (SMS only).
+        if p.route == Route::Sms
+            && let Some(k) = matching::keyword(&text, &policy.opt_out_keywords, &policy.opt_in_keywords)
+        {
+            report.opt_outs += u64::from(k == Keyword::OptOut);
+            return self.act_keyword(conn, id, &sender, &text, k, policy, now).await;
+        }
+        // Tickets the reply names: in the text, the subject, the keypad digits, a plus-address.
+        let mut quoted: Vec<String> = Vec::new();
+        let mut add = |list: Vec<String>| {
+            for n in list {
+                if !quoted.contains(&n) {
+                    quoted.push(n);
+                }
+            }
+        };
+        if let (Some(base), Route::Mail) = (&policy.reply_address, p.route) {
+            for r in &p.recipients {
+                if let Some(tag) = matching::plus_tag(r, base) {
+                    add(vec![tag.to_uppercase()]);
+                    add(policy.ticket_format.find_all(tag));
+                }
+            }
+        }
+        if let Some(d) = &p.digits {
+            add(policy.ticket_format.find_all(d));
+        }
+        if let Some(s) = &p.subject {
+            add(policy.ticket_format.find_all(s));
+        }
+        add(policy.ticket_format.find_all(&text));
+        let named = self.named_candidates(conn, &quoted, &sender).await?;
+        let senders = if sender.is_empty() {
+            Vec::new()
+        } else {
+            self.sender_candidates(conn, &sender).await?
+        };
+        let decided = matching::decide(
+            &named.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(),
+            &senders.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(),
+        );
+        let number_of = |tid: i64| {
+            named
+                .iter()
+                .chain(senders.iter())
+                .find(|(c, _)| c.id == tid)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default()
+        };
+        let attachments = if p.attachments.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Allegati: {}.",
+                p.attachments
+                    .iter()
+                    .map(|a| format!("{} ({} byte)", a.name, a.size))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let body_text: String = format!("{text}{attachments}").chars().take(3900).collect();
+        let at = Timestamp(p.occurred_at.unwrap_or(received_at.0).min(now.0));
+        let key = format!("inbound:{id}");
+        let done = match decided {
+            Match::Ticket { id: tid, by } => {
+                let number = number_of(tid);
+                let waiting = named
+                    .iter()
+                    .chain(senders.iter())
+                    .any(|(c, _)| c.id == tid && c.waiting);
+                let integration = NewEvent {
+                    at,
+                    body: EventBody::IntegrationReceived {
+                        channel: channel.to_owned(),
+                        text: Some(body_text.clone()),
+                    },
+                };
+                let note = NewEvent {
+                    at,
+                    body: EventBody::Note {
+                        text: format!("Messaggio del cittadino ({channel}): {body_text}"),
+                    },
+                };
+                let (event, outcome) = if waiting {
+                    (integration, "integration")
+                } else {
+                    (note.clone(), "note")
+                };
+                let recorded = match self.append_in(conn, &number, &event, Some(&key), Source::Webhook, now).await {
+                    Ok(_) => outcome,
+                    // The ticket stopped waiting in between: the reply is kept as a note.
+                    Err(StoreError::Conflict(_)) if outcome == "integration" => {
+                        self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now).await?;
+                        "note"
+                    }
+                    Err(e) => return Err(e),
+                };
+                if recorded == "integration" {
+                    report.integrations += 1;
+                } else {
+                    report.notes += 1;
+                }
+                if p.route == Route::Voice {
+                    self.office_alert(conn, "chiamata_ricevuta", tid, &key, p, Some(&number), policy, now).await?;
+                }
+                Done {
+                    status: "done",
+                    outcome: recorded,
+                    detail: format!("ticket matched by {}", by.as_str()),
+                    ticket_id: Some(tid),
+                }
+            }
+            Match::Stranger { id: tid } => {
+                let number = number_of(tid);
+                let note = NewEvent {
+                    at,
+                    body: EventBody::Note {
+                        text: format!(
+                            "Messaggio ({channel}) che cita la pratica da un recapito non in anagrafica ({}): {body_text}",
+                            mask(&sender)
+                        ),
+                    },
+                };
+                self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now).await?;
+                report.notes += 1;
+                self.office_alert(conn, "risposta_mittente_diverso", tid, &key, p, Some(&number), policy, now).await?;
+                Done {
+                    status: "done",
+                    outcome: "note",
+                    detail: "names a ticket, from an address not on file: a note, the office decides".to_owned(),
+                    ticket_id: Some(tid),
+                }
+            }
+            Match::Unmatched => {
+                report.unmatched += 1;
+                let bucket = received_at.0 / (i64::from(policy.hint_every_hours.max(1)) * 3600);
+                let per_sender = format!("{sender}:{bucket}");
+                self.office_alert(conn, "risposta_non_abbinata", 0, &per_sender, p, None, policy, now).await?;
+                // The citizen hears once per period how to quote the ticket number.
+                let hint_channel = match p.route {
+                    Route::Mail => Some("email"),
+                    _ if sender.starts_with('+') => Some("sms"),
+                    _ => None,
+                };
+                if let Some(ch) = hint_channel {
+                    insert_outbox_conn(
+                        conn,
+                        &NewOutbox {
+                            ticket_id: 0,
+                            kind: "risposta_non_abbinata".to_owned(),
+                            dedupe_key: per_sender,
+                            recipient: "citizen".to_owned(),
+                            channel: ch.to_owned(),
+                            address: sender.clone(),
+                            language: "it".to_owned(),
+                            payload: json!({
+                                "number": "",
+                                "example": policy.ticket_format.example(),
+                                "office_phone": policy.office_phone,
+                            }),
+                            not_before: now,
+                        },
+                        now,
+                    )
+                    .await?;
+                }
+                Done {
+                    status: "unmatched",
+                    outcome: "unmatched",
+                    detail: if quoted.is_empty() {
+                        "no ticket number, and the sender has no single ticket waiting".to_owned()
+                    } else {
+                        format!("quoted {} ticket number(s), none on file", quoted.len())
+                    },
+                    ticket_id: None,
+                }
+            }
+        };
+        let _ = endpoint;
+        Ok(done)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn act_keyword(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        sender: &str,
+        text: &str,
+        k: Keyword,
+        policy: &InboundPolicy,
+        now: Timestamp,
+    ) -> Result<Done, StoreError> {
+        let (changed, kind) = match k {
+            Keyword::OptOut => (
+                sqlx::query(
+                    "INSERT INTO sms_opt_out (number, keyword, opted_out_at, inbound_id) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (number) DO NOTHING",
+                )
+                .bind(sender)
+                .bind(text.trim().to_uppercase().chars().take(40).collect::<String>())
+                .bind(now.0)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                    == 1,
+                "revoca_sms",
+            ),
+            Keyword::OptIn => (
+                sqlx::query("DELETE FROM sms_opt_out WHERE number = $1")
+                    .bind(sender)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+                    == 1,
+                "riattivazione_sms",
+            ),
+        };
+        // Said once: a second STOP finds the number already out and owes nothing.
+        if changed && sender.starts_with('+') {
+            insert_outbox_conn(
+                conn,
+                &NewOutbox {
+                    ticket_id: 0,
+                    kind: kind.to_owned(),
+                    dedupe_key: format!("{sender}:{id}"),
+                    recipient: "citizen".to_owned(),
+                    channel: "sms".to_owned(),
+                    address: sender.to_owned(),
+                    language: "it".to_owned(),
+                    payload: json!({"number": "", "office_phone": policy.office_phone}),
+                    not_before: now,
+                },
+                now,
+            )
+            .await?;
+        }
+        let outcome = match k {
+            Keyword::OptOut => "opt_out",
+            Keyword::OptIn => "opt_in",
+        };
+        Ok(Done {
+            status: "done",
+            outcome,
+            detail: if changed {
+                format!("{outcome} recorded")
+            } else {
+                format!("{outcome}: nothing to change")
+            },
+            ticket_id: None,
+        })
+    }
+
+    /// Tickets named by `numbers`, in that order, with whether `sender` is their citizen.
+    async fn named_candidates(
+        &self,
+        conn: &mut AnyConnection,
+        numbers: &[String],
+        sender: &str,
+    ) -> Result<Vec<(Candidate, String)>, StoreError> {
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = self.placeholders(1, numbers.len()).join(", ");
+        let sql = format!(
+            "SELECT id, number, citizen_mobile, citizen_email, waiting_since, closed_at \
+             FROM tickets WHERE number IN ({list})"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for n in numbers {
+            q = q.bind(n);
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut found: HashMap<String, (Candidate, String)> = HashMap::new();
+        for r in &rows {
+            let number: String = r.try_get("number")?;
+            let mobile: Option<String> = r.try_get("citizen_mobile")?;
+            let email: Option<String> = r.try_get("citizen_email")?;
+            let from_citizen = !sender.is_empty()
+                && (mobile.as_deref() == Some(sender) || email.as_deref() == Some(sender));
+            found.insert(
+                number.clone(),
+                (
+                    Candidate {
+                        id: r.try_get("id")?,
+                        from_citizen,
+                        waiting: r.try_get::<Option<i64>, _>("waiting_since")?.is_some()
+                            && r.try_get::<Option<i64>, _>("closed_at")?.is_none(),
+                    },
+                    number,
+                ),
+            );
+        }
+        Ok(numbers.iter().filter_map(|n| found.remove(n)).collect())
+    }
+
+    /// The sender's open tickets.
+    async fn sender_candidates(
+        &self,
+        conn: &mut AnyConnection,
+        sender: &str,
+    ) -> Result<Vec<(Candidate, String)>, StoreError> {
+        let column = if sender.contains('@') {
+            "citizen_email"
+        } else {
+            "citizen_mobile"
+        };
+        let sql = format!(
+            "SELECT id, number, waiting_since FROM tickets WHERE {column} = $1 \
+             AND closed_at IS NULL ORDER BY id LIMIT 50"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(sender)
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    Candidate {
+                        id: r.try_get("id")?,
+                        from_citizen: true,
+                        waiting: r.try_get::<Option<i64>, _>("waiting_since")?.is_some(),
+                    },
+                    r.try_get("number")?,
+                ))
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn office_alert(
+        &self,
+        conn: &mut AnyConnection,
+        kind: &str,
+        ticket_id: i64,
+        key: &str,
+        p: &Parsed,
+        number: Option<&str>,
+        policy: &InboundPolicy,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        insert_outbox_conn(
+            conn,
+            &NewOutbox {
+                ticket_id,
+                kind: kind.to_owned(),
+                dedupe_key: key.to_owned(),
+                recipient: "office".to_owned(),
+                channel: "email".to_owned(),
+                address: policy.office_email.clone(),
+                language: "it".to_owned(),
+                payload: json!({
+                    "number": number.unwrap_or(""),
+                    "route": p.route.as_str(),
+                    "sender": p.sender,
+                    "subject": p.subject,
+                    "text": p.text.as_deref().map(|t| t.chars().take(1000).collect::<String>()),
+                    "digits": p.digits,
+                    "references": p.references,
+                    "attachments": p.attachments.iter().map(|a| json!({"name": a.name, "size": a.size, "sha256": a.sha256})).collect::<Vec<_>>(),
+                }),
+                not_before: now,
+            },
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn act_receipt(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        endpoint: &str,
+        p: &Parsed,
+        received_at: Timestamp,
+        tries: i64,
+        policy: &InboundPolicy,
+        now: Timestamp,
+        report: &mut InboundReport,
+    ) -> Result<Done, StoreError> {
+        let Some(r) = &p.receipt else {
+            return Ok(Done::status("failed", "invalid", "a receipt without its facts"));
+        };
+        let Some(msg) = self.receipt_target(conn, endpoint, r).await? else {
+            if now.0 - received_at.0 < ORPHAN_AFTER_S {
+                // The send may not be recorded yet: look again later.
+                let wait = (30 * tries).clamp(30, 600);
+                sqlx::query("UPDATE inbound_messages SET next_try_at = $1 WHERE id = $2")
+                    .bind(now.0 + wait)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                report.deferred += 1;
+                return Ok(Done::status("pending", "deferred", "no message of ours with this id yet"));
+            }
+            return Ok(Done::status("orphan", "orphan", "no message of ours with this id after a day"));
+        };
+        report.receipts += 1;
+        let part = i64::from(r.part.unwrap_or(1));
+        let current: Option<String> = sqlx::query_scalar(
+            "SELECT state FROM dlr_parts WHERE outbox_id = $1 AND part = $2",
+        )
+        .bind(msg.id)
+        .bind(part)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let current = current.as_deref().and_then(DlrState::parse);
+        let Some(next) = dlr::advance(current, r.state) else {
+            return Ok(Done {
+                status: "done",
+                outcome: "stale",
+                detail: format!("{} after {}: older news, kept", r.state.as_str(), current.map_or("-", DlrState::as_str)),
+                ticket_id: msg.ticket_id,
+            });
+        };
+        if current.is_some() {
+            sqlx::query("UPDATE dlr_parts SET state = $1, updated_at = $2 WHERE outbox_id = $3 AND part = $4")
+                .bind(next.as_str())
+                .bind(now.0)
+                .bind(msg.id)
+                .bind(part)
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            sqlx::query("INSERT INTO dlr_parts (outbox_id, part, state, updated_at) VALUES ($1, $2, $3, $4)")
+                .bind(msg.id)
+                .bind(part)
+                .bind(next.as_str())
+                .bind(now.0)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let parts_total = match (msg.parts, r.parts) {
+            (Some(a), Some(b)) => Some(a.max(i64::from(b))),
+            (a, b) => a.or(b.map(i64::from)),
+        };
+        let states: Vec<(u32, DlrState)> = sqlx::query("SELECT part, state FROM dlr_parts WHERE outbox_id = $1")
+            .bind(msg.id)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .filter_map(|row| {
+                let p: i64 = row.try_get(0).ok()?;
+                let s: String = row.try_get(1).ok()?;
+                Some((u32::try_from(p).ok()?, DlrState::parse(&s)?))
+            })
+            .collect();
+        let whole = dlr::overall(&states, parts_total.and_then(|t| u32::try_from(t).ok()));
+        let before = msg.dlr_state.as_deref().and_then(DlrState::parse);
+        let moved = whole.and_then(|w| dlr::advance(before, w));
+        sqlx::query("UPDATE outbox SET dlr_state = $1, dlr_parts = $2 WHERE id = $3")
+            .bind(moved.or(before).map(DlrState::as_str))
+            .bind(parts_total)
+            .bind(msg.id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "INSERT INTO delivery_receipts (outbox_id, source, kind, final, detail, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outbox_id, source, kind) DO NOTHING",
+        )
+        .bind(msg.id)
+        .bind(endpoint)
+        .bind(format!("dlr:{part}:{}", r.state.as_str()))
+        .bind(match r.state {
+            DlrState::Delivered => "delivered",
+            s if s.is_failure() => "failed",
+            _ => "pending",
+        })
+        .bind(format!("{}{}", r.raw_status, r.code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()))
+        .bind(now.0)
+        .execute(&mut *conn)
+        .await?;
+        // A final failure of a message the provider had accepted: the fallback chain takes over.
+        if let Some(w) = moved
+            && w.is_failure()
+        {
+            let error = format!(
+                "the provider reported {} for the SMS{}",
+                w.as_str(),
+                r.code.as_deref().map(|c| format!(" (code {c})")).unwrap_or_default()
+            );
+            let changed = sqlx::query(
+                "UPDATE outbox SET state = 'dead', last_error = $1, updated_at = $2, lease_until = NULL \
+                 WHERE id = $3 AND state = 'delivered'",
+            )
+            .bind(&error)
+            .bind(now.0)
+            .bind(msg.id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if changed == 1
+                && msg.recipient == "citizen"
+                && let Some(tid) = msg.ticket_id
+            {
+                // Read on this transaction's connection (SQLite's pool has one).
+                let citizen: Option<String> =
+                    sqlx::query_scalar("SELECT citizen FROM tickets WHERE id = $1")
+                        .bind(tid)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                let citizen: Option<Value> = citizen.and_then(|c| serde_json::from_str(&c).ok());
+                if let Some(c) = citizen.as_ref()
+                    && let Some(repl) = replacement(
+                        &DeadRow {
+                            ticket_id: tid,
+                            kind: &msg.kind,
+                            dedupe_key: &msg.dedupe_key,
+                            recipient: &msg.recipient,
+                            channel: &msg.channel,
+                            language: &msg.language,
+                            payload: &msg.payload,
+                            error: &error,
+                        },
+                        c,
+                        &policy.fallback,
+                        &policy.office_email,
+                        false,
+                        now,
+                    )
+                {
+                    insert_outbox_conn(conn, &repl, now).await?;
+                    report.fallbacks += 1;
+                }
+            }
+        }
+        Ok(Done {
+            status: "done",
+            outcome: "receipt",
+            detail: format!(
+                "part {part}: {}; message: {}",
+                next.as_str(),
+                moved.or(before).map_or("-", DlrState::as_str)
+            ),
+            ticket_id: msg.ticket_id,
+        })
+    }
+
+    /// The message a receipt is about: by our order id (`messo-<id>`), else by the provider's
+    /// id. A message sent through another provider is not this receipt's.
+    async fn receipt_target(
+        &self,
+        conn: &mut AnyConnection,
+        endpoint: &str,
+        r: &ReceiptFacts,
+    ) -> Result<Option<ReceiptTarget>, StoreError> {
+        const COLS: &str = "id, ticket_id, kind, dedupe_key, recipient, channel, language, payload, \
+                            provider, dlr_state, dlr_parts";
+        let by_order = r
+            .order_id
+            .as_deref()
+            .and_then(|o| o.strip_prefix("messo-"))
+            .and_then(|n| n.parse::<i64>().ok());
+        let row = if let Some(oid) = by_order {
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM outbox WHERE id = $1")))
+                .bind(oid)
+                .fetch_optional(&mut *conn)
+                .await?
+        } else if let Some(pid) = &r.provider_id {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLS} FROM outbox WHERE provider_id = $1 AND provider = $2"
+            )))
+            .bind(pid)
+            .bind(endpoint)
+            .fetch_optional(&mut *conn)
+            .await?
+        } else {
+            None
+        };
+        let Some(row) = row else { return Ok(None) };
+        let provider: Option<String> = row.try_get("provider")?;
+        if provider.as_deref().is_some_and(|p| p != endpoint) {
+            return Ok(None);
+        }
+        // Not sent yet (no provider recorded): the receipt came before the send was recorded.
+        if provider.is_none() {
+            return Ok(None);
+        }
+        let payload: String = row.try_get("payload")?;
+        Ok(Some(ReceiptTarget {
+            id: row.try_get("id")?,
+            ticket_id: row.try_get("ticket_id")?,
+            kind: row.try_get("kind")?,
+            dedupe_key: row.try_get("dedupe_key")?,
+            recipient: row.try_get("recipient")?,
+            channel: row.try_get("channel")?,
+            language: row.try_get("language")?,
+            payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+            dlr_state: row.try_get("dlr_state")?,
+            parts: row.try_get::<Option<i64>, _>("dlr_parts")?,
+        }))
+    }
+}
+
+struct ReceiptTarget {
+    id: i64,
+    ticket_id: Option<i64>,
+    kind: String,
+    dedupe_key: String,
+    recipient: String,
+    channel: String,
+    language: String,
+    payload: Value,
+    dlr_state: Option<String>,
+    parts: Option<i64>,
+}
+
+/// One stored record, as `inbound_rows` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundRow {
+    pub id: i64,
+    pub endpoint: String,
+    pub route: String,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub detail: Option<String>,
+    pub ticket_id: Option<i64>,
+    pub sender: Option<String>,
+    /// The raw payload is still kept (not yet past retention).
+    pub has_raw: bool,
+}
+
+struct Done {
+    status: &'static str,
+    outcome: &'static str,
+    detail: String,
+    ticket_id: Option<i64>,
+}
+
+impl Done {
+    fn status(status: &'static str, outcome: &'static str, detail: &str) -> Done {
+        Done {
+            status,
+            outcome,
+            detail: detail.to_owned(),
+            ticket_id: None,
+        }
+    }
+}
+
+async fn set_done(conn: &mut AnyConnection, id: i64, d: Done, now: Timestamp) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE inbound_messages SET status = $1, outcome = $2, detail = $3, ticket_id = $4, \
+         processed_at = $5 WHERE id = $6",
+    )
+    .bind(d.status)
+    .bind(d.outcome)
+    .bind(d.detail)
+    .bind(d.ticket_id)
+    .bind(now.0)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_outbox_conn(
+    conn: &mut AnyConnection,
+    n: &NewOutbox,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    insert_outbox(conn, n, now).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group commit.
+
+type Job = (NewInbound, oneshot::Sender<Result<Accepted, String>>);
+
+/// Stores webhooks several per transaction: each request waits for the commit that holds its
+/// record, so an answer of 200 always means "durably stored", at thousands per second.
+#[derive(Clone)]
+pub struct InboundWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+/// The most records in one commit.
+const GROUP_MAX: usize = 512;
+
+impl InboundWriter {
+    /// Starts the writer task. `wake` is notified after each commit that stored something new.
+    pub fn spawn(store: Store, wake: Arc<Notify>) -> InboundWriter {
+        let (tx, mut rx) = mpsc::channel::<Job>(GROUP_MAX * 8);
+        tokio::spawn(async move {
+            let mut batch: Vec<Job> = Vec::with_capacity(GROUP_MAX);
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                while batch.len() < GROUP_MAX {
+                    match rx.try_recv() {
+                        Ok(j) => batch.push(j),
+                        Err(_) => break,
+                    }
+                }
+                let records: Vec<NewInbound> = batch.iter().map(|(n, _)| n.clone()).collect();
+                match store.accept_inbound(&records).await {
+                    Ok(results) => {
+                        let any_new = results.iter().any(|r| matches!(r, Accepted::New(_)));
+                        for ((_, reply), r) in batch.drain(..).zip(results) {
+                            let _ = reply.send(Ok(r));
+                        }
+                        if any_new {
+                            wake.notify_one();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, records = batch.len(), "storing inbound records failed");
+                        let m = e.to_string();
+                        for (_, reply) in batch.drain(..) {
+                            let _ = reply.send(Err(m.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        InboundWriter { tx }
+    }
+
+    /// Stores one record; returns once it is committed.
+    pub async fn submit(&self, n: NewInbound) -> Result<Accepted, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send((n, tx))
+            .await
+            .map_err(|_| "the inbound writer has stopped".to_owned())?;
+        rx.await
+            .map_err(|_| "the inbound writer has stopped".to_owned())?
+    }
+}
