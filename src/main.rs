@@ -296,6 +296,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     )
                 }),
                 html: None,
+                reply_to: None,
             };
             let sent = runtime()?.block_on(transport.send(&msg, false));
             let mut ok = false;

@@ -3,6 +3,9 @@
 //! replayed requests refused without a trace, duplicates answered once, opt-outs, unmatched
 //! replies, delivery receipts moving forward only and starting the fallback chain.
 
+#[path = "common/mail.rs"]
+mod mail;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -39,7 +42,11 @@ const CITIZEN_MOBILE: &str = "+393471234567";
 const CITIZEN_EMAIL: &str = "mario.rossi@example.it";
 
 fn config(dir: &std::path::Path) -> Config {
-    let toml = format!(
+    Config::from_toml(&config_text(dir), "test", Vec::new()).expect("config")
+}
+
+fn config_text(dir: &std::path::Path) -> String {
+    format!(
         r#"{BUILTIN_TOML}
 [inbound]
 ticket_format = "{{year}}/{{seq:6}}"
@@ -75,8 +82,7 @@ secret = "{GENERIC_SECRET}"
 rate_per_s = 3
 "#,
         dir.join("attachments").display()
-    );
-    Config::from_toml(&toml, "test", Vec::new()).expect("config")
+    )
 }
 
 struct Hook {
@@ -100,6 +106,7 @@ async fn start(pg: bool) -> Hook {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("inbound"));
     std::fs::create_dir_all(&dir).expect("dir");
     let cfg = config(&dir);
+    std::fs::write(dir.join("config.toml"), config_text(&dir)).expect("config file");
     let (url, schema) = if pg {
         let schema = unique("messo_in");
         let admin = Store::connect(&pg_base()).await.expect(
@@ -763,4 +770,46 @@ async fn raw_payloads_are_erased_after_the_retention_period() {
     assert_eq!(h.store.inbound_housekeeping(later).await.expect("hk"), 1);
     let rows = h.store.inbound_rows().await.expect("rows");
     assert!(!rows[0].has_raw);
+}
+
+// Our e-mail to the citizen carries a reply address naming the ticket; the reply to it, posted
+// by the mail service, finds the ticket through that address alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_address_of_our_email_names_the_ticket() {
+    let h = start(false).await;
+    h.ticket("2026/000950", true).await;
+    let out = h.dir.join("outbox");
+    let env = vec![("MESSO_CHANNELS__FILE_DIR".to_owned(), out.display().to_string())];
+    let toml = std::fs::read_to_string(h.dir.join("config.toml")).expect("config");
+    let cfg = Config::from_toml(&toml, "test", env).expect("config");
+    let d = Arc::new(
+        messo::delivery::dispatch::Dispatcher::from_config(h.store.clone(), &cfg, Arc::new(Default::default()))
+            .expect("dispatcher"),
+    );
+    let now = h.now.clone();
+    let clock: messo::http::Clock = Arc::new(move || Timestamp(now.load(Ordering::SeqCst)));
+    d.drain(&clock, 100).await.expect("drain");
+    let eml = std::fs::read_dir(&out)
+        .expect("outbox dir")
+        .filter_map(Result::ok)
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .find(|m| mail::header(m, "X-Messo-Kind").as_deref() == Some("richiesta_integrazione"))
+        .expect("the integration request went out by e-mail");
+    let reply_to = mail::header(&eml, "Reply-To").expect("Reply-To");
+    assert_eq!(reply_to, "urp+2026.000950@comune.roma.it");
+    let r = h
+        .client
+        .post(format!("{}/webhooks/mail/posta/{MAIL_TOKEN}", h.base))
+        .form(&[
+            ("from", CITIZEN_EMAIL),
+            ("to", reply_to.as_str()),
+            ("subject", "Re: la sua richiesta"),
+            ("text", "Ecco il documento (senza numero di pratica nel testo)."),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(h.process().await.integrations, 1);
+    assert!(!h.waiting("2026/000950").await);
 }

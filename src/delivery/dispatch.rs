@@ -178,6 +178,8 @@ pub struct Dispatcher {
     policy: Delivery,
     comune: String,
     office_email: String,
+    /// Replies to citizens' e-mails go to this address tagged with the ticket number.
+    reply_address: Option<String>,
     sms_opening: Option<Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>>,
     metrics: Arc<Metrics>,
     stopping: AtomicBool,
@@ -200,6 +202,7 @@ impl Dispatcher {
             policy: config.delivery.clone(),
             comune: config.comune_name.clone(),
             office_email: n.office_email.clone(),
+            reply_address: config.inbound.reply_address.clone(),
             sms_opening: None,
             metrics,
             stopping: AtomicBool::new(false),
@@ -226,6 +229,7 @@ impl Dispatcher {
             policy: Delivery::default(),
             comune: comune.to_owned(),
             office_email: sender.to_owned(),
+            reply_address: None,
             sms_opening: None,
             metrics: Arc::new(Metrics::default()),
             stopping: AtomicBool::new(false),
@@ -407,6 +411,11 @@ impl Dispatcher {
             );
         }
         let rendered = render(row, &self.comune);
+        let number = row.payload["number"].as_str().unwrap_or("");
+        let reply_to = match (&self.reply_address, row.recipient.as_str()) {
+            (Some(base), "citizen") if !number.is_empty() => OutMessage::tagged_reply(base, number),
+            _ => None,
+        };
         let msg = OutMessage {
             outbox_id: row.id,
             ticket_id: row.ticket_id,
@@ -418,6 +427,7 @@ impl Dispatcher {
             subject: rendered.subject,
             text: rendered.body,
             html: None,
+            reply_to,
         };
         t.send(&msg, row.in_doubt).await
     }

@@ -119,6 +119,9 @@ pub struct OutMessage {
     pub subject: String,
     pub text: String,
     pub html: Option<String>,
+    /// The address a reply goes to, when it names the ticket (`urp+2026.000123@…`); otherwise
+    /// the channel's own.
+    pub reply_to: Option<String>,
 }
 
 impl OutMessage {
@@ -126,6 +129,18 @@ impl OutMessage {
     /// asked about it and a resend is recognisable.
     pub fn order_id(&self) -> String {
         format!("messo-{}", self.outbox_id)
+    }
+
+    /// The plus-address naming ticket `number` on `base` (`urp@comune.it` → `urp+2026.000123@
+    /// comune.it`); `/` becomes `.`, which every mail system takes in an address.
+    pub fn tagged_reply(base: &str, number: &str) -> Option<String> {
+        let (local, domain) = base.rsplit_once('@')?;
+        let tag: String = number
+            .chars()
+            .map(|c| if c == '/' { '.' } else { c })
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            .collect();
+        (!tag.is_empty()).then(|| format!("{local}+{tag}@{domain}"))
     }
 
     /// The Message-ID of the e-mail: the same on every attempt of the row.

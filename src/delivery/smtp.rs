@@ -492,7 +492,12 @@ pub fn build_mime(
             HeaderName::new_from_ascii_str("Auto-Submitted"),
             "auto-generated".to_owned(),
         ));
-    if let Some(r) = reply_to {
+    let tagged = msg
+        .reply_to
+        .as_deref()
+        .and_then(|r| r.parse::<Address>().ok())
+        .map(|a| Mailbox::new(None, a));
+    if let Some(r) = tagged.as_ref().or(reply_to) {
         b = b.reply_to(r.clone());
     }
     let html = msg.html.clone().unwrap_or_else(|| html_of(&msg.text));

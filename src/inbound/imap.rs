@@ -453,13 +453,7 @@ where
         let bytes = raw.len();
         match accept(uid, raw).await {
             Ok(()) => {
-                if let Some(dest) = &account.processed_mailbox
-                    && !destination_ready
-                {
-                    ensure_mailbox(session, dest, limit).await?;
-                    destination_ready = true;
-                }
-                mark_processed(session, uid, account, limit, server)
+                mark_processed(session, uid, account, limit, server, &mut destination_ready)
                     .await
                     .inspect_err(|e| {
                         tracing::warn!(
@@ -511,13 +505,16 @@ where
     session.uid_fetch(uid_set, query).await?.try_collect().await
 }
 
-/// Flags `uid` as seen and moves it to the processed folder when there is one.
+/// Flags `uid` as seen, then moves it to the processed folder when there is one (creating the
+/// folder first unless `destination_ready`). The flag comes first: if the folder cannot be
+/// created or the move fails, the stored message is still not offered again.
 async fn mark_processed<T>(
     session: &mut Session<T>,
     uid: u32,
     account: &ImapAccount,
     limit: Limits,
     server: ServerFeatures,
+    destination_ready: &mut bool,
 ) -> Result<(), ImapError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
@@ -537,6 +534,10 @@ where
     let Some(dest) = &account.processed_mailbox else {
         return Ok(());
     };
+    if !*destination_ready {
+        ensure_mailbox(session, dest, limit).await?;
+        *destination_ready = true;
+    }
     if server.has_move {
         return limit
             .imap("UID MOVE", session.uid_mv(&set, dest.as_str()))

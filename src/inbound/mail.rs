@@ -312,7 +312,7 @@ mod tests {
     use proptest::prelude::*;
 
     const PLAIN: &[u8] = b"Return-Path: <mario.rossi@example.it>\r\n\
-Delivered-To: urp@comune.example.it\r\n\
+Delivered-To: URP+2026-000123@comune.example.it\r\n\
 From: Mario Rossi <Mario.Rossi@Example.IT>\r\n\
 To: \"URP Comune\" <URP@comune.example.it>\r\n\
 Cc: anna.bianchi@example.it, urp@comune.example.it\r\n\
@@ -383,7 +383,8 @@ aWxlcgo8PCAvUm9vdCAxIDAgUiA+PgolJUVPRgo=\r\n\
             r.to,
             vec![
                 "urp@comune.example.it".to_owned(),
-                "anna.bianchi@example.it".to_owned()
+                "anna.bianchi@example.it".to_owned(),
+                "urp+2026-000123@comune.example.it".to_owned(),
             ]
         );
         assert_eq!(r.subject, "Re: Richiesta URP-2026-000123");
