@@ -1239,6 +1239,62 @@ working_days = 1
     }
 
     #[test]
+    fn inbound_problems_name_their_key() {
+        let text = format!(
+            "{BUILTIN_TOML}\n[inbound]\nticket_format = \"URP {{seq}}\"\nreply_address = \"urp+x@comune.it\"\n\
+             [[inbound.endpoints]]\nname = \"a b\"\nfamily = \"rest-it\"\ntoken = \"short\"\n\
+             [[inbound.endpoints]]\nname = \"g\"\nfamily = \"carrier-pigeon\"\n\
+             [[inbound.endpoints]]\nname = \"t\"\nfamily = \"generic\"\nrate_per_s = 0\n\
+             [inbound.imap]\nhost = \"imap.example.it\"\nsecurity = \"ssl\"\n"
+        );
+        let keys: Vec<String> = problems(&text).into_iter().map(|p| p.key).collect();
+        for k in [
+            "inbound.ticket_format",
+            "inbound.reply_address",
+            "inbound.endpoints[0].name",
+            "inbound.endpoints[0].token",
+            "inbound.endpoints[1].family",
+            "inbound.endpoints[2].secret",
+            "inbound.endpoints[2].rate_per_s",
+            "inbound.imap.security",
+            "inbound.imap.username",
+            "inbound.imap.password",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn inbound_secrets_come_from_files_and_twilio_providers_get_an_endpoint() {
+        let dir = std::env::temp_dir().join(format!("messo-config-inbound-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("token");
+        std::fs::write(&secret, "a-long-enough-url-token\n").unwrap();
+        let text = format!(
+            "{BUILTIN_TOML}\n[sms]\n[[sms.providers]]\nname = \"tw\"\nkind = \"twilio\"\naccount_sid = \"AC1\"\nauth_token = \"tok\"\n\
+             [inbound]\n[[inbound.endpoints]]\nname = \"skebby\"\nfamily = \"rest-it\"\n"
+        );
+        let env = vec![(
+            "MESSO_INBOUND__ENDPOINTS__0__TOKEN_FILE".to_owned(),
+            secret.display().to_string(),
+        )];
+        let c = Config::from_toml(&text, "test.toml", env).unwrap();
+        assert_eq!(
+            c.inbound.endpoint("skebby").map(|e| &e.family),
+            Some(&Family::RestIt {
+                token: "a-long-enough-url-token".to_owned()
+            })
+        );
+        assert_eq!(
+            c.inbound.endpoint("tw").map(|e| &e.family),
+            Some(&Family::Twilio {
+                auth_token: "tok".to_owned()
+            })
+        );
+        assert_eq!(c.inbound.ticket_format.as_str(), "{year}/{seq:6}");
+    }
+
+    #[test]
     fn environment_overrides_and_secret_files() {
         let dir = std::env::temp_dir().join(format!("messo-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
