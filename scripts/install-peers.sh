@@ -97,3 +97,56 @@ else
 fi
 
 say "ready: $SMTP_SINK, $VENV/bin/python (aiosmtpd $AIOSMTPD_VERSION)"
+
+# ============================================================================================
+# --- dovecot (IMAP peer for tests/inbound_imap.rs) ------------------------------------------
+# tests/inbound_imap.rs starts its own `dovecot -F -c CONFIG` per test on a free loopback port;
+# only the binaries of Debian's dovecot-imapd are needed. The system service must not stay up.
+DOVECOT=/usr/sbin/dovecot
+
+imap_ports_listening() {
+    ss -Hltn '( sport = :143 or sport = :993 )' 2>/dev/null | grep -q .
+}
+
+stop_system_dovecot() {
+    local pidfile=/run/dovecot/master.pid master_pid=""
+    [ -r "$pidfile" ] && master_pid=$(tr -dc 0-9 <"$pidfile")
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+        "${SUDO[@]}" systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+    else
+        if { [ -n "$master_pid" ] && kill -0 "$master_pid" 2>/dev/null; } || imap_ports_listening; then
+            say "the system dovecot is running; stopping it"
+            if [ -x /etc/init.d/dovecot ]; then
+                "${SUDO[@]}" /etc/init.d/dovecot stop >/dev/null 2>&1 || true
+            fi
+            # The init script may be absent or fail: ask the master itself (system config only).
+            if [ -n "$master_pid" ] && kill -0 "$master_pid" 2>/dev/null; then
+                "${SUDO[@]}" "$DOVECOT" stop >/dev/null 2>&1 || true
+            fi
+        fi
+        # Keep it from coming back at the next boot (sysvinit / no init system).
+        if command -v update-rc.d >/dev/null && [ -x /etc/init.d/dovecot ]; then
+            "${SUDO[@]}" update-rc.d dovecot disable >/dev/null 2>&1 || true
+        fi
+    fi
+    if imap_ports_listening; then
+        say "warning: something still listens on port 143 or 993:"
+        ss -Hltnp '( sport = :143 or sport = :993 )' >&2 || true
+    fi
+}
+
+if [ -x "$DOVECOT" ]; then
+    say "dovecot: present ($DOVECOT, $("$DOVECOT" --version 2>/dev/null || echo '?'))"
+else
+    say "dovecot: installing Debian's dovecot-imapd (the system service is stopped afterwards)"
+    if ! apt_install dovecot-imapd; then
+        say "apt-get install failed; running apt-get update and trying again"
+        "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=120 \
+            || die "apt-get update failed"
+        apt_install dovecot-imapd || die "apt-get install dovecot-imapd failed (needed for $DOVECOT)"
+    fi
+    [ -x "$DOVECOT" ] || die "dovecot-imapd is installed but $DOVECOT is missing"
+    say "dovecot: installed ($DOVECOT, $("$DOVECOT" --version 2>/dev/null || echo '?'))"
+fi
+stop_system_dovecot
+say "ready: $DOVECOT"

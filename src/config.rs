@@ -23,10 +23,10 @@ use crate::sla::{Amount, ClockKind, Policy, PolicyError, Sla, TargetRule};
 
 mod delivery;
 mod inbound;
-pub use inbound::{Endpoint, Family, ImapPolling, Inbound};
 pub use delivery::{
     Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
 };
+pub use inbound::{Endpoint, Family, ImapPolling, Inbound};
 
 /// The shipped configuration (Roma Capitale), used when no file is given and
 /// `config/messo.toml` does not exist in the working directory.

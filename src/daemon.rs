@@ -24,8 +24,8 @@ use crate::calendar::Calendar;
 use crate::config::{Config, Notify};
 use crate::delivery::dispatch::Dispatcher;
 use crate::engine::{self, Context, Decision};
-use crate::http::{self, AppState, Clock, TokenBook};
 use crate::http::webhooks::WebhookState;
+use crate::http::{self, AppState, Clock, TokenBook};
 use crate::store::{
     Backend, CycleReport, EngineInput, InboundPolicy, InboundWriter, Store, StoreError,
 };
@@ -181,11 +181,21 @@ pub async fn pass(
     let started = Instant::now();
     loop {
         let r = store.process_inbound(inbound, clock(), BATCH).await?;
-        metrics.inbound_total.fetch_add(r.processed, Ordering::Relaxed);
-        metrics.inbound_integrations_total.fetch_add(r.integrations, Ordering::Relaxed);
-        metrics.inbound_unmatched_total.fetch_add(r.unmatched, Ordering::Relaxed);
-        metrics.inbound_opt_outs_total.fetch_add(r.opt_outs, Ordering::Relaxed);
-        metrics.inbound_receipts_total.fetch_add(r.receipts, Ordering::Relaxed);
+        metrics
+            .inbound_total
+            .fetch_add(r.processed, Ordering::Relaxed);
+        metrics
+            .inbound_integrations_total
+            .fetch_add(r.integrations, Ordering::Relaxed);
+        metrics
+            .inbound_unmatched_total
+            .fetch_add(r.unmatched, Ordering::Relaxed);
+        metrics
+            .inbound_opt_outs_total
+            .fetch_add(r.opt_outs, Ordering::Relaxed);
+        metrics
+            .inbound_receipts_total
+            .fetch_add(r.receipts, Ordering::Relaxed);
         if r.processed > 0 {
             tracing::info!(
                 processed = r.processed,
@@ -392,10 +402,10 @@ pub async fn run(
             listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|stop| *stop).await;
-            })
-            .await
+        .with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        })
+        .await
     });
 
     // The periodic tick: a plain interval in UTC, nothing local-time.
@@ -483,7 +493,16 @@ pub async fn run(
     ));
     sd_notify(&[sd_notify::NotifyState::Ready]);
     loop {
-        if let Err(e) = pass(&store, &engine, &inbound_policy, &clock, &metrics, &send_wake).await {
+        if let Err(e) = pass(
+            &store,
+            &engine,
+            &inbound_policy,
+            &clock,
+            &metrics,
+            &send_wake,
+        )
+        .await
+        {
             tracing::error!(error = %e, "pass failed; retrying at the next tick");
         }
         sd_notify(&[sd_notify::NotifyState::Watchdog]);
@@ -554,7 +573,9 @@ async fn imap_loop(
                 "IMAP poll"
             ),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "IMAP poll failed; trying again at the next interval"),
+            Err(e) => {
+                tracing::warn!(error = %e, "IMAP poll failed; trying again at the next interval")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -23,7 +23,11 @@ use sqlx::Row;
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 fn ts(s: &str) -> Timestamp {
@@ -116,7 +120,10 @@ async fn start(pg: bool) -> Hook {
             .execute(admin.pool())
             .await
             .expect("schema");
-        (format!("{}?options=-c%20search_path%3D{schema}", pg_base()), Some(schema))
+        (
+            format!("{}?options=-c%20search_path%3D{schema}", pg_base()),
+            Some(schema),
+        )
     } else {
         (format!("sqlite://{}/messo.db", dir.display()), None)
     };
@@ -131,7 +138,9 @@ async fn start(pg: bool) -> Hook {
     let clock: messo::http::Clock = Arc::new(move || Timestamp(n.load(Ordering::SeqCst)));
     let writer = InboundWriter::spawn(store.clone(), Arc::new(tokio::sync::Notify::new()));
     let state = WebhookState::new(&cfg.inbound, &cfg.http.public_base_url, writer, clock);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         axum::serve(
@@ -179,7 +188,10 @@ impl Hook {
         }))
         .expect("ticket");
         let at = ts("2026-03-02T10:15:00+01:00");
-        self.store.create_ticket(&t, Source::Api, at).await.expect("create");
+        self.store
+            .create_ticket(&t, Source::Api, at)
+            .await
+            .expect("create");
         if waiting {
             let e = NewEvent::from_json(&json!({
                 "kind": "integration_requested",
@@ -188,23 +200,47 @@ impl Hook {
             }))
             .expect("event");
             self.store
-                .append_event(number, &e, None, Source::Api, ts("2026-03-02T11:00:00+01:00"))
+                .append_event(
+                    number,
+                    &e,
+                    None,
+                    Source::Api,
+                    ts("2026-03-02T11:00:00+01:00"),
+                )
                 .await
                 .expect("append");
         }
-        let rec = self.store.ticket(number).await.expect("get").expect("ticket");
+        let rec = self
+            .store
+            .ticket(number)
+            .await
+            .expect("get")
+            .expect("ticket");
         // Settle what the engine owes so far, so a test sees only what the reply adds.
-        self.engine.cycle(ts("2026-03-02T11:00:00+01:00")).await.expect("engine");
+        self.engine
+            .cycle(ts("2026-03-02T11:00:00+01:00"))
+            .await
+            .expect("engine");
         rec.id
     }
 
     async fn waiting(&self, number: &str) -> bool {
-        let t = self.store.ticket(number).await.expect("get").expect("ticket");
+        let t = self
+            .store
+            .ticket(number)
+            .await
+            .expect("get")
+            .expect("ticket");
         t.waiting_since.is_some()
     }
 
     async fn kinds(&self, ticket_number: &str) -> Vec<String> {
-        let t = self.store.ticket(ticket_number).await.expect("get").expect("ticket");
+        let t = self
+            .store
+            .ticket(ticket_number)
+            .await
+            .expect("get")
+            .expect("ticket");
         self.store
             .events(t.id)
             .await
@@ -232,11 +268,22 @@ impl Hook {
             .expect("process")
     }
 
-    async fn twilio(&self, route: &str, pairs: &[(&str, &str)], sign: Option<&str>) -> (u16, String) {
+    async fn twilio(
+        &self,
+        route: &str,
+        pairs: &[(&str, &str)],
+        sign: Option<&str>,
+    ) -> (u16, String) {
         let path = format!("/webhooks/{route}/twilio");
-        let owned: Vec<(String, String)> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let sig = twilio_signature(&format!("{PUBLIC}{path}"), &owned, sign.unwrap_or(TWILIO_TOKEN));
+        let owned: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let sig = twilio_signature(
+            &format!("{PUBLIC}{path}"),
+            &owned,
+            sign.unwrap_or(TWILIO_TOKEN),
+        );
         let body = form(pairs);
         let mut req = self
             .client
@@ -313,7 +360,10 @@ async fn an_sms_reply_resumes_the_clock_and_ripresa_is_owed(h: &Hook) {
                 ("AccountSid", "AC1"),
                 ("From", CITIZEN_MOBILE),
                 ("To", "+390612345678"),
-                ("Body", "Buongiorno, ho inviato la carta d'identità per la pratica 2026 123"),
+                (
+                    "Body",
+                    "Buongiorno, ho inviato la carta d'identità per la pratica 2026 123",
+                ),
                 ("NumMedia", "0"),
                 ("ApiVersion", "2010-04-01"),
             ],
@@ -326,12 +376,19 @@ async fn an_sms_reply_resumes_the_clock_and_ripresa_is_owed(h: &Hook) {
     assert!(h.waiting("2026/000123").await);
     let r = h.process().await;
     assert_eq!((r.processed, r.integrations), (1, 1));
-    assert!(!h.waiting("2026/000123").await, "the reply resumes the clock");
-    assert_eq!(h.kinds("2026/000123").await.last().map(String::as_str), Some("integration_received"));
+    assert!(
+        !h.waiting("2026/000123").await,
+        "the reply resumes the clock"
+    );
+    assert_eq!(
+        h.kinds("2026/000123").await.last().map(String::as_str),
+        Some("integration_received")
+    );
     h.engine.cycle(h.now()).await.expect("engine");
     let owed = h.outbox().await;
     assert!(
-        owed.iter().any(|(k, rcp, _, _)| k == "ripresa" && rcp == "citizen"),
+        owed.iter()
+            .any(|(k, rcp, _, _)| k == "ripresa" && rcp == "citizen"),
         "ripresa owed: {owed:?}"
     );
     let rows = h.store.inbound_rows().await.expect("rows");
@@ -343,7 +400,8 @@ async fn an_sms_reply_resumes_the_clock_and_ripresa_is_owed(h: &Hook) {
 // Providers retry and duplicate: 100 copies at once are stored once and acted on once.
 async fn a_hundred_copies_at_once_are_one_reply(h: &Hook) {
     h.ticket("2026/000200", true).await;
-    let body = json!({"id": "gen-42", "from": CITIZEN_MOBILE, "text": "pratica 2026/000200: allego"});
+    let body =
+        json!({"id": "gen-42", "from": CITIZEN_MOBILE, "text": "pratica 2026/000200: allego"});
     let at = h.now().0;
     let mut tasks = Vec::new();
     for _ in 0..100 {
@@ -381,7 +439,13 @@ async fn a_hundred_copies_at_once_are_one_reply(h: &Hook) {
     assert_eq!((status, v["status"].as_str()), (200, Some("duplicate")));
     assert_eq!(h.process().await.processed, 0);
     let kinds = h.kinds("2026/000200").await;
-    assert_eq!(kinds.iter().filter(|k| *k == "integration_received").count(), 1);
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "integration_received")
+            .count(),
+        1
+    );
 }
 
 async fn forged_and_replayed_requests_leave_no_trace(h: &Hook) {
@@ -395,21 +459,37 @@ async fn forged_and_replayed_requests_leave_no_trace(h: &Hook) {
     assert_eq!(h.twilio("sms", &pairs, Some("")).await.0, 401);
     assert_eq!(h.twilio("sms", &pairs, Some("not-the-token")).await.0, 403);
     // A body changed after signing: 403.
-    let owned: Vec<(String, String)> =
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let sig = twilio_signature(&format!("{PUBLIC}/webhooks/sms/twilio"), &owned, TWILIO_TOKEN);
+    let owned: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let sig = twilio_signature(
+        &format!("{PUBLIC}/webhooks/sms/twilio"),
+        &owned,
+        TWILIO_TOKEN,
+    );
     let r = h
         .client
         .post(format!("{}/webhooks/sms/twilio", h.base))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("X-Twilio-Signature", sig)
-        .body(form(&[("MessageSid", "SM0000000000000000000000000000300"), ("From", "+393330000000"), ("Body", "pratica 2026/000300")]))
+        .body(form(&[
+            ("MessageSid", "SM0000000000000000000000000000300"),
+            ("From", "+393330000000"),
+            ("Body", "pratica 2026/000300"),
+        ]))
         .send()
         .await
         .expect("post");
     assert_eq!(r.status().as_u16(), 403);
     let problem: Value = r.json().await.expect("problem");
-    assert!(problem["detail"].as_str().unwrap_or("").contains("does not match"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not match"),
+        "{problem}"
+    );
     // A generic request replayed after the tolerance window: 403.
     let body = json!({"id": "g-300", "from": CITIZEN_MOBILE, "text": "2026/000300"});
     let (status, v) = h.generic("centralino", "sms", &body, h.now().0 - 301).await;
@@ -417,18 +497,36 @@ async fn forged_and_replayed_requests_leave_no_trace(h: &Hook) {
     // The REST family's token: wrong → 403, missing → 404 (no such URL).
     let r = h
         .client
-        .post(format!("{}/webhooks/sms/skebby/wrong-token-0123456789", h.base))
+        .post(format!(
+            "{}/webhooks/sms/skebby/wrong-token-0123456789",
+            h.base
+        ))
         .form(&[("sender", CITIZEN_MOBILE), ("text", "2026/000300")])
         .send()
         .await
         .expect("post");
     assert_eq!(r.status().as_u16(), 403);
-    let r = h.client.post(format!("{}/webhooks/sms/skebby", h.base)).send().await.expect("post");
+    let r = h
+        .client
+        .post(format!("{}/webhooks/sms/skebby", h.base))
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status().as_u16(), 404);
     // Unknown provider and route: 404.
-    let r = h.client.post(format!("{}/webhooks/sms/nessuno", h.base)).send().await.expect("post");
+    let r = h
+        .client
+        .post(format!("{}/webhooks/sms/nessuno", h.base))
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status().as_u16(), 404);
-    let r = h.client.post(format!("{}/webhooks/fax/twilio", h.base)).send().await.expect("post");
+    let r = h
+        .client
+        .post(format!("{}/webhooks/fax/twilio", h.base))
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status().as_u16(), 404);
     // Over 64 KiB: 413, before anything is read.
     let big = "x".repeat(70 * 1024);
@@ -442,20 +540,46 @@ async fn forged_and_replayed_requests_leave_no_trace(h: &Hook) {
         .expect("post");
     assert_eq!(r.status().as_u16(), 413);
     // Signed but malformed: 400 with the reason.
-    let (status, v) = h.generic("centralino", "sms", &json!({"from": CITIZEN_MOBILE}), h.now().0).await;
+    let (status, v) = h
+        .generic(
+            "centralino",
+            "sms",
+            &json!({"from": CITIZEN_MOBILE}),
+            h.now().0,
+        )
+        .await;
     assert_eq!(status, 400);
     assert!(v["detail"].as_str().unwrap_or("").contains("`id`"), "{v}");
-    let (status, v) = h.generic("centralino", "dlr", &json!({"id": "x", "status": "teleported"}), h.now().0).await;
+    let (status, v) = h
+        .generic(
+            "centralino",
+            "dlr",
+            &json!({"id": "x", "status": "teleported"}),
+            h.now().0,
+        )
+        .await;
     assert_eq!(status, 400);
-    assert!(v["detail"].as_str().unwrap_or("").contains("teleported"), "{v}");
+    assert!(
+        v["detail"].as_str().unwrap_or("").contains("teleported"),
+        "{v}"
+    );
     // Nothing was stored and the ticket did not move.
     assert!(h.store.inbound_rows().await.expect("rows").is_empty());
     assert!(h.waiting("2026/000300").await);
-    assert_eq!(h.kinds("2026/000300").await, vec!["received", "integration_requested"]);
+    assert_eq!(
+        h.kinds("2026/000300").await,
+        vec!["received", "integration_requested"]
+    );
 }
 
 /// An SMS that went out through provider `provider` under `provider_id`.
-async fn sent_sms(h: &Hook, ticket_id: i64, key: &str, provider: &str, provider_id: Option<&str>) -> i64 {
+async fn sent_sms(
+    h: &Hook,
+    ticket_id: i64,
+    key: &str,
+    provider: &str,
+    provider_id: Option<&str>,
+) -> i64 {
     h.store
         .insert_message(
             &NewOutbox {
@@ -485,13 +609,15 @@ async fn sent_sms(h: &Hook, ticket_id: i64, key: &str, provider: &str, provider_
 }
 
 async fn mark_sent(h: &Hook, id: i64, provider: &str, pid: &str) {
-    sqlx::query("UPDATE outbox SET state = 'delivered', provider = $1, provider_id = $2 WHERE id = $3")
-        .bind(provider)
-        .bind(pid)
-        .bind(id)
-        .execute(h.store.pool())
-        .await
-        .expect("mark sent");
+    sqlx::query(
+        "UPDATE outbox SET state = 'delivered', provider = $1, provider_id = $2 WHERE id = $3",
+    )
+    .bind(provider)
+    .bind(pid)
+    .bind(id)
+    .execute(h.store.pool())
+    .await
+    .expect("mark sent");
 }
 
 async fn receipts_move_forward_only_and_a_failure_starts_the_fallback(h: &Hook) {
@@ -500,17 +626,28 @@ async fn receipts_move_forward_only_and_a_failure_starts_the_fallback(h: &Hook) 
     let a = sent_sms(h, tid, "a", "twilio", Some("SMaaaa")).await;
     for status in ["delivered", "sent"] {
         let (s, b) = h
-            .twilio("dlr", &[("MessageSid", "SMaaaa"), ("MessageStatus", status)], None)
+            .twilio(
+                "dlr",
+                &[("MessageSid", "SMaaaa"), ("MessageStatus", status)],
+                None,
+            )
             .await;
         assert_eq!(s, 200, "{b}");
     }
     h.process().await;
-    assert_eq!(h.store.dlr_state(a).await.expect("dlr").0.as_deref(), Some("delivered"));
+    assert_eq!(
+        h.store.dlr_state(a).await.expect("dlr").0.as_deref(),
+        Some("delivered")
+    );
 
     // 2. A receipt before the send is recorded: kept and applied once the send is.
     let b = sent_sms(h, tid, "b", "twilio", None).await;
     let (s, _) = h
-        .twilio("dlr", &[("MessageSid", "SMbbbb"), ("MessageStatus", "delivered")], None)
+        .twilio(
+            "dlr",
+            &[("MessageSid", "SMbbbb"), ("MessageStatus", "delivered")],
+            None,
+        )
         .await;
     assert_eq!(s, 200);
     let r = h.process().await;
@@ -519,35 +656,77 @@ async fn receipts_move_forward_only_and_a_failure_starts_the_fallback(h: &Hook) 
     h.now.fetch_add(60, Ordering::SeqCst);
     let r = h.process().await;
     assert_eq!(r.receipts, 1);
-    assert_eq!(h.store.dlr_state(b).await.expect("dlr").0.as_deref(), Some("delivered"));
+    assert_eq!(
+        h.store.dlr_state(b).await.expect("dlr").0.as_deref(),
+        Some("delivered")
+    );
 
     // 3. A multi-part message: part 1 delivered, part 2 failed → the whole message failed,
     // the row is dead and the fallback chain owes the e-mail.
     let c = sent_sms(h, tid, "c", "centralino", Some("gen-c")).await;
     let at = h.now().0;
-    let (s, v) = h.generic("centralino", "dlr", &json!({"id": "gen-c", "status": "delivered", "part": 1, "parts": 2}), at).await;
+    let (s, v) = h
+        .generic(
+            "centralino",
+            "dlr",
+            &json!({"id": "gen-c", "status": "delivered", "part": 1, "parts": 2}),
+            at,
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
     h.process().await;
     let (state, _) = h.store.dlr_state(c).await.expect("dlr");
-    assert_eq!(state.as_deref(), Some("sent"), "one part of two is not the message");
+    assert_eq!(
+        state.as_deref(),
+        Some("sent"),
+        "one part of two is not the message"
+    );
     let (s, _) = h.generic("centralino", "dlr", &json!({"id": "gen-c", "status": "undelivered", "part": 2, "parts": 2, "code": "EC_ABSENT"}), at).await;
     assert_eq!(s, 200);
     let r = h.process().await;
     assert_eq!(r.fallbacks, 1);
     let (state, parts) = h.store.dlr_state(c).await.expect("dlr");
     assert_eq!(state.as_deref(), Some("undelivered"));
-    assert_eq!(parts, vec![(1, "delivered".to_owned()), (2, "undelivered".to_owned())]);
+    assert_eq!(
+        parts,
+        vec![(1, "delivered".to_owned()), (2, "undelivered".to_owned())]
+    );
     let rows = h.outbox().await;
-    assert!(rows.iter().any(|(k, _, ch, st)| k == "avanzamento" && ch == "sms" && st == "dead"), "{rows:?}");
-    assert!(rows.iter().any(|(k, _, ch, st)| k == "avanzamento" && ch == "email" && st == "pending"), "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|(k, _, ch, st)| k == "avanzamento" && ch == "sms" && st == "dead"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(k, _, ch, st)| k == "avanzamento" && ch == "email" && st == "pending"),
+        "{rows:?}"
+    );
     // Every raw receipt is kept.
-    let n = h.store.inbound_rows().await.expect("rows").iter().filter(|r| r.route == "dlr").count();
+    let n = h
+        .store
+        .inbound_rows()
+        .await
+        .expect("rows")
+        .iter()
+        .filter(|r| r.route == "dlr")
+        .count();
     assert_eq!(n, 5);
     // A receipt from another provider does not touch a message it did not send.
-    let (s, _) = h.generic("centralino", "dlr", &json!({"id": "SMaaaa", "status": "failed"}), at).await;
+    let (s, _) = h
+        .generic(
+            "centralino",
+            "dlr",
+            &json!({"id": "SMaaaa", "status": "failed"}),
+            at,
+        )
+        .await;
     assert_eq!(s, 200);
     h.process().await;
-    assert_eq!(h.store.dlr_state(a).await.expect("dlr").0.as_deref(), Some("delivered"));
+    assert_eq!(
+        h.store.dlr_state(a).await.expect("dlr").0.as_deref(),
+        Some("delivered")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -561,7 +740,11 @@ async fn stop_turns_sms_off_once_and_the_ticket_goes_on_by_email() {
         let r = h
             .client
             .post(format!("{}/webhooks/sms/skebby/{SKEBBY_TOKEN}", h.base))
-            .form(&[("sender", "347 123 4567"), ("text", " Stop! "), ("date", "2026-03-03 10:00:00")])
+            .form(&[
+                ("sender", "347 123 4567"),
+                ("text", " Stop! "),
+                ("date", "2026-03-03 10:00:00"),
+            ])
             .send()
             .await
             .expect("post");
@@ -571,7 +754,11 @@ async fn stop_turns_sms_off_once_and_the_ticket_goes_on_by_email() {
         let r = h
             .client
             .post(format!("{}/webhooks/sms/skebby/{SKEBBY_TOKEN}", h.base))
-            .form(&[("sender", CITIZEN_MOBILE), ("text", "BASTA"), ("date", "2026-03-03 10:05:00")])
+            .form(&[
+                ("sender", CITIZEN_MOBILE),
+                ("text", "BASTA"),
+                ("date", "2026-03-03 10:05:00"),
+            ])
             .send()
             .await
             .expect("post");
@@ -580,43 +767,86 @@ async fn stop_turns_sms_off_once_and_the_ticket_goes_on_by_email() {
     let r = h.process().await;
     assert_eq!(r.processed, 2, "the repeated posts were duplicates");
     assert_eq!(r.opt_outs, 2);
-    assert_eq!(h.store.opted_out(&[CITIZEN_MOBILE]).await.expect("opt"), vec![CITIZEN_MOBILE.to_owned()]);
-    let confirmations: Vec<_> = h.outbox().await.into_iter().filter(|(k, ..)| k == "revoca_sms").collect();
+    assert_eq!(
+        h.store.opted_out(&[CITIZEN_MOBILE]).await.expect("opt"),
+        vec![CITIZEN_MOBILE.to_owned()]
+    );
+    let confirmations: Vec<_> = h
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|(k, ..)| k == "revoca_sms")
+        .collect();
     assert_eq!(confirmations.len(), 1, "said once");
     // The next SMS notice is not sent: it dies at once and goes by e-mail.
     sent_sms(&h, tid, "after-stop", "twilio", None).await;
     let out = h.dir.join("files");
     let d = Arc::new(
-        messo::delivery::dispatch::Dispatcher::files(h.store.clone(), &out, "urp@comune.roma.it", "Roma Capitale")
-            .expect("dispatcher"),
+        messo::delivery::dispatch::Dispatcher::files(
+            h.store.clone(),
+            &out,
+            "urp@comune.roma.it",
+            "Roma Capitale",
+        )
+        .expect("dispatcher"),
     );
     let now = h.now.clone();
     let clock: messo::http::Clock = Arc::new(move || Timestamp(now.load(Ordering::SeqCst)));
     d.drain(&clock, 100).await.expect("drain");
     let rows = h.outbox().await;
-    assert!(rows.iter().any(|(k, _, ch, st)| k == "avanzamento" && ch == "sms" && st == "dead"), "{rows:?}");
-    assert!(rows.iter().any(|(k, _, ch, st)| k == "avanzamento" && ch == "email" && st == "delivered"), "{rows:?}");
-    assert!(rows.iter().any(|(k, _, ch, st)| k == "revoca_sms" && ch == "sms" && st == "delivered"), "the confirmation itself goes: {rows:?}");
+    assert!(
+        rows.iter()
+            .any(|(k, _, ch, st)| k == "avanzamento" && ch == "sms" && st == "dead"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(k, _, ch, st)| k == "avanzamento" && ch == "email" && st == "delivered"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(k, _, ch, st)| k == "revoca_sms" && ch == "sms" && st == "delivered"),
+        "the confirmation itself goes: {rows:?}"
+    );
     // START turns SMS back on.
     let r = h
         .client
         .post(format!("{}/webhooks/sms/skebby/{SKEBBY_TOKEN}", h.base))
-        .form(&[("id", "sk-9"), ("sender", CITIZEN_MOBILE), ("text", "attiva")])
+        .form(&[
+            ("id", "sk-9"),
+            ("sender", CITIZEN_MOBILE),
+            ("text", "attiva"),
+        ])
         .send()
         .await
         .expect("post");
     assert_eq!(r.status().as_u16(), 200);
     h.process().await;
-    assert!(h.store.opted_out(&[CITIZEN_MOBILE]).await.expect("opt").is_empty());
+    assert!(
+        h.store
+            .opted_out(&[CITIZEN_MOBILE])
+            .await
+            .expect("opt")
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_naming_no_ticket_is_kept_the_office_told_and_the_citizen_answered_once() {
     let h = start(false).await;
     h.ticket("2026/000600", false).await;
-    for (i, text) in ["Buongiorno, quando è pronta?", "Scusate, nessuna risposta?"].iter().enumerate() {
+    for (i, text) in ["Buongiorno, quando è pronta?", "Scusate, nessuna risposta?"]
+        .iter()
+        .enumerate()
+    {
         let (s, _) = h
-            .generic("centralino", "sms", &json!({"id": format!("u{i}"), "from": CITIZEN_MOBILE, "text": text}), h.now().0)
+            .generic(
+                "centralino",
+                "sms",
+                &json!({"id": format!("u{i}"), "from": CITIZEN_MOBILE, "text": text}),
+                h.now().0,
+            )
             .await;
         assert_eq!(s, 200);
     }
@@ -625,23 +855,47 @@ async fn a_reply_naming_no_ticket_is_kept_the_office_told_and_the_citizen_answer
     let rows = h.store.inbound_rows().await.expect("rows");
     assert!(rows.iter().all(|r| r.status == "unmatched"));
     let owed = h.outbox().await;
-    let hints: Vec<_> = owed.iter().filter(|(k, rcp, ..)| k == "risposta_non_abbinata" && rcp == "citizen").collect();
-    let alerts: Vec<_> = owed.iter().filter(|(k, rcp, ..)| k == "risposta_non_abbinata" && rcp == "office").collect();
-    assert_eq!((hints.len(), alerts.len()), (1, 1), "once per sender per period: {owed:?}");
+    let hints: Vec<_> = owed
+        .iter()
+        .filter(|(k, rcp, ..)| k == "risposta_non_abbinata" && rcp == "citizen")
+        .collect();
+    let alerts: Vec<_> = owed
+        .iter()
+        .filter(|(k, rcp, ..)| k == "risposta_non_abbinata" && rcp == "office")
+        .collect();
+    assert_eq!(
+        (hints.len(), alerts.len()),
+        (1, 1),
+        "once per sender per period: {owed:?}"
+    );
     // The ticket did not change.
     assert_eq!(h.kinds("2026/000600").await, vec!["received"]);
     // A day later the citizen hears again.
     h.now.fetch_add(86_400, Ordering::SeqCst);
-    h.generic("centralino", "sms", &json!({"id": "u9", "from": CITIZEN_MOBILE, "text": "?"}), h.now().0).await;
+    h.generic(
+        "centralino",
+        "sms",
+        &json!({"id": "u9", "from": CITIZEN_MOBILE, "text": "?"}),
+        h.now().0,
+    )
+    .await;
     h.process().await;
-    let hints = h.outbox().await.into_iter().filter(|(k, rcp, ..)| k == "risposta_non_abbinata" && rcp == "citizen").count();
+    let hints = h
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|(k, rcp, ..)| k == "risposta_non_abbinata" && rcp == "citizen")
+        .count();
     assert_eq!(hints, 2);
     // The hint's wording explains how to quote the number.
     let payload: String = sqlx::query_scalar("SELECT payload FROM outbox WHERE kind = 'risposta_non_abbinata' AND recipient = 'citizen' ORDER BY id LIMIT 1")
         .fetch_one(h.store.pool())
         .await
         .expect("payload");
-    assert!(payload.contains("2026/000123"), "an example number in the configured format: {payload}");
+    assert!(
+        payload.contains("2026/000123"),
+        "an example number in the configured format: {payload}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -651,7 +905,12 @@ async fn the_sender_alone_finds_the_one_waiting_ticket_and_a_stranger_only_leave
     h.ticket("2026/000701", false).await;
     // No number in the text: the sender has exactly one ticket waiting.
     let (s, _) = h
-        .generic("centralino", "sms", &json!({"id": "s1", "from": "0039 347 123 4567", "text": "Ecco il documento"}), h.now().0)
+        .generic(
+            "centralino",
+            "sms",
+            &json!({"id": "s1", "from": "0039 347 123 4567", "text": "Ecco il documento"}),
+            h.now().0,
+        )
         .await;
     assert_eq!(s, 200);
     assert_eq!(h.process().await.integrations, 1);
@@ -659,21 +918,42 @@ async fn the_sender_alone_finds_the_one_waiting_ticket_and_a_stranger_only_leave
     // A number quoted from a phone that is not the citizen's: a note, the clock stays stopped.
     h.ticket("2026/000702", true).await;
     let (s, _) = h
-        .generic("centralino", "sms", &json!({"id": "s2", "from": "+393389998877", "text": "per la pratica 2026/702"}), h.now().0)
+        .generic(
+            "centralino",
+            "sms",
+            &json!({"id": "s2", "from": "+393389998877", "text": "per la pratica 2026/702"}),
+            h.now().0,
+        )
         .await;
     assert_eq!(s, 200);
     let r = h.process().await;
     assert_eq!((r.integrations, r.notes), (0, 1));
     assert!(h.waiting("2026/000702").await);
-    assert_eq!(h.kinds("2026/000702").await.last().map(String::as_str), Some("note"));
-    assert!(h.outbox().await.iter().any(|(k, rcp, ..)| k == "risposta_mittente_diverso" && rcp == "office"));
+    assert_eq!(
+        h.kinds("2026/000702").await.last().map(String::as_str),
+        Some("note")
+    );
+    assert!(
+        h.outbox()
+            .await
+            .iter()
+            .any(|(k, rcp, ..)| k == "risposta_mittente_diverso" && rcp == "office")
+    );
     // A reply to a ticket that is not waiting is a note.
     let (s, _) = h
-        .generic("centralino", "sms", &json!({"id": "s3", "from": CITIZEN_MOBILE, "text": "2026/000701 grazie"}), h.now().0)
+        .generic(
+            "centralino",
+            "sms",
+            &json!({"id": "s3", "from": CITIZEN_MOBILE, "text": "2026/000701 grazie"}),
+            h.now().0,
+        )
         .await;
     assert_eq!(s, 200);
     assert_eq!(h.process().await.notes, 1);
-    assert_eq!(h.kinds("2026/000701").await.last().map(String::as_str), Some("note"));
+    assert_eq!(
+        h.kinds("2026/000701").await.last().map(String::as_str),
+        Some("note")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -685,7 +965,12 @@ async fn an_email_reply_with_documents_resumes_the_clock_and_keeps_the_files() {
     let big = vec![b'a'; 2000];
     let mut body = Vec::new();
     let field = |b: &mut Vec<u8>, name: &str, value: &str| {
-        b.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+        b.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
     };
     field(&mut body, "from", "Mario Rossi <Mario.Rossi@example.it>");
     field(&mut body, "to", "URP <urp+2026.000800@comune.roma.it>");
@@ -701,23 +986,51 @@ async fn an_email_reply_with_documents_resumes_the_clock_and_keeps_the_files() {
     let post = |token: String, body: Vec<u8>| {
         h.client
             .post(format!("{}/webhooks/mail/posta/{token}", h.base))
-            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
             .body(body)
             .send()
     };
-    let r = post("wrong-token-0123456789".into(), body.clone()).await.expect("post");
+    let r = post("wrong-token-0123456789".into(), body.clone())
+        .await
+        .expect("post");
     assert_eq!(r.status().as_u16(), 403);
-    assert!(!h.dir.join("attachments").exists(), "a refused request keeps no file");
+    assert!(
+        !h.dir.join("attachments").exists(),
+        "a refused request keeps no file"
+    );
     let r = post(MAIL_TOKEN.into(), body).await.expect("post");
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(h.process().await.integrations, 1, "the plus-address names the ticket");
+    assert_eq!(
+        h.process().await.integrations,
+        1,
+        "the plus-address names the ticket"
+    );
     assert!(!h.waiting("2026/000800").await);
-    let t = h.store.ticket("2026/000800").await.expect("get").expect("ticket");
-    let last = h.store.events(t.id).await.expect("events").pop().expect("event");
+    let t = h
+        .store
+        .ticket("2026/000800")
+        .await
+        .expect("get")
+        .expect("ticket");
+    let last = h
+        .store
+        .events(t.id)
+        .await
+        .expect("events")
+        .pop()
+        .expect("event");
     let text = last.data["text"].as_str().unwrap_or("").to_owned();
-    assert!(text.contains("carta.pdf (30 byte)") && text.contains("grande.bin (2000 byte)"), "{text}");
+    assert!(
+        text.contains("carta.pdf (30 byte)") && text.contains("grande.bin (2000 byte)"),
+        "{text}"
+    );
     // The small file is kept under its hash; the one over the limit is not.
-    let files: Vec<_> = std::fs::read_dir(h.dir.join("attachments")).expect("dir").collect();
+    let files: Vec<_> = std::fs::read_dir(h.dir.join("attachments"))
+        .expect("dir")
+        .collect();
     assert_eq!(files.len(), 1);
     let kept = files[0].as_ref().expect("entry").path();
     assert_eq!(std::fs::read(kept).expect("read"), pdf);
@@ -744,7 +1057,11 @@ async fn a_call_to_the_phone_line_with_the_number_typed_becomes_the_integration_
     assert_eq!(s, 200);
     assert_eq!(h.process().await.integrations, 1);
     let owed = h.outbox().await;
-    assert!(owed.iter().any(|(k, rcp, ..)| k == "chiamata_ricevuta" && rcp == "office"), "{owed:?}");
+    assert!(
+        owed.iter()
+            .any(|(k, rcp, ..)| k == "chiamata_ricevuta" && rcp == "office"),
+        "{owed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -753,18 +1070,32 @@ async fn a_client_over_its_rate_is_told_to_wait() {
     let mut statuses = Vec::new();
     for i in 0..10 {
         let (s, _) = h
-            .generic("lento", "sms", &json!({"id": format!("r{i}"), "from": CITIZEN_MOBILE, "text": "x"}), h.now().0)
+            .generic(
+                "lento",
+                "sms",
+                &json!({"id": format!("r{i}"), "from": CITIZEN_MOBILE, "text": "x"}),
+                h.now().0,
+            )
             .await;
         statuses.push(s);
     }
-    assert!(statuses.iter().filter(|s| **s == 200).count() >= 3, "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|s| **s == 200).count() >= 3,
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&429), "{statuses:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_payloads_are_erased_after_the_retention_period() {
     let h = start(false).await;
-    h.generic("centralino", "sms", &json!({"id": "old", "from": CITIZEN_MOBILE, "text": "x"}), h.now().0).await;
+    h.generic(
+        "centralino",
+        "sms",
+        &json!({"id": "old", "from": CITIZEN_MOBILE, "text": "x"}),
+        h.now().0,
+    )
+    .await;
     let later = h.now().plus(10 * 86_400);
     assert_eq!(h.store.inbound_housekeeping(h.now()).await.expect("hk"), 0);
     assert_eq!(h.store.inbound_housekeeping(later).await.expect("hk"), 1);
@@ -779,12 +1110,19 @@ async fn the_reply_address_of_our_email_names_the_ticket() {
     let h = start(false).await;
     h.ticket("2026/000950", true).await;
     let out = h.dir.join("outbox");
-    let env = vec![("MESSO_CHANNELS__FILE_DIR".to_owned(), out.display().to_string())];
+    let env = vec![(
+        "MESSO_CHANNELS__FILE_DIR".to_owned(),
+        out.display().to_string(),
+    )];
     let toml = std::fs::read_to_string(h.dir.join("config.toml")).expect("config");
     let cfg = Config::from_toml(&toml, "test", env).expect("config");
     let d = Arc::new(
-        messo::delivery::dispatch::Dispatcher::from_config(h.store.clone(), &cfg, Arc::new(Default::default()))
-            .expect("dispatcher"),
+        messo::delivery::dispatch::Dispatcher::from_config(
+            h.store.clone(),
+            &cfg,
+            Arc::new(Default::default()),
+        )
+        .expect("dispatcher"),
     );
     let now = h.now.clone();
     let clock: messo::http::Clock = Arc::new(move || Timestamp(now.load(Ordering::SeqCst)));
@@ -804,7 +1142,10 @@ async fn the_reply_address_of_our_email_names_the_ticket() {
             ("from", CITIZEN_EMAIL),
             ("to", reply_to.as_str()),
             ("subject", "Re: la sua richiesta"),
-            ("text", "Ecco il documento (senza numero di pratica nel testo)."),
+            (
+                "text",
+                "Ecco il documento (senza numero di pratica nel testo).",
+            ),
         ])
         .send()
         .await

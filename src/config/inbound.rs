@@ -196,7 +196,9 @@ pub(super) fn inbound(
     {
         p.add(
             "inbound.reply_address",
-            format!("{a:?} must be a plain e-mail address (the +<ticket> tag is added per message)"),
+            format!(
+                "{a:?} must be a plain e-mail address (the +<ticket> tag is added per message)"
+            ),
         );
     }
     let keywords = |p: &mut Problems, key: &str, v: Option<Vec<String>>, d: &[&str]| {
@@ -210,10 +212,26 @@ pub(super) fn inbound(
         }
         list
     };
-    let opt_out_keywords = keywords(p, "inbound.opt_out_keywords", raw.opt_out_keywords, OPT_OUT_DEFAULT);
-    let opt_in_keywords = keywords(p, "inbound.opt_in_keywords", raw.opt_in_keywords, OPT_IN_DEFAULT);
-    if let Some(k) = opt_out_keywords.iter().find(|k| opt_in_keywords.contains(k)) {
-        p.add("inbound.opt_in_keywords", format!("{k:?} is also an opt-out keyword"));
+    let opt_out_keywords = keywords(
+        p,
+        "inbound.opt_out_keywords",
+        raw.opt_out_keywords,
+        OPT_OUT_DEFAULT,
+    );
+    let opt_in_keywords = keywords(
+        p,
+        "inbound.opt_in_keywords",
+        raw.opt_in_keywords,
+        OPT_IN_DEFAULT,
+    );
+    if let Some(k) = opt_out_keywords
+        .iter()
+        .find(|k| opt_in_keywords.contains(k))
+    {
+        p.add(
+            "inbound.opt_in_keywords",
+            format!("{k:?} is also an opt-out keyword"),
+        );
     }
 
     let mut endpoints: Vec<Endpoint> = Vec::new();
@@ -222,9 +240,14 @@ pub(super) fn inbound(
         let name = r.name.unwrap_or_default();
         if name.is_empty()
             || name.len() > 40
-            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            p.add(k("name"), "must be 1–40 letters, digits, - or _ (it is a URL segment)");
+            p.add(
+                k("name"),
+                "must be 1–40 letters, digits, - or _ (it is a URL segment)",
+            );
         }
         if endpoints.iter().any(|e| e.name == name) {
             p.add(k("name"), format!("{name:?} is used by another endpoint"));
@@ -291,7 +314,10 @@ pub(super) fn inbound(
             "starttls" => ImapSecurity::StartTls,
             "plain" => ImapSecurity::Plain,
             other => {
-                p.add(k("security"), format!("unknown security {other:?}; expected tls|starttls|plain"));
+                p.add(
+                    k("security"),
+                    format!("unknown security {other:?}; expected tls|starttls|plain"),
+                );
                 ImapSecurity::Tls
             }
         };
@@ -304,7 +330,10 @@ pub(super) fn inbound(
             String::new()
         });
         let password = r.password.filter(|s| !s.is_empty()).unwrap_or_else(|| {
-            p.add(k("password"), "the mailbox password is required (put it in MESSO_INBOUND__IMAP__PASSWORD_FILE)");
+            p.add(
+                k("password"),
+                "the mailbox password is required (put it in MESSO_INBOUND__IMAP__PASSWORD_FILE)",
+            );
             String::new()
         });
         ImapPolling {
@@ -314,13 +343,24 @@ pub(super) fn inbound(
                 security,
                 username,
                 password,
-                mailbox: r.mailbox.filter(|s| !s.is_empty()).unwrap_or_else(|| "INBOX".to_owned()),
+                mailbox: r
+                    .mailbox
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "INBOX".to_owned()),
                 processed_mailbox: r.processed_mailbox.filter(|s| !s.is_empty()),
                 ca_bundle: r.ca_bundle.filter(|s| !s.is_empty()).map(PathBuf::from),
                 timeout_s: ranged(p, &k("timeout_s"), r.timeout_s, 30, 1, 600) as u64,
-                max_message_bytes: ranged(p, &k("max_message_bytes"), r.max_message_bytes, 26_214_400, 1024, 1 << 30) as u64,
+                max_message_bytes: ranged(
+                    p,
+                    &k("max_message_bytes"),
+                    r.max_message_bytes,
+                    26_214_400,
+                    1024,
+                    1 << 30,
+                ) as u64,
             },
-            poll_interval_s: ranged(p, &k("poll_interval_s"), r.poll_interval_s, 60, 5, 86_400) as u64,
+            poll_interval_s: ranged(p, &k("poll_interval_s"), r.poll_interval_s, 60, 5, 86_400)
+                as u64,
         }
     });
 
@@ -332,11 +372,46 @@ pub(super) fn inbound(
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "data/attachments".to_owned()),
         ),
-        max_attachment_bytes: ranged(p, "inbound.max_attachment_bytes", raw.max_attachment_bytes, 10_485_760, 0, 1 << 30) as u64,
-        max_mail_bytes: ranged(p, "inbound.max_mail_bytes", raw.max_mail_bytes, 26_214_400, 65_536, 1 << 30) as usize,
-        raw_retention_days: ranged(p, "inbound.raw_retention_days", raw.raw_retention_days, 90, 1, 3650) as u32,
-        hint_every_hours: ranged(p, "inbound.hint_every_hours", raw.hint_every_hours, 24, 1, 8760) as u32,
-        signature_tolerance_s: ranged(p, "inbound.signature_tolerance_s", raw.signature_tolerance_s, 300, 30, 3600),
+        max_attachment_bytes: ranged(
+            p,
+            "inbound.max_attachment_bytes",
+            raw.max_attachment_bytes,
+            10_485_760,
+            0,
+            1 << 30,
+        ) as u64,
+        max_mail_bytes: ranged(
+            p,
+            "inbound.max_mail_bytes",
+            raw.max_mail_bytes,
+            26_214_400,
+            65_536,
+            1 << 30,
+        ) as usize,
+        raw_retention_days: ranged(
+            p,
+            "inbound.raw_retention_days",
+            raw.raw_retention_days,
+            90,
+            1,
+            3650,
+        ) as u32,
+        hint_every_hours: ranged(
+            p,
+            "inbound.hint_every_hours",
+            raw.hint_every_hours,
+            24,
+            1,
+            8760,
+        ) as u32,
+        signature_tolerance_s: ranged(
+            p,
+            "inbound.signature_tolerance_s",
+            raw.signature_tolerance_s,
+            300,
+            30,
+            3600,
+        ),
         opt_out_keywords,
         opt_in_keywords,
         endpoints,

@@ -72,7 +72,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ("messo_fallback_total", &m.fallback_total),
         ("messo_attempts_total", &m.attempts_total),
         ("messo_inbound_total", &m.inbound_total),
-        ("messo_inbound_integrations_total", &m.inbound_integrations_total),
+        (
+            "messo_inbound_integrations_total",
+            &m.inbound_integrations_total,
+        ),
         ("messo_inbound_unmatched_total", &m.inbound_unmatched_total),
         ("messo_inbound_opt_outs_total", &m.inbound_opt_outs_total),
         ("messo_inbound_receipts_total", &m.inbound_receipts_total),

@@ -111,13 +111,33 @@ async fn with_token(
 
 fn problem(status: u16, detail: impl Into<String>) -> Response {
     let (code, kind, title) = match status {
-        400 => (StatusCode::BAD_REQUEST, "malformed-webhook", "Malformed webhook"),
-        401 => (StatusCode::UNAUTHORIZED, "unauthenticated", "Missing credentials"),
-        403 => (StatusCode::FORBIDDEN, "forbidden", "Credentials do not verify"),
+        400 => (
+            StatusCode::BAD_REQUEST,
+            "malformed-webhook",
+            "Malformed webhook",
+        ),
+        401 => (
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Missing credentials",
+        ),
+        403 => (
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Credentials do not verify",
+        ),
         404 => (StatusCode::NOT_FOUND, "not-found", "Not found"),
         413 => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Body too large"),
-        429 => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Try again later"),
+        429 => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Try again later",
+        ),
     };
     let mut r = Problem::new(code, kind, title, detail).into_response();
     if matches!(status, 429 | 503) {
@@ -136,10 +156,16 @@ async fn handle(
 ) -> Response {
     let inner = &s.inner;
     let Some(route) = Route::parse(&route_text) else {
-        return problem(404, format!("no webhook route {route_text:?}; expected sms|voice|dlr|mail"));
+        return problem(
+            404,
+            format!("no webhook route {route_text:?}; expected sms|voice|dlr|mail"),
+        );
     };
     let Some(endpoint) = inner.endpoints.get(&provider) else {
-        return problem(404, format!("no provider endpoint {provider:?} is configured"));
+        return problem(
+            404,
+            format!("no provider endpoint {provider:?} is configured"),
+        );
     };
     if token.is_some() != endpoint.family.uses_token() {
         return problem(
@@ -159,7 +185,10 @@ async fn handle(
         && l.check_key(&peer).is_err()
     {
         tracing::warn!(endpoint = %provider, "webhook rate limit reached");
-        return problem(429, format!("more than {} requests per second", endpoint.rate_per_s));
+        return problem(
+            429,
+            format!("more than {} requests per second", endpoint.rate_per_s),
+        );
     }
     let path_and_query = req
         .uri()
@@ -177,7 +206,10 @@ async fn handle(
         .and_then(|v| v.parse::<usize>().ok())
         && len > limit
     {
-        return problem(413, format!("the body is {len} bytes; at most {limit} are taken"));
+        return problem(
+            413,
+            format!("the body is {len} bytes; at most {limit} are taken"),
+        );
     }
     let body = match axum::body::to_bytes(req.into_body(), limit).await {
         Ok(b) => b,
@@ -199,7 +231,14 @@ async fn handle(
     let parsed = if route == Route::Mail {
         mail(inner, endpoint, &in_req, &headers, &body, now.0).await
     } else {
-        inbound::accept(endpoint, route, &in_req, &inner.public_base_url, now.0, inner.tolerance_s)
+        inbound::accept(
+            endpoint,
+            route,
+            &in_req,
+            &inner.public_base_url,
+            now.0,
+            inner.tolerance_s,
+        )
     };
     let (parsed, raw) = match parsed {
         Ok(p) => {
@@ -274,7 +313,14 @@ async fn mail(
     body: &Bytes,
     now: i64,
 ) -> Result<Parsed, Rejection> {
-    inbound::verify_only(endpoint, Route::Mail, req, &inner.public_base_url, now, inner.tolerance_s)?;
+    inbound::verify_only(
+        endpoint,
+        Route::Mail,
+        req,
+        &inner.public_base_url,
+        now,
+        inner.tolerance_s,
+    )?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -295,9 +341,10 @@ async fn mail(
             };
             let name = field.name().unwrap_or("").to_owned();
             let file_name = field.file_name().map(str::to_owned);
-            let ctype = field
-                .content_type()
-                .map_or_else(|| "application/octet-stream".to_owned(), ToString::to_string);
+            let ctype = field.content_type().map_or_else(
+                || "application/octet-stream".to_owned(),
+                ToString::to_string,
+            );
             let bytes = field
                 .bytes()
                 .await

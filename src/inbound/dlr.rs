@@ -3,7 +3,9 @@
 //! message sent in several parts.
 
 /// Where a message stands according to the provider's receipts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DlrState {
     Queued,
@@ -100,7 +102,11 @@ pub fn overall(parts: &[(u32, DlrState)], total: Option<u32>) -> Option<DlrState
         return Some(DlrState::Delivered);
     }
     // Not all parts delivered yet: the least advanced part tells, but never "delivered".
-    let least = parts.iter().map(|(_, s)| *s).min().unwrap_or(DlrState::Queued);
+    let least = parts
+        .iter()
+        .map(|(_, s)| *s)
+        .min()
+        .unwrap_or(DlrState::Queued);
     Some(if least == DlrState::Delivered {
         DlrState::Sent
     } else {
@@ -126,9 +132,7 @@ pub fn rest_it(status: &str) -> Option<DlrState> {
         "WAITING" | "SCHEDULED" | "WAIT4DLVR" => DlrState::Queued,
         "SENT" => DlrState::Sent,
         "DLVRD" => DlrState::Delivered,
-        "ERROR" | "BLACKLISTED" | "UNKNRCPT" | "UNKNPFX" | "INVALIDDST" | "KO" => {
-            DlrState::Failed
-        }
+        "ERROR" | "BLACKLISTED" | "UNKNRCPT" | "UNKNPFX" | "INVALIDDST" | "KO" => DlrState::Failed,
         "TIMEOUT" => DlrState::Expired,
         "TOOM4NUM" | "TOOM4USER" => DlrState::Undelivered,
         _ => return None,
@@ -170,11 +174,26 @@ mod tests {
         assert_eq!(overall(&[], None), None);
         assert_eq!(overall(&[(1, Delivered)], None), Some(Delivered));
         assert_eq!(overall(&[(1, Delivered)], Some(2)), Some(Sent));
-        assert_eq!(overall(&[(1, Delivered), (2, Delivered)], Some(2)), Some(Delivered));
-        assert_eq!(overall(&[(1, Delivered), (2, Failed)], Some(2)), Some(Failed));
-        assert_eq!(overall(&[(2, Expired), (1, Delivered)], None), Some(Expired));
-        assert_eq!(overall(&[(1, Queued), (2, Delivered)], Some(2)), Some(Queued));
-        assert_eq!(overall(&[(1, Delivered), (3, Delivered)], Some(3)), Some(Sent));
+        assert_eq!(
+            overall(&[(1, Delivered), (2, Delivered)], Some(2)),
+            Some(Delivered)
+        );
+        assert_eq!(
+            overall(&[(1, Delivered), (2, Failed)], Some(2)),
+            Some(Failed)
+        );
+        assert_eq!(
+            overall(&[(2, Expired), (1, Delivered)], None),
+            Some(Expired)
+        );
+        assert_eq!(
+            overall(&[(1, Queued), (2, Delivered)], Some(2)),
+            Some(Queued)
+        );
+        assert_eq!(
+            overall(&[(1, Delivered), (3, Delivered)], Some(3)),
+            Some(Sent)
+        );
     }
 
     #[test]

@@ -86,12 +86,22 @@ mod tests {
             .join("target")
             .join("unit-attachments");
         let _ = std::fs::remove_dir_all(&dir);
-        let small = save(&dir, 10, "../x.pdf", "application/pdf", b"0123456789").await.unwrap();
+        let small = save(&dir, 10, "../x.pdf", "application/pdf", b"0123456789")
+            .await
+            .unwrap();
         assert_eq!(small.name, "x.pdf");
         assert_eq!(small.size, 10);
         let stored = small.stored_as.clone().unwrap();
         assert_eq!(std::fs::read(dir.join(&stored)).unwrap(), b"0123456789");
-        let big = save(&dir, 10, "big.bin", "application/octet-stream", b"01234567890").await.unwrap();
+        let big = save(
+            &dir,
+            10,
+            "big.bin",
+            "application/octet-stream",
+            b"01234567890",
+        )
+        .await
+        .unwrap();
         assert_eq!(big.stored_as, None);
         assert!(!dir.join(&big.sha256).exists());
     }

@@ -459,7 +459,8 @@ where
                         tracing::warn!(
                             uid,
                             error = %e,
-                            "IMAP message stored but not flagged; it will be offered again"
+                            "IMAP message stored, but flagging or moving it failed \
+                             (offered again only if it is still unseen)"
                         );
                     })?;
                 report.accepted += 1;

@@ -300,8 +300,16 @@ mod tests {
     fn formats_are_read_and_refused_with_reasons() {
         assert!(TicketFormat::parse("URP-{year}-{seq:6}").is_ok());
         assert!(TicketFormat::parse("{year}/{seq:6}").is_ok());
-        assert!(TicketFormat::parse("URP-{year}").unwrap_err().contains("{seq}"));
-        assert!(TicketFormat::parse("URP {seq}").unwrap_err().contains("not allowed"));
+        assert!(
+            TicketFormat::parse("URP-{year}")
+                .unwrap_err()
+                .contains("{seq}")
+        );
+        assert!(
+            TicketFormat::parse("URP {seq}")
+                .unwrap_err()
+                .contains("not allowed")
+        );
         assert!(TicketFormat::parse("{seq:0}").is_err());
         assert!(TicketFormat::parse("{seq:6").is_err());
     }
@@ -310,7 +318,10 @@ mod tests {
     fn numbers_are_found_however_citizens_write_them() {
         let f = TicketFormat::parse("URP-{year}-{seq:6}").unwrap();
         let cases = [
-            ("Buongiorno, invio i documenti per la pratica URP-2026-000123", "URP-2026-000123"),
+            (
+                "Buongiorno, invio i documenti per la pratica URP-2026-000123",
+                "URP-2026-000123",
+            ),
             ("urp 2026 123 allego documento", "URP-2026-000123"),
             ("rif. Urp-2026-123.", "URP-2026-000123"),
             ("2026-000123", "URP-2026-000123"),
@@ -333,7 +344,10 @@ mod tests {
     #[test]
     fn a_slash_format_keeps_its_slash() {
         let f = TicketFormat::parse("{year}/{seq:6}").unwrap();
-        assert_eq!(f.find_all("pratica 2026 123"), vec!["2026/000123".to_owned()]);
+        assert_eq!(
+            f.find_all("pratica 2026 123"),
+            vec!["2026/000123".to_owned()]
+        );
         assert_eq!(f.find_all("2026/000124"), vec!["2026/000124".to_owned()]);
     }
 
@@ -348,7 +362,10 @@ mod tests {
         assert_eq!(keyword("start", &out, &inn), Some(Keyword::OptIn));
         assert_eq!(keyword("non STOP la pratica, allego", &out, &inn), None);
         assert_eq!(keyword("", &out, &inn), None);
-        assert_eq!(keyword("Cancella pure la mia richiesta precedente", &out, &inn), None);
+        assert_eq!(
+            keyword("Cancella pure la mia richiesta precedente", &out, &inn),
+            None
+        );
     }
 
     #[test]
@@ -357,8 +374,14 @@ mod tests {
             plus_tag("URP+2026.000123@Comune.Example.it", "urp@comune.example.it"),
             Some("2026.000123")
         );
-        assert_eq!(plus_tag("urp@comune.example.it", "urp@comune.example.it"), None);
-        assert_eq!(plus_tag("altro+1@comune.example.it", "urp@comune.example.it"), None);
+        assert_eq!(
+            plus_tag("urp@comune.example.it", "urp@comune.example.it"),
+            None
+        );
+        assert_eq!(
+            plus_tag("altro+1@comune.example.it", "urp@comune.example.it"),
+            None
+        );
         assert_eq!(plus_tag("urp+1@altro.it", "urp@comune.example.it"), None);
     }
 
@@ -371,14 +394,23 @@ mod tests {
         };
         assert_eq!(
             decide(&[c(1, true, false)], &[c(2, true, true)]),
-            Match::Ticket { id: 1, by: MatchedBy::Number }
+            Match::Ticket {
+                id: 1,
+                by: MatchedBy::Number
+            }
         );
         assert_eq!(decide(&[c(1, false, true)], &[]), Match::Stranger { id: 1 });
         assert_eq!(
             decide(&[], &[c(2, true, true), c(3, true, false)]),
-            Match::Ticket { id: 2, by: MatchedBy::Sender }
+            Match::Ticket {
+                id: 2,
+                by: MatchedBy::Sender
+            }
         );
-        assert_eq!(decide(&[], &[c(2, true, true), c(3, true, true)]), Match::Unmatched);
+        assert_eq!(
+            decide(&[], &[c(2, true, true), c(3, true, true)]),
+            Match::Unmatched
+        );
         assert_eq!(decide(&[], &[c(3, true, false)]), Match::Unmatched);
         assert_eq!(decide(&[], &[]), Match::Unmatched);
     }

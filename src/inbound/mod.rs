@@ -184,9 +184,10 @@ pub fn accept(
     };
     let parsed = match (&endpoint.family, route) {
         (Family::Twilio { .. }, Route::Sms) => parse::twilio_sms(&fields)?,
-        (Family::Twilio { .. }, Route::Dlr) => {
-            parse::twilio_dlr(&fields, query_value(req.path_and_query, "order_id").as_deref())?
-        }
+        (Family::Twilio { .. }, Route::Dlr) => parse::twilio_dlr(
+            &fields,
+            query_value(req.path_and_query, "order_id").as_deref(),
+        )?,
         (Family::Twilio { .. }, Route::Voice) => parse::twilio_voice(&fields)?,
         (Family::RestIt { .. }, Route::Sms) => parse::rest_it_sms(&fields)?,
         (Family::RestIt { .. }, Route::Dlr) => parse::rest_it_dlr(&fields)?,

@@ -43,8 +43,8 @@ impl Fields {
 
     /// From a flat JSON object (numbers and booleans written as text; nested values ignored).
     pub fn from_json(body: &[u8]) -> Result<Fields, BadPayload> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
         let Value::Object(map) = v else {
             return Err(bad("the body must be a JSON object"));
         };
@@ -86,10 +86,12 @@ impl Fields {
     fn number(&self, names: &[&str]) -> Result<Option<u32>, BadPayload> {
         match self.any(names) {
             None => Ok(None),
-            Some(t) => t
-                .parse::<u32>()
-                .map(Some)
-                .map_err(|_| bad(format!("`{}` must be a whole number, found {t:?}", names[0]))),
+            Some(t) => t.parse::<u32>().map(Some).map_err(|_| {
+                bad(format!(
+                    "`{}` must be a whole number, found {t:?}",
+                    names[0]
+                ))
+            }),
         }
     }
 }
@@ -106,7 +108,9 @@ fn text(s: Option<&str>) -> Option<String> {
 
 fn checked_id(id: &str) -> Result<String, BadPayload> {
     if id.len() > 200 || id.chars().any(char::is_control) {
-        return Err(bad("the message id must be at most 200 printable characters"));
+        return Err(bad(
+            "the message id must be at most 200 printable characters",
+        ));
     }
     Ok(id.to_owned())
 }
@@ -125,7 +129,13 @@ fn instant(s: Option<&str>) -> Option<i64> {
         .map(|t| t.and_utc().timestamp())
 }
 
-fn reply(route: Route, id: String, sender: &str, recipient: Option<&str>, body: Option<&str>) -> Parsed {
+fn reply(
+    route: Route,
+    id: String,
+    sender: &str,
+    recipient: Option<&str>,
+    body: Option<&str>,
+) -> Parsed {
     Parsed {
         route,
         external_id: id,
@@ -140,7 +150,13 @@ fn reply(route: Route, id: String, sender: &str, recipient: Option<&str>, body: 
 pub fn twilio_sms(f: &Fields) -> Result<Parsed, BadPayload> {
     let id = checked_id(f.need(&["MessageSid", "SmsSid"])?)?;
     let from = f.need(&["From"])?;
-    let mut p = reply(Route::Sms, id, from, f.any(&["To"]), Some(f.any(&["Body"]).unwrap_or("")));
+    let mut p = reply(
+        Route::Sms,
+        id,
+        from,
+        f.any(&["To"]),
+        Some(f.any(&["Body"]).unwrap_or("")),
+    );
     let media = f.number(&["NumMedia"])?.unwrap_or(0).min(10);
     for n in 0..media {
         if let Some(u) = f.any(&[&format!("MediaUrl{n}")]) {
@@ -154,8 +170,8 @@ pub fn twilio_sms(f: &Fields) -> Result<Parsed, BadPayload> {
 pub fn twilio_dlr(f: &Fields, order_id: Option<&str>) -> Result<Parsed, BadPayload> {
     let sid = checked_id(f.need(&["MessageSid", "SmsSid"])?)?;
     let status = f.need(&["MessageStatus", "SmsStatus"])?;
-    let state = dlr::twilio(status)
-        .ok_or_else(|| bad(format!("unknown MessageStatus {status:?}")))?;
+    let state =
+        dlr::twilio(status).ok_or_else(|| bad(format!("unknown MessageStatus {status:?}")))?;
     Ok(Parsed {
         route: Route::Dlr,
         external_id: format!("{sid}:{}", status.to_ascii_lowercase()),
@@ -199,7 +215,9 @@ pub fn twilio_voice(f: &Fields) -> Result<Parsed, BadPayload> {
 /// sent stands in for it, so a repeated post is still recognised.
 pub fn rest_it_sms(f: &Fields) -> Result<Parsed, BadPayload> {
     let from = f.need(&["sender", "from", "msisdn", "mittente"])?;
-    let body = f.any(&["text", "message", "body", "testo", "sms_text"]).unwrap_or("");
+    let body = f
+        .any(&["text", "message", "body", "testo", "sms_text"])
+        .unwrap_or("");
     let when = f.any(&["date", "time", "received_at", "sms_date", "data"]);
     let id = match f.any(&["id", "message_id", "sms_id", "id_message"]) {
         Some(id) => checked_id(id)?,
@@ -224,7 +242,11 @@ pub fn rest_it_dlr(f: &Fields) -> Result<Parsed, BadPayload> {
     let recipient = f.any(&["recipient", "destination", "to"]).unwrap_or("");
     Ok(Parsed {
         route: Route::Dlr,
-        external_id: format!("{order}:{}:{}", phone(recipient), status.to_ascii_uppercase()),
+        external_id: format!(
+            "{order}:{}:{}",
+            phone(recipient),
+            status.to_ascii_uppercase()
+        ),
         receipt: Some(ReceiptFacts {
             provider_id: None,
             order_id: Some(order),
@@ -242,7 +264,13 @@ pub fn rest_it_dlr(f: &Fields) -> Result<Parsed, BadPayload> {
 /// The generic provider: `{"id", "from", "to", "text", "received_at"}`.
 pub fn generic_sms(f: &Fields) -> Result<Parsed, BadPayload> {
     let id = checked_id(f.need(&["id"])?)?;
-    let mut p = reply(Route::Sms, id, f.need(&["from"])?, f.any(&["to"]), Some(f.any(&["text"]).unwrap_or("")));
+    let mut p = reply(
+        Route::Sms,
+        id,
+        f.need(&["from"])?,
+        f.any(&["to"]),
+        Some(f.any(&["text"]).unwrap_or("")),
+    );
     p.occurred_at = instant(f.any(&["received_at"]));
     Ok(p)
 }
@@ -280,7 +308,13 @@ pub fn generic_dlr(f: &Fields) -> Result<Parsed, BadPayload> {
 /// "transcript"?, "at"?}`.
 pub fn generic_voice(f: &Fields) -> Result<Parsed, BadPayload> {
     let id = checked_id(f.need(&["id"])?)?;
-    let mut p = reply(Route::Voice, id, f.need(&["from"])?, f.any(&["to"]), f.any(&["transcript"]));
+    let mut p = reply(
+        Route::Voice,
+        id,
+        f.need(&["from"])?,
+        f.any(&["to"]),
+        f.any(&["transcript"]),
+    );
     p.digits = f.any(&["digits"]).map(str::to_owned);
     if let Some(u) = f.any(&["recording_url"]) {
         p.references.push(u.to_owned());
@@ -293,8 +327,12 @@ pub fn generic_voice(f: &Fields) -> Result<Parsed, BadPayload> {
 /// `sender`, `to` or `recipient`, `subject`, `text` or `body-plain`, `Message-Id`).
 pub fn mail_fields(f: &Fields) -> Result<Parsed, BadPayload> {
     let from_field = f.need(&["from", "sender", "From"])?;
-    let from = bare_address(from_field)
-        .ok_or_else(|| bad(format!("`from` holds no e-mail address: {:?}", mask_short(from_field))))?;
+    let from = bare_address(from_field).ok_or_else(|| {
+        bad(format!(
+            "`from` holds no e-mail address: {:?}",
+            mask_short(from_field)
+        ))
+    })?;
     let to: Vec<String> = f
         .any(&["to", "recipient", "To"])
         .map(|t| t.split(',').filter_map(bare_address).collect())
@@ -383,15 +421,32 @@ mod tests {
         assert_eq!(p.external_id, "SM1234");
         assert_eq!(p.sender.as_deref(), Some("+393471234567"));
         assert_eq!(p.text.as_deref(), Some("Invio documenti URP-2026-000123"));
-        assert_eq!(p.references, vec!["https://api.twilio.com/media/ME1".to_owned()]);
-        assert_eq!(twilio_sms(&f(&[("From", "+39347")])).unwrap_err().0, "missing field `MessageSid` or `SmsSid`");
-        assert!(twilio_sms(&f(&[("MessageSid", "SM1"), ("From", "x"), ("NumMedia", "lots")])).is_err());
+        assert_eq!(
+            p.references,
+            vec!["https://api.twilio.com/media/ME1".to_owned()]
+        );
+        assert_eq!(
+            twilio_sms(&f(&[("From", "+39347")])).unwrap_err().0,
+            "missing field `MessageSid` or `SmsSid`"
+        );
+        assert!(
+            twilio_sms(&f(&[
+                ("MessageSid", "SM1"),
+                ("From", "x"),
+                ("NumMedia", "lots")
+            ]))
+            .is_err()
+        );
     }
 
     #[test]
     fn twilio_status_callback() {
         let p = twilio_dlr(
-            &f(&[("MessageSid", "SM9"), ("MessageStatus", "undelivered"), ("ErrorCode", "30005")]),
+            &f(&[
+                ("MessageSid", "SM9"),
+                ("MessageStatus", "undelivered"),
+                ("ErrorCode", "30005"),
+            ]),
             Some("messo-42"),
         )
         .unwrap();
@@ -400,33 +455,61 @@ mod tests {
         assert_eq!(r.order_id.as_deref(), Some("messo-42"));
         assert_eq!(r.code.as_deref(), Some("30005"));
         assert_eq!(p.external_id, "SM9:undelivered");
-        assert!(twilio_dlr(&f(&[("MessageSid", "SM9"), ("MessageStatus", "teleported")]), None).is_err());
+        assert!(
+            twilio_dlr(
+                &f(&[("MessageSid", "SM9"), ("MessageStatus", "teleported")]),
+                None
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn rest_it_shapes() {
-        let p = rest_it_sms(&f(&[("sender", "3471234567"), ("text", "STOP"), ("date", "2026-11-27 10:00:00")])).unwrap();
+        let p = rest_it_sms(&f(&[
+            ("sender", "3471234567"),
+            ("text", "STOP"),
+            ("date", "2026-11-27 10:00:00"),
+        ]))
+        .unwrap();
         assert_eq!(p.sender.as_deref(), Some("+393471234567"));
         assert!(p.external_id.starts_with("sha256:"));
         assert_eq!(p.occurred_at, Some(1_795_773_600));
-        let again = rest_it_sms(&f(&[("sender", "3471234567"), ("text", "STOP"), ("date", "2026-11-27 10:00:00")])).unwrap();
+        let again = rest_it_sms(&f(&[
+            ("sender", "3471234567"),
+            ("text", "STOP"),
+            ("date", "2026-11-27 10:00:00"),
+        ]))
+        .unwrap();
         assert_eq!(p.external_id, again.external_id);
-        let d = rest_it_dlr(&f(&[("order_id", "messo-7"), ("status", "DLVRD"), ("recipient", "+393471234567")])).unwrap();
+        let d = rest_it_dlr(&f(&[
+            ("order_id", "messo-7"),
+            ("status", "DLVRD"),
+            ("recipient", "+393471234567"),
+        ]))
+        .unwrap();
         assert_eq!(d.receipt.unwrap().state, DlrState::Delivered);
         assert!(rest_it_dlr(&f(&[("order_id", "messo-7")])).is_err());
     }
 
     #[test]
     fn generic_shapes_and_parts() {
-        let j = Fields::from_json(br#"{"id":"g1","status":"delivered","part":2,"parts":2}"#).unwrap();
+        let j =
+            Fields::from_json(br#"{"id":"g1","status":"delivered","part":2,"parts":2}"#).unwrap();
         let d = generic_dlr(&j).unwrap();
         let r = d.receipt.unwrap();
         assert_eq!((r.part, r.parts), (Some(2), Some(2)));
         assert_eq!(d.external_id, "g1:2:delivered");
-        let j = Fields::from_json(br#"{"id":"g1","status":"delivered","part":3,"parts":2}"#).unwrap();
+        let j =
+            Fields::from_json(br#"{"id":"g1","status":"delivered","part":3,"parts":2}"#).unwrap();
         assert!(generic_dlr(&j).unwrap_err().0.contains("out of range"));
         assert!(Fields::from_json(b"[1,2]").is_err());
-        assert!(Fields::from_json(b"{not json").unwrap_err().0.contains("not JSON"));
+        assert!(
+            Fields::from_json(b"{not json")
+                .unwrap_err()
+                .0
+                .contains("not JSON")
+        );
         let v = generic_voice(&Fields::from_json(br#"{"id":"c1","from":"+393471234567","digits":"2026000123","recording_url":"https://pbx/rec/1"}"#).unwrap()).unwrap();
         assert_eq!(v.digits.as_deref(), Some("2026000123"));
         assert_eq!(v.references.len(), 1);
@@ -436,14 +519,23 @@ mod tests {
     fn mail_webhook_fields() {
         let p = mail_fields(&f(&[
             ("from", "Mario Rossi <Mario.Rossi@Example.it>"),
-            ("to", "URP <urp+URP-2026-000123@comune.example.it>, altro@example.it"),
+            (
+                "to",
+                "URP <urp+URP-2026-000123@comune.example.it>, altro@example.it",
+            ),
             ("subject", "Re: Richiesta URP-2026-000123"),
             ("text", "Allego il documento."),
             ("Message-Id", "<abc@mail.example.it>"),
         ]))
         .unwrap();
         assert_eq!(p.sender.as_deref(), Some("mario.rossi@example.it"));
-        assert_eq!(p.recipients, vec!["urp+urp-2026-000123@comune.example.it".to_owned(), "altro@example.it".to_owned()]);
+        assert_eq!(
+            p.recipients,
+            vec![
+                "urp+urp-2026-000123@comune.example.it".to_owned(),
+                "altro@example.it".to_owned()
+            ]
+        );
         assert_eq!(p.external_id, "abc@mail.example.it");
         assert!(mail_fields(&f(&[("from", "nobody")])).is_err());
     }

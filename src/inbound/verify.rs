@@ -41,7 +41,10 @@ impl Refusal {
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let ha = Sha256::digest(a);
     let hb = Sha256::digest(b);
-    ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    ha.iter()
+        .zip(hb.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// The form pairs of a body, decoded, in the order posted.
@@ -138,9 +141,10 @@ pub fn generic(
     let sig = signature
         .filter(|s| !s.is_empty())
         .ok_or(Refusal::Missing("X-Messo-Signature header"))?;
-    let ts: i64 = ts_text.trim().parse().map_err(|_| {
-        Refusal::Invalid("X-Messo-Timestamp is not a number of seconds".to_owned())
-    })?;
+    let ts: i64 = ts_text
+        .trim()
+        .parse()
+        .map_err(|_| Refusal::Invalid("X-Messo-Timestamp is not a number of seconds".to_owned()))?;
     if (now - ts).abs() > tolerance_s {
         return Err(Refusal::Invalid(format!(
             "X-Messo-Timestamp is {}s away from now; at most {tolerance_s}s are allowed",
@@ -203,7 +207,15 @@ mod tests {
         assert!(twilio(url, &p, "12345", Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ=")).is_ok());
         // The same pairs posted in another order sign the same.
         let body = b"To=%2B18005551212&Digits=1234&CallSid=CA1234567890ABCDE&From=%2B12349013030&Caller=%2B12349013030";
-        assert!(twilio(url, &form_pairs(body), "12345", Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ=")).is_ok());
+        assert!(
+            twilio(
+                url,
+                &form_pairs(body),
+                "12345",
+                Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -213,21 +225,47 @@ mod tests {
         let sig = twilio_signature(url, &p, "tok");
         assert!(twilio(url, &p, "tok", Some(&sig)).is_ok());
         let tampered = pairs(&[("Body", "START"), ("From", "+393471234567")]);
-        assert!(matches!(twilio(url, &tampered, "tok", Some(&sig)), Err(Refusal::Invalid(_))));
+        assert!(matches!(
+            twilio(url, &tampered, "tok", Some(&sig)),
+            Err(Refusal::Invalid(_))
+        ));
         let added = pairs(&[("Body", "STOP"), ("From", "+393471234567"), ("X", "1")]);
         assert!(twilio(url, &added, "tok", Some(&sig)).is_err());
-        assert!(twilio("http://mycompany.com/myapp.php?foo=1&bar=2", &p, "tok", Some(&sig)).is_err());
+        assert!(
+            twilio(
+                "http://mycompany.com/myapp.php?foo=1&bar=2",
+                &p,
+                "tok",
+                Some(&sig)
+            )
+            .is_err()
+        );
         assert!(twilio(url, &p, "other", Some(&sig)).is_err());
-        assert_eq!(twilio(url, &p, "tok", None).map_err(|e| e.status()), Err(401));
-        assert_eq!(twilio(url, &p, "tok", Some("x")).map_err(|e| e.status()), Err(403));
+        assert_eq!(
+            twilio(url, &p, "tok", None).map_err(|e| e.status()),
+            Err(401)
+        );
+        assert_eq!(
+            twilio(url, &p, "tok", Some("x")).map_err(|e| e.status()),
+            Err(403)
+        );
     }
 
     #[test]
     fn tokens() {
         assert!(token(Some("s3cret-token"), "s3cret-token").is_ok());
-        assert_eq!(token(Some("s3cret-tokem"), "s3cret-token").map_err(|e| e.status()), Err(403));
-        assert_eq!(token(Some("s3cret"), "s3cret-token").map_err(|e| e.status()), Err(403));
-        assert_eq!(token(None, "s3cret-token").map_err(|e| e.status()), Err(401));
+        assert_eq!(
+            token(Some("s3cret-tokem"), "s3cret-token").map_err(|e| e.status()),
+            Err(403)
+        );
+        assert_eq!(
+            token(Some("s3cret"), "s3cret-token").map_err(|e| e.status()),
+            Err(403)
+        );
+        assert_eq!(
+            token(None, "s3cret-token").map_err(|e| e.status()),
+            Err(401)
+        );
         assert!(!ct_eq(b"", b"x"));
         assert!(ct_eq(b"", b""));
     }
@@ -241,17 +279,91 @@ mod tests {
         assert_eq!(sig, GENERIC_VECTOR);
         let header = format!("v1={sig}");
         let now = 1_767_225_600;
-        assert!(generic(&["whsec_test"], Some("1767225600"), Some(&header), body, now + 299, 300).is_ok());
-        assert!(generic(&["old", "whsec_test"], Some("1767225600"), Some(&header), body, now, 300).is_ok());
-        let stale = generic(&["whsec_test"], Some("1767225600"), Some(&header), body, now + 301, 300);
+        assert!(
+            generic(
+                &["whsec_test"],
+                Some("1767225600"),
+                Some(&header),
+                body,
+                now + 299,
+                300
+            )
+            .is_ok()
+        );
+        assert!(
+            generic(
+                &["old", "whsec_test"],
+                Some("1767225600"),
+                Some(&header),
+                body,
+                now,
+                300
+            )
+            .is_ok()
+        );
+        let stale = generic(
+            &["whsec_test"],
+            Some("1767225600"),
+            Some(&header),
+            body,
+            now + 301,
+            300,
+        );
         assert!(matches!(stale, Err(Refusal::Invalid(m)) if m.contains("301s")));
-        assert!(generic(&["whsec_test"], Some("1767225600"), Some(&header), b"{\"id\":\"m2\"}", now, 300).is_err());
-        assert!(generic(&["whsec_test"], Some("1767225601"), Some(&header), body, now, 300).is_err());
-        assert!(generic(&["whsec_test"], Some("1767225600"), Some(&sig), body, now, 300).is_err());
-        assert_eq!(generic(&["whsec_test"], None, Some(&header), body, now, 300).map_err(|e| e.status()), Err(401));
-        assert_eq!(generic(&["whsec_test"], Some("x"), Some(&header), body, now, 300).map_err(|e| e.status()), Err(403));
+        assert!(
+            generic(
+                &["whsec_test"],
+                Some("1767225600"),
+                Some(&header),
+                b"{\"id\":\"m2\"}",
+                now,
+                300
+            )
+            .is_err()
+        );
+        assert!(
+            generic(
+                &["whsec_test"],
+                Some("1767225601"),
+                Some(&header),
+                body,
+                now,
+                300
+            )
+            .is_err()
+        );
+        assert!(
+            generic(
+                &["whsec_test"],
+                Some("1767225600"),
+                Some(&sig),
+                body,
+                now,
+                300
+            )
+            .is_err()
+        );
+        assert_eq!(
+            generic(&["whsec_test"], None, Some(&header), body, now, 300).map_err(|e| e.status()),
+            Err(401)
+        );
+        assert_eq!(
+            generic(&["whsec_test"], Some("x"), Some(&header), body, now, 300)
+                .map_err(|e| e.status()),
+            Err(403)
+        );
         let two = format!("v1=deadbeef, v1={sig}");
-        assert!(generic(&["whsec_test"], Some("1767225600"), Some(&two), body, now, 300).is_ok());
+        assert!(
+            generic(
+                &["whsec_test"],
+                Some("1767225600"),
+                Some(&two),
+                body,
+                now,
+                300
+            )
+            .is_ok()
+        );
     }
 
     const GENERIC_VECTOR: &str = "b40d97a30f6669ece89bb3248c4a6aa5a1bdfb7171efcba298339871ab3d68f3";

@@ -299,7 +299,13 @@ fn attachments_line(p: &Value) -> String {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|x| format!("{} ({} byte)", s(x, "name"), x["size"].as_u64().unwrap_or(0)))
+                .map(|x| {
+                    format!(
+                        "{} ({} byte)",
+                        s(x, "name"),
+                        x["size"].as_u64().unwrap_or(0)
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();

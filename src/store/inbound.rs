@@ -182,13 +182,14 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?
                 .flatten();
-        let parts = sqlx::query("SELECT part, state FROM dlr_parts WHERE outbox_id = $1 ORDER BY part")
-            .bind(outbox_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let parts =
+            sqlx::query("SELECT part, state FROM dlr_parts WHERE outbox_id = $1 ORDER BY part")
+                .bind(outbox_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((state, parts))
     }
 
@@ -239,12 +240,31 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("inbound {id}: {e}")))?;
             let done = match parsed.route {
                 Route::Dlr => {
-                    self.act_receipt(&mut tx, id, &endpoint, &parsed, received_at, tries, policy, now, &mut report)
-                        .await?
+                    self.act_receipt(
+                        &mut tx,
+                        id,
+                        &endpoint,
+                        &parsed,
+                        received_at,
+                        tries,
+                        policy,
+                        now,
+                        &mut report,
+                    )
+                    .await?
                 }
                 _ => {
-                    self.act_reply(&mut tx, id, &endpoint, &parsed, received_at, policy, now, &mut report)
-                        .await?
+                    self.act_reply(
+                        &mut tx,
+                        id,
+                        &endpoint,
+                        &parsed,
+                        received_at,
+                        policy,
+                        now,
+                        &mut report,
+                    )
+                    .await?
                 }
             };
             set_done(&mut tx, id, done, now).await?;
@@ -274,14 +294,21 @@ impl Store {
             _ => "email",
         };
         if p.automatic {
-            return Ok(Done::status("ignored", "automatic", "an auto-reply or bounce: not answered"));
+            return Ok(Done::status(
+                "ignored",
+                "automatic",
+                "an auto-reply or bounce: not answered",
+            ));
         }
         // Opt-out and opt-in keywords (SMS only).
         if p.route == Route::Sms
-            && let Some(k) = matching::keyword(&text, &policy.opt_out_keywords, &policy.opt_in_keywords)
+            && let Some(k) =
+                matching::keyword(&text, &policy.opt_out_keywords, &policy.opt_in_keywords)
         {
             report.opt_outs += u64::from(k == Keyword::OptOut);
-            return self.act_keyword(conn, id, &sender, &text, k, policy, now).await;
+            return self
+                .act_keyword(conn, id, &sender, &text, k, policy, now)
+                .await;
         }
         // Tickets the reply names: in the text, the subject, the keypad digits, a plus-address.
         let mut quoted: Vec<String> = Vec::new();
@@ -365,11 +392,15 @@ impl Store {
                 } else {
                     (note.clone(), "note")
                 };
-                let recorded = match self.append_in(conn, &number, &event, Some(&key), Source::Webhook, now).await {
+                let recorded = match self
+                    .append_in(conn, &number, &event, Some(&key), Source::Webhook, now)
+                    .await
+                {
                     Ok(_) => outcome,
                     // The ticket stopped waiting in between: the reply is kept as a note.
                     Err(StoreError::Conflict(_)) if outcome == "integration" => {
-                        self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now).await?;
+                        self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now)
+                            .await?;
                         "note"
                     }
                     Err(e) => return Err(e),
@@ -380,7 +411,17 @@ impl Store {
                     report.notes += 1;
                 }
                 if p.route == Route::Voice {
-                    self.office_alert(conn, "chiamata_ricevuta", tid, &key, p, Some(&number), policy, now).await?;
+                    self.office_alert(
+                        conn,
+                        "chiamata_ricevuta",
+                        tid,
+                        &key,
+                        p,
+                        Some(&number),
+                        policy,
+                        now,
+                    )
+                    .await?;
                 }
                 Done {
                     status: "done",
@@ -400,13 +441,26 @@ impl Store {
                         ),
                     },
                 };
-                self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now).await?;
+                self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now)
+                    .await?;
                 report.notes += 1;
-                self.office_alert(conn, "risposta_mittente_diverso", tid, &key, p, Some(&number), policy, now).await?;
+                self.office_alert(
+                    conn,
+                    "risposta_mittente_diverso",
+                    tid,
+                    &key,
+                    p,
+                    Some(&number),
+                    policy,
+                    now,
+                )
+                .await?;
                 Done {
                     status: "done",
                     outcome: "note",
-                    detail: "names a ticket, from an address not on file: a note, the office decides".to_owned(),
+                    detail:
+                        "names a ticket, from an address not on file: a note, the office decides"
+                            .to_owned(),
                     ticket_id: Some(tid),
                 }
             }
@@ -414,7 +468,17 @@ impl Store {
                 report.unmatched += 1;
                 let bucket = received_at.0 / (i64::from(policy.hint_every_hours.max(1)) * 3600);
                 let per_sender = format!("{sender}:{bucket}");
-                self.office_alert(conn, "risposta_non_abbinata", 0, &per_sender, p, None, policy, now).await?;
+                self.office_alert(
+                    conn,
+                    "risposta_non_abbinata",
+                    0,
+                    &per_sender,
+                    p,
+                    None,
+                    policy,
+                    now,
+                )
+                .await?;
                 // The citizen hears once per period how to quote the ticket number.
                 let hint_channel = match p.route {
                     Route::Mail => Some("email"),
@@ -477,7 +541,13 @@ impl Store {
                      VALUES ($1, $2, $3, $4) ON CONFLICT (number) DO NOTHING",
                 )
                 .bind(sender)
-                .bind(text.trim().to_uppercase().chars().take(40).collect::<String>())
+                .bind(
+                    text.trim()
+                        .to_uppercase()
+                        .chars()
+                        .take(40)
+                        .collect::<String>(),
+                )
                 .bind(now.0)
                 .bind(id)
                 .execute(&mut *conn)
@@ -661,7 +731,11 @@ impl Store {
         report: &mut InboundReport,
     ) -> Result<Done, StoreError> {
         let Some(r) = &p.receipt else {
-            return Ok(Done::status("failed", "invalid", "a receipt without its facts"));
+            return Ok(Done::status(
+                "failed",
+                "invalid",
+                "a receipt without its facts",
+            ));
         };
         let Some(msg) = self.receipt_target(conn, endpoint, r).await? else {
             if now.0 - received_at.0 < ORPHAN_AFTER_S {
@@ -673,25 +747,36 @@ impl Store {
                     .execute(&mut *conn)
                     .await?;
                 report.deferred += 1;
-                return Ok(Done::status("pending", "deferred", "no message of ours with this id yet"));
+                return Ok(Done::status(
+                    "pending",
+                    "deferred",
+                    "no message of ours with this id yet",
+                ));
             }
-            return Ok(Done::status("orphan", "orphan", "no message of ours with this id after a day"));
+            return Ok(Done::status(
+                "orphan",
+                "orphan",
+                "no message of ours with this id after a day",
+            ));
         };
         report.receipts += 1;
         let part = i64::from(r.part.unwrap_or(1));
-        let current: Option<String> = sqlx::query_scalar(
-            "SELECT state FROM dlr_parts WHERE outbox_id = $1 AND part = $2",
-        )
-        .bind(msg.id)
-        .bind(part)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT state FROM dlr_parts WHERE outbox_id = $1 AND part = $2")
+                .bind(msg.id)
+                .bind(part)
+                .fetch_optional(&mut *conn)
+                .await?;
         let current = current.as_deref().and_then(DlrState::parse);
         let Some(next) = dlr::advance(current, r.state) else {
             return Ok(Done {
                 status: "done",
                 outcome: "stale",
-                detail: format!("{} after {}: older news, kept", r.state.as_str(), current.map_or("-", DlrState::as_str)),
+                detail: format!(
+                    "{} after {}: older news, kept",
+                    r.state.as_str(),
+                    current.map_or("-", DlrState::as_str)
+                ),
                 ticket_id: msg.ticket_id,
             });
         };
@@ -716,17 +801,18 @@ impl Store {
             (Some(a), Some(b)) => Some(a.max(i64::from(b))),
             (a, b) => a.or(b.map(i64::from)),
         };
-        let states: Vec<(u32, DlrState)> = sqlx::query("SELECT part, state FROM dlr_parts WHERE outbox_id = $1")
-            .bind(msg.id)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .filter_map(|row| {
-                let p: i64 = row.try_get(0).ok()?;
-                let s: String = row.try_get(1).ok()?;
-                Some((u32::try_from(p).ok()?, DlrState::parse(&s)?))
-            })
-            .collect();
+        let states: Vec<(u32, DlrState)> =
+            sqlx::query("SELECT part, state FROM dlr_parts WHERE outbox_id = $1")
+                .bind(msg.id)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .filter_map(|row| {
+                    let p: i64 = row.try_get(0).ok()?;
+                    let s: String = row.try_get(1).ok()?;
+                    Some((u32::try_from(p).ok()?, DlrState::parse(&s)?))
+                })
+                .collect();
         let whole = dlr::overall(&states, parts_total.and_then(|t| u32::try_from(t).ok()));
         let before = msg.dlr_state.as_deref().and_then(DlrState::parse);
         let moved = whole.and_then(|w| dlr::advance(before, w));
@@ -748,7 +834,14 @@ impl Store {
             s if s.is_failure() => "failed",
             _ => "pending",
         })
-        .bind(format!("{}{}", r.raw_status, r.code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()))
+        .bind(format!(
+            "{}{}",
+            r.raw_status,
+            r.code
+                .as_deref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default()
+        ))
         .bind(now.0)
         .execute(&mut *conn)
         .await?;
@@ -759,7 +852,10 @@ impl Store {
             let error = format!(
                 "the provider reported {} for the SMS{}",
                 w.as_str(),
-                r.code.as_deref().map(|c| format!(" (code {c})")).unwrap_or_default()
+                r.code
+                    .as_deref()
+                    .map(|c| format!(" (code {c})"))
+                    .unwrap_or_default()
             );
             let changed = sqlx::query(
                 "UPDATE outbox SET state = 'dead', last_error = $1, updated_at = $2, lease_until = NULL \
@@ -834,10 +930,12 @@ impl Store {
             .and_then(|o| o.strip_prefix("messo-"))
             .and_then(|n| n.parse::<i64>().ok());
         let row = if let Some(oid) = by_order {
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM outbox WHERE id = $1")))
-                .bind(oid)
-                .fetch_optional(&mut *conn)
-                .await?
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLS} FROM outbox WHERE id = $1"
+            )))
+            .bind(oid)
+            .fetch_optional(&mut *conn)
+            .await?
         } else if let Some(pid) = &r.provider_id {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLS} FROM outbox WHERE provider_id = $1 AND provider = $2"
@@ -920,7 +1018,12 @@ impl Done {
     }
 }
 
-async fn set_done(conn: &mut AnyConnection, id: i64, d: Done, now: Timestamp) -> Result<(), StoreError> {
+async fn set_done(
+    conn: &mut AnyConnection,
+    id: i64,
+    d: Done,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE inbound_messages SET status = $1, outcome = $2, detail = $3, ticket_id = $4, \
          processed_at = $5 WHERE id = $6",

@@ -23,11 +23,11 @@ use serde_json::{Value, json};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Row};
 
+pub use inbound::{Accepted, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound};
 pub use outbox::{
     AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, NewOutbox,
     OutboxRow, Receipt,
 };
-pub use inbound::{Accepted, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound};
 pub use versions::VersionRegistry;
 
 use crate::config::Config;
