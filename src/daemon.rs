@@ -98,6 +98,8 @@ pub struct Engine {
 const BATCH: i64 = 500;
 /// Tickets decided per pass at most; a longer catch-up continues in the next pass, right away.
 const PASS_TICKETS: u64 = 10_000;
+/// Inbound records acted on in one pass at most.
+const PASS_INBOUND: i64 = 2_000;
 /// Messages taken per dispatch round at most; the next round starts right away.
 const ROUND_MESSAGES: u64 = 20_000;
 
@@ -179,40 +181,40 @@ pub async fn pass(
     send_wake: &Wake,
 ) -> Result<(), StoreError> {
     let started = Instant::now();
-    loop {
-        let r = store.process_inbound(inbound, clock(), BATCH).await?;
-        metrics
-            .inbound_total
-            .fetch_add(r.processed, Ordering::Relaxed);
-        metrics
-            .inbound_integrations_total
-            .fetch_add(r.integrations, Ordering::Relaxed);
-        metrics
-            .inbound_unmatched_total
-            .fetch_add(r.unmatched, Ordering::Relaxed);
-        metrics
-            .inbound_opt_outs_total
-            .fetch_add(r.opt_outs, Ordering::Relaxed);
-        metrics
-            .inbound_receipts_total
-            .fetch_add(r.receipts, Ordering::Relaxed);
-        if r.processed > 0 {
-            tracing::info!(
-                processed = r.processed,
-                integrations = r.integrations,
-                notes = r.notes,
-                unmatched = r.unmatched,
-                opt_outs = r.opt_outs,
-                receipts = r.receipts,
-                fallbacks = r.fallbacks,
-                "inbound pass"
-            );
-            // Office alerts, answers and replacements may be owed.
-            send_wake.notify_one();
-        }
-        if r.processed < BATCH as u64 {
-            break;
-        }
+    // Inbound records first (a reply resumes a clock the engine then looks at), bounded so a
+    // flood of webhooks never starves the engine; what is left goes in the next pass, at once.
+    let r = store
+        .process_inbound(inbound, clock(), PASS_INBOUND)
+        .await?;
+    let inbound_full = r.processed >= PASS_INBOUND as u64;
+    metrics
+        .inbound_total
+        .fetch_add(r.processed, Ordering::Relaxed);
+    metrics
+        .inbound_integrations_total
+        .fetch_add(r.integrations, Ordering::Relaxed);
+    metrics
+        .inbound_unmatched_total
+        .fetch_add(r.unmatched, Ordering::Relaxed);
+    metrics
+        .inbound_opt_outs_total
+        .fetch_add(r.opt_outs, Ordering::Relaxed);
+    metrics
+        .inbound_receipts_total
+        .fetch_add(r.receipts, Ordering::Relaxed);
+    if r.processed > 0 {
+        tracing::info!(
+            processed = r.processed,
+            integrations = r.integrations,
+            notes = r.notes,
+            unmatched = r.unmatched,
+            opt_outs = r.opt_outs,
+            receipts = r.receipts,
+            fallbacks = r.fallbacks,
+            "inbound pass"
+        );
+        // Office alerts, answers and replacements may be owed.
+        send_wake.notify_one();
     }
     loop {
         let r = store.process_inbox(clock(), BATCH).await?;
@@ -228,9 +230,10 @@ pub async fn pass(
     if report.owed > 0 {
         send_wake.notify_one();
     }
-    metrics
-        .last_pass_full
-        .store(report.tickets >= PASS_TICKETS, Ordering::Relaxed);
+    metrics.last_pass_full.store(
+        report.tickets >= PASS_TICKETS || inbound_full,
+        Ordering::Relaxed,
+    );
     metrics.cycles.fetch_add(1, Ordering::Relaxed);
     metrics
         .last_cycle_ms

@@ -1154,3 +1154,37 @@ async fn the_reply_address_of_our_email_names_the_ticket() {
     assert_eq!(h.process().await.integrations, 1);
     assert!(!h.waiting("2026/000950").await);
 }
+
+// A record that cannot be acted on is set aside with its reason; the ones behind it go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_cannot_be_acted_on_does_not_block_the_others() {
+    let h = start(false).await;
+    h.ticket("2026/000990", true).await;
+    sqlx::query(
+        "INSERT INTO inbound_messages (endpoint, route, external_id, received_at, parsed, status, next_try_at) \
+         VALUES ('centralino', 'sms', 'broken', $1, 'not json', 'pending', $1)",
+    )
+    .bind(h.now().0)
+    .execute(h.store.pool())
+    .await
+    .expect("insert");
+    let (s, _) = h
+        .generic(
+            "centralino",
+            "sms",
+            &json!({"id": "after", "from": CITIZEN_MOBILE, "text": "2026/000990"}),
+            h.now().0,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let r = h.process().await;
+    assert_eq!((r.processed, r.integrations), (2, 1));
+    let rows = h.store.inbound_rows().await.expect("rows");
+    assert_eq!(rows[0].status, "failed");
+    assert!(
+        rows[0].detail.as_deref().unwrap_or("").contains("inbound"),
+        "{:?}",
+        rows[0]
+    );
+    assert_eq!(rows[1].status, "done");
+}

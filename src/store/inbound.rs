@@ -236,10 +236,9 @@ impl Store {
             let parsed_text: String = row.try_get("parsed")?;
             let received_at = Timestamp(row.try_get("received_at")?);
             let tries: i64 = row.try_get("tries")?;
-            let parsed: Parsed = serde_json::from_str(&parsed_text)
-                .map_err(|e| StoreError::Corrupt(format!("inbound {id}: {e}")))?;
-            let done = match parsed.route {
-                Route::Dlr => {
+            let acted = match serde_json::from_str::<Parsed>(&parsed_text) {
+                Err(e) => Err(StoreError::Corrupt(format!("inbound {id}: {e}"))),
+                Ok(parsed) if parsed.route == Route::Dlr => {
                     self.act_receipt(
                         &mut tx,
                         id,
@@ -251,9 +250,9 @@ impl Store {
                         now,
                         &mut report,
                     )
-                    .await?
+                    .await
                 }
-                _ => {
+                Ok(parsed) => {
                     self.act_reply(
                         &mut tx,
                         id,
@@ -264,8 +263,26 @@ impl Store {
                         now,
                         &mut report,
                     )
-                    .await?
+                    .await
                 }
+            };
+            let done = match acted {
+                Ok(d) => d,
+                // A record that cannot be acted on (the ticket refuses the event, a record that
+                // does not read back) is set aside with its reason instead of blocking the
+                // records behind it; the database being down is not such a case.
+                Err(e) if e.is_client_error() || matches!(e, StoreError::Corrupt(_)) => {
+                    drop(tx);
+                    tx = self.pool.begin().await?;
+                    tracing::warn!(inbound = id, error = %e, "inbound record set aside");
+                    Done {
+                        status: "failed",
+                        outcome: "failed",
+                        detail: e.to_string().chars().take(500).collect(),
+                        ticket_id: None,
+                    }
+                }
+                Err(e) => return Err(e),
             };
             set_done(&mut tx, id, done, now).await?;
             tx.commit().await?;
