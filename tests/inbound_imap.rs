@@ -755,3 +755,93 @@ async fn a_silent_server_times_out_and_a_closed_port_is_a_connect_error() {
     let e = poll_collect(&closed, None).await.0.expect_err("refused");
     assert!(matches!(e, ImapError::Connect { .. }), "{e:?}");
 }
+
+// The whole path from the mailbox: a citizen's reply with a PDF, polled from dovecot, stored,
+// matched by the number in its subject, the clock resumed and the file kept; polling again
+// stores nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_in_the_mailbox_resumes_its_ticket() {
+    use messo::config::{BUILTIN_TOML, Config};
+    use messo::store::{InboundPolicy, InboundWriter, Store};
+    use messo::ticket::{NewEvent, NewTicket, Source};
+    use messo::time::Timestamp;
+    use std::sync::Arc;
+
+    let dovecot = Dovecot::start(Options::default());
+    let dir = tmp("imap-e2e");
+    let toml = format!(
+        "{BUILTIN_TOML}\n[inbound]\nticket_format = \"URP-{{year}}-{{seq:6}}\"\nattachments_dir = \"{}\"\n",
+        dir.join("attachments").display()
+    );
+    let cfg = Config::from_toml(&toml, "test", Vec::new()).expect("config");
+    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
+        .await
+        .expect("store");
+    store.migrate().await.expect("migrate");
+    let at = Timestamp::parse_rfc3339("2026-03-02T10:15:00+01:00").expect("ts");
+    store.register_config(&cfg, at).await.expect("register");
+    let t = NewTicket::from_json(&serde_json::json!({
+        "number": "URP-2026-000123", "office": "anagrafe", "priority": "normale",
+        "subject": "Residenza", "received_at": "2026-03-02T10:15:00+01:00",
+        "citizen": {"email": "anna.bianchi@example.it"}
+    }))
+    .expect("ticket");
+    store
+        .create_ticket(&t, Source::Api, at)
+        .await
+        .expect("create");
+    let e = NewEvent::from_json(&serde_json::json!({
+        "kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "modulo"
+    }))
+    .expect("event");
+    store
+        .append_event("URP-2026-000123", &e, None, Source::Api, e.at)
+        .await
+        .expect("append");
+
+    append(dovecot.port, &[message_with_pdf()]).await;
+    let now = Timestamp::parse_rfc3339("2026-03-03T10:00:00+01:00").expect("ts");
+    let clock: messo::http::Clock = Arc::new(move || now);
+    let writer = InboundWriter::spawn(store.clone(), Arc::new(tokio::sync::Notify::new()));
+    let r = messo::inbound::mailbox::poll(&dovecot.account(), &cfg.inbound, &writer, &clock)
+        .await
+        .expect("poll");
+    assert_eq!((r.fetched, r.accepted), (1, 1));
+    let policy = InboundPolicy::from_config(&cfg);
+    let report = store
+        .process_inbound(&policy, now, 10)
+        .await
+        .expect("process");
+    assert_eq!(report.integrations, 1);
+    let ticket = store
+        .ticket("URP-2026-000123")
+        .await
+        .expect("get")
+        .expect("ticket");
+    assert!(ticket.waiting_since.is_none(), "the clock resumed");
+    let last = store
+        .events(ticket.id)
+        .await
+        .expect("events")
+        .pop()
+        .expect("event");
+    assert!(
+        last.data["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("modulo.pdf"),
+        "{:?}",
+        last.data
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("attachments"))
+            .expect("attachments")
+            .count(),
+        1
+    );
+    let again = messo::inbound::mailbox::poll(&dovecot.account(), &cfg.inbound, &writer, &clock)
+        .await
+        .expect("poll");
+    assert_eq!(again.fetched, 0);
+    assert_eq!(store.inbound_rows().await.expect("rows").len(), 1);
+}
