@@ -315,3 +315,95 @@ fn attachments_line(p: &Value) -> String {
         format!("Allegati: {}", list.join(", "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::time::Timestamp;
+
+    fn row(kind: &str, recipient: &str, channel: &str, payload: Value) -> OutboxRow {
+        OutboxRow {
+            id: 1,
+            ticket_id: 0,
+            kind: kind.to_owned(),
+            dedupe_key: "k".to_owned(),
+            recipient: recipient.to_owned(),
+            channel: channel.to_owned(),
+            address: "+393471234567".to_owned(),
+            language: "it".to_owned(),
+            payload,
+            not_before: Timestamp(0),
+            attempts: 1,
+            created_at: Timestamp(0),
+            in_doubt: false,
+            lease_token: 1,
+        }
+    }
+
+    #[test]
+    fn inbound_notices_say_what_happened() {
+        let p = json!({"number": "", "office_phone": "060606", "example": "2026/000123"});
+        let stop = render(
+            &row("revoca_sms", "citizen", "sms", p.clone()),
+            "Roma Capitale",
+        );
+        assert!(
+            stop.body
+                .starts_with("Roma Capitale: come richiesto non le invieremo più SMS"),
+            "{}",
+            stop.body
+        );
+        assert!(
+            stop.body.contains("ATTIVA") && stop.body.ends_with("Info 060606"),
+            "{}",
+            stop.body
+        );
+        let hint = render(
+            &row("risposta_non_abbinata", "citizen", "sms", p),
+            "Roma Capitale",
+        );
+        assert!(
+            hint.body.contains("2026/000123") && hint.body.contains("060606"),
+            "{}",
+            hint.body
+        );
+        let office = render(
+            &row(
+                "risposta_non_abbinata",
+                "office",
+                "email",
+                json!({"number": "", "route": "mail", "sender": "a@b.it", "subject": "Re: x",
+                       "text": "allego", "attachments": [{"name": "doc.pdf", "size": 12}]}),
+            ),
+            "Roma Capitale",
+        );
+        assert!(
+            office
+                .subject
+                .starts_with("Messaggio di un cittadino senza pratica"),
+            "{}",
+            office.subject
+        );
+        assert!(
+            office.body.contains("Mittente: a@b.it") && office.body.contains("doc.pdf (12 byte)"),
+            "{}",
+            office.body
+        );
+        let call = render(
+            &row(
+                "chiamata_ricevuta",
+                "office",
+                "email",
+                json!({"number": "2026/000900", "sender": "+393471234567", "references": ["https://pbx/rec/1"]}),
+            ),
+            "Roma Capitale",
+        );
+        assert!(
+            call.body.contains("https://pbx/rec/1") && call.subject.contains("2026/000900"),
+            "{}",
+            call.body
+        );
+    }
+}
