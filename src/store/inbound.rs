@@ -85,8 +85,30 @@ pub struct InboundReport {
     pub deferred: u64,
 }
 
+/// Records acted on per transaction.
+const ACT_GROUP: usize = 100;
+
+/// Errors that belong to one record (the ticket refuses the event, the record does not read
+/// back), not to the database.
+fn settable(e: &StoreError) -> bool {
+    e.is_client_error() || matches!(e, StoreError::Corrupt(_))
+}
+
 /// How long a receipt for an unknown message is kept trying (its send may not be recorded yet).
 const ORPHAN_AFTER_S: i64 = 86_400;
+
+impl InboundReport {
+    fn add(&mut self, o: &InboundReport) {
+        self.processed += o.processed;
+        self.integrations += o.integrations;
+        self.notes += o.notes;
+        self.unmatched += o.unmatched;
+        self.opt_outs += o.opt_outs;
+        self.receipts += o.receipts;
+        self.fallbacks += o.fallbacks;
+        self.deferred += o.deferred;
+    }
+}
 
 impl Store {
     /// Stores a batch in one transaction. Each record is new or a duplicate of one stored
@@ -204,7 +226,10 @@ impl Store {
         .rows_affected())
     }
 
-    /// Acts on at most `limit` stored records whose turn has come, each in its own transaction.
+    /// Acts on at most `limit` stored records whose turn has come, [`ACT_GROUP`] per
+    /// transaction (one commit for many records). When a record cannot be acted on, its group is
+    /// rolled back and done again one record per transaction, so that record alone is set aside
+    /// with its reason.
     pub async fn process_inbound(
         &self,
         policy: &InboundPolicy,
@@ -220,75 +245,113 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut report = InboundReport::default();
-        for id in ids {
+        for group in ids.chunks(ACT_GROUP) {
             let mut tx = self.pool.begin().await?;
-            // Claims the row: a second daemon's same UPDATE waits for this transaction and
-            // then finds it no longer pending.
-            let row = sqlx::query(
-                "UPDATE inbound_messages SET tries = tries + 1 WHERE id = $1 AND status = 'pending' \
-                 RETURNING endpoint, parsed, received_at, tries",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else { continue };
-            let endpoint: String = row.try_get("endpoint")?;
-            let parsed_text: String = row.try_get("parsed")?;
-            let received_at = Timestamp(row.try_get("received_at")?);
-            let tries: i64 = row.try_get("tries")?;
-            let acted = match serde_json::from_str::<Parsed>(&parsed_text) {
-                Err(e) => Err(StoreError::Corrupt(format!("inbound {id}: {e}"))),
-                Ok(parsed) if parsed.route == Route::Dlr => {
-                    self.act_receipt(
-                        &mut tx,
-                        id,
-                        &endpoint,
-                        &parsed,
-                        received_at,
-                        tries,
-                        policy,
-                        now,
-                        &mut report,
-                    )
-                    .await
+            let mut r = InboundReport::default();
+            let mut failed = None;
+            for &id in group {
+                if let Err(e) = self.act_one(&mut tx, id, policy, now, &mut r).await {
+                    failed = Some(e);
+                    break;
                 }
-                Ok(parsed) => {
-                    self.act_reply(
-                        &mut tx,
-                        id,
-                        &endpoint,
-                        &parsed,
-                        received_at,
-                        policy,
-                        now,
-                        &mut report,
-                    )
-                    .await
+            }
+            match failed {
+                None => {
+                    tx.commit().await?;
+                    report.add(&r);
                 }
-            };
-            let done = match acted {
-                Ok(d) => d,
-                // A record that cannot be acted on (the ticket refuses the event, a record that
-                // does not read back) is set aside with its reason instead of blocking the
-                // records behind it; the database being down is not such a case.
-                Err(e) if e.is_client_error() || matches!(e, StoreError::Corrupt(_)) => {
+                Some(e) if settable(&e) => {
                     drop(tx);
-                    tx = self.pool.begin().await?;
-                    tracing::warn!(inbound = id, error = %e, "inbound record set aside");
-                    Done {
-                        status: "failed",
-                        outcome: "failed",
-                        detail: e.to_string().chars().take(500).collect(),
-                        ticket_id: None,
+                    for &id in group {
+                        let mut tx = self.pool.begin().await?;
+                        let mut r = InboundReport::default();
+                        match self.act_one(&mut tx, id, policy, now, &mut r).await {
+                            Ok(()) => {
+                                tx.commit().await?;
+                                report.add(&r);
+                            }
+                            Err(e) if settable(&e) => {
+                                drop(tx);
+                                tracing::warn!(inbound = id, error = %e, "inbound record set aside");
+                                let mut tx = self.pool.begin().await?;
+                                set_done(
+                                    &mut tx,
+                                    id,
+                                    Done {
+                                        status: "failed",
+                                        outcome: "failed",
+                                        detail: e.to_string().chars().take(500).collect(),
+                                        ticket_id: None,
+                                    },
+                                    now,
+                                )
+                                .await?;
+                                tx.commit().await?;
+                                report.processed += 1;
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                 }
-                Err(e) => return Err(e),
-            };
-            set_done(&mut tx, id, done, now).await?;
-            tx.commit().await?;
-            report.processed += 1;
+                Some(e) => return Err(e),
+            }
         }
         Ok(report)
+    }
+
+    /// Claims one record (a second daemon's same UPDATE waits for this transaction and then
+    /// finds it no longer pending) and acts on it, on `conn`.
+    async fn act_one(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        policy: &InboundPolicy,
+        now: Timestamp,
+        report: &mut InboundReport,
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(
+            "UPDATE inbound_messages SET tries = tries + 1 WHERE id = $1 AND status = 'pending' \
+             RETURNING endpoint, parsed, received_at, tries",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else { return Ok(()) };
+        let endpoint: String = row.try_get("endpoint")?;
+        let parsed_text: String = row.try_get("parsed")?;
+        let received_at = Timestamp(row.try_get("received_at")?);
+        let tries: i64 = row.try_get("tries")?;
+        let parsed: Parsed = serde_json::from_str(&parsed_text)
+            .map_err(|e| StoreError::Corrupt(format!("inbound {id}: {e}")))?;
+        let done = if parsed.route == Route::Dlr {
+            self.act_receipt(
+                conn,
+                id,
+                &endpoint,
+                &parsed,
+                received_at,
+                tries,
+                policy,
+                now,
+                report,
+            )
+            .await?
+        } else {
+            self.act_reply(
+                conn,
+                id,
+                &endpoint,
+                &parsed,
+                received_at,
+                policy,
+                now,
+                report,
+            )
+            .await?
+        };
+        set_done(conn, id, done, now).await?;
+        report.processed += 1;
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
