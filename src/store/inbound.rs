@@ -111,42 +111,106 @@ impl InboundReport {
 }
 
 impl Store {
-    /// Stores a batch in one transaction. Each record is new or a duplicate of one stored
-    /// before (also within the batch).
+    /// Stores a batch in one transaction: one multi-row `INSERT … ON CONFLICT DO NOTHING` per
+    /// 200 records. Each record is new or a duplicate of one stored before (also within the
+    /// batch: the first copy is new, the others duplicates).
     pub async fn accept_inbound(&self, batch: &[NewInbound]) -> Result<Vec<Accepted>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(batch.len());
-        for n in batch {
-            let parsed = serde_json::to_string(&n.parsed).unwrap_or_else(|_| "{}".to_owned());
-            let id: Option<i64> = sqlx::query_scalar(
+        for chunk in batch.chunks(200) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (i, _) in chunk.iter().enumerate() {
+                let p = self.placeholders(i * 7 + 1, 7);
+                rows.push(format!(
+                    "({}, {}, {}, {}, {}, {}, {}, 'pending', {})",
+                    p[0],
+                    p[1],
+                    p[2],
+                    p[3],
+                    p[4],
+                    p[5],
+                    p[6],
+                    // next_try_at = received_at: the same value bound again keeps SQLite's
+                    // positional `?` in text order.
+                    match self.backend {
+                        super::Backend::Sqlite => "?".to_owned(),
+                        super::Backend::Postgres => p[3].clone(),
+                    }
+                ));
+            }
+            let sql = format!(
                 "INSERT INTO inbound_messages (endpoint, route, external_id, received_at, sender, \
-                 parsed, raw, status, next_try_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $4) \
-                 ON CONFLICT (endpoint, route, external_id) DO NOTHING RETURNING id",
-            )
-            .bind(&n.endpoint)
-            .bind(n.parsed.route.as_str())
-            .bind(&n.parsed.external_id)
-            .bind(n.received_at.0)
-            .bind(n.parsed.sender.as_deref())
-            .bind(parsed)
-            .bind(&n.raw)
-            .fetch_optional(&mut *tx)
-            .await?;
-            out.push(match id {
-                Some(id) => Accepted::New(id),
-                None => {
-                    let id: i64 = sqlx::query_scalar(
-                        "SELECT id FROM inbound_messages WHERE endpoint = $1 AND route = $2 \
-                         AND external_id = $3",
-                    )
-                    .bind(&n.endpoint)
+                 parsed, raw, status, next_try_at) VALUES {} \
+                 ON CONFLICT (endpoint, route, external_id) DO NOTHING \
+                 RETURNING id, endpoint, route, external_id",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for n in chunk {
+                let parsed = serde_json::to_string(&n.parsed).unwrap_or_else(|_| "{}".to_owned());
+                q = q
+                    .bind(n.endpoint.clone())
                     .bind(n.parsed.route.as_str())
-                    .bind(&n.parsed.external_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    Accepted::Duplicate(id)
+                    .bind(n.parsed.external_id.clone())
+                    .bind(n.received_at.0)
+                    .bind(n.parsed.sender.clone())
+                    .bind(parsed)
+                    .bind(n.raw.clone());
+                if self.backend == super::Backend::Sqlite {
+                    q = q.bind(n.received_at.0);
                 }
-            });
+            }
+            let mut inserted: HashMap<(String, String, String), i64> = HashMap::new();
+            for r in q.fetch_all(&mut *tx).await? {
+                inserted.insert((r.try_get(1)?, r.try_get(2)?, r.try_get(3)?), r.try_get(0)?);
+            }
+            let key = |n: &NewInbound| {
+                (
+                    n.endpoint.clone(),
+                    n.parsed.route.as_str().to_owned(),
+                    n.parsed.external_id.clone(),
+                )
+            };
+            // Records seen before this batch: their ids, in one query.
+            let missing: Vec<&NewInbound> = chunk
+                .iter()
+                .filter(|n| !inserted.contains_key(&key(n)))
+                .collect();
+            let mut earlier: HashMap<(String, String, String), i64> = HashMap::new();
+            if !missing.is_empty() {
+                let list = self.placeholders(1, missing.len()).join(", ");
+                let sql = format!(
+                    "SELECT id, endpoint, route, external_id FROM inbound_messages \
+                     WHERE external_id IN ({list})"
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for n in &missing {
+                    q = q.bind(n.parsed.external_id.clone());
+                }
+                for r in q.fetch_all(&mut *tx).await? {
+                    earlier.insert((r.try_get(1)?, r.try_get(2)?, r.try_get(3)?), r.try_get(0)?);
+                }
+            }
+            for n in chunk {
+                let k = key(n);
+                let a = match inserted.remove(&k) {
+                    // The first copy in the batch is the new one; later copies find it below.
+                    Some(id) => {
+                        earlier.insert(k, id);
+                        Accepted::New(id)
+                    }
+                    None => match earlier.get(&k) {
+                        Some(id) => Accepted::Duplicate(*id),
+                        None => {
+                            return Err(StoreError::Corrupt(format!(
+                                "inbound record {:?} neither stored nor found",
+                                n.parsed.external_id
+                            )));
+                        }
+                    },
+                };
+                out.push(a);
+            }
         }
         tx.commit().await?;
         Ok(out)
