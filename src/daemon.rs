@@ -100,6 +100,9 @@ const BATCH: i64 = 500;
 const PASS_TICKETS: u64 = 10_000;
 /// Inbound records acted on in one pass at most.
 const PASS_INBOUND: i64 = 2_000;
+/// While webhooks arrive: records per pass, and the least time between passes.
+const BUSY_INBOUND: i64 = 100;
+const BUSY_PACE: Duration = Duration::from_millis(100);
 /// Messages taken per dispatch round at most; the next round starts right away.
 const ROUND_MESSAGES: u64 = 20_000;
 
@@ -176,6 +179,7 @@ pub async fn pass(
     store: &Store,
     engine: &Engine,
     inbound: &InboundPolicy,
+    inbound_limit: i64,
     clock: &Clock,
     metrics: &Metrics,
     send_wake: &Wake,
@@ -184,9 +188,9 @@ pub async fn pass(
     // Inbound records first (a reply resumes a clock the engine then looks at), bounded so a
     // flood of webhooks never starves the engine; what is left goes in the next pass, at once.
     let r = store
-        .process_inbound(inbound, clock(), PASS_INBOUND)
+        .process_inbound(inbound, clock(), inbound_limit)
         .await?;
-    let inbound_full = r.processed >= PASS_INBOUND as u64;
+    let inbound_full = r.processed >= inbound_limit as u64;
     metrics
         .inbound_total
         .fetch_add(r.processed, Ordering::Relaxed);
@@ -496,10 +500,16 @@ pub async fn run(
     ));
     sd_notify(&[sd_notify::NotifyState::Ready]);
     loop {
+        // While webhooks pour in, act on at most 100 records per pass and pass at most every
+        // 100 ms (1,000 records a second): answering providers comes first.
+        let busy = writer.busy();
+        let limit = if busy { BUSY_INBOUND } else { PASS_INBOUND };
+        let started = Instant::now();
         if let Err(e) = pass(
             &store,
             &engine,
             &inbound_policy,
+            limit,
             &clock,
             &metrics,
             &send_wake,
@@ -511,6 +521,16 @@ pub async fn run(
         sd_notify(&[sd_notify::NotifyState::Watchdog]);
         // Sleep until the next tick, an API write, or the earliest instant something is due.
         let backlog = metrics.last_pass_full.load(Ordering::Relaxed);
+        if busy {
+            let pause = BUSY_PACE.saturating_sub(started.elapsed());
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+            if backlog {
+                continue;
+            }
+        }
         let exact = if backlog {
             Duration::ZERO
         } else {

@@ -1201,6 +1201,8 @@ type Job = (NewInbound, oneshot::Sender<Result<Accepted, String>>);
 #[derive(Clone)]
 pub struct InboundWriter {
     tx: mpsc::Sender<Job>,
+    /// When the last commit that stored something new ended (Unix milliseconds).
+    last_commit_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// The most records in one commit.
@@ -1210,6 +1212,8 @@ impl InboundWriter {
     /// Starts the writer task. `wake` is notified after each commit that stored something new.
     pub fn spawn(store: Store, wake: Arc<Notify>) -> InboundWriter {
         let (tx, mut rx) = mpsc::channel::<Job>(GROUP_MAX * 8);
+        let last_commit_ms = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let last = Arc::clone(&last_commit_ms);
         tokio::spawn(async move {
             let mut batch: Vec<Job> = Vec::with_capacity(GROUP_MAX);
             while let Some(first) = rx.recv().await {
@@ -1228,6 +1232,10 @@ impl InboundWriter {
                             let _ = reply.send(Ok(r));
                         }
                         if any_new {
+                            last.store(
+                                chrono::Utc::now().timestamp_millis(),
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
                             wake.notify_one();
                         }
                     }
@@ -1241,7 +1249,17 @@ impl InboundWriter {
                 }
             }
         });
-        InboundWriter { tx }
+        InboundWriter { tx, last_commit_ms }
+    }
+
+    /// Whether webhooks are arriving now (something new was stored in the last 200 ms): the
+    /// daemon then acts on stored records at a modest pace and leaves the store to the writer,
+    /// so providers are answered first and the records are acted on when the burst is over.
+    pub fn busy(&self) -> bool {
+        let last = self
+            .last_commit_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        chrono::Utc::now().timestamp_millis() - last < 200
     }
 
     /// Stores one record; returns once it is committed.
