@@ -53,7 +53,7 @@ else
 fi
 export MESSO_CHANNELS__FILE_DIR="$work/outbox"
 cd "$work"
-"$messo" --config messo.toml run > daemon.log 2>&1 &
+MESSO_LOG="${MESSO_LOG:-warn}" "$messo" --config messo.toml run > daemon.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done

@@ -111,109 +111,144 @@ impl InboundReport {
 }
 
 impl Store {
-    /// Stores a batch in one transaction: one multi-row `INSERT … ON CONFLICT DO NOTHING` per
-    /// 200 records. Each record is new or a duplicate of one stored before (also within the
-    /// batch: the first copy is new, the others duplicates).
+    /// Stores a batch: one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` per 128
+    /// records, in a transaction only when there are several. Each record is new or a duplicate
+    /// of one stored before (also within the batch: the first copy is new, the others
+    /// duplicates).
+    ///
+    /// A statement holds 1, 8, 32 or 128 rows, the last record repeated to fill it (a repeat
+    /// is a conflict and does nothing): four statement texts, each prepared once per connection,
+    /// and one round trip per group under load.
     pub async fn accept_inbound(&self, batch: &[NewInbound]) -> Result<Vec<Accepted>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for chunk in batch.chunks(200) {
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (i, _) in chunk.iter().enumerate() {
-                let p = self.placeholders(i * 7 + 1, 7);
-                rows.push(format!(
-                    "({}, {}, {}, {}, {}, {}, {}, 'pending', {})",
-                    p[0],
-                    p[1],
-                    p[2],
-                    p[3],
-                    p[4],
-                    p[5],
-                    p[6],
-                    // next_try_at = received_at: the same value bound again keeps SQLite's
-                    // positional `?` in text order.
-                    match self.backend {
-                        super::Backend::Sqlite => "?".to_owned(),
-                        super::Backend::Postgres => p[3].clone(),
-                    }
-                ));
+        let mut inserted: HashMap<(String, String, String), i64> = HashMap::new();
+        if batch.len() <= 128 {
+            let rows = self
+                .insert_inbound(&mut *self.pool.acquire().await?, batch)
+                .await?;
+            inserted.extend(rows);
+        } else {
+            let mut tx = self.pool.begin().await?;
+            for chunk in batch.chunks(128) {
+                let rows = self.insert_inbound(&mut tx, chunk).await?;
+                inserted.extend(rows);
             }
+            tx.commit().await?;
+        }
+        let key = |n: &NewInbound| {
+            (
+                n.endpoint.clone(),
+                n.parsed.route.as_str().to_owned(),
+                n.parsed.external_id.clone(),
+            )
+        };
+        // Records stored before this batch: their ids, in one query.
+        let missing: Vec<&NewInbound> = batch
+            .iter()
+            .filter(|n| !inserted.contains_key(&key(n)))
+            .collect();
+        let mut earlier: HashMap<(String, String, String), i64> = HashMap::new();
+        for part in missing.chunks(500) {
+            let list = self.placeholders(1, part.len()).join(", ");
             let sql = format!(
-                "INSERT INTO inbound_messages (endpoint, route, external_id, received_at, sender, \
-                 parsed, raw, status, next_try_at) VALUES {} \
-                 ON CONFLICT (endpoint, route, external_id) DO NOTHING \
-                 RETURNING id, endpoint, route, external_id",
-                rows.join(", ")
+                "SELECT id, endpoint, route, external_id FROM inbound_messages \
+                 WHERE external_id IN ({list})"
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for n in chunk {
-                let parsed = serde_json::to_string(&n.parsed).unwrap_or_else(|_| "{}".to_owned());
-                q = q
-                    .bind(n.endpoint.clone())
-                    .bind(n.parsed.route.as_str())
-                    .bind(n.parsed.external_id.clone())
-                    .bind(n.received_at.0)
-                    .bind(n.parsed.sender.clone())
-                    .bind(parsed)
-                    .bind(n.raw.clone());
-                if self.backend == super::Backend::Sqlite {
-                    q = q.bind(n.received_at.0);
-                }
+            for n in part {
+                q = q.bind(n.parsed.external_id.clone());
             }
-            let mut inserted: HashMap<(String, String, String), i64> = HashMap::new();
-            for r in q.fetch_all(&mut *tx).await? {
-                inserted.insert((r.try_get(1)?, r.try_get(2)?, r.try_get(3)?), r.try_get(0)?);
-            }
-            let key = |n: &NewInbound| {
-                (
-                    n.endpoint.clone(),
-                    n.parsed.route.as_str().to_owned(),
-                    n.parsed.external_id.clone(),
-                )
-            };
-            // Records seen before this batch: their ids, in one query.
-            let missing: Vec<&NewInbound> = chunk
-                .iter()
-                .filter(|n| !inserted.contains_key(&key(n)))
-                .collect();
-            let mut earlier: HashMap<(String, String, String), i64> = HashMap::new();
-            if !missing.is_empty() {
-                let list = self.placeholders(1, missing.len()).join(", ");
-                let sql = format!(
-                    "SELECT id, endpoint, route, external_id FROM inbound_messages \
-                     WHERE external_id IN ({list})"
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for n in &missing {
-                    q = q.bind(n.parsed.external_id.clone());
-                }
-                for r in q.fetch_all(&mut *tx).await? {
-                    earlier.insert((r.try_get(1)?, r.try_get(2)?, r.try_get(3)?), r.try_get(0)?);
-                }
-            }
-            for n in chunk {
-                let k = key(n);
-                let a = match inserted.remove(&k) {
-                    // The first copy in the batch is the new one; later copies find it below.
-                    Some(id) => {
-                        earlier.insert(k, id);
-                        Accepted::New(id)
-                    }
-                    None => match earlier.get(&k) {
-                        Some(id) => Accepted::Duplicate(*id),
-                        None => {
-                            return Err(StoreError::Corrupt(format!(
-                                "inbound record {:?} neither stored nor found",
-                                n.parsed.external_id
-                            )));
-                        }
-                    },
-                };
-                out.push(a);
+            for r in q.fetch_all(&self.pool).await? {
+                earlier.insert((r.try_get(1)?, r.try_get(2)?, r.try_get(3)?), r.try_get(0)?);
             }
         }
-        tx.commit().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for n in batch {
+            let k = key(n);
+            out.push(match inserted.remove(&k) {
+                // The first copy in the batch is the new one; later copies find it below.
+                Some(id) => {
+                    earlier.insert(k, id);
+                    Accepted::New(id)
+                }
+                None => match earlier.get(&k) {
+                    Some(id) => Accepted::Duplicate(*id),
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "inbound record {:?} neither stored nor found",
+                            n.parsed.external_id
+                        )));
+                    }
+                },
+            });
+        }
         Ok(out)
+    }
+
+    /// One padded multi-row INSERT of at most 128 records; the (endpoint, route, external id)
+    /// and id of each row it stored.
+    async fn insert_inbound(
+        &self,
+        conn: &mut AnyConnection,
+        chunk: &[NewInbound],
+    ) -> Result<Vec<((String, String, String), i64)>, StoreError> {
+        let Some(last) = chunk.last() else {
+            return Ok(Vec::new());
+        };
+        let size = [1, 8, 32, 128]
+            .into_iter()
+            .find(|s| *s >= chunk.len())
+            .unwrap_or(128);
+        let mut rows = Vec::with_capacity(size);
+        for i in 0..size {
+            let p = self.placeholders(i * 7 + 1, 7);
+            rows.push(format!(
+                "({}, {}, {}, {}, {}, {}, {}, 'pending', {})",
+                p[0],
+                p[1],
+                p[2],
+                p[3],
+                p[4],
+                p[5],
+                p[6],
+                // next_try_at = received_at: bound again on SQLite, whose `?` are positional.
+                match self.backend {
+                    super::Backend::Sqlite => "?".to_owned(),
+                    super::Backend::Postgres => p[3].clone(),
+                }
+            ));
+        }
+        let sql = format!(
+            "INSERT INTO inbound_messages (endpoint, route, external_id, received_at, sender, \
+             parsed, raw, status, next_try_at) VALUES {} \
+             ON CONFLICT (endpoint, route, external_id) DO NOTHING \
+             RETURNING id, endpoint, route, external_id",
+            rows.join(", ")
+        );
+        let texts: Vec<String> = chunk
+            .iter()
+            .map(|n| serde_json::to_string(&n.parsed).unwrap_or_else(|_| "{}".to_owned()))
+            .collect();
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for i in 0..size {
+            let n = chunk.get(i).unwrap_or(last);
+            let parsed = texts.get(i).or(texts.last()).cloned().unwrap_or_default();
+            q = q
+                .bind(n.endpoint.clone())
+                .bind(n.parsed.route.as_str())
+                .bind(n.parsed.external_id.clone())
+                .bind(n.received_at.0)
+                .bind(n.parsed.sender.clone())
+                .bind(parsed)
+                .bind(n.raw.clone());
+            if self.backend == super::Backend::Sqlite {
+                q = q.bind(n.received_at.0);
+            }
+        }
+        q.fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| Ok(((r.try_get(1)?, r.try_get(2)?, r.try_get(3)?), r.try_get(0)?)))
+            .collect()
     }
 
     /// Records stored and their state, for tests and the operator: (id, route, status,
@@ -1225,7 +1260,14 @@ impl InboundWriter {
                     }
                 }
                 let records: Vec<NewInbound> = batch.iter().map(|(n, _)| n.clone()).collect();
-                match store.accept_inbound(&records).await {
+                let started = std::time::Instant::now();
+                let result = store.accept_inbound(&records).await;
+                tracing::debug!(
+                    records = records.len(),
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "inbound group commit"
+                );
+                match result {
                     Ok(results) => {
                         let any_new = results.iter().any(|r| matches!(r, Accepted::New(_)));
                         for ((_, reply), r) in batch.drain(..).zip(results) {
