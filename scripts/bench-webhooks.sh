@@ -47,7 +47,7 @@ with open(path, "w") as out:
 PY
 if [ "$backend" = postgres ]; then
     psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS messo_bench_hooks" -c "CREATE DATABASE messo_bench_hooks"
-    export MESSO_DATABASE__URL=postgres://postgres@127.0.0.1:5432/messo_bench_hooks
+    export MESSO_DATABASE__URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/messo_bench_hooks}"
 else
     export MESSO_DATABASE__URL="sqlite://$work/messo.db"
 fi
