@@ -383,13 +383,10 @@ impl Store {
         for group in ids.chunks(ACT_GROUP) {
             let mut tx = self.pool.begin().await?;
             let mut r = InboundReport::default();
-            let mut failed = None;
-            for &id in group {
-                if let Err(e) = self.act_one(&mut tx, id, policy, now, &mut r).await {
-                    failed = Some(e);
-                    break;
-                }
-            }
+            let failed = self
+                .act_group(&mut tx, group, policy, now, &mut r)
+                .await
+                .err();
             match failed {
                 None => {
                     tx.commit().await?;
@@ -432,6 +429,96 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Claims a group of records in one statement, acts on each in id order, and records what
+    /// was done in one statement: the statements per record are only those of the acting.
+    async fn act_group(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[i64],
+        policy: &InboundPolicy,
+        now: Timestamp,
+        report: &mut InboundReport,
+    ) -> Result<(), StoreError> {
+        let list = self.placeholders(1, ids.len()).join(", ");
+        let sql = format!(
+            "UPDATE inbound_messages SET tries = tries + 1 WHERE id IN ({list}) \
+             AND status = 'pending' RETURNING id, endpoint, parsed, received_at, tries"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let mut claimed = Vec::with_capacity(ids.len());
+        for row in q.fetch_all(&mut *conn).await? {
+            claimed.push((
+                row.try_get::<i64, _>("id")?,
+                row.try_get::<String, _>("endpoint")?,
+                row.try_get::<String, _>("parsed")?,
+                Timestamp(row.try_get("received_at")?),
+                row.try_get::<i64, _>("tries")?,
+            ));
+        }
+        claimed.sort_by_key(|c| c.0);
+        let mut dones = Vec::with_capacity(claimed.len());
+        for (id, endpoint, parsed_text, received_at, tries) in claimed {
+            let parsed: Parsed = serde_json::from_str(&parsed_text)
+                .map_err(|e| StoreError::Corrupt(format!("inbound {id}: {e}")))?;
+            let done = if parsed.route == Route::Dlr {
+                self.act_receipt(
+                    conn,
+                    id,
+                    &endpoint,
+                    &parsed,
+                    received_at,
+                    tries,
+                    policy,
+                    now,
+                    report,
+                )
+                .await?
+            } else {
+                self.act_reply(
+                    conn,
+                    id,
+                    &endpoint,
+                    &parsed,
+                    received_at,
+                    policy,
+                    now,
+                    report,
+                )
+                .await?
+            };
+            dones.push((id, done));
+            report.processed += 1;
+        }
+        for chunk in dones.chunks(100) {
+            let n = chunk.len() * 5;
+            let rows = (0..chunk.len())
+                .map(|i| format!("({})", self.placeholders(5 * i + 1, 5).join(", ")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "WITH v (id, status, outcome, detail, tid) AS (VALUES {rows}) \
+                 UPDATE inbound_messages SET status = v.status, outcome = v.outcome, \
+                 detail = v.detail, ticket_id = v.tid, processed_at = {} \
+                 FROM v WHERE inbound_messages.id = v.id",
+                self.placeholders(n + 1, 1).join("")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, d) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(d.status)
+                    .bind(d.outcome)
+                    .bind(d.detail.clone())
+                    .bind(d.ticket_id);
+            }
+            q.bind(now.0).execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     /// Claims one record (a second daemon's same UPDATE waits for this transaction and then
