@@ -91,10 +91,19 @@ LUA
 REQUESTS_FILE="$work/requests.tsv" THREADS=2 wrk -t2 -c"$conns" -d"${duration}s" --latency -s hooks.lua "$base" \
     | grep -E 'Requests/sec|Latency|latency p|answered|requests in|Non-2xx'
 sleep 1
-if [ "$backend" = postgres ]; then
-    stored=$(psql -tA -h 127.0.0.1 -U postgres -d messo_bench_hooks -c "SELECT count(*) FROM inbound_messages")
-else
-    stored=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM inbound_messages').fetchone()[0])" "$work/messo.db")
-fi
-echo "stored rows: $stored (each answered 200 once; duplicates, if the request file ran out, are not stored twice)"
+count() {
+    if [ "$backend" = postgres ]; then
+        psql -tA -h 127.0.0.1 -U postgres -d messo_bench_hooks -c "SELECT count(*) FROM inbound_messages $1"
+    else
+        python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])" \
+            "$work/messo.db" "SELECT count(*) FROM inbound_messages $1"
+    fi
+}
+echo "stored rows: $(count "") (each answered 200 once; duplicates, if the request file ran out, are not stored twice)"
+# The daemon acts on stored records at a floor pace during the burst; after it, at full speed.
+pending=$(count "WHERE status = 'pending'")
+start=$(date +%s.%N)
+while [ "$(count "WHERE status = 'pending'")" -gt 0 ]; do sleep 0.5; done
+secs=$(echo "$(date +%s.%N) - $start" | bc)
+echo "acted on the $pending left after the burst in ${secs}s ($(echo "$pending / $secs" | bc) records/s)"
 echo "backend: $backend, connections: $conns, rss: $(ps -o rss= -p $pid) KiB"
