@@ -494,7 +494,12 @@ impl Store {
             dones.push((id, done));
             report.processed += 1;
         }
-        for chunk in dones.chunks(100) {
+        // Small statements on PostgreSQL (see `inbound_chunks`: no statement over ~12 KB).
+        let per = match self.backend {
+            super::Backend::Sqlite => 100,
+            super::Backend::Postgres => 40,
+        };
+        for chunk in dones.chunks(per) {
             let n = chunk.len() * 5;
             let rows = (0..chunk.len())
                 .map(|i| format!("({})", self.placeholders(5 * i + 1, 5).join(", ")))
