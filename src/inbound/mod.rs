@@ -195,16 +195,18 @@ pub fn accept(
         (Family::Generic { .. }, Route::Dlr) => parse::generic_dlr(&fields)?,
         (Family::Generic { .. }, Route::Voice) => parse::generic_voice(&fields)?,
         (Family::Generic { .. } | Family::Mail { .. }, Route::Mail) => parse::mail_fields(&fields)?,
-        (f, r) => {
-            return Err(Rejection::NotHere(format!(
-                "endpoint {:?} ({}) takes no {} webhooks",
-                endpoint.name,
-                f.as_str(),
-                r.as_str()
-            )));
-        }
+        _ => return Err(not_here(endpoint, route)),
     };
     Ok(parsed)
+}
+
+fn not_here(endpoint: &Endpoint, route: Route) -> Rejection {
+    Rejection::NotHere(format!(
+        "endpoint {:?} ({}) takes no {} webhooks",
+        endpoint.name,
+        endpoint.family.as_str(),
+        route.as_str()
+    ))
 }
 
 /// Step one alone: the request's credentials. Returns the decoded form pairs when verifying
@@ -218,12 +220,7 @@ pub fn verify_only(
     tolerance_s: i64,
 ) -> Result<Option<Vec<(String, String)>>, Rejection> {
     if !endpoint.family.takes(route) {
-        return Err(Rejection::NotHere(format!(
-            "endpoint {:?} ({}) takes no {} webhooks",
-            endpoint.name,
-            endpoint.family.as_str(),
-            route.as_str()
-        )));
+        return Err(not_here(endpoint, route));
     }
     match &endpoint.family {
         Family::Twilio { auth_token } => {

@@ -463,34 +463,19 @@ impl Store {
         claimed.sort_by_key(|c| c.0);
         let mut dones = Vec::with_capacity(claimed.len());
         for (id, endpoint, parsed_text, received_at, tries) in claimed {
-            let parsed: Parsed = serde_json::from_str(&parsed_text)
-                .map_err(|e| StoreError::Corrupt(format!("inbound {id}: {e}")))?;
-            let done = if parsed.route == Route::Dlr {
-                self.act_receipt(
+            let done = self
+                .act_stored(
                     conn,
                     id,
                     &endpoint,
-                    &parsed,
+                    &parsed_text,
                     received_at,
                     tries,
                     policy,
                     now,
                     report,
                 )
-                .await?
-            } else {
-                self.act_reply(
-                    conn,
-                    id,
-                    &endpoint,
-                    &parsed,
-                    received_at,
-                    policy,
-                    now,
-                    report,
-                )
-                .await?
-            };
+                .await?;
             dones.push((id, done));
             report.processed += 1;
         }
@@ -548,13 +533,45 @@ impl Store {
         let parsed_text: String = row.try_get("parsed")?;
         let received_at = Timestamp(row.try_get("received_at")?);
         let tries: i64 = row.try_get("tries")?;
-        let parsed: Parsed = serde_json::from_str(&parsed_text)
-            .map_err(|e| StoreError::Corrupt(format!("inbound {id}: {e}")))?;
-        let done = if parsed.route == Route::Dlr {
-            self.act_receipt(
+        let done = self
+            .act_stored(
                 conn,
                 id,
                 &endpoint,
+                &parsed_text,
+                received_at,
+                tries,
+                policy,
+                now,
+                report,
+            )
+            .await?;
+        set_done(conn, id, done, now).await?;
+        report.processed += 1;
+        Ok(())
+    }
+
+    /// Acts on one claimed record as stored: a receipt or a reply.
+    #[allow(clippy::too_many_arguments)]
+    async fn act_stored(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        endpoint: &str,
+        parsed_text: &str,
+        received_at: Timestamp,
+        tries: i64,
+        policy: &InboundPolicy,
+        now: Timestamp,
+        report: &mut InboundReport,
+    ) -> Result<Done, StoreError> {
+        let parsed: Parsed = serde_json::from_str(parsed_text)
+            .map_err(|e| StoreError::Corrupt(format!("inbound {id}: {e}")))?;
+        if parsed.route == Route::Dlr {
+            self.act_receipt(
+                conn,
+                id,
+                endpoint,
                 &parsed,
                 received_at,
                 tries,
@@ -562,23 +579,20 @@ impl Store {
                 now,
                 report,
             )
-            .await?
+            .await
         } else {
             self.act_reply(
                 conn,
                 id,
-                &endpoint,
+                endpoint,
                 &parsed,
                 received_at,
                 policy,
                 now,
                 report,
             )
-            .await?
-        };
-        set_done(conn, id, done, now).await?;
-        report.processed += 1;
-        Ok(())
+            .await
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
