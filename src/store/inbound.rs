@@ -397,7 +397,7 @@ impl Store {
                     for &id in group {
                         let mut tx = self.pool.begin().await?;
                         let mut r = InboundReport::default();
-                        match self.act_one(&mut tx, id, policy, now, &mut r).await {
+                        match self.act_group(&mut tx, &[id], policy, now, &mut r).await {
                             Ok(()) => {
                                 tx.commit().await?;
                                 report.add(&r);
@@ -431,8 +431,9 @@ impl Store {
         Ok(report)
     }
 
-    /// Claims a group of records in one statement, acts on each in id order, and records what
-    /// was done in one statement: the statements per record are only those of the acting.
+    /// Claims a group of records in one statement (a second daemon's same UPDATE waits for this
+    /// transaction and then finds them no longer pending), acts on each in id order, and records
+    /// what was done in one statement: the statements per record are only those of the acting.
     async fn act_group(
         &self,
         conn: &mut AnyConnection,
@@ -508,46 +509,6 @@ impl Store {
             }
             q.bind(now.0).execute(&mut *conn).await?;
         }
-        Ok(())
-    }
-
-    /// Claims one record (a second daemon's same UPDATE waits for this transaction and then
-    /// finds it no longer pending) and acts on it, on `conn`.
-    async fn act_one(
-        &self,
-        conn: &mut AnyConnection,
-        id: i64,
-        policy: &InboundPolicy,
-        now: Timestamp,
-        report: &mut InboundReport,
-    ) -> Result<(), StoreError> {
-        let row = sqlx::query(
-            "UPDATE inbound_messages SET tries = tries + 1 WHERE id = $1 AND status = 'pending' \
-             RETURNING endpoint, parsed, received_at, tries",
-        )
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(row) = row else { return Ok(()) };
-        let endpoint: String = row.try_get("endpoint")?;
-        let parsed_text: String = row.try_get("parsed")?;
-        let received_at = Timestamp(row.try_get("received_at")?);
-        let tries: i64 = row.try_get("tries")?;
-        let done = self
-            .act_stored(
-                conn,
-                id,
-                &endpoint,
-                &parsed_text,
-                received_at,
-                tries,
-                policy,
-                now,
-                report,
-            )
-            .await?;
-        set_done(conn, id, done, now).await?;
-        report.processed += 1;
         Ok(())
     }
 
