@@ -346,7 +346,44 @@ on_both!(
     a_hundred_copies_at_once_are_one_reply,
     forged_and_replayed_requests_leave_no_trace,
     receipts_move_forward_only_and_a_failure_starts_the_fallback,
+    a_senders_messages_are_acted_on_in_their_order,
 );
+
+// On PostgreSQL records are acted on in several lanes at once; a sender's STOP and then START
+// still happen in that order, for every sender.
+async fn a_senders_messages_are_acted_on_in_their_order(h: &Hook) {
+    let at = h.now().0;
+    for round in ["STOP", "START"] {
+        for i in 0..30 {
+            let from = format!("+39347000{i:04}");
+            let (s, _) = h
+                .generic(
+                    "centralino",
+                    "sms",
+                    &json!({"id": format!("{round}-{i}"), "from": from, "text": round}),
+                    at,
+                )
+                .await;
+            assert_eq!(s, 200);
+        }
+    }
+    let r = h.process().await;
+    assert_eq!((r.processed, r.opt_outs), (60, 30));
+    let numbers: Vec<String> = (0..30).map(|i| format!("+39347000{i:04}")).collect();
+    let refs: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    assert!(
+        h.store.opted_out(&refs).await.expect("opt").is_empty(),
+        "every START came after its STOP"
+    );
+    let owed = h.outbox().await;
+    assert_eq!(owed.iter().filter(|(k, ..)| k == "revoca_sms").count(), 30);
+    assert_eq!(
+        owed.iter()
+            .filter(|(k, ..)| k == "riattivazione_sms")
+            .count(),
+        30
+    );
+}
 
 // The end-to-end path: SMS reply → matched → integration_received → clock resumed → ripresa.
 async fn an_sms_reply_resumes_the_clock_and_ripresa_is_owed(h: &Hook) {

@@ -87,6 +87,8 @@ pub struct InboundReport {
 
 /// Records acted on per transaction.
 const ACT_GROUP: usize = 100;
+/// Lanes acting at once on PostgreSQL (each a connection of the pool).
+const ACT_LANES: usize = 4;
 
 /// Errors that belong to one record (the ticket refuses the event, the record does not read
 /// back), not to the database.
@@ -371,14 +373,56 @@ impl Store {
         now: Timestamp,
         limit: i64,
     ) -> Result<InboundReport, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM inbound_messages WHERE status = 'pending' AND next_try_at <= $1 \
+        let rows = sqlx::query(
+            "SELECT id, sender FROM inbound_messages WHERE status = 'pending' AND next_try_at <= $1 \
              ORDER BY id LIMIT $2",
         )
         .bind(now.0)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
+        // PostgreSQL: several lanes at once, each on its own connection. A sender's records stay
+        // in one lane, in order (a STOP and then a START must not swap), and every receipt is in
+        // lane 0 (the parts of a message must see each other). SQLite has one connection: one lane.
+        let lanes = match self.backend {
+            super::Backend::Sqlite => 1,
+            super::Backend::Postgres => ACT_LANES,
+        };
+        let mut split: Vec<Vec<i64>> = vec![Vec::new(); lanes];
+        for r in &rows {
+            let id: i64 = r.try_get(0)?;
+            let lane = match r.try_get::<Option<String>, _>(1)? {
+                Some(sender) if lanes > 1 => {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    sender.hash(&mut h);
+                    (h.finish() % lanes as u64) as usize
+                }
+                _ => 0,
+            };
+            split[lane].push(id);
+        }
+        let results = futures_util::future::join_all(
+            split
+                .iter()
+                .filter(|ids| !ids.is_empty())
+                .map(|ids| self.process_lane(ids, policy, now)),
+        )
+        .await;
+        let mut report = InboundReport::default();
+        for r in results {
+            report.add(&r?);
+        }
+        Ok(report)
+    }
+
+    /// One lane: its records in id order, [`ACT_GROUP`] per transaction.
+    async fn process_lane(
+        &self,
+        ids: &[i64],
+        policy: &InboundPolicy,
+        now: Timestamp,
+    ) -> Result<InboundReport, StoreError> {
         let mut report = InboundReport::default();
         for group in ids.chunks(ACT_GROUP) {
             let mut tx = self.pool.begin().await?;
