@@ -384,9 +384,11 @@ impl Store {
         // PostgreSQL: several lanes at once, each on its own connection. A sender's records stay
         // in one lane, in order (a STOP and then a START must not swap), and every receipt is in
         // lane 0 (the parts of a message must see each other). SQLite has one connection: one lane.
+        // A small pass (the daemon's pace while webhooks pour in) keeps to one lane, leaving the
+        // CPU to the webhooks.
         let lanes = match self.backend {
-            super::Backend::Sqlite => 1,
-            super::Backend::Postgres => ACT_LANES,
+            super::Backend::Postgres if rows.len() > ACT_GROUP => ACT_LANES,
+            _ => 1,
         };
         let mut split: Vec<Vec<i64>> = vec![Vec::new(); lanes];
         for r in &rows {
