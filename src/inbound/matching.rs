@@ -80,23 +80,17 @@ impl TicketFormat {
             return Err(format!("{text:?} must hold {{seq}} exactly once"));
         }
         let mut re = String::from(r"(?i)(?:^|[^0-9A-Za-z])");
-        let mut first_number = true;
         for p in &pieces {
             match p {
                 Piece::Word(w) => re.push_str(&format!(r"(?:{}[\s\-/._]*)?", regex::escape(w))),
                 Piece::Sep(_) => re.push_str(r"[\s\-/._]*"),
-                Piece::Year => {
-                    re.push_str(r"((?:19|20)\d{2})");
-                    first_number = false;
-                }
+                Piece::Year => re.push_str(r"((?:19|20)\d{2})"),
                 Piece::Seq(w) => {
                     let max = w.unwrap_or(12);
                     re.push_str(&format!(r"(\d{{1,{max}}})"));
-                    first_number = false;
                 }
             }
         }
-        let _ = first_number;
         re.push_str(r"(?:$|[^0-9])");
         let regex = Regex::new(&re).map_err(|e| format!("{text:?}: {e}"))?;
         Ok(TicketFormat {

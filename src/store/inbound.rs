@@ -588,17 +588,8 @@ impl Store {
             )
             .await
         } else {
-            self.act_reply(
-                conn,
-                id,
-                endpoint,
-                &parsed,
-                received_at,
-                policy,
-                now,
-                report,
-            )
-            .await
+            self.act_reply(conn, id, &parsed, received_at, policy, now, report)
+                .await
         }
     }
 
@@ -607,7 +598,6 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         id: i64,
-        endpoint: &str,
         p: &Parsed,
         received_at: Timestamp,
         policy: &InboundPolicy,
@@ -847,7 +837,6 @@ impl Store {
                 }
             }
         };
-        let _ = endpoint;
         Ok(done)
     }
 
