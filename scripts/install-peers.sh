@@ -150,3 +150,27 @@ else
 fi
 stop_system_dovecot
 say "ready: $DOVECOT"
+
+# ============================================================================================
+# --- chromium + chromedriver (browser for the admin console's tests, tests/common/webdriver.rs)
+# The tests start `chromedriver` on a free loopback port and drive a headless chromium through
+# it; both come from Debian (chromium-driver ships /usr/bin/chromedriver for the same version).
+CHROMIUM=/usr/bin/chromium
+CHROMEDRIVER=/usr/bin/chromedriver
+
+if [ -x "$CHROMIUM" ] && [ -x "$CHROMEDRIVER" ]; then
+    say "chromium: present ($CHROMIUM, $CHROMEDRIVER)"
+else
+    say "chromium: installing Debian's chromium and chromium-driver"
+    if ! apt_install chromium chromium-driver; then
+        say "apt-get install failed; running apt-get update and trying again"
+        "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=120 \
+            || die "apt-get update failed"
+        apt_install chromium chromium-driver \
+            || die "apt-get install chromium chromium-driver failed (needed for the browser tests)"
+    fi
+    [ -x "$CHROMIUM" ] || die "chromium is installed but $CHROMIUM is missing"
+    [ -x "$CHROMEDRIVER" ] || die "chromium-driver is installed but $CHROMEDRIVER is missing"
+    say "chromium: installed ($("$CHROMEDRIVER" --version 2>/dev/null | head -n1 || echo '?'))"
+fi
+say "ready: $CHROMIUM, $CHROMEDRIVER"

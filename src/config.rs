@@ -21,8 +21,10 @@ use crate::calendar::{
 use crate::domain::{Category, Priority};
 use crate::sla::{Amount, ClockKind, Policy, PolicyError, Sla, TargetRule};
 
+mod admin;
 mod delivery;
 mod inbound;
+pub use admin::{Admin, TemplatesConfig};
 pub use delivery::{
     Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
 };
@@ -115,6 +117,10 @@ struct RawConfig {
     delivery: delivery::RawDelivery,
     #[serde(default)]
     inbound: inbound::RawInbound,
+    #[serde(default)]
+    templates: admin::RawTemplates,
+    #[serde(default)]
+    admin: admin::RawAdmin,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -326,6 +332,8 @@ pub struct Config {
     pub inbound: Inbound,
     pub http: Http,
     pub notify: Notify,
+    pub templates: TemplatesConfig,
+    pub admin: Admin,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -1075,6 +1083,8 @@ fn validate(
     };
 
     let comune_name = raw.comune.name.unwrap_or_else(|| "Comune".to_owned());
+    let templates = admin::templates(&mut p, raw.templates);
+    let admin = admin::admin(&mut p, raw.admin);
 
     match policy {
         Some(policy) if p.0.is_empty() => Ok(Config {
@@ -1107,6 +1117,8 @@ fn validate(
                 tokens,
             },
             notify,
+            templates,
+            admin,
             overrides,
         }),
         _ => {

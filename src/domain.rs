@@ -155,7 +155,7 @@ impl serde::Serialize for Category {
 }
 
 /// Output language of texts meant for people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Lang {
     #[default]
     It,

@@ -18,6 +18,7 @@ pub mod notify;
 pub mod seed;
 pub mod sla;
 pub mod store;
+pub mod templates;
 pub mod ticket;
 pub mod time;
 pub mod versions;

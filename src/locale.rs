@@ -123,6 +123,66 @@ pub fn duration(secs: i64) -> String {
     if neg { format!("-{body}") } else { body }
 }
 
+/// `giovedì 5 marzo 2026 alle ore 10:45` from an RFC 3339 text written in the office's offset
+/// (the text itself when it is not one).
+pub fn when(lang: Lang, rfc3339: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => {
+            let hm = t.format("%H:%M");
+            match lang {
+                Lang::It => format!("{} alle ore {hm}", date(lang, t.date_naive())),
+                Lang::En => format!("{} at {hm}", date(lang, t.date_naive())),
+            }
+        }
+        Err(_) => rfc3339.to_owned(),
+    }
+}
+
+fn hm(min: u16) -> String {
+    format!("{}:{:02}", min / 60, min % 60)
+}
+
+/// The office's weekly hours in words: `dal lunedì al venerdì, dalle 9:00 alle 17:00` (days with
+/// the same windows are grouped; `Monday to Friday, 9:00 to 17:00` in English).
+pub fn office_hours(lang: Lang, weekly: &[Vec<crate::calendar::Window>; 7]) -> String {
+    let it = lang == Lang::It;
+    let windows = |ws: &[crate::calendar::Window]| {
+        ws.iter()
+            .map(|w| {
+                if it {
+                    format!("dalle {} alle {}", hm(w.start_min), hm(w.end_min))
+                } else {
+                    format!("{} to {}", hm(w.start_min), hm(w.end_min))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(if it { " e " } else { " and " })
+    };
+    let mut groups: Vec<String> = Vec::new();
+    let mut d = 0;
+    while d < 7 {
+        if weekly[d].is_empty() {
+            d += 1;
+            continue;
+        }
+        let mut e = d;
+        while e + 1 < 7 && weekly[e + 1] == weekly[d] {
+            e += 1;
+        }
+        let (a, b) = (weekday_name(lang, d as u32), weekday_name(lang, e as u32));
+        let days = match (e - d, it) {
+            (0, _) => a.to_owned(),
+            (1, true) => format!("{a} e {b}"),
+            (1, false) => format!("{a} and {b}"),
+            (_, true) => format!("dal {a} al {b}"),
+            (_, false) => format!("{a} to {b}"),
+        };
+        groups.push(format!("{days}, {}", windows(&weekly[d])));
+        d = e + 1;
+    }
+    groups.join("; ")
+}
+
 /// `1 giorno` / `3 giorni`, with the noun chosen by count.
 pub fn count(lang: Lang, n: i64, it: (&str, &str), en: (&str, &str)) -> String {
     let (one, many) = match lang {

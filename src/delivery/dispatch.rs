@@ -21,8 +21,10 @@ use super::{Channel, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step, nex
 use crate::config::{ChannelMode, Config, Delivery};
 use crate::daemon::Metrics;
 use crate::http::Clock;
-use crate::notify::{FileChannel, mask, mask_text, render};
+use crate::domain::Lang;
+use crate::notify::{FileChannel, mask, mask_text};
 use crate::store::{AttemptRecord, Finished, OutboxRow, Store, StoreError};
+use crate::templates::{Audience, Catalog, Settings, Templates};
 use crate::time::Timestamp;
 
 /// Why the channels could not be set up.
@@ -37,6 +39,8 @@ pub enum SetupError {
     File(SmtpSetupError),
     #[error("SMS providers: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("bundled templates: {0}")]
+    Templates(crate::templates::CatalogError),
 }
 
 /// One channel's transport.
@@ -176,13 +180,14 @@ pub struct Dispatcher {
     pec: Transport,
     sms: Transport,
     policy: Delivery,
-    comune: String,
     office_email: String,
     /// Replies to citizens' e-mails go to this address tagged with the ticket number.
     reply_address: Option<String>,
     sms_opening: Option<Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>>,
     metrics: Arc<Metrics>,
     stopping: AtomicBool,
+    /// The live templates; a message is rendered once, before its first attempt.
+    templates: Arc<Templates>,
 }
 
 impl Dispatcher {
@@ -200,12 +205,15 @@ impl Dispatcher {
             pec,
             sms,
             policy: config.delivery.clone(),
-            comune: config.comune_name.clone(),
             office_email: n.office_email.clone(),
             reply_address: config.inbound.reply_address.clone(),
             sms_opening: None,
             metrics,
             stopping: AtomicBool::new(false),
+            templates: Arc::new(Templates::new(
+                Catalog::bundled().map_err(SetupError::Templates)?,
+                Settings::from_config(config),
+            )),
         })
     }
 
@@ -227,12 +235,18 @@ impl Dispatcher {
             pec: file()?,
             sms: file()?,
             policy: Delivery::default(),
-            comune: comune.to_owned(),
             office_email: sender.to_owned(),
             reply_address: None,
             sms_opening: None,
             metrics: Arc::new(Metrics::default()),
             stopping: AtomicBool::new(false),
+            templates: Arc::new(Templates::new(
+                Catalog::bundled().map_err(SetupError::Templates)?,
+                Settings {
+                    comune: comune.to_owned(),
+                    ..Settings::example()
+                },
+            )),
         })
     }
 
@@ -242,6 +256,12 @@ impl Dispatcher {
         f: Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>,
     ) -> Dispatcher {
         self.sms_opening = Some(f);
+        self
+    }
+
+    /// Renders with `templates` (the daemon's live set, which the admin console updates).
+    pub fn with_templates(mut self, templates: Arc<Templates>) -> Dispatcher {
+        self.templates = templates;
         self
     }
 
@@ -310,6 +330,7 @@ impl Dispatcher {
                     }
                     leased += rows.len() as u64;
                     let opted_out = self.opted_out(&rows).await?;
+                    let rows = self.render_rows(rows, &mut done).await?;
                     for row in rows {
                         if opted_out.contains(&row.address)
                             && row.channel == "sms"
@@ -388,6 +409,51 @@ impl Dispatcher {
         self.store.opted_out(&numbers).await
     }
 
+    /// Renders the rows that have no words yet and keeps the words in the store before any
+    /// attempt, so every attempt (and a restart) sends the same text whatever is published
+    /// meanwhile. A row that cannot be rendered dies (it is listed in `done`).
+    async fn render_rows(
+        &self,
+        rows: Vec<OutboxRow>,
+        done: &mut Vec<(OutboxRow, Sent)>,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut fresh = Vec::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            if row.rendered.is_none() {
+                let lang = row.language.parse::<Lang>().unwrap_or_default();
+                match self.templates.render_message(
+                    Audience::of_recipient(&row.recipient),
+                    &row.kind,
+                    lang,
+                    &row.channel,
+                    &row.payload,
+                ) {
+                    Ok(r) => {
+                        fresh.push((row.id, r.clone()));
+                        row.rendered = Some(r);
+                    }
+                    Err(e) => {
+                        tracing::error!(outbox_id = row.id, error = %e, "a message cannot be rendered");
+                        let sent = Sent::one(
+                            "template",
+                            Outcome::permanent(format!("rendering failed: {e}")),
+                            Instant::now(),
+                            chrono::Utc::now().timestamp_millis(),
+                        );
+                        done.push((row, sent));
+                        continue;
+                    }
+                }
+            }
+            out.push(row);
+        }
+        if !fresh.is_empty() {
+            self.store.save_rendered(&fresh).await?;
+        }
+        Ok(out)
+    }
+
     async fn send_row(&self, row: &OutboxRow) -> Sent {
         let started = Instant::now();
         let started_ms = chrono::Utc::now().timestamp_millis();
@@ -410,7 +476,14 @@ impl Dispatcher {
                 started_ms,
             );
         }
-        let rendered = render(row, &self.comune);
+        let Some(rendered) = &row.rendered else {
+            return Sent::one(
+                "template",
+                Outcome::permanent("the message was never rendered"),
+                started,
+                started_ms,
+            );
+        };
         let number = row.payload["number"].as_str().unwrap_or("");
         let reply_to = match (&self.reply_address, row.recipient.as_str()) {
             (Some(base), "citizen") if !number.is_empty() => OutMessage::tagged_reply(base, number),
@@ -424,9 +497,9 @@ impl Dispatcher {
             recipient: row.recipient.clone(),
             channel: row.channel.clone(),
             address: row.address.clone(),
-            subject: rendered.subject,
-            text: rendered.body,
-            html: None,
+            subject: rendered.subject.clone(),
+            text: rendered.text.clone(),
+            html: rendered.html.clone(),
             reply_to,
         };
         t.send(&msg, row.in_doubt).await

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{OutMessage, Outcome};
 use crate::config::{ProviderKind, RestItAuth, SmsProvider};
+use crate::templates::sms::{Encoding, budget, plain_punctuation};
 
 /// Why a number cannot receive an SMS.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,78 +53,45 @@ pub fn normalize_number(text: &str, mobile_only: bool) -> Result<String, NumberE
     Ok(e164)
 }
 
-/// How an SMS text is encoded on the air.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// The GSM 03.38 7-bit alphabet: 160 characters, 153 per part when split.
-    Gsm,
-    /// UCS-2: 70 characters, 67 per part.
-    Ucs2,
+/// The value of the `encoding` field in a REST-IT request (the providers' own names).
+fn rest_it_encoding(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Gsm7 => "gsm",
+        Encoding::Ucs2 => "ucs2",
+    }
 }
 
-impl Encoding {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Encoding::Gsm => "gsm",
-            Encoding::Ucs2 => "ucs2",
+/// Cuts `body` so that `body…` followed by `suffix` fits in `max_parts` parts: the longest
+/// prefix that fits, without trailing spaces, then `...`. The suffix (where to reply) is kept
+/// whole; if even the suffix alone does not fit, the whole text is cut instead.
+fn cut_to_parts(body: &str, suffix: &str, max_parts: u32) -> String {
+    let max_parts = max_parts.max(1);
+    let whole = format!("{body}{suffix}");
+    if budget(&whole).parts <= max_parts {
+        return whole;
+    }
+    let (body, suffix) = if budget(&format!("...{suffix}")).parts <= max_parts {
+        (body, suffix)
+    } else {
+        (whole.as_str(), "")
+    };
+    let chars: Vec<char> = body.chars().collect();
+    let candidate = |keep: usize| {
+        let prefix: String = chars[..keep].iter().collect();
+        format!("{}...{suffix}", prefix.trim_end())
+    };
+    // Parts never shrink as the prefix grows, so the longest prefix that fits is found by
+    // bisection: a cut keeping `lo` characters fits, one keeping `hi` is taken not to.
+    let (mut lo, mut hi) = (0usize, chars.len());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if budget(&candidate(mid)).parts <= max_parts {
+            lo = mid;
+        } else {
+            hi = mid;
         }
     }
-}
-
-const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-const GSM_EXTENSION: &str = "^{}\\[~]|€\u{c}";
-
-/// The encoding `text` needs and how many parts it takes. Extension characters (`€`, `[`…)
-/// count twice in GSM.
-pub fn encoding(text: &str) -> (Encoding, u32) {
-    let mut septets = 0u32;
-    let mut gsm = true;
-    for c in text.chars() {
-        if GSM_BASIC.contains(c) {
-            septets += 1;
-        } else if GSM_EXTENSION.contains(c) {
-            septets += 2;
-        } else {
-            gsm = false;
-            break;
-        }
-    }
-    if gsm {
-        let parts = if septets <= 160 {
-            1
-        } else {
-            septets.div_ceil(153)
-        };
-        return (Encoding::Gsm, parts);
-    }
-    // UCS-2 counts UTF-16 units: a character outside the BMP takes two.
-    let units = text.encode_utf16().count() as u32;
-    let parts = if units <= 70 { 1 } else { units.div_ceil(67) };
-    (Encoding::Ucs2, parts)
-}
-
-/// Replaces GSM-foreign punctuation by its plain equivalent (typographic quotes, dashes,
-/// ellipsis, non-breaking spaces), so an Italian text stays in GSM and in fewer parts.
-pub fn gsm_friendly(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '«' | '»' | '“' | '”' | '„' => '"',
-            '‘' | '’' | '`' => '\'',
-            '–' | '—' => '-',
-            '\u{a0}' | '\u{202f}' => ' ',
-            'È' => 'E',
-            'Ì' => 'I',
-            'Ò' => 'O',
-            'Ù' => 'U',
-            'À' => 'A',
-            'á' => 'a',
-            'í' => 'i',
-            'ó' => 'o',
-            'ú' => 'u',
-            other => other,
-        })
-        .collect::<String>()
-        .replace('…', "...")
+    candidate(lo)
 }
 
 /// Fills `{{to}}`, `{{text}}`, `{{order_id}}` and `{{sender}}` in a JSON body template with
@@ -351,15 +319,15 @@ impl Provider {
     ) -> Outcome {
         match &self.config.kind {
             ProviderKind::RestIt { message_type, .. } => {
-                let (enc, parts) = encoding(text);
+                let cost = budget(text);
                 let body = json!({
                     "message_type": message_type,
                     "message": text,
                     "recipient": [to],
                     "sender": sender,
                     "order_id": msg.order_id(),
-                    "encoding": enc.as_str(),
-                    "max_fragments": max_fragments.max(parts),
+                    "encoding": rest_it_encoding(cost.encoding),
+                    "max_fragments": max_fragments.max(cost.parts),
                     "returnCredits": true,
                 });
                 let mut relogged = false;
@@ -635,21 +603,18 @@ impl SmsChannel {
             .unwrap_or(1)
     }
 
-    /// The text as it goes on the air: GSM-friendly, with where to reply when the sender is an
-    /// alias, and cut to the configured number of parts.
+    /// The text as it goes on the air: plain punctuation (accented letters are kept, so the
+    /// meaning is too), with where to reply when the sender is an alias, and cut to the
+    /// configured number of parts. The reply line is kept whole when the text is cut.
     pub fn text_of(&self, text: &str) -> String {
-        let mut t = gsm_friendly(text.trim());
-        if self.sender.chars().any(|c| c.is_ascii_alphabetic())
-            && let Some(r) = &self.reply_number
-        {
-            t.push_str(&format!(" Risposte al {r}"));
-        }
-        while encoding(&t).1 > self.max_fragments {
-            let keep = t.chars().count().saturating_sub(8);
-            t = t.chars().take(keep).collect::<String>();
-            t.push_str("...");
-        }
-        t
+        let body = plain_punctuation(text.trim());
+        let suffix = match &self.reply_number {
+            Some(r) if self.sender.chars().any(|c| c.is_ascii_alphabetic()) => {
+                format!(" Risposte al {r}")
+            }
+            _ => String::new(),
+        };
+        cut_to_parts(&body, &suffix, self.max_fragments)
     }
 }
 
@@ -789,22 +754,60 @@ mod tests {
     }
 
     #[test]
-    fn encoding_and_parts() {
+    fn rest_it_gets_the_providers_encoding_names() {
+        let gsm = budget("Richiesta 2026/123 ricevuta: è già in carico.");
+        assert_eq!((gsm.encoding, gsm.parts), (Encoding::Gsm7, 1));
+        assert_eq!(rest_it_encoding(gsm.encoding), "gsm");
+        let ucs2 = budget("«ciao»");
+        assert_eq!((ucs2.encoding, ucs2.parts), (Encoding::Ucs2, 1));
+        assert_eq!(rest_it_encoding(ucs2.encoding), "ucs2");
+    }
+
+    #[test]
+    fn punctuation_is_made_plain_but_accented_capitals_are_kept() {
+        let plain = plain_punctuation("«Richiesta» — è tutto…");
+        assert_eq!(plain, "\"Richiesta\" - è tutto...");
+        assert_eq!(budget(&plain).encoding, Encoding::Gsm7);
+        // "È" (is) must not become "E" (and): the text stays in UCS-2 instead.
+        assert_eq!(plain_punctuation("«x» — È…"), "\"x\" - È...");
+        assert_eq!(budget("\"x\" - È...").encoding, Encoding::Ucs2);
+    }
+
+    #[test]
+    fn long_texts_are_cut_to_fit_and_keep_the_reply_line() {
+        let reply = " Risposte al +393470000000";
+        assert_eq!(reply.chars().count(), 26);
+        assert_eq!(cut_to_parts("Breve.", reply, 1), format!("Breve.{reply}"));
+        // One GSM part: 160 - 26 - 3 septets are left for the text.
+        let a = "a".repeat(400);
         assert_eq!(
-            encoding("Richiesta 2026/123 ricevuta: è già in carico."),
-            (Encoding::Gsm, 1)
+            cut_to_parts(&a, reply, 1),
+            format!("{}...{reply}", "a".repeat(131))
         );
-        assert_eq!(encoding(&"a".repeat(160)), (Encoding::Gsm, 1));
-        assert_eq!(encoding(&"a".repeat(161)), (Encoding::Gsm, 2));
-        assert_eq!(encoding(&"€".repeat(80)), (Encoding::Gsm, 1));
-        assert_eq!(encoding(&"€".repeat(81)), (Encoding::Gsm, 2));
-        assert_eq!(encoding("«ciao»"), (Encoding::Ucs2, 1));
-        assert_eq!(encoding(&"ő".repeat(71)), (Encoding::Ucs2, 2));
+        // Two GSM parts hold 306 septets.
         assert_eq!(
-            encoding(&gsm_friendly("«Richiesta» — È tutto…")),
-            (Encoding::Gsm, 1)
+            cut_to_parts(&a, reply, 2),
+            format!("{}...{reply}", "a".repeat(277))
         );
-        assert_eq!(gsm_friendly("«x» — È…"), "\"x\" - E...");
+        // No sensible limit below one part.
+        assert_eq!(cut_to_parts(&a, "", 0), format!("{}...", "a".repeat(157)));
+        // A capital È keeps the text in UCS-2: 70 - 26 - 3 units are left.
+        let e = format!("È{}", "a".repeat(100));
+        assert_eq!(
+            cut_to_parts(&e, reply, 1),
+            format!("È{}...{reply}", "a".repeat(40))
+        );
+        // A cut never leaves a space before the dots.
+        let spaced = format!("{} {}", "x".repeat(156), "y".repeat(50));
+        assert_eq!(
+            cut_to_parts(&spaced, "", 1),
+            format!("{}...", "x".repeat(156))
+        );
+        // A reply line too long for the limit is cut with the rest.
+        let long_reply = format!(" {}", "r".repeat(200));
+        let cut = cut_to_parts("testo", &long_reply, 1);
+        assert_eq!(budget(&cut).parts, 1);
+        assert!(cut.starts_with("testo r") && cut.ends_with("..."), "{cut}");
     }
 
     #[test]

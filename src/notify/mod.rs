@@ -5,8 +5,6 @@
 //! A file is named by its outbox id, so a message written again after a crash (written, not yet
 //! marked delivered) replaces itself instead of appearing twice.
 
-pub mod render;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -14,13 +12,12 @@ use std::time::Instant;
 use lettre::message::Mailbox;
 use serde_json::json;
 
-use crate::delivery::sms::{encoding, gsm_friendly};
 use crate::delivery::smtp::{SmtpSetupError, build_mime, mailbox};
 use crate::delivery::{Channel, OutMessage, Outcome, Sent};
 use crate::store::{Store, StoreError};
+use crate::templates::sms::{budget, plain_punctuation};
 use crate::time::Timestamp;
 
-pub use render::{Rendered, render};
 
 /// An e-mail address or phone number with most of it hidden, for logs.
 pub fn mask(address: &str) -> String {
@@ -101,15 +98,15 @@ impl FileChannel {
             Outcome::transient_down(format!("{}: {e}", self.dir.display()), None)
         };
         if msg.channel == "sms" {
-            let text = gsm_friendly(msg.text.trim());
-            let (enc, parts) = encoding(&text);
+            let text = plain_punctuation(msg.text.trim());
+            let cost = budget(&text);
             let body = json!({
                 "outbox_id": msg.outbox_id,
                 "order_id": msg.order_id(),
                 "to": msg.address,
                 "text": text,
-                "encoding": enc.as_str(),
-                "parts": parts,
+                "encoding": cost.encoding.as_str(),
+                "parts": cost.parts,
                 "ticket": msg.number,
                 "kind": msg.kind,
             });

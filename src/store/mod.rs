@@ -11,6 +11,7 @@
 
 mod inbound;
 mod outbox;
+mod templates;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ pub use outbox::{
     AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, NewOutbox,
     OutboxRow, Receipt,
 };
+pub use templates::{AdminUser, AtRisk, AuditRecord, Role, TemplateVersion};
 pub use versions::VersionRegistry;
 
 use crate::config::Config;

@@ -45,6 +45,8 @@ pub struct OutboxRow {
     pub in_doubt: bool,
     /// Identifies this lease: a result is written only while the lease is still ours.
     pub lease_token: i64,
+    /// The words it goes out with, once rendered (kept for every later attempt).
+    pub rendered: Option<crate::templates::RenderedMessage>,
 }
 
 /// A message owed, to be inserted (the fallback chain, `send-test`).
@@ -157,6 +159,9 @@ fn outbox_row_from(r: &sqlx::any::AnyRow, token: i64) -> Result<OutboxRow, Store
         created_at: Timestamp(r.try_get("created_at")?),
         in_doubt: r.try_get::<i64, _>("in_doubt")? != 0,
         lease_token: token,
+        rendered: r
+            .try_get::<Option<String>, _>("rendered")?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 
@@ -455,7 +460,7 @@ impl Store {
              WHERE state IN ('pending', 'retry', 'sending') AND not_before <= {} \
              AND (state <> 'sending' OR lease_until < {}){filter} ORDER BY not_before, id LIMIT {}{lock}) \
              RETURNING id, ticket_id, kind, dedupe_key, recipient, channel, address, language, \
-             payload, not_before, attempts, created_at, in_doubt",
+             payload, not_before, attempts, created_at, in_doubt, rendered",
             ph[0],
             ph[1],
             ph[2],
@@ -672,7 +677,7 @@ impl Store {
     pub async fn outbox_row(&self, id: i64) -> Result<Option<(OutboxRow, String)>, StoreError> {
         let r = sqlx::query(
             "SELECT id, ticket_id, kind, dedupe_key, recipient, channel, address, language, \
-             payload, not_before, attempts, created_at, in_doubt, state FROM outbox WHERE id = $1",
+             payload, not_before, attempts, created_at, in_doubt, rendered, state FROM outbox WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)

@@ -1,0 +1,91 @@
+//! The `[templates]` and `[admin]` sections: SMS budgets, and how the admin console signs in.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::Problems;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTemplates {
+    sms_plain_punctuation: Option<bool>,
+    sms_max_parts: Option<i64>,
+    #[serde(default)]
+    sms_max_parts_by_kind: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    four_eyes: Option<bool>,
+    session_hours: Option<i64>,
+    login_attempts_per_minute: Option<i64>,
+}
+
+/// The `[templates]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplatesConfig {
+    /// Replace typographic quotes, apostrophes and dashes in SMS with plain ones (default on).
+    pub sms_plain_punctuation: bool,
+    /// The most parts a citizen SMS may take (default 2), and per-kind exceptions.
+    pub sms_max_parts: u32,
+    pub sms_max_parts_by_kind: BTreeMap<String, u32>,
+}
+
+/// The `[admin]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// An edit goes live only when an admin other than its author publishes it.
+    pub four_eyes: bool,
+    /// How long a console session lasts without signing in again.
+    pub session_hours: u32,
+    /// Failed log-ins allowed per user name and client address per minute.
+    pub login_attempts_per_minute: u32,
+}
+
+fn bounded(p: &mut Problems, key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> u32 {
+    match v.unwrap_or(default) {
+        x if (lo..=hi).contains(&x) => x as u32,
+        x => {
+            p.add(key, format!("must be between {lo} and {hi}, found {x}"));
+            default as u32
+        }
+    }
+}
+
+pub(super) fn templates(p: &mut Problems, raw: RawTemplates) -> TemplatesConfig {
+    let sms_max_parts = bounded(p, "templates.sms_max_parts", raw.sms_max_parts, 2, 1, 10);
+    let mut by_kind = BTreeMap::new();
+    let known: Vec<String> = crate::templates::Catalog::bundled()
+        .map(|c| c.defaults.keys().map(|k| k.kind.clone()).collect())
+        .unwrap_or_default();
+    for (kind, n) in raw.sms_max_parts_by_kind {
+        let key = format!("templates.sms_max_parts_by_kind.{kind}");
+        if !known.contains(&kind) {
+            p.add(&key, format!("unknown notice kind {kind:?}"));
+            continue;
+        }
+        by_kind.insert(kind, bounded(p, &key, Some(n), 2, 1, 10));
+    }
+    TemplatesConfig {
+        sms_plain_punctuation: raw.sms_plain_punctuation.unwrap_or(true),
+        sms_max_parts,
+        sms_max_parts_by_kind: by_kind,
+    }
+}
+
+pub(super) fn admin(p: &mut Problems, raw: RawAdmin) -> Admin {
+    Admin {
+        four_eyes: raw.four_eyes.unwrap_or(false),
+        session_hours: bounded(p, "admin.session_hours", raw.session_hours, 8, 1, 24 * 30),
+        login_attempts_per_minute: bounded(
+            p,
+            "admin.login_attempts_per_minute",
+            raw.login_attempts_per_minute,
+            5,
+            1,
+            1000,
+        ),
+    }
+}

@@ -1,0 +1,1001 @@
+// Messo admin console: a single page without framework or build step.
+// Served under a CSP with script-src 'self': no inline scripts, no inline handlers, no eval.
+// Every piece of server data is put into the page with textContent / attributes, never as HTML;
+// the only HTML rendered is a template preview, inside an iframe sandboxed with no permissions.
+'use strict';
+
+(function () {
+  const API = '/api/v1/admin';
+  const PREVIEW_DEBOUNCE_MS = 300;
+  const TZ = 'Europe/Rome';
+
+  // ---- state ------------------------------------------------------------------------------
+  const state = {
+    user: null,          // {username, role, csrf}
+    template: null,      // the detail of the template being edited
+    key: null,           // {audience, kind, lang}
+    previewTimer: null,
+    previewSeq: 0,
+    previewAbort: null,
+    historyOpen: false,
+  };
+
+  const ROLE_RANK = { viewer: 0, editor: 1, admin: 2 };
+  const ROLE_LABEL = { viewer: 'consultazione', editor: 'redazione', admin: 'amministrazione' };
+  const AUDIENCE_LABEL = { cittadino: 'Messaggi ai cittadini', ufficio: 'Messaggi agli uffici' };
+  const LANG_LABEL = { it: 'italiano', en: 'inglese' };
+  const CHANNEL_LABEL = { email: 'e-mail', sms: 'SMS' };
+  const VERSION_STATE = {
+    live: 'in uso',
+    proposed: 'proposta',
+    retired: 'superata',
+    withdrawn: 'ritirata',
+  };
+  const RISK_STATE = { warning: 'preavviso', breached: 'termine superato', paused: 'sospesa' };
+  const PART_LABEL = { subject: 'Oggetto', text: 'Testo semplice', html: 'HTML', sms: 'SMS', note: 'Nota' };
+  const PARTS = ['subject', 'text', 'html', 'sms', 'note'];
+
+  // ---- small helpers ----------------------------------------------------------------------
+  const $ = (sel) => document.querySelector(sel);
+
+  // Builds an element: h('td', {class: 'x', dataset: {a: 'b'}}, 'text', child, ...).
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v === null || v === undefined || v === false) continue;
+        if (k === 'dataset') {
+          for (const [dk, dv] of Object.entries(v)) el.dataset[dk] = String(dv);
+        } else if (k === 'class') {
+          el.className = v;
+        } else if (k === 'text') {
+          el.textContent = v;
+        } else if (v === true) {
+          el.setAttribute(k, '');
+        } else {
+          el.setAttribute(k, String(v));
+        }
+      }
+    }
+    for (const c of children) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : String(c));
+    }
+    return el;
+  }
+
+  function clear(el) {
+    while (el.firstChild) el.removeChild(el.firstChild);
+  }
+
+  const dateFmt = new Intl.DateTimeFormat('it-IT', {
+    timeZone: TZ,
+    weekday: 'short',
+    day: 'numeric',
+    month: 'long',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+  });
+
+  // An RFC 3339 instant written in Italian, Rome time, in a <time> element.
+  function timeEl(iso) {
+    if (!iso) return document.createTextNode('—');
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return document.createTextNode(iso);
+    return h('time', { datetime: iso }, dateFmt.format(d));
+  }
+
+  function plural(n, one, many) {
+    return n + ' ' + (n === 1 ? one : many);
+  }
+
+  // Seconds as "2 giorni 3 ore", "3 ore 10 minuti", "12 minuti".
+  function duration(s) {
+    s = Math.abs(Math.round(s));
+    const days = Math.floor(s / 86400);
+    const hours = Math.floor((s % 86400) / 3600);
+    const minutes = Math.floor((s % 3600) / 60);
+    const out = [];
+    if (days) out.push(plural(days, 'giorno', 'giorni'));
+    if (hours) out.push(plural(hours, 'ora', 'ore'));
+    if (!days && (minutes || !hours)) out.push(plural(minutes, 'minuto', 'minuti'));
+    return out.join(' ');
+  }
+
+  function capitalize(s) {
+    return s ? s.charAt(0).toUpperCase() + s.slice(1) : s;
+  }
+
+  function templatePath(key) {
+    return [key.audience, key.kind, key.lang].map(encodeURIComponent).join('/');
+  }
+
+  function can(role) {
+    return !!state.user && (ROLE_RANK[state.user.role] ?? -1) >= ROLE_RANK[role];
+  }
+
+  // ---- status line ------------------------------------------------------------------------
+  function say(message, kind) {
+    const box = $('#status');
+    box.className = 'status ' + (kind === 'error' ? 'status-error' : kind === 'ok' ? 'status-ok' : 'status-info');
+    // Replace the text (not append) so that screen readers announce every message.
+    box.textContent = message;
+  }
+
+  // ---- HTTP -------------------------------------------------------------------------------
+  class ApiError extends Error {
+    constructor(status, body, headers) {
+      super(problemText(status, body));
+      this.status = status;
+      this.body = body;
+      this.headers = headers;
+    }
+  }
+
+  function problemText(status, body) {
+    if (body && typeof body === 'object') {
+      if (body.detail) return String(body.detail);
+      if (body.title) return String(body.title);
+    }
+    if (status === 0) return 'Il server non risponde: controlla la connessione.';
+    return 'Errore ' + status + ' dal server.';
+  }
+
+  // Calls the admin API; resolves to the parsed body (or null), rejects with ApiError.
+  async function api(method, path, body, opts) {
+    const headers = { Accept: 'application/json, application/problem+json' };
+    if (method !== 'GET' && method !== 'HEAD') {
+      if (state.user && state.user.csrf) headers['X-CSRF-Token'] = state.user.csrf;
+    }
+    const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    if (opts && opts.signal) init.signal = opts.signal;
+    let res;
+    try {
+      res = await fetch(API + path, init);
+    } catch (e) {
+      if (e && e.name === 'AbortError') throw e;
+      throw new ApiError(0, null, new Headers());
+    }
+    let data = null;
+    const text = await res.text();
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch (_) {
+        data = { detail: text.slice(0, 300) };
+      }
+    }
+    if (!res.ok) {
+      const err = new ApiError(res.status, data, res.headers);
+      // A lost session sends the user back to the log-in form (not for the log-in itself).
+      if (res.status === 401 && path !== '/login' && path !== '/me') {
+        sessionLost();
+      }
+      throw err;
+    }
+    return data;
+  }
+
+  function sessionLost() {
+    if (!state.user) return;
+    if (location.hash && location.hash !== '#/login') sessionStorage.setItem('messo-after-login', location.hash);
+    state.user = null;
+    showSession();
+    say('La sessione è scaduta: accedi di nuovo.', 'error');
+    if (location.hash !== '#/login') location.hash = '#/login';
+  }
+
+  // ---- session ----------------------------------------------------------------------------
+  function showSession() {
+    const logged = !!state.user;
+    $('#session-box').hidden = !logged;
+    $('#site-nav').hidden = !logged;
+    $('#user-info').textContent = logged
+      ? state.user.username + ' · ' + (ROLE_LABEL[state.user.role] || state.user.role)
+      : '';
+  }
+
+  async function onLogin(ev) {
+    ev.preventDefault();
+    const user = $('#login-username');
+    const pass = $('#login-password');
+    const err = $('#login-error');
+    err.textContent = '';
+    user.removeAttribute('aria-invalid');
+    pass.removeAttribute('aria-invalid');
+    if (!user.value.trim() || !pass.value) {
+      err.textContent = 'Inserisci nome utente e password.';
+      (user.value.trim() ? pass : user).setAttribute('aria-invalid', 'true');
+      return;
+    }
+    const btn = $('#login-submit');
+    btn.disabled = true;
+    try {
+      const me = await api('POST', '/login', { username: user.value.trim(), password: pass.value });
+      state.user = me;
+      pass.value = '';
+      showSession();
+      say('Accesso eseguito come ' + me.username + '.', 'ok');
+      const target = sessionStorage.getItem('messo-after-login');
+      sessionStorage.removeItem('messo-after-login');
+      const next = target && target !== '#/login' ? target : '#/templates';
+      if (location.hash === next) route();
+      else location.hash = next;
+    } catch (e) {
+      let msg = e.message;
+      if (e.status === 429) {
+        const after = e.headers && e.headers.get('Retry-After');
+        if (after && /^\d+$/.test(after)) msg += ' Riprova tra ' + plural(Number(after), 'secondo', 'secondi') + '.';
+      } else if (e.status === 401) {
+        pass.setAttribute('aria-invalid', 'true');
+      }
+      err.textContent = msg;
+      say('Accesso non riuscito: ' + msg, 'error');
+      pass.focus();
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  async function onLogout() {
+    try {
+      await api('POST', '/logout');
+      say('Sei uscito dalla console.', 'ok');
+    } catch (e) {
+      say('Uscita non riuscita: ' + e.message, 'error');
+    }
+    state.user = null;
+    state.template = null;
+    showSession();
+    location.hash = '#/login';
+  }
+
+  // ---- routing ----------------------------------------------------------------------------
+  const VIEWS = ['login', 'templates', 'editor', 'at-risk'];
+
+  function showView(name) {
+    for (const v of VIEWS) $('#view-' + v).hidden = v !== name;
+    for (const a of document.querySelectorAll('[data-nav]')) {
+      const current = a.dataset.nav === name || (name === 'editor' && a.dataset.nav === 'templates');
+      if (current) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
+  }
+
+  function focusHeading(id) {
+    const el = $(id);
+    if (el) el.focus({ preventScroll: false });
+  }
+
+  let firstRoute = true;
+
+  function route() {
+    const hash = location.hash || '#/templates';
+    const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+    // Focus the heading on navigation, but not on the first load (keep the skip link first).
+    const moveFocus = !firstRoute;
+    firstRoute = false;
+    if (!state.user) {
+      if (parts[0] !== 'login' && hash) sessionStorage.setItem('messo-after-login', hash);
+      showView('login');
+      document.title = 'Accesso · Messo';
+      $('#login-username').focus();
+      return;
+    }
+    cancelPreview();
+    if (parts[0] === 'login' || parts[0] === '') {
+      location.hash = '#/templates';
+    } else if (parts[0] === 'templates' && parts.length === 1) {
+      showView('templates');
+      document.title = 'Modelli dei messaggi · Messo';
+      if (moveFocus) focusHeading('#templates-title');
+      loadTemplates();
+    } else if (parts[0] === 'templates' && parts.length === 4) {
+      showView('editor');
+      openEditor({ audience: parts[1], kind: parts[2], lang: parts[3] }, moveFocus);
+    } else if (parts[0] === 'at-risk') {
+      showView('at-risk');
+      document.title = 'Pratiche a rischio · Messo';
+      if (moveFocus) focusHeading('#at-risk-title');
+      loadAtRisk();
+    } else {
+      location.hash = '#/templates';
+    }
+  }
+
+  // ---- template list ----------------------------------------------------------------------
+  async function loadTemplates() {
+    const box = $('#templates-list');
+    box.setAttribute('aria-busy', 'true');
+    let list;
+    try {
+      list = await api('GET', '/templates');
+    } catch (e) {
+      box.removeAttribute('aria-busy');
+      if (e.status !== 401) say('Impossibile leggere i modelli: ' + e.message, 'error');
+      return;
+    }
+    clear(box);
+    box.removeAttribute('aria-busy');
+    const groups = new Map();
+    for (const t of list || []) {
+      if (!groups.has(t.audience)) groups.set(t.audience, []);
+      groups.get(t.audience).push(t);
+    }
+    if (!groups.size) {
+      box.append(h('p', { class: 'notice' }, 'Nessun modello disponibile.'));
+      return;
+    }
+    const order = ['cittadino', 'ufficio', ...[...groups.keys()].filter((a) => a !== 'cittadino' && a !== 'ufficio')];
+    for (const audience of order) {
+      const items = groups.get(audience);
+      if (!items) continue;
+      items.sort((a, b) => a.kind.localeCompare(b.kind) || a.lang.localeCompare(b.lang));
+      const headId = 'audience-' + audience;
+      const tbody = h('tbody');
+      for (const t of items) {
+        const key = t.audience + '/' + t.kind + '/' + t.lang;
+        const live = t.live_version
+          ? h('span', null, 'v' + t.live_version, t.live_since ? h('span', { class: 'muted' }, ' dal ', timeEl(t.live_since)) : null,
+            t.live_by ? h('span', { class: 'muted' }, ' (' + t.live_by + ')') : null)
+          : h('span', { class: 'muted' }, 'nessuna');
+        const proposed = t.proposed
+          ? h('span', { class: 'badge badge-warn' }, plural(t.proposed, 'proposta', 'proposte'))
+          : h('span', { class: 'muted' }, 'nessuna');
+        tbody.append(h('tr', { dataset: { templateRow: key } },
+          h('th', { scope: 'row' }, h('a', { href: '#/templates/' + templatePath(t), dataset: { template: key } }, t.kind)),
+          h('td', null, LANG_LABEL[t.lang] || t.lang),
+          h('td', null, t.description || ''),
+          h('td', null, live),
+          h('td', null, proposed),
+          h('td', null, (t.channels || []).map((c) => CHANNEL_LABEL[c] || c).join(', '))));
+      }
+      box.append(h('section', { class: 'audience', 'aria-labelledby': headId },
+        h('h2', { id: headId }, AUDIENCE_LABEL[audience] || capitalize(audience)),
+        h('div', { class: 'table-wrap' },
+          h('table', { class: 'table', id: 'templates-' + audience },
+            h('thead', null, h('tr', null,
+              h('th', { scope: 'col' }, 'Tipo'),
+              h('th', { scope: 'col' }, 'Lingua'),
+              h('th', { scope: 'col' }, 'Descrizione'),
+              h('th', { scope: 'col' }, 'Versione in uso'),
+              h('th', { scope: 'col' }, 'Proposte'),
+              h('th', { scope: 'col' }, 'Canali'))),
+            tbody))));
+    }
+  }
+
+  // ---- editor -----------------------------------------------------------------------------
+  function basePath() {
+    return '/templates/' + templatePath(state.key);
+  }
+
+  function hasPart(part) {
+    return !$('#group-' + part).hidden;
+  }
+
+  function content() {
+    return {
+      subject: $('#field-subject').value,
+      text: $('#field-text').value,
+      html: hasPart('html') ? $('#field-html').value : null,
+      sms: hasPart('sms') ? $('#field-sms').value : null,
+    };
+  }
+
+  function fillFields(v) {
+    $('#field-subject').value = v ? v.subject || '' : '';
+    $('#field-text').value = v ? v.text || '' : '';
+    $('#field-html').value = v && v.html != null ? v.html : '';
+    $('#field-sms').value = v && v.sms != null ? v.sms : '';
+  }
+
+  async function openEditor(key, moveFocus) {
+    state.key = key;
+    state.template = null;
+    const label = key.audience + '/' + key.kind + '/' + key.lang;
+    $('#editor-title').textContent = 'Modello ' + label;
+    document.title = label + ' · Messo';
+    clear($('#editor-meta'));
+    clearErrors();
+    resetPreview();
+    $('#validate-result').hidden = true;
+    $('#history').hidden = true;
+    state.historyOpen = false;
+    $('#btn-history').setAttribute('aria-expanded', 'false');
+    $('#field-note').value = '';
+    let t;
+    try {
+      t = await api('GET', basePath());
+    } catch (e) {
+      if (e.status !== 401) say('Impossibile aprire il modello ' + label + ': ' + e.message, 'error');
+      return;
+    }
+    // The user may have navigated elsewhere meanwhile.
+    if (state.key !== key) return;
+    applyTemplate(t, true);
+    if (moveFocus) focusHeading('#editor-title');
+    schedulePreview(0);
+  }
+
+  // Shows a template's detail; `fill` also replaces the editor's fields with the live version.
+  function applyTemplate(t, fill) {
+    state.template = t;
+    const live = t.live || null;
+    const source = live || (t.proposed && t.proposed[0]) || null;
+    $('#editor-title').textContent = 'Modello ' + t.audience + '/' + t.kind + '/' + t.lang;
+
+    const meta = $('#editor-meta');
+    clear(meta);
+    const row = (term, ...desc) => meta.append(h('div', null, h('dt', null, term), h('dd', null, ...desc)));
+    row('Descrizione', t.description || '—');
+    row('Lingua', LANG_LABEL[t.lang] || t.lang);
+    row('Versione in uso', live
+      ? h('span', null, 'v' + live.version + ' · pubblicata da ' + (live.published_by || live.author || '—') + ' ', timeEl(live.published_at || live.created_at))
+      : 'nessuna');
+    row('Variabili', (t.variables || []).length ? h('code', null, (t.variables || []).join(', ')) : '—');
+
+    $('#group-html').hidden = !(source && source.html != null);
+    $('#group-sms').hidden = !(source && source.sms != null);
+    $('#preview-html-group').hidden = $('#group-html').hidden;
+    $('#preview-sms-group').hidden = $('#group-sms').hidden;
+    const smsOption = $('#test-channel option[value="sms"]');
+    smsOption.disabled = $('#group-sms').hidden;
+    if (smsOption.disabled && $('#test-channel').value === 'sms') $('#test-channel').value = 'email';
+    if (fill) fillFields(source);
+
+    // Samples.
+    const sel = $('#preview-sample');
+    const previous = sel.value;
+    clear(sel);
+    (t.samples || []).forEach((s, i) => {
+      const hint = s && typeof s === 'object' && s.number ? ' · ' + s.number : '';
+      sel.append(h('option', { value: String(i) }, 'Esempio ' + (i + 1) + hint));
+    });
+    if (previous && Number(previous) < (t.samples || []).length) sel.value = previous;
+    sel.disabled = !(t.samples || []).length;
+
+    // Permissions.
+    const editor = can('editor');
+    $('#editor-readonly').hidden = editor;
+    for (const id of ['#field-subject', '#field-text', '#field-html', '#field-sms', '#field-note']) {
+      $(id).readOnly = !editor;
+    }
+    for (const id of ['#btn-validate', '#btn-save', '#btn-test-send']) $(id).disabled = !editor;
+    $('#publish-hint').hidden = can('admin');
+
+    renderProposals(t.proposed || []);
+  }
+
+  function renderProposals(list) {
+    const box = $('#proposals-list');
+    clear(box);
+    if (!list.length) {
+      box.append(h('p', { class: 'muted' }, 'Nessuna proposta in attesa.'));
+      return;
+    }
+    const ul = h('ul', { class: 'proposals' });
+    for (const v of list) {
+      ul.append(h('li', { dataset: { version: v.version } },
+        h('div', null,
+          h('strong', null, 'Versione ' + v.version),
+          ' · ' + (v.author || '—') + ' · ', timeEl(v.created_at),
+          v.note ? h('p', { class: 'note' }, v.note) : null),
+        h('div', { class: 'actions' },
+          h('button', { type: 'button', class: 'btn btn-secondary', dataset: { load: v.version } }, 'Apri nell\'editor'),
+          h('button', {
+            type: 'button',
+            class: 'btn btn-primary',
+            dataset: { publish: v.version },
+            disabled: !can('admin'),
+            'aria-describedby': can('admin') ? null : 'publish-hint',
+          }, 'Pubblica'))));
+    }
+    box.append(ul);
+  }
+
+  function findVersion(n) {
+    const t = state.template;
+    if (!t) return null;
+    if (t.live && t.live.version === n) return t.live;
+    return (t.proposed || []).find((v) => v.version === n) || null;
+  }
+
+  // ---- errors -----------------------------------------------------------------------------
+  function clearErrors() {
+    const box = $('#errors');
+    clear(box);
+    box.hidden = true;
+    for (const p of PARTS) {
+      clear($('#error-' + p));
+      $('#field-' + p).removeAttribute('aria-invalid');
+      $('#group-' + p).classList.remove('has-error');
+    }
+  }
+
+  function errorLine(e) {
+    const where = [];
+    if (e.line != null) where.push('riga ' + e.line + (e.column != null ? ', colonna ' + e.column : ''));
+    else if (e.column != null) where.push('colonna ' + e.column);
+    if (e.sample != null) where.push('esempio ' + (e.sample + 1));
+    return (where.length ? where.join(', ') + ': ' : '') + (e.message || 'errore');
+  }
+
+  // Shows the 422 errors next to their fields and in the summary; returns how many.
+  function showErrors(errors, heading) {
+    clearErrors();
+    errors = Array.isArray(errors) ? errors : [];
+    if (!errors.length) return 0;
+    const box = $('#errors');
+    const ul = h('ul');
+    for (const e of errors) {
+      const part = PARTS.includes(e.part) ? e.part : null;
+      const line = errorLine(e);
+      if (part) {
+        $('#error-' + part).append(h('li', { dataset: { part, line: e.line ?? '', column: e.column ?? '' } }, line));
+        $('#field-' + part).setAttribute('aria-invalid', 'true');
+        $('#group-' + part).classList.add('has-error');
+        ul.append(h('li', null, h('a', { href: '#field-' + part, dataset: { focus: 'field-' + part } }, PART_LABEL[part]), ': ' + line));
+      } else {
+        ul.append(h('li', null, (e.part ? e.part + ': ' : '') + line));
+      }
+    }
+    box.append(h('p', { class: 'errors-title' }, heading || 'Il modello contiene errori:'), ul);
+    box.hidden = false;
+    return errors.length;
+  }
+
+  // ---- preview ----------------------------------------------------------------------------
+  function resetPreview() {
+    $('#preview-subject').textContent = '';
+    $('#preview-text').textContent = '';
+    $('#preview-html').srcdoc = '';
+    $('#preview-sms').textContent = '';
+    $('#sms-counter').textContent = '';
+    $('#sms-counter').classList.remove('over');
+    clear($('#sms-costly'));
+    $('#preview-state').textContent = '';
+    $('#preview-ticket').removeAttribute('aria-invalid');
+  }
+
+  function cancelPreview() {
+    if (state.previewTimer) clearTimeout(state.previewTimer);
+    state.previewTimer = null;
+    if (state.previewAbort) state.previewAbort.abort();
+    state.previewAbort = null;
+  }
+
+  function schedulePreview(delay) {
+    if (!state.template || !can('editor')) return;
+    cancelPreview();
+    $('#preview-state').textContent = 'Anteprima in aggiornamento…';
+    state.previewTimer = setTimeout(runPreview, delay === undefined ? PREVIEW_DEBOUNCE_MS : delay);
+  }
+
+  function previewBody() {
+    const body = content();
+    const ticket = $('#preview-ticket').value.trim();
+    if (ticket) body.ticket = ticket;
+    else body.sample = Number($('#preview-sample').value || 0);
+    return body;
+  }
+
+  async function runPreview() {
+    state.previewTimer = null;
+    const seq = ++state.previewSeq;
+    const abort = new AbortController();
+    state.previewAbort = abort;
+    const key = state.key;
+    let p;
+    try {
+      p = await api('POST', basePath() + '/preview', previewBody(), { signal: abort.signal });
+    } catch (e) {
+      if (e && e.name === 'AbortError') return;
+      if (seq !== state.previewSeq || key !== state.key) return;
+      if (e.status === 422) {
+        const n = showErrors(e.body && e.body.errors, 'L\'anteprima non è possibile:');
+        $('#preview-state').textContent = 'Anteprima non aggiornata: ' + plural(n, 'errore', 'errori') + '.';
+        say('Anteprima non aggiornata: ' + plural(n, 'errore', 'errori') + ' nel modello.', 'error');
+      } else if (e.status === 404 && $('#preview-ticket').value.trim()) {
+        $('#preview-ticket').setAttribute('aria-invalid', 'true');
+        $('#preview-state').textContent = 'Pratica non trovata: ' + e.message;
+        say('Anteprima: ' + e.message, 'error');
+      } else if (e.status !== 401) {
+        $('#preview-state').textContent = 'Anteprima non disponibile: ' + e.message;
+        say('Anteprima non disponibile: ' + e.message, 'error');
+      }
+      return;
+    }
+    if (seq !== state.previewSeq || key !== state.key) return;
+    state.previewAbort = null;
+    clearErrors();
+    $('#preview-ticket').removeAttribute('aria-invalid');
+    $('#preview-state').textContent = 'Anteprima aggiornata.';
+    renderPreview(p);
+  }
+
+  function renderPreview(p) {
+    $('#preview-subject').textContent = p.subject || '';
+    $('#preview-text').textContent = p.text || '';
+    const frame = $('#preview-html');
+    // The sandbox attribute is set in the page and never changed: no scripts, opaque origin.
+    frame.setAttribute('sandbox', '');
+    frame.srcdoc = p.html != null ? p.html : '';
+    renderSms(p.sms);
+  }
+
+  function renderSms(sms) {
+    const counter = $('#sms-counter');
+    const costly = $('#sms-costly');
+    clear(costly);
+    if (!sms) {
+      $('#preview-sms').textContent = '';
+      counter.textContent = '';
+      counter.classList.remove('over');
+      return;
+    }
+    $('#preview-sms').textContent = sms.text || '';
+    const enc = sms.encoding === 'ucs-2' ? 'UCS-2' : 'GSM-7';
+    const over = sms.max_parts != null && sms.parts > sms.max_parts;
+    let line = plural(sms.units, 'carattere', 'caratteri') + ' · ' + plural(sms.parts, 'parte', 'parti') +
+      ' (' + enc + ') · max ' + sms.max_parts;
+    if (over) line += ' · troppo lungo: supera il massimo di ' + plural(sms.max_parts, 'parte', 'parti');
+    else if (sms.left_in_part != null) line += ' · ' + plural(sms.left_in_part, 'carattere', 'caratteri') + ' liberi nell\'ultima parte';
+    counter.textContent = line;
+    counter.classList.toggle('over', over);
+    counter.dataset.parts = String(sms.parts);
+    counter.dataset.encoding = sms.encoding || '';
+
+    const list = sms.costly || [];
+    if (!list.length) return;
+    const tbody = h('tbody');
+    for (const c of list) {
+      tbody.append(h('tr', { dataset: { char: c.ch } },
+        h('td', null, h('code', { class: 'char' }, c.ch)),
+        h('td', null, String(c.count)),
+        h('td', null, c.name || ''),
+        h('td', null, c.suggestion != null && c.suggestion !== ''
+          ? h('span', null, 'usa ', h('code', { class: 'char' }, c.suggestion))
+          : h('span', { class: 'muted' }, 'nessuna'))));
+    }
+    costly.append(
+      h('p', { class: 'costly-title' }, enc === 'UCS-2'
+        ? 'Caratteri che obbligano alla codifica UCS-2 (più parti, più costo):'
+        : 'Caratteri che occupano due posizioni:'),
+      h('table', { class: 'table table-compact' },
+        h('caption', { class: 'visually-hidden' }, 'Caratteri costosi nel testo SMS'),
+        h('thead', null, h('tr', null,
+          h('th', { scope: 'col' }, 'Carattere'),
+          h('th', { scope: 'col' }, 'Volte'),
+          h('th', { scope: 'col' }, 'Nome'),
+          h('th', { scope: 'col' }, 'Suggerimento'))),
+        tbody));
+  }
+
+  // ---- actions ----------------------------------------------------------------------------
+  async function withButton(btn, fn) {
+    if (btn.disabled) return;
+    btn.disabled = true;
+    btn.setAttribute('aria-busy', 'true');
+    try {
+      await fn();
+    } finally {
+      btn.disabled = false;
+      btn.removeAttribute('aria-busy');
+    }
+  }
+
+  async function onValidate() {
+    const key = state.key;
+    await withButton($('#btn-validate'), async () => {
+      const box = $('#validate-result');
+      let r;
+      try {
+        r = await api('POST', basePath() + '/validate', content());
+      } catch (e) {
+        if (e.status === 422) {
+          const n = showErrors(e.body && e.body.errors);
+          say('Validazione non riuscita: ' + plural(n, 'errore', 'errori') + '.', 'error');
+        } else if (e.status !== 401) {
+          say('Validazione non riuscita: ' + e.message, 'error');
+        }
+        return;
+      }
+      if (key !== state.key) return;
+      const errors = r.errors || [];
+      showErrors(errors);
+      clear(box);
+      const samples = (state.template && state.template.samples) || [];
+      const count = Math.max(samples.length, (r.previews || []).length);
+      const ul = h('ul', { class: 'sample-results' });
+      const general = errors.filter((e) => e.sample == null);
+      for (let i = 0; i < count; i++) {
+        const mine = errors.filter((e) => e.sample === i);
+        const ok = !mine.length && !general.length;
+        const prev = (r.previews || [])[i];
+        let extra = '';
+        if (ok && prev && prev.sms) extra = ' · SMS: ' + plural(prev.sms.parts, 'parte', 'parti');
+        ul.append(h('li', { class: ok ? 'ok' : 'ko', dataset: { sample: i, ok: ok ? 'true' : 'false' } },
+          h('strong', null, 'Esempio ' + (i + 1) + ': '),
+          ok ? 'valido' + extra : plural(mine.length + general.length, 'errore', 'errori'),
+          ok && prev && prev.subject ? h('span', { class: 'muted' }, ' — «' + prev.subject + '»') : null));
+      }
+      box.append(h('h3', null, r.ok ? 'Il modello è valido' : 'Il modello non è valido'), ul);
+      box.hidden = false;
+      if (r.ok) say('Validazione riuscita: il modello funziona con tutti gli esempi (' + count + ').', 'ok');
+      else say('Validazione non riuscita: ' + plural(errors.length, 'errore', 'errori') + '.', 'error');
+    });
+  }
+
+  async function onSave() {
+    await withButton($('#btn-save'), async () => {
+      const body = content();
+      body.note = $('#field-note').value;
+      let v;
+      try {
+        v = await api('POST', basePath() + '/versions', body);
+      } catch (e) {
+        if (e.status === 422) {
+          const n = showErrors(e.body && e.body.errors, 'La proposta non è stata salvata:');
+          say('Proposta non salvata: ' + plural(n, 'errore', 'errori') + ' nel modello.', 'error');
+          $('#errors').focus();
+        } else if (e.status !== 401) {
+          say('Proposta non salvata: ' + e.message, 'error');
+        }
+        return;
+      }
+      clearErrors();
+      $('#field-note').value = '';
+      say('Versione ' + v.version + ' salvata come proposta.', 'ok');
+      await reloadTemplate(false);
+    });
+  }
+
+  async function reloadTemplate(fill) {
+    const key = state.key;
+    try {
+      const t = await api('GET', basePath());
+      if (key === state.key) applyTemplate(t, fill);
+    } catch (e) {
+      if (e.status !== 401) say('Impossibile aggiornare il modello: ' + e.message, 'error');
+    }
+    if (state.historyOpen) await loadHistory();
+  }
+
+  async function onPublish(btn) {
+    const n = Number(btn.dataset.publish);
+    await withButton(btn, async () => {
+      let v;
+      try {
+        v = await api('POST', basePath() + '/versions/' + n + '/publish');
+      } catch (e) {
+        if (e.status === 422) showErrors(e.body && e.body.errors, 'La versione ' + n + ' non è più valida:');
+        if (e.status !== 401) say('Versione ' + n + ' non pubblicata: ' + e.message, 'error');
+        return;
+      }
+      say('Versione ' + v.version + ' pubblicata: è ora in uso.', 'ok');
+      await reloadTemplate(true);
+      schedulePreview(0);
+    });
+  }
+
+  function onLoadVersion(btn) {
+    const v = findVersion(Number(btn.dataset.load));
+    if (!v) return;
+    fillFields(v);
+    $('#field-note').value = '';
+    say('Versione ' + v.version + ' caricata nell\'editor.', 'info');
+    $('#field-subject').focus();
+    schedulePreview(0);
+  }
+
+  async function onTestSend(ev) {
+    ev.preventDefault();
+    const to = $('#test-to');
+    const channel = $('#test-channel').value;
+    to.removeAttribute('aria-invalid');
+    if (!to.value.trim()) {
+      to.setAttribute('aria-invalid', 'true');
+      say('Indica il destinatario della prova.', 'error');
+      to.focus();
+      return;
+    }
+    await withButton($('#btn-test-send'), async () => {
+      const body = content();
+      body.channel = channel;
+      body.to = to.value.trim();
+      let r;
+      try {
+        r = await api('POST', basePath() + '/test-send', body);
+      } catch (e) {
+        if (e.status === 422) {
+          const errs = (e.body && e.body.errors) || [];
+          if (errs.length) showErrors(errs, 'La prova non è stata inviata:');
+          else to.setAttribute('aria-invalid', 'true');
+        }
+        if (e.status !== 401) say('Prova non inviata: ' + e.message, 'error');
+        return;
+      }
+      say('Prova via ' + (CHANNEL_LABEL[channel] || channel) + ' accodata per ' + body.to +
+        (r && r.outbox_id != null ? ' (messaggio n. ' + r.outbox_id + ')' : '') + '.', 'ok');
+    });
+  }
+
+  // ---- history ----------------------------------------------------------------------------
+  async function onHistory() {
+    const btn = $('#btn-history');
+    if (state.historyOpen) {
+      state.historyOpen = false;
+      $('#history').hidden = true;
+      btn.setAttribute('aria-expanded', 'false');
+      return;
+    }
+    await withButton(btn, async () => {
+      if (await loadHistory()) {
+        state.historyOpen = true;
+        $('#history').hidden = false;
+        btn.setAttribute('aria-expanded', 'true');
+        focusHeading('#history-title');
+      }
+    });
+  }
+
+  async function loadHistory() {
+    const key = state.key;
+    let list;
+    try {
+      list = await api('GET', basePath() + '/history');
+    } catch (e) {
+      if (e.status !== 401) say('Impossibile leggere lo storico: ' + e.message, 'error');
+      return false;
+    }
+    if (key !== state.key) return false;
+    const tbody = $('#history-table tbody');
+    clear(tbody);
+    const admin = can('admin');
+    for (const v of list || []) {
+      const published = v.published_at
+        ? h('span', null, (v.published_by || '—') + ', ', timeEl(v.published_at))
+        : h('span', { class: 'muted' }, '—');
+      const diff = v.diff
+        ? h('details', null, h('summary', null, 'Mostra differenze'), h('pre', { class: 'diff' }, v.diff))
+        : h('span', { class: 'muted' }, '—');
+      const action = v.state === 'live'
+        ? h('span', { class: 'badge badge-ok' }, 'in uso')
+        : h('button', {
+          type: 'button',
+          class: 'btn btn-secondary btn-small',
+          dataset: { rollback: v.version },
+          disabled: !admin,
+          'aria-describedby': admin ? null : 'publish-hint',
+          'aria-label': 'Ripristina la versione ' + v.version,
+        }, 'Ripristina');
+      tbody.append(h('tr', { dataset: { version: v.version, state: v.state } },
+        h('th', { scope: 'row' }, 'v' + v.version),
+        h('td', null, h('span', { class: 'state state-' + v.state }, VERSION_STATE[v.state] || v.state)),
+        h('td', null, v.author || '—'),
+        h('td', null, timeEl(v.created_at)),
+        h('td', null, published),
+        h('td', null, v.note || ''),
+        h('td', null, diff),
+        h('td', null, action)));
+    }
+    if (!(list || []).length) {
+      tbody.append(h('tr', null, h('td', { colspan: 8, class: 'muted' }, 'Nessuna versione.')));
+    }
+    return true;
+  }
+
+  async function onRollback(btn) {
+    const n = Number(btn.dataset.rollback);
+    await withButton(btn, async () => {
+      let v;
+      try {
+        v = await api('POST', basePath() + '/rollback', { version: n, note: 'Ripristino della versione ' + n });
+      } catch (e) {
+        if (e.status === 422) showErrors(e.body && e.body.errors, 'La versione ' + n + ' non può essere ripristinata:');
+        if (e.status !== 401) say('Ripristino della versione ' + n + ' non riuscito: ' + e.message, 'error');
+        return;
+      }
+      say('Versione ' + n + ' ripristinata come versione ' + v.version + ', ora in uso.', 'ok');
+      await reloadTemplate(true);
+      schedulePreview(0);
+    });
+  }
+
+  // ---- tickets at risk --------------------------------------------------------------------
+  async function loadAtRisk() {
+    const table = $('#at-risk-table');
+    const tbody = table.querySelector('tbody');
+    table.setAttribute('aria-busy', 'true');
+    let list;
+    try {
+      list = await api('GET', '/tickets/at-risk');
+    } catch (e) {
+      table.removeAttribute('aria-busy');
+      if (e.status !== 401) say('Impossibile leggere le pratiche a rischio: ' + e.message, 'error');
+      return;
+    }
+    table.removeAttribute('aria-busy');
+    clear(tbody);
+    for (const t of list || []) {
+      let remaining;
+      if (t.state === 'paused') {
+        remaining = t.paused_since ? h('span', null, 'sospesa dal ', timeEl(t.paused_since)) : 'sospesa';
+      } else if (t.remaining_s == null) {
+        remaining = '—';
+      } else if (t.remaining_s < 0) {
+        remaining = 'scaduta da ' + duration(t.remaining_s);
+      } else {
+        remaining = duration(t.remaining_s);
+      }
+      tbody.append(h('tr', { class: 'risk-' + t.state, dataset: { ticket: t.number, state: t.state } },
+        h('th', { scope: 'row' }, t.number),
+        h('td', null, t.subject || ''),
+        h('td', null, t.office || ''),
+        h('td', null, capitalize(t.priority || '')),
+        h('td', null, h('span', { class: 'state state-' + t.state }, RISK_STATE[t.state] || t.state)),
+        h('td', null, timeEl(t.due_at)),
+        h('td', null, remaining)));
+    }
+    $('#at-risk-empty').hidden = (list || []).length > 0;
+  }
+
+  // ---- wiring -----------------------------------------------------------------------------
+  function wire() {
+    $('#login-form').addEventListener('submit', onLogin);
+    $('#logout').addEventListener('click', onLogout);
+    $('#btn-validate').addEventListener('click', onValidate);
+    $('#btn-save').addEventListener('click', onSave);
+    $('#btn-history').addEventListener('click', onHistory);
+    $('#test-send-form').addEventListener('submit', onTestSend);
+    $('#btn-at-risk-reload').addEventListener('click', loadAtRisk);
+    $('#editor-form').addEventListener('submit', (ev) => ev.preventDefault());
+
+    for (const id of ['#field-subject', '#field-text', '#field-html', '#field-sms']) {
+      $(id).addEventListener('input', () => schedulePreview());
+    }
+    $('#preview-sample').addEventListener('change', () => schedulePreview(0));
+    $('#preview-ticket').addEventListener('input', () => schedulePreview());
+
+    // Buttons made per row: one delegated listener.
+    document.addEventListener('click', (ev) => {
+      const target = ev.target instanceof Element ? ev.target : null;
+      if (!target) return;
+      const publish = target.closest('[data-publish]');
+      if (publish) return void onPublish(publish);
+      const rollback = target.closest('[data-rollback]');
+      if (rollback) return void onRollback(rollback);
+      const load = target.closest('[data-load]');
+      if (load) return void onLoadVersion(load);
+      const focus = target.closest('[data-focus]');
+      if (focus) {
+        ev.preventDefault();
+        const field = document.getElementById(focus.dataset.focus);
+        if (field) field.focus();
+      }
+    });
+
+    window.addEventListener('hashchange', route);
+  }
+
+  async function boot() {
+    wire();
+    try {
+      state.user = await api('GET', '/me');
+    } catch (_) {
+      state.user = null;
+    }
+    showSession();
+    route();
+    document.body.dataset.ready = 'true';
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);
+  else boot();
+})();

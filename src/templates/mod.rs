@@ -1,0 +1,1025 @@
+//! Message templates: the words citizens and the office read.
+//!
+//! - A template is named by audience (`cittadino`, `ufficio`), notice kind and language, and has
+//!   up to four parts: the e-mail subject, plain text and HTML, and the SMS.
+//! - The defaults are files under `templates/`, embedded at build time ([`Catalog`]); admins'
+//!   edits are versions in the store, and the live version of each template is compiled into a
+//!   [`Templates`] set the dispatcher reads without a restart.
+//! - Rendering is handlebars in strict mode: a variable the message does not have is an error,
+//!   never empty text. Only HTML bodies are HTML-escaped.
+//! - [`Templates::check`] is the gate every edit passes before it can go live: it compiles each
+//!   part, refuses unsafe markup, renders every sample context and counts each SMS.
+
+pub mod helpers;
+pub mod sms;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use handlebars::{Handlebars, RenderError, RenderErrorReason, Template, TemplateError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::domain::Lang;
+use sms::SmsBudget;
+
+mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled_templates.rs"));
+}
+
+/// Who reads a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Audience {
+    Cittadino,
+    Ufficio,
+}
+
+impl Audience {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Audience::Cittadino => "cittadino",
+            Audience::Ufficio => "ufficio",
+        }
+    }
+
+    /// The audience of an outbox recipient (`citizen`; every other is staff).
+    pub fn of_recipient(recipient: &str) -> Audience {
+        if recipient == "citizen" {
+            Audience::Cittadino
+        } else {
+            Audience::Ufficio
+        }
+    }
+}
+
+impl FromStr for Audience {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cittadino" => Ok(Audience::Cittadino),
+            "ufficio" => Ok(Audience::Ufficio),
+            _ => Err(format!(
+                "unknown audience {s:?} (expected cittadino|ufficio)"
+            )),
+        }
+    }
+}
+
+/// A template's name: audience, notice kind, language.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub audience: Audience,
+    pub kind: String,
+    pub lang: Lang,
+}
+
+fn lang_str(l: Lang) -> &'static str {
+    match l {
+        Lang::It => "it",
+        Lang::En => "en",
+    }
+}
+
+impl Key {
+    pub fn new(audience: Audience, kind: &str, lang: Lang) -> Key {
+        Key {
+            audience,
+            kind: kind.to_owned(),
+            lang,
+        }
+    }
+
+    pub fn lang_str(&self) -> &'static str {
+        lang_str(self.lang)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}",
+            self.audience.as_str(),
+            self.kind,
+            self.lang_str()
+        )
+    }
+}
+
+/// The editable text of a template.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Content {
+    pub subject: String,
+    pub text: String,
+    #[serde(default)]
+    pub html: Option<String>,
+    #[serde(default)]
+    pub sms: Option<String>,
+}
+
+/// A part of a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    Subject,
+    Text,
+    Html,
+    Sms,
+}
+
+impl Part {
+    pub const ALL: [Part; 4] = [Part::Subject, Part::Text, Part::Html, Part::Sms];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Part::Subject => "subject",
+            Part::Text => "text",
+            Part::Html => "html",
+            Part::Sms => "sms",
+        }
+    }
+
+    fn of(self, c: &Content) -> Option<&str> {
+        match self {
+            Part::Subject => Some(&c.subject),
+            Part::Text => Some(&c.text),
+            Part::Html => c.html.as_deref(),
+            Part::Sms => c.sms.as_deref(),
+        }
+    }
+}
+
+/// Why an edit cannot go live: which part, where, with which sample, and what is wrong (in
+/// Italian, for the URP's admins).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub part: Part,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The sample context that failed, when the problem appears only on rendering.
+    pub sample: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.part.as_str())?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, " (riga {l}, colonna {c})")?;
+        }
+        if let Some(s) = self.sample {
+            write!(f, " [esempio {s}]")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A default template from `templates/`.
+#[derive(Debug, Clone)]
+pub struct DefaultTemplate {
+    pub description: String,
+    pub content: Content,
+    pub samples: Vec<Value>,
+}
+
+/// Why the bundled files do not make a catalog (a packaging bug, caught by the tests).
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("templates/{path}: {message}")]
+    File { path: String, message: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateFile {
+    description: String,
+    subject: String,
+    text: String,
+    #[serde(default)]
+    html: Option<String>,
+    #[serde(default)]
+    sms: Option<String>,
+}
+
+/// The bundled defaults: every template, its samples, and the partials.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub defaults: BTreeMap<Key, DefaultTemplate>,
+    pub partials: BTreeMap<String, String>,
+}
+
+impl Catalog {
+    /// The catalog embedded in the binary.
+    pub fn bundled() -> Result<Catalog, CatalogError> {
+        Catalog::from_files(bundled::FILES.iter().copied())
+    }
+
+    /// A catalog from `(path under templates/, content)` pairs.
+    pub fn from_files<'a>(
+        files: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Catalog, CatalogError> {
+        let mut defaults = BTreeMap::new();
+        let mut partials = BTreeMap::new();
+        let mut samples: HashMap<(Audience, String), Vec<Value>> = HashMap::new();
+        for (path, content) in files {
+            let err = |message: String| CatalogError::File {
+                path: path.to_owned(),
+                message,
+            };
+            let segs: Vec<&str> = path.split('/').collect();
+            match segs.as_slice() {
+                ["partials", name] => {
+                    let stem = name.strip_suffix(".hbs").ok_or_else(|| {
+                        err("a partial is a .hbs file".to_owned())
+                    })?;
+                    partials.insert(stem.to_owned(), content.to_owned());
+                }
+                ["samples", audience, file] => {
+                    let audience = audience.parse::<Audience>().map_err(err)?;
+                    let kind = file
+                        .strip_suffix(".json")
+                        .ok_or_else(|| err("samples are .json files".to_owned()))?;
+                    let list: Vec<Value> =
+                        serde_json::from_str(content).map_err(|e| err(e.to_string()))?;
+                    if list.is_empty() || list.iter().any(|v| !v.is_object()) {
+                        return Err(err("a non-empty array of objects".to_owned()));
+                    }
+                    samples.insert((audience, kind.to_owned()), list);
+                }
+                [audience, lang, file] => {
+                    let audience = audience.parse::<Audience>().map_err(err)?;
+                    let lang = lang.parse::<Lang>().map_err(|e| err(e.to_string()))?;
+                    let kind = file
+                        .strip_suffix(".toml")
+                        .ok_or_else(|| err("templates are .toml files".to_owned()))?;
+                    let f: TemplateFile =
+                        toml::from_str(content).map_err(|e| err(e.to_string()))?;
+                    defaults.insert(
+                        Key::new(audience, kind, lang),
+                        DefaultTemplate {
+                            description: f.description,
+                            content: Content {
+                                subject: f.subject,
+                                text: f.text,
+                                html: f.html,
+                                sms: f.sms,
+                            },
+                            samples: Vec::new(),
+                        },
+                    );
+                }
+                _ if path.ends_with(".md") => {}
+                _ => return Err(err("not where a template file belongs".to_owned())),
+            }
+        }
+        for (key, d) in &mut defaults {
+            d.samples = samples
+                .get(&(key.audience, key.kind.clone()))
+                .cloned()
+                .ok_or_else(|| CatalogError::File {
+                    path: format!("samples/{}/{}.json", key.audience.as_str(), key.kind),
+                    message: format!("missing: {key} needs sample contexts"),
+                })?;
+        }
+        Ok(Catalog { defaults, partials })
+    }
+}
+
+/// What every message may use besides its own payload, and the SMS rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub comune: String,
+    pub urp_phone: String,
+    pub urp_email: String,
+    /// The URP's hours in words, per language.
+    pub urp_hours_it: String,
+    pub urp_hours_en: String,
+    /// Seconds in a working day, for `durata`.
+    pub working_day_s: i64,
+    /// Replace typographic quotes, apostrophes and dashes in SMS before counting and sending.
+    pub sms_plain_punctuation: bool,
+    /// The most SMS parts a citizen SMS may take, per kind (others: `sms_max_parts_default`).
+    pub sms_max_parts: BTreeMap<String, u32>,
+    pub sms_max_parts_default: u32,
+}
+
+impl Settings {
+    /// Sensible settings for tests and previews.
+    pub fn example() -> Settings {
+        Settings {
+            comune: "Comune di Esempio".to_owned(),
+            urp_phone: "06 1234 5678".to_owned(),
+            urp_email: "urp@comune.example.it".to_owned(),
+            urp_hours_it: "dal lunedì al venerdì, dalle 9:00 alle 17:00".to_owned(),
+            urp_hours_en: "Monday to Friday, 9:00 to 17:00".to_owned(),
+            working_day_s: 8 * 3600,
+            sms_plain_punctuation: true,
+            sms_max_parts: BTreeMap::new(),
+            sms_max_parts_default: 2,
+        }
+    }
+
+    /// The settings the configuration gives.
+    pub fn from_config(config: &crate::config::Config) -> Settings {
+        let weekly = &config.calendar.weekly;
+        let working_day_s = weekly
+            .iter()
+            .find(|w| !w.is_empty())
+            .map_or(8 * 3600, |ws| {
+                ws.iter()
+                    .map(|w| i64::from(w.end_min.saturating_sub(w.start_min)) * 60)
+                    .sum()
+            });
+        Settings {
+            comune: config.comune_name.clone(),
+            urp_phone: config.notify.office_phone.clone(),
+            urp_email: config.notify.office_email.clone(),
+            urp_hours_it: crate::locale::office_hours(Lang::It, weekly),
+            urp_hours_en: crate::locale::office_hours(Lang::En, weekly),
+            working_day_s,
+            sms_plain_punctuation: config.templates.sms_plain_punctuation,
+            sms_max_parts: config.templates.sms_max_parts_by_kind.clone(),
+            sms_max_parts_default: config.templates.sms_max_parts,
+        }
+    }
+
+    /// The part budget of kind `kind`'s SMS.
+    pub fn max_parts(&self, kind: &str) -> u32 {
+        self.sms_max_parts
+            .get(kind)
+            .copied()
+            .unwrap_or(self.sms_max_parts_default)
+    }
+
+    /// The payload with the globals added (`comune`, `lang`, `channel`, `urp.*`).
+    pub fn context(&self, payload: &Value, lang: Lang, channel: &str) -> Value {
+        let mut m = match payload {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
+        };
+        m.insert("comune".to_owned(), Value::String(self.comune.clone()));
+        m.insert("lang".to_owned(), Value::String(lang_str(lang).to_owned()));
+        m.insert("channel".to_owned(), Value::String(channel.to_owned()));
+        m.insert(
+            "urp".to_owned(),
+            serde_json::json!({
+                "phone": self.urp_phone,
+                "email": self.urp_email,
+                "hours": match lang { Lang::It => &self.urp_hours_it, Lang::En => &self.urp_hours_en },
+            }),
+        );
+        Value::Object(m)
+    }
+}
+
+/// An SMS as it will go out, with its cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmsPreview {
+    pub text: String,
+    #[serde(flatten)]
+    pub budget: SmsBudget,
+    pub max_parts: u32,
+}
+
+/// What a template gives for one context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Preview {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub sms: Option<SmsPreview>,
+}
+
+/// A message rendered for the outbox: what was sent, and which version wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedMessage {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    /// `cittadino/violazione/it`.
+    pub template: String,
+    /// The version rendered with (0: the bundled default).
+    pub version: i64,
+}
+
+/// Why a message could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct RenderFailure {
+    pub key: String,
+    pub message: String,
+}
+
+/// The live version of one template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Live {
+    pub key: Key,
+    pub version: i64,
+    pub content: Content,
+}
+
+fn name(key: &Key, part: Part) -> String {
+    format!("{key}#{}", part.as_str())
+}
+
+/// Two registries over the same templates: one escapes HTML (for HTML bodies), one does not.
+#[derive(Clone)]
+struct Registries {
+    plain: Handlebars<'static>,
+    html: Handlebars<'static>,
+}
+
+impl Registries {
+    fn base(partials: &BTreeMap<String, String>, working_day_s: i64) -> Registries {
+        let mut plain = Handlebars::new();
+        plain.set_strict_mode(true);
+        plain.register_escape_fn(handlebars::no_escape);
+        helpers::register(&mut plain, working_day_s);
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        helpers::register(&mut html, working_day_s);
+        for (name, body) in partials {
+            // Partials were checked by the catalog test; one that fails here is skipped and
+            // every template using it is refused at its check.
+            if let Ok(t) = Template::compile(body) {
+                plain.register_template(name, t.clone());
+                html.register_template(name, t);
+            }
+        }
+        Registries { plain, html }
+    }
+
+    fn registry(&self, part: Part) -> &Handlebars<'static> {
+        if part == Part::Html {
+            &self.html
+        } else {
+            &self.plain
+        }
+    }
+
+    fn add(&mut self, key: &Key, c: &Content) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for part in Part::ALL {
+            let Some(src) = part.of(c) else { continue };
+            match Template::compile(src) {
+                Ok(t) => {
+                    let reg = if part == Part::Html {
+                        &mut self.html
+                    } else {
+                        &mut self.plain
+                    };
+                    reg.register_template(&name(key, part), t);
+                }
+                Err(e) => problems.push(compile_problem(part, &e)),
+            }
+        }
+        problems
+    }
+
+    fn render(&self, key: &Key, part: Part, ctx: &Value) -> Result<String, RenderError> {
+        self.registry(part).render(&name(key, part), ctx)
+    }
+}
+
+fn compile_problem(part: Part, e: &TemplateError) -> Problem {
+    let (line, column) = e.pos().map_or((None, None), |(l, c)| (Some(l), Some(c)));
+    let message = match e.reason() {
+        handlebars::TemplateErrorReason::MismatchingClosedHelper(open, close) => {
+            format!("il blocco «{open}» è chiuso da «{close}»")
+        }
+        handlebars::TemplateErrorReason::InvalidSyntax(_) => {
+            "sintassi non valida: parentesi graffe non bilanciate, o un blocco aperto e mai chiuso"
+                .to_owned()
+        }
+        other => format!("modello non valido: {other}"),
+    };
+    Problem {
+        part,
+        line,
+        column,
+        sample: None,
+        message,
+    }
+}
+
+fn render_problem(part: Part, sample: Option<usize>, e: &RenderError) -> Problem {
+    let message = match e.reason() {
+        RenderErrorReason::MissingVariable(Some(v)) => {
+            format!("la variabile «{v}» non esiste per questo messaggio")
+        }
+        RenderErrorReason::MissingVariable(None) => {
+            "una variabile usata non esiste per questo messaggio".to_owned()
+        }
+        RenderErrorReason::HelperNotFound(h) => format!("funzione sconosciuta «{h}»"),
+        RenderErrorReason::PartialNotFound(p) => format!("il modello parziale «{p}» non esiste"),
+        RenderErrorReason::ParamNotFoundForIndex(h, _)
+        | RenderErrorReason::ParamNotFoundForName(h, _) => {
+            format!("alla funzione «{h}» manca un argomento, o l'argomento non esiste")
+        }
+        RenderErrorReason::ParamTypeMismatchForName(h, _, want) => {
+            format!("la funzione «{h}» vuole {want}")
+        }
+        RenderErrorReason::TemplateError(t) => return compile_problem(part, t),
+        other => other.to_string(),
+    };
+    Problem {
+        part,
+        line: e.line_no,
+        column: e.column_no,
+        sample,
+        message,
+    }
+}
+
+/// Markup that must never be in a template part: HTML in a subject, scripts and script-like
+/// attributes in an HTML body, triple braces (unescaped output) anywhere in HTML.
+fn unsafe_markup(part: Part, src: &str) -> Option<(usize, usize, String)> {
+    let at = |i: usize| {
+        let before = &src[..i];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    };
+    let lower = src.to_lowercase();
+    let find = |needle: &str| lower.find(needle);
+    match part {
+        Part::Subject => {
+            if let Some(i) = lower.find('\n') {
+                let (l, c) = at(i);
+                return Some((l, c, "l'oggetto deve stare su una riga".to_owned()));
+            }
+            let bytes = lower.as_bytes();
+            for (i, b) in bytes.iter().enumerate() {
+                if *b == b'<'
+                    && bytes
+                        .get(i + 1)
+                        .is_some_and(|n| n.is_ascii_alphabetic() || *n == b'/' || *n == b'!')
+                {
+                    let (l, c) = at(i);
+                    return Some((
+                        l,
+                        c,
+                        "l'oggetto di una e-mail è testo semplice: niente tag HTML".to_owned(),
+                    ));
+                }
+            }
+            None
+        }
+        Part::Html => {
+            for (needle, why) in [
+                ("<script", "niente script nel corpo HTML"),
+                ("javascript:", "niente collegamenti javascript: nel corpo HTML"),
+                ("<iframe", "niente iframe nel corpo HTML"),
+                ("<object", "niente object nel corpo HTML"),
+                ("<embed", "niente embed nel corpo HTML"),
+                ("<form", "niente moduli nel corpo HTML"),
+                ("{{{", "niente triple graffe: ogni valore va scritto con l'escape HTML"),
+                ("{{&", "niente {{& …}}: ogni valore va scritto con l'escape HTML"),
+            ] {
+                if let Some(i) = find(needle) {
+                    let (l, c) = at(i);
+                    return Some((l, c, why.to_owned()));
+                }
+            }
+            // Event-handler attributes: ` onload=`, ` onclick =`, …
+            let bytes = lower.as_bytes();
+            for i in 0..bytes.len().saturating_sub(3) {
+                if bytes[i].is_ascii_whitespace() && bytes[i + 1] == b'o' && bytes[i + 2] == b'n'
+                {
+                    let rest = &lower[i + 3..];
+                    let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+                    if name_len > 0 && rest[name_len..].trim_start().starts_with('=') {
+                        let (l, c) = at(i + 1);
+                        return Some((
+                            l,
+                            c,
+                            "niente attributi on…= (codice) nel corpo HTML".to_owned(),
+                        ));
+                    }
+                }
+            }
+            None
+        }
+        Part::Text | Part::Sms => None,
+    }
+}
+
+/// The compiled live set: every template's live version, and the defaults beside them.
+struct Set {
+    live: Registries,
+    versions: HashMap<Key, (i64, Content)>,
+}
+
+/// The templates the daemon renders with: the catalog, the settings, and the live set, which
+/// an admin's publish replaces at once (readers keep the set they started with).
+pub struct Templates {
+    catalog: Catalog,
+    settings: Settings,
+    base: Registries,
+    defaults: Registries,
+    set: RwLock<Arc<Set>>,
+}
+
+impl fmt::Debug for Templates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Templates")
+            .field("templates", &self.catalog.defaults.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Templates {
+    /// The templates with the bundled defaults live.
+    pub fn new(catalog: Catalog, settings: Settings) -> Templates {
+        let base = Registries::base(&catalog.partials, settings.working_day_s);
+        let mut defaults = base.clone();
+        let mut versions = HashMap::new();
+        for (key, d) in &catalog.defaults {
+            defaults.add(key, &d.content);
+            versions.insert(key.clone(), (0, d.content.clone()));
+        }
+        let set = Set {
+            live: defaults.clone(),
+            versions,
+        };
+        Templates {
+            catalog,
+            settings,
+            base,
+            defaults,
+            set: RwLock::new(Arc::new(set)),
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn current(&self) -> Arc<Set> {
+        self.set
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The live version number and content of `key` (0: the bundled default).
+    pub fn live(&self, key: &Key) -> Option<(i64, Content)> {
+        self.current().versions.get(key).cloned()
+    }
+
+    /// Makes `lives` the live versions (templates not named keep theirs). A version that does
+    /// not compile is skipped, so the previous one stays live; its key is returned.
+    pub fn install(&self, lives: &[Live]) -> Vec<Key> {
+        let old = self.current();
+        let mut versions = old.versions.clone();
+        let mut refused = Vec::new();
+        for l in lives {
+            if !self.catalog.defaults.contains_key(&l.key) {
+                refused.push(l.key.clone());
+                continue;
+            }
+            let mut probe = self.base.clone();
+            if probe.add(&l.key, &l.content).is_empty() {
+                versions.insert(l.key.clone(), (l.version, l.content.clone()));
+            } else {
+                refused.push(l.key.clone());
+            }
+        }
+        let mut live = self.base.clone();
+        for (key, (_, content)) in &versions {
+            live.add(key, content);
+        }
+        *self.set.write().unwrap_or_else(PoisonError::into_inner) =
+            Arc::new(Set { live, versions });
+        refused
+    }
+
+    /// The template for `kind` to `audience` in `lang`: English falls back to Italian where
+    /// there is no English version (the office's alerts).
+    pub fn key_for(&self, audience: Audience, kind: &str, lang: Lang) -> Option<Key> {
+        let k = Key::new(audience, kind, lang);
+        if self.catalog.defaults.contains_key(&k) {
+            return Some(k);
+        }
+        let it = Key::new(audience, kind, Lang::It);
+        self.catalog.defaults.contains_key(&it).then_some(it)
+    }
+
+    fn sms_text(&self, raw: &str) -> String {
+        let t = raw.trim();
+        if self.settings.sms_plain_punctuation {
+            sms::plain_punctuation(t)
+        } else {
+            t.to_owned()
+        }
+    }
+
+    fn render_with(
+        &self,
+        regs: &Registries,
+        key: &Key,
+        channel: &str,
+        ctx: &Value,
+    ) -> Result<(String, String, Option<String>), RenderError> {
+        if channel == "sms" {
+            let text = regs.render(key, Part::Sms, ctx)?;
+            return Ok((String::new(), self.sms_text(&text), None));
+        }
+        let subject = regs.render(key, Part::Subject, ctx)?;
+        let text = regs.render(key, Part::Text, ctx)?;
+        let html = match regs.registry(Part::Html).has_template(&name(key, Part::Html)) {
+            true => Some(regs.render(key, Part::Html, ctx)?),
+            false => None,
+        };
+        Ok((subject.trim().to_owned(), tidy(&text), html))
+    }
+
+    /// Renders one outbox message with the live version; if that fails on this message's
+    /// payload, with the bundled default (and says so in the result's version, 0).
+    pub fn render_message(
+        &self,
+        audience: Audience,
+        kind: &str,
+        lang: Lang,
+        channel: &str,
+        payload: &Value,
+    ) -> Result<RenderedMessage, RenderFailure> {
+        let key = self
+            .key_for(audience, kind, lang)
+            .ok_or_else(|| RenderFailure {
+                key: format!("{}/{kind}/{}", audience.as_str(), lang_str(lang)),
+                message: "no template for this notice".to_owned(),
+            })?;
+        let ctx = self.settings.context(payload, key.lang, channel);
+        let set = self.current();
+        let version = set.versions.get(&key).map_or(0, |(v, _)| *v);
+        let done = |(subject, text, html): (String, String, Option<String>), version| {
+            RenderedMessage {
+                subject,
+                text,
+                html,
+                template: key.to_string(),
+                version,
+            }
+        };
+        match self.render_with(&set.live, &key, channel, &ctx) {
+            Ok(r) => Ok(done(r, version)),
+            Err(live_err) if version != 0 => {
+                tracing::error!(template = %key, version, error = %live_err,
+                    "the live template failed on a real message; the default is used");
+                self.render_with(&self.defaults, &key, channel, &ctx)
+                    .map(|r| done(r, 0))
+                    .map_err(|e| RenderFailure {
+                        key: key.to_string(),
+                        message: e.to_string(),
+                    })
+            }
+            Err(e) => Err(RenderFailure {
+                key: key.to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Renders `content` as template `key` with `payload` (a sample or a real ticket's),
+    /// without touching the live set.
+    pub fn preview(&self, key: &Key, content: &Content, payload: &Value) -> Result<Preview, Vec<Problem>> {
+        let mut regs = self.base.clone();
+        let problems = regs.add(key, content);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        self.preview_compiled(&regs, key, content, payload, None)
+    }
+
+    fn preview_compiled(
+        &self,
+        regs: &Registries,
+        key: &Key,
+        content: &Content,
+        payload: &Value,
+        sample: Option<usize>,
+    ) -> Result<Preview, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut out: HashMap<Part, String> = HashMap::new();
+        for part in Part::ALL {
+            if part.of(content).is_none() {
+                continue;
+            }
+            let channel = if part == Part::Sms { "sms" } else { "email" };
+            let ctx = self.settings.context(payload, key.lang, channel);
+            match regs.render(key, part, &ctx) {
+                Ok(s) => {
+                    out.insert(part, s);
+                }
+                Err(e) => problems.push(render_problem(part, sample, &e)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let subject = out.remove(&Part::Subject).unwrap_or_default();
+        let subject = subject.trim().to_owned();
+        if subject.is_empty() {
+            problems.push(Problem {
+                part: Part::Subject,
+                line: None,
+                column: None,
+                sample,
+                message: "l'oggetto risulta vuoto".to_owned(),
+            });
+        }
+        if subject.contains('\n') {
+            problems.push(Problem {
+                part: Part::Subject,
+                line: None,
+                column: None,
+                sample,
+                message: "l'oggetto risulta su più righe".to_owned(),
+            });
+        }
+        let text = tidy(&out.remove(&Part::Text).unwrap_or_default());
+        if text.trim().is_empty() {
+            problems.push(Problem {
+                part: Part::Text,
+                line: None,
+                column: None,
+                sample,
+                message: "il testo risulta vuoto".to_owned(),
+            });
+        }
+        let sms = out.remove(&Part::Sms).map(|raw| {
+            let text = self.sms_text(&raw);
+            let budget = sms::budget(&text);
+            SmsPreview {
+                text,
+                budget,
+                max_parts: self.settings.max_parts(&key.kind),
+            }
+        });
+        if let Some(s) = &sms {
+            if s.text.is_empty() {
+                problems.push(Problem {
+                    part: Part::Sms,
+                    line: None,
+                    column: None,
+                    sample,
+                    message: "l'SMS risulta vuoto".to_owned(),
+                });
+            } else if s.budget.parts > s.max_parts {
+                let costly: Vec<String> = s
+                    .budget
+                    .costly
+                    .iter()
+                    .map(|c| format!("«{}» ({})", c.ch, c.name))
+                    .collect();
+                let why = if costly.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; questi caratteri lo fanno codificare in UCS-2 (70 caratteri per parte): {}",
+                        costly.join(", ")
+                    )
+                };
+                problems.push(Problem {
+                    part: Part::Sms,
+                    line: None,
+                    column: None,
+                    sample,
+                    message: format!(
+                        "l'SMS occupa {} parti ({} {}), il massimo per questo avviso è {}{why}",
+                        s.budget.parts,
+                        s.budget.units,
+                        if s.budget.encoding == sms::Encoding::Gsm7 {
+                            "caratteri GSM-7"
+                        } else {
+                            "unità UCS-2"
+                        },
+                        s.max_parts
+                    ),
+                });
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Preview {
+            subject,
+            text,
+            html: out.remove(&Part::Html),
+            sms,
+        })
+    }
+
+    /// The gate of every edit: `content` may become template `key`'s live version only if
+    /// this returns the previews (one per sample context).
+    pub fn check(&self, key: &Key, content: &Content) -> Result<Vec<Preview>, Vec<Problem>> {
+        let Some(default) = self.catalog.defaults.get(key) else {
+            return Err(vec![Problem {
+                part: Part::Subject,
+                line: None,
+                column: None,
+                sample: None,
+                message: format!("il modello {key} non esiste"),
+            }]);
+        };
+        let mut problems = Vec::new();
+        // The channels a notice goes through are fixed: an edit cannot drop (or add) a part.
+        for part in [Part::Html, Part::Sms] {
+            match (part.of(&default.content), part.of(content)) {
+                (Some(_), None) => problems.push(Problem {
+                    part,
+                    line: None,
+                    column: None,
+                    sample: None,
+                    message: format!(
+                        "questo avviso ha bisogno della parte {}",
+                        part.as_str()
+                    ),
+                }),
+                (None, Some(_)) => problems.push(Problem {
+                    part,
+                    line: None,
+                    column: None,
+                    sample: None,
+                    message: format!("questo avviso non ha la parte {}", part.as_str()),
+                }),
+                _ => {}
+            }
+        }
+        for part in Part::ALL {
+            if let Some(src) = part.of(content) {
+                if src.len() > 64 * 1024 {
+                    problems.push(Problem {
+                        part,
+                        line: None,
+                        column: None,
+                        sample: None,
+                        message: "il testo supera 64 KiB".to_owned(),
+                    });
+                } else if let Some((line, column, message)) = unsafe_markup(part, src) {
+                    problems.push(Problem {
+                        part,
+                        line: Some(line),
+                        column: Some(column),
+                        sample: None,
+                        message,
+                    });
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut regs = self.base.clone();
+        let problems = regs.add(key, content);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut previews = Vec::new();
+        let mut problems = Vec::new();
+        for (i, sample) in default.samples.iter().enumerate() {
+            match self.preview_compiled(&regs, key, content, sample, Some(i)) {
+                Ok(p) => previews.push(p),
+                Err(mut ps) => problems.append(&mut ps),
+            }
+        }
+        // The same problem on every sample is said once.
+        problems.dedup_by(|a, b| a.part == b.part && a.message == b.message && a.line == b.line);
+        if problems.is_empty() {
+            Ok(previews)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// Trims trailing spaces and collapses runs of blank lines left by optional sections.
+pub fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.trim().lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            blank += 1;
+            if blank > 1 {
+                continue;
+            }
+        } else {
+            blank = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
