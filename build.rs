@@ -28,7 +28,8 @@ fn main() {
     let mut files = Vec::new();
     walk(&templates, &mut files);
     files.sort();
-    let mut code = String::from("/// Every bundled template file: path under `templates/`, content.\n");
+    let mut code =
+        String::from("/// Every bundled template file: path under `templates/`, content.\n");
     code.push_str("pub static FILES: &[(&str, &str)] = &[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
@@ -37,9 +38,14 @@ fn main() {
             .expect("under templates/")
             .to_string_lossy()
             .replace('\\', "/");
-        let _ = writeln!(code, "    ({rel:?}, include_str!({:?})),", f.display().to_string());
+        let _ = writeln!(
+            code,
+            "    ({rel:?}, include_str!({:?})),",
+            f.display().to_string()
+        );
     }
     code.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("bundled_templates.rs");
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("bundled_templates.rs");
     std::fs::write(out, code).expect("OUT_DIR is writable");
 }

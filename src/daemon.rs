@@ -24,11 +24,13 @@ use crate::calendar::Calendar;
 use crate::config::{Config, Notify};
 use crate::delivery::dispatch::Dispatcher;
 use crate::engine::{self, Context, Decision};
+use crate::http::admin::AdminState;
 use crate::http::webhooks::WebhookState;
 use crate::http::{self, AppState, Clock, TokenBook};
 use crate::store::{
     Backend, CycleReport, EngineInput, InboundPolicy, InboundWriter, Store, StoreError,
 };
+use crate::templates::{Catalog, Settings, Templates};
 use crate::time::Timestamp;
 
 /// Why the daemon stopped with an error.
@@ -58,6 +60,8 @@ pub enum DaemonError {
     Calendar(#[from] crate::calendar::CalendarError),
     #[error("delivery: {0}")]
     Delivery(#[from] crate::delivery::dispatch::SetupError),
+    #[error("templates: {0}")]
+    Templates(String),
 }
 
 /// Counters the `/metrics` endpoint reports.
@@ -387,6 +391,22 @@ pub async fn run(
         wake: Arc::clone(&wake),
         metrics: Arc::clone(&metrics),
     };
+    let templates = Arc::new(Templates::new(
+        Catalog::bundled().map_err(|e| DaemonError::Templates(e.to_string()))?,
+        Settings::from_config(&config),
+    ));
+    let send_wake = Arc::new(Wake::new());
+    let admin = AdminState::new(
+        store.clone(),
+        Arc::clone(&templates),
+        clock.clone(),
+        config.admin.clone(),
+        config.calendar.time_zone,
+        &config.http.public_base_url,
+        Arc::clone(&send_wake),
+    );
+    admin.reload().await?;
+    let mut templates_stamp = store.live_templates_stamp().await?;
     let writer = InboundWriter::spawn(store.clone(), Arc::clone(&wake));
     let webhooks = WebhookState::new(
         &config.inbound,
@@ -402,9 +422,12 @@ pub async fn run(
         })?;
     tracing::info!(addr = %config.http.listen, "HTTP API listening");
 
+    let admin_routes = admin.clone();
     let mut server_stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        let app = http::router(state).merge(http::webhooks::router(webhooks));
+        let app = http::router(state)
+            .merge(http::webhooks::router(webhooks))
+            .merge(http::admin::router(admin_routes));
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -481,14 +504,14 @@ pub async fn run(
             shutdown.clone(),
         ))
     });
-    let send_wake = Arc::new(Wake::new());
     let sms_calendar = Arc::new(engine::sms_calendar(
         &config.sla()?.calendar,
         &config.notify,
     )?);
     let dispatcher = Arc::new(
         Dispatcher::from_config(store.clone(), &config, Arc::clone(&metrics))?
-            .with_sms_opening(Arc::new(move |t| sms_calendar.next_opening(t).unwrap_or(t))),
+            .with_sms_opening(Arc::new(move |t| sms_calendar.next_opening(t).unwrap_or(t)))
+            .with_templates(Arc::clone(&templates)),
     );
     let sender = tokio::spawn(send_loop(
         Arc::clone(&dispatcher),
@@ -517,6 +540,17 @@ pub async fn run(
         .await
         {
             tracing::error!(error = %e, "pass failed; retrying at the next tick");
+        }
+        // A version published through another instance goes live here too.
+        match store.live_templates_stamp().await {
+            Ok(stamp) if stamp != templates_stamp => {
+                templates_stamp = stamp;
+                if let Err(e) = admin.reload().await {
+                    tracing::error!(error = %e, "reloading the live templates failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "reading the live templates failed"),
         }
         sd_notify(&[sd_notify::NotifyState::Watchdog]);
         // Sleep until the next tick, an API write, or the earliest instant something is due.

@@ -334,10 +334,7 @@ pub fn decide(
                             cap,
                             format!(
                                 "La richiesta è chiusa perché l'integrazione richiesta {} non è arrivata entro {} giorni. Può presentare una nuova richiesta in qualsiasi momento.",
-                                crate::locale::when(
-                                    crate::domain::Lang::It,
-                                    &fmt(e.occurred_at)
-                                ),
+                                crate::locale::when(crate::domain::Lang::It, &fmt(e.occurred_at)),
                                 n.suspension_cap_days
                             ),
                         ));

@@ -50,6 +50,12 @@ enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Admin console users and their bearer tokens.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Message templates: check the bundled and live ones, render one with a sample.
+    #[command(subcommand)]
+    Template(TemplateCommand),
     /// Send one real message through the configured channel and print what happened.
     SendTest {
         /// email, pec or sms.
@@ -83,6 +89,50 @@ enum SlaCommand {
     Due(DueArgs),
     /// Move a ticket (or every open ticket) to the current calendar and policy on purpose.
     Rebaseline(RebaselineArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a user, or change one's role and password. The password is read from
+    /// MESSO_ADMIN_PASSWORD, else from the first line of standard input (at least 12 characters).
+    User {
+        /// The user name (a-z, 0-9, . _ -).
+        name: String,
+        /// admin, editor or viewer.
+        #[arg(long, default_value = "editor")]
+        role: String,
+    },
+    /// Disable a user: their sessions end and their tokens stop working.
+    Disable { name: String },
+    /// Make a bearer token for a user; prints it once (only its argon2 hash is stored).
+    Token {
+        name: String,
+        /// What the token is for, e.g. "deploy script".
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplateCommand {
+    /// Check every template (bundled defaults and live versions) against its sample contexts.
+    Check,
+    /// Print one template rendered with one of its samples.
+    Render {
+        /// cittadino or ufficio.
+        #[arg(long, default_value = "cittadino")]
+        audience: String,
+        /// The notice kind, e.g. violazione.
+        kind: String,
+        #[arg(long, default_value = "it")]
+        lang: String,
+        /// email or sms.
+        #[arg(long, default_value = "email")]
+        channel: String,
+        /// Which sample context (0 is the first).
+        #[arg(long, default_value_t = 0)]
+        sample: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -386,6 +436,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin(cmd) => {
+            let config = load_config(cli.config.as_ref())?;
+            runtime()?.block_on(admin_command(config, cmd))
+        }
+        Command::Template(cmd) => {
+            let config = load_config(cli.config.as_ref())?;
+            template_command(&config, cmd)
         }
         Command::Token(TokenCommand::New { name, scopes }) => {
             for s in scopes.split(',') {
@@ -808,4 +866,158 @@ fn due_cmd(sla: &Sla, args: DueArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn admin_command(config: Config, cmd: AdminCommand) -> Result<ExitCode> {
+    use messo::http::admin::{hash_secret, new_token_secret, valid_username};
+    use messo::store::Role;
+    let store = Store::connect(&config.database_url)
+        .await
+        .context("connecting to database.url")?;
+    store.migrate().await.context("applying migrations")?;
+    let now = Timestamp::from_chrono(&chrono::Utc::now());
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "root".to_owned())
+    );
+    match cmd {
+        AdminCommand::User { name, role } => {
+            let name = name.trim().to_lowercase();
+            if !valid_username(&name) {
+                bail!("the user name must be 3-64 characters among a-z 0-9 . _ -");
+            }
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let password = match std::env::var("MESSO_ADMIN_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    io::stdin().lock().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            if password.chars().count() < 12 {
+                bail!(
+                    "the password must have at least 12 characters (MESSO_ADMIN_PASSWORD or standard input)"
+                );
+            }
+            let hash = hash_secret(&password).map_err(anyhow::Error::msg)?;
+            let u = store
+                .upsert_admin_user(&name, role, Some(&hash), &actor, now)
+                .await?;
+            out!(
+                "user {} ({}) ready: sign in at {}/admin",
+                u.username,
+                u.role.as_str(),
+                config.http.public_base_url.trim_end_matches('/')
+            );
+        }
+        AdminCommand::Disable { name } => {
+            if !store.disable_admin_user(&name, &actor, now).await? {
+                bail!("no user {name:?}");
+            }
+            out!("user {name} disabled; their sessions and tokens no longer work");
+        }
+        AdminCommand::Token { name, label } => {
+            let Some(user) = store.admin_user(&name).await? else {
+                bail!("no user {name:?} (create it with `messo admin user {name}`)");
+            };
+            let secret = new_token_secret().map_err(anyhow::Error::msg)?;
+            let hash = hash_secret(&secret).map_err(anyhow::Error::msg)?;
+            let id = store.add_admin_token(&user, &label, &hash, now).await?;
+            out!("token for {name} (shown once; send it as Authorization: Bearer …):");
+            out!("messo_{id}_{secret}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn template_command(config: &Config, cmd: TemplateCommand) -> Result<ExitCode> {
+    use messo::templates::{Audience, Catalog, Key, Settings, Templates};
+    let catalog = Catalog::bundled().context("reading the bundled templates")?;
+    let templates = Templates::new(catalog, Settings::from_config(config));
+    match cmd {
+        TemplateCommand::Check => {
+            let lives = runtime()?.block_on(async {
+                let store = Store::connect(&config.database_url)
+                    .await
+                    .context("connecting to database.url")?;
+                store.migrate().await.context("applying migrations")?;
+                anyhow::Ok(store.live_templates().await?)
+            })?;
+            let mut bad = 0;
+            let defaults: Vec<_> = templates
+                .catalog()
+                .defaults
+                .iter()
+                .map(|(k, d)| (k.clone(), 0, d.content.clone()))
+                .collect();
+            let live: Vec<_> = lives
+                .into_iter()
+                .map(|l| (l.key, l.version, l.content))
+                .collect();
+            for (key, version, content) in defaults.iter().chain(live.iter()) {
+                match templates.check(key, content) {
+                    Ok(previews) => {
+                        let parts = previews
+                            .iter()
+                            .filter_map(|p| p.sms.as_ref())
+                            .map(|s| s.budget.parts)
+                            .max();
+                        out!(
+                            "ok   {key} v{version}{}",
+                            parts
+                                .map(|p| format!(" (SMS up to {p} parts)"))
+                                .unwrap_or_default()
+                        );
+                    }
+                    Err(problems) => {
+                        bad += 1;
+                        for p in problems {
+                            out!("FAIL {key} v{version}: {p}");
+                        }
+                    }
+                }
+            }
+            Ok(if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        TemplateCommand::Render {
+            audience,
+            kind,
+            lang,
+            channel,
+            sample,
+        } => {
+            let audience: Audience = audience.parse().map_err(anyhow::Error::msg)?;
+            let lang: Lang = lang.parse().map_err(|e| anyhow::anyhow!("--lang: {e}"))?;
+            let key = Key::new(audience, &kind, lang);
+            let Some(d) = templates.catalog().defaults.get(&key) else {
+                bail!("no template {key}");
+            };
+            let Some(payload) = d.samples.get(sample) else {
+                bail!("--sample: {key} has {} samples", d.samples.len());
+            };
+            let m = templates
+                .render_message(audience, &kind, lang, &channel, payload)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if channel == "sms" {
+                let b = messo::templates::sms::budget(&m.text);
+                out!("{}", m.text);
+                out!(
+                    "-- {} characters, {} part(s), {}",
+                    b.units,
+                    b.parts,
+                    b.encoding.as_str()
+                );
+            } else {
+                out!("Subject: {}", m.subject);
+                out!();
+                out!("{}", m.text);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -389,7 +389,7 @@ async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with
     let text = mail::part(&peer.message(1), "text/plain").expect("text");
     assert!(
         text.contains("pratica F-550")
-            && text.contains("Motivo: smtp: RCPT TO")
+            && text.contains("Motivo tecnico: smtp: RCPT TO")
             && text.contains("550"),
         "{text}"
     );

@@ -4,6 +4,7 @@
 //! Bearer tokens come from configuration as argon2 hashes; a verified token is remembered by
 //! its SHA-256 so only the first request pays for argon2.
 
+pub mod admin;
 mod auth;
 mod ops;
 mod problem;
@@ -43,6 +44,19 @@ pub struct AppState {
     pub metrics: Arc<crate::daemon::Metrics>,
 }
 
+/// The OpenAPI document of the whole HTTP API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut res = OPENAPI.into_response();
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
 /// The router of the whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -51,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{number}/events", post(tickets::append));
     Router::new()
         .nest("/api/v1", api)
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -18,7 +18,6 @@ use crate::store::{Store, StoreError};
 use crate::templates::sms::{budget, plain_punctuation};
 use crate::time::Timestamp;
 
-
 /// An e-mail address or phone number with most of it hidden, for logs.
 pub fn mask(address: &str) -> String {
     if let Some((local, domain)) = address.split_once('@') {

@@ -240,6 +240,7 @@ impl Store {
 
     /// Stores `content` as the next version of `key`, in state `state` (`proposed`, or `live`
     /// for a rollback or a direct publish), retiring the live one when it goes live.
+    #[allow(clippy::too_many_arguments)] // one audited change: every argument is recorded
     pub async fn add_template_version(
         &self,
         key: &Key,
@@ -295,8 +296,20 @@ impl Store {
         .bind(live.then_some(now.0))
         .execute(&mut *tx)
         .await?;
-        let action = if live { "template.publish" } else { "template.propose" };
-        audit(&mut tx, now, author, action, &format!("{key}@{next}"), audit_detail).await?;
+        let action = if live {
+            "template.publish"
+        } else {
+            "template.propose"
+        };
+        audit(
+            &mut tx,
+            now,
+            author,
+            action,
+            &format!("{key}@{next}"),
+            audit_detail,
+        )
+        .await?;
         tx.commit().await?;
         Ok(TemplateVersion {
             version: next,
@@ -575,7 +588,15 @@ impl Store {
         .bind(expires_at.0)
         .execute(&mut *tx)
         .await?;
-        audit(&mut tx, now, &user.username, "login", &user.username, &Value::Null).await?;
+        audit(
+            &mut tx,
+            now,
+            &user.username,
+            "login",
+            &user.username,
+            &Value::Null,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -692,5 +713,62 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(id)
+    }
+}
+
+impl Store {
+    /// What a preview with a real ticket renders: the payload of the ticket's latest notice of
+    /// kind `kind`, or else `base` (a sample) with the ticket's own fields written over it.
+    pub async fn preview_payload(
+        &self,
+        number: &str,
+        kind: &str,
+        base: Value,
+        tz: chrono_tz::Tz,
+    ) -> Result<Option<Value>, StoreError> {
+        let row = sqlx::query(
+            "SELECT o.payload AS payload FROM outbox o JOIN tickets t ON t.id = o.ticket_id \
+             WHERE t.number = $1 AND o.kind = $2 ORDER BY o.id DESC LIMIT 1",
+        )
+        .bind(number)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(r) = row {
+            let text: String = r.try_get("payload")?;
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                return Ok(Some(v));
+            }
+        }
+        let Some(t) = sqlx::query(
+            "SELECT number, subject, office, category, priority, received_at, sla_due_at \
+             FROM tickets WHERE number = $1",
+        )
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let rfc = |s: i64| Timestamp(s).to_chrono().with_timezone(&tz).to_rfc3339();
+        let mut p = match base {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        for col in ["number", "subject", "office", "category", "priority"] {
+            p.insert(col.to_owned(), Value::String(t.try_get(col)?));
+        }
+        p.insert(
+            "received_at".to_owned(),
+            Value::String(rfc(t.try_get("received_at")?)),
+        );
+        if p.contains_key("due_at") {
+            p.insert(
+                "due_at".to_owned(),
+                t.try_get::<Option<i64>, _>("sla_due_at")?
+                    .map_or(Value::Null, |d| Value::String(rfc(d))),
+            );
+        }
+        Ok(Some(Value::Object(p)))
     }
 }

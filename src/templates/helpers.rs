@@ -97,7 +97,12 @@ pub fn working_time(lang: Lang, secs: i64, working_day_s: i64) -> String {
     let mut parts = Vec::new();
     if days > 0 {
         parts.push(if it {
-            locale::count(lang, days, ("giorno lavorativo", "giorni lavorativi"), ("", ""))
+            locale::count(
+                lang,
+                days,
+                ("giorno lavorativo", "giorni lavorativi"),
+                ("", ""),
+            )
         } else {
             locale::count(lang, days, ("", ""), ("working day", "working days"))
         });
@@ -106,14 +111,28 @@ pub fn working_time(lang: Lang, secs: i64, working_day_s: i64) -> String {
         parts.push(locale::count(lang, h, ("ora", "ore"), ("hour", "hours")));
     }
     if m > 0 && days == 0 {
-        parts.push(locale::count(lang, m, ("minuto", "minuti"), ("minute", "minutes")));
+        parts.push(locale::count(
+            lang,
+            m,
+            ("minuto", "minuti"),
+            ("minute", "minutes"),
+        ));
     }
     match parts.len() {
-        0 => (if it { "meno di un minuto" } else { "less than a minute" }).to_owned(),
+        0 => (if it {
+            "meno di un minuto"
+        } else {
+            "less than a minute"
+        })
+        .to_owned(),
         1 => parts.remove(0),
         _ => {
             let last = parts.pop().unwrap_or_default();
-            format!("{} {} {last}", parts.join(", "), if it { "e" } else { "and" })
+            format!(
+                "{} {} {last}",
+                parts.join(", "),
+                if it { "e" } else { "and" }
+            )
         }
     }
 }
@@ -201,7 +220,9 @@ mod tests {
         // Inside a block the language still comes from the root.
         let nested = json!({"lang": "it", "xs": [{"t": "2026-12-25T09:00:00+01:00"}]});
         assert_eq!(
-            render("{{#each xs}}{{data t}}{{/each}}", nested).ok().as_deref(),
+            render("{{#each xs}}{{data t}}{{/each}}", nested)
+                .ok()
+                .as_deref(),
             Some("venerdì 25 dicembre 2026")
         );
     }

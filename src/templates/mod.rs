@@ -232,9 +232,9 @@ impl Catalog {
             let segs: Vec<&str> = path.split('/').collect();
             match segs.as_slice() {
                 ["partials", name] => {
-                    let stem = name.strip_suffix(".hbs").ok_or_else(|| {
-                        err("a partial is a .hbs file".to_owned())
-                    })?;
+                    let stem = name
+                        .strip_suffix(".hbs")
+                        .ok_or_else(|| err("a partial is a .hbs file".to_owned()))?;
                     partials.insert(stem.to_owned(), content.to_owned());
                 }
                 ["samples", audience, file] => {
@@ -413,6 +413,9 @@ pub struct RenderFailure {
     pub message: String,
 }
 
+/// The version recorded for a message sent with the emergency wording (no template fitted).
+pub const EMERGENCY_VERSION: i64 = -2;
+
 /// The live version of one template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Live {
@@ -571,13 +574,22 @@ fn unsafe_markup(part: Part, src: &str) -> Option<(usize, usize, String)> {
         Part::Html => {
             for (needle, why) in [
                 ("<script", "niente script nel corpo HTML"),
-                ("javascript:", "niente collegamenti javascript: nel corpo HTML"),
+                (
+                    "javascript:",
+                    "niente collegamenti javascript: nel corpo HTML",
+                ),
                 ("<iframe", "niente iframe nel corpo HTML"),
                 ("<object", "niente object nel corpo HTML"),
                 ("<embed", "niente embed nel corpo HTML"),
                 ("<form", "niente moduli nel corpo HTML"),
-                ("{{{", "niente triple graffe: ogni valore va scritto con l'escape HTML"),
-                ("{{&", "niente {{& …}}: ogni valore va scritto con l'escape HTML"),
+                (
+                    "{{{",
+                    "niente triple graffe: ogni valore va scritto con l'escape HTML",
+                ),
+                (
+                    "{{&",
+                    "niente {{& …}}: ogni valore va scritto con l'escape HTML",
+                ),
             ] {
                 if let Some(i) = find(needle) {
                     let (l, c) = at(i);
@@ -587,8 +599,7 @@ fn unsafe_markup(part: Part, src: &str) -> Option<(usize, usize, String)> {
             // Event-handler attributes: ` onload=`, ` onclick =`, …
             let bytes = lower.as_bytes();
             for i in 0..bytes.len().saturating_sub(3) {
-                if bytes[i].is_ascii_whitespace() && bytes[i + 1] == b'o' && bytes[i + 2] == b'n'
-                {
+                if bytes[i].is_ascii_whitespace() && bytes[i + 1] == b'o' && bytes[i + 2] == b'n' {
                     let rest = &lower[i + 3..];
                     let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
                     if name_len > 0 && rest[name_len..].trim_start().starts_with('=') {
@@ -734,7 +745,10 @@ impl Templates {
         }
         let subject = regs.render(key, Part::Subject, ctx)?;
         let text = regs.render(key, Part::Text, ctx)?;
-        let html = match regs.registry(Part::Html).has_template(&name(key, Part::Html)) {
+        let html = match regs
+            .registry(Part::Html)
+            .has_template(&name(key, Part::Html))
+        {
             true => Some(regs.render(key, Part::Html, ctx)?),
             false => None,
         };
@@ -760,37 +774,101 @@ impl Templates {
         let ctx = self.settings.context(payload, key.lang, channel);
         let set = self.current();
         let version = set.versions.get(&key).map_or(0, |(v, _)| *v);
-        let done = |(subject, text, html): (String, String, Option<String>), version| {
-            RenderedMessage {
+        let done =
+            |(subject, text, html): (String, String, Option<String>), version| RenderedMessage {
                 subject,
                 text,
                 html,
                 template: key.to_string(),
                 version,
-            }
+            };
+        let live_err = match self.render_with(&set.live, &key, channel, &ctx) {
+            Ok(r) => return Ok(done(r, version)),
+            Err(e) => e,
         };
-        match self.render_with(&set.live, &key, channel, &ctx) {
-            Ok(r) => Ok(done(r, version)),
-            Err(live_err) if version != 0 => {
-                tracing::error!(template = %key, version, error = %live_err,
-                    "the live template failed on a real message; the default is used");
-                self.render_with(&self.defaults, &key, channel, &ctx)
-                    .map(|r| done(r, 0))
-                    .map_err(|e| RenderFailure {
-                        key: key.to_string(),
-                        message: e.to_string(),
-                    })
+        if version != 0 {
+            tracing::error!(template = %key, version, error = %live_err,
+                "the live template failed on a real message; the default is used");
+            match self.render_with(&self.defaults, &key, channel, &ctx) {
+                Ok(r) => return Ok(done(r, 0)),
+                Err(e) => tracing::error!(template = %key, error = %e, "the default failed too"),
             }
-            Err(e) => Err(RenderFailure {
-                key: key.to_string(),
-                message: e.to_string(),
-            }),
         }
+        // Neither version fits this message's data (a payload from an older release, say):
+        // the citizen still gets a short, correct notice rather than nothing.
+        tracing::error!(template = %key, error = %live_err,
+            "a message is sent with the emergency wording");
+        Ok(done(
+            self.emergency(key.lang, channel, payload),
+            EMERGENCY_VERSION,
+        ))
+    }
+
+    /// A short notice that needs nothing but the ticket number (when there is one).
+    fn emergency(
+        &self,
+        lang: Lang,
+        channel: &str,
+        payload: &Value,
+    ) -> (String, String, Option<String>) {
+        let s = &self.settings;
+        let number = payload["number"].as_str().filter(|n| !n.is_empty());
+        let (subject, body) = match (lang, number) {
+            (Lang::It, Some(n)) => (
+                format!("Richiesta {n}: aggiornamento — {}", s.comune),
+                format!(
+                    "c'è un aggiornamento sulla sua richiesta {n}. Per i dettagli chiami l'URP al {} ({}) o scriva a {}.",
+                    s.urp_phone, s.urp_hours_it, s.urp_email
+                ),
+            ),
+            (Lang::It, None) => (
+                format!("Comunicazione dell'URP — {}", s.comune),
+                format!(
+                    "l'URP ha una comunicazione per lei. Per i dettagli chiami il {} ({}) o scriva a {}.",
+                    s.urp_phone, s.urp_hours_it, s.urp_email
+                ),
+            ),
+            (Lang::En, Some(n)) => (
+                format!("Request {n}: update — {}", s.comune),
+                format!(
+                    "there is an update on your request {n}. For details call the help desk on {} ({}) or write to {}.",
+                    s.urp_phone, s.urp_hours_en, s.urp_email
+                ),
+            ),
+            (Lang::En, None) => (
+                format!("A message from the help desk — {}", s.comune),
+                format!(
+                    "the help desk has a message for you. For details call {} ({}) or write to {}.",
+                    s.urp_phone, s.urp_hours_en, s.urp_email
+                ),
+            ),
+        };
+        if channel == "sms" {
+            return (
+                String::new(),
+                self.sms_text(&format!("{}: {body}", s.comune)),
+                None,
+            );
+        }
+        let (greeting, closing) = match lang {
+            Lang::It => ("Gentile cittadina, gentile cittadino,", "Cordiali saluti"),
+            Lang::En => ("Dear citizen,", "Kind regards"),
+        };
+        (
+            subject,
+            format!("{greeting}\n\n{body}\n\n{closing}\nURP — {}\n", s.comune),
+            None,
+        )
     }
 
     /// Renders `content` as template `key` with `payload` (a sample or a real ticket's),
     /// without touching the live set.
-    pub fn preview(&self, key: &Key, content: &Content, payload: &Value) -> Result<Preview, Vec<Problem>> {
+    pub fn preview(
+        &self,
+        key: &Key,
+        content: &Content,
+        payload: &Value,
+    ) -> Result<Preview, Vec<Problem>> {
         let mut regs = self.base.clone();
         let problems = regs.add(key, content);
         if !problems.is_empty() {
@@ -939,10 +1017,7 @@ impl Templates {
                     line: None,
                     column: None,
                     sample: None,
-                    message: format!(
-                        "questo avviso ha bisogno della parte {}",
-                        part.as_str()
-                    ),
+                    message: format!("questo avviso ha bisogno della parte {}", part.as_str()),
                 }),
                 (None, Some(_)) => problems.push(Problem {
                     part,

@@ -60,19 +60,29 @@ fn renders_with_globals_escaping_only_html_and_tidy_text() {
     let m = t
         .render_message(Audience::Cittadino, "violazione", Lang::It, "email", &p)
         .expect("renders");
-    assert_eq!(m.subject, "Richiesta 2026/000123: tempi superati — Comune di Esempio");
+    assert_eq!(
+        m.subject,
+        "Richiesta 2026/000123: tempi superati — Comune di Esempio"
+    );
     assert!(
         m.text
             .contains("entro giovedì 5 marzo 2026 alle ore 10:45.\n\nURP — Comune di Esempio, tel. 06 1234 5678"),
         "{}",
         m.text
     );
-    assert!(!m.text.contains("\n\n\n"), "blank lines collapse: {:?}", m.text);
+    assert!(
+        !m.text.contains("\n\n\n"),
+        "blank lines collapse: {:?}",
+        m.text
+    );
     assert_eq!(
         m.html.as_deref(),
         Some("<p>Richiesta <b>2026/000123</b> di Tari &lt;2025&gt; &amp; co</p>")
     );
-    assert_eq!((m.template.as_str(), m.version), ("cittadino/violazione/it", 0));
+    assert_eq!(
+        (m.template.as_str(), m.version),
+        ("cittadino/violazione/it", 0)
+    );
     let s = t
         .render_message(Audience::Cittadino, "violazione", Lang::It, "sms", &p)
         .expect("renders");
@@ -94,15 +104,46 @@ fn a_missing_variable_is_an_error_never_empty_text() {
     let mut c = live_content(&t);
     c.text = "Gentile {{nome}},\n{{number}}".to_owned();
     let problems = t.check(&key(), &c).expect_err("refused");
-    assert_eq!(problems.len(), 1, "said once for both samples: {problems:?}");
+    assert_eq!(
+        problems.len(),
+        1,
+        "said once for both samples: {problems:?}"
+    );
     assert_eq!(problems[0].part, Part::Text);
-    assert!(problems[0].message.contains("«nome»"), "{}", problems[0].message);
+    assert!(
+        problems[0].message.contains("«nome»"),
+        "{}",
+        problems[0].message
+    );
     assert_eq!((problems[0].line, problems[0].column), (Some(1), Some(9)));
-    // And at send time the message is never rendered with a hole.
-    let p = json!({"number": "1"});
-    assert!(t
+    // And at send time a message is never rendered with a hole: when no version fits its
+    // data, the citizen gets the short emergency notice.
+    let p = json!({"number": "2026/000001"});
+    let m = t
         .render_message(Audience::Cittadino, "violazione", Lang::It, "email", &p)
-        .is_err());
+        .expect("emergency wording");
+    assert_eq!(m.version, EMERGENCY_VERSION);
+    assert!(
+        !m.text.contains("{{") && m.text.contains("2026/000001") && m.text.contains("06 1234 5678"),
+        "{}",
+        m.text
+    );
+    let sms = t
+        .render_message(
+            Audience::Cittadino,
+            "violazione",
+            Lang::En,
+            "sms",
+            &json!({}),
+        )
+        .expect("emergency wording");
+    // (No English template in this catalog: the Italian one, and its language, are used.)
+    assert!(
+        sms.text
+            .starts_with("Comune di Esempio: l'URP ha una comunicazione per lei"),
+        "{}",
+        sms.text
+    );
 }
 
 #[test]
@@ -130,7 +171,10 @@ fn broken_edits_are_refused_with_line_and_column() {
     assert!(p[0].message.contains("«firma_inesistente»"), "{:?}", p);
 
     let p = with(&|c| c.subject = "<script>alert(1)</script> {{number}}".to_owned());
-    assert_eq!((p[0].part, p[0].line, p[0].column), (Part::Subject, Some(1), Some(1)));
+    assert_eq!(
+        (p[0].part, p[0].line, p[0].column),
+        (Part::Subject, Some(1), Some(1))
+    );
     assert!(p[0].message.contains("HTML"), "{}", p[0].message);
 
     let p = with(&|c| c.subject = "Richiesta\n{{number}}".to_owned());
@@ -154,7 +198,10 @@ fn sms_budget_counts_after_plain_punctuation_and_names_costly_characters() {
     let t = templates();
     let mut c = live_content(&t);
     // 150 GSM characters plus the number: two parts, within the default budget of 2.
-    c.sms = Some(format!("{} {{{{number}}}} l’ufficio “URP”", "x".repeat(150)));
+    c.sms = Some(format!(
+        "{} {{{{number}}}} l’ufficio “URP”",
+        "x".repeat(150)
+    ));
     let previews = t.check(&key(), &c).expect("within budget");
     let sms = previews[0].sms.as_ref().expect("has sms");
     assert_eq!(sms.budget.encoding, sms::Encoding::Gsm7, "{}", sms.text);
@@ -164,7 +211,11 @@ fn sms_budget_counts_after_plain_punctuation_and_names_costly_characters() {
     c.sms = Some(format!("È {} {{{{number}}}}", "x".repeat(140)));
     let p = t.check(&key(), &c).expect_err("over budget");
     assert_eq!(p[0].part, Part::Sms);
-    assert!(p[0].message.contains("3 parti") && p[0].message.contains("«È»"), "{}", p[0].message);
+    assert!(
+        p[0].message.contains("3 parti") && p[0].message.contains("«È»"),
+        "{}",
+        p[0].message
+    );
     // Without the option, a typographic apostrophe costs UCS-2 too.
     let mut s = Settings::example();
     s.sms_plain_punctuation = false;
@@ -172,7 +223,9 @@ fn sms_budget_counts_after_plain_punctuation_and_names_costly_characters() {
     let strict = Templates::new(catalog(), s);
     let mut c = live_content(&strict);
     c.sms = Some(format!("L’{} {{{{number}}}}", "x".repeat(60)));
-    let p = strict.check(&key(), &c).expect_err("UCS-2, 2 parts, budget 1");
+    let p = strict
+        .check(&key(), &c)
+        .expect_err("UCS-2, 2 parts, budget 1");
     assert!(p[0].message.contains("«’»"), "{}", p[0].message);
 }
 
@@ -183,40 +236,73 @@ fn install_makes_a_version_live_and_refuses_a_broken_one() {
                    "breached_at": "2026-03-05T10:45:00+01:00", "due_at": null});
     let mut c = live_content(&t);
     c.subject = "Nuovo oggetto {{number}}".to_owned();
-    assert!(t.install(&[Live { key: key(), version: 7, content: c.clone() }]).is_empty());
+    assert!(
+        t.install(&[Live {
+            key: key(),
+            version: 7,
+            content: c.clone()
+        }])
+        .is_empty()
+    );
     let m = t
         .render_message(Audience::Cittadino, "violazione", Lang::It, "email", &p)
         .expect("renders");
-    assert_eq!((m.subject.as_str(), m.version), ("Nuovo oggetto 2026/000123", 7));
+    assert_eq!(
+        (m.subject.as_str(), m.version),
+        ("Nuovo oggetto 2026/000123", 7)
+    );
     // A version that does not compile never replaces the live one.
     let mut broken = c.clone();
     broken.subject = "{{#if}".to_owned();
-    assert_eq!(t.install(&[Live { key: key(), version: 8, content: broken }]), vec![key()]);
+    assert_eq!(
+        t.install(&[Live {
+            key: key(),
+            version: 8,
+            content: broken
+        }]),
+        vec![key()]
+    );
     assert_eq!(t.live(&key()).map(|l| l.0), Some(7));
     // A live version that fails on a real payload falls back to the default for that message.
     let mut picky = c;
     picky.subject = "{{number}} {{campo_nuovo}}".to_owned();
-    t.install(&[Live { key: key(), version: 9, content: picky }]);
+    t.install(&[Live {
+        key: key(),
+        version: 9,
+        content: picky,
+    }]);
     let m = t
         .render_message(Audience::Cittadino, "violazione", Lang::It, "email", &p)
         .expect("falls back");
     assert_eq!(m.version, 0);
-    assert!(m.subject.starts_with("Richiesta 2026/000123"), "{}", m.subject);
+    assert!(
+        m.subject.starts_with("Richiesta 2026/000123"),
+        "{}",
+        m.subject
+    );
 }
 
 #[test]
 fn catalog_errors_name_the_file() {
+    let e = Catalog::from_files([("cittadino/it/ricevuta.toml", "subject = 1")].into_iter())
+        .expect_err("bad");
+    assert!(
+        e.to_string()
+            .starts_with("templates/cittadino/it/ricevuta.toml"),
+        "{e}"
+    );
     let e = Catalog::from_files(
-        [("cittadino/it/ricevuta.toml", "subject = 1")].into_iter(),
-    )
-    .expect_err("bad");
-    assert!(e.to_string().starts_with("templates/cittadino/it/ricevuta.toml"), "{e}");
-    let e = Catalog::from_files(
-        [("cittadino/it/ricevuta.toml", "description = \"x\"\nsubject = \"s\"\ntext = \"t\"")]
-            .into_iter(),
+        [(
+            "cittadino/it/ricevuta.toml",
+            "description = \"x\"\nsubject = \"s\"\ntext = \"t\"",
+        )]
+        .into_iter(),
     )
     .expect_err("no samples");
-    assert!(e.to_string().contains("samples/cittadino/ricevuta.json"), "{e}");
+    assert!(
+        e.to_string().contains("samples/cittadino/ricevuta.json"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -230,10 +316,21 @@ fn every_bundled_default_passes_the_gate_an_edit_must_pass() {
             .check(key, &d.content)
             .unwrap_or_else(|p| panic!("{key}: {p:?}"));
         for (i, p) in previews.iter().enumerate() {
-            assert!(!p.subject.contains("{{") && !p.text.contains("{{"), "{key}[{i}]");
+            assert!(
+                !p.subject.contains("{{") && !p.text.contains("{{"),
+                "{key}[{i}]"
+            );
             if key.audience == Audience::Cittadino {
-                let sms = p.sms.as_ref().unwrap_or_else(|| panic!("{key}: a citizen notice has an SMS"));
-                assert_eq!(sms.budget.encoding, sms::Encoding::Gsm7, "{key}[{i}]: {}", sms.text);
+                let sms = p
+                    .sms
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{key}: a citizen notice has an SMS"));
+                assert_eq!(
+                    sms.budget.encoding,
+                    sms::Encoding::Gsm7,
+                    "{key}[{i}]: {}",
+                    sms.text
+                );
                 assert!(p.html.is_some(), "{key}: a citizen e-mail has HTML");
             }
         }
@@ -245,8 +342,24 @@ fn every_bundled_default_passes_the_gate_an_edit_must_pass() {
         assert!(citizen || office, "no template for {}", k.as_str());
     }
     // Citizens' notices exist in both languages.
-    for (key, _) in catalog.defaults.iter().filter(|(k, _)| k.audience == Audience::Cittadino) {
-        let other = Key::new(key.audience, &key.kind, if key.lang == Lang::It { Lang::En } else { Lang::It });
-        assert!(catalog.defaults.contains_key(&other), "{key} has no {:?} twin", other.lang);
+    for (key, _) in catalog
+        .defaults
+        .iter()
+        .filter(|(k, _)| k.audience == Audience::Cittadino)
+    {
+        let other = Key::new(
+            key.audience,
+            &key.kind,
+            if key.lang == Lang::It {
+                Lang::En
+            } else {
+                Lang::It
+            },
+        );
+        assert!(
+            catalog.defaults.contains_key(&other),
+            "{key} has no {:?} twin",
+            other.lang
+        );
     }
 }

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-/// The key under which W3C WebDriver puts an element reference.
-pub const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4fb4cdf4edfd";
+/// The key under which W3C WebDriver puts an element reference (WebDriver §12.1: the web
+/// element identifier).
+pub const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// How often the `wait_…` helpers poll.
 const POLL: Duration = Duration::from_millis(100);
@@ -181,21 +182,25 @@ impl Browser {
 
     async fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
-        let mut last = String::from("no answer");
         loop {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
                 return Err(format!("chromedriver exited early ({status})"));
             }
-            match self.http.get(format!("{}/status", self.driver)).send().await {
+            let last = match self
+                .http
+                .get(format!("{}/status", self.driver))
+                .send()
+                .await
+            {
                 Ok(r) => match r.json::<Value>().await {
                     Ok(v) if v["value"]["ready"] == Value::Bool(true) => return Ok(()),
-                    Ok(v) => last = format!("not ready: {v}"),
-                    Err(e) => last = format!("bad /status answer: {e}"),
+                    Ok(v) => format!("not ready: {v}"),
+                    Err(e) => format!("bad /status answer: {e}"),
                 },
-                Err(e) => last = format!("GET /status: {e}"),
-            }
+                Err(e) => format!("GET /status: {e}"),
+            };
             if Instant::now() >= deadline {
                 return Err(format!(
                     "chromedriver on port {} not ready after {timeout:?}: {last}",
@@ -246,7 +251,10 @@ impl Browser {
         let req = match method {
             "GET" => self.http.get(&url),
             "DELETE" => self.http.delete(&url),
-            _ => self.http.post(&url).json(&body.unwrap_or_else(|| json!({}))),
+            _ => self
+                .http
+                .post(&url)
+                .json(&body.unwrap_or_else(|| json!({}))),
         };
         let resp = req
             .send()
@@ -393,7 +401,6 @@ impl Browser {
         timeout: Duration,
     ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
-        let mut last: Result<String, String> = Err("never looked".to_string());
         loop {
             let seen = match self.find(css).await {
                 Ok(el) => self.text(&el).await,
@@ -404,9 +411,8 @@ impl Browser {
             {
                 return Ok(t.clone());
             }
-            last = seen;
             if Instant::now() >= deadline {
-                let what = match &last {
+                let what = match &seen {
                     Ok(t) => format!("last text seen: {:?}", clip(t)),
                     Err(e) => format!("last error: {e}"),
                 };
@@ -493,7 +499,11 @@ impl Browser {
     /// An HTML attribute (`None` when absent).
     pub async fn attr(&self, el: &Element, name: &str) -> Result<Option<String>, String> {
         let v = self
-            .cmd("GET", &Self::el_path(el, &format!("/attribute/{name}")), None)
+            .cmd(
+                "GET",
+                &Self::el_path(el, &format!("/attribute/{name}")),
+                None,
+            )
             .await
             .map_err(|e| format!("attribute {name} of `{}`: {e}", el.selector))?;
         Ok(v.as_str().map(str::to_string))
@@ -501,9 +511,13 @@ impl Browser {
 
     /// A DOM property (e.g. `value`, `checked`, `disabled`), as JSON.
     pub async fn prop(&self, el: &Element, name: &str) -> Result<Value, String> {
-        self.cmd("GET", &Self::el_path(el, &format!("/property/{name}")), None)
-            .await
-            .map_err(|e| format!("property {name} of `{}`: {e}", el.selector))
+        self.cmd(
+            "GET",
+            &Self::el_path(el, &format!("/property/{name}")),
+            None,
+        )
+        .await
+        .map_err(|e| format!("property {name} of `{}`: {e}", el.selector))
     }
 
     /// Whether the element is displayed.
@@ -558,8 +572,7 @@ impl Browser {
             .decode(b64)
             .map_err(|e| format!("screenshot: bad base64: {e}"))?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         }
         std::fs::write(path, &png).map_err(|e| format!("write {}: {e}", path.display()))?;
         Ok(png)

@@ -185,6 +185,7 @@
     if (!state.user) return;
     if (location.hash && location.hash !== '#/login') sessionStorage.setItem('messo-after-login', location.hash);
     state.user = null;
+    forgetData();
     showSession();
     say('La sessione è scaduta: accedi di nuovo.', 'error');
     if (location.hash !== '#/login') location.hash = '#/login';
@@ -230,7 +231,7 @@
       let msg = e.message;
       if (e.status === 429) {
         const after = e.headers && e.headers.get('Retry-After');
-        if (after && /^\d+$/.test(after)) msg += ' Riprova tra ' + plural(Number(after), 'secondo', 'secondi') + '.';
+        if (after && /^\d+$/.test(after) && !/riprov/i.test(msg)) msg += ' Riprova tra ' + plural(Number(after), 'secondo', 'secondi') + '.';
       } else if (e.status === 401) {
         pass.setAttribute('aria-invalid', 'true');
       }
@@ -250,9 +251,32 @@
       say('Uscita non riuscita: ' + e.message, 'error');
     }
     state.user = null;
-    state.template = null;
+    forgetData();
     showSession();
-    location.hash = '#/login';
+    if (location.hash === '#/login') route();
+    else location.hash = '#/login';
+  }
+
+  // Removes what the last user saw, so that the next one never sees it (nor a test finds it).
+  function forgetData() {
+    cancelPreview();
+    state.template = null;
+    state.key = null;
+    state.historyOpen = false;
+    clear($('#templates-list'));
+    clear($('#at-risk-table tbody'));
+    clear($('#history-table tbody'));
+    clear($('#proposals-list'));
+    clear($('#editor-meta'));
+    clear($('#validate-result'));
+    $('#history').hidden = true;
+    $('#validate-result').hidden = true;
+    fillFields(null);
+    $('#field-note').value = '';
+    $('#preview-ticket').value = '';
+    $('#test-to').value = '';
+    clearErrors();
+    resetPreview();
   }
 
   // ---- routing ----------------------------------------------------------------------------

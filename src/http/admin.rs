@@ -1,0 +1,1253 @@
+//! The admin API under `/api/v1/admin` and the console at `/admin`.
+//!
+//! - Who: users with a role (viewer < editor < admin), signed in with a password (argon2) for a
+//!   console session (an `HttpOnly`, `SameSite=Strict` cookie plus a CSRF token sent back in
+//!   `X-CSRF-Token` on every change), or with a bearer token `messo_<id>_<secret>`.
+//! - What: templates can be listed, previewed (with a sample or a real ticket), validated,
+//!   saved as proposals, published, rolled back, test-sent, and their history read. Every change
+//!   is checked by [`Templates::check`] first: a refused edit stores nothing and the live version
+//!   stays. Every change writes an audit record in the same transaction.
+//! - Log-in attempts are limited per user name and client address.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Clock, Problem};
+use crate::config::Admin;
+use crate::domain::Lang;
+use crate::store::{AdminUser, Role, Store, StoreError, TemplateVersion};
+use crate::templates::{self, Audience, Content, Key, Live, Templates};
+use crate::time::Timestamp;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "messo_admin";
+
+const CONSOLE_HTML: &str = include_str!("console/index.html");
+const CONSOLE_JS: &str = include_str!("console/app.js");
+const CONSOLE_CSS: &str = include_str!("console/app.css");
+
+/// The console's Content-Security-Policy: nothing from elsewhere, no inline script; previews of
+/// HTML e-mails run in a sandboxed frame without scripts.
+pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; frame-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// What the admin handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    templates: Arc<Templates>,
+    clock: Clock,
+    config: Admin,
+    tz: chrono_tz::Tz,
+    secure_cookie: bool,
+    wake: Arc<tokio::sync::Notify>,
+    logins: DefaultKeyedRateLimiter<(String, IpAddr)>,
+    /// SHA-256 of a verified bearer secret → the argon2 hash it matched.
+    verified: Mutex<HashMap<[u8; 32], String>>,
+}
+
+impl AdminState {
+    /// `public_base_url` decides whether the cookie is `Secure` (https).
+    pub fn new(
+        store: Store,
+        templates: Arc<Templates>,
+        clock: Clock,
+        config: Admin,
+        tz: chrono_tz::Tz,
+        public_base_url: &str,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> AdminState {
+        let per_min =
+            NonZeroU32::new(config.login_attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        AdminState {
+            inner: Arc::new(Inner {
+                store,
+                templates,
+                clock,
+                tz,
+                secure_cookie: public_base_url.starts_with("https://"),
+                wake,
+                logins: RateLimiter::keyed(Quota::per_minute(per_min)),
+                verified: Mutex::new(HashMap::new()),
+                config,
+            }),
+        }
+    }
+
+    pub fn templates(&self) -> &Arc<Templates> {
+        &self.inner.templates
+    }
+
+    /// Loads the live versions from the store into the template set (at start, and when
+    /// another instance published).
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let lives = self.inner.store.live_templates().await?;
+        for key in self.inner.templates.install(&lives) {
+            tracing::error!(template = %key, "a stored live version does not compile; the previous one stays live");
+        }
+        Ok(())
+    }
+}
+
+/// The admin routes and the console.
+pub fn router(state: AdminState) -> Router {
+    let t = "/api/v1/admin/templates/{audience}/{kind}/{lang}";
+    Router::new()
+        .route("/api/v1/admin/login", post(login))
+        .route("/api/v1/admin/logout", post(logout))
+        .route("/api/v1/admin/me", get(me))
+        .route("/api/v1/admin/templates", get(list_templates))
+        .route(t, get(get_template))
+        .route(&format!("{t}/preview"), post(preview))
+        .route(&format!("{t}/validate"), post(validate))
+        .route(&format!("{t}/versions"), post(save))
+        .route(&format!("{t}/versions/{{version}}/publish"), post(publish))
+        .route(&format!("{t}/rollback"), post(rollback))
+        .route(&format!("{t}/history"), get(history))
+        .route(&format!("{t}/test-send"), post(test_send))
+        .route("/api/v1/admin/tickets/at-risk", get(at_risk))
+        .route("/api/v1/admin/audit", get(audit))
+        .route("/api/v1/admin/users", get(users).post(add_user))
+        .layer(axum::middleware::from_fn(no_store))
+        .route("/admin", get(console_page))
+        .route("/admin/", get(console_page))
+        .route("/admin/assets/{file}", get(console_asset))
+        .with_state(state)
+}
+
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+fn console_headers(content_type: &'static str, body: &'static str) -> Response {
+    let mut res = body.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONSOLE_CSP),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+async fn console_page() -> Response {
+    console_headers("text/html; charset=utf-8", CONSOLE_HTML)
+}
+
+async fn console_asset(Path(file): Path<String>) -> Response {
+    match file.as_str() {
+        "app.js" => console_headers("text/javascript; charset=utf-8", CONSOLE_JS),
+        "app.css" => console_headers("text/css; charset=utf-8", CONSOLE_CSS),
+        _ => Problem::not_found("no such asset").into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who is asking.
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+struct Actor {
+    user: AdminUser,
+    csrf: Option<String>,
+}
+
+fn unauthorized(detail: &str) -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Authentication required",
+        detail,
+    )
+}
+
+fn forbidden(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
+}
+
+fn bad_request(detail: impl Into<String>) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+        "Unreadable request",
+        detail,
+    )
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random_token() -> Result<String, Problem> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        tracing::error!(error = %e, "no randomness");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "no randomness",
+        )
+    })?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn verify_argon2(secret: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(secret.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// An argon2id hash of `secret` (passwords and token secrets).
+pub fn hash_secret(secret: &str) -> Result<String, String> {
+    Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| format!("argon2: {e}"))
+}
+
+/// A new bearer token's secret part (the whole token is `messo_<id>_<secret>`).
+pub fn new_token_secret() -> Result<String, String> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl AdminState {
+    /// The caller, at least `role`; a cookie session changing something must carry its CSRF
+    /// token.
+    async fn actor(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        role: Role,
+    ) -> Result<Actor, Problem> {
+        let s = &self.inner;
+        let actor = if let Some(auth) = headers.get(header::AUTHORIZATION) {
+            let value = auth
+                .to_str()
+                .map_err(|_| unauthorized("the Authorization header is not text"))?;
+            let token = value.strip_prefix("Bearer ").ok_or_else(|| {
+                unauthorized("expected Authorization: Bearer messo_<id>_<secret>")
+            })?;
+            let (id, secret) = token
+                .strip_prefix("messo_")
+                .and_then(|t| t.split_once('_'))
+                .and_then(|(id, secret)| Some((id.parse::<i64>().ok()?, secret)))
+                .filter(|(_, secret)| !secret.is_empty() && secret.len() <= 128)
+                .ok_or_else(|| {
+                    unauthorized("expected Authorization: Bearer messo_<id>_<secret>")
+                })?;
+            let (hash, user) = s
+                .store
+                .admin_token(id)
+                .await?
+                .ok_or_else(|| unauthorized("unknown or revoked token"))?;
+            let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+            let cached = s
+                .verified
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&digest)
+                .is_some_and(|h| *h == hash);
+            if !cached {
+                if !verify_argon2(secret, &hash) {
+                    return Err(unauthorized("unknown or revoked token"));
+                }
+                s.verified
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(digest, hash);
+            }
+            Actor { user, csrf: None }
+        } else if let Some(cookie) = cookie_value(headers) {
+            let (user, csrf) = s
+                .store
+                .admin_session(&sha256_hex(&cookie), (s.clock)())
+                .await?
+                .ok_or_else(|| unauthorized("the session has expired: sign in again"))?;
+            if *method != Method::GET && *method != Method::HEAD {
+                let sent = headers
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let ok: bool = sent.len() == csrf.len()
+                    && sent
+                        .bytes()
+                        .zip(csrf.bytes())
+                        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                        == 0;
+                if !ok {
+                    return Err(forbidden("missing or wrong X-CSRF-Token header"));
+                }
+            }
+            Actor {
+                user,
+                csrf: Some(csrf),
+            }
+        } else {
+            return Err(unauthorized(
+                "sign in at /admin, or send Authorization: Bearer messo_<id>_<secret>",
+            ));
+        };
+        if actor.user.role < role {
+            return Err(forbidden(format!(
+                "this needs the {} role; {} has {}",
+                role.as_str(),
+                actor.user.username,
+                actor.user.role.as_str()
+            )));
+        }
+        Ok(actor)
+    }
+
+    fn rfc(&self, t: Timestamp) -> String {
+        t.to_chrono().with_timezone(&self.inner.tz).to_rfc3339()
+    }
+
+    fn version_json(&self, v: &TemplateVersion) -> Value {
+        json!({
+            "version": v.version,
+            "state": v.state,
+            "subject": v.content.subject,
+            "text": v.content.text,
+            "html": v.content.html,
+            "sms": v.content.sms,
+            "note": v.note,
+            "author": v.author,
+            "created_at": self.rfc(v.created_at),
+            "published_by": v.published_by,
+            "published_at": v.published_at.map(|t| self.rfc(t)),
+        })
+    }
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            bad_request(format!("the body is not the expected JSON: {}", e.inner()))
+        } else {
+            bad_request(format!("{path}: {}", e.inner()))
+        }
+    })
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// 422 listing each template problem (part, line, column, sample, message).
+fn refused(problems: &[templates::Problem]) -> Response {
+    let detail = problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut res = (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({
+            "type": "urn:messo:problem:template",
+            "title": "Il modello non è valido: la versione in uso resta invariata",
+            "status": 422,
+            "detail": detail,
+            "errors": problems,
+        })
+        .to_string(),
+    )
+        .into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res
+}
+
+fn key_of(audience: &str, kind: &str, lang: &str, t: &Templates) -> Result<Key, Problem> {
+    let audience: Audience = audience.parse().map_err(Problem::not_found)?;
+    let lang: Lang = lang
+        .parse()
+        .map_err(|_| Problem::not_found(format!("unknown language {lang:?}")))?;
+    let key = Key::new(audience, kind, lang);
+    if t.catalog().defaults.contains_key(&key) {
+        Ok(key)
+    } else {
+        Err(Problem::not_found(format!("no template {key}")))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+/// Verifying a password for a user that does not exist costs the same, so timing does not tell
+/// which names exist.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_secret("messo-no-such-user").unwrap_or_default())
+}
+
+async fn login(State(st): State<AdminState>, req: Request) -> Response {
+    match login_inner(&st, req).await {
+        Ok(r) => r,
+        Err(p) => p.into_response(),
+    }
+}
+
+async fn login_inner(st: &AdminState, req: Request) -> Result<Response, Problem> {
+    let s = &st.inner;
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let bytes = axum::body::to_bytes(req.into_body(), 16 * 1024)
+        .await
+        .map_err(|_| bad_request("the body is larger than 16 KiB"))?;
+    let body: LoginBody = parse_body(&bytes)?;
+    let username = body.username.trim().to_lowercase();
+    if s.logins.check_key(&(username.clone(), peer)).is_err() {
+        tracing::warn!("admin log-in rate limit reached");
+        let mut res = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many attempts",
+            "troppi tentativi di accesso: riprovi tra un minuto",
+        )
+        .into_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return Ok(res);
+    }
+    let user = s.store.admin_user(&username).await?;
+    let hash = user
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| dummy_hash().to_owned());
+    let password = body.password;
+    let ok = tokio::task::spawn_blocking(move || verify_argon2(&password, &hash))
+        .await
+        .unwrap_or(false);
+    let user = match user {
+        Some(u) if ok && !u.disabled => u,
+        _ => {
+            let now = (s.clock)();
+            s.store
+                .audit(now, &username, "login.failed", &username, &json!({}))
+                .await?;
+            return Err(unauthorized("nome utente o password non corretti"));
+        }
+    };
+    let token = random_token()?;
+    let csrf = random_token()?;
+    let now = (s.clock)();
+    let expires = now.plus(i64::from(s.config.session_hours) * 3600);
+    s.store
+        .add_admin_session(&sha256_hex(&token), &user, &csrf, now, expires)
+        .await?;
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        i64::from(s.config.session_hours) * 3600,
+        if s.secure_cookie { "; Secure" } else { "" }
+    );
+    let mut res = json_response(
+        StatusCode::OK,
+        json!({"username": user.username, "role": user.role, "csrf": csrf}),
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+async fn logout(State(st): State<AdminState>, method: Method, headers: HeaderMap) -> Response {
+    let r = async {
+        st.actor(&headers, &method, Role::Viewer).await?;
+        if let Some(c) = cookie_value(&headers) {
+            st.inner.store.end_admin_session(&sha256_hex(&c)).await?;
+        }
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        res.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("messo_admin=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        );
+        Ok::<_, Problem>(res)
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn me(State(st): State<AdminState>, method: Method, headers: HeaderMap) -> Response {
+    match st.actor(&headers, &method, Role::Viewer).await {
+        Ok(a) => json_response(
+            StatusCode::OK,
+            json!({"username": a.user.username, "role": a.user.role, "csrf": a.csrf,
+                   "four_eyes": st.inner.config.four_eyes}),
+        ),
+        Err(p) => p.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates.
+
+async fn list_templates(
+    State(st): State<AdminState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let r = async {
+        st.actor(&headers, &method, Role::Viewer).await?;
+        let t = &st.inner.templates;
+        let mut out = Vec::new();
+        for (key, d) in &t.catalog().defaults {
+            let versions = st.inner.store.template_versions(key).await?;
+            let live = versions.iter().find(|v| v.state == "live");
+            let mut channels = vec!["email"];
+            if d.content.sms.is_some() {
+                channels.push("sms");
+            }
+            out.push(json!({
+                "audience": key.audience,
+                "kind": key.kind,
+                "lang": key.lang_str(),
+                "description": d.description,
+                "live_version": live.map_or(0, |v| v.version),
+                "live_since": live.and_then(|v| v.published_at).map(|t| st.rfc(t)),
+                "live_by": live.and_then(|v| v.published_by.clone()),
+                "proposed": versions.iter().filter(|v| v.state == "proposed").count(),
+                "channels": channels,
+            }));
+        }
+        Ok::<_, Problem>(json_response(StatusCode::OK, Value::Array(out)))
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+type KeyPath = Path<(String, String, String)>;
+
+/// The bundled default as version 0.
+fn default_version(content: &Content) -> TemplateVersion {
+    TemplateVersion {
+        version: 0,
+        state: "live".to_owned(),
+        content: content.clone(),
+        note: "testo predefinito".to_owned(),
+        author: "messo".to_owned(),
+        created_at: Timestamp(0),
+        published_by: None,
+        published_at: None,
+    }
+}
+
+async fn get_template(
+    State(st): State<AdminState>,
+    Path((a, k, l)): KeyPath,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let r = async {
+        st.actor(&headers, &method, Role::Viewer).await?;
+        let t = &st.inner.templates;
+        let key = key_of(&a, &k, &l, t)?;
+        let d = &t.catalog().defaults[&key];
+        let versions = st.inner.store.template_versions(&key).await?;
+        let live = versions
+            .iter()
+            .find(|v| v.state == "live")
+            .cloned()
+            .unwrap_or_else(|| default_version(&d.content));
+        let proposed: Vec<Value> = versions
+            .iter()
+            .filter(|v| v.state == "proposed")
+            .map(|v| st.version_json(v))
+            .collect();
+        let mut variables: Vec<String> = d
+            .samples
+            .iter()
+            .flat_map(|s| s.as_object().into_iter().flat_map(|m| m.keys().cloned()))
+            .chain(
+                [
+                    "comune",
+                    "lang",
+                    "channel",
+                    "urp.phone",
+                    "urp.email",
+                    "urp.hours",
+                ]
+                .map(String::from),
+            )
+            .collect();
+        variables.sort();
+        variables.dedup();
+        Ok::<_, Problem>(json_response(
+            StatusCode::OK,
+            json!({
+                "audience": key.audience,
+                "kind": key.kind,
+                "lang": key.lang_str(),
+                "description": d.description,
+                "live": st.version_json(&live),
+                "proposed": proposed,
+                "variables": variables,
+                "helpers": templates::helpers::NAMES,
+                "samples": d.samples,
+                "sms_max_parts": t.settings().max_parts(&key.kind),
+                "four_eyes": st.inner.config.four_eyes,
+            }),
+        ))
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Deserialize)]
+struct EditBody {
+    subject: String,
+    text: String,
+    #[serde(default)]
+    html: Option<String>,
+    #[serde(default)]
+    sms: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    sample: Option<usize>,
+    #[serde(default)]
+    ticket: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+}
+
+impl EditBody {
+    fn content(&self) -> Content {
+        let nonempty = |s: &Option<String>| s.clone();
+        Content {
+            subject: self.subject.clone(),
+            text: self.text.clone(),
+            html: nonempty(&self.html),
+            sms: nonempty(&self.sms),
+        }
+    }
+}
+
+/// The payload a preview renders: a sample, or a real ticket's latest notice of this kind (or
+/// its fields over the first sample).
+async fn preview_payload(st: &AdminState, key: &Key, body: &EditBody) -> Result<Value, Problem> {
+    let d = &st.inner.templates.catalog().defaults[key];
+    if let Some(number) = body.ticket.as_deref().filter(|n| !n.trim().is_empty()) {
+        let base = d.samples.first().cloned().unwrap_or(Value::Null);
+        return st
+            .inner
+            .store
+            .preview_payload(number.trim(), &key.kind, base, st.inner.tz)
+            .await?
+            .ok_or_else(|| Problem::not_found(format!("ticket {number} not found")));
+    }
+    let i = body.sample.unwrap_or(0);
+    d.samples
+        .get(i)
+        .cloned()
+        .ok_or_else(|| bad_request(format!("sample: there are {} samples", d.samples.len())))
+}
+
+async fn preview(
+    State(st): State<AdminState>,
+    Path((a, k, l)): KeyPath,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let r = async {
+        st.actor(&headers, &method, Role::Editor).await?;
+        let key = key_of(&a, &k, &l, &st.inner.templates)?;
+        let body: EditBody = parse_body(&bytes)?;
+        let payload = preview_payload(&st, &key, &body).await?;
+        Ok::<_, Problem>(
+            match st.inner.templates.preview(&key, &body.content(), &payload) {
+                Ok(p) => json_response(StatusCode::OK, json!(p)),
+                Err(problems) => refused(&problems),
+            },
+        )
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn validate(
+    State(st): State<AdminState>,
+    Path((a, k, l)): KeyPath,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let r = async {
+        st.actor(&headers, &method, Role::Editor).await?;
+        let key = key_of(&a, &k, &l, &st.inner.templates)?;
+        let body: EditBody = parse_body(&bytes)?;
+        Ok::<_, Problem>(match st.inner.templates.check(&key, &body.content()) {
+            Ok(previews) => json_response(
+                StatusCode::OK,
+                json!({"ok": true, "errors": [], "previews": previews}),
+            ),
+            Err(problems) => json_response(
+                StatusCode::OK,
+                json!({"ok": false, "errors": problems, "previews": []}),
+            ),
+        })
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn note_of(body: &EditBody) -> Result<String, Problem> {
+    let note = body.note.clone().unwrap_or_default();
+    if note.chars().count() > 500 {
+        return Err(bad_request("note: at most 500 characters"));
+    }
+    Ok(note.trim().to_owned())
+}
+
+async fn save(
+    State(st): State<AdminState>,
+    Path((a, k, l)): KeyPath,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let r = async {
+        let actor = st.actor(&headers, &method, Role::Editor).await?;
+        let key = key_of(&a, &k, &l, &st.inner.templates)?;
+        let body: EditBody = parse_body(&bytes)?;
+        let content = body.content();
+        if let Err(problems) = st.inner.templates.check(&key, &content) {
+            return Ok(refused(&problems));
+        }
+        let note = note_of(&body)?;
+        let v = st
+            .inner
+            .store
+            .add_template_version(
+                &key,
+                &content,
+                &note,
+                &actor.user.username,
+                "proposed",
+                (st.inner.clock)(),
+                &json!({"note": note}),
+            )
+            .await?;
+        tracing::info!(template = %key, version = v.version, "template version proposed");
+        Ok::<_, Problem>(json_response(StatusCode::CREATED, st.version_json(&v)))
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Whether `actor` may make a version written by `author` live.
+pub fn may_publish(four_eyes: bool, actor: &AdminUser, author: &str) -> Result<(), String> {
+    if four_eyes {
+        if actor.role < Role::Admin {
+            return Err(
+                "con la regola dei quattro occhi pubblica solo un amministratore".to_owned(),
+            );
+        }
+        if actor.username == author {
+            return Err(format!(
+                "con la regola dei quattro occhi la versione scritta da {author} va pubblicata da un altro amministratore"
+            ));
+        }
+    } else if actor.role < Role::Editor {
+        return Err("serve il ruolo editor o admin".to_owned());
+    }
+    Ok(())
+}
+
+async fn publish(
+    State(st): State<AdminState>,
+    Path((a, k, l, version)): Path<(String, String, String, i64)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let r = async {
+        let actor = st.actor(&headers, &method, Role::Editor).await?;
+        let t = &st.inner.templates;
+        let key = key_of(&a, &k, &l, t)?;
+        let v = st
+            .inner
+            .store
+            .template_version(&key, version)
+            .await?
+            .filter(|v| v.state == "proposed")
+            .ok_or_else(|| {
+                Problem::not_found(format!("{key} has no proposed version {version}"))
+            })?;
+        may_publish(st.inner.config.four_eyes, &actor.user, &v.author).map_err(forbidden)?;
+        // Checked again: the samples or the budget may have changed since it was proposed.
+        if let Err(problems) = t.check(&key, &v.content) {
+            return Ok(refused(&problems));
+        }
+        let v = st
+            .inner
+            .store
+            .publish_template_version(&key, version, &actor.user.username, (st.inner.clock)())
+            .await?
+            .ok_or_else(|| {
+                Problem::not_found(format!("{key} has no proposed version {version}"))
+            })?;
+        install(&st, &key, &v);
+        Ok::<_, Problem>(json_response(StatusCode::OK, st.version_json(&v)))
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn install(st: &AdminState, key: &Key, v: &TemplateVersion) {
+    let refused = st.inner.templates.install(&[Live {
+        key: key.clone(),
+        version: v.version,
+        content: v.content.clone(),
+    }]);
+    if refused.is_empty() {
+        tracing::info!(template = %key, version = v.version, "template version live");
+    } else {
+        tracing::error!(template = %key, version = v.version, "a published version did not compile");
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    version: i64,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn rollback(
+    State(st): State<AdminState>,
+    Path((a, k, l)): KeyPath,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let r = async {
+        let actor = st.actor(&headers, &method, Role::Admin).await?;
+        let t = &st.inner.templates;
+        let key = key_of(&a, &k, &l, t)?;
+        let body: RollbackBody = parse_body(&bytes)?;
+        let content = if body.version == 0 {
+            t.catalog().defaults[&key].content.clone()
+        } else {
+            st.inner
+                .store
+                .template_version(&key, body.version)
+                .await?
+                .ok_or_else(|| {
+                    Problem::not_found(format!("{key} has no version {}", body.version))
+                })?
+                .content
+        };
+        if let Err(problems) = t.check(&key, &content) {
+            return Ok(refused(&problems));
+        }
+        let note = body
+            .note
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("ripristino della versione {}", body.version));
+        let v = st
+            .inner
+            .store
+            .add_template_version(
+                &key,
+                &content,
+                &note,
+                &actor.user.username,
+                "live",
+                (st.inner.clock)(),
+                &json!({"rollback_to": body.version}),
+            )
+            .await?;
+        install(&st, &key, &v);
+        Ok::<_, Problem>(json_response(StatusCode::OK, st.version_json(&v)))
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A unified diff of two versions, part by part.
+pub fn diff(old: &Content, new: &Content) -> String {
+    let mut out = String::new();
+    for part in templates::Part::ALL {
+        let pick = |c: &Content| match part {
+            templates::Part::Subject => Some(c.subject.clone()),
+            templates::Part::Text => Some(c.text.clone()),
+            templates::Part::Html => c.html.clone(),
+            templates::Part::Sms => c.sms.clone(),
+        };
+        let (a, b) = (pick(old).unwrap_or_default(), pick(new).unwrap_or_default());
+        if a == b {
+            continue;
+        }
+        let d = similar::TextDiff::from_lines(&a, &b);
+        let text = d
+            .unified_diff()
+            .context_radius(2)
+            .header(
+                &format!("{} (prima)", part.as_str()),
+                &format!("{} (dopo)", part.as_str()),
+            )
+            .to_string();
+        out.push_str(&text);
+        if !text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+async fn history(
+    State(st): State<AdminState>,
+    Path((a, k, l)): KeyPath,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let r = async {
+        st.actor(&headers, &method, Role::Viewer).await?;
+        let t = &st.inner.templates;
+        let key = key_of(&a, &k, &l, t)?;
+        let mut versions = st.inner.store.template_versions(&key).await?;
+        versions.reverse();
+        let default = default_version(&t.catalog().defaults[&key].content);
+        let mut out = Vec::with_capacity(versions.len() + 1);
+        let mut prev = default.content.clone();
+        let mut d0 = st.version_json(&default);
+        d0["state"] = json!(if versions.iter().any(|v| v.state == "live") {
+            "retired"
+        } else {
+            "live"
+        });
+        d0["created_at"] = Value::Null;
+        d0["diff"] = json!("");
+        out.push(d0);
+        for v in &versions {
+            let mut j = st.version_json(v);
+            j["diff"] = json!(diff(&prev, &v.content));
+            prev = v.content.clone();
+            out.push(j);
+        }
+        out.reverse();
+        Ok::<_, Problem>(json_response(StatusCode::OK, Value::Array(out)))
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn test_send(
+    State(st): State<AdminState>,
+    Path((a, k, l)): KeyPath,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let r = async {
+        let actor = st.actor(&headers, &method, Role::Editor).await?;
+        let t = &st.inner.templates;
+        let key = key_of(&a, &k, &l, t)?;
+        let body: EditBody = parse_body(&bytes)?;
+        let channel = body.channel.clone().unwrap_or_else(|| "email".to_owned());
+        let to = body.to.clone().unwrap_or_default();
+        let to = to.trim();
+        let address = match channel.as_str() {
+            "email" if crate::ticket::valid_email(to) => to.to_owned(),
+            "email" => return Err(bad_request("to: not an e-mail address")),
+            "sms" => crate::delivery::sms::normalize_number(to, false)
+                .map_err(|_| bad_request("to: not a phone number"))?,
+            other => {
+                return Err(bad_request(format!(
+                    "channel: {other:?} is not email or sms"
+                )));
+            }
+        };
+        if channel == "sms" && key.audience == Audience::Ufficio {
+            return Err(bad_request("channel: office alerts have no SMS"));
+        }
+        let payload = preview_payload(&st, &key, &body).await?;
+        let p = match t.preview(&key, &body.content(), &payload) {
+            Ok(p) => p,
+            Err(problems) => return Ok(refused(&problems)),
+        };
+        let rendered = templates::RenderedMessage {
+            subject: format!("[PROVA] {}", p.subject),
+            text: if channel == "sms" {
+                p.sms.map(|s| s.text).unwrap_or_default()
+            } else {
+                p.text
+            },
+            html: if channel == "sms" { None } else { p.html },
+            template: key.to_string(),
+            version: -1,
+        };
+        let id = st
+            .inner
+            .store
+            .queue_test_message(
+                &channel,
+                &address,
+                &rendered,
+                &actor.user.username,
+                (st.inner.clock)(),
+            )
+            .await?;
+        st.inner.wake.notify_one();
+        Ok::<_, Problem>(json_response(
+            StatusCode::ACCEPTED,
+            json!({"outbox_id": id}),
+        ))
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tickets at risk, audit, users.
+
+async fn at_risk(State(st): State<AdminState>, method: Method, headers: HeaderMap) -> Response {
+    let r = async {
+        st.actor(&headers, &method, Role::Viewer).await?;
+        let now = (st.inner.clock)();
+        let rows = st.inner.store.tickets_at_risk(500).await?;
+        let out: Vec<Value> = rows
+            .iter()
+            .map(|t| {
+                json!({
+                    "number": t.number,
+                    "subject": t.subject,
+                    "office": t.office,
+                    "priority": t.priority,
+                    "state": t.state,
+                    "due_at": t.due_at.map(|d| st.rfc(d)),
+                    "remaining_s": t.due_at.filter(|_| t.state != "paused").map(|d| d.0 - now.0),
+                    "paused_since": t.paused_since.map(|d| st.rfc(d)),
+                })
+            })
+            .collect();
+        Ok::<_, Problem>(json_response(StatusCode::OK, Value::Array(out)))
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<i64>,
+}
+
+async fn audit(
+    State(st): State<AdminState>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    let r = async {
+        st.actor(&headers, &method, Role::Admin).await?;
+        let rows = st
+            .inner
+            .store
+            .audit_log(q.limit.unwrap_or(100).clamp(1, 1000))
+            .await?;
+        let out: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                json!({"at": st.rfc(r.at), "actor": r.actor, "action": r.action,
+                            "object": r.object, "detail": r.detail})
+            })
+            .collect();
+        Ok::<_, Problem>(json_response(StatusCode::OK, Value::Array(out)))
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn users(State(st): State<AdminState>, method: Method, headers: HeaderMap) -> Response {
+    let r = async {
+        st.actor(&headers, &method, Role::Admin).await?;
+        let out: Vec<Value> = st
+            .inner
+            .store
+            .admin_users()
+            .await?
+            .iter()
+            .map(|u| {
+                json!({"username": u.username, "role": u.role, "disabled": u.disabled,
+                            "created_at": st.rfc(u.created_at)})
+            })
+            .collect();
+        Ok::<_, Problem>(json_response(StatusCode::OK, Value::Array(out)))
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    username: String,
+    role: String,
+    password: String,
+}
+
+/// A user name: 3–64 lower-case letters, digits, dots, dashes or underscores.
+pub fn valid_username(name: &str) -> bool {
+    (3..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+async fn add_user(
+    State(st): State<AdminState>,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let r = async {
+        let actor = st.actor(&headers, &method, Role::Admin).await?;
+        let body: UserBody = parse_body(&bytes)?;
+        let username = body.username.trim().to_lowercase();
+        if !valid_username(&username) {
+            return Err(bad_request("username: 3–64 characters among a-z 0-9 . _ -"));
+        }
+        let role: Role = body.role.parse().map_err(bad_request)?;
+        if body.password.chars().count() < 12 {
+            return Err(bad_request("password: at least 12 characters"));
+        }
+        let password = body.password;
+        let hash = tokio::task::spawn_blocking(move || hash_secret(&password))
+            .await
+            .map_err(|_| bad_request("password: could not be hashed"))?
+            .map_err(bad_request)?;
+        let u = st
+            .inner
+            .store
+            .upsert_admin_user(
+                &username,
+                role,
+                Some(&hash),
+                &actor.user.username,
+                (st.inner.clock)(),
+            )
+            .await?;
+        Ok::<_, Problem>(json_response(
+            StatusCode::CREATED,
+            json!({"username": u.username, "role": u.role, "disabled": u.disabled}),
+        ))
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, role: Role) -> AdminUser {
+        AdminUser {
+            id: 1,
+            username: name.to_owned(),
+            role,
+            password_hash: None,
+            disabled: false,
+            created_at: Timestamp(0),
+        }
+    }
+
+    #[test]
+    fn four_eyes_needs_another_admin() {
+        assert!(may_publish(false, &user("anna", Role::Editor), "anna").is_ok());
+        assert!(may_publish(false, &user("vito", Role::Viewer), "anna").is_err());
+        assert!(may_publish(true, &user("anna", Role::Admin), "anna").is_err());
+        assert!(may_publish(true, &user("bruno", Role::Editor), "anna").is_err());
+        assert!(may_publish(true, &user("bruno", Role::Admin), "anna").is_ok());
+    }
+
+    #[test]
+    fn diff_names_the_part_that_changed() {
+        let a = Content {
+            subject: "Oggetto".to_owned(),
+            text: "riga 1\nriga 2\n".to_owned(),
+            html: None,
+            sms: Some("sms".to_owned()),
+        };
+        let mut b = a.clone();
+        b.text = "riga 1\nriga due\n".to_owned();
+        let d = diff(&a, &b);
+        assert!(
+            d.contains("--- text (prima)") && d.contains("-riga 2") && d.contains("+riga due"),
+            "{d}"
+        );
+        assert!(!d.contains("subject") && !d.contains("sms"), "{d}");
+        assert_eq!(diff(&a, &a), "");
+    }
+
+    #[test]
+    fn cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; messo_admin=xyz; b=2"),
+        );
+        assert_eq!(cookie_value(&h).as_deref(), Some("xyz"));
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("messo_admin="));
+        assert_eq!(cookie_value(&h), None);
+    }
+}

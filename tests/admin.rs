@@ -1,0 +1,939 @@
+//! The admin API over real HTTP on loopback, on SQLite and on the real PostgreSQL: log-in,
+//! sessions, CSRF and roles; broken edits refused with the live version untouched; publish,
+//! four-eyes, rollback and history; test sends; and the next message rendered with the new
+//! version while a message already rendered keeps its words.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+use messo::config::{BUILTIN_TOML, Config};
+use messo::daemon::Engine;
+use messo::delivery::dispatch::Dispatcher;
+use messo::http::admin::{AdminState, hash_secret, router};
+use messo::store::{Role, Store};
+use messo::templates::{Catalog, Settings, Templates};
+use messo::ticket::{NewTicket, Source};
+use messo::time::Timestamp;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn ts(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).expect("timestamp")
+}
+
+fn pg_base() -> String {
+    std::env::var("MESSO_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+const PASSWORD: &str = "una-password-lunga-123";
+const VIOLAZIONE: &str = "/api/v1/admin/templates/cittadino/violazione/it";
+
+struct Admin {
+    base: String,
+    store: Store,
+    templates: Arc<Templates>,
+    config: Config,
+    engine: Engine,
+    now: Arc<AtomicI64>,
+    clock: messo::http::Clock,
+    dir: PathBuf,
+    schema: Option<String>,
+}
+
+async fn start(pg: bool, extra: &str) -> Admin {
+    messo::install_crypto();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("admin"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config =
+        Config::from_toml(&format!("{BUILTIN_TOML}\n{extra}"), "test", Vec::new()).expect("config");
+    let (url, schema) = if pg {
+        let schema = unique("messo_adm");
+        let admin = Store::connect(&pg_base()).await.expect(
+            "PostgreSQL must run on 127.0.0.1:5432 (start it with pg_ctlcluster; .ci/run does)",
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(admin.pool())
+            .await
+            .expect("schema");
+        (
+            format!("{}?options=-c%20search_path%3D{schema}", pg_base()),
+            Some(schema),
+        )
+    } else {
+        (format!("sqlite://{}/messo.db", dir.display()), None)
+    };
+    let store = Store::connect(&url).await.expect("store");
+    store.migrate().await.expect("migrate");
+    store
+        .register_config(&config, ts("2026-01-01T00:00:00Z"))
+        .await
+        .expect("register");
+    let now = Arc::new(AtomicI64::new(ts("2026-03-03T10:00:00+01:00").0));
+    let n = now.clone();
+    let clock: messo::http::Clock = Arc::new(move || Timestamp(n.load(Ordering::SeqCst)));
+    let templates = Arc::new(Templates::new(
+        Catalog::bundled().expect("catalog"),
+        Settings::from_config(&config),
+    ));
+    let state = AdminState::new(
+        store.clone(),
+        Arc::clone(&templates),
+        clock.clone(),
+        config.admin.clone(),
+        config.calendar.time_zone,
+        &config.http.public_base_url,
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    state.reload().await.expect("reload");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let a = Admin {
+        base: format!("http://{addr}"),
+        engine: Engine::new(store.clone(), config.notify.clone()),
+        store,
+        templates,
+        config,
+        now,
+        clock,
+        dir,
+        schema,
+    };
+    let hash = hash_secret(PASSWORD).expect("hash");
+    for (name, role) in [
+        ("anna", Role::Admin),
+        ("bruno", Role::Admin),
+        ("elena", Role::Editor),
+        ("vito", Role::Viewer),
+    ] {
+        a.store
+            .upsert_admin_user(name, role, Some(&hash), "test", a.now())
+            .await
+            .expect("user");
+    }
+    a
+}
+
+/// A signed-in console session: its cookie jar and CSRF token.
+struct Session {
+    client: reqwest::Client,
+    cookie: String,
+    csrf: String,
+    base: String,
+}
+
+impl Session {
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("get");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Admin {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.now.load(Ordering::SeqCst))
+    }
+
+    async fn finish(self) {
+        if let Some(schema) = self.schema
+            && let Ok(admin) = Store::connect(&pg_base()).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(admin.pool())
+                .await;
+        }
+    }
+
+    async fn login(&self, user: &str) -> Session {
+        let client = reqwest::Client::new();
+        let r = client
+            .post(format!("{}/api/v1/admin/login", self.base))
+            .json(&json!({"username": user, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), StatusCode::OK, "{user} signs in");
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        let body: Value = r.json().await.expect("json");
+        Session {
+            client,
+            cookie: cookie.split(';').next().unwrap_or("").to_owned(),
+            csrf: body["csrf"].as_str().expect("csrf").to_owned(),
+            base: self.base.clone(),
+        }
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(self.store.pool())
+            .await
+            .expect("count")
+            .get::<i64, _>(0)
+    }
+
+    /// A ticket received on a Monday morning, normal priority: due five working days later.
+    async fn ticket(&self, number: &str) {
+        let t = NewTicket::from_json(&json!({
+            "number": number,
+            "office": "tributi",
+            "priority": "normale",
+            "subject": "Rimborso TARI",
+            "received_at": "2026-03-02T10:15:00+01:00",
+            "citizen": {"email": "mario.rossi@example.it", "language": "it"}
+        }))
+        .expect("ticket");
+        self.store
+            .create_ticket(&t, Source::Api, ts("2026-03-02T10:15:00+01:00"))
+            .await
+            .expect("create");
+    }
+
+    fn dispatcher(&self, out: &Path) -> Arc<Dispatcher> {
+        Arc::new(
+            Dispatcher::files(
+                self.store.clone(),
+                out,
+                "urp@comune.roma.it",
+                &self.config.comune_name,
+            )
+            .expect("dispatcher")
+            .with_templates(Arc::clone(&self.templates)),
+        )
+    }
+
+    /// Subjects of the e-mails written into `out` for `kind`, sorted by file name.
+    fn subjects(out: &Path, kind: &str) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(out)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains(&format!("-{kind}-citizen")) && n.ends_with(".eml"))
+            })
+            .map(|p| {
+                let text = std::fs::read_to_string(p).unwrap_or_default();
+                text.lines()
+                    .find_map(|l| l.strip_prefix("Subject: "))
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+fn edited(base: &Value, f: impl Fn(&mut Value)) -> Value {
+    let mut v = json!({
+        "subject": base["subject"], "text": base["text"], "html": base["html"], "sms": base["sms"],
+    });
+    f(&mut v);
+    v
+}
+
+async fn live_of(s: &Session, path: &str) -> Value {
+    let (status, t) = s.get(path).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    t["live"].clone()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async fn sessions_csrf_and_roles(a: &Admin) {
+    let anon = reqwest::Client::new();
+    // Wrong password: 401, and the failure is audited.
+    let r = anon
+        .post(format!("{}/api/v1/admin/login", a.base))
+        .json(&json!({"username": "anna", "password": "sbagliata-sbagliata"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        a.count("SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed'")
+            .await
+            >= 1
+    );
+    // A malformed body names its fault.
+    let r = anon
+        .post(format!("{}/api/v1/admin/login", a.base))
+        .json(&json!({"username": "anna"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("password"),
+        "{body}"
+    );
+    // No session: 401.
+    let r = anon
+        .get(format!("{}{VIOLAZIONE}", a.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let editor = a.login("elena").await;
+    let (status, me) = editor.get("/api/v1/admin/me").await;
+    assert_eq!(
+        (status, me["role"].as_str()),
+        (StatusCode::OK, Some("editor"))
+    );
+    let live = live_of(&editor, VIOLAZIONE).await;
+    let body = edited(&live, |v| v["note"] = json!("prova"));
+    // A change without the CSRF header is refused, even with a valid cookie.
+    let r = editor
+        .client
+        .post(format!("{}{VIOLAZIONE}/versions", a.base))
+        .header("cookie", &editor.cookie)
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A viewer reads but cannot propose.
+    let viewer = a.login("vito").await;
+    assert_eq!(viewer.get(VIOLAZIONE).await.0, StatusCode::OK);
+    assert_eq!(
+        viewer
+            .post(&format!("{VIOLAZIONE}/versions"), body.clone())
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // The editor can; the audit log has it.
+    let (status, v) = editor.post(&format!("{VIOLAZIONE}/versions"), body).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["version"].as_i64(), v["state"].as_str()),
+        (Some(1), Some("proposed"))
+    );
+    assert_eq!(
+        a.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'template.propose' AND actor = 'elena'"
+        )
+        .await,
+        1
+    );
+    // The audit log is for admins only.
+    assert_eq!(
+        editor.get("/api/v1/admin/audit").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let admin = a.login("anna").await;
+    let (status, log) = admin.get("/api/v1/admin/audit?limit=50").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        log.as_array()
+            .is_some_and(|l| l.iter().any(|r| r["action"] == "template.propose")),
+        "{log}"
+    );
+    // Log-out ends the session.
+    let r = editor
+        .client
+        .post(format!("{}/api/v1/admin/logout", a.base))
+        .header("cookie", &editor.cookie)
+        .header("x-csrf-token", &editor.csrf)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        editor.get("/api/v1/admin/me").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn broken_edits_are_refused_and_the_live_version_stays(a: &Admin) {
+    let s = a.login("anna").await;
+    let live = live_of(&s, VIOLAZIONE).await;
+    let long_sms = format!("È {} {{{{number}}}}", "una frase lunga ".repeat(12));
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            edited(&live, |v| {
+                v["text"] = json!("Gentile cittadino,\nla richiesta {{number}")
+            }),
+            "text",
+            "graffe",
+        ),
+        (
+            edited(&live, |v| v["text"] = json!("{{maiuscolo number}}")),
+            "text",
+            "«maiuscolo»",
+        ),
+        (
+            edited(&live, |v| {
+                v["text"] = json!("Gentile {{nome}},\n{{number}}")
+            }),
+            "text",
+            "«nome»",
+        ),
+        (
+            edited(&live, |v| v["text"] = json!("{{> firma_che_non_esiste}}")),
+            "text",
+            "«firma_che_non_esiste»",
+        ),
+        (
+            edited(&live, |v| v["sms"] = json!(long_sms)),
+            "sms",
+            "parti",
+        ),
+        (
+            edited(&live, |v| {
+                v["subject"] = json!("<script>alert(1)</script> {{number}}")
+            }),
+            "subject",
+            "HTML",
+        ),
+    ];
+    for (body, part, needle) in cases {
+        let (status, p) = s
+            .post(&format!("{VIOLAZIONE}/versions"), body.clone())
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+        let err = &p["errors"][0];
+        assert_eq!(err["part"], part, "{p}");
+        assert!(
+            err["message"].as_str().unwrap_or("").contains(needle),
+            "{needle}: {p}"
+        );
+        // Validate says the same without storing anything either.
+        let (status, v) = s.post(&format!("{VIOLAZIONE}/validate"), body).await;
+        assert_eq!(
+            (status, v["ok"].as_bool()),
+            (StatusCode::OK, Some(false)),
+            "{v}"
+        );
+    }
+    // The unbalanced braces are located: line 2.
+    let (_, p) = s
+        .post(
+            &format!("{VIOLAZIONE}/preview"),
+            edited(&live, |v| {
+                v["text"] = json!("Gentile cittadino,\nla richiesta {{number}")
+            }),
+        )
+        .await;
+    assert_eq!(p["errors"][0]["line"], 2, "{p}");
+    assert_eq!(a.count("SELECT COUNT(*) FROM template_versions").await, 0);
+    assert_eq!(live_of(&s, VIOLAZIONE).await, live);
+}
+
+async fn publish_reaches_the_next_message_and_queued_ones_keep_their_words(a: &Admin) {
+    let out = a.dir.join("out");
+    // A message rendered and kept before the edit, that could not go out yet (the folder is
+    // blocked by a file, as a full disk or a down server would).
+    std::fs::write(&out, b"not a folder").expect("block");
+    a.ticket("2026/000001").await;
+    let d = a.dispatcher(&out);
+    a.engine.cycle(a.now()).await.expect("engine");
+    // Breached: five working days later, plus one.
+    let late = ts("2026-03-10T12:00:00+01:00");
+    a.engine.cycle(late).await.expect("engine");
+    let c: messo::http::Clock = Arc::new(move || late);
+    d.drain(&c, 100).await.expect("drain");
+    assert_eq!(
+        a.count("SELECT COUNT(*) FROM outbox WHERE kind = 'violazione' AND recipient = 'citizen' AND rendered IS NOT NULL AND state <> 'delivered'")
+            .await,
+        1,
+        "the breach notice is rendered and waits for a retry"
+    );
+
+    // The admin changes the breach notice's subject and publishes it.
+    let s = a.login("anna").await;
+    let live = live_of(&s, VIOLAZIONE).await;
+    let body = edited(&live, |v| {
+        v["subject"] = json!("Ci scusiamo: la richiesta {{number}} è in ritardo — {{comune}}");
+        v["note"] = json!("oggetto più chiaro");
+    });
+    let (status, preview) = s.post(&format!("{VIOLAZIONE}/preview"), body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert!(
+        preview["subject"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Ci scusiamo: la richiesta 2026/")
+    );
+    assert!(
+        preview["sms"]["parts"].as_u64().is_some_and(|p| p <= 2),
+        "{preview}"
+    );
+    let (status, v) = s.post(&format!("{VIOLAZIONE}/versions"), body).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (status, v) = s
+        .post(&format!("{VIOLAZIONE}/versions/1/publish"), json!({}))
+        .await;
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (StatusCode::OK, Some("live")),
+        "{v}"
+    );
+    assert_eq!(live_of(&s, VIOLAZIONE).await["version"], 1);
+
+    // A second ticket breaches after the publish.
+    a.ticket("2026/000002").await;
+    a.engine.cycle(late).await.expect("engine");
+    std::fs::remove_file(&out).expect("unblock");
+    let later = late.plus(3600);
+    let c: messo::http::Clock = Arc::new(move || later);
+    d.drain(&c, 100).await.expect("drain");
+    let subjects = Admin::subjects(&out, "violazione");
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    let old = subjects
+        .iter()
+        .filter(|s| s.contains("tempi superati"))
+        .count();
+    let new = subjects.iter().filter(|s| s.contains("in ritardo")).count();
+    assert_eq!((old, new), (1, 1), "{subjects:?}");
+    let versions: Vec<String> = sqlx::query(
+        "SELECT rendered FROM outbox WHERE kind = 'violazione' AND recipient = 'citizen' ORDER BY id",
+    )
+    .fetch_all(a.store.pool())
+    .await
+    .expect("rows")
+    .iter()
+    .map(|r| r.get::<String, _>(0))
+    .collect();
+    assert!(
+        versions[0].contains("\"version\":0") && versions[1].contains("\"version\":1"),
+        "{versions:?}"
+    );
+}
+
+async fn four_eyes_rollback_and_history(a: &Admin) {
+    let editor = a.login("elena").await;
+    let anna = a.login("anna").await;
+    let bruno = a.login("bruno").await;
+    let (_, me) = anna.get("/api/v1/admin/me").await;
+    assert_eq!(me["four_eyes"], true);
+    let live = live_of(&anna, VIOLAZIONE).await;
+    let propose = |who: &'static str, subject: &'static str| {
+        let live = live.clone();
+        let s = match who {
+            "elena" => &editor,
+            "anna" => &anna,
+            _ => &bruno,
+        };
+        async move {
+            let (status, v) = s
+                .post(
+                    &format!("{VIOLAZIONE}/versions"),
+                    edited(&live, |v| v["subject"] = json!(subject)),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{v}");
+            v["version"].as_i64().expect("version")
+        }
+    };
+    let v1 = propose("elena", "Versione uno {{number}}").await;
+    // An editor cannot publish under four eyes; nor can an admin publish their own.
+    assert_eq!(
+        editor
+            .post(&format!("{VIOLAZIONE}/versions/{v1}/publish"), json!({}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let v2 = propose("anna", "Versione due {{number}}").await;
+    let (status, p) = anna
+        .post(&format!("{VIOLAZIONE}/versions/{v2}/publish"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{p}");
+    assert!(
+        p["detail"].as_str().unwrap_or("").contains("quattro occhi"),
+        "{p}"
+    );
+    // Another admin publishes each.
+    assert_eq!(
+        bruno
+            .post(&format!("{VIOLAZIONE}/versions/{v1}/publish"), json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        bruno
+            .post(&format!("{VIOLAZIONE}/versions/{v2}/publish"), json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // Publishing twice is not possible: it is no longer a proposal.
+    assert_eq!(
+        bruno
+            .post(&format!("{VIOLAZIONE}/versions/{v2}/publish"), json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let sample = json!({"number": "2026/000777", "subject": "x", "office": "y",
+                        "breached_at": "2026-03-05T10:45:00+01:00", "due_at": null,
+                        "office_phone": "060606", "office_email": "urp@x.it"});
+    let render = || {
+        a.templates
+            .render_message(
+                messo::templates::Audience::Cittadino,
+                "violazione",
+                messo::domain::Lang::It,
+                "email",
+                &sample,
+            )
+            .expect("render")
+    };
+    assert_eq!(
+        (render().subject.as_str(), render().version),
+        ("Versione due 2026/000777", v2)
+    );
+    // Roll back to version 1: a new version with its words, live at once.
+    let (status, v3) = anna
+        .post(&format!("{VIOLAZIONE}/rollback"), json!({"version": v1}))
+        .await;
+    assert_eq!(
+        (status, v3["state"].as_str()),
+        (StatusCode::OK, Some("live")),
+        "{v3}"
+    );
+    assert_eq!(render().subject, "Versione uno 2026/000777");
+    // And to the bundled default (version 0).
+    let (status, v4) = anna
+        .post(&format!("{VIOLAZIONE}/rollback"), json!({"version": 0}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v4}");
+    assert!(
+        render().subject.contains("tempi superati"),
+        "{}",
+        render().subject
+    );
+    // Editors cannot roll back.
+    assert_eq!(
+        editor
+            .post(&format!("{VIOLAZIONE}/rollback"), json!({"version": v1}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // History: newest first, who and when, a diff of what changed.
+    let (status, h) = anna.get(&format!("{VIOLAZIONE}/history")).await;
+    assert_eq!(status, StatusCode::OK);
+    let h = h.as_array().cloned().unwrap_or_default();
+    let states: Vec<(i64, String)> = h
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_i64().unwrap_or(-1),
+                v["state"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (4, "live".to_owned()),
+            (3, "retired".to_owned()),
+            (2, "retired".to_owned()),
+            (1, "retired".to_owned()),
+            (0, "retired".to_owned())
+        ]
+    );
+    let d2 = h[2]["diff"].as_str().unwrap_or("");
+    assert!(
+        d2.contains("-Versione uno {{number}}") && d2.contains("+Versione due {{number}}"),
+        "{d2}"
+    );
+    assert_eq!(h[2]["published_by"], "bruno");
+    assert_eq!(h[1]["author"], "anna");
+}
+
+async fn test_send_preview_with_a_ticket_tokens_and_at_risk(a: &Admin) {
+    a.ticket("2026/000050").await;
+    a.engine
+        .cycle(ts("2026-03-10T12:00:00+01:00"))
+        .await
+        .expect("engine");
+    let s = a.login("elena").await;
+    let live = live_of(&s, VIOLAZIONE).await;
+    // Preview with the real ticket: its own subject and number.
+    let mut body = edited(&live, |_| {});
+    body["ticket"] = json!("2026/000050");
+    let (status, p) = s.post(&format!("{VIOLAZIONE}/preview"), body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    assert!(
+        p["text"].as_str().unwrap_or("").contains("Rimborso TARI"),
+        "{p}"
+    );
+    assert!(
+        p["subject"].as_str().unwrap_or("").contains("2026/000050"),
+        "{p}"
+    );
+    body["ticket"] = json!("2026/999999");
+    assert_eq!(
+        s.post(&format!("{VIOLAZIONE}/preview"), body).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // A test send is queued already rendered and goes out through the dispatcher.
+    let (status, r) = s
+        .post(
+            &format!("{VIOLAZIONE}/test-send"),
+            edited(&live, |v| {
+                v["channel"] = json!("email");
+                v["to"] = json!("prove@comune.example.it");
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{r}");
+    let (status, r2) = s
+        .post(
+            &format!("{VIOLAZIONE}/test-send"),
+            edited(&live, |v| {
+                v["channel"] = json!("sms");
+                v["to"] = json!("347 123 4567");
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{r2}");
+    let (status, bad) = s
+        .post(
+            &format!("{VIOLAZIONE}/test-send"),
+            edited(&live, |v| {
+                v["channel"] = json!("email");
+                v["to"] = json!("non-un-indirizzo");
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    let out = a.dir.join("test-out");
+    let later = ts("2026-03-10T12:00:00+01:00");
+    let c: messo::http::Clock = Arc::new(move || later);
+    a.dispatcher(&out).drain(&c, 100).await.expect("drain");
+    let files: Vec<String> = std::fs::read_dir(&out)
+        .expect("out")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-prova-"))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let eml = files.iter().find(|n| n.ends_with(".eml")).expect("eml");
+    let text = std::fs::read_to_string(out.join(eml)).expect("read");
+    assert!(text.contains("Subject: [PROVA]"), "{text}");
+    let sms = files.iter().find(|n| n.ends_with(".json")).expect("sms");
+    let sms: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(sms)).expect("read")).expect("json");
+    assert_eq!(sms["to"], "+393471234567");
+    assert_eq!(sms["encoding"], "gsm-7");
+
+    // Tickets at risk: the breached one is listed with its deadline.
+    let (status, list) = s.get("/api/v1/admin/tickets/at-risk").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = list
+        .as_array()
+        .and_then(|l| l.iter().find(|t| t["number"] == "2026/000050"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(row["state"], "breached", "{list}");
+    assert!(
+        row["due_at"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("2026-03-09")),
+        "{row}"
+    );
+
+    // A bearer token works without a session or CSRF; a disabled user's token stops.
+    let user = a
+        .store
+        .admin_user("vito")
+        .await
+        .expect("user")
+        .expect("vito");
+    let secret = messo::http::admin::new_token_secret().expect("secret");
+    let id = a
+        .store
+        .add_admin_token(
+            &user,
+            "script",
+            &hash_secret(&secret).expect("hash"),
+            a.now(),
+        )
+        .await
+        .expect("token");
+    let bearer = |token: String| {
+        let base = a.base.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/api/v1/admin/templates"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("get")
+                .status()
+        }
+    };
+    assert_eq!(bearer(format!("messo_{id}_{secret}")).await, StatusCode::OK);
+    assert_eq!(
+        bearer(format!("messo_{id}_{secret}x")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    a.store
+        .disable_admin_user("vito", "test", a.now())
+        .await
+        .expect("disable");
+    assert_eq!(
+        bearer(format!("messo_{id}_{secret}")).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+macro_rules! on_both {
+    ($($name:ident: $extra:expr),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let a = super::start(false, $extra).await;
+                super::$name(&a).await;
+                a.finish().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let a = super::start(true, $extra).await;
+                super::$name(&a).await;
+                a.finish().await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    sessions_csrf_and_roles: "",
+    broken_edits_are_refused_and_the_live_version_stays: "",
+    publish_reaches_the_next_message_and_queued_ones_keep_their_words: "",
+    four_eyes_rollback_and_history: "[admin]\nfour_eyes = true\n",
+    test_send_preview_with_a_ticket_tokens_and_at_risk: "",
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_attempts_are_limited_per_user_and_address() {
+    let a = start(false, "[admin]\nlogin_attempts_per_minute = 3\n").await;
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = client
+            .post(format!("{}/api/v1/admin/login", a.base))
+            .json(&json!({"username": "anna", "password": "indovino-indovino"}))
+            .send()
+            .await
+            .expect("login");
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, vec![401, 401, 401, 429, 429]);
+    // Another user name from the same address is not locked out by them.
+    let r = client
+        .post(format!("{}/api/v1/admin/login", a.base))
+        .json(&json!({"username": "bruno", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::OK);
+    a.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_with_a_strict_policy() {
+    let a = start(false, "").await;
+    let r = reqwest::get(format!("{}/admin", a.base))
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let html = r.text().await.expect("text");
+    assert!(
+        html.contains("/admin/assets/app.js"),
+        "the page loads its script from us"
+    );
+    assert!(!html.contains("<script>"), "no inline script");
+    let js = reqwest::get(format!("{}/admin/assets/app.js", a.base))
+        .await
+        .expect("get");
+    assert_eq!(js.status(), StatusCode::OK);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/javascript")
+    );
+    assert_eq!(
+        reqwest::get(format!("{}/admin/assets/../config", a.base))
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    a.finish().await;
+}
