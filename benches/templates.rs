@@ -11,7 +11,10 @@ use messo::templates::{Audience, Catalog, Key, Live, Settings, Templates};
 
 fn templates() -> (Templates, Catalog) {
     let catalog = Catalog::bundled().expect("bundled templates");
-    (Templates::new(catalog.clone(), Settings::example()), catalog)
+    (
+        Templates::new(catalog.clone(), Settings::example()),
+        catalog,
+    )
 }
 
 fn bench_render(c: &mut Criterion) {
@@ -42,7 +45,9 @@ fn bench_check(c: &mut Criterion) {
     for kind in ["violazione", "ricevuta"] {
         let key = Key::new(Audience::Cittadino, kind, Lang::It);
         let content = catalog.defaults[&key].content.clone();
-        g.bench_function(kind, |b| b.iter(|| t.check(black_box(&key), black_box(&content))));
+        g.bench_function(kind, |b| {
+            b.iter(|| t.check(black_box(&key), black_box(&content)))
+        });
     }
     let key = Key::new(Audience::Cittadino, "violazione", Lang::It);
     let content = catalog.defaults[&key].content.clone();

@@ -55,12 +55,21 @@ struct Admin {
     schema: Option<String>,
 }
 
+/// `extra`: `key = value` lines replacing those of the `[admin]` section of the shipped file.
 async fn start(pg: bool, extra: &str) -> Admin {
     messo::install_crypto();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("admin"));
     std::fs::create_dir_all(&dir).expect("dir");
-    let config =
-        Config::from_toml(&format!("{BUILTIN_TOML}\n{extra}"), "test", Vec::new()).expect("config");
+    let mut text = BUILTIN_TOML.to_owned();
+    for line in extra.lines().filter(|l| l.contains('=')) {
+        let key = line.split('=').next().unwrap_or("").trim();
+        let old = BUILTIN_TOML
+            .lines()
+            .find(|l| l.split('=').next().map(str::trim) == Some(key))
+            .expect("a key of the shipped [admin] section");
+        text = text.replace(old, line);
+    }
+    let config = Config::from_toml(&text, "test", Vec::new()).expect("config");
     let (url, schema) = if pg {
         let schema = unique("messo_adm");
         let admin = Store::connect(&pg_base()).await.expect(
@@ -862,13 +871,13 @@ on_both!(
     sessions_csrf_and_roles: "",
     broken_edits_are_refused_and_the_live_version_stays: "",
     publish_reaches_the_next_message_and_queued_ones_keep_their_words: "",
-    four_eyes_rollback_and_history: "[admin]\nfour_eyes = true\n",
+    four_eyes_rollback_and_history: "four_eyes = true",
     test_send_preview_with_a_ticket_tokens_and_at_risk: "",
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_attempts_are_limited_per_user_and_address() {
-    let a = start(false, "[admin]\nlogin_attempts_per_minute = 3\n").await;
+    let a = start(false, "login_attempts_per_minute = 3").await;
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();
     for _ in 0..5 {

@@ -212,6 +212,23 @@ async fn a_tickets_life_owes_exactly_these_notices(store: Store) {
     .await
     .expect("dispatch");
     assert_eq!(again.delivered, 0, "nothing is sent twice");
+    // Every real payload the engine wrote fits its default template: none needed the emergency
+    // wording, and each row keeps the words and the version it went out with.
+    let rendered: Vec<String> =
+        sqlx::query("SELECT rendered FROM outbox WHERE ticket_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(store.pool())
+            .await
+            .expect("rendered")
+            .iter()
+            .map(|r| sqlx::Row::get::<Option<String>, _>(r, 0).unwrap_or_default())
+            .collect();
+    assert_eq!(rendered.len(), 9);
+    for r in &rendered {
+        let v: serde_json::Value = serde_json::from_str(r).expect("rendered JSON");
+        assert_eq!(v["version"], 0, "{r}");
+        assert!(!r.contains("{{"), "{r}");
+    }
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .expect("dir")
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -544,5 +561,31 @@ async fn an_expired_suspension_is_reported_or_closes_the_ticket(store: Store) {
             assert_eq!(t.sla.state, "paused");
         }
         assert_eq!(kinds, expected, "{number}");
+        // Each of these real payloads renders with its default template, in both channels the
+        // citizen has (no emergency wording).
+        let dir = std::env::temp_dir().join(unique("messo-cap"));
+        messo::notify::dispatch_files(
+            &store,
+            &dir,
+            "urp@comune.roma.it",
+            "Roma Capitale",
+            ts("2026-04-30T00:00:00+02:00"),
+        )
+        .await
+        .expect("dispatch");
+        let versions: Vec<String> =
+            sqlx::query("SELECT rendered FROM outbox WHERE ticket_id = $1 ORDER BY id")
+                .bind(t.id)
+                .fetch_all(store.pool())
+                .await
+                .expect("rendered")
+                .iter()
+                .map(|r| sqlx::Row::get::<Option<String>, _>(r, 0).unwrap_or_default())
+                .collect();
+        assert_eq!(versions.len(), expected.len());
+        for r in &versions {
+            assert!(r.contains("\"version\":0"), "{number}: {r}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -855,6 +855,17 @@ async fn stop_turns_sms_off_once_and_the_ticket_goes_on_by_email() {
             .any(|(k, _, ch, st)| k == "revoca_sms" && ch == "sms" && st == "delivered"),
         "the confirmation itself goes: {rows:?}"
     );
+    // The confirmation's real payload fits its template (no emergency wording).
+    let confirmation: String = sqlx::query_scalar(
+        "SELECT rendered FROM outbox WHERE kind = 'revoca_sms' AND rendered IS NOT NULL",
+    )
+    .fetch_one(h.store.pool())
+    .await
+    .expect("rendered");
+    assert!(
+        confirmation.contains("\"version\":0") && confirmation.contains("ATTIVA"),
+        "{confirmation}"
+    );
     // START turns SMS back on.
     let r = h
         .client

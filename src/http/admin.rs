@@ -132,6 +132,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/admin/audit", get(audit))
         .route("/api/v1/admin/users", get(users).post(add_user))
         .layer(axum::middleware::from_fn(no_store))
+        // Four parts of at most 64 KiB each, and a little JSON around them.
+        .layer(axum::extract::DefaultBodyLimit::max(320 * 1024))
         .route("/admin", get(console_page))
         .route("/admin/", get(console_page))
         .route("/admin/assets/{file}", get(console_asset))
@@ -369,7 +371,8 @@ impl AdminState {
             "sms": v.content.sms,
             "note": v.note,
             "author": v.author,
-            "created_at": self.rfc(v.created_at),
+            // The bundled default (version 0) was never created by anyone.
+            "created_at": (v.version != 0).then(|| self.rfc(v.created_at)),
             "published_by": v.published_by,
             "published_at": v.published_at.map(|t| self.rfc(t)),
         })
@@ -981,7 +984,6 @@ async fn history(
         } else {
             "live"
         });
-        d0["created_at"] = Value::Null;
         d0["diff"] = json!("");
         out.push(d0);
         for v in &versions {
