@@ -657,18 +657,56 @@ impl Store {
             .collect()
     }
 
-    /// Keeps the words each leased message goes out with, unless it already has them.
+    /// Keeps the words each leased message goes out with, unless it already has them: one
+    /// `UPDATE … CASE id …` per chunk, in one transaction (a statement per row would cost a
+    /// round trip each; PostgreSQL chunks stay near 12 KB, which its sockets send at once).
     pub async fn save_rendered(&self, rows: &[(i64, RenderedMessage)]) -> Result<(), StoreError> {
-        // Small statements (PostgreSQL over TCP stalls on large ones), all in one transaction.
+        let texts = rows
+            .iter()
+            .map(|(id, r)| {
+                serde_json::to_string(r)
+                    .map(|t| (*id, t))
+                    .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let budget = match self.backend {
+            super::Backend::Postgres => 12 * 1024,
+            super::Backend::Sqlite => 4 * 1024 * 1024,
+        };
+        let mut chunks: Vec<&[(i64, String)]> = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, (_, t)) in texts.iter().enumerate() {
+            if i > start && (bytes + t.len() > budget || i - start >= 250) {
+                chunks.push(&texts[start..i]);
+                (start, bytes) = (i, 0);
+            }
+            bytes += t.len();
+        }
+        if start < texts.len() {
+            chunks.push(&texts[start..]);
+        }
         let mut tx = self.pool.begin().await?;
-        for (id, r) in rows {
-            let text = serde_json::to_string(r)
-                .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?;
-            sqlx::query("UPDATE outbox SET rendered = $1 WHERE id = $2 AND rendered IS NULL")
-                .bind(text)
-                .bind(*id)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in chunks {
+            // Parameters in the order they appear (SQLite binds `?` by position): the pairs of
+            // the CASE, then the ids again for the IN list.
+            let n = chunk.len();
+            let ph = self.placeholders(1, n * 3);
+            let cases: String = (0..n)
+                .map(|i| format!(" WHEN {} THEN {}", ph[2 * i], ph[2 * i + 1]))
+                .collect();
+            let sql = format!(
+                "UPDATE outbox SET rendered = CASE id{cases} END \
+                 WHERE id IN ({}) AND rendered IS NULL",
+                ph[2 * n..].join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, t) in chunk {
+                q = q.bind(*id).bind(t.as_str());
+            }
+            for (id, _) in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
