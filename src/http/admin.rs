@@ -684,12 +684,11 @@ struct EditBody {
 
 impl EditBody {
     fn content(&self) -> Content {
-        let nonempty = |s: &Option<String>| s.clone();
         Content {
             subject: self.subject.clone(),
             text: self.text.clone(),
-            html: nonempty(&self.html),
-            sms: nonempty(&self.sms),
+            html: self.html.clone(),
+            sms: self.sms.clone(),
         }
     }
 }

@@ -933,6 +933,15 @@ impl Templates {
                 message: "il testo risulta vuoto".to_owned(),
             });
         }
+        if out.get(&Part::Html).is_some_and(|h| h.trim().is_empty()) {
+            problems.push(Problem {
+                part: Part::Html,
+                line: None,
+                column: None,
+                sample,
+                message: "il corpo HTML risulta vuoto".to_owned(),
+            });
+        }
         let sms = out.remove(&Part::Sms).map(|raw| {
             let text = self.sms_text(&raw);
             let budget = sms::budget(&text);

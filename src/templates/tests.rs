@@ -189,6 +189,11 @@ fn broken_edits_are_refused_with_line_and_column() {
 
     let p = with(&|c| c.sms = None);
     assert_eq!(p[0].part, Part::Sms);
+    let p = with(&|c| c.html = Some("{{#if due_at}}<p>x</p>{{/if}}".to_owned()));
+    assert!(
+        p[0].part == Part::Html && p[0].message.contains("vuoto"),
+        "{p:?}"
+    );
     let p = with(&|c| c.sms = Some("   ".to_owned()));
     assert!(p[0].message.contains("vuoto"), "{}", p[0].message);
 }
