@@ -14,9 +14,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
@@ -33,6 +30,7 @@ use sha2::{Digest, Sha256};
 use super::{Clock, Problem};
 use crate::config::Admin;
 use crate::domain::Lang;
+use crate::inbound::verify;
 use crate::store::{AdminUser, Role, Store, StoreError, TemplateVersion};
 use crate::templates::{self, Audience, Content, Key, Live, Templates};
 use crate::time::Timestamp;
@@ -226,10 +224,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 }
 
 fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    verify::hex(&Sha256::digest(s.as_bytes()))
 }
 
 fn random_token() -> Result<String, Problem> {
@@ -246,27 +241,11 @@ fn random_token() -> Result<String, Problem> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn verify_argon2(secret: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(secret.as_bytes(), &h)
-            .is_ok()
-    })
-}
-
-/// An argon2id hash of `secret` (passwords and token secrets).
-pub fn hash_secret(secret: &str) -> Result<String, String> {
-    Argon2::default()
-        .hash_password(secret.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| format!("argon2: {e}"))
-}
+pub use super::auth::hash_secret;
 
 /// A new bearer token's secret part (the whole token is `messo_<id>_<secret>`).
 pub fn new_token_secret() -> Result<String, String> {
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    super::auth::random_hex(24)
 }
 
 impl AdminState {
@@ -307,7 +286,7 @@ impl AdminState {
                 .get(&digest)
                 .is_some_and(|h| *h == hash);
             if !cached {
-                if !verify_argon2(secret, &hash) {
+                if !super::auth::verify_secret(secret, &hash) {
                     return Err(unauthorized("unknown or revoked token"));
                 }
                 s.verified
@@ -327,13 +306,7 @@ impl AdminState {
                     .get("x-csrf-token")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                let ok: bool = sent.len() == csrf.len()
-                    && sent
-                        .bytes()
-                        .zip(csrf.bytes())
-                        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                        == 0;
-                if !ok {
+                if !verify::ct_eq(sent.as_bytes(), csrf.as_bytes()) {
                     return Err(forbidden("missing or wrong X-CSRF-Token header"));
                 }
             }
@@ -451,14 +424,7 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_secret("messo-no-such-user").unwrap_or_default())
 }
 
-async fn login(State(st): State<AdminState>, req: Request) -> Response {
-    match login_inner(&st, req).await {
-        Ok(r) => r,
-        Err(p) => p.into_response(),
-    }
-}
-
-async fn login_inner(st: &AdminState, req: Request) -> Result<Response, Problem> {
+async fn login(State(st): State<AdminState>, req: Request) -> Result<Response, Problem> {
     let s = &st.inner;
     let peer = req
         .extensions()
@@ -488,7 +454,7 @@ async fn login_inner(st: &AdminState, req: Request) -> Result<Response, Problem>
         .and_then(|u| u.password_hash.clone())
         .unwrap_or_else(|| dummy_hash().to_owned());
     let password = body.password;
-    let ok = tokio::task::spawn_blocking(move || verify_argon2(&password, &hash))
+    let ok = tokio::task::spawn_blocking(move || super::auth::verify_secret(&password, &hash))
         .await
         .unwrap_or(false);
     let user = match user {
@@ -523,20 +489,21 @@ async fn login_inner(st: &AdminState, req: Request) -> Result<Response, Problem>
     Ok(res)
 }
 
-async fn logout(State(st): State<AdminState>, method: Method, headers: HeaderMap) -> Response {
-    let r = async {
-        st.actor(&headers, &method, Role::Viewer).await?;
-        if let Some(c) = cookie_value(&headers) {
-            st.inner.store.end_admin_session(&sha256_hex(&c)).await?;
-        }
-        let mut res = StatusCode::NO_CONTENT.into_response();
-        res.headers_mut().insert(
-            header::SET_COOKIE,
-            HeaderValue::from_static("messo_admin=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-        );
-        Ok::<_, Problem>(res)
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+async fn logout(
+    State(st): State<AdminState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    st.actor(&headers, &method, Role::Viewer).await?;
+    if let Some(c) = cookie_value(&headers) {
+        st.inner.store.end_admin_session(&sha256_hex(&c)).await?;
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("messo_admin=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    Ok(res)
 }
 
 async fn me(State(st): State<AdminState>, method: Method, headers: HeaderMap) -> Response {
@@ -557,33 +524,30 @@ async fn list_templates(
     State(st): State<AdminState>,
     method: Method,
     headers: HeaderMap,
-) -> Response {
-    let r = async {
-        st.actor(&headers, &method, Role::Viewer).await?;
-        let t = &st.inner.templates;
-        let mut out = Vec::new();
-        for (key, d) in &t.catalog().defaults {
-            let versions = st.inner.store.template_versions(key).await?;
-            let live = versions.iter().find(|v| v.state == "live");
-            let mut channels = vec!["email"];
-            if d.content.sms.is_some() {
-                channels.push("sms");
-            }
-            out.push(json!({
-                "audience": key.audience,
-                "kind": key.kind,
-                "lang": key.lang_str(),
-                "description": d.description,
-                "live_version": live.map_or(0, |v| v.version),
-                "live_since": live.and_then(|v| v.published_at).map(|t| st.rfc(t)),
-                "live_by": live.and_then(|v| v.published_by.clone()),
-                "proposed": versions.iter().filter(|v| v.state == "proposed").count(),
-                "channels": channels,
-            }));
+) -> Result<Response, Problem> {
+    st.actor(&headers, &method, Role::Viewer).await?;
+    let t = &st.inner.templates;
+    let mut out = Vec::new();
+    for (key, d) in &t.catalog().defaults {
+        let versions = st.inner.store.template_versions(key).await?;
+        let live = versions.iter().find(|v| v.state == "live");
+        let mut channels = vec!["email"];
+        if d.content.sms.is_some() {
+            channels.push("sms");
         }
-        Ok::<_, Problem>(json_response(StatusCode::OK, Value::Array(out)))
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+        out.push(json!({
+            "audience": key.audience,
+            "kind": key.kind,
+            "lang": key.lang_str(),
+            "description": d.description,
+            "live_version": live.map_or(0, |v| v.version),
+            "live_since": live.and_then(|v| v.published_at).map(|t| st.rfc(t)),
+            "live_by": live.and_then(|v| v.published_by.clone()),
+            "proposed": versions.iter().filter(|v| v.state == "proposed").count(),
+            "channels": channels,
+        }));
+    }
+    Ok(json_response(StatusCode::OK, Value::Array(out)))
 }
 
 type KeyPath = Path<(String, String, String)>;
@@ -607,59 +571,56 @@ async fn get_template(
     Path((a, k, l)): KeyPath,
     method: Method,
     headers: HeaderMap,
-) -> Response {
-    let r = async {
-        st.actor(&headers, &method, Role::Viewer).await?;
-        let t = &st.inner.templates;
-        let key = key_of(&a, &k, &l, t)?;
-        let d = &t.catalog().defaults[&key];
-        let versions = st.inner.store.template_versions(&key).await?;
-        let live = versions
-            .iter()
-            .find(|v| v.state == "live")
-            .cloned()
-            .unwrap_or_else(|| default_version(&d.content));
-        let proposed: Vec<Value> = versions
-            .iter()
-            .filter(|v| v.state == "proposed")
-            .map(|v| st.version_json(v))
-            .collect();
-        let mut variables: Vec<String> = d
-            .samples
-            .iter()
-            .flat_map(|s| s.as_object().into_iter().flat_map(|m| m.keys().cloned()))
-            .chain(
-                [
-                    "comune",
-                    "lang",
-                    "channel",
-                    "urp.phone",
-                    "urp.email",
-                    "urp.hours",
-                ]
-                .map(String::from),
-            )
-            .collect();
-        variables.sort();
-        variables.dedup();
-        Ok::<_, Problem>(json_response(
-            StatusCode::OK,
-            json!({
-                "audience": key.audience,
-                "kind": key.kind,
-                "lang": key.lang_str(),
-                "description": d.description,
-                "live": st.version_json(&live),
-                "proposed": proposed,
-                "variables": variables,
-                "helpers": templates::helpers::NAMES,
-                "samples": d.samples,
-                "sms_max_parts": t.settings().max_parts(&key.kind),
-                "four_eyes": st.inner.config.four_eyes,
-            }),
-        ))
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, Problem> {
+    st.actor(&headers, &method, Role::Viewer).await?;
+    let t = &st.inner.templates;
+    let key = key_of(&a, &k, &l, t)?;
+    let d = &t.catalog().defaults[&key];
+    let versions = st.inner.store.template_versions(&key).await?;
+    let live = versions
+        .iter()
+        .find(|v| v.state == "live")
+        .cloned()
+        .unwrap_or_else(|| default_version(&d.content));
+    let proposed: Vec<Value> = versions
+        .iter()
+        .filter(|v| v.state == "proposed")
+        .map(|v| st.version_json(v))
+        .collect();
+    let mut variables: Vec<String> = d
+        .samples
+        .iter()
+        .flat_map(|s| s.as_object().into_iter().flat_map(|m| m.keys().cloned()))
+        .chain(
+            [
+                "comune",
+                "lang",
+                "channel",
+                "urp.phone",
+                "urp.email",
+                "urp.hours",
+            ]
+            .map(String::from),
+        )
+        .collect();
+    variables.sort();
+    variables.dedup();
+    Ok(json_response(
+        StatusCode::OK,
+        json!({
+            "audience": key.audience,
+            "kind": key.kind,
+            "lang": key.lang_str(),
+            "description": d.description,
+            "live": st.version_json(&live),
+            "proposed": proposed,
+            "variables": variables,
+            "helpers": templates::helpers::NAMES,
+            "samples": d.samples,
+            "sms_max_parts": t.settings().max_parts(&key.kind),
+            "four_eyes": st.inner.config.four_eyes,
+        }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -719,20 +680,17 @@ async fn preview(
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
-) -> Response {
-    let r = async {
-        st.actor(&headers, &method, Role::Editor).await?;
-        let key = key_of(&a, &k, &l, &st.inner.templates)?;
-        let body: EditBody = parse_body(&bytes)?;
-        let payload = preview_payload(&st, &key, &body).await?;
-        Ok::<_, Problem>(
-            match st.inner.templates.preview(&key, &body.content(), &payload) {
-                Ok(p) => json_response(StatusCode::OK, json!(p)),
-                Err(problems) => refused(&problems),
-            },
-        )
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, Problem> {
+    st.actor(&headers, &method, Role::Editor).await?;
+    let key = key_of(&a, &k, &l, &st.inner.templates)?;
+    let body: EditBody = parse_body(&bytes)?;
+    let payload = preview_payload(&st, &key, &body).await?;
+    Ok(
+        match st.inner.templates.preview(&key, &body.content(), &payload) {
+            Ok(p) => json_response(StatusCode::OK, json!(p)),
+            Err(problems) => refused(&problems),
+        },
+    )
 }
 
 async fn validate(
@@ -741,23 +699,20 @@ async fn validate(
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
-) -> Response {
-    let r = async {
-        st.actor(&headers, &method, Role::Editor).await?;
-        let key = key_of(&a, &k, &l, &st.inner.templates)?;
-        let body: EditBody = parse_body(&bytes)?;
-        Ok::<_, Problem>(match st.inner.templates.check(&key, &body.content()) {
-            Ok(previews) => json_response(
-                StatusCode::OK,
-                json!({"ok": true, "errors": [], "previews": previews}),
-            ),
-            Err(problems) => json_response(
-                StatusCode::OK,
-                json!({"ok": false, "errors": problems, "previews": []}),
-            ),
-        })
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, Problem> {
+    st.actor(&headers, &method, Role::Editor).await?;
+    let key = key_of(&a, &k, &l, &st.inner.templates)?;
+    let body: EditBody = parse_body(&bytes)?;
+    Ok(match st.inner.templates.check(&key, &body.content()) {
+        Ok(previews) => json_response(
+            StatusCode::OK,
+            json!({"ok": true, "errors": [], "previews": previews}),
+        ),
+        Err(problems) => json_response(
+            StatusCode::OK,
+            json!({"ok": false, "errors": problems, "previews": []}),
+        ),
+    })
 }
 
 fn note_of(body: &EditBody) -> Result<String, Problem> {
@@ -774,33 +729,30 @@ async fn save(
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
-) -> Response {
-    let r = async {
-        let actor = st.actor(&headers, &method, Role::Editor).await?;
-        let key = key_of(&a, &k, &l, &st.inner.templates)?;
-        let body: EditBody = parse_body(&bytes)?;
-        let content = body.content();
-        if let Err(problems) = st.inner.templates.check(&key, &content) {
-            return Ok(refused(&problems));
-        }
-        let note = note_of(&body)?;
-        let v = st
-            .inner
-            .store
-            .add_template_version(
-                &key,
-                &content,
-                &note,
-                &actor.user.username,
-                "proposed",
-                (st.inner.clock)(),
-                &json!({"note": note}),
-            )
-            .await?;
-        tracing::info!(template = %key, version = v.version, "template version proposed");
-        Ok::<_, Problem>(json_response(StatusCode::CREATED, st.version_json(&v)))
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, Problem> {
+    let actor = st.actor(&headers, &method, Role::Editor).await?;
+    let key = key_of(&a, &k, &l, &st.inner.templates)?;
+    let body: EditBody = parse_body(&bytes)?;
+    let content = body.content();
+    if let Err(problems) = st.inner.templates.check(&key, &content) {
+        return Ok(refused(&problems));
+    }
+    let note = note_of(&body)?;
+    let v = st
+        .inner
+        .store
+        .add_template_version(
+            &key,
+            &content,
+            &note,
+            &actor.user.username,
+            "proposed",
+            (st.inner.clock)(),
+            &json!({"note": note}),
+        )
+        .await?;
+    tracing::info!(template = %key, version = v.version, "template version proposed");
+    Ok(json_response(StatusCode::CREATED, st.version_json(&v)))
 }
 
 /// Whether `actor` may make a version written by `author` live.
@@ -827,37 +779,30 @@ async fn publish(
     Path((a, k, l, version)): Path<(String, String, String, i64)>,
     method: Method,
     headers: HeaderMap,
-) -> Response {
-    let r = async {
-        let actor = st.actor(&headers, &method, Role::Editor).await?;
-        let t = &st.inner.templates;
-        let key = key_of(&a, &k, &l, t)?;
-        let v = st
-            .inner
-            .store
-            .template_version(&key, version)
-            .await?
-            .filter(|v| v.state == "proposed")
-            .ok_or_else(|| {
-                Problem::not_found(format!("{key} has no proposed version {version}"))
-            })?;
-        may_publish(st.inner.config.four_eyes, &actor.user, &v.author).map_err(forbidden)?;
-        // Checked again: the samples or the budget may have changed since it was proposed.
-        if let Err(problems) = t.check(&key, &v.content) {
-            return Ok(refused(&problems));
-        }
-        let v = st
-            .inner
-            .store
-            .publish_template_version(&key, version, &actor.user.username, (st.inner.clock)())
-            .await?
-            .ok_or_else(|| {
-                Problem::not_found(format!("{key} has no proposed version {version}"))
-            })?;
-        install(&st, &key, &v);
-        Ok::<_, Problem>(json_response(StatusCode::OK, st.version_json(&v)))
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, Problem> {
+    let actor = st.actor(&headers, &method, Role::Editor).await?;
+    let t = &st.inner.templates;
+    let key = key_of(&a, &k, &l, t)?;
+    let v = st
+        .inner
+        .store
+        .template_version(&key, version)
+        .await?
+        .filter(|v| v.state == "proposed")
+        .ok_or_else(|| Problem::not_found(format!("{key} has no proposed version {version}")))?;
+    may_publish(st.inner.config.four_eyes, &actor.user, &v.author).map_err(forbidden)?;
+    // Checked again: the samples or the budget may have changed since it was proposed.
+    if let Err(problems) = t.check(&key, &v.content) {
+        return Ok(refused(&problems));
+    }
+    let v = st
+        .inner
+        .store
+        .publish_template_version(&key, version, &actor.user.username, (st.inner.clock)())
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("{key} has no proposed version {version}")))?;
+    install(&st, &key, &v);
+    Ok(json_response(StatusCode::OK, st.version_json(&v)))
 }
 
 fn install(st: &AdminState, key: &Key, v: &TemplateVersion) {
@@ -887,48 +832,43 @@ async fn rollback(
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
-) -> Response {
-    let r = async {
-        let actor = st.actor(&headers, &method, Role::Admin).await?;
-        let t = &st.inner.templates;
-        let key = key_of(&a, &k, &l, t)?;
-        let body: RollbackBody = parse_body(&bytes)?;
-        let content = if body.version == 0 {
-            t.catalog().defaults[&key].content.clone()
-        } else {
-            st.inner
-                .store
-                .template_version(&key, body.version)
-                .await?
-                .ok_or_else(|| {
-                    Problem::not_found(format!("{key} has no version {}", body.version))
-                })?
-                .content
-        };
-        if let Err(problems) = t.check(&key, &content) {
-            return Ok(refused(&problems));
-        }
-        let note = body
-            .note
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| format!("ripristino della versione {}", body.version));
-        let v = st
-            .inner
+) -> Result<Response, Problem> {
+    let actor = st.actor(&headers, &method, Role::Admin).await?;
+    let t = &st.inner.templates;
+    let key = key_of(&a, &k, &l, t)?;
+    let body: RollbackBody = parse_body(&bytes)?;
+    let content = if body.version == 0 {
+        t.catalog().defaults[&key].content.clone()
+    } else {
+        st.inner
             .store
-            .add_template_version(
-                &key,
-                &content,
-                &note,
-                &actor.user.username,
-                "live",
-                (st.inner.clock)(),
-                &json!({"rollback_to": body.version}),
-            )
-            .await?;
-        install(&st, &key, &v);
-        Ok::<_, Problem>(json_response(StatusCode::OK, st.version_json(&v)))
+            .template_version(&key, body.version)
+            .await?
+            .ok_or_else(|| Problem::not_found(format!("{key} has no version {}", body.version)))?
+            .content
     };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+    if let Err(problems) = t.check(&key, &content) {
+        return Ok(refused(&problems));
+    }
+    let note = body
+        .note
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("ripristino della versione {}", body.version));
+    let v = st
+        .inner
+        .store
+        .add_template_version(
+            &key,
+            &content,
+            &note,
+            &actor.user.username,
+            "live",
+            (st.inner.clock)(),
+            &json!({"rollback_to": body.version}),
+        )
+        .await?;
+    install(&st, &key, &v);
+    Ok(json_response(StatusCode::OK, st.version_json(&v)))
 }
 
 /// A unified diff of two versions, part by part.
@@ -967,34 +907,31 @@ async fn history(
     Path((a, k, l)): KeyPath,
     method: Method,
     headers: HeaderMap,
-) -> Response {
-    let r = async {
-        st.actor(&headers, &method, Role::Viewer).await?;
-        let t = &st.inner.templates;
-        let key = key_of(&a, &k, &l, t)?;
-        let mut versions = st.inner.store.template_versions(&key).await?;
-        versions.reverse();
-        let default = default_version(&t.catalog().defaults[&key].content);
-        let mut out = Vec::with_capacity(versions.len() + 1);
-        let mut prev = default.content.clone();
-        let mut d0 = st.version_json(&default);
-        d0["state"] = json!(if versions.iter().any(|v| v.state == "live") {
-            "retired"
-        } else {
-            "live"
-        });
-        d0["diff"] = json!("");
-        out.push(d0);
-        for v in &versions {
-            let mut j = st.version_json(v);
-            j["diff"] = json!(diff(&prev, &v.content));
-            prev = v.content.clone();
-            out.push(j);
-        }
-        out.reverse();
-        Ok::<_, Problem>(json_response(StatusCode::OK, Value::Array(out)))
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, Problem> {
+    st.actor(&headers, &method, Role::Viewer).await?;
+    let t = &st.inner.templates;
+    let key = key_of(&a, &k, &l, t)?;
+    let mut versions = st.inner.store.template_versions(&key).await?;
+    versions.reverse();
+    let default = default_version(&t.catalog().defaults[&key].content);
+    let mut out = Vec::with_capacity(versions.len() + 1);
+    let mut prev = default.content.clone();
+    let mut d0 = st.version_json(&default);
+    d0["state"] = json!(if versions.iter().any(|v| v.state == "live") {
+        "retired"
+    } else {
+        "live"
+    });
+    d0["diff"] = json!("");
+    out.push(d0);
+    for v in &versions {
+        let mut j = st.version_json(v);
+        j["diff"] = json!(diff(&prev, &v.content));
+        prev = v.content.clone();
+        out.push(j);
+    }
+    out.reverse();
+    Ok(json_response(StatusCode::OK, Value::Array(out)))
 }
 
 async fn test_send(
@@ -1003,91 +940,89 @@ async fn test_send(
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
-) -> Response {
-    let r = async {
-        let actor = st.actor(&headers, &method, Role::Editor).await?;
-        let t = &st.inner.templates;
-        let key = key_of(&a, &k, &l, t)?;
-        let body: EditBody = parse_body(&bytes)?;
-        let channel = body.channel.clone().unwrap_or_else(|| "email".to_owned());
-        let to = body.to.clone().unwrap_or_default();
-        let to = to.trim();
-        let address = match channel.as_str() {
-            "email" if crate::ticket::valid_email(to) => to.to_owned(),
-            "email" => return Err(bad_request("to: not an e-mail address")),
-            "sms" => crate::delivery::sms::normalize_number(to, false)
-                .map_err(|_| bad_request("to: not a phone number"))?,
-            other => {
-                return Err(bad_request(format!(
-                    "channel: {other:?} is not email or sms"
-                )));
-            }
-        };
-        if channel == "sms" && key.audience == Audience::Ufficio {
-            return Err(bad_request("channel: office alerts have no SMS"));
+) -> Result<Response, Problem> {
+    let actor = st.actor(&headers, &method, Role::Editor).await?;
+    let t = &st.inner.templates;
+    let key = key_of(&a, &k, &l, t)?;
+    let body: EditBody = parse_body(&bytes)?;
+    let channel = body.channel.clone().unwrap_or_else(|| "email".to_owned());
+    let to = body.to.clone().unwrap_or_default();
+    let to = to.trim();
+    let address = match channel.as_str() {
+        "email" if crate::ticket::valid_email(to) => to.to_owned(),
+        "email" => return Err(bad_request("to: not an e-mail address")),
+        "sms" => crate::delivery::sms::normalize_number(to, false)
+            .map_err(|_| bad_request("to: not a phone number"))?,
+        other => {
+            return Err(bad_request(format!(
+                "channel: {other:?} is not email or sms"
+            )));
         }
-        let payload = preview_payload(&st, &key, &body).await?;
-        let p = match t.preview(&key, &body.content(), &payload) {
-            Ok(p) => p,
-            Err(problems) => return Ok(refused(&problems)),
-        };
-        let rendered = templates::RenderedMessage {
-            subject: format!("[PROVA] {}", p.subject),
-            text: if channel == "sms" {
-                p.sms.map(|s| s.text).unwrap_or_default()
-            } else {
-                p.text
-            },
-            html: if channel == "sms" { None } else { p.html },
-            template: key.to_string(),
-            version: -1,
-        };
-        let id = st
-            .inner
-            .store
-            .queue_test_message(
-                &channel,
-                &address,
-                &rendered,
-                &actor.user.username,
-                (st.inner.clock)(),
-            )
-            .await?;
-        st.inner.wake.notify_one();
-        Ok::<_, Problem>(json_response(
-            StatusCode::ACCEPTED,
-            json!({"outbox_id": id}),
-        ))
     };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+    if channel == "sms" && key.audience == Audience::Ufficio {
+        return Err(bad_request("channel: office alerts have no SMS"));
+    }
+    let payload = preview_payload(&st, &key, &body).await?;
+    let p = match t.preview(&key, &body.content(), &payload) {
+        Ok(p) => p,
+        Err(problems) => return Ok(refused(&problems)),
+    };
+    let rendered = templates::RenderedMessage {
+        subject: format!("[PROVA] {}", p.subject),
+        text: if channel == "sms" {
+            p.sms.map(|s| s.text).unwrap_or_default()
+        } else {
+            p.text
+        },
+        html: if channel == "sms" { None } else { p.html },
+        template: key.to_string(),
+        version: -1,
+    };
+    let id = st
+        .inner
+        .store
+        .queue_test_message(
+            &channel,
+            &address,
+            &rendered,
+            &actor.user.username,
+            (st.inner.clock)(),
+        )
+        .await?;
+    st.inner.wake.notify_one();
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        json!({"outbox_id": id}),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Tickets at risk, audit, users.
 
-async fn at_risk(State(st): State<AdminState>, method: Method, headers: HeaderMap) -> Response {
-    let r = async {
-        st.actor(&headers, &method, Role::Viewer).await?;
-        let now = (st.inner.clock)();
-        let rows = st.inner.store.tickets_at_risk(500).await?;
-        let out: Vec<Value> = rows
-            .iter()
-            .map(|t| {
-                json!({
-                    "number": t.number,
-                    "subject": t.subject,
-                    "office": t.office,
-                    "priority": t.priority,
-                    "state": t.state,
-                    "due_at": t.due_at.map(|d| st.rfc(d)),
-                    "remaining_s": t.due_at.filter(|_| t.state != "paused").map(|d| d.0 - now.0),
-                    "paused_since": t.paused_since.map(|d| st.rfc(d)),
-                })
+async fn at_risk(
+    State(st): State<AdminState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    st.actor(&headers, &method, Role::Viewer).await?;
+    let now = (st.inner.clock)();
+    let rows = st.inner.store.tickets_at_risk(500).await?;
+    let out: Vec<Value> = rows
+        .iter()
+        .map(|t| {
+            json!({
+                "number": t.number,
+                "subject": t.subject,
+                "office": t.office,
+                "priority": t.priority,
+                "state": t.state,
+                "due_at": t.due_at.map(|d| st.rfc(d)),
+                "remaining_s": t.due_at.filter(|_| t.state != "paused").map(|d| d.0 - now.0),
+                "paused_since": t.paused_since.map(|d| st.rfc(d)),
             })
-            .collect();
-        Ok::<_, Problem>(json_response(StatusCode::OK, Value::Array(out)))
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, Value::Array(out)))
 }
 
 #[derive(Deserialize)]
@@ -1100,43 +1035,41 @@ async fn audit(
     method: Method,
     headers: HeaderMap,
     Query(q): Query<AuditQuery>,
-) -> Response {
-    let r = async {
-        st.actor(&headers, &method, Role::Admin).await?;
-        let rows = st
-            .inner
-            .store
-            .audit_log(q.limit.unwrap_or(100).clamp(1, 1000))
-            .await?;
-        let out: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                json!({"at": st.rfc(r.at), "actor": r.actor, "action": r.action,
-                            "object": r.object, "detail": r.detail})
-            })
-            .collect();
-        Ok::<_, Problem>(json_response(StatusCode::OK, Value::Array(out)))
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, Problem> {
+    st.actor(&headers, &method, Role::Admin).await?;
+    let rows = st
+        .inner
+        .store
+        .audit_log(q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    let out: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({"at": st.rfc(r.at), "actor": r.actor, "action": r.action,
+                        "object": r.object, "detail": r.detail})
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, Value::Array(out)))
 }
 
-async fn users(State(st): State<AdminState>, method: Method, headers: HeaderMap) -> Response {
-    let r = async {
-        st.actor(&headers, &method, Role::Admin).await?;
-        let out: Vec<Value> = st
-            .inner
-            .store
-            .admin_users()
-            .await?
-            .iter()
-            .map(|u| {
-                json!({"username": u.username, "role": u.role, "disabled": u.disabled,
-                            "created_at": st.rfc(u.created_at)})
-            })
-            .collect();
-        Ok::<_, Problem>(json_response(StatusCode::OK, Value::Array(out)))
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+async fn users(
+    State(st): State<AdminState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    st.actor(&headers, &method, Role::Admin).await?;
+    let out: Vec<Value> = st
+        .inner
+        .store
+        .admin_users()
+        .await?
+        .iter()
+        .map(|u| {
+            json!({"username": u.username, "role": u.role, "disabled": u.disabled,
+                        "created_at": st.rfc(u.created_at)})
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, Value::Array(out)))
 }
 
 #[derive(Deserialize)]
@@ -1160,40 +1093,37 @@ async fn add_user(
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
-) -> Response {
-    let r = async {
-        let actor = st.actor(&headers, &method, Role::Admin).await?;
-        let body: UserBody = parse_body(&bytes)?;
-        let username = body.username.trim().to_lowercase();
-        if !valid_username(&username) {
-            return Err(bad_request("username: 3–64 characters among a-z 0-9 . _ -"));
-        }
-        let role: Role = body.role.parse().map_err(bad_request)?;
-        if body.password.chars().count() < 12 {
-            return Err(bad_request("password: at least 12 characters"));
-        }
-        let password = body.password;
-        let hash = tokio::task::spawn_blocking(move || hash_secret(&password))
-            .await
-            .map_err(|_| bad_request("password: could not be hashed"))?
-            .map_err(bad_request)?;
-        let u = st
-            .inner
-            .store
-            .upsert_admin_user(
-                &username,
-                role,
-                Some(&hash),
-                &actor.user.username,
-                (st.inner.clock)(),
-            )
-            .await?;
-        Ok::<_, Problem>(json_response(
-            StatusCode::CREATED,
-            json!({"username": u.username, "role": u.role, "disabled": u.disabled}),
-        ))
-    };
-    r.await.unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, Problem> {
+    let actor = st.actor(&headers, &method, Role::Admin).await?;
+    let body: UserBody = parse_body(&bytes)?;
+    let username = body.username.trim().to_lowercase();
+    if !valid_username(&username) {
+        return Err(bad_request("username: 3–64 characters among a-z 0-9 . _ -"));
+    }
+    let role: Role = body.role.parse().map_err(bad_request)?;
+    if body.password.chars().count() < 12 {
+        return Err(bad_request("password: at least 12 characters"));
+    }
+    let password = body.password;
+    let hash = tokio::task::spawn_blocking(move || hash_secret(&password))
+        .await
+        .map_err(|_| bad_request("password: could not be hashed"))?
+        .map_err(bad_request)?;
+    let u = st
+        .inner
+        .store
+        .upsert_admin_user(
+            &username,
+            role,
+            Some(&hash),
+            &actor.user.username,
+            (st.inner.clock)(),
+        )
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        json!({"username": u.username, "role": u.role, "disabled": u.disabled}),
+    ))
 }
 
 #[cfg(test)]

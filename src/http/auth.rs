@@ -64,13 +64,10 @@ impl TokenBook {
         let index = match cached {
             Some(i) => i,
             None => {
-                let found = self.tokens.iter().position(|t| {
-                    PasswordHash::new(&t.hash).is_ok_and(|h| {
-                        Argon2::default()
-                            .verify_password(secret.as_bytes(), &h)
-                            .is_ok()
-                    })
-                });
+                let found = self
+                    .tokens
+                    .iter()
+                    .position(|t| verify_secret(secret, &t.hash));
                 let Some(i) = found else {
                     return Err(unauthorized("unknown token"));
                 };
@@ -105,14 +102,31 @@ impl TokenBook {
 
 /// A new random token and its argon2 hash, for `messo token new`.
 pub fn new_token() -> Result<(String, String), String> {
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    let secret: String = std::iter::once("messo_".to_owned())
-        .chain(bytes.iter().map(|b| format!("{b:02x}")))
-        .collect();
-    let hash = Argon2::default()
-        .hash_password(secret.as_bytes())
-        .map_err(|e| format!("argon2: {e}"))?
-        .to_string();
+    let secret = format!("messo_{}", random_hex(24)?);
+    let hash = hash_secret(&secret)?;
     Ok((secret, hash))
+}
+
+/// `n` random bytes as lower-case hex.
+pub fn random_hex(n: usize) -> Result<String, String> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(crate::inbound::verify::hex(&bytes))
+}
+
+/// An argon2id hash of `secret` (API tokens, admin passwords and admin tokens), as a PHC string.
+pub fn hash_secret(secret: &str) -> Result<String, String> {
+    Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| format!("argon2: {e}"))
+}
+
+/// Whether `secret` matches the argon2 PHC string `hash` (false for a malformed hash).
+pub fn verify_secret(secret: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(secret.as_bytes(), &h)
+            .is_ok()
+    })
 }

@@ -92,19 +92,25 @@ pub struct AtRisk {
     pub paused_since: Option<Timestamp>,
 }
 
+const USER_COLUMNS: &str = "id, username, role, password_hash, disabled, created_at";
+
 const VERSION_COLUMNS: &str = "version, state, subject, body_text, body_html, body_sms, note, \
      author, created_at, published_by, published_at";
+
+fn content_from(r: &sqlx::any::AnyRow) -> Result<Content, StoreError> {
+    Ok(Content {
+        subject: r.try_get("subject")?,
+        text: r.try_get("body_text")?,
+        html: r.try_get("body_html")?,
+        sms: r.try_get("body_sms")?,
+    })
+}
 
 fn version_from(r: &sqlx::any::AnyRow) -> Result<TemplateVersion, StoreError> {
     Ok(TemplateVersion {
         version: r.try_get("version")?,
         state: r.try_get("state")?,
-        content: Content {
-            subject: r.try_get("subject")?,
-            text: r.try_get("body_text")?,
-            html: r.try_get("body_html")?,
-            sms: r.try_get("body_sms")?,
-        },
+        content: content_from(r)?,
         note: r.try_get("note")?,
         author: r.try_get("author")?,
         created_at: Timestamp(r.try_get("created_at")?),
@@ -215,12 +221,7 @@ impl Store {
             out.push(Live {
                 key: Key::new(audience, &kind, lang),
                 version: r.try_get("version")?,
-                content: Content {
-                    subject: r.try_get("subject")?,
-                    text: r.try_get("body_text")?,
-                    html: r.try_get("body_html")?,
-                    sms: r.try_get("body_sms")?,
-                },
+                content: content_from(r)?,
             });
         }
         Ok(out)
@@ -489,10 +490,9 @@ impl Store {
     }
 
     pub async fn admin_user(&self, username: &str) -> Result<Option<AdminUser>, StoreError> {
-        sqlx::query(
-            "SELECT id, username, role, password_hash, disabled, created_at FROM admin_users \
-             WHERE username = $1",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM admin_users WHERE username = $1"
+        )))
         .bind(username)
         .fetch_optional(&self.pool)
         .await?
@@ -502,10 +502,9 @@ impl Store {
     }
 
     pub async fn admin_users(&self) -> Result<Vec<AdminUser>, StoreError> {
-        sqlx::query(
-            "SELECT id, username, role, password_hash, disabled, created_at FROM admin_users \
-             ORDER BY username",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM admin_users ORDER BY username"
+        )))
         .fetch_all(&self.pool)
         .await?
         .iter()
