@@ -745,12 +745,13 @@ impl Templates {
         }
         let subject = regs.render(key, Part::Subject, ctx)?;
         let text = regs.render(key, Part::Text, ctx)?;
-        let html = match regs
+        let html = if regs
             .registry(Part::Html)
             .has_template(&name(key, Part::Html))
         {
-            true => Some(regs.render(key, Part::Html, ctx)?),
-            false => None,
+            Some(regs.render(key, Part::Html, ctx)?)
+        } else {
+            None
         };
         Ok((subject.trim().to_owned(), tidy(&text), html))
     }
