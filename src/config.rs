@@ -24,11 +24,13 @@ use crate::sla::{Amount, ClockKind, Policy, PolicyError, Sla, TargetRule};
 mod admin;
 mod delivery;
 mod inbound;
+mod portal;
 pub use admin::{Admin, TemplatesConfig};
 pub use delivery::{
     Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
 };
 pub use inbound::{Endpoint, Family, ImapPolling, Inbound};
+pub use portal::{MIN_LINK_KEY_CHARS, Portal};
 
 /// The shipped configuration (Roma Capitale), used when no file is given and
 /// `config/messo.toml` does not exist in the working directory.
@@ -121,6 +123,8 @@ struct RawConfig {
     templates: admin::RawTemplates,
     #[serde(default)]
     admin: admin::RawAdmin,
+    #[serde(default)]
+    portal: portal::RawPortal,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -265,6 +269,8 @@ pub struct Channels {
 pub enum Scope {
     Read,
     Write,
+    /// The citizen feed for the administration's portal (`/api/v1/citizen/…`), and nothing else.
+    Portal,
 }
 
 /// An API token: its name, the argon2 PHC hash of its secret, and its scopes.
@@ -334,6 +340,7 @@ pub struct Config {
     pub notify: Notify,
     pub templates: TemplatesConfig,
     pub admin: Admin,
+    pub portal: Portal,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -988,9 +995,10 @@ fn validate(
             match s.as_str() {
                 "read" => scopes.push(Scope::Read),
                 "write" => scopes.push(Scope::Write),
+                "portal" => scopes.push(Scope::Portal),
                 other => p.add(
                     format!("http.tokens[{i}].scopes[{j}]"),
-                    format!("unknown scope {other:?}; expected read|write"),
+                    format!("unknown scope {other:?}; expected read|write|portal"),
                 ),
             }
         }
@@ -1085,6 +1093,7 @@ fn validate(
     let comune_name = raw.comune.name.unwrap_or_else(|| "Comune".to_owned());
     let templates = admin::templates(&mut p, raw.templates);
     let admin = admin::admin(&mut p, raw.admin);
+    let portal = portal::portal(&mut p, raw.portal, &public_base_url);
 
     match policy {
         Some(policy) if p.0.is_empty() => Ok(Config {
@@ -1119,6 +1128,7 @@ fn validate(
             notify,
             templates,
             admin,
+            portal,
             overrides,
         }),
         _ => {

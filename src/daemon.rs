@@ -87,6 +87,9 @@ pub struct Metrics {
     pub inbound_unmatched_total: AtomicU64,
     pub inbound_opt_outs_total: AtomicU64,
     pub inbound_receipts_total: AtomicU64,
+    /// Status pages and portal feeds shown, and refused (bad, expired or revoked links, limits).
+    pub portal_views_total: AtomicU64,
+    pub portal_refused_total: AtomicU64,
     /// The last pass stopped at a bound with work left: start the next one at once.
     pub last_pass_full: std::sync::atomic::AtomicBool,
 }

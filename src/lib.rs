@@ -15,6 +15,7 @@ pub mod http;
 pub mod inbound;
 pub mod locale;
 pub mod notify;
+pub mod portal;
 pub mod seed;
 pub mod sla;
 pub mod store;

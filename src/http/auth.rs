@@ -90,6 +90,7 @@ impl TokenBook {
                     match scope {
                         Scope::Read => "read",
                         Scope::Write => "write",
+                        Scope::Portal => "read the citizen feed",
                     }
                 ),
             ));

@@ -7,6 +7,7 @@
 pub mod admin;
 mod auth;
 mod ops;
+pub mod portal;
 mod problem;
 mod tickets;
 pub mod webhooks;

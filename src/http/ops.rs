@@ -79,6 +79,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ("messo_inbound_unmatched_total", &m.inbound_unmatched_total),
         ("messo_inbound_opt_outs_total", &m.inbound_opt_outs_total),
         ("messo_inbound_receipts_total", &m.inbound_receipts_total),
+        ("messo_portal_views_total", &m.portal_views_total),
+        ("messo_portal_refused_total", &m.portal_refused_total),
     ] {
         let _ = writeln!(out, "# TYPE {name} counter");
         let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));

@@ -11,6 +11,7 @@
 
 mod inbound;
 mod outbox;
+mod portal;
 mod templates;
 mod versions;
 
@@ -29,6 +30,7 @@ pub use outbox::{
     AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, NewOutbox,
     OutboxRow, Receipt,
 };
+pub use portal::PortalTicket;
 pub use templates::{AdminUser, AtRisk, AuditRecord, Role, TemplateVersion};
 pub use versions::VersionRegistry;
 

@@ -1,0 +1,682 @@
+//! The citizen's side of the HTTP edge:
+//!
+//! - `GET /s/{token}`: the status page a signed link opens (HTML, Italian or English);
+//! - `GET /api/v1/citizen/tickets/{number}`: the same content as JSON, for the holder of the
+//!   ticket's link (`Authorization: Bearer <link token>`) or for the administration's portal
+//!   (a token with the `portal` scope plus the citizen's codice fiscale, `cf`);
+//! - `GET /api/v1/citizen/tickets?cf=…`: the portal's "my requests" list.
+//!
+//! A forged or unknown link gets 404, an expired or revoked one 410, and neither shows
+//! anything of a ticket. Requests without a portal token are limited per client. Every answer
+//! is `Cache-Control: no-store` with strict security headers; every access is logged for audit
+//! under the target `messo::audit`, with the ticket number and a salted hash of the client's
+//! address, never a name, address or fiscal code.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::problem::Problem;
+use super::{Clock, TokenBook};
+use crate::config::{Config, Scope};
+use crate::daemon::Metrics;
+use crate::domain::Lang;
+use crate::portal::page::{self, Office, Refusal};
+use crate::portal::view::{self, Facts};
+use crate::portal::{LinkError, LinkKeys, revoked};
+use crate::store::{PortalTicket, Store, StoreError, derive, evaluate};
+use crate::time::Timestamp;
+
+/// What the portal's handlers share.
+#[derive(Clone)]
+pub struct PortalState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    tokens: Arc<TokenBook>,
+    keys: LinkKeys,
+    office: Office,
+    clock: Clock,
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    trusted_proxies: Vec<IpAddr>,
+    show_office: bool,
+    working_day_s: i64,
+    https: bool,
+    metrics: Arc<Metrics>,
+    /// Makes the client hashes in the audit log useless outside this process.
+    salt: [u8; 16],
+}
+
+impl PortalState {
+    /// From the configuration: `[portal]`, the URP's contacts and hours, `http.tokens`.
+    pub fn new(
+        store: Store,
+        tokens: Arc<TokenBook>,
+        keys: LinkKeys,
+        config: &Config,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> PortalState {
+        let settings = crate::templates::Settings::from_config(config);
+        let rate = NonZeroU32::new(config.portal.requests_per_minute).unwrap_or(NonZeroU32::MIN);
+        let mut salt = [0u8; 16];
+        if getrandom::fill(&mut salt).is_err() {
+            // Without randomness the hash is still one-way; it only becomes stable across runs.
+            salt = *b"messo-audit-salt";
+        }
+        PortalState {
+            inner: Arc::new(Inner {
+                store,
+                tokens,
+                keys,
+                office: Office {
+                    comune: settings.comune.clone(),
+                    phone: settings.urp_phone.clone(),
+                    email: settings.urp_email.clone(),
+                    hours_it: settings.urp_hours_it.clone(),
+                    hours_en: settings.urp_hours_en.clone(),
+                },
+                clock,
+                limiter: RateLimiter::keyed(Quota::per_minute(rate)),
+                trusted_proxies: config.portal.trusted_proxies.clone(),
+                show_office: config.portal.show_office,
+                working_day_s: settings.working_day_s,
+                https: config.portal.base_url.starts_with("https://"),
+                metrics,
+                salt,
+            }),
+        }
+    }
+}
+
+/// The portal's routes (merged into the API router by the daemon).
+pub fn router(state: PortalState) -> Router {
+    Router::new()
+        .route("/s/{token}", get(status_page))
+        .route("/api/v1/citizen/tickets", get(list))
+        .route("/api/v1/citizen/tickets/{number}", get(one))
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Headers, clients, audit.
+
+fn harden(mut res: Response, html: bool, https: bool) -> Response {
+    let h = res.headers_mut();
+    let csp = if html {
+        HeaderValue::from_static(page::content_security_policy())
+    } else {
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, max-age=0"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    );
+    if https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    res
+}
+
+/// The client's address: the peer, or, behind a trusted proxy, the last address in
+/// `X-Forwarded-For` that is not one of the trusted proxies.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else { continue };
+        for hop in text.split(',').rev() {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if trusted.contains(&ip) => continue,
+                Ok(ip) => return ip,
+                Err(_) => return client,
+            }
+        }
+        client = peer;
+    }
+    client
+}
+
+impl Inner {
+    fn client_tag(&self, ip: IpAddr) -> String {
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        h.update(ip.to_string().as_bytes());
+        crate::inbound::verify::hex(&h.finalize()[..6])
+    }
+
+    /// Whether this client may make another request without a portal token.
+    fn allow(&self, ip: IpAddr) -> bool {
+        if self.limiter.len() > 100_000 {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&ip).is_ok()
+    }
+
+    fn audit(&self, via: &str, principal: &str, ticket: &str, ip: IpAddr, status: u16) {
+        let counter = if status < 300 {
+            &self.metrics.portal_views_total
+        } else {
+            &self.metrics.portal_refused_total
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            target: "messo::audit",
+            action = "portal_view",
+            via,
+            principal,
+            ticket,
+            client = %self.client_tag(ip),
+            status,
+        );
+    }
+
+    fn page(&self, r: Refusal, lang: Lang) -> Response {
+        let status = match r {
+            Refusal::Invalid => StatusCode::NOT_FOUND,
+            Refusal::Expired | Refusal::Revoked => StatusCode::GONE,
+            Refusal::TooMany => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let mut res = (status, html(page::refusal_page(r, lang, &self.office))).into_response();
+        if r == Refusal::TooMany {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        }
+        harden(res, true, self.https)
+    }
+
+    /// Everything the citizen may see of `t` at `now`.
+    async fn view(
+        &self,
+        t: &PortalTicket,
+        lang: Option<Lang>,
+        now: Timestamp,
+    ) -> Result<view::CitizenView, StoreError> {
+        let id = t.ticket.id;
+        let (events, messages) =
+            tokio::join!(self.store.events(id), self.store.citizen_messages(id));
+        let (events, messages) = (events?, messages?);
+        let (received_at, derived) = derive(id, &events)?;
+        let sla = self
+            .store
+            .versions()
+            .sla(t.ticket.calendar_version, t.ticket.policy_version)?;
+        let fresh = evaluate(&sla, received_at, &derived, now)?;
+        let clock = sla.policy.target(derived.category, derived.priority).clock;
+        let facts = Facts {
+            ticket: &t.ticket,
+            events: &events,
+            sla: &fresh,
+            clock,
+            messages: &messages,
+            calendar: &sla.calendar,
+            working_day_s: self.working_day_s,
+            show_office: self.show_office,
+        };
+        Ok(view::citizen_view(
+            &facts,
+            lang.unwrap_or_else(|| view::ticket_lang(&t.ticket)),
+        ))
+    }
+}
+
+fn html(body: String) -> ([(header::HeaderName, HeaderValue); 1], String) {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        body,
+    )
+}
+
+/// `(lang, cf, before, limit)` from the query string; unknown parameters are ignored.
+#[derive(Debug, Default)]
+struct Params {
+    lang: Option<Lang>,
+    cf: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+fn params(q: Option<&str>) -> Params {
+    let mut p = Params::default();
+    for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "lang" => p.lang = v.parse().ok(),
+            "cf" => p.cf = Some(v.into_owned()),
+            "before" => p.before = Some(v.into_owned()),
+            "limit" => p.limit = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    p
+}
+
+// ---------------------------------------------------------------------------------------------
+// The status page.
+
+async fn status_page(
+    State(s): State<PortalState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let s = &s.inner;
+    let ip = client_ip(peer.ip(), &headers, &s.trusted_proxies);
+    let asked = params(query.as_deref()).lang;
+    let lang = asked.unwrap_or_default();
+    if !s.allow(ip) {
+        s.audit("link", "-", "-", ip, 429);
+        return s.page(Refusal::TooMany, lang);
+    }
+    let now = (s.clock)();
+    let link = match s.keys.verify(&token, now) {
+        Ok(l) => l,
+        Err(LinkError::Expired { ticket_id, .. }) => {
+            s.audit("link", "-", &format!("id:{ticket_id}"), ip, 410);
+            return s.page(Refusal::Expired, lang);
+        }
+        Err(_) => {
+            s.audit("link", "-", "-", ip, 404);
+            return s.page(Refusal::Invalid, lang);
+        }
+    };
+    let t = match s.store.portal_ticket_by_id(link.ticket_id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            s.audit("link", "-", &format!("id:{}", link.ticket_id), ip, 404);
+            return s.page(Refusal::Invalid, lang);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "status page: store unavailable");
+            return s.page(Refusal::Unavailable, lang);
+        }
+    };
+    let lang = asked.unwrap_or_else(|| view::ticket_lang(&t.ticket));
+    if revoked(&link, t.links_revoked_at) {
+        s.audit("link", "-", &t.ticket.number, ip, 410);
+        return s.page(Refusal::Revoked, lang);
+    }
+    let v = match s.view(&t, Some(lang), now).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, ticket = %t.ticket.number, "status page: cannot build the view");
+            return s.page(Refusal::Unavailable, lang);
+        }
+    };
+    let other = match lang {
+        Lang::It => "?lang=en",
+        Lang::En => "?lang=it",
+    };
+    let updated = crate::locale::date_time(
+        lang,
+        &s.store
+            .versions()
+            .sla(t.ticket.calendar_version, t.ticket.policy_version)
+            .map(|sla| sla.calendar.clone())
+            .unwrap_or_else(|_| fallback_calendar()),
+        now,
+    );
+    let body = page::status_page(&v, lang, &s.office, Some(other), &updated);
+    s.audit("link", "-", &t.ticket.number, ip, 200);
+    harden((StatusCode::OK, html(body)).into_response(), true, s.https)
+}
+
+fn fallback_calendar() -> crate::calendar::Calendar {
+    crate::config::Config::from_toml(crate::config::BUILTIN_TOML, "built-in", Vec::new())
+        .ok()
+        .and_then(|c| c.sla().ok())
+        .map(|sla| sla.calendar)
+        .unwrap_or_else(|| unreachable!("the built-in configuration is valid"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The feed.
+
+fn json_ok(v: Value, https: bool) -> Response {
+    let mut res = (StatusCode::OK, v.to_string()).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    harden(res, false, https)
+}
+
+fn problem(p: Problem, https: bool) -> Response {
+    harden(p.into_response(), false, https)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn too_many() -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many requests",
+        "this client made too many requests; wait a minute",
+    )
+}
+
+fn gone(detail: &str) -> Problem {
+    Problem::new(
+        StatusCode::GONE,
+        "link-gone",
+        "The link no longer opens",
+        detail,
+    )
+}
+
+/// The portal's token (scope `portal`) and the citizen's normalised fiscal code.
+fn portal_caller(
+    s: &Inner,
+    headers: &HeaderMap,
+    cf: Option<&str>,
+    ip: IpAddr,
+) -> Result<(String, String), Problem> {
+    let principal = match s.tokens.authorize(headers, Scope::Portal) {
+        Ok(p) => p,
+        Err(p) => {
+            // Failed attempts count against the client's allowance.
+            if !s.allow(ip) {
+                return Err(too_many());
+            }
+            return Err(p);
+        }
+    };
+    let given = cf
+        .or_else(|| headers.get("x-citizen-fiscal-code")?.to_str().ok())
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "missing-citizen",
+                "The citizen is not named",
+                "a portal token needs the citizen's codice fiscale: ?cf=… or X-Citizen-Fiscal-Code",
+            )
+        })?;
+    let cf = crate::ticket::normalize_fiscal_code(given).ok_or_else(|| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-fiscal-code",
+            "Not a codice fiscale",
+            "cf must be a codice fiscale (16 characters with a valid check letter) or an 11-digit one",
+        )
+    })?;
+    Ok((principal.name, cf))
+}
+
+async fn one(
+    State(s): State<PortalState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(number): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let s = &s.inner;
+    let ip = client_ip(peer.ip(), &headers, &s.trusted_proxies);
+    let p = params(query.as_deref());
+    let now = (s.clock)();
+    let Some(secret) = bearer(&headers) else {
+        if !s.allow(ip) {
+            return problem(too_many(), s.https);
+        }
+        return problem(
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+                "send Authorization: Bearer <status link token> or a portal token with ?cf=",
+            ),
+            s.https,
+        );
+    };
+    let found = if secret.starts_with("messo_") {
+        let (principal, cf) = match portal_caller(s, &headers, p.cf.as_deref(), ip) {
+            Ok(x) => x,
+            Err(e) => return problem(e, s.https),
+        };
+        match s.store.portal_ticket_of(&number, &cf).await {
+            Ok(Some(t)) => Ok((t, "portal", principal)),
+            Ok(None) => {
+                s.audit("portal", &principal, &number, ip, 404);
+                Err(Problem::not_found(format!(
+                    "no ticket {number} for this citizen"
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        if !s.allow(ip) {
+            s.audit("link", "-", "-", ip, 429);
+            return problem(too_many(), s.https);
+        }
+        match s.keys.verify(secret, now) {
+            Err(LinkError::Expired { .. }) => Err(gone("the status link expired")),
+            Err(_) => Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+                "the token is neither a status link nor a portal token",
+            )),
+            Ok(link) => match s.store.portal_ticket_by_id(link.ticket_id).await {
+                // A link opens its own ticket only; another number is as unknown as a bad one.
+                Ok(Some(t)) if t.ticket.number == number => {
+                    if revoked(&link, t.links_revoked_at) {
+                        Err(gone("the status link was revoked"))
+                    } else {
+                        Ok((t, "link", "-".to_owned()))
+                    }
+                }
+                Ok(_) => Err(Problem::not_found(format!("ticket {number} not found"))),
+                Err(e) => Err(e.into()),
+            },
+        }
+    };
+    let (t, via, principal) = match found {
+        Ok(x) => x,
+        Err(e) => {
+            if e.status != StatusCode::NOT_FOUND || via_is_link(secret) {
+                s.audit(
+                    if via_is_link(secret) {
+                        "link"
+                    } else {
+                        "portal"
+                    },
+                    "-",
+                    &number,
+                    ip,
+                    e.status.as_u16(),
+                );
+            }
+            return problem(e, s.https);
+        }
+    };
+    match s.view(&t, p.lang, now).await {
+        Ok(v) => {
+            s.audit(via, &principal, &t.ticket.number, ip, 200);
+            let mut body = serde_json::to_value(&v).unwrap_or(Value::Null);
+            body["as_of"] = json!(now.to_string());
+            json_ok(body, s.https)
+        }
+        Err(e) => problem(e.into(), s.https),
+    }
+}
+
+fn via_is_link(secret: &str) -> bool {
+    !secret.starts_with("messo_")
+}
+
+async fn list(
+    State(s): State<PortalState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let s = &s.inner;
+    let ip = client_ip(peer.ip(), &headers, &s.trusted_proxies);
+    let p = params(query.as_deref());
+    if bearer(&headers).is_none_or(|b| !b.starts_with("messo_")) {
+        if !s.allow(ip) {
+            return problem(too_many(), s.https);
+        }
+        return problem(
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+                "the list needs a portal token (scope portal) and ?cf=",
+            ),
+            s.https,
+        );
+    }
+    let (principal, cf) = match portal_caller(s, &headers, p.cf.as_deref(), ip) {
+        Ok(x) => x,
+        Err(e) => return problem(e, s.https),
+    };
+    let bad = |field: &str, message: &str| {
+        problem(
+            Problem::invalid(vec![crate::ticket::FieldError {
+                field: field.to_owned(),
+                message: message.to_owned(),
+            }]),
+            s.https,
+        )
+    };
+    let limit = match p.limit.as_deref().map(str::parse::<i64>) {
+        None => 20,
+        Some(Ok(n @ 1..=100)) => n,
+        Some(_) => return bad("limit", "must be a whole number from 1 to 100"),
+    };
+    let before = match p.before.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(n)) if n > 0 => Some(n),
+        Some(_) => return bad("before", "must be the `next` value of the previous page"),
+    };
+    let rows = match s.store.citizen_tickets(&cf, before, limit).await {
+        Ok(r) => r,
+        Err(e) => return problem(e.into(), s.https),
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for t in &rows {
+        let sla = match s
+            .store
+            .versions()
+            .sla(t.ticket.calendar_version, t.ticket.policy_version)
+        {
+            Ok(x) => x,
+            Err(e) => return problem(e.into(), s.https),
+        };
+        let target = sla.policy.target(t.ticket.category, t.ticket.priority);
+        let facts = Facts {
+            ticket: &t.ticket,
+            events: &[],
+            sla: &t.ticket.sla,
+            clock: target.clock,
+            messages: &[],
+            calendar: &sla.calendar,
+            working_day_s: s.working_day_s,
+            show_office: s.show_office,
+        };
+        let lang = p.lang.unwrap_or_else(|| view::ticket_lang(&t.ticket));
+        let v = view::citizen_view(&facts, lang);
+        items.push(json!({
+            "number": v.number,
+            "subject": v.subject,
+            "office": v.office,
+            "received_at": v.received_at,
+            "status": v.status,
+            "expected_closure": v.expected_closure,
+            "term_exceeded": v.term_exceeded,
+            "waiting_since": v.suspension.as_ref().map(|x| &x.since),
+            "closed_at": v.closed_at,
+        }));
+    }
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|t| t.ticket.id))
+        .flatten();
+    s.audit(
+        "portal",
+        &principal,
+        &format!("list:{}", rows.len()),
+        ip,
+        200,
+    );
+    json_ok(json!({"tickets": items, "next": next}), s.https)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.7, 10.0.0.2"),
+        );
+        let trusted = [ip("127.0.0.1"), ip("10.0.0.2")];
+        assert_eq!(
+            client_ip(ip("198.51.100.1"), &h, &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted), ip("203.0.113.7"));
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &HeaderMap::new(), &trusted),
+            ip("127.0.0.1")
+        );
+        let mut junk = HeaderMap::new();
+        junk.insert("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
+        assert_eq!(client_ip(ip("127.0.0.1"), &junk, &trusted), ip("127.0.0.1"));
+    }
+}
