@@ -25,6 +25,7 @@ use crate::config::{Config, Notify};
 use crate::delivery::dispatch::Dispatcher;
 use crate::engine::{self, Context, Decision};
 use crate::http::admin::AdminState;
+use crate::http::portal::PortalState;
 use crate::http::webhooks::WebhookState;
 use crate::http::{self, AppState, Clock, TokenBook};
 use crate::store::{
@@ -417,6 +418,23 @@ pub async fn run(
         writer.clone(),
         clock.clone(),
     );
+    let portal = if config.portal.enabled {
+        let keys = http::portal::link_keys(&config, &store, clock()).await?;
+        Some((
+            PortalState::new(
+                store.clone(),
+                Arc::clone(&state.tokens),
+                keys.clone(),
+                &config,
+                clock.clone(),
+                Arc::clone(&metrics),
+            ),
+            Arc::new(http::portal::link_maker(&config, keys)),
+        ))
+    } else {
+        tracing::info!("the citizen portal is off (portal.enabled = false): no status links");
+        None
+    };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -426,11 +444,15 @@ pub async fn run(
     tracing::info!(addr = %config.http.listen, "HTTP API listening");
 
     let admin_routes = admin.clone();
+    let portal_routes = portal.as_ref().map(|(p, _)| p.clone());
     let mut server_stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        let app = http::router(state)
+        let mut app = http::router(state)
             .merge(http::webhooks::router(webhooks))
             .merge(http::admin::router(admin_routes));
+        if let Some(p) = portal_routes {
+            app = app.merge(http::portal::router(p));
+        }
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -511,11 +533,13 @@ pub async fn run(
         &config.sla()?.calendar,
         &config.notify,
     )?);
-    let dispatcher = Arc::new(
-        Dispatcher::from_config(store.clone(), &config, Arc::clone(&metrics))?
-            .with_sms_opening(Arc::new(move |t| sms_calendar.next_opening(t).unwrap_or(t)))
-            .with_templates(Arc::clone(&templates)),
-    );
+    let mut dispatcher = Dispatcher::from_config(store.clone(), &config, Arc::clone(&metrics))?
+        .with_sms_opening(Arc::new(move |t| sms_calendar.next_opening(t).unwrap_or(t)))
+        .with_templates(Arc::clone(&templates));
+    if let Some((_, links)) = &portal {
+        dispatcher = dispatcher.with_status_links(Arc::clone(links));
+    }
+    let dispatcher = Arc::new(dispatcher);
     let sender = tokio::spawn(send_loop(
         Arc::clone(&dispatcher),
         store.clone(),

@@ -23,8 +23,9 @@ use crate::daemon::Metrics;
 use crate::domain::Lang;
 use crate::http::Clock;
 use crate::notify::{FileChannel, mask, mask_text};
+use crate::portal::LinkMaker;
 use crate::store::{AttemptRecord, Finished, OutboxRow, Store, StoreError};
-use crate::templates::{Audience, Catalog, Settings, Templates};
+use crate::templates::{Audience, Catalog, STATUS_URL, Settings, Templates};
 use crate::time::Timestamp;
 
 /// Why the channels could not be set up.
@@ -188,6 +189,8 @@ pub struct Dispatcher {
     stopping: AtomicBool,
     /// The live templates; a message is rendered once, before its first attempt.
     templates: Arc<Templates>,
+    /// Writes the status link of a citizen's message (none: the portal is off).
+    links: Option<Arc<LinkMaker>>,
 }
 
 impl Dispatcher {
@@ -214,6 +217,7 @@ impl Dispatcher {
                 Catalog::bundled().map_err(SetupError::Templates)?,
                 Settings::from_config(config),
             )),
+            links: None,
         })
     }
 
@@ -247,6 +251,7 @@ impl Dispatcher {
                     ..Settings::example()
                 },
             )),
+            links: None,
         })
     }
 
@@ -262,6 +267,12 @@ impl Dispatcher {
     /// Renders with `templates` (the daemon's live set, which the admin console updates).
     pub fn with_templates(mut self, templates: Arc<Templates>) -> Dispatcher {
         self.templates = templates;
+        self
+    }
+
+    /// Citizens' messages about a ticket carry a signed link to its status page.
+    pub fn with_status_links(mut self, links: Arc<LinkMaker>) -> Dispatcher {
+        self.links = Some(links);
         self
     }
 
@@ -330,7 +341,7 @@ impl Dispatcher {
                     }
                     leased += rows.len() as u64;
                     let opted_out = self.opted_out(&rows).await?;
-                    let rows = self.render_rows(rows, &mut done).await?;
+                    let rows = self.render_rows(rows, clock(), &mut done).await?;
                     for row in rows {
                         if opted_out.contains(&row.address)
                             && row.channel == "sms"
@@ -415,6 +426,7 @@ impl Dispatcher {
     async fn render_rows(
         &self,
         rows: Vec<OutboxRow>,
+        now: Timestamp,
         done: &mut Vec<(OutboxRow, Sent)>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let mut fresh = Vec::new();
@@ -422,12 +434,29 @@ impl Dispatcher {
         for mut row in rows {
             if row.rendered.is_none() {
                 let lang = row.language.parse::<Lang>().unwrap_or_default();
+                let audience = Audience::of_recipient(&row.recipient);
+                // A citizen's message about a ticket carries a fresh link to its status page.
+                let link = self
+                    .links
+                    .as_ref()
+                    .filter(|_| audience == Audience::Cittadino && row.ticket_id > 0)
+                    .map(|m| m.url(row.ticket_id, now));
+                let payload = match link {
+                    Some(url) => {
+                        let mut p = row.payload.clone();
+                        if let Some(m) = p.as_object_mut() {
+                            m.insert(STATUS_URL.to_owned(), serde_json::Value::String(url));
+                        }
+                        std::borrow::Cow::Owned(p)
+                    }
+                    None => std::borrow::Cow::Borrowed(&row.payload),
+                };
                 match self.templates.render_message(
-                    Audience::of_recipient(&row.recipient),
+                    audience,
                     &row.kind,
                     lang,
                     &row.channel,
-                    &row.payload,
+                    &payload,
                 ) {
                     Ok(r) => {
                         fresh.push((row.id, r.clone()));

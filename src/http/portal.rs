@@ -101,6 +101,37 @@ impl PortalState {
     }
 }
 
+/// The keys status links are signed with: `portal.link_key` (and `previous_link_key`) when
+/// configured, otherwise the key kept in the store (made by the first daemon that asks).
+pub async fn link_keys(
+    config: &Config,
+    store: &Store,
+    now: Timestamp,
+) -> Result<LinkKeys, StoreError> {
+    if let Some(k) = &config.portal.link_key {
+        return Ok(LinkKeys::new(
+            k.as_bytes(),
+            config
+                .portal
+                .previous_link_key
+                .as_deref()
+                .map(str::as_bytes),
+        ));
+    }
+    let fresh = super::auth::random_hex(32).map_err(StoreError::Corrupt)?;
+    let key = store.portal_key(&fresh, now).await?;
+    Ok(LinkKeys::new(key.as_bytes(), None))
+}
+
+/// What writes the status links of citizens' messages under this configuration.
+pub fn link_maker(config: &Config, keys: LinkKeys) -> crate::portal::LinkMaker {
+    crate::portal::LinkMaker {
+        keys,
+        base_url: config.portal.base_url.clone(),
+        valid_days: config.portal.link_valid_days,
+    }
+}
+
 /// The portal's routes (merged into the API router by the daemon).
 pub fn router(state: PortalState) -> Router {
     Router::new()

@@ -288,6 +288,14 @@ impl Catalog {
     }
 }
 
+/// The variable holding the citizen's status link (set by the dispatcher, null without one).
+pub const STATUS_URL: &str = "status_url";
+
+/// A status link to `base` of the length a real one has (a token for a seven-digit ticket id).
+fn example_link(base: &str) -> String {
+    format!("{base}/s/AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxg")
+}
+
 /// What every message may use besides its own payload, and the SMS rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -304,6 +312,9 @@ pub struct Settings {
     /// The most SMS parts a citizen SMS may take, per kind (others: `sms_max_parts_default`).
     pub sms_max_parts: BTreeMap<String, u32>,
     pub sms_max_parts_default: u32,
+    /// A status link as long as a real one (the portal's base address and a token), put into
+    /// previews and checks in place of a sample's; `None` when the portal is off.
+    pub status_url_example: Option<String>,
 }
 
 impl Settings {
@@ -319,6 +330,7 @@ impl Settings {
             sms_plain_punctuation: true,
             sms_max_parts: BTreeMap::new(),
             sms_max_parts_default: 2,
+            status_url_example: Some(example_link("https://urp.comune.example.it")),
         }
     }
 
@@ -343,6 +355,23 @@ impl Settings {
             sms_plain_punctuation: config.templates.sms_plain_punctuation,
             sms_max_parts: config.templates.sms_max_parts_by_kind.clone(),
             sms_max_parts_default: config.templates.sms_max_parts,
+            status_url_example: config
+                .portal
+                .enabled
+                .then(|| example_link(&config.portal.base_url)),
+        }
+    }
+
+    /// What a preview renders: the payload with the example status link in place of a
+    /// sample's (or a real ticket's missing one), unless it says `null` on purpose.
+    pub fn with_example_link<'a>(&self, payload: &'a Value) -> std::borrow::Cow<'a, Value> {
+        match (&self.status_url_example, payload.get(STATUS_URL), payload) {
+            (Some(url), Some(Value::String(_)) | None, Value::Object(m)) => {
+                let mut m = m.clone();
+                m.insert(STATUS_URL.to_owned(), Value::String(url.clone()));
+                std::borrow::Cow::Owned(Value::Object(m))
+            }
+            _ => std::borrow::Cow::Borrowed(payload),
         }
     }
 
@@ -354,12 +383,14 @@ impl Settings {
             .unwrap_or(self.sms_max_parts_default)
     }
 
-    /// The payload with the globals added (`comune`, `lang`, `channel`, `urp.*`).
+    /// The payload with the globals added (`comune`, `lang`, `channel`, `urp.*`, and
+    /// `status_url`: the citizen's signed status link, null when the message has none).
     pub fn context(&self, payload: &Value, lang: Lang, channel: &str) -> Value {
         let mut m = match payload {
             Value::Object(m) => m.clone(),
             _ => Map::new(),
         };
+        m.entry(STATUS_URL.to_owned()).or_insert(Value::Null);
         m.insert("comune".to_owned(), Value::String(self.comune.clone()));
         m.insert("lang".to_owned(), Value::String(lang_str(lang).to_owned()));
         m.insert("channel".to_owned(), Value::String(channel.to_owned()));
@@ -893,7 +924,9 @@ impl Templates {
                 continue;
             }
             let channel = if part == Part::Sms { "sms" } else { "email" };
-            let ctx = self.settings.context(payload, key.lang, channel);
+            let ctx =
+                self.settings
+                    .context(&self.settings.with_example_link(payload), key.lang, channel);
             match regs.render(key, part, &ctx) {
                 Ok(s) => {
                     out.insert(part, s);
