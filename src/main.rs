@@ -71,6 +71,9 @@ enum Command {
     /// Record one PEC receipt read from standard input (run by the PEC mailbox's delivery agent).
     /// Exits 0 when recorded or not ours, 75 (try again later) when the store is unreachable.
     PecReceipt,
+    /// The citizen's status links: print one, or turn off those already sent.
+    #[command(subcommand)]
+    Portal(PortalCommand),
     /// Tools for development and load tests.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -110,6 +113,22 @@ enum AdminCommand {
         /// What the token is for, e.g. "deploy script".
         #[arg(long, default_value = "cli")]
         label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PortalCommand {
+    /// Print a fresh status link to a ticket (for the front desk to hand to the citizen).
+    Link {
+        /// The ticket number, e.g. 2026/000123.
+        number: String,
+    },
+    /// Turn off every status link of a ticket sent so far; the next message carries a new one.
+    Revoke {
+        number: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -444,6 +463,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Template(cmd) => {
             let config = load_config(cli.config.as_ref())?;
             template_command(&config, cmd)
+        }
+        Command::Portal(cmd) => {
+            let config = load_config(cli.config.as_ref())?;
+            runtime()?.block_on(portal_command(config, cmd))
         }
         Command::Token(TokenCommand::New { name, scopes }) => {
             for s in scopes.split(',') {
@@ -862,6 +885,41 @@ fn due_cmd(sla: &Sla, args: DueArgs) -> Result<ExitCode> {
                     out,
                     "Received outside office hours: the clock starts {from}."
                 )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn portal_command(config: Config, cmd: PortalCommand) -> Result<ExitCode> {
+    if !config.portal.enabled {
+        bail!("the portal is off (portal.enabled = false): there are no status links");
+    }
+    let store = open_store(&config).await?;
+    let now = now();
+    match cmd {
+        PortalCommand::Link { number } => {
+            let Some(t) = store.ticket(&number).await? else {
+                bail!("there is no ticket {number}");
+            };
+            let keys = messo::http::portal::link_keys(&config, &store, now).await?;
+            let maker = messo::http::portal::link_maker(&config, keys);
+            println!("{}", maker.url(t.id, now));
+        }
+        PortalCommand::Revoke { number, reason } => {
+            if reason.trim().is_empty() {
+                bail!("--reason must say why the links are revoked");
+            }
+            let actor = format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "root".to_owned())
+            );
+            match store
+                .revoke_links(&number, now, &actor, reason.trim())
+                .await?
+            {
+                Some(at) => println!("links to {number} issued until {at} no longer open"),
+                None => bail!("there is no ticket {number}"),
             }
         }
     }

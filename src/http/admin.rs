@@ -127,6 +127,10 @@ pub fn router(state: AdminState) -> Router {
         .route(&format!("{t}/history"), get(history))
         .route(&format!("{t}/test-send"), post(test_send))
         .route("/api/v1/admin/tickets/at-risk", get(at_risk))
+        .route(
+            "/api/v1/admin/tickets/{number}/revoke-links",
+            post(revoke_links),
+        )
         .route("/api/v1/admin/audit", get(audit))
         .route("/api/v1/admin/users", get(users).post(add_user))
         .layer(axum::middleware::from_fn(no_store))
@@ -998,6 +1002,43 @@ async fn test_send(
 
 // ---------------------------------------------------------------------------------------------
 // Tickets at risk, audit, users.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    /// Why (kept in the audit log), e.g. "il cittadino ha inoltrato il link per errore".
+    reason: String,
+}
+
+/// Turns off every status link of a ticket sent so far (editors and admins). The next message
+/// to the citizen carries a new link.
+async fn revoke_links(
+    State(st): State<AdminState>,
+    Path(number): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let actor = st.actor(&headers, &method, Role::Editor).await?;
+    let body: RevokeBody = parse_body(&bytes)?;
+    if body.reason.trim().is_empty() {
+        return Err(Problem::invalid(vec![crate::ticket::FieldError {
+            field: "reason".into(),
+            message: "say why the links are revoked".into(),
+        }]));
+    }
+    let now = (st.inner.clock)();
+    let at = st
+        .inner
+        .store
+        .revoke_links(&number, now, &actor.user.username, body.reason.trim())
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("ticket {number} not found")))?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"number": number, "links_revoked_at": st.rfc(at)}),
+    ))
+}
 
 async fn at_risk(
     State(st): State<AdminState>,

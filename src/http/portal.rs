@@ -476,7 +476,7 @@ fn portal_caller(
             StatusCode::BAD_REQUEST,
             "invalid-fiscal-code",
             "Not a codice fiscale",
-            "cf must be a codice fiscale (16 characters with a valid check letter) or an 11-digit one",
+            "cf must be a codice fiscale: 16 characters with a valid check letter",
         )
     })?;
     Ok((principal.name, cf))

@@ -94,19 +94,36 @@ impl Store {
             .collect()
     }
 
-    /// Turns off every link to ticket `number` issued until `now`; `None` if there is no such
-    /// ticket. Messages written afterwards carry new links.
+    /// Turns off every link to ticket `number` issued until `now`, and records who did it in
+    /// the audit log (one transaction); `None` if there is no such ticket. Messages written
+    /// afterwards carry new links.
     pub async fn revoke_links(
         &self,
         number: &str,
         now: Timestamp,
+        actor: &str,
+        reason: &str,
     ) -> Result<Option<Timestamp>, StoreError> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query("UPDATE tickets SET links_revoked_at = $1 WHERE number = $2")
             .bind(now.0)
             .bind(number)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok((done.rows_affected() > 0).then_some(now))
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        super::templates::audit(
+            &mut tx,
+            now,
+            actor,
+            "revoke_links",
+            &format!("ticket/{number}"),
+            &serde_json::json!({"reason": reason}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(now))
     }
 
     /// The link key kept in the store, made from `fresh` by the first daemon that asks.
