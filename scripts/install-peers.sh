@@ -174,3 +174,32 @@ else
     say "chromium: installed ($("$CHROMEDRIVER" --version 2>/dev/null | head -n1 || echo '?'))"
 fi
 say "ready: $CHROMIUM, $CHROMEDRIVER"
+
+# ============================================================================================
+# --- axe-core (accessibility checks of the citizen status page, tests/portal_browser.rs) ------
+# Installed from the npm registry into target/peers-node with the machine's Node.js and npm; the
+# test injects node_modules/axe-core/axe.min.js into the page and fails on any WCAG 2.1 A/AA
+# violation.
+AXE_VERSION=4.11.0
+NODE_PREFIX=target/peers-node
+AXE_JS="$NODE_PREFIX/node_modules/axe-core/axe.min.js"
+
+axe_ok() {
+    [ -s "$AXE_JS" ] && grep -q "\"version\": \"$AXE_VERSION\"" "$NODE_PREFIX/node_modules/axe-core/package.json" 2>/dev/null
+}
+
+if axe_ok; then
+    say "axe-core $AXE_VERSION: present ($AXE_JS)"
+else
+    if ! command -v npm >/dev/null; then
+        say "npm is missing; installing Debian's nodejs and npm"
+        apt_install nodejs npm || die "apt-get install nodejs npm failed (needed for axe-core)"
+    fi
+    say "axe-core: installing $AXE_VERSION from the npm registry into $NODE_PREFIX"
+    mkdir -p "$NODE_PREFIX"
+    npm install --prefix "$NODE_PREFIX" --no-audit --no-fund --no-save --silent \
+        "axe-core@$AXE_VERSION" || die "npm install axe-core@$AXE_VERSION failed"
+    axe_ok || die "axe-core $AXE_VERSION is not at $AXE_JS after npm install"
+    say "axe-core $AXE_VERSION: installed ($AXE_JS)"
+fi
+say "ready: $AXE_JS"

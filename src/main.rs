@@ -179,6 +179,15 @@ enum DevCommand {
         #[arg(long, default_value_t = 10)]
         rounds: u32,
     },
+    /// Print fresh status links to COUNT tickets spread evenly over the store, one line each:
+    /// number, link token and codice fiscale (empty if none), separated by tabs.
+    PortalLinks {
+        #[arg(long, default_value_t = 10_000)]
+        count: i64,
+        /// Write the lines to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -493,6 +502,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(bench_engine(config, changed, rounds))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dev(DevCommand::PortalLinks { count, out }) => {
+            let config = load_config(cli.config.as_ref())?;
+            runtime()?.block_on(portal_links(config, count, out))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dev(DevCommand::Seed(args)) => {
             let config = load_config(cli.config.as_ref())?;
             runtime()?.block_on(seed(config, args))?;
@@ -692,6 +706,42 @@ async fn bench_engine(config: Config, changed: i64, rounds: u32) -> Result<()> {
             "engine pass over {changed} changed tickets: median {:.1} ms, min {min:.1} ms, max {max:.1} ms",
             times[times.len() / 2]
         );
+    }
+    Ok(())
+}
+
+/// `dev portal-links`: tickets with ids 1, 1 + k, 1 + 2k, … up to the highest id (missing ids
+/// are skipped), each with a link issued now, for load tests of the portal.
+async fn portal_links(config: Config, count: i64, out: Option<PathBuf>) -> Result<()> {
+    if count < 1 {
+        bail!("--count must be at least 1");
+    }
+    let store = open_store(&config).await?;
+    let now = now();
+    let keys = messo::http::portal::link_keys(&config, &store, now).await?;
+    let maker = messo::http::portal::link_maker(&config, keys);
+    let max = store.max_ticket_id().await?;
+    let step = (max / count).max(1);
+    let mut w: Box<dyn Write> = match &out {
+        Some(path) => Box::new(io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+    };
+    let mut written = 0;
+    let mut id = 1;
+    while id <= max && written < count {
+        if let Some(t) = store.portal_ticket_by_id(id).await? {
+            let cf = t.ticket.citizen["fiscal_code"].as_str().unwrap_or_default();
+            let token = maker.keys.sign(id, now, maker.valid_days);
+            writeln!(w, "{}\t{token}\t{cf}", t.ticket.number)?;
+            written += 1;
+        }
+        id += step;
+    }
+    w.flush()?;
+    if let Some(path) = out {
+        eprintln!("{written} status links written to {}", path.display());
     }
     Ok(())
 }

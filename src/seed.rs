@@ -42,7 +42,7 @@ pub fn ticket_body(g: &mut Lcg, prefix: &str, i: u64, now: Timestamp, span_s: i6
         1 => "albo_pretorio",
         _ => "generale",
     };
-    json!({
+    let mut body = json!({
         "number": format!("{prefix}-{i:08}"),
         "office": OFFICES[g.below(OFFICES.len() as u64) as usize],
         "category": category,
@@ -54,5 +54,64 @@ pub fn ticket_body(g: &mut Lcg, prefix: &str, i: u64, now: Timestamp, span_s: i6
             "mobile": format!("+39347{:07}", i % 10_000_000),
             "language": "it"
         }
-    })
+    });
+    // Half the citizens give their codice fiscale (what the portal feed's `cf` path needs).
+    // Derived from `i` alone, so the generator's sequence, and every other field, is unchanged.
+    if i % 2 == 0
+        && let Some(cf) = fiscal_code(i)
+    {
+        body["citizen"]["fiscal_code"] = json!(cf);
+    }
+    body
+}
+
+/// A valid codice fiscale made from `n` (distinct for every `n` below 26^6): six letters of
+/// name from `n`, a birth date and a comune code from `n` too, and the check letter that
+/// `ticket::normalize_fiscal_code` accepts.
+pub fn fiscal_code(n: u64) -> Option<String> {
+    const MONTHS: &[u8; 12] = b"ABCDEHLMPRST";
+    let mut name = [b'A'; 6];
+    let mut rest = n;
+    for c in name.iter_mut().rev() {
+        *c = b'A' + (rest % 26) as u8;
+        rest /= 26;
+    }
+    let year = n % 100;
+    let month = MONTHS[(n / 100 % 12) as usize] as char;
+    // Women's codes add 40 to the day of birth.
+    let day = 1 + n / 7 % 28 + if n % 3 == 0 { 40 } else { 0 };
+    let comune = (b'A' + (n / 11 % 26) as u8) as char;
+    let stem = format!(
+        "{}{year:02}{month}{day:02}{comune}{:03}",
+        String::from_utf8_lossy(&name),
+        n / 13 % 1000
+    );
+    (b'A'..=b'Z')
+        .find_map(|check| crate::ticket::normalize_fiscal_code(&format!("{stem}{}", check as char)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_fiscal_codes_are_valid_and_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for n in (0..2_000_000).step_by(997) {
+            let cf = fiscal_code(n).expect("a check letter fits");
+            assert_eq!(cf.len(), 16, "{cf}");
+            assert!(seen.insert(cf));
+        }
+    }
+
+    #[test]
+    fn half_the_seeded_tickets_carry_a_fiscal_code() {
+        let now = Timestamp(1_772_442_900);
+        let mut g = Lcg(7);
+        let even = ticket_body(&mut g, "S", 2, now, 86_400);
+        let odd = ticket_body(&mut g, "S", 3, now, 86_400);
+        assert!(even["citizen"]["fiscal_code"].is_string());
+        assert!(odd["citizen"].get("fiscal_code").is_none());
+        assert!(crate::ticket::NewTicket::from_json(&even).is_ok());
+    }
 }

@@ -4,379 +4,14 @@
 //! time, closed late, received out of hours) and nothing internal; forged, foreign, expired and
 //! revoked links show nothing; the portal's token sees only the named citizen's tickets.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+#[path = "common/portal.rs"]
+mod harness;
 
-use messo::config::{ApiToken, BUILTIN_TOML, Config, Scope};
-use messo::daemon::{Engine, Metrics};
-use messo::delivery::dispatch::Dispatcher;
-use messo::http::TokenBook;
-use messo::http::portal::{PortalState, link_keys, link_maker, router};
-use messo::portal::{LinkKeys, LinkMaker};
-use messo::store::Store;
-use messo::templates::{Catalog, Settings, Templates};
-use messo::ticket::{NewEvent, NewTicket, Source};
-use messo::time::Timestamp;
-use serde_json::{Value, json};
-use sqlx::Row;
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-const KEY: &str = "a-test-key-for-status-links-0123456789";
-const CF: &str = "RSSMRA80A01H501U";
-const OTHER_CF: &str = "VRDGPP75B12F205F";
-/// Wednesday 4 March 2026, noon in Rome: the clock of most checks.
-const NOW: &str = "2026-03-04T12:00:00+01:00";
-
-fn ts(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn pg_base() -> String {
-    std::env::var("MESSO_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn config(extra: &[(&str, &str)]) -> Config {
-    let mut env = vec![
-        ("MESSO_PORTAL__LINK_KEY".to_owned(), KEY.to_owned()),
-        (
-            "MESSO_PORTAL__BASE_URL".to_owned(),
-            "https://urp.comune.example.it".to_owned(),
-        ),
-    ];
-    env.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    Config::from_toml(BUILTIN_TOML, "test", env).expect("config")
-}
-
-async fn sqlite_store() -> Store {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("portal"));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
-        .await
-        .expect("sqlite");
-    store.migrate().await.expect("migrate");
-    store
-}
-
-async fn postgres_store() -> (Store, String) {
-    let schema = unique("messo_portal");
-    let admin = Store::connect(&pg_base()).await.expect(
-        "PostgreSQL must run on 127.0.0.1:5432 (start it with pg_ctlcluster; .ci/run does)",
-    );
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(admin.pool())
-        .await
-        .expect("create schema");
-    let sep = if pg_base().contains('?') { '&' } else { '?' };
-    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_base());
-    let store = Store::connect(&url).await.expect("connect postgres");
-    store.migrate().await.expect("migrate");
-    (store, schema)
-}
-
-async fn drop_schema(schema: &str) {
-    if let Ok(admin) = Store::connect(&pg_base()).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(admin.pool())
-            .await;
-    }
-}
-
-struct Portal {
-    base: String,
-    store: Store,
-    config: Config,
-    now: Arc<AtomicI64>,
-    maker: LinkMaker,
-    portal_token: String,
-    read_token: String,
-    http: reqwest::Client,
-    out: PathBuf,
-}
-
-async fn start(store: Store, extra: &[(&str, &str)]) -> Portal {
-    messo::install_crypto();
-    let config = config(extra);
-    store
-        .register_config(&config, ts("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
-    let now = Arc::new(AtomicI64::new(ts(NOW).0));
-    let n = Arc::clone(&now);
-    let clock: messo::http::Clock = Arc::new(move || Timestamp(n.load(Ordering::SeqCst)));
-    let (portal_token, portal_hash) = messo::http::new_token().expect("token");
-    let (read_token, read_hash) = messo::http::new_token().expect("token");
-    let tokens = Arc::new(TokenBook::new(vec![
-        ApiToken {
-            name: "portale".into(),
-            hash: portal_hash,
-            scopes: vec![Scope::Portal],
-        },
-        ApiToken {
-            name: "crm".into(),
-            hash: read_hash,
-            scopes: vec![Scope::Read, Scope::Write],
-        },
-    ]));
-    let keys = link_keys(&config, &store, ts(NOW)).await.expect("keys");
-    let state = PortalState::new(
-        store.clone(),
-        tokens,
-        keys.clone(),
-        &config,
-        clock,
-        Arc::new(Metrics::default()),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("portal_out"));
-    Portal {
-        base: format!("http://{addr}"),
-        maker: link_maker(&config, keys),
-        store,
-        config,
-        now,
-        portal_token,
-        read_token,
-        http: reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client"),
-        out,
-    }
-}
-
-/// The tickets of the scenario, each in one SLA state at `NOW`.
-async fn seed(p: &Portal) {
-    let citizen = json!({"email": "mario.rossi@example.it", "mobile": "+393471234567",
-                         "fiscal_code": CF, "language": "it"});
-    let mk = |number: &str, priority: &str, received: &str, citizen: &Value| {
-        NewTicket::from_json(&json!({
-            "number": number, "office": "anagrafe", "priority": priority,
-            "subject": format!("Certificato {number}"), "received_at": received,
-            "citizen": citizen,
-        }))
-        .expect("ticket")
-    };
-    let event = |v: Value| NewEvent::from_json(&v).expect("event");
-    let s = &p.store;
-    let mon = "2026-03-02T10:15:00+01:00";
-    for (number, priority, received, citizen) in [
-        ("2026/000101", "normale", mon, citizen.clone()),
-        ("2026/000102", "normale", mon, citizen.clone()),
-        ("2026/000103", "urgente", mon, citizen.clone()),
-        ("2026/000104", "normale", mon, citizen.clone()),
-        ("2026/000105", "urgente", mon, citizen.clone()),
-        (
-            "2026/000106",
-            "normale",
-            "2026-02-28T21:10:00+01:00",
-            json!({"email": "jane@example.org", "fiscal_code": CF, "language": "en"}),
-        ),
-        (
-            "2026/000107",
-            "normale",
-            mon,
-            json!({"email": "giuseppe.verdi@example.it", "fiscal_code": OTHER_CF}),
-        ),
-    ] {
-        s.create_ticket(
-            &mk(number, priority, received, &citizen),
-            Source::Api,
-            ts(received),
-        )
-        .await
-        .expect("create");
-    }
-    let append = |number: &'static str, v: Value| {
-        let e = event(v);
-        async move {
-            s.append_event(number, &e, None, Source::Api, e.at)
-                .await
-                .expect("append");
-        }
-    };
-    append(
-        "2026/000102",
-        json!({"kind": "integration_requested", "at": "2026-03-03T11:00:00+01:00",
-               "missing": "Copia del documento d'identità"}),
-    )
-    .await;
-    append(
-        "2026/000104",
-        json!({"kind": "step_changed", "at": "2026-03-03T09:30:00+01:00",
-               "step": "assegnata", "text": "La pratica è stata assegnata all'ufficio anagrafe."}),
-    )
-    .await;
-    append(
-        "2026/000104",
-        json!({"kind": "note", "at": "2026-03-03T10:00:00+01:00",
-               "text": "NOTA INTERNA: sollecitare il collega Bianchi"}),
-    )
-    .await;
-    append(
-        "2026/000104",
-        json!({"kind": "closed", "at": "2026-03-03T15:00:00+01:00",
-               "text": "Il certificato è pronto allo sportello."}),
-    )
-    .await;
-    append(
-        "2026/000105",
-        json!({"kind": "closed", "at": "2026-03-04T11:00:00+01:00"}),
-    )
-    .await;
-    append(
-        "2026/000106",
-        json!({"kind": "note", "at": "2026-03-02T10:00:00+01:00",
-               "text": "NOTA INTERNA: cittadino già noto"}),
-    )
-    .await;
-}
-
-impl Portal {
-    /// Runs the engine and delivers everything owed as files, with status links.
-    async fn deliver(&self) {
-        let now = Timestamp(self.now.load(Ordering::SeqCst));
-        Engine::new(self.store.clone(), self.config.notify.clone())
-            .cycle(now)
-            .await
-            .expect("engine");
-        let templates = Arc::new(Templates::new(
-            Catalog::bundled().expect("catalog"),
-            Settings::from_config(&self.config),
-        ));
-        let d = Arc::new(
-            Dispatcher::files(
-                self.store.clone(),
-                &self.out,
-                "urp@comune.example.it",
-                &self.config.comune_name,
-            )
-            .expect("dispatcher")
-            .with_templates(templates)
-            .with_status_links(Arc::new(self.maker.clone())),
-        );
-        let c: messo::http::Clock = Arc::new(move || now);
-        d.drain(&c, 1000).await.expect("drain");
-    }
-
-    fn set_now(&self, t: &str) {
-        self.now.store(ts(t).0, Ordering::SeqCst);
-    }
-
-    async fn id(&self, number: &str) -> i64 {
-        self.store
-            .ticket(number)
-            .await
-            .expect("read")
-            .expect("ticket")
-            .id
-    }
-
-    /// A fresh link to `number`, issued at the test clock.
-    async fn link(&self, number: &str) -> String {
-        let now = Timestamp(self.now.load(Ordering::SeqCst));
-        self.maker.url(self.id(number).await, now)
-    }
-
-    fn token_of(url: &str) -> &str {
-        url.rsplit('/').next().expect("token")
-    }
-
-    /// GET a status link as a citizen's phone would (the link's address is rewritten to ours).
-    async fn open(&self, url: &str) -> (u16, reqwest::header::HeaderMap, String) {
-        let path = url
-            .strip_prefix("https://urp.comune.example.it")
-            .expect("our base address");
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request");
-        let (status, headers) = (r.status().as_u16(), r.headers().clone());
-        (status, headers, r.text().await.expect("body"))
-    }
-
-    async fn feed(&self, number: &str, bearer: &str, query: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!(
-                "{}/api/v1/citizen/tickets/{}{query}",
-                self.base,
-                number.replace('/', "%2F")
-            ))
-            .bearer_auth(bearer)
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn portal_feed(&self, number: &str, cf: &str) -> (u16, Value) {
-        self.feed(number, &self.portal_token.clone(), &format!("?cf={cf}"))
-            .await
-    }
-
-    /// The words of every message sent to the citizen about `number`, as kept in the outbox.
-    async fn sent_texts(&self, number: &str) -> Vec<(String, String, String)> {
-        let id = self.id(number).await;
-        let rows = sqlx::query(
-            "SELECT kind, channel, rendered FROM outbox WHERE ticket_id = $1 \
-             AND recipient = 'citizen' ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(self.store.pool())
-        .await
-        .expect("outbox");
-        rows.iter()
-            .map(|r| {
-                let rendered: Option<String> = r.get("rendered");
-                let v: Value = serde_json::from_str(rendered.as_deref().unwrap_or("null"))
-                    .unwrap_or(Value::Null);
-                (
-                    r.get::<String, _>("kind"),
-                    r.get::<String, _>("channel"),
-                    v["text"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect()
-    }
-}
-
-fn link_in(text: &str) -> Option<String> {
-    let start = text.find("https://urp.comune.example.it/s/")?;
-    let rest = &text[start..];
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || "-_:/.".contains(c)))
-        .unwrap_or(rest.len());
-    Some(rest[..end].trim_end_matches('.').to_owned())
-}
+use harness::{CF, NOW, OTHER_CF, Portal, link_in, seed, ts};
+use messo::config::{BUILTIN_TOML, Config};
+use messo::http::portal::link_keys;
+use messo::portal::LinkKeys;
+use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -786,7 +421,7 @@ macro_rules! on_both {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let extra: &[(&str, &str)] = &[$($extra)?];
-                    super::$name(super::start(super::sqlite_store().await, extra).await).await;
+                    super::$name(super::harness::start(super::harness::sqlite_store().await, extra).await).await;
                 }
             )*
         }
@@ -795,9 +430,9 @@ macro_rules! on_both {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let extra: &[(&str, &str)] = &[$($extra)?];
-                    let (store, schema) = super::postgres_store().await;
-                    super::$name(super::start(store, extra).await).await;
-                    super::drop_schema(&schema).await;
+                    let (store, schema) = super::harness::postgres_store().await;
+                    super::$name(super::harness::start(store, extra).await).await;
+                    super::harness::drop_schema(&schema).await;
                 }
             )*
         }
@@ -814,7 +449,7 @@ on_both! {
 
 #[tokio::test]
 async fn a_key_kept_in_the_store_is_made_once_and_shared() {
-    let store = sqlite_store().await;
+    let store = harness::sqlite_store().await;
     let config = Config::from_toml(BUILTIN_TOML, "test", Vec::new()).expect("config");
     assert!(config.portal.link_key.is_none());
     let a = link_keys(&config, &store, ts(NOW)).await.expect("keys");
@@ -829,5 +464,5 @@ async fn a_key_kept_in_the_store_is_made_once_and_shared() {
 }
 
 fn config_with_key() -> Config {
-    config(&[])
+    harness::config(&[])
 }

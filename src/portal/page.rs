@@ -30,7 +30,7 @@ pub fn content_security_policy() -> &'static str {
     CSP.get_or_init(|| {
         let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(CSS.as_bytes()));
         format!(
-            "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self'; base-uri 'none'; \
+            "default-src 'none'; style-src 'sha256-{hash}'; img-src data:; base-uri 'none'; \
              form-action 'none'; frame-ancestors 'none'"
         )
     })
@@ -74,6 +74,7 @@ fn head(out: &mut String, lang: Lang, title: &str, office: &Office, switch: Opti
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"robots\" content=\"noindex, nofollow\">\n\
          <meta name=\"referrer\" content=\"no-referrer\">\n\
+         <link rel=\"icon\" href=\"data:,\">\n\
          <title>{} — {}</title>\n<style>{CSS}</style>\n</head>\n<body>\n\
          <a class=\"salta\" href=\"#contenuto\">{}</a>\n",
         esc(title),
