@@ -848,6 +848,55 @@ async fn test_send_preview_with_a_ticket_tokens_and_at_risk(a: &Admin) {
     );
 }
 
+/// An editor turns off a ticket's status links with a reason; a viewer may not; the revocation
+/// is audited and stored on the ticket.
+async fn status_links_are_revoked_by_an_editor(a: &Admin) {
+    a.ticket("2026/000501").await;
+    let path = "/api/v1/admin/tickets/2026%2F000501/revoke-links";
+    let vito = a.login("vito").await;
+    let (status, _) = vito.post(path, json!({"reason": "prova"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer may not revoke");
+    let elena = a.login("elena").await;
+    let (status, v) = elena.post(path, json!({"reason": "  "})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (status, v) = elena.post(path, json!({"motivo": "x"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (status, v) = elena
+        .post(
+            "/api/v1/admin/tickets/2026%2F999999/revoke-links",
+            json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(
+        a.count("SELECT COUNT(*) FROM tickets WHERE links_revoked_at IS NOT NULL")
+            .await,
+        0,
+        "refusals change nothing"
+    );
+    let (status, v) = elena
+        .post(path, json!({"reason": "il cittadino ha inoltrato il link"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["number"], "2026/000501");
+    let at = Timestamp::parse_rfc3339(v["links_revoked_at"].as_str().expect("instant"))
+        .expect("rfc3339");
+    assert_eq!(at, a.now());
+    assert_eq!(
+        a.count("SELECT COUNT(*) FROM tickets WHERE links_revoked_at IS NOT NULL")
+            .await,
+        1
+    );
+    let audit = a.store.audit_log(5).await.expect("audit");
+    let entry = audit
+        .iter()
+        .find(|e| e.action == "revoke_links")
+        .expect("audited");
+    assert_eq!(entry.actor, "elena");
+    assert_eq!(entry.object, "ticket/2026/000501");
+    assert_eq!(entry.detail["reason"], "il cittadino ha inoltrato il link");
+}
+
 macro_rules! on_both {
     ($($name:ident: $extra:expr),* $(,)?) => {$(
         mod $name {
@@ -873,6 +922,7 @@ on_both!(
     publish_reaches_the_next_message_and_queued_ones_keep_their_words: "",
     four_eyes_rollback_and_history: "four_eyes = true",
     test_send_preview_with_a_ticket_tokens_and_at_risk: "",
+    status_links_are_revoked_by_an_editor: "",
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

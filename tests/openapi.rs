@@ -13,13 +13,14 @@ use serde_json::Value;
 const DOC: &str = include_str!("../src/http/openapi.json");
 
 /// The router sources, by name (for messages).
-const SOURCES: [(&str, &str); 3] = [
+const SOURCES: [(&str, &str); 4] = [
     ("src/http/mod.rs", include_str!("../src/http/mod.rs")),
     (
         "src/http/webhooks.rs",
         include_str!("../src/http/webhooks.rs"),
     ),
     ("src/http/admin.rs", include_str!("../src/http/admin.rs")),
+    ("src/http/portal.rs", include_str!("../src/http/portal.rs")),
 ];
 
 const METHODS: [&str; 8] = [
