@@ -1253,6 +1253,66 @@ working_days = 1
     }
 
     #[test]
+    fn portal_problems_name_their_key_and_keys_are_never_printed() {
+        let keys =
+            |text: &str| -> Vec<String> { problems(text).iter().map(|p| p.key.clone()).collect() };
+        assert_eq!(
+            keys("[portal]\nlink_key = \"short\"\n"),
+            ["portal.link_key"]
+        );
+        let ps = problems("[portal]\nlink_key = \"short\"\n");
+        assert!(
+            ps[0].message.contains("MESSO_PORTAL__LINK_KEY_FILE"),
+            "{}",
+            ps[0].message
+        );
+        assert!(!ps[0].message.contains("short"), "the key is not echoed");
+        assert_eq!(
+            keys("[portal]\nprevious_link_key = \"0123456789abcdef0123456789abcdef\"\n"),
+            ["portal.previous_link_key"]
+        );
+        assert_eq!(
+            keys("[portal]\nlink_valid_days = 0\n"),
+            ["portal.link_valid_days"]
+        );
+        assert_eq!(
+            keys("[portal]\nrequests_per_minute = -1\n"),
+            ["portal.requests_per_minute"]
+        );
+        assert_eq!(
+            keys("[portal]\ntrusted_proxies = [\"127.0.0.1\", \"localhost\"]\n"),
+            ["portal.trusted_proxies[1]"]
+        );
+        assert_eq!(
+            keys("[portal]\nbase_url = \"urp.example.it\"\n"),
+            ["portal.base_url"]
+        );
+        assert_eq!(keys("[portal]\nlink_ttl = 3\n"), ["portal.link_ttl"]);
+        assert_eq!(
+            keys(
+                "[[http.tokens]]\nname = \"p\"\nhash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g\"\nscopes = [\"portale\"]\n"
+            ),
+            ["http.tokens[0].scopes[0]"]
+        );
+        // From the environment, and the defaults.
+        let key = "k".repeat(40);
+        let c = Config::from_toml(
+            "[http]\npublic_base_url = \"https://urp.comune.example.it\"\n",
+            "test",
+            vec![("MESSO_PORTAL__LINK_KEY".to_owned(), key.clone())],
+        )
+        .unwrap();
+        assert_eq!(c.portal.link_key.as_deref(), Some(key.as_str()));
+        assert_eq!(c.portal.base_url, "https://urp.comune.example.it");
+        assert_eq!(c.portal.link_valid_days, 180);
+        assert!(c.portal.enabled && c.portal.show_office);
+        assert!(
+            !format!("{:?}", c.portal).contains(&key),
+            "Debug redacts the key"
+        );
+    }
+
+    #[test]
     fn uncovered_combinations_are_refused() {
         let text = "[[sla.targets]]\ncategory = \"any\"\npriority = \"urgente\"\nclock = \"business\"\nworking_days = 1\n";
         let ps = problems(text);

@@ -472,3 +472,141 @@ fn on(lang: Lang, text: &str) -> String {
         Lang::En => format!("on {text}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(state: &str, dlr: Option<&str>) -> SentMessage {
+        SentMessage {
+            kind: "ricevuta".into(),
+            channel: "sms".into(),
+            created_at: Timestamp(0),
+            delivered_at: None,
+            state: state.into(),
+            dlr_state: dlr.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn delivery_states_in_the_citizens_words() {
+        for (state, dlr, code, it, en) in [
+            ("pending", None, "in_invio", "in invio", "being sent"),
+            ("retry", None, "in_invio", "in invio", "being sent"),
+            ("sending", None, "in_invio", "in invio", "being sent"),
+            ("delivered", None, "inviato", "inviato", "sent"),
+            ("delivered", Some("queued"), "inviato", "inviato", "sent"),
+            ("delivered", Some("sent"), "inviato", "inviato", "sent"),
+            (
+                "delivered",
+                Some("delivered"),
+                "consegnato",
+                "consegnato",
+                "delivered",
+            ),
+            (
+                "delivered",
+                Some("failed"),
+                "non_recapitato",
+                "non recapitato",
+                "not delivered",
+            ),
+            (
+                "delivered",
+                Some("undelivered"),
+                "non_recapitato",
+                "non recapitato",
+                "not delivered",
+            ),
+            (
+                "delivered",
+                Some("expired"),
+                "non_recapitato",
+                "non recapitato",
+                "not delivered",
+            ),
+            (
+                "dead",
+                None,
+                "non_recapitato",
+                "non recapitato",
+                "not delivered",
+            ),
+            (
+                "uncertain",
+                None,
+                "in_verifica",
+                "in verifica",
+                "being checked",
+            ),
+        ] {
+            let s = message_state(&msg(state, dlr));
+            assert_eq!(s, code, "{state} {dlr:?}");
+            assert_eq!(state_label(Lang::It, s), it);
+            assert_eq!(state_label(Lang::En, s), en);
+        }
+    }
+
+    #[test]
+    fn every_citizen_notice_has_a_name_in_both_languages() {
+        let catalog = crate::templates::Catalog::bundled().expect("catalog");
+        for key in catalog.defaults.keys() {
+            if key.audience != crate::templates::Audience::Cittadino {
+                continue;
+            }
+            for lang in [Lang::It, Lang::En] {
+                let t = message_title(lang, &key.kind);
+                assert_ne!(
+                    t,
+                    message_title(lang, "no-such-kind"),
+                    "{} has no name",
+                    key.kind
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn internal_events_are_not_steps() {
+        let cal = crate::calendar::Calendar::new(crate::calendar::CalendarSpec::roma_capitale())
+            .expect("calendar");
+        let ev = |kind: &str, data: serde_json::Value| EventRecord {
+            id: 1,
+            kind: kind.into(),
+            occurred_at: Timestamp(1_772_442_900),
+            source: "api".into(),
+            idempotency_key: "k".into(),
+            data,
+            recorded_at: Timestamp(1_772_442_900),
+        };
+        for kind in [
+            "note",
+            "priority_changed",
+            "category_changed",
+            "rebaselined",
+        ] {
+            assert!(step_of(Lang::It, &cal, &ev(kind, serde_json::json!({"text": "x"}))).is_none());
+        }
+        let s = step_of(
+            Lang::En,
+            &cal,
+            &ev(
+                "integration_received",
+                serde_json::json!({"channel": "sms", "text": "il mio IBAN è …"}),
+            ),
+        )
+        .expect("a step");
+        assert_eq!(s.title, "We received your reply");
+        assert_eq!(s.detail.as_deref(), Some("Reply received by text message."));
+        let r = step_of(
+            Lang::It,
+            &cal,
+            &ev(
+                "reopened",
+                serde_json::json!({"reason": "errore dell'operatore Rossi"}),
+            ),
+        )
+        .expect("a step");
+        assert_eq!(r.detail, None, "the reason for reopening stays internal");
+    }
+}
