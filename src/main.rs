@@ -161,7 +161,7 @@ enum TokenCommand {
         /// A name for the client, e.g. crm.
         #[arg(long)]
         name: String,
-        /// read, write or read,write.
+        /// read, write, read,write, or portal (the citizen feed for the administration's portal).
         #[arg(long, default_value = "read,write")]
         scopes: String,
     },
@@ -479,8 +479,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Token(TokenCommand::New { name, scopes }) => {
             for s in scopes.split(',') {
-                if !matches!(s, "read" | "write") {
-                    bail!("--scopes: unknown scope {s:?}; expected read, write or read,write");
+                if !matches!(s, "read" | "write" | "portal") {
+                    bail!(
+                        "--scopes: unknown scope {s:?}; expected read, write, read,write or portal"
+                    );
                 }
             }
             let (secret, hash) = messo::http::new_token().map_err(anyhow::Error::msg)?;
