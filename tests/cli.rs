@@ -349,3 +349,94 @@ fn due_quotes_a_deadline_for_the_front_desk() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn portal_links_are_printed_and_revoked_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("messo-cli-portal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let url = format!("sqlite://{}/messo.db", dir.display());
+    let key = "a-command-line-test-key-0123456789abcdef";
+    let env = [
+        ("MESSO_DATABASE__URL", url.as_str()),
+        ("MESSO_PORTAL__LINK_KEY", key),
+    ];
+    let out = messo(&["portal", "link", "P-1"], None, &env);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("there is no ticket P-1"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = rt.block_on(async {
+        let store = messo::store::Store::connect(&url).await.expect("store");
+        let t = messo::ticket::NewTicket::from_json(&serde_json::json!({
+            "number": "P-1", "office": "anagrafe", "priority": "alta", "subject": "Certificato",
+            "received_at": "2026-03-02T10:15:00+01:00", "citizen": {"email": "a@example.it"}
+        }))
+        .expect("ticket");
+        let now = messo::time::Timestamp::parse_rfc3339("2026-03-02T10:15:00+01:00").expect("t");
+        let config = messo::config::Config::from_toml(messo::config::BUILTIN_TOML, "test", vec![])
+            .expect("config");
+        store.register_config(&config, now).await.expect("register");
+        store
+            .create_ticket(&t, messo::ticket::Source::Api, now)
+            .await
+            .expect("create");
+        store
+    });
+    let out = messo(&["portal", "link", "P-1"], None, &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let link = text(&out.stdout).trim().to_owned();
+    let token = link
+        .strip_prefix("http://127.0.0.1:8080/s/")
+        .unwrap_or_else(|| panic!("{link}"));
+    let now = messo::time::Timestamp::from_chrono(&chrono::Utc::now());
+    let opened = messo::portal::LinkKeys::new(key.as_bytes(), None)
+        .verify(token, now)
+        .expect("a valid link");
+    let id = rt
+        .block_on(store.ticket("P-1"))
+        .expect("read")
+        .expect("ticket")
+        .id;
+    assert_eq!(opened.ticket_id, id);
+
+    let out = messo(&["portal", "revoke", "P-1", "--reason", " "], None, &env);
+    assert!(!out.status.success(), "a reason is required");
+    let out = messo(
+        &[
+            "portal",
+            "revoke",
+            "P-1",
+            "--reason",
+            "inoltrato per errore",
+        ],
+        None,
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no longer open"));
+    let t = rt
+        .block_on(store.portal_ticket_by_id(id))
+        .expect("read")
+        .expect("ticket");
+    assert!(messo::portal::revoked(&opened, t.links_revoked_at));
+
+    let out = messo(
+        &["token", "new", "--name", "portale", "--scopes", "portal"],
+        None,
+        &[],
+    );
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("scopes = [\"portal\"]"));
+    let out = messo(
+        &["token", "new", "--name", "x", "--scopes", "admin"],
+        None,
+        &[],
+    );
+    assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -131,6 +131,35 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
         "{found}"
     );
 
+    // The citizen's receipt (written as a file: nothing leaves the machine) carries a link to
+    // the request's status page, and the daemon serves that page.
+    let receipt = loop {
+        let file = std::fs::read_dir(dir.join("data/outbox"))
+            .ok()
+            .and_then(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .find(|p| p.to_string_lossy().ends_with("-ricevuta-citizen.eml"))
+            });
+        match file.and_then(|f| std::fs::read_to_string(f).ok()) {
+            Some(text) => break text,
+            None if Instant::now() > deadline => panic!("no receipt was written"),
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    // Undo quoted-printable's soft line breaks; a link's characters need no other decoding.
+    let receipt = receipt.replace("=\r\n", "").replace("=\n", "");
+    let prefix = format!("http://127.0.0.1:{port}/s/");
+    let start = receipt.find(&prefix).expect("a status link in the receipt");
+    let path: String = receipt[start + prefix.len() - 3..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "-_/".contains(*c))
+        .collect();
+    let (status, page) = get(port, &path, "").expect("the status page");
+    assert_eq!(status, 200, "{path}: {page}");
+    assert!(page.contains("Richiesta n. D-1"), "{page}");
+    assert!(page.contains("Conclusione prevista entro"), "{page}");
+
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
