@@ -253,13 +253,13 @@ impl Inner {
         harden(res, true, self.https)
     }
 
-    /// Everything the citizen may see of `t` at `now`.
+    /// Everything the citizen may see of `t` at `now`, and the SLA it was computed under.
     async fn view(
         &self,
         t: &PortalTicket,
         lang: Option<Lang>,
         now: Timestamp,
-    ) -> Result<view::CitizenView, StoreError> {
+    ) -> Result<(view::CitizenView, Arc<crate::sla::Sla>), StoreError> {
         let id = t.ticket.id;
         let (events, messages) =
             tokio::join!(self.store.events(id), self.store.citizen_messages(id));
@@ -281,10 +281,8 @@ impl Inner {
             working_day_s: self.working_day_s,
             show_office: self.show_office,
         };
-        Ok(view::citizen_view(
-            &facts,
-            lang.unwrap_or_else(|| view::ticket_lang(&t.ticket)),
-        ))
+        let v = view::citizen_view(&facts, lang.unwrap_or_else(|| view::ticket_lang(&t.ticket)));
+        Ok((v, sla))
     }
 }
 
@@ -367,8 +365,8 @@ async fn status_page(
         s.audit("link", "-", &t.ticket.number, ip, 410);
         return s.page(Refusal::Revoked, lang);
     }
-    let v = match s.view(&t, Some(lang), now).await {
-        Ok(v) => v,
+    let (v, sla) = match s.view(&t, Some(lang), now).await {
+        Ok(x) => x,
         Err(e) => {
             tracing::error!(error = %e, ticket = %t.ticket.number, "status page: cannot build the view");
             return s.page(Refusal::Unavailable, lang);
@@ -378,26 +376,10 @@ async fn status_page(
         Lang::It => "?lang=en",
         Lang::En => "?lang=it",
     };
-    let updated = crate::locale::date_time(
-        lang,
-        &s.store
-            .versions()
-            .sla(t.ticket.calendar_version, t.ticket.policy_version)
-            .map(|sla| sla.calendar.clone())
-            .unwrap_or_else(|_| fallback_calendar()),
-        now,
-    );
+    let updated = crate::locale::date_time(lang, &sla.calendar, now);
     let body = page::status_page(&v, lang, &s.office, Some(other), &updated);
     s.audit("link", "-", &t.ticket.number, ip, 200);
     harden((StatusCode::OK, html(body)).into_response(), true, s.https)
-}
-
-fn fallback_calendar() -> crate::calendar::Calendar {
-    crate::config::Config::from_toml(crate::config::BUILTIN_TOML, "built-in", Vec::new())
-        .ok()
-        .and_then(|c| c.sla().ok())
-        .map(|sla| sla.calendar)
-        .unwrap_or_else(|| unreachable!("the built-in configuration is valid"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -493,94 +475,91 @@ async fn one(
     let ip = client_ip(peer.ip(), &headers, &s.trusted_proxies);
     let p = params(query.as_deref());
     let now = (s.clock)();
-    let Some(secret) = bearer(&headers) else {
-        if !s.allow(ip) {
-            return problem(too_many(), s.https);
-        }
-        return problem(
-            Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Authentication required",
-                "send Authorization: Bearer <status link token> or a portal token with ?cf=",
-            ),
-            s.https,
-        );
-    };
-    let found = if secret.starts_with("messo_") {
-        let (principal, cf) = match portal_caller(s, &headers, p.cf.as_deref(), ip) {
-            Ok(x) => x,
-            Err(e) => return problem(e, s.https),
-        };
-        match s.store.portal_ticket_of(&number, &cf).await {
-            Ok(Some(t)) => Ok((t, "portal", principal)),
-            Ok(None) => {
-                s.audit("portal", &principal, &number, ip, 404);
-                Err(Problem::not_found(format!(
-                    "no ticket {number} for this citizen"
-                )))
-            }
-            Err(e) => Err(e.into()),
-        }
+    let secret = bearer(&headers);
+    let via = if secret.is_some_and(|b| b.starts_with("messo_")) {
+        "portal"
     } else {
-        if !s.allow(ip) {
-            s.audit("link", "-", "-", ip, 429);
-            return problem(too_many(), s.https);
-        }
-        match s.keys.verify(secret, now) {
-            Err(LinkError::Expired { .. }) => Err(gone("the status link expired")),
-            Err(_) => Err(Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Authentication required",
-                "the token is neither a status link nor a portal token",
-            )),
-            Ok(link) => match s.store.portal_ticket_by_id(link.ticket_id).await {
-                // A link opens its own ticket only; another number is as unknown as a bad one.
-                Ok(Some(t)) if t.ticket.number == number => {
-                    if revoked(&link, t.links_revoked_at) {
-                        Err(gone("the status link was revoked"))
-                    } else {
-                        Ok((t, "link", "-".to_owned()))
-                    }
-                }
-                Ok(_) => Err(Problem::not_found(format!("ticket {number} not found"))),
-                Err(e) => Err(e.into()),
-            },
-        }
+        "link"
     };
-    let (t, via, principal) = match found {
-        Ok(x) => x,
-        Err(e) => {
-            if e.status != StatusCode::NOT_FOUND || via_is_link(secret) {
-                s.audit(
-                    if via_is_link(secret) {
-                        "link"
-                    } else {
-                        "portal"
-                    },
-                    "-",
-                    &number,
-                    ip,
-                    e.status.as_u16(),
-                );
-            }
-            return problem(e, s.https);
-        }
+    let result = match find_one(s, &headers, secret, &number, p.cf.as_deref(), ip, now).await {
+        Ok((t, principal)) => s
+            .view(&t, p.lang, now)
+            .await
+            .map(|(v, _)| (v, principal))
+            .map_err(Problem::from),
+        Err(e) => Err(e),
     };
-    match s.view(&t, p.lang, now).await {
-        Ok(v) => {
-            s.audit(via, &principal, &t.ticket.number, ip, 200);
+    match result {
+        Ok((v, principal)) => {
+            s.audit(via, &principal, &v.number, ip, 200);
             let mut body = serde_json::to_value(&v).unwrap_or(Value::Null);
             body["as_of"] = json!(now.to_string());
             json_ok(body, s.https)
         }
-        Err(e) => problem(e.into(), s.https),
+        Err(e) => {
+            s.audit(via, "-", &number, ip, e.status.as_u16());
+            problem(e, s.https)
+        }
     }
 }
 
-fn via_is_link(secret: &str) -> bool {
-    !secret.starts_with("messo_")
+/// The ticket `number` for this caller — the holder of its link, or the portal for the citizen
+/// it names — and the portal token's name (`-` for a link).
+async fn find_one(
+    s: &Inner,
+    headers: &HeaderMap,
+    secret: Option<&str>,
+    number: &str,
+    cf: Option<&str>,
+    ip: IpAddr,
+    now: Timestamp,
+) -> Result<(PortalTicket, String), Problem> {
+    let Some(secret) = secret else {
+        if !s.allow(ip) {
+            return Err(too_many());
+        }
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            "send Authorization: Bearer <status link token> or a portal token with ?cf=",
+        ));
+    };
+    if secret.starts_with("messo_") {
+        let (principal, cf) = portal_caller(s, headers, cf, ip)?;
+        return match s.store.portal_ticket_of(number, &cf).await? {
+            Some(t) => Ok((t, principal)),
+            None => Err(Problem::not_found(format!(
+                "no ticket {number} for this citizen"
+            ))),
+        };
+    }
+    if !s.allow(ip) {
+        return Err(too_many());
+    }
+    let link = match s.keys.verify(secret, now) {
+        Ok(l) => l,
+        Err(LinkError::Expired { .. }) => return Err(gone("the status link expired")),
+        Err(_) => {
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+                "the token is neither a status link nor a portal token",
+            ));
+        }
+    };
+    match s.store.portal_ticket_by_id(link.ticket_id).await? {
+        // A link opens its own ticket only; another number is as unknown as a bad one.
+        Some(t) if t.ticket.number == number => {
+            if revoked(&link, t.links_revoked_at) {
+                Err(gone("the status link was revoked"))
+            } else {
+                Ok((t, "-".to_owned()))
+            }
+        }
+        _ => Err(Problem::not_found(format!("ticket {number} not found"))),
+    }
 }
 
 async fn list(

@@ -875,6 +875,11 @@ impl Templates {
                 ),
             ),
         };
+        let body = match (payload[STATUS_URL].as_str(), lang) {
+            (Some(url), Lang::It) => format!("{body} Stato della richiesta: {url}"),
+            (Some(url), Lang::En) => format!("{body} Your request's status: {url}"),
+            (None, _) => body,
+        };
         if channel == "sms" {
             return (
                 String::new(),

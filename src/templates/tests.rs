@@ -144,6 +144,23 @@ fn a_missing_variable_is_an_error_never_empty_text() {
         "{}",
         sms.text
     );
+    // The status link survives even the emergency wording.
+    let url = "https://urp.comune.example.it/s/AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxg";
+    let m = t
+        .render_message(
+            Audience::Cittadino,
+            "violazione",
+            Lang::It,
+            "sms",
+            &json!({"status_url": url}),
+        )
+        .expect("emergency wording");
+    assert_eq!(m.version, EMERGENCY_VERSION);
+    assert!(
+        m.text.ends_with(&format!("Stato della richiesta: {url}")),
+        "{}",
+        m.text
+    );
 }
 
 #[test]
