@@ -189,19 +189,22 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAdd
     if !trusted.contains(&peer) {
         return peer;
     }
-    let mut client = peer;
-    for value in headers.get_all("x-forwarded-for") {
-        let Ok(text) = value.to_str() else { continue };
-        for hop in text.split(',').rev() {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) if trusted.contains(&ip) => continue,
-                Ok(ip) => return ip,
-                Err(_) => return client,
-            }
+    // Several headers are one list, in order; the nearest hop is the last.
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return ip,
+            // An unreadable hop: trust nothing further left of it.
+            Err(_) => return peer,
         }
-        client = peer;
     }
-    client
+    peer
 }
 
 impl Inner {
@@ -685,8 +688,21 @@ mod tests {
             client_ip(ip("127.0.0.1"), &HeaderMap::new(), &trusted),
             ip("127.0.0.1")
         );
+        let mut two = HeaderMap::new();
+        two.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        two.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.4, 127.0.0.1"),
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &two, &trusted),
+            ip("198.51.100.4")
+        );
         let mut junk = HeaderMap::new();
-        junk.insert("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
+        junk.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.7, not-an-ip"),
+        );
         assert_eq!(client_ip(ip("127.0.0.1"), &junk, &trusted), ip("127.0.0.1"));
     }
 }
