@@ -99,7 +99,7 @@ async fn the_feed_tells_each_state_in_plain_words(p: Portal) {
     );
     assert_eq!(v["term_exceeded"], false);
     assert_eq!(v["suspension"], Value::Null);
-    assert_eq!(v["office"], "anagrafe");
+    assert_eq!(v["office"], "Anagrafe");
     assert_eq!(v["current_step"]["kind"], "received");
     let kinds: Vec<&str> = v["messages"]
         .as_array()

@@ -444,7 +444,7 @@ pub fn citizen_view(f: &Facts<'_>, lang: Lang) -> CitizenView {
     CitizenView {
         number: t.number.clone(),
         subject: t.subject.clone(),
-        office: f.show_office.then(|| t.office.clone()),
+        office: f.show_office.then(|| office_name(&t.office)),
         lang: match lang {
             Lang::It => "it",
             Lang::En => "en",
@@ -462,6 +462,16 @@ pub fn citizen_view(f: &Facts<'_>, lang: Lang) -> CitizenView {
         messages,
         can_reply_email: present("email") || present("pec"),
         can_reply_sms: present("mobile"),
+    }
+}
+
+/// The office as people write it: `servizi_sociali` → `Servizi sociali`.
+fn office_name(code: &str) -> String {
+    let words = code.replace(['_', '-'], " ");
+    let mut c = words.trim().chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
     }
 }
 
@@ -564,6 +574,14 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn office_codes_read_as_names() {
+        assert_eq!(office_name("servizi_sociali"), "Servizi sociali");
+        assert_eq!(office_name("anagrafe"), "Anagrafe");
+        assert_eq!(office_name("Ufficio Tributi"), "Ufficio Tributi");
+        assert_eq!(office_name(""), "");
     }
 
     #[test]
