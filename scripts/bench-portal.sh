@@ -27,9 +27,9 @@ work="${TMPDIR:-/tmp}/messo-bench-portal-$backend"
 # SKIP_SEED=1 reuses the store a previous run filled.
 if [ "${SKIP_SEED:-0}" != 1 ]; then rm -rf "$work"; fi
 mkdir -p "$work"
-token_out=$("$messo" token new --name portal-bench --scopes read)
+token_out=$("$messo" token new --name portal-bench --scopes portal)
 portal_token=$(echo "$token_out" | head -1 | awk '{print $NF}')
-{ cat config/messo.toml; echo "$token_out" | sed -n '3,6p' | sed 's/^scopes = .*/scopes = ["portal"]/'; } \
+{ cat config/messo.toml; echo "$token_out" | sed -n '3,6p'; } \
     | sed "s/listen = \"127.0.0.1:8080\"/listen = \"127.0.0.1:$port\"/; s#\"http://127.0.0.1:8080\"#\"http://127.0.0.1:$port\"#" \
     > "$work/messo.toml"
 export MESSO_PORTAL__LINK_KEY=bench-portal-link-key-0123456789abcdef
@@ -99,7 +99,11 @@ MESSO_LOG="$MESSO_LOG" "$messo" --config messo.toml run > daemon.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 base="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 1 100); do
+    curl -sf "$base/healthz" >/dev/null && break
+    kill -0 $pid 2>/dev/null || { echo "the daemon stopped:" >&2; tail -5 daemon.log >&2; exit 1; }
+    sleep 0.2
+done
 # Every kind of request must answer 200 before it is worth timing.
 check() {
     local path bearer code auth=()

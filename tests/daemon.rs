@@ -28,6 +28,128 @@ fn get(port: u16, path: &str, token: &str) -> Option<(u16, String)> {
     Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
 }
 
+/// Waits for the citizen's receipt in `dir/data/outbox`, follows its status link and returns
+/// the page (which must answer 200).
+fn status_page_of_receipt(dir: &std::path::Path, port: u16, deadline: Instant) -> String {
+    let receipt = loop {
+        let file = std::fs::read_dir(dir.join("data/outbox"))
+            .ok()
+            .and_then(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .find(|p| p.to_string_lossy().ends_with("-ricevuta-citizen.eml"))
+            });
+        match file.and_then(|f| std::fs::read_to_string(f).ok()) {
+            Some(text) => break text,
+            None if Instant::now() > deadline => panic!("no receipt was written"),
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    // Undo quoted-printable's soft line breaks; a link's characters need no other decoding.
+    let receipt = receipt.replace("=\r\n", "").replace("=\n", "");
+    let prefix = format!("http://127.0.0.1:{port}/s/");
+    let start = receipt.find(&prefix).expect("a status link in the receipt");
+    let path: String = receipt[start + prefix.len() - 3..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "-_/".contains(*c))
+        .collect();
+    let (status, page) = get(port, &path, "").expect("the status page");
+    assert_eq!(status, 200, "{path}: {page}");
+    page
+}
+
+fn pg_base() -> String {
+    std::env::var("MESSO_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// The same daemon on the real PostgreSQL (a fresh schema): it starts, takes a direct write,
+/// writes the receipt with its status link, serves the page, and stops on SIGTERM.
+#[test]
+fn run_on_postgresql_serves_the_status_link_of_a_receipt() {
+    let dir = std::env::temp_dir().join(format!("messo-daemon-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let schema = format!("messo_daemon_{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let admin = rt.block_on(Store::connect(&pg_base())).expect(
+        "PostgreSQL must run on 127.0.0.1:5432 (start it with pg_ctlcluster; .ci/run does)",
+    );
+    rt.block_on(
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(admin.pool()),
+    )
+    .expect("schema");
+    let sep = if pg_base().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_base());
+    let port = free_port();
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
+            .expect("shipped config");
+    let config = shipped
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace(
+            "url = \"sqlite://data/messo.db\"",
+            "url = \"sqlite://data/messo.db\"\npoll_interval_ms = 100",
+        );
+    std::fs::write(dir.join("messo.toml"), config).expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_messo"))
+        .args(["--config", "messo.toml", "run"])
+        .current_dir(&dir)
+        .env("MESSO_DATABASE__URL", &url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start messo run");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(port, "/healthz", "").is_none() {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut log = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut log);
+            }
+            panic!("the daemon exited on PostgreSQL ({status}):\n{log}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let received_at = messo::time::Timestamp::from_chrono(&chrono::Utc::now());
+    rt.block_on(async {
+        let store = Store::connect(&url).await.expect("second connection");
+        sqlx::query(
+            "INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES ('ticket', $1, $2)",
+        )
+        .bind("PG-1")
+        .bind(
+            serde_json::json!({
+                "number": "PG-1", "office": "anagrafe", "priority": "alta",
+                "subject": "Certificato", "received_at": received_at.to_string(),
+                "citizen": {"email": "a@example.it"}
+            })
+            .to_string(),
+        )
+        .execute(store.pool())
+        .await
+        .expect("insert");
+    });
+    let page = status_page_of_receipt(&dir, port, deadline);
+    assert!(page.contains("Richiesta n. PG-1"), "{page}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "exit {status:?}");
+    rt.block_on(
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(admin.pool()),
+    )
+    .expect("drop schema");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn run_migrates_polls_serves_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("messo-daemon-{}", std::process::id()));
@@ -133,30 +255,7 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
 
     // The citizen's receipt (written as a file: nothing leaves the machine) carries a link to
     // the request's status page, and the daemon serves that page.
-    let receipt = loop {
-        let file = std::fs::read_dir(dir.join("data/outbox"))
-            .ok()
-            .and_then(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .find(|p| p.to_string_lossy().ends_with("-ricevuta-citizen.eml"))
-            });
-        match file.and_then(|f| std::fs::read_to_string(f).ok()) {
-            Some(text) => break text,
-            None if Instant::now() > deadline => panic!("no receipt was written"),
-            None => std::thread::sleep(Duration::from_millis(50)),
-        }
-    };
-    // Undo quoted-printable's soft line breaks; a link's characters need no other decoding.
-    let receipt = receipt.replace("=\r\n", "").replace("=\n", "");
-    let prefix = format!("http://127.0.0.1:{port}/s/");
-    let start = receipt.find(&prefix).expect("a status link in the receipt");
-    let path: String = receipt[start + prefix.len() - 3..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || "-_/".contains(*c))
-        .collect();
-    let (status, page) = get(port, &path, "").expect("the status page");
-    assert_eq!(status, 200, "{path}: {page}");
+    let page = status_page_of_receipt(&dir, port, deadline);
     assert!(page.contains("Richiesta n. D-1"), "{page}");
     assert!(page.contains("Conclusione prevista entro"), "{page}");
 

@@ -264,9 +264,7 @@ impl Inner {
         now: Timestamp,
     ) -> Result<(view::CitizenView, Arc<crate::sla::Sla>), StoreError> {
         let id = t.ticket.id;
-        let (events, messages) =
-            tokio::join!(self.store.events(id), self.store.citizen_messages(id));
-        let (events, messages) = (events?, messages?);
+        let (events, messages) = self.store.portal_history(id).await?;
         let (received_at, derived) = derive(id, &events)?;
         let sla = self
             .store

@@ -210,9 +210,15 @@ pub struct StoredResponse {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite files only: connections that only read (the portal's), beside the one that
+    /// writes. In WAL mode readers and the writer do not wait for each other.
+    reads: Option<AnyPool>,
     backend: Backend,
     versions: Arc<VersionRegistry>,
 }
+
+/// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
+const SQLITE_READERS: u32 = 4;
 
 pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
      citizen, received_at, closed_at, waiting_since, policy_version, calendar_version, \
@@ -224,7 +230,8 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
 
 impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`). A SQLite file and its directory
-    /// are created when missing; the file runs in WAL mode with foreign keys on.
+    /// are created when missing; the file runs in WAL mode with foreign keys on, written through
+    /// one connection and read by the portal through up to `SQLITE_READERS` more.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -234,6 +241,7 @@ impl Store {
         } else {
             return Err(StoreError::Url);
         };
+        let mut reads = None;
         let pool = match backend {
             Backend::Sqlite => {
                 let path = url
@@ -249,6 +257,24 @@ impl Store {
                 }
                 let sep = if url.contains('?') { '&' } else { '?' };
                 let opts: AnyConnectOptions = format!("{url}{sep}mode=rwc").parse()?;
+                if !path.is_empty() && path != ":memory:" {
+                    // Opened when first used, after the writer has made the file and its schema.
+                    reads = Some(
+                        AnyPoolOptions::new()
+                            .max_connections(SQLITE_READERS)
+                            .after_connect(|conn, _| {
+                                Box::pin(async move {
+                                    use sqlx::Executor;
+                                    conn.execute(
+                                        "PRAGMA query_only = ON; PRAGMA busy_timeout = 10000;",
+                                    )
+                                    .await?;
+                                    Ok(())
+                                })
+                            })
+                            .connect_lazy_with(opts.clone()),
+                    );
+                }
                 // One connection: SQLite has one writer, and a single connection never meets
                 // SQLITE_BUSY from its own pool.
                 AnyPoolOptions::new()
@@ -277,6 +303,7 @@ impl Store {
         };
         Ok(Store {
             pool,
+            reads,
             backend,
             versions: Arc::new(VersionRegistry::default()),
         })
@@ -290,6 +317,12 @@ impl Store {
     /// The connection pool, for tests and tools that write rows as a CRM would.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Where reads that need not see the caller's own uncommitted writes go: SQLite's reading
+    /// connections, or PostgreSQL's pool.
+    pub(crate) fn read_pool(&self) -> &AnyPool {
+        self.reads.as_ref().unwrap_or(&self.pool)
     }
 
     /// Applies pending migrations.

@@ -231,7 +231,8 @@ impl Store {
     /// daemon notices an edit made through another instance.
     pub async fn live_templates_stamp(&self) -> Result<(i64, i64), StoreError> {
         let r = sqlx::query(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(id), 0) AS s FROM template_versions \
+            // SUM of a BIGINT is NUMERIC on PostgreSQL, which the Any driver cannot decode.
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(id), 0) AS BIGINT) AS s FROM template_versions \
              WHERE state = 'live'",
         )
         .fetch_one(&self.pool)
