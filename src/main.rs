@@ -956,7 +956,7 @@ async fn portal_command(config: Config, cmd: PortalCommand) -> Result<ExitCode> 
             };
             let keys = messo::http::portal::link_keys(&config, &store, now).await?;
             let maker = messo::http::portal::link_maker(&config, keys);
-            println!("{}", maker.url(t.id, now));
+            out!("{}", maker.url(t.id, now));
         }
         PortalCommand::Revoke { number, reason } => {
             if reason.trim().is_empty() {
@@ -970,7 +970,7 @@ async fn portal_command(config: Config, cmd: PortalCommand) -> Result<ExitCode> 
                 .revoke_links(&number, now, &actor, reason.trim())
                 .await?
             {
-                Some(at) => println!("links to {number} issued until {at} no longer open"),
+                Some(at) => out!("links to {number} issued until {at} no longer open"),
                 None => bail!("there is no ticket {number}"),
             }
         }
