@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+#[path = "common/pg.rs"]
+mod pg;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -33,11 +36,6 @@ fn unique(prefix: &str) -> String {
 
 fn ts(s: &str) -> Timestamp {
     Timestamp::parse_rfc3339(s).expect("timestamp")
-}
-
-fn pg_base() -> String {
-    std::env::var("MESSO_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 const PASSWORD: &str = "una-password-lunga-123";
@@ -72,17 +70,7 @@ async fn start(pg: bool, extra: &str) -> Admin {
     let config = Config::from_toml(&text, "test", Vec::new()).expect("config");
     let (url, schema) = if pg {
         let schema = unique("messo_adm");
-        let admin = Store::connect(&pg_base()).await.expect(
-            "PostgreSQL must run on 127.0.0.1:5432 (start it with pg_ctlcluster; .ci/run does)",
-        );
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(admin.pool())
-            .await
-            .expect("schema");
-        (
-            format!("{}?options=-c%20search_path%3D{schema}", pg_base()),
-            Some(schema),
-        )
+        (pg::fresh_schema(&schema).await, Some(schema))
     } else {
         (format!("sqlite://{}/messo.db", dir.display()), None)
     };
@@ -188,12 +176,8 @@ impl Admin {
     }
 
     async fn finish(self) {
-        if let Some(schema) = self.schema
-            && let Ok(admin) = Store::connect(&pg_base()).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(admin.pool())
-                .await;
+        if let Some(schema) = self.schema {
+            pg::drop_schema(&schema).await;
         }
     }
 

@@ -1,6 +1,9 @@
 //! `messo run` as an operator starts it: it migrates a fresh SQLite file, takes a CRM's direct
 //! write from `crm_inbox` on its next poll, answers the API, and stops cleanly on SIGTERM.
 
+#[path = "common/pg.rs"]
+mod pg;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -58,9 +61,15 @@ fn status_page_of_receipt(dir: &std::path::Path, port: u16, deadline: Instant) -
     page
 }
 
-fn pg_base() -> String {
-    std::env::var("MESSO_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+/// The shipped configuration, listening on `port` and polling every 100 ms.
+fn shipped_config(port: u16) -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
+        .expect("shipped config")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace(
+            "url = \"sqlite://data/messo.db\"",
+            "url = \"sqlite://data/messo.db\"\npoll_interval_ms = 100",
+        )
 }
 
 /// The same daemon on the real PostgreSQL (a fresh schema): it starts, takes a direct write,
@@ -72,25 +81,9 @@ fn run_on_postgresql_serves_the_status_link_of_a_receipt() {
     std::fs::create_dir_all(&dir).expect("dir");
     let schema = format!("messo_daemon_{}", std::process::id());
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let admin = rt.block_on(Store::connect(&pg_base())).expect(
-        "PostgreSQL must run on 127.0.0.1:5432 (start it with pg_ctlcluster; .ci/run does)",
-    );
-    rt.block_on(
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(admin.pool()),
-    )
-    .expect("schema");
-    let sep = if pg_base().contains('?') { '&' } else { '?' };
-    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_base());
+    let url = rt.block_on(pg::fresh_schema(&schema));
     let port = free_port();
-    let shipped =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
-            .expect("shipped config");
-    let config = shipped
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace(
-            "url = \"sqlite://data/messo.db\"",
-            "url = \"sqlite://data/messo.db\"\npoll_interval_ms = 100",
-        );
+    let config = shipped_config(port);
     std::fs::write(dir.join("messo.toml"), config).expect("config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_messo"))
         .args(["--config", "messo.toml", "run"])
@@ -142,11 +135,7 @@ fn run_on_postgresql_serves_the_status_link_of_a_receipt() {
         .expect("kill");
     let status = child.wait().expect("wait");
     assert!(status.success(), "exit {status:?}");
-    rt.block_on(
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(admin.pool()),
-    )
-    .expect("drop schema");
+    rt.block_on(pg::drop_schema(&schema));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -157,15 +146,7 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
     std::fs::create_dir_all(&dir).expect("dir");
     let (token, hash) = messo::http::new_token().expect("token");
     let port = free_port();
-    let shipped =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
-            .expect("shipped config");
-    let config = shipped
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace(
-            "url = \"sqlite://data/messo.db\"",
-            "url = \"sqlite://data/messo.db\"\npoll_interval_ms = 100",
-        )
+    let config = shipped_config(port)
         + &format!(
             "\n[[http.tokens]]\nname = \"crm\"\nhash = \"{hash}\"\nscopes = [\"read\", \"write\"]\n"
         );
@@ -306,15 +287,7 @@ fn kill_9_mid_batch_loses_nothing_and_owes_nothing_twice() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let port = free_port();
-    let shipped =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
-            .expect("shipped config");
-    let config_text = shipped
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace(
-            "url = \"sqlite://data/messo.db\"",
-            "url = \"sqlite://data/messo.db\"\npoll_interval_ms = 100",
-        );
+    let config_text = shipped_config(port);
     std::fs::write(dir.join("messo.toml"), &config_text).expect("config");
     let url = format!("sqlite://{}/data/messo.db", dir.display());
 

@@ -5,6 +5,8 @@
 
 #[path = "common/mail.rs"]
 mod mail;
+#[path = "common/pg.rs"]
+mod pg;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -100,11 +102,6 @@ struct Hook {
     schema: Option<String>,
 }
 
-fn pg_base() -> String {
-    std::env::var("MESSO_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 async fn start(pg: bool) -> Hook {
     messo::install_crypto();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("inbound"));
@@ -113,17 +110,7 @@ async fn start(pg: bool) -> Hook {
     std::fs::write(dir.join("config.toml"), config_text(&dir)).expect("config file");
     let (url, schema) = if pg {
         let schema = unique("messo_in");
-        let admin = Store::connect(&pg_base()).await.expect(
-            "PostgreSQL must run on 127.0.0.1:5432 (start it with pg_ctlcluster; .ci/run does)",
-        );
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(admin.pool())
-            .await
-            .expect("schema");
-        (
-            format!("{}?options=-c%20search_path%3D{schema}", pg_base()),
-            Some(schema),
-        )
+        (pg::fresh_schema(&schema).await, Some(schema))
     } else {
         (format!("sqlite://{}/messo.db", dir.display()), None)
     };
@@ -167,12 +154,8 @@ impl Hook {
     }
 
     async fn finish(self) {
-        if let Some(schema) = self.schema
-            && let Ok(admin) = Store::connect(&pg_base()).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(admin.pool())
-                .await;
+        if let Some(schema) = self.schema {
+            pg::drop_schema(&schema).await;
         }
     }
 

@@ -6,6 +6,8 @@
 
 #[path = "common/portal.rs"]
 mod harness;
+#[path = "common/pg.rs"]
+mod pg;
 
 use harness::{CF, NOW, OTHER_CF, Portal, link_in, seed, ts};
 use messo::config::{BUILTIN_TOML, Config};
@@ -432,7 +434,7 @@ macro_rules! on_both {
                     let extra: &[(&str, &str)] = &[$($extra)?];
                     let (store, schema) = super::harness::postgres_store().await;
                     super::$name(super::harness::start(store, extra).await).await;
-                    super::harness::drop_schema(&schema).await;
+                    super::pg::drop_schema(&schema).await;
                 }
             )*
         }

@@ -9,6 +9,8 @@
 
 #[path = "common/portal.rs"]
 mod harness;
+#[path = "common/pg.rs"]
+mod pg;
 #[path = "common/webdriver.rs"]
 mod webdriver;
 

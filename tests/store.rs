@@ -2,6 +2,9 @@
 //! PostgreSQL (a fresh schema per test in database `test`; override the server with
 //! MESSO_TEST_PG_URL).
 
+#[path = "common/pg.rs"]
+mod pg;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use messo::config::{BUILTIN_TOML, Config};
@@ -18,11 +21,6 @@ fn unique(prefix: &str) -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst)
     )
-}
-
-fn pg_base() -> String {
-    std::env::var("MESSO_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 fn config(env: Vec<(String, String)>) -> Config {
@@ -46,28 +44,12 @@ async fn sqlite() -> Store {
     store
 }
 
-/// Drops a test schema (tests that pass clean up after themselves).
-async fn drop_schema(schema: &str) {
-    if let Ok(admin) = Store::connect(&pg_base()).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(admin.pool())
-            .await;
-    }
-}
-
 /// A store on a fresh schema of the real PostgreSQL, and the schema's name.
 async fn postgres_in_schema() -> (Store, String) {
     let schema = unique("messo_t");
-    let admin = Store::connect(&pg_base()).await.expect(
-        "PostgreSQL must run on 127.0.0.1:5432 (start it with pg_ctlcluster; .ci/run does)",
-    );
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(admin.pool())
+    let store = Store::connect(&pg::fresh_schema(&schema).await)
         .await
-        .expect("create schema");
-    let sep = if pg_base().contains('?') { '&' } else { '?' };
-    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_base());
-    let store = Store::connect(&url).await.expect("connect postgres");
+        .expect("connect postgres");
     store.migrate().await.expect("migrate");
     store
         .register_config(&config(Vec::new()), ts("2026-01-01T00:00:00Z"))
@@ -87,7 +69,7 @@ macro_rules! on_both {
             async fn postgres() {
                 let (store, schema) = super::postgres_in_schema().await;
                 super::$name(store).await;
-                super::drop_schema(&schema).await;
+                super::pg::drop_schema(&schema).await;
             }
         }
     )*};
@@ -629,7 +611,7 @@ async fn postgres_polling_misses_nothing_with_concurrent_writers() {
             .await
             .expect("count");
     assert_eq!((tickets as u64, pending), (total, 0));
-    drop_schema(&schema).await;
+    pg::drop_schema(&schema).await;
 }
 
 /// A worker whose lease expired (it stalled; another took the row over, in doubt) cannot

@@ -40,11 +40,6 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-pub fn pg_base() -> String {
-    std::env::var("MESSO_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 pub fn config(extra: &[(&str, &str)]) -> Config {
     let mut env = vec![
         ("MESSO_PORTAL__LINK_KEY".to_owned(), KEY.to_owned()),
@@ -73,26 +68,11 @@ pub async fn sqlite_store() -> Store {
 
 pub async fn postgres_store() -> (Store, String) {
     let schema = unique("messo_portal");
-    let admin = Store::connect(&pg_base()).await.expect(
-        "PostgreSQL must run on 127.0.0.1:5432 (start it with pg_ctlcluster; .ci/run does)",
-    );
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(admin.pool())
+    let store = Store::connect(&super::pg::fresh_schema(&schema).await)
         .await
-        .expect("create schema");
-    let sep = if pg_base().contains('?') { '&' } else { '?' };
-    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_base());
-    let store = Store::connect(&url).await.expect("connect postgres");
+        .expect("connect postgres");
     store.migrate().await.expect("migrate");
     (store, schema)
-}
-
-pub async fn drop_schema(schema: &str) {
-    if let Ok(admin) = Store::connect(&pg_base()).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(admin.pool())
-            .await;
-    }
 }
 
 pub struct Portal {
