@@ -194,7 +194,15 @@ async fn rest_it_gets_the_documented_request_and_its_answer_is_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_fall_back_to_email_and_rate_limits_wait_as_asked() {
     let server = MockServer::start().await;
-    let mut c = cfg(rest_it(&server));
+    // The provider's answers here are refusals, not hangs: a loaded machine must not turn one
+    // into a timeout (1 s in `rest_it`), which would be transient rather than final.
+    let mut vars = rest_it(&server);
+    for (k, v) in &mut vars {
+        if *k == "P0_TIMEOUT_S" {
+            *v = "10".to_owned();
+        }
+    }
+    let mut c = cfg(vars);
     let w = world(&mut c).await;
     let blacklisted = owe_sms(&w, "S-BL", "+393471111111").await;
     let limited = owe_sms(&w, "S-429", "+393472222222").await;
