@@ -103,8 +103,9 @@ impl AdminState {
     /// another instance published).
     pub async fn reload(&self) -> Result<(), StoreError> {
         let lives = self.inner.store.live_templates().await?;
-        for key in self.inner.templates.install(&lives) {
-            tracing::error!(template = %key, "a stored live version does not compile; the previous one stays live");
+        for (key, why) in self.inner.templates.install(&lives) {
+            tracing::error!(template = %key, reason = %why,
+                "a stored live version fails the template gate; the version before (at start, the bundled default) stays live");
         }
         Ok(())
     }

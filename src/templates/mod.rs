@@ -10,7 +10,9 @@
 //! - [`Templates::check`] is the gate every edit passes before it can go live: it compiles each
 //!   part, refuses unsafe markup, renders every sample context and counts each SMS.
 
+pub mod guard;
 pub mod helpers;
+pub mod html;
 pub mod sms;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,7 +20,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use handlebars::{Handlebars, RenderError, RenderErrorReason, Template, TemplateError};
+use handlebars::{Handlebars, RenderError, RenderErrorReason, TemplateError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -464,6 +466,61 @@ fn name(key: &Key, part: Part) -> String {
 struct Registries {
     plain: Handlebars<'static>,
     html: Handlebars<'static>,
+    partials: Arc<guard::Partials>,
+}
+
+/// What [`Registries::add`] found: problems that keep a part out of the registry, and problems
+/// that refuse the edit but still let its parts render (so the rendered check sees them too).
+#[derive(Default)]
+struct Added {
+    fatal: Vec<Problem>,
+    lint: Vec<Problem>,
+}
+
+/// Why a render gave no text.
+#[derive(Debug)]
+enum Failure {
+    Render(RenderError),
+    /// The output passed [`guard::MAX_OUTPUT_BYTES`].
+    TooLarge,
+    /// The engine panicked; the panic was caught.
+    Panicked,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Render(e) => write!(f, "{e}"),
+            Failure::TooLarge => write!(
+                f,
+                "the output passes {} KiB",
+                guard::MAX_OUTPUT_BYTES / 1024
+            ),
+            Failure::Panicked => write!(f, "the template engine panicked"),
+        }
+    }
+}
+
+/// A writer that refuses to grow past `limit` bytes.
+struct Capped {
+    buf: Vec<u8>,
+    limit: usize,
+    overflow: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + b.len() > self.limit {
+            self.overflow = true;
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Registries {
@@ -475,15 +532,25 @@ impl Registries {
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
         helpers::register(&mut html, working_day_s);
-        for (name, body) in partials {
-            // Partials were checked by the catalog test; one that fails here is skipped and
-            // every template using it is refused at its check.
-            if let Ok(t) = Template::compile(body) {
-                plain.register_template(name, t.clone());
-                html.register_template(name, t);
-            }
+        for reg in [&mut plain, &mut html] {
+            // Not in the allow-list of the walk either; gone, so no spelling reaches them.
+            reg.unregister_helper("log");
+            reg.unregister_helper("raw");
         }
-        Registries { plain, html }
+        let (compiled, refused) = guard::Partials::new(partials);
+        for (name, why) in refused {
+            // A packaging bug (the catalog test catches it): every template using it is refused.
+            tracing::error!(partial = %name, reason = %why, "a bundled partial is refused");
+        }
+        for (name, t) in compiled.iter() {
+            plain.register_template(name, t.clone());
+            html.register_template(name, t.clone());
+        }
+        Registries {
+            plain,
+            html,
+            partials: Arc::new(compiled),
+        }
     }
 
     fn registry(&self, part: Part) -> &Handlebars<'static> {
@@ -494,12 +561,27 @@ impl Registries {
         }
     }
 
-    fn add(&mut self, key: &Key, c: &Content) -> Vec<Problem> {
-        let mut problems = Vec::new();
+    /// Compiles and checks every part of `c` (see [`guard`]) and registers those that pass.
+    fn add(&mut self, key: &Key, c: &Content) -> Added {
+        let mut added = Added::default();
         for part in Part::ALL {
             let Some(src) = part.of(c) else { continue };
-            match Template::compile(src) {
-                Ok(t) => {
+            let t = match guard::compile(src) {
+                Ok(t) => t,
+                Err(guard::CompileFailure::Syntax(e)) => {
+                    added.fatal.push(compile_problem(part, &e));
+                    continue;
+                }
+                Err(guard::CompileFailure::Refused(r)) => {
+                    added.fatal.push(refusal_problem(part, r));
+                    continue;
+                }
+            };
+            match guard::check(&t, part, &self.partials) {
+                Ok(lints) => {
+                    added
+                        .lint
+                        .extend(lints.into_iter().map(|r| refusal_problem(part, r)));
                     let reg = if part == Part::Html {
                         &mut self.html
                     } else {
@@ -507,14 +589,51 @@ impl Registries {
                     };
                     reg.register_template(&name(key, part), t);
                 }
-                Err(e) => problems.push(compile_problem(part, &e)),
+                Err(r) => {
+                    guard::dismantle(t);
+                    added.fatal.push(refusal_problem(part, r));
+                }
             }
         }
-        problems
+        added
     }
 
-    fn render(&self, key: &Key, part: Part, ctx: &Value) -> Result<String, RenderError> {
-        self.registry(part).render(&name(key, part), ctx)
+    /// Renders one part with `ctx`, at most [`guard::MAX_OUTPUT_BYTES`] long; a panic of the
+    /// engine is caught and reported as a failure.
+    fn render(&self, key: &Key, part: Part, ctx: &Value) -> Result<String, Failure> {
+        let reg = self.registry(part);
+        let template = name(key, part);
+        let mut out = Capped {
+            buf: Vec::new(),
+            limit: guard::MAX_OUTPUT_BYTES,
+            overflow: false,
+        };
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reg.render_to_write(&template, ctx, &mut out)
+        }));
+        match r {
+            Err(_) => Err(Failure::Panicked),
+            Ok(Err(_)) if out.overflow => Err(Failure::TooLarge),
+            Ok(Err(e)) => Err(Failure::Render(e)),
+            Ok(Ok(())) => Ok(String::from_utf8(out.buf)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+        }
+    }
+}
+
+/// [`html::verify`], with a panic of the parser taken as a refusal.
+fn verify_html(s: &str) -> Result<(), String> {
+    std::panic::catch_unwind(|| html::verify(s))
+        .unwrap_or_else(|_| Err("il corpo HTML non può essere letto dal controllo".to_owned()))
+}
+
+fn refusal_problem(part: Part, r: guard::Refusal) -> Problem {
+    Problem {
+        part,
+        line: r.line,
+        column: r.column,
+        sample: None,
+        message: r.message,
     }
 }
 
@@ -525,7 +644,8 @@ fn compile_problem(part: Part, e: &TemplateError) -> Problem {
             format!("il blocco «{open}» è chiuso da «{close}»")
         }
         handlebars::TemplateErrorReason::InvalidSyntax(_) => {
-            "sintassi non valida: parentesi graffe non bilanciate, o un blocco aperto e mai chiuso"
+            "sintassi non valida: parentesi graffe non bilanciate, o un blocco aperto e mai chiuso \
+             (o annidamento troppo profondo)"
                 .to_owned()
         }
         other => format!("modello non valido: {other}"),
@@ -539,7 +659,33 @@ fn compile_problem(part: Part, e: &TemplateError) -> Problem {
     }
 }
 
-fn render_problem(part: Part, sample: Option<usize>, e: &RenderError) -> Problem {
+fn render_problem(part: Part, sample: Option<usize>, f: &Failure) -> Problem {
+    let e = match f {
+        Failure::Render(e) => e,
+        Failure::TooLarge => {
+            return Problem {
+                part,
+                line: None,
+                column: None,
+                sample,
+                message: format!(
+                    "il testo risultante supera {} KiB",
+                    guard::MAX_OUTPUT_BYTES / 1024
+                ),
+            };
+        }
+        Failure::Panicked => {
+            return Problem {
+                part,
+                line: None,
+                column: None,
+                sample,
+                message: "il modello non può essere composto (errore interno del motore dei \
+                          modelli)"
+                    .to_owned(),
+            };
+        }
+    };
     let message = match e.reason() {
         RenderErrorReason::MissingVariable(Some(v)) => {
             format!("la variabile «{v}» non esiste per questo messaggio")
@@ -568,85 +714,74 @@ fn render_problem(part: Part, sample: Option<usize>, e: &RenderError) -> Problem
     }
 }
 
-/// Markup that must never be in a template part: HTML in a subject, scripts and script-like
-/// attributes in an HTML body, triple braces (unescaped output) anywhere in HTML.
-fn unsafe_markup(part: Part, src: &str) -> Option<(usize, usize, String)> {
+/// A subject is one line of plain text: no line break and nothing that reads as an HTML tag
+/// (it is not HTML, so this is a plain-text rule on what the editor wrote).
+fn subject_markup(src: &str) -> Option<(usize, usize, String)> {
     let at = |i: usize| {
         let before = &src[..i];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         (line, column)
     };
-    let lower = src.to_lowercase();
-    let find = |needle: &str| lower.find(needle);
-    match part {
-        Part::Subject => {
-            if let Some(i) = lower.find('\n') {
-                let (l, c) = at(i);
-                return Some((l, c, "l'oggetto deve stare su una riga".to_owned()));
-            }
-            let bytes = lower.as_bytes();
-            for (i, b) in bytes.iter().enumerate() {
-                if *b == b'<'
-                    && bytes
-                        .get(i + 1)
-                        .is_some_and(|n| n.is_ascii_alphabetic() || *n == b'/' || *n == b'!')
-                {
-                    let (l, c) = at(i);
-                    return Some((
-                        l,
-                        c,
-                        "l'oggetto di una e-mail è testo semplice: niente tag HTML".to_owned(),
-                    ));
-                }
-            }
-            None
-        }
-        Part::Html => {
-            for (needle, why) in [
-                ("<script", "niente script nel corpo HTML"),
-                (
-                    "javascript:",
-                    "niente collegamenti javascript: nel corpo HTML",
-                ),
-                ("<iframe", "niente iframe nel corpo HTML"),
-                ("<object", "niente object nel corpo HTML"),
-                ("<embed", "niente embed nel corpo HTML"),
-                ("<form", "niente moduli nel corpo HTML"),
-                (
-                    "{{{",
-                    "niente triple graffe: ogni valore va scritto con l'escape HTML",
-                ),
-                (
-                    "{{&",
-                    "niente {{& …}}: ogni valore va scritto con l'escape HTML",
-                ),
-            ] {
-                if let Some(i) = find(needle) {
-                    let (l, c) = at(i);
-                    return Some((l, c, why.to_owned()));
-                }
-            }
-            // Event-handler attributes: ` onload=`, ` onclick =`, …
-            let bytes = lower.as_bytes();
-            for i in 0..bytes.len().saturating_sub(3) {
-                if bytes[i].is_ascii_whitespace() && bytes[i + 1] == b'o' && bytes[i + 2] == b'n' {
-                    let rest = &lower[i + 3..];
-                    let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-                    if name_len > 0 && rest[name_len..].trim_start().starts_with('=') {
-                        let (l, c) = at(i + 1);
-                        return Some((
-                            l,
-                            c,
-                            "niente attributi on…= (codice) nel corpo HTML".to_owned(),
-                        ));
-                    }
-                }
-            }
-            None
-        }
-        Part::Text | Part::Sms => None,
+    if let Some(i) = src.find('\n') {
+        let (l, c) = at(i);
+        return Some((l, c, "l'oggetto deve stare su una riga".to_owned()));
     }
+    let bytes = src.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'<'
+            && bytes
+                .get(i + 1)
+                .is_some_and(|n| n.is_ascii_alphabetic() || *n == b'/' || *n == b'!')
+        {
+            let (l, c) = at(i);
+            return Some((
+                l,
+                c,
+                "l'oggetto di una e-mail è testo semplice: niente tag HTML".to_owned(),
+            ));
+        }
+    }
+    None
+}
+
+/// The paths (JSON pointers) of the string and null values of `v`, `status_url` aside (Messo
+/// writes it, signed): the values a hostile one replaces in turn.
+fn hostile_leaves(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo: Vec<(String, &Value)> = vec![(String::new(), v)];
+    while let Some((path, v)) = todo.pop() {
+        match v {
+            Value::String(_) | Value::Null if !path.is_empty() => out.push(path),
+            Value::Object(m) => {
+                for (k, v) in m {
+                    if path.is_empty() && k == STATUS_URL {
+                        continue;
+                    }
+                    let k = k.replace('~', "~0").replace('/', "~1");
+                    todo.push((format!("{path}/{k}"), v));
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    todo.push((format!("{path}/{i}"), v));
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A JSON pointer written as the template writes the variable: `references.0.name`.
+fn dotted(pointer: &str) -> String {
+    pointer
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// The compiled live set: every template's live version, and the defaults beside them.
@@ -716,22 +851,34 @@ impl Templates {
         self.current().versions.get(key).cloned()
     }
 
-    /// Makes `lives` the live versions (templates not named keep theirs). A version that does
-    /// not compile is skipped, so the previous one stays live; its key is returned.
-    pub fn install(&self, lives: &[Live]) -> Vec<Key> {
+    /// Makes `lives` the live versions (templates not named keep theirs). Each must pass the
+    /// whole gate ([`Templates::check`]) first, whoever stored it and whenever: one that does not
+    /// is skipped, so the version before (at start, the bundled default) stays live; its key and
+    /// the reasons are returned for the caller to log.
+    pub fn install(&self, lives: &[Live]) -> Vec<(Key, String)> {
         let old = self.current();
         let mut versions = old.versions.clone();
         let mut refused = Vec::new();
         for l in lives {
             if !self.catalog.defaults.contains_key(&l.key) {
-                refused.push(l.key.clone());
+                refused.push((l.key.clone(), "no such template".to_owned()));
                 continue;
             }
-            let mut probe = self.base.clone();
-            if probe.add(&l.key, &l.content).is_empty() {
-                versions.insert(l.key.clone(), (l.version, l.content.clone()));
-            } else {
-                refused.push(l.key.clone());
+            if old.versions.get(&l.key) == Some(&(l.version, l.content.clone())) {
+                continue; // live already, so it passed the gate when it was installed
+            }
+            match self.check(&l.key, &l.content) {
+                Ok(_) => {
+                    versions.insert(l.key.clone(), (l.version, l.content.clone()));
+                }
+                Err(problems) => {
+                    let why = problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    refused.push((l.key.clone(), why));
+                }
             }
         }
         let mut live = self.base.clone();
@@ -763,24 +910,37 @@ impl Templates {
         }
     }
 
+    /// Renders a message's parts; an HTML body outside the allow-list ([`html`]) is a failure
+    /// like any other, so it never goes out.
     fn render_with(
         &self,
         regs: &Registries,
         key: &Key,
         channel: &str,
         ctx: &Value,
-    ) -> Result<(String, String, Option<String>), RenderError> {
+    ) -> Result<(String, String, Option<String>), String> {
+        let fail = |part: Part, f: Failure| format!("{}: {f}", part.as_str());
         if channel == "sms" {
-            let text = regs.render(key, Part::Sms, ctx)?;
+            let text = regs
+                .render(key, Part::Sms, ctx)
+                .map_err(|f| fail(Part::Sms, f))?;
             return Ok((String::new(), self.sms_text(&text), None));
         }
-        let subject = regs.render(key, Part::Subject, ctx)?;
-        let text = regs.render(key, Part::Text, ctx)?;
+        let subject = regs
+            .render(key, Part::Subject, ctx)
+            .map_err(|f| fail(Part::Subject, f))?;
+        let text = regs
+            .render(key, Part::Text, ctx)
+            .map_err(|f| fail(Part::Text, f))?;
         let html = if regs
             .registry(Part::Html)
             .has_template(&name(key, Part::Html))
         {
-            Some(regs.render(key, Part::Html, ctx)?)
+            let h = regs
+                .render(key, Part::Html, ctx)
+                .map_err(|f| fail(Part::Html, f))?;
+            verify_html(&h).map_err(|why| format!("html: outside the allow-list: {why}"))?;
+            Some(h)
         } else {
             None
         };
@@ -788,7 +948,9 @@ impl Templates {
     }
 
     /// Renders one outbox message with the live version; if that fails on this message's
-    /// payload, with the bundled default (and says so in the result's version, 0).
+    /// payload (or its HTML falls outside the allow-list), with the bundled default (and says
+    /// so in the result's version, 0); if that fails too, with the emergency wording. It never
+    /// panics: the engine's panics are caught.
     pub fn render_message(
         &self,
         audience: Audience,
@@ -899,18 +1061,15 @@ impl Templates {
     }
 
     /// Renders `content` as template `key` with `payload` (a sample or a real ticket's),
-    /// without touching the live set.
+    /// without touching the live set. The edit passes the whole gate ([`Templates::check`])
+    /// first, and the HTML rendered for `payload` the allow-list.
     pub fn preview(
         &self,
         key: &Key,
         content: &Content,
         payload: &Value,
     ) -> Result<Preview, Vec<Problem>> {
-        let mut regs = self.base.clone();
-        let problems = regs.add(key, content);
-        if !problems.is_empty() {
-            return Err(problems);
-        }
+        let (regs, _) = self.gate(key, content)?;
         self.preview_compiled(&regs, key, content, payload, None)
     }
 
@@ -944,42 +1103,35 @@ impl Templates {
         }
         let subject = out.remove(&Part::Subject).unwrap_or_default();
         let subject = subject.trim().to_owned();
+        let problem = |part: Part, message: String| Problem {
+            part,
+            line: None,
+            column: None,
+            sample,
+            message,
+        };
         if subject.is_empty() {
-            problems.push(Problem {
-                part: Part::Subject,
-                line: None,
-                column: None,
-                sample,
-                message: "l'oggetto risulta vuoto".to_owned(),
-            });
+            problems.push(problem(Part::Subject, "l'oggetto risulta vuoto".to_owned()));
         }
         if subject.contains('\n') {
-            problems.push(Problem {
-                part: Part::Subject,
-                line: None,
-                column: None,
-                sample,
-                message: "l'oggetto risulta su più righe".to_owned(),
-            });
+            problems.push(problem(
+                Part::Subject,
+                "l'oggetto risulta su più righe".to_owned(),
+            ));
         }
         let text = tidy(&out.remove(&Part::Text).unwrap_or_default());
         if text.trim().is_empty() {
-            problems.push(Problem {
-                part: Part::Text,
-                line: None,
-                column: None,
-                sample,
-                message: "il testo risulta vuoto".to_owned(),
-            });
+            problems.push(problem(Part::Text, "il testo risulta vuoto".to_owned()));
         }
-        if out.get(&Part::Html).is_some_and(|h| h.trim().is_empty()) {
-            problems.push(Problem {
-                part: Part::Html,
-                line: None,
-                column: None,
-                sample,
-                message: "il corpo HTML risulta vuoto".to_owned(),
-            });
+        if let Some(h) = out.get(&Part::Html) {
+            if h.trim().is_empty() {
+                problems.push(problem(
+                    Part::Html,
+                    "il corpo HTML risulta vuoto".to_owned(),
+                ));
+            } else if let Err(why) = verify_html(h) {
+                problems.push(problem(Part::Html, format!("il corpo HTML contiene {why}")));
+            }
         }
         let sms = out.remove(&Part::Sms).map(|raw| {
             let text = self.sms_text(&raw);
@@ -992,13 +1144,7 @@ impl Templates {
         });
         if let Some(s) = &sms {
             if s.text.is_empty() {
-                problems.push(Problem {
-                    part: Part::Sms,
-                    line: None,
-                    column: None,
-                    sample,
-                    message: "l'SMS risulta vuoto".to_owned(),
-                });
+                problems.push(problem(Part::Sms, "l'SMS risulta vuoto".to_owned()));
             } else if s.budget.parts > s.max_parts {
                 let costly: Vec<String> = s
                     .budget
@@ -1014,12 +1160,9 @@ impl Templates {
                         costly.join(", ")
                     )
                 };
-                problems.push(Problem {
-                    part: Part::Sms,
-                    line: None,
-                    column: None,
-                    sample,
-                    message: format!(
+                problems.push(problem(
+                    Part::Sms,
+                    format!(
                         "l'SMS occupa {} parti ({} {}), il massimo per questo avviso è {}{why}",
                         s.budget.parts,
                         s.budget.units,
@@ -1030,7 +1173,7 @@ impl Templates {
                         },
                         s.max_parts
                     ),
-                });
+                ));
             }
         }
         if !problems.is_empty() {
@@ -1047,6 +1190,26 @@ impl Templates {
     /// The gate of every edit: `content` may become template `key`'s live version only if
     /// this returns the previews (one per sample context).
     pub fn check(&self, key: &Key, content: &Content) -> Result<Vec<Preview>, Vec<Problem>> {
+        self.gate(key, content).map(|(_, previews)| previews)
+    }
+
+    /// The gate, keeping the compiled edit for a preview:
+    ///
+    /// 1. the parts a notice needs are there, and a subject is one line of plain text;
+    /// 2. each part compiles and passes the walk of [`guard`] (no recursion, bounded nesting,
+    ///    known partials and helpers, escaped values in HTML);
+    /// 3. every part renders, within [`guard::MAX_OUTPUT_BYTES`], with every sample context;
+    ///    the subject and text are not empty, every SMS fits its budget;
+    /// 4. the HTML body rendered with every sample, and with every sample value replaced in
+    ///    turn by [`html::HOSTILE`] (and all of them by [`html::hostile_long`]), stays inside
+    ///    the allow-list of [`html`]. A replacement the template cannot render (a date helper
+    ///    given text) is skipped: a real value of that kind fails the same way, and such a
+    ///    message is sent with the default wording instead.
+    fn gate(
+        &self,
+        key: &Key,
+        content: &Content,
+    ) -> Result<(Registries, Vec<Preview>), Vec<Problem>> {
         let Some(default) = self.catalog.defaults.get(key) else {
             return Err(vec![Problem {
                 part: Part::Subject,
@@ -1077,33 +1240,23 @@ impl Templates {
                 _ => {}
             }
         }
-        for part in Part::ALL {
-            if let Some(src) = part.of(content) {
-                if src.len() > 64 * 1024 {
-                    problems.push(Problem {
-                        part,
-                        line: None,
-                        column: None,
-                        sample: None,
-                        message: "il testo supera 64 KiB".to_owned(),
-                    });
-                } else if let Some((line, column, message)) = unsafe_markup(part, src) {
-                    problems.push(Problem {
-                        part,
-                        line: Some(line),
-                        column: Some(column),
-                        sample: None,
-                        message,
-                    });
-                }
-            }
+        if let Some((line, column, message)) = subject_markup(&content.subject) {
+            problems.push(Problem {
+                part: Part::Subject,
+                line: Some(line),
+                column: Some(column),
+                sample: None,
+                message,
+            });
         }
         if !problems.is_empty() {
             return Err(problems);
         }
         let mut regs = self.base.clone();
-        let problems = regs.add(key, content);
-        if !problems.is_empty() {
+        let added = regs.add(key, content);
+        if !added.fatal.is_empty() {
+            let mut problems = added.fatal;
+            problems.extend(added.lint);
             return Err(problems);
         }
         let mut previews = Vec::new();
@@ -1114,13 +1267,68 @@ impl Templates {
                 Err(mut ps) => problems.append(&mut ps),
             }
         }
+        if content.html.is_some() && problems.is_empty() {
+            problems.extend(self.hostile_rounds(&regs, key, &default.samples));
+        }
+        let mut problems = [added.lint, problems].concat();
         // The same problem on every sample is said once.
         problems.dedup_by(|a, b| a.part == b.part && a.message == b.message && a.line == b.line);
         if problems.is_empty() {
-            Ok(previews)
+            Ok((regs, previews))
         } else {
             Err(problems)
         }
+    }
+
+    /// Step 4 of the gate: the HTML body with hostile values.
+    fn hostile_rounds(&self, regs: &Registries, key: &Key, samples: &[Value]) -> Vec<Problem> {
+        let mut problems: Vec<Problem> = Vec::new();
+        let long = Value::String(html::hostile_long());
+        for (i, sample) in samples.iter().enumerate() {
+            let leaves = hostile_leaves(sample);
+            let mut rounds: Vec<(String, Value)> = Vec::with_capacity(leaves.len() + 1);
+            for leaf in &leaves {
+                let mut p = sample.clone();
+                if let Some(v) = p.pointer_mut(leaf) {
+                    *v = Value::String(html::HOSTILE.to_owned());
+                }
+                rounds.push((format!("il valore «{}»", dotted(leaf)), p));
+            }
+            let mut all = sample.clone();
+            for leaf in &leaves {
+                if let Some(v) = all.pointer_mut(leaf) {
+                    *v = long.clone();
+                }
+            }
+            rounds.push(("tutti i valori".to_owned(), all));
+            for (what, payload) in rounds {
+                let ctx = self.settings.context(
+                    &self.settings.with_example_link(&payload),
+                    key.lang,
+                    "email",
+                );
+                let Ok(out) = regs.render(key, Part::Html, &ctx) else {
+                    continue;
+                };
+                if let Err(why) = verify_html(&out) {
+                    let message = format!(
+                        "con {what} scritto da chi usa il servizio il corpo HTML conterrebbe \
+                         {why}: ogni valore va scritto con {{{{…}}}} e mai come indirizzo intero \
+                         di un collegamento o di un'immagine"
+                    );
+                    if !problems.iter().any(|p| p.message == message) {
+                        problems.push(Problem {
+                            part: Part::Html,
+                            line: None,
+                            column: None,
+                            sample: Some(i),
+                            message,
+                        });
+                    }
+                }
+            }
+        }
+        problems
     }
 }
 
@@ -1146,3 +1354,5 @@ pub fn tidy(text: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hardening;
