@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::sync::{Notify as Wake, watch};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
@@ -453,6 +454,8 @@ pub async fn run(
         if let Some(p) = portal_routes {
             app = app.merge(http::portal::router(p));
         }
+        // A panic in one request is a 500 for that request, never the end of the daemon.
+        let app = http::catch_panics(app);
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -521,13 +524,21 @@ pub async fn run(
     let engine = Engine::new(store.clone(), config.notify.clone());
     let inbound_policy = InboundPolicy::from_config(&config);
     let imap = config.inbound.imap.clone().map(|polling| {
-        tokio::spawn(imap_loop(
-            polling,
+        let (inbound, writer, clock, stop) = (
             config.inbound.clone(),
             writer.clone(),
             clock.clone(),
             shutdown.clone(),
-        ))
+        );
+        tokio::spawn(supervise("imap", shutdown.clone(), move || {
+            imap_loop(
+                polling.clone(),
+                inbound.clone(),
+                writer.clone(),
+                clock.clone(),
+                stop.clone(),
+            )
+        }))
     });
     let sms_calendar = Arc::new(engine::sms_calendar(
         &config.sla()?.calendar,
@@ -540,14 +551,25 @@ pub async fn run(
         dispatcher = dispatcher.with_status_links(Arc::clone(links));
     }
     let dispatcher = Arc::new(dispatcher);
-    let sender = tokio::spawn(send_loop(
-        Arc::clone(&dispatcher),
-        store.clone(),
-        clock.clone(),
-        Arc::clone(&send_wake),
-        interval,
-        shutdown.clone(),
-    ));
+    let sender = {
+        let (dispatcher, store, clock, wake, stop) = (
+            Arc::clone(&dispatcher),
+            store.clone(),
+            clock.clone(),
+            Arc::clone(&send_wake),
+            shutdown.clone(),
+        );
+        tokio::spawn(supervise("send", shutdown.clone(), move || {
+            send_loop(
+                Arc::clone(&dispatcher),
+                store.clone(),
+                clock.clone(),
+                Arc::clone(&wake),
+                interval,
+                stop.clone(),
+            )
+        }))
+    };
     sd_notify(&[sd_notify::NotifyState::Ready]);
     loop {
         // While webhooks pour in, act on at most 100 records per pass and pass at most every
@@ -555,7 +577,7 @@ pub async fn run(
         let busy = writer.busy();
         let limit = if busy { BUSY_INBOUND } else { PASS_INBOUND };
         let started = Instant::now();
-        if let Err(e) = pass(
+        let run = pass(
             &store,
             &engine,
             &inbound_policy,
@@ -563,10 +585,14 @@ pub async fn run(
             &clock,
             &metrics,
             &send_wake,
-        )
-        .await
-        {
-            tracing::error!(error = %e, "pass failed; retrying at the next tick");
+        );
+        // A panic in a pass is logged and the next tick tries again: the loop, and with it the
+        // watchdog, the HTTP server and the dispatcher, go on.
+        match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "pass failed; retrying at the next tick"),
+            Err(p) => tracing::error!(panic = %http::panic_message(p.as_ref()),
+                "the pass panicked; retrying at the next tick"),
         }
         // A version published through another instance goes live here too.
         match store.live_templates_stamp().await {
@@ -636,6 +662,48 @@ pub async fn run(
     Ok(())
 }
 
+/// Runs the loop `start` makes as its own task, and starts it again if it panics: the panic
+/// is logged as an error and the restart waits 1 s, doubling up to 60 s while the loop keeps
+/// panicking at once. A loop that returns (on shutdown) ends the supervision.
+///
+/// Restarting in the process, rather than exiting for systemd to restart us, keeps the HTTP
+/// server (webhooks, portal, admin) and the other loops running; a panic tied to one message
+/// would otherwise restart the whole daemon over and over until systemd gives up. The message
+/// whose send panicked keeps its lease, which expires: it comes back in doubt, as after a crash.
+pub async fn supervise<F, Fut>(name: &'static str, mut shutdown: watch::Receiver<bool>, start: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    const FIRST: Duration = Duration::from_secs(1);
+    const MOST: Duration = Duration::from_secs(60);
+    let mut wait = FIRST;
+    loop {
+        let started = Instant::now();
+        match tokio::spawn(start()).await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => {
+                let p = e.into_panic();
+                if started.elapsed() > MOST {
+                    wait = FIRST;
+                }
+                tracing::error!(task = name, panic = %http::panic_message(p.as_ref()),
+                    restart_in_ms = wait.as_millis() as u64,
+                    "a daemon loop panicked; it starts again");
+            }
+            Err(e) => {
+                tracing::error!(task = name, error = %e, "a daemon loop was cancelled");
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        wait = (wait * 2).min(MOST);
+    }
+}
+
 /// Polls the IMAP mailbox for e-mail replies: each new message is parsed and stored like a
 /// webhook before it is marked processed on the server.
 async fn imap_loop(
@@ -665,5 +733,44 @@ async fn imap_loop(
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod supervise_tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_loop_that_panics_is_started_again_and_ends_on_its_own_return() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (_stop, shutdown) = watch::channel(false);
+        let r = Arc::clone(&runs);
+        supervise("test", shutdown, move || {
+            let r = Arc::clone(&r);
+            async move {
+                if r.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("the first run panics");
+                }
+            }
+        })
+        .await;
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "restarted once, then returned"
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_the_supervision_of_a_loop_that_keeps_panicking() {
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(supervise("test", shutdown, || async {
+            panic!("always");
+        }));
+        tokio::task::yield_now().await;
+        stop.send(true).expect("send");
+        task.await.expect("supervision ends without panicking");
     }
 }

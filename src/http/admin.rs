@@ -353,6 +353,7 @@ impl AdminState {
             "created_at": (v.version != 0).then(|| self.rfc(v.created_at)),
             "published_by": v.published_by,
             "published_at": v.published_at.map(|t| self.rfc(t)),
+            "restores": v.restores,
         })
     }
 }
@@ -568,6 +569,7 @@ fn default_version(content: &Content) -> TemplateVersion {
         created_at: Timestamp(0),
         published_by: None,
         published_at: None,
+        restores: None,
     }
 }
 
@@ -752,6 +754,7 @@ async fn save(
             &note,
             &actor.user.username,
             "proposed",
+            None,
             (st.inner.clock)(),
             &json!({"note": note}),
         )
@@ -810,6 +813,8 @@ async fn publish(
     Ok(json_response(StatusCode::OK, st.version_json(&v)))
 }
 
+/// Makes a version just made live in the store live in the daemon; it passed the gate moments
+/// ago, and `Templates::install` runs the gate once more.
 fn install(st: &AdminState, key: &Key, v: &TemplateVersion) {
     let refused = st.inner.templates.install(&[Live {
         key: key.clone(),
@@ -818,8 +823,10 @@ fn install(st: &AdminState, key: &Key, v: &TemplateVersion) {
     }]);
     if refused.is_empty() {
         tracing::info!(template = %key, version = v.version, "template version live");
-    } else {
-        tracing::error!(template = %key, version = v.version, "a published version did not compile");
+    }
+    for (key, why) in refused {
+        tracing::error!(template = %key, version = v.version, reason = %why,
+            "a published version fails the template gate; the version before stays live");
     }
 }
 
@@ -829,6 +836,60 @@ struct RollbackBody {
     version: i64,
     #[serde(default)]
     note: Option<String>,
+}
+
+/// Whether `actor` may make version `target` of a template live again by a rollback.
+///
+/// - Only words that were live before may be restored: version 0 (the bundled default) or a
+///   version with a publication. A proposal is never made live by a rollback: it is published,
+///   under the publish rule.
+/// - With four eyes, only words two people approved: the bundled default (reviewed in the
+///   repository before it shipped), or a version whose publisher is not its author. A rollback
+///   restores exactly those words, so it needs no second person again; a version that its own
+///   author published (when four eyes was off, or by the old rollback) must be proposed again.
+///   `origin` is the version the target restores when the target is itself a rollback.
+pub fn may_roll_back(
+    four_eyes: bool,
+    target: &TemplateVersion,
+    origin: Option<&TemplateVersion>,
+) -> Result<(), (StatusCode, String)> {
+    if target.version != 0 && target.published_at.is_none() {
+        return Err((
+            StatusCode::CONFLICT,
+            format!(
+                "la versione {} non è mai stata in uso: si ripristina solo una versione già \
+                 pubblicata; una proposta va pubblicata{}",
+                target.version,
+                if four_eyes {
+                    " da un altro amministratore (quattro occhi)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    if !four_eyes {
+        return Ok(());
+    }
+    let words = origin.unwrap_or(target);
+    let reviewed = words.version == 0
+        || words
+            .published_by
+            .as_deref()
+            .is_some_and(|p| p != words.author);
+    if reviewed {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::FORBIDDEN,
+            format!(
+                "con la regola dei quattro occhi si ripristina solo un testo approvato da due \
+                 persone: la versione {} è stata pubblicata dalla sua stessa autrice o autore \
+                 ({}); la si proponga di nuovo perché un altro amministratore la pubblichi",
+                words.version, words.author
+            ),
+        ))
+    }
 }
 
 async fn rollback(
@@ -842,34 +903,52 @@ async fn rollback(
     let t = &st.inner.templates;
     let key = key_of(&a, &k, &l, t)?;
     let body: RollbackBody = parse_body(&bytes)?;
-    let content = if body.version == 0 {
-        t.catalog().defaults[&key].content.clone()
+    let store = &st.inner.store;
+    let target = if body.version == 0 {
+        default_version(&t.catalog().defaults[&key].content)
     } else {
-        st.inner
-            .store
+        store
             .template_version(&key, body.version)
             .await?
             .ok_or_else(|| Problem::not_found(format!("{key} has no version {}", body.version)))?
-            .content
     };
-    if let Err(problems) = t.check(&key, &content) {
+    // The words a rollback of a rollback restores are those of the first version.
+    let origin = match target.restores {
+        Some(0) => Some(default_version(&t.catalog().defaults[&key].content)),
+        Some(v) => Some(store.template_version(&key, v).await?.ok_or_else(|| {
+            Problem::not_found(format!(
+                "{key} has no version {v} (restored by {})",
+                target.version
+            ))
+        })?),
+        None => None,
+    };
+    if let Err((status, why)) = may_roll_back(st.inner.config.four_eyes, &target, origin.as_ref()) {
+        let kind = if status == StatusCode::CONFLICT {
+            "never-live"
+        } else {
+            "forbidden"
+        };
+        return Err(Problem::new(status, kind, "Not allowed", why));
+    }
+    if let Err(problems) = t.check(&key, &target.content) {
         return Ok(refused(&problems));
     }
+    let restores = origin.as_ref().map_or(target.version, |o| o.version);
     let note = body
         .note
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| format!("ripristino della versione {}", body.version));
-    let v = st
-        .inner
-        .store
+    let v = store
         .add_template_version(
             &key,
-            &content,
+            &target.content,
             &note,
             &actor.user.username,
             "live",
+            Some(restores),
             (st.inner.clock)(),
-            &json!({"rollback_to": body.version}),
+            &json!({"rollback_to": body.version, "restores": restores}),
         )
         .await?;
     install(&st, &key, &v);
@@ -939,6 +1018,9 @@ async fn history(
     Ok(json_response(StatusCode::OK, Value::Array(out)))
 }
 
+/// Queues the edit, rendered, to a real address. `Templates::preview` runs the whole gate of a
+/// save first (and checks the HTML rendered for this payload): a refused edit is answered 422
+/// and nothing is queued.
 async fn test_send(
     State(st): State<AdminState>,
     Path((a, k, l)): KeyPath,

@@ -74,3 +74,75 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
+
+/// Turns a panic in a handler into a 500 problem for that request (the connection and the
+/// daemon go on); the panic is logged as an error.
+pub fn catch_panics(app: Router) -> Router {
+    app.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |p: Box<dyn std::any::Any + Send + 'static>| {
+            use axum::response::IntoResponse;
+            tracing::error!(panic = %panic_message(p.as_ref()), "a request handler panicked");
+            Problem::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "the request could not be completed; it was logged",
+            )
+            .into_response()
+        },
+    ))
+}
+
+/// The text of a caught panic (its message, cut short).
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    let text = p
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned());
+    text.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_and_the_server_goes_on() {
+        let app = catch_panics(
+            Router::new()
+                .route(
+                    "/boom",
+                    get(|| async {
+                        panic!("boom");
+                        #[allow(unreachable_code)]
+                        "never"
+                    }),
+                )
+                .route("/ok", get(|| async { "ok" })),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        crate::install_crypto();
+        let client = reqwest::Client::new();
+        for _ in 0..3 {
+            let r = client
+                .get(format!("http://{addr}/boom"))
+                .send()
+                .await
+                .expect("an answer, not a reset");
+            assert_eq!(r.status(), 500);
+            let body: serde_json::Value = r.json().await.expect("problem json");
+            assert_eq!(body["type"], "urn:messo:problem:internal");
+        }
+        let r = client
+            .get(format!("http://{addr}/ok"))
+            .send()
+            .await
+            .expect("ok");
+        assert_eq!(r.status(), 200);
+    }
+}

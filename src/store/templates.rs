@@ -24,6 +24,9 @@ pub struct TemplateVersion {
     pub created_at: Timestamp,
     pub published_by: Option<String>,
     pub published_at: Option<Timestamp>,
+    /// For a version made by a rollback: the version whose words it restores (the first one
+    /// of a chain of rollbacks; 0: the bundled default).
+    pub restores: Option<i64>,
 }
 
 /// A role in the admin console, from least to most trusted.
@@ -95,7 +98,7 @@ pub struct AtRisk {
 const USER_COLUMNS: &str = "id, username, role, password_hash, disabled, created_at";
 
 const VERSION_COLUMNS: &str = "version, state, subject, body_text, body_html, body_sms, note, \
-     author, created_at, published_by, published_at";
+     author, created_at, published_by, published_at, restores";
 
 fn content_from(r: &sqlx::any::AnyRow) -> Result<Content, StoreError> {
     Ok(Content {
@@ -116,6 +119,7 @@ fn version_from(r: &sqlx::any::AnyRow) -> Result<TemplateVersion, StoreError> {
         created_at: Timestamp(r.try_get("created_at")?),
         published_by: r.try_get("published_by")?,
         published_at: r.try_get::<Option<i64>, _>("published_at")?.map(Timestamp),
+        restores: r.try_get("restores")?,
     })
 }
 
@@ -241,7 +245,9 @@ impl Store {
     }
 
     /// Stores `content` as the next version of `key`, in state `state` (`proposed`, or `live`
-    /// for a rollback or a direct publish), retiring the live one when it goes live.
+    /// for a rollback, which names in `restores` the version whose words it restores), retiring
+    /// the live one when it goes live. Whether the change is allowed (four eyes, what a rollback
+    /// may restore) is the caller's decision.
     #[allow(clippy::too_many_arguments)] // one audited change: every argument is recorded
     pub async fn add_template_version(
         &self,
@@ -250,6 +256,7 @@ impl Store {
         note: &str,
         author: &str,
         state: &str,
+        restores: Option<i64>,
         now: Timestamp,
         audit_detail: &Value,
     ) -> Result<TemplateVersion, StoreError> {
@@ -279,8 +286,9 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO template_versions (audience, kind, lang, version, state, subject, \
-             body_text, body_html, body_sms, note, author, created_at, published_by, published_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             body_text, body_html, body_sms, note, author, created_at, published_by, published_at, \
+             restores) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(a)
         .bind(k)
@@ -296,9 +304,12 @@ impl Store {
         .bind(now.0)
         .bind(live.then_some(author))
         .bind(live.then_some(now.0))
+        .bind(restores)
         .execute(&mut *tx)
         .await?;
-        let action = if live {
+        let action = if restores.is_some() {
+            "template.rollback"
+        } else if live {
             "template.publish"
         } else {
             "template.propose"
@@ -322,6 +333,7 @@ impl Store {
             created_at: now,
             published_by: live.then(|| author.to_owned()),
             published_at: live.then_some(now),
+            restores,
         })
     }
 

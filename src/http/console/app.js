@@ -889,16 +889,20 @@
       const diff = v.diff
         ? h('details', null, h('summary', null, 'Mostra differenze'), h('pre', { class: 'diff' }, v.diff))
         : h('span', { class: 'muted' }, '—');
+      // Only words that were live before can be restored (a proposal is published instead).
+      const restorable = v.version === 0 || !!v.published_at;
       const action = v.state === 'live'
         ? h('span', { class: 'badge badge-ok' }, 'in uso')
-        : h('button', {
-          type: 'button',
-          class: 'btn btn-secondary btn-small',
-          dataset: { rollback: v.version },
-          disabled: !admin,
-          'aria-describedby': admin ? null : 'publish-hint',
-          'aria-label': 'Ripristina la versione ' + v.version,
-        }, 'Ripristina');
+        : !restorable
+          ? h('span', { class: 'muted' }, '—')
+          : h('button', {
+            type: 'button',
+            class: 'btn btn-secondary btn-small',
+            dataset: { rollback: v.version },
+            disabled: !admin,
+            'aria-describedby': admin ? null : 'publish-hint',
+            'aria-label': 'Ripristina la versione ' + v.version,
+          }, 'Ripristina');
       tbody.append(h('tr', { dataset: { version: v.version, state: v.state } },
         h('th', { scope: 'row' }, 'v' + v.version),
         h('td', null, h('span', { class: 'state state-' + v.state }, VERSION_STATE[v.state] || v.state)),
