@@ -881,6 +881,318 @@ async fn status_links_are_revoked_by_an_editor(a: &Admin) {
     assert_eq!(entry.detail["reason"], "il cittadino ha inoltrato il link");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Issue 15, points 1–4.
+
+/// Point 1: a recursive inline partial (and other recursion, nesting and size tricks) is
+/// refused with 422 on every route that compiles or renders an editor's words, and the daemon
+/// keeps answering. Before the fix the first preview overflowed a worker's stack and aborted
+/// the whole process.
+async fn recursive_templates_are_refused_on_every_route(a: &Admin) {
+    let anna = a.login("anna").await;
+    let live = live_of(&anna, VIOLAZIONE).await;
+    let bombs = [
+        "{{#*inline \"x\"}}a{{> x}}{{/inline}}{{> x}}".to_owned(),
+        format!(
+            "{{{{#if number}}}}{}{{{{/if}}}}",
+            "{{else if number}}".repeat(2000)
+        ),
+        format!("{}x{}", "{{#if number}}".repeat(400), "{{/if}}".repeat(400)),
+        "{{#> layout_html titolo=\"x\"}}{{> @partial-block}}{{/layout_html}}".to_owned(),
+        "{{> firma_it}}".repeat(40),
+        "{{number}}".repeat(4000),
+    ];
+    for (i, bomb) in bombs.iter().enumerate() {
+        for part in [
+            ["text", "html", "sms"][i % 3],
+            ["html", "sms", "text"][i % 3],
+        ] {
+            let body = edited(&live, |v| v[part] = json!(bomb));
+            for route in ["preview", "versions", "test-send"] {
+                let mut body = body.clone();
+                body["to"] = json!("prove@comune.example.it");
+                let (status, p) = anna.post(&format!("{VIOLAZIONE}/{route}"), body).await;
+                assert_eq!(
+                    status,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "{route} {part}: {p}"
+                );
+                assert_eq!(p["errors"][0]["part"], part, "{p}");
+            }
+            let (status, v) = anna.post(&format!("{VIOLAZIONE}/validate"), body).await;
+            assert_eq!((status, v["ok"].as_bool()), (StatusCode::OK, Some(false)));
+        }
+    }
+    // Still up, nothing stored, nothing queued, the default still live.
+    assert_eq!(anna.get("/api/v1/admin/me").await.0, StatusCode::OK);
+    assert_eq!(a.count("SELECT COUNT(*) FROM template_versions").await, 0);
+    assert_eq!(a.count("SELECT COUNT(*) FROM outbox").await, 0);
+    assert_eq!(live_of(&anna, VIOLAZIONE).await["version"], 0);
+}
+
+/// Points 2 and 3: a test send passes the gate of a save. `<script>` (and every other way to
+/// put markup or a remote image in the HTML) is a 422 naming the reason, and nothing reaches
+/// the outbox nor the dispatcher's files. Before the fix the first one was a 202 and the mail
+/// went out.
+async fn test_send_passes_the_gate_of_a_save(a: &Admin) {
+    let elena = a.login("elena").await;
+    let live = live_of(&elena, VIOLAZIONE).await;
+    let html = live["html"].as_str().unwrap_or("").to_owned();
+    let cases = [
+        ("<script>alert(1)</script>", "<script>"),
+        ("<scr{{!}}ipt>alert(1)</script>", "<script>"),
+        ("<p>{{~{subject}~}}</p>", "senza escape"),
+        ("<p>{{ &subject}}</p>", "senza escape"),
+        ("<a href=\"&#106;avascript:alert(1)\">x</a>", "javascript"),
+        ("<a href=\"java{{!}}script:alert(1)\">x</a>", "javascript"),
+        ("<img/src=x/onerror=alert(1)>", "src="),
+        ("<img src=\"https://t.example/p.gif\" alt=\"\">", "remota"),
+        (
+            "<meta http-equiv=\"refresh\" content=\"0;url=https://x.example\">",
+            "http-equiv",
+        ),
+    ];
+    for (bad, needle) in cases {
+        let body = edited(&live, |v| {
+            v["html"] =
+                json!(html.replace("{{/layout_html}}", &format!("{bad}{{{{/layout_html}}}}")));
+            v["channel"] = json!("email");
+            v["to"] = json!("prove@comune.example.it");
+        });
+        let (status, p) = elena
+            .post(&format!("{VIOLAZIONE}/test-send"), body.clone())
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {p}");
+        assert_eq!(p["type"], "urn:messo:problem:template", "{p}");
+        assert!(
+            p["errors"].as_array().is_some_and(|e| e.iter().any(
+                |e| e["part"] == "html" && e["message"].as_str().unwrap_or("").contains(needle)
+            )),
+            "{bad}: {p}"
+        );
+        // The save of the same words is refused the same way.
+        let (status, _) = elena.post(&format!("{VIOLAZIONE}/versions"), body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    assert_eq!(a.count("SELECT COUNT(*) FROM outbox").await, 0);
+    let out = a.dir.join("gate-out");
+    let later = ts("2026-03-10T12:00:00+01:00");
+    let c: messo::http::Clock = Arc::new(move || later);
+    a.dispatcher(&out).drain(&c, 100).await.expect("drain");
+    let sent = std::fs::read_dir(&out).map_or(0, |d| d.count());
+    assert_eq!(sent, 0, "nothing went out");
+    // The words as they are still go out.
+    let (status, r) = elena
+        .post(
+            &format!("{VIOLAZIONE}/test-send"),
+            edited(&live, |v| {
+                v["channel"] = json!("email");
+                v["to"] = json!("prove@comune.example.it");
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{r}");
+}
+
+/// Point 1: at start, a stored live version that fails the gate (written by an older release,
+/// or straight into the database) is not installed; the bundled default stays live.
+async fn a_stored_version_that_fails_the_gate_is_not_installed_at_start(a: &Admin) {
+    let key = messo::templates::Key::new(
+        messo::templates::Audience::Cittadino,
+        "violazione",
+        messo::domain::Lang::It,
+    );
+    let mut content = a.templates.catalog().defaults[&key].content.clone();
+    content.html = Some(
+        "{{#> layout_html titolo=\"x\"}}<p>{{{subject}}}</p><script>alert(1)</script>{{/layout_html}}"
+            .to_owned(),
+    );
+    let v = a
+        .store
+        .add_template_version(
+            &key,
+            &content,
+            "scritta da una versione precedente",
+            "anna",
+            "live",
+            None,
+            a.now(),
+            &json!({}),
+        )
+        .await
+        .expect("stored");
+    // The daemon starts: its templates are loaded from the store.
+    let templates = Arc::new(Templates::new(
+        Catalog::bundled().expect("catalog"),
+        Settings::from_config(&a.config),
+    ));
+    let state = AdminState::new(
+        a.store.clone(),
+        Arc::clone(&templates),
+        a.clock.clone(),
+        a.config.admin.clone(),
+        a.config.calendar.time_zone,
+        &a.config.http.public_base_url,
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    state.reload().await.expect("reload");
+    assert_eq!(
+        templates.live(&key).map(|l| l.0),
+        Some(0),
+        "v{} refused",
+        v.version
+    );
+    let sample = templates.catalog().defaults[&key].samples[0].clone();
+    let m = templates
+        .render_message(
+            messo::templates::Audience::Cittadino,
+            "violazione",
+            messo::domain::Lang::It,
+            "email",
+            &sample,
+        )
+        .expect("render");
+    assert_eq!(m.version, 0);
+    assert!(!m.html.unwrap_or_default().contains("<script"));
+}
+
+async fn propose_subject(s: &Session, live: &Value, subject: &str) -> i64 {
+    let body = edited(live, |v| v["subject"] = json!(subject));
+    let (status, v) = s.post(&format!("{VIOLAZIONE}/versions"), body).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    v["version"].as_i64().expect("version")
+}
+
+async fn rollback_to(s: &Session, version: i64) -> (StatusCode, Value) {
+    s.post(
+        &format!("{VIOLAZIONE}/rollback"),
+        json!({"version": version}),
+    )
+    .await
+}
+
+/// Point 4, with four eyes: a rollback restores only words that were live before, and only
+/// words two people approved. Before the fix anna rolled back to her own proposal and it went
+/// live with her as publisher.
+async fn rollback_cannot_bypass_four_eyes(a: &Admin) {
+    let anna = a.login("anna").await;
+    let bruno = a.login("bruno").await;
+    let elena = a.login("elena").await;
+    let live = live_of(&anna, VIOLAZIONE).await;
+    let propose = |s, subject| propose_subject(s, &live, subject);
+    let rollback = rollback_to;
+    // Her own proposal, and someone else's: never live, so never by rollback.
+    let own = propose(&anna, "Mia versione {{number}}").await;
+    let other = propose(&elena, "Versione di Elena {{number}}").await;
+    for v in [own, other] {
+        let (status, p) = rollback(&anna, v).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{p}");
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("mai stata in uso"),
+            "{p}"
+        );
+    }
+    assert_eq!(live_of(&anna, VIOLAZIONE).await["version"], 0);
+    assert_eq!(
+        a.count("SELECT COUNT(*) FROM template_versions WHERE state = 'live'")
+            .await,
+        0,
+        "nothing went live"
+    );
+    // Published by another admin: reviewed by two people, so a rollback may restore it.
+    let (status, _) = bruno
+        .post(&format!("{VIOLAZIONE}/versions/{other}/publish"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = rollback(&anna, 0).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["restores"], 0);
+    let (status, v) = rollback(&anna, other).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["restores"], other);
+    let again = v["version"].as_i64().expect("version");
+    // A rollback of that rollback is judged on the words it restores.
+    assert_eq!(rollback(&anna, 0).await.0, StatusCode::OK);
+    let (status, v) = rollback(&anna, again).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["restores"], other);
+    // Words published by their own author (when four eyes was off) need a second person.
+    let key = messo::templates::Key::new(
+        messo::templates::Audience::Cittadino,
+        "violazione",
+        messo::domain::Lang::It,
+    );
+    let mut content = a.templates.catalog().defaults[&key].content.clone();
+    content.subject = "Pubblicata da sola {{number}}".to_owned();
+    let solo = a
+        .store
+        .add_template_version(
+            &key,
+            &content,
+            "",
+            "anna",
+            "live",
+            None,
+            a.now(),
+            &json!({}),
+        )
+        .await
+        .expect("stored")
+        .version;
+    assert_eq!(rollback(&bruno, 0).await.0, StatusCode::OK);
+    for s in [&anna, &bruno] {
+        let (status, p) = rollback(s, solo).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{p}");
+        assert!(
+            p["detail"].as_str().unwrap_or("").contains("quattro occhi"),
+            "{p}"
+        );
+    }
+    // Editors never roll back.
+    assert_eq!(rollback(&elena, 0).await.0, StatusCode::FORBIDDEN);
+    // The audit log tells rollbacks from publications.
+    assert_eq!(
+        a.count("SELECT COUNT(*) FROM audit_log WHERE action = 'template.rollback'")
+            .await,
+        5
+    );
+}
+
+/// Point 4, without four eyes: still only words that were live before.
+async fn rollback_restores_only_what_was_live(a: &Admin) {
+    let anna = a.login("anna").await;
+    let live = live_of(&anna, VIOLAZIONE).await;
+    let (status, v) = anna
+        .post(
+            &format!("{VIOLAZIONE}/versions"),
+            edited(&live, |v| v["subject"] = json!("Proposta {{number}}")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let n = v["version"].as_i64().expect("version");
+    let (status, p) = anna
+        .post(&format!("{VIOLAZIONE}/rollback"), json!({"version": n}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{p}");
+    assert_eq!(live_of(&anna, VIOLAZIONE).await["version"], 0);
+    // Published, it may be restored later by anyone with the role.
+    let (status, _) = anna
+        .post(&format!("{VIOLAZIONE}/versions/{n}/publish"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = anna
+        .post(&format!("{VIOLAZIONE}/rollback"), json!({"version": 0}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = anna
+        .post(&format!("{VIOLAZIONE}/rollback"), json!({"version": n}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+}
+
 macro_rules! on_both {
     ($($name:ident: $extra:expr),* $(,)?) => {$(
         mod $name {
@@ -907,6 +1219,11 @@ on_both!(
     four_eyes_rollback_and_history: "four_eyes = true",
     test_send_preview_with_a_ticket_tokens_and_at_risk: "",
     status_links_are_revoked_by_an_editor: "",
+    recursive_templates_are_refused_on_every_route: "",
+    test_send_passes_the_gate_of_a_save: "",
+    a_stored_version_that_fails_the_gate_is_not_installed_at_start: "",
+    rollback_cannot_bypass_four_eyes: "four_eyes = true",
+    rollback_restores_only_what_was_live: "",
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,6 +101,11 @@ fn recursion_decorators_and_dynamic_partials_are_refused_in_every_form() {
             "parentesi",
         ),
         ("x".repeat(65 * 1024), "64 KiB"),
+        ("{{number}}".repeat(600), "al massimo 512"),
+        (
+            "{{> firma_it}}".repeat(40),
+            "al massimo 32 modelli parziali",
+        ),
     ];
     for part in [Part::Text, Part::Html] {
         for (src, needle) in &cases {
@@ -135,7 +140,8 @@ fn recursion_decorators_and_dynamic_partials_are_refused_in_every_form() {
 fn sources_deep_enough_to_crash_the_engine_are_refused_without_crashing() {
     let t = bundled();
     // Each of these, compiled, rendered or dropped recursively, overflows a 2 MiB stack in a
-    // debug build; they are refused and taken apart without recursion.
+    // debug build (or takes seconds to compile): they are refused before the parser, by the
+    // parser's own stack guard, or by the walk (and then taken apart without recursion).
     let huge = [
         format!(
             "{}x{}",
@@ -197,10 +203,26 @@ fn partials_that_recurse_are_refused_and_so_is_every_template_using_them() {
 #[test]
 fn output_is_bounded_per_part() {
     let t = bundled();
-    // 64 KiB of source, each inclusion writing the signature (~200 bytes): over 256 KiB.
-    let src = "{{> firma_it}}".repeat(4000);
-    let p = refused(&t, |c| c.text = src.clone());
-    assert!(says(&p, "256 KiB"), "{p:?}");
+    let mut c = default_content(&t, &violazione());
+    c.text = "{{subject}} ".repeat(400);
+    // Within the bound with the samples…
+    assert!(t.check(&violazione(), &c).is_ok());
+    // …over it with a real payload: a preview says so, a message falls back to the default.
+    let mut p = t.catalog().defaults[&violazione()].samples[0].clone();
+    p["subject"] = json!("x".repeat(1000));
+    let problems = t
+        .preview(&violazione(), &c, &p)
+        .expect_err("400 × 1 KB is over 256 KiB");
+    assert!(says(&problems, "256 KiB"), "{problems:?}");
+    t.install(&[Live {
+        key: violazione(),
+        version: 2,
+        content: c,
+    }]);
+    let m = t
+        .render_message(Audience::Cittadino, "violazione", Lang::It, "email", &p)
+        .expect("renders");
+    assert_eq!(m.version, 0);
 }
 
 #[test]
