@@ -7,8 +7,11 @@
 //!   [`Templates`] set the dispatcher reads without a restart.
 //! - Rendering is handlebars in strict mode: a variable the message does not have is an error,
 //!   never empty text. Only HTML bodies are HTML-escaped.
-//! - [`Templates::check`] is the gate every edit passes before it can go live: it compiles each
-//!   part, refuses unsafe markup, renders every sample context and counts each SMS.
+//! - [`Templates::check`] is the gate every edit passes before it is rendered to anyone or can go
+//!   live: it compiles each part and walks its syntax tree against a closed set of constructs
+//!   ([`guard`]: no recursion, bounded nesting and size), renders every sample context within an
+//!   output bound, decides on the rendered HTML with hostile values against an allow-list
+//!   ([`html`]) and counts each SMS. The dispatcher checks every HTML body it renders too.
 
 pub mod guard;
 pub mod helpers;
