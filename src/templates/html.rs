@@ -96,6 +96,24 @@ pub const CSS_FUNCTIONS: [&str; 4] = ["rgb", "rgba", "hsl", "hsla"];
 
 const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
 
+/// Something outside the allow-list: what kind of thing (for logs: it never holds a value of the
+/// message, which may be personal data) and a message for the editor (in Italian, quoting it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn finding(kind: &'static str) -> impl Fn(String) -> Finding {
+    move |message| Finding { kind, message }
+}
+
 /// A short, safe quotation of a value in a message.
 fn quote(v: &str) -> String {
     let short: String = v.chars().filter(|c| !c.is_control()).take(40).collect();
@@ -107,25 +125,30 @@ fn quote(v: &str) -> String {
 }
 
 /// Whether `html` keeps inside the allow-list; the first thing outside it, in Italian.
-pub fn verify(html: &str) -> Result<(), String> {
+pub fn verify(html: &str) -> Result<(), Finding> {
     let doc = Html::parse_document(html);
     for node in doc.tree.values() {
         match node {
             Node::Document | Node::Fragment | Node::Text(_) => {}
             Node::Doctype(d) => {
                 if !d.name().eq_ignore_ascii_case("html") {
-                    return Err(format!("dichiarazione <!DOCTYPE {}> non ammessa", d.name()));
+                    return Err(finding("doctype")(format!(
+                        "dichiarazione <!DOCTYPE {}> non ammessa",
+                        d.name()
+                    )));
                 }
             }
             Node::Comment(_) => {
-                return Err(
+                return Err(finding("comment")(
                     "niente commenti HTML (<!-- … -->): alcuni programmi di posta leggono \
                      il codice al loro interno"
                         .to_owned(),
-                );
+                ));
             }
             Node::ProcessingInstruction(_) => {
-                return Err("istruzione di elaborazione (<?…?>) non ammessa".to_owned());
+                return Err(finding("processing instruction")(
+                    "istruzione di elaborazione (<?…?>) non ammessa".to_owned(),
+                ));
             }
             Node::Element(el) => element(el)?,
         }
@@ -133,42 +156,51 @@ pub fn verify(html: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn element(el: &scraper::node::Element) -> Result<(), String> {
+fn element(el: &scraper::node::Element) -> Result<(), Finding> {
     let name = el.name();
+    let element_err = finding("element");
+    let attr_err = finding("attribute");
     if &*el.name.ns != HTML_NS {
-        return Err(format!("elemento <{name}> (SVG o MathML) non ammesso"));
+        return Err(element_err(format!(
+            "elemento <{name}> (SVG o MathML) non ammesso"
+        )));
     }
     if !ELEMENTS.contains(&name) {
-        return Err(format!("elemento <{name}> non ammesso"));
+        return Err(element_err(format!("elemento <{name}> non ammesso")));
     }
     for (q, value) in el.attrs.iter() {
         let attr = &*q.local;
         if !q.ns.is_empty() || q.prefix.is_some() {
-            return Err(format!(
+            return Err(attr_err(format!(
                 "attributo {attr} con spazio dei nomi su <{name}> non ammesso"
-            ));
+            )));
         }
         if name == "meta" && attr == "http-equiv" {
-            return Err(format!(
+            return Err(finding("meta http-equiv")(format!(
                 "<meta http-equiv={}> non ammesso: niente aggiornamenti o reindirizzamenti",
                 quote(value)
-            ));
+            )));
         }
         if !GLOBAL_ATTRIBUTES.contains(&attr) && !element_attributes(name).contains(&attr) {
-            return Err(format!("attributo {attr} su <{name}> non ammesso"));
+            return Err(attr_err(format!(
+                "attributo {attr} su <{name}> non ammesso"
+            )));
         }
         match (name, attr) {
-            ("a", "href") => link(value)?,
-            ("img", "src") => image(value)?,
-            (_, "style") => style(value)?,
+            ("a", "href") => link(value).map_err(finding("link"))?,
+            ("img", "src") => image(value).map_err(finding("image"))?,
+            (_, "style") => style(value).map_err(finding("style"))?,
             ("meta", "name") if !value.eq_ignore_ascii_case("viewport") => {
-                return Err(format!("<meta name={}> non ammesso", quote(value)));
+                return Err(finding("meta name")(format!(
+                    "<meta name={}> non ammesso",
+                    quote(value)
+                )));
             }
             _ => {}
         }
     }
     if name == "img" && el.attr("src").is_none() {
-        return Err("<img> senza src non ammesso".to_owned());
+        return Err(finding("image")("<img> senza src non ammesso".to_owned()));
     }
     Ok(())
 }
@@ -379,7 +411,7 @@ mod tests {
             ("<?php echo 1 ?>", "comment"),
         ];
         for (html, needle) in cases {
-            let why = verify(html).expect_err(html);
+            let why = verify(html).expect_err(html).message;
             assert!(
                 why.to_lowercase().contains(&needle.to_lowercase())
                     || (needle == "comment" && why.contains("commenti")),

@@ -625,9 +625,13 @@ impl Registries {
 }
 
 /// [`html::verify`], with a panic of the parser taken as a refusal.
-fn verify_html(s: &str) -> Result<(), String> {
-    std::panic::catch_unwind(|| html::verify(s))
-        .unwrap_or_else(|_| Err("il corpo HTML non può essere letto dal controllo".to_owned()))
+fn verify_html(s: &str) -> Result<(), html::Finding> {
+    std::panic::catch_unwind(|| html::verify(s)).unwrap_or_else(|_| {
+        Err(html::Finding {
+            kind: "unreadable",
+            message: "il corpo HTML non può essere letto dal controllo".to_owned(),
+        })
+    })
 }
 
 fn refusal_problem(part: Part, r: guard::Refusal) -> Problem {
@@ -942,7 +946,8 @@ impl Templates {
             let h = regs
                 .render(key, Part::Html, ctx)
                 .map_err(|f| fail(Part::Html, f))?;
-            verify_html(&h).map_err(|why| format!("html: outside the allow-list: {why}"))?;
+            // Only the kind of finding is logged: the value may be a citizen's words.
+            verify_html(&h).map_err(|f| format!("html: outside the allow-list ({})", f.kind))?;
             Some(h)
         } else {
             None
