@@ -1399,7 +1399,16 @@ impl InboundWriter {
                 }
                 let records: Vec<NewInbound> = batch.iter().map(|(n, _)| n.clone()).collect();
                 let started = std::time::Instant::now();
-                let result = store.accept_inbound(&records).await;
+                // A panic while storing fails this batch (its webhooks are answered with an
+                // error, so providers retry) and the writer goes on with the next one.
+                let result = match futures_util::FutureExt::catch_unwind(
+                    std::panic::AssertUnwindSafe(store.accept_inbound(&records)),
+                )
+                .await
+                {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err("storing panicked (see the panic message above)".to_owned()),
+                };
                 tracing::debug!(
                     records = records.len(),
                     ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -1419,9 +1428,8 @@ impl InboundWriter {
                             wake.notify_one();
                         }
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, records = batch.len(), "storing inbound records failed");
-                        let m = e.to_string();
+                    Err(m) => {
+                        tracing::error!(error = %m, records = batch.len(), "storing inbound records failed");
                         for (_, reply) in batch.drain(..) {
                             let _ = reply.send(Err(m.clone()));
                         }
