@@ -838,7 +838,8 @@ struct RollbackBody {
     note: Option<String>,
 }
 
-/// Whether `actor` may make version `target` of a template live again by a rollback.
+/// Whether a rollback (by an admin: the route asks for the role) may make version `target` of
+/// a template live again.
 ///
 /// - Only words that were live before may be restored: version 0 (the bundled default) or a
 ///   version with a publication. A proposal is never made live by a rollback: it is published,
@@ -1272,6 +1273,46 @@ mod tests {
         assert!(may_publish(true, &user("anna", Role::Admin), "anna").is_err());
         assert!(may_publish(true, &user("bruno", Role::Editor), "anna").is_err());
         assert!(may_publish(true, &user("bruno", Role::Admin), "anna").is_ok());
+    }
+
+    #[test]
+    fn rollback_restores_only_words_that_were_live_and_reviewed() {
+        let v =
+            |version: i64, author: &str, published_by: Option<&str>, restores| TemplateVersion {
+                version,
+                state: "retired".to_owned(),
+                content: Content::default(),
+                note: String::new(),
+                author: author.to_owned(),
+                created_at: Timestamp(0),
+                published_by: published_by.map(str::to_owned),
+                published_at: published_by.map(|_| Timestamp(1)),
+                restores,
+            };
+        let default = default_version(&Content::default());
+        let proposal = v(1, "anna", None, None);
+        let reviewed = v(2, "elena", Some("bruno"), None);
+        let solo = v(3, "anna", Some("anna"), None);
+        let back_to_reviewed = v(4, "anna", Some("anna"), Some(2));
+        let back_to_solo = v(5, "bruno", Some("bruno"), Some(3));
+        for four_eyes in [false, true] {
+            assert!(may_roll_back(four_eyes, &default, None).is_ok());
+            assert_eq!(
+                may_roll_back(four_eyes, &proposal, None).map_err(|e| e.0),
+                Err(StatusCode::CONFLICT)
+            );
+            assert!(may_roll_back(four_eyes, &reviewed, None).is_ok());
+            assert!(may_roll_back(four_eyes, &back_to_reviewed, Some(&reviewed)).is_ok());
+        }
+        assert!(may_roll_back(false, &solo, None).is_ok());
+        assert_eq!(
+            may_roll_back(true, &solo, None).map_err(|e| e.0),
+            Err(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            may_roll_back(true, &back_to_solo, Some(&solo)).map_err(|e| e.0),
+            Err(StatusCode::FORBIDDEN)
+        );
     }
 
     #[test]
