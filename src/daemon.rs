@@ -91,6 +91,8 @@ pub struct Metrics {
     /// Status pages and portal feeds shown, and refused (bad, expired or revoked links, limits).
     pub portal_views_total: AtomicU64,
     pub portal_refused_total: AtomicU64,
+    /// Portal tokens that asked about more distinct citizens in an hour than allowed.
+    pub portal_enumeration_alarms_total: AtomicU64,
     /// The last pass stopped at a bound with work left: start the next one at once.
     pub last_pass_full: std::sync::atomic::AtomicBool,
 }
@@ -388,9 +390,16 @@ pub async fn run(
     }
     let wake = Arc::new(Wake::new());
     let metrics = Arc::new(Metrics::default());
+    let limits = config.http.limits.clone();
+    if !http::set_parallel_hashes(limits.parallel_hashes) {
+        tracing::warn!("argon2 parallelism was set before the daemon started; keeping it");
+    }
     let state = AppState {
         store: store.clone(),
-        tokens: Arc::new(TokenBook::new(config.http.tokens.clone())),
+        tokens: Arc::new(TokenBook::with_limit(
+            config.http.tokens.clone(),
+            limits.max_tracked_clients,
+        )),
         clock: clock.clone(),
         wake: Arc::clone(&wake),
         metrics: Arc::clone(&metrics),
@@ -400,23 +409,22 @@ pub async fn run(
         Settings::from_config(&config),
     ));
     let send_wake = Arc::new(Wake::new());
-    let admin = AdminState::new(
+    let admin = AdminState::from_config(
         store.clone(),
         Arc::clone(&templates),
         clock.clone(),
-        config.admin.clone(),
-        config.calendar.time_zone,
-        &config.http.public_base_url,
+        &config,
         Arc::clone(&send_wake),
     );
     admin.reload().await?;
     let mut templates_stamp = store.live_templates_stamp().await?;
     let writer = InboundWriter::spawn(store.clone(), Arc::clone(&wake));
-    let webhooks = WebhookState::new(
+    let webhooks = WebhookState::with_max_clients(
         &config.inbound,
         &config.http.public_base_url,
         writer.clone(),
         clock.clone(),
+        limits.max_tracked_clients,
     );
     let portal = if config.portal.enabled {
         let keys = http::portal::link_keys(&config, &store, clock()).await?;
@@ -441,11 +449,41 @@ pub async fn run(
             addr: config.http.listen,
             source,
         })?;
-    tracing::info!(addr = %config.http.listen, "HTTP API listening");
+    tracing::info!(
+        addr = %config.http.listen,
+        max_connections = limits.max_connections,
+        header_read_timeout_s = limits.header_read_timeout.as_secs(),
+        "HTTP API listening"
+    );
+
+    // Every rate limiter forgets, once a minute, the clients whose allowance is full again.
+    let pruned = (
+        Arc::clone(&state.tokens),
+        webhooks.clone(),
+        admin.clone(),
+        portal.as_ref().map(|(p, _)| p.clone()),
+    );
+    let mut prune_stop = shutdown.clone();
+    let pruner = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = prune_stop.wait_for(|stop| *stop) => break,
+            }
+            pruned.0.prune();
+            pruned.1.prune();
+            pruned.2.prune();
+            if let Some(p) = &pruned.3 {
+                p.prune();
+            }
+        }
+    });
 
     let admin_routes = admin.clone();
     let portal_routes = portal.as_ref().map(|(p, _)| p.clone());
-    let mut server_stop = shutdown.clone();
+    let server_stop = shutdown.clone();
     let server = tokio::spawn(async move {
         let mut app = http::router(state)
             .merge(http::webhooks::router(webhooks))
@@ -453,14 +491,7 @@ pub async fn run(
         if let Some(p) = portal_routes {
             app = app.merge(http::portal::router(p));
         }
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|stop| *stop).await;
-        })
-        .await
+        http::server::serve(listener, app, &limits, server_stop).await
     });
 
     // The periodic tick: a plain interval in UTC, nothing local-time.
@@ -626,6 +657,7 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
     let _ = scheduler.shutdown().await;
+    pruner.abort();
     match tokio::time::timeout(Duration::from_secs(20), server).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),

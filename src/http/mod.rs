@@ -1,24 +1,57 @@
 //! The HTTP edge (axum): the ticket ingest API under `/api/v1`, and health checks.
 //!
 //! Every error is an RFC 7807 `application/problem+json` body that names the field at fault.
-//! Bearer tokens come from configuration as argon2 hashes; a verified token is remembered by
-//! its SHA-256 so only the first request pays for argon2.
+//! Bearer tokens `messo_<id>_<secret>` come from configuration as argon2 hashes: an unknown id
+//! is refused without hashing, a verified token is remembered by its SHA-256 so only the first
+//! request pays for argon2, and argon2 runs on the blocking pool with bounded parallelism
+//! (`auth`). The server itself (`server`) bounds connections and the time of heads and requests;
+//! every rate limiter's memory is bounded (`limit`).
 
 pub mod admin;
 mod auth;
+pub mod limit;
 mod ops;
 pub mod portal;
 mod problem;
+pub mod server;
 mod tickets;
 pub mod webhooks;
 
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::routing::{get, post};
 
-pub use auth::{TokenBook, new_token};
+pub use auth::{
+    DEFAULT_PARALLEL_HASHES, HashError, NewToken, TokenBook, hash_runs, new_token,
+    set_parallel_hashes, split_token, valid_token_id,
+};
 pub use problem::Problem;
+
+/// The client's address: the TCP peer the server recorded, or 0.0.0.0 when it recorded none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub IpAddr);
+
+impl Peer {
+    /// The peer of a request's extensions.
+    pub fn of(extensions: &axum::http::Extensions) -> IpAddr {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Infallible> {
+        Ok(Peer(Peer::of(&parts.extensions)))
+    }
+}
 
 use crate::store::Store;
 use crate::time::Timestamp;
