@@ -25,7 +25,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -255,10 +255,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/api/v1/admin/audit", get(audit))
         .route("/api/v1/admin/users", get(users).post(add_user))
-        .route(
-            "/api/v1/admin/users/{name}",
-            axum::routing::patch(change_user),
-        )
+        .route("/api/v1/admin/users/{name}", patch(change_user))
         .layer(axum::middleware::from_fn(no_store))
         // Four parts of at most 64 KiB each, and a little JSON around them.
         .layer(axum::extract::DefaultBodyLimit::max(320 * 1024))
