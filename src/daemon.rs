@@ -348,6 +348,17 @@ fn sqlite_lock(database_url: &str) -> Result<Option<File>, DaemonError> {
     }
 }
 
+/// The soft limit of open files of this process (Linux: `/proc/self/limits`), if it is known.
+fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn sd_notify(state: &[sd_notify::NotifyState<'_>]) {
     // A no-op unless systemd started us with NOTIFY_SOCKET.
     let _ = sd_notify::notify(state);
@@ -449,6 +460,16 @@ pub async fn run(
             addr: config.http.listen,
             source,
         })?;
+    if let Some(files) = open_files_limit()
+        && files < limits.max_connections as u64 + 256
+    {
+        tracing::warn!(
+            open_files = files,
+            max_connections = limits.max_connections,
+            "the open-files limit is below http.max_connections + 256: raise LimitNOFILE \
+             (systemd/messo.service) or lower http.max_connections"
+        );
+    }
     tracing::info!(
         addr = %config.http.listen,
         max_connections = limits.max_connections,

@@ -30,7 +30,7 @@ impl Default for HttpLimits {
             max_connections: 512,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
             parallel_hashes: 2,
             max_tracked_clients: 10_000,
         }
