@@ -91,18 +91,46 @@ async fn openapi() -> axum::response::Response {
     res
 }
 
+/// Requests per minute one client may make to `/readyz` and `/metrics` (they query the store).
+const OPS_PER_MINUTE: u32 = 120;
+
+async fn limit_ops(
+    axum::extract::State(limit): axum::extract::State<Arc<limit::KeyedLimit<IpAddr>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if limit.check(&Peer::of(req.extensions())) {
+        next.run(req).await
+    } else {
+        auth::problem_response(Problem::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("at most {OPS_PER_MINUTE} a minute from one client"),
+        ))
+    }
+}
+
 /// The router of the whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/tickets", post(tickets::create).get(tickets::list))
         .route("/tickets/{number}", get(tickets::get_one))
         .route("/tickets/{number}/events", post(tickets::append));
+    // The checks that query the store are limited per client before they run; /healthz is not.
+    let ops_limit = Arc::new(limit::KeyedLimit::per_minute(
+        OPS_PER_MINUTE,
+        limit::DEFAULT_MAX_KEYS,
+    ));
+    let ops = Router::new()
+        .route("/readyz", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(ops_limit, limit_ops));
     Router::new()
         .nest("/api/v1", api)
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
+        .merge(ops)
         .fallback(|| async { Problem::not_found("no such resource") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -219,6 +219,34 @@ async fn idle_for(last: &AtomicU64, in_flight: &AtomicUsize, idle: Duration) {
     }
 }
 
+/// Answers 408 (and closes the connection) when a request, body included, takes longer than
+/// `limit`; its work is dropped.
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            let mut res = axum::response::IntoResponse::into_response(super::Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request took too long",
+                format!(
+                    "the request, body included, must complete within {} s",
+                    limit.as_secs()
+                ),
+            ));
+            res.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            res
+        }
+    }
+}
+
 /// Serves `app` on `listener` within `limits` until `shutdown` turns true, then waits for the
 /// connections to finish. Handlers see the client's address as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
@@ -227,9 +255,9 @@ pub async fn serve(
     limits: &HttpLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
+    let app = app.layer(axum::middleware::from_fn_with_state(
         limits.request_timeout,
+        time_limit,
     ));
     let max = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
