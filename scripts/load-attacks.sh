@@ -16,6 +16,7 @@
 #   6  random bearer tokens from 8 clients at once on the ticket API;
 #   6b wrong secrets for the configured token's id from 8 clients;
 #   7  48 parallel log-ins with fresh user names (5 s);
+#   7b the same from 48 loopback addresses (127.0.1.1-48), past any per-address limit;
 #   8  ~1,000 slow-loris connections that send a request head a few bytes at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -138,10 +139,13 @@ def measure(label, secs):
     print(f"  {label:<7} {p.report()}  {memory()}", flush=True)
 
 
-async def request(raw, timeout=5.0):
-    """One request on a fresh connection; the status code, or an error word."""
+async def request(raw, timeout=5.0, source=None):
+    """One request on a fresh connection (from `source`, a loopback address, if given); the
+    status code, or an error word."""
     try:
-        r, w = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
+        local = (source, 0) if source else None
+        r, w = await asyncio.wait_for(
+            asyncio.open_connection(HOST, port, local_addr=local), timeout)
     except (OSError, asyncio.TimeoutError):
         return "connect-failed"
     try:
@@ -163,15 +167,18 @@ def tally(results):
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
 
 
-async def flood(workers, secs, make):
+async def flood(workers, secs, make, spread=False):
+    """`workers` clients in a loop for `secs`; with `spread`, each from its own loopback address
+    (127.0.1.N), as a botnet would come from many."""
     end = time.monotonic() + secs
     results = []
 
-    async def worker():
+    async def worker(i):
+        source = f"127.0.1.{i + 1}" if spread else None
         while time.monotonic() < end:
-            results.append(await request(make()))
+            results.append(await request(make(), source=source))
 
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    await asyncio.gather(*(worker(i) for i in range(workers)))
     return results
 
 
@@ -269,10 +276,15 @@ async def login_flood():
     return tally(await flood(48, 5, login_request))
 
 
+async def spread_login_flood():
+    return tally(await flood(48, 5, login_request, spread=True))
+
+
 print(f"idle    {memory()}", flush=True)
 attack("6  random bearer tokens, 8 clients, on /api/v1/tickets", seconds, bearer_flood)
 attack("6b wrong secrets for a configured token id, 8 clients", seconds, wrong_secret_flood)
 attack("7  48 parallel log-ins with fresh user names, 5 s", 5, login_flood)
+attack("7b the same from 48 addresses (no per-address limit applies), 5 s", 5, spread_login_flood)
 attack("8  1,000 slow-loris connections", seconds, lambda: slow_loris(1000, seconds))
 print(f"end     {memory()}", flush=True)
 PY

@@ -914,7 +914,10 @@ async fn slow_heads_are_closed_and_the_cap_keeps_healthz_answering() {
     assert!(closed.1.is_ok(), "nothing at all: {:?}", closed.1);
     let slow = closed.2.expect("a slow body is ended");
     assert!(slow.starts_with("HTTP/1.1 408"), "{slow}");
-    assert!(slow.contains("request-timeout"), "a problem that says why: {slow}");
+    assert!(
+        slow.contains("request-timeout"),
+        "a problem that says why: {slow}"
+    );
     assert_eq!(
         tokio::task::spawn_blocking(move || healthz(addr))
             .await
