@@ -15,7 +15,7 @@ rm -rf "$work" && mkdir -p "$work"
 messo="$PWD/target/release/messo"
 token_out=$("$messo" token new --name bench)
 token=$(echo "$token_out" | head -1 | awk '{print $NF}')
-{ cat config/messo.toml; echo "$token_out" | sed -n '3,6p'; } \
+{ cat config/messo.toml; echo "$token_out" | sed -n '3,7p'; } \
     | sed 's/listen = "127.0.0.1:8080"/listen = "127.0.0.1:18181"/; s#"http://127.0.0.1:8080"#"http://127.0.0.1:18181"#' \
     > "$work/messo.toml"
 if [ "$backend" = postgres ]; then

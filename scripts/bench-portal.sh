@@ -29,7 +29,7 @@ if [ "${SKIP_SEED:-0}" != 1 ]; then rm -rf "$work"; fi
 mkdir -p "$work"
 token_out=$("$messo" token new --name portal-bench --scopes portal)
 portal_token=$(echo "$token_out" | head -1 | awk '{print $NF}')
-{ cat config/messo.toml; echo "$token_out" | sed -n '3,6p'; } \
+{ cat config/messo.toml; echo "$token_out" | sed -n '3,7p'; } \
     | sed "s/listen = \"127.0.0.1:8080\"/listen = \"127.0.0.1:$port\"/; s#\"http://127.0.0.1:8080\"#\"http://127.0.0.1:$port\"#" \
     > "$work/messo.toml"
 export MESSO_PORTAL__LINK_KEY=bench-portal-link-key-0123456789abcdef

@@ -23,12 +23,14 @@ use crate::sla::{Amount, ClockKind, Policy, PolicyError, Sla, TargetRule};
 
 mod admin;
 mod delivery;
+mod http;
 mod inbound;
 mod portal;
 pub use admin::{Admin, TemplatesConfig};
 pub use delivery::{
     Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
 };
+pub use http::HttpLimits;
 pub use inbound::{Endpoint, Family, ImapPolling, Inbound};
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
 
@@ -228,12 +230,19 @@ struct RawHttp {
     public_base_url: Option<String>,
     #[serde(default)]
     tokens: Vec<RawToken>,
+    max_connections: Option<i64>,
+    header_read_timeout_s: Option<i64>,
+    idle_timeout_s: Option<i64>,
+    request_timeout_s: Option<i64>,
+    parallel_hashes: Option<i64>,
+    max_tracked_clients: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawToken {
     name: String,
+    id: Option<String>,
     hash: String,
     scopes: Vec<String>,
 }
@@ -273,10 +282,12 @@ pub enum Scope {
     Portal,
 }
 
-/// An API token: its name, the argon2 PHC hash of its secret, and its scopes.
+/// An API token: its name, its id (the `<id>` of `messo_<id>_<secret>`), the argon2 PHC hash of
+/// the whole token, and its scopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
     pub name: String,
+    pub id: String,
     pub hash: String,
     pub scopes: Vec<Scope>,
 }
@@ -288,6 +299,8 @@ pub struct Http {
     /// The address citizens and providers reach us at (behind any TLS proxy).
     pub public_base_url: String,
     pub tokens: Vec<ApiToken>,
+    /// Connections, timeouts, parallel hashes, rate limiter sizes.
+    pub limits: HttpLimits,
 }
 
 /// The `[notify]` section: who receives office alerts and when messages may go out.
@@ -982,6 +995,19 @@ fn validate(
         if t.name.trim().is_empty() || tokens.iter().any(|o| o.name == t.name) {
             p.add(key("name"), "must be present and unique");
         }
+        let id = t.id.unwrap_or_default();
+        if id.is_empty() {
+            p.add(
+                key("id"),
+                "missing: a token is now messo_<id>_<secret> and its id goes here; tokens of the \
+                 old form (messo_<secret>, no id) are refused: make a new one with \
+                 `messo token new --name <name>` and replace this entry",
+            );
+        } else if !crate::http::valid_token_id(&id) {
+            p.add(key("id"), "expected 1-32 characters among a-z 0-9 -");
+        } else if tokens.iter().any(|o| o.id == id) {
+            p.add(key("id"), format!("{id:?} is the id of another token"));
+        }
         if argon2::password_hash::phc::PasswordHash::new(&t.hash).is_err()
             || !t.hash.starts_with("$argon2")
         {
@@ -1004,10 +1030,23 @@ fn validate(
         }
         tokens.push(ApiToken {
             name: t.name,
+            id,
             hash: t.hash,
             scopes,
         });
     }
+
+    let limits = http::limits(
+        &mut p,
+        http::RawLimits {
+            max_connections: raw.http.max_connections,
+            header_read_timeout_s: raw.http.header_read_timeout_s,
+            idle_timeout_s: raw.http.idle_timeout_s,
+            request_timeout_s: raw.http.request_timeout_s,
+            parallel_hashes: raw.http.parallel_hashes,
+            max_tracked_clients: raw.http.max_tracked_clients,
+        },
+    );
 
     // [notify]
     let n = raw.notify;
@@ -1124,6 +1163,7 @@ fn validate(
                 listen,
                 public_base_url,
                 tokens,
+                limits,
             },
             notify,
             templates,
@@ -1290,7 +1330,7 @@ working_days = 1
         assert_eq!(keys("[portal]\nlink_ttl = 3\n"), ["portal.link_ttl"]);
         assert_eq!(
             keys(
-                "[[http.tokens]]\nname = \"p\"\nhash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g\"\nscopes = [\"portale\"]\n"
+                "[[http.tokens]]\nname = \"p\"\nid = \"p1\"\nhash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g\"\nscopes = [\"portale\"]\n"
             ),
             ["http.tokens[0].scopes[0]"]
         );

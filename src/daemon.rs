@@ -92,6 +92,8 @@ pub struct Metrics {
     /// Status pages and portal feeds shown, and refused (bad, expired or revoked links, limits).
     pub portal_views_total: AtomicU64,
     pub portal_refused_total: AtomicU64,
+    /// Portal tokens that asked about more distinct citizens in an hour than allowed.
+    pub portal_enumeration_alarms_total: AtomicU64,
     /// The last pass stopped at a bound with work left: start the next one at once.
     pub last_pass_full: std::sync::atomic::AtomicBool,
 }
@@ -347,6 +349,17 @@ fn sqlite_lock(database_url: &str) -> Result<Option<File>, DaemonError> {
     }
 }
 
+/// The soft limit of open files of this process (Linux: `/proc/self/limits`), if it is known.
+fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn sd_notify(state: &[sd_notify::NotifyState<'_>]) {
     // A no-op unless systemd started us with NOTIFY_SOCKET.
     let _ = sd_notify::notify(state);
@@ -389,9 +402,16 @@ pub async fn run(
     }
     let wake = Arc::new(Wake::new());
     let metrics = Arc::new(Metrics::default());
+    let limits = config.http.limits.clone();
+    if !http::set_parallel_hashes(limits.parallel_hashes) {
+        tracing::warn!("argon2 parallelism was set before the daemon started; keeping it");
+    }
     let state = AppState {
         store: store.clone(),
-        tokens: Arc::new(TokenBook::new(config.http.tokens.clone())),
+        tokens: Arc::new(TokenBook::with_limit(
+            config.http.tokens.clone(),
+            limits.max_tracked_clients,
+        )),
         clock: clock.clone(),
         wake: Arc::clone(&wake),
         metrics: Arc::clone(&metrics),
@@ -401,23 +421,22 @@ pub async fn run(
         Settings::from_config(&config),
     ));
     let send_wake = Arc::new(Wake::new());
-    let admin = AdminState::new(
+    let admin = AdminState::from_config(
         store.clone(),
         Arc::clone(&templates),
         clock.clone(),
-        config.admin.clone(),
-        config.calendar.time_zone,
-        &config.http.public_base_url,
+        &config,
         Arc::clone(&send_wake),
     );
     admin.reload().await?;
     let mut templates_stamp = store.live_templates_stamp().await?;
     let writer = InboundWriter::spawn(store.clone(), Arc::clone(&wake));
-    let webhooks = WebhookState::new(
+    let webhooks = WebhookState::with_max_clients(
         &config.inbound,
         &config.http.public_base_url,
         writer.clone(),
         clock.clone(),
+        limits.max_tracked_clients,
     );
     let portal = if config.portal.enabled {
         let keys = http::portal::link_keys(&config, &store, clock()).await?;
@@ -442,11 +461,51 @@ pub async fn run(
             addr: config.http.listen,
             source,
         })?;
-    tracing::info!(addr = %config.http.listen, "HTTP API listening");
+    if let Some(files) = open_files_limit()
+        && files < limits.max_connections as u64 + 256
+    {
+        tracing::warn!(
+            open_files = files,
+            max_connections = limits.max_connections,
+            "the open-files limit is below http.max_connections + 256: raise LimitNOFILE \
+             (systemd/messo.service) or lower http.max_connections"
+        );
+    }
+    tracing::info!(
+        addr = %config.http.listen,
+        max_connections = limits.max_connections,
+        header_read_timeout_s = limits.header_read_timeout.as_secs(),
+        "HTTP API listening"
+    );
+
+    // Every rate limiter forgets, once a minute, the clients whose allowance is full again.
+    let pruned = (
+        Arc::clone(&state.tokens),
+        webhooks.clone(),
+        admin.clone(),
+        portal.as_ref().map(|(p, _)| p.clone()),
+    );
+    let mut prune_stop = shutdown.clone();
+    let pruner = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = prune_stop.wait_for(|stop| *stop) => break,
+            }
+            pruned.0.prune();
+            pruned.1.prune();
+            pruned.2.prune();
+            if let Some(p) = &pruned.3 {
+                p.prune();
+            }
+        }
+    });
 
     let admin_routes = admin.clone();
     let portal_routes = portal.as_ref().map(|(p, _)| p.clone());
-    let mut server_stop = shutdown.clone();
+    let server_stop = shutdown.clone();
     let server = tokio::spawn(async move {
         let mut app = http::router(state)
             .merge(http::webhooks::router(webhooks))
@@ -456,14 +515,7 @@ pub async fn run(
         }
         // A panic in one request is a 500 for that request, never the end of the daemon.
         let app = http::catch_panics(app);
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|stop| *stop).await;
-        })
-        .await
+        http::server::serve(listener, app, &limits, server_stop).await
     });
 
     // The periodic tick: a plain interval in UTC, nothing local-time.
@@ -652,6 +704,7 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
     let _ = scheduler.shutdown().await;
+    pruner.abort();
     match tokio::time::timeout(Duration::from_secs(20), server).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),

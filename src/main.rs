@@ -96,17 +96,23 @@ enum SlaCommand {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
-    /// Create a user, or change one's role and password. The password is read from
-    /// MESSO_ADMIN_PASSWORD, else from the first line of standard input (at least 12 characters).
+    /// Create a user, or set an existing one's password (and role, if given): her sessions end
+    /// and her tokens are revoked; a disabled user stays disabled (see `enable`). The password
+    /// is read from MESSO_ADMIN_PASSWORD, else from the first line of standard input (at least
+    /// 12 characters).
     User {
         /// The user name (a-z, 0-9, . _ -).
         name: String,
-        /// admin, editor or viewer.
-        #[arg(long, default_value = "editor")]
-        role: String,
+        /// admin, editor or viewer (a new user without it is an editor; an existing one keeps
+        /// hers).
+        #[arg(long)]
+        role: Option<String>,
     },
-    /// Disable a user: their sessions end and their tokens stop working.
+    /// Disable a user: her sessions end and her tokens are revoked. The last enabled admin
+    /// cannot be disabled.
     Disable { name: String },
+    /// Enable a disabled user again; she signs in with her password and makes new tokens.
+    Enable { name: String },
     /// Make a bearer token for a user; prints it once (only its argon2 hash is stored).
     Token {
         name: String,
@@ -485,17 +491,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     );
                 }
             }
-            let (secret, hash) = messo::http::new_token().map_err(anyhow::Error::msg)?;
+            let t = messo::http::new_token().map_err(anyhow::Error::msg)?;
             let list = scopes
                 .split(',')
                 .map(|s| format!("\"{s}\""))
                 .collect::<Vec<_>>()
                 .join(", ");
-            out!("token (give it to the client; it is not stored anywhere): {secret}");
+            out!(
+                "token (give it to the client; it is not stored anywhere): {}",
+                t.token
+            );
             out!();
             out!("[[http.tokens]]");
             out!("name = \"{name}\"");
-            out!("hash = \"{hash}\"");
+            out!("id = \"{}\"", t.id);
+            out!("hash = \"{}\"", t.hash);
             out!("scopes = [{list}]");
             Ok(ExitCode::SUCCESS)
         }
@@ -979,8 +989,9 @@ async fn portal_command(config: Config, cmd: PortalCommand) -> Result<ExitCode> 
 }
 
 async fn admin_command(config: Config, cmd: AdminCommand) -> Result<ExitCode> {
-    use messo::http::admin::{hash_secret, new_token_secret, valid_username};
-    use messo::store::Role;
+    use messo::http::admin::{hash_secret, new_token_secret, password_problem, valid_username};
+    use messo::store::{Role, UserChange};
+
     let store = Store::connect(&config.database_url)
         .await
         .context("connecting to database.url")?;
@@ -996,7 +1007,9 @@ async fn admin_command(config: Config, cmd: AdminCommand) -> Result<ExitCode> {
             if !valid_username(&name) {
                 bail!("the user name must be 3-64 characters among a-z 0-9 . _ -");
             }
-            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let role: Option<Role> = role
+                .map(|r| r.parse().map_err(anyhow::Error::msg))
+                .transpose()?;
             let password = match std::env::var("MESSO_ADMIN_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
@@ -1005,32 +1018,58 @@ async fn admin_command(config: Config, cmd: AdminCommand) -> Result<ExitCode> {
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
-            if password.chars().count() < 12 {
-                bail!(
-                    "the password must have at least 12 characters (MESSO_ADMIN_PASSWORD or standard input)"
-                );
+            if let Some(p) = password_problem(&password) {
+                bail!("{p} (MESSO_ADMIN_PASSWORD or standard input)");
             }
             let hash = hash_secret(&password).map_err(anyhow::Error::msg)?;
-            let u = store
-                .upsert_admin_user(&name, role, Some(&hash), &actor, now)
-                .await?;
-            out!(
-                "user {} ({}) ready: sign in at {}/admin",
-                u.username,
-                u.role.as_str(),
-                config.http.public_base_url.trim_end_matches('/')
-            );
-        }
-        AdminCommand::Disable { name } => {
-            if !store.disable_admin_user(&name, &actor, now).await? {
-                bail!("no user {name:?}");
+            let u = if store.admin_user(&name).await?.is_none() {
+                store
+                    .create_admin_user(&name, role.unwrap_or(Role::Editor), &hash, &actor, now)
+                    .await?
+            } else {
+                let change = UserChange {
+                    role,
+                    password_hash: Some(hash),
+                    disabled: None,
+                };
+                let done = store
+                    .change_admin_user(&name, &change, &actor, now)
+                    .await?
+                    .with_context(|| format!("no user {name:?}"))?;
+                out!(
+                    "user {name} changed: {} sessions ended, {} tokens revoked",
+                    done.sessions_ended,
+                    done.tokens_revoked
+                );
+                done.user
+            };
+            if u.disabled {
+                out!(
+                    "user {} ({}) is disabled: `messo admin enable {}` lets her sign in",
+                    u.username,
+                    u.role.as_str(),
+                    u.username
+                );
+            } else {
+                out!(
+                    "user {} ({}) ready: sign in at {}/admin",
+                    u.username,
+                    u.role.as_str(),
+                    config.http.public_base_url.trim_end_matches('/')
+                );
             }
-            out!("user {name} disabled; their sessions and tokens no longer work");
         }
+        AdminCommand::Disable { name } => set_disabled(&store, &name, true, &actor, now).await?,
+        AdminCommand::Enable { name } => set_disabled(&store, &name, false, &actor, now).await?,
         AdminCommand::Token { name, label } => {
             let Some(user) = store.admin_user(&name).await? else {
                 bail!("no user {name:?} (create it with `messo admin user {name}`)");
             };
+            if user.disabled {
+                bail!(
+                    "user {name:?} is disabled: a token would not work (`messo admin enable {name}` first)"
+                );
+            }
             let secret = new_token_secret().map_err(anyhow::Error::msg)?;
             let hash = hash_secret(&secret).map_err(anyhow::Error::msg)?;
             let id = store.add_admin_token(&user, &label, &hash, now).await?;
@@ -1039,6 +1078,35 @@ async fn admin_command(config: Config, cmd: AdminCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `messo admin disable|enable`: the same rules as the API (sessions end, tokens are revoked,
+/// never the last enabled admin).
+async fn set_disabled(
+    store: &Store,
+    name: &str,
+    disable: bool,
+    actor: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let change = messo::store::UserChange {
+        disabled: Some(disable),
+        ..messo::store::UserChange::default()
+    };
+    let Some(done) = store.change_admin_user(name, &change, actor, now).await? else {
+        bail!("no user {name:?}");
+    };
+    match (disable, done.changed) {
+        (true, true) => out!(
+            "user {name} disabled: {} sessions ended, {} tokens revoked",
+            done.sessions_ended,
+            done.tokens_revoked
+        ),
+        (false, true) => out!("user {name} enabled: she signs in with her password"),
+        (true, false) => out!("user {name} was already disabled"),
+        (false, false) => out!("user {name} was already enabled"),
+    }
+    Ok(())
 }
 
 fn template_command(config: &Config, cmd: TemplateCommand) -> Result<ExitCode> {

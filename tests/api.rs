@@ -43,17 +43,21 @@ async fn start() -> Api {
         .register_config(&config, ts("2026-01-01T00:00:00Z"))
         .await
         .expect("register");
-    let (writer, wh) = messo::http::new_token().expect("token");
-    let (reader, rh) = messo::http::new_token().expect("token");
+    let wh = messo::http::new_token().expect("token");
+    let writer = wh.token.clone();
+    let rh = messo::http::new_token().expect("token");
+    let reader = rh.token.clone();
     let tokens = TokenBook::new(vec![
         ApiToken {
             name: "crm".into(),
-            hash: wh,
+            id: wh.id.clone(),
+            hash: wh.hash.clone(),
             scopes: vec![Scope::Read, Scope::Write],
         },
         ApiToken {
             name: "dashboard".into(),
-            hash: rh,
+            id: rh.id.clone(),
+            hash: rh.hash.clone(),
             scopes: vec![Scope::Read],
         },
     ]);

@@ -144,11 +144,12 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("messo-daemon-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let (token, hash) = messo::http::new_token().expect("token");
+    let new = messo::http::new_token().expect("token");
+    let (token, id, hash) = (new.token, new.id, new.hash);
     let port = free_port();
     let config = shipped_config(port)
         + &format!(
-            "\n[[http.tokens]]\nname = \"crm\"\nhash = \"{hash}\"\nscopes = [\"read\", \"write\"]\n"
+            "\n[[http.tokens]]\nname = \"crm\"\nid = \"{id}\"\nhash = \"{hash}\"\nscopes = [\"read\", \"write\"]\n"
         );
     std::fs::write(dir.join("messo.toml"), config).expect("config");
 

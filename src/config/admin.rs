@@ -21,6 +21,7 @@ pub(super) struct RawAdmin {
     four_eyes: Option<bool>,
     session_hours: Option<i64>,
     login_attempts_per_minute: Option<i64>,
+    login_attempts_per_address_per_minute: Option<i64>,
 }
 
 /// The `[templates]` section.
@@ -42,6 +43,9 @@ pub struct Admin {
     pub session_hours: u32,
     /// Failed log-ins allowed per user name and client address per minute.
     pub login_attempts_per_minute: u32,
+    /// Log-in attempts allowed per client address per minute, whatever the user names (password
+    /// spraying).
+    pub login_attempts_per_address_per_minute: u32,
 }
 
 fn bounded(p: &mut Problems, key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> u32 {
@@ -86,6 +90,14 @@ pub(super) fn admin(p: &mut Problems, raw: RawAdmin) -> Admin {
             5,
             1,
             1000,
+        ),
+        login_attempts_per_address_per_minute: bounded(
+            p,
+            "admin.login_attempts_per_address_per_minute",
+            raw.login_attempts_per_address_per_minute,
+            30,
+            1,
+            100_000,
         ),
     }
 }

@@ -19,6 +19,8 @@ pub(super) struct RawPortal {
     #[serde(default)]
     trusted_proxies: Vec<String>,
     show_office: Option<bool>,
+    token_requests_per_minute: Option<i64>,
+    enumeration_alarm_per_hour: Option<i64>,
 }
 
 /// The `[portal]` section.
@@ -41,6 +43,11 @@ pub struct Portal {
     pub trusted_proxies: Vec<IpAddr>,
     /// Show the name of the office handling the request.
     pub show_office: bool,
+    /// Requests one portal token may make per minute to the citizen feed.
+    pub token_requests_per_minute: u32,
+    /// Distinct codici fiscali one portal token may ask about in an hour before an audit alarm
+    /// is raised (an enumeration pattern).
+    pub enumeration_alarm_per_hour: u32,
 }
 
 impl std::fmt::Debug for Portal {
@@ -55,6 +62,11 @@ impl std::fmt::Debug for Portal {
             .field("requests_per_minute", &self.requests_per_minute)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("show_office", &self.show_office)
+            .field("token_requests_per_minute", &self.token_requests_per_minute)
+            .field(
+                "enumeration_alarm_per_hour",
+                &self.enumeration_alarm_per_hour,
+            )
             .finish()
     }
 }
@@ -128,6 +140,26 @@ pub(super) fn portal(p: &mut Problems, raw: RawPortal, public_base_url: &str) ->
             ),
         }
     }
+    let token_requests_per_minute = match raw.token_requests_per_minute.unwrap_or(600) {
+        r @ 1..=1_000_000 => r as u32,
+        r => {
+            p.add(
+                "portal.token_requests_per_minute",
+                format!("must be between 1 and 1000000, found {r}"),
+            );
+            600
+        }
+    };
+    let enumeration_alarm_per_hour = match raw.enumeration_alarm_per_hour.unwrap_or(300) {
+        r @ 1..=1_000_000 => r as u32,
+        r => {
+            p.add(
+                "portal.enumeration_alarm_per_hour",
+                format!("must be between 1 and 1000000, found {r}"),
+            );
+            300
+        }
+    };
     Portal {
         enabled: raw.enabled.unwrap_or(true),
         base_url,
@@ -137,5 +169,7 @@ pub(super) fn portal(p: &mut Problems, raw: RawPortal, public_base_url: &str) ->
         requests_per_minute,
         trusted_proxies,
         show_office: raw.show_office.unwrap_or(true),
+        token_requests_per_minute,
+        enumeration_alarm_per_hour,
     }
 }

@@ -7,31 +7,37 @@
 //!   saved as proposals, published, rolled back, test-sent, and their history read. Every change
 //!   is checked by [`Templates::check`] first: a refused edit stores nothing and the live version
 //!   stays. Every change writes an audit record in the same transaction.
-//! - Log-in attempts are limited per user name and client address.
+//! - Log-in attempts are limited per client address (whatever the user names: password
+//!   spraying) and per user name and address, before the body is hashed; the log-in takes only
+//!   `application/json` from the same origin (`Origin` / `Sec-Fetch-Site` checked against
+//!   `http.public_base_url` or the `Host`), so no cross-site form can sign anyone in.
+//! - Users: created once (409 if the name exists, even disabled); a change of password, role or
+//!   state ends the user's sessions and revokes her tokens; the last enabled admin cannot be
+//!   demoted or disabled (rules in `store::admin_users`).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use base64::Engine as _;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Clock, Problem};
+use super::auth::{Verified, problem_response, split_token, token_digest, too_many_misses};
+use super::limit::{DEFAULT_MAX_KEYS, KeyedLimit};
+use super::{Clock, Peer, Problem};
 use crate::config::Admin;
 use crate::domain::Lang;
 use crate::inbound::verify;
-use crate::store::{AdminUser, Role, Store, StoreError, TemplateVersion};
+use crate::store::{AdminUser, Role, Store, StoreError, TemplateVersion, UserChange};
 use crate::templates::{self, Audience, Content, Key, Live, Templates};
 use crate::time::Timestamp;
 
@@ -62,9 +68,54 @@ struct Inner {
     tz: chrono_tz::Tz,
     secure_cookie: bool,
     wake: Arc<tokio::sync::Notify>,
-    logins: DefaultKeyedRateLimiter<(String, IpAddr)>,
-    /// SHA-256 of a verified bearer secret → the argon2 hash it matched.
-    verified: Mutex<HashMap<[u8; 32], String>>,
+    /// Log-in attempts per user name and client address.
+    logins: KeyedLimit<(String, IpAddr)>,
+    /// Log-in attempts per client address, whatever the user name.
+    login_addresses: KeyedLimit<IpAddr>,
+    /// `scheme://host[:port]` of `http.public_base_url`: the origin a log-in may come from.
+    public_origin: String,
+    /// Peers whose `X-Forwarded-For` names the client (`portal.trusted_proxies`).
+    trusted_proxies: Vec<IpAddr>,
+    /// SHA-256 of a verified bearer token → (token id, user id, the argon2 hash it matched).
+    verified: Verified<(i64, i64, String)>,
+    /// Bearer checks that missed the cache, per token id and client address.
+    misses: KeyedLimit<(i64, IpAddr)>,
+    /// argon2 verifications made (log-ins and bearer tokens).
+    verifications: AtomicU64,
+}
+
+tokio::task_local! {
+    /// The client of the request being handled (set by [`with_peer`]).
+    static CLIENT: IpAddr;
+}
+
+/// The client of the request being handled: its address, or behind a trusted proxy the one
+/// `X-Forwarded-For` names.
+fn client() -> IpAddr {
+    CLIENT
+        .try_with(|ip| *ip)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+async fn with_peer(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+    let ip = super::portal::client_ip(
+        Peer::of(req.extensions()),
+        req.headers(),
+        &st.inner.trusted_proxies,
+    );
+    CLIENT.scope(ip, next.run(req)).await
+}
+
+/// `scheme://host[:port]` of a base URL.
+fn origin_of(url: &str) -> String {
+    match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            let end = rest.find('/').map_or(url.len(), |j| i + 3 + j);
+            url[..end].to_ascii_lowercase()
+        }
+        None => url.to_ascii_lowercase(),
+    }
 }
 
 impl AdminState {
@@ -78,8 +129,53 @@ impl AdminState {
         public_base_url: &str,
         wake: Arc<tokio::sync::Notify>,
     ) -> AdminState {
-        let per_min =
-            NonZeroU32::new(config.login_attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        AdminState::build(
+            store,
+            templates,
+            clock,
+            config,
+            tz,
+            public_base_url,
+            wake,
+            DEFAULT_MAX_KEYS,
+            Vec::new(),
+        )
+    }
+
+    /// The daemon's: like [`AdminState::new`], with `http.max_tracked_clients` for the log-in
+    /// limiters and `portal.trusted_proxies` to name clients behind a reverse proxy.
+    pub fn from_config(
+        store: Store,
+        templates: Arc<Templates>,
+        clock: Clock,
+        config: &crate::config::Config,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> AdminState {
+        AdminState::build(
+            store,
+            templates,
+            clock,
+            config.admin.clone(),
+            config.calendar.time_zone,
+            &config.http.public_base_url,
+            wake,
+            config.http.limits.max_tracked_clients,
+            config.portal.trusted_proxies.clone(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        store: Store,
+        templates: Arc<Templates>,
+        clock: Clock,
+        config: Admin,
+        tz: chrono_tz::Tz,
+        public_base_url: &str,
+        wake: Arc<tokio::sync::Notify>,
+        max_clients: usize,
+        trusted_proxies: Vec<IpAddr>,
+    ) -> AdminState {
         AdminState {
             inner: Arc::new(Inner {
                 store,
@@ -88,11 +184,37 @@ impl AdminState {
                 tz,
                 secure_cookie: public_base_url.starts_with("https://"),
                 wake,
-                logins: RateLimiter::keyed(Quota::per_minute(per_min)),
-                verified: Mutex::new(HashMap::new()),
+                logins: KeyedLimit::per_minute(config.login_attempts_per_minute, max_clients),
+                login_addresses: KeyedLimit::per_minute(
+                    config.login_attempts_per_address_per_minute,
+                    max_clients,
+                ),
+                public_origin: origin_of(public_base_url),
+                trusted_proxies,
+                verified: Verified::default(),
+                misses: KeyedLimit::per_minute(super::auth::MISSES_PER_MINUTE, max_clients),
+                verifications: AtomicU64::new(0),
                 config,
             }),
         }
+    }
+
+    /// argon2 verifications made so far (log-ins and first uses of bearer tokens).
+    pub fn verifications(&self) -> u64 {
+        self.inner.verifications.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the clients whose allowance is full again (the daemon calls it every minute).
+    pub fn prune(&self) {
+        let s = &self.inner;
+        s.logins.prune();
+        s.login_addresses.prune();
+        s.misses.prune();
+    }
+
+    /// Keys remembered by the log-in limiters now (per user and address, per address).
+    pub fn tracked_clients(&self) -> (usize, usize) {
+        (self.inner.logins.len(), self.inner.login_addresses.len())
     }
 
     pub fn templates(&self) -> &Arc<Templates> {
@@ -134,12 +256,17 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/api/v1/admin/audit", get(audit))
         .route("/api/v1/admin/users", get(users).post(add_user))
+        .route("/api/v1/admin/users/{name}", patch(change_user))
         .layer(axum::middleware::from_fn(no_store))
         // Four parts of at most 64 KiB each, and a little JSON around them.
         .layer(axum::extract::DefaultBodyLimit::max(320 * 1024))
         .route("/admin", get(console_page))
         .route("/admin/", get(console_page))
         .route("/admin/assets/{file}", get(console_asset))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            with_peer,
+        ))
         .with_state(state)
 }
 
@@ -263,41 +390,33 @@ impl AdminState {
         role: Role,
     ) -> Result<Actor, Problem> {
         let s = &self.inner;
-        let actor = if let Some(auth) = headers.get(header::AUTHORIZATION) {
-            let value = auth
-                .to_str()
-                .map_err(|_| unauthorized("the Authorization header is not text"))?;
-            let token = value.strip_prefix("Bearer ").ok_or_else(|| {
-                unauthorized("expected Authorization: Bearer messo_<id>_<secret>")
-            })?;
-            let (id, secret) = token
-                .strip_prefix("messo_")
-                .and_then(|t| t.split_once('_'))
+        let actor = if headers.contains_key(header::AUTHORIZATION) {
+            let token = super::auth::bearer(headers, "messo_<id>_<secret>")?;
+            let (id, secret) = split_token(&token)
                 .and_then(|(id, secret)| Some((id.parse::<i64>().ok()?, secret)))
-                .filter(|(_, secret)| !secret.is_empty() && secret.len() <= 128)
                 .ok_or_else(|| {
                     unauthorized("expected Authorization: Bearer messo_<id>_<secret>")
                 })?;
+            // An unknown or revoked id is refused by one indexed read, with no hashing.
             let (hash, user) = s
                 .store
                 .admin_token(id)
                 .await?
                 .ok_or_else(|| unauthorized("unknown or revoked token"))?;
-            let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+            let digest = token_digest(&token);
             let cached = s
                 .verified
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
                 .get(&digest)
-                .is_some_and(|h| *h == hash);
+                .is_some_and(|(t, u, h)| t == id && u == user.id && h == hash);
             if !cached {
-                if !super::auth::verify_secret(secret, &hash) {
+                if !s.misses.check(&(id, client())) {
+                    return Err(too_many_misses());
+                }
+                s.verifications.fetch_add(1, Ordering::Relaxed);
+                if !super::auth::verify(secret.to_owned(), hash.clone()).await? {
                     return Err(unauthorized("unknown or revoked token"));
                 }
-                s.verified
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(digest, hash);
+                s.verified.insert(digest, (id, user.id, hash));
             }
             Actor { user, csrf: None }
         } else if let Some(cookie) = cookie_value(headers) {
@@ -423,55 +542,104 @@ struct LoginBody {
     password: String,
 }
 
-/// Verifying a password for a user that does not exist costs the same, so timing does not tell
-/// which names exist.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_secret("messo-no-such-user").unwrap_or_default())
+fn too_many_logins() -> Response {
+    tracing::warn!("admin log-in rate limit reached");
+    problem_response(Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many attempts",
+        "troppi tentativi di accesso: riprovi tra un minuto",
+    ))
+}
+
+/// The log-in must be JSON from our own origin: a cross-site page can neither send a simple
+/// `text/plain` or form POST (refused by type) nor a JSON one (browsers preflight it, and we
+/// answer no preflight; `Origin` and `Sec-Fetch-Site` would name the other site anyway).
+fn same_origin_json(headers: &HeaderMap, public_origin: &str) -> Result<(), Problem> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "media-type",
+            "Unsupported media type",
+            "send the log-in as Content-Type: application/json",
+        ));
+    }
+    let cross =
+        || forbidden("the log-in must come from the console's own site (Origin / Sec-Fetch-Site)");
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().map_err(|_| cross())?;
+        if !matches!(site, "same-origin" | "none") {
+            return Err(cross());
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().map_err(|_| cross())?.to_ascii_lowercase();
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        let same_host = host
+            .is_some_and(|h| origin == format!("http://{h}") || origin == format!("https://{h}"));
+        if origin != public_origin && !same_host {
+            return Err(cross());
+        }
+    }
+    Ok(())
 }
 
 async fn login(State(st): State<AdminState>, req: Request) -> Result<Response, Problem> {
     let s = &st.inner;
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let peer = client();
+    // Cheap refusals first: wrong type or origin, then the address's allowance, before the body
+    // is even read.
+    same_origin_json(req.headers(), &s.public_origin)?;
+    if !s.login_addresses.check(&peer) {
+        return Ok(too_many_logins());
+    }
     let bytes = axum::body::to_bytes(req.into_body(), 16 * 1024)
         .await
         .map_err(|_| bad_request("the body is larger than 16 KiB"))?;
     let body: LoginBody = parse_body(&bytes)?;
     let username = body.username.trim().to_lowercase();
-    if s.logins.check_key(&(username.clone(), peer)).is_err() {
-        tracing::warn!("admin log-in rate limit reached");
-        let mut res = Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "Too many attempts",
-            "troppi tentativi di accesso: riprovi tra un minuto",
-        )
-        .into_response();
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-        return Ok(res);
+    let failed = |username: &str| {
+        let username = username.to_owned();
+        async move {
+            let now = (s.clock)();
+            // A name that could not be a user's is recorded by length only.
+            let who = if valid_username(&username) {
+                username.clone()
+            } else {
+                format!("<{} caratteri>", username.chars().count())
+            };
+            s.store
+                .audit(now, &who, "login.failed", &who, &json!({}))
+                .await?;
+            Err::<Response, Problem>(unauthorized("nome utente o password non corretti"))
+        }
+    };
+    if !valid_username(&username) || body.password.len() > MAX_PASSWORD_BYTES {
+        // No user can have this name (or password): nothing to hash.
+        return failed(&username).await;
+    }
+    if !s.logins.check(&(username.clone(), peer)) {
+        return Ok(too_many_logins());
     }
     let user = s.store.admin_user(&username).await?;
     let hash = user
         .as_ref()
-        .and_then(|u| u.password_hash.clone())
-        .unwrap_or_else(|| dummy_hash().to_owned());
-    let password = body.password;
-    let ok = tokio::task::spawn_blocking(move || super::auth::verify_secret(&password, &hash))
-        .await
-        .unwrap_or(false);
+        .filter(|u| !u.disabled)
+        .and_then(|u| u.password_hash.clone());
+    s.verifications.fetch_add(1, Ordering::Relaxed);
+    // A wrong name, a disabled user and a wrong password take the same work and the same time.
+    let ok = super::auth::verify_or_dummy(body.password, hash).await?;
     let user = match user {
         Some(u) if ok && !u.disabled => u,
-        _ => {
-            let now = (s.clock)();
-            s.store
-                .audit(now, &username, "login.failed", &username, &json!({}))
-                .await?;
-            return Err(unauthorized("nome utente o password non corretti"));
-        }
+        _ => return failed(&username).await,
     };
     let token = random_token()?;
     let csrf = random_token()?;
@@ -494,6 +662,9 @@ async fn login(State(st): State<AdminState>, req: Request) -> Result<Response, P
     }
     Ok(res)
 }
+
+/// Passwords longer than this (in bytes) are refused without hashing.
+const MAX_PASSWORD_BYTES: usize = 1024;
 
 async fn logout(
     State(st): State<AdminState>,
@@ -1213,6 +1384,24 @@ pub fn valid_username(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
+/// A new password: 12 characters at least, 1024 bytes at most.
+pub fn password_problem(password: &str) -> Option<&'static str> {
+    if password.chars().count() < 12 {
+        Some("password: at least 12 characters")
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        Some("password: at most 1024 bytes")
+    } else {
+        None
+    }
+}
+
+fn user_json(st: &AdminState, u: &AdminUser) -> Value {
+    json!({"username": u.username, "role": u.role, "disabled": u.disabled,
+           "created_at": st.rfc(u.created_at)})
+}
+
+/// `POST /api/v1/admin/users`: creates a user; 409 if the name exists, enabled or not (a
+/// change goes through `PATCH /api/v1/admin/users/{name}`).
 async fn add_user(
     State(st): State<AdminState>,
     method: Method,
@@ -1226,29 +1415,109 @@ async fn add_user(
         return Err(bad_request("username: 3–64 characters among a-z 0-9 . _ -"));
     }
     let role: Role = body.role.parse().map_err(bad_request)?;
-    if body.password.chars().count() < 12 {
-        return Err(bad_request("password: at least 12 characters"));
+    if let Some(p) = password_problem(&body.password) {
+        return Err(bad_request(p));
     }
-    let password = body.password;
-    let hash = tokio::task::spawn_blocking(move || hash_secret(&password))
-        .await
-        .map_err(|_| bad_request("password: could not be hashed"))?
-        .map_err(bad_request)?;
+    if st.inner.store.admin_user(&username).await?.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "user {username} already exists (it may be disabled): change it with \
+             PATCH /api/v1/admin/users/{username}"
+        ))
+        .into());
+    }
+    let hash = super::auth::hash(body.password).await?;
     let u = st
         .inner
         .store
-        .upsert_admin_user(
+        .create_admin_user(
             &username,
             role,
-            Some(&hash),
+            &hash,
             &actor.user.username,
             (st.inner.clock)(),
         )
         .await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        json!({"username": u.username, "role": u.role, "disabled": u.disabled}),
-    ))
+    Ok(json_response(StatusCode::CREATED, user_json(&st, &u)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeBody {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    disabled: Option<bool>,
+}
+
+/// `PATCH /api/v1/admin/users/{name}` (admin): a new password, role or state. Any change ends
+/// the user's sessions and revokes her tokens; the last enabled admin cannot be demoted or
+/// disabled (409).
+async fn change_user(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let actor = st.actor(&headers, &method, Role::Admin).await?;
+    let body: ChangeBody = parse_body(&bytes)?;
+    if body.role.is_none() && body.password.is_none() && body.disabled.is_none() {
+        return Err(bad_request(
+            "say what changes: role, password and/or disabled",
+        ));
+    }
+    let role = match &body.role {
+        Some(r) => Some(r.parse::<Role>().map_err(bad_request)?),
+        None => None,
+    };
+    if let Some(p) = body.password.as_deref().and_then(password_problem) {
+        return Err(bad_request(p));
+    }
+    let username = name.trim().to_lowercase();
+    if st.inner.store.admin_user(&username).await?.is_none() {
+        return Err(Problem::not_found(format!("no user {username}")));
+    }
+    let password_hash = match body.password {
+        Some(p) => Some(super::auth::hash(p).await?),
+        None => None,
+    };
+    let change = UserChange {
+        role,
+        password_hash,
+        disabled: body.disabled,
+    };
+    let done = st
+        .inner
+        .store
+        .change_admin_user(&username, &change, &actor.user.username, (st.inner.clock)())
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no user {username}")))?;
+    if done.changed {
+        let id = done.user.id;
+        st.inner.verified.forget(|(_, user, _)| *user == id);
+        tracing::info!(
+            target: "messo::audit",
+            action = "user.change",
+            actor = %actor.user.username,
+            user = %username,
+            sessions_ended = done.sessions_ended,
+            tokens_revoked = done.tokens_revoked,
+        );
+    }
+    let mut out = user_json(&st, &done.user);
+    out["sessions_ended"] = json!(done.sessions_ended);
+    out["tokens_revoked"] = json!(done.tokens_revoked);
+    let mut res = json_response(StatusCode::OK, out);
+    if done.changed && done.user.id == actor.user.id && actor.csrf.is_some() {
+        // Her own session ended with the change: the console signs in again.
+        res.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("messo_admin=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        );
+    }
+    Ok(res)
 }
 
 #[cfg(test)]

@@ -1,24 +1,57 @@
 //! The HTTP edge (axum): the ticket ingest API under `/api/v1`, and health checks.
 //!
 //! Every error is an RFC 7807 `application/problem+json` body that names the field at fault.
-//! Bearer tokens come from configuration as argon2 hashes; a verified token is remembered by
-//! its SHA-256 so only the first request pays for argon2.
+//! Bearer tokens `messo_<id>_<secret>` come from configuration as argon2 hashes: an unknown id
+//! is refused without hashing, a verified token is remembered by its SHA-256 so only the first
+//! request pays for argon2, and argon2 runs on the blocking pool with bounded parallelism
+//! (`auth`). The server itself (`server`) bounds connections and the time of heads and requests;
+//! every rate limiter's memory is bounded (`limit`).
 
 pub mod admin;
 mod auth;
+pub mod limit;
 mod ops;
 pub mod portal;
 mod problem;
+pub mod server;
 mod tickets;
 pub mod webhooks;
 
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::routing::{get, post};
 
-pub use auth::{TokenBook, new_token};
+pub use auth::{
+    DEFAULT_PARALLEL_HASHES, HashError, NewToken, TokenBook, hash_runs, new_token,
+    set_parallel_hashes, split_token, valid_token_id,
+};
 pub use problem::Problem;
+
+/// The client's address: the TCP peer the server recorded, or 0.0.0.0 when it recorded none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub IpAddr);
+
+impl Peer {
+    /// The peer of a request's extensions.
+    pub fn of(extensions: &axum::http::Extensions) -> IpAddr {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Infallible> {
+        Ok(Peer(Peer::of(&parts.extensions)))
+    }
+}
 
 use crate::store::Store;
 use crate::time::Timestamp;
@@ -58,18 +91,46 @@ async fn openapi() -> axum::response::Response {
     res
 }
 
+/// Requests per minute one client may make to `/readyz` and `/metrics` (they query the store).
+const OPS_PER_MINUTE: u32 = 120;
+
+async fn limit_ops(
+    axum::extract::State(limit): axum::extract::State<Arc<limit::KeyedLimit<IpAddr>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if limit.check(&Peer::of(req.extensions())) {
+        next.run(req).await
+    } else {
+        auth::problem_response(Problem::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("at most {OPS_PER_MINUTE} a minute from one client"),
+        ))
+    }
+}
+
 /// The router of the whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/tickets", post(tickets::create).get(tickets::list))
         .route("/tickets/{number}", get(tickets::get_one))
         .route("/tickets/{number}/events", post(tickets::append));
+    // The checks that query the store are limited per client before they run; /healthz is not.
+    let ops_limit = Arc::new(limit::KeyedLimit::per_minute(
+        OPS_PER_MINUTE,
+        limit::DEFAULT_MAX_KEYS,
+    ));
+    let ops = Router::new()
+        .route("/readyz", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(ops_limit, limit_ops));
     Router::new()
         .nest("/api/v1", api)
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
+        .merge(ops)
         .fallback(|| async { Problem::not_found("no such resource") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -81,9 +81,30 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ("messo_inbound_receipts_total", &m.inbound_receipts_total),
         ("messo_portal_views_total", &m.portal_views_total),
         ("messo_portal_refused_total", &m.portal_refused_total),
+        (
+            "messo_portal_enumeration_alarms_total",
+            &m.portal_enumeration_alarms_total,
+        ),
     ] {
         let _ = writeln!(out, "# TYPE {name} counter");
         let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP messo_argon2_runs_total Password and token hashes computed for requests."
+    );
+    let _ = writeln!(out, "# TYPE messo_argon2_runs_total counter");
+    let _ = writeln!(out, "messo_argon2_runs_total {}", super::hash_runs());
+    let c = super::server::counters();
+    let _ = writeln!(out, "# TYPE messo_http_connections gauge");
+    let _ = writeln!(out, "messo_http_connections {}", c.open);
+    for (name, v) in [
+        ("messo_http_connections_total", c.accepted),
+        ("messo_http_connections_evicted_total", c.evicted),
+        ("messo_http_connections_timed_out_total", c.timed_out),
+    ] {
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {v}");
     }
     let _ = writeln!(out, "# TYPE messo_crm_inbox_rows_total counter");
     let _ = writeln!(

@@ -7,25 +7,31 @@
 //! - `GET /api/v1/citizen/tickets?cf=…`: the portal's "my requests" list.
 //!
 //! A forged or unknown link gets 404, an expired or revoked one 410, and neither shows
-//! anything of a ticket. Requests without a portal token are limited per client. Every answer
+//! anything of a ticket. Requests without a portal token are limited per client, before any
+//! other work; a portal token is limited per token (`portal.token_requests_per_minute`) before
+//! its secret is checked, and one that asks about more distinct codici fiscali in an hour than
+//! `portal.enumeration_alarm_per_hour` raises an audit alarm (`portal_enumeration_alarm`). A
+//! token whose id is not configured costs no hashing. Every answer
 //! is `Cache-Control: no-store` with strict security headers; every access is logged for audit
 //! under the target `messo::audit`, with the ticket number and a salted hash of the client's
 //! address, never a name, address or fiscal code.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::limit::KeyedLimit;
 use super::problem::Problem;
 use super::{Clock, TokenBook};
 use crate::config::{Config, Scope};
@@ -49,7 +55,14 @@ struct Inner {
     keys: LinkKeys,
     office: Office,
     clock: Clock,
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    limiter: KeyedLimit<IpAddr>,
+    /// Requests per portal token id.
+    token_limit: KeyedLimit<String>,
+    /// Distinct citizens asked about per portal token in the current hour.
+    watch: Mutex<HashMap<String, Watch>>,
+    alarm_at: usize,
+    /// Hashes fiscal codes for the watch (keyed per process; nothing is kept in clear).
+    cf_hasher: std::collections::hash_map::RandomState,
     trusted_proxies: Vec<IpAddr>,
     show_office: bool,
     working_day_s: i64,
@@ -58,6 +71,16 @@ struct Inner {
     /// Makes the client hashes in the audit log useless outside this process.
     salt: [u8; 16],
 }
+
+/// One portal token's hour: the citizens it asked about (hashed, at most the alarm's threshold).
+struct Watch {
+    since: Instant,
+    seen: HashSet<u64>,
+    alarmed: bool,
+}
+
+/// The window the enumeration alarm counts distinct citizens in.
+const WATCH_WINDOW: Duration = Duration::from_secs(3600);
 
 impl PortalState {
     /// From the configuration: `[portal]`, the URP's contacts and hours, `http.tokens`.
@@ -70,7 +93,7 @@ impl PortalState {
         metrics: Arc<Metrics>,
     ) -> PortalState {
         let settings = crate::templates::Settings::from_config(config);
-        let rate = NonZeroU32::new(config.portal.requests_per_minute).unwrap_or(NonZeroU32::MIN);
+        let max_clients = config.http.limits.max_tracked_clients;
         let mut salt = [0u8; 16];
         if getrandom::fill(&mut salt).is_err() {
             // Without randomness the hash is still one-way; it only becomes stable across runs.
@@ -89,7 +112,14 @@ impl PortalState {
                     hours_en: settings.urp_hours_en.clone(),
                 },
                 clock,
-                limiter: RateLimiter::keyed(Quota::per_minute(rate)),
+                limiter: KeyedLimit::per_minute(config.portal.requests_per_minute, max_clients),
+                token_limit: KeyedLimit::per_minute(
+                    config.portal.token_requests_per_minute,
+                    max_clients,
+                ),
+                watch: Mutex::new(HashMap::new()),
+                alarm_at: config.portal.enumeration_alarm_per_hour as usize,
+                cf_hasher: std::collections::hash_map::RandomState::new(),
                 trusted_proxies: config.portal.trusted_proxies.clone(),
                 show_office: config.portal.show_office,
                 working_day_s: settings.working_day_s,
@@ -98,6 +128,25 @@ impl PortalState {
                 salt,
             }),
         }
+    }
+}
+
+impl PortalState {
+    /// Forgets the clients whose allowance is full again, and hours that ended (the daemon calls
+    /// it every minute).
+    pub fn prune(&self) {
+        let s = &self.inner;
+        s.limiter.prune();
+        s.token_limit.prune();
+        s.watch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, w| w.since.elapsed() < WATCH_WINDOW);
+    }
+
+    /// Client addresses the per-client limiter remembers now.
+    pub fn tracked_clients(&self) -> usize {
+        self.inner.limiter.len()
     }
 }
 
@@ -217,10 +266,44 @@ impl Inner {
 
     /// Whether this client may make another request without a portal token.
     fn allow(&self, ip: IpAddr) -> bool {
-        if self.limiter.len() > 100_000 {
-            self.limiter.retain_recent();
+        self.limiter.check(&ip)
+    }
+
+    /// Notes that portal token `id` asked about `cf`; the first time in an hour that it has asked
+    /// about `alarm_at` distinct citizens, an audit alarm goes out.
+    fn watch(&self, id: &str, principal: &str, cf: &str, ip: IpAddr) {
+        let h = self.cf_hasher.hash_one(cf);
+        let mut m = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = m.entry(id.to_owned()).or_insert_with(|| Watch {
+            since: Instant::now(),
+            seen: HashSet::new(),
+            alarmed: false,
+        });
+        if w.since.elapsed() >= WATCH_WINDOW {
+            *w = Watch {
+                since: Instant::now(),
+                seen: HashSet::new(),
+                alarmed: false,
+            };
         }
-        self.limiter.check_key(&ip).is_ok()
+        if w.seen.len() < self.alarm_at {
+            w.seen.insert(h);
+        }
+        if w.seen.len() >= self.alarm_at && !w.alarmed {
+            w.alarmed = true;
+            self.metrics
+                .portal_enumeration_alarms_total
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                target: "messo::audit",
+                action = "portal_enumeration_alarm",
+                principal,
+                distinct_citizens = self.alarm_at,
+                window_s = WATCH_WINDOW.as_secs(),
+                client = %self.client_tag(ip),
+                "a portal token asked about many different citizens within an hour"
+            );
+        }
     }
 
     fn audit(&self, via: &str, principal: &str, ticket: &str, ip: IpAddr, status: u16) {
@@ -396,7 +479,7 @@ fn json_ok(v: Value, https: bool) -> Response {
 }
 
 fn problem(p: Problem, https: bool) -> Response {
-    harden(p.into_response(), false, https)
+    harden(super::auth::problem_response(p), false, https)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -427,18 +510,42 @@ fn gone(detail: &str) -> Problem {
     )
 }
 
-/// The portal's token (scope `portal`) and the citizen's normalised fiscal code.
-fn portal_caller(
+fn too_many_for_token() -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many requests",
+        "this portal token made too many requests; wait a minute",
+    )
+}
+
+/// The portal's token (scope `portal`) and the citizen's normalised fiscal code. The cheap
+/// checks come first: a token whose id is not configured counts against the client's allowance
+/// and costs no hashing; a known one is limited per token before its secret is checked.
+async fn portal_caller(
     s: &Inner,
     headers: &HeaderMap,
+    secret: &str,
     cf: Option<&str>,
     ip: IpAddr,
 ) -> Result<(String, String), Problem> {
-    let principal = match s.tokens.authorize(headers, Scope::Portal) {
+    let known = super::split_token(secret)
+        .map(|(id, _)| id)
+        .filter(|id| s.tokens.knows(id));
+    let Some(id) = known else {
+        if !s.allow(ip) {
+            return Err(too_many());
+        }
+        return Err(super::auth::unauthorized("unknown token"));
+    };
+    if !s.token_limit.check(&id.to_owned()) {
+        return Err(too_many_for_token());
+    }
+    let principal = match s.tokens.authorize(headers, ip, Scope::Portal).await {
         Ok(p) => p,
         Err(p) => {
             // Failed attempts count against the client's allowance.
-            if !s.allow(ip) {
+            if p.status == StatusCode::UNAUTHORIZED && !s.allow(ip) {
                 return Err(too_many());
             }
             return Err(p);
@@ -462,6 +569,7 @@ fn portal_caller(
             "cf must be a codice fiscale: 16 characters with a valid check letter",
         )
     })?;
+    s.watch(&principal.id, &principal.name, &cf, ip);
     Ok((principal.name, cf))
 }
 
@@ -527,7 +635,7 @@ async fn find_one(
         ));
     };
     if secret.starts_with("messo_") {
-        let (principal, cf) = portal_caller(s, headers, cf, ip)?;
+        let (principal, cf) = portal_caller(s, headers, secret, cf, ip).await?;
         return match s.store.portal_ticket_of(number, &cf).await? {
             Some(t) => Ok((t, principal)),
             None => Err(Problem::not_found(format!(
@@ -572,7 +680,7 @@ async fn list(
     let s = &s.inner;
     let ip = client_ip(peer.ip(), &headers, &s.trusted_proxies);
     let p = params(query.as_deref());
-    if bearer(&headers).is_none_or(|b| !b.starts_with("messo_")) {
+    let Some(secret) = bearer(&headers).filter(|b| b.starts_with("messo_")) else {
         if !s.allow(ip) {
             return problem(too_many(), s.https);
         }
@@ -585,8 +693,8 @@ async fn list(
             ),
             s.https,
         );
-    }
-    let (principal, cf) = match portal_caller(s, &headers, p.cf.as_deref(), ip) {
+    };
+    let (principal, cf) = match portal_caller(s, &headers, secret, p.cf.as_deref(), ip).await {
         Ok(x) => x,
         Err(e) => return problem(e, s.https),
     };

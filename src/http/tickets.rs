@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::auth::Principal;
-use super::{AppState, Problem};
+use super::{AppState, Peer, Problem};
 use crate::config::Scope;
 use crate::sla::explain::{self, TicketTimes};
 use crate::store::{
@@ -160,12 +160,13 @@ where
 
 /// What every write needs before it acts: the caller (with the write scope), the body as bytes
 /// and as JSON, and the idempotency key if one was sent.
-fn prepare_write(
+async fn prepare_write(
     state: &AppState,
     headers: &HeaderMap,
+    peer: std::net::IpAddr,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Principal, Bytes, Value, Option<String>), Problem> {
-    let principal = state.tokens.authorize(headers, Scope::Write)?;
+    let principal = state.tokens.authorize(headers, peer, Scope::Write).await?;
     let (raw, value) = read_json(headers, body)?;
     let key = idempotency_key(headers)?;
     Ok((principal, raw, value, key))
@@ -190,12 +191,13 @@ fn ticket_body(state: &AppState, t: &TicketRecord) -> Result<String, Problem> {
 /// `POST /api/v1/tickets`
 pub async fn create(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (principal, raw, value, key) = match prepare_write(&state, &headers, body) {
+    let (principal, raw, value, key) = match prepare_write(&state, &headers, peer, body).await {
         Ok(w) => w,
-        Err(p) => return p.into_response(),
+        Err(p) => return super::auth::problem_response(p),
     };
     let hash = request_hash("POST /api/v1/tickets", &raw);
     let st = state.clone();
@@ -217,12 +219,13 @@ pub async fn create(
 pub async fn append(
     State(state): State<AppState>,
     Path(number): Path<String>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (principal, raw, value, key) = match prepare_write(&state, &headers, body) {
+    let (principal, raw, value, key) = match prepare_write(&state, &headers, peer, body).await {
         Ok(w) => w,
-        Err(p) => return p.into_response(),
+        Err(p) => return super::auth::problem_response(p),
     };
     let hash = request_hash(&format!("POST /api/v1/tickets/{number}/events"), &raw);
     let st = state.clone();
@@ -264,10 +267,11 @@ fn event_json(e: &EventRecord, f: &dyn Fn(crate::time::Timestamp) -> String) -> 
 pub async fn get_one(
     State(state): State<AppState>,
     Path(number): Path<String>,
+    Peer(peer): Peer,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(p) = state.tokens.authorize(&headers, Scope::Read) {
-        return p.into_response();
+    if let Err(p) = state.tokens.authorize(&headers, peer, Scope::Read).await {
+        return super::auth::problem_response(p);
     }
     match one(&state, &number).await {
         Ok(v) => json_response(StatusCode::OK, v.to_string(), false),
@@ -319,10 +323,11 @@ async fn one(state: &AppState, number: &str) -> Result<Value, Problem> {
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
+    Peer(peer): Peer,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(p) = state.tokens.authorize(&headers, Scope::Read) {
-        return p.into_response();
+    if let Err(p) = state.tokens.authorize(&headers, peer, Scope::Read).await {
+        return super::auth::problem_response(p);
     }
     let mut errors = Vec::new();
     let mut q = ListQuery {

@@ -9,10 +9,12 @@
 //! credentials; 403 wrong credentials or a stale timestamp; 404 unknown route or provider; 413
 //! a body over the limit; 429 over the per-client rate; 503 the store is unavailable (providers
 //! retry).
+//!
+//! The rate limit is checked first, before the body is read or anything verified; each
+//! endpoint's limiter remembers at most `http.max_tracked_clients` addresses (see `limit`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,10 +24,10 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
 use super::Clock;
+use super::limit::{DEFAULT_MAX_KEYS, KeyedLimit};
 use super::problem::Problem;
 use crate::config::{Endpoint, Family, Inbound};
 use crate::inbound::parse::Fields;
@@ -44,7 +46,7 @@ pub struct WebhookState {
 
 struct Inner {
     endpoints: HashMap<String, Endpoint>,
-    limiters: HashMap<String, DefaultKeyedRateLimiter<IpAddr>>,
+    limiters: HashMap<String, KeyedLimit<IpAddr>>,
     public_base_url: String,
     tolerance_s: i64,
     max_mail_bytes: usize,
@@ -62,11 +64,25 @@ impl WebhookState {
         writer: InboundWriter,
         clock: Clock,
     ) -> WebhookState {
+        WebhookState::with_max_clients(inbound, public_base_url, writer, clock, DEFAULT_MAX_KEYS)
+    }
+
+    /// Like [`WebhookState::new`], each endpoint's limiter remembering at most `max_clients`
+    /// addresses (`http.max_tracked_clients`).
+    pub fn with_max_clients(
+        inbound: &Inbound,
+        public_base_url: &str,
+        writer: InboundWriter,
+        clock: Clock,
+        max_clients: usize,
+    ) -> WebhookState {
         let mut endpoints = HashMap::new();
         let mut limiters = HashMap::new();
         for e in &inbound.endpoints {
-            let rate = NonZeroU32::new(e.rate_per_s).unwrap_or(NonZeroU32::MIN);
-            limiters.insert(e.name.clone(), RateLimiter::keyed(Quota::per_second(rate)));
+            limiters.insert(
+                e.name.clone(),
+                KeyedLimit::per_second(e.rate_per_s, max_clients),
+            );
             endpoints.insert(e.name.clone(), e.clone());
         }
         WebhookState {
@@ -82,6 +98,20 @@ impl WebhookState {
                 clock,
             }),
         }
+    }
+}
+
+impl WebhookState {
+    /// Forgets the clients whose allowance is full again (the daemon calls it every minute).
+    pub fn prune(&self) {
+        for l in self.inner.limiters.values() {
+            l.prune();
+        }
+    }
+
+    /// Addresses remembered by the limiters, all endpoints together.
+    pub fn tracked_clients(&self) -> usize {
+        self.inner.limiters.values().map(KeyedLimit::len).sum()
     }
 }
 
@@ -182,7 +212,7 @@ async fn handle(
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
     if let Some(l) = inner.limiters.get(&provider)
-        && l.check_key(&peer).is_err()
+        && !l.check(&peer)
     {
         tracing::warn!(endpoint = %provider, "webhook rate limit reached");
         return problem(

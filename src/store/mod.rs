@@ -9,6 +9,7 @@
 //! pure rules of [`crate::ticket`] and the clock of [`crate::sla`], under the calendar and policy
 //! versions the ticket was opened with, in the same transaction as the event.
 
+mod admin_users;
 mod inbound;
 mod outbox;
 mod portal;
@@ -25,6 +26,7 @@ use serde_json::{Value, json};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Row};
 
+pub use admin_users::{UserChange, UserChanged};
 pub use inbound::{Accepted, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound};
 pub use outbox::{
     AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, NewOutbox,

@@ -95,7 +95,7 @@ pub struct AtRisk {
     pub paused_since: Option<Timestamp>,
 }
 
-const USER_COLUMNS: &str = "id, username, role, password_hash, disabled, created_at";
+pub(super) const USER_COLUMNS: &str = "id, username, role, password_hash, disabled, created_at";
 
 const VERSION_COLUMNS: &str = "version, state, subject, body_text, body_html, body_sms, note, \
      author, created_at, published_by, published_at, restores";
@@ -123,7 +123,7 @@ fn version_from(r: &sqlx::any::AnyRow) -> Result<TemplateVersion, StoreError> {
     })
 }
 
-fn user_from(r: &sqlx::any::AnyRow) -> Result<AdminUser, StoreError> {
+pub(super) fn user_from(r: &sqlx::any::AnyRow) -> Result<AdminUser, StoreError> {
     let role: String = r.try_get("role")?;
     Ok(AdminUser {
         id: r.try_get("id")?,
@@ -429,77 +429,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Creates a user (or replaces the role and password of one with that name); audited.
-    pub async fn upsert_admin_user(
-        &self,
-        username: &str,
-        role: crate::store::Role,
-        password_hash: Option<&str>,
-        actor: &str,
-        now: Timestamp,
-    ) -> Result<AdminUser, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO admin_users (username, role, password_hash, disabled, created_at) \
-             VALUES ($1, $2, $3, 0, $4) ON CONFLICT (username) DO UPDATE SET role = $2, \
-             password_hash = COALESCE($3, admin_users.password_hash), disabled = 0",
-        )
-        .bind(username)
-        .bind(role.as_str())
-        .bind(password_hash)
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await?;
-        audit(
-            &mut tx,
-            now,
-            actor,
-            "user.set",
-            username,
-            &serde_json::json!({"role": role.as_str(), "password_changed": password_hash.is_some()}),
-        )
-        .await?;
-        tx.commit().await?;
-        self.admin_user(username)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("user {username} vanished")))
-    }
-
-    /// Disables a user and ends their sessions and tokens; audited.
-    pub async fn disable_admin_user(
-        &self,
-        username: &str,
-        actor: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let n = sqlx::query("UPDATE admin_users SET disabled = 1 WHERE username = $1")
-            .bind(username)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n > 0 {
-            sqlx::query(
-                "DELETE FROM admin_sessions WHERE user_id IN \
-                 (SELECT id FROM admin_users WHERE username = $1)",
-            )
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE admin_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND user_id IN \
-                 (SELECT id FROM admin_users WHERE username = $2)",
-            )
-            .bind(now.0)
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-            audit(&mut tx, now, actor, "user.disable", username, &Value::Null).await?;
-        }
-        tx.commit().await?;
-        Ok(n > 0)
     }
 
     pub async fn admin_user(&self, username: &str) -> Result<Option<AdminUser>, StoreError> {

@@ -97,17 +97,21 @@ pub async fn start(store: Store, extra: &[(&str, &str)]) -> Portal {
     let now = Arc::new(AtomicI64::new(ts(NOW).0));
     let n = Arc::clone(&now);
     let clock: messo::http::Clock = Arc::new(move || Timestamp(n.load(Ordering::SeqCst)));
-    let (portal_token, portal_hash) = messo::http::new_token().expect("token");
-    let (read_token, read_hash) = messo::http::new_token().expect("token");
+    let portal_hash = messo::http::new_token().expect("token");
+    let portal_token = portal_hash.token.clone();
+    let read_hash = messo::http::new_token().expect("token");
+    let read_token = read_hash.token.clone();
     let tokens = Arc::new(TokenBook::new(vec![
         ApiToken {
             name: "portale".into(),
-            hash: portal_hash,
+            id: portal_hash.id.clone(),
+            hash: portal_hash.hash.clone(),
             scopes: vec![Scope::Portal],
         },
         ApiToken {
             name: "crm".into(),
-            hash: read_hash,
+            id: read_hash.id.clone(),
+            hash: read_hash.hash.clone(),
             scopes: vec![Scope::Read, Scope::Write],
         },
     ]));

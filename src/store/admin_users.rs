@@ -1,0 +1,239 @@
+//! Admin console users: creating them, and changing their password, role or state.
+//!
+//! The rules, enforced here so the API and the CLI cannot differ:
+//!
+//! - Creating never touches an existing user (enabled or disabled): the name is taken, 409.
+//! - Any change of who a user is or what she may do — a new password, another role, disabling
+//!   or re-enabling — ends all her console sessions and revokes all her bearer tokens, in the
+//!   same transaction as the change and its audit record. A token or a session never outlives
+//!   the credentials and rights it was issued under; she signs in again and makes new tokens.
+//! - There is always at least one enabled admin: a change that would demote or disable the last
+//!   one is refused (409), whoever asks. On PostgreSQL the enabled admins are locked
+//!   (`FOR UPDATE`) first, so two admins demoting each other at once cannot both succeed; on
+//!   SQLite the single writer serialises changes.
+
+use serde_json::json;
+use sqlx::Row;
+
+use super::templates::{USER_COLUMNS, audit, user_from};
+use super::{AdminUser, Backend, Role, Store, StoreError};
+use crate::time::Timestamp;
+
+/// What to change of a user; `None` leaves that part as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    /// A new argon2 hash (the password itself never reaches the store).
+    pub password_hash: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+/// A change made: the user as she is now, and what the change ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserChanged {
+    pub user: AdminUser,
+    /// Whether anything changed at all (a change to the same role and state is a no-op).
+    pub changed: bool,
+    pub sessions_ended: u64,
+    pub tokens_revoked: u64,
+}
+
+impl Store {
+    /// Creates a user; `Conflict` if the name is taken (by an enabled or a disabled user).
+    pub async fn create_admin_user(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<AdminUser, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "INSERT INTO admin_users (username, role, password_hash, disabled, created_at) \
+             VALUES ($1, $2, $3, 0, $4) ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(username)
+        .bind(role.as_str())
+        .bind(password_hash)
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "user {username} already exists (it may be disabled): change it with \
+                 PATCH /api/v1/admin/users/{username} or `messo admin user`/`messo admin enable`"
+            )));
+        }
+        audit(
+            &mut tx,
+            now,
+            actor,
+            "user.create",
+            username,
+            &json!({"role": role.as_str()}),
+        )
+        .await?;
+        tx.commit().await?;
+        self.admin_user(username)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("user {username} vanished")))
+    }
+
+    /// Changes a user's password, role or state (see the module's rules); `None` if there is no
+    /// such user, `Conflict` if it would leave no enabled admin.
+    pub async fn change_admin_user(
+        &self,
+        username: &str,
+        change: &UserChange,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Option<UserChanged>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        // The enabled admins, locked before anything is read about the user.
+        let admins: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM admin_users WHERE role = 'admin' AND disabled = 0 ORDER BY id{lock}"
+        )))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+        let Some(before) = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM admin_users WHERE username = $1{lock}"
+        )))
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(user_from)
+        .transpose()?
+        else {
+            return Ok(None);
+        };
+        let role = change.role.unwrap_or(before.role);
+        let disabled = change.disabled.unwrap_or(before.disabled);
+        let was_admin = before.role == Role::Admin && !before.disabled;
+        let stays_admin = role == Role::Admin && !disabled;
+        if was_admin && !stays_admin && admins.iter().all(|id| *id == before.id) {
+            return Err(StoreError::Conflict(format!(
+                "{username} is the last enabled admin: make another admin first"
+            )));
+        }
+        let changed =
+            role != before.role || disabled != before.disabled || change.password_hash.is_some();
+        let (mut sessions_ended, mut tokens_revoked) = (0, 0);
+        if changed {
+            sqlx::query(
+                "UPDATE admin_users SET role = $1, disabled = $2, \
+                 password_hash = COALESCE($3, password_hash) WHERE id = $4",
+            )
+            .bind(role.as_str())
+            .bind(i64::from(disabled))
+            .bind(change.password_hash.as_deref())
+            .bind(before.id)
+            .execute(&mut *tx)
+            .await?;
+            sessions_ended = sqlx::query("DELETE FROM admin_sessions WHERE user_id = $1")
+                .bind(before.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tokens_revoked = sqlx::query(
+                "UPDATE admin_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now.0)
+            .bind(before.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let action = match (before.disabled, disabled) {
+                (false, true) => "user.disable",
+                (true, false) => "user.enable",
+                _ => "user.change",
+            };
+            audit(
+                &mut tx,
+                now,
+                actor,
+                action,
+                username,
+                &json!({
+                    "role": {"from": before.role.as_str(), "to": role.as_str()},
+                    "disabled": {"from": before.disabled, "to": disabled},
+                    "password_changed": change.password_hash.is_some(),
+                    "sessions_ended": sessions_ended,
+                    "tokens_revoked": tokens_revoked,
+                }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        let user = self
+            .admin_user(username)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("user {username} vanished")))?;
+        Ok(Some(UserChanged {
+            user,
+            changed,
+            sessions_ended,
+            tokens_revoked,
+        }))
+    }
+
+    /// Creates a user, or sets the role and password of an existing one (ending her sessions and
+    /// revoking her tokens). It never re-enables a disabled user: that takes an explicit
+    /// `disabled: false` change.
+    pub async fn upsert_admin_user(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: Option<&str>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<AdminUser, StoreError> {
+        if self.admin_user(username).await?.is_none()
+            && let Some(hash) = password_hash
+        {
+            match self
+                .create_admin_user(username, role, hash, actor, now)
+                .await
+            {
+                Err(StoreError::Conflict(_)) => {} // made meanwhile: change it below
+                other => return other,
+            }
+        }
+        let change = UserChange {
+            role: Some(role),
+            password_hash: password_hash.map(str::to_owned),
+            disabled: None,
+        };
+        self.change_admin_user(username, &change, actor, now)
+            .await?
+            .map(|c| c.user)
+            .ok_or_else(|| StoreError::Conflict(format!("no user {username}")))
+    }
+
+    /// Disables a user, ending her sessions and revoking her tokens; false if there is no such
+    /// user, `Conflict` if she is the last enabled admin.
+    pub async fn disable_admin_user(
+        &self,
+        username: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let change = UserChange {
+            disabled: Some(true),
+            ..UserChange::default()
+        };
+        Ok(self
+            .change_admin_user(username, &change, actor, now)
+            .await?
+            .is_some())
+    }
+}
