@@ -382,7 +382,20 @@ pub(super) fn sms(p: &mut Problems, raw: RawSms) -> Sms {
             "twilio" => (
                 ProviderKind::Twilio {
                     account_sid: required(p, &k("account_sid"), r.account_sid),
-                    auth_token: required(p, &k("auth_token"), r.auth_token),
+                    // It also verifies Twilio's callbacks: a secret like any other.
+                    auth_token: {
+                        let t = required(p, &k("auth_token"), r.auth_token);
+                        if !t.is_empty() && t.chars().count() < super::MIN_SECRET_CHARS {
+                            p.add(
+                                k("auth_token"),
+                                format!(
+                                    "the Twilio auth token must be at least {} characters (the value is not shown)",
+                                    super::MIN_SECRET_CHARS
+                                ),
+                            );
+                        }
+                        t
+                    },
                     messaging_service_sid: r.messaging_service_sid.filter(|s| !s.is_empty()),
                 },
                 url(

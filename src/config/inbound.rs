@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::Problems;
+use super::{MIN_SECRET_CHARS, Problems};
 use crate::inbound::Route;
 use crate::inbound::imap::{ImapAccount, ImapSecurity};
 use crate::inbound::matching::{OPT_IN_DEFAULT, OPT_OUT_DEFAULT, TicketFormat};
@@ -161,18 +161,33 @@ fn ranged(p: &mut Problems, key: &str, v: Option<i64>, default: i64, lo: i64, hi
     v
 }
 
+/// A secret that verifies requests (URL token, signing secret, Twilio auth token): required,
+/// and refused below [`MIN_SECRET_CHARS`]. The message names the key, never the value.
 fn secret(p: &mut Problems, key: &str, v: Option<String>, what: &str) -> String {
-    match v.filter(|s| !s.is_empty()) {
-        Some(s) if s.len() >= 16 => s,
-        Some(_) => {
-            p.add(key, format!("{what} must be at least 16 characters"));
-            String::new()
-        }
+    match optional_secret(p, key, v, what) {
+        Some(s) => s,
         None => {
-            p.add(key, format!("{what} is required"));
+            if !p.0.iter().any(|x| x.key == key) {
+                p.add(key, format!("{what} is required"));
+            }
             String::new()
         }
     }
+}
+
+/// A secret that may be absent (`previous_secret`): when given, as long as any other.
+fn optional_secret(p: &mut Problems, key: &str, v: Option<String>, what: &str) -> Option<String> {
+    let v = v.filter(|s| !s.is_empty())?;
+    if v.chars().count() < MIN_SECRET_CHARS {
+        p.add(
+            key,
+            format!(
+                "{what} must be at least {MIN_SECRET_CHARS} characters (the value is not shown)"
+            ),
+        );
+        return None;
+    }
+    Some(v)
 }
 
 /// Validates `[inbound]`. `twilio_providers` are the (name, auth token) of Twilio SMS
@@ -254,13 +269,7 @@ pub(super) fn inbound(
         }
         let family = match r.family.as_deref().unwrap_or("") {
             "twilio" => Family::Twilio {
-                auth_token: match r.auth_token.filter(|s| !s.is_empty()) {
-                    Some(t) => t,
-                    None => {
-                        p.add(k("auth_token"), "the Twilio auth token is required");
-                        String::new()
-                    }
-                },
+                auth_token: secret(p, &k("auth_token"), r.auth_token, "the Twilio auth token"),
             },
             "rest-it" => Family::RestIt {
                 token: secret(p, &k("token"), r.token, "the URL token"),
@@ -270,7 +279,12 @@ pub(super) fn inbound(
             },
             "generic" => {
                 let mut secrets = vec![secret(p, &k("secret"), r.secret, "the signing secret")];
-                if let Some(prev) = r.previous_secret.filter(|s| !s.is_empty()) {
+                if let Some(prev) = optional_secret(
+                    p,
+                    &k("previous_secret"),
+                    r.previous_secret,
+                    "the previous signing secret",
+                ) {
                     secrets.push(prev);
                 }
                 Family::Generic { secrets }
