@@ -1143,8 +1143,8 @@ fn validate(
     let n = raw.notify;
     let email_key = |p: &mut Problems, key: &str, v: Option<String>, default: &str| -> String {
         let v = v.unwrap_or_else(|| default.to_owned());
-        if !crate::ticket::valid_email(&v) {
-            p.add(key, format!("{v:?} is not an e-mail address"));
+        if let Some(why) = crate::ticket::email_problem(&v) {
+            p.add(key, format!("{v:?} {why}"));
         }
         v
     };

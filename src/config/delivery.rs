@@ -303,9 +303,9 @@ pub(super) fn smtp(p: &mut Problems, section: &str, raw: RawSmtp) -> SmtpAccount
     }
     let sender = raw.sender.filter(|s| !s.is_empty());
     if let Some(s) = &sender
-        && !crate::ticket::valid_email(s)
+        && let Some(why) = crate::ticket::email_problem(s)
     {
-        p.add(k("sender"), format!("{s:?} is not an e-mail address"));
+        p.add(k("sender"), format!("{s:?} {why}"));
     }
     SmtpAccount {
         host,

@@ -207,7 +207,7 @@ pub(super) fn inbound(
     });
     let reply_address = raw.reply_address.filter(|s| !s.is_empty());
     if let Some(a) = &reply_address
-        && (!crate::ticket::valid_email(a) || a.contains('+'))
+        && (crate::ticket::email_problem(a).is_some() || a.contains('+'))
     {
         p.add(
             "inbound.reply_address",
