@@ -220,6 +220,29 @@ pub struct Store {
 /// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
 const SQLITE_READERS: u32 = 4;
 
+/// Every table of the schema, as `/readyz` checks them (`Store::check_tables`).
+pub const STORE_TABLES: &[&str] = &[
+    "tickets",
+    "ticket_events",
+    "crm_inbox",
+    "idempotency_keys",
+    "calendar_versions",
+    "policy_versions",
+    "outbox",
+    "delivery_attempts",
+    "delivery_receipts",
+    "outbox_rebuilt",
+    "inbound_messages",
+    "sms_opt_out",
+    "dlr_parts",
+    "template_versions",
+    "admin_users",
+    "admin_tokens",
+    "admin_sessions",
+    "audit_log",
+    "portal_keys",
+];
+
 pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
      citizen, received_at, closed_at, waiting_since, policy_version, calendar_version, \
      sla_due_at, sla_state, sla_elapsed_s, sla_computed_at, next_check_at";
@@ -323,6 +346,21 @@ impl Store {
     /// connections, or PostgreSQL's pool.
     pub(crate) fn read_pool(&self) -> &AnyPool {
         self.reads.as_ref().unwrap_or(&self.pool)
+    }
+
+    /// Reads one row of every table the daemon works with, so a table that is missing, cannot
+    /// be read or whose pages are damaged is found (`/readyz`). Each query stops at the first
+    /// row: cheap whatever the size. On SQLite it goes through a reading connection, beside
+    /// the writer. Returns the first table that fails, with the error.
+    pub async fn check_tables(&self) -> Result<(), (&'static str, StoreError)> {
+        for table in STORE_TABLES {
+            let sql = format!("SELECT 1 FROM {table} LIMIT 1");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_optional(self.read_pool())
+                .await
+                .map_err(|e| (*table, StoreError::Db(e)))?;
+        }
+        Ok(())
     }
 
     /// Applies pending migrations.
