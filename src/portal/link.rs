@@ -240,7 +240,9 @@ mod tests {
         // Sent with 180 days; the office then lowers the validity to 30.
         let t = keys().sign(9, NOW, 180);
         let now = keys().with_max_valid_days(30);
-        let l = now.verify(&t, NOW.plus(30 * 86_400 - 1)).expect("inside 30 days");
+        let l = now
+            .verify(&t, NOW.plus(30 * 86_400 - 1))
+            .expect("inside 30 days");
         assert_eq!(l.expires_at, NOW.plus(30 * 86_400));
         assert_eq!(
             now.verify(&t, NOW.plus(30 * 86_400)),
