@@ -1477,6 +1477,61 @@ working_days = 1
     }
 
     #[test]
+    fn mail_authentication_keys() {
+        let c = Config::from_toml(BUILTIN_TOML, "test", no_env()).unwrap();
+        assert_eq!(
+            c.inbound.mail_auth,
+            crate::inbound::auth::MailAuthMode::Require
+        );
+        assert!(c.inbound.trusted_authserv_ids.is_empty());
+        assert_eq!(
+            c.inbound.mail_auth_warning(),
+            None,
+            "no mailbox, nothing to warn of"
+        );
+        let c = Config::from_toml(
+            "[inbound]\ntrusted_authserv_ids = [\"MX.Comune.Example.IT\", \"mx.comune.example.it\"]\n\
+             [inbound.imap]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n",
+            "test",
+            no_env(),
+        )
+        .unwrap();
+        assert_eq!(c.inbound.trusted_authserv_ids, ["mx.comune.example.it"]);
+        assert_eq!(c.inbound.mail_auth_warning(), None);
+        let c = Config::from_toml(
+            "[inbound.imap]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n",
+            "test",
+            no_env(),
+        )
+        .unwrap();
+        assert!(
+            c.inbound
+                .mail_auth_warning()
+                .is_some_and(|w| w.contains("trusted_authserv_ids"))
+        );
+        let c = Config::from_toml("[inbound]\nmail_auth = \"off\"\n", "test", no_env()).unwrap();
+        assert!(
+            c.inbound
+                .mail_auth_warning()
+                .is_some_and(|w| w.contains("forge"))
+        );
+        let keys: Vec<String> = problems(
+            "[inbound]\nmail_auth = \"maybe\"\ntrusted_authserv_ids = [\"mx.ok.it\", \"mx bad; x\", \"\"]\n",
+        )
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+        assert_eq!(
+            keys,
+            [
+                "inbound.mail_auth",
+                "inbound.trusted_authserv_ids[1]",
+                "inbound.trusted_authserv_ids[2]"
+            ]
+        );
+    }
+
+    #[test]
     fn inbound_secrets_come_from_files_and_twilio_providers_get_an_endpoint() {
         let dir = std::env::temp_dir().join(format!("messo-config-inbound-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -374,6 +374,9 @@ pub async fn run(
         policy_version = pol_v,
         "store ready"
     );
+    if let Some(w) = config.inbound.mail_auth_warning() {
+        tracing::warn!("{w}");
+    }
     if store.backend() == Backend::Sqlite {
         // Alone on the file (the lock says so): leases left by a crashed run are dead.
         let released = store.release_leases(clock()).await?;

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::{MIN_SECRET_CHARS, Problems};
 use crate::inbound::Route;
+use crate::inbound::auth::MailAuthMode;
 use crate::inbound::imap::{ImapAccount, ImapSecurity};
 use crate::inbound::matching::{OPT_IN_DEFAULT, OPT_OUT_DEFAULT, TicketFormat};
 
@@ -23,6 +24,8 @@ pub(super) struct RawInbound {
     signature_tolerance_s: Option<i64>,
     opt_out_keywords: Option<Vec<String>>,
     opt_in_keywords: Option<Vec<String>>,
+    mail_auth: Option<String>,
+    trusted_authserv_ids: Option<Vec<String>>,
     #[serde(default)]
     endpoints: Vec<RawEndpoint>,
     imap: Option<RawImap>,
@@ -134,6 +137,11 @@ pub struct Inbound {
     pub signature_tolerance_s: i64,
     pub opt_out_keywords: Vec<String>,
     pub opt_in_keywords: Vec<String>,
+    /// Whether an e-mail reply resumes a clock only when its sender is authenticated
+    /// (`require`, the default) or on its `From` alone (`off`).
+    pub mail_auth: MailAuthMode,
+    /// The receiving relays whose `Authentication-Results` headers are believed (lowercase).
+    pub trusted_authserv_ids: Vec<String>,
     pub endpoints: Vec<Endpoint>,
     pub imap: Option<ImapPolling>,
 }
@@ -146,6 +154,29 @@ impl Default for Inbound {
 }
 
 impl Inbound {
+    /// What an operator must hear at start about e-mail replies and the clock: `off` trusts
+    /// the `From` address alone; `require` without a trusted relay leaves the mailbox's
+    /// replies unauthenticated (each one a note and an office alert).
+    pub fn mail_auth_warning(&self) -> Option<&'static str> {
+        match self.mail_auth {
+            MailAuthMode::Off => Some(
+                "inbound.mail_auth = \"off\": an e-mail reply resumes a ticket's clock on its From \
+                 address alone, which anyone can forge; set it to \"require\" and list the \
+                 receiving relays in inbound.trusted_authserv_ids",
+            ),
+            MailAuthMode::Require
+                if self.imap.is_some() && self.trusted_authserv_ids.is_empty() =>
+            {
+                Some(
+                    "inbound.trusted_authserv_ids is empty: e-mail replies from the mailbox cannot \
+                     be authenticated, so none resumes a clock (each is a note and the office is \
+                     told); list the relays that receive the URP's mail",
+                )
+            }
+            MailAuthMode::Require => None,
+        }
+    }
+
     /// The endpoint named `name`.
     pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
         self.endpoints.iter().find(|e| e.name == name)
@@ -247,6 +278,40 @@ pub(super) fn inbound(
             "inbound.opt_in_keywords",
             format!("{k:?} is also an opt-out keyword"),
         );
+    }
+
+    let mail_auth = match raw.mail_auth.as_deref() {
+        None => MailAuthMode::default(),
+        Some(s) => MailAuthMode::parse(s).unwrap_or_else(|| {
+            p.add(
+                "inbound.mail_auth",
+                format!("unknown mode {s:?}; expected require|off"),
+            );
+            MailAuthMode::default()
+        }),
+    };
+    let mut trusted_authserv_ids: Vec<String> = Vec::new();
+    for (i, id) in raw
+        .trusted_authserv_ids
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let id = id.trim().to_ascii_lowercase();
+        if id.is_empty()
+            || id.len() > 255
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            p.add(
+                format!("inbound.trusted_authserv_ids[{i}]"),
+                "expected the host name a receiving relay writes first in its \
+                 Authentication-Results, like \"mx.comune.example.it\"",
+            );
+        } else if !trusted_authserv_ids.contains(&id) {
+            trusted_authserv_ids.push(id);
+        }
     }
 
     let mut endpoints: Vec<Endpoint> = Vec::new();
@@ -428,6 +493,8 @@ pub(super) fn inbound(
         ),
         opt_out_keywords,
         opt_in_keywords,
+        mail_auth,
+        trusted_authserv_ids,
         endpoints,
         imap,
     }
