@@ -261,9 +261,10 @@ fn url(p: &mut Problems, key: &str, v: Option<String>, default: Option<&str>) ->
     let v = v.or_else(|| default.map(str::to_owned));
     let v = required(p, key, v);
     if !(v.is_empty() || v.starts_with("https://") || v.starts_with("http://")) {
+        // Not repeated: a provider's URL may carry its API key.
         p.add(
             key,
-            format!("expected an http:// or https:// URL, found {v:?}"),
+            "expected an http:// or https:// URL (the value is not shown: it may hold a key)",
         );
     }
     v.trim_end_matches('/').to_owned()
