@@ -295,7 +295,10 @@ async fn a_failing_primary_fails_over_to_twilio_and_twilio_refusals_are_final() 
         .await;
     Mock::given(method("POST"))
         .and(path("/2010-04-01/Accounts/AC123/Messages.json"))
-        .and(header("authorization", "Basic QUMxMjM6dHdpbGlvLWF1dGgtdG9rZW4tMDEyMw=="))
+        .and(header(
+            "authorization",
+            "Basic QUMxMjM6dHdpbGlvLWF1dGgtdG9rZW4tMDEyMw==",
+        ))
         .and(body_string_contains("To=%2B393471234567"))
         .and(body_string_contains("From=ComuneRoma"))
         .and(body_string_contains("StatusCallback=http"))
