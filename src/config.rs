@@ -26,6 +26,7 @@ mod delivery;
 mod http;
 mod inbound;
 mod portal;
+mod schema;
 pub use admin::{Admin, TemplatesConfig};
 pub use delivery::{
     Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
@@ -33,6 +34,7 @@ pub use delivery::{
 pub use http::HttpLimits;
 pub use inbound::{Endpoint, Family, ImapPolling, Inbound};
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
+use schema::{Kind, Schema};
 
 /// The shipped configuration (Roma Capitale), used when no file is given and
 /// `config/messo.toml` does not exist in the working directory.
@@ -43,6 +45,11 @@ pub const DEFAULT_PATH: &str = "config/messo.toml";
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "MESSO_";
+
+/// The shortest secret that verifies requests to us (webhook URL tokens, signing secrets and
+/// the previous one while rotating, Twilio auth tokens). Portal link keys need
+/// [`MIN_LINK_KEY_CHARS`].
+pub const MIN_SECRET_CHARS: usize = 16;
 
 /// One thing wrong with the configuration, at a key path like `sla.targets[2].priority`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -392,18 +399,44 @@ impl Config {
         source_name: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        // toml's own message quotes the offending line, which may hold a secret: only where
+        // and what.
         let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             source_name: source_name.to_owned(),
-            message: e.to_string(),
+            message: match e.span() {
+                Some(span) => {
+                    let (line, column) = line_column(text, span.start);
+                    format!(
+                        "line {line}, column {column}: {} (the line is not shown: it may hold a secret)",
+                        e.message().trim_end()
+                    )
+                }
+                None => e.message().trim_end().to_owned(),
+            },
         })?;
         let mut root = toml::Value::Table(std::mem::take(&mut table));
         let overrides = apply_env(&mut root, env, |p| std::fs::read_to_string(p))?;
+        let set_by = |problems: &mut Vec<Problem>| {
+            for problem in problems.iter_mut() {
+                if let Some((_, var)) = overrides.iter().find(|(k, _)| *k == problem.key) {
+                    problem.message.push_str(&format!(" (set by {var})"));
+                }
+            }
+        };
+        let mut wrong_types = type_problems(schema(), &root, "", "");
+        if !wrong_types.is_empty() {
+            set_by(&mut wrong_types);
+            return Err(ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                problems: wrong_types,
+            });
+        }
         let raw: RawConfig = serde_path_to_error::deserialize(root).map_err(|e| {
             let mut key = e.path().to_string();
             if key == "." {
                 key = "(top level)".to_owned();
             }
-            let mut message = e.inner().to_string();
+            let mut message = without_value(&e.inner().to_string());
             if let Some((_, var)) = overrides.iter().find(|(k, _)| *k == key) {
                 message.push_str(&format!(" (set by {var})"));
             }
@@ -419,38 +452,56 @@ impl Config {
 // ---------------------------------------------------------------------------------------------
 // Environment overrides.
 
-fn env_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value, String> {
+/// The shape of the configuration file, traced once from the `Raw…` types.
+fn schema() -> &'static Schema {
+    static SCHEMA: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        Schema::of::<RawConfig>().unwrap_or_else(|e| {
+            // Unreachable while the unit test of the shape passes; keys then default to strings.
+            tracing::error!(error = %e, "the configuration's shape could not be traced");
+            Schema::default()
+        })
+    })
+}
+
+/// The value of an override, typed by the key it sets (`kind`, from the schema): a string key
+/// takes the text as it is, whatever it looks like. Messages never repeat the text.
+fn env_value(kind: Option<Kind>, raw: &str) -> Result<toml::Value, String> {
     use toml::Value as V;
     let literal = || -> Option<V> {
         let t: toml::Table = toml::from_str(&format!("v = {raw}")).ok()?;
         t.get("v").cloned()
     };
-    match existing {
-        None => Ok(match literal() {
-            Some(v @ (V::Integer(_) | V::Float(_) | V::Boolean(_) | V::Array(_))) => v,
-            _ => V::String(raw.to_owned()),
-        }),
-        Some(V::String(_)) => Ok(V::String(raw.to_owned())),
-        Some(V::Integer(_)) => raw
+    let expected = |k: Kind| format!("expected {} (the value is not shown)", k.describe());
+    match kind {
+        None | Some(Kind::Str | Kind::Any) => Ok(V::String(raw.to_owned())),
+        Some(k @ Kind::Int) => raw
             .trim()
             .parse::<i64>()
             .map(V::Integer)
-            .map_err(|_| format!("expected an integer, found {raw:?}")),
-        Some(V::Float(_)) => raw
+            .map_err(|_| expected(k)),
+        Some(k @ Kind::Float) => raw
             .trim()
             .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
             .map(V::Float)
-            .map_err(|_| format!("expected a number, found {raw:?}")),
-        Some(V::Boolean(_)) => match raw.trim() {
+            .ok_or_else(|| expected(k)),
+        Some(k @ Kind::Bool) => match raw.trim() {
             "true" => Ok(V::Boolean(true)),
             "false" => Ok(V::Boolean(false)),
-            _ => Err(format!("expected true or false, found {raw:?}")),
+            _ => Err(expected(k)),
         },
-        Some(other) => match literal() {
-            Some(v) if v.same_type(other) => Ok(v),
+        Some(k @ (Kind::Seq | Kind::Map | Kind::Table)) => match literal() {
+            Some(v) if k.admits(&v) => Ok(v),
             _ => Err(format!(
-                "expected a TOML {} literal, found {raw:?}",
-                other.type_str()
+                "expected {} written as a TOML literal, like {} (the value is not shown)",
+                k.describe(),
+                if k == Kind::Seq {
+                    "[\"a\", \"b\"]"
+                } else {
+                    "{ key = \"value\" }"
+                }
             )),
         },
     }
@@ -462,6 +513,7 @@ fn apply_env(
     env: impl IntoIterator<Item = (String, String)>,
     read_file: impl Fn(&Path) -> std::io::Result<String>,
 ) -> Result<Vec<(String, String)>, ConfigError> {
+    let schema = schema();
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
@@ -498,6 +550,8 @@ fn apply_env(
             ));
         }
         let mut path = String::new();
+        // The key's pattern in the schema: list indexes become `[]`, a map's keys `*`.
+        let mut pattern = String::new();
         let mut node: &mut toml::Value = &mut *root;
         for (i, seg) in segments.iter().enumerate() {
             let last = i + 1 == segments.len();
@@ -507,14 +561,17 @@ fn apply_env(
                         path.push('.');
                     }
                     path.push_str(seg);
+                    pattern = schema.child(&pattern, seg);
                     if last {
-                        let v = env_value(t.get(seg.as_str()), &value).map_err(env_err)?;
+                        let v = env_value(schema.kind(&pattern), &value).map_err(env_err)?;
                         t.insert(seg.clone(), v);
                         break;
                     }
-                    node = t
-                        .entry(seg.clone())
-                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    let empty = match schema.kind(&pattern) {
+                        Some(Kind::Seq) => toml::Value::Array(Vec::new()),
+                        _ => toml::Value::Table(toml::Table::new()),
+                    };
+                    node = t.entry(seg.clone()).or_insert(empty);
                 }
                 toml::Value::Array(items) => {
                     let Some(slot) = seg.parse::<usize>().ok().filter(|&n| n < items.len()) else {
@@ -524,8 +581,9 @@ fn apply_env(
                         )));
                     };
                     path.push_str(&format!("[{slot}]"));
+                    pattern = Schema::item(&pattern);
                     if last {
-                        let v = env_value(Some(&items[slot]), &value).map_err(env_err)?;
+                        let v = env_value(schema.kind(&pattern), &value).map_err(env_err)?;
                         items[slot] = v;
                         break;
                     }
@@ -541,6 +599,78 @@ fn apply_env(
         applied.push((path, var.clone()));
     }
     Ok(applied)
+}
+
+/// Every value whose type is not the one its key takes, named by key and type only (the
+/// text may be a secret). Keys the schema does not know are left to the deserializer, which
+/// names them as unknown.
+fn type_problems(schema: &Schema, value: &toml::Value, pattern: &str, path: &str) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let Some(kind) = schema.kind(pattern) else {
+        return out;
+    };
+    if !kind.admits(value) {
+        out.push(Problem {
+            key: if path.is_empty() {
+                "(top level)".to_owned()
+            } else {
+                path.to_owned()
+            },
+            message: format!(
+                "expected {}, found {}",
+                kind.describe(),
+                schema::type_name(value)
+            ),
+        });
+        return out;
+    }
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let child = schema.child(pattern, k);
+                let at = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                out.extend(type_problems(schema, v, &child, &at));
+            }
+        }
+        toml::Value::Array(items) => {
+            let child = Schema::item(pattern);
+            for (i, v) in items.iter().enumerate() {
+                out.extend(type_problems(schema, v, &child, &format!("{path}[{i}]")));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// A deserializer's message without the value it quotes (`invalid type: integer `123`,
+/// expected a string` names the type it expected, not the text, which may be a secret).
+fn without_value(message: &str) -> String {
+    for prefix in ["invalid type", "invalid value", "invalid length"] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return match rest.rsplit_once(", expected ") {
+                Some((_, expected)) => format!("{prefix}, expected {expected}"),
+                None => prefix.to_owned(),
+            };
+        }
+    }
+    message.to_owned()
+}
+
+/// Line and column (from 1) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+    (line, column)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1052,8 +1182,8 @@ fn validate(
     let n = raw.notify;
     let email_key = |p: &mut Problems, key: &str, v: Option<String>, default: &str| -> String {
         let v = v.unwrap_or_else(|| default.to_owned());
-        if !crate::ticket::valid_email(&v) {
-            p.add(key, format!("{v:?} is not an e-mail address"));
+        if let Some(why) = crate::ticket::email_problem(&v) {
+            p.add(key, format!("{v:?} {why}"));
         }
         v
     };
@@ -1387,13 +1517,68 @@ working_days = 1
     }
 
     #[test]
+    fn mail_authentication_keys() {
+        let c = Config::from_toml(BUILTIN_TOML, "test", no_env()).unwrap();
+        assert_eq!(
+            c.inbound.mail_auth,
+            crate::inbound::auth::MailAuthMode::Require
+        );
+        assert!(c.inbound.trusted_authserv_ids.is_empty());
+        assert_eq!(
+            c.inbound.mail_auth_warning(),
+            None,
+            "no mailbox, nothing to warn of"
+        );
+        let c = Config::from_toml(
+            "[inbound]\ntrusted_authserv_ids = [\"MX.Comune.Example.IT\", \"mx.comune.example.it\"]\n\
+             [inbound.imap]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n",
+            "test",
+            no_env(),
+        )
+        .unwrap();
+        assert_eq!(c.inbound.trusted_authserv_ids, ["mx.comune.example.it"]);
+        assert_eq!(c.inbound.mail_auth_warning(), None);
+        let c = Config::from_toml(
+            "[inbound.imap]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n",
+            "test",
+            no_env(),
+        )
+        .unwrap();
+        assert!(
+            c.inbound
+                .mail_auth_warning()
+                .is_some_and(|w| w.contains("trusted_authserv_ids"))
+        );
+        let c = Config::from_toml("[inbound]\nmail_auth = \"off\"\n", "test", no_env()).unwrap();
+        assert!(
+            c.inbound
+                .mail_auth_warning()
+                .is_some_and(|w| w.contains("forge"))
+        );
+        let keys: Vec<String> = problems(
+            "[inbound]\nmail_auth = \"maybe\"\ntrusted_authserv_ids = [\"mx.ok.it\", \"mx bad; x\", \"\"]\n",
+        )
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+        assert_eq!(
+            keys,
+            [
+                "inbound.mail_auth",
+                "inbound.trusted_authserv_ids[1]",
+                "inbound.trusted_authserv_ids[2]"
+            ]
+        );
+    }
+
+    #[test]
     fn inbound_secrets_come_from_files_and_twilio_providers_get_an_endpoint() {
         let dir = std::env::temp_dir().join(format!("messo-config-inbound-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let secret = dir.join("token");
         std::fs::write(&secret, "a-long-enough-url-token\n").unwrap();
         let text = format!(
-            "{BUILTIN_TOML}\n[sms]\n[[sms.providers]]\nname = \"tw\"\nkind = \"twilio\"\naccount_sid = \"AC1\"\nauth_token = \"tok\"\n\
+            "{BUILTIN_TOML}\n[sms]\n[[sms.providers]]\nname = \"tw\"\nkind = \"twilio\"\naccount_sid = \"AC1\"\nauth_token = \"twilio-auth-token-0123\"\n\
              [inbound]\n[[inbound.endpoints]]\nname = \"skebby\"\nfamily = \"rest-it\"\n"
         );
         let env = vec![(
@@ -1410,10 +1595,238 @@ working_days = 1
         assert_eq!(
             c.inbound.endpoint("tw").map(|e| &e.family),
             Some(&Family::Twilio {
-                auth_token: "tok".to_owned()
+                auth_token: "twilio-auth-token-0123".to_owned()
             })
         );
         assert_eq!(c.inbound.ticket_format.as_str(), "{year}/{seq:6}");
+    }
+
+    /// Secrets that look like numbers, booleans, floats or lists: what an operator may well
+    /// generate or be handed by a provider.
+    const LOOKALIKES: [&str; 8] = [
+        "1234567890123456",
+        "0001234567890123",
+        "9223372036854775807",
+        "-1234567890123456",
+        "1.2345678901234e300",
+        "1979-05-27T07:32:00Z",
+        "[1, 2, 3, 4, 5, 6]",
+        "{ a = 1234567890123 }",
+    ];
+    /// Passwords the provider chose: no minimum length is ours to ask.
+    const SHORT_LOOKALIKES: [&str; 6] = ["123456", "true", "nan", "inf", "1e5", "[]"];
+
+    fn with_endpoints() -> String {
+        format!(
+            "{BUILTIN_TOML}\n[inbound]\n[[inbound.endpoints]]\nname = \"skebby\"\nfamily = \"rest-it\"\n\
+             [[inbound.endpoints]]\nname = \"pbx\"\nfamily = \"generic\"\n\
+             [[inbound.endpoints]]\nname = \"tw\"\nfamily = \"twilio\"\n"
+        )
+    }
+
+    #[test]
+    fn the_shape_of_the_file_is_traced_from_its_types() {
+        let s = Schema::of::<RawConfig>().expect("every Raw type can be traced");
+        for (pattern, kind) in [
+            ("", Kind::Table),
+            ("inbound.endpoints", Kind::Seq),
+            ("inbound.endpoints[]", Kind::Table),
+            ("inbound.endpoints[].token", Kind::Str),
+            ("inbound.endpoints[].previous_secret", Kind::Str),
+            ("inbound.endpoints[].rate_per_s", Kind::Int),
+            ("inbound.imap.password", Kind::Str),
+            ("smtp.password", Kind::Str),
+            ("sms.providers[].auth_token", Kind::Str),
+            ("sms.providers[].headers", Kind::Map),
+            ("sms.providers[].headers.*", Kind::Str),
+            ("portal.link_key", Kind::Str),
+            ("portal.enabled", Kind::Bool),
+            ("portal.trusted_proxies[]", Kind::Str),
+            ("database.url", Kind::Str),
+            ("sla.warning_ratio", Kind::Float),
+            ("sla.hours_per_working_day", Kind::Int),
+            ("templates.sms_max_parts_by_kind.*", Kind::Int),
+            ("calendar.windows.monday[]", Kind::Str),
+        ] {
+            assert_eq!(s.kind(pattern), Some(kind), "{pattern}");
+        }
+        assert_eq!(
+            s.child("sms.providers[].headers", "authorization"),
+            "sms.providers[].headers.*"
+        );
+    }
+
+    #[test]
+    fn secrets_from_the_environment_are_strings_whatever_they_look_like() {
+        let dir = std::env::temp_dir().join(format!("messo-config-digits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (n, secret) in LOOKALIKES.iter().enumerate() {
+            let file = dir.join(format!("secret-{n}"));
+            std::fs::write(&file, format!("{secret}\n")).unwrap();
+            let env = vec![
+                // Keys the file does not have at all, in a section it does not have.
+                ("MESSO_SMTP__HOST".to_owned(), "smtp.example.it".to_owned()),
+                ("MESSO_SMTP__USERNAME".to_owned(), "urp".to_owned()),
+                ("MESSO_SMTP__PASSWORD".to_owned(), (*secret).to_owned()),
+                (
+                    "MESSO_INBOUND__ENDPOINTS__0__TOKEN".to_owned(),
+                    (*secret).to_owned(),
+                ),
+                (
+                    "MESSO_INBOUND__ENDPOINTS__1__SECRET_FILE".to_owned(),
+                    file.display().to_string(),
+                ),
+                (
+                    "MESSO_INBOUND__ENDPOINTS__1__PREVIOUS_SECRET".to_owned(),
+                    (*secret).to_owned(),
+                ),
+                (
+                    "MESSO_INBOUND__ENDPOINTS__2__AUTH_TOKEN_FILE".to_owned(),
+                    file.display().to_string(),
+                ),
+            ];
+            let c = match Config::from_toml(&with_endpoints(), "test", env) {
+                Ok(c) => c,
+                Err(e) => panic!("{secret:?} refused: {e}"),
+            };
+            let smtp = c.smtp.as_ref().expect("smtp");
+            assert_eq!(smtp.password.as_deref(), Some(*secret));
+            assert_eq!(
+                c.inbound.endpoint("skebby").map(|e| &e.family),
+                Some(&Family::RestIt {
+                    token: (*secret).to_owned()
+                })
+            );
+            assert_eq!(
+                c.inbound.endpoint("pbx").map(|e| &e.family),
+                Some(&Family::Generic {
+                    secrets: vec![(*secret).to_owned(), (*secret).to_owned()]
+                })
+            );
+            assert_eq!(
+                c.inbound.endpoint("tw").map(|e| &e.family),
+                Some(&Family::Twilio {
+                    auth_token: (*secret).to_owned()
+                })
+            );
+        }
+        for secret in SHORT_LOOKALIKES {
+            let env = vec![
+                ("MESSO_SMTP__HOST".to_owned(), "smtp.example.it".to_owned()),
+                ("MESSO_SMTP__USERNAME".to_owned(), "urp".to_owned()),
+                ("MESSO_SMTP__PASSWORD".to_owned(), secret.to_owned()),
+            ];
+            let c = Config::from_toml(BUILTIN_TOML, "test", env).unwrap();
+            assert_eq!(c.smtp.and_then(|s| s.password).as_deref(), Some(secret));
+        }
+        // A header of a generic SMS provider (a table whose keys the user chooses).
+        let text = format!(
+            "{BUILTIN_TOML}\n[sms]\n[[sms.providers]]\nname = \"g\"\nkind = \"generic\"\n\
+             base_url = \"https://sms.example.it/send\"\nbody = '{{\"to\": \"{{{{to}}}}\"}}'\n"
+        );
+        let c = Config::from_toml(
+            &text,
+            "test",
+            vec![(
+                "MESSO_SMS__PROVIDERS__0__HEADERS__X_API_KEY".to_owned(),
+                "12345678901234567".to_owned(),
+            )],
+        )
+        .unwrap();
+        match &c.sms.providers[0].kind {
+            ProviderKind::Generic { headers, .. } => {
+                assert_eq!(
+                    headers.get("x_api_key").map(String::as_str),
+                    Some("12345678901234567")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Every message of `err`, as the CLI would print it, and its debug form.
+    fn shown(err: &ConfigError) -> String {
+        format!("{err} {err:?}")
+    }
+
+    #[test]
+    fn no_error_shows_a_secret() {
+        let secret = "4815162342000777";
+        // In the file, unquoted: the key and the type are named, the digits are not.
+        let text = format!(
+            "{}[[inbound.endpoints]]\nname = \"a\"\nfamily = \"rest-it\"\ntoken = {secret}\n",
+            with_endpoints()
+        );
+        let err = Config::from_toml(&text, "test", no_env()).unwrap_err();
+        assert!(!shown(&err).contains(secret), "{err}");
+        assert!(
+            err.to_string()
+                .contains("inbound.endpoints[3].token: expected a string"),
+            "{err}"
+        );
+        // A syntax error on the secret's line: where, not what.
+        let q3 = "'''";
+        for text in [
+            format!("[smtp]\nhost = \"h\"\npassword = \"{secret}\n"),
+            format!("[smtp]\nhost = \"h\"\npassword = {secret}x\n"),
+            format!("[smtp]\nhost = \"h\"\npassword = {q3}{secret}\n"),
+            format!("[smtp]\nhost = \"h\"\n{secret} password = 1\n"),
+            format!("[smtp]\nhost = \"h\"\npassword = \"{secret}\"\npassword = \"{secret}\"\n"),
+        ] {
+            let err = Config::from_toml(&text, "test", no_env()).unwrap_err();
+            assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+            assert!(!shown(&err).contains("481516"), "{err}");
+            assert!(err.to_string().contains("line "), "{err}");
+        }
+        // A secret set by mistake on a number, a list, a boolean, a table.
+        for var in [
+            "MESSO_SLA__HOURS_PER_WORKING_DAY",
+            "MESSO_SLA__WARNING_RATIO",
+            "MESSO_PORTAL__ENABLED",
+            "MESSO_PORTAL__TRUSTED_PROXIES",
+            "MESSO_TEMPLATES__SMS_MAX_PARTS_BY_KIND",
+        ] {
+            let err = Config::from_toml(
+                BUILTIN_TOML,
+                "test",
+                vec![(var.to_owned(), format!("s3cret-{secret}"))],
+            )
+            .unwrap_err();
+            assert!(!shown(&err).contains(secret), "{var}: {err}");
+            assert!(err.to_string().contains(var), "{var}: {err}");
+        }
+        // Short secrets are refused without being shown.
+        for (text, key) in [
+            (
+                "[inbound]\n[[inbound.endpoints]]\nname = \"g\"\nfamily = \"generic\"\n\
+                 secret = \"a-long-enough-signing-secret\"\nprevious_secret = \"4815162\"\n",
+                "inbound.endpoints[0].previous_secret",
+            ),
+            (
+                "[inbound]\n[[inbound.endpoints]]\nname = \"t\"\nfamily = \"twilio\"\nauth_token = \"4815162\"\n",
+                "inbound.endpoints[0].auth_token",
+            ),
+            (
+                "[sms]\n[[sms.providers]]\nname = \"t\"\nkind = \"twilio\"\naccount_sid = \"AC1\"\nauth_token = \"4815162\"\n",
+                "sms.providers[0].auth_token",
+            ),
+            (
+                "[inbound]\n[[inbound.endpoints]]\nname = \"m\"\nfamily = \"mail\"\ntoken = \"4815162\"\n",
+                "inbound.endpoints[0].token",
+            ),
+        ] {
+            let ps = problems(text);
+            let Some(p) = ps.iter().find(|p| p.key == key) else {
+                panic!("{key}: {ps:?}");
+            };
+            assert!(
+                p.message
+                    .contains(&format!("at least {MIN_SECRET_CHARS} characters")),
+                "{p}"
+            );
+            assert!(!format!("{ps:?}").contains("4815162"), "{ps:?}");
+        }
     }
 
     #[test]

@@ -330,15 +330,18 @@ fn sqlite_lock(database_url: &str) -> Result<Option<File>, DaemonError> {
     if let Some(dir) = std::path::Path::new(&lock_path).parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|source| DaemonError::Lock {
+        crate::private_files::create_dir_all(dir).map_err(|source| DaemonError::Lock {
             path: lock_path.clone(),
             source,
         })?;
     }
-    let file = File::create(&lock_path).map_err(|source| DaemonError::Lock {
-        path: lock_path.clone(),
-        source,
-    })?;
+    let file =
+        crate::private_files::create_file(std::path::Path::new(&lock_path)).map_err(|source| {
+            DaemonError::Lock {
+                path: lock_path.clone(),
+                source,
+            }
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Err(DaemonError::AlreadyRunning(path.to_owned())),
@@ -385,6 +388,9 @@ pub async fn run(
         policy_version = pol_v,
         "store ready"
     );
+    if let Some(w) = config.inbound.mail_auth_warning() {
+        tracing::warn!("{w}");
+    }
     if store.backend() == Backend::Sqlite {
         // Alone on the file (the lock says so): leases left by a crashed run are dead.
         let released = store.release_leases(clock()).await?;

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub mod email;
+pub use email::{EmailAddress, EmailError};
+
 /// How urgent a ticket is, as the CRM classifies it (service agreement, section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Priority {

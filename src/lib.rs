@@ -16,6 +16,7 @@ pub mod inbound;
 pub mod locale;
 pub mod notify;
 pub mod portal;
+pub mod private_files;
 pub mod seed;
 pub mod sla;
 pub mod store;

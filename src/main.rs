@@ -781,6 +781,9 @@ fn check_config(path: Option<&PathBuf>) -> Result<ExitCode> {
             for (key, var) in &config.overrides {
                 writeln!(out, "  {key} set by {var}")?;
             }
+            if let Some(w) = config.inbound.mail_auth_warning() {
+                writeln!(out, "  warning: {w}")?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

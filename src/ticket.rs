@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Category, Lang, Priority};
+use crate::domain::{Category, EmailAddress, Lang, Priority};
 use crate::sla::Suspension;
 use crate::time::Timestamp;
 
@@ -98,19 +98,12 @@ pub struct Citizen {
     pub opt_out: Vec<Channel>,
 }
 
-/// Checks the shape of an e-mail address: one `@`, a local part, a domain with a dot, no spaces.
-pub fn valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    s.len() <= 254
-        && !local.is_empty()
-        && local.len() <= 64
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains('@')
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+/// Why `s` is not an e-mail address the SMTP channel can send to ([`EmailAddress`]'s rules),
+/// as a field message; `None` when it is one.
+pub fn email_problem(s: &str) -> Option<String> {
+    EmailAddress::parse(s)
+        .err()
+        .map(|e| format!("is not an e-mail address we can send to: it {e}"))
 }
 
 /// Normalizes a phone number to E.164 with the `phonenumber` metadata: `+39 347 123 4567`,
@@ -318,16 +311,12 @@ fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<
         }
     };
     let email = f.opt_str("email").map(str::trim).map(str::to_owned);
-    if let Some(e) = &email
-        && !valid_email(e)
-    {
-        f.fail("email", "is not an e-mail address");
+    if let Some(why) = email.as_deref().and_then(email_problem) {
+        f.fail("email", why);
     }
     let pec = f.opt_str("pec").map(str::trim).map(str::to_owned);
-    if let Some(e) = &pec
-        && !valid_email(e)
-    {
-        f.fail("pec", "is not an e-mail address");
+    if let Some(why) = pec.as_deref().and_then(email_problem) {
+        f.fail("pec", why);
     }
     let mobile = match f.opt_str("mobile") {
         Some(m) => match normalize_e164(m) {

@@ -135,6 +135,101 @@ fn check_config_reports_syntax_errors_missing_files_and_env_overrides() {
     );
 }
 
+// Secrets are strings whatever they look like, from the environment or from a file, and no
+// message prints one: not a wrong type, not a syntax error on their line, not a short one.
+#[test]
+fn check_config_takes_secrets_made_of_digits_and_never_prints_a_secret() {
+    let digits = "4815162342000777";
+    let config = temp_file(
+        "endpoints.toml",
+        "[inbound]\n[[inbound.endpoints]]\nname = \"skebby\"\nfamily = \"rest-it\"\n\
+         [[inbound.endpoints]]\nname = \"pbx\"\nfamily = \"generic\"\n",
+    );
+    let secret_file = temp_file("pbx-secret", &format!("{digits}\n"));
+    let env = [
+        ("MESSO_INBOUND__ENDPOINTS__0__TOKEN", digits),
+        (
+            "MESSO_INBOUND__ENDPOINTS__1__SECRET_FILE",
+            secret_file.to_str().expect("path"),
+        ),
+        (
+            "MESSO_INBOUND__ENDPOINTS__1__PREVIOUS_SECRET",
+            "9223372036854775807",
+        ),
+        ("MESSO_INBOUND__IMAP__HOST", "imap.example.it"),
+        ("MESSO_INBOUND__IMAP__USERNAME", "urp"),
+        ("MESSO_INBOUND__IMAP__PASSWORD", "1234567890"),
+        ("MESSO_SMTP__HOST", "smtp.example.it"),
+        ("MESSO_SMTP__USERNAME", "urp"),
+        ("MESSO_SMTP__PASSWORD", "true"),
+    ];
+    let path = config.to_str().expect("path");
+    let out = messo(&["--config", path, "check-config"], None, &env);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("inbound.endpoints[0].token set by MESSO_INBOUND__ENDPOINTS__0__TOKEN"),
+        "{stdout}"
+    );
+    for secret in [digits, "9223372036854775807", "1234567890"] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+
+    // Refusals name the key and never the value.
+    let unquoted = temp_file(
+        "unquoted.toml",
+        &format!(
+            "[inbound]\n[[inbound.endpoints]]\nname = \"skebby\"\nfamily = \"rest-it\"\ntoken = {digits}\n"
+        ),
+    );
+    let unterminated = temp_file(
+        "unterminated.toml",
+        &format!("[smtp]\nhost = \"smtp.example.it\"\npassword = \"{digits}\n"),
+    );
+    type Case<'a> = (&'a PathBuf, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 4] = [
+        (
+            &unquoted,
+            vec![],
+            "inbound.endpoints[0].token: expected a string",
+        ),
+        (&unterminated, vec![], "is not valid TOML: line 3"),
+        (
+            &config,
+            vec![
+                ("MESSO_INBOUND__ENDPOINTS__0__TOKEN", digits),
+                ("MESSO_INBOUND__ENDPOINTS__1__SECRET", digits),
+                ("MESSO_INBOUND__ENDPOINTS__1__PREVIOUS_SECRET", "48151623"),
+            ],
+            "inbound.endpoints[1].previous_secret: the previous signing secret must be at least 16 characters",
+        ),
+        (
+            &config,
+            vec![(
+                "MESSO_SLA__HOURS_PER_WORKING_DAY",
+                "s3cret-4815162342000777",
+            )],
+            "MESSO_SLA__HOURS_PER_WORKING_DAY: expected a whole number",
+        ),
+    ];
+    for (file, env, expected) in cases {
+        let out = messo(
+            &["--config", file.to_str().expect("path"), "check-config"],
+            None,
+            &env,
+        );
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{expected}: {stdout}");
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+        for secret in [digits, "48151623"] {
+            assert!(
+                !stderr.contains(secret) && !stdout.contains(secret),
+                "{expected}: {stderr}"
+            );
+        }
+    }
+}
+
 #[test]
 fn batch_works_from_any_directory_with_the_built_in_defaults() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_messo"));

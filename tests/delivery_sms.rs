@@ -283,7 +283,7 @@ async fn a_failing_primary_fails_over_to_twilio_and_twilio_refusals_are_final() 
         ("P1_KIND", "twilio".to_owned()),
         ("P1_BASE_URL", twilio.uri()),
         ("P1_ACCOUNT_SID", "AC123".to_owned()),
-        ("P1_AUTH_TOKEN", "tok".to_owned()),
+        ("P1_AUTH_TOKEN", "twilio-auth-token-0123".to_owned()),
     ]);
     let mut c = cfg(vars);
     let w = world(&mut c).await;
@@ -295,7 +295,10 @@ async fn a_failing_primary_fails_over_to_twilio_and_twilio_refusals_are_final() 
         .await;
     Mock::given(method("POST"))
         .and(path("/2010-04-01/Accounts/AC123/Messages.json"))
-        .and(header("authorization", "Basic QUMxMjM6dG9r"))
+        .and(header(
+            "authorization",
+            "Basic QUMxMjM6dHdpbGlvLWF1dGgtdG9rZW4tMDEyMw==",
+        ))
         .and(body_string_contains("To=%2B393471234567"))
         .and(body_string_contains("From=ComuneRoma"))
         .and(body_string_contains("StatusCallback=http"))

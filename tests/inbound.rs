@@ -44,6 +44,9 @@ const MAIL_TOKEN: &str = "mail-url-token-0123456789";
 /// server listens on (as behind a TLS proxy).
 const PUBLIC: &str = "http://127.0.0.1:8080";
 
+/// The relay whose Authentication-Results the tests' configuration trusts.
+const TRUSTED_RELAY: &str = "mx.comune.roma.it";
+
 const CITIZEN_MOBILE: &str = "+393471234567";
 const CITIZEN_EMAIL: &str = "mario.rossi@example.it";
 
@@ -58,6 +61,7 @@ fn config_text(dir: &std::path::Path) -> String {
 ticket_format = "{{year}}/{{seq:6}}"
 reply_address = "urp@comune.roma.it"
 attachments_dir = "{}"
+trusted_authserv_ids = ["{TRUSTED_RELAY}"]
 max_attachment_bytes = 1000
 
 [[inbound.endpoints]]
@@ -325,12 +329,162 @@ macro_rules! on_both {
 }
 
 on_both!(
+    a_forged_email_reply_is_a_note_and_an_authenticated_one_resumes_the_clock,
     an_sms_reply_resumes_the_clock_and_ripresa_is_owed,
     a_hundred_copies_at_once_are_one_reply,
     forged_and_replayed_requests_leave_no_trace,
     receipts_move_forward_only_and_a_failure_starts_the_fallback,
     a_senders_messages_are_acted_on_in_their_order,
 );
+
+// Anyone can write the citizen's address in From. A reply whose sender the provider or a
+// trusted relay did not authenticate is kept as a note, the office is told, and the ticket
+// stays suspended; an authenticated one resumes the clock.
+async fn a_forged_email_reply_is_a_note_and_an_authenticated_one_resumes_the_clock(h: &Hook) {
+    h.ticket("2026/000960", true).await;
+    let post = |extra: &[(&str, &str)], id: &str| {
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("from", "Mario Rossi <mario.rossi@example.it>"),
+            ("to", "URP <urp+2026.000960@comune.roma.it>"),
+            ("subject", "Re: integrazione"),
+            ("text", "Ecco il documento richiesto."),
+            ("Message-Id", id),
+        ];
+        pairs.extend_from_slice(extra);
+        let body = form(&pairs);
+        async move {
+            h.client
+                .post(format!("{}/webhooks/mail/posta/{MAIL_TOKEN}", h.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .expect("post")
+                .status()
+                .as_u16()
+        }
+    };
+    let forgeries: [(&[(&str, &str)], &str); 6] = [
+        // SendGrid: SPF failed, DKIM passed only for the forger's own domain.
+        (
+            &[
+                ("SPF", "fail"),
+                ("dkim", "{@evil.example.com : pass}"),
+                (
+                    "envelope",
+                    r#"{"to":["urp@comune.roma.it"],"from":"x@evil.example.com"}"#,
+                ),
+            ],
+            "<f1@evil.example.com>",
+        ),
+        // SPF passed, for the forger's envelope sender: not aligned with From.
+        (
+            &[
+                ("SPF", "pass"),
+                ("envelope", r#"{"from":"bounce@evil.example.com"}"#),
+            ],
+            "<f2@evil.example.com>",
+        ),
+        // No verdict at all.
+        (&[], "<f3@evil.example.com>"),
+        // A verdict the forger wrote himself, from a relay nobody trusts.
+        (
+            &[(
+                "Authentication-Results",
+                "mx.evil.example.com; dmarc=pass header.from=example.it",
+            )],
+            "<f4@evil.example.com>",
+        ),
+        // The trusted relay says DMARC failed.
+        (
+            &[(
+                "Authentication-Results",
+                "mx.comune.roma.it; spf=softfail smtp.mailfrom=x@evil.example.com; dmarc=fail header.from=example.it",
+            )],
+            "<f5@evil.example.com>",
+        ),
+        // A provider verdict given twice (the forger's copy beside the provider's).
+        (
+            &[
+                ("X-Mailgun-Spf", "Pass"),
+                ("X-Mailgun-Spf", "Fail"),
+                ("sender", CITIZEN_EMAIL),
+            ],
+            "<f6@evil.example.com>",
+        ),
+    ];
+    for (n, (extra, id)) in forgeries.iter().enumerate() {
+        assert_eq!(post(extra, id).await, 200, "forgery {n}");
+        let r = h.process().await;
+        assert_eq!((r.integrations, r.notes), (0, 1), "forgery {n}");
+        assert!(
+            h.waiting("2026/000960").await,
+            "forgery {n} resumed the clock"
+        );
+        assert_eq!(
+            h.kinds("2026/000960").await.last().map(String::as_str),
+            Some("note"),
+            "forgery {n}"
+        );
+    }
+    let alerts = h
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|(k, rcp, ..)| k == "risposta_non_autenticata" && rcp == "office")
+        .count();
+    assert_eq!(alerts, forgeries.len(), "the office is told of each");
+    let rows = h.store.inbound_rows().await.expect("rows");
+    let notes: Vec<_> = rows
+        .iter()
+        .filter(|r| r.outcome.as_deref() == Some("note"))
+        .collect();
+    assert_eq!(notes.len(), forgeries.len());
+    for r in &notes {
+        let detail = r.detail.as_deref().unwrap_or_default();
+        assert!(detail.contains("not authenticated"), "{detail}");
+    }
+    let t = h
+        .store
+        .ticket("2026/000960")
+        .await
+        .expect("get")
+        .expect("ticket");
+    let last = h
+        .store
+        .events(t.id)
+        .await
+        .expect("events")
+        .pop()
+        .expect("event");
+    let text = last.data["text"].as_str().unwrap_or_default();
+    assert!(text.contains("mittente non verificato"), "{text}");
+    assert!(text.contains("Ecco il documento richiesto."), "{text}");
+
+    // Authenticated by the trusted relay (topmost), with a forged copy below it.
+    assert_eq!(
+        post(
+            &[
+                (
+                    "headers",
+                    "Received: from mail.example.it\r\nAuthentication-Results: mx.comune.roma.it;\r\n \
+                     spf=pass smtp.mailfrom=mario.rossi@example.it;\r\n dkim=pass header.d=example.it;\r\n \
+                     dmarc=pass header.from=example.it\r\nAuthentication-Results: mx.comune.roma.it; dmarc=fail\r\n",
+                ),
+            ],
+            "<real@example.it>",
+        )
+        .await,
+        200
+    );
+    let r = h.process().await;
+    assert_eq!((r.integrations, r.notes), (1, 0));
+    assert!(!h.waiting("2026/000960").await, "the clock resumed");
+    assert_eq!(
+        h.kinds("2026/000960").await.last().map(String::as_str),
+        Some("integration_received")
+    );
+}
 
 // On PostgreSQL records are acted on in several lanes at once; a sender's STOP and then START
 // still happen in that order, for every sender.
@@ -1017,6 +1171,13 @@ async fn an_email_reply_with_documents_resumes_the_clock_and_keeps_the_files() {
     field(&mut body, "subject", "Re: integrazione");
     field(&mut body, "text", "In allegato il documento richiesto.");
     field(&mut body, "Message-Id", "<reply-800@example.it>");
+    // The provider's verdict: SPF passed for an envelope sender of the citizen's domain.
+    field(&mut body, "SPF", "pass");
+    field(
+        &mut body,
+        "envelope",
+        r#"{"to":["urp@comune.roma.it"],"from":"mario.rossi@example.it"}"#,
+    );
     for (name, bytes) in [("../../carta.pdf", &pdf), ("grande.bin", &big)] {
         body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"{name}\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes());
         body.extend_from_slice(bytes);
@@ -1186,6 +1347,8 @@ async fn the_reply_address_of_our_email_names_the_ticket() {
                 "text",
                 "Ecco il documento (senza numero di pratica nel testo).",
             ),
+            ("X-Mailgun-Spf", "Pass"),
+            ("sender", CITIZEN_EMAIL),
         ])
         .send()
         .await

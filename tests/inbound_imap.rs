@@ -8,6 +8,8 @@
 
 #[path = "common/peers.rs"]
 mod peers;
+#[path = "common/pg.rs"]
+mod pg;
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -757,10 +759,12 @@ async fn a_silent_server_times_out_and_a_closed_port_is_a_connect_error() {
 }
 
 // The whole path from the mailbox: a citizen's reply with a PDF, polled from dovecot, stored,
-// matched by the number in its subject, the clock resumed and the file kept; polling again
-// stores nothing new.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reply_in_the_mailbox_resumes_its_ticket() {
+// matched by the number in its subject. Sent by a forger (the trusted relay's verdict says DMARC
+// failed; a verdict the forger wrote himself, from a relay nobody trusts, says it passed) it is
+// a note for the office and the ticket stays suspended. Authenticated by the trusted relay's
+// topmost Authentication-Results, it resumes the clock and the file is kept; polling again
+// stores nothing new. On SQLite and on PostgreSQL.
+async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(pg: bool) {
     use messo::config::{BUILTIN_TOML, Config};
     use messo::store::{InboundPolicy, InboundWriter, Store};
     use messo::ticket::{NewEvent, NewTicket, Source};
@@ -770,13 +774,18 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket() {
     let dovecot = Dovecot::start(Options::default());
     let dir = tmp("imap-e2e");
     let toml = format!(
-        "{BUILTIN_TOML}\n[inbound]\nticket_format = \"URP-{{year}}-{{seq:6}}\"\nattachments_dir = \"{}\"\n",
+        "{BUILTIN_TOML}\n[inbound]\nticket_format = \"URP-{{year}}-{{seq:6}}\"\nattachments_dir = \"{}\"\n\
+         trusted_authserv_ids = [\"MX.Comune.Example.IT\"]\n",
         dir.join("attachments").display()
     );
     let cfg = Config::from_toml(&toml, "test", Vec::new()).expect("config");
-    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
-        .await
-        .expect("store");
+    let schema = format!("messo_imap_{}", std::process::id());
+    let url = if pg {
+        pg::fresh_schema(&schema).await
+    } else {
+        format!("sqlite://{}/messo.db", dir.display())
+    };
+    let store = Store::connect(&url).await.expect("store");
     store.migrate().await.expect("migrate");
     let at = Timestamp::parse_rfc3339("2026-03-02T10:15:00+01:00").expect("ts");
     store.register_config(&cfg, at).await.expect("register");
@@ -799,32 +808,91 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket() {
         .await
         .expect("append");
 
-    append(dovecot.port, &[message_with_pdf()]).await;
     let now = Timestamp::parse_rfc3339("2026-03-03T10:00:00+01:00").expect("ts");
     let clock: messo::http::Clock = Arc::new(move || now);
     let writer = InboundWriter::spawn(store.clone(), Arc::new(tokio::sync::Notify::new()));
+    let policy = InboundPolicy::from_config(&cfg);
+    let waiting = || async {
+        store
+            .ticket("URP-2026-000123")
+            .await
+            .expect("get")
+            .expect("ticket")
+            .waiting_since
+            .is_some()
+    };
+
+    // The forgery.
+    let forged = with_headers(
+        "Authentication-Results: mx.comune.example.it;\r\n\tspf=fail smtp.mailfrom=x@evil.example.com;\r\n\
+         \tdkim=none; dmarc=fail (p=none) header.from=example.it\r\n\
+         Authentication-Results: mx.evil.example.com; dmarc=pass header.from=example.it\r\n",
+        &message_with_pdf().replace("pdf-1@example.it", "forged-1@evil.example.com"),
+    );
+    append(dovecot.port, &[forged]).await;
     let r = messo::inbound::mailbox::poll(&dovecot.account(), &cfg.inbound, &writer, &clock)
         .await
         .expect("poll");
     assert_eq!((r.fetched, r.accepted), (1, 1));
-    let policy = InboundPolicy::from_config(&cfg);
     let report = store
         .process_inbound(&policy, now, 10)
         .await
         .expect("process");
-    assert_eq!(report.integrations, 1);
+    assert_eq!((report.integrations, report.notes), (0, 1));
+    assert!(waiting().await, "a forged reply does not resume the clock");
     let ticket = store
         .ticket("URP-2026-000123")
         .await
         .expect("get")
         .expect("ticket");
-    assert!(ticket.waiting_since.is_none(), "the clock resumed");
+    let note = store
+        .events(ticket.id)
+        .await
+        .expect("events")
+        .pop()
+        .expect("event");
+    assert_eq!(note.kind, "note");
+    let text = note.data["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("mittente non verificato") && text.contains("dmarc=fail"),
+        "{text}"
+    );
+    let rows = store.inbound_rows().await.expect("rows");
+    assert_eq!(rows[0].outcome.as_deref(), Some("note"));
+    let alerts: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'risposta_non_autenticata' AND recipient = 'office'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("alerts");
+    assert_eq!(alerts, 1, "the office is told");
+
+    // The citizen's own reply: the trusted relay, topmost, says DMARC passed; a copy that
+    // claims the relay's name below it is not read.
+    let genuine = with_headers(
+        "Authentication-Results: MX.comune.example.it 1;\r\n spf=pass (sender permitted) smtp.mailfrom=anna.bianchi@example.it;\r\n\
+         \tdkim=pass header.d=example.it; dmarc=pass header.from=example.it\r\n\
+         Authentication-Results: mx.comune.example.it; dmarc=fail header.from=example.it\r\n",
+        &message_with_pdf(),
+    );
+    append(dovecot.port, &[genuine]).await;
+    let r = messo::inbound::mailbox::poll(&dovecot.account(), &cfg.inbound, &writer, &clock)
+        .await
+        .expect("poll");
+    assert_eq!((r.fetched, r.accepted), (1, 1));
+    let report = store
+        .process_inbound(&policy, now, 10)
+        .await
+        .expect("process");
+    assert_eq!((report.integrations, report.notes), (1, 0));
+    assert!(!waiting().await, "the clock resumed");
     let last = store
         .events(ticket.id)
         .await
         .expect("events")
         .pop()
         .expect("event");
+    assert_eq!(last.kind, "integration_received");
     assert!(
         last.data["text"]
             .as_str()
@@ -837,11 +905,42 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket() {
         std::fs::read_dir(dir.join("attachments"))
             .expect("attachments")
             .count(),
-        1
+        1,
+        "the same file, kept once"
     );
     let again = messo::inbound::mailbox::poll(&dovecot.account(), &cfg.inbound, &writer, &clock)
         .await
         .expect("poll");
     assert_eq!(again.fetched, 0);
-    assert_eq!(store.inbound_rows().await.expect("rows").len(), 1);
+    assert_eq!(store.inbound_rows().await.expect("rows").len(), 2);
+    if pg {
+        pg::drop_schema(&schema).await;
+    }
+}
+
+/// `headers` (CRLF-ended lines) put on top of `message`, as a receiving relay adds them.
+fn with_headers(headers: &str, message: &[u8]) -> Vec<u8> {
+    let mut out = headers.as_bytes().to_vec();
+    out.extend_from_slice(message);
+    out
+}
+
+trait Replace {
+    fn replace(&self, from: &str, to: &str) -> Vec<u8>;
+}
+
+impl Replace for Vec<u8> {
+    fn replace(&self, from: &str, to: &str) -> Vec<u8> {
+        String::from_utf8_lossy(self).replace(from, to).into_bytes()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated_sqlite() {
+    a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated_postgres() {
+    a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(true).await;
 }

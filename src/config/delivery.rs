@@ -261,9 +261,10 @@ fn url(p: &mut Problems, key: &str, v: Option<String>, default: Option<&str>) ->
     let v = v.or_else(|| default.map(str::to_owned));
     let v = required(p, key, v);
     if !(v.is_empty() || v.starts_with("https://") || v.starts_with("http://")) {
+        // Not repeated: a provider's URL may carry its API key.
         p.add(
             key,
-            format!("expected an http:// or https:// URL, found {v:?}"),
+            "expected an http:// or https:// URL (the value is not shown: it may hold a key)",
         );
     }
     v.trim_end_matches('/').to_owned()
@@ -303,9 +304,9 @@ pub(super) fn smtp(p: &mut Problems, section: &str, raw: RawSmtp) -> SmtpAccount
     }
     let sender = raw.sender.filter(|s| !s.is_empty());
     if let Some(s) = &sender
-        && !crate::ticket::valid_email(s)
+        && let Some(why) = crate::ticket::email_problem(s)
     {
-        p.add(k("sender"), format!("{s:?} is not an e-mail address"));
+        p.add(k("sender"), format!("{s:?} {why}"));
     }
     SmtpAccount {
         host,
@@ -382,7 +383,20 @@ pub(super) fn sms(p: &mut Problems, raw: RawSms) -> Sms {
             "twilio" => (
                 ProviderKind::Twilio {
                     account_sid: required(p, &k("account_sid"), r.account_sid),
-                    auth_token: required(p, &k("auth_token"), r.auth_token),
+                    // It also verifies Twilio's callbacks: a secret like any other.
+                    auth_token: {
+                        let t = required(p, &k("auth_token"), r.auth_token);
+                        if !t.is_empty() && t.chars().count() < super::MIN_SECRET_CHARS {
+                            p.add(
+                                k("auth_token"),
+                                format!(
+                                    "the Twilio auth token must be at least {} characters (the value is not shown)",
+                                    super::MIN_SECRET_CHARS
+                                ),
+                            );
+                        }
+                        t
+                    },
                     messaging_service_sid: r.messaging_service_sid.filter(|s| !s.is_empty()),
                 },
                 url(

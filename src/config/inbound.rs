@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::Problems;
+use super::{MIN_SECRET_CHARS, Problems};
 use crate::inbound::Route;
+use crate::inbound::auth::MailAuthMode;
 use crate::inbound::imap::{ImapAccount, ImapSecurity};
 use crate::inbound::matching::{OPT_IN_DEFAULT, OPT_OUT_DEFAULT, TicketFormat};
 
@@ -23,6 +24,8 @@ pub(super) struct RawInbound {
     signature_tolerance_s: Option<i64>,
     opt_out_keywords: Option<Vec<String>>,
     opt_in_keywords: Option<Vec<String>>,
+    mail_auth: Option<String>,
+    trusted_authserv_ids: Option<Vec<String>>,
     #[serde(default)]
     endpoints: Vec<RawEndpoint>,
     imap: Option<RawImap>,
@@ -134,6 +137,11 @@ pub struct Inbound {
     pub signature_tolerance_s: i64,
     pub opt_out_keywords: Vec<String>,
     pub opt_in_keywords: Vec<String>,
+    /// Whether an e-mail reply resumes a clock only when its sender is authenticated
+    /// (`require`, the default) or on its `From` alone (`off`).
+    pub mail_auth: MailAuthMode,
+    /// The receiving relays whose `Authentication-Results` headers are believed (lowercase).
+    pub trusted_authserv_ids: Vec<String>,
     pub endpoints: Vec<Endpoint>,
     pub imap: Option<ImapPolling>,
 }
@@ -146,6 +154,29 @@ impl Default for Inbound {
 }
 
 impl Inbound {
+    /// What an operator must hear at start about e-mail replies and the clock: `off` trusts
+    /// the `From` address alone; `require` without a trusted relay leaves the mailbox's
+    /// replies unauthenticated (each one a note and an office alert).
+    pub fn mail_auth_warning(&self) -> Option<&'static str> {
+        match self.mail_auth {
+            MailAuthMode::Off => Some(
+                "inbound.mail_auth = \"off\": an e-mail reply resumes a ticket's clock on its From \
+                 address alone, which anyone can forge; set it to \"require\" and list the \
+                 receiving relays in inbound.trusted_authserv_ids",
+            ),
+            MailAuthMode::Require
+                if self.imap.is_some() && self.trusted_authserv_ids.is_empty() =>
+            {
+                Some(
+                    "inbound.trusted_authserv_ids is empty: e-mail replies from the mailbox cannot \
+                     be authenticated, so none resumes a clock (each is a note and the office is \
+                     told); list the relays that receive the URP's mail",
+                )
+            }
+            MailAuthMode::Require => None,
+        }
+    }
+
     /// The endpoint named `name`.
     pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
         self.endpoints.iter().find(|e| e.name == name)
@@ -161,18 +192,33 @@ fn ranged(p: &mut Problems, key: &str, v: Option<i64>, default: i64, lo: i64, hi
     v
 }
 
+/// A secret that verifies requests (URL token, signing secret, Twilio auth token): required,
+/// and refused below [`MIN_SECRET_CHARS`]. The message names the key, never the value.
 fn secret(p: &mut Problems, key: &str, v: Option<String>, what: &str) -> String {
-    match v.filter(|s| !s.is_empty()) {
-        Some(s) if s.len() >= 16 => s,
-        Some(_) => {
-            p.add(key, format!("{what} must be at least 16 characters"));
-            String::new()
-        }
+    match optional_secret(p, key, v, what) {
+        Some(s) => s,
         None => {
-            p.add(key, format!("{what} is required"));
+            if !p.0.iter().any(|x| x.key == key) {
+                p.add(key, format!("{what} is required"));
+            }
             String::new()
         }
     }
+}
+
+/// A secret that may be absent (`previous_secret`): when given, as long as any other.
+fn optional_secret(p: &mut Problems, key: &str, v: Option<String>, what: &str) -> Option<String> {
+    let v = v.filter(|s| !s.is_empty())?;
+    if v.chars().count() < MIN_SECRET_CHARS {
+        p.add(
+            key,
+            format!(
+                "{what} must be at least {MIN_SECRET_CHARS} characters (the value is not shown)"
+            ),
+        );
+        return None;
+    }
+    Some(v)
 }
 
 /// Validates `[inbound]`. `twilio_providers` are the (name, auth token) of Twilio SMS
@@ -192,7 +238,7 @@ pub(super) fn inbound(
     });
     let reply_address = raw.reply_address.filter(|s| !s.is_empty());
     if let Some(a) = &reply_address
-        && (!crate::ticket::valid_email(a) || a.contains('+'))
+        && (crate::ticket::email_problem(a).is_some() || a.contains('+'))
     {
         p.add(
             "inbound.reply_address",
@@ -234,6 +280,40 @@ pub(super) fn inbound(
         );
     }
 
+    let mail_auth = match raw.mail_auth.as_deref() {
+        None => MailAuthMode::default(),
+        Some(s) => MailAuthMode::parse(s).unwrap_or_else(|| {
+            p.add(
+                "inbound.mail_auth",
+                format!("unknown mode {s:?}; expected require|off"),
+            );
+            MailAuthMode::default()
+        }),
+    };
+    let mut trusted_authserv_ids: Vec<String> = Vec::new();
+    for (i, id) in raw
+        .trusted_authserv_ids
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let id = id.trim().to_ascii_lowercase();
+        if id.is_empty()
+            || id.len() > 255
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            p.add(
+                format!("inbound.trusted_authserv_ids[{i}]"),
+                "expected the host name a receiving relay writes first in its \
+                 Authentication-Results, like \"mx.comune.example.it\"",
+            );
+        } else if !trusted_authserv_ids.contains(&id) {
+            trusted_authserv_ids.push(id);
+        }
+    }
+
     let mut endpoints: Vec<Endpoint> = Vec::new();
     for (i, r) in raw.endpoints.into_iter().enumerate() {
         let k = |f: &str| format!("inbound.endpoints[{i}].{f}");
@@ -254,13 +334,7 @@ pub(super) fn inbound(
         }
         let family = match r.family.as_deref().unwrap_or("") {
             "twilio" => Family::Twilio {
-                auth_token: match r.auth_token.filter(|s| !s.is_empty()) {
-                    Some(t) => t,
-                    None => {
-                        p.add(k("auth_token"), "the Twilio auth token is required");
-                        String::new()
-                    }
-                },
+                auth_token: secret(p, &k("auth_token"), r.auth_token, "the Twilio auth token"),
             },
             "rest-it" => Family::RestIt {
                 token: secret(p, &k("token"), r.token, "the URL token"),
@@ -270,7 +344,12 @@ pub(super) fn inbound(
             },
             "generic" => {
                 let mut secrets = vec![secret(p, &k("secret"), r.secret, "the signing secret")];
-                if let Some(prev) = r.previous_secret.filter(|s| !s.is_empty()) {
+                if let Some(prev) = optional_secret(
+                    p,
+                    &k("previous_secret"),
+                    r.previous_secret,
+                    "the previous signing secret",
+                ) {
                     secrets.push(prev);
                 }
                 Family::Generic { secrets }
@@ -414,6 +493,8 @@ pub(super) fn inbound(
         ),
         opt_out_keywords,
         opt_in_keywords,
+        mail_auth,
+        trusted_authserv_ids,
         endpoints,
         imap,
     }

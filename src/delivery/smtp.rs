@@ -108,16 +108,14 @@ impl SmtpChannel {
         reply_to: Option<&str>,
         policy: &Delivery,
     ) -> Result<SmtpChannel, SmtpSetupError> {
-        let address: Address = sender
-            .parse()
-            .map_err(|_| SmtpSetupError::Address(sender.to_owned()))?;
-        let domain = address.domain().to_owned();
-        let from = Mailbox::new(Some(display.to_owned()), address);
+        let from_address =
+            address(sender).ok_or_else(|| SmtpSetupError::Address(sender.to_owned()))?;
+        let domain = from_address.domain().to_owned();
+        let from = Mailbox::new(Some(display.to_owned()), from_address);
         let reply_to = match reply_to {
             Some(r) => Some(Mailbox::new(
                 None,
-                r.parse()
-                    .map_err(|_| SmtpSetupError::Address(r.to_owned()))?,
+                address(r).ok_or_else(|| SmtpSetupError::Address(r.to_owned()))?,
             )),
             None => None,
         };
@@ -468,12 +466,15 @@ pub fn build_mime(
     domain: &str,
     msg: &OutMessage,
 ) -> Result<(Vec<u8>, Address), Outcome> {
-    let to: Address = msg.address.parse().map_err(|_| {
-        Outcome::permanent(format!(
-            "{} is not an e-mail address",
-            crate::notify::mask(&msg.address)
-        ))
-    })?;
+    let to = crate::domain::EmailAddress::parse(&msg.address)
+        .map_err(|e| e.to_string())
+        .and_then(|a| a.to_lettre().map_err(|e| e.to_string()))
+        .map_err(|why| {
+            Outcome::permanent(format!(
+                "{} is not an e-mail address we can send to: it {why}",
+                crate::notify::mask(&msg.address)
+            ))
+        })?;
     let mut b = Message::builder()
         .from(from.clone())
         .to(Mailbox::new(None, to.clone()))
@@ -495,7 +496,7 @@ pub fn build_mime(
     let tagged = msg
         .reply_to
         .as_deref()
-        .and_then(|r| r.parse::<Address>().ok())
+        .and_then(address)
         .map(|a| Mailbox::new(None, a));
     if let Some(r) = tagged.as_ref().or(reply_to) {
         b = b.reply_to(r.clone());
@@ -574,11 +575,18 @@ fn implicit_tls(
 }
 
 /// A mailbox with a display name.
-pub fn mailbox(display: &str, address: &str) -> Result<Mailbox, SmtpSetupError> {
-    let a: Address = address
-        .parse()
-        .map_err(|_| SmtpSetupError::Address(address.to_owned()))?;
+pub fn mailbox(display: &str, text: &str) -> Result<Mailbox, SmtpSetupError> {
+    let a = address(text).ok_or_else(|| SmtpSetupError::Address(text.to_owned()))?;
     Ok(Mailbox::new(Some(display.to_owned()), a))
+}
+
+/// `text` as lettre's address, when it is one under [`crate::domain::EmailAddress`]'s rules:
+/// what the API, direct writes and the configuration accept is exactly what is sent to.
+fn address(text: &str) -> Option<Address> {
+    crate::domain::EmailAddress::parse(text)
+        .ok()?
+        .to_lettre()
+        .ok()
 }
 
 /// The HTML alternative of a plain text: escaped, paragraphs kept.

@@ -1208,8 +1208,10 @@ async fn test_send(
     let to = body.to.clone().unwrap_or_default();
     let to = to.trim();
     let address = match channel.as_str() {
-        "email" if crate::ticket::valid_email(to) => to.to_owned(),
-        "email" => return Err(bad_request("to: not an e-mail address")),
+        "email" => match crate::ticket::email_problem(to) {
+            None => to.to_owned(),
+            Some(why) => return Err(bad_request(format!("to: {why}"))),
+        },
         "sms" => crate::delivery::sms::normalize_number(to, false)
             .map_err(|_| bad_request("to: not a phone number"))?,
         other => {

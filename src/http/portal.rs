@@ -157,19 +157,22 @@ pub async fn link_keys(
     store: &Store,
     now: Timestamp,
 ) -> Result<LinkKeys, StoreError> {
-    if let Some(k) = &config.portal.link_key {
-        return Ok(LinkKeys::new(
+    let keys = if let Some(k) = &config.portal.link_key {
+        LinkKeys::new(
             k.as_bytes(),
             config
                 .portal
                 .previous_link_key
                 .as_deref()
                 .map(str::as_bytes),
-        ));
-    }
-    let fresh = super::auth::random_hex(32).map_err(StoreError::Corrupt)?;
-    let key = store.portal_key(&fresh, now).await?;
-    Ok(LinkKeys::new(key.as_bytes(), None))
+        )
+    } else {
+        let fresh = super::auth::random_hex(32).map_err(StoreError::Corrupt)?;
+        let key = store.portal_key(&fresh, now).await?;
+        LinkKeys::new(key.as_bytes(), None)
+    };
+    // A link opens no longer than the validity configured now, whatever it carries.
+    Ok(keys.with_max_valid_days(config.portal.link_valid_days))
 }
 
 /// What writes the status links of citizens' messages under this configuration.

@@ -52,6 +52,8 @@ struct Inner {
     max_mail_bytes: usize,
     attachments_dir: PathBuf,
     max_attachment_bytes: u64,
+    /// Relays whose `Authentication-Results` are believed (`inbound.trusted_authserv_ids`).
+    trusted_authserv_ids: Vec<String>,
     writer: InboundWriter,
     clock: Clock,
 }
@@ -94,6 +96,7 @@ impl WebhookState {
                 max_mail_bytes: inbound.max_mail_bytes,
                 attachments_dir: inbound.attachments_dir.clone(),
                 max_attachment_bytes: inbound.max_attachment_bytes,
+                trusted_authserv_ids: inbound.trusted_authserv_ids.clone(),
                 writer,
                 clock,
             }),
@@ -392,6 +395,12 @@ async fn mail(
         )));
     }
     let mut parsed = inbound::parse::mail_fields(&Fields::from_pairs(&pairs))?;
+    // The provider's verdict on the sender, from the verified request's own fields.
+    parsed.auth = Some(inbound::auth::for_webhook(
+        &pairs,
+        parsed.sender.as_deref().unwrap_or_default(),
+        &inner.trusted_authserv_ids,
+    ));
     for (name, ctype, bytes) in files.iter().take(50) {
         let meta = inbound::files::save(
             &inner.attachments_dir,

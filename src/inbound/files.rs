@@ -21,19 +21,10 @@ pub async fn save(
     let sha = hex(&Sha256::digest(bytes));
     let size = bytes.len() as u64;
     let stored_as = if size <= max_bytes {
-        tokio::fs::create_dir_all(dir).await?;
-        let path = dir.join(&sha);
-        if tokio::fs::metadata(&path).await.is_err() {
-            // Written under a temporary name and renamed: a reader never sees half a file.
-            let tmp = dir.join(format!(".{sha}.part"));
-            tokio::fs::write(&tmp, bytes).await?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).await?;
-            }
-            tokio::fs::rename(&tmp, &path).await?;
-        }
+        let (dir, name, bytes) = (dir.to_owned(), sha.clone(), bytes.to_vec());
+        tokio::task::spawn_blocking(move || keep(&dir, &name, &bytes))
+            .await
+            .map_err(std::io::Error::other)??;
         Some(sha.clone())
     } else {
         None
@@ -45,6 +36,23 @@ pub async fn save(
         sha256: sha,
         stored_as,
     })
+}
+
+/// Writes `bytes` as `dir/name` unless it is there: a 0600 file in a 0700 folder, whatever the
+/// umask, written under a temporary name and renamed, so a reader never sees half a file. A
+/// file already there (the same content) is narrowed to 0600 if others could read it.
+fn keep(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    crate::private_files::create_dir_all(dir)?;
+    let path = dir.join(name);
+    if path.exists() {
+        return crate::private_files::narrow_file(&path);
+    }
+    let tmp = dir.join(format!(".{name}.part"));
+    let mut f = crate::private_files::create_file(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)
 }
 
 /// A file name as it may be shown to the office: no path, no control characters, at most 120

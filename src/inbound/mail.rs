@@ -43,7 +43,13 @@ pub struct MailReply {
     pub attachments: Vec<MailAttachment>,
     /// True when no person wrote the message: an auto-reply, a bounce, a list or bulk message.
     pub automatic: bool,
+    /// The raw values of its `Authentication-Results` headers, top first (the topmost was
+    /// added by the last server it passed through). At most [`MAX_AUTH_RESULTS`].
+    pub auth_results: Vec<String>,
 }
+
+/// The most `Authentication-Results` headers kept from one message.
+pub const MAX_AUTH_RESULTS: usize = 32;
 
 /// Why a byte string was not read as a reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,8 +110,16 @@ pub fn parse_rfc822(raw: &[u8]) -> Result<MailReply, MailError> {
         .trim()
         .to_owned();
 
+    let auth_results = message
+        .headers_raw()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
+        .map(|(_, value)| value.trim().to_owned())
+        .take(MAX_AUTH_RESULTS)
+        .collect();
+
     Ok(MailReply {
         message_id,
+        auth_results,
         automatic: is_automatic(&message, &from),
         from,
         to,
@@ -394,6 +408,24 @@ aWxlcgo8PCAvUm9vdCAxIDAgUiA+PgolJUVPRgo=\r\n\
         );
         assert!(r.attachments.is_empty());
         assert!(!r.automatic);
+    }
+
+    #[test]
+    fn authentication_results_are_kept_top_first() {
+        let raw =
+            b"Authentication-Results: mx.top.example;\r\n\tdmarc=pass header.from=example.it\r\n\
+Received: from x\r\n\
+authentication-results: mx.below.example; dmarc=fail\r\n\
+From: a@example.it\r\n\r\nok\r\n";
+        let r = parse_rfc822(raw).expect("parses");
+        assert_eq!(r.auth_results.len(), 2);
+        assert!(
+            r.auth_results[0].starts_with("mx.top.example;"),
+            "{:?}",
+            r.auth_results
+        );
+        assert!(r.auth_results[1].starts_with("mx.below.example;"));
+        assert!(parse_rfc822(PLAIN).expect("parses").auth_results.is_empty());
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub async fn accept_raw(
     let parsed = match parse_rfc822(raw) {
         Ok(m) => {
             let mut p = parsed_of(&m, raw);
+            // Judged now, with the relays trusted now; the record keeps the verdict.
+            p.auth = Some(super::auth::for_mailbox(
+                &m.auth_results,
+                &m.from,
+                &inbound.trusted_authserv_ids,
+            ));
             for a in m.attachments.iter().take(50) {
                 let meta = super::files::save(
                     &inbound.attachments_dir,

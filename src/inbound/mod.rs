@@ -8,6 +8,7 @@
 //! receipt's state — happens on the daemon's next pass, from the stored record, so a crash
 //! between the answer and the action loses nothing.
 
+pub mod auth;
 pub mod dlr;
 pub mod files;
 pub mod imap;
@@ -109,6 +110,10 @@ pub struct Parsed {
     pub automatic: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentMeta>,
+    /// E-mail only: whether the sender is who `From` says ([`auth`]), as judged when it came
+    /// in. Absent on other routes and on records stored before the check existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<auth::MailAuth>,
 }
 
 /// Why a webhook was refused, with its HTTP status.

@@ -382,7 +382,7 @@ pub fn bare_address(s: &str) -> Option<String> {
         _ => s,
     };
     let a = inner.trim().to_ascii_lowercase();
-    crate::ticket::valid_email(&a).then_some(a)
+    crate::domain::EmailAddress::parse(&a).is_ok().then_some(a)
 }
 
 /// A stand-in id from content, for providers that send none.

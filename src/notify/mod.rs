@@ -50,10 +50,11 @@ pub fn mask_text(text: &str) -> String {
 }
 
 fn write_atomically(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
+    // Citizens' messages: 0600 files in a 0700 folder, whatever the umask.
+    crate::private_files::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
     let path = dir.join(name);
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = crate::private_files::create_file(&tmp)?;
     f.write_all(content)?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;

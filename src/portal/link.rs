@@ -53,12 +53,16 @@ pub struct LinkKeys {
     current: Hmac<Sha256>,
     /// Still accepted while a new key takes over.
     previous: Option<Hmac<Sha256>>,
+    /// The validity in force now (`portal.link_valid_days`): a link opens until its issue
+    /// instant plus the shorter of the days it carries and these.
+    max_days: Option<u16>,
 }
 
 impl std::fmt::Debug for LinkKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LinkKeys")
             .field("previous", &self.previous.is_some())
+            .field("max_days", &self.max_days)
             .finish_non_exhaustive()
     }
 }
@@ -76,7 +80,16 @@ impl LinkKeys {
         LinkKeys {
             current: mac(current),
             previous: previous.map(mac),
+            max_days: None,
         }
+    }
+
+    /// Links open for at most `days` after they were issued, whatever validity they carry: the
+    /// days are inside the token, so without this a lower `portal.link_valid_days` would not
+    /// shorten the links already sent.
+    pub fn with_max_valid_days(mut self, days: u16) -> LinkKeys {
+        self.max_days = Some(days);
+        self
     }
 
     fn tag(key: &Hmac<Sha256>, body: &[u8]) -> Hmac<Sha256> {
@@ -147,6 +160,7 @@ impl LinkKeys {
         }
         let ticket_id = i64::try_from(id).map_err(|_| LinkError::Malformed)?;
         let issued_at = Timestamp(i64::from(issued));
+        let days = self.max_days.map_or(days, |max| days.min(max));
         let expires_at = issued_at.plus(i64::from(days) * 86_400);
         if now >= expires_at {
             return Err(LinkError::Expired {
@@ -219,6 +233,34 @@ mod tests {
                 expired_at: NOW.plus(180 * 86_400)
             })
         );
+    }
+
+    #[test]
+    fn a_lower_validity_now_shortens_links_already_sent() {
+        // Sent with 180 days; the office then lowers the validity to 30.
+        let t = keys().sign(9, NOW, 180);
+        let now = keys().with_max_valid_days(30);
+        let l = now
+            .verify(&t, NOW.plus(30 * 86_400 - 1))
+            .expect("inside 30 days");
+        assert_eq!(l.expires_at, NOW.plus(30 * 86_400));
+        assert_eq!(
+            now.verify(&t, NOW.plus(30 * 86_400)),
+            Err(LinkError::Expired {
+                ticket_id: 9,
+                expired_at: NOW.plus(30 * 86_400)
+            })
+        );
+        // Raising it never lengthens a link: it keeps the days it was sent with.
+        let longer = keys().with_max_valid_days(365);
+        assert_eq!(
+            longer.verify(&t, NOW.plus(180 * 86_400)),
+            Err(LinkError::Expired {
+                ticket_id: 9,
+                expired_at: NOW.plus(180 * 86_400)
+            })
+        );
+        assert!(longer.verify(&t, NOW.plus(180 * 86_400 - 1)).is_ok());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::outbox::insert_outbox;
 use super::{NewOutbox, Store, StoreError};
 use crate::config::Fallback;
 use crate::delivery::fallback::{DeadRow, replacement};
+use crate::inbound::auth::{self, MailAuthMode};
 use crate::inbound::dlr::{self, DlrState};
 use crate::inbound::matching::{self, Candidate, Keyword, Match, TicketFormat};
 use crate::inbound::{Parsed, ReceiptFacts, Route};
@@ -51,6 +52,8 @@ pub struct InboundPolicy {
     pub fallback: Vec<Fallback>,
     pub office_email: String,
     pub office_phone: String,
+    /// Whether an e-mail reply must come from an authenticated sender to resume a clock.
+    pub mail_auth: MailAuthMode,
 }
 
 impl InboundPolicy {
@@ -65,6 +68,7 @@ impl InboundPolicy {
             fallback: c.delivery.fallback.clone(),
             office_email: c.notify.office_email.clone(),
             office_phone: c.notify.office_phone.clone(),
+            mail_auth: c.inbound.mail_auth,
         }
     }
 }
@@ -705,6 +709,49 @@ impl Store {
                         text: format!("Messaggio del cittadino ({channel}): {body_text}"),
                     },
                 };
+                // An e-mail resumes a clock only when its sender is authenticated (the pure
+                // decision is inbound::auth's); otherwise it is a note and the office is told.
+                let unauthenticated = match p.route {
+                    Route::Mail => auth::may_resume(policy.mail_auth, p.auth.as_ref()).err(),
+                    _ => None,
+                };
+                if waiting && let Some(why) = &unauthenticated {
+                    let note = NewEvent {
+                        at,
+                        body: EventBody::Note {
+                            text: format!(
+                                "E-mail dall'indirizzo del cittadino con mittente non verificato \
+                                 ({why}): i tempi non ripartono. {body_text}"
+                            )
+                            .chars()
+                            .take(4000)
+                            .collect(),
+                        },
+                    };
+                    self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now)
+                        .await?;
+                    report.notes += 1;
+                    self.office_alert(
+                        conn,
+                        "risposta_non_autenticata",
+                        tid,
+                        &key,
+                        p,
+                        Some(&number),
+                        policy,
+                        now,
+                    )
+                    .await?;
+                    return Ok(Done {
+                        status: "done",
+                        outcome: "note",
+                        detail: format!(
+                            "ticket matched by {}, but the sender is not authenticated ({why}): a note, the office decides",
+                            by.as_str()
+                        ),
+                        ticket_id: Some(tid),
+                    });
+                }
                 let (event, outcome) = if waiting {
                     (integration, "integration")
                 } else {
@@ -1024,6 +1071,7 @@ impl Store {
                     "text": p.text.as_deref().map(|t| t.chars().take(1000).collect::<String>()),
                     "digits": p.digits,
                     "references": p.references,
+                    "auth": p.auth.as_ref().map(|a| a.reason.clone()),
                     "attachments": p.attachments.iter().map(|a| json!({"name": a.name, "size": a.size, "sha256": a.sha256})).collect::<Vec<_>>(),
                 }),
                 not_before: now,

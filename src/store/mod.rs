@@ -71,6 +71,10 @@ pub enum StoreError {
     Url,
     #[error("cannot create the directory for the SQLite file: {0}")]
     Dir(std::io::Error),
+    /// `database.url` names a file that SQLite cannot use: found at once, not after the pool's
+    /// time-out.
+    #[error("{path} cannot be used as the SQLite database: {reason} (check database.url)")]
+    NotSqlite { path: String, reason: String },
     #[error("invalid: {}", list(.0))]
     Invalid(Vec<FieldError>),
     #[error("ticket {0} not found")]
@@ -222,12 +226,98 @@ pub struct Store {
 /// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
 const SQLITE_READERS: u32 = 4;
 
+/// Every table of the schema, as `/readyz` checks them (`Store::check_tables`).
+pub const STORE_TABLES: &[&str] = &[
+    "tickets",
+    "ticket_events",
+    "crm_inbox",
+    "idempotency_keys",
+    "calendar_versions",
+    "policy_versions",
+    "outbox",
+    "delivery_attempts",
+    "delivery_receipts",
+    "inbound_messages",
+    "sms_opt_out",
+    "dlr_parts",
+    "template_versions",
+    "admin_users",
+    "admin_tokens",
+    "admin_sessions",
+    "audit_log",
+    "portal_keys",
+];
+
 pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
      citizen, received_at, closed_at, waiting_since, policy_version, calendar_version, \
      sla_due_at, sla_state, sla_elapsed_s, sla_computed_at, next_check_at";
 
 fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp)
+}
+
+/// The first bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Before SQLite opens `path`: its folder made (0700 when we make it), the file made empty and
+/// 0600 when missing (SQLite gives its `-wal` and `-shm` files the database's mode), a file of
+/// ours that others can read narrowed, and a file that is not a database refused at once by
+/// its header, naming it.
+fn prepare_sqlite_file(path: &Path) -> Result<(), StoreError> {
+    use std::io::Read;
+    if let Some(dir) = path.parent() {
+        crate::private_files::create_dir_all(dir).map_err(StoreError::Dir)?;
+    }
+    let not_sqlite = |reason: String| StoreError::NotSqlite {
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Err(not_sqlite("it is a directory".to_owned())),
+        Ok(m) if m.len() > 0 => {
+            let mut head = [0u8; 16];
+            let mut f = std::fs::File::open(path).map_err(|e| not_sqlite(e.to_string()))?;
+            let n = f.read(&mut head).map_err(|e| not_sqlite(e.to_string()))?;
+            if n < head.len() || &head != SQLITE_HEADER {
+                return Err(not_sqlite(
+                    "it is not a SQLite database (its first bytes are not the SQLite header)"
+                        .to_owned(),
+                ));
+            }
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            crate::private_files::create_empty_if_missing(path)
+                .map_err(|e| not_sqlite(format!("cannot create it: {e}")))?;
+        }
+        Err(e) => return Err(not_sqlite(e.to_string())),
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        crate::private_files::narrow_file(Path::new(&p))
+            .map_err(|e| not_sqlite(format!("cannot narrow its mode: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Opens one connection and reads the schema's version, so a file SQLite refuses (damaged,
+/// encrypted, unreadable, locked) fails now with SQLite's own words, not after the pool has
+/// retried for its whole time-out.
+async fn probe_sqlite(path: &str, opts: &AnyConnectOptions) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    let not_sqlite = |e: sqlx::Error| StoreError::NotSqlite {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut conn = opts.connect().await.map_err(not_sqlite)?;
+    let read = sqlx::query("PRAGMA schema_version")
+        .fetch_optional(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(not_sqlite);
+    let _ = conn.close().await;
+    read
 }
 
 impl Store {
@@ -250,15 +340,12 @@ impl Store {
                     .trim_start_matches("sqlite://")
                     .trim_start_matches("sqlite:");
                 let path = path.split('?').next().unwrap_or(path);
-                if !path.is_empty()
-                    && path != ":memory:"
-                    && let Some(dir) = Path::new(path).parent()
-                    && !dir.as_os_str().is_empty()
-                {
-                    std::fs::create_dir_all(dir).map_err(StoreError::Dir)?;
-                }
                 let sep = if url.contains('?') { '&' } else { '?' };
                 let opts: AnyConnectOptions = format!("{url}{sep}mode=rwc").parse()?;
+                if !path.is_empty() && path != ":memory:" {
+                    prepare_sqlite_file(Path::new(path))?;
+                    probe_sqlite(path, &opts).await?;
+                }
                 if !path.is_empty() && path != ":memory:" {
                     // Opened when first used, after the writer has made the file and its schema.
                     reads = Some(
@@ -325,6 +412,22 @@ impl Store {
     /// connections, or PostgreSQL's pool.
     pub(crate) fn read_pool(&self) -> &AnyPool {
         self.reads.as_ref().unwrap_or(&self.pool)
+    }
+
+    /// Reads one row of every table the daemon works with, so a table that is missing, cannot
+    /// be read or whose first pages are damaged is found (`/readyz`). Each query stops at the
+    /// first row: cheap whatever the size. All its columns are asked for, so the table itself
+    /// is read (SQLite answers `SELECT 1` from the smallest index). On SQLite it goes through a
+    /// reading connection, beside the writer. Returns the first table that fails.
+    pub async fn check_tables(&self) -> Result<(), (&'static str, StoreError)> {
+        for table in STORE_TABLES {
+            let sql = format!("SELECT * FROM {table} LIMIT 1");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_optional(self.read_pool())
+                .await
+                .map_err(|e| (*table, StoreError::Db(e)))?;
+        }
+        Ok(())
     }
 
     /// Applies pending migrations.

@@ -1,0 +1,370 @@
+//! `messo run` and the CLI against damaged or unfit stores, and the modes of the files they
+//! make: `/readyz` names a table that cannot be read (a damaged SQLite page, a missing
+//! PostgreSQL table); a file that is not a database is refused at once, naming it; under
+//! umask 000 the database, its `-wal`/`-shm`, the lock, the outbox and the attachments are
+//! still 0600 in 0700 folders, and a database file others could read is narrowed.
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use messo::store::Store;
+
+const MAIL_TOKEN: &str = "mail-url-token-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("messo-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// (status, body) of one plain HTTP/1.1 request.
+fn http(port: u16, request: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(request.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
+}
+
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// The shipped configuration on `port`, polling every 100 ms, with a mail webhook.
+fn config(port: u16) -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
+        .expect("shipped config")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace(
+            "url = \"sqlite://data/messo.db\"",
+            "url = \"sqlite://data/messo.db\"\npoll_interval_ms = 100",
+        )
+        + &format!(
+            "\n[inbound]\n[[inbound.endpoints]]\nname = \"posta\"\nfamily = \"mail\"\ntoken = \"{MAIL_TOKEN}\"\n"
+        )
+}
+
+/// `messo ARGS` in `dir`, with umask 000 when `open_umask`.
+fn messo(dir: &Path, args: &[&str], env: &[(&str, &str)], open_umask: bool) -> Command {
+    let mut cmd = if open_umask {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg("umask 000 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_messo"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_messo"))
+    };
+    cmd.args(args).current_dir(dir).env("MESSO_LOG", "info");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MESSO_") && k != "MESSO_TEST_PG_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+struct Daemon {
+    child: Child,
+    port: u16,
+}
+
+impl Daemon {
+    fn start(dir: &Path, env: &[(&str, &str)], open_umask: bool) -> Daemon {
+        let port = free_port();
+        std::fs::write(dir.join("messo.toml"), config(port)).expect("config");
+        let mut child = messo(dir, &["--config", "messo.toml", "run"], env, open_umask)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start messo run");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(port, "/healthz").is_none() {
+            if let Some(status) = child.try_wait().expect("wait") {
+                let mut log = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut log);
+                }
+                panic!("the daemon exited ({status}):\n{log}");
+            }
+            assert!(Instant::now() < deadline, "the daemon did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Daemon { child, port }
+    }
+
+    /// SIGTERM, then the log.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let mut log = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut log);
+        }
+        log
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Overwrites the first page of table `table` (its root) with bytes no page can start with.
+fn damage_table(db: &Path, table: &str) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (root, page_size) = rt.block_on(async {
+        let store = Store::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open");
+        let root: i64 = sqlx::query_scalar("SELECT rootpage FROM sqlite_master WHERE name = $1")
+            .bind(table)
+            .fetch_one(store.pool())
+            .await
+            .expect("root page");
+        let size: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(store.pool())
+            .await
+            .expect("page size");
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(store.pool())
+            .await
+            .expect("checkpoint");
+        store.pool().close().await;
+        (root, size)
+    });
+    let mut bytes = std::fs::read(db).expect("read db");
+    let start = ((root - 1) * page_size) as usize;
+    for b in &mut bytes[start..start + page_size as usize] {
+        *b = 0xEE;
+    }
+    std::fs::write(db, bytes).expect("write db");
+}
+
+#[test]
+fn readyz_names_a_damaged_sqlite_table() {
+    let dir = fresh_dir("readyz-sqlite");
+    let d = Daemon::start(&dir, &[], false);
+    assert_eq!(get(d.port, "/readyz").map(|r| r.0), Some(200));
+    d.stop();
+    damage_table(&dir.join("data/messo.db"), "tickets");
+    let d = Daemon::start(&dir, &[], false);
+    let (status, body) = get(d.port, "/readyz").expect("readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("table tickets"), "{body}");
+    assert_eq!(get(d.port, "/healthz").map(|r| r.0), Some(200));
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn readyz_names_a_missing_postgresql_table() {
+    let dir = fresh_dir("readyz-pg");
+    let schema = format!("messo_readyz_{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let url = rt.block_on(pg::fresh_schema(&schema));
+    let d = Daemon::start(&dir, &[("MESSO_DATABASE__URL", &url)], false);
+    assert_eq!(get(d.port, "/readyz").map(|r| r.0), Some(200));
+    let tables: Vec<String> = rt.block_on(async {
+        let store = Store::connect(&url).await.expect("connect");
+        let tables = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("tables");
+        sqlx::query("ALTER TABLE outbox RENAME TO outbox_damaged")
+            .execute(store.pool())
+            .await
+            .expect("rename");
+        tables
+    });
+    // Every table of the schema is among those /readyz reads.
+    let mut tables = tables;
+    tables.sort();
+    let mut checked: Vec<String> = messo::store::STORE_TABLES
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+    checked.sort();
+    assert_eq!(tables, checked);
+    let (status, body) = get(d.port, "/readyz").expect("readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("table outbox"), "{body}");
+    d.stop();
+    rt.block_on(pg::drop_schema(&schema));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_at_once_by_name() {
+    let dir = fresh_dir("not-a-db");
+    std::fs::create_dir_all(dir.join("data")).expect("data");
+    std::fs::write(
+        dir.join("data/messo.db"),
+        "these are my notes, not a database\n",
+    )
+    .expect("write");
+    std::fs::write(dir.join("messo.toml"), config(free_port())).expect("config");
+    for args in [
+        &["--config", "messo.toml", "migrate"][..],
+        &["--config", "messo.toml", "run"][..],
+    ] {
+        let out = messo(&dir, args, &[], false).output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(
+                "data/messo.db cannot be used as the SQLite database: it is not a SQLite database"
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/messo.db")).expect("read"),
+        "these are my notes, not a database\n",
+        "the file is left as it was"
+    );
+    // A folder where the file should be.
+    std::fs::remove_file(dir.join("data/messo.db")).expect("rm");
+    std::fs::create_dir_all(dir.join("data/messo.db")).expect("mkdir");
+    let out = messo(&dir, &["--config", "messo.toml", "migrate"], &[], false)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("it is a directory"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn files_with_personal_data_are_private_whatever_the_umask() {
+    let dir = fresh_dir("umask");
+    let data = dir.join("data");
+    let d = Daemon::start(&dir, &[], true);
+    // A direct write: the receipt goes to the file channel.
+    let received_at = messo::time::Timestamp::from_chrono(&chrono::Utc::now());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = Store::connect(&format!("sqlite://{}/messo.db", data.display()))
+            .await
+            .expect("second connection");
+        sqlx::query(
+            "INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES ('ticket', $1, $2)",
+        )
+        .bind("U-1")
+        .bind(
+            serde_json::json!({
+                "number": "U-1", "office": "anagrafe", "priority": "alta",
+                "subject": "Certificato", "received_at": received_at.to_string(),
+                "citizen": {"email": "a@example.it"}
+            })
+            .to_string(),
+        )
+        .execute(store.pool())
+        .await
+        .expect("insert");
+    });
+    // An e-mail reply with a file.
+    let boundary = "b0undary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"from\"\r\n\r\na@example.it\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nallegato\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"doc.pdf\"\r\n\
+         Content-Type: application/pdf\r\n\r\n%PDF-1.4 carta\r\n--{boundary}--\r\n"
+    );
+    let (status, answer) = http(
+        d.port,
+        &format!(
+            "POST /webhooks/mail/posta/{MAIL_TOKEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .expect("webhook");
+    assert_eq!(status, 200, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let outbox = data.join("outbox");
+    let receipt = loop {
+        let found = std::fs::read_dir(&outbox).ok().and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with("-ricevuta-citizen.eml"))
+        });
+        match found {
+            Some(p) => break p,
+            None if Instant::now() > deadline => panic!("no receipt was written"),
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let attachments = data.join("attachments");
+    let files: Vec<PathBuf> = std::fs::read_dir(&attachments)
+        .expect("attachments")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    for (path, want) in [
+        (data.clone(), 0o700),
+        (data.join("messo.db"), 0o600),
+        (data.join("messo.db-wal"), 0o600),
+        (data.join("messo.db-shm"), 0o600),
+        (data.join("messo.db.lock"), 0o600),
+        (outbox.clone(), 0o700),
+        (receipt.clone(), 0o600),
+        (attachments.clone(), 0o700),
+        (files[0].clone(), 0o600),
+    ] {
+        assert_eq!(mode(&path), want, "{}", path.display());
+    }
+    d.stop();
+
+    // A database file others could read (copied in, an old install): narrowed at start.
+    for f in ["messo.db", "messo.db.lock"] {
+        std::fs::set_permissions(data.join(f), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+    }
+    let d = Daemon::start(&dir, &[], true);
+    assert_eq!(mode(&data.join("messo.db")), 0o600);
+    assert_eq!(mode(&data.join("messo.db.lock")), 0o600);
+    let log = d.stop();
+    assert!(log.contains("narrowed to 0600"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
