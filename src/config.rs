@@ -280,6 +280,14 @@ pub struct Channels {
     pub file_dir: PathBuf,
 }
 
+/// A token id: 1–32 characters among `a-z 0-9 -`.
+pub fn valid_token_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// What an API token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -1133,7 +1141,7 @@ fn validate(
                  old form (messo_<secret>, no id) are refused: make a new one with \
                  `messo token new --name <name>` and replace this entry",
             );
-        } else if !crate::http::valid_token_id(&id) {
+        } else if !valid_token_id(&id) {
             p.add(key("id"), "expected 1-32 characters among a-z 0-9 -");
         } else if tokens.iter().any(|o| o.id == id) {
             p.add(key("id"), format!("{id:?} is the id of another token"));
@@ -1182,7 +1190,7 @@ fn validate(
     let n = raw.notify;
     let email_key = |p: &mut Problems, key: &str, v: Option<String>, default: &str| -> String {
         let v = v.unwrap_or_else(|| default.to_owned());
-        if let Some(why) = crate::ticket::email_problem(&v) {
+        if let Some(why) = crate::domain::email::email_problem(&v) {
             p.add(key, format!("{v:?} {why}"));
         }
         v

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Category, EmailAddress, Lang, Priority};
+use crate::domain::{Category, Lang, Priority};
 use crate::sla::Suspension;
 use crate::time::Timestamp;
 
@@ -98,13 +98,7 @@ pub struct Citizen {
     pub opt_out: Vec<Channel>,
 }
 
-/// Why `s` is not an e-mail address the SMTP channel can send to ([`EmailAddress`]'s rules),
-/// as a field message; `None` when it is one.
-pub fn email_problem(s: &str) -> Option<String> {
-    EmailAddress::parse(s)
-        .err()
-        .map(|e| format!("is not an e-mail address we can send to: it {e}"))
-}
+pub use crate::domain::email::email_problem;
 
 /// Normalizes a phone number to E.164 with the `phonenumber` metadata: `+39 347 123 4567`,
 /// `0039 347…` and `347 123 4567` all give `+393471234567`. Whether it can take an SMS is

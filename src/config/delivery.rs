@@ -304,7 +304,7 @@ pub(super) fn smtp(p: &mut Problems, section: &str, raw: RawSmtp) -> SmtpAccount
     }
     let sender = raw.sender.filter(|s| !s.is_empty());
     if let Some(s) = &sender
-        && let Some(why) = crate::ticket::email_problem(s)
+        && let Some(why) = crate::domain::email::email_problem(s)
     {
         p.add(k("sender"), format!("{s:?} {why}"));
     }

@@ -238,7 +238,7 @@ pub(super) fn inbound(
     });
     let reply_address = raw.reply_address.filter(|s| !s.is_empty());
     if let Some(a) = &reply_address
-        && (crate::ticket::email_problem(a).is_some() || a.contains('+'))
+        && (crate::domain::email::email_problem(a).is_some() || a.contains('+'))
     {
         p.add(
             "inbound.reply_address",

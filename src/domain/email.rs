@@ -170,6 +170,14 @@ fn check_domain(domain: &str) -> Result<(), EmailError> {
     Ok(())
 }
 
+/// Why `s` is not an e-mail address the SMTP channel can send to ([`EmailAddress`]'s rules),
+/// as a field message; `None` when it is one.
+pub fn email_problem(s: &str) -> Option<String> {
+    EmailAddress::parse(s)
+        .err()
+        .map(|e| format!("is not an e-mail address we can send to: it {e}"))
+}
+
 impl FromStr for EmailAddress {
     type Err = EmailError;
 

@@ -271,13 +271,7 @@ pub fn split_token(token: &str) -> Option<(&str, &str)> {
     .then_some((id, secret))
 }
 
-/// A token id: 1–32 characters among `a-z 0-9 -`.
-pub fn valid_token_id(id: &str) -> bool {
-    (1..=32).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
+pub use crate::config::valid_token_id;
 
 /// The SHA-256 of a whole token: the key tokens are remembered by once verified.
 pub fn token_digest(token: &str) -> [u8; 32] {
