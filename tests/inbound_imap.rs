@@ -1,5 +1,6 @@
 //! IMAP polling against a real server: Debian's dovecot, started per test on a free loopback
-//! port with its own configuration, users file and Maildir under `CARGO_TARGET_TMPDIR`.
+//! port with its own configuration, users file and Maildir under `CARGO_TARGET_TMPDIR` (or, as
+//! root with a checkout other users cannot enter, under the system's temporary folder).
 //! `scripts/install-peers.sh` installs it.
 //!
 //! As root (CI), dovecot refuses to run its login processes or to open mailboxes as root: the
@@ -32,14 +33,41 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn tmp(prefix: &str) -> PathBuf {
     // Short names: dovecot's unix sockets live under this directory (108-byte path limit).
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+    let d = peer_root().join(format!(
         "{prefix}-{}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst)
     ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("tmp dir");
+    // As root, dovecot's `nobody` processes must reach the Maildir and the login sockets.
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod tmp dir");
     d
+}
+
+/// Where the peers' directories go: `CARGO_TARGET_TMPDIR`, unless the tests run as root and
+/// some folder above it is closed to other users (a clone under `/root` or in a `mktemp -d`
+/// folder), where dovecot's `nobody` processes could not enter; then the system's temporary
+/// folder, and `/tmp` if that is closed too.
+fn peer_root() -> PathBuf {
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let root = std::fs::metadata(&target)
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
+    if !root {
+        return target;
+    }
+    let open_to_others = |p: &Path| {
+        p.ancestors().all(|a| {
+            std::fs::metadata(a)
+                .map(|m| m.permissions().mode() & 0o001 != 0)
+                .unwrap_or(false)
+        })
+    };
+    [target, std::env::temp_dir(), PathBuf::from("/tmp")]
+        .into_iter()
+        .find(|p| open_to_others(p))
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
 }
 
 fn dovecot_binary() -> PathBuf {
