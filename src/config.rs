@@ -693,6 +693,18 @@ impl Problems {
             message: message.into(),
         });
     }
+
+    /// A whole number between `lo` and `hi`, `default` when absent; out of range is a problem
+    /// named by `key` (and `default` stands in, so validation can go on).
+    fn ranged(&mut self, key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> i64 {
+        match v.unwrap_or(default) {
+            x if (lo..=hi).contains(&x) => x,
+            x => {
+                self.add(key, format!("must be between {lo} and {hi}, found {x}"));
+                default
+            }
+        }
+    }
 }
 
 fn parse_hm(text: &str) -> Option<u16> {

@@ -49,13 +49,7 @@ pub struct Admin {
 }
 
 fn bounded(p: &mut Problems, key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> u32 {
-    match v.unwrap_or(default) {
-        x if (lo..=hi).contains(&x) => x as u32,
-        x => {
-            p.add(key, format!("must be between {lo} and {hi}, found {x}"));
-            default as u32
-        }
-    }
+    p.ranged(key, v, default, lo, hi) as u32
 }
 
 pub(super) fn templates(p: &mut Problems, raw: RawTemplates) -> TemplatesConfig {

@@ -237,16 +237,6 @@ impl Default for Delivery {
 // ---------------------------------------------------------------------------------------------
 // Validation.
 
-fn ranged(p: &mut Problems, key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> i64 {
-    match v.unwrap_or(default) {
-        x if (lo..=hi).contains(&x) => x,
-        x => {
-            p.add(key, format!("must be between {lo} and {hi}, found {x}"));
-            default
-        }
-    }
-}
-
 fn required(p: &mut Problems, key: &str, v: Option<String>) -> String {
     match v {
         Some(s) if !s.trim().is_empty() => s,
@@ -293,7 +283,7 @@ pub(super) fn smtp(p: &mut Problems, section: &str, raw: RawSmtp) -> SmtpAccount
         Security::Plain => 25,
     };
     let host = required(p, &k("host"), raw.host);
-    let port = ranged(p, &k("port"), raw.port, default_port, 1, 65_535) as u16;
+    let port = p.ranged(&k("port"), raw.port, default_port, 1, 65_535) as u16;
     let username = raw.username.filter(|s| !s.is_empty());
     let password = raw.password.filter(|s| !s.is_empty());
     if username.is_some() != password.is_some() {
@@ -316,10 +306,10 @@ pub(super) fn smtp(p: &mut Problems, section: &str, raw: RawSmtp) -> SmtpAccount
         password,
         ca_bundle: raw.ca_bundle.filter(|s| !s.is_empty()).map(PathBuf::from),
         hello_name: raw.hello_name.filter(|s| !s.is_empty()),
-        timeout_s: ranged(p, &k("timeout_s"), raw.timeout_s, 30, 1, 600) as u64,
-        pool_size: ranged(p, &k("pool_size"), raw.pool_size, 8, 1, 256) as u32,
-        idle_timeout_s: ranged(p, &k("idle_timeout_s"), raw.idle_timeout_s, 50, 1, 3600) as u64,
-        rate_per_s: ranged(p, &k("rate_per_s"), raw.rate_per_s, 0, 0, 100_000) as u32,
+        timeout_s: p.ranged(&k("timeout_s"), raw.timeout_s, 30, 1, 600) as u64,
+        pool_size: p.ranged(&k("pool_size"), raw.pool_size, 8, 1, 256) as u32,
+        idle_timeout_s: p.ranged(&k("idle_timeout_s"), raw.idle_timeout_s, 50, 1, 3600) as u64,
+        rate_per_s: p.ranged(&k("rate_per_s"), raw.rate_per_s, 0, 0, 100_000) as u32,
         resend_uncertain: raw.resend_uncertain.unwrap_or(true),
         sender,
     }
@@ -453,15 +443,15 @@ pub(super) fn sms(p: &mut Problems, raw: RawSms) -> Sms {
             name,
             kind,
             base_url,
-            timeout_s: ranged(p, &k("timeout_s"), r.timeout_s, 15, 1, 300) as u64,
-            rate_per_s: ranged(p, &k("rate_per_s"), r.rate_per_s, 0, 0, 100_000) as u32,
-            concurrency: ranged(p, &k("concurrency"), r.concurrency, 32, 1, 1024) as u32,
+            timeout_s: p.ranged(&k("timeout_s"), r.timeout_s, 15, 1, 300) as u64,
+            rate_per_s: p.ranged(&k("rate_per_s"), r.rate_per_s, 0, 0, 100_000) as u32,
+            concurrency: p.ranged(&k("concurrency"), r.concurrency, 32, 1, 1024) as u32,
         });
     }
     Sms {
         sender,
         reply_number,
-        max_fragments: ranged(p, "sms.max_fragments", raw.max_fragments, 3, 1, 10) as u32,
+        max_fragments: p.ranged("sms.max_fragments", raw.max_fragments, 3, 1, 10) as u32,
         resend_uncertain: raw.resend_uncertain.unwrap_or(false),
         providers,
     }
@@ -496,16 +486,14 @@ pub(super) fn delivery(p: &mut Problems, raw: RawDelivery) -> Delivery {
     } else {
         fallback = d.fallback.clone();
     }
-    let backoff_base_s = ranged(
-        p,
+    let backoff_base_s = p.ranged(
         "delivery.backoff_base_s",
         raw.backoff_base_s,
         d.backoff_base_s,
         1,
         3600,
     );
-    let backoff_max_s = ranged(
-        p,
+    let backoff_max_s = p.ranged(
         "delivery.backoff_max_s",
         raw.backoff_max_s,
         d.backoff_max_s,
@@ -519,26 +507,17 @@ pub(super) fn delivery(p: &mut Problems, raw: RawDelivery) -> Delivery {
         );
     }
     Delivery {
-        max_age_s: ranged(
-            p,
-            "delivery.max_age_hours",
-            raw.max_age_hours,
-            48,
-            1,
-            24 * 30,
-        ) * 3600,
+        max_age_s: p.ranged("delivery.max_age_hours", raw.max_age_hours, 48, 1, 24 * 30) * 3600,
         backoff_base_s,
         backoff_max_s,
-        breaker_failures: ranged(
-            p,
+        breaker_failures: p.ranged(
             "delivery.breaker_failures",
             raw.breaker_failures,
             5,
             1,
             1000,
         ) as u32,
-        breaker_cooldown_s: ranged(
-            p,
+        breaker_cooldown_s: p.ranged(
             "delivery.breaker_cooldown_s",
             raw.breaker_cooldown_s,
             30,
@@ -546,6 +525,6 @@ pub(super) fn delivery(p: &mut Problems, raw: RawDelivery) -> Delivery {
             3600,
         ) as u64,
         fallback,
-        lease_s: ranged(p, "delivery.lease_s", raw.lease_s, d.lease_s, 10, 3600),
+        lease_s: p.ranged("delivery.lease_s", raw.lease_s, d.lease_s, 10, 3600),
     }
 }

@@ -49,14 +49,7 @@ pub(super) struct RawLimits {
 }
 
 fn bounded(p: &mut Problems, key: &str, v: Option<i64>, default: u64, lo: i64, hi: i64) -> u64 {
-    match v {
-        None => default,
-        Some(x) if (lo..=hi).contains(&x) => x as u64,
-        Some(x) => {
-            p.add(key, format!("must be between {lo} and {hi}, found {x}"));
-            default
-        }
-    }
+    p.ranged(key, v, default as i64, lo, hi) as u64
 }
 
 pub(super) fn limits(p: &mut Problems, raw: RawLimits) -> HttpLimits {

@@ -110,26 +110,15 @@ pub(super) fn portal(p: &mut Problems, raw: RawPortal, public_base_url: &str) ->
             "a previous key needs a current one in portal.link_key",
         );
     }
-    let link_valid_days = match raw.link_valid_days.unwrap_or(180) {
-        d @ 1..=3650 => d as u16,
-        d => {
-            p.add(
-                "portal.link_valid_days",
-                format!("must be between 1 and 3650, found {d}"),
-            );
-            180
-        }
-    };
-    let requests_per_minute = match raw.requests_per_minute.unwrap_or(60) {
-        r @ 1..=1_000_000 => r as u32,
-        r => {
-            p.add(
-                "portal.requests_per_minute",
-                format!("must be between 1 and 1000000, found {r}"),
-            );
-            60
-        }
-    };
+    let link_valid_days =
+        p.ranged("portal.link_valid_days", raw.link_valid_days, 180, 1, 3650) as u16;
+    let requests_per_minute = p.ranged(
+        "portal.requests_per_minute",
+        raw.requests_per_minute,
+        60,
+        1,
+        1_000_000,
+    ) as u32;
     let mut trusted_proxies = Vec::new();
     for (i, s) in raw.trusted_proxies.iter().enumerate() {
         match s.parse::<IpAddr>() {
@@ -140,26 +129,20 @@ pub(super) fn portal(p: &mut Problems, raw: RawPortal, public_base_url: &str) ->
             ),
         }
     }
-    let token_requests_per_minute = match raw.token_requests_per_minute.unwrap_or(600) {
-        r @ 1..=1_000_000 => r as u32,
-        r => {
-            p.add(
-                "portal.token_requests_per_minute",
-                format!("must be between 1 and 1000000, found {r}"),
-            );
-            600
-        }
-    };
-    let enumeration_alarm_per_hour = match raw.enumeration_alarm_per_hour.unwrap_or(300) {
-        r @ 1..=1_000_000 => r as u32,
-        r => {
-            p.add(
-                "portal.enumeration_alarm_per_hour",
-                format!("must be between 1 and 1000000, found {r}"),
-            );
-            300
-        }
-    };
+    let token_requests_per_minute = p.ranged(
+        "portal.token_requests_per_minute",
+        raw.token_requests_per_minute,
+        600,
+        1,
+        1_000_000,
+    ) as u32;
+    let enumeration_alarm_per_hour = p.ranged(
+        "portal.enumeration_alarm_per_hour",
+        raw.enumeration_alarm_per_hour,
+        300,
+        1,
+        1_000_000,
+    ) as u32;
     Portal {
         enabled: raw.enabled.unwrap_or(true),
         base_url,
