@@ -7,7 +7,7 @@ echo "== test peers (scripts/install-peers.sh)"
 scripts/install-peers.sh
 echo "== cargo fmt --check"
 cargo fmt --all --check
-echo "== cargo clippy --all-targets -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo clippy --workspace --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
-cargo test --locked
+cargo test --workspace --locked

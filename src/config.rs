@@ -318,32 +318,7 @@ pub struct Http {
     pub limits: HttpLimits,
 }
 
-/// The `[notify]` section: who receives office alerts and when messages may go out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notify {
-    /// The From address of every e-mail.
-    pub sender_email: String,
-    /// The URP's mailbox: warnings, breaches, expired suspensions.
-    pub office_email: String,
-    /// Also told of every breach.
-    pub supervisor_email: Option<String>,
-    /// The phone number citizens are told to call.
-    pub office_phone: String,
-    /// Citizen SMS go out only inside this local window, Monday to Saturday, not on holidays.
-    pub sms_window: Window,
-    /// Working days between reminders of an integration request (0: no reminders).
-    pub reminder_after_working_days: u32,
-    pub max_reminders: u32,
-    /// Calendar days after which a suspension is reported to the office (L. 241/1990 art. 2 c. 7).
-    pub suspension_cap_days: u32,
-    /// What happens at the cap: the office is alerted, and with `close` the ticket is also closed
-    /// with a notice to the citizen.
-    pub close_at_suspension_cap: bool,
-    /// Staff alerts wait for office hours.
-    pub staff_alerts_office_hours_only: bool,
-    /// Days after which sent messages and processed inbox rows lose their personal content.
-    pub retention_days: u32,
-}
+pub use messo_core::engine::Notify;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]

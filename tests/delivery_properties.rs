@@ -78,7 +78,7 @@ proptest! {
         };
         let doubt = if resend { DoubtPolicy::Resend } else { DoubtPolicy::Hold };
         let too_old = age >= policy.max_age_s;
-        let step = next_step(row, &sent, &policy, doubt, now, random);
+        let step = next_step(row, &sent, &policy.retry(), doubt, now, random);
         match (&o, &step) {
             (Outcome::Delivered { .. }, Step::Delivered { .. }) => {}
             (Outcome::Permanent { .. }, Step::Dead { .. }) => {}
@@ -100,7 +100,7 @@ proptest! {
         }
         // Nothing tried: back to the queue, unless too old.
         let none = Sent { attempts: vec![], resent: false };
-        let step = next_step(row, &none, &policy, doubt, now, random);
+        let step = next_step(row, &none, &policy.retry(), doubt, now, random);
         let deferred = matches!(step, Step::Deferred { .. });
         prop_assert!(deferred != too_old, "{:?} at age {}", step, age);
     }

@@ -178,26 +178,8 @@ pub struct Sms {
     pub providers: Vec<SmsProvider>,
 }
 
-/// One link of the fallback chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fallback {
-    Email,
-    Sms,
-    Pec,
-    /// The office is told the citizen could not be reached.
-    Office,
-}
-
-impl Fallback {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Fallback::Email => "email",
-            Fallback::Sms => "sms",
-            Fallback::Pec => "pec",
-            Fallback::Office => "office",
-        }
-    }
-}
+pub use messo_core::delivery::RetryPolicy;
+pub use messo_core::delivery::fallback::Fallback;
 
 /// The `[delivery]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +195,17 @@ pub struct Delivery {
     pub fallback: Vec<Fallback>,
     /// How long a worker holds a message it is sending before another may take it.
     pub lease_s: i64,
+}
+
+impl Delivery {
+    /// The retry rules the pure `next_step` reads.
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_age_s: self.max_age_s,
+            backoff_base_s: self.backoff_base_s,
+            backoff_max_s: self.backoff_max_s,
+        }
+    }
 }
 
 impl Default for Delivery {

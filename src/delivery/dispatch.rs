@@ -544,7 +544,7 @@ impl Dispatcher {
                 created_at: row.created_at,
             },
             sent,
-            &self.policy,
+            &self.policy.retry(),
             doubt,
             now,
             getrandom::u64().unwrap_or(0),

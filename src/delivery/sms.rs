@@ -4,54 +4,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use phonenumber::{Mode, Type, country};
+pub use messo_core::domain::phone::{NumberError, normalize_number};
+pub use messo_core::sms::fill_template;
 use serde_json::{Value, json};
 
 use super::{OutMessage, Outcome};
 use crate::config::{ProviderKind, RestItAuth, SmsProvider};
 use crate::templates::sms::{Encoding, budget, plain_punctuation};
-
-/// Why a number cannot receive an SMS.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NumberError {
-    #[error("not a phone number")]
-    Unparsable,
-    #[error("not a valid number for its country")]
-    Invalid,
-    #[error("a landline cannot receive SMS")]
-    Landline,
-    #[error("this kind of number cannot receive SMS")]
-    NotMobile,
-}
-
-/// Normalises `text` to E.164. Italian forms (`347 123 4567`, `0039…`, `+39…`) are understood;
-/// with `mobile_only`, landlines and other non-mobile numbers are refused with the reason.
-pub fn normalize_number(text: &str, mobile_only: bool) -> Result<String, NumberError> {
-    let cleaned: String = text
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')' | '/'))
-        .collect();
-    let cleaned = match cleaned.strip_prefix("00") {
-        Some(rest) => format!("+{rest}"),
-        None => cleaned,
-    };
-    let n =
-        phonenumber::parse(Some(country::Id::IT), &cleaned).map_err(|_| NumberError::Unparsable)?;
-    if !n.is_valid() {
-        return Err(NumberError::Invalid);
-    }
-    let e164 = n.format().mode(Mode::E164).to_string();
-    if mobile_only {
-        match n.number_type(&phonenumber::metadata::DATABASE) {
-            Type::Mobile | Type::FixedLineOrMobile => {}
-            // Italian geographic numbers keep their leading 0 after +39.
-            Type::FixedLine => return Err(NumberError::Landline),
-            _ if e164.starts_with("+390") => return Err(NumberError::Landline),
-            _ => return Err(NumberError::NotMobile),
-        }
-    }
-    Ok(e164)
-}
 
 /// The value of the `encoding` field in a REST-IT request (the providers' own names).
 fn rest_it_encoding(encoding: Encoding) -> &'static str {
@@ -92,20 +51,6 @@ fn cut_to_parts(body: &str, suffix: &str, max_parts: u32) -> String {
         }
     }
     candidate(lo)
-}
-
-/// Fills `{{to}}`, `{{text}}`, `{{order_id}}` and `{{sender}}` in a JSON body template with
-/// JSON-escaped values (the placeholders stand inside quotes in the template).
-pub fn fill_template(template: &str, to: &str, text: &str, order_id: &str, sender: &str) -> String {
-    let esc = |s: &str| {
-        let quoted = Value::String(s.to_owned()).to_string();
-        quoted[1..quoted.len() - 1].to_owned()
-    };
-    template
-        .replace("{{to}}", &esc(to))
-        .replace("{{text}}", &esc(text))
-        .replace("{{order_id}}", &esc(order_id))
-        .replace("{{sender}}", &esc(sender))
 }
 
 /// Parses `Retry-After` given in seconds (the form providers use).

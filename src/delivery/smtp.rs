@@ -468,7 +468,7 @@ pub fn build_mime(
 ) -> Result<(Vec<u8>, Address), Outcome> {
     let to = crate::domain::EmailAddress::parse(&msg.address)
         .map_err(|e| e.to_string())
-        .and_then(|a| a.to_lettre().map_err(|e| e.to_string()))
+        .and_then(|a| lettre_address(&a).map_err(|e| e.to_string()))
         .map_err(|why| {
             Outcome::permanent(format!(
                 "{} is not an e-mail address we can send to: it {why}",
@@ -583,10 +583,16 @@ pub fn mailbox(display: &str, text: &str) -> Result<Mailbox, SmtpSetupError> {
 /// `text` as lettre's address, when it is one under [`crate::domain::EmailAddress`]'s rules:
 /// what the API, direct writes and the configuration accept is exactly what is sent to.
 fn address(text: &str) -> Option<Address> {
-    crate::domain::EmailAddress::parse(text)
-        .ok()?
-        .to_lettre()
-        .ok()
+    lettre_address(&crate::domain::EmailAddress::parse(text).ok()?).ok()
+}
+
+/// The address as lettre sends to it. Every address [`crate::domain::EmailAddress`] accepts is
+/// one lettre accepts (a property test below holds that); the error is kept for the day that
+/// stops being true.
+pub fn lettre_address(
+    a: &crate::domain::EmailAddress,
+) -> Result<Address, lettre::address::AddressError> {
+    Address::new(a.local_part(), a.domain())
 }
 
 /// The HTML alternative of a plain text: escaped, paragraphs kept.
@@ -614,11 +620,55 @@ pub type SharedSmtp = Arc<SmtpChannel>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn html_is_escaped_with_paragraphs() {
         let h = html_of("Gentile <cittadino>,\n\nriga uno\nriga & due\n");
         assert!(h.contains("<p>Gentile &lt;cittadino&gt;,</p>"));
         assert!(h.contains("<p>riga uno<br>\nriga &amp; due</p>"));
+    }
+
+    /// Near-addresses: pieces of every kind that matters, glued in any order.
+    fn near_address() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            "[a-zA-Z0-9]{1,8}",
+            Just(".".to_owned()),
+            Just("..".to_owned()),
+            Just("@".to_owned()),
+            Just("-".to_owned()),
+            "[!#$%&'*+/=?^_`{|}~-]",
+            "[ <>()\",;:\\\\\\[\\]]",
+            Just("xn--".to_owned()),
+            "[0-9]{1,3}",
+            Just("é".to_owned()),
+        ];
+        proptest::collection::vec(piece, 1..14).prop_map(|v| v.concat())
+    }
+
+    fn well_formed() -> impl Strategy<Value = String> {
+        (
+            "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\\.[a-zA-Z0-9_+-]{1,10}){0,3}",
+            "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?){0,3}\\.[a-z]{2,6}",
+        )
+            .prop_map(|(l, d)| format!("{l}@{d}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whatever we accept, lettre accepts and sends to unchanged.
+        #[test]
+        fn what_we_accept_lettre_accepts(s in prop_oneof![near_address(), well_formed()]) {
+            if let Ok(e) = crate::domain::EmailAddress::parse(&s) {
+                let parsed = s.parse::<lettre::Address>();
+                prop_assert!(parsed.is_ok(), "lettre refuses {:?}", s);
+                let a = parsed.unwrap();
+                prop_assert_eq!(a.to_string(), s.clone());
+                prop_assert_eq!(lettre_address(&e).map(|x| x.to_string()), Ok(s.clone()));
+                let mailbox = lettre::message::Mailbox::new(None, a);
+                prop_assert_eq!(mailbox.to_string(), s);
+            }
+        }
     }
 }

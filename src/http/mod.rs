@@ -54,18 +54,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 }
 
 use crate::store::Store;
-use crate::time::Timestamp;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Where the API reads the time: the system clock in the daemon, a fixed or stepped one in tests.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| Timestamp::from_chrono(&chrono::Utc::now()))
-}
+pub use crate::time::{Clock, system_clock};
 
 /// What every handler shares.
 #[derive(Clone)]

@@ -8,113 +8,18 @@
 //! receipt's state — happens on the daemon's next pass, from the stored record, so a crash
 //! between the answer and the action loses nothing.
 
-pub mod auth;
-pub mod dlr;
 pub mod files;
 pub mod imap;
 pub mod mail;
 pub mod mailbox;
-pub mod matching;
-pub mod parse;
 pub mod verify;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::{Endpoint, Family};
-pub use dlr::DlrState;
+pub use messo_core::inbound::{
+    AttachmentMeta, DlrState, Parsed, ReceiptFacts, Route, auth, dlr, matching, parse,
+};
 use parse::{BadPayload, Fields};
 use verify::Refusal;
-
-/// Which webhook: `/webhooks/{route}/{provider}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Route {
-    #[default]
-    Sms,
-    Voice,
-    Dlr,
-    /// Inbound e-mail (the `mail` webhook and IMAP polling).
-    Mail,
-}
-
-impl Route {
-    /// The URL segment and stored kind.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Route::Sms => "sms",
-            Route::Voice => "voice",
-            Route::Dlr => "dlr",
-            Route::Mail => "mail",
-        }
-    }
-
-    /// The segment back.
-    pub fn parse(s: &str) -> Option<Route> {
-        [Route::Sms, Route::Voice, Route::Dlr, Route::Mail]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-    }
-}
-
-/// What a delivery receipt says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiptFacts {
-    /// The provider's id of the message (Twilio's `MessageSid`).
-    pub provider_id: Option<String>,
-    /// Our order id (`messo-<outbox id>`), when the provider echoes it.
-    pub order_id: Option<String>,
-    pub state: DlrState,
-    /// The status as the provider wrote it.
-    pub raw_status: String,
-    pub code: Option<String>,
-    /// Which part of a message sent in several parts, and how many there are.
-    pub part: Option<u32>,
-    pub parts: Option<u32>,
-}
-
-/// An attachment kept with a reply: the file is in the attachments folder under `stored_as`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttachmentMeta {
-    pub name: String,
-    pub content_type: String,
-    pub size: u64,
-    pub sha256: String,
-    /// The file name in the attachments folder (its hash), or none when it was over the size
-    /// limit and not kept.
-    pub stored_as: Option<String>,
-}
-
-/// What a verified webhook says, ready to store.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Parsed {
-    pub route: Route,
-    /// The provider's id of this event: with the endpoint and route, what makes a repeat a
-    /// duplicate.
-    pub external_id: String,
-    /// E.164 for phones, a lowercase address for e-mail.
-    pub sender: Option<String>,
-    pub recipient: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recipients: Vec<String>,
-    pub subject: Option<String>,
-    pub text: Option<String>,
-    /// Digits typed on the phone line's keypad.
-    pub digits: Option<String>,
-    /// Links to recordings or media, as the provider gave them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub references: Vec<String>,
-    pub occurred_at: Option<i64>,
-    pub receipt: Option<ReceiptFacts>,
-    /// An auto-reply or a bounce: recorded, never answered.
-    #[serde(default)]
-    pub automatic: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attachments: Vec<AttachmentMeta>,
-    /// E-mail only: whether the sender is who `From` says ([`auth`]), as judged when it came
-    /// in. Absent on other routes and on records stored before the check existed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<auth::MailAuth>,
-}
 
 /// Why a webhook was refused, with its HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

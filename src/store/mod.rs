@@ -21,8 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Row};
 
@@ -38,7 +37,11 @@ pub use versions::VersionRegistry;
 
 use crate::config::Config;
 use crate::domain::{Category, Priority};
-use crate::sla::{OutOfRange, Sla, normalize_suspensions};
+use crate::sla::OutOfRange;
+pub use crate::ticket::record::{
+    EventRecord, HistoryError, LIST_STATES, SlaView, TicketRecord, derive, evaluate, state_name,
+    ticket_json,
+};
 use crate::ticket::{
     Derived, EventBody, EventRejection, FieldError, NewEvent, NewTicket, Source, apply,
 };
@@ -120,52 +123,6 @@ impl StoreError {
                 | StoreError::OutOfRange(_)
         )
     }
-}
-
-/// The SLA part of a ticket, as computed at `computed_at`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SlaView {
-    /// `running`, `warning`, `paused`, `breached` or `closed`.
-    pub state: &'static str,
-    pub due_at: Option<Timestamp>,
-    pub elapsed_s: i64,
-    pub target_s: i64,
-    pub remaining_s: i64,
-    pub next_check_at: Option<Timestamp>,
-    /// For a closed ticket: whether it was closed after its due instant.
-    pub closed_late: Option<bool>,
-    pub computed_at: Timestamp,
-}
-
-/// A ticket as stored, with its SLA.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketRecord {
-    pub id: i64,
-    pub number: String,
-    pub office: String,
-    pub category: Category,
-    pub priority: Priority,
-    pub subject: String,
-    pub step: Option<(String, String)>,
-    pub citizen: Value,
-    pub received_at: Timestamp,
-    pub closed_at: Option<Timestamp>,
-    pub waiting_since: Option<Timestamp>,
-    pub policy_version: i64,
-    pub calendar_version: i64,
-    pub sla: SlaView,
-}
-
-/// One stored event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventRecord {
-    pub id: i64,
-    pub kind: String,
-    pub occurred_at: Timestamp,
-    pub source: String,
-    pub idempotency_key: String,
-    pub data: Value,
-    pub recorded_at: Timestamp,
 }
 
 /// Whether a write did something.
@@ -1242,27 +1199,6 @@ impl Store {
     }
 }
 
-/// What a ticket's stored events say (pure).
-pub fn derive(ticket_id: i64, events: &[EventRecord]) -> Result<(Timestamp, Derived), StoreError> {
-    let corrupt = |m: String| StoreError::Corrupt(format!("ticket id {ticket_id}: {m}"));
-    let mut state: Option<(Timestamp, Derived)> = None;
-    for e in events {
-        if e.kind == "received" {
-            let t = NewTicket::from_json(e.data.get("ticket").unwrap_or(&Value::Null))
-                .map_err(|e| corrupt(list(&e)))?;
-            state = Some((t.received_at, Derived::new(&t)));
-            continue;
-        }
-        let Some((received_at, d)) = state.as_mut() else {
-            return Err(corrupt("events before the received event".into()));
-        };
-        let ev = NewEvent::from_stored_json(&e.data).map_err(|e| corrupt(list(&e)))?;
-        apply(d, *received_at, &ev, Timestamp(i64::MAX / 2))
-            .map_err(|r| corrupt(format!("stored event no longer applies: {r}")))?;
-    }
-    state.ok_or_else(|| corrupt("no received event".into()))
-}
-
 fn event_from_row(r: &sqlx::any::AnyRow) -> Result<EventRecord, StoreError> {
     let data: String = r.try_get("data")?;
     Ok(EventRecord {
@@ -1304,77 +1240,8 @@ async fn insert_event(
     Ok(id)
 }
 
-fn state_name(s: &str) -> &'static str {
-    match s {
-        "running" => "running",
-        "warning" => "warning",
-        "paused" => "paused",
-        "breached" => "breached",
-        _ => "closed",
+impl From<HistoryError> for StoreError {
+    fn from(e: HistoryError) -> Self {
+        StoreError::Corrupt(e.to_string())
     }
 }
-
-/// The SLA of a ticket with this history at `now` (pure).
-pub fn evaluate(
-    sla: &Sla,
-    received_at: Timestamp,
-    d: &Derived,
-    now: Timestamp,
-) -> Result<SlaView, OutOfRange> {
-    let mut susp = d.suspensions.clone();
-    normalize_suspensions(received_at, &mut susp);
-    let status = sla.status_normalized(received_at, d.category, d.priority, &susp, now)?;
-    let closed = d.closed_at.is_some();
-    let next = if closed {
-        None
-    } else {
-        sla.next_change(received_at, d.category, d.priority, &susp, now)?
-    };
-    Ok(SlaView {
-        state: if closed {
-            "closed"
-        } else {
-            status.state.as_str()
-        },
-        due_at: status.due_at,
-        elapsed_s: status.elapsed_s,
-        target_s: status.target_s,
-        remaining_s: status.remaining_s,
-        next_check_at: next,
-        closed_late: d
-            .closed_at
-            .map(|c| status.due_at.is_some_and(|due| due <= c)),
-        computed_at: now,
-    })
-}
-
-/// The JSON of a ticket for the API.
-pub fn ticket_json(t: &TicketRecord, format: &dyn Fn(Timestamp) -> String) -> Value {
-    let f = |o: Option<Timestamp>| o.map(format);
-    json!({
-        "number": t.number,
-        "office": t.office,
-        "category": t.category.as_str(),
-        "priority": t.priority.as_str(),
-        "subject": t.subject,
-        "step": t.step.as_ref().map(|(code, text)| json!({"code": code, "text": text})),
-        "citizen": t.citizen,
-        "received_at": format(t.received_at),
-        "closed_at": f(t.closed_at),
-        "waiting_since": f(t.waiting_since),
-        "versions": {"policy": t.policy_version, "calendar": t.calendar_version},
-        "sla": {
-            "state": t.sla.state,
-            "due_at": f(t.sla.due_at),
-            "elapsed_s": t.sla.elapsed_s,
-            "target_s": t.sla.target_s,
-            "remaining_s": t.sla.remaining_s,
-            "next_check_at": f(t.sla.next_check_at),
-            "closed_late": t.sla.closed_late,
-            "computed_at": format(t.sla.computed_at),
-        },
-    })
-}
-
-/// Which states a list may filter on.
-pub const LIST_STATES: &[&str] = &["running", "warning", "paused", "breached"];

@@ -49,20 +49,7 @@ pub struct OutboxRow {
     pub rendered: Option<crate::templates::RenderedMessage>,
 }
 
-/// A message owed, to be inserted (the fallback chain, `send-test`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewOutbox {
-    /// 0 when the message is about no ticket.
-    pub ticket_id: i64,
-    pub kind: String,
-    pub dedupe_key: String,
-    pub recipient: String,
-    pub channel: String,
-    pub address: String,
-    pub language: String,
-    pub payload: Value,
-    pub not_before: Timestamp,
-}
+pub use messo_core::delivery::NewOutbox;
 
 /// A receipt about a sent message (a PEC receipt, a provider's delivery report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

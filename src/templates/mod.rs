@@ -16,7 +16,7 @@
 pub mod guard;
 pub mod helpers;
 pub mod html;
-pub mod sms;
+pub use messo_core::sms;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -8,6 +8,15 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+/// Where the edges read the time: the system clock in the daemon, a fixed or stepped one in
+/// tests. The core itself never calls it: `now` is always an argument.
+pub type Clock = std::sync::Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(|| Timestamp::from_chrono(&chrono::Utc::now()))
+}
+
 /// Seconds in a civil day.
 pub const DAY: i64 = 86_400;
 

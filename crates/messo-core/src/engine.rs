@@ -9,11 +9,38 @@
 use serde_json::{Value, json};
 
 use crate::calendar::Calendar;
-use crate::config::Notify;
+use crate::calendar::Window;
 use crate::sla::Sla;
-use crate::store::{EventRecord, SlaView, TicketRecord, evaluate};
 use crate::ticket::Derived;
+use crate::ticket::record::{EventRecord, SlaView, TicketRecord, evaluate};
 use crate::time::Timestamp;
+
+/// The `[notify]` section: who receives office alerts and when messages may go out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    /// The From address of every e-mail.
+    pub sender_email: String,
+    /// The URP's mailbox: warnings, breaches, expired suspensions.
+    pub office_email: String,
+    /// Also told of every breach.
+    pub supervisor_email: Option<String>,
+    /// The phone number citizens are told to call.
+    pub office_phone: String,
+    /// Citizen SMS go out only inside this local window, Monday to Saturday, not on holidays.
+    pub sms_window: Window,
+    /// Working days between reminders of an integration request (0: no reminders).
+    pub reminder_after_working_days: u32,
+    pub max_reminders: u32,
+    /// Calendar days after which a suspension is reported to the office (L. 241/1990 art. 2 c. 7).
+    pub suspension_cap_days: u32,
+    /// What happens at the cap: the office is alerted, and with `close` the ticket is also closed
+    /// with a notice to the citizen.
+    pub close_at_suspension_cap: bool,
+    /// Staff alerts wait for office hours.
+    pub staff_alerts_office_hours_only: bool,
+    /// Days after which sent messages and processed inbox rows lose their personal content.
+    pub retention_days: u32,
+}
 
 /// The kinds of notice, each with its own template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub mod record;
+
 use crate::domain::{Category, Lang, Priority};
 use crate::sla::Suspension;
 use crate::time::Timestamp;
@@ -105,7 +107,7 @@ pub use crate::domain::email::email_problem;
 /// checked when one is sent (a landline is refused then, with the reason).
 pub fn normalize_e164(s: &str) -> Option<String> {
     // Italian national forms (`347 123 4567`, `0039…`) are read as Italian numbers.
-    crate::delivery::sms::normalize_number(s, false).ok()
+    crate::domain::phone::normalize_number(s, false).ok()
 }
 
 /// Checks an Italian codice fiscale: 16 characters in its pattern (omocodia letters allowed in

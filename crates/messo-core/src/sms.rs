@@ -293,6 +293,23 @@ pub fn plain_punctuation(text: &str) -> String {
     }
 }
 
+/// The JSON text of `s` without its quotes.
+fn json_escaped(s: &str) -> String {
+    let quoted = serde_json::Value::String(s.to_owned()).to_string();
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
+/// Fills `{{to}}`, `{{text}}`, `{{order_id}}` and `{{sender}}` in a JSON body template with
+/// JSON-escaped values (the placeholders stand inside quotes in the template).
+pub fn fill_template(template: &str, to: &str, text: &str, order_id: &str, sender: &str) -> String {
+    let esc = json_escaped;
+    template
+        .replace("{{to}}", &esc(to))
+        .replace("{{text}}", &esc(text))
+        .replace("{{order_id}}", &esc(order_id))
+        .replace("{{sender}}", &esc(sender))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod email;
+pub mod phone;
 pub use email::{EmailAddress, EmailError};
+pub use phone::{NumberError, PhoneNumber};
 
 /// How urgent a ticket is, as the CRM classifies it (service agreement, section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

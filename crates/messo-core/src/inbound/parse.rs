@@ -109,7 +109,7 @@ pub fn phone(s: &str) -> String {
     {
         return t.to_owned();
     }
-    crate::delivery::sms::normalize_number(t, false).unwrap_or_else(|_| t.to_owned())
+    crate::domain::phone::normalize_number(t, false).unwrap_or_else(|_| t.to_owned())
 }
 
 fn text(s: Option<&str>) -> Option<String> {
@@ -393,7 +393,7 @@ pub fn content_id(parts: &[&str]) -> String {
         h.update(p.as_bytes());
         h.update([0]);
     }
-    format!("sha256:{}", super::verify::hex(&h.finalize()[..16]))
+    format!("sha256:{}", hex::encode(&h.finalize()[..16]))
 }
 
 /// A DLR state from its stored name (for tests and the store).

@@ -9,9 +9,29 @@
 
 use serde_json::{Value, json};
 
-use crate::config::Fallback;
-use crate::store::NewOutbox;
+use super::NewOutbox;
 use crate::time::Timestamp;
+
+/// One link of the fallback chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    Email,
+    Sms,
+    Pec,
+    /// The office is told the citizen could not be reached.
+    Office,
+}
+
+impl Fallback {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fallback::Email => "email",
+            Fallback::Sms => "sms",
+            Fallback::Pec => "pec",
+            Fallback::Office => "office",
+        }
+    }
+}
 
 /// The dead row's facts.
 #[derive(Debug, Clone)]
