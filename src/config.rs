@@ -32,7 +32,7 @@ pub use delivery::{
     Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
 };
 pub use http::HttpLimits;
-pub use inbound::{Endpoint, Family, ImapPolling, Inbound};
+pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbound};
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
 use schema::{Kind, Schema};
 
@@ -1516,7 +1516,7 @@ working_days = 1
         let c = Config::from_toml(BUILTIN_TOML, "test", no_env()).unwrap();
         assert_eq!(
             c.inbound.mail_auth,
-            crate::inbound::auth::MailAuthMode::Require
+            messo_core::inbound::auth::MailAuthMode::Require
         );
         assert!(c.inbound.trusted_authserv_ids.is_empty());
         assert_eq!(

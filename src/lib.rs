@@ -14,7 +14,6 @@ pub mod daemon;
 pub mod delivery;
 pub mod http;
 pub mod inbound;
-pub mod notify;
 pub mod portal;
 pub mod private_files;
 pub mod seed;

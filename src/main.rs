@@ -304,6 +304,7 @@ fn main() -> ExitCode {
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
     let config = Config::discover(path.map(PathBuf::as_path))?;
+    messo::templates::check_config(&config)?;
     tracing::debug!(source = %config.source_name, overrides = config.overrides.len(), "configuration loaded");
     Ok(config)
 }
@@ -387,7 +388,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for a in &sent.attempts {
                 out!(
                     "{} via {}: {}{}{}{} ({} ms)",
-                    messo::notify::mask(&to),
+                    messo::redact::mask(&to),
                     a.provider,
                     a.outcome.label(),
                     a.outcome

@@ -192,7 +192,7 @@ async fn a_tickets_life_owes_exactly_these_notices(store: Store) {
 
     // Delivered as files: one per row, with the right words.
     let dir = std::env::temp_dir().join(unique("messo-outbox"));
-    let report = messo::notify::dispatch_files(
+    let report = messo::delivery::file::dispatch_files(
         &store,
         &dir,
         "urp@comune.roma.it",
@@ -202,7 +202,7 @@ async fn a_tickets_life_owes_exactly_these_notices(store: Store) {
     .await
     .expect("dispatch");
     assert_eq!(report.delivered, 9);
-    let again = messo::notify::dispatch_files(
+    let again = messo::delivery::file::dispatch_files(
         &store,
         &dir,
         "urp@comune.roma.it",
@@ -358,7 +358,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
         ]
     );
     assert!(rows.iter().all(|r| r.3 == "sms"));
-    let sent = messo::notify::dispatch_files(
+    let sent = messo::delivery::file::dispatch_files(
         &store,
         &dir,
         "urp@comune.roma.it",
@@ -394,7 +394,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
         (rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2.as_str()),
         ("cittadino_irraggiungibile", "ricevuta:receipt", "office")
     );
-    let told = messo::notify::dispatch_files(
+    let told = messo::delivery::file::dispatch_files(
         &store,
         &dir,
         "urp@comune.roma.it",
@@ -423,7 +423,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
         .cycle(ts("2026-04-07T21:00:00+02:00"))
         .await
         .expect("cycle");
-    let held = messo::notify::dispatch_files(
+    let held = messo::delivery::file::dispatch_files(
         &store,
         &dir,
         "urp@comune.roma.it",
@@ -433,7 +433,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
     .await
     .expect("dispatch");
     assert_eq!(held.delivered, 0, "no SMS before 08:00");
-    let morning = messo::notify::dispatch_files(
+    let morning = messo::delivery::file::dispatch_files(
         &store,
         &dir,
         "urp@comune.roma.it",
@@ -476,7 +476,7 @@ async fn two_daemons_on_postgres_never_double_a_message() {
             let mut delivered = 0;
             for _ in 0..5 {
                 engine.cycle(now).await.expect("cycle");
-                delivered += messo::notify::dispatch_files(
+                delivered += messo::delivery::file::dispatch_files(
                     &store,
                     &dir,
                     "urp@comune.roma.it",
@@ -564,7 +564,7 @@ async fn an_expired_suspension_is_reported_or_closes_the_ticket(store: Store) {
         // Each of these real payloads renders with its default template, in both channels the
         // citizen has (no emergency wording).
         let dir = std::env::temp_dir().join(unique("messo-cap"));
-        messo::notify::dispatch_files(
+        messo::delivery::file::dispatch_files(
             &store,
             &dir,
             "urp@comune.roma.it",

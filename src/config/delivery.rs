@@ -321,7 +321,7 @@ pub(super) fn sms(p: &mut Problems, raw: RawSms) -> Sms {
     }
     let reply_number = raw.reply_number.filter(|s| !s.is_empty());
     if let Some(r) = &reply_number
-        && crate::delivery::sms::normalize_number(r, false).is_err()
+        && crate::domain::phone::normalize_number(r, false).is_err()
     {
         p.add(
             "sms.reply_number",
@@ -392,8 +392,7 @@ pub(super) fn sms(p: &mut Problems, raw: RawSms) -> Sms {
             "generic" => {
                 let body = required(p, &k("body"), r.body);
                 if !body.is_empty() {
-                    let probe =
-                        crate::delivery::sms::fill_template(&body, "+390000000000", "x", "1", "S");
+                    let probe = crate::sms::fill_template(&body, "+390000000000", "x", "1", "S");
                     if let Err(e) = serde_json::from_str::<serde_json::Value>(&probe) {
                         p.add(
                             k("body"),

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{MIN_SECRET_CHARS, Problems};
-use crate::inbound::Route;
-use crate::inbound::auth::MailAuthMode;
-use crate::inbound::imap::{ImapAccount, ImapSecurity};
-use crate::inbound::matching::{OPT_IN_DEFAULT, OPT_OUT_DEFAULT, TicketFormat};
+use messo_core::inbound::Route;
+use messo_core::inbound::auth::MailAuthMode;
+use messo_core::inbound::matching::{OPT_IN_DEFAULT, OPT_OUT_DEFAULT, TicketFormat};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +56,38 @@ pub(super) struct RawImap {
     timeout_s: Option<i64>,
     poll_interval_s: Option<i64>,
     max_message_bytes: Option<i64>,
+}
+
+/// How the connection to the IMAP server is protected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImapSecurity {
+    /// TLS from the first byte (IMAPS, usually port 993).
+    Tls,
+    /// A plain connection upgraded with STARTTLS before logging in (usually port 143).
+    StartTls,
+    /// No encryption: only for a server on the same host or in tests.
+    Plain,
+}
+
+/// The mailbox Messo polls.
+#[derive(Debug, Clone)]
+pub struct ImapAccount {
+    pub host: String,
+    pub port: u16,
+    pub security: ImapSecurity,
+    pub username: String,
+    pub password: String,
+    /// The folder to poll, usually `INBOX`.
+    pub mailbox: String,
+    /// Where processed messages go, created when missing (written with the server's hierarchy
+    /// separator, e.g. `Messo/Elaborati`). None: they stay where they are, flagged `\Seen`.
+    pub processed_mailbox: Option<String>,
+    /// A PEM file of extra CA certificates trusted besides the system's roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// The limit for each network step (connect, TLS, each command), in seconds.
+    pub timeout_s: u64,
+    /// Messages larger than this are not downloaded: they stay unseen and are counted.
+    pub max_message_bytes: u64,
 }
 
 /// How an endpoint's requests are verified, which also says which payload shapes it reads.

@@ -15,17 +15,18 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::fallback::{DeadRow, replacement};
+use super::file::FileChannel;
 use super::sms::SmsChannel;
 use super::smtp::{SmtpChannel, SmtpSetupError};
 use super::{Channel, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step, next_step};
 use crate::config::{ChannelMode, Config, Delivery};
 use crate::daemon::Metrics;
 use crate::domain::Lang;
-use crate::http::Clock;
-use crate::notify::{FileChannel, mask, mask_text};
 use crate::portal::LinkMaker;
+use crate::redact::{mask, mask_text};
 use crate::store::{AttemptRecord, Finished, OutboxRow, Store, StoreError};
 use crate::templates::{Audience, Catalog, STATUS_URL, Settings, Templates};
+use crate::time::Clock;
 use crate::time::Timestamp;
 
 /// Why the channels could not be set up.

@@ -577,7 +577,7 @@ impl super::Channel for SmsChannel {
                 return super::Sent::one(
                     "sms",
                     Outcome::Permanent {
-                        reason: format!("{}: {e}", crate::notify::mask(&msg.address)),
+                        reason: format!("{}: {e}", crate::redact::mask(&msg.address)),
                         code: None,
                     },
                     started,

@@ -472,7 +472,7 @@ pub fn build_mime(
         .map_err(|why| {
             Outcome::permanent(format!(
                 "{} is not an e-mail address we can send to: it {why}",
-                crate::notify::mask(&msg.address)
+                crate::redact::mask(&msg.address)
             ))
         })?;
     let mut b = Message::builder()

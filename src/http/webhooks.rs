@@ -32,7 +32,7 @@ use super::problem::Problem;
 use crate::config::{Endpoint, Family, Inbound};
 use crate::inbound::parse::Fields;
 use crate::inbound::{self, Parsed, Rejection, Request as InRequest, Route};
-use crate::notify::mask;
+use crate::redact::mask;
 use crate::store::{Accepted, InboundWriter, NewInbound};
 
 /// Request bodies of the SMS, voice and receipt webhooks are refused above this.

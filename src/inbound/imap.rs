@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,37 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// How the connection to the IMAP server is protected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImapSecurity {
-    /// TLS from the first byte (IMAPS, usually port 993).
-    Tls,
-    /// A plain connection upgraded with STARTTLS before logging in (usually port 143).
-    StartTls,
-    /// No encryption: only for a server on the same host or in tests.
-    Plain,
-}
-
-/// The mailbox Messo polls.
-#[derive(Debug, Clone)]
-pub struct ImapAccount {
-    pub host: String,
-    pub port: u16,
-    pub security: ImapSecurity,
-    pub username: String,
-    pub password: String,
-    /// The folder to poll, usually `INBOX`.
-    pub mailbox: String,
-    /// Where processed messages go, created when missing (written with the server's hierarchy
-    /// separator, e.g. `Messo/Elaborati`). None: they stay where they are, flagged `\Seen`.
-    pub processed_mailbox: Option<String>,
-    /// A PEM file of extra CA certificates trusted besides the system's roots.
-    pub ca_bundle: Option<PathBuf>,
-    /// The limit for each network step (connect, TLS, each command), in seconds.
-    pub timeout_s: u64,
-    /// Messages larger than this are not downloaded: they stay unseen and are counted.
-    pub max_message_bytes: u64,
-}
+pub use crate::config::{ImapAccount, ImapSecurity};
 
 /// What one poll did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use super::mail::{MailReply, parse_rfc822};
 use super::verify::hex;
 use super::{Parsed, Route};
 use crate::config::Inbound;
-use crate::http::Clock;
 use crate::store::{InboundWriter, NewInbound};
+use crate::time::Clock;
 
 /// The endpoint name of records from the polled mailbox.
 pub const IMAP_ENDPOINT: &str = "imap";

@@ -12,7 +12,7 @@ use crate::calendar::Calendar;
 use crate::domain::Lang;
 use crate::locale;
 use crate::sla::policy::ClockKind;
-use crate::store::{EventRecord, SlaView, TicketRecord};
+use crate::ticket::record::{EventRecord, SlaView, TicketRecord};
 use crate::time::Timestamp;
 
 /// A message sent (or being sent) to the citizen about the ticket, as the store keeps it.

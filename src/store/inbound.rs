@@ -12,14 +12,14 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::outbox::insert_outbox;
 use super::{NewOutbox, Store, StoreError};
 use crate::config::Fallback;
-use crate::delivery::fallback::{DeadRow, replacement};
-use crate::inbound::auth::{self, MailAuthMode};
-use crate::inbound::dlr::{self, DlrState};
-use crate::inbound::matching::{self, Candidate, Keyword, Match, TicketFormat};
-use crate::inbound::{Parsed, ReceiptFacts, Route};
-use crate::notify::mask;
+use crate::redact::mask;
 use crate::ticket::{EventBody, NewEvent, Source};
 use crate::time::Timestamp;
+use messo_core::delivery::fallback::{DeadRow, replacement};
+use messo_core::inbound::auth::{self, MailAuthMode};
+use messo_core::inbound::dlr::{self, DlrState};
+use messo_core::inbound::matching::{self, Candidate, Keyword, Match, TicketFormat};
+use messo_core::inbound::{Parsed, ReceiptFacts, Route};
 
 /// A verified, parsed webhook (or polled e-mail) to store.
 #[derive(Debug, Clone)]

@@ -687,7 +687,7 @@ impl Store {
             "template.test_send",
             &rendered.template,
             &serde_json::json!({"channel": channel, "outbox_id": id,
-                                "to": crate::notify::mask(address)}),
+                                "to": crate::redact::mask(address)}),
         )
         .await?;
         tx.commit().await?;

@@ -322,6 +322,37 @@ pub struct Settings {
     pub status_url_example: Option<String>,
 }
 
+/// The `[templates]` keys only the catalog can judge: every kind named in
+/// `templates.sms_max_parts_by_kind` must be a kind of notice. Config stays plain data (it
+/// imports no subsystem); the binary runs this check right after loading it.
+pub fn check_config(config: &crate::config::Config) -> Result<(), crate::config::ConfigError> {
+    let catalog = Catalog::bundled().map_err(|e| crate::config::ConfigError::Invalid {
+        source_name: config.source_name.clone(),
+        problems: vec![crate::config::Problem {
+            key: "templates".to_owned(),
+            message: format!("the bundled templates do not load: {e}"),
+        }],
+    })?;
+    let problems: Vec<crate::config::Problem> = config
+        .templates
+        .sms_max_parts_by_kind
+        .keys()
+        .filter(|kind| !catalog.defaults.keys().any(|k| &k.kind == *kind))
+        .map(|kind| crate::config::Problem {
+            key: format!("templates.sms_max_parts_by_kind.{kind}"),
+            message: format!("unknown notice kind {kind:?}"),
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::config::ConfigError::Invalid {
+            source_name: config.source_name.clone(),
+            problems,
+        })
+    }
+}
+
 impl Settings {
     /// Sensible settings for tests and previews.
     pub fn example() -> Settings {

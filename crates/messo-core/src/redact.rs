@@ -30,3 +30,22 @@ pub fn mask_text(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_personal_data() {
+        assert_eq!(mask("mario.rossi@example.it"), "m***@example.it");
+        assert_eq!(mask("+393471234567"), "+39***567");
+        assert_eq!(
+            mask_text("RCPT TO: 550 5.1.1 <mario.rossi@example.it>: Recipient rejected"),
+            "RCPT TO: 550 5.1.1 <m***@example.it>: Recipient rejected"
+        );
+        assert_eq!(
+            mask_text("refused (400): invalid number +393471234567, code 21211"),
+            "refused (400): invalid number +39***567, code 21211"
+        );
+    }
+}

@@ -1,6 +1,6 @@
-//! Delivery of owed notices. The file channel (the default) writes each message under
-//! `channels.file_dir` as an `.eml` file (e-mail, PEC) or a `.json` file (SMS), so a new user sees
-//! real messages and nothing leaves the machine.
+//! The file channel (the default): each message is written under `channels.file_dir` as an
+//! `.eml` file (e-mail, PEC) or a `.json` file (SMS), so a new user sees real messages and
+//! nothing leaves the machine.
 //!
 //! A file is named by its outbox id, so a message written again after a crash (written, not yet
 //! marked delivered) replaces itself instead of appearing twice.
@@ -12,13 +12,11 @@ use std::time::Instant;
 use lettre::message::Mailbox;
 use serde_json::json;
 
-use crate::delivery::smtp::{SmtpSetupError, build_mime, mailbox};
-use crate::delivery::{Channel, OutMessage, Outcome, Sent};
+use super::smtp::{SmtpSetupError, build_mime, mailbox};
+use super::{Channel, OutMessage, Outcome, Sent};
+use crate::sms::{budget, plain_punctuation};
 use crate::store::{Store, StoreError};
-use crate::templates::sms::{budget, plain_punctuation};
 use crate::time::Timestamp;
-
-pub use messo_core::redact::{mask, mask_text};
 
 fn write_atomically(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<PathBuf> {
     // Citizens' messages: 0600 files in a 0700 folder, whatever the umask.
@@ -115,8 +113,9 @@ impl Channel for FileChannel {
 }
 
 /// What one dispatch pass did.
-pub use crate::delivery::dispatch::DispatchReport;
+use super::dispatch::DispatchReport;
 
+/// Delivers every message owed at `now` into `dir` (the `dev` commands and tests).
 /// Delivers everything due at `now` through the file channel (every channel writes files).
 pub async fn dispatch_files(
     store: &Store,
@@ -125,27 +124,8 @@ pub async fn dispatch_files(
     comune: &str,
     now: Timestamp,
 ) -> Result<DispatchReport, StoreError> {
-    let d = crate::delivery::dispatch::Dispatcher::files(store.clone(), dir, from, comune)
+    let d = super::dispatch::Dispatcher::files(store.clone(), dir, from, comune)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let clock: crate::http::Clock = std::sync::Arc::new(move || now);
+    let clock: crate::time::Clock = std::sync::Arc::new(move || now);
     std::sync::Arc::new(d).drain(&clock, u64::MAX).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masks_personal_data() {
-        assert_eq!(mask("mario.rossi@example.it"), "m***@example.it");
-        assert_eq!(mask("+393471234567"), "+39***567");
-        assert_eq!(
-            mask_text("RCPT TO: 550 5.1.1 <mario.rossi@example.it>: Recipient rejected"),
-            "RCPT TO: 550 5.1.1 <m***@example.it>: Recipient rejected"
-        );
-        assert_eq!(
-            mask_text("refused (400): invalid number +393471234567, code 21211"),
-            "refused (400): invalid number +39***567, code 21211"
-        );
-    }
 }
