@@ -27,8 +27,9 @@ fn ticket() -> TicketRecord {
         priority: "normale".parse().expect("priority"),
         subject: "Richiesta di contributo per il canone di locazione".into(),
         step: Some(("istruttoria".into(), "La pratica è in istruttoria.".into())),
-        citizen: json!({"email": "mario.rossi@example.it", "mobile": "+393471234567",
-                        "fiscal_code": "RSSMRA80A01H501U", "language": "it"}),
+        citizen: serde_json::from_value(json!({"email": "mario.rossi@example.it",
+            "mobile": "+393471234567", "fiscal_code": "RSSMRA80A01H501U", "language": "it"}))
+        .expect("a citizen"),
         received_at: Timestamp(1_772_442_900),
         closed_at: None,
         waiting_since: None,

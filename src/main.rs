@@ -745,7 +745,7 @@ async fn portal_links(config: Config, count: i64, out: Option<PathBuf>) -> Resul
     let mut id = 1;
     while id <= max && written < count {
         if let Some(t) = store.portal_ticket_by_id(id).await? {
-            let cf = t.ticket.citizen["fiscal_code"].as_str().unwrap_or_default();
+            let cf = t.ticket.citizen.fiscal_code.as_deref().unwrap_or_default();
             let token = maker.keys.sign(id, now, maker.valid_days);
             writeln!(w, "{}\t{token}\t{cf}", t.ticket.number)?;
             written += 1;

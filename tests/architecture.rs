@@ -203,7 +203,11 @@ fn every_edge_import_points_down_the_layers() {
         }
         *by_module.entry(me.clone()).or_default() += 1;
         let text = std::fs::read_to_string(file).expect("readable source");
-        let shown = file.strip_prefix(root()).unwrap_or(file).display().to_string();
+        let shown = file
+            .strip_prefix(root())
+            .unwrap_or(file)
+            .display()
+            .to_string();
         problems.extend(violations(&me, &shown, &text));
     }
     assert!(
@@ -251,7 +255,11 @@ fn the_check_sees_an_upward_import_and_ignores_tests_and_other_crates() {
                  fn g() -> crate::delivery::Step { todo!() }\n";
     let found = violations("store", "src/store/x.rs", store);
     assert_eq!(found.len(), 2, "{found:#?}");
-    assert!(found[0].starts_with("src/store/x.rs:2: `store`"), "{}", found[0]);
+    assert!(
+        found[0].starts_with("src/store/x.rs:2: `store`"),
+        "{}",
+        found[0]
+    );
     assert!(found[0].contains("`crate::http`"), "{}", found[0]);
     assert!(found[1].starts_with("src/store/x.rs:9:"), "{}", found[1]);
     assert!(found[1].contains("`crate::delivery`"), "{}", found[1]);

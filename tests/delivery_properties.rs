@@ -117,10 +117,12 @@ proptest! {
                 chain_dedup.push(l);
             }
         }
-        let mut citizen = json!({});
-        if has_email { citizen["email"] = json!("a@b.it"); }
-        if has_mobile { citizen["mobile"] = json!("+393471234567"); }
-        if has_pec { citizen["pec"] = json!("a@pec.it"); }
+        let citizen = messo::ticket::Citizen {
+            email: has_email.then(|| "a@b.it".to_owned()),
+            mobile: has_mobile.then(|| "+393471234567".to_owned()),
+            pec: has_pec.then(|| "a@pec.it".to_owned()),
+            ..Default::default()
+        };
         let payload = json!({});
         let mut channel = start.to_owned();
         let mut key = "k".to_owned();

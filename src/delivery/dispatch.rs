@@ -702,7 +702,7 @@ impl Dispatcher {
         &self,
         row: &OutboxRow,
         error: &str,
-        citizens: &std::collections::HashMap<i64, serde_json::Value>,
+        citizens: &std::collections::HashMap<i64, crate::ticket::Citizen>,
         held: bool,
         now: Timestamp,
     ) -> Option<crate::store::NewOutbox> {

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use crate::calendar::Calendar;
-use crate::domain::Lang;
+use crate::domain::{Channel, Lang};
 use crate::locale;
 use crate::sla::policy::ClockKind;
 use crate::ticket::record::{EventRecord, SlaView, TicketRecord};
@@ -136,10 +136,7 @@ fn tr(lang: Lang, it: &str, en: &str) -> String {
 
 /// The citizen's language as stored with the ticket (Italian when unknown).
 pub fn ticket_lang(t: &TicketRecord) -> Lang {
-    t.citizen["language"]
-        .as_str()
-        .and_then(|l| l.parse().ok())
-        .unwrap_or_default()
+    t.citizen.lang()
 }
 
 fn channel_label(channel: &str) -> &'static str {
@@ -439,8 +436,7 @@ pub fn citizen_view(f: &Facts<'_>, lang: Lang) -> CitizenView {
             }
         })
         .collect();
-    let citizen = &t.citizen;
-    let present = |k: &str| citizen[k].as_str().is_some_and(|s| !s.is_empty());
+    let present = |c: Channel| t.citizen.address(c).is_some_and(|s| !s.is_empty());
     CitizenView {
         number: t.number.clone(),
         subject: t.subject.clone(),
@@ -460,8 +456,8 @@ pub fn citizen_view(f: &Facts<'_>, lang: Lang) -> CitizenView {
         current_step: steps.last().cloned(),
         steps,
         messages,
-        can_reply_email: present("email") || present("pec"),
-        can_reply_sms: present("mobile"),
+        can_reply_email: present(Channel::Email) || present(Channel::Pec),
+        can_reply_sms: present(Channel::Sms),
     }
 }
 

@@ -1242,7 +1242,8 @@ impl Store {
                         .bind(tid)
                         .fetch_optional(&mut *conn)
                         .await?;
-                let citizen: Option<Value> = citizen.and_then(|c| serde_json::from_str(&c).ok());
+                let citizen: Option<crate::ticket::Citizen> =
+                    citizen.and_then(|c| serde_json::from_str(&c).ok());
                 if let Some(c) = citizen.as_ref()
                     && let Some(repl) = replacement(
                         &DeadRow {

@@ -519,7 +519,7 @@ impl Store {
             priority: t.priority,
             subject: t.subject.clone(),
             step: t.step.clone(),
-            citizen,
+            citizen: t.citizen.clone(),
             received_at: t.received_at,
             closed_at: None,
             waiting_since: None,

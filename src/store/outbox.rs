@@ -339,7 +339,7 @@ impl Store {
                         kind: n.kind.as_str().to_owned(),
                         dedupe_key: n.key.clone(),
                         recipient: n.recipient.as_str().to_owned(),
-                        channel: n.channel.to_owned(),
+                        channel: n.channel.as_str().to_owned(),
                         address: n.address.clone(),
                         language: n.language.clone(),
                         payload: n.payload.clone(),
@@ -573,7 +573,10 @@ impl Store {
     }
 
     /// The citizens (contact JSON) of the given tickets, for the fallback chain.
-    pub async fn citizens(&self, ids: &[i64]) -> Result<HashMap<i64, Value>, StoreError> {
+    pub async fn citizens(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, crate::ticket::Citizen>, StoreError> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(200) {
             let list = self.placeholders(1, chunk.len()).join(", ");

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 pub mod email;
 pub mod phone;
 pub use email::{EmailAddress, EmailError};
@@ -179,6 +181,41 @@ impl FromStr for Lang {
                 expected: "it|en",
             }),
         }
+    }
+}
+
+/// A channel a message can go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+    /// Certified e-mail (posta elettronica certificata).
+    Pec,
+}
+
+impl Channel {
+    /// Every channel.
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Pec];
+
+    /// The stored and configured name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Pec => "pec",
+        }
+    }
+
+    /// The channel of a stored or configured name.
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

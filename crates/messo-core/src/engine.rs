@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::calendar::Calendar;
 use crate::calendar::Window;
+use crate::domain::Channel;
 use crate::sla::Sla;
 use crate::ticket::Derived;
 use crate::ticket::record::{EventRecord, SlaView, TicketRecord, evaluate};
@@ -130,8 +131,7 @@ pub struct Notice {
     /// What the notice is about (an event id, a deadline): with kind and recipient, its identity.
     pub key: String,
     pub recipient: Recipient,
-    /// `email`, `pec` or `sms`.
-    pub channel: &'static str,
+    pub channel: Channel,
     pub address: String,
     pub language: String,
     /// Not sent before this instant (SMS window, office hours).
@@ -179,28 +179,6 @@ pub fn sms_calendar(
     Calendar::new(spec)
 }
 
-fn citizen_route(citizen: &Value) -> Option<(&'static str, String)> {
-    let opted_out = |c: &str| {
-        citizen["opt_out"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(c)))
-    };
-    let address = |c: &str| {
-        let key = if c == "sms" { "mobile" } else { c };
-        citizen[key].as_str().map(str::to_owned)
-    };
-    let preferred = citizen["preferred_channel"].as_str().unwrap_or("email");
-    let order: [&'static str; 4] = match preferred {
-        "sms" => ["sms", "email", "pec", ""],
-        "pec" => ["pec", "email", "sms", ""],
-        _ => ["email", "pec", "sms", ""],
-    };
-    order
-        .into_iter()
-        .filter(|c| !c.is_empty() && !opted_out(c))
-        .find_map(|c| address(c).map(|a| (c, a)))
-}
-
 /// Decides what `ticket` is owed at `now`. Pure.
 pub fn decide(
     ctx: &Context<'_>,
@@ -214,10 +192,7 @@ pub fn decide(
     let view = evaluate(sla, received_at, derived, now)?;
     let cal = &sla.calendar;
     let fmt = |t: Timestamp| cal.format_rfc3339(t);
-    let language = ticket.citizen["language"]
-        .as_str()
-        .unwrap_or("it")
-        .to_owned();
+    let language = ticket.citizen.language.clone();
     let base = json!({
         "number": ticket.number,
         "subject": ticket.subject,
@@ -241,13 +216,13 @@ pub fn decide(
     } else {
         now
     };
-    let route = citizen_route(&ticket.citizen);
+    let route = ticket.citizen.route();
     let mut notices = Vec::new();
     let mut later: Vec<Timestamp> = Vec::new();
     let mut close = None;
     let citizen = |notices: &mut Vec<Notice>, kind: Kind, key: String, payload: Value| {
         if let Some((channel, address)) = &route {
-            let not_before = if *channel == "sms" {
+            let not_before = if *channel == Channel::Sms {
                 ctx.sms_calendar.next_opening(now).unwrap_or(now)
             } else {
                 now
@@ -256,8 +231,8 @@ pub fn decide(
                 kind,
                 key,
                 recipient: Recipient::Citizen,
-                channel,
-                address: address.clone(),
+                channel: *channel,
+                address: (*address).to_owned(),
                 language: language.clone(),
                 not_before,
                 payload,
@@ -273,7 +248,7 @@ pub fn decide(
                 kind: Kind::CittadinoIrraggiungibile,
                 key: format!("{}:{key}", kind.as_str()),
                 recipient: Recipient::Office,
-                channel: "email",
+                channel: Channel::Email,
                 address: ctx.notify.office_email.clone(),
                 language: "it".to_owned(),
                 not_before: office_not_before,
@@ -291,7 +266,7 @@ pub fn decide(
             kind,
             key,
             recipient: to,
-            channel: "email",
+            channel: Channel::Email,
             address: address.to_owned(),
             language: "it".to_owned(),
             not_before: office_not_before,

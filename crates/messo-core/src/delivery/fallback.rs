@@ -10,6 +10,8 @@
 use serde_json::{Value, json};
 
 use super::NewOutbox;
+use crate::domain::Channel;
+use crate::ticket::Citizen;
 use crate::time::Timestamp;
 
 /// One link of the fallback chain.
@@ -25,10 +27,18 @@ pub enum Fallback {
 impl Fallback {
     pub fn as_str(self) -> &'static str {
         match self {
-            Fallback::Email => "email",
-            Fallback::Sms => "sms",
-            Fallback::Pec => "pec",
             Fallback::Office => "office",
+            other => other.channel().map_or("office", Channel::as_str),
+        }
+    }
+
+    /// The channel of this link (none for the office).
+    pub const fn channel(self) -> Option<Channel> {
+        match self {
+            Fallback::Email => Some(Channel::Email),
+            Fallback::Sms => Some(Channel::Sms),
+            Fallback::Pec => Some(Channel::Pec),
+            Fallback::Office => None,
         }
     }
 }
@@ -47,11 +57,10 @@ pub struct DeadRow<'a> {
 }
 
 fn parse(channel: &str) -> Option<Fallback> {
-    match channel {
-        "email" => Some(Fallback::Email),
-        "sms" => Some(Fallback::Sms),
-        "pec" => Some(Fallback::Pec),
-        _ => None,
+    match Channel::parse(channel)? {
+        Channel::Email => Some(Fallback::Email),
+        Channel::Sms => Some(Fallback::Sms),
+        Channel::Pec => Some(Fallback::Pec),
     }
 }
 
@@ -59,7 +68,7 @@ fn parse(channel: &str) -> Option<Fallback> {
 /// is unknown: the office is told (never another channel, which could make a duplicate).
 pub fn replacement(
     dead: &DeadRow<'_>,
-    citizen: &Value,
+    citizen: &Citizen,
     chain: &[Fallback],
     office_email: &str,
     held: bool,
@@ -108,15 +117,13 @@ pub fn replacement(
         if tried.contains(link) {
             continue;
         }
-        let channel = link.as_str();
-        let opted_out = citizen["opt_out"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(channel)));
-        let field = if channel == "sms" { "mobile" } else { channel };
-        let Some(address) = citizen[field].as_str().filter(|a| !a.is_empty()) else {
+        let Some(channel) = link.channel() else {
             continue;
         };
-        if opted_out {
+        let Some(address) = citizen.address(channel).filter(|a| !a.is_empty()) else {
+            continue;
+        };
+        if citizen.opted_out(channel) {
             continue;
         }
         let mut key = dead.dedupe_key.to_owned();
@@ -127,7 +134,7 @@ pub fn replacement(
             kind: dead.kind.to_owned(),
             dedupe_key: key,
             recipient: "citizen".to_owned(),
-            channel: channel.to_owned(),
+            channel: channel.as_str().to_owned(),
             address: address.to_owned(),
             language: dead.language.to_owned(),
             payload: with(dead.payload, json!({"fallback_from": dead.channel})),
@@ -150,6 +157,10 @@ mod tests {
     use super::*;
 
     const NOW: Timestamp = Timestamp(1_800_000_000);
+
+    fn c(v: Value) -> Citizen {
+        serde_json::from_value(v).expect("a citizen")
+    }
     const CHAIN: [Fallback; 3] = [Fallback::Sms, Fallback::Email, Fallback::Office];
 
     fn dead<'a>(channel: &'a str, key: &'a str, payload: &'a Value) -> DeadRow<'a> {
@@ -168,7 +179,7 @@ mod tests {
     #[test]
     fn sms_falls_back_to_email_then_office() {
         let p = json!({"number": "2026/1"});
-        let citizen = json!({"mobile": "+393471234567", "email": "a@b.it"});
+        let citizen = c(json!({"mobile": "+393471234567", "email": "a@b.it"}));
         let r = replacement(
             &dead("sms", "e1", &p),
             &citizen,
@@ -203,7 +214,7 @@ mod tests {
     #[test]
     fn skips_channels_without_address_or_consent_and_never_repeats() {
         let p = json!({});
-        let no_email = json!({"mobile": "+393471234567"});
+        let no_email = c(json!({"mobile": "+393471234567"}));
         let r = replacement(
             &dead("sms", "k", &p),
             &no_email,
@@ -214,14 +225,14 @@ mod tests {
         )
         .expect("office");
         assert_eq!(r.kind, "cittadino_irraggiungibile");
-        let opted = json!({"mobile": "+393471234567", "email": "a@b.it", "opt_out": ["email"]});
+        let opted = c(json!({"mobile": "+393471234567", "email": "a@b.it", "opt_out": ["email"]}));
         let r = replacement(&dead("sms", "k", &p), &opted, &CHAIN, "u@c.it", false, NOW)
             .expect("office");
         assert_eq!(r.recipient, "office");
         // A chain email → sms → office: an e-mail that was itself a fallback from SMS does not
         // go back to SMS.
         let chain = [Fallback::Email, Fallback::Sms, Fallback::Office];
-        let both = json!({"mobile": "+393471234567", "email": "a@b.it"});
+        let both = c(json!({"mobile": "+393471234567", "email": "a@b.it"}));
         let r = replacement(
             &dead("email", "k>sms", &p),
             &both,
@@ -252,7 +263,7 @@ mod tests {
     #[test]
     fn held_messages_go_to_the_office_only() {
         let p = json!({});
-        let both = json!({"mobile": "+393471234567", "email": "a@b.it"});
+        let both = c(json!({"mobile": "+393471234567", "email": "a@b.it"}));
         let r =
             replacement(&dead("sms", "k", &p), &both, &CHAIN, "u@c.it", true, NOW).expect("office");
         assert_eq!(

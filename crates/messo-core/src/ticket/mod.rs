@@ -67,28 +67,11 @@ impl fmt::Display for TicketNumber {
     }
 }
 
-/// A channel a citizen can be reached on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Email,
-    Sms,
-    Pec,
-}
-
-impl Channel {
-    fn parse(s: &str) -> Option<Channel> {
-        match s {
-            "email" => Some(Channel::Email),
-            "sms" => Some(Channel::Sms),
-            "pec" => Some(Channel::Pec),
-            _ => None,
-        }
-    }
-}
+pub use crate::domain::Channel;
 
 /// How to reach the citizen. At least one address; the preferred channel must have one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Citizen {
     pub email: Option<String>,
     /// E.164, e.g. `+393471234567`.
@@ -98,6 +81,56 @@ pub struct Citizen {
     pub language: String,
     pub preferred_channel: Channel,
     pub opt_out: Vec<Channel>,
+}
+
+impl Default for Citizen {
+    /// No address at all: Italian, e-mail preferred.
+    fn default() -> Citizen {
+        Citizen {
+            email: None,
+            mobile: None,
+            pec: None,
+            fiscal_code: None,
+            language: "it".to_owned(),
+            preferred_channel: Channel::Email,
+            opt_out: Vec::new(),
+        }
+    }
+}
+
+impl Citizen {
+    /// The citizen's address on `channel`, when there is one.
+    pub fn address(&self, channel: Channel) -> Option<&str> {
+        match channel {
+            Channel::Email => self.email.as_deref(),
+            Channel::Sms => self.mobile.as_deref(),
+            Channel::Pec => self.pec.as_deref(),
+        }
+    }
+
+    /// Whether the citizen asked not to be written to on `channel`.
+    pub fn opted_out(&self, channel: Channel) -> bool {
+        self.opt_out.contains(&channel)
+    }
+
+    /// The citizen's language (Italian when unknown).
+    pub fn lang(&self) -> Lang {
+        self.language.parse().unwrap_or_default()
+    }
+
+    /// Where the citizen's notices go: the preferred channel, then the others in a fixed order,
+    /// skipping channels opted out of or without an address.
+    pub fn route(&self) -> Option<(Channel, &str)> {
+        let order = match self.preferred_channel {
+            Channel::Sms => [Channel::Sms, Channel::Email, Channel::Pec],
+            Channel::Pec => [Channel::Pec, Channel::Email, Channel::Sms],
+            Channel::Email => [Channel::Email, Channel::Pec, Channel::Sms],
+        };
+        order
+            .into_iter()
+            .filter(|c| !self.opted_out(*c))
+            .find_map(|c| self.address(c).map(|a| (c, a)))
+    }
 }
 
 pub use crate::domain::email::email_problem;

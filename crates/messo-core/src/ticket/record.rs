@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Derived, FieldError, NewEvent, NewTicket, apply};
+use super::{Citizen, Derived, FieldError, NewEvent, NewTicket, apply};
 use crate::domain::{Category, Priority};
 use crate::sla::{OutOfRange, Sla, normalize_suspensions};
 use crate::time::Timestamp;
@@ -51,7 +51,7 @@ pub struct TicketRecord {
     pub priority: Priority,
     pub subject: String,
     pub step: Option<(String, String)>,
-    pub citizen: Value,
+    pub citizen: Citizen,
     pub received_at: Timestamp,
     pub closed_at: Option<Timestamp>,
     pub waiting_since: Option<Timestamp>,
