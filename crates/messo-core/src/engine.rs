@@ -188,231 +188,18 @@ pub fn decide(
     events: &[EventRecord],
     now: Timestamp,
 ) -> Result<Decision, crate::sla::OutOfRange> {
-    let sla = ctx.sla;
-    let view = evaluate(sla, received_at, derived, now)?;
-    let cal = &sla.calendar;
-    let fmt = |t: Timestamp| cal.format_rfc3339(t);
-    let language = ticket.citizen.language.clone();
-    let base = json!({
-        "number": ticket.number,
-        "subject": ticket.subject,
-        "office": ticket.office,
-        "category": derived.category.as_str(),
-        "priority": derived.priority.as_str(),
-        "received_at": fmt(received_at),
-        "due_at": view.due_at.map(fmt),
-        "office_phone": ctx.notify.office_phone,
-        "office_email": ctx.notify.office_email,
-    });
-    let with = |extra: Value| {
-        let mut p = base.clone();
-        if let (Value::Object(p), Value::Object(e)) = (&mut p, extra) {
-            p.extend(e);
-        }
-        p
-    };
-    let office_not_before = if ctx.notify.staff_alerts_office_hours_only {
-        cal.next_opening(now).unwrap_or(now)
-    } else {
-        now
-    };
-    let route = ticket.citizen.route();
-    let mut notices = Vec::new();
-    let mut later: Vec<Timestamp> = Vec::new();
-    let mut close = None;
-    let citizen = |notices: &mut Vec<Notice>, kind: Kind, key: String, payload: Value| {
-        if let Some((channel, address)) = &route {
-            let not_before = if *channel == Channel::Sms {
-                ctx.sms_calendar.next_opening(now).unwrap_or(now)
-            } else {
-                now
-            };
-            notices.push(Notice {
-                kind,
-                key,
-                recipient: Recipient::Citizen,
-                channel: *channel,
-                address: (*address).to_owned(),
-                language: language.clone(),
-                not_before,
-                payload,
-            });
-        } else {
-            // No channel left (no address, or opted out of every one): the office is told
-            // instead, so the notice is not silently lost.
-            let mut payload = payload;
-            if let Value::Object(m) = &mut payload {
-                m.insert("undelivered_kind".to_owned(), json!(kind.as_str()));
-            }
-            notices.push(Notice {
-                kind: Kind::CittadinoIrraggiungibile,
-                key: format!("{}:{key}", kind.as_str()),
-                recipient: Recipient::Office,
-                channel: Channel::Email,
-                address: ctx.notify.office_email.clone(),
-                language: "it".to_owned(),
-                not_before: office_not_before,
-                payload,
-            });
-        }
-    };
-    let staff = |notices: &mut Vec<Notice>,
-                 kind: Kind,
-                 key: String,
-                 to: Recipient,
-                 address: &str,
-                 payload: Value| {
-        notices.push(Notice {
-            kind,
-            key,
-            recipient: to,
-            channel: Channel::Email,
-            address: address.to_owned(),
-            language: "it".to_owned(),
-            not_before: office_not_before,
-            payload,
-        });
-    };
-
-    let n = ctx.notify;
+    let view = evaluate(ctx.sla, received_at, derived, now)?;
+    let mut owed = Owed::new(ctx, ticket, received_at, derived, &view, now);
     for e in events {
-        let id = e.id.to_string();
-        match e.kind.as_str() {
-            "received" => {
-                let counting_from = cal.next_opening(received_at).unwrap_or(received_at);
-                citizen(
-                    &mut notices,
-                    Kind::Ricevuta,
-                    "receipt".to_owned(),
-                    with(json!({
-                        "out_of_hours": counting_from > received_at && view.state != "closed",
-                        "counting_from": fmt(counting_from),
-                    })),
-                );
-            }
-            "step_changed" => citizen(
-                &mut notices,
-                Kind::Avanzamento,
-                id,
-                with(json!({"step": e.data["step"], "text": e.data["text"]})),
-            ),
-            "integration_requested" => {
-                citizen(
-                    &mut notices,
-                    Kind::RichiestaIntegrazione,
-                    id.clone(),
-                    with(json!({"missing": e.data["missing"]})),
-                );
-                // Reminders and the cap belong to the wait still open.
-                if derived.waiting_since == Some(e.occurred_at) && derived.closed_at.is_none() {
-                    let hours = i64::from(sla.policy.hours_per_working_day()) * 3600;
-                    let step = i64::from(n.reminder_after_working_days) * hours;
-                    for k in 1..=i64::from(n.max_reminders) {
-                        if step == 0 {
-                            break;
-                        }
-                        let Some(at) = cal.add_business(e.occurred_at, k * step) else {
-                            break;
-                        };
-                        if at <= now {
-                            citizen(
-                                &mut notices,
-                                Kind::SollecitoIntegrazione,
-                                format!("{id}:{k}"),
-                                with(
-                                    json!({"missing": e.data["missing"], "reminder": k, "requested_at": fmt(e.occurred_at)}),
-                                ),
-                            );
-                        } else {
-                            later.push(at);
-                            break;
-                        }
-                    }
-                    let cap = e
-                        .occurred_at
-                        .plus(i64::from(n.suspension_cap_days) * 86_400);
-                    if cap <= now && n.close_at_suspension_cap {
-                        close = Some((
-                            cap,
-                            format!(
-                                "La richiesta è chiusa perché l'integrazione richiesta {} non è arrivata entro {} giorni. Può presentare una nuova richiesta in qualsiasi momento.",
-                                crate::locale::when(crate::domain::Lang::It, &fmt(e.occurred_at)),
-                                n.suspension_cap_days
-                            ),
-                        ));
-                    }
-                    if cap <= now {
-                        staff(
-                            &mut notices,
-                            Kind::SospensioneScaduta,
-                            id,
-                            Recipient::Office,
-                            &n.office_email,
-                            with(
-                                json!({"requested_at": fmt(e.occurred_at), "cap_days": n.suspension_cap_days}),
-                            ),
-                        );
-                    } else {
-                        later.push(cap);
-                    }
-                }
-            }
-            "integration_received" => citizen(
-                &mut notices,
-                Kind::Ripresa,
-                id,
-                with(json!({"channel": e.data["channel"]})),
-            ),
-            "closed" => citizen(
-                &mut notices,
-                Kind::Chiusura,
-                id,
-                with(json!({"text": e.data["text"], "closed_late": view.closed_late})),
-            ),
-            _ => {}
-        }
+        owed.event(e);
     }
-
-    if view.state == "warning"
-        && let Some(due) = view.due_at
-    {
-        staff(
-            &mut notices,
-            Kind::PreavvisoScadenza,
-            format!("due:{}", due.0),
-            Recipient::Office,
-            &n.office_email,
-            with(json!({"remaining_s": view.remaining_s})),
-        );
-    }
-    // A breach: the due instant came before the ticket was closed (if it was).
-    if let Some(due) = view.due_at
-        && due <= now
-        && derived.closed_at.is_none_or(|c| due <= c)
-    {
-        let key = format!("due:{}", due.0);
-        let payload = with(json!({"breached_at": fmt(due)}));
-        citizen(&mut notices, Kind::Violazione, key.clone(), payload.clone());
-        staff(
-            &mut notices,
-            Kind::Violazione,
-            key.clone(),
-            Recipient::Office,
-            &n.office_email,
-            payload.clone(),
-        );
-        if let Some(sup) = &n.supervisor_email {
-            staff(
-                &mut notices,
-                Kind::Violazione,
-                key,
-                Recipient::Supervisor,
-                sup,
-                payload,
-            );
-        }
-    }
-
+    owed.deadline();
+    let Owed {
+        notices,
+        later,
+        close,
+        ..
+    } = owed;
     let next_check_at = if derived.closed_at.is_some() {
         None
     } else {
@@ -428,4 +215,634 @@ pub fn decide(
         next_check_at,
         close,
     })
+}
+
+/// What one decision accumulates: the notices owed, the instants to look again, a closing.
+struct Owed<'a> {
+    ctx: &'a Context<'a>,
+    derived: &'a Derived,
+    view: &'a SlaView,
+    received_at: Timestamp,
+    now: Timestamp,
+    /// What every payload carries (number, subject, office, terms, contacts).
+    base: Value,
+    route: Option<(Channel, &'a str)>,
+    language: &'a str,
+    office_not_before: Timestamp,
+    notices: Vec<Notice>,
+    later: Vec<Timestamp>,
+    close: Option<(Timestamp, String)>,
+}
+
+impl<'a> Owed<'a> {
+    fn new(
+        ctx: &'a Context<'a>,
+        ticket: &'a TicketRecord,
+        received_at: Timestamp,
+        derived: &'a Derived,
+        view: &'a SlaView,
+        now: Timestamp,
+    ) -> Owed<'a> {
+        let cal = &ctx.sla.calendar;
+        let fmt = |t: Timestamp| cal.format_rfc3339(t);
+        let base = json!({
+            "number": ticket.number,
+            "subject": ticket.subject,
+            "office": ticket.office,
+            "category": derived.category.as_str(),
+            "priority": derived.priority.as_str(),
+            "received_at": fmt(received_at),
+            "due_at": view.due_at.map(fmt),
+            "office_phone": ctx.notify.office_phone,
+            "office_email": ctx.notify.office_email,
+        });
+        let office_not_before = if ctx.notify.staff_alerts_office_hours_only {
+            cal.next_opening(now).unwrap_or(now)
+        } else {
+            now
+        };
+        Owed {
+            ctx,
+            derived,
+            view,
+            received_at,
+            now,
+            base,
+            route: ticket.citizen.route(),
+            language: &ticket.citizen.language,
+            office_not_before,
+            notices: Vec::new(),
+            later: Vec::new(),
+            close: None,
+        }
+    }
+
+    fn fmt(&self, t: Timestamp) -> String {
+        self.ctx.sla.calendar.format_rfc3339(t)
+    }
+
+    /// The common payload with `extra`'s fields added.
+    fn with(&self, extra: Value) -> Value {
+        let mut p = self.base.clone();
+        if let (Value::Object(p), Value::Object(e)) = (&mut p, extra) {
+            p.extend(e);
+        }
+        p
+    }
+
+    /// A notice to the citizen on their route; with no channel left (no address, or opted out
+    /// of every one) the office is told instead, so the notice is not silently lost.
+    fn citizen(&mut self, kind: Kind, key: String, payload: Value) {
+        if let Some((channel, address)) = self.route {
+            let not_before = if channel == Channel::Sms {
+                self.ctx
+                    .sms_calendar
+                    .next_opening(self.now)
+                    .unwrap_or(self.now)
+            } else {
+                self.now
+            };
+            self.notices.push(Notice {
+                kind,
+                key,
+                recipient: Recipient::Citizen,
+                channel,
+                address: address.to_owned(),
+                language: self.language.to_owned(),
+                not_before,
+                payload,
+            });
+        } else {
+            let mut payload = payload;
+            if let Value::Object(m) = &mut payload {
+                m.insert("undelivered_kind".to_owned(), json!(kind.as_str()));
+            }
+            let office = self.ctx.notify.office_email.clone();
+            self.staff(
+                Kind::CittadinoIrraggiungibile,
+                format!("{}:{key}", kind.as_str()),
+                Recipient::Office,
+                &office,
+                payload,
+            );
+        }
+    }
+
+    /// An e-mail to the office or the supervisor, in office hours when so configured.
+    fn staff(&mut self, kind: Kind, key: String, to: Recipient, address: &str, payload: Value) {
+        self.notices.push(Notice {
+            kind,
+            key,
+            recipient: to,
+            channel: Channel::Email,
+            address: address.to_owned(),
+            language: "it".to_owned(),
+            not_before: self.office_not_before,
+            payload,
+        });
+    }
+
+    /// What one event of the history owes.
+    fn event(&mut self, e: &EventRecord) {
+        let id = e.id.to_string();
+        match e.kind.as_str() {
+            "received" => {
+                let cal = &self.ctx.sla.calendar;
+                let counting_from = cal
+                    .next_opening(self.received_at)
+                    .unwrap_or(self.received_at);
+                let payload = self.with(json!({
+                    "out_of_hours": counting_from > self.received_at && self.view.state != "closed",
+                    "counting_from": self.fmt(counting_from),
+                }));
+                self.citizen(Kind::Ricevuta, "receipt".to_owned(), payload);
+            }
+            "step_changed" => {
+                let payload = self.with(json!({"step": e.data["step"], "text": e.data["text"]}));
+                self.citizen(Kind::Avanzamento, id, payload);
+            }
+            "integration_requested" => {
+                let payload = self.with(json!({"missing": e.data["missing"]}));
+                self.citizen(Kind::RichiestaIntegrazione, id.clone(), payload);
+                // Reminders and the cap belong to the wait still open.
+                if self.derived.waiting_since == Some(e.occurred_at)
+                    && self.derived.closed_at.is_none()
+                {
+                    self.reminders(e, &id);
+                    self.suspension_cap(e, id);
+                }
+            }
+            "integration_received" => {
+                let payload = self.with(json!({"channel": e.data["channel"]}));
+                self.citizen(Kind::Ripresa, id, payload);
+            }
+            "closed" => {
+                let payload = self
+                    .with(json!({"text": e.data["text"], "closed_late": self.view.closed_late}));
+                self.citizen(Kind::Chiusura, id, payload);
+            }
+            _ => {}
+        }
+    }
+
+    /// Reminders of the open integration request `e`: those whose instant came, and the next
+    /// one to wait for.
+    fn reminders(&mut self, e: &EventRecord, id: &str) {
+        let n = self.ctx.notify;
+        let hours = i64::from(self.ctx.sla.policy.hours_per_working_day()) * 3600;
+        let step = i64::from(n.reminder_after_working_days) * hours;
+        if step == 0 {
+            return;
+        }
+        for k in 1..=i64::from(n.max_reminders) {
+            let Some(at) = self.ctx.sla.calendar.add_business(e.occurred_at, k * step) else {
+                break;
+            };
+            if at > self.now {
+                self.later.push(at);
+                break;
+            }
+            let payload = self.with(json!({
+                "missing": e.data["missing"],
+                "reminder": k,
+                "requested_at": self.fmt(e.occurred_at),
+            }));
+            self.citizen(Kind::SollecitoIntegrazione, format!("{id}:{k}"), payload);
+        }
+    }
+
+    /// The cap on the open integration request `e` (L. 241/1990 art. 2 c. 7): the office is
+    /// told when it passes, and with `close_at_suspension_cap` the ticket is closed.
+    fn suspension_cap(&mut self, e: &EventRecord, id: String) {
+        let n = self.ctx.notify;
+        let cap = e
+            .occurred_at
+            .plus(i64::from(n.suspension_cap_days) * 86_400);
+        if cap > self.now {
+            self.later.push(cap);
+            return;
+        }
+        if n.close_at_suspension_cap {
+            self.close = Some((
+                cap,
+                format!(
+                    "La richiesta è chiusa perché l'integrazione richiesta {} non è arrivata entro {} giorni. Può presentare una nuova richiesta in qualsiasi momento.",
+                    crate::locale::when(crate::domain::Lang::It, &self.fmt(e.occurred_at)),
+                    n.suspension_cap_days
+                ),
+            ));
+        }
+        let payload = self.with(
+            json!({"requested_at": self.fmt(e.occurred_at), "cap_days": n.suspension_cap_days}),
+        );
+        self.staff(
+            Kind::SospensioneScaduta,
+            id,
+            Recipient::Office,
+            &n.office_email,
+            payload,
+        );
+    }
+
+    /// The deadline's notices: a warning to the office while it nears, and a breach (the due
+    /// instant came before the ticket was closed, if it was) to citizen, office and supervisor.
+    fn deadline(&mut self) {
+        let n = self.ctx.notify;
+        if self.view.state == "warning"
+            && let Some(due) = self.view.due_at
+        {
+            let payload = self.with(json!({"remaining_s": self.view.remaining_s}));
+            self.staff(
+                Kind::PreavvisoScadenza,
+                format!("due:{}", due.0),
+                Recipient::Office,
+                &n.office_email,
+                payload,
+            );
+        }
+        let Some(due) = self.view.due_at else {
+            return;
+        };
+        if due > self.now || self.derived.closed_at.is_some_and(|c| due > c) {
+            return;
+        }
+        let key = format!("due:{}", due.0);
+        let payload = self.with(json!({"breached_at": self.fmt(due)}));
+        self.citizen(Kind::Violazione, key.clone(), payload.clone());
+        self.staff(
+            Kind::Violazione,
+            key.clone(),
+            Recipient::Office,
+            &n.office_email,
+            payload.clone(),
+        );
+        if let Some(sup) = &n.supervisor_email {
+            self.staff(Kind::Violazione, key, Recipient::Supervisor, sup, payload);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hand-checked decisions on the agreement's calendar (Europe/Rome, Monday–Friday
+    //! 09:00–17:00) and targets (Urgente 1 working day, Normale 5). March 2026: Monday 2 to
+    //! Friday 6 and Monday 9 are working days, with no holiday.
+    use super::*;
+    use crate::calendar::CalendarSpec;
+    use crate::domain::{Category, Priority};
+    use crate::sla::{Policy, Suspension};
+    use crate::ticket::Citizen;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).expect("a test instant")
+    }
+
+    fn notify() -> Notify {
+        Notify {
+            sender_email: "urp@comune.example.it".into(),
+            office_email: "ufficio@comune.example.it".into(),
+            supervisor_email: Some("dirigente@comune.example.it".into()),
+            office_phone: "+39 06 0000".into(),
+            sms_window: Window::hm((8, 0), (20, 0)),
+            reminder_after_working_days: 2,
+            max_reminders: 2,
+            suspension_cap_days: 30,
+            close_at_suspension_cap: false,
+            staff_alerts_office_hours_only: true,
+            retention_days: 365,
+        }
+    }
+
+    struct Case {
+        sla: Sla,
+        notify: Notify,
+        sms: Calendar,
+    }
+
+    impl Case {
+        fn new(notify: Notify) -> Case {
+            let calendar = Calendar::new(CalendarSpec::roma_capitale()).expect("calendar");
+            let sms = sms_calendar(&calendar, &notify).expect("SMS calendar");
+            Case {
+                sla: Sla::new(calendar, Policy::agreement_default()),
+                notify,
+                sms,
+            }
+        }
+
+        fn decide(
+            &self,
+            citizen: Citizen,
+            priority: Priority,
+            received: &str,
+            derived: impl FnOnce(&mut Derived),
+            events: &[EventRecord],
+            now: &str,
+        ) -> Decision {
+            let received_at = ts(received);
+            let mut d = Derived {
+                priority,
+                category: Category::Generale,
+                suspensions: Vec::new(),
+                waiting_since: None,
+                closed_at: None,
+                step: None,
+                last_event_at: received_at,
+            };
+            derived(&mut d);
+            let ticket = TicketRecord {
+                id: 1,
+                number: "2026/000001".into(),
+                office: "URP".into(),
+                category: Category::Generale,
+                priority,
+                subject: "Certificato di residenza".into(),
+                step: None,
+                citizen,
+                received_at,
+                closed_at: d.closed_at,
+                waiting_since: d.waiting_since,
+                policy_version: 1,
+                calendar_version: 1,
+                sla: evaluate(&self.sla, received_at, &d, ts(now)).expect("in range"),
+            };
+            let ctx = Context {
+                sla: &self.sla,
+                notify: &self.notify,
+                sms_calendar: &self.sms,
+            };
+            let mut all = vec![event(1, "received", received, json!({}))];
+            all.extend_from_slice(events);
+            decide(&ctx, &ticket, received_at, &d, &all, ts(now)).expect("in range")
+        }
+    }
+
+    fn event(id: i64, kind: &str, at: &str, data: Value) -> EventRecord {
+        EventRecord {
+            id,
+            kind: kind.into(),
+            occurred_at: ts(at),
+            source: "api".into(),
+            idempotency_key: format!("k{id}"),
+            data,
+            recorded_at: ts(at),
+        }
+    }
+
+    fn by_email() -> Citizen {
+        Citizen {
+            email: Some("mario.rossi@example.it".into()),
+            ..Citizen::default()
+        }
+    }
+
+    fn kinds(d: &Decision) -> Vec<(Kind, Recipient, &str)> {
+        d.notices
+            .iter()
+            .map(|n| (n.kind, n.recipient, n.key.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_request_in_hours_owes_one_receipt_at_once() {
+        let c = Case::new(notify());
+        let d = c.decide(
+            by_email(),
+            Priority::Normale,
+            "2026-03-02T10:00:00+01:00",
+            |_| {},
+            &[],
+            "2026-03-02T10:01:00+01:00",
+        );
+        assert_eq!(kinds(&d), [(Kind::Ricevuta, Recipient::Citizen, "receipt")]);
+        let n = &d.notices[0];
+        assert_eq!(
+            (n.channel, n.address.as_str()),
+            (Channel::Email, "mario.rossi@example.it")
+        );
+        assert_eq!(n.not_before, ts("2026-03-02T10:01:00+01:00"));
+        assert_eq!(n.payload["out_of_hours"], false);
+        // Five working days of eight hours from Monday 10:00: the next Monday at 10:00.
+        assert_eq!(n.payload["due_at"], "2026-03-09T10:00:00+01:00");
+        assert_eq!(d.sla.state, "running");
+        assert!(d.close.is_none());
+        assert!(
+            d.next_check_at
+                .is_some_and(|t| t > ts("2026-03-02T10:01:00+01:00"))
+        );
+    }
+
+    #[test]
+    fn a_request_on_saturday_counts_from_monday_opening() {
+        let c = Case::new(notify());
+        let d = c.decide(
+            by_email(),
+            Priority::Normale,
+            "2026-03-07T10:00:00+01:00",
+            |_| {},
+            &[],
+            "2026-03-07T10:01:00+01:00",
+        );
+        let p = &d.notices[0].payload;
+        assert_eq!(p["out_of_hours"], true);
+        assert_eq!(p["counting_from"], "2026-03-09T09:00:00+01:00");
+        assert_eq!(p["due_at"], "2026-03-13T17:00:00+01:00");
+    }
+
+    #[test]
+    fn an_sms_waits_for_the_sms_window() {
+        let c = Case::new(notify());
+        let citizen = Citizen {
+            mobile: Some("+393471234567".into()),
+            email: Some("mario.rossi@example.it".into()),
+            preferred_channel: Channel::Sms,
+            ..Citizen::default()
+        };
+        let d = c.decide(
+            citizen,
+            Priority::Normale,
+            "2026-03-08T22:00:00+01:00",
+            |_| {},
+            &[],
+            "2026-03-08T22:00:30+01:00",
+        );
+        let n = &d.notices[0];
+        assert_eq!(
+            (n.channel, n.address.as_str()),
+            (Channel::Sms, "+393471234567")
+        );
+        assert_eq!(n.not_before, ts("2026-03-09T08:00:00+01:00"));
+    }
+
+    #[test]
+    fn a_citizen_out_of_reach_becomes_an_office_alert_in_office_hours() {
+        let c = Case::new(notify());
+        let citizen = Citizen {
+            email: Some("mario.rossi@example.it".into()),
+            opt_out: vec![Channel::Email],
+            ..Citizen::default()
+        };
+        let d = c.decide(
+            citizen,
+            Priority::Normale,
+            "2026-03-07T10:00:00+01:00",
+            |_| {},
+            &[],
+            "2026-03-07T10:01:00+01:00",
+        );
+        assert_eq!(
+            kinds(&d),
+            [(
+                Kind::CittadinoIrraggiungibile,
+                Recipient::Office,
+                "ricevuta:receipt"
+            )]
+        );
+        let n = &d.notices[0];
+        assert_eq!(n.address, "ufficio@comune.example.it");
+        assert_eq!(n.payload["undelivered_kind"], "ricevuta");
+        assert_eq!(n.not_before, ts("2026-03-09T09:00:00+01:00"));
+    }
+
+    #[test]
+    fn a_breach_is_told_to_citizen_office_and_supervisor_once_each() {
+        let c = Case::new(notify());
+        let d = c.decide(
+            by_email(),
+            Priority::Urgente,
+            "2026-03-02T10:00:00+01:00",
+            |_| {},
+            &[],
+            "2026-03-04T12:00:00+01:00",
+        );
+        let due = ts("2026-03-03T10:00:00+01:00").0;
+        let key = format!("due:{due}");
+        assert_eq!(
+            kinds(&d),
+            [
+                (Kind::Ricevuta, Recipient::Citizen, "receipt"),
+                (Kind::Violazione, Recipient::Citizen, key.as_str()),
+                (Kind::Violazione, Recipient::Office, key.as_str()),
+                (Kind::Violazione, Recipient::Supervisor, key.as_str()),
+            ]
+        );
+        assert_eq!(
+            d.notices[1].payload["breached_at"],
+            "2026-03-03T10:00:00+01:00"
+        );
+        assert_eq!(d.sla.state, "breached");
+        // The same history at the same instant owes the same notices.
+        let again = c.decide(
+            by_email(),
+            Priority::Urgente,
+            "2026-03-02T10:00:00+01:00",
+            |_| {},
+            &[],
+            "2026-03-04T12:00:00+01:00",
+        );
+        assert_eq!(again, d);
+    }
+
+    #[test]
+    fn a_closed_ticket_on_time_owes_no_breach_and_no_next_check() {
+        let c = Case::new(notify());
+        let closed = ts("2026-03-02T16:00:00+01:00");
+        let d = c.decide(
+            by_email(),
+            Priority::Urgente,
+            "2026-03-02T10:00:00+01:00",
+            |d| d.closed_at = Some(closed),
+            &[event(
+                2,
+                "closed",
+                "2026-03-02T16:00:00+01:00",
+                json!({"text": "Fatto"}),
+            )],
+            "2026-03-04T12:00:00+01:00",
+        );
+        assert_eq!(
+            kinds(&d),
+            [
+                (Kind::Ricevuta, Recipient::Citizen, "receipt"),
+                (Kind::Chiusura, Recipient::Citizen, "2"),
+            ]
+        );
+        assert_eq!(d.notices[1].payload["closed_late"], false);
+        assert_eq!(d.next_check_at, None);
+    }
+
+    #[test]
+    fn an_open_integration_request_owes_reminders_as_their_days_come() {
+        let c = Case::new(notify());
+        let asked = "2026-03-02T11:00:00+01:00";
+        let wait = |d: &mut Derived| {
+            d.waiting_since = Some(ts(asked));
+            d.suspensions = vec![Suspension::new(ts(asked), None).expect("suspension")];
+        };
+        let events = [event(
+            2,
+            "integration_requested",
+            asked,
+            json!({"missing": "documento d'identità"}),
+        )];
+        // Two working days after Monday 11:00 is Wednesday 11:00: the first reminder is owed;
+        // the second (Friday 11:00) is the next instant to look again.
+        let d = c.decide(
+            by_email(),
+            Priority::Normale,
+            "2026-03-02T10:00:00+01:00",
+            wait,
+            &events,
+            "2026-03-04T11:30:00+01:00",
+        );
+        assert_eq!(
+            kinds(&d),
+            [
+                (Kind::Ricevuta, Recipient::Citizen, "receipt"),
+                (Kind::RichiestaIntegrazione, Recipient::Citizen, "2"),
+                (Kind::SollecitoIntegrazione, Recipient::Citizen, "2:1"),
+            ]
+        );
+        assert_eq!(d.notices[2].payload["reminder"], 1);
+        assert_eq!(d.notices[2].payload["missing"], "documento d'identità");
+        assert_eq!(d.sla.state, "paused");
+        assert_eq!(d.next_check_at, Some(ts("2026-03-06T11:00:00+01:00")));
+    }
+
+    #[test]
+    fn a_suspension_past_its_cap_alerts_the_office_and_may_close() {
+        let mut n = notify();
+        n.reminder_after_working_days = 0;
+        n.suspension_cap_days = 10;
+        n.close_at_suspension_cap = true;
+        let c = Case::new(n);
+        let asked = "2026-03-02T11:00:00+01:00";
+        let d = c.decide(
+            by_email(),
+            Priority::Normale,
+            "2026-03-02T10:00:00+01:00",
+            |d| {
+                d.waiting_since = Some(ts(asked));
+                d.suspensions = vec![Suspension::new(ts(asked), None).expect("suspension")];
+            },
+            &[event(
+                2,
+                "integration_requested",
+                asked,
+                json!({"missing": "x"}),
+            )],
+            "2026-03-13T12:00:00+01:00",
+        );
+        assert_eq!(
+            kinds(&d),
+            [
+                (Kind::Ricevuta, Recipient::Citizen, "receipt"),
+                (Kind::RichiestaIntegrazione, Recipient::Citizen, "2"),
+                (Kind::SospensioneScaduta, Recipient::Office, "2"),
+            ]
+        );
+        let (at, text) = d.close.expect("closed at the cap");
+        assert_eq!(at, ts("2026-03-12T11:00:00+01:00"));
+        assert!(text.contains("entro 10 giorni"), "{text}");
+    }
 }
