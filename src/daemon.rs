@@ -580,7 +580,7 @@ pub async fn run(
         .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
 
     let engine = Engine::new(store.clone(), config.notify.clone());
-    let inbound_policy = InboundPolicy::from_config(&config);
+    let inbound_policy = crate::store::inbound_policy(&config);
     let imap = config.inbound.imap.clone().map(|polling| {
         let (inbound, writer, clock, stop) = (
             config.inbound.clone(),

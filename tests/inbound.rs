@@ -143,7 +143,7 @@ async fn start(pg: bool) -> Hook {
     Hook {
         base: format!("http://{addr}"),
         engine: Engine::new(store.clone(), cfg.notify.clone()),
-        policy: InboundPolicy::from_config(&cfg),
+        policy: messo::store::inbound_policy(&cfg),
         store,
         now,
         client: reqwest::Client::new(),

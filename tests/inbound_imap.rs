@@ -794,7 +794,7 @@ async fn a_silent_server_times_out_and_a_closed_port_is_a_connect_error() {
 // stores nothing new. On SQLite and on PostgreSQL.
 async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(pg: bool) {
     use messo::config::{BUILTIN_TOML, Config};
-    use messo::store::{InboundPolicy, InboundWriter, Store};
+    use messo::store::{InboundWriter, Store};
     use messo::ticket::{NewEvent, NewTicket, Source};
     use messo::time::Timestamp;
     use std::sync::Arc;
@@ -839,7 +839,7 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(pg: b
     let now = Timestamp::parse_rfc3339("2026-03-03T10:00:00+01:00").expect("ts");
     let clock: messo::http::Clock = Arc::new(move || now);
     let writer = InboundWriter::spawn(store.clone(), Arc::new(tokio::sync::Notify::new()));
-    let policy = InboundPolicy::from_config(&cfg);
+    let policy = messo::store::inbound_policy(&cfg);
     let waiting = || async {
         store
             .ticket("URP-2026-000123")

@@ -11,15 +11,12 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::outbox::insert_outbox;
 use super::{NewOutbox, Store, StoreError};
-use crate::config::Fallback;
-use crate::redact::mask;
-use crate::ticket::{EventBody, NewEvent, Source};
+use crate::ticket::Source;
 use crate::time::Timestamp;
 use messo_core::delivery::fallback::{DeadRow, replacement};
-use messo_core::inbound::auth::{self, MailAuthMode};
 use messo_core::inbound::dlr::{self, DlrState};
-use messo_core::inbound::matching::{self, Candidate, Keyword, Match, TicketFormat};
-use messo_core::inbound::{Parsed, ReceiptFacts, Route};
+use messo_core::inbound::matching::{self, Candidate, Keyword};
+use messo_core::inbound::{Parsed, ReceiptFacts, Route, reply};
 
 /// A verified, parsed webhook (or polled e-mail) to store.
 #[derive(Debug, Clone)]
@@ -41,35 +38,20 @@ pub enum Accepted {
     Duplicate(i64),
 }
 
-/// How the daemon acts on replies: from the configuration.
-#[derive(Debug, Clone)]
-pub struct InboundPolicy {
-    pub ticket_format: TicketFormat,
-    pub reply_address: Option<String>,
-    pub opt_out_keywords: Vec<String>,
-    pub opt_in_keywords: Vec<String>,
-    pub hint_every_hours: u32,
-    pub fallback: Vec<Fallback>,
-    pub office_email: String,
-    pub office_phone: String,
-    /// Whether an e-mail reply must come from an authenticated sender to resume a clock.
-    pub mail_auth: MailAuthMode,
-}
+pub use messo_core::inbound::reply::InboundPolicy;
 
-impl InboundPolicy {
-    /// From the validated configuration.
-    pub fn from_config(c: &crate::config::Config) -> InboundPolicy {
-        InboundPolicy {
-            ticket_format: c.inbound.ticket_format.clone(),
-            reply_address: c.inbound.reply_address.clone(),
-            opt_out_keywords: c.inbound.opt_out_keywords.clone(),
-            opt_in_keywords: c.inbound.opt_in_keywords.clone(),
-            hint_every_hours: c.inbound.hint_every_hours,
-            fallback: c.delivery.fallback.clone(),
-            office_email: c.notify.office_email.clone(),
-            office_phone: c.notify.office_phone.clone(),
-            mail_auth: c.inbound.mail_auth,
-        }
+/// How the daemon acts on replies, from the validated configuration.
+pub fn inbound_policy(c: &crate::config::Config) -> InboundPolicy {
+    InboundPolicy {
+        ticket_format: c.inbound.ticket_format.clone(),
+        reply_address: c.inbound.reply_address.clone(),
+        opt_out_keywords: c.inbound.opt_out_keywords.clone(),
+        opt_in_keywords: c.inbound.opt_in_keywords.clone(),
+        hint_every_hours: c.inbound.hint_every_hours,
+        fallback: c.delivery.fallback.clone(),
+        office_email: c.notify.office_email.clone(),
+        office_phone: c.notify.office_phone.clone(),
+        mail_auth: c.inbound.mail_auth,
     }
 }
 
@@ -598,6 +580,8 @@ impl Store {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// A citizen's reply: an SMS keyword is acted on at once; anything else is decided by
+    /// the core (`inbound::reply::plan`) on the facts loaded here, then applied in order.
     async fn act_reply(
         &self,
         conn: &mut AnyConnection,
@@ -610,20 +594,9 @@ impl Store {
     ) -> Result<Done, StoreError> {
         let sender = p.sender.clone().unwrap_or_default();
         let text = p.text.clone().unwrap_or_default();
-        let channel = match p.route {
-            Route::Sms => "sms",
-            Route::Voice => "phone",
-            _ => "email",
-        };
-        if p.automatic {
-            return Ok(Done::status(
-                "ignored",
-                "automatic",
-                "an auto-reply or bounce: not answered",
-            ));
-        }
         // Opt-out and opt-in keywords (SMS only).
-        if p.route == Route::Sms
+        if !p.automatic
+            && p.route == Route::Sms
             && let Some(k) =
                 matching::keyword(&text, &policy.opt_out_keywords, &policy.opt_in_keywords)
         {
@@ -632,259 +605,88 @@ impl Store {
                 .act_keyword(conn, id, &sender, &text, k, policy, now)
                 .await;
         }
-        // Tickets the reply names: in the text, the subject, the keypad digits, a plus-address.
-        let mut quoted: Vec<String> = Vec::new();
-        let mut add = |list: Vec<String>| {
-            for n in list {
-                if !quoted.contains(&n) {
-                    quoted.push(n);
-                }
-            }
-        };
-        if let (Some(base), Route::Mail) = (&policy.reply_address, p.route) {
-            for r in &p.recipients {
-                if let Some(tag) = matching::plus_tag(r, base) {
-                    add(vec![tag.to_uppercase()]);
-                    add(policy.ticket_format.find_all(tag));
-                }
-            }
-        }
-        if let Some(d) = &p.digits {
-            add(policy.ticket_format.find_all(d));
-        }
-        if let Some(s) = &p.subject {
-            add(policy.ticket_format.find_all(s));
-        }
-        add(policy.ticket_format.find_all(&text));
-        let named = self.named_candidates(conn, &quoted, &sender).await?;
-        let senders = if sender.is_empty() {
-            Vec::new()
+        let (quoted, named, senders) = if p.automatic {
+            (Vec::new(), Vec::new(), Vec::new())
         } else {
-            self.sender_candidates(conn, &sender).await?
+            let quoted = reply::quoted_numbers(p, policy);
+            let named = self.named_candidates(conn, &quoted, &sender).await?;
+            let senders = if sender.is_empty() {
+                Vec::new()
+            } else {
+                self.sender_candidates(conn, &sender).await?
+            };
+            (quoted, named, senders)
         };
-        let decided = matching::decide(
-            &named.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(),
-            &senders.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(),
+        let plan = reply::plan(
+            &reply::Facts {
+                parsed: p,
+                inbound_id: id,
+                received_at,
+                now,
+                quoted: quoted.len(),
+                named: &named,
+                senders: &senders,
+            },
+            policy,
         );
-        let number_of = |tid: i64| {
-            named
-                .iter()
-                .chain(senders.iter())
-                .find(|(c, _)| c.id == tid)
-                .map(|(_, n)| n.clone())
-                .unwrap_or_default()
-        };
-        let attachments = if p.attachments.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " Allegati: {}.",
-                p.attachments
-                    .iter()
-                    .map(|a| format!("{} ({} byte)", a.name, a.size))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        let body_text: String = format!("{text}{attachments}").chars().take(3900).collect();
-        let at = Timestamp(p.occurred_at.unwrap_or(received_at.0).min(now.0));
-        let key = format!("inbound:{id}");
-        let done = match decided {
-            Match::Ticket { id: tid, by } => {
-                let number = number_of(tid);
-                let waiting = named
-                    .iter()
-                    .chain(senders.iter())
-                    .any(|(c, _)| c.id == tid && c.waiting);
-                let integration = NewEvent {
-                    at,
-                    body: EventBody::IntegrationReceived {
-                        channel: channel.to_owned(),
-                        text: Some(body_text.clone()),
-                    },
-                };
-                let note = NewEvent {
-                    at,
-                    body: EventBody::Note {
-                        text: format!("Messaggio del cittadino ({channel}): {body_text}"),
-                    },
-                };
-                // An e-mail resumes a clock only when its sender is authenticated (the pure
-                // decision is inbound::auth's); otherwise it is a note and the office is told.
-                let unauthenticated = match p.route {
-                    Route::Mail => auth::may_resume(policy.mail_auth, p.auth.as_ref()).err(),
-                    _ => None,
-                };
-                if waiting && let Some(why) = &unauthenticated {
-                    let note = NewEvent {
-                        at,
-                        body: EventBody::Note {
-                            text: format!(
-                                "E-mail dall'indirizzo del cittadino con mittente non verificato \
-                                 ({why}): i tempi non ripartono. {body_text}"
-                            )
-                            .chars()
-                            .take(4000)
-                            .collect(),
-                        },
-                    };
-                    self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now)
-                        .await?;
-                    report.notes += 1;
-                    self.office_alert(
-                        conn,
-                        "risposta_non_autenticata",
-                        tid,
-                        &key,
-                        p,
-                        Some(&number),
-                        policy,
-                        now,
-                    )
-                    .await?;
-                    return Ok(Done {
-                        status: "done",
-                        outcome: "note",
-                        detail: format!(
-                            "ticket matched by {}, but the sender is not authenticated ({why}): a note, the office decides",
-                            by.as_str()
-                        ),
-                        ticket_id: Some(tid),
-                    });
-                }
-                let (event, outcome) = if waiting {
-                    (integration, "integration")
-                } else {
-                    (note.clone(), "note")
-                };
-                let recorded = match self
-                    .append_in(conn, &number, &event, Some(&key), Source::Webhook, now)
-                    .await
-                {
-                    Ok(_) => outcome,
-                    // The ticket stopped waiting in between: the reply is kept as a note.
-                    Err(StoreError::Conflict(_)) if outcome == "integration" => {
-                        self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now)
-                            .await?;
-                        "note"
+        let mut verdict = plan.verdict;
+        for action in plan.actions {
+            match action {
+                reply::Action::Record {
+                    number,
+                    event,
+                    if_refused,
+                } => {
+                    let key = format!("inbound:{id}");
+                    let appended = self
+                        .append_in(conn, &number, &event, Some(&key), Source::Webhook, now)
+                        .await;
+                    match (appended, if_refused) {
+                        (Ok(_), _) => {}
+                        // The ticket stopped waiting in between: the reply is kept as a note.
+                        (Err(StoreError::Conflict(_)), Some(note)) => {
+                            self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now)
+                                .await?;
+                            verdict.outcome = "note";
+                        }
+                        (Err(e), _) => return Err(e),
                     }
-                    Err(e) => return Err(e),
-                };
-                if recorded == "integration" {
-                    report.integrations += 1;
-                } else {
-                    report.notes += 1;
                 }
-                if p.route == Route::Voice {
+                reply::Action::OfficeAlert {
+                    kind,
+                    ticket_id,
+                    key,
+                    number,
+                } => {
                     self.office_alert(
                         conn,
-                        "chiamata_ricevuta",
-                        tid,
+                        kind,
+                        ticket_id,
                         &key,
                         p,
-                        Some(&number),
+                        number.as_deref(),
                         policy,
                         now,
                     )
                     .await?;
                 }
-                Done {
-                    status: "done",
-                    outcome: recorded,
-                    detail: format!("ticket matched by {}", by.as_str()),
-                    ticket_id: Some(tid),
+                reply::Action::Owe(row) => {
+                    insert_outbox_conn(conn, &row, now).await?;
                 }
             }
-            Match::Stranger { id: tid } => {
-                let number = number_of(tid);
-                let note = NewEvent {
-                    at,
-                    body: EventBody::Note {
-                        text: format!(
-                            "Messaggio ({channel}) che cita la pratica da un recapito non in anagrafica ({}): {body_text}",
-                            mask(&sender)
-                        ),
-                    },
-                };
-                self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now)
-                    .await?;
-                report.notes += 1;
-                self.office_alert(
-                    conn,
-                    "risposta_mittente_diverso",
-                    tid,
-                    &key,
-                    p,
-                    Some(&number),
-                    policy,
-                    now,
-                )
-                .await?;
-                Done {
-                    status: "done",
-                    outcome: "note",
-                    detail:
-                        "names a ticket, from an address not on file: a note, the office decides"
-                            .to_owned(),
-                    ticket_id: Some(tid),
-                }
-            }
-            Match::Unmatched => {
-                report.unmatched += 1;
-                let bucket = received_at.0 / (i64::from(policy.hint_every_hours.max(1)) * 3600);
-                let per_sender = format!("{sender}:{bucket}");
-                self.office_alert(
-                    conn,
-                    "risposta_non_abbinata",
-                    0,
-                    &per_sender,
-                    p,
-                    None,
-                    policy,
-                    now,
-                )
-                .await?;
-                // The citizen hears once per period how to quote the ticket number.
-                let hint_channel = match p.route {
-                    Route::Mail => Some("email"),
-                    _ if sender.starts_with('+') => Some("sms"),
-                    _ => None,
-                };
-                if let Some(ch) = hint_channel {
-                    insert_outbox_conn(
-                        conn,
-                        &NewOutbox {
-                            ticket_id: 0,
-                            kind: "risposta_non_abbinata".to_owned(),
-                            dedupe_key: per_sender,
-                            recipient: "citizen".to_owned(),
-                            channel: ch.to_owned(),
-                            address: sender.clone(),
-                            language: "it".to_owned(),
-                            payload: json!({
-                                "number": "",
-                                "example": policy.ticket_format.example(),
-                                "office_phone": policy.office_phone,
-                            }),
-                            not_before: now,
-                        },
-                        now,
-                    )
-                    .await?;
-                }
-                Done {
-                    status: "unmatched",
-                    outcome: "unmatched",
-                    detail: if quoted.is_empty() {
-                        "no ticket number, and the sender has no single ticket waiting".to_owned()
-                    } else {
-                        format!("quoted {} ticket number(s), none on file", quoted.len())
-                    },
-                    ticket_id: None,
-                }
-            }
-        };
-        Ok(done)
+        }
+        match verdict.outcome {
+            "integration" => report.integrations += 1,
+            "note" => report.notes += 1,
+            "unmatched" => report.unmatched += 1,
+            _ => {}
+        }
+        Ok(Done {
+            status: verdict.status,
+            outcome: verdict.outcome,
+            detail: verdict.detail,
+            ticket_id: verdict.ticket_id,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

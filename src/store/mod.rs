@@ -26,7 +26,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Row};
 
 pub use admin_users::{UserChange, UserChanged};
-pub use inbound::{Accepted, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound};
+pub use inbound::{
+    Accepted, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound, inbound_policy,
+};
 pub use outbox::{
     AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, NewOutbox,
     OutboxRow, Receipt,

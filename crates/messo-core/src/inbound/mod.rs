@@ -7,6 +7,7 @@ pub mod auth;
 pub mod dlr;
 pub mod matching;
 pub mod parse;
+pub mod reply;
 
 use serde::{Deserialize, Serialize};
 
