@@ -356,14 +356,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::SendTest { channel, to, text } => {
             let config = load_config(cli.config.as_ref())?;
-            let (email, pec, sms) = messo::delivery::dispatch::transports(&config)
-                .context("setting up the channels")?;
-            let transport = match channel.as_str() {
-                "email" => email,
-                "pec" => pec,
-                "sms" => sms,
-                other => anyhow::bail!("unknown channel {other:?}; expected email, pec or sms"),
+            let Some(name) = messo::domain::Channel::parse(&channel) else {
+                anyhow::bail!("unknown channel {channel:?}; expected email, pec or sms");
             };
+            let mut channels = messo::delivery::dispatch::transports(&config)
+                .context("setting up the channels")?;
+            let transport = channels
+                .take(name)
+                .context("the channel is not configured")?;
             let stamp = chrono::Utc::now().timestamp();
             let msg = messo::delivery::OutMessage {
                 outbox_id: stamp,

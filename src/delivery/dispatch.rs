@@ -18,9 +18,10 @@ use super::fallback::{DeadRow, replacement};
 use super::file::FileChannel;
 use super::sms::SmsChannel;
 use super::smtp::{SmtpChannel, SmtpSetupError};
-use super::{Channel, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step, next_step};
+use super::{Channel, Channels, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step, next_step};
 use crate::config::{ChannelMode, Config, Delivery};
 use crate::daemon::Metrics;
+use crate::domain::Channel as ChannelName;
 use crate::domain::Lang;
 use crate::portal::LinkMaker;
 use crate::redact::{mask, mask_text};
@@ -45,60 +46,8 @@ pub enum SetupError {
     Templates(crate::templates::CatalogError),
 }
 
-/// One channel's transport.
-pub enum Transport {
-    File(FileChannel),
-    Smtp(Box<SmtpChannel>),
-    Sms(SmsChannel),
-}
-
-impl Transport {
-    /// Its name in attempts and logs.
-    pub fn name(&self) -> &str {
-        match self {
-            Transport::File(_) => "file",
-            Transport::Smtp(s) => s.name(),
-            Transport::Sms(_) => "sms",
-        }
-    }
-
-    fn ready(&self, now: Instant) -> bool {
-        match self {
-            Transport::File(c) => c.ready(now),
-            Transport::Smtp(c) => c.ready(now),
-            Transport::Sms(c) => c.ready(now),
-        }
-    }
-
-    /// Sends one message through this transport.
-    pub async fn send(&self, msg: &OutMessage, in_doubt: bool) -> Sent {
-        match self {
-            Transport::File(c) => c.send(msg, in_doubt).await,
-            Transport::Smtp(c) => c.send(msg, in_doubt).await,
-            Transport::Sms(c) => c.send(msg, in_doubt).await,
-        }
-    }
-
-    fn doubt_policy(&self) -> DoubtPolicy {
-        match self {
-            Transport::File(_) => DoubtPolicy::Resend,
-            Transport::Smtp(c) if c.resends_uncertain() => DoubtPolicy::Resend,
-            Transport::Smtp(_) => DoubtPolicy::Hold,
-            Transport::Sms(c) => c.doubt_policy(),
-        }
-    }
-
-    fn concurrency(&self) -> usize {
-        match self {
-            Transport::File(_) => 8,
-            Transport::Smtp(c) => c.pool_size(),
-            Transport::Sms(c) => c.concurrency(),
-        }
-    }
-}
-
-/// The transports the configuration asks for: (email, pec, sms).
-pub fn transports(config: &Config) -> Result<(Transport, Transport, Transport), SetupError> {
+/// The channels the configuration asks for: e-mail, PEC and SMS, each over its transport.
+pub fn transports(config: &Config) -> Result<Channels, SetupError> {
     crate::install_crypto();
     let n = &config.notify;
     let display = format!("URP {}", config.comune_name);
@@ -109,7 +58,7 @@ pub fn transports(config: &Config) -> Result<(Transport, Transport, Transport), 
             &config.comune_name,
             Some(&n.office_email),
         )
-        .map(Transport::File)
+        .map(|c| Box::new(c) as Box<dyn Channel>)
         .map_err(SetupError::File)
     };
     let smtp = |section: &'static str, account: &crate::config::SmtpAccount, sender: &str| {
@@ -121,7 +70,7 @@ pub fn transports(config: &Config) -> Result<(Transport, Transport, Transport), 
             Some(&n.office_email),
             &config.delivery,
         )
-        .map(|c| Transport::Smtp(Box::new(c)))
+        .map(|c| Box::new(c) as Box<dyn Channel>)
         .map_err(|source| SetupError::Smtp { section, source })
     };
     let email = match (config.channels.email, &config.smtp) {
@@ -140,14 +89,17 @@ pub fn transports(config: &Config) -> Result<(Transport, Transport, Transport), 
         _ => file()?,
     };
     let sms = match config.channels.sms {
-        ChannelMode::Http => Transport::Sms(SmsChannel::new(
+        ChannelMode::Http => Box::new(SmsChannel::new(
             &config.sms,
             &config.delivery,
             &config.http.public_base_url,
-        )?),
+        )?) as Box<dyn Channel>,
         _ => file()?,
     };
-    Ok((email, pec, sms))
+    Ok(Channels::default()
+        .with(ChannelName::Email, email)
+        .with(ChannelName::Pec, pec)
+        .with(ChannelName::Sms, sms))
 }
 
 /// What a dispatch did.
@@ -178,9 +130,7 @@ const OPT_OUT_EXEMPT: &[&str] = &["revoca_sms"];
 /// The dispatcher.
 pub struct Dispatcher {
     store: Store,
-    email: Transport,
-    pec: Transport,
-    sms: Transport,
+    channels: Channels,
     policy: Delivery,
     office_email: String,
     /// Replies to citizens' e-mails go to this address tagged with the ticket number.
@@ -201,13 +151,11 @@ impl Dispatcher {
         config: &Config,
         metrics: Arc<Metrics>,
     ) -> Result<Dispatcher, SetupError> {
-        let (email, pec, sms) = transports(config)?;
+        let channels = transports(config)?;
         let n = &config.notify;
         Ok(Dispatcher {
             store,
-            email,
-            pec,
-            sms,
+            channels,
             policy: config.delivery.clone(),
             office_email: n.office_email.clone(),
             reply_address: config.inbound.reply_address.clone(),
@@ -231,14 +179,16 @@ impl Dispatcher {
     ) -> Result<Dispatcher, SetupError> {
         let file = || {
             FileChannel::new(dir, sender, comune, None)
-                .map(Transport::File)
+                .map(|c| Box::new(c) as Box<dyn Channel>)
                 .map_err(SetupError::File)
         };
+        let mut channels = Channels::default();
+        for name in ChannelName::ALL {
+            channels = channels.with(name, file()?);
+        }
         Ok(Dispatcher {
             store,
-            email: file()?,
-            pec: file()?,
-            sms: file()?,
+            channels,
             policy: Delivery::default(),
             office_email: sender.to_owned(),
             reply_address: None,
@@ -254,6 +204,12 @@ impl Dispatcher {
             )),
             links: None,
         })
+    }
+
+    /// Messages for `name` go through `through` instead (a new kind of channel, a test double).
+    pub fn with_channel(mut self, name: ChannelName, through: Box<dyn Channel>) -> Dispatcher {
+        self.channels = std::mem::take(&mut self.channels).with(name, through);
+        self
     }
 
     /// When an SMS owed by the fallback chain may go (the SMS window).
@@ -282,30 +238,12 @@ impl Dispatcher {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
-    fn transport(&self, channel: &str) -> Option<&Transport> {
-        match channel {
-            "email" => Some(&self.email),
-            "pec" => Some(&self.pec),
-            "sms" => Some(&self.sms),
-            _ => None,
-        }
-    }
-
     fn capacity(&self) -> usize {
-        (self.email.concurrency() + self.pec.concurrency() + self.sms.concurrency()).clamp(8, 1024)
-            * 2
+        self.channels.concurrency().clamp(8, 1024) * 2
     }
 
     fn ready_channels(&self, now: Instant) -> Vec<&'static str> {
-        [
-            ("email", &self.email),
-            ("pec", &self.pec),
-            ("sms", &self.sms),
-        ]
-        .into_iter()
-        .filter(|(_, t)| t.ready(now))
-        .map(|(c, _)| c)
-        .collect()
+        self.channels.ready(now)
     }
 
     /// Sends what is due, concurrently, until nothing is due or about `max` rows were taken.
@@ -487,7 +425,7 @@ impl Dispatcher {
     async fn send_row(&self, row: &OutboxRow) -> Sent {
         let started = Instant::now();
         let started_ms = chrono::Utc::now().timestamp_millis();
-        let Some(t) = self.transport(&row.channel) else {
+        let Some(t) = self.channels.by_name(&row.channel) else {
             return Sent::one(
                 "none",
                 Outcome::permanent(format!("unknown channel {:?}", row.channel)),
@@ -495,8 +433,7 @@ impl Dispatcher {
                 started_ms,
             );
         };
-        if row.in_doubt && matches!(t, Transport::Smtp(_)) && t.doubt_policy() == DoubtPolicy::Hold
-        {
+        if row.in_doubt && !t.checks_in_doubt() && t.doubt_policy() == DoubtPolicy::Hold {
             return Sent::one(
                 t.name(),
                 Outcome::Uncertain {
@@ -537,8 +474,9 @@ impl Dispatcher {
 
     fn step_of(&self, row: &OutboxRow, sent: &Sent, now: Timestamp) -> Step {
         let doubt = self
-            .transport(&row.channel)
-            .map_or(DoubtPolicy::Hold, Transport::doubt_policy);
+            .channels
+            .by_name(&row.channel)
+            .map_or(DoubtPolicy::Hold, |c| c.doubt_policy());
         next_step(
             RowFacts {
                 attempts: row.attempts,

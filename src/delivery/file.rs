@@ -13,7 +13,7 @@ use lettre::message::Mailbox;
 use serde_json::json;
 
 use super::smtp::{SmtpSetupError, build_mime, mailbox};
-use super::{Channel, OutMessage, Outcome, Sent};
+use super::{Channel, DoubtPolicy, OutMessage, Outcome, Sent};
 use crate::sms::{budget, plain_punctuation};
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
@@ -93,22 +93,37 @@ impl FileChannel {
 }
 
 impl Channel for FileChannel {
+    fn name(&self) -> &str {
+        "file"
+    }
+
+    fn concurrency(&self) -> usize {
+        8
+    }
+
+    /// A file written again replaces itself: never a duplicate.
+    fn doubt_policy(&self) -> DoubtPolicy {
+        DoubtPolicy::Resend
+    }
+
     fn ready(&self, _now: Instant) -> bool {
         true
     }
 
-    async fn send(&self, msg: &OutMessage, _in_doubt: bool) -> Sent {
-        let started = Instant::now();
-        let started_ms = chrono::Utc::now().timestamp_millis();
-        // A file written again replaces itself: never a duplicate, in doubt or not.
-        let outcome = match self.write(msg) {
-            Ok(path) => Outcome::Delivered {
-                provider_id: path.file_name().map(|n| n.to_string_lossy().into_owned()),
-                code: None,
-            },
-            Err(o) => o,
-        };
-        Sent::one("file", outcome, started, started_ms)
+    fn send<'a>(&'a self, msg: &'a OutMessage, _in_doubt: bool) -> super::Sending<'a> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let started_ms = chrono::Utc::now().timestamp_millis();
+            // A file written again replaces itself: never a duplicate, in doubt or not.
+            let outcome = match self.write(msg) {
+                Ok(path) => Outcome::Delivered {
+                    provider_id: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    code: None,
+                },
+                Err(o) => o,
+            };
+            Sent::one("file", outcome, started, started_ms)
+        })
     }
 }
 

@@ -17,6 +17,8 @@ pub mod pec;
 pub mod sms;
 pub mod smtp;
 
+use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 pub use messo_core::delivery::{
@@ -24,12 +26,74 @@ pub use messo_core::delivery::{
     fallback, next_step,
 };
 
-/// Something that can deliver a message.
+/// A sending in progress: boxed, so that [`Channel`] is object-safe and the dispatcher can hold
+/// any channel behind `dyn Channel`.
+pub type Sending<'a> = Pin<Box<dyn Future<Output = Sent> + Send + 'a>>;
+
+/// Something that can deliver a message: the extension point for a new way of reaching
+/// people. A channel says what it is (name, how many messages at once, what to do when an
+/// outcome is unknown) and whether it can take a message now; the dispatcher looks it up by
+/// [`crate::domain::Channel`] and never matches on the kind of transport.
 pub trait Channel: Send + Sync {
-    /// Whether it can take a message now (not every provider's circuit open).
+    /// Its name in attempts and logs (`smtp`, `pec`, `sms`, `file`).
+    fn name(&self) -> &str;
+    /// How many messages it may have in flight at once.
+    fn concurrency(&self) -> usize;
+    /// What happens to a message whose earlier attempt may have gone through.
+    fn doubt_policy(&self) -> DoubtPolicy;
+    /// Whether the channel itself finds out what became of a message in doubt (an SMS
+    /// provider asked by order id), so that even under [`DoubtPolicy::Hold`] the message is
+    /// handed to it rather than held unsent.
+    fn checks_in_doubt(&self) -> bool {
+        false
+    }
+    /// Whether it can take a message now (health: not every provider's circuit open).
     fn ready(&self, now: Instant) -> bool;
     /// Sends one message; `in_doubt` says an earlier attempt may have gone through.
-    fn send(&self, msg: &OutMessage, in_doubt: bool) -> impl Future<Output = Sent> + Send;
+    fn send<'a>(&'a self, msg: &'a OutMessage, in_doubt: bool) -> Sending<'a>;
+}
+
+/// The channels messages go through, by [`crate::domain::Channel`].
+#[derive(Default)]
+pub struct Channels {
+    by_name: BTreeMap<crate::domain::Channel, Box<dyn Channel>>,
+}
+
+impl Channels {
+    /// `channel` goes through `through`.
+    pub fn with(mut self, channel: crate::domain::Channel, through: Box<dyn Channel>) -> Channels {
+        self.by_name.insert(channel, through);
+        self
+    }
+
+    /// What `channel` goes through, when configured.
+    pub fn get(&self, channel: crate::domain::Channel) -> Option<&dyn Channel> {
+        self.by_name.get(&channel).map(AsRef::as_ref)
+    }
+
+    /// What the stored channel name `name` goes through.
+    pub fn by_name(&self, name: &str) -> Option<&dyn Channel> {
+        self.get(crate::domain::Channel::parse(name)?)
+    }
+
+    /// Takes `channel` out (the CLI's test send uses one channel alone).
+    pub fn take(&mut self, channel: crate::domain::Channel) -> Option<Box<dyn Channel>> {
+        self.by_name.remove(&channel)
+    }
+
+    /// The names of the channels that can take a message now.
+    pub fn ready(&self, now: Instant) -> Vec<&'static str> {
+        self.by_name
+            .iter()
+            .filter(|(_, c)| c.ready(now))
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// Messages all channels may have in flight together.
+    pub fn concurrency(&self) -> usize {
+        self.by_name.values().map(|c| c.concurrency()).sum()
+    }
 }
 
 /// A circuit breaker: closed (sending), open (not sending until a time), half-open (one probe

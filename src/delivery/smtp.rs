@@ -33,7 +33,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::sync::Semaphore;
 
-use super::{Breaker, Channel, OutMessage, Outcome, Sent};
+use super::{Breaker, Channel, DoubtPolicy, OutMessage, Outcome, Sent};
 use crate::config::{Delivery, Security, SmtpAccount};
 
 /// Why an SMTP channel could not be set up (a configuration problem).
@@ -417,6 +417,23 @@ impl SmtpChannel {
 }
 
 impl Channel for SmtpChannel {
+    fn name(&self) -> &str {
+        SmtpChannel::name(self)
+    }
+
+    fn concurrency(&self) -> usize {
+        self.pool_size()
+    }
+
+    /// Resent with the same Message-ID when `resend_uncertain` says so; otherwise held.
+    fn doubt_policy(&self) -> DoubtPolicy {
+        if self.resends_uncertain() {
+            DoubtPolicy::Resend
+        } else {
+            DoubtPolicy::Hold
+        }
+    }
+
     fn ready(&self, now: Instant) -> bool {
         self.breaker
             .lock()
@@ -424,37 +441,39 @@ impl Channel for SmtpChannel {
             .ready(now)
     }
 
-    async fn send(&self, msg: &OutMessage, in_doubt: bool) -> Sent {
-        // A connection slot first, then the breaker: a message waiting for a slot learns of the
-        // failures of the ones before it.
-        let Ok(_slot) = self.slots.acquire().await else {
-            return Sent {
-                attempts: vec![],
-                resent: false,
+    fn send<'a>(&'a self, msg: &'a OutMessage, in_doubt: bool) -> super::Sending<'a> {
+        Box::pin(async move {
+            // A connection slot first, then the breaker: a message waiting for a slot learns of the
+            // failures of the ones before it.
+            let Ok(_slot) = self.slots.acquire().await else {
+                return Sent {
+                    attempts: vec![],
+                    resent: false,
+                };
             };
-        };
-        let started = Instant::now();
-        let started_ms = chrono::Utc::now().timestamp_millis();
-        let allowed = self
-            .breaker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .acquire(started);
-        if !allowed {
-            return Sent {
-                attempts: vec![],
-                resent: false,
-            };
-        }
-        let outcome = self.send_once(msg).await;
-        self.breaker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .record(outcome.provider_healthy(), Instant::now());
-        let mut sent = Sent::one(&self.name, outcome, started, started_ms);
-        // Sent again while an earlier attempt may have gone through: same Message-ID.
-        sent.resent = in_doubt;
-        sent
+            let started = Instant::now();
+            let started_ms = chrono::Utc::now().timestamp_millis();
+            let allowed = self
+                .breaker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .acquire(started);
+            if !allowed {
+                return Sent {
+                    attempts: vec![],
+                    resent: false,
+                };
+            }
+            let outcome = self.send_once(msg).await;
+            self.breaker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(outcome.provider_healthy(), Instant::now());
+            let mut sent = Sent::one(&self.name, outcome, started, started_ms);
+            // Sent again while an earlier attempt may have gone through: same Message-ID.
+            sent.resent = in_doubt;
+            sent
+        })
     }
 }
 

@@ -747,7 +747,9 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         insert_outbox(&mut tx, n, now).await?;
         let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM outbox WHERE ticket_id = $1 AND kind = $2 AND dedupe_key = $3 AND recipient = $4",
+            // A message about no ticket is stored with a NULL ticket id (see `insert_outbox`).
+            "SELECT id FROM outbox WHERE COALESCE(ticket_id, 0) = $1 AND kind = $2 \
+             AND dedupe_key = $3 AND recipient = $4",
         )
         .bind(n.ticket_id)
         .bind(&n.kind)

@@ -1,0 +1,146 @@
+//! `delivery::Channel` is the extension point for a new way of reaching people: a channel
+//! written outside the crate, registered for one `domain::Channel`, receives exactly the
+//! messages owed on it, and the dispatcher records its outcome like any other (SQLite and
+//! PostgreSQL).
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use messo::delivery::dispatch::Dispatcher;
+use messo::delivery::{Channel, DoubtPolicy, OutMessage, Outcome, Sending, Sent};
+use messo::domain::Channel as ChannelName;
+use messo::store::{NewOutbox, Store};
+use messo::time::{Clock, Timestamp};
+use serde_json::json;
+
+/// A channel that keeps what it is given: what an App IO or a fax channel would be, minus the
+/// network.
+#[derive(Clone, Default)]
+struct Recorder {
+    got: Arc<Mutex<Vec<(String, String, bool)>>>,
+}
+
+impl Channel for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+
+    fn concurrency(&self) -> usize {
+        2
+    }
+
+    fn doubt_policy(&self) -> DoubtPolicy {
+        DoubtPolicy::Hold
+    }
+
+    fn ready(&self, _now: Instant) -> bool {
+        true
+    }
+
+    fn send<'a>(&'a self, msg: &'a OutMessage, in_doubt: bool) -> Sending<'a> {
+        Box::pin(async move {
+            self.got
+                .lock()
+                .expect("lock")
+                .push((msg.address.clone(), msg.text.clone(), in_doubt));
+            Sent::one(
+                "recorder",
+                Outcome::Delivered {
+                    provider_id: Some(format!("rec-{}", msg.outbox_id)),
+                    code: None,
+                },
+                Instant::now(),
+                0,
+            )
+        })
+    }
+}
+
+fn owed(channel: &str, address: &str, key: &str) -> NewOutbox {
+    NewOutbox {
+        ticket_id: 0,
+        kind: "risposta_non_abbinata".to_owned(),
+        dedupe_key: key.to_owned(),
+        recipient: "citizen".to_owned(),
+        channel: channel.to_owned(),
+        address: address.to_owned(),
+        language: "it".to_owned(),
+        payload: json!({"number": "", "example": "2026/000123", "office_phone": "06 0606"}),
+        not_before: Timestamp(1_800_000_000),
+    }
+}
+
+async fn a_new_channel_gets_its_messages_only(store: Store) {
+    let now = Timestamp(1_800_000_000);
+    let dir = tempdir();
+    let sms = store
+        .insert_message(&owed("sms", "+393471234567", "a"), now)
+        .await
+        .expect("insert")
+        .expect("an id");
+    let email = store
+        .insert_message(&owed("email", "mario.rossi@example.it", "b"), now)
+        .await
+        .expect("insert")
+        .expect("an id");
+    let recorder = Recorder::default();
+    let d = Dispatcher::files(store.clone(), &dir, "urp@comune.example.it", "Roma")
+        .expect("dispatcher")
+        .with_channel(ChannelName::Sms, Box::new(recorder.clone()));
+    let clock: Clock = Arc::new(move || now);
+    let report = Arc::new(d).drain(&clock, 100).await.expect("drain");
+    assert_eq!(report.delivered, 2, "{report:?}");
+    let got = recorder.got.lock().expect("lock").clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "+393471234567");
+    assert!(got[0].1.contains("2026/000123"), "{}", got[0].1);
+    assert!(!got[0].2, "a first attempt is not in doubt");
+    let state = store.delivery_state(sms).await.expect("read").expect("row");
+    assert_eq!(state.state, "delivered");
+    assert_eq!(state.provider.as_deref(), Some("recorder"));
+    assert_eq!(state.provider_id.as_deref(), Some(&*format!("rec-{sms}")));
+    // The e-mail went through the file channel as before.
+    let state = store
+        .delivery_state(email)
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(state.provider.as_deref(), Some("file"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "messo-channel-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[tokio::test]
+async fn a_new_channel_plugs_in_on_sqlite() {
+    let dir = tempdir();
+    let url = format!("sqlite://{}", dir.join("messo.db").display());
+    let store = Store::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    a_new_channel_gets_its_messages_only(store).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_new_channel_plugs_in_on_postgres() {
+    let schema = format!("channel_{}", std::process::id());
+    let url = pg::fresh_schema(&schema).await;
+    let store = Store::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    a_new_channel_gets_its_messages_only(store).await;
+    pg::drop_schema(&schema).await;
+}
