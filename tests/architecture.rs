@@ -233,10 +233,10 @@ fn the_core_crate_depends_on_no_io_crate() {
             section = line.trim_matches(['[', ']']).to_owned();
             continue;
         }
-        if section == "dependencies" {
-            if let Some((name, _)) = line.split_once('=') {
-                deps.push(name.trim().to_owned());
-            }
+        if section == "dependencies"
+            && let Some((name, _)) = line.split_once('=')
+        {
+            deps.push(name.trim().to_owned());
         }
     }
     assert!(deps.contains(&"chrono".to_owned()), "parsed: {deps:?}");
