@@ -14,6 +14,7 @@ pub mod engine;
 pub mod http;
 pub mod inbound;
 pub mod locale;
+pub mod metrics;
 pub mod notify;
 pub mod portal;
 pub mod private_files;

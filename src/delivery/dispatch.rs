@@ -19,9 +19,9 @@ use super::sms::SmsChannel;
 use super::smtp::{SmtpChannel, SmtpSetupError};
 use super::{Channel, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step, next_step};
 use crate::config::{ChannelMode, Config, Delivery};
-use crate::daemon::Metrics;
 use crate::domain::Lang;
 use crate::http::Clock;
+use crate::metrics::Metrics;
 use crate::notify::{FileChannel, mask, mask_text};
 use crate::portal::LinkMaker;
 use crate::store::{AttemptRecord, Finished, OutboxRow, Store, StoreError};
@@ -531,7 +531,9 @@ impl Dispatcher {
             html: rendered.html.clone(),
             reply_to,
         };
-        t.send(&msg, row.in_doubt).await
+        let sent = t.send(&msg, row.in_doubt).await;
+        self.metrics.observe_send(&row.channel, started.elapsed());
+        sent
     }
 
     fn step_of(&self, row: &OutboxRow, sent: &Sent, now: Timestamp) -> Step {
@@ -670,30 +672,22 @@ impl Dispatcher {
         self.store.finish(now, &finished).await?;
         let m = &self.metrics;
         m.delivered_total
-            .fetch_add(report_delta(&finished, "delivered"), Ordering::Relaxed);
-        m.failed_total.fetch_add(
+            .inc_by(report_delta(&finished, "delivered"));
+        m.failed_total.inc_by(
             finished
                 .iter()
                 .filter(|f| f.state != "delivered" && !f.refund)
                 .count() as u64,
-            Ordering::Relaxed,
         );
-        m.dead_total
-            .fetch_add(report_delta(&finished, "dead"), Ordering::Relaxed);
+        m.dead_total.inc_by(report_delta(&finished, "dead"));
         m.uncertain_total
-            .fetch_add(report_delta(&finished, "uncertain"), Ordering::Relaxed);
-        m.resent_total.fetch_add(
-            finished.iter().filter(|f| f.resent).count() as u64,
-            Ordering::Relaxed,
-        );
-        m.fallback_total.fetch_add(
-            finished.iter().filter(|f| f.replacement.is_some()).count() as u64,
-            Ordering::Relaxed,
-        );
-        m.attempts_total.fetch_add(
-            finished.iter().map(|f| f.attempts.len() as u64).sum(),
-            Ordering::Relaxed,
-        );
+            .inc_by(report_delta(&finished, "uncertain"));
+        m.resent_total
+            .inc_by(finished.iter().filter(|f| f.resent).count() as u64);
+        m.fallback_total
+            .inc_by(finished.iter().filter(|f| f.replacement.is_some()).count() as u64);
+        m.attempts_total
+            .inc_by(finished.iter().map(|f| f.attempts.len() as u64).sum());
         Ok(())
     }
 
