@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::fallback::{DeadRow, replacement};
 use super::sms::SmsChannel;
@@ -335,6 +336,7 @@ impl Dispatcher {
                     let rows = self
                         .store
                         .lease_outbox(clock(), want as i64, self.policy.lease_s, Some(&channels))
+                        .instrument(tracing::info_span!("lease", want))
                         .await?;
                     if rows.len() < want {
                         exhausted = true;
@@ -483,6 +485,11 @@ impl Dispatcher {
         Ok(out)
     }
 
+    #[tracing::instrument(
+        name = "send",
+        skip_all,
+        fields(outbox_id = row.id, channel = %row.channel, kind = %row.kind, to = %mask(&row.address), in_doubt = row.in_doubt)
+    )]
     async fn send_row(&self, row: &OutboxRow) -> Sent {
         let started = Instant::now();
         let started_ms = chrono::Utc::now().timestamp_millis();
@@ -553,6 +560,7 @@ impl Dispatcher {
         )
     }
 
+    #[tracing::instrument(name = "finish", skip_all, fields(rows = done.len()))]
     async fn flush(
         &self,
         done: Vec<(OutboxRow, Sent)>,

@@ -309,6 +309,11 @@ impl Provider {
     }
 
     /// Sends one SMS. `to` is E.164; `sender` is the alias or number.
+    #[tracing::instrument(
+        name = "sms_provider",
+        skip_all,
+        fields(provider = %self.name(), outbox_id = msg.outbox_id, to = %crate::notify::mask(to))
+    )]
     pub async fn send(
         &self,
         msg: &OutMessage,
@@ -496,6 +501,11 @@ impl Provider {
     }
 
     /// Asks the provider what became of our order id: `Ok(None)` when it never got it.
+    #[tracing::instrument(
+        name = "sms_query",
+        skip_all,
+        fields(provider = %self.name(), outbox_id = msg.outbox_id)
+    )]
     pub async fn query(&self, msg: &OutMessage) -> Result<Option<Outcome>, Outcome> {
         if !self.can_query() {
             return Err(Outcome::permanent(
@@ -623,6 +633,11 @@ impl super::Channel for SmsChannel {
         self.providers.iter().any(|g| lock(&g.breaker).ready(now))
     }
 
+    #[tracing::instrument(
+        name = "sms",
+        skip_all,
+        fields(outbox_id = msg.outbox_id, to = %crate::notify::mask(&msg.address), in_doubt = in_doubt)
+    )]
     async fn send(&self, msg: &OutMessage, in_doubt: bool) -> super::Sent {
         let started = Instant::now();
         let started_ms = chrono::Utc::now().timestamp_millis();

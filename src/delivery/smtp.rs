@@ -424,6 +424,11 @@ impl Channel for SmtpChannel {
             .ready(now)
     }
 
+    #[tracing::instrument(
+        name = "smtp",
+        skip_all,
+        fields(account = %self.name, outbox_id = msg.outbox_id, to = %crate::notify::mask(&msg.address), in_doubt = in_doubt)
+    )]
     async fn send(&self, msg: &OutMessage, in_doubt: bool) -> Sent {
         // A connection slot first, then the breaker: a message waiting for a slot learns of the
         // failures of the ones before it.

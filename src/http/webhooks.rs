@@ -207,6 +207,13 @@ fn problem(status: u16, detail: impl Into<String>) -> Response {
     r
 }
 
+/// The span names the route and the configured endpoint once they are known (never the token,
+/// nor an unknown provider's name as sent); the sender, masked, once the body is read.
+#[tracing::instrument(
+    name = "webhook",
+    skip_all,
+    fields(route = tracing::field::Empty, endpoint = tracing::field::Empty, sender = tracing::field::Empty)
+)]
 async fn handle(
     s: WebhookState,
     route_text: String,
@@ -221,12 +228,15 @@ async fn handle(
             format!("no webhook route {route_text:?}; expected sms|voice|dlr|mail"),
         );
     };
+    let span = tracing::Span::current();
+    span.record("route", route.as_str());
     let Some(endpoint) = inner.endpoints.get(&provider) else {
         return problem(
             404,
             format!("no provider endpoint {provider:?} is configured"),
         );
     };
+    span.record("endpoint", endpoint.name.as_str());
     if token.is_some() != endpoint.family.uses_token() {
         return problem(
             404,
@@ -317,6 +327,7 @@ async fn handle(
         }
     };
     let sender = parsed.sender.as_deref().map(mask).unwrap_or_default();
+    span.record("sender", sender.as_str());
     let external_id = parsed.external_id.clone();
     let result = inner
         .writer

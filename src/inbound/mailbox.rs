@@ -35,7 +35,13 @@ pub fn parsed_of(m: &MailReply, raw: &[u8]) -> Parsed {
 }
 
 /// One raw message: parsed (or, when it cannot be, kept as an ignored record so it is not
-/// fetched forever), attachments saved, stored.
+/// fetched forever), attachments saved, stored. Its span names the sender masked, never the
+/// message's words.
+#[tracing::instrument(
+    name = "imap_message",
+    skip_all,
+    fields(bytes = raw.len(), sender = tracing::field::Empty)
+)]
 pub async fn accept_raw(
     raw: &[u8],
     inbound: &Inbound,
@@ -44,6 +50,7 @@ pub async fn accept_raw(
 ) -> Result<(), String> {
     let parsed = match parse_rfc822(raw) {
         Ok(m) => {
+            tracing::Span::current().record("sender", crate::notify::mask(&m.from).as_str());
             let mut p = parsed_of(&m, raw);
             // Judged now, with the relays trusted now; the record keeps the verdict.
             p.auth = Some(super::auth::for_mailbox(
@@ -90,6 +97,11 @@ pub async fn accept_raw(
 }
 
 /// One poll of the mailbox.
+#[tracing::instrument(
+    name = "imap_poll",
+    skip_all,
+    fields(host = %account.host, mailbox = %account.mailbox)
+)]
 pub async fn poll(
     account: &super::imap::ImapAccount,
     inbound: &Inbound,
