@@ -263,7 +263,7 @@ impl Inner {
         let mut h = Sha256::new();
         h.update(self.salt);
         h.update(ip.to_string().as_bytes());
-        crate::inbound::verify::hex(&h.finalize()[..6])
+        hex::encode(&h.finalize()[..6])
     }
 
     /// Whether this client may make another request without a portal token.

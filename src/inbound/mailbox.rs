@@ -6,7 +6,6 @@ use sha2::{Digest, Sha256};
 
 use super::imap::{ImapError, PollReport, poll_once};
 use super::mail::{MailReply, parse_rfc822};
-use super::verify::hex;
 use super::{Parsed, Route};
 use crate::config::Inbound;
 use crate::http::Clock;
@@ -23,7 +22,7 @@ pub fn parsed_of(m: &MailReply, raw: &[u8]) -> Parsed {
             .message_id
             .clone()
             .filter(|id| !id.is_empty() && id.len() <= 200)
-            .unwrap_or_else(|| format!("sha256:{}", hex(&Sha256::digest(raw)[..16]))),
+            .unwrap_or_else(|| format!("sha256:{}", hex::encode(&Sha256::digest(raw)[..16]))),
         sender: Some(m.from.clone()),
         recipient: m.to.first().cloned(),
         recipients: m.to.clone(),
@@ -76,7 +75,7 @@ pub async fn accept_raw(
             tracing::warn!(error = %e, "a message in the mailbox could not be read; kept as ignored");
             Parsed {
                 route: Route::Mail,
-                external_id: format!("sha256:{}", hex(&Sha256::digest(raw)[..16])),
+                external_id: format!("sha256:{}", hex::encode(&Sha256::digest(raw)[..16])),
                 automatic: true,
                 text: Some(format!("unreadable message: {e}")),
                 ..Parsed::default()
