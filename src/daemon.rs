@@ -2,9 +2,9 @@
 //!
 //! It applies migrations, records the configuration's calendar and policy versions, serves the
 //! HTTP API, and runs one loop that (1) takes the CRM's direct writes, (2) runs the engine over
-//! the tickets whose next instant has come, and (3) delivers what is owed. The loop wakes on a
-//! periodic tick (tokio-cron-scheduler, an interval in UTC: no local-time cron), right after an
-//! API write, and exactly at the earliest instant the store is waiting for (a warning, a due
+//! the tickets whose next instant has come, and (3) delivers what is owed. The loop wakes at
+//! least every `poll_interval_ms` (a plain timer: no local-time cron), right after an API
+//! write, and exactly at the earliest instant the store is waiting for (a warning, a due
 //! instant, a reminder, an SMS window opening), so a breach is acted on within a second of its
 //! instant. After downtime the first pass catches up on everything that came due, once.
 //!
@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use tokio::sync::{Notify as Wake, watch};
-use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::calendar::Calendar;
 use crate::config::{Config, Notify};
@@ -56,8 +55,6 @@ pub enum DaemonError {
         path: String,
         source: std::io::Error,
     },
-    #[error("scheduler: {0}")]
-    Scheduler(String),
     #[error("calendar: {0}")]
     Calendar(#[from] crate::calendar::CalendarError),
     #[error("delivery: {0}")]
@@ -490,60 +487,16 @@ pub async fn run(
         http::server::serve(listener, app, &limits, server_stop).await
     });
 
-    // The periodic tick: a plain interval in UTC, nothing local-time.
+    // The loop below wakes at least every poll interval (its own timer), so no tick job is
+    // needed; housekeeping is a plain hourly interval. Nothing here needs a calendar schedule.
     let interval = Duration::from_millis(config.poll_interval_ms);
-    let mut scheduler = JobScheduler::new()
-        .await
-        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    let tick = Arc::clone(&wake);
-    let job = Job::new_repeated_async(interval, move |_id, _sched| {
-        let tick = Arc::clone(&tick);
-        Box::pin(async move { tick.notify_one() })
-    })
-    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    scheduler
-        .add(job)
-        .await
-        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    // Housekeeping, hourly: retention of personal content in sent messages and processed rows.
-    let (hk_store, hk_clock, days) = (store.clone(), clock.clone(), config.notify.retention_days);
-    let raw_days = config.inbound.raw_retention_days;
-    let housekeeping = Job::new_repeated_async(Duration::from_secs(3600), move |_id, _sched| {
-        let (store, clock) = (hk_store.clone(), hk_clock.clone());
-        Box::pin(async move {
-            let now = clock();
-            match store
-                .housekeeping(now.plus(-i64::from(days) * 86_400), now.plus(-86_400))
-                .await
-            {
-                Ok((m, i, k)) if m + i + k > 0 => tracing::info!(
-                    messages = m,
-                    inbox_rows = i,
-                    idempotency_keys = k,
-                    "housekeeping"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
-            }
-            match store
-                .inbound_housekeeping(now.plus(-i64::from(raw_days) * 86_400))
-                .await
-            {
-                Ok(n) if n > 0 => tracing::info!(raw_payloads = n, "inbound raw payloads erased"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "inbound housekeeping failed"),
-            }
-        })
-    })
-    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    scheduler
-        .add(housekeeping)
-        .await
-        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    scheduler
-        .start()
-        .await
-        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    let housekeeping = tokio::spawn(housekeeping_loop(
+        store.clone(),
+        clock.clone(),
+        config.notify.retention_days,
+        config.inbound.raw_retention_days,
+        shutdown.clone(),
+    ));
 
     let engine = Engine::new(store.clone(), config.notify.clone());
     let inbound_policy = InboundPolicy::from_config(&config);
@@ -681,7 +634,7 @@ pub async fn run(
     if let Some(task) = imap {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
-    let _ = scheduler.shutdown().await;
+    housekeeping.abort();
     pruner.abort();
     match tokio::time::timeout(Duration::from_secs(20), server).await {
         Ok(Ok(Ok(()))) => {}
@@ -732,6 +685,51 @@ where
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         wait = (wait * 2).min(MOST);
+    }
+}
+
+/// Housekeeping, hourly (the first an hour after the start): retention of personal content in
+/// sent messages and processed rows, and of inbound raw payloads.
+async fn housekeeping_loop(
+    store: Store,
+    clock: Clock,
+    retention_days: u32,
+    raw_retention_days: u32,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const EVERY: Duration = Duration::from_secs(3600);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+        let now = clock();
+        match store
+            .housekeeping(
+                now.plus(-i64::from(retention_days) * 86_400),
+                now.plus(-86_400),
+            )
+            .await
+        {
+            Ok((m, i, k)) if m + i + k > 0 => tracing::info!(
+                messages = m,
+                inbox_rows = i,
+                idempotency_keys = k,
+                "housekeeping"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+        match store
+            .inbound_housekeeping(now.plus(-i64::from(raw_retention_days) * 86_400))
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(raw_payloads = n, "inbound raw payloads erased"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "inbound housekeeping failed"),
+        }
     }
 }
 
