@@ -487,6 +487,7 @@ impl Dispatcher {
 
     #[tracing::instrument(
         name = "send",
+        level = "debug",
         skip_all,
         fields(outbox_id = row.id, channel = %row.channel, kind = %row.kind, to = %mask(&row.address), in_doubt = row.in_doubt)
     )]

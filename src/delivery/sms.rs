@@ -311,6 +311,7 @@ impl Provider {
     /// Sends one SMS. `to` is E.164; `sender` is the alias or number.
     #[tracing::instrument(
         name = "sms_provider",
+        level = "debug",
         skip_all,
         fields(provider = %self.name(), outbox_id = msg.outbox_id, to = %crate::notify::mask(to))
     )]
@@ -503,6 +504,7 @@ impl Provider {
     /// Asks the provider what became of our order id: `Ok(None)` when it never got it.
     #[tracing::instrument(
         name = "sms_query",
+        level = "debug",
         skip_all,
         fields(provider = %self.name(), outbox_id = msg.outbox_id)
     )]
@@ -635,6 +637,7 @@ impl super::Channel for SmsChannel {
 
     #[tracing::instrument(
         name = "sms",
+        level = "debug",
         skip_all,
         fields(outbox_id = msg.outbox_id, to = %crate::notify::mask(&msg.address), in_doubt = in_doubt)
     )]

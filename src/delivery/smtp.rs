@@ -426,6 +426,7 @@ impl Channel for SmtpChannel {
 
     #[tracing::instrument(
         name = "smtp",
+        level = "debug",
         skip_all,
         fields(account = %self.name, outbox_id = msg.outbox_id, to = %crate::notify::mask(&msg.address), in_doubt = in_doubt)
     )]

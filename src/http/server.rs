@@ -271,7 +271,7 @@ pub fn traced(app: Router) -> Router {
             .on_response(
                 |res: &axum::response::Response, latency: Duration, span: &tracing::Span| {
                     span.record("status", res.status().as_u16());
-                    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+                    span.record("latency_ms", latency.as_micros() as f64 / 1000.0);
                     tracing::debug!("answered");
                 },
             )

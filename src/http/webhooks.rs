@@ -211,6 +211,7 @@ fn problem(status: u16, detail: impl Into<String>) -> Response {
 /// nor an unknown provider's name as sent); the sender, masked, once the body is read.
 #[tracing::instrument(
     name = "webhook",
+    level = "debug",
     skip_all,
     fields(route = tracing::field::Empty, endpoint = tracing::field::Empty, sender = tracing::field::Empty)
 )]

@@ -38,6 +38,7 @@ pub fn parsed_of(m: &MailReply, raw: &[u8]) -> Parsed {
 /// message's words.
 #[tracing::instrument(
     name = "imap_message",
+    level = "debug",
     skip_all,
     fields(bytes = raw.len(), sender = tracing::field::Empty)
 )]
