@@ -2,9 +2,9 @@
 //!
 //! It applies migrations, records the configuration's calendar and policy versions, serves the
 //! HTTP API, and runs one loop that (1) takes the CRM's direct writes, (2) runs the engine over
-//! the tickets whose next instant has come, and (3) delivers what is owed. The loop wakes on a
-//! periodic tick (tokio-cron-scheduler, an interval in UTC: no local-time cron), right after an
-//! API write, and exactly at the earliest instant the store is waiting for (a warning, a due
+//! the tickets whose next instant has come, and (3) delivers what is owed. The loop wakes at
+//! least every `poll_interval_ms` (a plain timer: no local-time cron), right after an API
+//! write, and exactly at the earliest instant the store is waiting for (a warning, a due
 //! instant, a reminder, an SMS window opening), so a breach is acted on within a second of its
 //! instant. After downtime the first pass catches up on everything that came due, once.
 //!
@@ -13,13 +13,11 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use tokio::sync::{Notify as Wake, watch};
-use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::calendar::Calendar;
 use crate::config::{Config, Notify};
@@ -29,6 +27,7 @@ use crate::http::admin::AdminState;
 use crate::http::portal::PortalState;
 use crate::http::webhooks::WebhookState;
 use crate::http::{self, AppState, Clock, TokenBook};
+use crate::metrics::Metrics;
 use crate::store::{
     Backend, CycleReport, EngineInput, InboundPolicy, InboundWriter, Store, StoreError,
 };
@@ -56,46 +55,12 @@ pub enum DaemonError {
         path: String,
         source: std::io::Error,
     },
-    #[error("scheduler: {0}")]
-    Scheduler(String),
     #[error("calendar: {0}")]
     Calendar(#[from] crate::calendar::CalendarError),
     #[error("delivery: {0}")]
     Delivery(#[from] crate::delivery::dispatch::SetupError),
     #[error("templates: {0}")]
     Templates(String),
-}
-
-/// Counters the `/metrics` endpoint reports.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub cycles: AtomicU64,
-    pub last_cycle_ms: AtomicU64,
-    pub last_cycle_at: AtomicI64,
-    pub owed_total: AtomicU64,
-    pub delivered_total: AtomicU64,
-    pub failed_total: AtomicU64,
-    pub dead_total: AtomicU64,
-    pub uncertain_total: AtomicU64,
-    /// Messages sent again while an earlier attempt may have gone through.
-    pub resent_total: AtomicU64,
-    pub fallback_total: AtomicU64,
-    pub attempts_total: AtomicU64,
-    pub inbox_rows_total: AtomicU64,
-    /// Inbound records acted on, replies that became an integrazione, replies matched to no
-    /// ticket, SMS opt-outs, delivery receipts applied.
-    pub inbound_total: AtomicU64,
-    pub inbound_integrations_total: AtomicU64,
-    pub inbound_unmatched_total: AtomicU64,
-    pub inbound_opt_outs_total: AtomicU64,
-    pub inbound_receipts_total: AtomicU64,
-    /// Status pages and portal feeds shown, and refused (bad, expired or revoked links, limits).
-    pub portal_views_total: AtomicU64,
-    pub portal_refused_total: AtomicU64,
-    /// Portal tokens that asked about more distinct citizens in an hour than allowed.
-    pub portal_enumeration_alarms_total: AtomicU64,
-    /// The last pass stopped at a bound with work left: start the next one at once.
-    pub last_pass_full: std::sync::atomic::AtomicBool,
 }
 
 /// Runs the engine with the right clock for each ticket's versions.
@@ -185,7 +150,13 @@ impl Engine {
 }
 
 /// One pass: inbound replies and receipts, direct writes, then the engine; the dispatcher is
-/// woken when messages are owed.
+/// woken when messages are owed. True when the pass stopped at a bound with work left (the
+/// next one should start at once).
+#[tracing::instrument(
+    name = "engine_pass",
+    skip_all,
+    fields(inbound_limit = inbound_limit, tickets = tracing::field::Empty, owed = tracing::field::Empty)
+)]
 pub async fn pass(
     store: &Store,
     engine: &Engine,
@@ -194,7 +165,7 @@ pub async fn pass(
     clock: &Clock,
     metrics: &Metrics,
     send_wake: &Wake,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let started = Instant::now();
     // Inbound records first (a reply resumes a clock the engine then looks at), bounded so a
     // flood of webhooks never starves the engine; what is left goes in the next pass, at once.
@@ -202,21 +173,11 @@ pub async fn pass(
         .process_inbound(inbound, clock(), inbound_limit)
         .await?;
     let inbound_full = r.processed >= inbound_limit as u64;
-    metrics
-        .inbound_total
-        .fetch_add(r.processed, Ordering::Relaxed);
-    metrics
-        .inbound_integrations_total
-        .fetch_add(r.integrations, Ordering::Relaxed);
-    metrics
-        .inbound_unmatched_total
-        .fetch_add(r.unmatched, Ordering::Relaxed);
-    metrics
-        .inbound_opt_outs_total
-        .fetch_add(r.opt_outs, Ordering::Relaxed);
-    metrics
-        .inbound_receipts_total
-        .fetch_add(r.receipts, Ordering::Relaxed);
+    metrics.inbound_total.inc_by(r.processed);
+    metrics.inbound_integrations_total.inc_by(r.integrations);
+    metrics.inbound_unmatched_total.inc_by(r.unmatched);
+    metrics.inbound_opt_outs_total.inc_by(r.opt_outs);
+    metrics.inbound_receipts_total.inc_by(r.receipts);
     if r.processed > 0 {
         tracing::info!(
             processed = r.processed,
@@ -234,30 +195,31 @@ pub async fn pass(
     loop {
         let r = store.process_inbox(clock(), BATCH).await?;
         let n = r.accepted + r.unchanged + r.rejected;
-        metrics.inbox_rows_total.fetch_add(n, Ordering::Relaxed);
+        metrics.inbox_rows_total.inc_by(n);
         if n < BATCH as u64 {
             break;
         }
     }
     let now = clock();
     let report = engine.cycle_bounded(now, PASS_TICKETS).await?;
-    metrics.owed_total.fetch_add(report.owed, Ordering::Relaxed);
+    metrics.owed_total.inc_by(report.owed);
+    tracing::Span::current()
+        .record("tickets", report.tickets)
+        .record("owed", report.owed);
     if report.owed > 0 {
         send_wake.notify_one();
     }
-    metrics.last_pass_full.store(
-        report.tickets >= PASS_TICKETS || inbound_full,
-        Ordering::Relaxed,
-    );
-    metrics.cycles.fetch_add(1, Ordering::Relaxed);
+    let took = started.elapsed();
+    metrics.cycles.inc();
     metrics
         .last_cycle_ms
-        .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-    metrics.last_cycle_at.store(now.0, Ordering::Relaxed);
+        .set(i64::try_from(took.as_millis()).unwrap_or(i64::MAX));
+    metrics.last_cycle_at.set(now.0);
+    metrics.observe_pass(took);
     if report.tickets > 0 {
         tracing::info!(tickets = report.tickets, owed = report.owed, "engine pass");
     }
-    Ok(())
+    Ok(report.tickets >= PASS_TICKETS || inbound_full)
 }
 
 /// The dispatcher's loop: sends what is due, then sleeps until woken (new messages owed), until
@@ -443,7 +405,8 @@ pub async fn run(
         writer.clone(),
         clock.clone(),
         limits.max_tracked_clients,
-    );
+    )
+    .with_metrics(Arc::clone(&metrics));
     let portal = if config.portal.enabled {
         let keys = http::portal::link_keys(&config, &store, clock()).await?;
         Some((
@@ -524,60 +487,16 @@ pub async fn run(
         http::server::serve(listener, app, &limits, server_stop).await
     });
 
-    // The periodic tick: a plain interval in UTC, nothing local-time.
+    // The loop below wakes at least every poll interval (its own timer), so no tick job is
+    // needed; housekeeping is a plain hourly interval. Nothing here needs a calendar schedule.
     let interval = Duration::from_millis(config.poll_interval_ms);
-    let mut scheduler = JobScheduler::new()
-        .await
-        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    let tick = Arc::clone(&wake);
-    let job = Job::new_repeated_async(interval, move |_id, _sched| {
-        let tick = Arc::clone(&tick);
-        Box::pin(async move { tick.notify_one() })
-    })
-    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    scheduler
-        .add(job)
-        .await
-        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    // Housekeeping, hourly: retention of personal content in sent messages and processed rows.
-    let (hk_store, hk_clock, days) = (store.clone(), clock.clone(), config.notify.retention_days);
-    let raw_days = config.inbound.raw_retention_days;
-    let housekeeping = Job::new_repeated_async(Duration::from_secs(3600), move |_id, _sched| {
-        let (store, clock) = (hk_store.clone(), hk_clock.clone());
-        Box::pin(async move {
-            let now = clock();
-            match store
-                .housekeeping(now.plus(-i64::from(days) * 86_400), now.plus(-86_400))
-                .await
-            {
-                Ok((m, i, k)) if m + i + k > 0 => tracing::info!(
-                    messages = m,
-                    inbox_rows = i,
-                    idempotency_keys = k,
-                    "housekeeping"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
-            }
-            match store
-                .inbound_housekeeping(now.plus(-i64::from(raw_days) * 86_400))
-                .await
-            {
-                Ok(n) if n > 0 => tracing::info!(raw_payloads = n, "inbound raw payloads erased"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "inbound housekeeping failed"),
-            }
-        })
-    })
-    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    scheduler
-        .add(housekeeping)
-        .await
-        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    scheduler
-        .start()
-        .await
-        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    let housekeeping = tokio::spawn(housekeeping_loop(
+        store.clone(),
+        clock.clone(),
+        config.notify.retention_days,
+        config.inbound.raw_retention_days,
+        shutdown.clone(),
+    ));
 
     let engine = Engine::new(store.clone(), config.notify.clone());
     let inbound_policy = crate::store::inbound_policy(&config);
@@ -646,12 +565,19 @@ pub async fn run(
         );
         // A panic in a pass is logged and the next tick tries again: the loop, and with it the
         // watchdog, the HTTP server and the dispatcher, go on.
-        match std::panic::AssertUnwindSafe(run).catch_unwind().await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "pass failed; retrying at the next tick"),
-            Err(p) => tracing::error!(panic = %http::panic_message(p.as_ref()),
-                "the pass panicked; retrying at the next tick"),
-        }
+        // A pass that stopped at a bound with work left is followed by the next one at once.
+        let backlog = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+            Ok(Ok(full)) => full,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "pass failed; retrying at the next tick");
+                false
+            }
+            Err(p) => {
+                tracing::error!(panic = %http::panic_message(p.as_ref()),
+                    "the pass panicked; retrying at the next tick");
+                false
+            }
+        };
         // A version published through another instance goes live here too.
         match store.live_templates_stamp().await {
             Ok(stamp) if stamp != templates_stamp => {
@@ -665,7 +591,6 @@ pub async fn run(
         }
         sd_notify(&[sd_notify::NotifyState::Watchdog]);
         // Sleep until the next tick, an API write, or the earliest instant something is due.
-        let backlog = metrics.last_pass_full.load(Ordering::Relaxed);
         if busy {
             let pause = BUSY_PACE.saturating_sub(started.elapsed());
             tokio::select! {
@@ -709,7 +634,7 @@ pub async fn run(
     if let Some(task) = imap {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
-    let _ = scheduler.shutdown().await;
+    housekeeping.abort();
     pruner.abort();
     match tokio::time::timeout(Duration::from_secs(20), server).await {
         Ok(Ok(Ok(()))) => {}
@@ -763,6 +688,51 @@ where
     }
 }
 
+/// Housekeeping, hourly (the first an hour after the start): retention of personal content in
+/// sent messages and processed rows, and of inbound raw payloads.
+async fn housekeeping_loop(
+    store: Store,
+    clock: Clock,
+    retention_days: u32,
+    raw_retention_days: u32,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const EVERY: Duration = Duration::from_secs(3600);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+        let now = clock();
+        match store
+            .housekeeping(
+                now.plus(-i64::from(retention_days) * 86_400),
+                now.plus(-86_400),
+            )
+            .await
+        {
+            Ok((m, i, k)) if m + i + k > 0 => tracing::info!(
+                messages = m,
+                inbox_rows = i,
+                idempotency_keys = k,
+                "housekeeping"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+        match store
+            .inbound_housekeeping(now.plus(-i64::from(raw_retention_days) * 86_400))
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(raw_payloads = n, "inbound raw payloads erased"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "inbound housekeeping failed"),
+        }
+    }
+}
+
 /// Polls the IMAP mailbox for e-mail replies: each new message is parsed and stored like a
 /// webhook before it is marked processed on the server.
 async fn imap_loop(
@@ -797,7 +767,7 @@ async fn imap_loop(
 
 #[cfg(test)]
 mod supervise_tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
 

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod http;
 pub mod inbound;
+pub mod metrics;
 pub mod portal;
 pub mod private_files;
 pub mod seed;

@@ -29,10 +29,10 @@ use std::time::Duration;
 
 use axum::Router;
 use messo::config::{ApiToken, BUILTIN_TOML, Config, Scope};
-use messo::daemon::Metrics;
 use messo::http::admin::AdminState;
 use messo::http::portal::PortalState;
 use messo::http::{AppState, TokenBook};
+use messo::metrics::Metrics;
 use messo::store::{Role, Store};
 use messo::templates::{Catalog, Settings, Templates};
 use messo::time::Timestamp;
@@ -795,26 +795,14 @@ async fn a_portal_token_is_limited_and_enumeration_raises_an_alarm() {
     for n in 0..9 {
         assert_eq!(ask(fiscal_code(n), token.clone()).await, StatusCode::OK);
     }
-    assert_eq!(
-        metrics
-            .portal_enumeration_alarms_total
-            .load(Ordering::Relaxed),
-        0
-    );
+    assert_eq!(metrics.portal_enumeration_alarms_total.get(), 0);
     assert_eq!(ask(fiscal_code(9), token.clone()).await, StatusCode::OK);
-    assert_eq!(
-        metrics
-            .portal_enumeration_alarms_total
-            .load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(metrics.portal_enumeration_alarms_total.get(), 1);
     for n in 10..15 {
         assert_eq!(ask(fiscal_code(n), token.clone()).await, StatusCode::OK);
     }
     assert_eq!(
-        metrics
-            .portal_enumeration_alarms_total
-            .load(Ordering::Relaxed),
+        metrics.portal_enumeration_alarms_total.get(),
         1,
         "one alarm per hour"
     );

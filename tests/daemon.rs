@@ -382,3 +382,174 @@ fn kill_9_mid_batch_loses_nothing_and_owes_nothing_twice() {
     assert!(second.wait().expect("wait").success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Posts `body` as JSON to `path`, with extra headers; the status and the body of the answer.
+fn post(port: u16, path: &str, headers: &[(&str, String)], body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    write!(s, "{head}\r\n{body}").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
+}
+
+/// The value of one series (name and labels as written) in a Prometheus text exposition.
+fn series(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `/metrics` of the running daemon has the three latency histograms, each counting what
+/// happened: engine passes, the receipt's send on the e-mail channel, one signed webhook.
+#[test]
+fn metrics_histograms_count_passes_sends_and_webhooks() {
+    const SECRET: &str = "metrics-test-signing-secret";
+    let dir = std::env::temp_dir().join(format!("messo-metrics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = free_port();
+    let config = shipped_config(port)
+        + &format!(
+            "\n[inbound]\n[[inbound.endpoints]]\nname = \"centralino\"\nfamily = \"generic\"\nsecret = \"{SECRET}\"\n"
+        );
+    std::fs::write(dir.join("messo.toml"), config).expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_messo"))
+        .args(["--config", "messo.toml", "run"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start messo run");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(port, "/healthz", "").is_none() {
+        assert!(Instant::now() < deadline, "the daemon did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Before anything was sent or received: every channel's send histogram at zero, no webhook
+    // series yet.
+    let (status, before) = get(port, "/metrics", "").expect("metrics");
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(
+        series(
+            &before,
+            "messo_dispatch_send_duration_seconds_count{channel=\"email\"}"
+        ),
+        Some(0.0),
+        "{before}"
+    );
+    assert!(
+        !before.contains("messo_webhook_duration_seconds"),
+        "{before}"
+    );
+
+    // A ticket written directly by the CRM: a pass takes it and owes the receipt, which is sent.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = Store::connect(&format!("sqlite://{}/data/messo.db", dir.display()))
+            .await
+            .expect("second connection");
+        sqlx::query(
+            "INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES ('ticket', $1, $2)",
+        )
+        .bind("M-1")
+        .bind(
+            serde_json::json!({
+                "number": "M-1",
+                "office": "anagrafe",
+                "priority": "alta",
+                "subject": "Certificato",
+                "received_at": messo::time::Timestamp::from_chrono(&chrono::Utc::now()).to_string(),
+                "citizen": {"email": "a@example.it"}
+            })
+            .to_string(),
+        )
+        .execute(store.pool())
+        .await
+        .expect("insert");
+    });
+    // One signed webhook.
+    let body =
+        serde_json::json!({"id": "m-1", "from": "+393471234567", "text": "grazie"}).to_string();
+    let at = chrono::Utc::now().timestamp().to_string();
+    let sig = messo::inbound::verify::generic_signature(SECRET, &at, body.as_bytes());
+    let (status, answer) = post(
+        port,
+        "/webhooks/sms/centralino",
+        &[
+            ("X-Messo-Timestamp", at),
+            ("X-Messo-Signature", format!("v1={sig}")),
+        ],
+        &body,
+    )
+    .expect("webhook");
+    assert_eq!(status, 200, "{answer}");
+
+    // The receipt's file is written by the send; its latency is recorded right after.
+    let text = loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let (status, text) = get(port, "/metrics", "").expect("metrics");
+        assert_eq!(status, 200, "{text}");
+        let sent = series(
+            &text,
+            "messo_dispatch_send_duration_seconds_count{channel=\"email\"}",
+        );
+        if sent.is_some_and(|n| n >= 1.0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no send was recorded\n{text}");
+    };
+    let passes = series(&text, "messo_engine_pass_duration_seconds_count").expect("passes");
+    assert!(passes >= 1.0, "{text}");
+    assert_eq!(
+        series(&text, "messo_engine_cycles_total"),
+        Some(passes),
+        "one observation per pass"
+    );
+    assert_eq!(
+        series(
+            &text,
+            "messo_engine_pass_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        Some(passes)
+    );
+    assert!(series(&text, "messo_engine_pass_duration_seconds_sum").is_some_and(|s| s > 0.0));
+    assert!(
+        series(
+            &text,
+            "messo_dispatch_send_duration_seconds_sum{channel=\"email\"}"
+        )
+        .is_some_and(|s| s > 0.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            "messo_webhook_duration_seconds_count{route=\"sms\",status=\"200\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        series(
+            &text,
+            "messo_webhook_duration_seconds_sum{route=\"sms\",status=\"200\"}"
+        )
+        .is_some_and(|s| s > 0.0),
+        "{text}"
+    );
+    // No personal data in the exposition.
+    assert!(!text.contains("example.it") && !text.contains("3471234567"));
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use messo::config::{BUILTIN_TOML, Config};
-use messo::daemon::{Engine, Metrics};
+use messo::daemon::Engine;
 use messo::delivery::dispatch::Dispatcher;
 use messo::http::Clock;
+use messo::metrics::Metrics;
 use messo::store::Store;
 use messo::ticket::{NewTicket, Source};
 use messo::time::Timestamp;

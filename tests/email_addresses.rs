@@ -98,7 +98,7 @@ async fn start(pg: bool) -> Api {
         tokens: Arc::new(tokens),
         clock: Arc::new(move || now),
         wake: Arc::new(tokio::sync::Notify::new()),
-        metrics: Arc::new(messo::daemon::Metrics::default()),
+        metrics: Arc::new(messo::metrics::Metrics::default()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::fallback::{DeadRow, replacement};
 use super::file::FileChannel;
@@ -20,9 +21,9 @@ use super::sms::SmsChannel;
 use super::smtp::{SmtpChannel, SmtpSetupError};
 use super::{Channel, Channels, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step, next_step};
 use crate::config::{ChannelMode, Config, Delivery};
-use crate::daemon::Metrics;
 use crate::domain::Channel as ChannelName;
 use crate::domain::Lang;
+use crate::metrics::Metrics;
 use crate::portal::LinkMaker;
 use crate::redact::{mask, mask_text};
 use crate::store::{AttemptRecord, Finished, OutboxRow, Store, StoreError};
@@ -274,6 +275,7 @@ impl Dispatcher {
                     let rows = self
                         .store
                         .lease_outbox(clock(), want as i64, self.policy.lease_s, Some(&channels))
+                        .instrument(tracing::info_span!("lease", want))
                         .await?;
                     if rows.len() < want {
                         exhausted = true;
@@ -422,6 +424,12 @@ impl Dispatcher {
         Ok(out)
     }
 
+    #[tracing::instrument(
+        name = "send",
+        level = "debug",
+        skip_all,
+        fields(outbox_id = row.id, channel = %row.channel, kind = %row.kind, to = %mask(&row.address), in_doubt = row.in_doubt)
+    )]
     async fn send_row(&self, row: &OutboxRow) -> Sent {
         let started = Instant::now();
         let started_ms = chrono::Utc::now().timestamp_millis();
@@ -469,7 +477,9 @@ impl Dispatcher {
             html: rendered.html.clone(),
             reply_to,
         };
-        t.send(&msg, row.in_doubt).await
+        let sent = t.send(&msg, row.in_doubt).await;
+        self.metrics.observe_send(&row.channel, started.elapsed());
+        sent
     }
 
     fn step_of(&self, row: &OutboxRow, sent: &Sent, now: Timestamp) -> Step {
@@ -490,6 +500,7 @@ impl Dispatcher {
         )
     }
 
+    #[tracing::instrument(name = "finish", skip_all, fields(rows = done.len()))]
     async fn flush(
         &self,
         done: Vec<(OutboxRow, Sent)>,
@@ -609,30 +620,22 @@ impl Dispatcher {
         self.store.finish(now, &finished).await?;
         let m = &self.metrics;
         m.delivered_total
-            .fetch_add(report_delta(&finished, "delivered"), Ordering::Relaxed);
-        m.failed_total.fetch_add(
+            .inc_by(report_delta(&finished, "delivered"));
+        m.failed_total.inc_by(
             finished
                 .iter()
                 .filter(|f| f.state != "delivered" && !f.refund)
                 .count() as u64,
-            Ordering::Relaxed,
         );
-        m.dead_total
-            .fetch_add(report_delta(&finished, "dead"), Ordering::Relaxed);
+        m.dead_total.inc_by(report_delta(&finished, "dead"));
         m.uncertain_total
-            .fetch_add(report_delta(&finished, "uncertain"), Ordering::Relaxed);
-        m.resent_total.fetch_add(
-            finished.iter().filter(|f| f.resent).count() as u64,
-            Ordering::Relaxed,
-        );
-        m.fallback_total.fetch_add(
-            finished.iter().filter(|f| f.replacement.is_some()).count() as u64,
-            Ordering::Relaxed,
-        );
-        m.attempts_total.fetch_add(
-            finished.iter().map(|f| f.attempts.len() as u64).sum(),
-            Ordering::Relaxed,
-        );
+            .inc_by(report_delta(&finished, "uncertain"));
+        m.resent_total
+            .inc_by(finished.iter().filter(|f| f.resent).count() as u64);
+        m.fallback_total
+            .inc_by(finished.iter().filter(|f| f.replacement.is_some()).count() as u64);
+        m.attempts_total
+            .inc_by(finished.iter().map(|f| f.attempts.len() as u64).sum());
         Ok(())
     }
 

@@ -254,6 +254,12 @@ impl Provider {
     }
 
     /// Sends one SMS. `to` is E.164; `sender` is the alias or number.
+    #[tracing::instrument(
+        name = "sms_provider",
+        level = "debug",
+        skip_all,
+        fields(provider = %self.name(), outbox_id = msg.outbox_id, to = %crate::redact::mask(to))
+    )]
     pub async fn send(
         &self,
         msg: &OutMessage,
@@ -441,6 +447,12 @@ impl Provider {
     }
 
     /// Asks the provider what became of our order id: `Ok(None)` when it never got it.
+    #[tracing::instrument(
+        name = "sms_query",
+        level = "debug",
+        skip_all,
+        fields(provider = %self.name(), outbox_id = msg.outbox_id)
+    )]
     pub async fn query(&self, msg: &OutMessage) -> Result<Option<Outcome>, Outcome> {
         if !self.can_query() {
             return Err(Outcome::permanent(
@@ -586,48 +598,56 @@ impl super::Channel for SmsChannel {
     }
 
     fn send<'a>(&'a self, msg: &'a OutMessage, in_doubt: bool) -> super::Sending<'a> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let started_ms = chrono::Utc::now().timestamp_millis();
-            let to = match normalize_number(&msg.address, true) {
-                Ok(n) => n,
-                Err(e) => {
-                    return super::Sent::one(
-                        "sms",
-                        Outcome::Permanent {
-                            reason: format!("{}: {e}", crate::redact::mask(&msg.address)),
-                            code: None,
-                        },
-                        started,
-                        started_ms,
-                    );
-                }
-            };
-            let mut attempts = Vec::new();
-            if in_doubt {
-                // Ask before sending again: the earlier attempt may have gone through.
-                for g in self.providers.iter().filter(|g| g.provider.can_query()) {
-                    let t0 = Instant::now();
-                    let t0_ms = chrono::Utc::now().timestamp_millis();
-                    match g.provider.query(msg).await {
-                        Ok(None) => continue,
-                        Ok(Some(o)) | Err(o) => {
-                            attempts.push(super::Attempt {
-                                provider: format!("{}:query", g.provider.name()),
-                                outcome: o,
-                                started_at_ms: t0_ms,
-                                latency_ms: t0.elapsed().as_millis() as i64,
-                            });
-                            return super::Sent {
-                                attempts,
-                                resent: false,
-                            };
+        let span = tracing::debug_span!(
+            "sms",
+            outbox_id = msg.outbox_id,
+            to = %crate::redact::mask(&msg.address),
+            in_doubt = in_doubt
+        );
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let started = Instant::now();
+                let started_ms = chrono::Utc::now().timestamp_millis();
+                let to = match normalize_number(&msg.address, true) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        return super::Sent::one(
+                            "sms",
+                            Outcome::Permanent {
+                                reason: format!("{}: {e}", crate::redact::mask(&msg.address)),
+                                code: None,
+                            },
+                            started,
+                            started_ms,
+                        );
+                    }
+                };
+                let mut attempts = Vec::new();
+                if in_doubt {
+                    // Ask before sending again: the earlier attempt may have gone through.
+                    for g in self.providers.iter().filter(|g| g.provider.can_query()) {
+                        let t0 = Instant::now();
+                        let t0_ms = chrono::Utc::now().timestamp_millis();
+                        match g.provider.query(msg).await {
+                            Ok(None) => continue,
+                            Ok(Some(o)) | Err(o) => {
+                                attempts.push(super::Attempt {
+                                    provider: format!("{}:query", g.provider.name()),
+                                    outcome: o,
+                                    started_at_ms: t0_ms,
+                                    latency_ms: t0.elapsed().as_millis() as i64,
+                                });
+                                return super::Sent {
+                                    attempts,
+                                    resent: false,
+                                };
+                            }
                         }
                     }
-                }
-                if !self.resend_uncertain && !self.providers.iter().any(|g| g.provider.can_query())
-                {
-                    return super::Sent::one(
+                    if !self.resend_uncertain
+                        && !self.providers.iter().any(|g| g.provider.can_query())
+                    {
+                        return super::Sent::one(
                         "sms",
                         Outcome::Uncertain {
                             reason:
@@ -637,53 +657,55 @@ impl super::Channel for SmsChannel {
                         started,
                         started_ms,
                     );
-                }
-            }
-            let resent = in_doubt && !self.providers.iter().any(|g| g.provider.can_query());
-            let text = self.text_of(&msg.text);
-            let last = self.providers.len().saturating_sub(1);
-            for (i, g) in self.providers.iter().enumerate() {
-                if !lock(&g.breaker).acquire(Instant::now()) {
-                    continue;
-                }
-                let Ok(_slot) = g.slots.acquire().await else {
-                    lock(&g.breaker).release();
-                    continue;
-                };
-                if let Some(l) = &g.limiter {
-                    l.until_ready().await;
-                }
-                let t0 = Instant::now();
-                let t0_ms = chrono::Utc::now().timestamp_millis();
-                let outcome = g
-                    .provider
-                    .send(msg, &to, &text, &self.sender, self.max_fragments)
-                    .await;
-                {
-                    let mut b = lock(&g.breaker);
-                    b.record(outcome.provider_healthy(), Instant::now());
-                    if let Outcome::Transient {
-                        retry_after: Some(d),
-                        provider_down: false,
-                        ..
-                    } = &outcome
-                    {
-                        b.pause(Instant::now() + *d);
                     }
                 }
-                let fail_over = i < last && matches!(outcome, Outcome::Transient { .. });
-                attempts.push(super::Attempt {
-                    provider: g.provider.name().to_owned(),
-                    outcome,
-                    started_at_ms: t0_ms,
-                    latency_ms: t0.elapsed().as_millis() as i64,
-                });
-                if !fail_over {
-                    break;
+                let resent = in_doubt && !self.providers.iter().any(|g| g.provider.can_query());
+                let text = self.text_of(&msg.text);
+                let last = self.providers.len().saturating_sub(1);
+                for (i, g) in self.providers.iter().enumerate() {
+                    if !lock(&g.breaker).acquire(Instant::now()) {
+                        continue;
+                    }
+                    let Ok(_slot) = g.slots.acquire().await else {
+                        lock(&g.breaker).release();
+                        continue;
+                    };
+                    if let Some(l) = &g.limiter {
+                        l.until_ready().await;
+                    }
+                    let t0 = Instant::now();
+                    let t0_ms = chrono::Utc::now().timestamp_millis();
+                    let outcome = g
+                        .provider
+                        .send(msg, &to, &text, &self.sender, self.max_fragments)
+                        .await;
+                    {
+                        let mut b = lock(&g.breaker);
+                        b.record(outcome.provider_healthy(), Instant::now());
+                        if let Outcome::Transient {
+                            retry_after: Some(d),
+                            provider_down: false,
+                            ..
+                        } = &outcome
+                        {
+                            b.pause(Instant::now() + *d);
+                        }
+                    }
+                    let fail_over = i < last && matches!(outcome, Outcome::Transient { .. });
+                    attempts.push(super::Attempt {
+                        provider: g.provider.name().to_owned(),
+                        outcome,
+                        started_at_ms: t0_ms,
+                        latency_ms: t0.elapsed().as_millis() as i64,
+                    });
+                    if !fail_over {
+                        break;
+                    }
                 }
-            }
-            super::Sent { attempts, resent }
-        })
+                super::Sent { attempts, resent }
+            },
+            span,
+        ))
     }
 }
 

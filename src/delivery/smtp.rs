@@ -442,38 +442,48 @@ impl Channel for SmtpChannel {
     }
 
     fn send<'a>(&'a self, msg: &'a OutMessage, in_doubt: bool) -> super::Sending<'a> {
-        Box::pin(async move {
-            // A connection slot first, then the breaker: a message waiting for a slot learns of the
-            // failures of the ones before it.
-            let Ok(_slot) = self.slots.acquire().await else {
-                return Sent {
-                    attempts: vec![],
-                    resent: false,
+        let span = tracing::debug_span!(
+            "smtp",
+            account = %self.name,
+            outbox_id = msg.outbox_id,
+            to = %crate::redact::mask(&msg.address),
+            in_doubt = in_doubt
+        );
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                // A connection slot first, then the breaker: a message waiting for a slot learns of the
+                // failures of the ones before it.
+                let Ok(_slot) = self.slots.acquire().await else {
+                    return Sent {
+                        attempts: vec![],
+                        resent: false,
+                    };
                 };
-            };
-            let started = Instant::now();
-            let started_ms = chrono::Utc::now().timestamp_millis();
-            let allowed = self
-                .breaker
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .acquire(started);
-            if !allowed {
-                return Sent {
-                    attempts: vec![],
-                    resent: false,
-                };
-            }
-            let outcome = self.send_once(msg).await;
-            self.breaker
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .record(outcome.provider_healthy(), Instant::now());
-            let mut sent = Sent::one(&self.name, outcome, started, started_ms);
-            // Sent again while an earlier attempt may have gone through: same Message-ID.
-            sent.resent = in_doubt;
-            sent
-        })
+                let started = Instant::now();
+                let started_ms = chrono::Utc::now().timestamp_millis();
+                let allowed = self
+                    .breaker
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .acquire(started);
+                if !allowed {
+                    return Sent {
+                        attempts: vec![],
+                        resent: false,
+                    };
+                }
+                let outcome = self.send_once(msg).await;
+                self.breaker
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .record(outcome.provider_healthy(), Instant::now());
+                let mut sent = Sent::one(&self.name, outcome, started, started_ms);
+                // Sent again while an earlier attempt may have gone through: same Message-ID.
+                sent.resent = in_doubt;
+                sent
+            },
+            span,
+        ))
     }
 }
 

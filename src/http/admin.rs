@@ -356,7 +356,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 }
 
 fn sha256_hex(s: &str) -> String {
-    verify::hex(&Sha256::digest(s.as_bytes()))
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 fn random_token() -> Result<String, Problem> {

@@ -255,7 +255,12 @@ pub fn verify_secret(secret: &str, hash: &str) -> bool {
     let done = with_blocks(blocks, |b| {
         a.hash_password_into_with_memory(secret.as_bytes(), salt, &mut out, b)
     });
-    done.is_ok() && crate::inbound::verify::ct_eq(&out, expected.as_bytes())
+    // Same length by construction: `subtle` compares in constant time.
+    done.is_ok()
+        && bool::from(subtle::ConstantTimeEq::ct_eq(
+            out.as_slice(),
+            expected.as_bytes(),
+        ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,7 +502,7 @@ pub fn new_token() -> Result<NewToken, String> {
 pub fn random_hex(n: usize) -> Result<String, String> {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(crate::inbound::verify::hex(&bytes))
+    Ok(hex::encode(&bytes))
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ pub struct AppState {
     pub clock: Clock,
     /// Woken after every accepted write, so the engine decides at once.
     pub wake: Arc<tokio::sync::Notify>,
-    pub metrics: Arc<crate::daemon::Metrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The OpenAPI document of the whole HTTP API.

@@ -19,7 +19,6 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -35,8 +34,8 @@ use super::limit::KeyedLimit;
 use super::problem::Problem;
 use super::{Clock, TokenBook};
 use crate::config::{Config, Scope};
-use crate::daemon::Metrics;
 use crate::domain::Lang;
+use crate::metrics::Metrics;
 use crate::portal::page::{self, Office, Refusal};
 use crate::portal::view::{self, Facts};
 use crate::portal::{LinkError, LinkKeys, revoked};
@@ -264,7 +263,7 @@ impl Inner {
         let mut h = Sha256::new();
         h.update(self.salt);
         h.update(ip.to_string().as_bytes());
-        crate::inbound::verify::hex(&h.finalize()[..6])
+        hex::encode(&h.finalize()[..6])
     }
 
     /// Whether this client may make another request without a portal token.
@@ -294,9 +293,7 @@ impl Inner {
         }
         if w.seen.len() >= self.alarm_at && !w.alarmed {
             w.alarmed = true;
-            self.metrics
-                .portal_enumeration_alarms_total
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.portal_enumeration_alarms_total.inc();
             tracing::warn!(
                 target: "messo::audit",
                 action = "portal_enumeration_alarm",
@@ -315,7 +312,7 @@ impl Inner {
         } else {
             &self.metrics.portal_refused_total
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         tracing::info!(
             target: "messo::audit",
             action = "portal_view",

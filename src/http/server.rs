@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -33,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
 use tower::ServiceExt;
+use tower_http::trace::TraceLayer;
 
 use crate::config::HttpLimits;
 
@@ -247,6 +248,40 @@ async fn time_limit(
     }
 }
 
+/// One span per request (tower-http's trace layer): the method, the matched route (its pattern,
+/// never the path as sent, which may carry a token; `(unmatched)` for the fallback), then the
+/// status and the latency; no query string, header or body. The answer is a debug event in it.
+pub fn traced(app: Router) -> Router {
+    app.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &axum::extract::Request| {
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("(unmatched)", MatchedPath::as_str);
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    route,
+                    status = tracing::field::Empty,
+                    latency_ms = tracing::field::Empty,
+                )
+            })
+            .on_request(())
+            .on_response(
+                |res: &axum::response::Response, latency: Duration, span: &tracing::Span| {
+                    span.record("status", res.status().as_u16());
+                    span.record("latency_ms", latency.as_micros() as f64 / 1000.0);
+                    tracing::debug!("answered");
+                },
+            )
+            .on_body_chunk(())
+            .on_eos(())
+            // The status is in the span; a handler logs its own failures.
+            .on_failure(()),
+    )
+}
+
 /// Serves `app` on `listener` within `limits` until `shutdown` turns true, then waits for the
 /// connections to finish. Handlers see the client's address as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
@@ -255,10 +290,10 @@ pub async fn serve(
     limits: &HttpLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let app = app.layer(axum::middleware::from_fn_with_state(
+    let app = traced(app.layer(axum::middleware::from_fn_with_state(
         limits.request_timeout,
         time_limit,
-    ));
+    )));
     let max = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
     let registry = Arc::new(Registry::default());

@@ -95,7 +95,7 @@ fn request_hash(what: &str, body: &[u8]) -> String {
     h.update(what.as_bytes());
     h.update(b"\n");
     h.update(body);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 /// Runs `work` once per (principal, key): a repeat with the same request gets the stored answer,

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,6 +33,7 @@ use super::problem::Problem;
 use crate::config::{Endpoint, Family, Inbound};
 use crate::inbound::parse::Fields;
 use crate::inbound::{self, Parsed, Rejection, Request as InRequest, Route};
+use crate::metrics::Metrics;
 use crate::redact::mask;
 use crate::store::{Accepted, InboundWriter, NewInbound};
 
@@ -42,6 +44,8 @@ pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct WebhookState {
     inner: Arc<Inner>,
+    /// Where each request's handling time goes (a fresh set unless [`WebhookState::with_metrics`]).
+    metrics: Arc<Metrics>,
 }
 
 struct Inner {
@@ -100,7 +104,14 @@ impl WebhookState {
                 writer,
                 clock,
             }),
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Records the handling time of every request in `metrics` (the daemon's).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> WebhookState {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -131,7 +142,7 @@ async fn without_token(
     Path((route, provider)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    handle(s, route, provider, None, req).await
+    timed(s, route, provider, None, req).await
 }
 
 async fn with_token(
@@ -139,7 +150,23 @@ async fn with_token(
     Path((route, provider, token)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    handle(s, route, provider, Some(token), req).await
+    timed(s, route, provider, Some(token), req).await
+}
+
+/// Handles one request and records how long it took, by route and status.
+async fn timed(
+    s: WebhookState,
+    route: String,
+    provider: String,
+    token: Option<String>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let metrics = Arc::clone(&s.metrics);
+    let route_label = Route::parse(&route).map_or("other", Route::as_str);
+    let res = handle(s, route, provider, token, req).await;
+    metrics.observe_webhook(route_label, res.status().as_u16(), started.elapsed());
+    res
 }
 
 fn problem(status: u16, detail: impl Into<String>) -> Response {
@@ -180,6 +207,14 @@ fn problem(status: u16, detail: impl Into<String>) -> Response {
     r
 }
 
+/// The span names the route and the configured endpoint once they are known (never the token,
+/// nor an unknown provider's name as sent); the sender, masked, once the body is read.
+#[tracing::instrument(
+    name = "webhook",
+    level = "debug",
+    skip_all,
+    fields(route = tracing::field::Empty, endpoint = tracing::field::Empty, sender = tracing::field::Empty)
+)]
 async fn handle(
     s: WebhookState,
     route_text: String,
@@ -194,12 +229,15 @@ async fn handle(
             format!("no webhook route {route_text:?}; expected sms|voice|dlr|mail"),
         );
     };
+    let span = tracing::Span::current();
+    span.record("route", route.as_str());
     let Some(endpoint) = inner.endpoints.get(&provider) else {
         return problem(
             404,
             format!("no provider endpoint {provider:?} is configured"),
         );
     };
+    span.record("endpoint", endpoint.name.as_str());
     if token.is_some() != endpoint.family.uses_token() {
         return problem(
             404,
@@ -290,6 +328,7 @@ async fn handle(
         }
     };
     let sender = parsed.sender.as_deref().map(mask).unwrap_or_default();
+    span.record("sender", sender.as_str());
     let external_id = parsed.external_id.clone();
     let result = inner
         .writer

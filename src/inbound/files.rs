@@ -7,7 +7,6 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::AttachmentMeta;
-use super::verify::hex;
 
 /// Saves one attachment and describes it. Over `max_bytes` the file is not written: its name,
 /// size and hash are still recorded with the reply.
@@ -18,7 +17,7 @@ pub async fn save(
     content_type: &str,
     bytes: &[u8],
 ) -> std::io::Result<AttachmentMeta> {
-    let sha = hex(&Sha256::digest(bytes));
+    let sha = hex::encode(Sha256::digest(bytes));
     let size = bytes.len() as u64;
     let stored_as = if size <= max_bytes {
         let (dir, name, bytes) = (dir.to_owned(), sha.clone(), bytes.to_vec());

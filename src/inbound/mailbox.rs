@@ -6,7 +6,6 @@ use sha2::{Digest, Sha256};
 
 use super::imap::{ImapError, PollReport, poll_once};
 use super::mail::{MailReply, parse_rfc822};
-use super::verify::hex;
 use super::{Parsed, Route};
 use crate::config::Inbound;
 use crate::store::{InboundWriter, NewInbound};
@@ -23,7 +22,7 @@ pub fn parsed_of(m: &MailReply, raw: &[u8]) -> Parsed {
             .message_id
             .clone()
             .filter(|id| !id.is_empty() && id.len() <= 200)
-            .unwrap_or_else(|| format!("sha256:{}", hex(&Sha256::digest(raw)[..16]))),
+            .unwrap_or_else(|| format!("sha256:{}", hex::encode(&Sha256::digest(raw)[..16]))),
         sender: Some(m.from.clone()),
         recipient: m.to.first().cloned(),
         recipients: m.to.clone(),
@@ -35,7 +34,14 @@ pub fn parsed_of(m: &MailReply, raw: &[u8]) -> Parsed {
 }
 
 /// One raw message: parsed (or, when it cannot be, kept as an ignored record so it is not
-/// fetched forever), attachments saved, stored.
+/// fetched forever), attachments saved, stored. Its span names the sender masked, never the
+/// message's words.
+#[tracing::instrument(
+    name = "imap_message",
+    level = "debug",
+    skip_all,
+    fields(bytes = raw.len(), sender = tracing::field::Empty)
+)]
 pub async fn accept_raw(
     raw: &[u8],
     inbound: &Inbound,
@@ -44,6 +50,7 @@ pub async fn accept_raw(
 ) -> Result<(), String> {
     let parsed = match parse_rfc822(raw) {
         Ok(m) => {
+            tracing::Span::current().record("sender", crate::redact::mask(&m.from).as_str());
             let mut p = parsed_of(&m, raw);
             // Judged now, with the relays trusted now; the record keeps the verdict.
             p.auth = Some(super::auth::for_mailbox(
@@ -69,7 +76,7 @@ pub async fn accept_raw(
             tracing::warn!(error = %e, "a message in the mailbox could not be read; kept as ignored");
             Parsed {
                 route: Route::Mail,
-                external_id: format!("sha256:{}", hex(&Sha256::digest(raw)[..16])),
+                external_id: format!("sha256:{}", hex::encode(&Sha256::digest(raw)[..16])),
                 automatic: true,
                 text: Some(format!("unreadable message: {e}")),
                 ..Parsed::default()
@@ -90,6 +97,11 @@ pub async fn accept_raw(
 }
 
 /// One poll of the mailbox.
+#[tracing::instrument(
+    name = "imap_poll",
+    skip_all,
+    fields(host = %account.host, mailbox = %account.mailbox)
+)]
 pub async fn poll(
     account: &super::imap::ImapAccount,
     inbound: &Inbound,

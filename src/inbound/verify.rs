@@ -9,11 +9,15 @@
 //! - The generic provider: `X-Messo-Timestamp` (Unix seconds) and `X-Messo-Signature:
 //!   v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`, refused outside a tolerance window
 //!   so a captured request cannot be replayed later.
+//!
+//! Signatures are checked by the MAC itself (`Mac::verify_slice`, constant time); secrets that
+//! are compared as text go through [`ct_eq`] (`subtle`).
 
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// Why a request was refused before it was read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,15 +40,13 @@ impl Refusal {
     }
 }
 
-/// Equality that takes the same time wherever the inputs differ (their lengths included: both
-/// are hashed first).
+/// Equality that takes the same time wherever the inputs differ, their lengths included: both
+/// are hashed first, and the digests compared with `subtle`.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let ha = Sha256::digest(a);
-    let hb = Sha256::digest(b);
-    ha.iter()
-        .zip(hb.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    Sha256::digest(a)
+        .as_slice()
+        .ct_eq(Sha256::digest(b).as_slice())
+        .into()
 }
 
 /// The form pairs of a body, decoded, in the order posted.
@@ -54,8 +56,8 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Twilio's signature of a request to `url` carrying `pairs`.
-pub fn twilio_signature(url: &str, pairs: &[(String, String)], auth_token: &str) -> String {
+/// Twilio's MAC over a request to `url` carrying `pairs`, not yet finalized.
+fn twilio_mac(url: &str, pairs: &[(String, String)], auth_token: &str) -> Hmac<Sha1> {
     let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
     sorted.sort();
     let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(auth_token.as_bytes())
@@ -65,7 +67,13 @@ pub fn twilio_signature(url: &str, pairs: &[(String, String)], auth_token: &str)
         mac.update(k.as_bytes());
         mac.update(v.as_bytes());
     }
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    mac
+}
+
+/// Twilio's signature of a request to `url` carrying `pairs`.
+pub fn twilio_signature(url: &str, pairs: &[(String, String)], auth_token: &str) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(twilio_mac(url, pairs, auth_token).finalize().into_bytes())
 }
 
 // HMAC takes keys of any length; this is never reached.
@@ -83,8 +91,13 @@ pub fn twilio(
     let given = header
         .filter(|h| !h.is_empty())
         .ok_or(Refusal::Missing("X-Twilio-Signature header"))?;
-    let want = twilio_signature(url, pairs, auth_token);
-    if ct_eq(given.trim().as_bytes(), want.as_bytes()) {
+    let given = base64::engine::general_purpose::STANDARD
+        .decode(given.trim())
+        .unwrap_or_default();
+    if twilio_mac(url, pairs, auth_token)
+        .verify_slice(&given)
+        .is_ok()
+    {
         Ok(())
     } else {
         Err(Refusal::Invalid(
@@ -105,23 +118,23 @@ pub fn token(given: Option<&str>, expected: &str) -> Result<(), Refusal> {
     }
 }
 
-/// The generic signature of `body` sent at `timestamp`: lowercase hex.
-pub fn generic_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+/// The generic scheme's MAC of `body` sent at `timestamp`, not yet finalized.
+fn generic_mac(secret: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
         .unwrap_or_else(|_| unreachable_hmac256());
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
-    hex(&mac.finalize().into_bytes())
+    mac
+}
+
+/// The generic signature of `body` sent at `timestamp`: lowercase hex.
+pub fn generic_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    hex::encode(generic_mac(secret, timestamp, body).finalize().into_bytes())
 }
 
 fn unreachable_hmac256() -> Hmac<Sha256> {
     <Hmac<Sha256> as KeyInit>::new_from_slice(&[0]).unwrap_or_else(|_| unreachable!())
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks the generic scheme: the timestamp within `tolerance_s` of `now` (either way), and a
@@ -152,9 +165,11 @@ pub fn generic(
         )));
     }
     // Several signatures may be sent, comma-separated, during a rotation on the sender's side.
-    let offered: Vec<&str> = sig
+    // One that is not hex cannot match; it is kept (empty) so it is still counted as offered.
+    let offered: Vec<Vec<u8>> = sig
         .split(',')
         .filter_map(|p| p.trim().strip_prefix("v1="))
+        .map(|h| hex::decode(h).unwrap_or_default())
         .collect();
     if offered.is_empty() {
         return Err(Refusal::Invalid(
@@ -163,10 +178,10 @@ pub fn generic(
     }
     let mut ok = false;
     for secret in secrets {
-        let want = generic_signature(secret, ts_text.trim(), body);
+        let mac = generic_mac(secret, ts_text.trim(), body);
         for o in &offered {
             // Evaluate every pair: no early exit that would tell which one matched.
-            ok |= ct_eq(o.as_bytes(), want.as_bytes());
+            ok |= mac.clone().verify_slice(o).is_ok();
         }
     }
     if ok {

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use messo::config::{ApiToken, BUILTIN_TOML, Config, Scope};
-use messo::daemon::{Engine, Metrics};
+use messo::daemon::Engine;
 use messo::delivery::dispatch::Dispatcher;
 use messo::http::TokenBook;
 use messo::http::portal::{PortalState, link_keys, link_maker, router};
+use messo::metrics::Metrics;
 use messo::portal::LinkMaker;
 use messo::store::Store;
 use messo::templates::{Catalog, Settings, Templates};

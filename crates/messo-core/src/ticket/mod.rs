@@ -549,7 +549,7 @@ pub fn hash_json(v: &Value) -> String {
     // serde_json's map keeps keys sorted (no preserve_order feature), so this is canonical.
     let text = v.to_string();
     let digest = Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 /// Where an event came from.
