@@ -3,14 +3,16 @@
 //! refusals, 401, 429 with Retry-After, 500 with failover to the backup, a hang past the timeout
 //! settled by asking the provider, landlines refused before any request.
 
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use common::process::{messo, run};
+use common::{Backend, TestDb, fixed_clock};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::daemon::{Engine, Metrics};
 use messo::delivery::dispatch::Dispatcher;
-use messo::http::Clock;
 use messo::store::Store;
 use messo::ticket::{NewTicket, Source};
 use messo::time::Timestamp;
@@ -18,24 +20,10 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
 const RECEIVED: &str = "2026-03-02T10:15:00+01:00";
 
 fn at(s: &str) -> Timestamp {
     Timestamp::parse_rfc3339(s).expect("timestamp")
-}
-
-fn clock(t: Timestamp) -> Clock {
-    Arc::new(move || t)
 }
 
 /// SMS over HTTP with the given provider variables (`P0`/`P1` stand for the provider prefixes).
@@ -74,24 +62,17 @@ struct World {
 }
 
 async fn world(config: &mut Config) -> World {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("messo-sms"));
-    config.channels.file_dir = dir.join("outbox");
-    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
-        .await
-        .expect("sqlite");
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(config, at("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
+    let db = TestDb::open(Backend::Sqlite).await;
+    config.channels.file_dir = db.dir.join("outbox");
+    db.register(config).await;
     World {
         dispatcher: Arc::new(
-            Dispatcher::from_config(store.clone(), config, Arc::new(Metrics::default()))
+            Dispatcher::from_config(db.store.clone(), config, Arc::new(Metrics::default()))
                 .expect("dispatcher"),
         ),
-        engine: Engine::new(store.clone(), config.notify.clone()),
-        store,
-        outbox: dir.join("outbox"),
+        engine: Engine::new(db.store.clone(), config.notify.clone()),
+        outbox: db.dir.join("outbox"),
+        store: db.store,
     }
 }
 
@@ -125,7 +106,7 @@ async fn owe_sms(w: &World, number: &str, mobile: &str) -> i64 {
 
 async fn drain(w: &World, t: Timestamp) -> messo::delivery::dispatch::DispatchReport {
     w.dispatcher
-        .drain(&clock(t), u64::MAX)
+        .drain(&fixed_clock(t), u64::MAX)
         .await
         .expect("drain")
 }
@@ -534,19 +515,19 @@ async fn send_test_sends_one_sms_and_explains_a_refusal() {
     let run = |to: &'static str| {
         let base = base.clone();
         std::thread::spawn(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_messo"))
-                .args(["send-test", "--channel", "sms", "--to", to])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .env("MESSO_CHANNELS__SMS", "http")
-                .env(
-                    "MESSO_SMS__PROVIDERS",
-                    r#"[{name = "primary", kind = "rest-it"}]"#,
-                )
-                .env("MESSO_SMS__PROVIDERS__0__BASE_URL", base)
-                .env("MESSO_SMS__PROVIDERS__0__USER_KEY", "u")
-                .env("MESSO_SMS__PROVIDERS__0__ACCESS_TOKEN", "t")
-                .output()
-                .expect("send-test")
+            run(
+                messo()
+                    .args(["send-test", "--channel", "sms", "--to", to])
+                    .env("MESSO_CHANNELS__SMS", "http")
+                    .env(
+                        "MESSO_SMS__PROVIDERS",
+                        r#"[{name = "primary", kind = "rest-it"}]"#,
+                    )
+                    .env("MESSO_SMS__PROVIDERS__0__BASE_URL", base)
+                    .env("MESSO_SMS__PROVIDERS__0__USER_KEY", "u")
+                    .env("MESSO_SMS__PROVIDERS__0__ACCESS_TOKEN", "t"),
+                None,
+            )
         })
         .join()
         .expect("thread")
