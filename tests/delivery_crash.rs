@@ -24,7 +24,7 @@ fn kill_9_while_sending_loses_nothing_and_counts_every_duplicate() {
     let peer = peers::SmtpPeer::start(&peer_dir, 0, &[]);
     let config_text = shipped_config(free_port()).replace("email = \"file\"", "email = \"smtp\"")
         + &format!(
-            "\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\npool_size = 8\ntimeout_s = 5\n",
+            "\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\npool_size = 8\ntimeout_s = 10\n",
             peer.port
         );
     std::fs::write(dir.join("messo.toml"), &config_text).expect("config");

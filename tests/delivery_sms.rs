@@ -117,7 +117,8 @@ fn rest_it(server: &MockServer) -> Vec<(&'static str, String)> {
         ("P0_BASE_URL", format!("{}/API/v1.0/REST", server.uri())),
         ("P0_USER_KEY", "UK1".to_owned()),
         ("P0_ACCESS_TOKEN", "AT1".to_owned()),
-        ("P0_TIMEOUT_S", "1".to_owned()),
+        // Generous: only the hang test waits for it on purpose.
+        ("P0_TIMEOUT_S", "10".to_owned()),
     ]
 }
 
@@ -175,15 +176,7 @@ async fn rest_it_gets_the_documented_request_and_its_answer_is_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_fall_back_to_email_and_rate_limits_wait_as_asked() {
     let server = MockServer::start().await;
-    // The provider's answers here are refusals, not hangs: a loaded machine must not turn one
-    // into a timeout (1 s in `rest_it`), which would be transient rather than final.
-    let mut vars = rest_it(&server);
-    for (k, v) in &mut vars {
-        if *k == "P0_TIMEOUT_S" {
-            *v = "10".to_owned();
-        }
-    }
-    let mut c = cfg(vars);
+    let mut c = cfg(rest_it(&server));
     let w = world(&mut c).await;
     let blacklisted = owe_sms(&w, "S-BL", "+393471111111").await;
     let limited = owe_sms(&w, "S-429", "+393472222222").await;
@@ -338,7 +331,13 @@ async fn a_failing_primary_fails_over_to_twilio_and_twilio_refusals_are_final() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hang_past_the_timeout_is_settled_by_asking_the_provider_not_by_resending() {
     let server = MockServer::start().await;
-    let mut c = cfg(rest_it(&server));
+    let mut vars = rest_it(&server);
+    for (k, v) in &mut vars {
+        if *k == "P0_TIMEOUT_S" {
+            *v = "1".to_owned();
+        }
+    }
+    let mut c = cfg(vars);
     let w = world(&mut c).await;
     let id = owe_sms(&w, "H-1", "+393471234567").await;
     let other = owe_sms(&w, "H-2", "+393477654321").await;
