@@ -134,10 +134,10 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// kill -9 while the daemon decides and delivers thousands of receipts; after a restart every
-/// ticket has its one receipt row, every row is delivered, and the file channel holds one file per
-/// row. How many rows were written twice (delivered again after the crash, overwriting the same
-/// file) is printed.
+/// kill -9 while the daemon decides and delivers thousands of receipts (checked: at the kill,
+/// rows were still undelivered); after a restart every ticket has its one receipt row, every row
+/// is delivered, and the file channel holds one file per row. How many rows were written twice
+/// (delivered again after the crash, overwriting the same file) is printed.
 #[test]
 fn kill_9_mid_batch_loses_nothing_and_owes_nothing_twice() {
     const TICKETS: usize = 3000;
@@ -159,7 +159,21 @@ fn kill_9_mid_batch_loses_nothing_and_owes_nothing_twice() {
             })
             .unwrap_or(0)
     };
+    let delivered = || {
+        rt.block_on(count(
+            &store,
+            "SELECT COUNT(*) FROM outbox WHERE state = 'delivered'",
+        ))
+    };
     let at_kill = run_then_kill_9(&dir, 1, files);
+    // The store and the folder as the kill left them: the work must have been cut short, or
+    // this test would prove nothing.
+    let delivered_at_kill = delivered();
+    assert!(
+        at_kill < TICKETS && delivered_at_kill < TICKETS as i64,
+        "the kill came after the end of the work ({at_kill} files, {delivered_at_kill} rows \
+         delivered of {TICKETS}): it tested nothing"
+    );
 
     let second = spawn(&mut run_in(&dir), &dir);
     eventually(Duration::from_secs(120), || {
@@ -175,7 +189,8 @@ fn kill_9_mid_batch_loses_nothing_and_owes_nothing_twice() {
         "SELECT COALESCE(SUM(attempts), 0) - COUNT(*) FROM outbox",
     ));
     println!(
-        "kill -9 after {at_kill} files; after restart {TICKETS} rows delivered once each in the outbox, {twice} written twice to the same file"
+        "kill -9 after {at_kill} files ({delivered_at_kill} rows delivered); after restart \
+         {TICKETS} rows delivered once each in the outbox, {twice} written twice to the same file"
     );
     let (clean, log) = stop(second);
     assert!(clean, "{log}");
