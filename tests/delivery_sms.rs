@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::process::{messo, run};
-use common::{Backend, TestDb, fixed_clock};
+use common::{Backend, TestDb, fixed_clock, ts as at};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::daemon::{Engine, Metrics};
 use messo::delivery::dispatch::Dispatcher;
@@ -21,10 +21,6 @@ use wiremock::matchers::{body_partial_json, body_string_contains, header, method
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const RECEIVED: &str = "2026-03-02T10:15:00+01:00";
-
-fn at(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
 
 /// SMS over HTTP with the given provider variables (`P0`/`P1` stand for the provider prefixes).
 fn config(vars: &[(&str, &str)]) -> Config {

@@ -8,13 +8,12 @@ use std::sync::Arc;
 
 use common::peers::{self, SmtpPeer, smtp_sink};
 use common::process::{messo, run};
-use common::{Backend, TestDb, fixed_clock, mail};
+use common::{Backend, TestDb, fixed_clock, mail, ts as at};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::daemon::{Engine, Metrics};
 use messo::delivery::dispatch::Dispatcher;
 use messo::store::Store;
 use messo::ticket::{NewTicket, Source};
-use messo::time::Timestamp;
 use serde_json::json;
 
 fn tmp(prefix: &str) -> std::path::PathBuf {
@@ -22,10 +21,6 @@ fn tmp(prefix: &str) -> std::path::PathBuf {
 }
 
 const RECEIVED: &str = "2026-03-02T10:15:00+01:00";
-
-fn at(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
 
 /// The shipped configuration with e-mail over SMTP to 127.0.0.1:`port`, plus `extra` variables
 /// (which replace these).
