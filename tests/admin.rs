@@ -5,59 +5,28 @@
 
 #![allow(dead_code)]
 
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
+use common::admin::{Console, PASSWORD, breach_notice};
+use common::mail::subjects;
+use common::{Backend, TestClock, fixed_clock, on_both, ts};
 use messo::config::{BUILTIN_TOML, Config};
-use messo::daemon::Engine;
-use messo::delivery::dispatch::Dispatcher;
-use messo::http::admin::{AdminState, hash_secret, router};
-use messo::store::{Role, Store};
+use messo::http::admin::{AdminState, hash_secret};
+use messo::store::Role;
 use messo::templates::{Catalog, Settings, Templates};
-use messo::ticket::{NewTicket, Source};
 use messo::time::Timestamp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn ts(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
-
-const PASSWORD: &str = "una-password-lunga-123";
 const VIOLAZIONE: &str = "/api/v1/admin/templates/cittadino/violazione/it";
 
-struct Admin {
-    base: String,
-    store: Store,
-    templates: Arc<Templates>,
-    config: Config,
-    engine: Engine,
-    now: Arc<AtomicI64>,
-    clock: messo::http::Clock,
-    dir: PathBuf,
-    schema: Option<String>,
-}
+type Admin = Console;
 
 /// `extra`: `key = value` lines replacing those of the `[admin]` section of the shipped file.
-async fn start(pg: bool, extra: &str) -> Admin {
-    messo::install_crypto();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("admin"));
-    std::fs::create_dir_all(&dir).expect("dir");
+async fn start(backend: Backend, extra: &str) -> Admin {
     let mut text = BUILTIN_TOML.to_owned();
     for line in extra.lines().filter(|l| l.contains('=')) {
         let key = line.split('=').next().unwrap_or("").trim();
@@ -68,70 +37,18 @@ async fn start(pg: bool, extra: &str) -> Admin {
         text = text.replace(old, line);
     }
     let config = Config::from_toml(&text, "test", Vec::new()).expect("config");
-    let (url, schema) = if pg {
-        let schema = unique("messo_adm");
-        (pg::fresh_schema(&schema).await, Some(schema))
-    } else {
-        (format!("sqlite://{}/messo.db", dir.display()), None)
-    };
-    let store = Store::connect(&url).await.expect("store");
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(&config, ts("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
-    let now = Arc::new(AtomicI64::new(ts("2026-03-03T10:00:00+01:00").0));
-    let n = now.clone();
-    let clock: messo::http::Clock = Arc::new(move || Timestamp(n.load(Ordering::SeqCst)));
-    let templates = Arc::new(Templates::new(
-        Catalog::bundled().expect("catalog"),
-        Settings::from_config(&config),
-    ));
-    let state = AdminState::new(
-        store.clone(),
-        Arc::clone(&templates),
-        clock.clone(),
-        config.admin.clone(),
-        config.calendar.time_zone,
-        &config.http.public_base_url,
-        Arc::new(tokio::sync::Notify::new()),
-    );
-    state.reload().await.expect("reload");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
-    let a = Admin {
-        base: format!("http://{addr}"),
-        engine: Engine::new(store.clone(), config.notify.clone()),
-        store,
-        templates,
+    common::admin::start(
+        backend,
         config,
-        now,
-        clock,
-        dir,
-        schema,
-    };
-    let hash = hash_secret(PASSWORD).expect("hash");
-    for (name, role) in [
-        ("anna", Role::Admin),
-        ("bruno", Role::Admin),
-        ("elena", Role::Editor),
-        ("vito", Role::Viewer),
-    ] {
-        a.store
-            .upsert_admin_user(name, role, Some(&hash), "test", a.now())
-            .await
-            .expect("user");
-    }
-    a
+        TestClock::at("2026-03-03T10:00:00+01:00"),
+        &[
+            ("anna", Role::Admin),
+            ("bruno", Role::Admin),
+            ("elena", Role::Editor),
+            ("vito", Role::Viewer),
+        ],
+    )
+    .await
 }
 
 /// A signed-in console session: its cookie jar and CSRF token.
@@ -171,16 +88,6 @@ impl Session {
 }
 
 impl Admin {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.now.load(Ordering::SeqCst))
-    }
-
-    async fn finish(self) {
-        if let Some(schema) = self.schema {
-            pg::drop_schema(&schema).await;
-        }
-    }
-
     async fn login(&self, user: &str) -> Session {
         let client = reqwest::Client::new();
         let r = client
@@ -207,67 +114,6 @@ impl Admin {
             csrf: body["csrf"].as_str().expect("csrf").to_owned(),
             base: self.base.clone(),
         }
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(self.store.pool())
-            .await
-            .expect("count")
-            .get::<i64, _>(0)
-    }
-
-    /// A ticket received on a Monday morning, normal priority: due five working days later.
-    async fn ticket(&self, number: &str) {
-        let t = NewTicket::from_json(&json!({
-            "number": number,
-            "office": "tributi",
-            "priority": "normale",
-            "subject": "Rimborso TARI",
-            "received_at": "2026-03-02T10:15:00+01:00",
-            "citizen": {"email": "mario.rossi@example.it", "language": "it"}
-        }))
-        .expect("ticket");
-        self.store
-            .create_ticket(&t, Source::Api, ts("2026-03-02T10:15:00+01:00"))
-            .await
-            .expect("create");
-    }
-
-    fn dispatcher(&self, out: &Path) -> Arc<Dispatcher> {
-        Arc::new(
-            Dispatcher::files(
-                self.store.clone(),
-                out,
-                "urp@comune.roma.it",
-                &self.config.comune_name,
-            )
-            .expect("dispatcher")
-            .with_templates(Arc::clone(&self.templates)),
-        )
-    }
-
-    /// Subjects of the e-mails written into `out` for `kind`, sorted by file name.
-    fn subjects(out: &Path, kind: &str) -> Vec<String> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(out)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        files.sort();
-        files
-            .iter()
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.contains(&format!("-{kind}-citizen")) && n.ends_with(".eml"))
-            })
-            .map(|p| {
-                let text = std::fs::read_to_string(p).unwrap_or_default();
-                text.lines()
-                    .find_map(|l| l.strip_prefix("Subject: "))
-                    .unwrap_or("")
-                    .to_owned()
-            })
-            .collect()
     }
 }
 
@@ -480,8 +326,7 @@ async fn publish_reaches_the_next_message_and_queued_ones_keep_their_words(a: &A
     // Breached: five working days later, plus one.
     let late = ts("2026-03-10T12:00:00+01:00");
     a.engine.cycle(late).await.expect("engine");
-    let c: messo::http::Clock = Arc::new(move || late);
-    d.drain(&c, 100).await.expect("drain");
+    d.drain(&fixed_clock(late), 100).await.expect("drain");
     assert_eq!(
         a.count("SELECT COUNT(*) FROM outbox WHERE kind = 'violazione' AND recipient = 'citizen' AND rendered IS NOT NULL AND state <> 'delivered'")
             .await,
@@ -525,9 +370,8 @@ async fn publish_reaches_the_next_message_and_queued_ones_keep_their_words(a: &A
     a.engine.cycle(late).await.expect("engine");
     std::fs::remove_file(&out).expect("unblock");
     let later = late.plus(3600);
-    let c: messo::http::Clock = Arc::new(move || later);
-    d.drain(&c, 100).await.expect("drain");
-    let subjects = Admin::subjects(&out, "violazione");
+    d.drain(&fixed_clock(later), 100).await.expect("drain");
+    let subjects = subjects(&out, "violazione");
     assert_eq!(subjects.len(), 2, "{subjects:?}");
     let old = subjects
         .iter()
@@ -616,20 +460,7 @@ async fn four_eyes_rollback_and_history(a: &Admin) {
             .0,
         StatusCode::NOT_FOUND
     );
-    let sample = json!({"number": "2026/000777", "subject": "x", "office": "y",
-                        "breached_at": "2026-03-05T10:45:00+01:00", "due_at": null,
-                        "office_phone": "060606", "office_email": "urp@x.it"});
-    let render = || {
-        a.templates
-            .render_message(
-                messo::templates::Audience::Cittadino,
-                "violazione",
-                messo::domain::Lang::It,
-                "email",
-                &sample,
-            )
-            .expect("render")
-    };
+    let render = || a.live_breach_notice();
     assert_eq!(
         (render().subject.as_str(), render().version),
         ("Versione due 2026/000777", v2)
@@ -753,8 +584,10 @@ async fn test_send_preview_with_a_ticket_tokens_and_at_risk(a: &Admin) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     let out = a.dir.join("test-out");
     let later = ts("2026-03-10T12:00:00+01:00");
-    let c: messo::http::Clock = Arc::new(move || later);
-    a.dispatcher(&out).drain(&c, 100).await.expect("drain");
+    a.dispatcher(&out)
+        .drain(&fixed_clock(later), 100)
+        .await
+        .expect("drain");
     let files: Vec<String> = std::fs::read_dir(&out)
         .expect("out")
         .flatten()
@@ -977,8 +810,10 @@ async fn test_send_passes_the_gate_of_a_save(a: &Admin) {
     assert_eq!(a.count("SELECT COUNT(*) FROM outbox").await, 0);
     let out = a.dir.join("gate-out");
     let later = ts("2026-03-10T12:00:00+01:00");
-    let c: messo::http::Clock = Arc::new(move || later);
-    a.dispatcher(&out).drain(&c, 100).await.expect("drain");
+    a.dispatcher(&out)
+        .drain(&fixed_clock(later), 100)
+        .await
+        .expect("drain");
     let sent = std::fs::read_dir(&out).map_or(0, |d| d.count());
     assert_eq!(sent, 0, "nothing went out");
     // The words as they are still go out.
@@ -1029,7 +864,7 @@ async fn a_stored_version_that_fails_the_gate_is_not_installed_at_start(a: &Admi
     let state = AdminState::new(
         a.store.clone(),
         Arc::clone(&templates),
-        a.clock.clone(),
+        a.clock.clock(),
         a.config.admin.clone(),
         a.config.calendar.time_zone,
         &a.config.http.public_base_url,
@@ -1043,15 +878,7 @@ async fn a_stored_version_that_fails_the_gate_is_not_installed_at_start(a: &Admi
         v.version
     );
     let sample = templates.catalog().defaults[&key].samples[0].clone();
-    let m = templates
-        .render_message(
-            messo::templates::Audience::Cittadino,
-            "violazione",
-            messo::domain::Lang::It,
-            "email",
-            &sample,
-        )
-        .expect("render");
+    let m = breach_notice(&templates, &sample);
     assert_eq!(m.version, 0);
     assert!(!m.html.unwrap_or_default().contains("<script"));
 }
@@ -1193,42 +1020,23 @@ async fn rollback_restores_only_what_was_live(a: &Admin) {
     assert_eq!(status, StatusCode::OK, "{v}");
 }
 
-macro_rules! on_both {
-    ($($name:ident: $extra:expr),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let a = super::start(false, $extra).await;
-                super::$name(&a).await;
-                a.finish().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let a = super::start(true, $extra).await;
-                super::$name(&a).await;
-                a.finish().await;
-            }
-        }
-    )*};
-}
-
-on_both!(
-    sessions_csrf_and_roles: "",
-    broken_edits_are_refused_and_the_live_version_stays: "",
-    publish_reaches_the_next_message_and_queued_ones_keep_their_words: "",
-    four_eyes_rollback_and_history: "four_eyes = true",
-    test_send_preview_with_a_ticket_tokens_and_at_risk: "",
-    status_links_are_revoked_by_an_editor: "",
-    recursive_templates_are_refused_on_every_route: "",
-    test_send_passes_the_gate_of_a_save: "",
-    a_stored_version_that_fails_the_gate_is_not_installed_at_start: "",
-    rollback_cannot_bypass_four_eyes: "four_eyes = true",
-    rollback_restores_only_what_was_live: "",
+on_both!(start;
+    sessions_csrf_and_roles(""),
+    broken_edits_are_refused_and_the_live_version_stays(""),
+    publish_reaches_the_next_message_and_queued_ones_keep_their_words(""),
+    four_eyes_rollback_and_history("four_eyes = true"),
+    test_send_preview_with_a_ticket_tokens_and_at_risk(""),
+    status_links_are_revoked_by_an_editor(""),
+    recursive_templates_are_refused_on_every_route(""),
+    test_send_passes_the_gate_of_a_save(""),
+    a_stored_version_that_fails_the_gate_is_not_installed_at_start(""),
+    rollback_cannot_bypass_four_eyes("four_eyes = true"),
+    rollback_restores_only_what_was_live(""),
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_attempts_are_limited_per_user_and_address() {
-    let a = start(false, "login_attempts_per_minute = 3").await;
+    let a = start(Backend::Sqlite, "login_attempts_per_minute = 3").await;
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();
     for _ in 0..5 {
@@ -1257,7 +1065,7 @@ async fn log_in_attempts_are_limited_per_user_and_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_is_served_with_a_strict_policy() {
-    let a = start(false, "").await;
+    let a = start(Backend::Sqlite, "").await;
     let r = reqwest::get(format!("{}/admin", a.base))
         .await
         .expect("get");

@@ -1,19 +1,19 @@
 //! The ticket API over real HTTP on loopback: a CRM creating tickets and appending events,
 //! with every kind of bad request refused with a problem document that names the field.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+mod common;
 
+use std::sync::Arc;
+
+use common::{Backend, TestClock, TestDb, serve};
 use messo::config::{ApiToken, BUILTIN_TOML, Config, Scope};
 use messo::http::{AppState, TokenBook, router};
-use messo::store::Store;
-use messo::time::Timestamp;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Api {
     addr: std::net::SocketAddr,
-    now: Arc<AtomicI64>,
+    clock: TestClock,
     writer: String,
     reader: String,
 }
@@ -24,25 +24,10 @@ struct Reply {
     body: Value,
 }
 
-fn ts(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
-
 async fn start() -> Api {
-    let dir = std::env::temp_dir().join(format!(
-        "messo-api-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
     let config = Config::from_toml(BUILTIN_TOML, "built-in", Vec::new()).expect("config");
-    store
-        .register_config(&config, ts("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
+    // The store lives as long as the test's runtime; its folder stays in target/tmp.
+    let store = TestDb::with_config(Backend::Sqlite, &config).await.store;
     let wh = messo::http::new_token().expect("token");
     let writer = wh.token.clone();
     let rh = messo::http::new_token().expect("token");
@@ -61,39 +46,29 @@ async fn start() -> Api {
             scopes: vec![Scope::Read],
         },
     ]);
-    let now = Arc::new(AtomicI64::new(ts("2026-03-02T10:15:00+01:00").0));
-    let clock_now = now.clone();
+    let clock = TestClock::at("2026-03-02T10:15:00+01:00");
     let state = AppState {
         store,
         tokens: Arc::new(tokens),
-        clock: Arc::new(move || Timestamp(clock_now.load(Ordering::SeqCst))),
+        clock: clock.clock(),
         wake: Arc::new(tokio::sync::Notify::new()),
         metrics: Arc::new(messo::metrics::Metrics::default()),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    let base = serve(router(state)).await;
     Api {
-        addr,
-        now,
+        addr: base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the server's address"),
+        clock,
         writer,
         reader,
     }
 }
 
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 impl Api {
     fn set_now(&self, t: &str) {
-        self.now.store(ts(t).0, Ordering::SeqCst);
+        self.clock.set(t);
     }
 
     async fn call(

@@ -18,16 +18,16 @@
 
 #![allow(dead_code)]
 
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use common::process::{messo, run};
+use common::{Backend, TestDb, on_both};
 use messo::config::{ApiToken, BUILTIN_TOML, Config, Scope};
 use messo::http::admin::AdminState;
 use messo::http::portal::PortalState;
@@ -39,16 +39,6 @@ use messo::time::Timestamp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::watch;
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
 
 const PASSWORD: &str = "una-password-lunga-123";
 const NEW_PASSWORD: &str = "un'altra-password-456";
@@ -66,25 +56,8 @@ fn config(env: &[(&str, &str)]) -> Config {
 }
 
 /// A fresh store: a SQLite file, or a schema of the real PostgreSQL.
-async fn store(pg: bool, config: &Config) -> (Store, Option<String>, String) {
-    let (url, schema) = if pg {
-        let schema = unique("messo_auth");
-        (pg::fresh_schema(&schema).await, Some(schema))
-    } else {
-        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("auth"));
-        std::fs::create_dir_all(&dir).expect("dir");
-        (format!("sqlite://{}/messo.db", dir.display()), None)
-    };
-    let store = Store::connect(&url).await.expect("store");
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(
-            config,
-            Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").expect("ts"),
-        )
-        .await
-        .expect("register");
-    (store, schema, url)
+async fn open(backend: Backend) -> TestDb {
+    TestDb::open(backend).await
 }
 
 /// A router served by the daemon's server on a loopback port.
@@ -217,9 +190,10 @@ async fn admin_token(store: &Store, user: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // 5. Users: a change ends sessions and tokens; create never re-enables; one admin always stays.
 
-async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(pg: bool) {
+async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(db: &TestDb) {
     let config = config(&[]);
-    let (store, schema, url) = store(pg, &config).await;
+    db.register(&config).await;
+    let (store, url) = (db.store.clone(), db.url.clone());
     let hash = messo::http::admin::hash_secret(PASSWORD).expect("hash");
     for (name, role) in [
         ("anna", Role::Admin),
@@ -351,16 +325,15 @@ async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(pg: bool) {
         .find(|u| u.role == Role::Admin && !u.disabled)
         .expect("an admin")
         .username;
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("cli"));
-    std::fs::create_dir_all(&dir).expect("dir");
     let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_messo"))
-            .args(args)
-            .current_dir(&dir)
-            .env("MESSO_DATABASE__URL", &url)
-            .env("MESSO_ADMIN_PASSWORD", "password-dalla-riga-di-comando")
-            .output()
-            .expect("messo")
+        run(
+            messo()
+                .args(args)
+                .current_dir(&db.dir)
+                .env("MESSO_DATABASE__URL", &url)
+                .env("MESSO_ADMIN_PASSWORD", "password-dalla-riga-di-comando"),
+            None,
+        )
     };
     let out = cli(&["admin", "disable", &last]);
     assert!(!out.status.success(), "the last admin is not disabled");
@@ -417,27 +390,17 @@ async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(pg: bool) {
     );
 
     let _ = srv.stop.send(true);
-    if let Some(s) = schema {
-        pg::drop_schema(&s).await;
-    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn user_changes_end_sessions_and_tokens_sqlite() {
-    a_change_of_credentials_or_rights_ends_sessions_and_tokens(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn user_changes_end_sessions_and_tokens_postgres() {
-    a_change_of_credentials_or_rights_ends_sessions_and_tokens(true).await;
-}
+on_both!(open; a_change_of_credentials_or_rights_ends_sessions_and_tokens);
 
 // ---------------------------------------------------------------------------------------------
 // 6. Tokens: an unknown id costs no hashing; a known token is hashed once; misses are limited.
 
-async fn unknown_token_ids_cost_no_hashing(pg: bool) {
+async fn unknown_token_ids_cost_no_hashing(db: &TestDb) {
     let config = config(&[]);
-    let (store, schema, _) = store(pg, &config).await;
+    db.register(&config).await;
+    let store = db.store.clone();
     let crm = messo::http::new_token().expect("token");
     let tokens = Arc::new(TokenBook::new(vec![ApiToken {
         name: "crm".into(),
@@ -531,20 +494,9 @@ async fn unknown_token_ids_cost_no_hashing(pg: bool) {
     );
 
     let _ = srv.stop.send(true);
-    if let Some(s) = schema {
-        pg::drop_schema(&s).await;
-    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_token_ids_cost_no_hashing_sqlite() {
-    unknown_token_ids_cost_no_hashing(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_token_ids_cost_no_hashing_postgres() {
-    unknown_token_ids_cost_no_hashing(true).await;
-}
+on_both!(open; unknown_token_ids_cost_no_hashing);
 
 #[test]
 fn a_configured_token_without_id_is_a_named_config_error() {
@@ -562,7 +514,7 @@ fn a_configured_token_without_id_is_a_named_config_error() {
 // ---------------------------------------------------------------------------------------------
 // 7. Log-ins: same-origin JSON only, limited per address before hashing; limiters bounded.
 
-async fn log_ins_are_same_origin_json_and_limited_per_address(pg: bool) {
+async fn log_ins_are_same_origin_json_and_limited_per_address(db: &TestDb) {
     let config = config(&[
         ("MESSO_ADMIN__LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", "6"),
         (
@@ -570,7 +522,8 @@ async fn log_ins_are_same_origin_json_and_limited_per_address(pg: bool) {
             "https://urp.comune.example.it",
         ),
     ]);
-    let (store, schema, _) = store(pg, &config).await;
+    db.register(&config).await;
+    let store = db.store.clone();
     let hash = messo::http::admin::hash_secret(PASSWORD).expect("hash");
     store
         .create_admin_user("anna", Role::Admin, &hash, "test", now())
@@ -664,20 +617,9 @@ async fn log_ins_are_same_origin_json_and_limited_per_address(pg: bool) {
     );
 
     let _ = srv.stop.send(true);
-    if let Some(s) = schema {
-        pg::drop_schema(&s).await;
-    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_ins_are_same_origin_json_and_limited_per_address_sqlite() {
-    log_ins_are_same_origin_json_and_limited_per_address(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_ins_are_same_origin_json_and_limited_per_address_postgres() {
-    log_ins_are_same_origin_json_and_limited_per_address(true).await;
-}
+on_both!(open; log_ins_are_same_origin_json_and_limited_per_address);
 
 /// A codice fiscale with a valid check letter, different for each `n`.
 fn fiscal_code(n: u32) -> String {
@@ -737,7 +679,8 @@ async fn every_rate_limiter_remembers_a_bounded_number_of_clients() {
         "100".to_owned(),
     )];
     let config = Config::from_toml(&text, "test", env).expect("config");
-    let (store, _, _) = store(false, &config).await;
+    let db = TestDb::with_config(Backend::Sqlite, &config).await;
+    let store = db.store.clone();
     let (srv, state, _, _, _) = portal(&config, &store).await;
     // 300 different clients behind the trusted proxy, each with a forged link.
     let http = client();
@@ -759,6 +702,7 @@ async fn every_rate_limiter_remembers_a_bounded_number_of_clients() {
         );
     }
     let _ = srv.stop.send(true);
+    db.finish().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -770,7 +714,8 @@ async fn a_portal_token_is_limited_and_enumeration_raises_an_alarm() {
         ("MESSO_PORTAL__TOKEN_REQUESTS_PER_MINUTE", "20"),
         ("MESSO_PORTAL__ENUMERATION_ALARM_PER_HOUR", "10"),
     ]);
-    let (store, _, _) = store(false, &config).await;
+    let db = TestDb::with_config(Backend::Sqlite, &config).await;
+    let store = db.store.clone();
     let (srv, _, tokens, metrics, token) = portal(&config, &store).await;
     let ask = |cf: String, token: String| {
         let base = srv.base.clone();
@@ -830,6 +775,7 @@ async fn a_portal_token_is_limited_and_enumeration_raises_an_alarm() {
         "a request refused by the token's limit is not hashed"
     );
     let _ = srv.stop.send(true);
+    db.finish().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -871,7 +817,8 @@ async fn slow_heads_are_closed_and_the_cap_keeps_healthz_answering() {
         ("MESSO_HTTP__REQUEST_TIMEOUT_S", "1"),
         ("MESSO_HTTP__IDLE_TIMEOUT_S", "1"),
     ]);
-    let (store, _, _) = store(false, &config1).await;
+    let db = TestDb::with_config(Backend::Sqlite, &config1).await;
+    let store = db.store.clone();
     let admin = admin_state(&store, &config1);
     let app = Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
@@ -943,4 +890,5 @@ async fn slow_heads_are_closed_and_the_cap_keeps_healthz_answering() {
         "the oldest idle connection was closed: {first:?}"
     );
     let _ = srv.stop.send(true);
+    db.finish().await;
 }

@@ -1,34 +1,23 @@
 //! The `messo` binary as a user runs it: exit codes, messages that name what is wrong, and the
 //! texts of `sla explain` and `sla due`.
 
-use std::io::Write;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+
+use common::process::run;
 
 const T1: &str = r#"{"id":"T-1","received_at":"2026-03-02T10:15:00+01:00","priority":"urgente","category":"generale","suspensions":[{"from":"2026-03-02T11:00:00+01:00","to":"2026-03-04T09:30:00+01:00"}],"now":"2026-03-05T12:00:00+01:00"}"#;
 
+/// `messo ARGS` in the checkout, with `stdin` and the `env` variables only.
 fn messo(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_messo"));
-    cmd.args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MESSO_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn messo");
-    let mut pipe = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        pipe.write_all(text.as_bytes()).expect("write stdin");
-    }
-    drop(pipe);
-    child.wait_with_output().expect("wait")
+    run(
+        common::process::messo()
+            .args(args)
+            .envs(env.iter().copied()),
+        stdin,
+    )
 }
 
 fn text(b: &[u8]) -> String {
@@ -36,9 +25,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn temp_file(name: &str, content: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("messo-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
+    let path = common::fresh_dir("messo-cli").join(name);
     std::fs::write(&path, content).expect("write");
     path
 }
@@ -232,21 +219,12 @@ fn check_config_takes_secrets_made_of_digits_and_never_prints_a_secret() {
 
 #[test]
 fn batch_works_from_any_directory_with_the_built_in_defaults() {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_messo"));
-    let out = cmd
-        .args(["sla", "batch"])
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(format!("{T1}\n").as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("run");
+    let out = run(
+        common::process::messo()
+            .args(["sla", "batch"])
+            .current_dir(std::env::temp_dir()),
+        Some(&format!("{T1}\n")),
+    );
     assert!(out.status.success());
     assert_eq!(
         text(&out.stdout),
@@ -447,9 +425,7 @@ fn due_quotes_a_deadline_for_the_front_desk() {
 
 #[test]
 fn portal_links_are_printed_and_revoked_from_the_command_line() {
-    let dir = std::env::temp_dir().join(format!("messo-cli-portal-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = common::fresh_dir("messo-cli-portal");
     let url = format!("sqlite://{}/messo.db", dir.display());
     let key = "a-command-line-test-key-0123456789abcdef";
     let env = [

@@ -1,36 +1,25 @@
-//! The admin console end to end, in a real headless chromium driven over WebDriver
-//! (tests/common/webdriver.rs): a breach notice goes out with the bundled wording; an admin
-//! signs in (after a wrong password), opens the citizen's breach notice, sees the SMS cost of an
-//! accented capital, has a broken edit refused next to its field with nothing stored, previews,
+//! The admin console end to end, in a real headless chromium driven over WebDriver (fantoccini,
+//! through tests/common/webdriver.rs): a breach notice goes out with the bundled wording; an
+//! admin signs in (after a wrong password), opens the citizen's breach notice, sees the SMS cost
+//! of an accented capital, has a broken edit refused next to its field with nothing stored, previews,
 //! saves and publishes a new subject, finds it live in the history; the next breach notice has
 //! the new words while the first kept the old ones; the tickets at risk list both breaches.
 //! The page must log no CSP violation and no script error. Without chromium and chromedriver
 //! the test fails and says to run `scripts/install-peers.sh`.
 
-#[path = "common/webdriver.rs"]
-mod webdriver;
+mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::admin::{Console, PASSWORD};
+use common::mail::subjects;
+use common::webdriver::{Browser, artifact_path, ensure};
+use common::{Backend, TestClock, fixed_clock, ts};
 use messo::config::{BUILTIN_TOML, Config};
-use messo::daemon::Engine;
-use messo::delivery::dispatch::Dispatcher;
-use messo::http::admin::{AdminState, hash_secret, router};
-use messo::store::{Role, Store};
-use messo::templates::{Catalog, Settings, Templates};
-use messo::ticket::{NewTicket, Source};
-use messo::time::Timestamp;
+use messo::store::Role;
 use serde_json::json;
-use sqlx::Row;
-use webdriver::{Browser, artifact_path};
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 const USER: &str = "anna";
-const PASSWORD: &str = "una-password-lunga-123";
 const VIOLAZIONE: &str = "cittadino/violazione/it";
 /// When the tickets (received on Monday 2 March, due five working days later) are past due,
 /// and the console's clock.
@@ -38,177 +27,44 @@ const LATE: &str = "2026-03-10T12:00:00+01:00";
 const WAIT: Duration = Duration::from_secs(10);
 const NEW_SUBJECT: &str = "Ci scusiamo: la richiesta {{number}} è in ritardo — {{comune}}";
 
-/// Fails the surrounding `Result<_, String>` function with a message, like `assert!`, so that
-/// the browser's screenshot is still taken.
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!("{}: {}", stringify!($cond), format!($($fmt)+)));
-        }
-    };
-}
-
-fn ts(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
-
-struct Harness {
-    base: String,
-    store: Store,
-    templates: Arc<Templates>,
-    config: Config,
-    engine: Engine,
-    out: PathBuf,
-}
+type Harness = Console;
 
 async fn start() -> Harness {
-    messo::install_crypto();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "console_browser_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
     let config = Config::from_toml(BUILTIN_TOML, "test", Vec::new()).expect("config");
-    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(&config, ts("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
-    let late = ts(LATE);
-    let clock: messo::http::Clock = Arc::new(move || late);
-    let templates = Arc::new(Templates::new(
-        Catalog::bundled().expect("catalog"),
-        Settings::from_config(&config),
-    ));
-    let state = AdminState::new(
-        store.clone(),
-        Arc::clone(&templates),
-        clock,
-        config.admin.clone(),
-        config.calendar.time_zone,
-        &config.http.public_base_url,
-        Arc::new(tokio::sync::Notify::new()),
-    );
-    state.reload().await.expect("reload");
-    let hash = hash_secret(PASSWORD).expect("hash");
-    store
-        .upsert_admin_user(USER, Role::Admin, Some(&hash), "test", late)
-        .await
-        .expect("user");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
-    Harness {
-        base: format!("http://{addr}"),
-        engine: Engine::new(store.clone(), config.notify.clone()),
-        store,
-        templates,
+    common::admin::start(
+        Backend::Sqlite,
         config,
-        out: dir.join("out"),
-    }
+        TestClock::at(LATE),
+        &[(USER, Role::Admin)],
+    )
+    .await
 }
 
 impl Harness {
     /// A ticket received on a Monday morning, normal priority, breached at `LATE`; its breach
-    /// notice is rendered and written as an e-mail into `out`.
+    /// notice is rendered and written as an e-mail into `dir/out`.
     async fn breach(&self, number: &str) {
-        let t = NewTicket::from_json(&json!({
-            "number": number,
-            "office": "tributi",
-            "priority": "normale",
-            "subject": "Rimborso TARI",
-            "received_at": "2026-03-02T10:15:00+01:00",
-            "citizen": {"email": "mario.rossi@example.it", "language": "it"}
-        }))
-        .expect("ticket");
-        self.store
-            .create_ticket(&t, Source::Api, ts("2026-03-02T10:15:00+01:00"))
-            .await
-            .expect("create");
+        self.ticket(number).await;
         let late = ts(LATE);
         self.engine.cycle(late).await.expect("engine");
-        let d = Arc::new(
-            Dispatcher::files(
-                self.store.clone(),
-                &self.out,
-                "urp@comune.roma.it",
-                &self.config.comune_name,
-            )
-            .expect("dispatcher")
-            .with_templates(Arc::clone(&self.templates)),
-        );
-        let c: messo::http::Clock = Arc::new(move || late);
-        d.drain(&c, 100).await.expect("drain");
+        self.dispatcher(&self.dir.join("out"))
+            .drain(&fixed_clock(late), 100)
+            .await
+            .expect("drain");
     }
 
     /// The subject of the breach notice e-mailed to the citizen about `number`.
     fn breach_subject(&self, number: &str) -> String {
-        let subjects = subjects(&self.out, "violazione");
+        let subjects = subjects(&self.dir.join("out"), "violazione");
         let mine: Vec<&String> = subjects.iter().filter(|s| s.contains(number)).collect();
         assert_eq!(mine.len(), 1, "one notice for {number}: {subjects:?}");
         mine[0].clone()
     }
 
-    async fn count(&self, sql: &str) -> i64 {
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(self.store.pool())
-            .await
-            .expect("count")
-            .get::<i64, _>(0)
-    }
-
     /// The subject the live version renders for a sample ticket.
     fn live_subject(&self) -> String {
-        let sample = json!({"number": "2026/000777", "subject": "x", "office": "y",
-                            "breached_at": "2026-03-05T10:45:00+01:00", "due_at": null,
-                            "office_phone": "060606", "office_email": "urp@x.it"});
-        self.templates
-            .render_message(
-                messo::templates::Audience::Cittadino,
-                "violazione",
-                messo::domain::Lang::It,
-                "email",
-                &sample,
-            )
-            .expect("render")
-            .subject
+        self.live_breach_notice().subject
     }
-}
-
-/// Subjects of the e-mails written into `out` for `kind`, sorted by file name.
-fn subjects(out: &Path, kind: &str) -> Vec<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(out)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.contains(&format!("-{kind}-citizen")) && n.ends_with(".eml"))
-        })
-        .map(|p| {
-            let text = std::fs::read_to_string(p).unwrap_or_default();
-            text.lines()
-                .find_map(|l| l.strip_prefix("Subject: "))
-                .unwrap_or("")
-                .to_owned()
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +77,7 @@ async fn an_admin_edits_previews_and_publishes_a_notice_in_the_browser() {
     assert!(old_a.contains("tempi superati"), "{old_a}");
 
     // A failure's evidence from an earlier run would mislead.
-    for ext in ["png", "html"] {
+    for ext in ["png", "html", "chromedriver.log"] {
         let _ = std::fs::remove_file(artifact_path(&format!("console_browser-failure.{ext}")));
     }
     let browser = Browser::start()
@@ -229,7 +85,7 @@ async fn an_admin_edits_previews_and_publishes_a_notice_in_the_browser() {
         .unwrap_or_else(|e| panic!("cannot start the browser: {e}"));
     let mut log = Vec::new();
     if let Err(e) = run(&browser, &h, &mut log).await {
-        browser.save_artifacts("console_browser-failure").await;
+        browser.save_failure("console_browser-failure").await;
         let rest = browser.browser_log().await.unwrap_or_default();
         panic!(
             "{e}\n(see target/test-artifacts/console_browser-failure.*; browser console: \
@@ -237,6 +93,7 @@ async fn an_admin_edits_previews_and_publishes_a_notice_in_the_browser() {
         );
     }
     browser.close().await.expect("close the browser session");
+    h.finish().await;
 }
 
 /// Takes a screenshot and the DOM at a key step, with `focus` (a selector) scrolled into the
@@ -260,11 +117,7 @@ async fn step(
 
 async fn value_of(b: &Browser, css: &str) -> Result<String, String> {
     let el = b.find(css).await?;
-    Ok(b.prop(&el, "value")
-        .await?
-        .as_str()
-        .unwrap_or("")
-        .to_owned())
+    Ok(b.prop(&el, "value").await?.unwrap_or_default())
 }
 
 async fn run(b: &Browser, h: &Harness, log: &mut Vec<(String, String)>) -> Result<(), String> {

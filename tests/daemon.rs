@@ -1,53 +1,23 @@
 //! `messo run` as an operator starts it: it migrates a fresh SQLite file, takes a CRM's direct
 //! write from `crm_inbox` on its next poll, answers the API, and stops cleanly on SIGTERM.
 
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use messo::store::Store;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn get(port: u16, path: &str, token: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
-}
+use common::daemon::{
+    crm_write, get, http, now, run_in, run_then_kill_9, seeded_store, shipped_config, spawn,
+    sqlite_url, start, stop, wait_for_file,
+};
+use common::db::count;
+use common::process::{eventually, free_port};
+use common::{fresh_dir, pg, unique};
 
 /// Waits for the citizen's receipt in `dir/data/outbox`, follows its status link and returns
 /// the page (which must answer 200).
 fn status_page_of_receipt(dir: &std::path::Path, port: u16, deadline: Instant) -> String {
-    let receipt = loop {
-        let file = std::fs::read_dir(dir.join("data/outbox"))
-            .ok()
-            .and_then(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .find(|p| p.to_string_lossy().ends_with("-ricevuta-citizen.eml"))
-            });
-        match file.and_then(|f| std::fs::read_to_string(f).ok()) {
-            Some(text) => break text,
-            None if Instant::now() > deadline => panic!("no receipt was written"),
-            None => std::thread::sleep(Duration::from_millis(50)),
-        }
-    };
+    let receipt = wait_for_file(&dir.join("data/outbox"), "-ricevuta-citizen.eml", deadline);
+    let receipt = std::fs::read_to_string(receipt).expect("the receipt");
     // Undo quoted-printable's soft line breaks; a link's characters need no other decoding.
     let receipt = receipt.replace("=\r\n", "").replace("=\n", "");
     let prefix = format!("http://127.0.0.1:{port}/s/");
@@ -56,94 +26,35 @@ fn status_page_of_receipt(dir: &std::path::Path, port: u16, deadline: Instant) -
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || "-_/".contains(*c))
         .collect();
-    let (status, page) = get(port, &path, "").expect("the status page");
+    let (status, page) = get(port, &path, None).expect("the status page");
     assert_eq!(status, 200, "{path}: {page}");
     page
-}
-
-/// The shipped configuration, listening on `port` and polling every 100 ms.
-fn shipped_config(port: u16) -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
-        .expect("shipped config")
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace(
-            "url = \"sqlite://data/messo.db\"",
-            "url = \"sqlite://data/messo.db\"\npoll_interval_ms = 100",
-        )
 }
 
 /// The same daemon on the real PostgreSQL (a fresh schema): it starts, takes a direct write,
 /// writes the receipt with its status link, serves the page, and stops on SIGTERM.
 #[test]
 fn run_on_postgresql_serves_the_status_link_of_a_receipt() {
-    let dir = std::env::temp_dir().join(format!("messo-daemon-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let schema = format!("messo_daemon_{}", std::process::id());
+    let dir = fresh_dir("messo-daemon-pg");
+    let schema = unique("messo_daemon");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let url = rt.block_on(pg::fresh_schema(&schema));
     let port = free_port();
-    let config = shipped_config(port);
-    std::fs::write(dir.join("messo.toml"), config).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_messo"))
-        .args(["--config", "messo.toml", "run"])
-        .current_dir(&dir)
-        .env("MESSO_DATABASE__URL", &url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start messo run");
+    std::fs::write(dir.join("messo.toml"), shipped_config(port)).expect("config");
+    let daemon = start(run_in(&dir).env("MESSO_DATABASE__URL", &url), &dir, port);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(port, "/healthz", "").is_none() {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let mut log = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut log);
-            }
-            panic!("the daemon exited on PostgreSQL ({status}):\n{log}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let received_at = messo::time::Timestamp::from_chrono(&chrono::Utc::now());
-    rt.block_on(async {
-        let store = Store::connect(&url).await.expect("second connection");
-        sqlx::query(
-            "INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES ('ticket', $1, $2)",
-        )
-        .bind("PG-1")
-        .bind(
-            serde_json::json!({
-                "number": "PG-1", "office": "anagrafe", "priority": "alta",
-                "subject": "Certificato", "received_at": received_at.to_string(),
-                "citizen": {"email": "a@example.it"}
-            })
-            .to_string(),
-        )
-        .execute(store.pool())
-        .await
-        .expect("insert");
-    });
+    rt.block_on(crm_write(&url, "PG-1", now()));
     let page = status_page_of_receipt(&dir, port, deadline);
     assert!(page.contains("Richiesta n. PG-1"), "{page}");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "exit {status:?}");
+    let (clean, log) = stop(daemon);
+    assert!(clean, "{log}");
     rt.block_on(pg::drop_schema(&schema));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn run_migrates_polls_serves_and_stops_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("messo-daemon-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("messo-daemon");
     let new = messo::http::new_token().expect("token");
     let (token, id, hash) = (new.token, new.id, new.hash);
     let port = free_port();
@@ -159,24 +70,14 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
     notify
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_messo"))
-        .args(["--config", "messo.toml", "run"])
-        .current_dir(&dir)
-        .env("MESSO_LOG", "info")
-        .env("NOTIFY_SOCKET", &notify_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start messo run");
-
+    let daemon = start(
+        run_in(&dir)
+            .env("MESSO_LOG", "info")
+            .env("NOTIFY_SOCKET", &notify_path),
+        &dir,
+        port,
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(port, "/healthz", "").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert!(
         dir.join("data/messo.db").exists(),
         "the SQLite file is created under data/"
@@ -192,7 +93,7 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
 
     // The CRM writes a row directly, as documented in docs/ticket-store.md. Received now, so the
     // ticket is running whatever day the test runs on.
-    let received_at = messo::time::Timestamp::from_chrono(&chrono::Utc::now());
+    let received_at = now();
     let calendar = messo::calendar::Calendar::new(messo::calendar::CalendarSpec::roma_capitale())
         .expect("calendar");
     let due = calendar
@@ -200,36 +101,13 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
         .expect("due");
     let expected_due = calendar.format_rfc3339(due);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let store = Store::connect(&format!("sqlite://{}/data/messo.db", dir.display()))
-            .await
-            .expect("second connection");
-        sqlx::query(
-            "INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES ('ticket', $1, $2)",
-        )
-        .bind("D-1")
-        .bind(
-            serde_json::json!({
-                "number": "D-1",
-                "office": "anagrafe",
-                "priority": "alta",
-                "subject": "Certificato",
-                "received_at": received_at.to_string(),
-                "citizen": {"email": "a@example.it"}
-            })
-            .to_string(),
-        )
-        .execute(store.pool())
-        .await
-        .expect("insert");
-    });
-    let found = loop {
-        match get(port, "/api/v1/tickets/D-1", &token) {
-            Some((200, body)) => break body,
-            _ if Instant::now() > deadline => panic!("the direct write was not picked up"),
-            _ => std::thread::sleep(Duration::from_millis(50)),
+    rt.block_on(crm_write(&sqlite_url(&dir), "D-1", received_at));
+    let found = eventually(Duration::from_secs(30), || {
+        match get(port, "/api/v1/tickets/D-1", Some(&token)) {
+            Some((200, body)) => Ok(body),
+            other => Err(format!("the direct write was not picked up: {other:?}")),
         }
-    };
+    });
     assert!(
         found.contains(&format!("\"due_at\":\"{expected_due}\"")),
         "{found}"
@@ -241,30 +119,9 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
     assert!(page.contains("Richiesta n. D-1"), "{page}");
     assert!(page.contains("Conclusione prevista entro"), "{page}");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(25),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut log)
-        .expect("log");
-    assert!(status.success(), "exit {status:?}\n{log}");
+    // SIGTERM: a clean exit within 25 s.
+    let (clean, log) = stop(daemon);
+    assert!(clean, "no clean exit after SIGTERM:\n{log}");
     let mut stopping = false;
     notify
         .set_read_timeout(Some(Duration::from_millis(500)))
@@ -277,51 +134,20 @@ fn run_migrates_polls_serves_and_stops_on_sigterm() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// kill -9 while the daemon decides and delivers thousands of receipts; after a restart every
-/// ticket has its one receipt row, every row is delivered, and the file channel holds one file per
-/// row. How many rows were written twice (delivered again after the crash, overwriting the same
-/// file) is printed.
+/// kill -9 while the daemon decides and delivers thousands of receipts (checked: at the kill,
+/// rows were still undelivered); after a restart every ticket has its one receipt row, every row
+/// is delivered, and the file channel holds one file per row. How many rows were written twice
+/// (delivered again after the crash, overwriting the same file) is printed.
 #[test]
 fn kill_9_mid_batch_loses_nothing_and_owes_nothing_twice() {
     const TICKETS: usize = 3000;
-    let dir = std::env::temp_dir().join(format!("messo-kill9-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let port = free_port();
-    let config_text = shipped_config(port);
+    let dir = fresh_dir("messo-kill9");
+    let config_text = shipped_config(free_port());
     std::fs::write(dir.join("messo.toml"), &config_text).expect("config");
-    let url = format!("sqlite://{}/data/messo.db", dir.display());
 
     // The tickets are in the store before the daemon starts: its first pass catches up on all.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let store = rt.block_on(async {
-        let store = Store::connect(&url).await.expect("store");
-        store.migrate().await.expect("migrate");
-        let config =
-            messo::config::Config::from_toml(&config_text, "test", Vec::new()).expect("config");
-        let now = messo::time::Timestamp::from_chrono(&chrono::Utc::now());
-        store.register_config(&config, now).await.expect("register");
-        let tickets: Vec<_> = (0..TICKETS)
-            .map(|i| {
-                messo::ticket::NewTicket::from_json(&serde_json::json!({
-                    "number": format!("K9-{i}"),
-                    "office": "anagrafe",
-                    "priority": "normale",
-                    "subject": "Certificato",
-                    "received_at": now.to_string(),
-                    "citizen": {"email": format!("c{i}@example.it")}
-                }))
-                .expect("ticket")
-            })
-            .collect();
-        for chunk in tickets.chunks(500) {
-            store
-                .create_many(chunk, messo::ticket::Source::Crm, now)
-                .await
-                .expect("seed");
-        }
-        store
-    });
+    let store = rt.block_on(seeded_store(&sqlite_url(&dir), &config_text, "K9", TICKETS));
 
     let outbox = dir.join("data/outbox");
     let files = || {
@@ -333,59 +159,46 @@ fn kill_9_mid_batch_loses_nothing_and_owes_nothing_twice() {
             })
             .unwrap_or(0)
     };
-    let start = || {
-        Command::new(env!("CARGO_BIN_EXE_messo"))
-            .args(["--config", "messo.toml", "run"])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start")
+    let delivered = || {
+        rt.block_on(count(
+            &store,
+            "SELECT COUNT(*) FROM outbox WHERE state = 'delivered'",
+        ))
     };
-    let mut first = start();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while files() == 0 {
-        assert!(Instant::now() < deadline, "no delivery started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    first.kill().expect("kill -9");
-    first.wait().expect("reap");
-    let at_kill = files();
+    let at_kill = run_then_kill_9(&dir, 1, files);
+    // The store and the folder as the kill left them: the work must have been cut short, or
+    // this test would prove nothing.
+    let delivered_at_kill = delivered();
+    assert!(
+        at_kill < TICKETS && delivered_at_kill < TICKETS as i64,
+        "the kill came after the end of the work ({at_kill} files, {delivered_at_kill} rows \
+         delivered of {TICKETS}): it tested nothing"
+    );
 
-    let mut second = start();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+    let second = spawn(&mut run_in(&dir), &dir);
+    eventually(Duration::from_secs(120), || {
         let depth = rt.block_on(store.outbox_depth()).expect("depth");
         if depth == vec![("delivered".to_owned(), TICKETS as i64)] && files() == TICKETS {
-            break;
+            Ok(())
+        } else {
+            Err(format!("not all delivered: {depth:?}, {} files", files()))
         }
-        assert!(
-            Instant::now() < deadline,
-            "not all delivered: {depth:?}, {} files",
-            files()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let twice: i64 = rt.block_on(async {
-        sqlx::query_scalar("SELECT COALESCE(SUM(attempts), 0) - COUNT(*) FROM outbox")
-            .fetch_one(store.pool())
-            .await
-            .expect("attempts")
     });
+    let twice = rt.block_on(count(
+        &store,
+        "SELECT COALESCE(SUM(attempts), 0) - COUNT(*) FROM outbox",
+    ));
     println!(
-        "kill -9 after {at_kill} files; after restart {TICKETS} rows delivered once each in the outbox, {twice} written twice to the same file"
+        "kill -9 after {at_kill} files ({delivered_at_kill} rows delivered); after restart \
+         {TICKETS} rows delivered once each in the outbox, {twice} written twice to the same file"
     );
-    Command::new("kill")
-        .args(["-TERM", &second.id().to_string()])
-        .status()
-        .expect("term");
-    assert!(second.wait().expect("wait").success());
+    let (clean, log) = stop(second);
+    assert!(clean, "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Posts `body` as JSON to `path`, with extra headers; the status and the body of the answer.
 fn post(port: u16, path: &str, headers: &[(&str, String)], body: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     let mut head = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -393,11 +206,7 @@ fn post(port: u16, path: &str, headers: &[(&str, String)], body: &str) -> Option
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    write!(s, "{head}\r\n{body}").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
+    http(port, &format!("{head}\r\n{body}"))
 }
 
 /// The value of one series (name and labels as written) in a Prometheus text exposition.
@@ -411,30 +220,18 @@ fn series(text: &str, name: &str) -> Option<f64> {
 #[test]
 fn metrics_histograms_count_passes_sends_and_webhooks() {
     const SECRET: &str = "metrics-test-signing-secret";
-    let dir = std::env::temp_dir().join(format!("messo-metrics-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("metrics");
     let port = free_port();
     let config = shipped_config(port)
         + &format!(
             "\n[inbound]\n[[inbound.endpoints]]\nname = \"centralino\"\nfamily = \"generic\"\nsecret = \"{SECRET}\"\n"
         );
     std::fs::write(dir.join("messo.toml"), config).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_messo"))
-        .args(["--config", "messo.toml", "run"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start messo run");
+    let daemon = start(&mut run_in(&dir), &dir, port);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while get(port, "/healthz", "").is_none() {
-        assert!(Instant::now() < deadline, "the daemon did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     // Before anything was sent or received: every channel's send histogram at zero, no webhook
     // series yet.
-    let (status, before) = get(port, "/metrics", "").expect("metrics");
+    let (status, before) = get(port, "/metrics", None).expect("metrics");
     assert_eq!(status, 200, "{before}");
     assert_eq!(
         series(
@@ -451,29 +248,7 @@ fn metrics_histograms_count_passes_sends_and_webhooks() {
 
     // A ticket written directly by the CRM: a pass takes it and owes the receipt, which is sent.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let store = Store::connect(&format!("sqlite://{}/data/messo.db", dir.display()))
-            .await
-            .expect("second connection");
-        sqlx::query(
-            "INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES ('ticket', $1, $2)",
-        )
-        .bind("M-1")
-        .bind(
-            serde_json::json!({
-                "number": "M-1",
-                "office": "anagrafe",
-                "priority": "alta",
-                "subject": "Certificato",
-                "received_at": messo::time::Timestamp::from_chrono(&chrono::Utc::now()).to_string(),
-                "citizen": {"email": "a@example.it"}
-            })
-            .to_string(),
-        )
-        .execute(store.pool())
-        .await
-        .expect("insert");
-    });
+    rt.block_on(crm_write(&sqlite_url(&dir), "M-1", now()));
     // One signed webhook.
     let body =
         serde_json::json!({"id": "m-1", "from": "+393471234567", "text": "grazie"}).to_string();
@@ -494,7 +269,7 @@ fn metrics_histograms_count_passes_sends_and_webhooks() {
     // The receipt's file is written by the send; its latency is recorded right after.
     let text = loop {
         std::thread::sleep(Duration::from_millis(250));
-        let (status, text) = get(port, "/metrics", "").expect("metrics");
+        let (status, text) = get(port, "/metrics", None).expect("metrics");
         assert_eq!(status, 200, "{text}");
         let sent = series(
             &text,
@@ -547,9 +322,6 @@ fn metrics_histograms_count_passes_sends_and_webhooks() {
     // No personal data in the exposition.
     assert!(!text.contains("example.it") && !text.contains("3471234567"));
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    let (clean, log) = stop(daemon);
+    assert!(clean, "{log}");
 }

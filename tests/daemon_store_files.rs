@@ -4,62 +4,27 @@
 //! umask 000 the database, its `-wal`/`-shm`, the lock, the outbox and the attachments are
 //! still 0600 in 0700 folders, and a database file others could read is narrowed.
 
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::daemon::{crm_write, get, http, now, shipped_config, wait_for_file};
+use common::process::{Proc, free_port, messo_under_umask, run};
+use common::{pg, unique};
 use messo::store::Store;
 
 const MAIL_TOKEN: &str = "mail-url-token-0123456789";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("messo-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
-
-/// (status, body) of one plain HTTP/1.1 request.
-fn http(port: u16, request: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    s.write_all(request.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
-}
-
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    http(
-        port,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    )
+    common::fresh_dir(&format!("messo-{name}"))
 }
 
 /// The shipped configuration on `port`, polling every 100 ms, with a mail webhook.
 fn config(port: u16) -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
-        .expect("shipped config")
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace(
-            "url = \"sqlite://data/messo.db\"",
-            "url = \"sqlite://data/messo.db\"\npoll_interval_ms = 100",
-        )
+    shipped_config(port)
         + &format!(
             "\n[inbound]\n[[inbound.endpoints]]\nname = \"posta\"\nfamily = \"mail\"\ntoken = \"{MAIL_TOKEN}\"\n"
         )
@@ -68,28 +33,19 @@ fn config(port: u16) -> String {
 /// `messo ARGS` in `dir`, with umask 000 when `open_umask`.
 fn messo(dir: &Path, args: &[&str], env: &[(&str, &str)], open_umask: bool) -> Command {
     let mut cmd = if open_umask {
-        let mut c = Command::new("sh");
-        c.arg("-c")
-            .arg("umask 000 && exec \"$0\" \"$@\"")
-            .arg(env!("CARGO_BIN_EXE_messo"));
-        c
+        messo_under_umask("000")
     } else {
-        Command::new(env!("CARGO_BIN_EXE_messo"))
+        common::process::messo()
     };
-    cmd.args(args).current_dir(dir).env("MESSO_LOG", "info");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MESSO_") && k != "MESSO_TEST_PG_URL" {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    cmd.args(args)
+        .current_dir(dir)
+        .env("MESSO_LOG", "info")
+        .envs(env.iter().copied());
     cmd
 }
 
 struct Daemon {
-    child: Child,
+    proc: Proc,
     port: u16,
 }
 
@@ -97,44 +53,16 @@ impl Daemon {
     fn start(dir: &Path, env: &[(&str, &str)], open_umask: bool) -> Daemon {
         let port = free_port();
         std::fs::write(dir.join("messo.toml"), config(port)).expect("config");
-        let mut child = messo(dir, &["--config", "messo.toml", "run"], env, open_umask)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start messo run");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while get(port, "/healthz").is_none() {
-            if let Some(status) = child.try_wait().expect("wait") {
-                let mut log = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut log);
-                }
-                panic!("the daemon exited ({status}):\n{log}");
-            }
-            assert!(Instant::now() < deadline, "the daemon did not start");
-            std::thread::sleep(Duration::from_millis(50));
+        let mut cmd = messo(dir, &["--config", "messo.toml", "run"], env, open_umask);
+        Daemon {
+            proc: common::daemon::start(&mut cmd, dir, port),
+            port,
         }
-        Daemon { child, port }
     }
 
     /// SIGTERM, then the log.
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let mut log = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut log);
-        }
-        log
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self) -> String {
+        common::daemon::stop(self.proc).1
     }
 }
 
@@ -181,14 +109,14 @@ fn damage_table(db: &Path, table: &str) {
 fn readyz_names_a_damaged_sqlite_table() {
     let dir = fresh_dir("readyz-sqlite");
     let d = Daemon::start(&dir, &[], false);
-    assert_eq!(get(d.port, "/readyz").map(|r| r.0), Some(200));
+    assert_eq!(get(d.port, "/readyz", None).map(|r| r.0), Some(200));
     d.stop();
     damage_table(&dir.join("data/messo.db"), "tickets");
     let d = Daemon::start(&dir, &[], false);
-    let (status, body) = get(d.port, "/readyz").expect("readyz");
+    let (status, body) = get(d.port, "/readyz", None).expect("readyz");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("table tickets"), "{body}");
-    assert_eq!(get(d.port, "/healthz").map(|r| r.0), Some(200));
+    assert_eq!(get(d.port, "/healthz", None).map(|r| r.0), Some(200));
     d.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -196,11 +124,11 @@ fn readyz_names_a_damaged_sqlite_table() {
 #[test]
 fn readyz_names_a_missing_postgresql_table() {
     let dir = fresh_dir("readyz-pg");
-    let schema = format!("messo_readyz_{}", std::process::id());
+    let schema = unique("messo_readyz");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let url = rt.block_on(pg::fresh_schema(&schema));
     let d = Daemon::start(&dir, &[("MESSO_DATABASE__URL", &url)], false);
-    assert_eq!(get(d.port, "/readyz").map(|r| r.0), Some(200));
+    assert_eq!(get(d.port, "/readyz", None).map(|r| r.0), Some(200));
     let tables: Vec<String> = rt.block_on(async {
         let store = Store::connect(&url).await.expect("connect");
         let tables = sqlx::query_scalar(
@@ -225,7 +153,7 @@ fn readyz_names_a_missing_postgresql_table() {
         .collect();
     checked.sort();
     assert_eq!(tables, checked);
-    let (status, body) = get(d.port, "/readyz").expect("readyz");
+    let (status, body) = get(d.port, "/readyz", None).expect("readyz");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("table outbox"), "{body}");
     d.stop();
@@ -247,7 +175,7 @@ fn a_file_that_is_not_a_database_is_refused_at_once_by_name() {
         &["--config", "messo.toml", "migrate"][..],
         &["--config", "messo.toml", "run"][..],
     ] {
-        let out = messo(&dir, args, &[], false).output().expect("run");
+        let out = run(&mut messo(&dir, args, &[], false), None);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}: {stderr}");
         assert!(
@@ -265,9 +193,10 @@ fn a_file_that_is_not_a_database_is_refused_at_once_by_name() {
     // A folder where the file should be.
     std::fs::remove_file(dir.join("data/messo.db")).expect("rm");
     std::fs::create_dir_all(dir.join("data/messo.db")).expect("mkdir");
-    let out = messo(&dir, &["--config", "messo.toml", "migrate"], &[], false)
-        .output()
-        .expect("run");
+    let out = run(
+        &mut messo(&dir, &["--config", "messo.toml", "migrate"], &[], false),
+        None,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("it is a directory"), "{stderr}");
@@ -280,28 +209,12 @@ fn files_with_personal_data_are_private_whatever_the_umask() {
     let data = dir.join("data");
     let d = Daemon::start(&dir, &[], true);
     // A direct write: the receipt goes to the file channel.
-    let received_at = messo::time::Timestamp::from_chrono(&chrono::Utc::now());
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let store = Store::connect(&format!("sqlite://{}/messo.db", data.display()))
-            .await
-            .expect("second connection");
-        sqlx::query(
-            "INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES ('ticket', $1, $2)",
-        )
-        .bind("U-1")
-        .bind(
-            serde_json::json!({
-                "number": "U-1", "office": "anagrafe", "priority": "alta",
-                "subject": "Certificato", "received_at": received_at.to_string(),
-                "citizen": {"email": "a@example.it"}
-            })
-            .to_string(),
-        )
-        .execute(store.pool())
-        .await
-        .expect("insert");
-    });
+    rt.block_on(crm_write(
+        &format!("sqlite://{}/messo.db", data.display()),
+        "U-1",
+        now(),
+    ));
     // An e-mail reply with a file.
     let boundary = "b0undary";
     let body = format!(
@@ -322,18 +235,7 @@ fn files_with_personal_data_are_private_whatever_the_umask() {
     assert_eq!(status, 200, "{answer}");
     let deadline = Instant::now() + Duration::from_secs(30);
     let outbox = data.join("outbox");
-    let receipt = loop {
-        let found = std::fs::read_dir(&outbox).ok().and_then(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .find(|p| p.to_string_lossy().ends_with("-ricevuta-citizen.eml"))
-        });
-        match found {
-            Some(p) => break p,
-            None if Instant::now() > deadline => panic!("no receipt was written"),
-            None => std::thread::sleep(Duration::from_millis(50)),
-        }
-    };
+    let receipt = wait_for_file(&outbox, "-ricevuta-citizen.eml", deadline);
     let attachments = data.join("attachments");
     let files: Vec<PathBuf> = std::fs::read_dir(&attachments)
         .expect("attachments")

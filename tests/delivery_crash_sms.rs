@@ -3,15 +3,20 @@
 //! delivered, none is lost, and none is sent twice: the messages in flight at the kill are
 //! settled by asking the provider about their order id, not by sending again.
 
+mod common;
+
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use common::daemon::{run_in, run_then_kill_9, shipped_config, spawn, sqlite_url, stop};
+use common::db::count;
+use common::process::{eventually, free_port};
+use common::{fresh_dir, serve};
 use messo::store::{NewOutbox, Store};
 use serde_json::{Value, json};
 
@@ -55,39 +60,21 @@ async fn status(State(seen): State<Seen>, Path(order): Path<String>) -> (StatusC
 fn kill_9_while_sending_sms_loses_nothing_and_sends_nothing_twice() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let seen: Seen = Arc::default();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let stub_port = listener.local_addr().expect("addr").port();
     let app = Router::new()
         .route("/API/v1.0/REST/sms", post(send))
         .route("/API/v1.0/REST/sms/{order}", get(status))
         .with_state(Arc::clone(&seen));
-    rt.spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let stub = rt.block_on(serve(app));
 
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("messo-crash-sms-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let shipped =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/messo.toml"))
-            .expect("shipped config");
-    let config_text = shipped
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{http_port}"))
-        .replace("sms = \"file\"", "sms = \"http\"")
+    let dir = fresh_dir("messo-crash-sms");
+    let config_text = shipped_config(free_port()).replace("sms = \"file\"", "sms = \"http\"")
         + &format!(
             "\n[sms]\nsender = \"ComuneRoma\"\n[[sms.providers]]\nname = \"stub\"\nkind = \"rest-it\"\n\
-             base_url = \"http://127.0.0.1:{stub_port}/API/v1.0/REST\"\nuser_key = \"u\"\naccess_token = \"t\"\n\
+             base_url = \"{stub}/API/v1.0/REST\"\nuser_key = \"u\"\naccess_token = \"t\"\n\
              concurrency = 16\n"
         );
     std::fs::write(dir.join("messo.toml"), &config_text).expect("config");
-    let url = format!("sqlite://{}/data/messo.db", dir.display());
+    let url = sqlite_url(&dir);
 
     // The messages are owed before the daemon starts (directly: this test is about delivery,
     // whatever the day and the SMS window).
@@ -136,57 +123,31 @@ fn kill_9_while_sending_sms_loses_nothing_and_sends_nothing_twice() {
         store
     });
 
-    let start = || {
-        Command::new(env!("CARGO_BIN_EXE_messo"))
-            .args(["--config", "messo.toml", "run"])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start")
-    };
     let received = || {
         seen.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
     };
-    let mut first = start();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while received() < 100 {
-        assert!(Instant::now() < deadline, "no delivery started");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    first.kill().expect("kill -9");
-    first.wait().expect("reap");
-    let at_kill = received();
+    let at_kill = run_then_kill_9(&dir, 100, received);
     assert!(
         at_kill < MESSAGES,
         "the kill came too late to test anything"
     );
 
-    let mut second = start();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let delivered: i64 = rt
-            .block_on(
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM outbox WHERE channel = 'sms' AND state = 'delivered'",
-                )
-                .fetch_one(store.pool()),
-            )
-            .expect("delivered");
+    let second = spawn(&mut run_in(&dir), &dir);
+    eventually(Duration::from_secs(120), || {
+        let delivered = rt.block_on(count(
+            &store,
+            "SELECT COUNT(*) FROM outbox WHERE channel = 'sms' AND state = 'delivered'",
+        ));
         if delivered == MESSAGES as i64 {
-            break;
+            return Ok(());
         }
         let depth = rt.block_on(store.outbox_depth()).expect("depth");
-        assert!(Instant::now() < deadline, "not all delivered: {depth:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Command::new("kill")
-        .args(["-TERM", &second.id().to_string()])
-        .status()
-        .expect("term");
-    assert!(second.wait().expect("wait").success());
+        Err(format!("not all delivered: {depth:?}"))
+    });
+    let (clean, log) = stop(second);
+    assert!(clean, "{log}");
 
     let seen = seen
         .lock()
@@ -194,19 +155,14 @@ fn kill_9_while_sending_sms_loses_nothing_and_sends_nothing_twice() {
         .clone();
     assert_eq!(seen.len(), MESSAGES, "every message reached the provider");
     let twice = seen.values().filter(|n| **n > 1).count();
-    let (in_doubt, settled_by_query): (i64, i64) = rt.block_on(async {
-        let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_attempts WHERE provider = 'stub:query'")
-            .fetch_one(store.pool())
-            .await
-            .expect("queries");
-        let b: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM delivery_attempts WHERE provider = 'stub:query' AND outcome = 'delivered'",
-        )
-        .fetch_one(store.pool())
-        .await
-        .expect("settled");
-        (a, b)
-    });
+    let in_doubt = rt.block_on(count(
+        &store,
+        "SELECT COUNT(*) FROM delivery_attempts WHERE provider = 'stub:query'",
+    ));
+    let settled_by_query = rt.block_on(count(
+        &store,
+        "SELECT COUNT(*) FROM delivery_attempts WHERE provider = 'stub:query' AND outcome = 'delivered'",
+    ));
     assert_eq!(twice, 0, "no SMS was sent twice");
     assert!(in_doubt > 0, "some messages were in flight at the kill");
     println!(

@@ -3,14 +3,16 @@
 //! refusals, 401, 429 with Retry-After, 500 with failover to the backup, a hang past the timeout
 //! settled by asking the provider, landlines refused before any request.
 
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use common::process::{messo, run};
+use common::{Backend, TestDb, fixed_clock, ts as at};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::daemon::Engine;
 use messo::delivery::dispatch::Dispatcher;
-use messo::http::Clock;
 use messo::metrics::Metrics;
 use messo::store::Store;
 use messo::ticket::{NewTicket, Source};
@@ -19,25 +21,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
 const RECEIVED: &str = "2026-03-02T10:15:00+01:00";
-
-fn at(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
-
-fn clock(t: Timestamp) -> Clock {
-    Arc::new(move || t)
-}
 
 /// SMS over HTTP with the given provider variables (`P0`/`P1` stand for the provider prefixes).
 fn config(vars: &[(&str, &str)]) -> Config {
@@ -75,24 +59,17 @@ struct World {
 }
 
 async fn world(config: &mut Config) -> World {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("messo-sms"));
-    config.channels.file_dir = dir.join("outbox");
-    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
-        .await
-        .expect("sqlite");
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(config, at("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
+    let db = TestDb::open(Backend::Sqlite).await;
+    config.channels.file_dir = db.dir.join("outbox");
+    db.register(config).await;
     World {
         dispatcher: Arc::new(
-            Dispatcher::from_config(store.clone(), config, Arc::new(Metrics::default()))
+            Dispatcher::from_config(db.store.clone(), config, Arc::new(Metrics::default()))
                 .expect("dispatcher"),
         ),
-        engine: Engine::new(store.clone(), config.notify.clone()),
-        store,
-        outbox: dir.join("outbox"),
+        engine: Engine::new(db.store.clone(), config.notify.clone()),
+        outbox: db.dir.join("outbox"),
+        store: db.store,
     }
 }
 
@@ -126,7 +103,7 @@ async fn owe_sms(w: &World, number: &str, mobile: &str) -> i64 {
 
 async fn drain(w: &World, t: Timestamp) -> messo::delivery::dispatch::DispatchReport {
     w.dispatcher
-        .drain(&clock(t), u64::MAX)
+        .drain(&fixed_clock(t), u64::MAX)
         .await
         .expect("drain")
 }
@@ -137,7 +114,8 @@ fn rest_it(server: &MockServer) -> Vec<(&'static str, String)> {
         ("P0_BASE_URL", format!("{}/API/v1.0/REST", server.uri())),
         ("P0_USER_KEY", "UK1".to_owned()),
         ("P0_ACCESS_TOKEN", "AT1".to_owned()),
-        ("P0_TIMEOUT_S", "1".to_owned()),
+        // Generous: only the hang test waits for it on purpose.
+        ("P0_TIMEOUT_S", "10".to_owned()),
     ]
 }
 
@@ -195,15 +173,7 @@ async fn rest_it_gets_the_documented_request_and_its_answer_is_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_fall_back_to_email_and_rate_limits_wait_as_asked() {
     let server = MockServer::start().await;
-    // The provider's answers here are refusals, not hangs: a loaded machine must not turn one
-    // into a timeout (1 s in `rest_it`), which would be transient rather than final.
-    let mut vars = rest_it(&server);
-    for (k, v) in &mut vars {
-        if *k == "P0_TIMEOUT_S" {
-            *v = "10".to_owned();
-        }
-    }
-    let mut c = cfg(vars);
+    let mut c = cfg(rest_it(&server));
     let w = world(&mut c).await;
     let blacklisted = owe_sms(&w, "S-BL", "+393471111111").await;
     let limited = owe_sms(&w, "S-429", "+393472222222").await;
@@ -358,7 +328,13 @@ async fn a_failing_primary_fails_over_to_twilio_and_twilio_refusals_are_final() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hang_past_the_timeout_is_settled_by_asking_the_provider_not_by_resending() {
     let server = MockServer::start().await;
-    let mut c = cfg(rest_it(&server));
+    let mut vars = rest_it(&server);
+    for (k, v) in &mut vars {
+        if *k == "P0_TIMEOUT_S" {
+            *v = "1".to_owned();
+        }
+    }
+    let mut c = cfg(vars);
     let w = world(&mut c).await;
     let id = owe_sms(&w, "H-1", "+393471234567").await;
     let other = owe_sms(&w, "H-2", "+393477654321").await;
@@ -535,19 +511,19 @@ async fn send_test_sends_one_sms_and_explains_a_refusal() {
     let run = |to: &'static str| {
         let base = base.clone();
         std::thread::spawn(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_messo"))
-                .args(["send-test", "--channel", "sms", "--to", to])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .env("MESSO_CHANNELS__SMS", "http")
-                .env(
-                    "MESSO_SMS__PROVIDERS",
-                    r#"[{name = "primary", kind = "rest-it"}]"#,
-                )
-                .env("MESSO_SMS__PROVIDERS__0__BASE_URL", base)
-                .env("MESSO_SMS__PROVIDERS__0__USER_KEY", "u")
-                .env("MESSO_SMS__PROVIDERS__0__ACCESS_TOKEN", "t")
-                .output()
-                .expect("send-test")
+            run(
+                messo()
+                    .args(["send-test", "--channel", "sms", "--to", to])
+                    .env("MESSO_CHANNELS__SMS", "http")
+                    .env(
+                        "MESSO_SMS__PROVIDERS",
+                        r#"[{name = "primary", kind = "rest-it"}]"#,
+                    )
+                    .env("MESSO_SMS__PROVIDERS__0__BASE_URL", base)
+                    .env("MESSO_SMS__PROVIDERS__0__USER_KEY", "u")
+                    .env("MESSO_SMS__PROVIDERS__0__ACCESS_TOKEN", "t"),
+                None,
+            )
         })
         .join()
         .expect("thread")

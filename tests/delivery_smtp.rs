@@ -2,60 +2,43 @@
 //! MIME parts, STARTTLS with AUTH, implicit TLS, and every failure class (4xx, 5xx, a server
 //! that answers after the timeout, a server that is down, a pooled connection gone stale).
 
-#[path = "common/mail.rs"]
-mod mail;
-#[path = "common/peers.rs"]
-mod peers;
+mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
+use common::peers::{self, SmtpPeer, smtp_sink};
+use common::process::{messo, run};
+use common::{Backend, TestDb, fixed_clock, mail, ts as at};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::daemon::Engine;
 use messo::delivery::dispatch::Dispatcher;
-use messo::http::Clock;
 use messo::metrics::Metrics;
 use messo::store::Store;
 use messo::ticket::{NewTicket, Source};
-use messo::time::Timestamp;
-use peers::SmtpPeer;
 use serde_json::json;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
 fn tmp(prefix: &str) -> std::path::PathBuf {
-    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique(prefix));
-    std::fs::create_dir_all(&d).expect("tmp dir");
-    d
+    common::fresh_dir(prefix)
 }
 
 const RECEIVED: &str = "2026-03-02T10:15:00+01:00";
 
-fn at(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
-
-/// The shipped configuration with e-mail over SMTP to 127.0.0.1:`port`, plus `extra` variables.
+/// The shipped configuration with e-mail over SMTP to 127.0.0.1:`port`, plus `extra` variables
+/// (which replace these).
 fn config(port: u16, extra: &[(&str, &str)]) -> Config {
     let mut env = vec![
         ("MESSO_CHANNELS__EMAIL".to_owned(), "smtp".to_owned()),
         ("MESSO_SMTP__HOST".to_owned(), "127.0.0.1".to_owned()),
         ("MESSO_SMTP__PORT".to_owned(), port.to_string()),
         ("MESSO_SMTP__SECURITY".to_owned(), "plain".to_owned()),
-        ("MESSO_SMTP__TIMEOUT_S".to_owned(), "2".to_owned()),
+        // Generous: only the test of a late answer waits for it on purpose.
+        ("MESSO_SMTP__TIMEOUT_S".to_owned(), "10".to_owned()),
         (
             "MESSO_DELIVERY__BREAKER_FAILURES".to_owned(),
             "2".to_owned(),
         ),
     ];
+    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     env.extend(
         extra
             .iter()
@@ -71,15 +54,7 @@ struct World {
 }
 
 async fn world(config: &Config) -> World {
-    let dir = tmp("messo-smtp");
-    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
-        .await
-        .expect("sqlite");
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(config, at("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
+    let store = TestDb::with_config(Backend::Sqlite, config).await.store;
     let dispatcher = Arc::new(
         Dispatcher::from_config(store.clone(), config, Arc::new(Metrics::default()))
             .expect("dispatcher"),
@@ -89,10 +64,6 @@ async fn world(config: &Config) -> World {
         store,
         dispatcher,
     }
-}
-
-fn clock(t: Timestamp) -> Clock {
-    Arc::new(move || t)
 }
 
 /// Creates a ticket for `email` (and a mobile) and runs the engine: its receipt is owed.
@@ -138,7 +109,7 @@ async fn a_receipt_reaches_a_real_smtp_server_with_both_parts_and_stable_headers
     let ticket = owe_receipt(&w, "2026/000123", "anna.bianchi@example.it").await;
     let report = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!(report.delivered, 1, "{report:?}");
@@ -207,7 +178,7 @@ async fn a_receipt_reaches_a_real_smtp_server_with_both_parts_and_stable_headers
     );
     let again = w
         .dispatcher
-        .drain(&clock(at(RECEIVED).plus(60)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED).plus(60)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!(again.delivered, 0);
@@ -251,7 +222,7 @@ async fn starttls_with_auth_and_implicit_tls_are_verified_against_our_ca() {
     owe_receipt(&w, "TLS-1", "mario@example.it").await;
     let r = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!(r.delivered, 1, "{r:?}");
@@ -279,7 +250,7 @@ async fn starttls_with_auth_and_implicit_tls_are_verified_against_our_ca() {
     owe_receipt(&w, "TLS-2", "mario@example.it").await;
     let r = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!(r.delivered, 1, "{r:?}");
@@ -297,7 +268,7 @@ async fn starttls_with_auth_and_implicit_tls_are_verified_against_our_ca() {
     let t = owe_receipt(&w, "TLS-3", "mario@example.it").await;
     let r = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!((r.delivered, r.failed), (0, 1), "{r:?}");
@@ -335,7 +306,7 @@ async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with
     let nobody = owe_receipt(&w, "F-550", "nobody@example.it").await;
     let r = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     // The office's alert about the dead one goes out in the same drain.
@@ -400,12 +371,12 @@ async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with
     let slow_dir = tmp("peer");
     let slow = SmtpPeer::start(&slow_dir, 0, &["--delay-data", "4"]);
     let port = slow.port;
-    let cfg = config(port, &[]);
+    let cfg = config(port, &[("MESSO_SMTP__TIMEOUT_S", "2")]);
     let w = world(&cfg).await;
     let t = owe_receipt(&w, "F-SLOW", "lento@example.it").await;
     let r = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!((r.delivered, r.failed), (0, 1), "{r:?}");
@@ -425,7 +396,7 @@ async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with
     let later = at(RECEIVED).plus(3600);
     let r = w
         .dispatcher
-        .drain(&clock(later), u64::MAX)
+        .drain(&fixed_clock(later), u64::MAX)
         .await
         .expect("drain");
     assert_eq!((r.delivered, r.resent), (1, 1), "{r:?}");
@@ -456,7 +427,7 @@ async fn a_server_that_is_down_opens_the_breaker_and_a_stale_pooled_connection_i
     }
     let r = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!(r.delivered, 0);
@@ -471,7 +442,7 @@ async fn a_server_that_is_down_opens_the_breaker_and_a_stale_pooled_connection_i
     assert!(rows.iter().all(|(s, _)| s == "retry"), "{rows:?}");
     let again = w
         .dispatcher
-        .drain(&clock(at(RECEIVED).plus(3600)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED).plus(3600)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!(
@@ -489,7 +460,7 @@ async fn a_server_that_is_down_opens_the_breaker_and_a_stale_pooled_connection_i
     owe_receipt(&w, "POOL-1", "a@example.it").await;
     let r = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!(r.delivered, 1);
@@ -498,7 +469,7 @@ async fn a_server_that_is_down_opens_the_breaker_and_a_stale_pooled_connection_i
     let t = owe_receipt(&w, "POOL-2", "b@example.it").await;
     let r = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!((r.delivered, r.failed), (1, 0), "{r:?}");
@@ -508,11 +479,6 @@ async fn a_server_that_is_down_opens_the_breaker_and_a_stale_pooled_connection_i
     assert_eq!(peer.envelopes().len(), 2);
 }
 
-fn pg_base() -> String {
-    std::env::var("MESSO_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 /// Two daemons' dispatchers share one PostgreSQL store: each of 300 e-mails reaches the server
 /// exactly once (rows are leased with SKIP LOCKED; a result is written only under its lease).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,21 +486,8 @@ async fn two_dispatchers_on_postgresql_send_each_message_once() {
     const N: usize = 300;
     let peer = SmtpPeer::start(&tmp("peer"), 0, &[]);
     let cfg = config(peer.port, &[]);
-    let schema = unique("messo_d");
-    let admin = Store::connect(&pg_base())
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(admin.pool())
-        .await
-        .expect("schema");
-    let url = format!("{}?options=-c%20search_path%3D{schema}", pg_base());
-    let store = Store::connect(&url).await.expect("postgres");
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(&cfg, at("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
+    let db = TestDb::with_config(Backend::Postgres, &cfg).await;
+    let store = db.store.clone();
     let tickets: Vec<NewTicket> = (0..N)
         .map(|i| {
             NewTicket::from_json(&json!({
@@ -559,11 +512,11 @@ async fn two_dispatchers_on_postgresql_send_each_message_once() {
     let one = Arc::new(
         Dispatcher::from_config(store.clone(), &cfg, Arc::new(Metrics::default())).expect("one"),
     );
-    let other_store = Store::connect(&url).await.expect("second connection pool");
+    let other_store = db.second_pool().await;
     let two = Arc::new(
         Dispatcher::from_config(other_store, &cfg, Arc::new(Metrics::default())).expect("two"),
     );
-    let c = clock(at(RECEIVED));
+    let c = fixed_clock(at(RECEIVED));
     let (a, b) = tokio::join!(one.drain(&c, u64::MAX), two.drain(&c, u64::MAX));
     let (a, b) = (a.expect("one"), b.expect("two"));
     assert_eq!(a.delivered + b.delivered, N as u64, "{a:?} {b:?}");
@@ -580,9 +533,7 @@ async fn two_dispatchers_on_postgresql_send_each_message_once() {
     rcpts.sort();
     rcpts.dedup();
     assert_eq!(rcpts.len(), N, "no citizen got the receipt twice");
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(admin.pool())
-        .await;
+    db.finish().await;
 }
 
 /// `messo send-test` sends one real message through the configured channel and says what
@@ -590,18 +541,18 @@ async fn two_dispatchers_on_postgresql_send_each_message_once() {
 #[test]
 fn send_test_reports_what_the_server_answered() {
     let peer = SmtpPeer::start(&tmp("peer"), 0, &["--fail-rcpt", "nobody@example.it:550"]);
-    let run = |to: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_messo"))
-            .args(["send-test", "--channel", "email", "--to", to])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("MESSO_CHANNELS__EMAIL", "smtp")
-            .env("MESSO_SMTP__HOST", "127.0.0.1")
-            .env("MESSO_SMTP__PORT", peer.port.to_string())
-            .env("MESSO_SMTP__SECURITY", "plain")
-            .output()
-            .expect("send-test")
+    let send_test = |to: &str| {
+        run(
+            messo()
+                .args(["send-test", "--channel", "email", "--to", to])
+                .env("MESSO_CHANNELS__EMAIL", "smtp")
+                .env("MESSO_SMTP__HOST", "127.0.0.1")
+                .env("MESSO_SMTP__PORT", peer.port.to_string())
+                .env("MESSO_SMTP__SECURITY", "plain"),
+            None,
+        )
     };
-    let ok = run("anna@example.it");
+    let ok = send_test("anna@example.it");
     let out = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{out}");
     assert!(
@@ -612,7 +563,7 @@ fn send_test_reports_what_the_server_answered() {
     assert_eq!(env[0]["rcpt_tos"], json!(["anna@example.it"]));
     let text = mail::part(&peer.message(1), "text/plain").expect("text");
     assert!(text.contains("Messaggio di prova"), "{text}");
-    let refused = run("nobody@example.it");
+    let refused = send_test("nobody@example.it");
     let out = String::from_utf8_lossy(&refused.stdout);
     assert!(!refused.status.success());
     assert!(out.contains("permanent [550]"), "{out}");
@@ -623,56 +574,27 @@ fn send_test_reports_what_the_server_answered() {
 /// the same Message-ID); `-Q MAIL` answers 421 and hangs up before anything was accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connections_are_told_apart_by_stage() {
-    let sink = std::path::Path::new("/usr/sbin/smtp-sink");
-    assert!(
-        sink.exists(),
-        "{} is missing: run scripts/install-peers.sh",
-        sink.display()
-    );
-    let start = |fault: &[&str]| {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port");
-        let child = std::process::Command::new(sink)
-            .args(["-u", "root", "-a"])
-            .args(fault)
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("10")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("smtp-sink");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        (child, port)
-    };
-
-    let (mut after_data, port) = start(&["-q", "."]);
+    let dir = tmp("sink");
+    let (after_data, port) = smtp_sink(&dir, &["-q", "."]);
     let w = world(&config(port, &[])).await;
     let t = owe_receipt(&w, "Q-1", "a@example.it").await;
     let r = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!((r.delivered, r.failed), (0, 1), "{r:?}");
     let id = outbox_id(&w, t, "ricevuta", "email").await;
     let a = w.store.attempts_of(id).await.expect("attempts");
     assert_eq!(a[0].outcome, "uncertain", "{a:?}");
-    let _ = after_data.kill();
-    let _ = after_data.wait();
+    drop(after_data);
 
-    let (mut at_mail, port) = start(&["-Q", "MAIL"]);
+    let (at_mail, port) = smtp_sink(&dir, &["-Q", "MAIL"]);
     let w = world(&config(port, &[])).await;
     let t = owe_receipt(&w, "Q-2", "b@example.it").await;
     let r = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!((r.delivered, r.failed), (0, 1), "{r:?}");
@@ -690,8 +612,7 @@ async fn dropped_connections_are_told_apart_by_stage() {
         .expect("state")
         .expect("row");
     assert_eq!((s.state.as_str(), s.resent), ("retry", 0));
-    let _ = at_mail.kill();
-    let _ = at_mail.wait();
+    drop(at_mail);
 }
 
 /// A citizen with a PEC address gets the message through the PEC account; the receipts that
@@ -712,14 +633,8 @@ async fn pec_goes_through_its_account_and_its_receipts_are_recorded() {
     // A PEC that fails falls back to ordinary e-mail, then the office.
     env.push(("MESSO_DELIVERY__FALLBACK", r#"["pec", "email", "office"]"#));
     let cfg = config(peer.port, &env);
-    let dir = tmp("messo-pec");
-    let url = format!("sqlite://{}/messo.db", dir.display());
-    let store = Store::connect(&url).await.expect("sqlite");
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(&cfg, at("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
+    let db = TestDb::with_config(Backend::Sqlite, &cfg).await;
+    let (store, url) = (db.store.clone(), db.url.clone());
     let w = World {
         dispatcher: Arc::new(
             Dispatcher::from_config(store.clone(), &cfg, Arc::new(Metrics::default()))
@@ -751,7 +666,7 @@ async fn pec_goes_through_its_account_and_its_receipts_are_recorded() {
     }
     let r = w
         .dispatcher
-        .drain(&clock(at(RECEIVED)), u64::MAX)
+        .drain(&fixed_clock(at(RECEIVED)), u64::MAX)
         .await
         .expect("drain");
     assert_eq!(r.delivered, 2, "{r:?}");
@@ -763,18 +678,13 @@ async fn pec_goes_through_its_account_and_its_receipts_are_recorded() {
     assert!(message_id.ends_with("@pec.comune.roma.it>"), "{message_id}");
 
     let pipe = |raw: String| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_messo"))
-            .arg("pec-receipt")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("MESSO_DATABASE__URL", &url)
-            .env("MESSO_DELIVERY__FALLBACK", r#"["pec", "email", "office"]"#)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("pec-receipt");
-        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), raw.as_bytes())
-            .expect("write");
-        let out = child.wait_with_output().expect("output");
+        let out = run(
+            messo()
+                .arg("pec-receipt")
+                .env("MESSO_DATABASE__URL", &url)
+                .env("MESSO_DELIVERY__FALLBACK", r#"["pec", "email", "office"]"#),
+            Some(&raw),
+        );
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

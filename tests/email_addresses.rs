@@ -3,31 +3,15 @@
 //! refuse what no mail server takes, naming the field, on SQLite and on PostgreSQL; a refused
 //! direct write keeps its row, with the reason, and does not stop the rows after it.
 
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::{Backend, TestDb, fixed_clock, on_both, serve, ts};
 use messo::config::{ApiToken, BUILTIN_TOML, Config, Scope};
 use messo::http::{AppState, TokenBook, router};
 use messo::store::Store;
-use messo::time::Timestamp;
 use serde_json::{Value, json};
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn ts(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
 
 /// Addresses the old shape check let through, and others of the same classes.
 fn refused() -> Vec<String> {
@@ -64,26 +48,13 @@ struct Api {
     writer: String,
     store: Store,
     client: reqwest::Client,
-    schema: Option<String>,
+    db: TestDb,
 }
 
-async fn start(pg: bool) -> Api {
+async fn start(backend: Backend) -> Api {
     messo::install_crypto();
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("email"));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (url, schema) = if pg {
-        let schema = unique("messo_email");
-        (pg::fresh_schema(&schema).await, Some(schema))
-    } else {
-        (format!("sqlite://{}/messo.db", dir.display()), None)
-    };
-    let store = Store::connect(&url).await.expect("store");
-    store.migrate().await.expect("migrate");
     let config = Config::from_toml(BUILTIN_TOML, "built-in", Vec::new()).expect("config");
-    store
-        .register_config(&config, ts("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
+    let db = TestDb::with_config(backend, &config).await;
     let made = messo::http::new_token().expect("token");
     let writer = made.token.clone();
     let tokens = TokenBook::new(vec![ApiToken {
@@ -92,31 +63,19 @@ async fn start(pg: bool) -> Api {
         hash: made.hash,
         scopes: vec![Scope::Read, Scope::Write],
     }]);
-    let now = ts("2026-03-02T10:15:00+01:00");
     let state = AppState {
-        store: store.clone(),
+        store: db.store.clone(),
         tokens: Arc::new(tokens),
-        clock: Arc::new(move || now),
+        clock: fixed_clock(ts("2026-03-02T10:15:00+01:00")),
         wake: Arc::new(tokio::sync::Notify::new()),
         metrics: Arc::new(messo::metrics::Metrics::default()),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
     Api {
-        base: format!("http://{addr}"),
+        base: serve(router(state)).await,
         writer,
-        store,
+        store: db.store.clone(),
         client: reqwest::Client::new(),
-        schema,
+        db,
     }
 }
 
@@ -149,9 +108,7 @@ impl Api {
     }
 
     async fn finish(self) {
-        if let Some(s) = self.schema {
-            pg::drop_schema(&s).await;
-        }
+        self.db.finish().await;
     }
 }
 
@@ -269,26 +226,7 @@ async fn direct_writes_with_such_addresses_are_refused_with_a_reason(api: &Api) 
     assert!(store.ticket("2026/600000").await.expect("get").is_some());
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let api = super::start(false).await;
-                super::$name(&api).await;
-                api.finish().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let api = super::start(true).await;
-                super::$name(&api).await;
-                api.finish().await;
-            }
-        }
-    )*};
-}
-
-on_both!(
+on_both!(start;
     the_api_refuses_addresses_no_mail_server_takes,
     direct_writes_with_such_addresses_are_refused_with_a_reason,
 );

@@ -3,11 +3,11 @@
 //! holding exactly the notices owed — no more after any number of extra passes, and none lost
 //! or doubled when a pass dies before it commits.
 
-#[path = "common/mail.rs"]
-mod mail;
+mod common;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
+use common::{Backend, TestDb, fresh_dir, mail, on_both, ts};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::daemon::Engine;
 use messo::store::{Store, StoreError};
@@ -15,90 +15,16 @@ use messo::ticket::{NewEvent, NewTicket, Source};
 use messo::time::Timestamp;
 use serde_json::json;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn ts(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
-
 fn config() -> Config {
     Config::from_toml(BUILTIN_TOML, "built-in", Vec::new()).expect("config")
 }
 
-async fn sqlite() -> (Store, Option<String>) {
-    let dir = std::env::temp_dir().join(unique("messo-engine"));
-    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
-        .await
-        .expect("sqlite");
-    (store, None)
+/// A migrated store with the built-in configuration registered.
+async fn start(backend: Backend) -> TestDb {
+    TestDb::with_config(backend, &config()).await
 }
 
-fn pg_base() -> String {
-    std::env::var("MESSO_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-async fn postgres() -> (Store, Option<String>) {
-    let schema = unique("messo_e");
-    let admin = Store::connect(&pg_base())
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(admin.pool())
-        .await
-        .expect("schema");
-    let url = format!("{}?options=-c%20search_path%3D{schema}", pg_base());
-    (Store::connect(&url).await.expect("postgres"), Some(schema))
-}
-
-async fn ready(store: &Store) {
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(&config(), ts("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
-}
-
-async fn cleanup(schema: Option<String>) {
-    if let Some(schema) = schema
-        && let Ok(admin) = Store::connect(&pg_base()).await
-    {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(admin.pool())
-            .await;
-    }
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let (store, schema) = super::sqlite().await;
-                super::ready(&store).await;
-                super::$name(store).await;
-                super::cleanup(schema).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let (store, schema) = super::postgres().await;
-                super::ready(&store).await;
-                super::$name(store).await;
-                super::cleanup(schema).await;
-            }
-        }
-    )*};
-}
-
-on_both!(
+on_both!(start;
     a_tickets_life_owes_exactly_these_notices,
     a_pass_that_dies_before_commit_owes_nothing_twice,
     reminders_keep_local_time_across_dst_and_sms_waits_for_its_window,
@@ -138,7 +64,7 @@ async fn drive(store: &Store, engine: &Engine, until: Timestamp) {
     }
 }
 
-async fn a_tickets_life_owes_exactly_these_notices(store: Store) {
+async fn a_tickets_life_owes_exactly_these_notices(store: &Store) {
     let engine = Engine::new(store.clone(), config().notify);
     let n = "E2E-1";
     let rec = store
@@ -146,20 +72,20 @@ async fn a_tickets_life_owes_exactly_these_notices(store: Store) {
         .await
         .expect("create");
     let id = rec.ticket().id;
-    drive(&store, &engine, ts("2026-03-02T10:15:00+01:00")).await;
+    drive(store, &engine, ts("2026-03-02T10:15:00+01:00")).await;
 
-    event(&store, n, json!({"kind": "step_changed", "at": "2026-03-02T10:30:00+01:00", "step": "istruttoria", "text": "La pratica è assegnata all'ufficio anagrafe."})).await;
-    drive(&store, &engine, ts("2026-03-02T10:30:00+01:00")).await;
-    event(&store, n, json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "la copia del documento d'identità"})).await;
-    drive(&store, &engine, ts("2026-03-04T09:29:59+01:00")).await;
+    event(store, n, json!({"kind": "step_changed", "at": "2026-03-02T10:30:00+01:00", "step": "istruttoria", "text": "La pratica è assegnata all'ufficio anagrafe."})).await;
+    drive(store, &engine, ts("2026-03-02T10:30:00+01:00")).await;
+    event(store, n, json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "la copia del documento d'identità"})).await;
+    drive(store, &engine, ts("2026-03-04T09:29:59+01:00")).await;
     let t = store.ticket(n).await.expect("get").expect("exists");
     assert_eq!(t.sla.state, "paused");
 
-    event(&store, n, json!({"kind": "integration_received", "at": "2026-03-04T09:30:00+01:00", "channel": "email"})).await;
+    event(store, n, json!({"kind": "integration_received", "at": "2026-03-04T09:30:00+01:00", "channel": "email"})).await;
     // Resumed: due Wednesday 16:45; warning at 14:45 (6 h of 8 counted); breach at 16:45.
-    drive(&store, &engine, ts("2026-03-05T09:59:59+01:00")).await;
-    event(&store, n, json!({"kind": "closed", "at": "2026-03-05T10:00:00+01:00", "text": "Il cambio di residenza è registrato."})).await;
-    drive(&store, &engine, ts("2026-03-31T00:00:00+02:00")).await;
+    drive(store, &engine, ts("2026-03-05T09:59:59+01:00")).await;
+    event(store, n, json!({"kind": "closed", "at": "2026-03-05T10:00:00+01:00", "text": "Il cambio di residenza è registrato."})).await;
+    drive(store, &engine, ts("2026-03-31T00:00:00+02:00")).await;
 
     let rows = store.outbox_of(id).await.expect("outbox");
     let got: Vec<(String, String, String)> = rows
@@ -191,9 +117,9 @@ async fn a_tickets_life_owes_exactly_these_notices(store: Store) {
     );
 
     // Delivered as files: one per row, with the right words.
-    let dir = std::env::temp_dir().join(unique("messo-outbox"));
+    let dir = fresh_dir("outbox");
     let report = messo::delivery::file::dispatch_files(
-        &store,
+        store,
         &dir,
         "urp@comune.roma.it",
         "Roma Capitale",
@@ -203,7 +129,7 @@ async fn a_tickets_life_owes_exactly_these_notices(store: Store) {
     .expect("dispatch");
     assert_eq!(report.delivered, 9);
     let again = messo::delivery::file::dispatch_files(
-        &store,
+        store,
         &dir,
         "urp@comune.roma.it",
         "Roma Capitale",
@@ -267,7 +193,7 @@ async fn a_tickets_life_owes_exactly_these_notices(store: Store) {
     assert_eq!(store.outbox_of(id).await.expect("outbox").len(), 9);
 }
 
-async fn a_pass_that_dies_before_commit_owes_nothing_twice(store: Store) {
+async fn a_pass_that_dies_before_commit_owes_nothing_twice(store: &Store) {
     let engine = Engine::new(store.clone(), config().notify);
     let now = ts("2026-03-02T10:15:00+01:00");
     for n in ["K-1", "K-2", "K-3"] {
@@ -311,7 +237,7 @@ async fn a_pass_that_dies_before_commit_owes_nothing_twice(store: Store) {
     }
 }
 
-async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store: Store) {
+async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store: &Store) {
     let engine = Engine::new(store.clone(), config().notify);
     let sms_only = NewTicket::from_json(&json!({
         "number": "DST-1",
@@ -332,7 +258,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
         .expect("cycle");
     // Integration requested on Friday 27 March at 10:00 (CET); the clocks go forward on
     // Sunday 29 March. Five working days later is Friday 3 April at 10:00 local time (CEST).
-    event(&store, "DST-1", json!({"kind": "integration_requested", "at": "2026-03-27T10:00:00+01:00", "missing": "l'IBAN"})).await;
+    event(store, "DST-1", json!({"kind": "integration_requested", "at": "2026-03-27T10:00:00+01:00", "missing": "l'IBAN"})).await;
     engine
         .cycle(ts("2026-03-27T10:00:00+01:00"))
         .await
@@ -344,7 +270,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
         .await
         .expect("cycle");
 
-    let dir = std::env::temp_dir().join(unique("messo-sms"));
+    let dir = fresh_dir("sms");
     // The receipt was decided at 19:30, inside the 08:00-20:00 SMS window: it may go at once.
     // Everything owed is an SMS; nothing may go out on the Sunday.
     let rows = store.outbox_of(rec.ticket().id).await.expect("outbox");
@@ -359,7 +285,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
     );
     assert!(rows.iter().all(|r| r.3 == "sms"));
     let sent = messo::delivery::file::dispatch_files(
-        &store,
+        store,
         &dir,
         "urp@comune.roma.it",
         "Roma Capitale",
@@ -395,7 +321,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
         ("cittadino_irraggiungibile", "ricevuta:receipt", "office")
     );
     let told = messo::delivery::file::dispatch_files(
-        &store,
+        store,
         &dir,
         "urp@comune.roma.it",
         "Roma Capitale",
@@ -424,7 +350,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
         .await
         .expect("cycle");
     let held = messo::delivery::file::dispatch_files(
-        &store,
+        store,
         &dir,
         "urp@comune.roma.it",
         "Roma Capitale",
@@ -434,7 +360,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
     .expect("dispatch");
     assert_eq!(held.delivered, 0, "no SMS before 08:00");
     let morning = messo::delivery::file::dispatch_files(
-        &store,
+        store,
         &dir,
         "urp@comune.roma.it",
         "Roma Capitale",
@@ -450,14 +376,9 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
 /// same tickets; every notice is owed once and delivered once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_daemons_on_postgres_never_double_a_message() {
-    let (a, schema) = postgres().await;
-    ready(&a).await;
-    let url = format!(
-        "{}?options=-c%20search_path%3D{}",
-        pg_base(),
-        schema.clone().unwrap_or_default()
-    );
-    let b = Store::connect(&url).await.expect("second daemon's pool");
+    let db = start(Backend::Postgres).await;
+    let a = db.store.clone();
+    let b = db.second_pool().await;
     b.register_config(&config(), ts("2026-01-01T00:00:00Z"))
         .await
         .expect("register");
@@ -467,7 +388,7 @@ async fn two_daemons_on_postgres_never_double_a_message() {
             .await
             .expect("create");
     }
-    let dir = std::env::temp_dir().join(unique("messo-two"));
+    let dir = fresh_dir("two");
     let mut tasks = Vec::new();
     for store in [a.clone(), b.clone()] {
         let dir = dir.clone();
@@ -503,10 +424,10 @@ async fn two_daemons_on_postgres_never_double_a_message() {
     let files = std::fs::read_dir(&dir).expect("dir").count();
     assert_eq!(files, 60);
     let _ = std::fs::remove_dir_all(&dir);
-    cleanup(schema).await;
+    db.finish().await;
 }
 
-async fn an_expired_suspension_is_reported_or_closes_the_ticket(store: Store) {
+async fn an_expired_suspension_is_reported_or_closes_the_ticket(store: &Store) {
     let closing = Config::from_toml(
         BUILTIN_TOML,
         "built-in",
@@ -529,8 +450,8 @@ async fn an_expired_suspension_is_reported_or_closes_the_ticket(store: Store) {
             )
             .await
             .expect("create");
-        event(&store, number, json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "la delega firmata"})).await;
-        drive(&store, &engine, ts("2026-04-30T00:00:00+02:00")).await;
+        event(store, number, json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "la delega firmata"})).await;
+        drive(store, &engine, ts("2026-04-30T00:00:00+02:00")).await;
         let t = store.ticket(number).await.expect("get").expect("exists");
         let kinds: Vec<String> = store
             .outbox_of(t.id)
@@ -563,9 +484,9 @@ async fn an_expired_suspension_is_reported_or_closes_the_ticket(store: Store) {
         assert_eq!(kinds, expected, "{number}");
         // Each of these real payloads renders with its default template, in both channels the
         // citizen has (no emergency wording).
-        let dir = std::env::temp_dir().join(unique("messo-cap"));
+        let dir = fresh_dir("cap");
         messo::delivery::file::dispatch_files(
-            &store,
+            store,
             &dir,
             "urp@comune.roma.it",
             "Roma Capitale",

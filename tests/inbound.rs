@@ -3,15 +3,12 @@
 //! replayed requests refused without a trace, duplicates answered once, opt-outs, unmatched
 //! replies, delivery receipts moving forward only and starting the fallback chain.
 
-#[path = "common/mail.rs"]
-mod mail;
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
+use common::{Backend, TestClock, TestDb, mail, on_both, serve, ts};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::daemon::Engine;
 use messo::http::webhooks::{WebhookState, router};
@@ -21,20 +18,6 @@ use messo::ticket::{NewEvent, NewTicket, Source};
 use messo::time::Timestamp;
 use serde_json::{Value, json};
 use sqlx::Row;
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn ts(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
 
 const TWILIO_TOKEN: &str = "twilio-auth-token-0123";
 const SKEBBY_TOKEN: &str = "skebby-url-token-0123456789";
@@ -100,67 +83,47 @@ struct Hook {
     store: Store,
     engine: Engine,
     policy: InboundPolicy,
-    now: Arc<AtomicI64>,
+    clock: TestClock,
     client: reqwest::Client,
     dir: PathBuf,
-    schema: Option<String>,
+    db: TestDb,
 }
 
-async fn start(pg: bool) -> Hook {
+async fn start(backend: Backend) -> Hook {
     messo::install_crypto();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("inbound"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let db = TestDb::open(backend).await;
+    let dir = db.dir.clone();
     let cfg = config(&dir);
     std::fs::write(dir.join("config.toml"), config_text(&dir)).expect("config file");
-    let (url, schema) = if pg {
-        let schema = unique("messo_in");
-        (pg::fresh_schema(&schema).await, Some(schema))
-    } else {
-        (format!("sqlite://{}/messo.db", dir.display()), None)
-    };
-    let store = Store::connect(&url).await.expect("store");
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(&cfg, ts("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
-    let now = Arc::new(AtomicI64::new(ts("2026-03-03T10:00:00+01:00").0));
-    let n = now.clone();
-    let clock: messo::http::Clock = Arc::new(move || Timestamp(n.load(Ordering::SeqCst)));
+    db.register(&cfg).await;
+    let store = db.store.clone();
+    let clock = TestClock::at("2026-03-03T10:00:00+01:00");
     let writer = InboundWriter::spawn(store.clone(), Arc::new(tokio::sync::Notify::new()));
-    let state = WebhookState::new(&cfg.inbound, &cfg.http.public_base_url, writer, clock);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
+    let state = WebhookState::new(
+        &cfg.inbound,
+        &cfg.http.public_base_url,
+        writer,
+        clock.clock(),
+    );
     Hook {
-        base: format!("http://{addr}"),
+        base: serve(router(state)).await,
         engine: Engine::new(store.clone(), cfg.notify.clone()),
         policy: messo::store::inbound_policy(&cfg),
         store,
-        now,
+        clock,
         client: reqwest::Client::new(),
         dir,
-        schema,
+        db,
     }
 }
 
 impl Hook {
     fn now(&self) -> Timestamp {
-        Timestamp(self.now.load(Ordering::SeqCst))
+        self.clock.now()
     }
 
     async fn finish(self) {
-        if let Some(schema) = self.schema {
-            pg::drop_schema(&schema).await;
-        }
+        self.db.finish().await;
     }
 
     /// A ticket of the citizen, waiting for an integrazione when `waiting`.
@@ -309,26 +272,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
     s.finish()
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let h = super::start(false).await;
-                super::$name(&h).await;
-                h.finish().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let h = super::start(true).await;
-                super::$name(&h).await;
-                h.finish().await;
-            }
-        }
-    )*};
-}
-
-on_both!(
+on_both!(start;
     a_forged_email_reply_is_a_note_and_an_authenticated_one_resumes_the_clock,
     an_sms_reply_resumes_the_clock_and_ripresa_is_owed,
     a_hundred_copies_at_once_are_one_reply,
@@ -613,7 +557,7 @@ async fn a_hundred_copies_at_once_are_one_reply(h: &Hook) {
     let r = h.process().await;
     assert_eq!(r.integrations, 1);
     // A provider's retry a day later: still a duplicate, no second event.
-    h.now.fetch_add(86_400, Ordering::SeqCst);
+    h.clock.advance(86_400);
     let (status, v) = h.generic("centralino", "sms", &body, h.now().0).await;
     assert_eq!((status, v["status"].as_str()), (200, Some("duplicate")));
     assert_eq!(h.process().await.processed, 0);
@@ -836,7 +780,7 @@ async fn receipts_move_forward_only_and_a_failure_starts_the_fallback(h: &Hook) 
     let r = h.process().await;
     assert_eq!(r.deferred, 1);
     mark_sent(h, b, "twilio", "SMbbbb").await;
-    h.now.fetch_add(60, Ordering::SeqCst);
+    h.clock.advance(60);
     let r = h.process().await;
     assert_eq!(r.receipts, 1);
     assert_eq!(
@@ -917,7 +861,7 @@ async fn receipts_move_forward_only_and_a_failure_starts_the_fallback(h: &Hook) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_turns_sms_off_once_and_the_ticket_goes_on_by_email() {
-    let h = start(false).await;
+    let h = start(Backend::Sqlite).await;
     let tid = h.ticket("2026/000500", false).await;
     for _ in 0..2 {
         let r = h
@@ -933,7 +877,7 @@ async fn stop_turns_sms_off_once_and_the_ticket_goes_on_by_email() {
             .expect("post");
         assert_eq!(r.status().as_u16(), 200);
         // A second STOP with another time is another message.
-        h.now.fetch_add(10, Ordering::SeqCst);
+        h.clock.advance(10);
         let r = h
             .client
             .post(format!("{}/webhooks/sms/skebby/{SKEBBY_TOKEN}", h.base))
@@ -973,9 +917,7 @@ async fn stop_turns_sms_off_once_and_the_ticket_goes_on_by_email() {
         )
         .expect("dispatcher"),
     );
-    let now = h.now.clone();
-    let clock: messo::http::Clock = Arc::new(move || Timestamp(now.load(Ordering::SeqCst)));
-    d.drain(&clock, 100).await.expect("drain");
+    d.drain(&h.clock.clock(), 100).await.expect("drain");
     let rows = h.outbox().await;
     assert!(
         rows.iter()
@@ -1028,7 +970,7 @@ async fn stop_turns_sms_off_once_and_the_ticket_goes_on_by_email() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_naming_no_ticket_is_kept_the_office_told_and_the_citizen_answered_once() {
-    let h = start(false).await;
+    let h = start(Backend::Sqlite).await;
     h.ticket("2026/000600", false).await;
     for (i, text) in ["Buongiorno, quando è pronta?", "Scusate, nessuna risposta?"]
         .iter()
@@ -1065,7 +1007,7 @@ async fn a_reply_naming_no_ticket_is_kept_the_office_told_and_the_citizen_answer
     // The ticket did not change.
     assert_eq!(h.kinds("2026/000600").await, vec!["received"]);
     // A day later the citizen hears again.
-    h.now.fetch_add(86_400, Ordering::SeqCst);
+    h.clock.advance(86_400);
     h.generic(
         "centralino",
         "sms",
@@ -1094,7 +1036,7 @@ async fn a_reply_naming_no_ticket_is_kept_the_office_told_and_the_citizen_answer
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sender_alone_finds_the_one_waiting_ticket_and_a_stranger_only_leaves_a_note() {
-    let h = start(false).await;
+    let h = start(Backend::Sqlite).await;
     h.ticket("2026/000700", true).await;
     h.ticket("2026/000701", false).await;
     // No number in the text: the sender has exactly one ticket waiting.
@@ -1152,7 +1094,7 @@ async fn the_sender_alone_finds_the_one_waiting_ticket_and_a_stranger_only_leave
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_reply_with_documents_resumes_the_clock_and_keeps_the_files() {
-    let h = start(false).await;
+    let h = start(Backend::Sqlite).await;
     h.ticket("2026/000800", true).await;
     let boundary = "XyZmesso";
     let pdf = b"%PDF-1.4 documento di identita".to_vec();
@@ -1239,7 +1181,7 @@ async fn an_email_reply_with_documents_resumes_the_clock_and_keeps_the_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_to_the_phone_line_with_the_number_typed_becomes_the_integration_and_an_alert() {
-    let h = start(false).await;
+    let h = start(Backend::Sqlite).await;
     h.ticket("2026/000900", true).await;
     let (s, _) = h
         .twilio(
@@ -1267,7 +1209,7 @@ async fn a_call_to_the_phone_line_with_the_number_typed_becomes_the_integration_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_over_its_rate_is_told_to_wait() {
-    let h = start(false).await;
+    let h = start(Backend::Sqlite).await;
     let mut statuses = Vec::new();
     for i in 0..10 {
         let (s, _) = h
@@ -1289,7 +1231,7 @@ async fn a_client_over_its_rate_is_told_to_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_payloads_are_erased_after_the_retention_period() {
-    let h = start(false).await;
+    let h = start(Backend::Sqlite).await;
     h.generic(
         "centralino",
         "sms",
@@ -1308,7 +1250,7 @@ async fn raw_payloads_are_erased_after_the_retention_period() {
 // by the mail service, finds the ticket through that address alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reply_address_of_our_email_names_the_ticket() {
-    let h = start(false).await;
+    let h = start(Backend::Sqlite).await;
     h.ticket("2026/000950", true).await;
     let out = h.dir.join("outbox");
     let env = vec![(
@@ -1325,9 +1267,7 @@ async fn the_reply_address_of_our_email_names_the_ticket() {
         )
         .expect("dispatcher"),
     );
-    let now = h.now.clone();
-    let clock: messo::http::Clock = Arc::new(move || Timestamp(now.load(Ordering::SeqCst)));
-    d.drain(&clock, 100).await.expect("drain");
+    d.drain(&h.clock.clock(), 100).await.expect("drain");
     let eml = std::fs::read_dir(&out)
         .expect("outbox dir")
         .filter_map(Result::ok)
@@ -1361,7 +1301,7 @@ async fn the_reply_address_of_our_email_names_the_ticket() {
 // A record that cannot be acted on is set aside with its reason; the ones behind it go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_that_cannot_be_acted_on_does_not_block_the_others() {
-    let h = start(false).await;
+    let h = start(Backend::Sqlite).await;
     h.ticket("2026/000990", true).await;
     sqlx::query(
         "INSERT INTO inbound_messages (endpoint, route, external_id, received_at, parsed, status, next_try_at) \

@@ -7,20 +7,17 @@
 //! login processes run as `nobody`, mail is accessed as `nobody` (the Maildir's parent is
 //! world-writable with the sticky bit), and the internal processes stay root.
 
-#[path = "common/peers.rs"]
-mod peers;
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use async_imap::Session;
+use common::process::{Proc, free_port, run};
+use common::{Backend, TestDb, on_both, peers, unique};
 use futures_util::TryStreamExt;
 use messo::inbound::imap::{ImapAccount, ImapError, ImapSecurity, PollReport, poll_once};
 use messo::inbound::mail::parse_rfc822;
@@ -29,15 +26,9 @@ use tokio::net::TcpStream;
 const USER: &str = "urp";
 const PASSWORD: &str = "Pw-URP-7c1e9a";
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 fn tmp(prefix: &str) -> PathBuf {
     // Short names: dovecot's unix sockets live under this directory (108-byte path limit).
-    let d = peer_root().join(format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
+    let d = peer_root().join(unique(prefix));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("tmp dir");
     // As root, dovecot's `nobody` processes must reach the Maildir and the login sockets.
@@ -82,14 +73,6 @@ fn dovecot_binary() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
 /// How a test's dovecot is set up.
 #[derive(Default, Clone, Copy)]
 struct Options {
@@ -102,7 +85,7 @@ struct Options {
 /// A running dovecot; stopped when dropped, and its directory removed unless the test failed or
 /// `MESSO_KEEP_PEER_DIRS` is set.
 struct Dovecot {
-    child: Child,
+    proc: Proc,
     dir: PathBuf,
     /// Plain IMAP (STARTTLS offered when `tls`).
     port: u16,
@@ -127,19 +110,16 @@ impl Dovecot {
             let tls_port = if options.tls { free_port() } else { 0 };
             write_config(&dir, port, tls_port, options);
             let _ = std::fs::remove_file(dir.join("dovecot.log"));
-            let child = Command::new(&binary)
-                .arg("-F")
-                .arg("-c")
-                .arg(dir.join("dovecot.conf"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(
-                    std::fs::File::create(dir.join("stderr.log")).expect("stderr log"),
-                ))
-                .spawn()
-                .expect("start dovecot");
+            let _ = std::fs::remove_file(dir.join("stderr.log"));
+            let proc = Proc::spawn(
+                Command::new(&binary)
+                    .arg("-F")
+                    .arg("-c")
+                    .arg(dir.join("dovecot.conf")),
+                &dir.join("stderr.log"),
+            );
             let mut peer = Dovecot {
-                child,
+                proc,
                 dir: dir.clone(),
                 port,
                 tls_port,
@@ -156,23 +136,19 @@ impl Dovecot {
 
     /// Waits for the greeting on the plain port; false if dovecot exited or never answered.
     fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+        let port = self.port;
+        let greets = || {
+            let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
                 return false;
-            }
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = [0u8; 64];
-                if let Ok(n) = s.read(&mut buf)
-                    && buf[..n].starts_with(b"* OK")
-                {
-                    return true;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 64];
+            s.read(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"* OK"))
+        };
+        self.proc
+            .try_wait_until(Duration::from_secs(15), "IMAP greeting", greets)
+            .is_ok()
     }
 
     fn logs(&self) -> String {
@@ -210,20 +186,7 @@ impl Dovecot {
 
     fn stop_now(&mut self) {
         // SIGTERM lets the master stop its children; SIGKILL if it takes too long.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.terminate(Duration::from_secs(5));
     }
 }
 
@@ -259,7 +222,7 @@ fn write_config(dir: &Path, port: u16, tls_port: u16, options: Options) {
         // Not root: every process runs as the current user, in its own group (the default
         // group `dovecot` cannot be given to sockets), and nothing can chroot.
         let id = |flag: &str| {
-            let out = Command::new("id").arg(flag).output().expect("id");
+            let out = run(Command::new("id").arg(flag), None);
             String::from_utf8_lossy(&out.stdout).trim().to_owned()
         };
         let (user, group) = (id("-un"), id("-gn"));
@@ -792,29 +755,22 @@ async fn a_silent_server_times_out_and_a_closed_port_is_a_connect_error() {
 // a note for the office and the ticket stays suspended. Authenticated by the trusted relay's
 // topmost Authentication-Results, it resumes the clock and the file is kept; polling again
 // stores nothing new. On SQLite and on PostgreSQL.
-async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(pg: bool) {
+async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(db: &TestDb) {
     use messo::config::{BUILTIN_TOML, Config};
-    use messo::store::{InboundWriter, Store};
+    use messo::store::InboundWriter;
     use messo::ticket::{NewEvent, NewTicket, Source};
     use messo::time::Timestamp;
     use std::sync::Arc;
 
     let dovecot = Dovecot::start(Options::default());
-    let dir = tmp("imap-e2e");
+    let dir = &db.dir;
     let toml = format!(
         "{BUILTIN_TOML}\n[inbound]\nticket_format = \"URP-{{year}}-{{seq:6}}\"\nattachments_dir = \"{}\"\n\
          trusted_authserv_ids = [\"MX.Comune.Example.IT\"]\n",
         dir.join("attachments").display()
     );
     let cfg = Config::from_toml(&toml, "test", Vec::new()).expect("config");
-    let schema = format!("messo_imap_{}", std::process::id());
-    let url = if pg {
-        pg::fresh_schema(&schema).await
-    } else {
-        format!("sqlite://{}/messo.db", dir.display())
-    };
-    let store = Store::connect(&url).await.expect("store");
-    store.migrate().await.expect("migrate");
+    let store = &db.store;
     let at = Timestamp::parse_rfc3339("2026-03-02T10:15:00+01:00").expect("ts");
     store.register_config(&cfg, at).await.expect("register");
     let t = NewTicket::from_json(&serde_json::json!({
@@ -941,9 +897,6 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(pg: b
         .expect("poll");
     assert_eq!(again.fetched, 0);
     assert_eq!(store.inbound_rows().await.expect("rows").len(), 2);
-    if pg {
-        pg::drop_schema(&schema).await;
-    }
 }
 
 /// `headers` (CRLF-ended lines) put on top of `message`, as a receiving relay adds them.
@@ -963,12 +916,9 @@ impl Replace for Vec<u8> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated_sqlite() {
-    a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(false).await;
+/// A migrated store (the test registers its own configuration).
+async fn open(backend: Backend) -> TestDb {
+    TestDb::open(backend).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated_postgres() {
-    a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(true).await;
-}
+on_both!(open; a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated);

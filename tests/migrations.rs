@@ -2,18 +2,33 @@
 //! let a message be about no ticket) keeps every row, every attempt that points at it, and the
 //! foreign keys; the PostgreSQL one alters in place.
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::{Backend, TestDb, on_both};
 use messo::store::Store;
 use sqlx::Row;
 
-async fn upgrade(url: &str, dir: &std::path::Path, backend: &str) -> Store {
+/// A store with no table yet.
+async fn empty(backend: Backend) -> TestDb {
+    TestDb::connect(backend).await
+}
+
+on_both!(empty; an_upgrade_keeps_rows_and_foreign_keys);
+
+async fn an_upgrade_keeps_rows_and_foreign_keys(db: &TestDb) {
+    upgrade(db).await;
+    check(db).await;
+}
+
+async fn upgrade(db: &TestDb) {
     // The first four migrations, as a store from before the inbound work has them.
-    let old = dir.join("old-migrations");
+    let old = db.dir.join("old-migrations");
     std::fs::create_dir_all(&old).expect("dir");
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
-        .join(backend);
+        .join(db.backend.name());
     for f in std::fs::read_dir(&src).expect("migrations") {
         let f = f.expect("entry").path();
         let name = f
@@ -25,7 +40,7 @@ async fn upgrade(url: &str, dir: &std::path::Path, backend: &str) -> Store {
             std::fs::copy(&f, old.join(&name)).expect("copy");
         }
     }
-    let store = Store::connect(url).await.expect("store");
+    let store = &db.store;
     sqlx::migrate::Migrator::new(old.as_path())
         .await
         .expect("old migrator")
@@ -51,7 +66,6 @@ async fn upgrade(url: &str, dir: &std::path::Path, backend: &str) -> Store {
         sqlx::query(sql).execute(p).await.expect("seed");
     }
     store.migrate().await.expect("upgrade");
-    store
 }
 
 async fn check(store: &Store) {
@@ -99,47 +113,4 @@ async fn check(store: &Store) {
     .execute(p)
     .await;
     assert!(bad.is_err(), "foreign keys are on after the rebuild");
-}
-
-#[tokio::test]
-async fn sqlite_upgrade_keeps_rows_and_foreign_keys() {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("migr-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let store = upgrade(
-        &format!("sqlite://{}/messo.db", dir.display()),
-        &dir,
-        "sqlite",
-    )
-    .await;
-    check(&store).await;
-}
-
-#[tokio::test]
-async fn postgres_upgrade_keeps_rows() {
-    let base = std::env::var("MESSO_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let schema = format!("messo_migr_{}", std::process::id());
-    let admin = Store::connect(&base)
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432");
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE"
-    )))
-    .execute(admin.pool())
-    .await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(admin.pool())
-        .await
-        .expect("schema");
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("migr-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let url = format!("{base}?options=-c%20search_path%3D{schema}");
-    let store = upgrade(&url, &dir, "postgres").await;
-    check(&store).await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(admin.pool())
-        .await;
 }

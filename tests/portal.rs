@@ -4,12 +4,10 @@
 //! time, closed late, received out of hours) and nothing internal; forged, foreign, expired and
 //! revoked links show nothing; the portal's token sees only the named citizen's tickets.
 
-#[path = "common/portal.rs"]
-mod harness;
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
-use harness::{CF, NOW, OTHER_CF, Portal, link_in, seed, ts};
+use common::portal::{CF, NOW, OTHER_CF, Portal, link_in, seed, start, ts};
+use common::{Backend, TestDb, on_both};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::http::portal::link_keys;
 use messo::portal::LinkKeys;
@@ -17,8 +15,8 @@ use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
 
-async fn every_message_carries_a_link_that_opens_its_ticket(p: Portal) {
-    seed(&p).await;
+async fn every_message_carries_a_link_that_opens_its_ticket(p: &Portal) {
+    seed(p).await;
     p.deliver().await;
     let sent = p.sent_texts("2026/000101").await;
     assert!(
@@ -70,11 +68,10 @@ async fn every_message_carries_a_link_that_opens_its_ticket(p: Portal) {
     assert!(it.contains("<html lang=\"it\">") && it.contains("Richiesta n. 2026/000106"));
 }
 
-async fn the_feed_tells_each_state_in_plain_words(p: Portal) {
-    seed(&p).await;
+async fn the_feed_tells_each_state_in_plain_words(p: &Portal) {
+    seed(p).await;
     p.deliver().await;
     let feed = |number: &'static str| {
-        let p = &p;
         async move {
             let link = p.link(number).await;
             let (status, v) = p.feed(number, Portal::token_of(&link), "").await;
@@ -229,8 +226,8 @@ async fn the_feed_tells_each_state_in_plain_words(p: Portal) {
     assert_eq!(v["status"]["code"], "in_ritardo", "{v}");
 }
 
-async fn the_portal_sees_only_the_named_citizen(p: Portal) {
-    seed(&p).await;
+async fn the_portal_sees_only_the_named_citizen(p: &Portal) {
+    seed(p).await;
     let (status, v) = p.portal_feed("2026/000107", CF).await;
     assert_eq!(status, 404, "another citizen's ticket is not found: {v}");
     assert!(!v.to_string().contains("Certificato"), "{v}");
@@ -257,19 +254,16 @@ async fn the_portal_sees_only_the_named_citizen(p: Portal) {
     assert_eq!(status, 401);
 
     // "My requests": newest first, only this citizen's, in pages.
-    let list = |q: String| {
-        let p = &p;
-        async move {
-            let r = p
-                .http
-                .get(format!("{}/api/v1/citizen/tickets{q}", p.base))
-                .bearer_auth(&p.portal_token)
-                .send()
-                .await
-                .expect("request");
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
+    let list = |q: String| async move {
+        let r = p
+            .http
+            .get(format!("{}/api/v1/citizen/tickets{q}", p.base))
+            .bearer_auth(&p.portal_token)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
     };
     let (status, v) = list(format!("?cf={CF}&limit=4")).await;
     assert_eq!(status, 200, "{v}");
@@ -306,8 +300,8 @@ async fn the_portal_sees_only_the_named_citizen(p: Portal) {
     assert_eq!(r.status().as_u16(), 401);
 }
 
-async fn forged_expired_and_revoked_links_show_nothing(p: Portal) {
-    seed(&p).await;
+async fn forged_expired_and_revoked_links_show_nothing(p: &Portal) {
+    seed(p).await;
     let good = p.link("2026/000101").await;
     let (status, _, body) = p.open(&good).await;
     assert_eq!(status, 200, "{body}");
@@ -396,8 +390,8 @@ async fn forged_expired_and_revoked_links_show_nothing(p: Portal) {
     );
 }
 
-async fn one_client_is_limited(p: Portal) {
-    seed(&p).await;
+async fn one_client_is_limited(p: &Portal) {
+    seed(p).await;
     let good = p.link("2026/000101").await;
     let mut codes = Vec::new();
     for _ in 0..7 {
@@ -416,42 +410,17 @@ async fn one_client_is_limited(p: Portal) {
     }
 }
 
-macro_rules! on_both {
-    ($($name:ident $(, $extra:expr)?);* $(;)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let extra: &[(&str, &str)] = &[$($extra)?];
-                    super::$name(super::harness::start(super::harness::sqlite_store().await, extra).await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let extra: &[(&str, &str)] = &[$($extra)?];
-                    let (store, schema) = super::harness::postgres_store().await;
-                    super::$name(super::harness::start(store, extra).await).await;
-                    super::pg::drop_schema(&schema).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both! {
-    every_message_carries_a_link_that_opens_its_ticket;
-    the_feed_tells_each_state_in_plain_words;
-    the_portal_sees_only_the_named_citizen;
-    forged_expired_and_revoked_links_show_nothing;
-    one_client_is_limited, ("MESSO_PORTAL__REQUESTS_PER_MINUTE", "5");
-}
+on_both!(start;
+    every_message_carries_a_link_that_opens_its_ticket(&[]),
+    the_feed_tells_each_state_in_plain_words(&[]),
+    the_portal_sees_only_the_named_citizen(&[]),
+    forged_expired_and_revoked_links_show_nothing(&[]),
+    one_client_is_limited(&[("MESSO_PORTAL__REQUESTS_PER_MINUTE", "5")]),
+);
 
 #[tokio::test]
 async fn a_key_kept_in_the_store_is_made_once_and_shared() {
-    let store = harness::sqlite_store().await;
+    let store = TestDb::open(Backend::Sqlite).await;
     let config = Config::from_toml(BUILTIN_TOML, "test", Vec::new()).expect("config");
     assert!(config.portal.link_key.is_none());
     let a = link_keys(&config, &store, ts(NOW)).await.expect("keys");
@@ -463,8 +432,9 @@ async fn a_key_kept_in_the_store_is_made_once_and_shared() {
         .await
         .expect("keys");
     assert!(configured.verify(&t, ts(NOW)).is_err());
+    store.finish().await;
 }
 
 fn config_with_key() -> Config {
-    harness::config(&[])
+    common::portal::config(&[])
 }

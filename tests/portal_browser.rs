@@ -1,36 +1,24 @@
-//! The status page on a phone, in a real headless chromium driven over WebDriver
-//! (tests/common/webdriver.rs): a citizen opens the link from the integration request they
-//! received, on a 390 × 844 viewport, and sees where the request stands, what is missing and
-//! how to send it, the URP's hours, without horizontal scrolling and without any script; the
+//! The status page on a phone, in a real headless chromium driven over WebDriver (fantoccini,
+//! through tests/common/webdriver.rs): a citizen opens the link from the integration request
+//! they received, on a 390 × 844 viewport, and sees where the request stands, what is missing
+//! and how to send it, the URP's hours, without horizontal scrolling and without any script; the
 //! overdue, closed (English) and expired-link pages are opened too. axe-core (installed by
 //! `scripts/install-peers.sh` from the npm registry) checks every page against WCAG 2.1 A and
 //! AA, colour contrast included; any violation fails the test. Screenshots are kept in
 //! `target/test-artifacts/portal-*.png`.
 
-#[path = "common/portal.rs"]
-mod harness;
-#[path = "common/pg.rs"]
-mod pg;
-#[path = "common/webdriver.rs"]
-mod webdriver;
+mod common;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::{Portal, link_in, seed};
+use common::Backend;
+use common::portal::{Portal, link_in, seed};
+use common::webdriver::{Browser, artifact_path, ensure};
 use serde_json::{Value, json};
-use webdriver::{Browser, artifact_path};
 
 const PHONE: (u32, u32) = (390, 844);
 const WAIT: Duration = Duration::from_secs(10);
-
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!("{}: {}", stringify!($cond), format!($($fmt)+)));
-        }
-    };
-}
 
 fn axe_source() -> Result<String, String> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -206,7 +194,7 @@ async fn scenario(b: &Browser, p: &Portal, axe_js: &str) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_citizen_reads_the_status_page_on_a_phone() {
     let axe_js = axe_source().expect("axe-core");
-    let p = harness::start(harness::sqlite_store().await, &[]).await;
+    let p = common::portal::start(Backend::Sqlite, &[]).await;
     seed(&p).await;
     p.deliver().await;
     let b = Browser::start()
@@ -214,10 +202,11 @@ async fn a_citizen_reads_the_status_page_on_a_phone() {
         .expect("chromium and chromedriver (scripts/install-peers.sh installs them)");
     let result = scenario(&b, &p, &axe_js).await;
     if result.is_err() {
-        b.save_artifacts("portal-failure").await;
+        b.save_failure("portal-failure").await;
     }
     let _ = b.close().await;
     if let Err(e) = result {
         panic!("{e}");
     }
+    p.finish().await;
 }

@@ -2,16 +2,16 @@
 //! now (`portal.link_valid_days`) also bounds it, so lowering it shortens the links already in
 //! citizens' mailboxes. Over real HTTP, on SQLite and on PostgreSQL.
 
-#[path = "common/portal.rs"]
-mod harness;
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
-use harness::{KEY, NOW, Portal, seed, ts};
+use common::on_both;
+use common::portal::{KEY, NOW, Portal, seed, start, ts};
 use messo::portal::LinkKeys;
 
-async fn a_lower_validity_shortens_links_already_sent(p: Portal) {
-    seed(&p).await;
+on_both!(start; a_lower_validity_shortens_links_already_sent(&[("MESSO_PORTAL__LINK_VALID_DAYS", "30")]));
+
+async fn a_lower_validity_shortens_links_already_sent(p: &Portal) {
+    seed(p).await;
     assert_eq!(p.config.portal.link_valid_days, 30);
     let id = p.id("2026/000101").await;
     // Links sent while the validity was 180 days, signed with the same key.
@@ -42,28 +42,4 @@ async fn a_lower_validity_shortens_links_already_sent(p: Portal) {
     let (status, _, body) = p.open(&fresh).await;
     assert_eq!(status, 200, "{body}");
     p.set_now(NOW);
-}
-
-mod sqlite {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_lower_validity_shortens_links_already_sent() {
-        let extra: &[(&str, &str)] = &[("MESSO_PORTAL__LINK_VALID_DAYS", "30")];
-        super::a_lower_validity_shortens_links_already_sent(
-            super::harness::start(super::harness::sqlite_store().await, extra).await,
-        )
-        .await;
-    }
-}
-
-mod postgres {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_lower_validity_shortens_links_already_sent() {
-        let extra: &[(&str, &str)] = &[("MESSO_PORTAL__LINK_VALID_DAYS", "30")];
-        let (store, schema) = super::harness::postgres_store().await;
-        super::a_lower_validity_shortens_links_already_sent(
-            super::harness::start(store, extra).await,
-        )
-        .await;
-        super::pg::drop_schema(&schema).await;
-    }
 }

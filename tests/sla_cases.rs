@@ -2,9 +2,9 @@
 //! that gives its answer, run through the batch interface; and the same table through the real
 //! binary, byte for byte.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
+use common::process::{messo, run};
 use messo::batch::BatchProcessor;
 use messo::config::{BUILTIN_TOML, Config};
 use messo::sla::Sla;
@@ -122,19 +122,7 @@ fn the_binary_answers_the_default_table_line_for_line() {
         input.push_str(&c.raw_line);
         input.push('\n');
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_messo"))
-        .args(["sla", "batch"])
-        .env_remove("MESSO_LOG")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn messo");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().expect("wait");
-    writer.join().expect("writer").expect("write");
+    let out = run(messo().args(["sla", "batch"]), Some(&input));
     assert!(
         out.status.success(),
         "exit {:?}: {}",

@@ -2,80 +2,26 @@
 //! PostgreSQL (a fresh schema per test in database `test`; override the server with
 //! MESSO_TEST_PG_URL).
 
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
+use common::{Backend, TestDb, on_both, ts};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::store::{ListQuery, Outcome, Store, StoreError};
 use messo::ticket::{NewEvent, NewTicket, Source};
-use messo::time::Timestamp;
 use serde_json::{Value, json};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
 
 fn config(env: Vec<(String, String)>) -> Config {
     Config::from_toml(BUILTIN_TOML, "built-in", env).expect("config")
 }
 
-fn ts(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
+/// A migrated store with the built-in configuration registered.
+async fn start(backend: Backend) -> TestDb {
+    TestDb::with_config(backend, &config(Vec::new())).await
 }
 
-/// A store on a fresh SQLite file.
-async fn sqlite() -> Store {
-    let dir = std::env::temp_dir().join(unique("messo-store"));
-    let url = format!("sqlite://{}/messo.db", dir.display());
-    let store = Store::connect(&url).await.expect("connect sqlite");
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(&config(Vec::new()), ts("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
-    store
-}
-
-/// A store on a fresh schema of the real PostgreSQL, and the schema's name.
-async fn postgres_in_schema() -> (Store, String) {
-    let schema = unique("messo_t");
-    let store = Store::connect(&pg::fresh_schema(&schema).await)
-        .await
-        .expect("connect postgres");
-    store.migrate().await.expect("migrate");
-    store
-        .register_config(&config(Vec::new()), ts("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
-    (store, schema)
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::sqlite().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let (store, schema) = super::postgres_in_schema().await;
-                super::$name(store).await;
-                super::pg::drop_schema(&schema).await;
-            }
-        }
-    )*};
-}
-
-on_both!(
+on_both!(start;
     creating_computes_the_deadline_and_is_idempotent,
     events_drive_the_clock_and_bad_ones_change_nothing,
     a_policy_edit_never_moves_a_promised_deadline,
@@ -104,7 +50,7 @@ fn event(v: Value) -> NewEvent {
     NewEvent::from_json(&v).expect("valid event")
 }
 
-async fn creating_computes_the_deadline_and_is_idempotent(store: Store) {
+async fn creating_computes_the_deadline_and_is_idempotent(store: &Store) {
     let now = ts("2026-03-02T10:15:00+01:00");
     let t = new_ticket("2026/000001", "2026-03-02T10:15:00+01:00", "urgente");
     let created = store
@@ -139,7 +85,7 @@ async fn creating_computes_the_deadline_and_is_idempotent(store: Store) {
     assert_eq!(events[0].kind, "received");
 }
 
-async fn events_drive_the_clock_and_bad_ones_change_nothing(store: Store) {
+async fn events_drive_the_clock_and_bad_ones_change_nothing(store: &Store) {
     let n = "2026/000002";
     let t = new_ticket(n, "2026-03-02T10:15:00+01:00", "urgente");
     store
@@ -277,7 +223,7 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: Store) {
     );
 }
 
-async fn a_policy_edit_never_moves_a_promised_deadline(store: Store) {
+async fn a_policy_edit_never_moves_a_promised_deadline(store: &Store) {
     let now = ts("2026-03-02T10:15:00+01:00");
     let before = store
         .create_ticket(
@@ -373,15 +319,15 @@ async fn insert_inbox(store: &Store, kind: &str, number: &str, payload: &str, ke
     .expect("insert inbox row");
 }
 
-async fn direct_writes_are_validated_and_never_loop(store: Store) {
+async fn direct_writes_are_validated_and_never_loop(store: &Store) {
     let good = ticket_body("2026/000010", "2026-03-02T10:15:00+01:00", "alta").to_string();
     let mut bad = ticket_body("2026/000011", "2026-03-02T10:15:00+01:00", "Urgent");
     bad["received_at"] = json!("2026-03-02T10:15:00");
-    insert_inbox(&store, "ticket", "2026/000010", &good, None).await;
-    insert_inbox(&store, "ticket", "2026/000011", &bad.to_string(), None).await;
-    insert_inbox(&store, "ticket", "2026/000012", "{not json", None).await;
+    insert_inbox(store, "ticket", "2026/000010", &good, None).await;
+    insert_inbox(store, "ticket", "2026/000011", &bad.to_string(), None).await;
+    insert_inbox(store, "ticket", "2026/000012", "{not json", None).await;
     insert_inbox(
-        &store,
+        store,
         "event",
         "2026/000099",
         r#"{"kind":"note","at":"2026-03-02T11:00:00+01:00","text":"x"}"#,
@@ -389,7 +335,7 @@ async fn direct_writes_are_validated_and_never_loop(store: Store) {
     )
     .await;
     insert_inbox(
-        &store,
+        store,
         "event",
         "2026/000010",
         r#"{"kind":"integration_requested","at":"2026-03-02T11:00:00+01:00","missing":"delega"}"#,
@@ -397,14 +343,14 @@ async fn direct_writes_are_validated_and_never_loop(store: Store) {
     )
     .await;
     insert_inbox(
-        &store,
+        store,
         "event",
         "2026/000010",
         r#"{"kind":"integration_requested","at":"2026-03-02T11:00:00+01:00","missing":"delega"}"#,
         Some("crm-1"),
     )
     .await;
-    insert_inbox(&store, "bogus", "2026/000010", "{}", None).await;
+    insert_inbox(store, "bogus", "2026/000010", "{}", None).await;
 
     let now = ts("2026-03-02T11:01:00+01:00");
     let report = store.process_inbox(now, 100).await.expect("process");
@@ -449,7 +395,7 @@ async fn direct_writes_are_validated_and_never_loop(store: Store) {
     assert_eq!(events.iter().filter(|e| e.source == "crm").count(), 2);
 }
 
-async fn lists_filter_by_state_and_page(store: Store) {
+async fn lists_filter_by_state_and_page(store: &Store) {
     let now = ts("2026-03-06T12:00:00+01:00");
     // Received Monday: urgente is breached by Friday, bassa (7 days) is running.
     for i in 0..5 {
@@ -499,7 +445,7 @@ async fn lists_filter_by_state_and_page(store: Store) {
     assert!(other_office.is_empty());
 }
 
-async fn the_next_check_index_finds_what_came_due(store: Store) {
+async fn the_next_check_index_finds_what_came_due(store: &Store) {
     let created_at = ts("2026-03-02T10:00:00+01:00");
     let t = new_ticket("N-1", "2026-03-02T10:00:00+01:00", "urgente");
     let rec = store
@@ -546,7 +492,7 @@ async fn the_next_check_index_finds_what_came_due(store: Store) {
 /// committed late.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_polling_misses_nothing_with_concurrent_writers() {
-    let (store, schema) = postgres_in_schema().await;
+    let store = start(Backend::Postgres).await;
     let now = ts("2026-03-02T12:00:00+01:00");
     const WRITERS: usize = 8;
     const PER_WRITER: usize = 25;
@@ -611,12 +557,12 @@ async fn postgres_polling_misses_nothing_with_concurrent_writers() {
             .await
             .expect("count");
     assert_eq!((tickets as u64, pending), (total, 0));
-    pg::drop_schema(&schema).await;
+    store.finish().await;
 }
 
 /// A worker whose lease expired (it stalled; another took the row over, in doubt) cannot
 /// overwrite the row with its late result; the new holder's result is the one written.
-async fn a_result_is_written_only_under_its_own_lease(store: Store) {
+async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
     let t0 = ts("2026-03-02T10:15:00+01:00");
     let rec = store
         .create_ticket(

@@ -1,11 +1,10 @@
-//! The WebDriver client itself (tests/common/webdriver.rs), against a real headless chromium:
-//! a tiny axum server serves a page with a form, an external script (the page's CSP allows no
-//! inline script, as the admin console's does) and a sandboxed iframe; the test types, clicks,
-//! reads what the script wrote and takes a screenshot. Without chromium and chromedriver it
+//! The browser tests' WebDriver layer (fantoccini through tests/common/webdriver.rs), against a
+//! real headless chromium: a tiny axum server serves a page with a form, an external script (the
+//! page's CSP allows no inline script, as the admin console's does) and a sandboxed iframe; the
+//! test types, clicks, reads what the script wrote and takes a screenshot. Without chromium and chromedriver it
 //! fails and says to run `scripts/install-peers.sh`.
 
-#[path = "common/webdriver.rs"]
-mod webdriver;
+mod common;
 
 use std::time::Duration;
 
@@ -13,8 +12,8 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use common::webdriver::{Browser, artifact_path};
 use serde_json::json;
-use webdriver::{Browser, artifact_path};
 
 const CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
                    frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
@@ -79,14 +78,7 @@ async fn serve() -> String {
                     .into_response()
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the test server");
-    let addr = listener.local_addr().expect("test server address");
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("test server");
-    });
-    format!("http://{addr}/")
+    format!("{}/", common::serve(app).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +88,7 @@ async fn drives_a_page_through_chromedriver() {
         .await
         .unwrap_or_else(|e| panic!("cannot start the browser: {e}"));
     if let Err(e) = run(&browser, &url).await {
-        browser.save_artifacts("webdriver_smoke-failure").await;
+        browser.save_failure("webdriver_smoke-failure").await;
         panic!("{e} (see target/test-artifacts/webdriver_smoke-failure.*)");
     }
     browser.close().await.expect("close the browser session");
@@ -120,7 +112,7 @@ async fn run(b: &Browser, url: &str) -> Result<(), String> {
     b.send_keys(&name, "xx").await?;
     b.clear(&name).await?;
     b.send_keys(&name, "Anna <b>").await?;
-    assert_eq!(b.prop(&name, "value").await?, json!("Anna <b>"));
+    assert_eq!(b.prop(&name, "value").await?.as_deref(), Some("Anna <b>"));
     assert_eq!(b.attr(&name, "name").await?.as_deref(), Some("name"));
     assert_eq!(b.attr(&name, "data-missing").await?, None);
 

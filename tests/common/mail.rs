@@ -1,4 +1,3 @@
-#![allow(dead_code)] // shared by several test crates, each using a part
 //! Reading the e-mails the tests receive: the decoded text/plain and text/html parts of a MIME
 //! message, and its headers.
 
@@ -87,4 +86,28 @@ pub fn part(eml: &str, mime: &str) -> Option<String> {
         return Some(String::from_utf8_lossy(&bytes).replace("\r\n", "\n"));
     }
     None
+}
+
+/// The subjects of the e-mails the file channel wrote into `out` to the citizen for `kind`, in
+/// the order of their file names.
+pub fn subjects(out: &std::path::Path, kind: &str) -> Vec<String> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(out)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains(&format!("-{kind}-citizen")) && n.ends_with(".eml"))
+        })
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            text.lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
 }

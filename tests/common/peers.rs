@@ -1,10 +1,12 @@
-#![allow(dead_code)] // shared by several test crates, each using a part
 //! Real peers the delivery tests talk to: an SMTP server (aiosmtpd, from the venv that
-//! `scripts/install-peers.sh` makes) and TLS certificates for it.
+//! `scripts/install-peers.sh` makes), postfix's `smtp-sink` as a faulty one, and TLS
+//! certificates for them.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
+
+use super::process::{Proc, free_port, listening, run};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -19,7 +21,7 @@ fn python() -> PathBuf {
 
 /// A running SMTP peer; killed when dropped.
 pub struct SmtpPeer {
-    child: Child,
+    proc: Proc,
     pub port: u16,
     pub dir: PathBuf,
 }
@@ -33,29 +35,30 @@ impl SmtpPeer {
             "the SMTP test peer needs {}: run scripts/install-peers.sh",
             py.display()
         );
-        let mut child = Command::new(&py)
-            .arg(root().join("tests/peers/smtp_peer.py"))
-            .arg("--dir")
-            .arg(dir)
-            .arg("--port")
-            .arg(port.to_string())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the SMTP peer");
-        let stdout = child.stdout.take().expect("peer stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("peer READY line");
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the SMTP peer did not start: {line:?}"));
+        let log = dir.join("smtp_peer.log");
+        let _ = std::fs::remove_file(&log);
+        let mut proc = Proc::spawn(
+            Command::new(&py)
+                .arg(root().join("tests/peers/smtp_peer.py"))
+                .arg("--dir")
+                .arg(dir)
+                .arg("--port")
+                .arg(port.to_string())
+                .args(args),
+            &log,
+        );
+        // It says `READY <port>` once it accepts connections.
+        let ready = |log: &str| {
+            log.lines()
+                .find_map(|l| l.strip_prefix("READY "))
+                .and_then(|p| p.trim().parse::<u16>().ok())
+        };
+        proc.wait_until(Duration::from_secs(30), "READY line", || {
+            ready(&std::fs::read_to_string(&log).unwrap_or_default()).is_some()
+        });
+        let port = ready(&proc.log()).expect("the READY line");
         SmtpPeer {
-            child,
+            proc,
             port,
             dir: dir.to_owned(),
         }
@@ -76,28 +79,45 @@ impl SmtpPeer {
     }
 
     pub fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.kill();
     }
 }
 
-impl Drop for SmtpPeer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// postfix's `smtp-sink` on a free port with `fault` options (`-q .`, `-Q MAIL`, …), logging
+/// into `dir`; it and its port.
+pub fn smtp_sink(dir: &Path, fault: &[&str]) -> (Proc, u16) {
+    let sink = Path::new("/usr/sbin/smtp-sink");
+    assert!(
+        sink.exists(),
+        "{} is missing: run scripts/install-peers.sh",
+        sink.display()
+    );
+    let port = free_port();
+    let mut proc = Proc::spawn(
+        Command::new(sink)
+            .args(["-u", "root", "-a"])
+            .args(fault)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("10"),
+        &dir.join(format!("smtp-sink-{port}.log")),
+    );
+    proc.wait_until(Duration::from_secs(10), "listening", || listening(port));
+    (proc, port)
 }
 
 /// A test CA and a leaf certificate for localhost/127.0.0.1 under `dir`: (ca, leaf, key).
 pub fn certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let status = Command::new("bash")
-        .arg(root().join("tests/peers/make-certs.sh"))
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("make-certs.sh");
-    assert!(status.success(), "make-certs.sh failed");
+    let out = run(
+        Command::new("bash")
+            .arg(root().join("tests/peers/make-certs.sh"))
+            .arg(dir),
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "make-certs.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (
         dir.join("ca.pem"),
         dir.join("leaf.pem"),

@@ -1,6 +1,5 @@
 //! The machine's real PostgreSQL for the tests: a fresh schema per test in database `test`
 //! (override the server with MESSO_TEST_PG_URL), dropped by the tests that pass.
-#![allow(dead_code)] // each test crate uses a part
 
 use messo::store::Store;
 

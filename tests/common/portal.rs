@@ -1,11 +1,9 @@
 //! The citizen portal served over real HTTP on a store seeded with one ticket per SLA state,
-//! with a settable clock; shared by tests/portal.rs and tests/portal_browser.rs.
-#![allow(dead_code)] // each test crate uses a part
+//! with a settable clock; shared by tests/portal.rs, tests/portal_validity.rs and
+//! tests/portal_browser.rs.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use messo::config::{ApiToken, BUILTIN_TOML, Config, Scope};
 use messo::daemon::Engine;
@@ -17,29 +15,17 @@ use messo::portal::LinkMaker;
 use messo::store::Store;
 use messo::templates::{Catalog, Settings, Templates};
 use messo::ticket::{NewEvent, NewTicket, Source};
-use messo::time::Timestamp;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+pub use super::ts;
+use super::{Backend, TestClock, TestDb, fixed_clock, serve};
 
 pub const KEY: &str = "a-test-key-for-status-links-0123456789";
 pub const CF: &str = "RSSMRA80A01H501U";
 pub const OTHER_CF: &str = "VRDGPP75B12F205F";
 /// Wednesday 4 March 2026, noon in Rome: the clock of most checks.
 pub const NOW: &str = "2026-03-04T12:00:00+01:00";
-
-pub fn ts(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("timestamp")
-}
-
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
 
 pub fn config(extra: &[(&str, &str)]) -> Config {
     let mut env = vec![
@@ -57,47 +43,26 @@ pub fn config(extra: &[(&str, &str)]) -> Config {
     Config::from_toml(BUILTIN_TOML, "test", env).expect("config")
 }
 
-pub async fn sqlite_store() -> Store {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("portal"));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::connect(&format!("sqlite://{}/messo.db", dir.display()))
-        .await
-        .expect("sqlite");
-    store.migrate().await.expect("migrate");
-    store
-}
-
-pub async fn postgres_store() -> (Store, String) {
-    let schema = unique("messo_portal");
-    let store = Store::connect(&super::pg::fresh_schema(&schema).await)
-        .await
-        .expect("connect postgres");
-    store.migrate().await.expect("migrate");
-    (store, schema)
-}
-
 pub struct Portal {
     pub base: String,
     pub store: Store,
     pub config: Config,
-    pub now: Arc<AtomicI64>,
+    pub clock: TestClock,
     pub maker: LinkMaker,
     pub portal_token: String,
     pub read_token: String,
     pub http: reqwest::Client,
     pub out: PathBuf,
+    db: TestDb,
 }
 
-pub async fn start(store: Store, extra: &[(&str, &str)]) -> Portal {
+/// The portal on a fresh store of `backend`, configured with the `extra` variables.
+pub async fn start(backend: Backend, extra: &[(&str, &str)]) -> Portal {
     messo::install_crypto();
     let config = config(extra);
-    store
-        .register_config(&config, ts("2026-01-01T00:00:00Z"))
-        .await
-        .expect("register");
-    let now = Arc::new(AtomicI64::new(ts(NOW).0));
-    let n = Arc::clone(&now);
-    let clock: messo::http::Clock = Arc::new(move || Timestamp(n.load(Ordering::SeqCst)));
+    let db = TestDb::with_config(backend, &config).await;
+    let store = db.store.clone();
+    let clock = TestClock::at(NOW);
     let portal_hash = messo::http::new_token().expect("token");
     let portal_token = portal_hash.token.clone();
     let read_hash = messo::http::new_token().expect("token");
@@ -122,34 +87,23 @@ pub async fn start(store: Store, extra: &[(&str, &str)]) -> Portal {
         tokens,
         keys.clone(),
         &config,
-        clock,
+        clock.clock(),
         Arc::new(Metrics::default()),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("portal_out"));
     Portal {
-        base: format!("http://{addr}"),
+        base: serve(router(state)).await,
         maker: link_maker(&config, keys),
+        out: db.dir.join("out"),
         store,
         config,
-        now,
+        clock,
         portal_token,
         read_token,
         http: reqwest::Client::builder()
             .no_proxy()
             .build()
             .expect("client"),
-        out,
+        db,
     }
 }
 
@@ -243,7 +197,7 @@ pub async fn seed(p: &Portal) {
 impl Portal {
     /// Runs the engine and delivers everything owed as files, with status links.
     pub async fn deliver(&self) {
-        let now = Timestamp(self.now.load(Ordering::SeqCst));
+        let now = self.clock.now();
         Engine::new(self.store.clone(), self.config.notify.clone())
             .cycle(now)
             .await
@@ -263,12 +217,16 @@ impl Portal {
             .with_templates(templates)
             .with_status_links(Arc::new(self.maker.clone())),
         );
-        let c: messo::http::Clock = Arc::new(move || now);
-        d.drain(&c, 1000).await.expect("drain");
+        d.drain(&fixed_clock(now), 1000).await.expect("drain");
     }
 
     pub fn set_now(&self, t: &str) {
-        self.now.store(ts(t).0, Ordering::SeqCst);
+        self.clock.set(t);
+    }
+
+    /// Tidies up after a test that passed.
+    pub async fn finish(self) {
+        self.db.finish().await;
     }
 
     pub async fn id(&self, number: &str) -> i64 {
@@ -282,7 +240,7 @@ impl Portal {
 
     /// A fresh link to `number`, issued at the test clock.
     pub async fn link(&self, number: &str) -> String {
-        let now = Timestamp(self.now.load(Ordering::SeqCst));
+        let now = self.clock.now();
         self.maker.url(self.id(number).await, now)
     }
 
