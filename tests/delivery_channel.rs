@@ -3,16 +3,16 @@
 //! messages owed on it, and the dispatcher records its outcome like any other (SQLite and
 //! PostgreSQL).
 
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use common::{Backend, TestDb, on_both};
 use messo::delivery::dispatch::Dispatcher;
 use messo::delivery::{Channel, DoubtPolicy, OutMessage, Outcome, Sending, Sent};
 use messo::domain::Channel as ChannelName;
-use messo::store::{NewOutbox, Store};
+use messo::store::NewOutbox;
 use messo::time::{Clock, Timestamp};
 use serde_json::json;
 
@@ -73,9 +73,16 @@ fn owed(channel: &str, address: &str, key: &str) -> NewOutbox {
     }
 }
 
-async fn a_new_channel_gets_its_messages_only(store: Store) {
+async fn start(backend: Backend) -> TestDb {
+    TestDb::open(backend).await
+}
+
+on_both!(start; a_new_channel_gets_its_messages_only);
+
+async fn a_new_channel_gets_its_messages_only(db: &TestDb) {
+    let store = &db.store;
     let now = Timestamp(1_800_000_000);
-    let dir = tempdir();
+    let dir = db.dir.join("outbox");
     let sms = store
         .insert_message(&owed("sms", "+393471234567", "a"), now)
         .await
@@ -109,38 +116,4 @@ async fn a_new_channel_gets_its_messages_only(store: Store) {
         .expect("read")
         .expect("row");
     assert_eq!(state.provider.as_deref(), Some("file"));
-    std::fs::remove_dir_all(&dir).ok();
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "messo-channel-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-#[tokio::test]
-async fn a_new_channel_plugs_in_on_sqlite() {
-    let dir = tempdir();
-    let url = format!("sqlite://{}", dir.join("messo.db").display());
-    let store = Store::connect(&url).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    a_new_channel_gets_its_messages_only(store).await;
-    std::fs::remove_dir_all(&dir).ok();
-}
-
-#[tokio::test]
-async fn a_new_channel_plugs_in_on_postgres() {
-    let schema = format!("channel_{}", std::process::id());
-    let url = pg::fresh_schema(&schema).await;
-    let store = Store::connect(&url).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    a_new_channel_gets_its_messages_only(store).await;
-    pg::drop_schema(&schema).await;
 }
