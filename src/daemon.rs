@@ -330,13 +330,10 @@ fn sd_notify(state: &[sd_notify::NotifyState<'_>]) {
     let _ = sd_notify::notify(state);
 }
 
-/// Runs until `shutdown` turns true.
-pub async fn run(
-    config: Config,
-    clock: Clock,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), DaemonError> {
-    let _lock = if config.database_url.starts_with("sqlite:") {
+/// Locks a SQLite file to this daemon, connects, migrates, records the configuration's
+/// versions and says what needs saying at start.
+async fn open_store(config: &Config, clock: &Clock) -> Result<(Option<File>, Store), DaemonError> {
+    let lock = if config.database_url.starts_with("sqlite:") {
         sqlite_lock(&config.database_url)?
     } else {
         None
@@ -368,6 +365,141 @@ pub async fn run(
             "no API tokens configured: the ticket API refuses every request (see `messo token new`)"
         );
     }
+    Ok((lock, store))
+}
+
+/// Every rate limiter forgets, once a minute, the clients whose allowance is full again.
+fn spawn_pruner(
+    tokens: Arc<TokenBook>,
+    webhooks: WebhookState,
+    admin: AdminState,
+    portal: Option<PortalState>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.wait_for(|stop| *stop) => break,
+            }
+            tokens.prune();
+            webhooks.prune();
+            admin.prune();
+            if let Some(p) = &portal {
+                p.prune();
+            }
+        }
+    })
+}
+
+/// The daemon's tasks, stopped in order by [`stop_tasks`].
+struct Tasks {
+    dispatcher: Arc<Dispatcher>,
+    send_wake: Arc<Wake>,
+    sender: tokio::task::JoinHandle<()>,
+    imap: Option<tokio::task::JoinHandle<()>>,
+    housekeeping: tokio::task::JoinHandle<()>,
+    pruner: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+}
+
+/// Lets what is in flight finish (messages 60 s, IMAP 10 s, requests 20 s), then stops.
+async fn stop_tasks(t: Tasks) -> Result<(), DaemonError> {
+    let Tasks {
+        dispatcher,
+        send_wake,
+        sender,
+        imap,
+        housekeeping,
+        pruner,
+        server,
+    } = t;
+    sd_notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("stopping: finishing requests and messages in flight");
+    dispatcher.stop();
+    send_wake.notify_one();
+    if tokio::time::timeout(Duration::from_secs(60), sender)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "messages still in flight after 60 s; their leases bring them back in doubt"
+        );
+    }
+    if let Some(task) = imap {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    housekeeping.abort();
+    pruner.abort();
+    match tokio::time::timeout(Duration::from_secs(20), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),
+        Ok(Err(join)) => tracing::error!(error = %join, "HTTP server task failed"),
+        Err(_) => tracing::warn!("requests still in flight after 20 s; leaving them"),
+    }
+    Ok(())
+}
+
+/// The portal's state and the link maker of the dispatcher, when the portal is on.
+async fn portal(
+    config: &Config,
+    store: &Store,
+    state: &AppState,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<(PortalState, Arc<crate::portal::LinkMaker>)>, DaemonError> {
+    if !config.portal.enabled {
+        tracing::info!("the citizen portal is off (portal.enabled = false): no status links");
+        return Ok(None);
+    }
+    let keys = http::portal::link_keys(config, store, (state.clock)()).await?;
+    Ok(Some((
+        PortalState::new(
+            store.clone(),
+            Arc::clone(&state.tokens),
+            keys.clone(),
+            config,
+            state.clock.clone(),
+            Arc::clone(metrics),
+        ),
+        Arc::new(http::portal::link_maker(config, keys)),
+    )))
+}
+
+/// Installs the live templates again when another instance published (their stamp changed).
+async fn reload_if_published(store: &Store, admin: &AdminState, stamp: &mut (i64, i64)) {
+    match store.live_templates_stamp().await {
+        Ok(now) if now != *stamp => {
+            *stamp = now;
+            if let Err(e) = admin.reload().await {
+                tracing::error!(error = %e, "reloading the live templates failed");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "reading the live templates failed"),
+    }
+}
+
+/// How long until the earliest instant a ticket is due for a look (at most `interval`).
+async fn until_earliest_check(store: &Store, interval: Duration) -> Duration {
+    match store.earliest_check().await {
+        Ok(Some(t)) => {
+            // Wake at the instant itself, to the millisecond of the system clock.
+            let ms = t.0 * 1000 - chrono::Utc::now().timestamp_millis();
+            Duration::from_millis(ms.max(20) as u64)
+        }
+        _ => interval,
+    }
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(
+    config: Config,
+    clock: Clock,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let (_lock, store) = open_store(&config, &clock).await?;
     let wake = Arc::new(Wake::new());
     let metrics = Arc::new(Metrics::default());
     let limits = config.http.limits.clone();
@@ -407,23 +539,7 @@ pub async fn run(
         limits.max_tracked_clients,
     )
     .with_metrics(Arc::clone(&metrics));
-    let portal = if config.portal.enabled {
-        let keys = http::portal::link_keys(&config, &store, clock()).await?;
-        Some((
-            PortalState::new(
-                store.clone(),
-                Arc::clone(&state.tokens),
-                keys.clone(),
-                &config,
-                clock.clone(),
-                Arc::clone(&metrics),
-            ),
-            Arc::new(http::portal::link_maker(&config, keys)),
-        ))
-    } else {
-        tracing::info!("the citizen portal is off (portal.enabled = false): no status links");
-        None
-    };
+    let portal = portal(&config, &store, &state, &metrics).await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -447,30 +563,13 @@ pub async fn run(
         "HTTP API listening"
     );
 
-    // Every rate limiter forgets, once a minute, the clients whose allowance is full again.
-    let pruned = (
+    let pruner = spawn_pruner(
         Arc::clone(&state.tokens),
         webhooks.clone(),
         admin.clone(),
         portal.as_ref().map(|(p, _)| p.clone()),
+        shutdown.clone(),
     );
-    let mut prune_stop = shutdown.clone();
-    let pruner = tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(60));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                _ = prune_stop.wait_for(|stop| *stop) => break,
-            }
-            pruned.0.prune();
-            pruned.1.prune();
-            pruned.2.prune();
-            if let Some(p) = &pruned.3 {
-                p.prune();
-            }
-        }
-    });
 
     let admin_routes = admin.clone();
     let portal_routes = portal.as_ref().map(|(p, _)| p.clone());
@@ -579,16 +678,7 @@ pub async fn run(
             }
         };
         // A version published through another instance goes live here too.
-        match store.live_templates_stamp().await {
-            Ok(stamp) if stamp != templates_stamp => {
-                templates_stamp = stamp;
-                if let Err(e) = admin.reload().await {
-                    tracing::error!(error = %e, "reloading the live templates failed");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "reading the live templates failed"),
-        }
+        reload_if_published(&store, &admin, &mut templates_stamp).await;
         sd_notify(&[sd_notify::NotifyState::Watchdog]);
         // Sleep until the next tick, an API write, or the earliest instant something is due.
         if busy {
@@ -604,14 +694,7 @@ pub async fn run(
         let exact = if backlog {
             Duration::ZERO
         } else {
-            match store.earliest_check().await {
-                Ok(Some(t)) => {
-                    // Wake at the instant itself, to the millisecond of the system clock.
-                    let ms = t.0 * 1000 - chrono::Utc::now().timestamp_millis();
-                    Duration::from_millis(ms.max(20) as u64)
-                }
-                _ => interval,
-            }
+            until_earliest_check(&store, interval).await
         };
         tokio::select! {
             _ = wake.notified() => {}
@@ -619,29 +702,16 @@ pub async fn run(
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
-    sd_notify(&[sd_notify::NotifyState::Stopping]);
-    tracing::info!("stopping: finishing requests and messages in flight");
-    dispatcher.stop();
-    send_wake.notify_one();
-    if tokio::time::timeout(Duration::from_secs(60), sender)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "messages still in flight after 60 s; their leases bring them back in doubt"
-        );
-    }
-    if let Some(task) = imap {
-        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-    }
-    housekeeping.abort();
-    pruner.abort();
-    match tokio::time::timeout(Duration::from_secs(20), server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),
-        Ok(Err(join)) => tracing::error!(error = %join, "HTTP server task failed"),
-        Err(_) => tracing::warn!("requests still in flight after 20 s; leaving them"),
-    }
+    stop_tasks(Tasks {
+        dispatcher,
+        send_wake,
+        sender,
+        imap,
+        housekeeping,
+        pruner,
+        server,
+    })
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }
