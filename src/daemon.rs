@@ -493,7 +493,161 @@ async fn until_earliest_check(store: &Store, interval: Duration) -> Duration {
     }
 }
 
+/// The daemon's passes (inbound → inbox → engine), each followed by a sleep until the next
+/// tick, an API write or the earliest instant something is due.
+struct Passes<'a> {
+    store: &'a Store,
+    engine: &'a Engine,
+    inbound_policy: &'a InboundPolicy,
+    writer: &'a InboundWriter,
+    clock: &'a Clock,
+    metrics: &'a Arc<Metrics>,
+    send_wake: &'a Arc<Wake>,
+    wake: &'a Arc<Wake>,
+    admin: &'a AdminState,
+    interval: Duration,
+}
+
+impl Passes<'_> {
+    /// Until `shutdown` turns true; `templates_stamp` is the live templates' stamp at start.
+    async fn run(self, mut templates_stamp: (i64, i64), shutdown: &mut watch::Receiver<bool>) {
+        loop {
+            // While webhooks pour in, act on at most 100 records per pass and pass at most every
+            // 100 ms (1,000 records a second): answering providers comes first.
+            let busy = self.writer.busy();
+            let limit = if busy { BUSY_INBOUND } else { PASS_INBOUND };
+            let started = Instant::now();
+            let run = pass(
+                self.store,
+                self.engine,
+                self.inbound_policy,
+                limit,
+                self.clock,
+                self.metrics,
+                self.send_wake,
+            );
+            // A panic in a pass is logged and the next tick tries again: the loop, and with it the
+            // watchdog, the HTTP server and the dispatcher, go on.
+            // A pass that stopped at a bound with work left is followed by the next one at once.
+            let backlog = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                Ok(Ok(full)) => full,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "pass failed; retrying at the next tick");
+                    false
+                }
+                Err(p) => {
+                    tracing::error!(panic = %http::panic_message(p.as_ref()),
+                        "the pass panicked; retrying at the next tick");
+                    false
+                }
+            };
+            // A version published through another instance goes live here too.
+            reload_if_published(self.store, self.admin, &mut templates_stamp).await;
+            sd_notify(&[sd_notify::NotifyState::Watchdog]);
+            // Sleep until the next tick, an API write, or the earliest instant something is due.
+            if busy {
+                let pause = BUSY_PACE.saturating_sub(started.elapsed());
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                }
+                if backlog {
+                    continue;
+                }
+            }
+            let exact = if backlog {
+                Duration::ZERO
+            } else {
+                until_earliest_check(self.store, self.interval).await
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(exact.min(self.interval)) => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+    }
+}
+
+/// Polls the IMAP mailbox, when configured, under `supervise`.
+fn spawn_imap(
+    config: &Config,
+    writer: &InboundWriter,
+    clock: &Clock,
+    shutdown: &watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    config.inbound.imap.clone().map(|polling| {
+        let (inbound, writer, clock, stop) = (
+            config.inbound.clone(),
+            writer.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(supervise("imap", shutdown.clone(), move || {
+            imap_loop(
+                polling.clone(),
+                inbound.clone(),
+                writer.clone(),
+                clock.clone(),
+                stop.clone(),
+            )
+        }))
+    })
+}
+
+/// The dispatcher: the configured channels, the SMS window for fallbacks, the live templates
+/// and, with the portal on, status links.
+fn dispatcher(
+    config: &Config,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    templates: &Arc<Templates>,
+    links: Option<Arc<crate::portal::LinkMaker>>,
+) -> Result<Dispatcher, DaemonError> {
+    let sms_calendar = Arc::new(engine::sms_calendar(
+        &config.sla()?.calendar,
+        &config.notify,
+    )?);
+    let mut dispatcher = Dispatcher::from_config(store.clone(), config, Arc::clone(metrics))?
+        .with_sms_opening(Arc::new(move |t| sms_calendar.next_opening(t).unwrap_or(t)))
+        .with_templates(Arc::clone(templates));
+    if let Some(links) = links {
+        dispatcher = dispatcher.with_status_links(links);
+    }
+    Ok(dispatcher)
+}
+
+/// The dispatcher's loop, under `supervise`.
+fn spawn_sender(
+    dispatcher: &Arc<Dispatcher>,
+    store: &Store,
+    clock: &Clock,
+    send_wake: &Arc<Wake>,
+    interval: Duration,
+    shutdown: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let (dispatcher, store, clock, wake, stop) = (
+        Arc::clone(dispatcher),
+        store.clone(),
+        clock.clone(),
+        Arc::clone(send_wake),
+        shutdown.clone(),
+    );
+    tokio::spawn(supervise("send", shutdown.clone(), move || {
+        send_loop(
+            Arc::clone(&dispatcher),
+            store.clone(),
+            clock.clone(),
+            Arc::clone(&wake),
+            interval,
+            stop.clone(),
+        )
+    }))
+}
+
 /// Runs until `shutdown` turns true.
+// Long because it is the daemon's wiring, read top to bottom in start order: the shared state
+// each part is given, the listener, the tasks, the passes, the stop. Each step is a function.
 pub async fn run(
     config: Config,
     clock: Clock,
@@ -529,7 +683,7 @@ pub async fn run(
         Arc::clone(&send_wake),
     );
     admin.reload().await?;
-    let mut templates_stamp = store.live_templates_stamp().await?;
+    let templates_stamp = store.live_templates_stamp().await?;
     let writer = InboundWriter::spawn(store.clone(), Arc::clone(&wake));
     let webhooks = WebhookState::with_max_clients(
         &config.inbound,
@@ -599,109 +753,25 @@ pub async fn run(
 
     let engine = Engine::new(store.clone(), config.notify.clone());
     let inbound_policy = crate::store::inbound_policy(&config);
-    let imap = config.inbound.imap.clone().map(|polling| {
-        let (inbound, writer, clock, stop) = (
-            config.inbound.clone(),
-            writer.clone(),
-            clock.clone(),
-            shutdown.clone(),
-        );
-        tokio::spawn(supervise("imap", shutdown.clone(), move || {
-            imap_loop(
-                polling.clone(),
-                inbound.clone(),
-                writer.clone(),
-                clock.clone(),
-                stop.clone(),
-            )
-        }))
-    });
-    let sms_calendar = Arc::new(engine::sms_calendar(
-        &config.sla()?.calendar,
-        &config.notify,
-    )?);
-    let mut dispatcher = Dispatcher::from_config(store.clone(), &config, Arc::clone(&metrics))?
-        .with_sms_opening(Arc::new(move |t| sms_calendar.next_opening(t).unwrap_or(t)))
-        .with_templates(Arc::clone(&templates));
-    if let Some((_, links)) = &portal {
-        dispatcher = dispatcher.with_status_links(Arc::clone(links));
-    }
-    let dispatcher = Arc::new(dispatcher);
-    let sender = {
-        let (dispatcher, store, clock, wake, stop) = (
-            Arc::clone(&dispatcher),
-            store.clone(),
-            clock.clone(),
-            Arc::clone(&send_wake),
-            shutdown.clone(),
-        );
-        tokio::spawn(supervise("send", shutdown.clone(), move || {
-            send_loop(
-                Arc::clone(&dispatcher),
-                store.clone(),
-                clock.clone(),
-                Arc::clone(&wake),
-                interval,
-                stop.clone(),
-            )
-        }))
-    };
+    let imap = spawn_imap(&config, &writer, &clock, &shutdown);
+    let links = portal.as_ref().map(|(_, links)| Arc::clone(links));
+    let dispatcher = Arc::new(dispatcher(&config, &store, &metrics, &templates, links)?);
+    let sender = spawn_sender(&dispatcher, &store, &clock, &send_wake, interval, &shutdown);
     sd_notify(&[sd_notify::NotifyState::Ready]);
-    loop {
-        // While webhooks pour in, act on at most 100 records per pass and pass at most every
-        // 100 ms (1,000 records a second): answering providers comes first.
-        let busy = writer.busy();
-        let limit = if busy { BUSY_INBOUND } else { PASS_INBOUND };
-        let started = Instant::now();
-        let run = pass(
-            &store,
-            &engine,
-            &inbound_policy,
-            limit,
-            &clock,
-            &metrics,
-            &send_wake,
-        );
-        // A panic in a pass is logged and the next tick tries again: the loop, and with it the
-        // watchdog, the HTTP server and the dispatcher, go on.
-        // A pass that stopped at a bound with work left is followed by the next one at once.
-        let backlog = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
-            Ok(Ok(full)) => full,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "pass failed; retrying at the next tick");
-                false
-            }
-            Err(p) => {
-                tracing::error!(panic = %http::panic_message(p.as_ref()),
-                    "the pass panicked; retrying at the next tick");
-                false
-            }
-        };
-        // A version published through another instance goes live here too.
-        reload_if_published(&store, &admin, &mut templates_stamp).await;
-        sd_notify(&[sd_notify::NotifyState::Watchdog]);
-        // Sleep until the next tick, an API write, or the earliest instant something is due.
-        if busy {
-            let pause = BUSY_PACE.saturating_sub(started.elapsed());
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.wait_for(|stop| *stop) => break,
-            }
-            if backlog {
-                continue;
-            }
-        }
-        let exact = if backlog {
-            Duration::ZERO
-        } else {
-            until_earliest_check(&store, interval).await
-        };
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(exact.min(interval)) => {}
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        }
+    Passes {
+        store: &store,
+        engine: &engine,
+        inbound_policy: &inbound_policy,
+        writer: &writer,
+        clock: &clock,
+        metrics: &metrics,
+        send_wake: &send_wake,
+        wake: &wake,
+        admin: &admin,
+        interval,
     }
+    .run(templates_stamp, &mut shutdown)
+    .await;
     stop_tasks(Tasks {
         dispatcher,
         send_wake,
