@@ -729,12 +729,7 @@ pub async fn run(
     let portal_routes = portal.as_ref().map(|(p, _)| p.clone());
     let server_stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        let mut app = http::router(state)
-            .merge(http::webhooks::router(webhooks))
-            .merge(http::admin::router(admin_routes));
-        if let Some(p) = portal_routes {
-            app = app.merge(http::portal::router(p));
-        }
+        let (app, _) = http::app(state, webhooks, admin_routes, portal_routes);
         // A panic in one request is a 500 for that request, never the end of the daemon.
         let app = http::catch_panics(app);
         http::server::serve(listener, app, &limits, server_stop).await

@@ -25,15 +25,21 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Verified, problem_response, split_token, token_digest, too_many_misses};
 use super::limit::{DEFAULT_MAX_KEYS, KeyedLimit};
-use super::{Clock, Peer, Problem};
+use super::openapi::{
+    BadRequest, Busy, Conflict, CsrfToken, Forbidden, Internal, Invalid, MalformedJson, NotFound,
+    TemplateRefused, TicketNumber, Unauthorized, UnsupportedMediaType,
+};
+use super::{Clock, Peer, Problem, schema};
 use crate::config::Admin;
 use crate::domain::Lang;
 use crate::inbound::verify;
@@ -233,41 +239,45 @@ impl AdminState {
     }
 }
 
-/// The admin routes and the console.
-pub fn router(state: AdminState) -> Router {
-    let t = "/api/v1/admin/templates/{audience}/{kind}/{lang}";
-    Router::new()
-        .route("/api/v1/admin/login", post(login))
-        .route("/api/v1/admin/logout", post(logout))
-        .route("/api/v1/admin/me", get(me))
-        .route("/api/v1/admin/templates", get(list_templates))
-        .route(t, get(get_template))
-        .route(&format!("{t}/preview"), post(preview))
-        .route(&format!("{t}/validate"), post(validate))
-        .route(&format!("{t}/versions"), post(save))
-        .route(&format!("{t}/versions/{{version}}/publish"), post(publish))
-        .route(&format!("{t}/rollback"), post(rollback))
-        .route(&format!("{t}/history"), get(history))
-        .route(&format!("{t}/test-send"), post(test_send))
-        .route("/api/v1/admin/tickets/at-risk", get(at_risk))
-        .route(
-            "/api/v1/admin/tickets/{number}/revoke-links",
-            post(revoke_links),
-        )
-        .route("/api/v1/admin/audit", get(audit))
-        .route("/api/v1/admin/users", get(users).post(add_user))
-        .route("/api/v1/admin/users/{name}", patch(change_user))
+/// The admin routes and the console with their documentation (merged into the whole API by
+/// [`super::app`]).
+pub fn routes(state: AdminState) -> OpenApiRouter {
+    let api = OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(list_templates))
+        .routes(routes!(get_template))
+        .routes(routes!(preview))
+        .routes(routes!(validate))
+        .routes(routes!(save))
+        .routes(routes!(publish))
+        .routes(routes!(rollback))
+        .routes(routes!(history))
+        .routes(routes!(test_send))
+        .routes(routes!(at_risk))
+        .routes(routes!(revoke_links))
+        .routes(routes!(audit))
+        .routes(routes!(users, add_user))
+        .routes(routes!(change_user))
         .layer(axum::middleware::from_fn(no_store))
         // Four parts of at most 64 KiB each, and a little JSON around them.
-        .layer(axum::extract::DefaultBodyLimit::max(320 * 1024))
-        .route("/admin", get(console_page))
-        .route("/admin/", get(console_page))
-        .route("/admin/assets/{file}", get(console_asset))
+        .layer(axum::extract::DefaultBodyLimit::max(320 * 1024));
+    let console = OpenApiRouter::new()
+        .routes(routes!(console_page))
+        .routes(routes!(console_page_slash))
+        .routes(routes!(console_asset));
+    api.merge(console)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             with_peer,
         ))
         .with_state(state)
+}
+
+/// The admin routes and the console.
+pub fn router(state: AdminState) -> Router {
+    routes(state).split_for_parts().0
 }
 
 async fn no_store(req: Request, next: Next) -> Response {
@@ -299,10 +309,71 @@ fn console_headers(content_type: &'static str, body: &'static str) -> Response {
     res
 }
 
+/// The admin console page
+///
+/// The single-page console; it signs in through `POST /api/v1/admin/login`. Served with a strict
+/// Content-Security-Policy, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`.
+#[utoipa::path(
+    get,
+    path = "/admin",
+    operation_id = "consolePage",
+    tag = "console",
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html")),
+)]
 async fn console_page() -> Response {
     console_headers("text/html; charset=utf-8", CONSOLE_HTML)
 }
 
+/// The admin console page
+///
+/// The single-page console; it signs in through `POST /api/v1/admin/login`. Served with a strict
+/// Content-Security-Policy, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`.
+#[utoipa::path(
+    get,
+    path = "/admin/",
+    operation_id = "consolePageSlash",
+    tag = "console",
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html")),
+)]
+async fn console_page_slash() -> Response {
+    console_page().await
+}
+
+/// A console asset's name.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // described, never built
+struct AssetName {
+    /// Other names answer 404.
+    #[param(inline)]
+    file: Asset,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // described, never built
+enum Asset {
+    #[serde(rename = "app.js")]
+    AppJs,
+    #[serde(rename = "app.css")]
+    AppCss,
+}
+
+/// A console asset
+///
+/// Served with a strict Content-Security-Policy, `X-Frame-Options: DENY`, `Referrer-Policy:
+/// no-referrer`.
+#[utoipa::path(
+    get,
+    path = "/admin/assets/{file}",
+    operation_id = "consoleAsset",
+    tag = "console",
+    params(AssetName),
+    responses(
+        (status = 200, description = "The asset.",
+         content((String = "text/javascript"), (String = "text/css"))),
+        (status = 404, response = NotFound),
+    ),
+)]
 async fn console_asset(Path(file): Path<String>) -> Response {
     match file.as_str() {
         "app.js" => console_headers("text/javascript; charset=utf-8", CONSOLE_JS),
@@ -458,23 +529,74 @@ impl AdminState {
         t.to_chrono().with_timezone(&self.inner.tz).to_rfc3339()
     }
 
-    fn version_json(&self, v: &TemplateVersion) -> Value {
-        json!({
-            "version": v.version,
-            "state": v.state,
-            "subject": v.content.subject,
-            "text": v.content.text,
-            "html": v.content.html,
-            "sms": v.content.sms,
-            "note": v.note,
-            "author": v.author,
+    fn version_json(&self, v: &TemplateVersion) -> VersionBody {
+        VersionBody {
+            version: v.version,
+            state: v.state.clone(),
+            subject: v.content.subject.clone(),
+            text: v.content.text.clone(),
+            html: v.content.html.clone(),
+            sms: v.content.sms.clone(),
+            note: v.note.clone(),
+            author: v.author.clone(),
             // The bundled default (version 0) was never created by anyone.
-            "created_at": (v.version != 0).then(|| self.rfc(v.created_at)),
-            "published_by": v.published_by,
-            "published_at": v.published_at.map(|t| self.rfc(t)),
-            "restores": v.restores,
-        })
+            created_at: (v.version != 0).then(|| self.rfc(v.created_at)),
+            published_by: v.published_by.clone(),
+            published_at: v.published_at.map(|t| self.rfc(t)),
+            restores: v.restores,
+        }
     }
+}
+
+// The states of a template version.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built
+enum VersionState {
+    Live,
+    Proposed,
+    Retired,
+    Withdrawn,
+}
+
+/// One version of a template.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TemplateVersion)]
+struct VersionBody {
+    /// 0 is the bundled default.
+    version: i64,
+    #[schema(inline, value_type = VersionState)]
+    state: String,
+    subject: String,
+    text: String,
+    #[schema(required = true)]
+    html: Option<String>,
+    #[schema(required = true)]
+    sms: Option<String>,
+    note: String,
+    author: String,
+    /// Null only for version 0 in the history.
+    #[schema(format = DateTime, required = true)]
+    created_at: Option<String>,
+    #[schema(required = true)]
+    published_by: Option<String>,
+    #[schema(format = DateTime, required = true)]
+    published_at: Option<String>,
+    /// For a version made by a rollback: the version whose words it restores (the first of a
+    /// chain of rollbacks; 0: the bundled default). Null otherwise.
+    #[schema(required = true)]
+    restores: Option<i64>,
+}
+
+/// A role, from least to most trusted: viewer < editor < admin.
+#[derive(ToSchema)]
+#[schema(as = Role)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built
+enum RoleName {
+    Viewer,
+    Editor,
+    Admin,
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
@@ -489,34 +611,13 @@ fn parse_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Proble
     })
 }
 
-fn json_response(status: StatusCode, body: Value) -> Response {
+fn json_response<T: Serialize>(status: StatusCode, body: T) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
 /// 422 listing each template problem (part, line, column, sample, message).
 fn refused(problems: &[templates::Problem]) -> Response {
-    let detail = problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
-    let mut res = (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        json!({
-            "type": "urn:messo:problem:template",
-            "title": "Il modello non è valido: la versione in uso resta invariata",
-            "status": 422,
-            "detail": detail,
-            "errors": problems,
-        })
-        .to_string(),
-    )
-        .into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    res
+    super::problem::template_refused(problems)
 }
 
 fn key_of(audience: &str, kind: &str, lang: &str, t: &Templates) -> Result<Key, Problem> {
@@ -535,11 +636,38 @@ fn key_of(audience: &str, kind: &str, lang: &str, t: &Templates) -> Result<Key, 
 // ---------------------------------------------------------------------------------------------
 // Sessions.
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Login)]
 struct LoginBody {
+    /// Trimmed and lower-cased.
     username: String,
     password: String,
+}
+
+/// A console session just opened.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Session)]
+struct SessionBody<'a> {
+    username: &'a str,
+    #[schema(value_type = RoleName)]
+    role: Role,
+    /// Send it back in `X-CSRF-Token` on every change made with this session.
+    csrf: &'a str,
+}
+
+/// Who is signed in.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Me)]
+struct MeBody<'a> {
+    username: &'a str,
+    #[schema(value_type = RoleName)]
+    role: Role,
+    /// The session's CSRF token; null for a bearer token.
+    #[schema(required = true)]
+    csrf: Option<&'a str>,
+    /// Whether publishing needs another administrator than the author.
+    four_eyes: bool,
 }
 
 fn too_many_logins() -> Response {
@@ -592,6 +720,35 @@ fn same_origin_json(headers: &HeaderMap, public_origin: &str) -> Result<(), Prob
     Ok(())
 }
 
+/// Sign in to the console
+///
+/// Checks the password (argon2) and opens a session: the `messo_admin` cookie and a CSRF token.
+/// The body must be `application/json` (415 otherwise) and the request must come from the
+/// console's own origin: an `Origin` other than `http.public_base_url`'s or the `Host`'s, or a
+/// `Sec-Fetch-Site` other than `same-origin`/`none`, is 403. Attempts are limited per client
+/// address (`admin.login_attempts_per_address_per_minute`) and per user name and address
+/// (`admin.login_attempts_per_minute`), before any hashing; failures are audited. A wrong user
+/// name costs the same as a wrong password. The body may be at most 16 KiB.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/login",
+    operation_id = "adminLogin",
+    tag = "admin",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in.", body = SessionBody,
+         headers(("Set-Cookie" = String, description = "`messo_admin=<token>; HttpOnly; SameSite=Strict; Path=/; Max-Age=<admin.session_hours × 3600>` (`; Secure` when `http.public_base_url` is https)."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, description = "Too many attempts.", body = super::problem::ProblemBody,
+         content_type = "application/problem+json",
+         headers(("Retry-After" = i64, description = "Seconds to wait before retrying."))),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn login(State(st): State<AdminState>, req: Request) -> Result<Response, Problem> {
     let s = &st.inner;
     let peer = client();
@@ -655,7 +812,11 @@ async fn login(State(st): State<AdminState>, req: Request) -> Result<Response, P
     );
     let mut res = json_response(
         StatusCode::OK,
-        json!({"username": user.username, "role": user.role, "csrf": csrf}),
+        SessionBody {
+            username: &user.username,
+            role: user.role,
+            csrf: &csrf,
+        },
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);
@@ -666,6 +827,24 @@ async fn login(State(st): State<AdminState>, req: Request) -> Result<Response, P
 /// Passwords longer than this (in bytes) are refused without hashing.
 const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// Sign out
+///
+/// Ends the cookie session (if one is sent) and clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/logout",
+    operation_id = "adminLogout",
+    tag = "admin",
+    security(("adminSession" = ["viewer"]), ("adminToken" = ["viewer"])),
+    params(CsrfToken),
+    responses(
+        (status = 204, description = "Signed out.",
+         headers(("Set-Cookie" = String, description = "`messo_admin=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`."))),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn logout(
     State(st): State<AdminState>,
     method: Method,
@@ -683,12 +862,30 @@ async fn logout(
     Ok(res)
 }
 
+/// Who is signed in
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/me",
+    operation_id = "adminMe",
+    tag = "admin",
+    security(("adminSession" = ["viewer"]), ("adminToken" = ["viewer"])),
+    responses(
+        (status = 200, description = "The caller.", body = MeBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn me(State(st): State<AdminState>, method: Method, headers: HeaderMap) -> Response {
     match st.actor(&headers, &method, Role::Viewer).await {
         Ok(a) => json_response(
             StatusCode::OK,
-            json!({"username": a.user.username, "role": a.user.role, "csrf": a.csrf,
-                   "four_eyes": st.inner.config.four_eyes}),
+            MeBody {
+                username: &a.user.username,
+                role: a.user.role,
+                csrf: a.csrf.as_deref(),
+                four_eyes: st.inner.config.four_eyes,
+            },
         ),
         Err(p) => p.into_response(),
     }
@@ -697,6 +894,51 @@ async fn me(State(st): State<AdminState>, method: Method, headers: HeaderMap) ->
 // ---------------------------------------------------------------------------------------------
 // Templates.
 
+/// One template of the catalog.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TemplateSummary)]
+struct Summary<'a> {
+    #[schema(inline, value_type = AudienceName)]
+    audience: Audience,
+    kind: &'a str,
+    #[schema(inline, value_type = super::openapi::LangParam)]
+    lang: &'static str,
+    description: &'a str,
+    /// 0 for the bundled default.
+    live_version: i64,
+    #[schema(format = DateTime, required = true)]
+    live_since: Option<String>,
+    #[schema(required = true)]
+    live_by: Option<String>,
+    /// How many versions are proposed.
+    proposed: usize,
+    #[schema(inline, value_type = Vec<TemplateChannel>)]
+    channels: Vec<&'static str>,
+}
+
+// The channels a template writes for.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built
+enum TemplateChannel {
+    Email,
+    Sms,
+}
+
+/// List the templates
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/templates",
+    operation_id = "listTemplates",
+    tag = "templates",
+    security(("adminSession" = ["viewer"]), ("adminToken" = ["viewer"])),
+    responses(
+        (status = 200, description = "Every template of the catalog.", body = Vec<Summary>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn list_templates(
     State(st): State<AdminState>,
     method: Method,
@@ -712,22 +954,61 @@ async fn list_templates(
         if d.content.sms.is_some() {
             channels.push("sms");
         }
-        out.push(json!({
-            "audience": key.audience,
-            "kind": key.kind,
-            "lang": key.lang_str(),
-            "description": d.description,
-            "live_version": live.map_or(0, |v| v.version),
-            "live_since": live.and_then(|v| v.published_at).map(|t| st.rfc(t)),
-            "live_by": live.and_then(|v| v.published_by.clone()),
-            "proposed": versions.iter().filter(|v| v.state == "proposed").count(),
-            "channels": channels,
-        }));
+        out.push(Summary {
+            audience: key.audience,
+            kind: &key.kind,
+            lang: key.lang_str(),
+            description: &d.description,
+            live_version: live.map_or(0, |v| v.version),
+            live_since: live.and_then(|v| v.published_at).map(|t| st.rfc(t)),
+            live_by: live.and_then(|v| v.published_by.clone()),
+            proposed: versions.iter().filter(|v| v.state == "proposed").count(),
+            channels,
+        });
     }
-    Ok(json_response(StatusCode::OK, Value::Array(out)))
+    Ok(json_response(StatusCode::OK, out))
 }
 
-type KeyPath = Path<(String, String, String)>;
+/// A template's key in a path.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct TemplatePath {
+    /// Unknown values answer 404.
+    #[param(inline, value_type = AudienceName)]
+    audience: String,
+    /// The notice kind (e.g. `violazione`); a kind without a bundled template answers 404.
+    kind: String,
+    /// Unknown values answer 404.
+    #[param(inline, value_type = super::openapi::LangParam)]
+    lang: String,
+}
+
+type KeyPath = Path<TemplatePath>;
+
+/// A version of a template in a path.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct VersionPath {
+    /// Unknown values answer 404.
+    #[param(inline, value_type = AudienceName)]
+    audience: String,
+    /// The notice kind (e.g. `violazione`); a kind without a bundled template answers 404.
+    kind: String,
+    /// Unknown values answer 404.
+    #[param(inline, value_type = super::openapi::LangParam)]
+    lang: String,
+    /// A proposed version.
+    version: i64,
+}
+
+// Who a template is for.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built
+enum AudienceName {
+    Cittadino,
+    Ufficio,
+}
 
 /// The bundled default as version 0.
 fn default_version(content: &Content) -> TemplateVersion {
@@ -744,15 +1025,54 @@ fn default_version(content: &Content) -> TemplateVersion {
     }
 }
 
+/// A template with what an editor needs to change it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TemplateDetail)]
+struct Detail<'a> {
+    #[schema(inline, value_type = AudienceName)]
+    audience: Audience,
+    kind: &'a str,
+    #[schema(inline, value_type = super::openapi::LangParam)]
+    lang: &'static str,
+    description: &'a str,
+    live: VersionBody,
+    proposed: Vec<VersionBody>,
+    /// Top-level names of the samples and the globals (`comune`, `lang`, `channel`, `urp.*`).
+    variables: Vec<String>,
+    helpers: &'static [&'static str],
+    samples: &'a [Value],
+    sms_max_parts: u32,
+    four_eyes: bool,
+}
+
+/// Read a template
+///
+/// The live version (the bundled default as version 0 when none was published), the proposed
+/// ones, the variables, helpers and samples available.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/templates/{audience}/{kind}/{lang}",
+    operation_id = "getTemplate",
+    tag = "templates",
+    security(("adminSession" = ["viewer"]), ("adminToken" = ["viewer"])),
+    params(TemplatePath),
+    responses(
+        (status = 200, description = "The template.", body = Detail),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn get_template(
     State(st): State<AdminState>,
-    Path((a, k, l)): KeyPath,
+    Path(p): KeyPath,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     st.actor(&headers, &method, Role::Viewer).await?;
     let t = &st.inner.templates;
-    let key = key_of(&a, &k, &l, t)?;
+    let key = key_of(&p.audience, &p.kind, &p.lang, t)?;
     let d = &t.catalog().defaults[&key];
     let versions = st.inner.store.template_versions(&key).await?;
     let live = versions
@@ -760,7 +1080,7 @@ async fn get_template(
         .find(|v| v.state == "live")
         .cloned()
         .unwrap_or_else(|| default_version(&d.content));
-    let proposed: Vec<Value> = versions
+    let proposed: Vec<VersionBody> = versions
         .iter()
         .filter(|v| v.state == "proposed")
         .map(|v| st.version_json(v))
@@ -785,51 +1105,80 @@ async fn get_template(
     variables.dedup();
     Ok(json_response(
         StatusCode::OK,
-        json!({
-            "audience": key.audience,
-            "kind": key.kind,
-            "lang": key.lang_str(),
-            "description": d.description,
-            "live": st.version_json(&live),
-            "proposed": proposed,
-            "variables": variables,
-            "helpers": templates::helpers::NAMES,
-            "samples": d.samples,
-            "sms_max_parts": t.settings().max_parts(&key.kind),
-            "four_eyes": st.inner.config.four_eyes,
-        }),
+        Detail {
+            audience: key.audience,
+            kind: &key.kind,
+            lang: key.lang_str(),
+            description: &d.description,
+            live: st.version_json(&live),
+            proposed,
+            variables,
+            helpers: &templates::helpers::NAMES,
+            samples: &d.samples,
+            sms_max_parts: t.settings().max_parts(&key.kind),
+            four_eyes: st.inner.config.four_eyes,
+        },
     ))
 }
 
-#[derive(Deserialize)]
-struct EditBody {
+/// The parts of a template (handlebars).
+#[derive(Deserialize, ToSchema)]
+#[schema(as = TemplateContent)]
+struct ContentBody {
     subject: String,
     text: String,
+    /// Required exactly when the bundled default has an HTML part.
     #[serde(default)]
     html: Option<String>,
+    /// Required exactly when the bundled default has an SMS part.
     #[serde(default)]
     sms: Option<String>,
+}
+
+/// A template's content, with what the operation needs besides: `note` is kept with a saved
+/// version (at most 500 characters); `sample` (index, default 0) or `ticket` (a real ticket's
+/// number) choose the data a preview renders. Other fields are ignored.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = TemplateEdit)]
+struct EditBody {
+    #[serde(flatten)]
+    content: ContentBody,
     #[serde(default)]
+    #[schema(max_length = 500)]
     note: Option<String>,
     #[serde(default)]
     sample: Option<usize>,
     #[serde(default)]
     ticket: Option<String>,
-    #[serde(default)]
-    channel: Option<String>,
-    #[serde(default)]
-    to: Option<String>,
 }
 
 impl EditBody {
     fn content(&self) -> Content {
+        let c = &self.content;
         Content {
-            subject: self.subject.clone(),
-            text: self.text.clone(),
-            html: self.html.clone(),
-            sms: self.sms.clone(),
+            subject: c.subject.clone(),
+            text: c.text.clone(),
+            html: c.html.clone(),
+            sms: c.sms.clone(),
         }
     }
+}
+
+/// A test message rendered from this content and queued to one address; its subject is
+/// prefixed `[PROVA]`.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = TemplateTestSend)]
+struct TestSendBody {
+    #[serde(flatten)]
+    edit: EditBody,
+    /// `sms` is refused for office (`ufficio`) templates.
+    #[serde(default)]
+    #[schema(inline, value_type = Option<TemplateChannel>, default = "email")]
+    channel: Option<String>,
+    /// An e-mail address or a phone number, according to `channel`.
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    to: Option<String>,
 }
 
 /// The payload a preview renders: a sample, or a real ticket's latest notice of this kind (or
@@ -852,15 +1201,37 @@ async fn preview_payload(st: &AdminState, key: &Key, body: &EditBody) -> Result<
         .ok_or_else(|| bad_request(format!("sample: there are {} samples", d.samples.len())))
 }
 
+/// Preview an edit
+///
+/// Renders the content with a sample (`sample`, default 0) or a real ticket's data (`ticket`).
+/// The body is read as JSON whatever its Content-Type.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/templates/{audience}/{kind}/{lang}/preview",
+    operation_id = "previewTemplate",
+    tag = "templates",
+    security(("adminSession" = ["editor"]), ("adminToken" = ["editor"])),
+    params(TemplatePath, CsrfToken),
+    request_body = EditBody,
+    responses(
+        (status = 200, description = "The rendered message.", body = schema::Preview),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = TemplateRefused),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn preview(
     State(st): State<AdminState>,
-    Path((a, k, l)): KeyPath,
+    Path(p): KeyPath,
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     st.actor(&headers, &method, Role::Editor).await?;
-    let key = key_of(&a, &k, &l, &st.inner.templates)?;
+    let key = key_of(&p.audience, &p.kind, &p.lang, &st.inner.templates)?;
     let body: EditBody = parse_body(&bytes)?;
     let payload = preview_payload(&st, &key, &body).await?;
     Ok(
@@ -871,26 +1242,63 @@ async fn preview(
     )
 }
 
+/// The verdict on an edit.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Validation)]
+struct Verdict {
+    ok: bool,
+    #[schema(value_type = Vec<schema::TemplateError>)]
+    errors: Vec<templates::Problem>,
+    /// One per sample when `ok`; empty otherwise.
+    #[schema(value_type = Vec<schema::Preview>)]
+    previews: Vec<templates::Preview>,
+}
+
+/// Check an edit
+///
+/// Checks the content against every sample without storing anything; problems are in the 200
+/// answer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/templates/{audience}/{kind}/{lang}/validate",
+    operation_id = "validateTemplate",
+    tag = "templates",
+    security(("adminSession" = ["editor"]), ("adminToken" = ["editor"])),
+    params(TemplatePath, CsrfToken),
+    request_body = EditBody,
+    responses(
+        (status = 200, description = "Whether the edit could go live, with the problems or the \
+                                      previews.", body = Verdict),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn validate(
     State(st): State<AdminState>,
-    Path((a, k, l)): KeyPath,
+    Path(p): KeyPath,
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     st.actor(&headers, &method, Role::Editor).await?;
-    let key = key_of(&a, &k, &l, &st.inner.templates)?;
+    let key = key_of(&p.audience, &p.kind, &p.lang, &st.inner.templates)?;
     let body: EditBody = parse_body(&bytes)?;
-    Ok(match st.inner.templates.check(&key, &body.content()) {
-        Ok(previews) => json_response(
-            StatusCode::OK,
-            json!({"ok": true, "errors": [], "previews": previews}),
-        ),
-        Err(problems) => json_response(
-            StatusCode::OK,
-            json!({"ok": false, "errors": problems, "previews": []}),
-        ),
-    })
+    let verdict = match st.inner.templates.check(&key, &body.content()) {
+        Ok(previews) => Verdict {
+            ok: true,
+            errors: Vec::new(),
+            previews,
+        },
+        Err(problems) => Verdict {
+            ok: false,
+            errors: problems,
+            previews: Vec::new(),
+        },
+    };
+    Ok(json_response(StatusCode::OK, verdict))
 }
 
 fn note_of(body: &EditBody) -> Result<String, Problem> {
@@ -901,15 +1309,36 @@ fn note_of(body: &EditBody) -> Result<String, Problem> {
     Ok(note.trim().to_owned())
 }
 
+/// Save an edit as a proposed version
+///
+/// Checked first: a refused edit stores nothing. Audited.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/templates/{audience}/{kind}/{lang}/versions",
+    operation_id = "proposeTemplateVersion",
+    tag = "templates",
+    security(("adminSession" = ["editor"]), ("adminToken" = ["editor"])),
+    params(TemplatePath, CsrfToken),
+    request_body = EditBody,
+    responses(
+        (status = 201, description = "The new proposed version.", body = VersionBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = TemplateRefused),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn save(
     State(st): State<AdminState>,
-    Path((a, k, l)): KeyPath,
+    Path(p): KeyPath,
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     let actor = st.actor(&headers, &method, Role::Editor).await?;
-    let key = key_of(&a, &k, &l, &st.inner.templates)?;
+    let key = key_of(&p.audience, &p.kind, &p.lang, &st.inner.templates)?;
     let body: EditBody = parse_body(&bytes)?;
     let content = body.content();
     if let Err(problems) = st.inner.templates.check(&key, &content) {
@@ -953,15 +1382,39 @@ pub fn may_publish(four_eyes: bool, actor: &AdminUser, author: &str) -> Result<(
     Ok(())
 }
 
+/// Publish a proposed version
+///
+/// Makes a proposed version live, checked again first. Needs the editor role; with
+/// `admin.four_eyes`, an administrator other than the version's author. No body is read.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/templates/{audience}/{kind}/{lang}/versions/{version}/publish",
+    operation_id = "publishTemplateVersion",
+    tag = "templates",
+    security(("adminSession" = ["editor"]), ("adminToken" = ["editor"])),
+    params(VersionPath, CsrfToken),
+    responses(
+        (status = 200, description = "The version, now live.", body = VersionBody),
+        (status = 400, description = "`version` is not an integer (a plain-text answer of the \
+                                      router, not a problem document).",
+         body = String, content_type = "text/plain"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = TemplateRefused),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn publish(
     State(st): State<AdminState>,
-    Path((a, k, l, version)): Path<(String, String, String, i64)>,
+    Path(p): Path<VersionPath>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let actor = st.actor(&headers, &method, Role::Editor).await?;
     let t = &st.inner.templates;
-    let key = key_of(&a, &k, &l, t)?;
+    let key = key_of(&p.audience, &p.kind, &p.lang, t)?;
+    let version = p.version;
     let v = st
         .inner
         .store
@@ -1001,9 +1454,13 @@ fn install(st: &AdminState, key: &Key, v: &TemplateVersion) {
     }
 }
 
-#[derive(Deserialize)]
+/// Which version to make live again.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Rollback)]
 struct RollbackBody {
+    /// The version to make live again as a new version; 0 is the bundled default. An unknown
+    /// version is 404.
     version: i64,
     #[serde(default)]
     note: Option<String>,
@@ -1064,16 +1521,42 @@ pub fn may_roll_back(
     }
 }
 
+/// Make an earlier version live again
+///
+/// Stores the content of `version` (0: the bundled default) as a new live version, checked
+/// first. Only a version that was live before may be restored (409 otherwise: a proposal is
+/// published instead); with four eyes, only words two people approved: version 0 or a version
+/// whose publisher is not its author (403 otherwise). The new version names the one it restores
+/// in `restores`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/templates/{audience}/{kind}/{lang}/rollback",
+    operation_id = "rollbackTemplate",
+    tag = "templates",
+    security(("adminSession" = ["admin"]), ("adminToken" = ["admin"])),
+    params(TemplatePath, CsrfToken),
+    request_body = RollbackBody,
+    responses(
+        (status = 200, description = "The new live version.", body = VersionBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = TemplateRefused),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn rollback(
     State(st): State<AdminState>,
-    Path((a, k, l)): KeyPath,
+    Path(p): KeyPath,
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     let actor = st.actor(&headers, &method, Role::Admin).await?;
     let t = &st.inner.templates;
-    let key = key_of(&a, &k, &l, t)?;
+    let key = key_of(&p.audience, &p.kind, &p.lang, t)?;
     let body: RollbackBody = parse_body(&bytes)?;
     let store = &st.inner.store;
     let target = if body.version == 0 {
@@ -1158,52 +1641,113 @@ pub fn diff(old: &Content, new: &Content) -> String {
     out
 }
 
+/// One version in a template's history.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TemplateHistoryEntry)]
+struct HistoryEntry {
+    #[serde(flatten)]
+    version: VersionBody,
+    /// Unified diff, part by part, from the version before (empty for version 0).
+    diff: String,
+}
+
+/// A template's versions, newest first
+///
+/// Every stored version with its diff from the one before, down to the bundled default
+/// (version 0).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/templates/{audience}/{kind}/{lang}/history",
+    operation_id = "templateHistory",
+    tag = "templates",
+    security(("adminSession" = ["viewer"]), ("adminToken" = ["viewer"])),
+    params(TemplatePath),
+    responses(
+        (status = 200, description = "The versions.", body = Vec<HistoryEntry>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn history(
     State(st): State<AdminState>,
-    Path((a, k, l)): KeyPath,
+    Path(p): KeyPath,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     st.actor(&headers, &method, Role::Viewer).await?;
     let t = &st.inner.templates;
-    let key = key_of(&a, &k, &l, t)?;
+    let key = key_of(&p.audience, &p.kind, &p.lang, t)?;
     let mut versions = st.inner.store.template_versions(&key).await?;
     versions.reverse();
     let default = default_version(&t.catalog().defaults[&key].content);
     let mut out = Vec::with_capacity(versions.len() + 1);
     let mut prev = default.content.clone();
     let mut d0 = st.version_json(&default);
-    d0["state"] = json!(if versions.iter().any(|v| v.state == "live") {
+    d0.state = if versions.iter().any(|v| v.state == "live") {
         "retired"
     } else {
         "live"
+    }
+    .to_owned();
+    out.push(HistoryEntry {
+        version: d0,
+        diff: String::new(),
     });
-    d0["diff"] = json!("");
-    out.push(d0);
     for v in &versions {
-        let mut j = st.version_json(v);
-        j["diff"] = json!(diff(&prev, &v.content));
+        out.push(HistoryEntry {
+            version: st.version_json(v),
+            diff: diff(&prev, &v.content),
+        });
         prev = v.content.clone();
-        out.push(j);
     }
     out.reverse();
-    Ok(json_response(StatusCode::OK, Value::Array(out)))
+    Ok(json_response(StatusCode::OK, out))
 }
 
-/// Queues the edit, rendered, to a real address. `Templates::preview` runs the whole gate of a
-/// save first (and checks the HTML rendered for this payload): a refused edit is answered 422
-/// and nothing is queued.
+/// A test message queued.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TestSendQueued)]
+struct Queued {
+    outbox_id: i64,
+}
+
+// Queues the edit, rendered, to a real address. `Templates::preview` runs the whole gate of a
+// save first (and checks the HTML rendered for this payload): a refused edit is answered 422
+// and nothing is queued.
+/// Send a test message
+///
+/// Renders the content (as a preview does) and queues one message to `to` by `channel`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/templates/{audience}/{kind}/{lang}/test-send",
+    operation_id = "testSendTemplate",
+    tag = "templates",
+    security(("adminSession" = ["editor"]), ("adminToken" = ["editor"])),
+    params(TemplatePath, CsrfToken),
+    request_body = TestSendBody,
+    responses(
+        (status = 202, description = "Queued.", body = Queued),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = TemplateRefused),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn test_send(
     State(st): State<AdminState>,
-    Path((a, k, l)): KeyPath,
+    Path(p): KeyPath,
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     let actor = st.actor(&headers, &method, Role::Editor).await?;
     let t = &st.inner.templates;
-    let key = key_of(&a, &k, &l, t)?;
-    let body: EditBody = parse_body(&bytes)?;
+    let key = key_of(&p.audience, &p.kind, &p.lang, t)?;
+    let body: TestSendBody = parse_body(&bytes)?;
     let channel = body.channel.clone().unwrap_or_else(|| "email".to_owned());
     let to = body.to.clone().unwrap_or_default();
     let to = to.trim();
@@ -1223,8 +1767,8 @@ async fn test_send(
     if channel == "sms" && key.audience == Audience::Ufficio {
         return Err(bad_request("channel: office alerts have no SMS"));
     }
-    let payload = preview_payload(&st, &key, &body).await?;
-    let p = match t.preview(&key, &body.content(), &payload) {
+    let payload = preview_payload(&st, &key, &body.edit).await?;
+    let p = match t.preview(&key, &body.edit.content(), &payload) {
         Ok(p) => p,
         Err(problems) => return Ok(refused(&problems)),
     };
@@ -1253,22 +1797,54 @@ async fn test_send(
     st.inner.wake.notify_one();
     Ok(json_response(
         StatusCode::ACCEPTED,
-        json!({"outbox_id": id}),
+        Queued { outbox_id: id },
     ))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Tickets at risk, audit, users.
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RevokeLinks)]
 struct RevokeBody {
-    /// Why (kept in the audit log), e.g. "il cittadino ha inoltrato il link per errore".
+    /// Kept in the audit log.
+    // e.g. "il cittadino ha inoltrato il link per errore".
+    #[schema(min_length = 1)]
     reason: String,
 }
 
-/// Turns off every status link of a ticket sent so far (editors and admins). The next message
-/// to the citizen carries a new link.
+/// The links of a ticket, turned off.
+#[derive(Serialize, ToSchema)]
+#[schema(as = LinksRevoked)]
+struct Revoked {
+    number: String,
+    #[schema(format = DateTime)]
+    links_revoked_at: String,
+}
+
+/// Turn off a ticket's status links
+///
+/// Every link to the ticket issued until now stops opening (410); the next message to the
+/// citizen carries a new one. Audited with the reason.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tickets/{number}/revoke-links",
+    operation_id = "revokeStatusLinks",
+    tag = "admin",
+    security(("adminSession" = ["editor"]), ("adminToken" = ["editor"])),
+    params(TicketNumber, CsrfToken),
+    request_body = RevokeBody,
+    responses(
+        (status = 200, description = "Revoked.", body = Revoked),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn revoke_links(
     State(st): State<AdminState>,
     Path(number): Path<String>,
@@ -1293,10 +1869,59 @@ async fn revoke_links(
         .ok_or_else(|| Problem::not_found(format!("ticket {number} not found")))?;
     Ok(json_response(
         StatusCode::OK,
-        json!({"number": number, "links_revoked_at": st.rfc(at)}),
+        Revoked {
+            links_revoked_at: st.rfc(at),
+            number,
+        },
     ))
 }
 
+// The states of a ticket at risk.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built
+enum RiskState {
+    Warning,
+    Breached,
+    Paused,
+}
+
+/// An open ticket the office should look at (at most 500, breached first, then warning, then
+/// paused).
+#[derive(Serialize, ToSchema)]
+#[schema(as = AtRisk)]
+struct Risk<'a> {
+    number: &'a str,
+    subject: &'a str,
+    office: &'a str,
+    #[schema(value_type = schema::Priority)]
+    priority: &'a str,
+    #[schema(inline, value_type = RiskState)]
+    state: &'a str,
+    #[schema(format = DateTime, required = true)]
+    due_at: Option<String>,
+    /// Seconds from now to `due_at` (negative once past); null when paused or without a due
+    /// instant.
+    #[schema(required = true)]
+    remaining_s: Option<i64>,
+    #[schema(format = DateTime, required = true)]
+    paused_since: Option<String>,
+}
+
+/// Open tickets in warning, breached or paused
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/tickets/at-risk",
+    operation_id = "ticketsAtRisk",
+    tag = "admin",
+    security(("adminSession" = ["viewer"]), ("adminToken" = ["viewer"])),
+    responses(
+        (status = 200, description = "At most 500 tickets.", body = Vec<Risk>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn at_risk(
     State(st): State<AdminState>,
     method: Method,
@@ -1305,29 +1930,64 @@ async fn at_risk(
     st.actor(&headers, &method, Role::Viewer).await?;
     let now = (st.inner.clock)();
     let rows = st.inner.store.tickets_at_risk(500).await?;
-    let out: Vec<Value> = rows
+    let out: Vec<Risk> = rows
         .iter()
-        .map(|t| {
-            json!({
-                "number": t.number,
-                "subject": t.subject,
-                "office": t.office,
-                "priority": t.priority,
-                "state": t.state,
-                "due_at": t.due_at.map(|d| st.rfc(d)),
-                "remaining_s": t.due_at.filter(|_| t.state != "paused").map(|d| d.0 - now.0),
-                "paused_since": t.paused_since.map(|d| st.rfc(d)),
-            })
+        .map(|t| Risk {
+            number: &t.number,
+            subject: &t.subject,
+            office: &t.office,
+            priority: &t.priority,
+            state: &t.state,
+            due_at: t.due_at.map(|d| st.rfc(d)),
+            remaining_s: t
+                .due_at
+                .filter(|_| t.state != "paused")
+                .map(|d| d.0 - now.0),
+            paused_since: t.paused_since.map(|d| st.rfc(d)),
         })
         .collect();
-    Ok(json_response(StatusCode::OK, Value::Array(out)))
+    Ok(json_response(StatusCode::OK, out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// How many records; clamped to 1–1000.
+    #[param(default = 100)]
     limit: Option<i64>,
 }
 
+/// One record of the audit log.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditRecord)]
+struct AuditEntry<'a> {
+    #[schema(format = DateTime)]
+    at: String,
+    actor: &'a str,
+    #[schema(examples("login.failed", "user.set"))]
+    action: &'a str,
+    object: &'a str,
+    detail: &'a Value,
+}
+
+/// The audit log
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit",
+    operation_id = "auditLog",
+    tag = "admin",
+    security(("adminSession" = ["admin"]), ("adminToken" = ["admin"])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The records.", body = Vec<AuditEntry>),
+        (status = 400, description = "`limit` is not an integer (a plain-text answer of the \
+                                      router, not a problem document).",
+         body = String, content_type = "text/plain"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn audit(
     State(st): State<AdminState>,
     method: Method,
@@ -1340,41 +2000,53 @@ async fn audit(
         .store
         .audit_log(q.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
-    let out: Vec<Value> = rows
+    let out: Vec<AuditEntry> = rows
         .iter()
-        .map(|r| {
-            json!({"at": st.rfc(r.at), "actor": r.actor, "action": r.action,
-                        "object": r.object, "detail": r.detail})
+        .map(|r| AuditEntry {
+            at: st.rfc(r.at),
+            actor: &r.actor,
+            action: &r.action,
+            object: &r.object,
+            detail: &r.detail,
         })
         .collect();
-    Ok(json_response(StatusCode::OK, Value::Array(out)))
+    Ok(json_response(StatusCode::OK, out))
 }
 
+/// List the console users
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users",
+    operation_id = "listUsers",
+    tag = "admin",
+    security(("adminSession" = ["admin"]), ("adminToken" = ["admin"])),
+    responses(
+        (status = 200, description = "The users.", body = Vec<UserView>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn users(
     State(st): State<AdminState>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     st.actor(&headers, &method, Role::Admin).await?;
-    let out: Vec<Value> = st
-        .inner
-        .store
-        .admin_users()
-        .await?
-        .iter()
-        .map(|u| {
-            json!({"username": u.username, "role": u.role, "disabled": u.disabled,
-                        "created_at": st.rfc(u.created_at)})
-        })
-        .collect();
-    Ok(json_response(StatusCode::OK, Value::Array(out)))
+    let users = st.inner.store.admin_users().await?;
+    let out: Vec<UserView> = users.iter().map(|u| user_json(&st, u)).collect();
+    Ok(json_response(StatusCode::OK, out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewUser)]
 struct UserBody {
+    /// After trimming and lower-casing: 3–64 of a-z 0-9 . _ -
     username: String,
+    #[schema(value_type = RoleName)]
     role: String,
+    #[schema(min_length = 12, max_length = 1024)]
     password: String,
 }
 
@@ -1397,13 +2069,49 @@ pub fn password_problem(password: &str) -> Option<&'static str> {
     }
 }
 
-fn user_json(st: &AdminState, u: &AdminUser) -> Value {
-    json!({"username": u.username, "role": u.role, "disabled": u.disabled,
-           "created_at": st.rfc(u.created_at)})
+/// A console user.
+#[derive(Serialize, ToSchema)]
+#[schema(as = User)]
+struct UserView<'a> {
+    username: &'a str,
+    #[schema(value_type = RoleName)]
+    role: Role,
+    disabled: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
 }
 
-/// `POST /api/v1/admin/users`: creates a user; 409 if the name exists, enabled or not (a
-/// change goes through `PATCH /api/v1/admin/users/{name}`).
+fn user_json<'a>(st: &AdminState, u: &'a AdminUser) -> UserView<'a> {
+    UserView {
+        username: &u.username,
+        role: u.role,
+        disabled: u.disabled,
+        created_at: st.rfc(u.created_at),
+    }
+}
+
+/// Add a console user
+///
+/// Creates the user. A name that exists — enabled or disabled — is 409: a change of password,
+/// role or state goes through `PATCH /api/v1/admin/users/{name}`. Audited.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users",
+    operation_id = "addUser",
+    tag = "admin",
+    security(("adminSession" = ["admin"]), ("adminToken" = ["admin"])),
+    params(CsrfToken),
+    request_body = UserBody,
+    responses(
+        (status = 201, description = "The user.", body = UserView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn add_user(
     State(st): State<AdminState>,
     method: Method,
@@ -1442,23 +2150,72 @@ async fn add_user(
     Ok(json_response(StatusCode::CREATED, user_json(&st, &u)))
 }
 
-#[derive(Deserialize)]
+/// What changes; at least one of the three.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserChange, min_properties = 1)]
 struct ChangeBody {
     #[serde(default)]
+    #[schema(value_type = RoleName, nullable = false)]
     role: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 12, max_length = 1024, nullable = false)]
     password: Option<String>,
+    /// true disables the user; false enables her again.
     #[serde(default)]
+    #[schema(nullable = false)]
     disabled: Option<bool>,
 }
 
-/// `PATCH /api/v1/admin/users/{name}` (admin): a new password, role or state. Any change ends
-/// the user's sessions and revokes her tokens; the last enabled admin cannot be demoted or
-/// disabled (409).
+/// A user after a change, and what the change ended.
+#[derive(Serialize, ToSchema)]
+#[schema(as = UserChanged)]
+struct UserChanged<'a> {
+    #[serde(flatten)]
+    user: UserView<'a>,
+    /// Console sessions of the user that the change ended.
+    sessions_ended: u64,
+    /// Bearer tokens of the user that the change revoked.
+    tokens_revoked: u64,
+}
+
+/// The user a change names.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct UserName {
+    name: String,
+}
+
+/// Change a user's password, role or state
+///
+/// Sets a new password, another role, or disables / enables the user. Any change ends all the
+/// user's console sessions and revokes all her bearer tokens, in the same transaction as the
+/// change and its audit record (so a token never outlives the credentials and rights it was
+/// made under). The last enabled admin cannot be demoted or disabled, by herself or anyone
+/// (409). Changing one's own password ends one's own session too (the cookie is cleared).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/users/{name}",
+    operation_id = "changeUser",
+    tag = "admin",
+    security(("adminSession" = ["admin"]), ("adminToken" = ["admin"])),
+    params(UserName, CsrfToken),
+    request_body = ChangeBody,
+    responses(
+        (status = 200, description = "The user after the change, and what it ended.",
+         body = UserChanged),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn change_user(
     State(st): State<AdminState>,
-    Path(name): Path<String>,
+    Path(UserName { name }): Path<UserName>,
     method: Method,
     headers: HeaderMap,
     bytes: Bytes,
@@ -1508,9 +2265,11 @@ async fn change_user(
             tokens_revoked = done.tokens_revoked,
         );
     }
-    let mut out = user_json(&st, &done.user);
-    out["sessions_ended"] = json!(done.sessions_ended);
-    out["tokens_revoked"] = json!(done.tokens_revoked);
+    let out = UserChanged {
+        user: user_json(&st, &done.user),
+        sessions_ended: done.sessions_ended,
+        tokens_revoked: done.tokens_revoked,
+    };
     let mut res = json_response(StatusCode::OK, out);
     if done.changed && done.user.id == actor.user.id && actor.csrf.is_some() {
         // Her own session ended with the change: the console signs in again.

@@ -6,13 +6,19 @@
 //! request pays for argon2, and argon2 runs on the blocking pool with bounded parallelism
 //! (`auth`). The server itself (`server`) bounds connections and the time of heads and requests;
 //! every rate limiter's memory is bounded (`limit`).
+//!
+//! Every route is registered through utoipa-axum's `routes!` from a handler that carries its
+//! `#[utoipa::path]`: [`app`] serves the OpenAPI document of exactly the routes it built
+//! (`openapi`; the shapes of JSON owned by other layers are described in `schema`).
 
 pub mod admin;
 mod auth;
 pub mod limit;
+pub mod openapi;
 mod ops;
 pub mod portal;
 mod problem;
+mod schema;
 pub mod server;
 mod tickets;
 pub mod webhooks;
@@ -24,7 +30,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::{
     DEFAULT_PARALLEL_HASHES, HashError, NewToken, TokenBook, hash_runs, new_token,
@@ -71,19 +78,6 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// The OpenAPI document of the whole HTTP API.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-async fn openapi() -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let mut res = OPENAPI.into_response();
-    res.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/json"),
-    );
-    res
-}
-
 /// Requests per minute one client may make to `/readyz` and `/metrics` (they query the store).
 const OPS_PER_MINUTE: u32 = 120;
 
@@ -104,29 +98,59 @@ async fn limit_ops(
     }
 }
 
-/// The router of the whole HTTP API.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/tickets", post(tickets::create).get(tickets::list))
-        .route("/tickets/{number}", get(tickets::get_one))
-        .route("/tickets/{number}/events", post(tickets::append));
+/// The ticket API and the operations routes, with their documentation.
+pub fn routes(state: AppState) -> OpenApiRouter {
     // The checks that query the store are limited per client before they run; /healthz is not.
     let ops_limit = Arc::new(limit::KeyedLimit::per_minute(
         OPS_PER_MINUTE,
         limit::DEFAULT_MAX_KEYS,
     ));
-    let ops = Router::new()
-        .route("/readyz", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
+    let ops = OpenApiRouter::new()
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
         .route_layer(axum::middleware::from_fn_with_state(ops_limit, limit_ops));
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/healthz", get(|| async { "ok" }))
+    OpenApiRouter::new()
+        .routes(routes!(tickets::create, tickets::list))
+        .routes(routes!(tickets::get_one))
+        .routes(routes!(tickets::append))
+        .routes(routes!(ops::healthz))
         .merge(ops)
         .fallback(|| async { Problem::not_found("no such resource") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The ticket API and the operations routes (without the OpenAPI document: see [`app`]).
+pub fn router(state: AppState) -> Router {
+    routes(state).split_for_parts().0
+}
+
+/// The whole HTTP API: the ticket API, the operations routes, the webhooks, the admin API and
+/// console, the portal when it is configured, and at `/api/v1/openapi.json` the document of
+/// exactly these routes. Also returns that document.
+pub fn app(
+    state: AppState,
+    webhooks: webhooks::WebhookState,
+    admin: admin::AdminState,
+    portal: Option<portal::PortalState>,
+) -> (Router, utoipa::openapi::OpenApi) {
+    let served = openapi::Served::default();
+    let mut all = routes(state)
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(openapi::serve))
+                .with_state(Arc::clone(&served)),
+        )
+        .merge(webhooks::routes(webhooks))
+        .merge(admin::routes(admin));
+    if let Some(p) = portal {
+        all = all.merge(portal::routes(p));
+    }
+    let (router, paths) = all.split_for_parts();
+    let doc = openapi::document(paths);
+    // Serializing the derived document cannot fail: it holds strings, numbers and maps only.
+    let _ = served.set(doc.to_json().unwrap_or_default());
+    (router, doc)
 }
 
 /// Turns a panic in a handler into a 500 problem for that request (the connection and the
@@ -160,6 +184,7 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod panic_tests {
     use super::*;
+    use axum::routing::get;
 
     #[tokio::test]
     async fn a_panicking_handler_is_a_500_and_the_server_goes_on() {

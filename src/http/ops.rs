@@ -1,4 +1,4 @@
-//! `/readyz` and `/metrics` (Prometheus text format).
+//! `/healthz`, `/readyz` and `/metrics` (Prometheus text format).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -7,8 +7,38 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::metrics::{CONTENT_TYPE, Scrape};
 
-/// Ready when every table of the store answers a one-row read (a missing or damaged table is
-/// named in the answer; the database's own words go to the log only).
+/// Liveness
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "The process answers.",
+         body = String, content_type = "text/plain", example = "ok"),
+    ),
+)]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+// Ready when every table of the store answers a one-row read (a missing or damaged table is
+// named in the answer; the database's own words go to the log only).
+/// Readiness
+///
+/// Ready when the database answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Ready.", body = String, content_type = "text/plain",
+         example = "ready"),
+        (status = 503, description = "The database does not answer.", body = String,
+         content_type = "text/plain", example = "database unavailable: table tickets cannot be read"),
+    ),
+)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     match state.store.check_tables().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
@@ -23,8 +53,22 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Every metric of the process (`crate::metrics`), with the figures read now: poll lag,
-/// tickets by SLA state, outbox depth by state, breaches, connections, argon2 runs.
+// Every metric of the process (`crate::metrics`), with the figures read now.
+/// Prometheus metrics
+///
+/// Every metric of the process: poll lag, engine pass, message send and webhook latency
+/// histograms, notice and inbound counters, open tickets by SLA state, outbox depth by state,
+/// breaches, connections, argon2 runs.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Prometheus text format.",
+         body = String, content_type = CONTENT_TYPE),
+    ),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let c = super::server::counters();
     let mut scrape = Scrape {

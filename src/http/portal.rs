@@ -26,13 +26,20 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::limit::KeyedLimit;
+use super::openapi::{
+    BadRequest, Forbidden, Gone, Internal, Invalid, NotFound, PortalLang, TicketNumber,
+    TooManyRequests, Unauthorized,
+};
 use super::problem::Problem;
-use super::{Clock, TokenBook};
+use super::{Clock, TokenBook, schema};
 use crate::config::{Config, Scope};
 use crate::domain::Lang;
 use crate::metrics::Metrics;
@@ -183,13 +190,18 @@ pub fn link_maker(config: &Config, keys: LinkKeys) -> crate::portal::LinkMaker {
     }
 }
 
-/// The portal's routes (merged into the API router by the daemon).
-pub fn router(state: PortalState) -> Router {
-    Router::new()
-        .route("/s/{token}", get(status_page))
-        .route("/api/v1/citizen/tickets", get(list))
-        .route("/api/v1/citizen/tickets/{number}", get(one))
+/// The portal's routes with their documentation (merged into the whole API by [`super::app`]).
+pub fn routes(state: PortalState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(status_page))
+        .routes(routes!(list))
+        .routes(routes!(one))
         .with_state(state)
+}
+
+/// The portal's routes.
+pub fn router(state: PortalState) -> Router {
+    routes(state).split_for_parts().0
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,6 +418,44 @@ fn params(q: Option<&str>) -> Params {
 // ---------------------------------------------------------------------------------------------
 // The status page.
 
+/// The token in a status link's path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // described, never built
+struct LinkToken {
+    /// The status link's token.
+    #[param(max_length = 44, pattern = "^[A-Za-z0-9_-]+$")]
+    token: String,
+}
+
+/// The citizen's status page
+///
+/// A small HTML page in Italian or English (`?lang=`), readable on a phone and without
+/// JavaScript: where the request stands, the expected closure or the suspension with what is
+/// missing, the steps, every message sent, how to send the integrazione and the URP's hours.
+/// `Cache-Control: no-store`, a CSP that allows only the page's own inline style sheet,
+/// `Referrer-Policy: no-referrer`.
+#[utoipa::path(
+    get,
+    path = "/s/{token}",
+    operation_id = "statusPage",
+    tag = "portal",
+    params(LinkToken, PortalLang),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 404, description = "Not a status link, an altered one, or one for no ticket: a \
+                                      page that says so and shows nothing.",
+         body = String, content_type = "text/html"),
+        (status = 410, description = "The link expired or was revoked: a page that says so and \
+                                      shows nothing.",
+         body = String, content_type = "text/html"),
+        (status = 429, description = "Too many requests from this client; `Retry-After: 60`.",
+         body = String, content_type = "text/html",
+         headers(("Retry-After" = i64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The store did not answer.",
+         body = String, content_type = "text/html"),
+    ),
+)]
 async fn status_page(
     State(s): State<PortalState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -573,6 +623,40 @@ async fn portal_caller(
     Ok((principal.name, cf))
 }
 
+/// The citizen named by a portal token's request.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // described, never built
+struct FiscalCode {
+    /// The citizen's codice fiscale, as the portal knows it after SPID/CIE sign-in (any case).
+    /// Required with a portal token; `X-Citizen-Fiscal-Code` may carry it instead.
+    #[param(pattern = "^[A-Za-z0-9]{16}$")]
+    cf: Option<String>,
+}
+
+/// One request as the citizen sees it
+///
+/// For the holder of the ticket's status link (`Authorization: Bearer <link token>`), or for the
+/// portal (a `portal` token plus `cf`; another citizen's ticket is 404). The same content as the
+/// status page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/citizen/tickets/{number}",
+    operation_id = "citizenTicket",
+    tag = "portal",
+    security(("statusLink" = []), ("apiToken" = ["portal"])),
+    params(TicketNumber, FiscalCode, PortalLang),
+    responses(
+        (status = 200, description = "The view.", body = schema::CitizenView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 410, response = Gone),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn one(
     State(s): State<PortalState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -671,6 +755,69 @@ async fn find_one(
     }
 }
 
+/// The query of the citizen's list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // described, never built
+struct ListParams {
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    limit: Option<i64>,
+    /// The previous page's `next`.
+    #[param(minimum = 1)]
+    before: Option<i64>,
+}
+
+/// One request in the citizen's list.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CitizenTicketSummary)]
+struct Summary {
+    number: String,
+    subject: String,
+    #[schema(required = true)]
+    office: Option<String>,
+    #[schema(value_type = schema::When)]
+    received_at: view::When,
+    #[schema(value_type = schema::CitizenStatus)]
+    status: view::Status,
+    #[schema(value_type = Option<schema::When>, required = true)]
+    expected_closure: Option<view::When>,
+    term_exceeded: bool,
+    #[schema(value_type = Option<schema::When>, required = true)]
+    waiting_since: Option<view::When>,
+    #[schema(value_type = Option<schema::When>, required = true)]
+    closed_at: Option<view::When>,
+}
+
+/// One page of the citizen's list.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CitizenTicketPage)]
+struct Page {
+    tickets: Vec<Summary>,
+    /// Pass as `before` for the next page; null on the last.
+    #[schema(required = true)]
+    next: Option<i64>,
+}
+
+/// A citizen's requests (the portal's "my requests")
+///
+/// Newest first. Needs a token with scope `portal` and the citizen's codice fiscale.
+#[utoipa::path(
+    get,
+    path = "/api/v1/citizen/tickets",
+    operation_id = "citizenTickets",
+    tag = "portal",
+    security(("apiToken" = ["portal"])),
+    params(FiscalCode, PortalLang, ListParams),
+    responses(
+        (status = 200, description = "One page.", body = Page),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = Invalid),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn list(
     State(s): State<PortalState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -744,17 +891,17 @@ async fn list(
         };
         let lang = p.lang.unwrap_or_else(|| view::ticket_lang(&t.ticket));
         let v = view::citizen_view(&facts, lang);
-        items.push(json!({
-            "number": v.number,
-            "subject": v.subject,
-            "office": v.office,
-            "received_at": v.received_at,
-            "status": v.status,
-            "expected_closure": v.expected_closure,
-            "term_exceeded": v.term_exceeded,
-            "waiting_since": v.suspension.as_ref().map(|x| &x.since),
-            "closed_at": v.closed_at,
-        }));
+        items.push(Summary {
+            number: v.number,
+            subject: v.subject,
+            office: v.office,
+            received_at: v.received_at,
+            status: v.status,
+            expected_closure: v.expected_closure,
+            term_exceeded: v.term_exceeded,
+            waiting_since: v.suspension.map(|x| x.since),
+            closed_at: v.closed_at,
+        });
     }
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|t| t.ticket.id))
@@ -766,7 +913,11 @@ async fn list(
         ip,
         200,
     );
-    json_ok(json!({"tickets": items, "next": next}), s.https)
+    let page = Page {
+        tickets: items,
+        next,
+    };
+    json_ok(serde_json::to_value(&page).unwrap_or(Value::Null), s.https)
 }
 
 #[cfg(test)]

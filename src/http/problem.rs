@@ -2,7 +2,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::store::StoreError;
 use crate::ticket::FieldError;
@@ -57,15 +58,86 @@ impl Problem {
 
     /// The body as JSON text.
     pub fn body(&self) -> String {
-        json!({
-            "type": format!("urn:messo:problem:{}", self.kind),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-            "errors": self.errors,
-        })
-        .to_string()
+        let body = ProblemBody {
+            kind: format!("urn:messo:problem:{}", self.kind),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            errors: &self.errors,
+        };
+        // A struct of strings, numbers and string pairs always serializes.
+        serde_json::to_string(&body).unwrap_or_default()
     }
+}
+
+/// RFC 7807 problem details (`application/problem+json`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemBody<'a> {
+    /// `urn:messo:problem:<kind>`, e.g. `validation`, `not-found`, `unauthorized`, `forbidden`,
+    /// `conflict`, `malformed-json`, `media-type`, `body`, `idempotency-key-reused`,
+    /// `bad-request`, `rate-limited`, `internal`; the webhooks use `malformed-webhook`,
+    /// `unauthenticated`, `forbidden`, `not-found`, `too-large`, `rate-limited`, `unavailable`.
+    #[serde(rename = "type")]
+    #[schema(
+        pattern = "^urn:messo:problem:",
+        examples("urn:messo:problem:validation")
+    )]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    /// The fields at fault; empty when the problem is not about fields.
+    #[schema(value_type = Vec<super::schema::FieldError>)]
+    errors: &'a [FieldError],
+}
+
+// The one `type` of a refused template.
+#[derive(Serialize, ToSchema)]
+enum TemplateProblemType {
+    #[serde(rename = "urn:messo:problem:template")]
+    Template,
+}
+
+/// A refused template: nothing was stored and the live version stays.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TemplateProblem)]
+pub struct TemplateProblemBody<'a> {
+    #[serde(rename = "type")]
+    #[schema(inline)]
+    kind: TemplateProblemType,
+    title: &'static str,
+    #[schema(minimum = 422, maximum = 422)]
+    status: u16,
+    /// Every problem on one line, separated by `; `.
+    detail: String,
+    #[schema(value_type = Vec<super::schema::TemplateError>)]
+    errors: &'a [crate::templates::Problem],
+}
+
+/// 422 listing each template problem (part, line, column, sample, message).
+pub fn template_refused(problems: &[crate::templates::Problem]) -> Response {
+    let body = TemplateProblemBody {
+        kind: TemplateProblemType::Template,
+        title: "Il modello non è valido: la versione in uso resta invariata",
+        status: StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
+        detail: problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+        errors: problems,
+    };
+    let mut res = (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        serde_json::to_string(&body).unwrap_or_default(),
+    )
+        .into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res
 }
 
 impl IntoResponse for Problem {

@@ -11,7 +11,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::auth::Principal;
-use super::{AppState, Peer, Problem};
+use super::openapi::{
+    Conflict, Forbidden, IdempotencyKey, Internal, Invalid, MalformedJson, NotFound,
+    PayloadTooLarge, TicketNumber, Unauthorized, UnsupportedMediaType,
+};
+use super::{AppState, Peer, Problem, schema};
 use crate::config::Scope;
 use crate::sla::explain::{self, TicketTimes};
 use crate::store::{
@@ -188,7 +192,33 @@ fn ticket_body(state: &AppState, t: &TicketRecord) -> Result<String, Problem> {
     Ok(ticket_json(t, &f).to_string())
 }
 
-/// `POST /api/v1/tickets`
+/// Create a ticket
+///
+/// Validates the ticket, stores it with its `received` event and computes its SLA. The same
+/// ticket sent again is 200 with nothing changed; the same number with other data is 409.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tickets",
+    operation_id = "createTicket",
+    tag = "tickets",
+    security(("apiToken" = ["write"])),
+    params(IdempotencyKey),
+    request_body = schema::NewTicket,
+    responses(
+        (status = 200, description = "The same ticket was already there; nothing changed.",
+         body = schema::Ticket, headers(("Idempotent-Replayed" = String, description = "`true` when the answer is the one stored under the `Idempotency-Key`."))),
+        (status = 201, description = "Created: the ticket with its SLA.",
+         body = schema::Ticket, headers(("Idempotent-Replayed" = String, description = "`true` when the answer is the one stored under the `Idempotency-Key`."))),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 500, response = Internal),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Peer(peer): Peer,
@@ -215,7 +245,34 @@ pub async fn create(
     idempotent(&state, &principal, key, hash, work).await
 }
 
-/// `POST /api/v1/tickets/{number}/events`
+/// Append an event to a ticket
+///
+/// Without an `Idempotency-Key` the event's key is the hash of its content, so the exact same
+/// event sent twice is recorded once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tickets/{number}/events",
+    operation_id = "appendTicketEvent",
+    tag = "tickets",
+    security(("apiToken" = ["write"])),
+    params(TicketNumber, IdempotencyKey),
+    request_body = schema::NewEvent,
+    responses(
+        (status = 200, description = "The event was already recorded; nothing changed.",
+         body = schema::Ticket, headers(("Idempotent-Replayed" = String, description = "`true` when the answer is the one stored under the `Idempotency-Key`."))),
+        (status = 201, description = "The ticket after the event.",
+         body = schema::Ticket, headers(("Idempotent-Replayed" = String, description = "`true` when the answer is the one stored under the `Idempotency-Key`."))),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 500, response = Internal),
+    ),
+)]
 pub async fn append(
     State(state): State<AppState>,
     Path(number): Path<String>,
@@ -263,7 +320,25 @@ fn event_json(e: &EventRecord, f: &dyn Fn(crate::time::Timestamp) -> String) -> 
     })
 }
 
-/// `GET /api/v1/tickets/{number}`: the ticket, its timeline, its SLA now and how it was reached.
+/// Read one ticket
+///
+/// The ticket, its timeline of events, its SLA computed now and the day-by-day explanation of
+/// its deadline.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets/{number}",
+    operation_id = "getTicket",
+    tag = "tickets",
+    security(("apiToken" = ["read"])),
+    params(TicketNumber),
+    responses(
+        (status = 200, description = "The ticket.", body = schema::TicketDetail),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(number): Path<String>,
@@ -319,7 +394,51 @@ async fn one(state: &AppState, number: &str) -> Result<Value, Problem> {
     Ok(body)
 }
 
-/// `GET /api/v1/tickets?state=warning|breached|paused|running&office=…&after=…&limit=…`
+/// The query of `GET /api/v1/tickets`; the handler reads it by hand, to refuse unknown parameters.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // described, never built
+pub struct ListParams {
+    /// SLA state as of the last refresh (at most one poll interval old).
+    #[param(inline)]
+    state: Option<ListState>,
+    office: Option<String>,
+    /// The `next` value of the previous page.
+    after: Option<i64>,
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    limit: Option<i64>,
+}
+
+// The states a list filters on ([`LIST_STATES`]).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built
+pub enum ListState {
+    Running,
+    Warning,
+    Paused,
+    Breached,
+}
+
+/// List tickets
+///
+/// Open (not closed) tickets in pages of `limit`, ordered by internal id. Unknown query
+/// parameters are 422.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets",
+    operation_id = "listTickets",
+    tag = "tickets",
+    security(("apiToken" = ["read"])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of tickets.", body = schema::TicketPage),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = Invalid),
+        (status = 500, response = Internal),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,

@@ -24,11 +24,17 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::Clock;
 use super::limit::{DEFAULT_MAX_KEYS, KeyedLimit};
+use super::openapi::{
+    WebhookForbidden, WebhookMalformed, WebhookNotFound, WebhookTooLarge, WebhookTooManyRequests,
+    WebhookUnauthenticated, WebhookUnavailable,
+};
 use super::problem::Problem;
 use crate::config::{Endpoint, Family, Inbound};
 use crate::inbound::parse::Fields;
@@ -129,14 +135,103 @@ impl WebhookState {
     }
 }
 
-/// The webhook routes (merged into the API router by the daemon).
-pub fn router(state: WebhookState) -> Router {
-    Router::new()
-        .route("/webhooks/{route}/{provider}", post(without_token))
-        .route("/webhooks/{route}/{provider}/{token}", post(with_token))
+/// The webhook routes with their documentation (merged into the whole API by [`super::app`]).
+pub fn routes(state: WebhookState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(without_token))
+        .routes(routes!(with_token))
         .with_state(state)
 }
 
+/// The webhook routes.
+pub fn router(state: WebhookState) -> Router {
+    routes(state).split_for_parts().0
+}
+
+/// The route and the provider in a webhook's path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // described, never built
+struct EndpointPath {
+    /// Other values answer 404.
+    #[param(inline)]
+    route: RouteName,
+    /// The name of an `[[inbound.endpoints]]` entry (a Twilio SMS provider of `[[sms.providers]]`
+    /// gets one of the same name).
+    provider: String,
+}
+
+// The routes of [`Route`].
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built
+enum RouteName {
+    Sms,
+    Voice,
+    Dlr,
+    Mail,
+}
+
+/// The answer to a webhook that was stored, or was a repeat.
+#[derive(Serialize, ToSchema)]
+struct WebhookAccepted<'a> {
+    #[schema(inline)]
+    status: AcceptedStatus,
+    /// The stored inbound record.
+    id: i64,
+    /// The provider's id of the event, which makes a repeat a duplicate.
+    external_id: &'a str,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum AcceptedStatus {
+    Accepted,
+    Duplicate,
+}
+
+/// A signed provider webhook (twilio, generic)
+///
+/// The inbound pipeline: verify → parse → store (deduplicated) → answer; what the record causes
+/// happens on the daemon's next pass. Verification comes first and a refused request leaves no
+/// trace. The same provider id again is answered 200 with `duplicate` and changes nothing.
+/// Bodies over 64 KiB are refused (the mail route: `inbound.max_mail_bytes`). See
+/// docs/inbound.md for the fields read per family. Families whose requests are signed:
+/// **twilio** (sms, voice, dlr; form-encoded only, `X-Twilio-Signature`; a status callback
+/// carries our `order_id` in its query) and **generic** (every route; `X-Messo-Timestamp` and
+/// `X-Messo-Signature`; JSON, a form, or multipart for mail).
+#[utoipa::path(
+    post,
+    path = "/webhooks/{route}/{provider}",
+    operation_id = "postWebhook",
+    tag = "webhooks",
+    security(("twilioSignature" = []), ("messoSignature" = [], "messoTimestamp" = [])),
+    params(EndpointPath),
+    request_body(
+        content(
+            (std::collections::HashMap<String, String> = "application/x-www-form-urlencoded"),
+            (Object = "application/json"),
+            (Object = "multipart/form-data"),
+        ),
+        description = "The provider's fields; on the mail route also file parts, kept as attachments.",
+    ),
+    responses(
+        (status = 200,
+         description = "Accepted or a duplicate. Twilio SMS and voice webhooks get an empty TwiML \
+                        `<Response>`; the others JSON.",
+         content(
+             (WebhookAccepted = "application/json"),
+             (String = "text/xml", example = json!(TWIML_EMPTY)),
+         )),
+        (status = 400, response = WebhookMalformed),
+        (status = 401, response = WebhookUnauthenticated),
+        (status = 403, response = WebhookForbidden),
+        (status = 404, response = WebhookNotFound),
+        (status = 413, response = WebhookTooLarge),
+        (status = 429, response = WebhookTooManyRequests),
+        (status = 503, response = WebhookUnavailable),
+    ),
+)]
 async fn without_token(
     State(s): State<WebhookState>,
     Path((route, provider)): Path<(String, String)>,
@@ -145,6 +240,54 @@ async fn without_token(
     timed(s, route, provider, None, req).await
 }
 
+/// The route, the provider and the token in a webhook's path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // described, never built
+struct TokenEndpointPath {
+    /// Other values answer 404.
+    #[param(inline)]
+    route: RouteName,
+    /// The name of an `[[inbound.endpoints]]` entry.
+    provider: String,
+    /// The endpoint's secret token, compared in constant time.
+    token: String,
+}
+
+/// A provider webhook authenticated by a URL token (rest-it, mail)
+///
+/// The inbound pipeline: verify → parse → store (deduplicated) → answer; what the record causes
+/// happens on the daemon's next pass. Verification comes first and a refused request leaves no
+/// trace. The same provider id again is answered 200 with `duplicate` and changes nothing.
+/// Bodies over 64 KiB are refused (the mail route: `inbound.max_mail_bytes`). See
+/// docs/inbound.md for the fields read per family. Families that do not sign their requests take
+/// a secret token as the last path segment: **rest-it** (sms, dlr; form or JSON) and **mail**
+/// (mail only; multipart/form-data or a form).
+#[utoipa::path(
+    post,
+    path = "/webhooks/{route}/{provider}/{token}",
+    operation_id = "postWebhookWithToken",
+    tag = "webhooks",
+    params(TokenEndpointPath),
+    request_body(
+        content(
+            (std::collections::HashMap<String, String> = "application/x-www-form-urlencoded"),
+            (Object = "application/json"),
+            (Object = "multipart/form-data"),
+        ),
+        description = "The provider's fields; on the mail route also file parts, kept as attachments.",
+    ),
+    responses(
+        (status = 200, description = "Accepted or a duplicate.", body = WebhookAccepted),
+        (status = 400, response = WebhookMalformed),
+        (status = 401, response = WebhookUnauthenticated),
+        (status = 403, response = WebhookForbidden),
+        (status = 404, response = WebhookNotFound),
+        (status = 413, response = WebhookTooLarge),
+        (status = 429, response = WebhookTooManyRequests),
+        (status = 503, response = WebhookUnavailable),
+    ),
+)]
 async fn with_token(
     State(s): State<WebhookState>,
     Path((route, provider, token)): Path<(String, String, String)>,
@@ -355,23 +498,31 @@ async fn handle(
     }
 }
 
+/// The answer that makes Twilio send nothing back.
+const TWIML_EMPTY: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+
 fn answer(family: &Family, route: Route, duplicate: bool, id: i64, external_id: &str) -> Response {
     if matches!(family, Family::Twilio { .. }) && route != Route::Dlr {
         // Twilio reads TwiML from the answer: an empty response sends nothing back.
         return (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/xml")],
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+            TWIML_EMPTY,
         )
             .into_response();
     }
+    let status = if duplicate {
+        AcceptedStatus::Duplicate
+    } else {
+        AcceptedStatus::Accepted
+    };
     (
         StatusCode::OK,
-        axum::Json(json!({
-            "status": if duplicate { "duplicate" } else { "accepted" },
-            "id": id,
-            "external_id": external_id,
-        })),
+        axum::Json(WebhookAccepted {
+            status,
+            id,
+            external_id,
+        }),
     )
         .into_response()
 }
