@@ -496,92 +496,116 @@ fn apply_env(
     env: impl IntoIterator<Item = (String, String)>,
     read_file: impl Fn(&Path) -> std::io::Result<String>,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    let schema = schema();
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
         .collect();
     vars.sort();
+    let schema = schema();
     let mut applied = Vec::new();
     for (var, value) in vars {
         let env_err = |message: String| ConfigError::Env {
             var: var.clone(),
             message,
         };
-        let rest = &var[ENV_PREFIX.len()..];
-        let (key, value) = match rest.strip_suffix("_FILE") {
-            Some(key) => {
-                let path = Path::new(&value);
-                let text = read_file(path)
-                    .map_err(|e| env_err(format!("cannot read {}: {e}", path.display())))?;
-                let text = text.strip_suffix('\n').unwrap_or(&text);
-                let text = text.strip_suffix('\r').unwrap_or(text).to_owned();
-                (key, text)
-            }
-            None => (rest, value),
-        };
-        let segments: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
-        if segments.iter().any(|s| {
-            s.is_empty()
-                || !s
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        }) {
-            return Err(env_err(
-                "expected MESSO_<SECTION>__<KEY> with letters, digits and single underscores"
-                    .to_owned(),
-            ));
-        }
-        let mut path = String::new();
-        // The key's pattern in the schema: list indexes become `[]`, a map's keys `*`.
-        let mut pattern = String::new();
-        let mut node: &mut toml::Value = &mut *root;
-        for (i, seg) in segments.iter().enumerate() {
-            let last = i + 1 == segments.len();
-            match node {
-                toml::Value::Table(t) => {
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(seg);
-                    pattern = schema.child(&pattern, seg);
-                    if last {
-                        let v = env_value(schema.kind(&pattern), &value).map_err(env_err)?;
-                        t.insert(seg.clone(), v);
-                        break;
-                    }
-                    let empty = match schema.kind(&pattern) {
-                        Some(Kind::Seq) => toml::Value::Array(Vec::new()),
-                        _ => toml::Value::Table(toml::Table::new()),
-                    };
-                    node = t.entry(seg.clone()).or_insert(empty);
-                }
-                toml::Value::Array(items) => {
-                    let Some(slot) = seg.parse::<usize>().ok().filter(|&n| n < items.len()) else {
-                        return Err(env_err(format!(
-                            "{path} has {} entries; {seg:?} is not one of their indexes",
-                            items.len()
-                        )));
-                    };
-                    path.push_str(&format!("[{slot}]"));
-                    pattern = Schema::item(&pattern);
-                    if last {
-                        let v = env_value(schema.kind(&pattern), &value).map_err(env_err)?;
-                        items[slot] = v;
-                        break;
-                    }
-                    node = &mut items[slot];
-                }
-                _ => {
-                    return Err(env_err(format!(
-                        "{path} is a single value; it has no key {seg:?}"
-                    )));
-                }
-            }
-        }
+        let (key, value) = env_key_value(&var, value, &read_file).map_err(env_err)?;
+        let segments = env_segments(key).map_err(env_err)?;
+        let path = set_override(schema, root, &segments, &value).map_err(env_err)?;
         applied.push((path, var.clone()));
     }
     Ok(applied)
+}
+
+/// The key part of variable `var` (after `MESSO_`, without `_FILE`) and its value: `value`
+/// itself, or for a `_FILE` variable the text of the file it names, less one final line end.
+fn env_key_value<'v>(
+    var: &'v str,
+    value: String,
+    read_file: &impl Fn(&Path) -> std::io::Result<String>,
+) -> Result<(&'v str, String), String> {
+    let rest = &var[ENV_PREFIX.len()..];
+    match rest.strip_suffix("_FILE") {
+        Some(key) => {
+            let path = Path::new(&value);
+            let text =
+                read_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text).to_owned();
+            Ok((key, text))
+        }
+        None => Ok((rest, value)),
+    }
+}
+
+/// `SLA__TARGETS__0__WORKING_DAYS` → `["sla", "targets", "0", "working_days"]`.
+fn env_segments(key: &str) -> Result<Vec<String>, String> {
+    let segments: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+    if segments.iter().any(|s| {
+        s.is_empty()
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }) {
+        return Err(
+            "expected MESSO_<SECTION>__<KEY> with letters, digits and single underscores"
+                .to_owned(),
+        );
+    }
+    Ok(segments)
+}
+
+/// Sets the key named by `segments` to `value` (typed by the schema), creating the tables on
+/// the way; returns the key path as problems name it (`sla.targets[0].working_days`).
+fn set_override(
+    schema: &Schema,
+    root: &mut toml::Value,
+    segments: &[String],
+    value: &str,
+) -> Result<String, String> {
+    let mut path = String::new();
+    // The key's pattern in the schema: list indexes become `[]`, a map's keys `*`.
+    let mut pattern = String::new();
+    let mut node: &mut toml::Value = root;
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match node {
+            toml::Value::Table(t) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(seg);
+                pattern = schema.child(&pattern, seg);
+                if last {
+                    t.insert(seg.clone(), env_value(schema.kind(&pattern), value)?);
+                    break;
+                }
+                let empty = match schema.kind(&pattern) {
+                    Some(Kind::Seq) => toml::Value::Array(Vec::new()),
+                    _ => toml::Value::Table(toml::Table::new()),
+                };
+                node = t.entry(seg.clone()).or_insert(empty);
+            }
+            toml::Value::Array(items) => {
+                let Some(slot) = seg.parse::<usize>().ok().filter(|&n| n < items.len()) else {
+                    return Err(format!(
+                        "{path} has {} entries; {seg:?} is not one of their indexes",
+                        items.len()
+                    ));
+                };
+                path.push_str(&format!("[{slot}]"));
+                pattern = Schema::item(&pattern);
+                if last {
+                    items[slot] = env_value(schema.kind(&pattern), value)?;
+                    break;
+                }
+                node = &mut items[slot];
+            }
+            _ => {
+                return Err(format!("{path} is a single value; it has no key {seg:?}"));
+            }
+        }
+    }
+    Ok(path)
 }
 
 /// Every value whose type is not the one its key takes, named by key and type only (the
