@@ -496,92 +496,116 @@ fn apply_env(
     env: impl IntoIterator<Item = (String, String)>,
     read_file: impl Fn(&Path) -> std::io::Result<String>,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    let schema = schema();
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
         .collect();
     vars.sort();
+    let schema = schema();
     let mut applied = Vec::new();
     for (var, value) in vars {
         let env_err = |message: String| ConfigError::Env {
             var: var.clone(),
             message,
         };
-        let rest = &var[ENV_PREFIX.len()..];
-        let (key, value) = match rest.strip_suffix("_FILE") {
-            Some(key) => {
-                let path = Path::new(&value);
-                let text = read_file(path)
-                    .map_err(|e| env_err(format!("cannot read {}: {e}", path.display())))?;
-                let text = text.strip_suffix('\n').unwrap_or(&text);
-                let text = text.strip_suffix('\r').unwrap_or(text).to_owned();
-                (key, text)
-            }
-            None => (rest, value),
-        };
-        let segments: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
-        if segments.iter().any(|s| {
-            s.is_empty()
-                || !s
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        }) {
-            return Err(env_err(
-                "expected MESSO_<SECTION>__<KEY> with letters, digits and single underscores"
-                    .to_owned(),
-            ));
-        }
-        let mut path = String::new();
-        // The key's pattern in the schema: list indexes become `[]`, a map's keys `*`.
-        let mut pattern = String::new();
-        let mut node: &mut toml::Value = &mut *root;
-        for (i, seg) in segments.iter().enumerate() {
-            let last = i + 1 == segments.len();
-            match node {
-                toml::Value::Table(t) => {
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(seg);
-                    pattern = schema.child(&pattern, seg);
-                    if last {
-                        let v = env_value(schema.kind(&pattern), &value).map_err(env_err)?;
-                        t.insert(seg.clone(), v);
-                        break;
-                    }
-                    let empty = match schema.kind(&pattern) {
-                        Some(Kind::Seq) => toml::Value::Array(Vec::new()),
-                        _ => toml::Value::Table(toml::Table::new()),
-                    };
-                    node = t.entry(seg.clone()).or_insert(empty);
-                }
-                toml::Value::Array(items) => {
-                    let Some(slot) = seg.parse::<usize>().ok().filter(|&n| n < items.len()) else {
-                        return Err(env_err(format!(
-                            "{path} has {} entries; {seg:?} is not one of their indexes",
-                            items.len()
-                        )));
-                    };
-                    path.push_str(&format!("[{slot}]"));
-                    pattern = Schema::item(&pattern);
-                    if last {
-                        let v = env_value(schema.kind(&pattern), &value).map_err(env_err)?;
-                        items[slot] = v;
-                        break;
-                    }
-                    node = &mut items[slot];
-                }
-                _ => {
-                    return Err(env_err(format!(
-                        "{path} is a single value; it has no key {seg:?}"
-                    )));
-                }
-            }
-        }
+        let (key, value) = env_key_value(&var, value, &read_file).map_err(env_err)?;
+        let segments = env_segments(key).map_err(env_err)?;
+        let path = set_override(schema, root, &segments, &value).map_err(env_err)?;
         applied.push((path, var.clone()));
     }
     Ok(applied)
+}
+
+/// The key part of variable `var` (after `MESSO_`, without `_FILE`) and its value: `value`
+/// itself, or for a `_FILE` variable the text of the file it names, less one final line end.
+fn env_key_value<'v>(
+    var: &'v str,
+    value: String,
+    read_file: &impl Fn(&Path) -> std::io::Result<String>,
+) -> Result<(&'v str, String), String> {
+    let rest = &var[ENV_PREFIX.len()..];
+    match rest.strip_suffix("_FILE") {
+        Some(key) => {
+            let path = Path::new(&value);
+            let text =
+                read_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text).to_owned();
+            Ok((key, text))
+        }
+        None => Ok((rest, value)),
+    }
+}
+
+/// `SLA__TARGETS__0__WORKING_DAYS` → `["sla", "targets", "0", "working_days"]`.
+fn env_segments(key: &str) -> Result<Vec<String>, String> {
+    let segments: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+    if segments.iter().any(|s| {
+        s.is_empty()
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }) {
+        return Err(
+            "expected MESSO_<SECTION>__<KEY> with letters, digits and single underscores"
+                .to_owned(),
+        );
+    }
+    Ok(segments)
+}
+
+/// Sets the key named by `segments` to `value` (typed by the schema), creating the tables on
+/// the way; returns the key path as problems name it (`sla.targets[0].working_days`).
+fn set_override(
+    schema: &Schema,
+    root: &mut toml::Value,
+    segments: &[String],
+    value: &str,
+) -> Result<String, String> {
+    let mut path = String::new();
+    // The key's pattern in the schema: list indexes become `[]`, a map's keys `*`.
+    let mut pattern = String::new();
+    let mut node: &mut toml::Value = root;
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match node {
+            toml::Value::Table(t) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(seg);
+                pattern = schema.child(&pattern, seg);
+                if last {
+                    t.insert(seg.clone(), env_value(schema.kind(&pattern), value)?);
+                    break;
+                }
+                let empty = match schema.kind(&pattern) {
+                    Some(Kind::Seq) => toml::Value::Array(Vec::new()),
+                    _ => toml::Value::Table(toml::Table::new()),
+                };
+                node = t.entry(seg.clone()).or_insert(empty);
+            }
+            toml::Value::Array(items) => {
+                let Some(slot) = seg.parse::<usize>().ok().filter(|&n| n < items.len()) else {
+                    return Err(format!(
+                        "{path} has {} entries; {seg:?} is not one of their indexes",
+                        items.len()
+                    ));
+                };
+                path.push_str(&format!("[{slot}]"));
+                pattern = Schema::item(&pattern);
+                if last {
+                    items[slot] = env_value(schema.kind(&pattern), value)?;
+                    break;
+                }
+                node = &mut items[slot];
+            }
+            _ => {
+                return Err(format!("{path} is a single value; it has no key {seg:?}"));
+            }
+        }
+    }
+    Ok(path)
 }
 
 /// Every value whose type is not the one its key takes, named by key and type only (the
@@ -716,9 +740,60 @@ fn validate(
     overrides: Vec<(String, String)>,
 ) -> Result<Config, ConfigError> {
     let mut p = Problems(Vec::new());
+    let calendar = calendar(&mut p, raw.calendar);
+    let policy = sla_policy(&mut p, raw.sla);
+    let (database_url, poll_interval_ms) = database(&mut p, raw.database);
+    let channels = channels(&mut p, raw.channels);
+    let (smtp, pec_account) = mail_accounts(&mut p, &channels, raw.smtp, raw.pec);
+    let sms_cfg = sms_config(&mut p, &channels, raw.sms);
+    let delivery_cfg = delivery::delivery(&mut p, raw.delivery);
+    let inbound_cfg = inbound::inbound(&mut p, raw.inbound, &twilio_providers(&sms_cfg));
+    let http_cfg = http_config(&mut p, raw.http);
+    let notify = notify(&mut p, raw.notify);
+    let comune_name = raw.comune.name.unwrap_or_else(|| "Comune".to_owned());
+    let templates = admin::templates(&mut p, raw.templates);
+    let admin = admin::admin(&mut p, raw.admin);
+    let portal = portal::portal(&mut p, raw.portal, &http_cfg.public_base_url);
 
-    // [calendar]
-    let tz_name = raw.calendar.time_zone.as_deref().unwrap_or("Europe/Rome");
+    match policy {
+        Some(policy) if p.0.is_empty() => Ok(Config {
+            source_name: source_name.to_owned(),
+            comune_name,
+            calendar,
+            policy,
+            database_url,
+            poll_interval_ms,
+            channels,
+            smtp,
+            pec: pec_account,
+            sms: sms_cfg,
+            delivery: delivery_cfg,
+            inbound: inbound_cfg,
+            http: http_cfg,
+            notify,
+            templates,
+            admin,
+            portal,
+            overrides,
+        }),
+        _ => {
+            // Mention the variable that set a faulty key.
+            for problem in &mut p.0 {
+                if let Some((_, var)) = overrides.iter().find(|(k, _)| *k == problem.key) {
+                    problem.message.push_str(&format!(" (set by {var})"));
+                }
+            }
+            Err(ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                problems: p.0,
+            })
+        }
+    }
+}
+
+/// `[calendar]`: the time zone, the holidays, the weekly windows, the patron day, closures.
+fn calendar(p: &mut Problems, raw: RawCalendar) -> CalendarSpec {
+    let tz_name = raw.time_zone.as_deref().unwrap_or("Europe/Rome");
     let time_zone = tz_name.parse::<Tz>().unwrap_or_else(|_| {
         p.add(
             "calendar.time_zone",
@@ -726,12 +801,7 @@ fn validate(
         );
         chrono_tz::Europe::Rome
     });
-    let national = match raw
-        .calendar
-        .national_holidays
-        .as_deref()
-        .unwrap_or("italia")
-    {
+    let national = match raw.national_holidays.as_deref().unwrap_or("italia") {
         "italia" => ITALIAN_NATIONAL_HOLIDAYS.to_vec(),
         "none" => Vec::new(),
         other => {
@@ -742,85 +812,103 @@ fn validate(
             Vec::new()
         }
     };
-    let weekly = match raw.calendar.windows {
+    let weekly = match raw.windows {
         None => CalendarSpec::roma_capitale().weekly,
-        Some(w) => {
-            let days = [
-                w.monday,
-                w.tuesday,
-                w.wednesday,
-                w.thursday,
-                w.friday,
-                w.saturday,
-                w.sunday,
-            ];
-            let mut weekly: [Vec<Window>; 7] = Default::default();
-            for (wd, list) in days.into_iter().enumerate() {
-                for (i, text) in list.unwrap_or_default().iter().enumerate() {
-                    let key = format!("calendar.windows.{}[{i}]", WEEKDAYS[wd]);
-                    match parse_window(text) {
-                        Ok(win) => {
-                            if let Some(prev) = weekly[wd].last()
-                                && win.start_min < prev.end_min
-                            {
-                                p.add(
-                                    key,
-                                    format!(
-                                        "window {text:?} overlaps or comes before the previous one; list windows in order without overlaps"
-                                    ),
-                                );
-                            } else {
-                                weekly[wd].push(win);
-                            }
-                        }
-                        Err(m) => p.add(key, m),
+        Some(w) => weekly_windows(p, w),
+    };
+    let patron = raw.patron_day.and_then(|pd| patron_day(p, pd));
+    let closures = closures(p, raw.closures);
+    CalendarSpec {
+        time_zone,
+        weekly,
+        national,
+        patron,
+        closures,
+    }
+}
+
+/// `calendar.windows`: each weekday's windows, in order and without overlaps.
+fn weekly_windows(p: &mut Problems, w: RawWindows) -> [Vec<Window>; 7] {
+    let days = [
+        w.monday,
+        w.tuesday,
+        w.wednesday,
+        w.thursday,
+        w.friday,
+        w.saturday,
+        w.sunday,
+    ];
+    let mut weekly: [Vec<Window>; 7] = Default::default();
+    for (wd, list) in days.into_iter().enumerate() {
+        for (i, text) in list.unwrap_or_default().iter().enumerate() {
+            let key = format!("calendar.windows.{}[{i}]", WEEKDAYS[wd]);
+            match parse_window(text) {
+                Ok(win) => {
+                    if let Some(prev) = weekly[wd].last()
+                        && win.start_min < prev.end_min
+                    {
+                        p.add(
+                            key,
+                            format!(
+                                "window {text:?} overlaps or comes before the previous one; list windows in order without overlaps"
+                            ),
+                        );
+                    } else {
+                        weekly[wd].push(win);
                     }
                 }
-            }
-            if weekly.iter().all(Vec::is_empty) {
-                p.add(
-                    "calendar.windows",
-                    "no working window on any weekday; a business clock could never advance",
-                );
-            }
-            weekly
-        }
-    };
-    let patron = raw.calendar.patron_day.and_then(|pd| {
-        let parsed = pd
-            .date
-            .split_once('-')
-            .and_then(|(m, d)| Some((m.parse::<u32>().ok()?, d.parse::<u32>().ok()?)))
-            .filter(|&(m, d)| {
-                pd.date.len() == 5
-                    && (1..=12).contains(&m)
-                    && d >= 1
-                    && d <= crate::time::days_in_month(2000, m)
-            });
-        match parsed {
-            Some((month, day)) if !pd.name.trim().is_empty() => Some(PatronDay {
-                month,
-                day,
-                name: pd.name,
-            }),
-            Some(_) => {
-                p.add("calendar.patron_day.name", "must not be empty");
-                None
-            }
-            None => {
-                p.add(
-                    "calendar.patron_day.date",
-                    format!(
-                        "expected a month and day like \"06-29\", found {:?}",
-                        pd.date
-                    ),
-                );
-                None
+                Err(m) => p.add(key, m),
             }
         }
-    });
+    }
+    if weekly.iter().all(Vec::is_empty) {
+        p.add(
+            "calendar.windows",
+            "no working window on any weekday; a business clock could never advance",
+        );
+    }
+    weekly
+}
+
+/// `calendar.patron_day`: a month and day (`06-29`) and a name.
+fn patron_day(p: &mut Problems, pd: RawPatron) -> Option<PatronDay> {
+    let parsed = pd
+        .date
+        .split_once('-')
+        .and_then(|(m, d)| Some((m.parse::<u32>().ok()?, d.parse::<u32>().ok()?)))
+        .filter(|&(m, d)| {
+            pd.date.len() == 5
+                && (1..=12).contains(&m)
+                && d >= 1
+                && d <= crate::time::days_in_month(2000, m)
+        });
+    match parsed {
+        Some((month, day)) if !pd.name.trim().is_empty() => Some(PatronDay {
+            month,
+            day,
+            name: pd.name,
+        }),
+        Some(_) => {
+            p.add("calendar.patron_day.name", "must not be empty");
+            None
+        }
+        None => {
+            p.add(
+                "calendar.patron_day.date",
+                format!(
+                    "expected a month and day like \"06-29\", found {:?}",
+                    pd.date
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `calendar.closures`: dated closures within the supported years, each with a name.
+fn closures(p: &mut Problems, raw: Vec<RawClosure>) -> Vec<Closure> {
     let mut closures = Vec::new();
-    for (i, c) in raw.calendar.closures.into_iter().enumerate() {
+    for (i, c) in raw.into_iter().enumerate() {
         match NaiveDate::parse_from_str(&c.date, "%Y-%m-%d") {
             Ok(date) if (1970..=2199).contains(&chrono::Datelike::year(&date)) => {
                 if c.name.trim().is_empty() {
@@ -839,21 +927,34 @@ fn validate(
             ),
         }
     }
+    closures
+}
 
-    // [sla]
-    let hours = match raw.sla.hours_per_working_day.unwrap_or(8) {
-        h @ 1..=24 => h as u32,
-        h => {
-            p.add(
-                "sla.hours_per_working_day",
-                format!("must be between 1 and 24, found {h}"),
-            );
-            8
-        }
-    };
-    let ratio = raw.sla.warning_ratio.unwrap_or(0.75);
+/// `[sla]`: the policy, or None when it has a problem (each one is in `p`).
+fn sla_policy(p: &mut Problems, raw: RawSla) -> Option<Policy> {
+    let hours = p.ranged(
+        "sla.hours_per_working_day",
+        raw.hours_per_working_day,
+        8,
+        1,
+        24,
+    ) as u32;
+    let warning_bp = warning_bp(p, raw.warning_ratio.unwrap_or(0.75));
+    match raw.targets {
+        None => Policy::new(
+            Policy::agreement_default().rules().to_vec(),
+            hours,
+            warning_bp,
+        )
+        .ok(),
+        Some(rows) => target_policy(p, rows, hours, warning_bp),
+    }
+}
+
+/// `sla.warning_ratio` in ten-thousandths: above 0, at most 1, at most four decimals.
+fn warning_bp(p: &mut Problems, ratio: f64) -> u32 {
     let bp = (ratio * 10_000.0).round();
-    let warning_bp = if !(ratio > 0.0 && ratio <= 1.0) {
+    if !(ratio > 0.0 && ratio <= 1.0) {
         p.add(
             "sla.warning_ratio",
             format!("must be greater than 0 and at most 1, found {ratio}"),
@@ -867,119 +968,128 @@ fn validate(
         7_500
     } else {
         bp as u32
-    };
-    let policy = match raw.sla.targets {
-        None => Policy::new(
-            Policy::agreement_default().rules().to_vec(),
-            hours,
-            warning_bp,
-        )
-        .ok(),
-        Some(rows) => {
-            let mut rules = Vec::new();
-            let before = p.0.len();
-            for (i, r) in rows.into_iter().enumerate() {
-                let key = |f: &str| format!("sla.targets[{i}].{f}");
-                let category = match r.category.as_str() {
-                    "any" => Some(None),
-                    c => match c.parse::<Category>() {
-                        Ok(c) => Some(Some(c)),
-                        Err(e) => {
-                            p.add(key("category"), format!("{e}|any"));
-                            None
-                        }
-                    },
-                };
-                let priority = match r.priority.as_str() {
-                    "any" => Some(None),
-                    s => match s.parse::<Priority>() {
-                        Ok(v) => Some(Some(v)),
-                        Err(e) => {
-                            p.add(key("priority"), format!("{e}|any"));
-                            None
-                        }
-                    },
-                };
-                let clock = match r.clock.as_str() {
-                    "business" => Some(ClockKind::Business),
-                    "calendar" => Some(ClockKind::Calendar),
-                    other => {
-                        p.add(
-                            key("clock"),
-                            format!("unknown clock {other:?}; expected business|calendar"),
-                        );
-                        None
-                    }
-                };
-                let amounts: Vec<(&str, i64)> = [
-                    ("working_days", r.working_days),
-                    ("hours", r.hours),
-                    ("days", r.days),
-                ]
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect();
-                let amount = match amounts.as_slice() {
-                    [(unit, n)] if (1..=3650).contains(n) => {
-                        let n = *n as u32;
-                        Some(match *unit {
-                            "working_days" => Amount::WorkingDays(n),
-                            "hours" => Amount::Hours(n),
-                            _ => Amount::Days(n),
-                        })
-                    }
-                    [(unit, n)] => {
-                        p.add(key(unit), format!("must be between 1 and 3650, found {n}"));
-                        None
-                    }
-                    _ => {
-                        p.add(
-                            format!("sla.targets[{i}]"),
-                            "give exactly one of working_days, hours or days",
-                        );
-                        None
-                    }
-                };
-                if let (Some(category), Some(priority), Some(clock), Some(amount)) =
-                    (category, priority, clock, amount)
-                {
-                    rules.push((
-                        i,
-                        TargetRule {
-                            category,
-                            priority,
-                            clock,
-                            amount,
-                        },
-                    ));
-                }
-            }
-            if p.0.len() > before {
-                None
-            } else {
-                let index: Vec<usize> = rules.iter().map(|(i, _)| *i).collect();
-                match Policy::new(
-                    rules.into_iter().map(|(_, r)| r).collect(),
-                    hours,
-                    warning_bp,
-                ) {
-                    Ok(policy) => Some(policy),
-                    Err(PolicyError::Rule { rule, message }) => {
-                        p.add(format!("sla.targets[{}]", index[rule]), message);
-                        None
-                    }
-                    Err(e) => {
-                        p.add("sla.targets", e.to_string());
-                        None
-                    }
-                }
-            }
+    }
+}
+
+/// `sla.targets`: every row checked on its own, then the table as a whole.
+fn target_policy(
+    p: &mut Problems,
+    rows: Vec<RawTarget>,
+    hours: u32,
+    warning_bp: u32,
+) -> Option<Policy> {
+    let before = p.0.len();
+    let rules: Vec<(usize, TargetRule)> = rows
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| target_rule(p, i, r).map(|rule| (i, rule)))
+        .collect();
+    if p.0.len() > before {
+        return None;
+    }
+    let index: Vec<usize> = rules.iter().map(|(i, _)| *i).collect();
+    match Policy::new(
+        rules.into_iter().map(|(_, r)| r).collect(),
+        hours,
+        warning_bp,
+    ) {
+        Ok(policy) => Some(policy),
+        Err(PolicyError::Rule { rule, message }) => {
+            p.add(format!("sla.targets[{}]", index[rule]), message);
+            None
+        }
+        Err(e) => {
+            p.add("sla.targets", e.to_string());
+            None
+        }
+    }
+}
+
+fn target_key(i: usize, field: &str) -> String {
+    format!("sla.targets[{i}].{field}")
+}
+
+/// One row of `sla.targets`, or None when it has a problem.
+fn target_rule(p: &mut Problems, i: usize, r: RawTarget) -> Option<TargetRule> {
+    let category = any_or::<Category>(p, i, "category", &r.category);
+    let priority = any_or::<Priority>(p, i, "priority", &r.priority);
+    let clock = match r.clock.as_str() {
+        "business" => Some(ClockKind::Business),
+        "calendar" => Some(ClockKind::Calendar),
+        other => {
+            p.add(
+                target_key(i, "clock"),
+                format!("unknown clock {other:?}; expected business|calendar"),
+            );
+            None
         }
     };
+    let amount = target_amount(p, i, &r);
+    Some(TargetRule {
+        category: category?,
+        priority: priority?,
+        clock: clock?,
+        amount: amount?,
+    })
+}
 
-    // [database]
+/// `any` (Some(None)), a value of `T` (Some(Some)), or a problem at `field` (None).
+fn any_or<T>(p: &mut Problems, i: usize, field: &str, text: &str) -> Option<Option<T>>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    match text {
+        "any" => Some(None),
+        s => match s.parse::<T>() {
+            Ok(v) => Some(Some(v)),
+            Err(e) => {
+                p.add(target_key(i, field), format!("{e}|any"));
+                None
+            }
+        },
+    }
+}
+
+/// Exactly one of `working_days`, `hours` or `days`, from 1 to 3650.
+fn target_amount(p: &mut Problems, i: usize, r: &RawTarget) -> Option<Amount> {
+    let amounts: Vec<(&str, i64)> = [
+        ("working_days", r.working_days),
+        ("hours", r.hours),
+        ("days", r.days),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    match amounts.as_slice() {
+        [(unit, n)] if (1..=3650).contains(n) => {
+            let n = *n as u32;
+            Some(match *unit {
+                "working_days" => Amount::WorkingDays(n),
+                "hours" => Amount::Hours(n),
+                _ => Amount::Days(n),
+            })
+        }
+        [(unit, n)] => {
+            p.add(
+                target_key(i, unit),
+                format!("must be between 1 and 3650, found {n}"),
+            );
+            None
+        }
+        _ => {
+            p.add(
+                format!("sla.targets[{i}]"),
+                "give exactly one of working_days, hours or days",
+            );
+            None
+        }
+    }
+}
+
+/// `[database]`: the URL (SQLite or PostgreSQL) and the poll interval.
+fn database(p: &mut Problems, raw: RawDatabase) -> (String, u64) {
     let database_url = raw
-        .database
         .url
         .unwrap_or_else(|| "sqlite://data/messo.db".to_owned());
     if !["sqlite:", "postgres://", "postgresql://"]
@@ -991,43 +1101,29 @@ fn validate(
             "expected a sqlite: or postgres:// URL (the value is not shown: it may hold a password)",
         );
     }
+    let poll_interval_ms = p.ranged(
+        "database.poll_interval_ms",
+        raw.poll_interval_ms,
+        2_000,
+        50,
+        600_000,
+    ) as u64;
+    (database_url, poll_interval_ms)
+}
 
-    let poll_interval_ms = match raw.database.poll_interval_ms.unwrap_or(2_000) {
-        v @ 50..=600_000 => v as u64,
-        v => {
-            p.add(
-                "database.poll_interval_ms",
-                format!("must be between 50 and 600000, found {v}"),
-            );
-            2_000
-        }
-    };
-
-    // [channels]
-    let mut mode =
-        |key: &str, value: Option<String>, default: &str, allowed: &[(&str, ChannelMode)]| {
-            let v = value.unwrap_or_else(|| default.to_owned());
-            match allowed.iter().find(|(name, _)| *name == v) {
-                Some((_, m)) => *m,
-                None => {
-                    let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
-                    p.add(
-                        key,
-                        format!("unknown channel mode {v:?}; expected {}", names.join("|")),
-                    );
-                    ChannelMode::File
-                }
-            }
-        };
-    let email = mode(
+/// `[channels]`: how each channel delivers, and where the file channel writes.
+fn channels(p: &mut Problems, raw: RawChannels) -> Channels {
+    let email = channel_mode(
+        p,
         "channels.email",
-        raw.channels.email,
+        raw.email,
         "file",
         &[("file", ChannelMode::File), ("smtp", ChannelMode::Smtp)],
     );
-    let sms = mode(
+    let sms = channel_mode(
+        p,
         "channels.sms",
-        raw.channels.sms,
+        raw.sms,
         "file",
         &[("file", ChannelMode::File), ("http", ChannelMode::Http)],
     );
@@ -1036,9 +1132,10 @@ fn validate(
     } else {
         "file"
     };
-    let pec = mode(
+    let pec = channel_mode(
+        p,
         "channels.pec",
-        raw.channels.pec,
+        raw.pec,
         pec_default,
         &[
             ("file", ChannelMode::File),
@@ -1046,15 +1143,54 @@ fn validate(
             ("pec", ChannelMode::Pec),
         ],
     );
-    let smtp = raw.smtp.map(|r| delivery::smtp(&mut p, "smtp", r));
-    let pec_account = raw.pec.map(|r| delivery::smtp(&mut p, "pec", r));
-    if (email == ChannelMode::Smtp || pec == ChannelMode::Smtp) && smtp.is_none() {
+    let file_dir = PathBuf::from(raw.file_dir.unwrap_or_else(|| "data/outbox".to_owned()));
+    Channels {
+        email,
+        sms,
+        pec,
+        file_dir,
+    }
+}
+
+/// One of the `allowed` modes (`default` when absent); the file channel after a problem.
+fn channel_mode(
+    p: &mut Problems,
+    key: &str,
+    value: Option<String>,
+    default: &str,
+    allowed: &[(&str, ChannelMode)],
+) -> ChannelMode {
+    let v = value.unwrap_or_else(|| default.to_owned());
+    match allowed.iter().find(|(name, _)| *name == v) {
+        Some((_, m)) => *m,
+        None => {
+            let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
+            p.add(
+                key,
+                format!("unknown channel mode {v:?}; expected {}", names.join("|")),
+            );
+            ChannelMode::File
+        }
+    }
+}
+
+/// The `[smtp]` and `[pec]` accounts, each required when a channel sends through it.
+fn mail_accounts(
+    p: &mut Problems,
+    channels: &Channels,
+    smtp: Option<delivery::RawSmtp>,
+    pec: Option<delivery::RawSmtp>,
+) -> (Option<SmtpAccount>, Option<SmtpAccount>) {
+    let smtp = smtp.map(|r| delivery::smtp(p, "smtp", r));
+    let pec_account = pec.map(|r| delivery::smtp(p, "pec", r));
+    if (channels.email == ChannelMode::Smtp || channels.pec == ChannelMode::Smtp) && smtp.is_none()
+    {
         p.add(
             "smtp.host",
             "channels.email = \"smtp\" needs an [smtp] section",
         );
     }
-    if pec == ChannelMode::Pec {
+    if channels.pec == ChannelMode::Pec {
         match &pec_account {
             None => p.add("pec.host", "channels.pec = \"pec\" needs a [pec] section"),
             Some(a) if a.sender.is_none() => p.add(
@@ -1064,34 +1200,35 @@ fn validate(
             Some(_) => {}
         }
     }
-    let sms_cfg = delivery::sms(&mut p, raw.sms);
-    if sms == ChannelMode::Http && sms_cfg.providers.is_empty() {
+    (smtp, pec_account)
+}
+
+/// `[sms]`, with at least one provider when `channels.sms = "http"`.
+fn sms_config(p: &mut Problems, channels: &Channels, raw: delivery::RawSms) -> Sms {
+    let sms_cfg = delivery::sms(p, raw);
+    if channels.sms == ChannelMode::Http && sms_cfg.providers.is_empty() {
         p.add(
             "sms.providers",
             "channels.sms = \"http\" needs at least one [[sms.providers]] entry",
         );
     }
-    let delivery_cfg = delivery::delivery(&mut p, raw.delivery);
-    let twilio_providers: Vec<(String, String)> = sms_cfg
-        .providers
+    sms_cfg
+}
+
+/// The (name, auth token) of each Twilio SMS provider, whose callbacks `[inbound]` verifies.
+fn twilio_providers(sms: &Sms) -> Vec<(String, String)> {
+    sms.providers
         .iter()
         .filter_map(|pr| match &pr.kind {
             ProviderKind::Twilio { auth_token, .. } => Some((pr.name.clone(), auth_token.clone())),
             _ => None,
         })
-        .collect();
-    let inbound_cfg = inbound::inbound(&mut p, raw.inbound, &twilio_providers);
-    let file_dir = PathBuf::from(
-        raw.channels
-            .file_dir
-            .unwrap_or_else(|| "data/outbox".to_owned()),
-    );
+        .collect()
+}
 
-    // [http]
-    let listen_text = raw
-        .http
-        .listen
-        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+/// `[http]`: the address to listen on, the public URL, the API tokens and the limits.
+fn http_config(p: &mut Problems, raw: RawHttp) -> Http {
+    let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
         p.add(
             "http.listen",
@@ -1100,7 +1237,6 @@ fn validate(
         SocketAddr::from(([127, 0, 0, 1], 8080))
     });
     let public_base_url = raw
-        .http
         .public_base_url
         .unwrap_or_else(|| format!("http://{listen}"));
     if !(public_base_url.starts_with("http://") || public_base_url.starts_with("https://"))
@@ -1113,9 +1249,30 @@ fn validate(
             ),
         );
     }
+    let tokens = api_tokens(p, raw.tokens);
+    let limits = http::limits(
+        p,
+        http::RawLimits {
+            max_connections: raw.max_connections,
+            header_read_timeout_s: raw.header_read_timeout_s,
+            idle_timeout_s: raw.idle_timeout_s,
+            request_timeout_s: raw.request_timeout_s,
+            parallel_hashes: raw.parallel_hashes,
+            max_tracked_clients: raw.max_tracked_clients,
+        },
+    );
+    Http {
+        listen,
+        public_base_url,
+        tokens,
+        limits,
+    }
+}
 
+/// `http.tokens`: unique names and ids, argon2 hashes, known scopes.
+fn api_tokens(p: &mut Problems, raw: Vec<RawToken>) -> Vec<ApiToken> {
     let mut tokens: Vec<ApiToken> = Vec::new();
-    for (i, t) in raw.http.tokens.into_iter().enumerate() {
+    for (i, t) in raw.into_iter().enumerate() {
         let key = |f: &str| format!("http.tokens[{i}].{f}");
         if t.name.trim().is_empty() || tokens.iter().any(|o| o.name == t.name) {
             p.add(key("name"), "must be present and unique");
@@ -1141,18 +1298,7 @@ fn validate(
                 "expected an argon2 PHC string ($argon2id$v=19$...); make one with `messo token new`",
             );
         }
-        let mut scopes = Vec::new();
-        for (j, s) in t.scopes.iter().enumerate() {
-            match s.as_str() {
-                "read" => scopes.push(Scope::Read),
-                "write" => scopes.push(Scope::Write),
-                "portal" => scopes.push(Scope::Portal),
-                other => p.add(
-                    format!("http.tokens[{i}].scopes[{j}]"),
-                    format!("unknown scope {other:?}; expected read|write|portal"),
-                ),
-            }
-        }
+        let scopes = scopes(p, i, &t.scopes);
         tokens.push(ApiToken {
             name: t.name,
             id,
@@ -1160,75 +1306,64 @@ fn validate(
             scopes,
         });
     }
+    tokens
+}
 
-    let limits = http::limits(
-        &mut p,
-        http::RawLimits {
-            max_connections: raw.http.max_connections,
-            header_read_timeout_s: raw.http.header_read_timeout_s,
-            idle_timeout_s: raw.http.idle_timeout_s,
-            request_timeout_s: raw.http.request_timeout_s,
-            parallel_hashes: raw.http.parallel_hashes,
-            max_tracked_clients: raw.http.max_tracked_clients,
-        },
-    );
-
-    // [notify]
-    let n = raw.notify;
-    let email_key = |p: &mut Problems, key: &str, v: Option<String>, default: &str| -> String {
-        let v = v.unwrap_or_else(|| default.to_owned());
-        if let Some(why) = crate::domain::email::email_problem(&v) {
-            p.add(key, format!("{v:?} {why}"));
+/// `http.tokens[i].scopes`: read, write or portal.
+fn scopes(p: &mut Problems, i: usize, raw: &[String]) -> Vec<Scope> {
+    let mut scopes = Vec::new();
+    for (j, s) in raw.iter().enumerate() {
+        match s.as_str() {
+            "read" => scopes.push(Scope::Read),
+            "write" => scopes.push(Scope::Write),
+            "portal" => scopes.push(Scope::Portal),
+            other => p.add(
+                format!("http.tokens[{i}].scopes[{j}]"),
+                format!("unknown scope {other:?}; expected read|write|portal"),
+            ),
         }
-        v
-    };
-    let sender_email = email_key(
-        &mut p,
+    }
+    scopes
+}
+
+/// `[notify]`: the addresses, the SMS window, reminders, the suspension cap and retention.
+fn notify(p: &mut Problems, n: RawNotify) -> Notify {
+    let sender_email = notify_email(
+        p,
         "notify.sender_email",
         n.sender_email,
         "urp@comune.example.it",
     );
-    let office_email = email_key(
-        &mut p,
+    let office_email = notify_email(
+        p,
         "notify.office_email",
         n.office_email,
         "urp@comune.example.it",
     );
     let supervisor_email = n
         .supervisor_email
-        .map(|v| email_key(&mut p, "notify.supervisor_email", Some(v), ""));
+        .map(|v| notify_email(p, "notify.supervisor_email", Some(v), ""));
     let sms_text = n.sms_window.unwrap_or_else(|| "08:00-20:00".to_owned());
     let sms_window = parse_window(&sms_text).unwrap_or_else(|m| {
         p.add("notify.sms_window", m);
         Window::hm((8, 0), (20, 0))
     });
-    let mut bounded = |key: &str, v: Option<i64>, default: i64, max: i64| -> u32 {
-        match v.unwrap_or(default) {
-            x if (0..=max).contains(&x) => x as u32,
-            x => {
-                p.add(key, format!("must be between 0 and {max}, found {x}"));
-                default as u32
-            }
-        }
-    };
-    let reminder_after_working_days = bounded(
+    let reminder_after_working_days = p.ranged(
         "notify.reminder_after_working_days",
         n.reminder_after_working_days,
         5,
+        0,
         60,
-    );
-    let max_reminders = bounded("notify.max_reminders", n.max_reminders, 2, 10);
-    let suspension_cap_days = bounded("notify.suspension_cap_days", n.suspension_cap_days, 30, 365);
-    let retention_days = match n.retention_days.unwrap_or(365) {
-        d @ 1..=3650 => d as u32,
-        d => {
-            p.add(
-                "notify.retention_days",
-                format!("must be between 1 and 3650, found {d}"),
-            );
-            365
-        }
-    };
+    ) as u32;
+    let max_reminders = p.ranged("notify.max_reminders", n.max_reminders, 2, 0, 10) as u32;
+    let suspension_cap_days = p.ranged(
+        "notify.suspension_cap_days",
+        n.suspension_cap_days,
+        30,
+        0,
+        365,
+    ) as u32;
+    let retention_days = p.ranged("notify.retention_days", n.retention_days, 365, 1, 3650) as u32;
     let close_at_suspension_cap = match n.suspension_cap_outcome.as_deref().unwrap_or("office") {
         "office" => false,
         "close" => true,
@@ -1240,7 +1375,7 @@ fn validate(
             false
         }
     };
-    let notify = Notify {
+    Notify {
         sender_email,
         office_email,
         supervisor_email,
@@ -1252,63 +1387,16 @@ fn validate(
         close_at_suspension_cap,
         staff_alerts_office_hours_only: n.staff_alerts_office_hours_only.unwrap_or(true),
         retention_days,
-    };
-
-    let comune_name = raw.comune.name.unwrap_or_else(|| "Comune".to_owned());
-    let templates = admin::templates(&mut p, raw.templates);
-    let admin = admin::admin(&mut p, raw.admin);
-    let portal = portal::portal(&mut p, raw.portal, &public_base_url);
-
-    match policy {
-        Some(policy) if p.0.is_empty() => Ok(Config {
-            source_name: source_name.to_owned(),
-            comune_name,
-            calendar: CalendarSpec {
-                time_zone,
-                weekly,
-                national,
-                patron,
-                closures,
-            },
-            policy,
-            database_url,
-            poll_interval_ms,
-            channels: Channels {
-                email,
-                sms,
-                pec,
-                file_dir,
-            },
-            smtp,
-            pec: pec_account,
-            sms: sms_cfg,
-            delivery: delivery_cfg,
-            inbound: inbound_cfg,
-            http: Http {
-                listen,
-                public_base_url,
-                tokens,
-                limits,
-            },
-            notify,
-            templates,
-            admin,
-            portal,
-            overrides,
-        }),
-        _ => {
-            // Mention the variable that set a faulty key.
-            for problem in &mut p.0 {
-                if let Some((_, var)) = overrides.iter().find(|(k, _)| *k == problem.key) {
-                    problem.message.push_str(&format!(" (set by {var})"));
-                }
-            }
-            Err(ConfigError::Invalid {
-                source_name: source_name.to_owned(),
-                problems: p.0,
-            })
-        }
     }
+}
+
+/// An e-mail address of `[notify]` (`default` when absent); a problem names what is wrong.
+fn notify_email(p: &mut Problems, key: &str, v: Option<String>, default: &str) -> String {
+    let v = v.unwrap_or_else(|| default.to_owned());
+    if let Some(why) = crate::domain::email::email_problem(&v) {
+        p.add(key, format!("{v:?} {why}"));
+    }
+    v
 }
 
 #[cfg(test)]

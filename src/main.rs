@@ -340,222 +340,238 @@ async fn open_store(config: &Config) -> Result<Store> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let path = cli.config.as_ref();
     match cli.command {
-        Command::Run => {
-            let config = load_config(cli.config.as_ref())?;
-            runtime()?.block_on(async move {
-                let (tx, rx) = tokio::sync::watch::channel(false);
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    tracing::info!("signal received");
-                    let _ = tx.send(true);
-                });
-                messo::daemon::run(config, messo::http::system_clock(), rx).await
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Run => run_daemon(load_config(path)?),
         Command::SendTest { channel, to, text } => {
-            let config = load_config(cli.config.as_ref())?;
-            let Some(name) = messo::domain::Channel::parse(&channel) else {
-                anyhow::bail!("unknown channel {channel:?}; expected email, pec or sms");
-            };
-            let mut channels = messo::delivery::dispatch::transports(&config)
-                .context("setting up the channels")?;
-            let transport = channels
-                .take(name)
-                .context("the channel is not configured")?;
-            let stamp = chrono::Utc::now().timestamp();
-            let msg = messo::delivery::OutMessage {
-                outbox_id: stamp,
-                ticket_id: 0,
-                number: "TEST".to_owned(),
-                kind: "prova".to_owned(),
-                recipient: "test".to_owned(),
-                channel: channel.clone(),
-                address: to.clone(),
-                subject: format!("Messo: messaggio di prova — {}", config.comune_name),
-                text: text.unwrap_or_else(|| {
-                    format!(
-                        "Messaggio di prova inviato da Messo per l'URP di {}. Non richiede risposta.",
-                        config.comune_name
-                    )
-                }),
-                html: None,
-                reply_to: None,
-            };
-            let sent = runtime()?.block_on(transport.send(&msg, false));
-            let mut ok = false;
-            for a in &sent.attempts {
-                out!(
-                    "{} via {}: {}{}{}{} ({} ms)",
-                    messo::redact::mask(&to),
-                    a.provider,
-                    a.outcome.label(),
-                    a.outcome
-                        .code()
-                        .map(|c| format!(" [{c}]"))
-                        .unwrap_or_default(),
-                    match &a.outcome {
-                        messo::delivery::Outcome::Delivered {
-                            provider_id: Some(id),
-                            ..
-                        } => format!(" id {id}"),
-                        _ => String::new(),
-                    },
-                    a.outcome
-                        .reason()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default(),
-                    a.latency_ms
-                );
-                ok = matches!(a.outcome, messo::delivery::Outcome::Delivered { .. });
-            }
-            if sent.attempts.is_empty() {
-                out!("not sent: no provider is available");
-            }
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            send_test(&load_config(path)?, &channel, &to, text)
         }
-        Command::PecReceipt => {
-            let config = load_config(cli.config.as_ref())?;
-            let mut raw = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut raw)
-                .context("reading the message on standard input")?;
-            let now = messo::time::Timestamp::from_chrono(&chrono::Utc::now());
-            let result = runtime()?.block_on(async {
-                let store = Store::connect(&config.database_url).await?;
-                messo::delivery::dispatch::apply_pec_receipt(&store, &config, &raw, now).await
-            });
-            match result {
-                Ok(messo::delivery::dispatch::ReceiptOutcome::Recorded {
-                    outbox_id,
-                    kind,
-                    failed,
-                    fallback,
-                }) => {
-                    out!(
-                        "message {outbox_id}: {kind} recorded{}",
-                        match (failed, fallback) {
-                            (true, Some(c)) => format!("; not delivered, {c} owed instead"),
-                            (true, None) => "; not delivered".to_owned(),
-                            _ => String::new(),
-                        }
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Ok(messo::delivery::dispatch::ReceiptOutcome::Duplicate { outbox_id }) => {
-                    out!("message {outbox_id}: receipt already recorded");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Ok(messo::delivery::dispatch::ReceiptOutcome::Ignored(why)) => {
-                    out!("ignored: {why}");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "PEC receipt not recorded; the delivery agent should try again");
-                    Ok(ExitCode::from(75))
-                }
-            }
-        }
-        Command::Migrate => {
-            let config = load_config(cli.config.as_ref())?;
-            runtime()?.block_on(async {
-                let store = Store::connect(&config.database_url)
-                    .await
-                    .context("connecting to database.url")?;
-                store.migrate().await.context("applying migrations")?;
-                out!("migrations applied ({:?})", store.backend());
-                anyhow::Ok(())
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::PecReceipt => pec_receipt(&load_config(path)?),
+        Command::Migrate => migrate(&load_config(path)?),
         Command::Admin(cmd) => {
-            let config = load_config(cli.config.as_ref())?;
+            let config = load_config(path)?;
             runtime()?.block_on(admin_command(config, cmd))
         }
         Command::Template(cmd) => {
-            let config = load_config(cli.config.as_ref())?;
+            let config = load_config(path)?;
             template_command(&config, cmd)
         }
         Command::Portal(cmd) => {
-            let config = load_config(cli.config.as_ref())?;
+            let config = load_config(path)?;
             runtime()?.block_on(portal_command(config, cmd))
         }
-        Command::Token(TokenCommand::New { name, scopes }) => {
-            for s in scopes.split(',') {
-                if !matches!(s, "read" | "write" | "portal") {
-                    bail!(
-                        "--scopes: unknown scope {s:?}; expected read, write, read,write or portal"
-                    );
-                }
-            }
-            let t = messo::http::new_token().map_err(anyhow::Error::msg)?;
-            let list = scopes
-                .split(',')
-                .map(|s| format!("\"{s}\""))
-                .collect::<Vec<_>>()
-                .join(", ");
-            out!(
-                "token (give it to the client; it is not stored anywhere): {}",
-                t.token
-            );
-            out!();
-            out!("[[http.tokens]]");
-            out!("name = \"{name}\"");
-            out!("id = \"{}\"", t.id);
-            out!("hash = \"{}\"", t.hash);
-            out!("scopes = [{list}]");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Token(TokenCommand::New { name, scopes }) => token_new(&name, &scopes),
         Command::Dev(DevCommand::BenchEngine { changed, rounds }) => {
-            let config = load_config(cli.config.as_ref())?;
+            let config = load_config(path)?;
             runtime()?.block_on(bench_engine(config, changed, rounds))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dev(DevCommand::PortalLinks { count, out }) => {
-            let config = load_config(cli.config.as_ref())?;
+            let config = load_config(path)?;
             runtime()?.block_on(portal_links(config, count, out))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dev(DevCommand::Seed(args)) => {
-            let config = load_config(cli.config.as_ref())?;
+            let config = load_config(path)?;
             runtime()?.block_on(seed(config, args))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sla(SlaCommand::Rebaseline(args)) => {
-            let config = load_config(cli.config.as_ref())?;
-            let moved = runtime()?.block_on(async {
-                let store = open_store(&config).await?;
-                let moved = store
-                    .rebaseline(args.ticket.as_deref(), &args.reason, now())
-                    .await?;
-                anyhow::Ok(moved)
-            })?;
-            out!("{moved} ticket(s) moved to the current calendar and policy");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::CheckConfig => check_config(cli.config.as_ref()),
-        Command::Sla(SlaCommand::Batch) => {
-            let sla = build_sla(cli.config.as_ref())?;
-            let stdin = io::stdin().lock();
-            let stdout = io::stdout().lock();
-            let summary =
-                batch::run(&sla, stdin, stdout).context("sla batch: reading or writing")?;
-            tracing::debug!(lines = summary.lines, "batch done");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Sla(SlaCommand::Rebaseline(args)) => rebaseline(&load_config(path)?, args),
+        Command::CheckConfig => check_config(path),
+        Command::Sla(SlaCommand::Batch) => sla_batch(&build_sla(path)?),
         Command::Sla(SlaCommand::Explain(args)) => {
-            let sla = build_sla(cli.config.as_ref())?;
+            let sla = build_sla(path)?;
             explain_cmd(&sla, args)
         }
         Command::Sla(SlaCommand::Due(args)) => {
-            let sla = build_sla(cli.config.as_ref())?;
+            let sla = build_sla(path)?;
             due_cmd(&sla, args)
         }
     }
+}
+
+/// `messo run`: the daemon, until SIGTERM or Ctrl-C.
+fn run_daemon(config: Config) -> Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received");
+            let _ = tx.send(true);
+        });
+        messo::daemon::run(config, messo::http::system_clock(), rx).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `messo send-test`: one real message through the configured channel, and each attempt.
+fn send_test(config: &Config, channel: &str, to: &str, text: Option<String>) -> Result<ExitCode> {
+    let Some(name) = messo::domain::Channel::parse(channel) else {
+        anyhow::bail!("unknown channel {channel:?}; expected email, pec or sms");
+    };
+    let mut channels =
+        messo::delivery::dispatch::transports(config).context("setting up the channels")?;
+    let transport = channels
+        .take(name)
+        .context("the channel is not configured")?;
+    let stamp = chrono::Utc::now().timestamp();
+    let msg = messo::delivery::OutMessage {
+        outbox_id: stamp,
+        ticket_id: 0,
+        number: "TEST".to_owned(),
+        kind: "prova".to_owned(),
+        recipient: "test".to_owned(),
+        channel: channel.to_owned(),
+        address: to.to_owned(),
+        subject: format!("Messo: messaggio di prova — {}", config.comune_name),
+        text: text.unwrap_or_else(|| {
+            format!(
+                "Messaggio di prova inviato da Messo per l'URP di {}. Non richiede risposta.",
+                config.comune_name
+            )
+        }),
+        html: None,
+        reply_to: None,
+    };
+    let sent = runtime()?.block_on(transport.send(&msg, false));
+    let mut ok = false;
+    for a in &sent.attempts {
+        out!(
+            "{} via {}: {}{}{}{} ({} ms)",
+            messo::redact::mask(to),
+            a.provider,
+            a.outcome.label(),
+            a.outcome
+                .code()
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default(),
+            match &a.outcome {
+                messo::delivery::Outcome::Delivered {
+                    provider_id: Some(id),
+                    ..
+                } => format!(" id {id}"),
+                _ => String::new(),
+            },
+            a.outcome
+                .reason()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default(),
+            a.latency_ms
+        );
+        ok = matches!(a.outcome, messo::delivery::Outcome::Delivered { .. });
+    }
+    if sent.attempts.is_empty() {
+        out!("not sent: no provider is available");
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `messo pec-receipt`: one PEC receipt from standard input; 75 when the store is unreachable.
+fn pec_receipt(config: &Config) -> Result<ExitCode> {
+    use messo::delivery::dispatch::ReceiptOutcome;
+    let mut raw = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut raw)
+        .context("reading the message on standard input")?;
+    let now = messo::time::Timestamp::from_chrono(&chrono::Utc::now());
+    let result = runtime()?.block_on(async {
+        let store = Store::connect(&config.database_url).await?;
+        messo::delivery::dispatch::apply_pec_receipt(&store, config, &raw, now).await
+    });
+    match result {
+        Ok(ReceiptOutcome::Recorded {
+            outbox_id,
+            kind,
+            failed,
+            fallback,
+        }) => {
+            out!(
+                "message {outbox_id}: {kind} recorded{}",
+                match (failed, fallback) {
+                    (true, Some(c)) => format!("; not delivered, {c} owed instead"),
+                    (true, None) => "; not delivered".to_owned(),
+                    _ => String::new(),
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(ReceiptOutcome::Duplicate { outbox_id }) => {
+            out!("message {outbox_id}: receipt already recorded");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(ReceiptOutcome::Ignored(why)) => {
+            out!("ignored: {why}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "PEC receipt not recorded; the delivery agent should try again");
+            Ok(ExitCode::from(75))
+        }
+    }
+}
+
+/// `messo migrate`.
+fn migrate(config: &Config) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = Store::connect(&config.database_url)
+            .await
+            .context("connecting to database.url")?;
+        store.migrate().await.context("applying migrations")?;
+        out!("migrations applied ({:?})", store.backend());
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `messo token new`: a fresh token, and the configuration entry holding its hash.
+fn token_new(name: &str, scopes: &str) -> Result<ExitCode> {
+    for s in scopes.split(',') {
+        if !matches!(s, "read" | "write" | "portal") {
+            bail!("--scopes: unknown scope {s:?}; expected read, write, read,write or portal");
+        }
+    }
+    let t = messo::http::new_token().map_err(anyhow::Error::msg)?;
+    let list = scopes
+        .split(',')
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    out!(
+        "token (give it to the client; it is not stored anywhere): {}",
+        t.token
+    );
+    out!();
+    out!("[[http.tokens]]");
+    out!("name = \"{name}\"");
+    out!("id = \"{}\"", t.id);
+    out!("hash = \"{}\"", t.hash);
+    out!("scopes = [{list}]");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `messo sla rebaseline`.
+fn rebaseline(config: &Config, args: RebaselineArgs) -> Result<ExitCode> {
+    let moved = runtime()?.block_on(async {
+        let store = open_store(config).await?;
+        let moved = store
+            .rebaseline(args.ticket.as_deref(), &args.reason, now())
+            .await?;
+        anyhow::Ok(moved)
+    })?;
+    out!("{moved} ticket(s) moved to the current calendar and policy");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `messo sla batch`: JSON Lines in, one answer per line out.
+fn sla_batch(sla: &Sla) -> Result<ExitCode> {
+    let stdin = io::stdin().lock();
+    let stdout = io::stdout().lock();
+    let summary = batch::run(sla, stdin, stdout).context("sla batch: reading or writing")?;
+    tracing::debug!(lines = summary.lines, "batch done");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn wait_for_signal() {
@@ -581,75 +597,12 @@ async fn wait_for_signal() {
 }
 
 async fn seed(config: Config, args: SeedArgs) -> Result<()> {
-    use messo::seed::{Lcg, ticket_body};
-    use messo::ticket::{NewTicket, Source};
     let store = open_store(&config).await?;
     let start_at = now();
-    let mut g = Lcg(7);
-    let started = std::time::Instant::now();
-    let batch = args.batch.max(1);
+    let mut g = messo::seed::Lcg(7);
     match args.via.as_str() {
-        "store" => {
-            let mut created = 0u64;
-            let mut i = 0u64;
-            while i < args.tickets {
-                let n = (args.tickets - i).min(batch as u64);
-                let tickets = (i..i + n)
-                    .map(|k| {
-                        NewTicket::from_json(&ticket_body(
-                            &mut g,
-                            &args.prefix,
-                            k,
-                            start_at,
-                            20 * 86_400,
-                        ))
-                        .map_err(|e| anyhow::anyhow!("generated ticket {k} invalid: {e:?}"))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                created += store.create_many(&tickets, Source::Crm, start_at).await?;
-                i += n;
-            }
-            let secs = started.elapsed().as_secs_f64();
-            out!(
-                "store: {created} tickets created in {secs:.1} s ({:.0} tickets/s)",
-                created as f64 / secs
-            );
-        }
-        "inbox" => {
-            let mut i = 0u64;
-            while i < args.tickets {
-                let n = (args.tickets - i).min(batch as u64);
-                let rows: Vec<(&str, String, String)> = (i..i + n)
-                    .map(|k| {
-                        let body = ticket_body(&mut g, &args.prefix, k, start_at, 20 * 86_400);
-                        let number = body["number"].as_str().unwrap_or_default().to_owned();
-                        ("ticket", number, body.to_string())
-                    })
-                    .collect();
-                store.insert_inbox_rows(&rows).await?;
-                i += n;
-            }
-            let inserted = started.elapsed().as_secs_f64();
-            out!(
-                "inbox: {} rows written by the \"CRM\" in {inserted:.1} s ({:.0} rows/s)",
-                args.tickets,
-                args.tickets as f64 / inserted
-            );
-            let picked = std::time::Instant::now();
-            let mut accepted = 0u64;
-            loop {
-                let r = store.process_inbox(now(), batch as i64).await?;
-                accepted += r.accepted;
-                if r.accepted + r.unchanged + r.rejected == 0 {
-                    break;
-                }
-            }
-            let secs = picked.elapsed().as_secs_f64();
-            out!(
-                "inbox: {accepted} rows validated and ingested by the poller in {secs:.1} s ({:.0} tickets/s)",
-                accepted as f64 / secs
-            );
-        }
+        "store" => seed_store(&store, &mut g, &args, start_at).await?,
+        "inbox" => seed_inbox(&store, &mut g, &args, start_at).await?,
         other => bail!("--via: unknown mode {other:?}; expected store|inbox"),
     }
     let (open, with_instant) = store.ticket_counts().await?;
@@ -669,6 +622,84 @@ async fn seed(config: Config, args: SeedArgs) -> Result<()> {
         found as f64 / runs as f64
     );
     out!("plan:\n{}", store.explain_due_query().await?);
+    Ok(())
+}
+
+/// `messo dev seed --via store`: tickets created through the store API, a batch at a time.
+async fn seed_store(
+    store: &Store,
+    g: &mut messo::seed::Lcg,
+    args: &SeedArgs,
+    start_at: Timestamp,
+) -> Result<()> {
+    use messo::seed::ticket_body;
+    use messo::ticket::{NewTicket, Source};
+    let started = std::time::Instant::now();
+    let batch = args.batch.max(1);
+    let mut created = 0u64;
+    let mut i = 0u64;
+    while i < args.tickets {
+        let n = (args.tickets - i).min(batch as u64);
+        let tickets = (i..i + n)
+            .map(|k| {
+                NewTicket::from_json(&ticket_body(g, &args.prefix, k, start_at, 20 * 86_400))
+                    .map_err(|e| anyhow::anyhow!("generated ticket {k} invalid: {e:?}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        created += store.create_many(&tickets, Source::Crm, start_at).await?;
+        i += n;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    out!(
+        "store: {created} tickets created in {secs:.1} s ({:.0} tickets/s)",
+        created as f64 / secs
+    );
+    Ok(())
+}
+
+/// `messo dev seed --via inbox`: rows written as a CRM's direct SQL would, then the poller's
+/// passes until the inbox is empty.
+async fn seed_inbox(
+    store: &Store,
+    g: &mut messo::seed::Lcg,
+    args: &SeedArgs,
+    start_at: Timestamp,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let batch = args.batch.max(1);
+    let mut i = 0u64;
+    while i < args.tickets {
+        let n = (args.tickets - i).min(batch as u64);
+        let rows: Vec<(&str, String, String)> = (i..i + n)
+            .map(|k| {
+                let body = messo::seed::ticket_body(g, &args.prefix, k, start_at, 20 * 86_400);
+                let number = body["number"].as_str().unwrap_or_default().to_owned();
+                ("ticket", number, body.to_string())
+            })
+            .collect();
+        store.insert_inbox_rows(&rows).await?;
+        i += n;
+    }
+    let inserted = started.elapsed().as_secs_f64();
+    out!(
+        "inbox: {} rows written by the \"CRM\" in {inserted:.1} s ({:.0} rows/s)",
+        args.tickets,
+        args.tickets as f64 / inserted
+    );
+    let picked = std::time::Instant::now();
+    let mut accepted = 0u64;
+    loop {
+        let r = store.process_inbox(now(), batch as i64).await?;
+        accepted += r.accepted;
+        if r.accepted + r.unchanged + r.rejected == 0 {
+            break;
+        }
+    }
+    let secs = picked.elapsed().as_secs_f64();
+    out!(
+        "inbox: {accepted} rows validated and ingested by the poller in {secs:.1} s ({:.0} tickets/s)",
+        accepted as f64 / secs
+    );
     Ok(())
 }
 
@@ -993,9 +1024,6 @@ async fn portal_command(config: Config, cmd: PortalCommand) -> Result<ExitCode> 
 }
 
 async fn admin_command(config: Config, cmd: AdminCommand) -> Result<ExitCode> {
-    use messo::http::admin::{hash_secret, new_token_secret, password_problem, valid_username};
-    use messo::store::{Role, UserChange};
-
     let store = Store::connect(&config.database_url)
         .await
         .context("connecting to database.url")?;
@@ -1007,81 +1035,101 @@ async fn admin_command(config: Config, cmd: AdminCommand) -> Result<ExitCode> {
     );
     match cmd {
         AdminCommand::User { name, role } => {
-            let name = name.trim().to_lowercase();
-            if !valid_username(&name) {
-                bail!("the user name must be 3-64 characters among a-z 0-9 . _ -");
-            }
-            let role: Option<Role> = role
-                .map(|r| r.parse().map_err(anyhow::Error::msg))
-                .transpose()?;
-            let password = match std::env::var("MESSO_ADMIN_PASSWORD") {
-                Ok(p) => p,
-                Err(_) => {
-                    let mut line = String::new();
-                    io::stdin().lock().read_line(&mut line)?;
-                    line.trim_end_matches(['\r', '\n']).to_owned()
-                }
-            };
-            if let Some(p) = password_problem(&password) {
-                bail!("{p} (MESSO_ADMIN_PASSWORD or standard input)");
-            }
-            let hash = hash_secret(&password).map_err(anyhow::Error::msg)?;
-            let u = if store.admin_user(&name).await?.is_none() {
-                store
-                    .create_admin_user(&name, role.unwrap_or(Role::Editor), &hash, &actor, now)
-                    .await?
-            } else {
-                let change = UserChange {
-                    role,
-                    password_hash: Some(hash),
-                    disabled: None,
-                };
-                let done = store
-                    .change_admin_user(&name, &change, &actor, now)
-                    .await?
-                    .with_context(|| format!("no user {name:?}"))?;
-                out!(
-                    "user {name} changed: {} sessions ended, {} tokens revoked",
-                    done.sessions_ended,
-                    done.tokens_revoked
-                );
-                done.user
-            };
-            if u.disabled {
-                out!(
-                    "user {} ({}) is disabled: `messo admin enable {}` lets her sign in",
-                    u.username,
-                    u.role.as_str(),
-                    u.username
-                );
-            } else {
-                out!(
-                    "user {} ({}) ready: sign in at {}/admin",
-                    u.username,
-                    u.role.as_str(),
-                    config.http.public_base_url.trim_end_matches('/')
-                );
-            }
+            admin_user(&store, &config, &name, role, &actor, now).await?
         }
         AdminCommand::Disable { name } => set_disabled(&store, &name, true, &actor, now).await?,
         AdminCommand::Enable { name } => set_disabled(&store, &name, false, &actor, now).await?,
-        AdminCommand::Token { name, label } => {
-            let Some(user) = store.admin_user(&name).await? else {
-                bail!("no user {name:?} (create it with `messo admin user {name}`)");
-            };
-            if user.disabled {
-                bail!(
-                    "user {name:?} is disabled: a token would not work (`messo admin enable {name}` first)"
-                );
-            }
-            let secret = new_token_secret().map_err(anyhow::Error::msg)?;
-            let hash = hash_secret(&secret).map_err(anyhow::Error::msg)?;
-            let id = store.add_admin_token(&user, &label, &hash, now).await?;
-            out!("token for {name} (shown once; send it as Authorization: Bearer …):");
-            out!("messo_{id}_{secret}");
-        }
+        AdminCommand::Token { name, label } => admin_token(&store, &name, &label, now).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `messo admin user`: a new user, or an existing one's new password (and role).
+async fn admin_user(
+    store: &Store,
+    config: &Config,
+    name: &str,
+    role: Option<String>,
+    actor: &str,
+    now: Timestamp,
+) -> Result<()> {
+    use messo::http::admin::{hash_secret, password_problem, valid_username};
+    use messo::store::{Role, UserChange};
+    let name = name.trim().to_lowercase();
+    if !valid_username(&name) {
+        bail!("the user name must be 3-64 characters among a-z 0-9 . _ -");
+    }
+    let role: Option<Role> = role
+        .map(|r| r.parse().map_err(anyhow::Error::msg))
+        .transpose()?;
+    let password = match std::env::var("MESSO_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if let Some(p) = password_problem(&password) {
+        bail!("{p} (MESSO_ADMIN_PASSWORD or standard input)");
+    }
+    let hash = hash_secret(&password).map_err(anyhow::Error::msg)?;
+    let u = if store.admin_user(&name).await?.is_none() {
+        store
+            .create_admin_user(&name, role.unwrap_or(Role::Editor), &hash, actor, now)
+            .await?
+    } else {
+        let change = UserChange {
+            role,
+            password_hash: Some(hash),
+            disabled: None,
+        };
+        let done = store
+            .change_admin_user(&name, &change, actor, now)
+            .await?
+            .with_context(|| format!("no user {name:?}"))?;
+        out!(
+            "user {name} changed: {} sessions ended, {} tokens revoked",
+            done.sessions_ended,
+            done.tokens_revoked
+        );
+        done.user
+    };
+    if u.disabled {
+        out!(
+            "user {} ({}) is disabled: `messo admin enable {}` lets her sign in",
+            u.username,
+            u.role.as_str(),
+            u.username
+        );
+    } else {
+        out!(
+            "user {} ({}) ready: sign in at {}/admin",
+            u.username,
+            u.role.as_str(),
+            config.http.public_base_url.trim_end_matches('/')
+        );
+    }
+    Ok(())
+}
+
+/// `messo admin token`: a bearer token for an enabled user, printed once.
+async fn admin_token(store: &Store, name: &str, label: &str, now: Timestamp) -> Result<()> {
+    use messo::http::admin::{hash_secret, new_token_secret};
+    let Some(user) = store.admin_user(name).await? else {
+        bail!("no user {name:?} (create it with `messo admin user {name}`)");
+    };
+    if user.disabled {
+        bail!(
+            "user {name:?} is disabled: a token would not work (`messo admin enable {name}` first)"
+        );
+    }
+    let secret = new_token_secret().map_err(anyhow::Error::msg)?;
+    let hash = hash_secret(&secret).map_err(anyhow::Error::msg)?;
+    let id = store.add_admin_token(&user, label, &hash, now).await?;
+    out!("token for {name} (shown once; send it as Authorization: Bearer …):");
+    out!("messo_{id}_{secret}");
+    Ok(())
 }
 
 /// `messo admin disable|enable`: the same rules as the API (sessions end, tokens are revoked,
@@ -1114,92 +1162,106 @@ async fn set_disabled(
 }
 
 fn template_command(config: &Config, cmd: TemplateCommand) -> Result<ExitCode> {
-    use messo::templates::{Audience, Catalog, Key, Settings, Templates};
+    use messo::templates::{Catalog, Settings, Templates};
     let catalog = Catalog::bundled().context("reading the bundled templates")?;
     let templates = Templates::new(catalog, Settings::from_config(config));
     match cmd {
-        TemplateCommand::Check => {
-            let lives = runtime()?.block_on(async {
-                let store = Store::connect(&config.database_url)
-                    .await
-                    .context("connecting to database.url")?;
-                store.migrate().await.context("applying migrations")?;
-                anyhow::Ok(store.live_templates().await?)
-            })?;
-            let mut bad = 0;
-            let defaults: Vec<_> = templates
-                .catalog()
-                .defaults
-                .iter()
-                .map(|(k, d)| (k.clone(), 0, d.content.clone()))
-                .collect();
-            let live: Vec<_> = lives
-                .into_iter()
-                .map(|l| (l.key, l.version, l.content))
-                .collect();
-            for (key, version, content) in defaults.iter().chain(live.iter()) {
-                match templates.check(key, content) {
-                    Ok(previews) => {
-                        let parts = previews
-                            .iter()
-                            .filter_map(|p| p.sms.as_ref())
-                            .map(|s| s.budget.parts)
-                            .max();
-                        out!(
-                            "ok   {key} v{version}{}",
-                            parts
-                                .map(|p| format!(" (SMS up to {p} parts)"))
-                                .unwrap_or_default()
-                        );
-                    }
-                    Err(problems) => {
-                        bad += 1;
-                        for p in problems {
-                            out!("FAIL {key} v{version}: {p}");
-                        }
-                    }
-                }
-            }
-            Ok(if bad == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        TemplateCommand::Check => template_check(config, &templates),
         TemplateCommand::Render {
             audience,
             kind,
             lang,
             channel,
             sample,
-        } => {
-            let audience: Audience = audience.parse().map_err(anyhow::Error::msg)?;
-            let lang: Lang = lang.parse().map_err(|e| anyhow::anyhow!("--lang: {e}"))?;
-            let key = Key::new(audience, &kind, lang);
-            let Some(d) = templates.catalog().defaults.get(&key) else {
-                bail!("no template {key}");
-            };
-            let Some(payload) = d.samples.get(sample) else {
-                bail!("--sample: {key} has {} samples", d.samples.len());
-            };
-            let m = templates
-                .render_message(audience, &kind, lang, &channel, payload)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if channel == "sms" {
-                let b = messo::templates::sms::budget(&m.text);
-                out!("{}", m.text);
+        } => template_render(&templates, &audience, &kind, &lang, &channel, sample),
+    }
+}
+
+/// `messo template check`: every bundled default and live version against its samples.
+fn template_check(config: &Config, templates: &messo::templates::Templates) -> Result<ExitCode> {
+    let lives = runtime()?.block_on(async {
+        let store = Store::connect(&config.database_url)
+            .await
+            .context("connecting to database.url")?;
+        store.migrate().await.context("applying migrations")?;
+        anyhow::Ok(store.live_templates().await?)
+    })?;
+    let mut bad = 0;
+    let defaults: Vec<_> = templates
+        .catalog()
+        .defaults
+        .iter()
+        .map(|(k, d)| (k.clone(), 0, d.content.clone()))
+        .collect();
+    let live: Vec<_> = lives
+        .into_iter()
+        .map(|l| (l.key, l.version, l.content))
+        .collect();
+    for (key, version, content) in defaults.iter().chain(live.iter()) {
+        match templates.check(key, content) {
+            Ok(previews) => {
+                let parts = previews
+                    .iter()
+                    .filter_map(|p| p.sms.as_ref())
+                    .map(|s| s.budget.parts)
+                    .max();
                 out!(
-                    "-- {} characters, {} part(s), {}",
-                    b.units,
-                    b.parts,
-                    b.encoding.as_str()
+                    "ok   {key} v{version}{}",
+                    parts
+                        .map(|p| format!(" (SMS up to {p} parts)"))
+                        .unwrap_or_default()
                 );
-            } else {
-                out!("Subject: {}", m.subject);
-                out!();
-                out!("{}", m.text);
             }
-            Ok(ExitCode::SUCCESS)
+            Err(problems) => {
+                bad += 1;
+                for p in problems {
+                    out!("FAIL {key} v{version}: {p}");
+                }
+            }
         }
     }
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `messo template render`: one bundled template rendered with one of its samples.
+fn template_render(
+    templates: &messo::templates::Templates,
+    audience: &str,
+    kind: &str,
+    lang: &str,
+    channel: &str,
+    sample: usize,
+) -> Result<ExitCode> {
+    use messo::templates::{Audience, Key};
+    let audience: Audience = audience.parse().map_err(anyhow::Error::msg)?;
+    let lang: Lang = lang.parse().map_err(|e| anyhow::anyhow!("--lang: {e}"))?;
+    let key = Key::new(audience, kind, lang);
+    let Some(d) = templates.catalog().defaults.get(&key) else {
+        bail!("no template {key}");
+    };
+    let Some(payload) = d.samples.get(sample) else {
+        bail!("--sample: {key} has {} samples", d.samples.len());
+    };
+    let m = templates
+        .render_message(audience, kind, lang, channel, payload)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if channel == "sms" {
+        let b = messo::templates::sms::budget(&m.text);
+        out!("{}", m.text);
+        out!(
+            "-- {} characters, {} part(s), {}",
+            b.units,
+            b.parts,
+            b.encoding.as_str()
+        );
+    } else {
+        out!("Subject: {}", m.subject);
+        out!();
+        out!("{}", m.text);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -330,115 +330,8 @@ pub(super) fn sms(p: &mut Problems, raw: RawSms) -> Sms {
     }
     let mut providers: Vec<SmsProvider> = Vec::new();
     for (i, r) in raw.providers.into_iter().enumerate() {
-        let k = |f: &str| format!("sms.providers[{i}].{f}");
-        let name = required(p, &k("name"), r.name);
-        if providers.iter().any(|o| o.name == name) {
-            p.add(k("name"), format!("{name:?} is used by another provider"));
-        }
-        let kind_name = r.kind.unwrap_or_default();
-        let (kind, base_url) = match kind_name.as_str() {
-            "rest-it" => {
-                let auth = match (r.user_key, r.access_token, r.username, r.password) {
-                    (Some(user_key), Some(access_token), None, None) => RestItAuth::Token {
-                        user_key,
-                        access_token,
-                    },
-                    (None, None, Some(username), Some(password)) => {
-                        RestItAuth::Login { username, password }
-                    }
-                    _ => {
-                        p.add(
-                            k("access_token"),
-                            "give either user_key and access_token, or username and password",
-                        );
-                        RestItAuth::Login {
-                            username: String::new(),
-                            password: String::new(),
-                        }
-                    }
-                };
-                let message_type = r.message_type.unwrap_or_else(|| "GP".to_owned());
-                (
-                    ProviderKind::RestIt { auth, message_type },
-                    url(p, &k("base_url"), r.base_url, None),
-                )
-            }
-            "twilio" => (
-                ProviderKind::Twilio {
-                    account_sid: required(p, &k("account_sid"), r.account_sid),
-                    // It also verifies Twilio's callbacks: a secret like any other.
-                    auth_token: {
-                        let t = required(p, &k("auth_token"), r.auth_token);
-                        if !t.is_empty() && t.chars().count() < super::MIN_SECRET_CHARS {
-                            p.add(
-                                k("auth_token"),
-                                format!(
-                                    "the Twilio auth token must be at least {} characters (the value is not shown)",
-                                    super::MIN_SECRET_CHARS
-                                ),
-                            );
-                        }
-                        t
-                    },
-                    messaging_service_sid: r.messaging_service_sid.filter(|s| !s.is_empty()),
-                },
-                url(
-                    p,
-                    &k("base_url"),
-                    r.base_url,
-                    Some("https://api.twilio.com"),
-                ),
-            ),
-            "generic" => {
-                let body = required(p, &k("body"), r.body);
-                if !body.is_empty() {
-                    let probe = crate::sms::fill_template(&body, "+390000000000", "x", "1", "S");
-                    if let Err(e) = serde_json::from_str::<serde_json::Value>(&probe) {
-                        p.add(
-                            k("body"),
-                            format!(
-                                "the body with its {{{{placeholders}}}} filled in is not JSON: {e}"
-                            ),
-                        );
-                    }
-                }
-                if let Some(ptr) = &r.id_pointer
-                    && !ptr.starts_with('/')
-                {
-                    p.add(k("id_pointer"), "a JSON pointer starts with /, like /id");
-                }
-                (
-                    ProviderKind::Generic {
-                        headers: r.headers,
-                        body,
-                        id_pointer: r.id_pointer,
-                    },
-                    url(p, &k("base_url"), r.base_url, None),
-                )
-            }
-            other => {
-                p.add(
-                    k("kind"),
-                    format!("unknown provider kind {other:?}; expected rest-it|twilio|generic"),
-                );
-                (
-                    ProviderKind::Generic {
-                        headers: BTreeMap::new(),
-                        body: String::new(),
-                        id_pointer: None,
-                    },
-                    String::new(),
-                )
-            }
-        };
-        providers.push(SmsProvider {
-            name,
-            kind,
-            base_url,
-            timeout_s: p.ranged(&k("timeout_s"), r.timeout_s, 15, 1, 300) as u64,
-            rate_per_s: p.ranged(&k("rate_per_s"), r.rate_per_s, 0, 0, 100_000) as u32,
-            concurrency: p.ranged(&k("concurrency"), r.concurrency, 32, 1, 1024) as u32,
-        });
+        let provider = provider(p, i, r, &providers);
+        providers.push(provider);
     }
     Sms {
         sender,
@@ -447,6 +340,133 @@ pub(super) fn sms(p: &mut Problems, raw: RawSms) -> Sms {
         resend_uncertain: raw.resend_uncertain.unwrap_or(false),
         providers,
     }
+}
+
+/// `sms.providers[i]`: a name unique among `before`, its kind with its settings, its limits.
+fn provider(p: &mut Problems, i: usize, mut r: RawProvider, before: &[SmsProvider]) -> SmsProvider {
+    let k = |f: &str| format!("sms.providers[{i}].{f}");
+    let name = required(p, &k("name"), r.name.take());
+    if before.iter().any(|o| o.name == name) {
+        p.add(k("name"), format!("{name:?} is used by another provider"));
+    }
+    let (timeout_s, rate_per_s, concurrency) = (r.timeout_s, r.rate_per_s, r.concurrency);
+    let (kind, base_url) = match r.kind.take().unwrap_or_default().as_str() {
+        "rest-it" => rest_it(p, &k, r),
+        "twilio" => twilio(p, &k, r),
+        "generic" => generic(p, &k, r),
+        other => {
+            p.add(
+                k("kind"),
+                format!("unknown provider kind {other:?}; expected rest-it|twilio|generic"),
+            );
+            (
+                ProviderKind::Generic {
+                    headers: BTreeMap::new(),
+                    body: String::new(),
+                    id_pointer: None,
+                },
+                String::new(),
+            )
+        }
+    };
+    SmsProvider {
+        name,
+        kind,
+        base_url,
+        timeout_s: p.ranged(&k("timeout_s"), timeout_s, 15, 1, 300) as u64,
+        rate_per_s: p.ranged(&k("rate_per_s"), rate_per_s, 0, 0, 100_000) as u32,
+        concurrency: p.ranged(&k("concurrency"), concurrency, 32, 1, 1024) as u32,
+    }
+}
+
+/// A `rest-it` provider: a user key and access token, or a username and password.
+fn rest_it(
+    p: &mut Problems,
+    k: &impl Fn(&str) -> String,
+    r: RawProvider,
+) -> (ProviderKind, String) {
+    let auth = match (r.user_key, r.access_token, r.username, r.password) {
+        (Some(user_key), Some(access_token), None, None) => RestItAuth::Token {
+            user_key,
+            access_token,
+        },
+        (None, None, Some(username), Some(password)) => RestItAuth::Login { username, password },
+        _ => {
+            p.add(
+                k("access_token"),
+                "give either user_key and access_token, or username and password",
+            );
+            RestItAuth::Login {
+                username: String::new(),
+                password: String::new(),
+            }
+        }
+    };
+    let message_type = r.message_type.unwrap_or_else(|| "GP".to_owned());
+    (
+        ProviderKind::RestIt { auth, message_type },
+        url(p, &k("base_url"), r.base_url, None),
+    )
+}
+
+/// A `twilio` provider: the account, its auth token (a secret: it also verifies Twilio's
+/// callbacks), the optional messaging service.
+fn twilio(p: &mut Problems, k: &impl Fn(&str) -> String, r: RawProvider) -> (ProviderKind, String) {
+    let account_sid = required(p, &k("account_sid"), r.account_sid);
+    let auth_token = required(p, &k("auth_token"), r.auth_token);
+    if !auth_token.is_empty() && auth_token.chars().count() < super::MIN_SECRET_CHARS {
+        p.add(
+            k("auth_token"),
+            format!(
+                "the Twilio auth token must be at least {} characters (the value is not shown)",
+                super::MIN_SECRET_CHARS
+            ),
+        );
+    }
+    (
+        ProviderKind::Twilio {
+            account_sid,
+            auth_token,
+            messaging_service_sid: r.messaging_service_sid.filter(|s| !s.is_empty()),
+        },
+        url(
+            p,
+            &k("base_url"),
+            r.base_url,
+            Some("https://api.twilio.com"),
+        ),
+    )
+}
+
+/// A `generic` provider: a JSON body with placeholders, headers, where the id is in the answer.
+fn generic(
+    p: &mut Problems,
+    k: &impl Fn(&str) -> String,
+    r: RawProvider,
+) -> (ProviderKind, String) {
+    let body = required(p, &k("body"), r.body);
+    if !body.is_empty() {
+        let probe = crate::sms::fill_template(&body, "+390000000000", "x", "1", "S");
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&probe) {
+            p.add(
+                k("body"),
+                format!("the body with its {{{{placeholders}}}} filled in is not JSON: {e}"),
+            );
+        }
+    }
+    if let Some(ptr) = &r.id_pointer
+        && !ptr.starts_with('/')
+    {
+        p.add(k("id_pointer"), "a JSON pointer starts with /, like /id");
+    }
+    (
+        ProviderKind::Generic {
+            headers: r.headers,
+            body,
+            id_pointer: r.id_pointer,
+        },
+        url(p, &k("base_url"), r.base_url, None),
+    )
 }
 
 pub(super) fn delivery(p: &mut Problems, raw: RawDelivery) -> Delivery {

@@ -267,212 +267,13 @@ pub(super) fn inbound(
         p.add("inbound.ticket_format", e);
         TicketFormat::parse("{year}/{seq:6}").unwrap_or_else(|_| unreachable!())
     });
-    let reply_address = raw.reply_address.filter(|s| !s.is_empty());
-    if let Some(a) = &reply_address
-        && (crate::domain::email::email_problem(a).is_some() || a.contains('+'))
-    {
-        p.add(
-            "inbound.reply_address",
-            format!(
-                "{a:?} must be a plain e-mail address (the +<ticket> tag is added per message)"
-            ),
-        );
-    }
-    let keywords = |p: &mut Problems, key: &str, v: Option<Vec<String>>, d: &[&str]| {
-        let list: Vec<String> = v
-            .unwrap_or_else(|| d.iter().map(|s| (*s).to_owned()).collect())
-            .into_iter()
-            .map(|k| k.trim().to_uppercase())
-            .collect();
-        if list.iter().any(String::is_empty) {
-            p.add(key, "keywords cannot be empty");
-        }
-        list
-    };
-    let opt_out_keywords = keywords(
-        p,
-        "inbound.opt_out_keywords",
-        raw.opt_out_keywords,
-        OPT_OUT_DEFAULT,
-    );
-    let opt_in_keywords = keywords(
-        p,
-        "inbound.opt_in_keywords",
-        raw.opt_in_keywords,
-        OPT_IN_DEFAULT,
-    );
-    if let Some(k) = opt_out_keywords
-        .iter()
-        .find(|k| opt_in_keywords.contains(k))
-    {
-        p.add(
-            "inbound.opt_in_keywords",
-            format!("{k:?} is also an opt-out keyword"),
-        );
-    }
-
-    let mail_auth = match raw.mail_auth.as_deref() {
-        None => MailAuthMode::default(),
-        Some(s) => MailAuthMode::parse(s).unwrap_or_else(|| {
-            p.add(
-                "inbound.mail_auth",
-                format!("unknown mode {s:?}; expected require|off"),
-            );
-            MailAuthMode::default()
-        }),
-    };
-    let mut trusted_authserv_ids: Vec<String> = Vec::new();
-    for (i, id) in raw
-        .trusted_authserv_ids
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let id = id.trim().to_ascii_lowercase();
-        if id.is_empty()
-            || id.len() > 255
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        {
-            p.add(
-                format!("inbound.trusted_authserv_ids[{i}]"),
-                "expected the host name a receiving relay writes first in its \
-                 Authentication-Results, like \"mx.comune.example.it\"",
-            );
-        } else if !trusted_authserv_ids.contains(&id) {
-            trusted_authserv_ids.push(id);
-        }
-    }
-
-    let mut endpoints: Vec<Endpoint> = Vec::new();
-    for (i, r) in raw.endpoints.into_iter().enumerate() {
-        let k = |f: &str| format!("inbound.endpoints[{i}].{f}");
-        let name = r.name.unwrap_or_default();
-        if name.is_empty()
-            || name.len() > 40
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            p.add(
-                k("name"),
-                "must be 1–40 letters, digits, - or _ (it is a URL segment)",
-            );
-        }
-        if endpoints.iter().any(|e| e.name == name) {
-            p.add(k("name"), format!("{name:?} is used by another endpoint"));
-        }
-        let family = match r.family.as_deref().unwrap_or("") {
-            "twilio" => Family::Twilio {
-                auth_token: secret(p, &k("auth_token"), r.auth_token, "the Twilio auth token"),
-            },
-            "rest-it" => Family::RestIt {
-                token: secret(p, &k("token"), r.token, "the URL token"),
-            },
-            "mail" => Family::Mail {
-                token: secret(p, &k("token"), r.token, "the URL token"),
-            },
-            "generic" => {
-                let mut secrets = vec![secret(p, &k("secret"), r.secret, "the signing secret")];
-                if let Some(prev) = optional_secret(
-                    p,
-                    &k("previous_secret"),
-                    r.previous_secret,
-                    "the previous signing secret",
-                ) {
-                    secrets.push(prev);
-                }
-                Family::Generic { secrets }
-            }
-            other => {
-                p.add(
-                    k("family"),
-                    format!("unknown family {other:?}; expected twilio|rest-it|generic|mail"),
-                );
-                Family::Mail {
-                    token: String::new(),
-                }
-            }
-        };
-        endpoints.push(Endpoint {
-            name,
-            family,
-            rate_per_s: ranged(p, &k("rate_per_s"), r.rate_per_s, 200, 1, 1_000_000) as u32,
-        });
-    }
-    for (name, auth_token) in twilio_providers {
-        if !endpoints.iter().any(|e| &e.name == name) {
-            endpoints.push(Endpoint {
-                name: name.clone(),
-                family: Family::Twilio {
-                    auth_token: auth_token.clone(),
-                },
-                rate_per_s: 200,
-            });
-        }
-    }
-
-    let imap = raw.imap.map(|r| {
-        let k = |f: &str| format!("inbound.imap.{f}");
-        let host = r.host.filter(|s| !s.is_empty()).unwrap_or_else(|| {
-            p.add(k("host"), "the IMAP server is required");
-            String::new()
-        });
-        let security = match r.security.as_deref().unwrap_or("tls") {
-            "tls" => ImapSecurity::Tls,
-            "starttls" => ImapSecurity::StartTls,
-            "plain" => ImapSecurity::Plain,
-            other => {
-                p.add(
-                    k("security"),
-                    format!("unknown security {other:?}; expected tls|starttls|plain"),
-                );
-                ImapSecurity::Tls
-            }
-        };
-        let default_port = match security {
-            ImapSecurity::Tls => 993,
-            _ => 143,
-        };
-        let username = r.username.filter(|s| !s.is_empty()).unwrap_or_else(|| {
-            p.add(k("username"), "the mailbox user is required");
-            String::new()
-        });
-        let password = r.password.filter(|s| !s.is_empty()).unwrap_or_else(|| {
-            p.add(
-                k("password"),
-                "the mailbox password is required (put it in MESSO_INBOUND__IMAP__PASSWORD_FILE)",
-            );
-            String::new()
-        });
-        ImapPolling {
-            account: ImapAccount {
-                host,
-                port: ranged(p, &k("port"), r.port, default_port, 1, 65535) as u16,
-                security,
-                username,
-                password,
-                mailbox: r
-                    .mailbox
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "INBOX".to_owned()),
-                processed_mailbox: r.processed_mailbox.filter(|s| !s.is_empty()),
-                ca_bundle: r.ca_bundle.filter(|s| !s.is_empty()).map(PathBuf::from),
-                timeout_s: ranged(p, &k("timeout_s"), r.timeout_s, 30, 1, 600) as u64,
-                max_message_bytes: ranged(
-                    p,
-                    &k("max_message_bytes"),
-                    r.max_message_bytes,
-                    26_214_400,
-                    1024,
-                    1 << 30,
-                ) as u64,
-            },
-            poll_interval_s: ranged(p, &k("poll_interval_s"), r.poll_interval_s, 60, 5, 86_400)
-                as u64,
-        }
-    });
+    let reply_address = reply_address(p, raw.reply_address);
+    let (opt_out_keywords, opt_in_keywords) =
+        opt_keywords(p, raw.opt_out_keywords, raw.opt_in_keywords);
+    let mail_auth = mail_auth(p, raw.mail_auth.as_deref());
+    let trusted_authserv_ids = trusted_authserv_ids(p, raw.trusted_authserv_ids);
+    let endpoints = endpoints(p, raw.endpoints, twilio_providers);
+    let imap = raw.imap.map(|r| imap(p, r));
 
     Inbound {
         ticket_format,
@@ -528,5 +329,234 @@ pub(super) fn inbound(
         trusted_authserv_ids,
         endpoints,
         imap,
+    }
+}
+
+/// `inbound.reply_address`: a plain address, when given (empty is none).
+fn reply_address(p: &mut Problems, raw: Option<String>) -> Option<String> {
+    let reply_address = raw.filter(|s| !s.is_empty());
+    if let Some(a) = &reply_address
+        && (crate::domain::email::email_problem(a).is_some() || a.contains('+'))
+    {
+        p.add(
+            "inbound.reply_address",
+            format!(
+                "{a:?} must be a plain e-mail address (the +<ticket> tag is added per message)"
+            ),
+        );
+    }
+    reply_address
+}
+
+/// `inbound.opt_out_keywords` and `inbound.opt_in_keywords`, upper-cased, none in both.
+fn opt_keywords(
+    p: &mut Problems,
+    opt_out: Option<Vec<String>>,
+    opt_in: Option<Vec<String>>,
+) -> (Vec<String>, Vec<String>) {
+    let opt_out_keywords = keywords(p, "inbound.opt_out_keywords", opt_out, OPT_OUT_DEFAULT);
+    let opt_in_keywords = keywords(p, "inbound.opt_in_keywords", opt_in, OPT_IN_DEFAULT);
+    if let Some(k) = opt_out_keywords
+        .iter()
+        .find(|k| opt_in_keywords.contains(k))
+    {
+        p.add(
+            "inbound.opt_in_keywords",
+            format!("{k:?} is also an opt-out keyword"),
+        );
+    }
+    (opt_out_keywords, opt_in_keywords)
+}
+
+/// A list of keywords (`default` when absent), trimmed and upper-cased; none may be empty.
+fn keywords(p: &mut Problems, key: &str, v: Option<Vec<String>>, default: &[&str]) -> Vec<String> {
+    let list: Vec<String> = v
+        .unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect())
+        .into_iter()
+        .map(|k| k.trim().to_uppercase())
+        .collect();
+    if list.iter().any(String::is_empty) {
+        p.add(key, "keywords cannot be empty");
+    }
+    list
+}
+
+/// `inbound.mail_auth`: require (the default) or off.
+fn mail_auth(p: &mut Problems, raw: Option<&str>) -> MailAuthMode {
+    match raw {
+        None => MailAuthMode::default(),
+        Some(s) => MailAuthMode::parse(s).unwrap_or_else(|| {
+            p.add(
+                "inbound.mail_auth",
+                format!("unknown mode {s:?}; expected require|off"),
+            );
+            MailAuthMode::default()
+        }),
+    }
+}
+
+/// `inbound.trusted_authserv_ids`: host names, lower-cased, each once.
+fn trusted_authserv_ids(p: &mut Problems, raw: Option<Vec<String>>) -> Vec<String> {
+    let mut trusted_authserv_ids: Vec<String> = Vec::new();
+    for (i, id) in raw.unwrap_or_default().iter().enumerate() {
+        let id = id.trim().to_ascii_lowercase();
+        if id.is_empty()
+            || id.len() > 255
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            p.add(
+                format!("inbound.trusted_authserv_ids[{i}]"),
+                "expected the host name a receiving relay writes first in its \
+                 Authentication-Results, like \"mx.comune.example.it\"",
+            );
+        } else if !trusted_authserv_ids.contains(&id) {
+            trusted_authserv_ids.push(id);
+        }
+    }
+    trusted_authserv_ids
+}
+
+/// `inbound.endpoints`, then a Twilio endpoint for each Twilio provider without one.
+fn endpoints(
+    p: &mut Problems,
+    raw: Vec<RawEndpoint>,
+    twilio_providers: &[(String, String)],
+) -> Vec<Endpoint> {
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let endpoint = endpoint(p, i, r, &endpoints);
+        endpoints.push(endpoint);
+    }
+    for (name, auth_token) in twilio_providers {
+        if !endpoints.iter().any(|e| &e.name == name) {
+            endpoints.push(Endpoint {
+                name: name.clone(),
+                family: Family::Twilio {
+                    auth_token: auth_token.clone(),
+                },
+                rate_per_s: 200,
+            });
+        }
+    }
+    endpoints
+}
+
+/// `inbound.endpoints[i]`: a name unique among `before`, a family and its secrets.
+fn endpoint(p: &mut Problems, i: usize, r: RawEndpoint, before: &[Endpoint]) -> Endpoint {
+    let k = |f: &str| format!("inbound.endpoints[{i}].{f}");
+    let name = r.name.unwrap_or_default();
+    if name.is_empty()
+        || name.len() > 40
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        p.add(
+            k("name"),
+            "must be 1–40 letters, digits, - or _ (it is a URL segment)",
+        );
+    }
+    if before.iter().any(|e| e.name == name) {
+        p.add(k("name"), format!("{name:?} is used by another endpoint"));
+    }
+    let family = match r.family.as_deref().unwrap_or("") {
+        "twilio" => Family::Twilio {
+            auth_token: secret(p, &k("auth_token"), r.auth_token, "the Twilio auth token"),
+        },
+        "rest-it" => Family::RestIt {
+            token: secret(p, &k("token"), r.token, "the URL token"),
+        },
+        "mail" => Family::Mail {
+            token: secret(p, &k("token"), r.token, "the URL token"),
+        },
+        "generic" => {
+            let mut secrets = vec![secret(p, &k("secret"), r.secret, "the signing secret")];
+            if let Some(prev) = optional_secret(
+                p,
+                &k("previous_secret"),
+                r.previous_secret,
+                "the previous signing secret",
+            ) {
+                secrets.push(prev);
+            }
+            Family::Generic { secrets }
+        }
+        other => {
+            p.add(
+                k("family"),
+                format!("unknown family {other:?}; expected twilio|rest-it|generic|mail"),
+            );
+            Family::Mail {
+                token: String::new(),
+            }
+        }
+    };
+    Endpoint {
+        name,
+        family,
+        rate_per_s: ranged(p, &k("rate_per_s"), r.rate_per_s, 200, 1, 1_000_000) as u32,
+    }
+}
+
+/// `[inbound.imap]`: the server, the account and how often it is polled.
+fn imap(p: &mut Problems, r: RawImap) -> ImapPolling {
+    let k = |f: &str| format!("inbound.imap.{f}");
+    let host = r.host.filter(|s| !s.is_empty()).unwrap_or_else(|| {
+        p.add(k("host"), "the IMAP server is required");
+        String::new()
+    });
+    let security = match r.security.as_deref().unwrap_or("tls") {
+        "tls" => ImapSecurity::Tls,
+        "starttls" => ImapSecurity::StartTls,
+        "plain" => ImapSecurity::Plain,
+        other => {
+            p.add(
+                k("security"),
+                format!("unknown security {other:?}; expected tls|starttls|plain"),
+            );
+            ImapSecurity::Tls
+        }
+    };
+    let default_port = match security {
+        ImapSecurity::Tls => 993,
+        _ => 143,
+    };
+    let username = r.username.filter(|s| !s.is_empty()).unwrap_or_else(|| {
+        p.add(k("username"), "the mailbox user is required");
+        String::new()
+    });
+    let password = r.password.filter(|s| !s.is_empty()).unwrap_or_else(|| {
+        p.add(
+            k("password"),
+            "the mailbox password is required (put it in MESSO_INBOUND__IMAP__PASSWORD_FILE)",
+        );
+        String::new()
+    });
+    ImapPolling {
+        account: ImapAccount {
+            host,
+            port: ranged(p, &k("port"), r.port, default_port, 1, 65535) as u16,
+            security,
+            username,
+            password,
+            mailbox: r
+                .mailbox
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "INBOX".to_owned()),
+            processed_mailbox: r.processed_mailbox.filter(|s| !s.is_empty()),
+            ca_bundle: r.ca_bundle.filter(|s| !s.is_empty()).map(PathBuf::from),
+            timeout_s: ranged(p, &k("timeout_s"), r.timeout_s, 30, 1, 600) as u64,
+            max_message_bytes: ranged(
+                p,
+                &k("max_message_bytes"),
+                r.max_message_bytes,
+                26_214_400,
+                1024,
+                1 << 30,
+            ) as u64,
+        },
+        poll_interval_s: ranged(p, &k("poll_interval_s"), r.poll_interval_s, 60, 5, 86_400) as u64,
     }
 }

@@ -202,29 +202,42 @@ pub fn status_page(
         esc(&v.status.label),
         esc(&v.status.detail)
     );
-    // The facts, as a definition list.
+    facts(&mut out, v, lang);
+    how_to_send(&mut out, v, lang, office);
+    steps(&mut out, v, lang);
+    messages(&mut out, v, lang);
+    contacts(&mut out, lang, office);
+    out.push_str("</main>\n");
+    foot(&mut out, lang, Some(updated));
+    out
+}
+
+/// One fact of the summary: a label and a text, with its machine-readable instant if any.
+fn fact(out: &mut String, label: &str, at: Option<&str>, text: &str) {
+    let _ = write!(out, "<div><dt>{}</dt><dd>", esc(label));
+    match at {
+        Some(a) => {
+            let _ = write!(out, "<time datetime=\"{}\">{}</time>", esc(a), esc(text));
+        }
+        None => out.push_str(&esc(text)),
+    }
+    out.push_str("</dd></div>\n");
+}
+
+/// The facts, as a definition list.
+fn facts(out: &mut String, v: &CitizenView, lang: Lang) {
     out.push_str("<section class=\"scheda\" aria-labelledby=\"h-fatti\">\n<h2 id=\"h-fatti\">");
     out.push_str(t(lang, "In sintesi", "At a glance"));
     out.push_str("</h2>\n<dl class=\"fatti\">\n");
-    let fact = |out: &mut String, label: &str, at: Option<&str>, text: &str| {
-        let _ = write!(out, "<div><dt>{}</dt><dd>", esc(label));
-        match at {
-            Some(a) => {
-                let _ = write!(out, "<time datetime=\"{}\">{}</time>", esc(a), esc(text));
-            }
-            None => out.push_str(&esc(text)),
-        }
-        out.push_str("</dd></div>\n");
-    };
     fact(
-        &mut out,
+        out,
         t(lang, "Ricevuta", "Received"),
         Some(&v.received_at.at),
         &v.received_at.text,
     );
     if let Some(c) = &v.counting_from {
         fact(
-            &mut out,
+            out,
             t(lang, "I tempi decorrono da", "Time counts from"),
             Some(&c.at),
             &c.text,
@@ -232,14 +245,14 @@ pub fn status_page(
     }
     if let Some(e) = &v.expected_closure {
         fact(
-            &mut out,
+            out,
             t(lang, "Conclusione prevista entro", "Expected completion by"),
             Some(&e.at),
             &e.text,
         );
     } else if let (Some(d), true) = (&v.due_at, v.term_exceeded) {
         fact(
-            &mut out,
+            out,
             t(
                 lang,
                 "Termine previsto (superato)",
@@ -251,14 +264,14 @@ pub fn status_page(
     }
     if let Some(s) = &v.suspension {
         fact(
-            &mut out,
+            out,
             t(lang, "Sospesa dal", "On hold since"),
             Some(&s.since.at),
             &s.since.text,
         );
         if let Some(r) = &s.remaining {
             fact(
-                &mut out,
+                out,
                 t(
                     lang,
                     "Tempo di lavorazione che resta dopo la sua risposta",
@@ -270,19 +283,16 @@ pub fn status_page(
         }
     }
     if let Some(c) = &v.closed_at {
-        fact(
-            &mut out,
-            t(lang, "Conclusa", "Completed"),
-            Some(&c.at),
-            &c.text,
-        );
+        fact(out, t(lang, "Conclusa", "Completed"), Some(&c.at), &c.text);
     }
     if let Some(o) = &v.office {
-        fact(&mut out, t(lang, "Ufficio", "Office"), None, o);
+        fact(out, t(lang, "Ufficio", "Office"), None, o);
     }
     out.push_str("</dl>\n</section>\n");
+}
 
-    // What is missing and how to send it; always present, first when the office waits.
+/// What is missing and how to send it; always present, first when the office waits.
+fn how_to_send(out: &mut String, v: &CitizenView, lang: Lang, office: &Office) {
     let _ = write!(
         out,
         "<section class=\"scheda\" aria-labelledby=\"h-integrazione\">\n<h2 id=\"h-integrazione\">{}</h2>\n",
@@ -341,7 +351,10 @@ pub fn status_page(
         esc(&office.email),
         t(lang, "indicando il numero", "quoting the number"),
     );
+}
 
+/// The steps of the request, the current one marked.
+fn steps(out: &mut String, v: &CitizenView, lang: Lang) {
     let _ = write!(
         out,
         "<section class=\"scheda\" aria-labelledby=\"h-passi\">\n<h2 id=\"h-passi\">{}</h2>\n<ol class=\"passi\">\n",
@@ -353,10 +366,13 @@ pub fn status_page(
     );
     let last = v.steps.len().saturating_sub(1);
     for (i, s) in v.steps.iter().enumerate() {
-        step(&mut out, s, i == last);
+        step(out, s, i == last);
     }
     out.push_str("</ol>\n</section>\n");
+}
 
+/// The messages sent to the citizen, each with its channel, time and delivery state.
+fn messages(out: &mut String, v: &CitizenView, lang: Lang) {
     let _ = write!(
         out,
         "<section class=\"scheda\" aria-labelledby=\"h-messaggi\">\n<h2 id=\"h-messaggi\">{}</h2>\n",
@@ -390,10 +406,6 @@ pub fn status_page(
         out.push_str("</ul>\n");
     }
     out.push_str("</section>\n");
-    contacts(&mut out, lang, office);
-    out.push_str("</main>\n");
-    foot(&mut out, lang, Some(updated));
-    out
 }
 
 /// Why a link shows nothing.

@@ -310,16 +310,7 @@ pub fn citizen_view(f: &Facts<'_>, lang: Lang) -> CitizenView {
     if let (Some(first), Some(c)) = (steps.first_mut(), &counting_from)
         && first.kind == "received"
     {
-        first.detail = Some(match lang {
-            Lang::It => format!(
-                "Arrivata fuori dall'orario d'ufficio: i tempi decorrono da {}.",
-                c.text
-            ),
-            Lang::En => format!(
-                "It arrived while the office was closed: the time counts from {}.",
-                c.text
-            ),
-        });
+        first.detail = Some(counting_from_note(lang, c));
     }
     let closed = t.closed_at.is_some() || f.sla.state == "closed";
     let term_exceeded = if closed {
@@ -328,27 +319,7 @@ pub fn citizen_view(f: &Facts<'_>, lang: Lang) -> CitizenView {
         f.sla.state == "breached"
     };
     let suspension = match (closed, t.waiting_since) {
-        (false, Some(since)) => {
-            let missing = f
-                .events
-                .iter()
-                .rev()
-                .find(|e| e.kind == "integration_requested")
-                .and_then(|e| e.data["missing"].as_str())
-                .unwrap_or_default()
-                .to_owned();
-            Some(Suspension {
-                since: w(since),
-                missing,
-                remaining: (f.clock == ClockKind::Business && f.sla.remaining_s > 0).then(|| {
-                    crate::templates::helpers::working_time(
-                        lang,
-                        f.sla.remaining_s,
-                        f.working_day_s.max(60),
-                    )
-                }),
-            })
-        }
+        (false, Some(since)) => Some(suspension(f, lang, since)),
         _ => None,
     };
     let due_at = f.sla.due_at.filter(|_| suspension.is_none()).map(w);
@@ -357,84 +328,18 @@ pub fn citizen_view(f: &Facts<'_>, lang: Lang) -> CitizenView {
         .filter(|_| !closed && !term_exceeded && suspension.is_none());
     let closed_at = t.closed_at.map(w);
     let status = if closed {
-        Status {
-            code: "conclusa",
-            label: tr(lang, "Conclusa", "Completed"),
-            detail: match (lang, &closed_at, term_exceeded) {
-                (Lang::It, Some(c), false) => {
-                    format!("La richiesta è stata conclusa {}.", on(lang, &c.text))
-                }
-                (Lang::It, Some(c), true) => format!(
-                    "La richiesta è stata conclusa {}, oltre il termine previsto. Ci scusiamo per il ritardo.",
-                    on(lang, &c.text)
-                ),
-                (Lang::En, Some(c), false) => {
-                    format!("The request was completed {}.", on(lang, &c.text))
-                }
-                (Lang::En, Some(c), true) => format!(
-                    "The request was completed {}, after the expected term. We apologise for the delay.",
-                    on(lang, &c.text)
-                ),
-                (Lang::It, None, _) => "La richiesta è stata conclusa.".to_owned(),
-                (Lang::En, None, _) => "The request was completed.".to_owned(),
-            },
-        }
+        closed_status(lang, closed_at.as_ref(), term_exceeded)
     } else if let Some(s) = &suspension {
-        Status {
-            code: "sospesa",
-            label: tr(lang, "Sospesa", "On hold"),
-            detail: match lang {
-                Lang::It => format!(
-                    "Sospesa: in attesa della sua integrazione dal {}. I tempi di lavorazione ripartono quando riceviamo la sua risposta.",
-                    s.since.text
-                ),
-                Lang::En => format!(
-                    "On hold: waiting for your reply since {}. The processing time starts again when we receive it.",
-                    s.since.text
-                ),
-            },
-        }
+        suspended_status(lang, s)
     } else if term_exceeded {
-        let due = due_at.as_ref().map(|d| d.text.clone()).unwrap_or_default();
-        Status {
-            code: "in_ritardo",
-            label: tr(lang, "In ritardo", "Overdue"),
-            detail: match lang {
-                Lang::It => format!(
-                    "Il termine previsto ({due}) è stato superato. L'ufficio è stato avvisato; ci scusiamo per il ritardo."
-                ),
-                Lang::En => format!(
-                    "The expected term ({due}) has passed. The office has been alerted; we apologise for the delay."
-                ),
-            },
-        }
+        overdue_status(lang, due_at.as_ref())
     } else {
-        Status {
-            code: "in_lavorazione",
-            label: tr(lang, "In lavorazione", "In progress"),
-            detail: match (&expected_closure, lang) {
-                (Some(d), Lang::It) => format!("Prevediamo di concluderla entro {}.", d.text),
-                (Some(d), Lang::En) => format!("We expect to complete it by {}.", d.text),
-                (None, Lang::It) => "La richiesta è in lavorazione.".to_owned(),
-                (None, Lang::En) => "Your request is being processed.".to_owned(),
-            },
-        }
+        in_progress_status(lang, expected_closure.as_ref())
     };
     let messages = f
         .messages
         .iter()
-        .map(|m| {
-            let state = message_state(m);
-            MessageView {
-                kind: m.kind.clone(),
-                title: message_title(lang, &m.kind),
-                channel: m.channel.clone(),
-                channel_label: channel_label(&m.channel),
-                at: w(m.delivered_at.unwrap_or(m.created_at)),
-                state,
-                state_label: state_label(lang, state),
-            }
-        })
+        .map(|m| message_view(lang, cal, m))
         .collect();
     let present = |c: Channel| t.citizen.address(c).is_some_and(|s| !s.is_empty());
     CitizenView {
@@ -458,6 +363,129 @@ pub fn citizen_view(f: &Facts<'_>, lang: Lang) -> CitizenView {
         messages,
         can_reply_email: present(Channel::Email) || present(Channel::Pec),
         can_reply_sms: present(Channel::Sms),
+    }
+}
+
+/// Why the time counts from a later instant than receipt.
+fn counting_from_note(lang: Lang, c: &When) -> String {
+    match lang {
+        Lang::It => format!(
+            "Arrivata fuori dall'orario d'ufficio: i tempi decorrono da {}.",
+            c.text
+        ),
+        Lang::En => format!(
+            "It arrived while the office was closed: the time counts from {}.",
+            c.text
+        ),
+    }
+}
+
+/// The wait for the citizen since `since`: what the office last asked for, and the working
+/// time left once they answer (business clock only).
+fn suspension(f: &Facts<'_>, lang: Lang, since: Timestamp) -> Suspension {
+    let missing = f
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "integration_requested")
+        .and_then(|e| e.data["missing"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    Suspension {
+        since: when(lang, f.calendar, since),
+        missing,
+        remaining: (f.clock == ClockKind::Business && f.sla.remaining_s > 0).then(|| {
+            crate::templates::helpers::working_time(
+                lang,
+                f.sla.remaining_s,
+                f.working_day_s.max(60),
+            )
+        }),
+    }
+}
+
+fn closed_status(lang: Lang, closed_at: Option<&When>, term_exceeded: bool) -> Status {
+    Status {
+        code: "conclusa",
+        label: tr(lang, "Conclusa", "Completed"),
+        detail: match (lang, closed_at, term_exceeded) {
+            (Lang::It, Some(c), false) => {
+                format!("La richiesta è stata conclusa {}.", on(lang, &c.text))
+            }
+            (Lang::It, Some(c), true) => format!(
+                "La richiesta è stata conclusa {}, oltre il termine previsto. Ci scusiamo per il ritardo.",
+                on(lang, &c.text)
+            ),
+            (Lang::En, Some(c), false) => {
+                format!("The request was completed {}.", on(lang, &c.text))
+            }
+            (Lang::En, Some(c), true) => format!(
+                "The request was completed {}, after the expected term. We apologise for the delay.",
+                on(lang, &c.text)
+            ),
+            (Lang::It, None, _) => "La richiesta è stata conclusa.".to_owned(),
+            (Lang::En, None, _) => "The request was completed.".to_owned(),
+        },
+    }
+}
+
+fn suspended_status(lang: Lang, s: &Suspension) -> Status {
+    Status {
+        code: "sospesa",
+        label: tr(lang, "Sospesa", "On hold"),
+        detail: match lang {
+            Lang::It => format!(
+                "Sospesa: in attesa della sua integrazione dal {}. I tempi di lavorazione ripartono quando riceviamo la sua risposta.",
+                s.since.text
+            ),
+            Lang::En => format!(
+                "On hold: waiting for your reply since {}. The processing time starts again when we receive it.",
+                s.since.text
+            ),
+        },
+    }
+}
+
+fn overdue_status(lang: Lang, due_at: Option<&When>) -> Status {
+    let due = due_at.map(|d| d.text.clone()).unwrap_or_default();
+    Status {
+        code: "in_ritardo",
+        label: tr(lang, "In ritardo", "Overdue"),
+        detail: match lang {
+            Lang::It => format!(
+                "Il termine previsto ({due}) è stato superato. L'ufficio è stato avvisato; ci scusiamo per il ritardo."
+            ),
+            Lang::En => format!(
+                "The expected term ({due}) has passed. The office has been alerted; we apologise for the delay."
+            ),
+        },
+    }
+}
+
+fn in_progress_status(lang: Lang, expected_closure: Option<&When>) -> Status {
+    Status {
+        code: "in_lavorazione",
+        label: tr(lang, "In lavorazione", "In progress"),
+        detail: match (expected_closure, lang) {
+            (Some(d), Lang::It) => format!("Prevediamo di concluderla entro {}.", d.text),
+            (Some(d), Lang::En) => format!("We expect to complete it by {}.", d.text),
+            (None, Lang::It) => "La richiesta è in lavorazione.".to_owned(),
+            (None, Lang::En) => "Your request is being processed.".to_owned(),
+        },
+    }
+}
+
+/// One message sent to the citizen, timed when delivered (else when queued).
+fn message_view(lang: Lang, cal: &Calendar, m: &SentMessage) -> MessageView {
+    let state = message_state(m);
+    MessageView {
+        kind: m.kind.clone(),
+        title: message_title(lang, &m.kind),
+        channel: m.channel.clone(),
+        channel_label: channel_label(&m.channel),
+        at: when(lang, cal, m.delivered_at.unwrap_or(m.created_at)),
+        state,
+        state_label: state_label(lang, state),
     }
 }
 

@@ -499,43 +499,7 @@ impl<'a> Walker<'a> {
             }
             return Ok(());
         }
-        self.included += 1;
-        if self.included > MAX_PARTIALS {
-            return Err(self.refuse(
-                pos,
-                format!("al massimo {MAX_PARTIALS} modelli parziali in una parte"),
-            ));
-        }
-        let Some(t) = self.partials.compiled.get(name) else {
-            return Err(self.refuse(pos, format!("il modello parziale «{name}» non esiste")));
-        };
-        if self.stack.iter().any(|s| s == name) {
-            return Err(self.refuse(
-                pos,
-                format!("il modello parziale «{name}» richiama se stesso"),
-            ));
-        }
-        let layout = self.partials.layouts.contains(name);
-        match (block, layout) {
-            (true, false) => {
-                return Err(self.refuse(
-                    pos,
-                    format!(
-                        "«{name}» non è un modello di impaginazione: si usa come {{{{> {name}}}}}"
-                    ),
-                ));
-            }
-            (false, true) => {
-                return Err(self.refuse(
-                    pos,
-                    format!("«{name}» è un modello di impaginazione: si usa come {{{{#> {name}}}}}…{{{{/{name}}}}}"),
-                ));
-            }
-            _ => {}
-        }
-        if block && (ctx.in_layout_body || ctx.in_layout) {
-            return Err(self.refuse(pos, "i blocchi di impaginazione non si annidano"));
-        }
+        let (t, layout) = self.resolve(name, block, pos, ctx)?;
         let inner = self.deeper(ctx, pos)?;
         if let Some(body) = &d.template {
             let before = self.layout_values;
@@ -564,5 +528,56 @@ impl<'a> Walker<'a> {
         self.stack.pop();
         self.origin = origin;
         r
+    }
+
+    /// The partial `name` may be included here (`block`: as a layout): it exists, is not
+    /// already being included, is used as what it is, and the budget allows one more. Returns
+    /// it and whether it is a layout.
+    fn resolve(
+        &mut self,
+        name: &str,
+        block: bool,
+        pos: Option<(usize, usize)>,
+        ctx: Ctx,
+    ) -> Result<(&'a Template, bool), Refusal> {
+        self.included += 1;
+        if self.included > MAX_PARTIALS {
+            return Err(self.refuse(
+                pos,
+                format!("al massimo {MAX_PARTIALS} modelli parziali in una parte"),
+            ));
+        }
+        let partials = self.partials;
+        let Some(t) = partials.compiled.get(name) else {
+            return Err(self.refuse(pos, format!("il modello parziale «{name}» non esiste")));
+        };
+        if self.stack.iter().any(|s| s == name) {
+            return Err(self.refuse(
+                pos,
+                format!("il modello parziale «{name}» richiama se stesso"),
+            ));
+        }
+        let layout = partials.layouts.contains(name);
+        match (block, layout) {
+            (true, false) => {
+                return Err(self.refuse(
+                    pos,
+                    format!(
+                        "«{name}» non è un modello di impaginazione: si usa come {{{{> {name}}}}}"
+                    ),
+                ));
+            }
+            (false, true) => {
+                return Err(self.refuse(
+                    pos,
+                    format!("«{name}» è un modello di impaginazione: si usa come {{{{#> {name}}}}}…{{{{/{name}}}}}"),
+                ));
+            }
+            _ => {}
+        }
+        if block && (ctx.in_layout_body || ctx.in_layout) {
+            return Err(self.refuse(pos, "i blocchi di impaginazione non si annidano"));
+        }
+        Ok((t, layout))
     }
 }

@@ -697,6 +697,36 @@ fn compile_problem(part: Part, e: &TemplateError) -> Problem {
     }
 }
 
+/// Why an SMS over its budget of parts costs what it does: its length, its encoding and the
+/// characters that force UCS-2.
+fn over_budget(s: &SmsPreview) -> String {
+    let costly: Vec<String> = s
+        .budget
+        .costly
+        .iter()
+        .map(|c| format!("«{}» ({})", c.ch, c.name))
+        .collect();
+    let why = if costly.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; questi caratteri lo fanno codificare in UCS-2 (70 caratteri per parte): {}",
+            costly.join(", ")
+        )
+    };
+    format!(
+        "l'SMS occupa {} parti ({} {}), il massimo per questo avviso è {}{why}",
+        s.budget.parts,
+        s.budget.units,
+        if s.budget.encoding == sms::Encoding::Gsm7 {
+            "caratteri GSM-7"
+        } else {
+            "unità UCS-2"
+        },
+        s.max_parts
+    )
+}
+
 fn render_problem(part: Part, sample: Option<usize>, f: &Failure) -> Problem {
     let e = match f {
         Failure::Render(e) => e,
@@ -1120,26 +1150,8 @@ impl Templates {
         payload: &Value,
         sample: Option<usize>,
     ) -> Result<Preview, Vec<Problem>> {
+        let mut out = self.render_parts(regs, key, content, payload, sample)?;
         let mut problems = Vec::new();
-        let mut out: HashMap<Part, String> = HashMap::new();
-        for part in Part::ALL {
-            if part.of(content).is_none() {
-                continue;
-            }
-            let channel = if part == Part::Sms { "sms" } else { "email" };
-            let ctx =
-                self.settings
-                    .context(&self.settings.with_example_link(payload), key.lang, channel);
-            match regs.render(key, part, &ctx) {
-                Ok(s) => {
-                    out.insert(part, s);
-                }
-                Err(e) => problems.push(render_problem(part, sample, &e)),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
         let subject = out.remove(&Part::Subject).unwrap_or_default();
         let subject = subject.trim().to_owned();
         let problem = |part: Part, message: String| Problem {
@@ -1185,34 +1197,7 @@ impl Templates {
             if s.text.is_empty() {
                 problems.push(problem(Part::Sms, "l'SMS risulta vuoto".to_owned()));
             } else if s.budget.parts > s.max_parts {
-                let costly: Vec<String> = s
-                    .budget
-                    .costly
-                    .iter()
-                    .map(|c| format!("«{}» ({})", c.ch, c.name))
-                    .collect();
-                let why = if costly.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; questi caratteri lo fanno codificare in UCS-2 (70 caratteri per parte): {}",
-                        costly.join(", ")
-                    )
-                };
-                problems.push(problem(
-                    Part::Sms,
-                    format!(
-                        "l'SMS occupa {} parti ({} {}), il massimo per questo avviso è {}{why}",
-                        s.budget.parts,
-                        s.budget.units,
-                        if s.budget.encoding == sms::Encoding::Gsm7 {
-                            "caratteri GSM-7"
-                        } else {
-                            "unità UCS-2"
-                        },
-                        s.max_parts
-                    ),
-                ));
+                problems.push(problem(Part::Sms, over_budget(s)));
             }
         }
         if !problems.is_empty() {
@@ -1224,6 +1209,39 @@ impl Templates {
             html: out.remove(&Part::Html),
             sms,
         })
+    }
+
+    /// Each part `content` has, rendered as template `key` with `payload`; every part that
+    /// does not render is a problem.
+    fn render_parts(
+        &self,
+        regs: &Registries,
+        key: &Key,
+        content: &Content,
+        payload: &Value,
+        sample: Option<usize>,
+    ) -> Result<HashMap<Part, String>, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut out: HashMap<Part, String> = HashMap::new();
+        for part in Part::ALL {
+            if part.of(content).is_none() {
+                continue;
+            }
+            let channel = if part == Part::Sms { "sms" } else { "email" };
+            let ctx =
+                self.settings
+                    .context(&self.settings.with_example_link(payload), key.lang, channel);
+            match regs.render(key, part, &ctx) {
+                Ok(s) => {
+                    out.insert(part, s);
+                }
+                Err(e) => problems.push(render_problem(part, sample, &e)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(out)
     }
 
     /// The gate of every edit: `content` may become template `key`'s live version only if

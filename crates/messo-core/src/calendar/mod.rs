@@ -210,99 +210,121 @@ fn local_to_utc(tz: Tz, local: i64) -> i64 {
     }
 }
 
-impl Calendar {
-    /// Lays out the calendar. Takes tens of milliseconds; build it once and share it.
-    pub fn new(spec: CalendarSpec) -> Result<Calendar, CalendarError> {
-        for (wd, windows) in spec.weekly.iter().enumerate() {
-            for (i, w) in windows.iter().enumerate() {
-                if w.end_min > 1440 || w.start_min >= w.end_min {
-                    return Err(CalendarError::BadWindow {
-                        weekday: WEEKDAYS[wd],
-                        index: i,
-                        start: w.start_min,
-                        end: w.end_min,
-                    });
+/// Windows within the day and in order, and a patron day that is a date.
+fn check_spec(spec: &CalendarSpec) -> Result<(), CalendarError> {
+    for (wd, windows) in spec.weekly.iter().enumerate() {
+        for (i, w) in windows.iter().enumerate() {
+            if w.end_min > 1440 || w.start_min >= w.end_min {
+                return Err(CalendarError::BadWindow {
+                    weekday: WEEKDAYS[wd],
+                    index: i,
+                    start: w.start_min,
+                    end: w.end_min,
+                });
+            }
+            if let Some(next) = windows.get(i + 1)
+                && next.start_min < w.end_min
+            {
+                return Err(CalendarError::Overlap {
+                    weekday: WEEKDAYS[wd],
+                    index: i,
+                    next: i + 1,
+                });
+            }
+        }
+    }
+    if let Some(p) = &spec.patron
+        && (p.month == 0 || p.month > 12 || p.day == 0 || p.day > days_in_month(2000, p.month))
+    {
+        return Err(CalendarError::BadPatron {
+            month: p.month,
+            day: p.day,
+        });
+    }
+    Ok(())
+}
+
+/// For each local day from `first_day` to `last_day`, 0 when open, else 1 + its index in the
+/// list of closed days returned with it. National rules come first, then the patron day,
+/// then extra closures, so the most general name wins where two fall on the same date.
+fn closed_days(spec: &CalendarSpec, first_day: i64, last_day: i64) -> (Vec<u16>, Vec<ClosedDay>) {
+    let ndays = (last_day - first_day + 1) as usize;
+    let mut day_closed = vec![0u16; ndays];
+    let mut closed: Vec<ClosedDay> = Vec::new();
+    let mut mark = |day: i64, what: ClosedDay, closed: &mut Vec<ClosedDay>| {
+        if (first_day..=last_day).contains(&day) {
+            let slot = &mut day_closed[(day - first_day) as usize];
+            if *slot == 0 {
+                if let Some(pos) = closed.iter().position(|c| *c == what) {
+                    *slot = (pos + 1) as u16;
+                } else {
+                    closed.push(what);
+                    *slot = closed.len() as u16;
                 }
-                if let Some(next) = windows.get(i + 1)
-                    && next.start_min < w.end_min
-                {
-                    return Err(CalendarError::Overlap {
-                        weekday: WEEKDAYS[wd],
-                        index: i,
-                        next: i + 1,
-                    });
-                }
+            }
+        }
+    };
+    for year in FIRST_DATE.0..=LAST_DATE.0 {
+        for rule in &spec.national {
+            if let Some(day) = rule.day_in(year) {
+                mark(day, ClosedDay::National(rule.clone()), &mut closed);
             }
         }
         if let Some(p) = &spec.patron
-            && (p.month == 0 || p.month > 12 || p.day == 0 || p.day > days_in_month(2000, p.month))
+            && p.day <= days_in_month(year, p.month)
         {
-            return Err(CalendarError::BadPatron {
-                month: p.month,
-                day: p.day,
-            });
+            let day = days_from_civil(year, p.month, p.day);
+            mark(day, ClosedDay::Patron(p.name.clone()), &mut closed);
         }
+    }
+    for c in &spec.closures {
+        let day = crate::time::day_number(c.date);
+        mark(day, ClosedDay::Closure(c.name.clone()), &mut closed);
+    }
+    (day_closed, closed)
+}
 
+/// Every working window from `first_day` to `last_day` in UTC seconds (starts, ends), and the
+/// index of each day's first window with one extra entry at the end.
+fn windows(
+    spec: &CalendarSpec,
+    first_day: i64,
+    last_day: i64,
+    day_closed: &[u16],
+) -> (Vec<u32>, Vec<i64>, Vec<i64>) {
+    let ndays = (last_day - first_day + 1) as usize;
+    let mut day_first = Vec::with_capacity(ndays + 1);
+    let mut starts = Vec::with_capacity(ndays);
+    let mut ends = Vec::with_capacity(ndays);
+    for (i, day) in (first_day..=last_day).enumerate() {
+        day_first.push(starts.len() as u32);
+        if day_closed[i] != 0 {
+            continue;
+        }
+        let midnight = day * DAY;
+        for w in &spec.weekly[weekday_from_days(day) as usize] {
+            let s = local_to_utc(spec.time_zone, midnight + i64::from(w.start_min) * 60);
+            let e = local_to_utc(spec.time_zone, midnight + i64::from(w.end_min) * 60);
+            // A window swallowed by a DST gap has no length left.
+            let s = s.max(ends.last().copied().unwrap_or(i64::MIN));
+            if e > s {
+                starts.push(s);
+                ends.push(e);
+            }
+        }
+    }
+    day_first.push(starts.len() as u32);
+    (day_first, starts, ends)
+}
+
+impl Calendar {
+    /// Lays out the calendar. Takes tens of milliseconds; build it once and share it.
+    pub fn new(spec: CalendarSpec) -> Result<Calendar, CalendarError> {
+        check_spec(&spec)?;
         let first_day = days_from_civil(FIRST_DATE.0, FIRST_DATE.1, FIRST_DATE.2);
         let last_day = days_from_civil(LAST_DATE.0, LAST_DATE.1, LAST_DATE.2);
-        let ndays = (last_day - first_day + 1) as usize;
-
-        // Closed days: national rules first, then the patron day, then extra closures, so the
-        // most general name wins where two fall on the same date.
-        let mut day_closed = vec![0u16; ndays];
-        let mut closed: Vec<ClosedDay> = Vec::new();
-        let mut mark = |day: i64, what: ClosedDay, closed: &mut Vec<ClosedDay>| {
-            if (first_day..=last_day).contains(&day) {
-                let slot = &mut day_closed[(day - first_day) as usize];
-                if *slot == 0 {
-                    if let Some(pos) = closed.iter().position(|c| *c == what) {
-                        *slot = (pos + 1) as u16;
-                    } else {
-                        closed.push(what);
-                        *slot = closed.len() as u16;
-                    }
-                }
-            }
-        };
-        for year in FIRST_DATE.0..=LAST_DATE.0 {
-            for rule in &spec.national {
-                if let Some(day) = rule.day_in(year) {
-                    mark(day, ClosedDay::National(rule.clone()), &mut closed);
-                }
-            }
-            if let Some(p) = &spec.patron
-                && p.day <= days_in_month(year, p.month)
-            {
-                let day = days_from_civil(year, p.month, p.day);
-                mark(day, ClosedDay::Patron(p.name.clone()), &mut closed);
-            }
-        }
-        for c in &spec.closures {
-            let day = crate::time::day_number(c.date);
-            mark(day, ClosedDay::Closure(c.name.clone()), &mut closed);
-        }
-
-        let mut day_first = Vec::with_capacity(ndays + 1);
-        let mut starts = Vec::with_capacity(ndays);
-        let mut ends = Vec::with_capacity(ndays);
-        for (i, day) in (first_day..=last_day).enumerate() {
-            day_first.push(starts.len() as u32);
-            if day_closed[i] != 0 {
-                continue;
-            }
-            let midnight = day * DAY;
-            for w in &spec.weekly[weekday_from_days(day) as usize] {
-                let s = local_to_utc(spec.time_zone, midnight + i64::from(w.start_min) * 60);
-                let e = local_to_utc(spec.time_zone, midnight + i64::from(w.end_min) * 60);
-                // A window swallowed by a DST gap has no length left.
-                let s = s.max(ends.last().copied().unwrap_or(i64::MIN));
-                if e > s {
-                    starts.push(s);
-                    ends.push(e);
-                }
-            }
-        }
-        day_first.push(starts.len() as u32);
+        let (day_closed, closed) = closed_days(&spec, first_day, last_day);
+        let (day_first, starts, ends) = windows(&spec, first_day, last_day, &day_closed);
 
         let mut cum = Vec::with_capacity(starts.len() + 1);
         let mut total = 0i64;

@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 
 use super::{ClockKind, OutOfRange, Sla, SlaStatus, Suspension, normalize_suspensions};
-use crate::calendar::ClosedDay;
+use crate::calendar::{Calendar, ClosedDay};
 use crate::domain::{Category, Lang, Priority};
 use crate::locale;
 use crate::sla::Amount;
@@ -137,8 +137,39 @@ pub fn explain(sla: &Sla, ticket: TicketTimes, now: Timestamp) -> Result<Explana
     )?;
     let target = *sla.policy.target(ticket.category, ticket.priority);
     let r = ticket.received_at;
+    let start_reason = start_reason(cal, target.clock, r);
+    let suspensions = susp
+        .iter()
+        .map(|s| (*s, s.to.map(|to| measured(cal, target.clock, s.from, to))))
+        .collect();
 
-    let start_reason = match target.clock {
+    // The account runs to the due instant; without one, to where the open suspension starts.
+    let end = match status.due_at {
+        Some(d) => d,
+        None => susp
+            .iter()
+            .find(|s| s.to.is_none())
+            .map_or(now.max(r), |s| s.from),
+    };
+    let (days, truncated) = day_lines(cal, target.clock, r, &susp, end);
+
+    Ok(Explanation {
+        ticket,
+        target_amount: target.amount,
+        hours_per_working_day: sla.policy.hours_per_working_day(),
+        start: status.counting_from,
+        start_reason,
+        suspensions,
+        days,
+        truncated,
+        now,
+        status,
+    })
+}
+
+/// Why a clock of kind `clock` for a ticket received at `r` starts when it does.
+fn start_reason(cal: &Calendar, clock: ClockKind, r: Timestamp) -> StartReason {
+    match clock {
         ClockKind::Calendar => StartReason::CalendarClock,
         ClockKind::Business if cal.is_open(r) => StartReason::InHours,
         ClockKind::Business => {
@@ -150,35 +181,34 @@ pub fn explain(sla: &Sla, ticket: TicketTimes, now: Timestamp) -> Result<Explana
                 (None, Some(_)) => StartReason::OutOfHours,
             }
         }
-    };
+    }
+}
 
-    let measured = |a: Timestamp, b: Timestamp| match target.clock {
+/// The time from `a` to `b` that a clock of kind `clock` counts.
+fn measured(cal: &Calendar, clock: ClockKind, a: Timestamp, b: Timestamp) -> i64 {
+    match clock {
         ClockKind::Business => cal.business_between(a, b),
         ClockKind::Calendar => (b.0 - a.0).max(0),
-    };
-    let suspensions = susp
-        .iter()
-        .map(|s| (*s, s.to.map(|to| measured(s.from, to))))
-        .collect();
+    }
+}
 
-    // The account runs to the due instant; without one, to where the open suspension starts.
-    let end = match status.due_at {
-        Some(d) => d,
-        None => susp
-            .iter()
-            .find(|s| s.to.is_none())
-            .map_or(now.max(r), |s| s.from),
-    };
-    let counting = counting_intervals(r, &susp, end);
+/// Each local day from receipt (`r`) to `end`, with the time it counted, outside the
+/// suspensions `susp`; at most [`MAX_DAYS`] (then true: the list was cut).
+fn day_lines(
+    cal: &Calendar,
+    clock: ClockKind,
+    r: Timestamp,
+    susp: &[Suspension],
+    end: Timestamp,
+) -> (Vec<DayLine>, bool) {
+    let counting = counting_intervals(r, susp, end);
     let first = cal.local_day(r);
     let last = cal.local_day(end);
     let mut days = Vec::new();
     let mut total = 0i64;
-    let mut truncated = false;
     for d in first..=last {
         if days.len() == MAX_DAYS {
-            truncated = true;
-            break;
+            return (days, true);
         }
         let info = cal.day(d);
         let day_span = (cal.local_midnight(d), cal.local_midnight(d + 1));
@@ -186,18 +216,21 @@ pub fn explain(sla: &Sla, ticket: TicketTimes, now: Timestamp) -> Result<Explana
             .iter()
             .any(|s| s.from <= day_span.0.max(r) && s.to.is_none_or(|to| to >= day_span.1))
             && day_span.1 > r;
-        let spans = match target.clock {
+        let spans = match clock {
             ClockKind::Business => info.windows.clone(),
             ClockKind::Calendar => vec![day_span],
         };
         let counted = intersect(&spans, &counting);
-        let counted_s: i64 = counted.iter().map(|(a, b)| measured(*a, *b)).sum();
+        let counted_s: i64 = counted
+            .iter()
+            .map(|(a, b)| measured(cal, clock, *a, *b))
+            .sum();
         total += counted_s;
         let kind = if counted_s > 0 {
             DayKind::Counted
         } else if whole_day_suspended {
             DayKind::Suspended
-        } else if target.clock == ClockKind::Calendar {
+        } else if clock == ClockKind::Calendar {
             DayKind::NotCounted
         } else if let Some(c) = info.closed {
             DayKind::Closed(c.clone())
@@ -214,19 +247,7 @@ pub fn explain(sla: &Sla, ticket: TicketTimes, now: Timestamp) -> Result<Explana
             total_s: total,
         });
     }
-
-    Ok(Explanation {
-        ticket,
-        target_amount: target.amount,
-        hours_per_working_day: sla.policy.hours_per_working_day(),
-        start: status.counting_from,
-        start_reason,
-        suspensions,
-        days,
-        truncated,
-        now,
-        status,
-    })
+    (days, false)
 }
 
 fn target_phrase(lang: Lang, e: &Explanation) -> String {
@@ -315,9 +336,7 @@ fn spans_text(cal: &crate::calendar::Calendar, spans: &[(Timestamp, Timestamp)])
 /// The account as text for people.
 pub fn render_text(sla: &Sla, e: &Explanation, lang: Lang) -> String {
     let cal = &sla.calendar;
-    let dt = |t| locale::date_time(lang, cal, t);
     let it = lang == Lang::It;
-    let business = e.status.clock == ClockKind::Business;
     let mut out = String::new();
     let t = &e.ticket;
     let id = t.id.as_deref().map(|i| format!(" {i}")).unwrap_or_default();
@@ -336,10 +355,20 @@ pub fn render_text(sla: &Sla, e: &Explanation, lang: Lang) -> String {
         ));
         out.push_str(&format!("Target: {}.\n", target_phrase(lang, e)));
     }
+    out.push_str(&start_line(cal, e, lang));
+    out.push('\n');
+    suspensions_text(&mut out, cal, e, lang);
+    count_text(&mut out, cal, e, lang);
+    status_text(&mut out, cal, e, lang);
+    out
+}
 
-    let received = dt(t.received_at);
-    let start = dt(e.start);
-    let line = match (&e.start_reason, it) {
+/// When the clock starts, and why.
+fn start_line(cal: &Calendar, e: &Explanation, lang: Lang) -> String {
+    let it = lang == Lang::It;
+    let received = locale::date_time(lang, cal, e.ticket.received_at);
+    let start = locale::date_time(lang, cal, e.start);
+    match (&e.start_reason, it) {
         (StartReason::InHours, true) => {
             format!("Ricevuta {received}, in orario d'ufficio: il termine decorre subito.")
         }
@@ -378,110 +407,75 @@ pub fn render_text(sla: &Sla, e: &Explanation, lang: Lang) -> String {
         (StartReason::CalendarClock, false) => {
             format!("Received {received}: the calendar-day clock starts at once.")
         }
-    };
-    out.push_str(&line);
-    out.push('\n');
-
-    if !e.suspensions.is_empty() {
-        out.push_str(if it {
-            "Sospensioni (in attesa dell'integrazione del cittadino):\n"
-        } else {
-            "Suspensions (waiting for the citizen's additional documents):\n"
-        });
-        for (s, covered) in &e.suspensions {
-            let text = match (s.to, covered, it) {
-                (Some(to), Some(c), true) => format!(
-                    "  - da {} a {}: non contato {}{}",
-                    dt(s.from),
-                    dt(to),
-                    locale::duration(*c),
-                    if business { " di tempo lavorativo" } else { "" }
-                ),
-                (Some(to), Some(c), false) => format!(
-                    "  - from {} to {}: {}{} not counted",
-                    dt(s.from),
-                    dt(to),
-                    locale::duration(*c),
-                    if business { " of business time" } else { "" }
-                ),
-                (_, _, true) => format!("  - da {}, ancora in corso", dt(s.from)),
-                (_, _, false) => format!("  - from {}, still open", dt(s.from)),
-            };
-            out.push_str(&text);
-            out.push('\n');
-        }
     }
+}
 
+/// The suspensions, each with the counted time it covers; nothing when there are none.
+fn suspensions_text(out: &mut String, cal: &Calendar, e: &Explanation, lang: Lang) {
+    if e.suspensions.is_empty() {
+        return;
+    }
+    let dt = |t| locale::date_time(lang, cal, t);
+    let it = lang == Lang::It;
+    let business = e.status.clock == ClockKind::Business;
+    out.push_str(if it {
+        "Sospensioni (in attesa dell'integrazione del cittadino):\n"
+    } else {
+        "Suspensions (waiting for the citizen's additional documents):\n"
+    });
+    for (s, covered) in &e.suspensions {
+        let text = match (s.to, covered, it) {
+            (Some(to), Some(c), true) => format!(
+                "  - da {} a {}: non contato {}{}",
+                dt(s.from),
+                dt(to),
+                locale::duration(*c),
+                if business { " di tempo lavorativo" } else { "" }
+            ),
+            (Some(to), Some(c), false) => format!(
+                "  - from {} to {}: {}{} not counted",
+                dt(s.from),
+                dt(to),
+                locale::duration(*c),
+                if business { " of business time" } else { "" }
+            ),
+            (_, _, true) => format!("  - da {}, ancora in corso", dt(s.from)),
+            (_, _, false) => format!("  - from {}, still open", dt(s.from)),
+        };
+        out.push_str(&text);
+        out.push('\n');
+    }
+}
+
+/// The count, one line a day; a run of suspended days is one line.
+fn count_text(out: &mut String, cal: &Calendar, e: &Explanation, lang: Lang) {
+    let it = lang == Lang::It;
     out.push_str(if it { "Conteggio:\n" } else { "Count:\n" });
     let mut i = 0;
     while i < e.days.len() {
         let day = &e.days[i];
         let date = locale::date(lang, day.date);
-        let text = match &day.kind {
-            DayKind::Counted => {
-                if it {
-                    format!(
-                        "  {date}: tempo contato {} ({}); totale {}",
-                        locale::duration(day.counted_s),
-                        spans_text(cal, &day.counted),
-                        locale::duration(day.total_s)
-                    )
-                } else {
-                    format!(
-                        "  {date}: counted {} ({}); total {}",
-                        locale::duration(day.counted_s),
-                        spans_text(cal, &day.counted),
-                        locale::duration(day.total_s)
-                    )
-                }
+        // Suspended days in a row make one line.
+        let mut j = i;
+        while day.kind == DayKind::Suspended
+            && j + 1 < e.days.len()
+            && e.days[j + 1].kind == DayKind::Suspended
+        {
+            j += 1;
+        }
+        let text = if j > i {
+            let to = locale::date(lang, e.days[j].date);
+            if it {
+                format!("  da {date} a {to}: sospeso, non contato")
+            } else {
+                format!("  from {date} to {to}: suspended, not counted")
             }
-            DayKind::Suspended => {
-                let mut j = i;
-                while j + 1 < e.days.len() && e.days[j + 1].kind == DayKind::Suspended {
-                    j += 1;
-                }
-                let text = if j == i {
-                    if it {
-                        format!("  {date}: sospeso, non contato")
-                    } else {
-                        format!("  {date}: suspended, not counted")
-                    }
-                } else {
-                    let to = locale::date(lang, e.days[j].date);
-                    if it {
-                        format!("  da {date} a {to}: sospeso, non contato")
-                    } else {
-                        format!("  from {date} to {to}: suspended, not counted")
-                    }
-                };
-                i = j;
-                text
-            }
-            DayKind::Closed(c) => {
-                if it {
-                    format!("  {date}: festivo o chiusura, {}: non contato", c.name_it())
-                } else {
-                    format!("  {date}: holiday or closure, {}: not counted", c.name_en())
-                }
-            }
-            DayKind::NonWorking => {
-                if it {
-                    format!("  {date}: giorno non lavorativo, non contato")
-                } else {
-                    format!("  {date}: not a working day, not counted")
-                }
-            }
-            DayKind::NotCounted => {
-                if it {
-                    format!("  {date}: nessun tempo contato")
-                } else {
-                    format!("  {date}: no time counted")
-                }
-            }
+        } else {
+            day_text(cal, day, &date, it)
         };
         out.push_str(&text);
         out.push('\n');
-        i += 1;
+        i = j + 1;
     }
     if e.truncated {
         out.push_str(if it {
@@ -490,7 +484,63 @@ pub fn render_text(sla: &Sla, e: &Explanation, lang: Lang) -> String {
             "  (list cut after 400 days)\n"
         });
     }
+}
 
+/// The line of one day.
+fn day_text(cal: &Calendar, day: &DayLine, date: &str, it: bool) -> String {
+    match &day.kind {
+        DayKind::Counted => {
+            if it {
+                format!(
+                    "  {date}: tempo contato {} ({}); totale {}",
+                    locale::duration(day.counted_s),
+                    spans_text(cal, &day.counted),
+                    locale::duration(day.total_s)
+                )
+            } else {
+                format!(
+                    "  {date}: counted {} ({}); total {}",
+                    locale::duration(day.counted_s),
+                    spans_text(cal, &day.counted),
+                    locale::duration(day.total_s)
+                )
+            }
+        }
+        DayKind::Closed(c) => {
+            if it {
+                format!("  {date}: festivo o chiusura, {}: non contato", c.name_it())
+            } else {
+                format!("  {date}: holiday or closure, {}: not counted", c.name_en())
+            }
+        }
+        DayKind::NonWorking => {
+            if it {
+                format!("  {date}: giorno non lavorativo, non contato")
+            } else {
+                format!("  {date}: not a working day, not counted")
+            }
+        }
+        DayKind::Suspended => {
+            if it {
+                format!("  {date}: sospeso, non contato")
+            } else {
+                format!("  {date}: suspended, not counted")
+            }
+        }
+        DayKind::NotCounted => {
+            if it {
+                format!("  {date}: nessun tempo contato")
+            } else {
+                format!("  {date}: no time counted")
+            }
+        }
+    }
+}
+
+/// The due instant (or why there is none yet) and the state at `now`.
+fn status_text(out: &mut String, cal: &Calendar, e: &Explanation, lang: Lang) {
+    let dt = |t| locale::date_time(lang, cal, t);
+    let it = lang == Lang::It;
     let s = &e.status;
     match (s.due_at, it) {
         (Some(d), true) => out.push_str(&format!("Scadenza: {}.\n", dt(d))),
@@ -507,7 +557,7 @@ pub fn render_text(sla: &Sla, e: &Explanation, lang: Lang) -> String {
             "Situazione di {}: {}; {} trascorso {el} su {tg}.\n",
             dt(e.now),
             state_phrase(lang, s),
-            if business {
+            if s.clock == ClockKind::Business {
                 "tempo lavorativo"
             } else {
                 "tempo"
@@ -520,7 +570,6 @@ pub fn render_text(sla: &Sla, e: &Explanation, lang: Lang) -> String {
             state_phrase(lang, s)
         ));
     }
-    out
 }
 
 /// The account for machines.

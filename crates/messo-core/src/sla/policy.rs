@@ -84,6 +84,88 @@ fn specificity(rule: &TargetRule) -> u8 {
     u8::from(rule.category.is_some()) * 2 + u8::from(rule.priority.is_some())
 }
 
+/// Row `i` of the targets table on its own: a unit its clock counts, an amount from 1 to
+/// 3650, and a (category, priority) no row `before` it names.
+fn check_rule(i: usize, r: &TargetRule, before: &[TargetRule]) -> Result<(), PolicyError> {
+    let rule_err = |rule, message: String| PolicyError::Rule { rule, message };
+    let (n, unit_ok) = match (r.clock, r.amount) {
+        (ClockKind::Business, Amount::WorkingDays(n)) => (n, true),
+        (_, Amount::Hours(n)) => (n, true),
+        (ClockKind::Calendar, Amount::Days(n)) => (n, true),
+        (ClockKind::Business, Amount::Days(n)) => (n, false),
+        (ClockKind::Calendar, Amount::WorkingDays(n)) => (n, false),
+    };
+    if !unit_ok {
+        let msg = match r.clock {
+            ClockKind::Business => {
+                "a business clock counts working_days or hours, not calendar days"
+            }
+            ClockKind::Calendar => "a calendar clock counts days or hours, not working_days",
+        };
+        return Err(rule_err(i, msg.to_owned()));
+    }
+    if n == 0 || n > 3650 {
+        return Err(rule_err(
+            i,
+            format!("target must be between 1 and 3650, found {n}"),
+        ));
+    }
+    if let Some(j) = before
+        .iter()
+        .position(|o| o.category == r.category && o.priority == r.priority)
+    {
+        return Err(rule_err(
+            i,
+            format!("repeats the category and priority of targets[{j}]"),
+        ));
+    }
+    Ok(())
+}
+
+/// The target of every (category, priority): the most specific row that covers it, the
+/// first of equals; a combination no row covers is an error.
+fn resolve(
+    rules: &[TargetRule],
+    hours_per_working_day: u32,
+) -> Result<[[Target; 4]; 3], PolicyError> {
+    let placeholder = Target {
+        clock: ClockKind::Business,
+        amount: Amount::Hours(1),
+        seconds: 3600,
+        rule: 0,
+    };
+    let mut table = [[placeholder; 4]; 3];
+    for c in Category::ALL {
+        for p in Priority::ALL {
+            let best = rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    r.category.is_none_or(|rc| rc == c) && r.priority.is_none_or(|rp| rp == p)
+                })
+                .max_by_key(|(i, r)| (specificity(r), std::cmp::Reverse(*i)));
+            let Some((i, r)) = best else {
+                return Err(PolicyError::Uncovered {
+                    category: c,
+                    priority: p,
+                });
+            };
+            let seconds = match r.amount {
+                Amount::WorkingDays(n) => i64::from(n) * i64::from(hours_per_working_day) * 3600,
+                Amount::Hours(n) => i64::from(n) * 3600,
+                Amount::Days(n) => i64::from(n) * 86_400,
+            };
+            table[c.index()][p.index()] = Target {
+                clock: r.clock,
+                amount: r.amount,
+                seconds,
+                rule: i,
+            };
+        }
+    }
+    Ok(table)
+}
+
 impl Policy {
     /// Checks the rules and resolves the table. Every (category, priority) must be covered, and
     /// two rows may not claim the same combination at the same specificity.
@@ -98,79 +180,10 @@ impl Policy {
         if warning_ratio_bp == 0 || warning_ratio_bp > 10_000 {
             return Err(PolicyError::Ratio(warning_ratio_bp));
         }
-        let rule_err = |rule, message: String| PolicyError::Rule { rule, message };
         for (i, r) in rules.iter().enumerate() {
-            let (n, unit_ok) = match (r.clock, r.amount) {
-                (ClockKind::Business, Amount::WorkingDays(n)) => (n, true),
-                (_, Amount::Hours(n)) => (n, true),
-                (ClockKind::Calendar, Amount::Days(n)) => (n, true),
-                (ClockKind::Business, Amount::Days(n)) => (n, false),
-                (ClockKind::Calendar, Amount::WorkingDays(n)) => (n, false),
-            };
-            if !unit_ok {
-                let msg = match r.clock {
-                    ClockKind::Business => {
-                        "a business clock counts working_days or hours, not calendar days"
-                    }
-                    ClockKind::Calendar => {
-                        "a calendar clock counts days or hours, not working_days"
-                    }
-                };
-                return Err(rule_err(i, msg.to_owned()));
-            }
-            if n == 0 || n > 3650 {
-                return Err(rule_err(
-                    i,
-                    format!("target must be between 1 and 3650, found {n}"),
-                ));
-            }
-            if let Some(j) = rules[..i]
-                .iter()
-                .position(|o| o.category == r.category && o.priority == r.priority)
-            {
-                return Err(rule_err(
-                    i,
-                    format!("repeats the category and priority of targets[{j}]"),
-                ));
-            }
+            check_rule(i, r, &rules[..i])?;
         }
-        let placeholder = Target {
-            clock: ClockKind::Business,
-            amount: Amount::Hours(1),
-            seconds: 3600,
-            rule: 0,
-        };
-        let mut table = [[placeholder; 4]; 3];
-        for c in Category::ALL {
-            for p in Priority::ALL {
-                let best = rules
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| {
-                        r.category.is_none_or(|rc| rc == c) && r.priority.is_none_or(|rp| rp == p)
-                    })
-                    .max_by_key(|(i, r)| (specificity(r), std::cmp::Reverse(*i)));
-                let Some((i, r)) = best else {
-                    return Err(PolicyError::Uncovered {
-                        category: c,
-                        priority: p,
-                    });
-                };
-                let seconds = match r.amount {
-                    Amount::WorkingDays(n) => {
-                        i64::from(n) * i64::from(hours_per_working_day) * 3600
-                    }
-                    Amount::Hours(n) => i64::from(n) * 3600,
-                    Amount::Days(n) => i64::from(n) * 86_400,
-                };
-                table[c.index()][p.index()] = Target {
-                    clock: r.clock,
-                    amount: r.amount,
-                    seconds,
-                    rule: i,
-                };
-            }
-        }
+        let table = resolve(&rules, hours_per_working_day)?;
         Ok(Policy {
             rules,
             hours_per_working_day,

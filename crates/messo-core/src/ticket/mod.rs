@@ -339,41 +339,83 @@ fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<
             return None;
         }
     };
-    let email = f.opt_str("email").map(str::trim).map(str::to_owned);
-    if let Some(why) = email.as_deref().and_then(email_problem) {
-        f.fail("email", why);
-    }
-    let pec = f.opt_str("pec").map(str::trim).map(str::to_owned);
-    if let Some(why) = pec.as_deref().and_then(email_problem) {
-        f.fail("pec", why);
-    }
-    let mobile = match f.opt_str("mobile") {
-        Some(m) => match normalize_e164(m) {
-            Some(n) => Some(n),
-            None => {
-                f.fail(
-                    "mobile",
-                    "is not a phone number; write it like +393471234567 or 347 123 4567",
-                );
-                None
-            }
-        },
-        None => None,
+    let email = citizen_email(&mut f, "email");
+    let pec = citizen_email(&mut f, "pec");
+    let mobile = citizen_mobile(&mut f);
+    let fiscal_code = citizen_fiscal_code(&mut f);
+    let language = citizen_language(&mut f);
+    let has = |c: Channel| match c {
+        Channel::Email => email.is_some(),
+        Channel::Sms => mobile.is_some(),
+        Channel::Pec => pec.is_some(),
     };
-    let fiscal_code = match f.opt_str("fiscal_code") {
-        Some(cf) => match normalize_fiscal_code(cf) {
-            Some(cf) => Some(cf),
-            None => {
-                f.fail(
-                    "fiscal_code",
-                    "is not a valid codice fiscale (16 characters with a correct check letter)",
-                );
-                None
-            }
-        },
-        None => None,
-    };
-    let language = match f.opt_str("language").unwrap_or("it") {
+    let preferred_channel = citizen_preferred_channel(&mut f, has);
+    let opt_out = citizen_opt_out(&mut f);
+    if email.is_none() && mobile.is_none() && pec.is_none() {
+        f.fail("email", "give at least one of email, mobile or pec");
+    }
+    if let Some(p) = preferred_channel
+        && !has(p)
+        && f.errors.is_empty()
+    {
+        f.fail(
+            "preferred_channel",
+            format!("{p:?} is preferred but no address for it is given").to_lowercase(),
+        );
+    }
+    let ok = f.errors.is_empty();
+    errors.append(&mut f.errors);
+    if !ok {
+        return None;
+    }
+    Some(Citizen {
+        email,
+        mobile,
+        pec,
+        fiscal_code,
+        language,
+        preferred_channel: preferred_channel?,
+        opt_out,
+    })
+}
+
+/// An e-mail or PEC address, trimmed.
+fn citizen_email(f: &mut Fields<'_>, key: &str) -> Option<String> {
+    let address = f.opt_str(key).map(str::trim).map(str::to_owned);
+    if let Some(why) = address.as_deref().and_then(email_problem) {
+        f.fail(key, why);
+    }
+    address
+}
+
+/// The mobile number, in E.164.
+fn citizen_mobile(f: &mut Fields<'_>) -> Option<String> {
+    let m = f.opt_str("mobile")?;
+    let n = normalize_e164(m);
+    if n.is_none() {
+        f.fail(
+            "mobile",
+            "is not a phone number; write it like +393471234567 or 347 123 4567",
+        );
+    }
+    n
+}
+
+/// The codice fiscale, upper-cased.
+fn citizen_fiscal_code(f: &mut Fields<'_>) -> Option<String> {
+    let cf = normalize_fiscal_code(f.opt_str("fiscal_code")?);
+    if cf.is_none() {
+        f.fail(
+            "fiscal_code",
+            "is not a valid codice fiscale (16 characters with a correct check letter)",
+        );
+    }
+    cf
+}
+
+/// The language, `it` when absent (and after a problem).
+fn citizen_language(f: &mut Fields<'_>) -> String {
+    match f.opt_str("language").unwrap_or("it") {
         l if l.parse::<Lang>().is_ok() => l.to_owned(),
         other => {
             f.fail(
@@ -382,9 +424,12 @@ fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<
             );
             "it".to_owned()
         }
-    };
-    let preferred = f.opt_str("preferred_channel");
-    let preferred_channel = match preferred {
+    }
+}
+
+/// The preferred channel as given; else the first of e-mail, SMS, PEC the citizen `has`.
+fn citizen_preferred_channel(f: &mut Fields<'_>, has: impl Fn(Channel) -> bool) -> Option<Channel> {
+    match f.opt_str("preferred_channel") {
         Some(p) => Channel::parse(p).or_else(|| {
             f.fail(
                 "preferred_channel",
@@ -392,11 +437,14 @@ fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<
             );
             None
         }),
-        None if email.is_some() => Some(Channel::Email),
-        None if mobile.is_some() => Some(Channel::Sms),
-        None if pec.is_some() => Some(Channel::Pec),
-        None => None,
-    };
+        None => [Channel::Email, Channel::Sms, Channel::Pec]
+            .into_iter()
+            .find(|c| has(*c)),
+    }
+}
+
+/// The channels the citizen opted out of, each once.
+fn citizen_opt_out(f: &mut Fields<'_>) -> Vec<Channel> {
     let mut opt_out = Vec::new();
     match f.obj.get("opt_out") {
         None | Some(Value::Null) => {}
@@ -414,36 +462,7 @@ fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<
             format!("must be an array of channels, found {}", kind(other)),
         ),
     }
-    if email.is_none() && mobile.is_none() && pec.is_none() {
-        f.fail("email", "give at least one of email, mobile or pec");
-    }
-    if let Some(p) = preferred_channel {
-        let has = match p {
-            Channel::Email => email.is_some(),
-            Channel::Sms => mobile.is_some(),
-            Channel::Pec => pec.is_some(),
-        };
-        if !has && f.errors.is_empty() {
-            f.fail(
-                "preferred_channel",
-                format!("{p:?} is preferred but no address for it is given").to_lowercase(),
-            );
-        }
-    }
-    let ok = f.errors.is_empty();
-    errors.append(&mut f.errors);
-    if !ok {
-        return None;
-    }
-    Some(Citizen {
-        email,
-        mobile,
-        pec,
-        fiscal_code,
-        language,
-        preferred_channel: preferred_channel?,
-        opt_out,
-    })
+    opt_out
 }
 
 impl NewTicket {
@@ -672,98 +691,11 @@ impl NewEvent {
 
     fn parse(value: &Value, internal: bool) -> Result<NewEvent, Vec<FieldError>> {
         let kind_name = value.get("kind").and_then(Value::as_str).unwrap_or("");
-        let extra: &[&str] = match kind_name {
-            "received" if internal => &["ticket"],
-            "rebaselined" if internal => &["policy_version", "calendar_version", "reason"],
-            "step_changed" => &["step", "text"],
-            "integration_requested" => &["missing"],
-            "integration_received" => &["channel", "text"],
-            "priority_changed" => &["priority"],
-            "category_changed" => &["category"],
-            "closed" => &["text"],
-            "reopened" => &["reason"],
-            "note" => &["text"],
-            _ => &[],
-        };
         let mut known = vec!["kind", "at"];
-        known.extend_from_slice(extra);
+        known.extend_from_slice(event_fields(kind_name, internal));
         let mut f = Fields::new(value, "", &known).map_err(|e| vec![e])?;
         let at = f.time("at");
-        let body = match f.str("kind") {
-            None => None,
-            Some("received") if internal => Some(EventBody::Received),
-            Some("rebaselined") if internal => {
-                let num = |f: &mut Fields<'_>, k: &str| match f.obj.get(k).and_then(Value::as_i64) {
-                    Some(n) => Some(n),
-                    None => {
-                        f.fail(k, "must be an integer");
-                        None
-                    }
-                };
-                let policy_version = num(&mut f, "policy_version");
-                let calendar_version = num(&mut f, "calendar_version");
-                let reason = f.text("reason", 1000);
-                match (policy_version, calendar_version, reason) {
-                    (Some(policy_version), Some(calendar_version), Some(reason)) => {
-                        Some(EventBody::Rebaselined {
-                            policy_version,
-                            calendar_version,
-                            reason,
-                        })
-                    }
-                    _ => None,
-                }
-            }
-            Some("step_changed") => {
-                let step = f.text("step", 100);
-                let text = f.text("text", 1000);
-                step.zip(text)
-                    .map(|(step, text)| EventBody::StepChanged { step, text })
-            }
-            Some("integration_requested") => f
-                .text("missing", 2000)
-                .map(|missing| EventBody::IntegrationRequested { missing }),
-            Some("integration_received") => {
-                let channel = f.str("channel").and_then(|c| {
-                    if REPLY_CHANNELS.contains(&c) {
-                        Some(c.to_owned())
-                    } else {
-                        f.fail(
-                            "channel",
-                            format!(
-                                "unknown channel {c:?}; expected {}",
-                                REPLY_CHANNELS.join("|")
-                            ),
-                        );
-                        None
-                    }
-                });
-                let text = f.opt_str("text").map(str::to_owned);
-                channel.map(|channel| EventBody::IntegrationReceived { channel, text })
-            }
-            Some("priority_changed") => f
-                .parsed::<Priority>("priority")
-                .map(|priority| EventBody::PriorityChanged { priority }),
-            Some("category_changed") => f
-                .parsed::<Category>("category")
-                .map(|category| EventBody::CategoryChanged { category }),
-            Some("closed") => Some(EventBody::Closed {
-                text: f.opt_str("text").map(str::to_owned),
-            }),
-            Some("reopened") => f
-                .text("reason", 1000)
-                .map(|reason| EventBody::Reopened { reason }),
-            Some("note") => f.text("text", 4000).map(|text| EventBody::Note { text }),
-            Some(other) => {
-                f.fail(
-                    "kind",
-                    format!(
-                        "unknown event kind {other:?}; expected step_changed|integration_requested|integration_received|priority_changed|category_changed|closed|reopened|note"
-                    ),
-                );
-                None
-            }
-        };
+        let body = event_body(&mut f, internal);
         match (at, body) {
             (Some(at), Some(body)) if f.errors.is_empty() => Ok(NewEvent { at, body }),
             _ => Err(f.errors),
@@ -773,6 +705,105 @@ impl NewEvent {
     /// A hash of the validated content, the default idempotency key of an event sent without one.
     pub fn content_hash(&self) -> String {
         hash_json(&serde_json::to_value(self).unwrap_or(Value::Null))
+    }
+}
+
+/// The fields an event of kind `kind` has besides `kind` and `at` (`internal`: as stored).
+fn event_fields(kind: &str, internal: bool) -> &'static [&'static str] {
+    match kind {
+        "received" if internal => &["ticket"],
+        "rebaselined" if internal => &["policy_version", "calendar_version", "reason"],
+        "step_changed" => &["step", "text"],
+        "integration_requested" => &["missing"],
+        "integration_received" => &["channel", "text"],
+        "priority_changed" => &["priority"],
+        "category_changed" => &["category"],
+        "closed" => &["text"],
+        "reopened" => &["reason"],
+        "note" => &["text"],
+        _ => &[],
+    }
+}
+
+/// The body of an event by its `kind` (`internal`: the kinds Messo records itself too).
+fn event_body(f: &mut Fields<'_>, internal: bool) -> Option<EventBody> {
+    match f.str("kind") {
+        None => None,
+        Some("received") if internal => Some(EventBody::Received),
+        Some("rebaselined") if internal => rebaselined(f),
+        Some("step_changed") => {
+            let step = f.text("step", 100);
+            let text = f.text("text", 1000);
+            step.zip(text)
+                .map(|(step, text)| EventBody::StepChanged { step, text })
+        }
+        Some("integration_requested") => f
+            .text("missing", 2000)
+            .map(|missing| EventBody::IntegrationRequested { missing }),
+        Some("integration_received") => {
+            let channel = f.str("channel").and_then(|c| {
+                if REPLY_CHANNELS.contains(&c) {
+                    Some(c.to_owned())
+                } else {
+                    f.fail(
+                        "channel",
+                        format!(
+                            "unknown channel {c:?}; expected {}",
+                            REPLY_CHANNELS.join("|")
+                        ),
+                    );
+                    None
+                }
+            });
+            let text = f.opt_str("text").map(str::to_owned);
+            channel.map(|channel| EventBody::IntegrationReceived { channel, text })
+        }
+        Some("priority_changed") => f
+            .parsed::<Priority>("priority")
+            .map(|priority| EventBody::PriorityChanged { priority }),
+        Some("category_changed") => f
+            .parsed::<Category>("category")
+            .map(|category| EventBody::CategoryChanged { category }),
+        Some("closed") => Some(EventBody::Closed {
+            text: f.opt_str("text").map(str::to_owned),
+        }),
+        Some("reopened") => f
+            .text("reason", 1000)
+            .map(|reason| EventBody::Reopened { reason }),
+        Some("note") => f.text("text", 4000).map(|text| EventBody::Note { text }),
+        Some(other) => {
+            f.fail(
+                "kind",
+                format!(
+                    "unknown event kind {other:?}; expected step_changed|integration_requested|integration_received|priority_changed|category_changed|closed|reopened|note"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A `rebaselined` event: the versions the ticket moved to, and why.
+fn rebaselined(f: &mut Fields<'_>) -> Option<EventBody> {
+    let num = |f: &mut Fields<'_>, k: &str| match f.obj.get(k).and_then(Value::as_i64) {
+        Some(n) => Some(n),
+        None => {
+            f.fail(k, "must be an integer");
+            None
+        }
+    };
+    let policy_version = num(f, "policy_version");
+    let calendar_version = num(f, "calendar_version");
+    let reason = f.text("reason", 1000);
+    match (policy_version, calendar_version, reason) {
+        (Some(policy_version), Some(calendar_version), Some(reason)) => {
+            Some(EventBody::Rebaselined {
+                policy_version,
+                calendar_version,
+                reason,
+            })
+        }
+        _ => None,
     }
 }
 
@@ -824,6 +855,27 @@ pub fn apply(
     e: &NewEvent,
     now: Timestamp,
 ) -> Result<(), EventRejection> {
+    check_time(d, received_at, e, now)?;
+    let closed = d.closed_at.is_some();
+    let conflict = |m: &str| Err(EventRejection::Conflict(m.to_owned()));
+    match &e.body {
+        EventBody::Reopened { .. } if !closed => return conflict("the ticket is not closed"),
+        EventBody::Reopened { .. } | EventBody::Note { .. } | EventBody::Rebaselined { .. } => {}
+        _ if closed => return conflict("the ticket is closed; reopen it first"),
+        _ => {}
+    }
+    change(d, e)?;
+    d.last_event_at = e.at;
+    Ok(())
+}
+
+/// An event comes after the receipt and the last event, and not from the future.
+fn check_time(
+    d: &Derived,
+    received_at: Timestamp,
+    e: &NewEvent,
+    now: Timestamp,
+) -> Result<(), EventRejection> {
     let invalid = |message: String| EventRejection::Invalid {
         field: "at".to_owned(),
         message,
@@ -843,14 +895,13 @@ pub fn apply(
     if e.at.0 > now.0 + FUTURE_TOLERANCE_S {
         return Err(invalid(format!("the event ({}) is in the future", e.at)));
     }
-    let closed = d.closed_at.is_some();
+    Ok(())
+}
+
+/// What the event changes in the derived state, or why it conflicts with it (then nothing
+/// changed).
+fn change(d: &mut Derived, e: &NewEvent) -> Result<(), EventRejection> {
     let conflict = |m: &str| Err(EventRejection::Conflict(m.to_owned()));
-    match &e.body {
-        EventBody::Reopened { .. } if !closed => return conflict("the ticket is not closed"),
-        EventBody::Reopened { .. } | EventBody::Note { .. } | EventBody::Rebaselined { .. } => {}
-        _ if closed => return conflict("the ticket is closed; reopen it first"),
-        _ => {}
-    }
     match &e.body {
         EventBody::Received => return conflict("a ticket is received only once"),
         EventBody::StepChanged { step, text } => d.step = Some((step.clone(), text.clone())),
@@ -907,7 +958,6 @@ pub fn apply(
         }
         EventBody::Note { .. } | EventBody::Rebaselined { .. } => {}
     }
-    d.last_event_at = e.at;
     Ok(())
 }
 
