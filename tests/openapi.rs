@@ -146,7 +146,7 @@ secret = "generic-signing-secret-0123"
         .expect("register");
     let clock: messo::http::Clock = Arc::new(move || now);
     let wake = Arc::new(tokio::sync::Notify::new());
-    let metrics = Arc::new(messo::daemon::Metrics::default());
+    let metrics = Arc::new(messo::metrics::Metrics::default());
 
     let (crm, portal) = (
         messo::http::new_token().expect("token"),
