@@ -29,6 +29,7 @@ on_both!(start;
     lists_filter_by_state_and_page,
     the_next_check_index_finds_what_came_due,
     a_result_is_written_only_under_its_own_lease,
+    a_batch_of_results_and_words_is_kept_exactly,
 );
 
 fn ticket_body(number: &str, received_at: &str, priority: &str) -> Value {
@@ -651,4 +652,215 @@ async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
         .expect("state")
         .expect("row");
     assert_eq!((s.state.as_str(), s.attempts), ("delivered", 2));
+}
+
+/// The dispatcher's two batched writes, with more rows than one PostgreSQL statement carries:
+/// the words of each message are kept exactly (and never replaced once kept); each result writes
+/// its attempts, its state only under its own lease, and the replacement it owes.
+async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
+    let store = db.store.clone();
+    use messo::store::{AttemptRecord, Finished, NewOutbox};
+    use messo::templates::RenderedMessage;
+    const N: usize = 60;
+    let t0 = ts("2026-03-02T10:15:00+01:00");
+    let rec = store
+        .create_ticket(
+            &new_ticket("B-1", "2026-03-02T10:15:00+01:00", "normale"),
+            Source::Api,
+            t0,
+        )
+        .await
+        .expect("create");
+    let ticket_id = rec.ticket().id;
+    let owed = |i: usize, channel: &str| NewOutbox {
+        ticket_id,
+        kind: "ricevuta".to_owned(),
+        dedupe_key: format!("k{i}"),
+        recipient: "citizen".to_owned(),
+        channel: channel.to_owned(),
+        address: format!("c{i}@example.it"),
+        language: "it".to_owned(),
+        payload: json!({"number": "B-1"}),
+        not_before: t0,
+    };
+    for i in 0..N {
+        store
+            .insert_message(&owed(i, "email"), t0)
+            .await
+            .expect("insert");
+    }
+    let rows = store.lease_outbox(t0, 100, 60, None).await.expect("lease");
+    assert_eq!(rows.len(), N);
+
+    // Words of about 3 KB each, with what JSON and SQL must carry untouched.
+    let words = |i: usize, tag: &str| RenderedMessage {
+        subject: format!("Ricevuta n. {i} \"{tag}\" — perché"),
+        text: format!("Gentile cittadino,\n\tla pratica {i} è registrata. C:\\ 'ok' ✓ {tag}"),
+        html: (i % 7 != 0).then(|| {
+            format!(
+                "<p class=\"x\">{}</p>",
+                "È lunga &amp; \"citata\" ".repeat(120)
+            )
+        }),
+        template: "cittadino/ricevuta/it".to_owned(),
+        version: i as i64,
+    };
+    let first: Vec<(i64, RenderedMessage)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id, words(i, "a")))
+        .collect();
+    store.save_rendered(&first).await.expect("save");
+    let again: Vec<(i64, RenderedMessage)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id, words(i, "b")))
+        .collect();
+    store.save_rendered(&again).await.expect("save again");
+    for (id, w) in &first {
+        let (row, state) = store.outbox_row(*id).await.expect("read").expect("row");
+        assert_eq!(row.rendered.as_ref(), Some(w), "the words first kept stay");
+        assert_eq!(state, "sending");
+    }
+
+    // One result per row: delivered, retried, dead owing an SMS, deferred with no attempt,
+    // two attempts in one result, and a stale lease that must change nothing.
+    let long_error = format!(
+        "452 4.2.2 casella \"piena\" — riprovare più tardi {}",
+        "x".repeat(300)
+    );
+    let attempt = |i: usize, outcome: &'static str| AttemptRecord {
+        provider: "smtp".to_owned(),
+        outcome,
+        code: (outcome != "delivered").then(|| "452".to_owned()),
+        provider_id: (outcome == "delivered").then(|| format!("<{i}@messo> \"q\"")),
+        error: (outcome != "delivered").then(|| long_error.clone()),
+        started_at_ms: 1_772_443_000_000 + i as i64,
+        latency_ms: i as i64,
+    };
+    let results: Vec<Finished> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut f = Finished {
+                id: r.id,
+                lease_token: r.lease_token,
+                attempt: r.attempts,
+                channel: r.channel.clone(),
+                attempts: vec![attempt(i, "delivered")],
+                state: "delivered",
+                not_before: None,
+                error: None,
+                provider: Some("smtp".to_owned()),
+                provider_id: Some(format!("<{i}@messo> \"q\"")),
+                in_doubt: false,
+                resent: false,
+                refund: false,
+                delivered_at: Some(t0.plus(5)),
+                replacement: None,
+            };
+            match i % 6 {
+                1 => {
+                    f.state = "retry";
+                    f.attempts = vec![attempt(i, "transient")];
+                    f.not_before = Some(t0.plus(300));
+                    f.error = Some(long_error.clone());
+                    (f.provider, f.provider_id, f.delivered_at) = (None, None, None);
+                }
+                2 => {
+                    f.state = "dead";
+                    f.attempts = vec![attempt(i, "permanent")];
+                    f.error = Some(long_error.clone());
+                    f.replacement = Some(NewOutbox {
+                        dedupe_key: format!("k{i}/sms"),
+                        ..owed(i, "sms")
+                    });
+                    (f.provider, f.provider_id, f.delivered_at) = (None, None, None);
+                }
+                3 => {
+                    f.state = "retry";
+                    f.attempts = vec![];
+                    f.refund = true;
+                    f.not_before = Some(t0.plus(60));
+                    (f.provider, f.provider_id, f.delivered_at) = (None, None, None);
+                }
+                4 => {
+                    f.attempts = vec![attempt(i, "transient"), attempt(i, "delivered")];
+                    f.resent = true;
+                }
+                5 => f.lease_token = r.lease_token.wrapping_add(1),
+                _ => {}
+            }
+            f
+        })
+        .collect();
+    store.finish(t0.plus(6), &results).await.expect("finish");
+
+    for (i, f) in results.iter().enumerate() {
+        let s = store
+            .delivery_state(f.id)
+            .await
+            .expect("state")
+            .expect("row");
+        let expected = match i % 6 {
+            5 => "sending",
+            _ => f.state,
+        };
+        assert_eq!(s.state, expected, "row {i}");
+        let attempts_count = if i % 6 == 3 { 0 } else { 1 };
+        assert_eq!(
+            (s.attempts, s.resent),
+            (attempts_count, i64::from(i % 6 == 4)),
+            "row {i}"
+        );
+        if i % 6 != 5 {
+            assert_eq!(s.last_error, f.error, "row {i}");
+            assert_eq!(s.provider_id, f.provider_id, "row {i}");
+        }
+        // Attempts are history: written even under a stale lease, field for field.
+        let seen = store.attempts_of(f.id).await.expect("attempts");
+        let want: Vec<_> = f
+            .attempts
+            .iter()
+            .map(|a| {
+                (
+                    1,
+                    a.started_at_ms,
+                    a.latency_ms,
+                    "email".to_owned(),
+                    a.provider.clone(),
+                    a.outcome.to_owned(),
+                    a.code.clone(),
+                    a.provider_id.clone(),
+                    a.error.clone(),
+                )
+            })
+            .collect();
+        let got: Vec<_> = seen
+            .into_iter()
+            .map(|a| {
+                (
+                    a.attempt,
+                    a.started_at_ms,
+                    a.latency_ms,
+                    a.channel,
+                    a.provider,
+                    a.outcome,
+                    a.code,
+                    a.provider_id,
+                    a.error,
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "row {i}");
+    }
+    let sms: Vec<_> = store
+        .outbox_of(ticket_id)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .filter(|(_, _, _, channel, _)| channel == "sms")
+        .collect();
+    assert_eq!(sms.len(), N.div_ceil(6), "one replacement per dead row");
+    assert!(sms.iter().all(|(.., state)| state == "pending"));
 }

@@ -7,7 +7,9 @@
 //! is asked about the order id; an e-mail is resent with the same Message-ID and counted).
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -117,6 +119,25 @@ pub struct DispatchReport {
     pub resent: u64,
     /// Not tried: no provider available.
     pub deferred: u64,
+}
+
+/// A leased batch: how many rows were leased, those ready to send, and those that end without
+/// a send.
+struct Batch {
+    leased: usize,
+    ready: Vec<OutboxRow>,
+    ended: Vec<(OutboxRow, Sent)>,
+}
+
+/// A lease or a write under way, polled by the drain beside the sends.
+type Pending<'a, T> = Option<Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>>;
+
+/// The output of `work` once it is done; never, while there is none.
+async fn finished<T>(work: &mut Pending<'_, T>) -> Result<T, StoreError> {
+    match work {
+        Some(w) => w.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Results written per transaction at most.
@@ -248,6 +269,10 @@ impl Dispatcher {
     }
 
     /// Sends what is due, concurrently, until nothing is due or about `max` rows were taken.
+    ///
+    /// Three kinds of work overlap: the sends; the lease of the next batch (lease, render, keep
+    /// the words: a row goes out only once that is committed); and the write of finished
+    /// results. At most one lease and one write are under way at a time.
     pub async fn drain(
         self: &Arc<Self>,
         clock: &Clock,
@@ -257,12 +282,17 @@ impl Dispatcher {
         let mut report = DispatchReport::default();
         let mut set: JoinSet<(OutboxRow, Sent)> = JoinSet::new();
         let mut done: Vec<(OutboxRow, Sent)> = Vec::new();
+        // The next batch being leased (and how many rows it asked for); results being written.
+        let mut leasing: Pending<'_, Batch> = None;
+        let mut want = 0;
+        let mut writing: Pending<'_, DispatchReport> = None;
         let mut leased: u64 = 0;
         let mut exhausted = false;
         let mut last_flush = Instant::now();
         let mut fallbacks_seen = 0;
         loop {
-            if !exhausted
+            if leasing.is_none()
+                && !exhausted
                 && set.len() <= cap / 2
                 && leased < max
                 && !self.stopping.load(Ordering::SeqCst)
@@ -271,45 +301,22 @@ impl Dispatcher {
                 if channels.is_empty() {
                     exhausted = true;
                 } else {
-                    let want = (cap - set.len()).min((max - leased) as usize).max(1);
-                    let rows = self
-                        .store
-                        .lease_outbox(clock(), want as i64, self.policy.lease_s, Some(&channels))
-                        .instrument(tracing::info_span!("lease", want))
-                        .await?;
-                    if rows.len() < want {
-                        exhausted = true;
-                    }
-                    leased += rows.len() as u64;
-                    let opted_out = self.opted_out(&rows).await?;
-                    let rows = self.render_rows(rows, clock(), &mut done).await?;
-                    for row in rows {
-                        if opted_out.contains(&row.address)
-                            && row.channel == "sms"
-                            && !OPT_OUT_EXEMPT.contains(&row.kind.as_str())
-                        {
-                            // No request goes out: the row dies at once and the fallback
-                            // chain serves the citizen on another channel.
-                            let sent = Sent::one(
-                                "opt-out",
-                                Outcome::permanent(
-                                    "the citizen turned SMS off (opt-out keyword); served on another channel",
-                                ),
-                                Instant::now(),
-                                chrono::Utc::now().timestamp_millis(),
-                            );
-                            done.push((row, sent));
-                            continue;
-                        }
-                        let me = Arc::clone(self);
-                        set.spawn(async move {
-                            let sent = me.send_row(&row).await;
-                            (row, sent)
-                        });
-                    }
+                    want = (cap - set.len()).min((max - leased) as usize).max(1);
+                    leasing = Some(Box::pin(self.lease_batch(clock, want, channels)));
                 }
             }
-            if set.is_empty() {
+            if writing.is_none()
+                && (done.len() >= FLUSH_ROWS
+                    || (!done.is_empty() && last_flush.elapsed() >= FLUSH_EVERY))
+            {
+                let (batch, now) = (std::mem::take(&mut done), clock());
+                writing = Some(Box::pin(async move {
+                    let mut written = DispatchReport::default();
+                    self.flush(batch, now, &mut written).await.map(|()| written)
+                }));
+                last_flush = Instant::now();
+            }
+            if set.is_empty() && leasing.is_none() && writing.is_none() {
                 // Replacements owed by the fallback chain go out in the same drain.
                 self.flush(std::mem::take(&mut done), clock(), &mut report)
                     .await?;
@@ -323,29 +330,90 @@ impl Dispatcher {
                 }
                 break;
             }
-            match tokio::time::timeout(FLUSH_EVERY, set.join_next()).await {
-                Ok(Some(Ok(r))) => done.push(r),
-                Ok(Some(Err(e))) => {
-                    // A send task panicked: its row stays leased and comes back in doubt.
-                    tracing::error!(error = %e, "a send task failed");
+            let flush_at = tokio::time::Instant::from_std(last_flush + FLUSH_EVERY);
+            tokio::select! {
+                r = finished(&mut leasing) => {
+                    leasing = None;
+                    let batch = r?;
+                    if batch.leased < want {
+                        exhausted = true;
+                    }
+                    leased += batch.leased as u64;
+                    done.extend(batch.ended);
+                    for row in batch.ready {
+                        let me = Arc::clone(self);
+                        set.spawn(async move {
+                            let sent = me.send_row(&row).await;
+                            (row, sent)
+                        });
+                    }
                 }
-                Ok(None) | Err(_) => {}
-            }
-            while let Some(r) = set.try_join_next() {
-                match r {
-                    Ok(r) => done.push(r),
-                    Err(e) => tracing::error!(error = %e, "a send task failed"),
+                r = finished(&mut writing) => {
+                    writing = None;
+                    report.add(&r?);
                 }
-            }
-            if done.len() >= FLUSH_ROWS || (!done.is_empty() && last_flush.elapsed() >= FLUSH_EVERY)
-            {
-                self.flush(std::mem::take(&mut done), clock(), &mut report)
-                    .await?;
-                last_flush = Instant::now();
+                Some(r) = set.join_next() => {
+                    match r {
+                        Ok(r) => done.push(r),
+                        // A send task panicked: its row stays leased and comes back in doubt.
+                        Err(e) => tracing::error!(error = %e, "a send task failed"),
+                    }
+                    while let Some(r) = set.try_join_next() {
+                        match r {
+                            Ok(r) => done.push(r),
+                            Err(e) => tracing::error!(error = %e, "a send task failed"),
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(flush_at), if !done.is_empty() && writing.is_none() => {}
             }
         }
-        self.flush(done, clock(), &mut report).await?;
         Ok(report)
+    }
+
+    /// Leases up to `want` rows on `channels` and makes them ready to send: words rendered and
+    /// kept. Rows that end here (no words; an SMS to a number that opted out) are in `ended`.
+    async fn lease_batch(
+        &self,
+        clock: &Clock,
+        want: usize,
+        channels: Vec<&'static str>,
+    ) -> Result<Batch, StoreError> {
+        let rows = self
+            .store
+            .lease_outbox(clock(), want as i64, self.policy.lease_s, Some(&channels))
+            .instrument(tracing::info_span!("lease", want))
+            .await?;
+        let leased = rows.len();
+        let mut ended = Vec::new();
+        let opted_out = self.opted_out(&rows).await?;
+        let rows = self.render_rows(rows, clock(), &mut ended).await?;
+        let mut ready = Vec::with_capacity(rows.len());
+        for row in rows {
+            if opted_out.contains(&row.address)
+                && row.channel == "sms"
+                && !OPT_OUT_EXEMPT.contains(&row.kind.as_str())
+            {
+                // No request goes out: the row dies at once and the fallback chain serves the
+                // citizen on another channel.
+                let sent = Sent::one(
+                    "opt-out",
+                    Outcome::permanent(
+                        "the citizen turned SMS off (opt-out keyword); served on another channel",
+                    ),
+                    Instant::now(),
+                    chrono::Utc::now().timestamp_millis(),
+                );
+                ended.push((row, sent));
+                continue;
+            }
+            ready.push(row);
+        }
+        Ok(Batch {
+            leased,
+            ready,
+            ended,
+        })
     }
 
     /// The SMS numbers among `rows` that asked for no more SMS.
@@ -770,6 +838,18 @@ pub async fn apply_pec_receipt(
         failed: error.is_some(),
         fallback: replacement.map(|x| x.channel),
     })
+}
+
+impl DispatchReport {
+    fn add(&mut self, o: &DispatchReport) {
+        self.delivered += o.delivered;
+        self.failed += o.failed;
+        self.dead += o.dead;
+        self.uncertain += o.uncertain;
+        self.fallbacks += o.fallbacks;
+        self.resent += o.resent;
+        self.deferred += o.deferred;
+    }
 }
 
 fn report_delta(finished: &[Finished], state: &str) -> u64 {

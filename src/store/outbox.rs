@@ -489,87 +489,118 @@ impl Store {
         Ok(r.rows_affected())
     }
 
-    /// Records the results of a batch of attempts in one transaction: every attempt, each
-    /// row's next state (only where the lease is still ours), and the replacements owed by
-    /// the fallback chain.
+    /// Records the results of a batch of attempts: every attempt, each row's next state (only
+    /// where the lease is still ours: the token is checked in the statement that writes the
+    /// state), and the replacements owed by the fallback chain. A row's attempts, its state and
+    /// its replacement are committed together; on SQLite the whole batch is one transaction.
+    ///
+    /// The rows travel as one JSON text per statement (see `json_rows`). On PostgreSQL each
+    /// statement stays near `PG_STATEMENT_BYTES`, and a chunk whose rows owe no replacement is a
+    /// single statement (the attempts are inserted by a data-modifying `WITH`): one round trip
+    /// and one commit, no `BEGIN`.
     pub async fn finish(&self, now: Timestamp, done: &[Finished]) -> Result<(), StoreError> {
         if done.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        let chunk_size = match self.backend {
-            Backend::Sqlite => 100,
-            Backend::Postgres => 100,
-        };
-        let attempts: Vec<(&Finished, &AttemptRecord)> = done
-            .iter()
-            .flat_map(|f| f.attempts.iter().map(move |a| (f, a)))
-            .collect();
-        for chunk in attempts.chunks(chunk_size) {
-            let rows = (0..chunk.len())
-                .map(|i| format!("({})", self.placeholders(10 * i + 1, 10).join(", ")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO delivery_attempts (outbox_id, attempt, started_at_ms, latency_ms, \
-                 channel, provider, outcome, code, provider_id, error) VALUES {rows}"
-            )));
-            for (f, a) in chunk {
-                q = q
-                    .bind(f.id)
-                    .bind(f.attempt)
-                    .bind(a.started_at_ms)
-                    .bind(a.latency_ms)
-                    .bind(f.channel.as_str())
-                    .bind(a.provider.as_str())
-                    .bind(a.outcome)
-                    .bind(a.code.as_deref())
-                    .bind(a.provider_id.as_deref())
-                    .bind(a.error.as_deref());
+        let encoded: Vec<(String, String)> = done.iter().map(finished_json).collect();
+        match self.backend {
+            Backend::Sqlite => {
+                let attempts = join_json(encoded.iter().map(|(a, _)| a.as_str()));
+                let states = join_json(encoded.iter().map(|(_, u)| u.as_str()));
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO delivery_attempts ({ATTEMPT_COLUMNS}) SELECT * FROM {}",
+                    self.json_rows(1, "a", ATTEMPT_TYPES)
+                )))
+                .bind(attempts)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(self.finish_update_sql(1, 2)))
+                    .bind(now.0)
+                    .bind(states)
+                    .execute(&mut *tx)
+                    .await?;
+                for f in done {
+                    if let Some(n) = &f.replacement {
+                        insert_outbox(&mut tx, n, now).await?;
+                    }
+                }
+                tx.commit().await?;
             }
-            q.execute(&mut *tx).await?;
-        }
-        for chunk in done.chunks(chunk_size) {
-            let rows = (0..chunk.len())
-                .map(|i| format!("({})", self.placeholders(11 * i + 1, 11).join(", ")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let n = 11 * chunk.len();
-            let sql = format!(
-                "WITH v (id, token, state, nb, err, prov, pid, doubt, dup, refund, dlv) AS (VALUES {rows}) \
-                 UPDATE outbox SET state = v.state, not_before = COALESCE(v.nb, outbox.not_before), \
-                 last_error = v.err, provider = COALESCE(v.prov, outbox.provider), \
-                 provider_id = COALESCE(v.pid, outbox.provider_id), in_doubt = v.doubt, \
-                 resent = outbox.resent + v.dup, attempts = outbox.attempts - v.refund, \
-                 delivered_at = COALESCE(v.dlv, outbox.delivered_at), lease_until = NULL, \
-                 updated_at = {} FROM v WHERE outbox.id = v.id AND outbox.lease_token = v.token \
-                 AND outbox.state = 'sending'",
-                self.placeholders(n + 1, 1).join("")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for f in chunk {
-                q = q
-                    .bind(f.id)
-                    .bind(f.lease_token)
-                    .bind(f.state)
-                    .bind(f.not_before.map(|t| t.0))
-                    .bind(f.error.as_deref())
-                    .bind(f.provider.as_deref())
-                    .bind(f.provider_id.as_deref())
-                    .bind(i64::from(f.in_doubt))
-                    .bind(i64::from(f.resent))
-                    .bind(i64::from(f.refund))
-                    .bind(f.delivered_at.map(|t| t.0));
-            }
-            q.bind(now.0).execute(&mut *tx).await?;
-        }
-        for f in done {
-            if let Some(n) = &f.replacement {
-                insert_outbox(&mut tx, n, now).await?;
+            Backend::Postgres => {
+                let sizes: Vec<usize> = encoded.iter().map(|(a, u)| a.len() + u.len()).collect();
+                let sql = format!(
+                    "WITH a AS (INSERT INTO delivery_attempts ({ATTEMPT_COLUMNS}) SELECT * FROM {}) {}",
+                    self.json_rows(2, "a", ATTEMPT_TYPES),
+                    self.finish_update_sql(1, 3)
+                );
+                for run in runs_by_bytes(&sizes, PG_STATEMENT_BYTES) {
+                    let rows = &encoded[run.clone()];
+                    let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(now.0)
+                        .bind(join_json(rows.iter().map(|(a, _)| a.as_str())))
+                        .bind(join_json(rows.iter().map(|(_, u)| u.as_str())));
+                    let owed: Vec<&NewOutbox> = done[run]
+                        .iter()
+                        .filter_map(|f| f.replacement.as_ref())
+                        .collect();
+                    if owed.is_empty() {
+                        q.execute(&self.pool).await?;
+                    } else {
+                        let mut tx = self.pool.begin().await?;
+                        q.execute(&mut *tx).await?;
+                        for n in owed {
+                            insert_outbox(&mut tx, n, now).await?;
+                        }
+                        tx.commit().await?;
+                    }
+                }
             }
         }
-        tx.commit().await?;
         Ok(())
+    }
+
+    /// The statement that writes each row's state from the JSON text in parameter `rows`, where
+    /// the lease is still ours; `now` is the parameter of the update time. (On SQLite the
+    /// parameters are bound in the order they appear: `now` first.)
+    fn finish_update_sql(&self, now: usize, rows: usize) -> String {
+        format!(
+            "UPDATE outbox SET state = v.state, not_before = COALESCE(v.nb, outbox.not_before), \
+             last_error = v.err, provider = COALESCE(v.prov, outbox.provider), \
+             provider_id = COALESCE(v.pid, outbox.provider_id), in_doubt = v.doubt, \
+             resent = outbox.resent + v.dup, attempts = outbox.attempts - v.refund, \
+             delivered_at = COALESCE(v.dlv, outbox.delivered_at), lease_until = NULL, \
+             updated_at = {} FROM {} WHERE outbox.id = v.id AND outbox.lease_token = v.token \
+             AND outbox.state = 'sending'",
+            self.placeholders(now, 1).join(""),
+            self.json_rows(rows, "v", STATE_TYPES)
+        )
+    }
+
+    /// A table `alias` read from a JSON array of arrays bound as parameter number `param`:
+    /// element `i` of each inner array is column `cols[i]`, typed as given (a `json` column is
+    /// kept as JSON text). One text parameter carries any number of rows, so the statement's
+    /// text is the same whatever their number and is prepared once per connection; sqlx's `Any`
+    /// driver cannot bind arrays.
+    pub(crate) fn json_rows(&self, param: usize, alias: &str, cols: &[(&str, &str)]) -> String {
+        let fields = cols
+            .iter()
+            .enumerate()
+            .map(|(i, (name, ty))| match (self.backend, *ty) {
+                (Backend::Postgres, "json") => format!("(e -> {i})::text AS {name}"),
+                (Backend::Postgres, _) => format!("(e ->> {i})::{ty} AS {name}"),
+                (Backend::Sqlite, _) => format!("json_extract(value, '$[{i}]') AS {name}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.backend {
+            Backend::Postgres => {
+                format!(
+                    "(SELECT {fields} FROM json_array_elements(${param}::json) AS e) AS {alias}"
+                )
+            }
+            Backend::Sqlite => format!("(SELECT {fields} FROM json_each(?)) AS {alias}"),
+        }
     }
 
     /// The citizens (contact JSON) of the given tickets, for the fallback chain.
@@ -884,4 +915,108 @@ impl Store {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
+}
+
+/// Bound data per PostgreSQL statement at most. sqlx 0.9 sets no `TCP_NODELAY` on its sockets: a
+/// message that leaves in two writes (over TLS, two records of at most 16 KB) waits for the
+/// server's delayed ACK, about 40 ms (see docs/performance.md, issue 6).
+pub(crate) const PG_STATEMENT_BYTES: usize = 12 * 1024;
+
+/// Consecutive runs of items whose sizes add up to at most `budget` (an item larger than the
+/// budget is a run of its own).
+pub(crate) fn runs_by_bytes(sizes: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, n) in sizes.iter().enumerate() {
+        if i > start && bytes + n > budget {
+            runs.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += n;
+    }
+    if start < sizes.len() {
+        runs.push(start..sizes.len());
+    }
+    runs
+}
+
+/// `[a,b,…]` from the JSON texts of the elements (an empty text adds none).
+pub(crate) fn join_json<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::from("[");
+    for item in items.filter(|i| !i.is_empty()) {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push(']');
+    out
+}
+
+const ATTEMPT_COLUMNS: &str = "outbox_id, attempt, started_at_ms, latency_ms, channel, provider, \
+     outcome, code, provider_id, error";
+const ATTEMPT_TYPES: &[(&str, &str)] = &[
+    ("outbox_id", "bigint"),
+    ("attempt", "integer"),
+    ("started_at_ms", "bigint"),
+    ("latency_ms", "integer"),
+    ("channel", "text"),
+    ("provider", "text"),
+    ("outcome", "text"),
+    ("code", "text"),
+    ("provider_id", "text"),
+    ("error", "text"),
+];
+const STATE_TYPES: &[(&str, &str)] = &[
+    ("id", "bigint"),
+    ("token", "bigint"),
+    ("state", "text"),
+    ("nb", "bigint"),
+    ("err", "text"),
+    ("prov", "text"),
+    ("pid", "text"),
+    ("doubt", "integer"),
+    ("dup", "integer"),
+    ("refund", "integer"),
+    ("dlv", "bigint"),
+];
+
+/// A finished row as JSON: its attempts (elements of the attempts' array, without the brackets,
+/// empty when it has none) and its state (one element), in the column orders above.
+fn finished_json(f: &Finished) -> (String, String) {
+    let attempts = f
+        .attempts
+        .iter()
+        .map(|a| {
+            serde_json::json!([
+                f.id,
+                f.attempt,
+                a.started_at_ms,
+                a.latency_ms,
+                f.channel,
+                a.provider,
+                a.outcome,
+                a.code,
+                a.provider_id,
+                a.error
+            ])
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let state = serde_json::json!([
+        f.id,
+        f.lease_token,
+        f.state,
+        f.not_before.map(|t| t.0),
+        f.error,
+        f.provider,
+        f.provider_id,
+        i64::from(f.in_doubt),
+        i64::from(f.resent),
+        i64::from(f.refund),
+        f.delivered_at.map(|t| t.0)
+    ])
+    .to_string();
+    (attempts, state)
 }

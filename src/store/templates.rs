@@ -598,58 +598,48 @@ impl Store {
             .collect()
     }
 
-    /// Keeps the words each leased message goes out with, unless it already has them: one
-    /// `UPDATE … CASE id …` per chunk, in one transaction (a statement per row would cost a
-    /// round trip each; PostgreSQL chunks stay near 12 KB, which its sockets send at once).
+    /// Keeps the words each leased message goes out with, unless it already has them. The rows
+    /// travel as one JSON text per statement (`[[id, words], …]`). Each row's words are written
+    /// by one statement, committed when this returns; no row depends on another, so there is no
+    /// transaction around them. SQLite takes them all in one statement; PostgreSQL in
+    /// statements of about `PG_STATEMENT_BYTES` (an e-mail's words are ~2.6 KB), a few at once
+    /// on separate connections.
     pub async fn save_rendered(&self, rows: &[(i64, RenderedMessage)]) -> Result<(), StoreError> {
-        let texts = rows
+        /// PostgreSQL statements in flight at once.
+        const LANES: usize = 4;
+        let items = rows
             .iter()
             .map(|(id, r)| {
                 serde_json::to_string(r)
-                    .map(|t| (*id, t))
+                    .map(|t| format!("[{id},{t}]"))
                     .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let budget = match self.backend {
-            super::Backend::Postgres => 12 * 1024,
-            super::Backend::Sqlite => 4 * 1024 * 1024,
+        let sql = format!(
+            "UPDATE outbox SET rendered = w.words FROM {} \
+             WHERE outbox.id = w.id AND outbox.rendered IS NULL",
+            self.json_rows(1, "w", &[("id", "bigint"), ("words", "json")])
+        );
+        let statement = |items: &[String]| {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(super::outbox::join_json(items.iter().map(String::as_str)))
+                .execute(&self.pool)
         };
-        let mut chunks: Vec<&[(i64, String)]> = Vec::new();
-        let (mut start, mut bytes) = (0, 0);
-        for (i, (_, t)) in texts.iter().enumerate() {
-            if i > start && (bytes + t.len() > budget || i - start >= 250) {
-                chunks.push(&texts[start..i]);
-                (start, bytes) = (i, 0);
+        match self.backend {
+            super::Backend::Sqlite => {
+                statement(&items).await?;
             }
-            bytes += t.len();
-        }
-        if start < texts.len() {
-            chunks.push(&texts[start..]);
-        }
-        let mut tx = self.pool.begin().await?;
-        for chunk in chunks {
-            // Parameters in the order they appear (SQLite binds `?` by position): the pairs of
-            // the CASE, then the ids again for the IN list.
-            let n = chunk.len();
-            let ph = self.placeholders(1, n * 3);
-            let cases: String = (0..n)
-                .map(|i| format!(" WHEN {} THEN {}", ph[2 * i], ph[2 * i + 1]))
-                .collect();
-            let sql = format!(
-                "UPDATE outbox SET rendered = CASE id{cases} END \
-                 WHERE id IN ({}) AND rendered IS NULL",
-                ph[2 * n..].join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (id, t) in chunk {
-                q = q.bind(*id).bind(t.as_str());
+            super::Backend::Postgres => {
+                let sizes: Vec<usize> = items.iter().map(String::len).collect();
+                let runs = super::outbox::runs_by_bytes(&sizes, super::outbox::PG_STATEMENT_BYTES);
+                for lanes in runs.chunks(LANES) {
+                    futures_util::future::try_join_all(
+                        lanes.iter().map(|run| statement(&items[run.clone()])),
+                    )
+                    .await?;
+                }
             }
-            for (id, _) in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *tx).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
