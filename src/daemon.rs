@@ -340,7 +340,7 @@ async fn open_store(config: &Config, clock: &Clock) -> Result<(Option<File>, Sto
     };
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
-    let (cal_v, pol_v) = store.register_config(&config, clock()).await?;
+    let (cal_v, pol_v) = store.register_config(config, clock()).await?;
     tracing::info!(
         backend = ?store.backend(),
         calendar_version = cal_v,
