@@ -696,7 +696,7 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
     let words = |i: usize, tag: &str| RenderedMessage {
         subject: format!("Ricevuta n. {i} \"{tag}\" — perché"),
         text: format!("Gentile cittadino,\n\tla pratica {i} è registrata. C:\\ 'ok' ✓ {tag}"),
-        html: (i % 7 != 0).then(|| {
+        html: (!i.is_multiple_of(7)).then(|| {
             format!(
                 "<p class=\"x\">{}</p>",
                 "È lunga &amp; \"citata\" ".repeat(120)
