@@ -84,11 +84,13 @@ async fn a_new_channel_gets_its_messages_only(db: &TestDb) {
     let now = Timestamp(1_800_000_000);
     let dir = db.dir.join("outbox");
     let sms = store
+        .outbox()
         .insert_message(&owed("sms", "+393471234567", "a"), now)
         .await
         .expect("insert")
         .expect("an id");
     let email = store
+        .outbox()
         .insert_message(&owed("email", "mario.rossi@example.it", "b"), now)
         .await
         .expect("insert")
@@ -105,12 +107,18 @@ async fn a_new_channel_gets_its_messages_only(db: &TestDb) {
     assert_eq!(got[0].0, "+393471234567");
     assert!(got[0].1.contains("2026/000123"), "{}", got[0].1);
     assert!(!got[0].2, "a first attempt is not in doubt");
-    let state = store.delivery_state(sms).await.expect("read").expect("row");
+    let state = store
+        .outbox()
+        .delivery_state(sms)
+        .await
+        .expect("read")
+        .expect("row");
     assert_eq!(state.state, "delivered");
     assert_eq!(state.provider.as_deref(), Some("recorder"));
     assert_eq!(state.provider_id.as_deref(), Some(&*format!("rec-{sms}")));
     // The e-mail went through the file channel as before.
     let state = store
+        .outbox()
         .delivery_state(email)
         .await
         .expect("read")

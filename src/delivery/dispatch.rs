@@ -381,6 +381,7 @@ impl Dispatcher {
     ) -> Result<Batch, StoreError> {
         let rows = self
             .store
+            .outbox()
             .lease_outbox(clock(), want as i64, self.policy.lease_s, Some(&channels))
             .instrument(tracing::info_span!("lease", want))
             .await?;
@@ -426,7 +427,7 @@ impl Dispatcher {
         if numbers.is_empty() {
             return Ok(Vec::new());
         }
-        self.store.opted_out(&numbers).await
+        Ok(self.store.inbound().opted_out(&numbers).await?)
     }
 
     /// Renders the rows that have no words yet and keeps the words in the store before any
@@ -487,7 +488,7 @@ impl Dispatcher {
             out.push(row);
         }
         if !fresh.is_empty() {
-            self.store.save_rendered(&fresh).await?;
+            self.store.outbox().save_rendered(&fresh).await?;
         }
         Ok(out)
     }
@@ -592,7 +593,7 @@ impl Dispatcher {
         let citizens = if needs_citizen.is_empty() {
             Default::default()
         } else {
-            self.store.citizens(&needs_citizen).await?
+            self.store.outbox().citizens(&needs_citizen).await?
         };
         let mut finished = Vec::with_capacity(done.len());
         for ((row, sent), step) in done.iter().zip(steps) {
@@ -685,7 +686,7 @@ impl Dispatcher {
             }
             finished.push(f);
         }
-        self.store.finish(now, &finished).await?;
+        self.store.outbox().finish(now, &finished).await?;
         let m = &self.metrics;
         m.delivered_total
             .inc_by(report_delta(&finished, "delivered"));
@@ -770,7 +771,7 @@ pub async fn apply_pec_receipt(
         Ok(r) => r,
         Err(e) => return Ok(ReceiptOutcome::Ignored(e.to_string())),
     };
-    let Some((row, _state)) = store.outbox_row(r.outbox_id).await? else {
+    let Some((row, _state)) = store.outbox().outbox_row(r.outbox_id).await? else {
         return Ok(ReceiptOutcome::Ignored(format!(
             "no message {} in this store",
             r.outbox_id
@@ -788,7 +789,7 @@ pub async fn apply_pec_receipt(
         .and_then(|o| o.reason().map(|x| format!("{x} ({})", r.subject)));
     let replacement = match &error {
         Some(e) if row.recipient == "citizen" => {
-            let citizens = store.citizens(&[row.ticket_id]).await?;
+            let citizens = store.outbox().citizens(&[row.ticket_id]).await?;
             citizens.get(&row.ticket_id).and_then(|c| {
                 replacement(
                     &DeadRow {
@@ -812,6 +813,7 @@ pub async fn apply_pec_receipt(
         _ => None,
     };
     let new = store
+        .outbox()
         .record_receipt(
             &crate::store::Receipt {
                 outbox_id: r.outbox_id,
