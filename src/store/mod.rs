@@ -22,8 +22,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 pub use admin::{AdminError, AdminUser, AuditRecord, Role, UserChange, UserChanged};
 pub use inbound::{
@@ -139,7 +139,6 @@ macro_rules! from_store_errors {
     )*};
 }
 pub(crate) use from_store_errors;
-
 
 /// Whether a write did something.
 #[derive(Debug, Clone, PartialEq, Eq)]
