@@ -533,7 +533,7 @@ fn token_new(name: &str, scopes: &str) -> Result<ExitCode> {
             bail!("--scopes: unknown scope {s:?}; expected read, write, read,write or portal");
         }
     }
-    let t = messo::http::new_token().map_err(anyhow::Error::msg)?;
+    let t = messo::http::new_token()?;
     let list = scopes
         .split(',')
         .map(|s| format!("\"{s}\""))
@@ -1073,7 +1073,7 @@ async fn admin_user(
     if let Some(p) = password_problem(&password) {
         bail!("{p} (MESSO_ADMIN_PASSWORD or standard input)");
     }
-    let hash = hash_secret(&password).map_err(anyhow::Error::msg)?;
+    let hash = hash_secret(&password)?;
     let u = if store.admin_user(&name).await?.is_none() {
         store
             .create_admin_user(&name, role.unwrap_or(Role::Editor), &hash, actor, now)
@@ -1124,8 +1124,8 @@ async fn admin_token(store: &Store, name: &str, label: &str, now: Timestamp) -> 
             "user {name:?} is disabled: a token would not work (`messo admin enable {name}` first)"
         );
     }
-    let secret = new_token_secret().map_err(anyhow::Error::msg)?;
-    let hash = hash_secret(&secret).map_err(anyhow::Error::msg)?;
+    let secret = new_token_secret()?;
+    let hash = hash_secret(&secret)?;
     let id = store.add_admin_token(&user, label, &hash, now).await?;
     out!("token for {name} (shown once; send it as Authorization: Bearer …):");
     out!("messo_{id}_{secret}");

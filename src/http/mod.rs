@@ -34,7 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{
-    DEFAULT_PARALLEL_HASHES, HashError, NewToken, TokenBook, hash_runs, new_token,
+    DEFAULT_PARALLEL_HASHES, HashError, NewToken, SecretError, TokenBook, hash_runs, new_token,
     set_parallel_hashes, split_token, valid_token_id,
 };
 pub use problem::Problem;

@@ -173,7 +173,7 @@ pub async fn link_keys(
                 .map(str::as_bytes),
         )
     } else {
-        let fresh = super::auth::random_hex(32).map_err(StoreError::Corrupt)?;
+        let fresh = super::auth::random_hex(32).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let key = store.portal_key(&fresh, now).await?;
         LinkKeys::new(key.as_bytes(), None)
     };
