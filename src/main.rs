@@ -399,7 +399,7 @@ fn run_daemon(config: Config) -> Result<ExitCode> {
             tracing::info!("signal received");
             let _ = tx.send(true);
         });
-        messo::daemon::run(config, messo::http::system_clock(), rx).await
+        messo::daemon::run(config, messo::time::system_clock(), rx).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

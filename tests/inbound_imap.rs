@@ -797,7 +797,7 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(db: &
         .expect("append");
 
     let now = Timestamp::parse_rfc3339("2026-03-03T10:00:00+01:00").expect("ts");
-    let clock: messo::http::Clock = Arc::new(move || now);
+    let clock: messo::time::Clock = Arc::new(move || now);
     let writer = InboundWriter::spawn(store.clone(), Arc::new(tokio::sync::Notify::new()));
     let policy = messo::store::inbound_policy(&cfg);
     let waiting = || async {

@@ -39,13 +39,13 @@ use super::openapi::{
     BadRequest, Busy, Conflict, CsrfToken, Forbidden, Internal, Invalid, MalformedJson, NotFound,
     TemplateRefused, TicketNumber, Unauthorized, UnsupportedMediaType,
 };
-use super::{Clock, Peer, Problem, schema};
+use super::{Peer, Problem, schema};
 use crate::config::Admin;
 use crate::domain::Lang;
 use crate::inbound::verify;
 use crate::store::{AdminUser, Role, Store, StoreError, TemplateVersion, UserChange};
 use crate::templates::{self, Audience, Content, Key, Live, Templates};
-use crate::time::Timestamp;
+use crate::time::{Clock, Timestamp};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "messo_admin";

@@ -39,7 +39,7 @@ use super::openapi::{
     TooManyRequests, Unauthorized,
 };
 use super::problem::Problem;
-use super::{Clock, TokenBook, schema};
+use super::{TokenBook, schema};
 use crate::config::{Config, Scope};
 use crate::domain::Lang;
 use crate::metrics::Metrics;
@@ -47,7 +47,7 @@ use crate::portal::page::{self, Office, Refusal};
 use crate::portal::view::{self, Facts};
 use crate::portal::{LinkError, LinkKeys, revoked};
 use crate::store::{PortalTicket, Store, StoreError, derive, evaluate};
-use crate::time::Timestamp;
+use crate::time::{Clock, Timestamp};
 
 /// What the portal's handlers share.
 #[derive(Clone)]
