@@ -906,6 +906,81 @@ mod tests {
         assert_eq!(v["ref"], "42");
     }
 
+    fn answer(status: u16, text: &str) -> Answer {
+        Answer {
+            status,
+            retry: None,
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn answers_map_to_outcomes_per_family() {
+        // REST-IT: the provider's id, else ours; a result other than OK is final; a 400 naming
+        // a recipient status takes that status's outcome.
+        assert_eq!(
+            rest_it_answer(
+                &answer(201, r#"{"result":"OK","order_id":"p-1"}"#),
+                "messo-7"
+            ),
+            Outcome::Delivered {
+                provider_id: Some("p-1".to_owned()),
+                code: Some("201".to_owned())
+            }
+        );
+        assert!(matches!(
+            rest_it_answer(&answer(200, "not json"), "messo-7"),
+            Outcome::Delivered { provider_id: Some(id), .. } if id == "messo-7"
+        ));
+        assert!(matches!(
+            rest_it_answer(&answer(200, r#"{"result":"KO"}"#), "messo-7"),
+            Outcome::Permanent { .. }
+        ));
+        assert_eq!(
+            rest_it_answer(&answer(400, "error: BLACKLISTED"), "messo-7"),
+            rest_it_status("BLACKLISTED").expect("known status")
+        );
+        // Twilio: its sid; a 400 is final with Twilio's own code.
+        assert!(matches!(
+            twilio_answer(&answer(201, r#"{"sid":"SM1"}"#)),
+            Outcome::Delivered { provider_id: Some(id), .. } if id == "SM1"
+        ));
+        assert_eq!(
+            twilio_answer(&answer(400, r#"{"code":21211,"message":"bad To"}"#)),
+            Outcome::Permanent {
+                reason: "refused (21211): bad To".to_owned(),
+                code: Some("21211".to_owned())
+            }
+        );
+        // Generic: the id where the pointer says, as text even when it is a number.
+        assert!(matches!(
+            generic_answer(&answer(200, r#"{"data":{"id":42}}"#), Some("/data/id")),
+            Outcome::Delivered { provider_id: Some(id), .. } if id == "42"
+        ));
+        assert!(matches!(
+            generic_answer(&answer(200, "{}"), None),
+            Outcome::Delivered {
+                provider_id: None,
+                ..
+            }
+        ));
+        // Every family: a rate limit waits at least a minute without a Retry-After.
+        for o in [
+            rest_it_answer(&answer(429, ""), "messo-7"),
+            twilio_answer(&answer(429, "")),
+            generic_answer(&answer(429, ""), None),
+        ] {
+            assert!(matches!(
+                o,
+                Outcome::Transient {
+                    retry_after: Some(d),
+                    provider_down: false,
+                    ..
+                } if d == Duration::from_secs(60)
+            ));
+        }
+    }
+
     #[test]
     fn rest_it_statuses_map_to_outcomes() {
         assert!(matches!(
