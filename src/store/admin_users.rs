@@ -293,3 +293,69 @@ async fn apply_change(
     .await?;
     Ok((sessions_ended, tokens_revoked))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: i64, role: Role, disabled: bool) -> AdminUser {
+        AdminUser {
+            id,
+            username: format!("u{id}"),
+            role,
+            password_hash: None,
+            disabled,
+            created_at: Timestamp(0),
+        }
+    }
+
+    fn change(role: Option<Role>, disabled: Option<bool>, password: bool) -> UserChange {
+        UserChange {
+            role,
+            password_hash: password.then(|| "$argon2id$x".to_owned()),
+            disabled,
+        }
+    }
+
+    #[test]
+    fn the_last_enabled_admin_cannot_be_demoted_or_disabled() {
+        let anna = user(1, Role::Admin, false);
+        for c in [
+            change(Some(Role::Editor), None, false),
+            change(None, Some(true), false),
+        ] {
+            let refused = decide_change(&anna, &c, &[1]).expect_err("last admin");
+            assert!(
+                matches!(&refused, StoreError::Conflict(m) if m == "u1 is the last enabled admin: make another admin first"),
+                "{refused:?}"
+            );
+            // With another enabled admin it is allowed.
+            assert!(decide_change(&anna, &c, &[1, 2]).is_ok());
+        }
+        // Her own password may change.
+        let d = decide_change(&anna, &change(None, None, true), &[1]).expect("allowed");
+        assert!(d.changed);
+        assert_eq!(d.action, "user.change");
+    }
+
+    #[test]
+    fn a_change_names_its_action_and_a_no_op_changes_nothing() {
+        let bruno = user(2, Role::Editor, false);
+        let same = decide_change(
+            &bruno,
+            &change(Some(Role::Editor), Some(false), false),
+            &[1],
+        )
+        .expect("allowed");
+        assert!(!same.changed);
+        let off = decide_change(&bruno, &change(None, Some(true), false), &[1]).expect("allowed");
+        assert_eq!((off.changed, off.action), (true, "user.disable"));
+        let vito = user(3, Role::Viewer, true);
+        let on = decide_change(&vito, &change(Some(Role::Admin), Some(false), false), &[1])
+            .expect("allowed");
+        assert_eq!(
+            (on.role, on.disabled, on.changed, on.action),
+            (Role::Admin, false, true, "user.enable")
+        );
+    }
+}
