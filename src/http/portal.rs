@@ -953,6 +953,26 @@ impl Inner {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_list_page_is_20_by_default_and_its_bounds_are_checked() {
+        assert_eq!(page_bounds(None, None), Ok((20, None)));
+        assert_eq!(page_bounds(Some("100"), Some("7")), Ok((100, Some(7))));
+        for limit in ["0", "101", "x", "-1"] {
+            assert_eq!(
+                page_bounds(Some(limit), None).map_err(|e| e.field),
+                Err("limit".to_owned()),
+                "{limit}"
+            );
+        }
+        for before in ["0", "-3", "x"] {
+            assert_eq!(
+                page_bounds(None, Some(before)).map_err(|e| e.field),
+                Err("before".to_owned()),
+                "{before}"
+            );
+        }
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
     }
