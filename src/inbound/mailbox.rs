@@ -19,9 +19,9 @@ pub const IMAP_ENDPOINT: &str = "imap";
 pub enum AcceptError {
     #[error("an attachment could not be kept: {0}")]
     Attachment(std::io::Error),
-    /// The store's writer refused the record (its own words).
-    #[error("{0}")]
-    Store(String),
+    /// The store's writer did not store the record.
+    #[error(transparent)]
+    Store(#[from] crate::store::WriteError),
 }
 
 /// A parsed e-mail as an inbound record (attachments not yet saved).

@@ -1277,7 +1277,20 @@ async fn insert_outbox_conn(
 // ---------------------------------------------------------------------------------------------
 // Group commit.
 
-type Job = (NewInbound, oneshot::Sender<Result<Accepted, String>>);
+type Job = (NewInbound, oneshot::Sender<Result<Accepted, WriteError>>);
+
+/// Why the inbound writer did not store a record; the webhook is answered with an error, so
+/// the provider sends it again.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    #[error("the inbound writer has stopped")]
+    Stopped,
+    #[error("storing panicked (see the panic message above)")]
+    Panicked,
+    /// The group's commit failed (every record of the group gets the same error).
+    #[error("{0}")]
+    Store(Arc<InboundError>),
+}
 
 /// Stores webhooks several per transaction: each request waits for the commit that holds its
 /// record, so an answer of 200 always means "durably stored", at thousands per second.
@@ -1316,8 +1329,8 @@ impl InboundWriter {
                 )
                 .await
                 {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => Err("storing panicked (see the panic message above)".to_owned()),
+                    Ok(r) => r.map_err(|e| WriteError::Store(Arc::new(e))),
+                    Err(_) => Err(WriteError::Panicked),
                 };
                 tracing::debug!(
                     records = records.len(),
@@ -1361,13 +1374,12 @@ impl InboundWriter {
     }
 
     /// Stores one record; returns once it is committed.
-    pub async fn submit(&self, n: NewInbound) -> Result<Accepted, String> {
+    pub async fn submit(&self, n: NewInbound) -> Result<Accepted, WriteError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send((n, tx))
             .await
-            .map_err(|_| "the inbound writer has stopped".to_owned())?;
-        rx.await
-            .map_err(|_| "the inbound writer has stopped".to_owned())?
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?
     }
 }

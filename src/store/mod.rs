@@ -28,7 +28,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 pub use admin::{AdminError, AdminUser, AuditRecord, Role, UserChange, UserChanged};
 pub use inbound::{
     Accepted, InboundError, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound,
-    inbound_policy,
+    WriteError, inbound_policy,
 };
 pub use monitor::{AtRisk, MonitorError};
 pub use outbox::{
