@@ -12,6 +12,7 @@ use common::{Backend, TestDb, on_both};
 use messo::delivery::dispatch::Dispatcher;
 use messo::delivery::{Channel, DoubtPolicy, OutMessage, Outcome, Sending, Sent};
 use messo::domain::Channel as ChannelName;
+use messo::domain::{Address, Kind, Lang, Recipient};
 use messo::store::NewOutbox;
 use messo::time::{Clock, Timestamp};
 use serde_json::json;
@@ -42,10 +43,11 @@ impl Channel for Recorder {
 
     fn send<'a>(&'a self, msg: &'a OutMessage, in_doubt: bool) -> Sending<'a> {
         Box::pin(async move {
-            self.got
-                .lock()
-                .expect("lock")
-                .push((msg.address.clone(), msg.text.clone(), in_doubt));
+            self.got.lock().expect("lock").push((
+                msg.address.to_string(),
+                msg.text.clone(),
+                in_doubt,
+            ));
             Sent::one(
                 "recorder",
                 Outcome::Delivered {
@@ -59,15 +61,15 @@ impl Channel for Recorder {
     }
 }
 
-fn owed(channel: &str, address: &str, key: &str) -> NewOutbox {
+fn owed(channel: ChannelName, address: &str, key: &str) -> NewOutbox {
     NewOutbox {
         ticket_id: 0,
-        kind: "risposta_non_abbinata".to_owned(),
+        kind: Kind::RispostaNonAbbinata,
         dedupe_key: key.to_owned(),
-        recipient: "citizen".to_owned(),
-        channel: channel.to_owned(),
-        address: address.to_owned(),
-        language: "it".to_owned(),
+        recipient: Recipient::Citizen,
+        channel,
+        address: Address::parse(channel, address).expect("an address"),
+        language: Lang::It,
         payload: json!({"number": "", "example": "2026/000123", "office_phone": "06 0606"}),
         not_before: Timestamp(1_800_000_000),
     }
@@ -84,12 +86,15 @@ async fn a_new_channel_gets_its_messages_only(db: &TestDb) {
     let now = Timestamp(1_800_000_000);
     let dir = db.dir.join("outbox");
     let sms = store
-        .insert_message(&owed("sms", "+393471234567", "a"), now)
+        .insert_message(&owed(ChannelName::Sms, "+393471234567", "a"), now)
         .await
         .expect("insert")
         .expect("an id");
     let email = store
-        .insert_message(&owed("email", "mario.rossi@example.it", "b"), now)
+        .insert_message(
+            &owed(ChannelName::Email, "mario.rossi@example.it", "b"),
+            now,
+        )
         .await
         .expect("insert")
         .expect("an id");

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use common::{Backend, TestDb, on_both, ts};
 use messo::config::{BUILTIN_TOML, Config};
+use messo::domain::{Address, Channel, Kind, Lang, Recipient};
 use messo::store::{ListQuery, Outcome, Store, StoreError};
 use messo::ticket::{NewEvent, NewTicket, Source};
 use serde_json::{Value, json};
@@ -576,12 +577,12 @@ async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
     let id = rec.ticket().id;
     let owed = messo::store::NewOutbox {
         ticket_id: id,
-        kind: "ricevuta".to_owned(),
+        kind: Kind::Ricevuta,
         dedupe_key: "k".to_owned(),
-        recipient: "citizen".to_owned(),
-        channel: "email".to_owned(),
-        address: "mario.rossi@example.it".to_owned(),
-        language: "it".to_owned(),
+        recipient: Recipient::Citizen,
+        channel: Channel::Email,
+        address: Address::parse(Channel::Email, "mario.rossi@example.it").expect("an address"),
+        language: Lang::It,
         payload: json!({"number": "L-1"}),
         not_before: t0,
     };
@@ -591,9 +592,10 @@ async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
         .expect("insert")
         .expect("id");
     let first = store
-        .lease_outbox(t0, 10, 60, Some(&["email"]))
+        .lease_outbox(t0, 10, 60, Some(&[Channel::Email]))
         .await
-        .expect("lease");
+        .expect("lease")
+        .rows;
     assert_eq!(
         (first.len(), first[0].in_doubt, first[0].attempts),
         (1, false, 1)
@@ -609,7 +611,8 @@ async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
     let second = store
         .lease_outbox(t0.plus(61), 10, 60, None)
         .await
-        .expect("lease");
+        .expect("lease")
+        .rows;
     assert_eq!(
         (second.len(), second[0].in_doubt, second[0].attempts),
         (1, true, 2)
@@ -672,24 +675,32 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
         .await
         .expect("create");
     let ticket_id = rec.ticket().id;
-    let owed = |i: usize, channel: &str| NewOutbox {
+    let owed = |i: usize, channel: Channel| NewOutbox {
         ticket_id,
-        kind: "ricevuta".to_owned(),
+        kind: Kind::Ricevuta,
         dedupe_key: format!("k{i}"),
-        recipient: "citizen".to_owned(),
-        channel: channel.to_owned(),
-        address: format!("c{i}@example.it"),
-        language: "it".to_owned(),
+        recipient: Recipient::Citizen,
+        channel,
+        address: match channel {
+            Channel::Sms => Address::parse(channel, &format!("+39347{i:07}")),
+            _ => Address::parse(channel, &format!("c{i}@example.it")),
+        }
+        .expect("an address"),
+        language: Lang::It,
         payload: json!({"number": "B-1"}),
         not_before: t0,
     };
     for i in 0..N {
         store
-            .insert_message(&owed(i, "email"), t0)
+            .insert_message(&owed(i, Channel::Email), t0)
             .await
             .expect("insert");
     }
-    let rows = store.lease_outbox(t0, 100, 60, None).await.expect("lease");
+    let rows = store
+        .lease_outbox(t0, 100, 60, None)
+        .await
+        .expect("lease")
+        .rows;
     assert_eq!(rows.len(), N);
 
     // Words of about 3 KB each, with what JSON and SQL must carry untouched.
@@ -719,6 +730,7 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
     store.save_rendered(&again).await.expect("save again");
     for (id, w) in &first {
         let (row, state) = store.outbox_row(*id).await.expect("read").expect("row");
+        let row = row.expect("a readable row");
         assert_eq!(row.rendered.as_ref(), Some(w), "the words first kept stay");
         assert_eq!(state, "sending");
     }
@@ -746,7 +758,7 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
                 id: r.id,
                 lease_token: r.lease_token,
                 attempt: r.attempts,
-                channel: r.channel.clone(),
+                channel: r.channel.as_str().to_owned(),
                 attempts: vec![attempt(i, "delivered")],
                 state: "delivered",
                 not_before: None,
@@ -773,7 +785,7 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
                     f.error = Some(long_error.clone());
                     f.replacement = Some(NewOutbox {
                         dedupe_key: format!("k{i}/sms"),
-                        ..owed(i, "sms")
+                        ..owed(i, Channel::Sms)
                     });
                     (f.provider, f.provider_id, f.delivered_at) = (None, None, None);
                 }

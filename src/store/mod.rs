@@ -30,8 +30,8 @@ pub use inbound::{
     Accepted, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound, inbound_policy,
 };
 pub use outbox::{
-    AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, NewOutbox,
-    OutboxRow, Receipt,
+    AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, Leased,
+    NewOutbox, OutboxRow, Receipt, UnreadableRow,
 };
 pub use portal::PortalTicket;
 pub use templates::{AdminUser, AtRisk, AuditRecord, Role, TemplateVersion};

@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
 use super::{Store, StoreError};
+use crate::domain::{Address, Channel, Kind, Lang, Recipient};
 use crate::templates::{Content, Key, Live, RenderedMessage};
 use crate::time::Timestamp;
 
@@ -646,8 +647,8 @@ impl Store {
     /// Queues a test message already rendered (kind `prova`, about no ticket); returns its id.
     pub async fn queue_test_message(
         &self,
-        channel: &str,
-        address: &str,
+        channel: Channel,
+        address: &Address,
         rendered: &RenderedMessage,
         actor: &str,
         now: Timestamp,
@@ -659,12 +660,15 @@ impl Store {
         let id: i64 = sqlx::query(
             "INSERT INTO outbox (ticket_id, kind, dedupe_key, recipient, channel, address, \
              language, payload, not_before, state, attempts, created_at, updated_at, rendered) \
-             VALUES (NULL, 'prova', $1, 'test', $2, $3, 'it', '{}', $4, 'pending', 0, $4, $4, $5) \
+             VALUES (NULL, $1, $2, $3, $4, $5, $6, '{}', $7, 'pending', 0, $7, $7, $8) \
              RETURNING id",
         )
+        .bind(Kind::Prova.as_str())
         .bind(&key)
-        .bind(channel)
-        .bind(address)
+        .bind(Recipient::Tester.as_str())
+        .bind(channel.as_str())
+        .bind(address.as_str())
+        .bind(Lang::It.as_str())
         .bind(now.0)
         .bind(text)
         .fetch_one(&mut *tx)
@@ -676,8 +680,8 @@ impl Store {
             actor,
             "template.test_send",
             &rendered.template,
-            &serde_json::json!({"channel": channel, "outbox_id": id,
-                                "to": crate::redact::mask(address)}),
+            &serde_json::json!({"channel": channel.as_str(), "outbox_id": id,
+                                "to": crate::redact::mask(address.as_str())}),
         )
         .await?;
         tx.commit().await?;
