@@ -67,7 +67,7 @@ fn main() {
                 "citizen": {"email": "a@example.it"}
             }))
             .expect("ticket");
-            crm.create_ticket(&t, Source::Crm, Timestamp(now_ms() / 1000))
+            crm.tickets().create_ticket(&t, Source::Crm, Timestamp(now_ms() / 1000))
                 .await
                 .expect("create");
             dues.push((format!("B-{i}"), due));

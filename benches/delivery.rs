@@ -95,6 +95,7 @@ async fn store_with(n: usize, config: &Config, channel: &str) -> (Store, Timesta
         .collect();
     for chunk in tickets.chunks(500) {
         store
+            .tickets()
             .create_many(chunk, Source::Crm, now)
             .await
             .expect("seed");

@@ -29,10 +29,12 @@ use crate::http::webhooks::WebhookState;
 use crate::http::{self, AppState, Clock, TokenBook};
 use crate::metrics::Metrics;
 use crate::store::{
-    Backend, CycleReport, EngineInput, InboundPolicy, InboundWriter, Store, StoreError,
+    Backend, CycleReport, EngineInput, InboundPolicy, InboundWriter, OutboxError, Store, StoreError,
 };
 use crate::templates::{Catalog, Settings, Templates};
 use crate::time::Timestamp;
+
+crate::store::from_store_errors!(DaemonError);
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +95,7 @@ impl Engine {
     }
 
     /// The engine's decision for one ticket, with the clock of its own versions.
-    pub fn decide(&self, input: EngineInput<'_>, now: Timestamp) -> Result<Decision, StoreError> {
+    pub fn decide(&self, input: EngineInput<'_>, now: Timestamp) -> Result<Decision, OutboxError> {
         let t = input.ticket;
         let sla = self
             .store
@@ -137,6 +139,7 @@ impl Engine {
         while total.tickets < max {
             let r = self
                 .store
+                .outbox()
                 .engine_cycle(now, BATCH, |input| self.decide(input, now))
                 .await?;
             total.tickets += r.tickets;
@@ -170,6 +173,7 @@ pub async fn pass(
     // Inbound records first (a reply resumes a clock the engine then looks at), bounded so a
     // flood of webhooks never starves the engine; what is left goes in the next pass, at once.
     let r = store
+        .inbound()
         .process_inbound(inbound, clock(), inbound_limit)
         .await?;
     let inbound_full = r.processed >= inbound_limit as u64;
@@ -193,7 +197,7 @@ pub async fn pass(
         send_wake.notify_one();
     }
     loop {
-        let r = store.process_inbox(clock(), BATCH).await?;
+        let r = store.tickets().process_inbox(clock(), BATCH).await?;
         let n = r.accepted + r.unchanged + r.rejected;
         metrics.inbox_rows_total.inc_by(n);
         if n < BATCH as u64 {
@@ -256,7 +260,7 @@ async fn send_loop(
         let wait = if !idle {
             Duration::ZERO
         } else {
-            match store.earliest_message().await {
+            match store.outbox().earliest_message().await {
                 Ok(Some(t)) => {
                     let ms = t.0 * 1000 - chrono::Utc::now().timestamp_millis();
                     // Due now but nothing went (every provider's circuit open): look again soon.
@@ -352,7 +356,7 @@ async fn open_store(config: &Config, clock: &Clock) -> Result<(Option<File>, Sto
     }
     if store.backend() == Backend::Sqlite {
         // Alone on the file (the lock says so): leases left by a crashed run are dead.
-        let released = store.release_leases(clock()).await?;
+        let released = store.outbox().release_leases(clock()).await?;
         if released > 0 {
             tracing::warn!(
                 rows = released,
@@ -469,7 +473,7 @@ async fn portal(
 
 /// Installs the live templates again when another instance published (their stamp changed).
 async fn reload_if_published(store: &Store, admin: &AdminState, stamp: &mut (i64, i64)) {
-    match store.live_templates_stamp().await {
+    match store.templates().live_templates_stamp().await {
         Ok(now) if now != *stamp => {
             *stamp = now;
             if let Err(e) = admin.reload().await {
@@ -483,7 +487,7 @@ async fn reload_if_published(store: &Store, admin: &AdminState, stamp: &mut (i64
 
 /// How long until the earliest instant a ticket is due for a look (at most `interval`).
 async fn until_earliest_check(store: &Store, interval: Duration) -> Duration {
-    match store.earliest_check().await {
+    match store.outbox().earliest_check().await {
         Ok(Some(t)) => {
             // Wake at the instant itself, to the millisecond of the system clock.
             let ms = t.0 * 1000 - chrono::Utc::now().timestamp_millis();
@@ -683,7 +687,7 @@ pub async fn run(
         Arc::clone(&send_wake),
     );
     admin.reload().await?;
-    let templates_stamp = store.live_templates_stamp().await?;
+    let templates_stamp = store.templates().live_templates_stamp().await?;
     let writer = InboundWriter::spawn(store.clone(), Arc::clone(&wake));
     let webhooks = WebhookState::with_max_clients(
         &config.inbound,
@@ -842,6 +846,7 @@ async fn housekeeping_loop(
         }
         let now = clock();
         match store
+            .outbox()
             .housekeeping(
                 now.plus(-i64::from(retention_days) * 86_400),
                 now.plus(-86_400),
@@ -858,6 +863,7 @@ async fn housekeeping_loop(
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
         }
         match store
+            .inbound()
             .inbound_housekeeping(now.plus(-i64::from(raw_retention_days) * 86_400))
             .await
         {

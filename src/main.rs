@@ -559,6 +559,7 @@ fn rebaseline(config: &Config, args: RebaselineArgs) -> Result<ExitCode> {
     let moved = runtime()?.block_on(async {
         let store = open_store(config).await?;
         let moved = store
+            .tickets()
             .rebaseline(args.ticket.as_deref(), &args.reason, now())
             .await?;
         anyhow::Ok(moved)
@@ -607,7 +608,7 @@ async fn seed(config: Config, args: SeedArgs) -> Result<()> {
         "inbox" => seed_inbox(&store, &mut g, &args, start_at).await?,
         other => bail!("--via: unknown mode {other:?}; expected store|inbox"),
     }
-    let (open, with_instant) = store.ticket_counts().await?;
+    let (open, with_instant) = store.monitor().ticket_counts().await?;
     // The daemon's question: which tickets' next SLA instant has come? Asked at instants from
     // now to ten days ahead, so the answer ranges from few rows to a full batch of 500.
     let runs = 200;
@@ -615,7 +616,7 @@ async fn seed(config: Config, args: SeedArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     for k in 0..runs {
         let at = start_at.plus(k * 10 * 86_400 / runs);
-        found += store.due_for_check(at, 500).await?.len();
+        found += store.tickets().due_for_check(at, 500).await?.len();
     }
     let per = t0.elapsed().as_secs_f64() * 1000.0 / runs as f64;
     out!(
@@ -623,7 +624,7 @@ async fn seed(config: Config, args: SeedArgs) -> Result<()> {
          due_for_check(limit 500): {per:.2} ms per query over {runs} queries, {:.0} rows on average",
         found as f64 / runs as f64
     );
-    out!("plan:\n{}", store.explain_due_query().await?);
+    out!("plan:\n{}", store.tickets().explain_due_query().await?);
     Ok(())
 }
 
@@ -648,7 +649,10 @@ async fn seed_store(
                     .map_err(|e| anyhow::anyhow!("generated ticket {k} invalid: {e:?}"))
             })
             .collect::<Result<Vec<_>>>()?;
-        created += store.create_many(&tickets, Source::Crm, start_at).await?;
+        created += store
+            .tickets()
+            .create_many(&tickets, Source::Crm, start_at)
+            .await?;
         i += n;
     }
     let secs = started.elapsed().as_secs_f64();
@@ -679,7 +683,7 @@ async fn seed_inbox(
                 ("ticket", number, body.to_string())
             })
             .collect();
-        store.insert_inbox_rows(&rows).await?;
+        store.tickets().insert_inbox_rows(&rows).await?;
         i += n;
     }
     let inserted = started.elapsed().as_secs_f64();
@@ -691,7 +695,7 @@ async fn seed_inbox(
     let picked = std::time::Instant::now();
     let mut accepted = 0u64;
     loop {
-        let r = store.process_inbox(now(), batch as i64).await?;
+        let r = store.tickets().process_inbox(now(), batch as i64).await?;
         accepted += r.accepted;
         if r.accepted + r.unchanged + r.rejected == 0 {
             break;
@@ -718,24 +722,28 @@ async fn bench_engine(config: Config, changed: i64, rounds: u32) -> Result<()> {
         caught.owed,
         caught.tickets as f64 / secs.max(1e-9)
     );
-    let (open, with_instant) = store.ticket_counts().await?;
+    let (open, with_instant) = store.monitor().ticket_counts().await?;
     let t = std::time::Instant::now();
     let mut found = 0;
     for k in 0..200 {
-        found += store.due_for_check(now().plus(k * 3_000), 500).await?.len();
+        found += store
+            .tickets()
+            .due_for_check(now().plus(k * 3_000), 500)
+            .await?
+            .len();
     }
     out!(
         "{open} open tickets, {with_instant} with a next instant; due_for_check(limit 500): {:.2} ms per query, {:.0} rows on average",
         t.elapsed().as_secs_f64() * 1000.0 / 200.0,
         found as f64 / 200.0
     );
-    let max = store.max_ticket_id().await?;
+    let max = store.monitor().max_ticket_id().await?;
     let mut g = messo::seed::Lcg(11);
     let mut times = Vec::new();
     for _ in 0..rounds {
         let from = 1 + g.below((max - changed).max(1) as u64) as i64;
         let at = now();
-        let marked = store.mark_for_check(from, changed, at).await?;
+        let marked = store.outbox().mark_for_check(from, changed, at).await?;
         let t = std::time::Instant::now();
         let r = engine.cycle(at).await?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -766,7 +774,7 @@ async fn portal_links(config: Config, count: i64, out: Option<PathBuf>) -> Resul
     let now = now();
     let keys = messo::http::portal::link_keys(&config, &store, now).await?;
     let maker = messo::http::portal::link_maker(&config, keys);
-    let max = store.max_ticket_id().await?;
+    let max = store.monitor().max_ticket_id().await?;
     let step = (max / count).max(1);
     let mut w: Box<dyn Write> = match &out {
         Some(path) => Box::new(io::BufWriter::new(
@@ -777,7 +785,7 @@ async fn portal_links(config: Config, count: i64, out: Option<PathBuf>) -> Resul
     let mut written = 0;
     let mut id = 1;
     while id <= max && written < count {
-        if let Some(t) = store.portal_ticket_by_id(id).await? {
+        if let Some(t) = store.portal().portal_ticket_by_id(id).await? {
             let cf = t.ticket.citizen.fiscal_code.as_deref().unwrap_or_default();
             let token = maker.keys.sign(id, now, maker.valid_days);
             writeln!(w, "{}\t{token}\t{cf}", t.ticket.number)?;
@@ -998,7 +1006,7 @@ async fn portal_command(config: Config, cmd: PortalCommand) -> Result<ExitCode> 
     let now = now();
     match cmd {
         PortalCommand::Link { number } => {
-            let Some(t) = store.ticket(&number).await? else {
+            let Some(t) = store.tickets().ticket(&number).await? else {
                 bail!("there is no ticket {number}");
             };
             let keys = messo::http::portal::link_keys(&config, &store, now).await?;
@@ -1014,6 +1022,7 @@ async fn portal_command(config: Config, cmd: PortalCommand) -> Result<ExitCode> 
                 std::env::var("USER").unwrap_or_else(|_| "root".to_owned())
             );
             match store
+                .portal()
                 .revoke_links(&number, now, &actor, reason.trim())
                 .await?
             {
@@ -1076,8 +1085,9 @@ async fn admin_user(
         bail!("{p} (MESSO_ADMIN_PASSWORD or standard input)");
     }
     let hash = hash_secret(&password).map_err(anyhow::Error::msg)?;
-    let u = if store.admin_user(&name).await?.is_none() {
+    let u = if store.admin().admin_user(&name).await?.is_none() {
         store
+            .admin()
             .create_admin_user(&name, role.unwrap_or(Role::Editor), &hash, actor, now)
             .await?
     } else {
@@ -1087,6 +1097,7 @@ async fn admin_user(
             disabled: None,
         };
         let done = store
+            .admin()
             .change_admin_user(&name, &change, actor, now)
             .await?
             .with_context(|| format!("no user {name:?}"))?;
@@ -1118,7 +1129,7 @@ async fn admin_user(
 /// `messo admin token`: a bearer token for an enabled user, printed once.
 async fn admin_token(store: &Store, name: &str, label: &str, now: Timestamp) -> Result<()> {
     use messo::http::admin::{hash_secret, new_token_secret};
-    let Some(user) = store.admin_user(name).await? else {
+    let Some(user) = store.admin().admin_user(name).await? else {
         bail!("no user {name:?} (create it with `messo admin user {name}`)");
     };
     if user.disabled {
@@ -1128,7 +1139,10 @@ async fn admin_token(store: &Store, name: &str, label: &str, now: Timestamp) -> 
     }
     let secret = new_token_secret().map_err(anyhow::Error::msg)?;
     let hash = hash_secret(&secret).map_err(anyhow::Error::msg)?;
-    let id = store.add_admin_token(&user, label, &hash, now).await?;
+    let id = store
+        .admin()
+        .add_admin_token(&user, label, &hash, now)
+        .await?;
     out!("token for {name} (shown once; send it as Authorization: Bearer …):");
     out!("messo_{id}_{secret}");
     Ok(())
@@ -1147,7 +1161,11 @@ async fn set_disabled(
         disabled: Some(disable),
         ..messo::store::UserChange::default()
     };
-    let Some(done) = store.change_admin_user(name, &change, actor, now).await? else {
+    let Some(done) = store
+        .admin()
+        .change_admin_user(name, &change, actor, now)
+        .await?
+    else {
         bail!("no user {name:?}");
     };
     match (disable, done.changed) {
@@ -1186,7 +1204,7 @@ fn template_check(config: &Config, templates: &messo::templates::Templates) -> R
             .await
             .context("connecting to database.url")?;
         store.migrate().await.context("applying migrations")?;
-        anyhow::Ok(store.live_templates().await?)
+        anyhow::Ok(store.templates().live_templates().await?)
     })?;
     let mut bad = 0;
     let defaults: Vec<_> = templates

@@ -623,6 +623,7 @@ async fn test_send_preview_with_a_ticket_tokens_and_at_risk(a: &Admin) {
     // A bearer token works without a session or CSRF; a disabled user's token stops.
     let user = a
         .store
+        .admin()
         .admin_user("vito")
         .await
         .expect("user")
@@ -630,6 +631,7 @@ async fn test_send_preview_with_a_ticket_tokens_and_at_risk(a: &Admin) {
     let secret = messo::http::admin::new_token_secret().expect("secret");
     let id = a
         .store
+        .admin()
         .add_admin_token(
             &user,
             "script",
@@ -656,6 +658,7 @@ async fn test_send_preview_with_a_ticket_tokens_and_at_risk(a: &Admin) {
         StatusCode::UNAUTHORIZED
     );
     a.store
+        .admin()
         .disable_admin_user("vito", "test", a.now())
         .await
         .expect("disable");
@@ -704,7 +707,7 @@ async fn status_links_are_revoked_by_an_editor(a: &Admin) {
             .await,
         1
     );
-    let audit = a.store.audit_log(5).await.expect("audit");
+    let audit = a.store.admin().audit_log(5).await.expect("audit");
     let entry = audit
         .iter()
         .find(|e| e.action == "revoke_links")
@@ -844,6 +847,7 @@ async fn a_stored_version_that_fails_the_gate_is_not_installed_at_start(a: &Admi
     );
     let v = a
         .store
+        .templates()
         .add_template_version(
             &key,
             &content,
@@ -956,6 +960,7 @@ async fn rollback_cannot_bypass_four_eyes(a: &Admin) {
     content.subject = "Pubblicata da sola {{number}}".to_owned();
     let solo = a
         .store
+        .templates()
         .add_template_version(
             &key,
             &content,

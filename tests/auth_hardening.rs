@@ -177,10 +177,16 @@ async fn patch(base: &str, s: &(String, String), user: &str, body: Value) -> (St
 }
 
 async fn admin_token(store: &Store, user: &str) -> String {
-    let u = store.admin_user(user).await.expect("read").expect("user");
+    let u = store
+        .admin()
+        .admin_user(user)
+        .await
+        .expect("read")
+        .expect("user");
     let secret = messo::http::admin::new_token_secret().expect("secret");
     let hash = messo::http::admin::hash_secret(&secret).expect("hash");
     let id = store
+        .admin()
         .add_admin_token(&u, "script", &hash, now())
         .await
         .expect("token");
@@ -201,6 +207,7 @@ async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(db: &TestDb)
         ("elena", Role::Editor),
     ] {
         store
+            .admin()
             .create_admin_user(name, role, &hash, "test", now())
             .await
             .expect("user");
@@ -260,6 +267,7 @@ async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(db: &TestDb)
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     let e = store
+        .admin()
         .admin_user("elena")
         .await
         .expect("read")
@@ -284,7 +292,12 @@ async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(db: &TestDb)
         let (status, v) = patch(base, &anna, "anna", change).await;
         assert_eq!(status, StatusCode::CONFLICT, "{v}");
     }
-    let a = store.admin_user("anna").await.expect("read").expect("anna");
+    let a = store
+        .admin()
+        .admin_user("anna")
+        .await
+        .expect("read")
+        .expect("anna");
     assert!(a.role == Role::Admin && !a.disabled);
     assert_eq!(
         me_with_cookie(base, &anna.0).await,
@@ -308,6 +321,7 @@ async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(db: &TestDb)
     let ok = [a.0, b.0].iter().filter(|s| **s == StatusCode::OK).count();
     assert_eq!(ok, 1, "exactly one demotion goes through: {a:?} {b:?}");
     let admins = store
+        .admin()
         .admin_users()
         .await
         .expect("users")
@@ -318,6 +332,7 @@ async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(db: &TestDb)
 
     // The CLI follows the same rules.
     let last = store
+        .admin()
         .admin_users()
         .await
         .expect("users")
@@ -351,7 +366,12 @@ async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(db: &TestDb)
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let u = store.admin_user(&last).await.expect("read").expect("user");
+    let u = store
+        .admin()
+        .admin_user(&last)
+        .await
+        .expect("read")
+        .expect("user");
     assert_eq!(u.role, Role::Admin, "no --role: the role stays");
     assert_eq!(
         me_with_cookie(base, &session.0).await,
@@ -372,6 +392,7 @@ async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(db: &TestDb)
     assert!(cli(&["admin", "user", "elena"]).status.success());
     assert!(
         store
+            .admin()
             .admin_user("elena")
             .await
             .expect("read")
@@ -382,6 +403,7 @@ async fn a_change_of_credentials_or_rights_ends_sessions_and_tokens(db: &TestDb)
     assert!(cli(&["admin", "enable", "elena"]).status.success());
     assert!(
         !store
+            .admin()
             .admin_user("elena")
             .await
             .expect("read")
@@ -417,6 +439,7 @@ async fn unknown_token_ids_cost_no_hashing(db: &TestDb) {
     };
     let hash = messo::http::admin::hash_secret(PASSWORD).expect("hash");
     store
+        .admin()
         .create_admin_user("anna", Role::Admin, &hash, "test", now())
         .await
         .expect("user");
@@ -526,6 +549,7 @@ async fn log_ins_are_same_origin_json_and_limited_per_address(db: &TestDb) {
     let store = db.store.clone();
     let hash = messo::http::admin::hash_secret(PASSWORD).expect("hash");
     store
+        .admin()
         .create_admin_user("anna", Role::Admin, &hash, "test", now())
         .await
         .expect("user");

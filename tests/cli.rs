@@ -453,6 +453,7 @@ fn portal_links_are_printed_and_revoked_from_the_command_line() {
             .expect("config");
         store.register_config(&config, now).await.expect("register");
         store
+            .tickets()
             .create_ticket(&t, messo::ticket::Source::Api, now)
             .await
             .expect("create");
@@ -469,7 +470,7 @@ fn portal_links_are_printed_and_revoked_from_the_command_line() {
         .verify(token, now)
         .expect("a valid link");
     let id = rt
-        .block_on(store.ticket("P-1"))
+        .block_on(store.tickets().ticket("P-1"))
         .expect("read")
         .expect("ticket")
         .id;
@@ -491,7 +492,7 @@ fn portal_links_are_printed_and_revoked_from_the_command_line() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("no longer open"));
     let t = rt
-        .block_on(store.portal_ticket_by_id(id))
+        .block_on(store.portal().portal_ticket_by_id(id))
         .expect("read")
         .expect("ticket");
     assert!(messo::portal::revoked(&opened, t.links_revoked_at));

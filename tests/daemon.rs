@@ -177,7 +177,7 @@ fn kill_9_mid_batch_loses_nothing_and_owes_nothing_twice() {
 
     let second = spawn(&mut run_in(&dir), &dir);
     eventually(Duration::from_secs(120), || {
-        let depth = rt.block_on(store.outbox_depth()).expect("depth");
+        let depth = rt.block_on(store.monitor().outbox_depth()).expect("depth");
         if depth == vec![("delivered".to_owned(), TICKETS as i64)] && files() == TICKETS {
             Ok(())
         } else {

@@ -88,11 +88,13 @@ async fn a_new_channel_gets_its_messages_only(db: &TestDb) {
     let now = Timestamp(1_800_000_000);
     let dir = db.dir.join("outbox");
     let sms = store
+        .outbox()
         .insert_message(&owed(ChannelName::Sms, "+393471234567", "a"), now)
         .await
         .expect("insert")
         .expect("an id");
     let email = store
+        .outbox()
         .insert_message(
             &owed(ChannelName::Email, "mario.rossi@example.it", "b"),
             now,
@@ -112,12 +114,18 @@ async fn a_new_channel_gets_its_messages_only(db: &TestDb) {
     assert_eq!(got[0].0, "+393471234567");
     assert!(got[0].1.contains("2026/000123"), "{}", got[0].1);
     assert!(!got[0].2, "a first attempt is not in doubt");
-    let state = store.delivery_state(sms).await.expect("read").expect("row");
+    let state = store
+        .outbox()
+        .delivery_state(sms)
+        .await
+        .expect("read")
+        .expect("row");
     assert_eq!(state.state, "delivered");
     assert_eq!(state.provider.as_deref(), Some("recorder"));
     assert_eq!(state.provider_id.as_deref(), Some(&*format!("rec-{sms}")));
     // The e-mail went through the file channel as before.
     let state = store
+        .outbox()
         .delivery_state(email)
         .await
         .expect("read")
@@ -150,6 +158,7 @@ async fn a_row_this_version_cannot_read_ends_dead_and_the_rest_go_out(db: &TestD
     }))
     .expect("ticket");
     let ticket_id = store
+        .tickets()
         .create_ticket(&t, Source::Api, now)
         .await
         .expect("create")
@@ -174,6 +183,7 @@ async fn a_row_this_version_cannot_read_ends_dead_and_the_rest_go_out(db: &TestD
     ] {
         ids.push(
             store
+                .outbox()
                 .insert_message(&step(key, channel, address), now)
                 .await
                 .expect("insert")
@@ -222,7 +232,14 @@ async fn a_row_this_version_cannot_read_ends_dead_and_the_rest_go_out(db: &TestD
         recorder.got.lock().expect("lock").is_empty(),
         "nothing went by SMS"
     );
-    let state = |id| async move { store.delivery_state(id).await.expect("read").expect("row") };
+    let state = |id| async move {
+        store
+            .outbox()
+            .delivery_state(id)
+            .await
+            .expect("read")
+            .expect("row")
+    };
     assert_eq!(state(fine).await.state, "delivered");
     let s = state(bad_number).await;
     let error = s.last_error.unwrap_or_default();
@@ -235,7 +252,11 @@ async fn a_row_this_version_cannot_read_ends_dead_and_the_rest_go_out(db: &TestD
         !error.contains("mario.rossi"),
         "the address is masked: {error}"
     );
-    let a = store.attempts_of(bad_number).await.expect("attempts");
+    let a = store
+        .outbox()
+        .attempts_of(bad_number)
+        .await
+        .expect("attempts");
     assert_eq!(
         a.iter()
             .map(|a| (a.provider.as_str(), a.outcome.as_str(), a.channel.as_str()))
@@ -248,7 +269,7 @@ async fn a_row_this_version_cannot_read_ends_dead_and_the_rest_go_out(db: &TestD
         s.last_error.as_deref(),
         Some("outbox: unknown kind \"vecchio_avviso\"")
     );
-    let owed = store.outbox_of(ticket_id).await.expect("outbox");
+    let owed = store.outbox().outbox_of(ticket_id).await.expect("outbox");
     assert!(
         owed.iter()
             .any(|(kind, key, rcp, channel, state)| kind == "avanzamento"

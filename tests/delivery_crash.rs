@@ -45,7 +45,7 @@ fn kill_9_while_sending_loses_nothing_and_counts_every_duplicate() {
 
     let second = spawn(&mut run_in(&dir), &dir);
     eventually(Duration::from_secs(180), || {
-        let depth = rt.block_on(store.outbox_depth()).expect("depth");
+        let depth = rt.block_on(store.monitor().outbox_depth()).expect("depth");
         if depth == vec![("delivered".to_owned(), MESSAGES as i64)] {
             Ok(())
         } else {

@@ -97,6 +97,7 @@ fn kill_9_while_sending_sms_loses_nothing_and_sends_nothing_twice() {
         }))
         .expect("ticket");
         let id = store
+            .tickets()
             .create_ticket(&ticket, messo::ticket::Source::Api, now)
             .await
             .expect("ticket")
@@ -104,6 +105,7 @@ fn kill_9_while_sending_sms_loses_nothing_and_sends_nothing_twice() {
             .id;
         for i in 0..MESSAGES {
             store
+                .outbox()
                 .insert_message(
                     &NewOutbox {
                         ticket_id: id,
@@ -145,7 +147,7 @@ fn kill_9_while_sending_sms_loses_nothing_and_sends_nothing_twice() {
         if delivered == MESSAGES as i64 {
             return Ok(());
         }
-        let depth = rt.block_on(store.outbox_depth()).expect("depth");
+        let depth = rt.block_on(store.monitor().outbox_depth()).expect("depth");
         Err(format!("not all delivered: {depth:?}"))
     });
     let (clean, log) = stop(second);

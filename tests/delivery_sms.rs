@@ -86,6 +86,7 @@ async fn owe_sms(w: &World, number: &str, mobile: &str) -> i64 {
     .expect("ticket");
     let id = w
         .store
+        .tickets()
         .create_ticket(&t, Source::Api, at(RECEIVED))
         .await
         .expect("create")
@@ -151,6 +152,7 @@ async fn rest_it_gets_the_documented_request_and_its_answer_is_recorded() {
     assert_eq!(r.delivered, 1, "{r:?}");
     let s = w
         .store
+        .outbox()
         .delivery_state(id)
         .await
         .expect("state")
@@ -196,6 +198,7 @@ async fn refusals_fall_back_to_email_and_rate_limits_wait_as_asked() {
 
     let s = w
         .store
+        .outbox()
         .delivery_state(blacklisted)
         .await
         .expect("state")
@@ -209,6 +212,7 @@ async fn refusals_fall_back_to_email_and_rate_limits_wait_as_asked() {
     );
     let s = w
         .store
+        .outbox()
         .delivery_state(landline)
         .await
         .expect("state")
@@ -229,6 +233,7 @@ async fn refusals_fall_back_to_email_and_rate_limits_wait_as_asked() {
     // 429: retried exactly when the provider asked, not before.
     let s = w
         .store
+        .outbox()
         .delivery_state(limited)
         .await
         .expect("state")
@@ -289,6 +294,7 @@ async fn a_failing_primary_fails_over_to_twilio_and_twilio_refusals_are_final() 
     assert_eq!((r.delivered - r.fallbacks, r.dead), (1, 1), "{r:?}");
     let s = w
         .store
+        .outbox()
         .delivery_state(ok)
         .await
         .expect("state")
@@ -301,7 +307,7 @@ async fn a_failing_primary_fails_over_to_twilio_and_twilio_refusals_are_final() 
         ),
         ("delivered", Some("backup"), Some("SM42"))
     );
-    let a = w.store.attempts_of(ok).await.expect("attempts");
+    let a = w.store.outbox().attempts_of(ok).await.expect("attempts");
     let seen: Vec<(&str, &str, Option<&str>)> = a
         .iter()
         .map(|a| (a.provider.as_str(), a.outcome.as_str(), a.code.as_deref()))
@@ -315,6 +321,7 @@ async fn a_failing_primary_fails_over_to_twilio_and_twilio_refusals_are_final() 
     );
     let s = w
         .store
+        .outbox()
         .delivery_state(bad)
         .await
         .expect("state")
@@ -351,7 +358,7 @@ async fn a_hang_past_the_timeout_is_settled_by_asking_the_provider_not_by_resend
         .await;
     let r = drain(&w, at(RECEIVED)).await;
     assert_eq!((r.delivered, r.failed, r.uncertain), (0, 2, 0), "{r:?}");
-    let a = w.store.attempts_of(id).await.expect("attempts");
+    let a = w.store.outbox().attempts_of(id).await.expect("attempts");
     assert_eq!(a[0].outcome, "uncertain", "{a:?}");
 
     // Asked later: the provider has the first (delivered), never saw the second (404).
@@ -397,6 +404,7 @@ async fn a_hang_past_the_timeout_is_settled_by_asking_the_provider_not_by_resend
     );
     let s = w
         .store
+        .outbox()
         .delivery_state(id)
         .await
         .expect("state")
@@ -445,6 +453,7 @@ async fn login_sessions_and_the_generic_json_provider() {
     assert_eq!((r.delivered, r.dead, r.failed), (0, 0, 1), "{r:?}");
     let s = w
         .store
+        .outbox()
         .delivery_state(id)
         .await
         .expect("state")
@@ -485,6 +494,7 @@ async fn login_sessions_and_the_generic_json_provider() {
     assert_eq!(drain(&w, at(RECEIVED)).await.delivered, 1);
     let s = w
         .store
+        .outbox()
         .delivery_state(id)
         .await
         .expect("state")

@@ -79,6 +79,7 @@ async fn owe_receipt(w: &World, number: &str, email: &str) -> i64 {
     .expect("ticket");
     let id = w
         .store
+        .tickets()
         .create_ticket(&t, Source::Api, at(RECEIVED))
         .await
         .expect("create")
@@ -161,6 +162,7 @@ async fn a_receipt_reaches_a_real_smtp_server_with_both_parts_and_stable_headers
     // The attempt is recorded with the server's answer; nothing is sent twice.
     let state = w
         .store
+        .outbox()
         .delivery_state(id)
         .await
         .expect("state")
@@ -170,7 +172,7 @@ async fn a_receipt_reaches_a_real_smtp_server_with_both_parts_and_stable_headers
         ("delivered", 1, 0)
     );
     assert_eq!(state.provider.as_deref(), Some("smtp"));
-    let attempts = w.store.attempts_of(id).await.expect("attempts");
+    let attempts = w.store.outbox().attempts_of(id).await.expect("attempts");
     assert_eq!(attempts.len(), 1);
     assert_eq!(
         (attempts[0].outcome.as_str(), attempts[0].code.as_deref()),
@@ -275,6 +277,7 @@ async fn starttls_with_auth_and_implicit_tls_are_verified_against_our_ca() {
     let id = outbox_id(&w, t, "ricevuta", "email").await;
     let s = w
         .store
+        .outbox()
         .delivery_state(id)
         .await
         .expect("state")
@@ -315,6 +318,7 @@ async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with
     let id = outbox_id(&w, busy, "ricevuta", "email").await;
     let s = w
         .store
+        .outbox()
         .delivery_state(id)
         .await
         .expect("state")
@@ -326,7 +330,7 @@ async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with
             .is_some_and(|e| e.contains("RCPT TO")),
         "{s:?}"
     );
-    let a = w.store.attempts_of(id).await.expect("attempts");
+    let a = w.store.outbox().attempts_of(id).await.expect("attempts");
     assert_eq!(
         (a[0].outcome.as_str(), a[0].code.as_deref()),
         ("transient", Some("450"))
@@ -336,6 +340,7 @@ async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with
     let id = outbox_id(&w, nobody, "ricevuta", "email").await;
     let s = w
         .store
+        .outbox()
         .delivery_state(id)
         .await
         .expect("state")
@@ -348,6 +353,7 @@ async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with
     let alert = outbox_id(&w, nobody, "cittadino_irraggiungibile", "email").await;
     let s = w
         .store
+        .outbox()
         .delivery_state(alert)
         .await
         .expect("state")
@@ -381,10 +387,11 @@ async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with
         .expect("drain");
     assert_eq!((r.delivered, r.failed), (0, 1), "{r:?}");
     let id = outbox_id(&w, t, "ricevuta", "email").await;
-    let a = w.store.attempts_of(id).await.expect("attempts");
+    let a = w.store.outbox().attempts_of(id).await.expect("attempts");
     assert_eq!(a[0].outcome, "uncertain", "{a:?}");
     let s = w
         .store
+        .outbox()
         .delivery_state(id)
         .await
         .expect("state")
@@ -402,6 +409,7 @@ async fn smtp_4xx_retries_5xx_falls_back_to_sms_and_a_late_answer_is_resent_with
     assert_eq!((r.delivered, r.resent), (1, 1), "{r:?}");
     let s = w
         .store
+        .outbox()
         .delivery_state(id)
         .await
         .expect("state")
@@ -474,7 +482,15 @@ async fn a_server_that_is_down_opens_the_breaker_and_a_stale_pooled_connection_i
         .expect("drain");
     assert_eq!((r.delivered, r.failed), (1, 0), "{r:?}");
     let id = outbox_id(&w, t, "ricevuta", "email").await;
-    assert_eq!(w.store.attempts_of(id).await.expect("attempts").len(), 1);
+    assert_eq!(
+        w.store
+            .outbox()
+            .attempts_of(id)
+            .await
+            .expect("attempts")
+            .len(),
+        1
+    );
     // Both messages are in the folder the two server runs shared.
     assert_eq!(peer.envelopes().len(), 2);
 }
@@ -502,6 +518,7 @@ async fn two_dispatchers_on_postgresql_send_each_message_once() {
         })
         .collect();
     store
+        .tickets()
         .create_many(&tickets, Source::Crm, at(RECEIVED))
         .await
         .expect("seed");
@@ -585,7 +602,7 @@ async fn dropped_connections_are_told_apart_by_stage() {
         .expect("drain");
     assert_eq!((r.delivered, r.failed), (0, 1), "{r:?}");
     let id = outbox_id(&w, t, "ricevuta", "email").await;
-    let a = w.store.attempts_of(id).await.expect("attempts");
+    let a = w.store.outbox().attempts_of(id).await.expect("attempts");
     assert_eq!(a[0].outcome, "uncertain", "{a:?}");
     drop(after_data);
 
@@ -599,7 +616,7 @@ async fn dropped_connections_are_told_apart_by_stage() {
         .expect("drain");
     assert_eq!((r.delivered, r.failed), (0, 1), "{r:?}");
     let id = outbox_id(&w, t, "ricevuta", "email").await;
-    let a = w.store.attempts_of(id).await.expect("attempts");
+    let a = w.store.outbox().attempts_of(id).await.expect("attempts");
     assert_eq!(
         (a[0].outcome.as_str(), a[0].code.as_deref()),
         ("transient", Some("421")),
@@ -607,6 +624,7 @@ async fn dropped_connections_are_told_apart_by_stage() {
     );
     let s = w
         .store
+        .outbox()
         .delivery_state(id)
         .await
         .expect("state")
@@ -656,6 +674,7 @@ async fn pec_goes_through_its_account_and_its_receipts_are_recorded() {
         .expect("ticket");
         let id = w
             .store
+            .tickets()
             .create_ticket(&t, Source::Api, at(RECEIVED))
             .await
             .expect("create")
@@ -710,7 +729,7 @@ async fn pec_goes_through_its_account_and_its_receipts_are_recorded() {
     let (code, out) = pipe(receipt("avvenuta-consegna", o1, t1));
     assert_eq!(code, Some(0));
     assert!(out.contains("already recorded"), "{out}");
-    let receipts = w.store.receipts_of(o1).await.expect("receipts");
+    let receipts = w.store.outbox().receipts_of(o1).await.expect("receipts");
     assert_eq!(
         receipts
             .iter()
@@ -723,6 +742,7 @@ async fn pec_goes_through_its_account_and_its_receipts_are_recorded() {
     );
     assert_eq!(
         w.store
+            .outbox()
             .delivery_state(o1)
             .await
             .expect("s")
@@ -735,11 +755,18 @@ async fn pec_goes_through_its_account_and_its_receipts_are_recorded() {
     let (t2, o2) = ids[1];
     let (_, out) = pipe(receipt("errore-consegna", o2, t2));
     assert!(out.contains("not delivered, email owed instead"), "{out}");
-    let s = w.store.delivery_state(o2).await.expect("s").expect("row");
+    let s = w
+        .store
+        .outbox()
+        .delivery_state(o2)
+        .await
+        .expect("s")
+        .expect("row");
     assert_eq!(s.state, "dead");
     let email = outbox_id(&w, t2, "ricevuta", "email").await;
     let e = w
         .store
+        .outbox()
         .delivery_state(email)
         .await
         .expect("s")

@@ -194,6 +194,7 @@ async fn direct_writes_with_such_addresses_are_refused_with_a_reason(api: &Api) 
             .expect("insert");
     }
     let report = store
+        .tickets()
         .process_inbox(ts("2026-03-02T10:16:00+01:00"), 1000)
         .await
         .expect("process");
@@ -221,9 +222,16 @@ async fn direct_writes_with_such_addresses_are_refused_with_a_reason(api: &Api) 
             reason.contains("citizen.email: is not an e-mail address we can send to"),
             "{number}: {reason}"
         );
-        assert!(store.ticket(number).await.expect("get").is_none());
+        assert!(store.tickets().ticket(number).await.expect("get").is_none());
     }
-    assert!(store.ticket("2026/600000").await.expect("get").is_some());
+    assert!(
+        store
+            .tickets()
+            .ticket("2026/600000")
+            .await
+            .expect("get")
+            .is_some()
+    );
 }
 
 on_both!(start;

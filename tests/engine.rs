@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use common::{Backend, TestDb, fresh_dir, mail, on_both, ts};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::daemon::Engine;
-use messo::store::{Store, StoreError};
+use messo::store::{OutboxError, Store};
 use messo::ticket::{NewEvent, NewTicket, Source};
 use messo::time::Timestamp;
 use serde_json::json;
@@ -47,6 +47,7 @@ async fn event(store: &Store, number: &str, v: serde_json::Value) {
     let e = NewEvent::from_json(&v).expect("event");
     let at = e.at;
     store
+        .tickets()
         .append_event(number, &e, None, Source::Api, at)
         .await
         .expect("append");
@@ -55,7 +56,7 @@ async fn event(store: &Store, number: &str, v: serde_json::Value) {
 /// Runs the engine at every instant the store asks for, up to `until` (what the daemon's exact
 /// timer does), plus an extra pass at each instant.
 async fn drive(store: &Store, engine: &Engine, until: Timestamp) {
-    while let Some(t) = store.earliest_check().await.expect("earliest") {
+    while let Some(t) = store.outbox().earliest_check().await.expect("earliest") {
         if t > until {
             break;
         }
@@ -68,6 +69,7 @@ async fn a_tickets_life_owes_exactly_these_notices(store: &Store) {
     let engine = Engine::new(store.clone(), config().notify);
     let n = "E2E-1";
     let rec = store
+        .tickets()
         .create_ticket(&ticket(n), Source::Api, ts("2026-03-02T10:15:00+01:00"))
         .await
         .expect("create");
@@ -78,7 +80,12 @@ async fn a_tickets_life_owes_exactly_these_notices(store: &Store) {
     drive(store, &engine, ts("2026-03-02T10:30:00+01:00")).await;
     event(store, n, json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "la copia del documento d'identità"})).await;
     drive(store, &engine, ts("2026-03-04T09:29:59+01:00")).await;
-    let t = store.ticket(n).await.expect("get").expect("exists");
+    let t = store
+        .tickets()
+        .ticket(n)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(t.sla.state, "paused");
 
     event(store, n, json!({"kind": "integration_received", "at": "2026-03-04T09:30:00+01:00", "channel": "email"})).await;
@@ -87,7 +94,7 @@ async fn a_tickets_life_owes_exactly_these_notices(store: &Store) {
     event(store, n, json!({"kind": "closed", "at": "2026-03-05T10:00:00+01:00", "text": "Il cambio di residenza è registrato."})).await;
     drive(store, &engine, ts("2026-03-31T00:00:00+02:00")).await;
 
-    let rows = store.outbox_of(id).await.expect("outbox");
+    let rows = store.outbox().outbox_of(id).await.expect("outbox");
     let got: Vec<(String, String, String)> = rows
         .iter()
         .map(|(kind, _key, recipient, channel, _)| {
@@ -186,11 +193,12 @@ async fn a_tickets_life_owes_exactly_these_notices(store: &Store) {
     // keys are what stop a message from being owed twice).
     let later = ts("2027-04-01T00:00:00+02:00");
     let (redacted, _, _) = store
+        .outbox()
         .housekeeping(later.plus(-365 * 86_400 + 86_400), later)
         .await
         .expect("housekeeping");
     assert_eq!(redacted, 9);
-    assert_eq!(store.outbox_of(id).await.expect("outbox").len(), 9);
+    assert_eq!(store.outbox().outbox_of(id).await.expect("outbox").len(), 9);
 }
 
 async fn a_pass_that_dies_before_commit_owes_nothing_twice(store: &Store) {
@@ -198,6 +206,7 @@ async fn a_pass_that_dies_before_commit_owes_nothing_twice(store: &Store) {
     let now = ts("2026-03-02T10:15:00+01:00");
     for n in ["K-1", "K-2", "K-3"] {
         store
+            .tickets()
             .create_ticket(&ticket(n), Source::Api, now)
             .await
             .expect("create");
@@ -206,9 +215,10 @@ async fn a_pass_that_dies_before_commit_owes_nothing_twice(store: &Store) {
     // transaction) and then dies before its commit.
     let calls = std::sync::atomic::AtomicU32::new(0);
     let died = store
+        .outbox()
         .engine_cycle(now, 100, |input| {
             if calls.fetch_add(1, Ordering::SeqCst) == 2 {
-                return Err(StoreError::Corrupt("simulated crash before commit".into()));
+                return Err(OutboxError::Corrupt("simulated crash before commit".into()));
             }
             engine.decide(input, now)
         })
@@ -218,8 +228,13 @@ async fn a_pass_that_dies_before_commit_owes_nothing_twice(store: &Store) {
     let owed: usize = {
         let mut total = 0;
         for n in ["K-1", "K-2", "K-3"] {
-            let t = store.ticket(n).await.expect("get").expect("exists");
-            total += store.outbox_of(t.id).await.expect("outbox").len();
+            let t = store
+                .tickets()
+                .ticket(n)
+                .await
+                .expect("get")
+                .expect("exists");
+            total += store.outbox().outbox_of(t.id).await.expect("outbox").len();
         }
         total
     };
@@ -230,8 +245,13 @@ async fn a_pass_that_dies_before_commit_owes_nothing_twice(store: &Store) {
     let r = engine.cycle(now).await.expect("cycle");
     assert_eq!(r.owed, 0);
     for n in ["K-1", "K-2", "K-3"] {
-        let t = store.ticket(n).await.expect("get").expect("exists");
-        let rows = store.outbox_of(t.id).await.expect("outbox");
+        let t = store
+            .tickets()
+            .ticket(n)
+            .await
+            .expect("get")
+            .expect("exists");
+        let rows = store.outbox().outbox_of(t.id).await.expect("outbox");
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].0, "ricevuta");
     }
@@ -249,6 +269,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
     }))
     .expect("ticket");
     let rec = store
+        .tickets()
         .create_ticket(&sms_only, Source::Api, ts("2026-03-26T19:30:00+01:00"))
         .await
         .expect("create");
@@ -263,7 +284,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
         .cycle(ts("2026-03-27T10:00:00+01:00"))
         .await
         .expect("cycle");
-    let next = store.earliest_check().await.expect("earliest");
+    let next = store.outbox().earliest_check().await.expect("earliest");
     assert_eq!(next, Some(ts("2026-04-03T10:00:00+02:00")));
     engine
         .cycle(ts("2026-04-03T10:00:00+02:00"))
@@ -273,7 +294,11 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
     let dir = fresh_dir("sms");
     // The receipt was decided at 19:30, inside the 08:00-20:00 SMS window: it may go at once.
     // Everything owed is an SMS; nothing may go out on the Sunday.
-    let rows = store.outbox_of(rec.ticket().id).await.expect("outbox");
+    let rows = store
+        .outbox()
+        .outbox_of(rec.ticket().id)
+        .await
+        .expect("outbox");
     let kinds: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(
         kinds,
@@ -307,6 +332,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
     }))
     .expect("ticket");
     let rec = store
+        .tickets()
         .create_ticket(&unreachable, Source::Api, ts("2026-04-07T10:00:00+02:00"))
         .await
         .expect("create");
@@ -314,7 +340,11 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
         .cycle(ts("2026-04-07T10:00:00+02:00"))
         .await
         .expect("cycle");
-    let rows = store.outbox_of(rec.ticket().id).await.expect("outbox");
+    let rows = store
+        .outbox()
+        .outbox_of(rec.ticket().id)
+        .await
+        .expect("outbox");
     assert_eq!(rows.len(), 1);
     assert_eq!(
         (rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2.as_str()),
@@ -342,6 +372,7 @@ async fn reminders_keep_local_time_across_dst_and_sms_waits_for_its_window(store
     }))
     .expect("ticket");
     store
+        .tickets()
         .create_ticket(&late, Source::Api, ts("2026-04-07T21:00:00+02:00"))
         .await
         .expect("create");
@@ -384,7 +415,8 @@ async fn two_daemons_on_postgres_never_double_a_message() {
         .expect("register");
     let now = ts("2026-03-02T10:15:00+01:00");
     for i in 0..60 {
-        a.create_ticket(&ticket(&format!("T2-{i}")), Source::Api, now)
+        a.tickets()
+            .create_ticket(&ticket(&format!("T2-{i}")), Source::Api, now)
             .await
             .expect("create");
     }
@@ -419,7 +451,7 @@ async fn two_daemons_on_postgres_never_double_a_message() {
         delivered, 60,
         "each receipt delivered exactly once between the two"
     );
-    let depth = a.outbox_depth().await.expect("depth");
+    let depth = a.monitor().outbox_depth().await.expect("depth");
     assert_eq!(depth, vec![("delivered".to_owned(), 60)]);
     let files = std::fs::read_dir(&dir).expect("dir").count();
     assert_eq!(files, 60);
@@ -443,6 +475,7 @@ async fn an_expired_suspension_is_reported_or_closes_the_ticket(store: &Store) {
     ] {
         let engine = Engine::new(store.clone(), notify);
         store
+            .tickets()
             .create_ticket(
                 &ticket(number),
                 Source::Api,
@@ -452,8 +485,14 @@ async fn an_expired_suspension_is_reported_or_closes_the_ticket(store: &Store) {
             .expect("create");
         event(store, number, json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "la delega firmata"})).await;
         drive(store, &engine, ts("2026-04-30T00:00:00+02:00")).await;
-        let t = store.ticket(number).await.expect("get").expect("exists");
+        let t = store
+            .tickets()
+            .ticket(number)
+            .await
+            .expect("get")
+            .expect("exists");
         let kinds: Vec<String> = store
+            .outbox()
             .outbox_of(t.id)
             .await
             .expect("outbox")
@@ -472,7 +511,7 @@ async fn an_expired_suspension_is_reported_or_closes_the_ticket(store: &Store) {
             expected.push("chiusura");
             assert_eq!(t.sla.state, "closed");
             assert_eq!(t.closed_at, Some(ts("2026-04-01T12:00:00+02:00")));
-            let events = store.events(t.id).await.expect("events");
+            let events = store.tickets().events(t.id).await.expect("events");
             let last = events.last().expect("closed");
             assert_eq!(
                 (last.kind.as_str(), last.source.as_str()),

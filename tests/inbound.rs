@@ -140,6 +140,7 @@ impl Hook {
         .expect("ticket");
         let at = ts("2026-03-02T10:15:00+01:00");
         self.store
+            .tickets()
             .create_ticket(&t, Source::Api, at)
             .await
             .expect("create");
@@ -151,6 +152,7 @@ impl Hook {
             }))
             .expect("event");
             self.store
+                .tickets()
                 .append_event(
                     number,
                     &e,
@@ -163,6 +165,7 @@ impl Hook {
         }
         let rec = self
             .store
+            .tickets()
             .ticket(number)
             .await
             .expect("get")
@@ -178,6 +181,7 @@ impl Hook {
     async fn waiting(&self, number: &str) -> bool {
         let t = self
             .store
+            .tickets()
             .ticket(number)
             .await
             .expect("get")
@@ -188,11 +192,13 @@ impl Hook {
     async fn kinds(&self, ticket_number: &str) -> Vec<String> {
         let t = self
             .store
+            .tickets()
             .ticket(ticket_number)
             .await
             .expect("get")
             .expect("ticket");
         self.store
+            .tickets()
             .events(t.id)
             .await
             .expect("events")
@@ -214,6 +220,7 @@ impl Hook {
 
     async fn process(&self) -> messo::store::InboundReport {
         self.store
+            .inbound()
             .process_inbound(&self.policy, self.now(), 100)
             .await
             .expect("process")
@@ -379,7 +386,7 @@ async fn a_forged_email_reply_is_a_note_and_an_authenticated_one_resumes_the_clo
         .filter(|(k, rcp, ..)| k == "risposta_non_autenticata" && rcp == "office")
         .count();
     assert_eq!(alerts, forgeries.len(), "the office is told of each");
-    let rows = h.store.inbound_rows().await.expect("rows");
+    let rows = h.store.inbound().inbound_rows().await.expect("rows");
     let notes: Vec<_> = rows
         .iter()
         .filter(|r| r.outcome.as_deref() == Some("note"))
@@ -391,12 +398,14 @@ async fn a_forged_email_reply_is_a_note_and_an_authenticated_one_resumes_the_clo
     }
     let t = h
         .store
+        .tickets()
         .ticket("2026/000960")
         .await
         .expect("get")
         .expect("ticket");
     let last = h
         .store
+        .tickets()
         .events(t.id)
         .await
         .expect("events")
@@ -452,6 +461,7 @@ async fn a_senders_messages_are_acted_on_in_their_order(h: &Hook) {
     }
     let r = h
         .store
+        .inbound()
         .process_inbound(&h.policy, h.now(), 500)
         .await
         .expect("process");
@@ -459,7 +469,12 @@ async fn a_senders_messages_are_acted_on_in_their_order(h: &Hook) {
     let numbers: Vec<String> = (0..60).map(|i| format!("+39347000{i:04}")).collect();
     let refs: Vec<&str> = numbers.iter().map(String::as_str).collect();
     assert!(
-        h.store.opted_out(&refs).await.expect("opt").is_empty(),
+        h.store
+            .inbound()
+            .opted_out(&refs)
+            .await
+            .expect("opt")
+            .is_empty(),
         "every START came after its STOP"
     );
     let owed = h.outbox().await;
@@ -515,7 +530,7 @@ async fn an_sms_reply_resumes_the_clock_and_ripresa_is_owed(h: &Hook) {
             .any(|(k, rcp, _, _)| k == "ripresa" && rcp == "citizen"),
         "ripresa owed: {owed:?}"
     );
-    let rows = h.store.inbound_rows().await.expect("rows");
+    let rows = h.store.inbound().inbound_rows().await.expect("rows");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].outcome.as_deref(), Some("integration"));
     assert!(rows[0].has_raw, "the raw payload is kept for audit");
@@ -554,7 +569,10 @@ async fn a_hundred_copies_at_once_are_one_reply(h: &Hook) {
         accepted += usize::from(what == "accepted");
     }
     assert_eq!(accepted, 1, "exactly one copy is new; 99 are duplicates");
-    assert_eq!(h.store.inbound_rows().await.expect("rows").len(), 1);
+    assert_eq!(
+        h.store.inbound().inbound_rows().await.expect("rows").len(),
+        1
+    );
     let r = h.process().await;
     assert_eq!(r.integrations, 1);
     // A provider's retry a day later: still a duplicate, no second event.
@@ -688,7 +706,14 @@ async fn forged_and_replayed_requests_leave_no_trace(h: &Hook) {
         "{v}"
     );
     // Nothing was stored and the ticket did not move.
-    assert!(h.store.inbound_rows().await.expect("rows").is_empty());
+    assert!(
+        h.store
+            .inbound()
+            .inbound_rows()
+            .await
+            .expect("rows")
+            .is_empty()
+    );
     assert!(h.waiting("2026/000300").await);
     assert_eq!(
         h.kinds("2026/000300").await,
@@ -705,6 +730,7 @@ async fn sent_sms(
     provider_id: Option<&str>,
 ) -> i64 {
     h.store
+        .outbox()
         .insert_message(
             &NewOutbox {
                 ticket_id,
@@ -764,7 +790,13 @@ async fn receipts_move_forward_only_and_a_failure_starts_the_fallback(h: &Hook) 
     }
     h.process().await;
     assert_eq!(
-        h.store.dlr_state(a).await.expect("dlr").0.as_deref(),
+        h.store
+            .inbound()
+            .dlr_state(a)
+            .await
+            .expect("dlr")
+            .0
+            .as_deref(),
         Some("delivered")
     );
 
@@ -785,7 +817,13 @@ async fn receipts_move_forward_only_and_a_failure_starts_the_fallback(h: &Hook) 
     let r = h.process().await;
     assert_eq!(r.receipts, 1);
     assert_eq!(
-        h.store.dlr_state(b).await.expect("dlr").0.as_deref(),
+        h.store
+            .inbound()
+            .dlr_state(b)
+            .await
+            .expect("dlr")
+            .0
+            .as_deref(),
         Some("delivered")
     );
 
@@ -803,7 +841,7 @@ async fn receipts_move_forward_only_and_a_failure_starts_the_fallback(h: &Hook) 
         .await;
     assert_eq!(s, 200, "{v}");
     h.process().await;
-    let (state, _) = h.store.dlr_state(c).await.expect("dlr");
+    let (state, _) = h.store.inbound().dlr_state(c).await.expect("dlr");
     assert_eq!(
         state.as_deref(),
         Some("sent"),
@@ -813,7 +851,7 @@ async fn receipts_move_forward_only_and_a_failure_starts_the_fallback(h: &Hook) 
     assert_eq!(s, 200);
     let r = h.process().await;
     assert_eq!(r.fallbacks, 1);
-    let (state, parts) = h.store.dlr_state(c).await.expect("dlr");
+    let (state, parts) = h.store.inbound().dlr_state(c).await.expect("dlr");
     assert_eq!(state.as_deref(), Some("undelivered"));
     assert_eq!(
         parts,
@@ -833,6 +871,7 @@ async fn receipts_move_forward_only_and_a_failure_starts_the_fallback(h: &Hook) 
     // Every raw receipt is kept.
     let n = h
         .store
+        .inbound()
         .inbound_rows()
         .await
         .expect("rows")
@@ -852,7 +891,13 @@ async fn receipts_move_forward_only_and_a_failure_starts_the_fallback(h: &Hook) 
     assert_eq!(s, 200);
     h.process().await;
     assert_eq!(
-        h.store.dlr_state(a).await.expect("dlr").0.as_deref(),
+        h.store
+            .inbound()
+            .dlr_state(a)
+            .await
+            .expect("dlr")
+            .0
+            .as_deref(),
         Some("delivered")
     );
 }
@@ -896,7 +941,11 @@ async fn stop_turns_sms_off_once_and_the_ticket_goes_on_by_email() {
     assert_eq!(r.processed, 2, "the repeated posts were duplicates");
     assert_eq!(r.opt_outs, 2);
     assert_eq!(
-        h.store.opted_out(&[CITIZEN_MOBILE]).await.expect("opt"),
+        h.store
+            .inbound()
+            .opted_out(&[CITIZEN_MOBILE])
+            .await
+            .expect("opt"),
         vec![CITIZEN_MOBILE.to_owned()]
     );
     let confirmations: Vec<_> = h
@@ -962,6 +1011,7 @@ async fn stop_turns_sms_off_once_and_the_ticket_goes_on_by_email() {
     h.process().await;
     assert!(
         h.store
+            .inbound()
             .opted_out(&[CITIZEN_MOBILE])
             .await
             .expect("opt")
@@ -989,7 +1039,7 @@ async fn a_reply_naming_no_ticket_is_kept_the_office_told_and_the_citizen_answer
     }
     let r = h.process().await;
     assert_eq!(r.unmatched, 2);
-    let rows = h.store.inbound_rows().await.expect("rows");
+    let rows = h.store.inbound().inbound_rows().await.expect("rows");
     assert!(rows.iter().all(|r| r.status == "unmatched"));
     let owed = h.outbox().await;
     let hints: Vec<_> = owed
@@ -1155,12 +1205,14 @@ async fn an_email_reply_with_documents_resumes_the_clock_and_keeps_the_files() {
     assert!(!h.waiting("2026/000800").await);
     let t = h
         .store
+        .tickets()
         .ticket("2026/000800")
         .await
         .expect("get")
         .expect("ticket");
     let last = h
         .store
+        .tickets()
         .events(t.id)
         .await
         .expect("events")
@@ -1241,9 +1293,23 @@ async fn raw_payloads_are_erased_after_the_retention_period() {
     )
     .await;
     let later = h.now().plus(10 * 86_400);
-    assert_eq!(h.store.inbound_housekeeping(h.now()).await.expect("hk"), 0);
-    assert_eq!(h.store.inbound_housekeeping(later).await.expect("hk"), 1);
-    let rows = h.store.inbound_rows().await.expect("rows");
+    assert_eq!(
+        h.store
+            .inbound()
+            .inbound_housekeeping(h.now())
+            .await
+            .expect("hk"),
+        0
+    );
+    assert_eq!(
+        h.store
+            .inbound()
+            .inbound_housekeeping(later)
+            .await
+            .expect("hk"),
+        1
+    );
+    let rows = h.store.inbound().inbound_rows().await.expect("rows");
     assert!(!rows[0].has_raw);
 }
 
@@ -1323,7 +1389,7 @@ async fn a_record_that_cannot_be_acted_on_does_not_block_the_others() {
     assert_eq!(s, 200);
     let r = h.process().await;
     assert_eq!((r.processed, r.integrations), (2, 1));
-    let rows = h.store.inbound_rows().await.expect("rows");
+    let rows = h.store.inbound().inbound_rows().await.expect("rows");
     assert_eq!(rows[0].status, "failed");
     assert!(
         rows[0].detail.as_deref().unwrap_or("").contains("inbound"),

@@ -780,6 +780,7 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(db: &
     }))
     .expect("ticket");
     store
+        .tickets()
         .create_ticket(&t, Source::Api, at)
         .await
         .expect("create");
@@ -788,6 +789,7 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(db: &
     }))
     .expect("event");
     store
+        .tickets()
         .append_event("URP-2026-000123", &e, None, Source::Api, e.at)
         .await
         .expect("append");
@@ -798,6 +800,7 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(db: &
     let policy = messo::store::inbound_policy(&cfg);
     let waiting = || async {
         store
+            .tickets()
             .ticket("URP-2026-000123")
             .await
             .expect("get")
@@ -819,17 +822,20 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(db: &
         .expect("poll");
     assert_eq!((r.fetched, r.accepted), (1, 1));
     let report = store
+        .inbound()
         .process_inbound(&policy, now, 10)
         .await
         .expect("process");
     assert_eq!((report.integrations, report.notes), (0, 1));
     assert!(waiting().await, "a forged reply does not resume the clock");
     let ticket = store
+        .tickets()
         .ticket("URP-2026-000123")
         .await
         .expect("get")
         .expect("ticket");
     let note = store
+        .tickets()
         .events(ticket.id)
         .await
         .expect("events")
@@ -841,7 +847,7 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(db: &
         text.contains("mittente non verificato") && text.contains("dmarc=fail"),
         "{text}"
     );
-    let rows = store.inbound_rows().await.expect("rows");
+    let rows = store.inbound().inbound_rows().await.expect("rows");
     assert_eq!(rows[0].outcome.as_deref(), Some("note"));
     let alerts: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM outbox WHERE kind = 'risposta_non_autenticata' AND recipient = 'office'",
@@ -865,12 +871,14 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(db: &
         .expect("poll");
     assert_eq!((r.fetched, r.accepted), (1, 1));
     let report = store
+        .inbound()
         .process_inbound(&policy, now, 10)
         .await
         .expect("process");
     assert_eq!((report.integrations, report.notes), (1, 0));
     assert!(!waiting().await, "the clock resumed");
     let last = store
+        .tickets()
         .events(ticket.id)
         .await
         .expect("events")
@@ -896,7 +904,7 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(db: &
         .await
         .expect("poll");
     assert_eq!(again.fetched, 0);
-    assert_eq!(store.inbound_rows().await.expect("rows").len(), 2);
+    assert_eq!(store.inbound().inbound_rows().await.expect("rows").len(), 2);
 }
 
 /// `headers` (CRLF-ended lines) put on top of `message`, as a receiving relay adds them.

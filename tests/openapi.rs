@@ -192,6 +192,7 @@ secret = "generic-signing-secret-0123"
     );
     admin.reload().await.expect("reload");
     store
+        .admin()
         .upsert_admin_user(
             "anna",
             Role::Admin,
@@ -248,6 +249,7 @@ secret = "generic-signing-secret-0123"
     .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let id = store
+        .tickets()
         .ticket(NUMBER)
         .await
         .expect("read")

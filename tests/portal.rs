@@ -366,6 +366,7 @@ async fn forged_expired_and_revoked_links_show_nothing(p: &Portal) {
 
     // Revoked: links issued up to now stop; a link issued afterwards opens.
     p.store
+        .portal()
         .revoke_links("2026/000101", ts(NOW), "test", "inoltrato per errore")
         .await
         .expect("revoke")
@@ -381,7 +382,7 @@ async fn forged_expired_and_revoked_links_show_nothing(p: &Portal) {
     let (status, _, _) = p.open(&fresh).await;
     assert_eq!(status, 200, "a link issued after the revocation opens");
     // The revocation is in the audit log, with who and why.
-    let audit = p.store.audit_log(10).await.expect("audit");
+    let audit = p.store.admin().audit_log(10).await.expect("audit");
     assert!(
         audit
             .iter()

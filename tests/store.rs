@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use common::{Backend, TestDb, on_both, ts};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::domain::{Address, Channel, Kind, Lang, Recipient};
-use messo::store::{ListQuery, Outcome, Store, StoreError};
+use messo::store::{ListQuery, Outcome, Store, TicketError};
 use messo::ticket::{NewEvent, NewTicket, Source};
 use serde_json::{Value, json};
 
@@ -56,6 +56,7 @@ async fn creating_computes_the_deadline_and_is_idempotent(store: &Store) {
     let now = ts("2026-03-02T10:15:00+01:00");
     let t = new_ticket("2026/000001", "2026-03-02T10:15:00+01:00", "urgente");
     let created = store
+        .tickets()
         .create_ticket(&t, Source::Api, now)
         .await
         .expect("create");
@@ -70,6 +71,7 @@ async fn creating_computes_the_deadline_and_is_idempotent(store: &Store) {
     assert_eq!(rec.sla.next_check_at, Some(ts("2026-03-02T16:15:00+01:00")));
 
     let again = store
+        .tickets()
         .create_ticket(&t, Source::Api, now)
         .await
         .expect("again");
@@ -78,11 +80,15 @@ async fn creating_computes_the_deadline_and_is_idempotent(store: &Store) {
     let mut other = ticket_body("2026/000001", "2026-03-02T10:15:00+01:00", "urgente");
     other["subject"] = json!("Altro oggetto");
     let other = NewTicket::from_json(&other).expect("valid");
-    match store.create_ticket(&other, Source::Api, now).await {
-        Err(StoreError::Conflict(m)) => assert!(m.contains("subject"), "{m}"),
+    match store
+        .tickets()
+        .create_ticket(&other, Source::Api, now)
+        .await
+    {
+        Err(TicketError::Conflict(m)) => assert!(m.contains("subject"), "{m}"),
         r => panic!("expected a conflict, got {r:?}"),
     }
-    let events = store.events(rec.id).await.expect("events");
+    let events = store.tickets().events(rec.id).await.expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, "received");
 }
@@ -91,6 +97,7 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: &Store) {
     let n = "2026/000002";
     let t = new_ticket(n, "2026-03-02T10:15:00+01:00", "urgente");
     store
+        .tickets()
         .create_ticket(&t, Source::Api, ts("2026-03-02T10:15:00+01:00"))
         .await
         .expect("create");
@@ -103,6 +110,7 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: &Store) {
         json!({"kind": "integration_received", "at": "2026-03-02T10:20:00+01:00", "channel": "sms"}),
     );
     let r = store
+        .tickets()
         .append_event(
             n,
             &early,
@@ -111,12 +119,13 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: &Store) {
             ts("2026-03-02T10:30:00+01:00"),
         )
         .await;
-    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert!(matches!(r, Err(TicketError::Conflict(_))), "{r:?}");
 
     let request = event(
         json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "copia del documento d'identità"}),
     );
     let paused = store
+        .tickets()
         .append_event(
             n,
             &request,
@@ -131,6 +140,7 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: &Store) {
     assert_eq!(paused.ticket().sla.next_check_at, None);
     // The same event again is recorded once.
     let dup = store
+        .tickets()
         .append_event(
             n,
             &request,
@@ -143,6 +153,7 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: &Store) {
     assert!(matches!(dup, Outcome::Unchanged(_)));
 
     let resumed = store
+        .tickets()
         .append_event(
             n,
             &reply,
@@ -164,6 +175,7 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: &Store) {
     let note =
         event(json!({"kind": "note", "at": "2026-03-04T10:00:00+01:00", "text": "telefonata"}));
     let r = store
+        .tickets()
         .append_event(
             n,
             &note,
@@ -172,9 +184,10 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: &Store) {
             ts("2026-03-04T10:00:00+01:00"),
         )
         .await;
-    assert!(matches!(r, Err(StoreError::KeyReused(_))), "{r:?}");
+    assert!(matches!(r, Err(TicketError::KeyReused(_))), "{r:?}");
     // Unknown ticket, out-of-order event, future event.
     let r = store
+        .tickets()
         .append_event(
             "2026/999999",
             &note,
@@ -183,17 +196,19 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: &Store) {
             ts("2026-03-04T10:00:00+01:00"),
         )
         .await;
-    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    assert!(matches!(r, Err(TicketError::NotFound(_))), "{r:?}");
     let old = event(json!({"kind": "note", "at": "2026-03-03T10:00:00+01:00", "text": "x"}));
     let r = store
+        .tickets()
         .append_event(n, &old, None, Source::Api, ts("2026-03-04T10:00:00+01:00"))
         .await;
-    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    assert!(matches!(r, Err(TicketError::Invalid(_))), "{r:?}");
 
     let closed = event(
         json!({"kind": "closed", "at": "2026-03-05T12:00:00+01:00", "text": "certificato inviato"}),
     );
     let rec = store
+        .tickets()
         .append_event(
             n,
             &closed,
@@ -208,6 +223,7 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: &Store) {
     assert_eq!(rec.ticket().sla.next_check_at, None);
 
     let kinds: Vec<String> = store
+        .tickets()
         .events(rec.ticket().id)
         .await
         .expect("events")
@@ -228,6 +244,7 @@ async fn events_drive_the_clock_and_bad_ones_change_nothing(store: &Store) {
 async fn a_policy_edit_never_moves_a_promised_deadline(store: &Store) {
     let now = ts("2026-03-02T10:15:00+01:00");
     let before = store
+        .tickets()
         .create_ticket(
             &new_ticket("2026/000003", "2026-03-02T10:15:00+01:00", "urgente"),
             Source::Api,
@@ -251,6 +268,7 @@ async fn a_policy_edit_never_moves_a_promised_deadline(store: &Store) {
         json!({"kind": "note", "at": "2026-03-02T11:00:00+01:00", "text": "presa in carico"}),
     );
     let after = store
+        .tickets()
         .append_event(
             "2026/000003",
             &note,
@@ -265,6 +283,7 @@ async fn a_policy_edit_never_moves_a_promised_deadline(store: &Store) {
 
     // A new ticket opens under the new policy.
     let fresh = store
+        .tickets()
         .create_ticket(
             &new_ticket("2026/000004", "2026-03-02T10:15:00+01:00", "urgente"),
             Source::Api,
@@ -279,6 +298,7 @@ async fn a_policy_edit_never_moves_a_promised_deadline(store: &Store) {
 
     // Rebaselining moves the old one on purpose, and says so in its history.
     let moved = store
+        .tickets()
         .rebaseline(
             Some("2026/000003"),
             "delibera di giunta n. 12",
@@ -288,19 +308,21 @@ async fn a_policy_edit_never_moves_a_promised_deadline(store: &Store) {
         .expect("rebaseline");
     assert_eq!(moved, 1);
     let t = store
+        .tickets()
         .ticket("2026/000003")
         .await
         .expect("get")
         .expect("exists");
     assert_eq!(t.policy_version, new_policy);
     assert_eq!(t.sla.due_at, Some(ts("2026-03-04T10:15:00+01:00")));
-    let events = store.events(t.id).await.expect("events");
+    let events = store.tickets().events(t.id).await.expect("events");
     let last = events.last().expect("event");
     assert_eq!(last.kind, "rebaselined");
     assert_eq!(last.data["reason"], "delibera di giunta n. 12");
     // Nothing left to move.
     assert_eq!(
         store
+            .tickets()
             .rebaseline(None, "again", ts("2026-03-02T12:05:00+01:00"))
             .await
             .expect("rebaseline"),
@@ -355,13 +377,21 @@ async fn direct_writes_are_validated_and_never_loop(store: &Store) {
     insert_inbox(store, "bogus", "2026/000010", "{}", None).await;
 
     let now = ts("2026-03-02T11:01:00+01:00");
-    let report = store.process_inbox(now, 100).await.expect("process");
+    let report = store
+        .tickets()
+        .process_inbox(now, 100)
+        .await
+        .expect("process");
     assert_eq!(
         (report.accepted, report.unchanged, report.rejected),
         (2, 1, 4)
     );
     // A second pass finds nothing: rejected rows stay rejected with their reason.
-    let again = store.process_inbox(now, 100).await.expect("process");
+    let again = store
+        .tickets()
+        .process_inbox(now, 100)
+        .await
+        .expect("process");
     assert_eq!((again.accepted, again.unchanged, again.rejected), (0, 0, 0));
 
     let rows = sqlx::query_as::<_, (String, String, Option<String>)>(
@@ -387,13 +417,21 @@ async fn direct_writes_are_validated_and_never_loop(store: &Store) {
     assert!(reason(6).contains("unknown row kind"), "{}", reason(6));
 
     let t = store
+        .tickets()
         .ticket("2026/000010")
         .await
         .expect("get")
         .expect("exists");
     assert_eq!(t.sla.state, "paused");
-    assert!(store.ticket("2026/000011").await.expect("get").is_none());
-    let events = store.events(t.id).await.expect("events");
+    assert!(
+        store
+            .tickets()
+            .ticket("2026/000011")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let events = store.tickets().events(t.id).await.expect("events");
     assert_eq!(events.iter().filter(|e| e.source == "crm").count(), 2);
 }
 
@@ -404,11 +442,13 @@ async fn lists_filter_by_state_and_page(store: &Store) {
         let prio = if i % 2 == 0 { "urgente" } else { "bassa" };
         let t = new_ticket(&format!("L-{i}"), "2026-03-02T10:00:00+01:00", prio);
         store
+            .tickets()
             .create_ticket(&t, Source::Api, now)
             .await
             .expect("create");
     }
     let breached = store
+        .tickets()
         .list_tickets(&ListQuery {
             state: Some("breached".into()),
             limit: 2,
@@ -424,6 +464,7 @@ async fn lists_filter_by_state_and_page(store: &Store) {
         ["L-0", "L-2"]
     );
     let rest = store
+        .tickets()
         .list_tickets(&ListQuery {
             state: Some("breached".into()),
             after: breached.last().map(|t| t.id),
@@ -437,6 +478,7 @@ async fn lists_filter_by_state_and_page(store: &Store) {
         ["L-4"]
     );
     let other_office = store
+        .tickets()
         .list_tickets(&ListQuery {
             office: Some("tributi".into()),
             limit: 50,
@@ -451,6 +493,7 @@ async fn the_next_check_index_finds_what_came_due(store: &Store) {
     let created_at = ts("2026-03-02T10:00:00+01:00");
     let t = new_ticket("N-1", "2026-03-02T10:00:00+01:00", "urgente");
     let rec = store
+        .tickets()
         .create_ticket(&t, Source::Api, created_at)
         .await
         .expect("create");
@@ -458,33 +501,63 @@ async fn the_next_check_index_finds_what_came_due(store: &Store) {
     assert_eq!(warn, ts("2026-03-02T16:00:00+01:00"));
     // A write marks the ticket for a look at once; the look sets its real next instant.
     assert_eq!(
-        store.due_for_check(created_at, 10).await.expect("due"),
+        store
+            .tickets()
+            .due_for_check(created_at, 10)
+            .await
+            .expect("due"),
         vec![rec.ticket().id]
     );
-    assert_eq!(store.refresh_due(created_at, 10).await.expect("refresh"), 1);
+    assert_eq!(
+        store
+            .tickets()
+            .refresh_due(created_at, 10)
+            .await
+            .expect("refresh"),
+        1
+    );
     assert!(
         store
+            .tickets()
             .due_for_check(warn.plus(-1), 10)
             .await
             .expect("due")
             .is_empty()
     );
     assert_eq!(
-        store.due_for_check(warn, 10).await.expect("due"),
+        store.tickets().due_for_check(warn, 10).await.expect("due"),
         vec![rec.ticket().id]
     );
-    assert_eq!(store.refresh_due(warn, 10).await.expect("refresh"), 1);
-    let t = store.ticket("N-1").await.expect("get").expect("exists");
+    assert_eq!(
+        store
+            .tickets()
+            .refresh_due(warn, 10)
+            .await
+            .expect("refresh"),
+        1
+    );
+    let t = store
+        .tickets()
+        .ticket("N-1")
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(t.sla.state, "warning");
     assert_eq!(t.sla.next_check_at, Some(ts("2026-03-03T10:00:00+01:00")));
     assert_eq!(
         store
+            .tickets()
             .refresh_due(ts("2026-03-03T10:00:00+01:00"), 10)
             .await
             .expect("refresh"),
         1
     );
-    let t = store.ticket("N-1").await.expect("get").expect("exists");
+    let t = store
+        .tickets()
+        .ticket("N-1")
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(t.sla.state, "breached");
     assert_eq!(t.sla.next_check_at, None);
 }
@@ -528,7 +601,7 @@ async fn postgres_polling_misses_nothing_with_concurrent_writers() {
             let mut taken = 0u64;
             loop {
                 let finished = done.load(Ordering::SeqCst);
-                let r = store.process_inbox(now, 7).await.expect("poll");
+                let r = store.tickets().process_inbox(now, 7).await.expect("poll");
                 assert_eq!(r.rejected, 0);
                 assert_eq!(r.unchanged, 0, "a row was taken twice");
                 taken += r.accepted;
@@ -567,6 +640,7 @@ async fn postgres_polling_misses_nothing_with_concurrent_writers() {
 async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
     let t0 = ts("2026-03-02T10:15:00+01:00");
     let rec = store
+        .tickets()
         .create_ticket(
             &new_ticket("L-1", "2026-03-02T10:15:00+01:00", "normale"),
             Source::Api,
@@ -587,11 +661,13 @@ async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
         not_before: t0,
     };
     let row_id = store
+        .outbox()
         .insert_message(&owed, t0)
         .await
         .expect("insert")
         .expect("id");
     let first = store
+        .outbox()
         .lease_outbox(t0, 10, 60, Some(&[Channel::Email]))
         .await
         .expect("lease")
@@ -603,12 +679,14 @@ async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
     // Nothing more to lease while the lease holds; after it expires, the row comes back in doubt.
     assert!(
         store
+            .outbox()
             .lease_outbox(t0.plus(30), 10, 60, None)
             .await
             .expect("lease")
             .is_empty()
     );
     let second = store
+        .outbox()
         .lease_outbox(t0.plus(61), 10, 60, None)
         .await
         .expect("lease")
@@ -636,20 +714,24 @@ async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
         replacement: None,
     };
     store
+        .outbox()
         .finish(t0.plus(62), &[result(first[0].lease_token, "dead")])
         .await
         .expect("finish");
     let s = store
+        .outbox()
         .delivery_state(row_id)
         .await
         .expect("state")
         .expect("row");
     assert_eq!(s.state, "sending", "the stale result changed nothing");
     store
+        .outbox()
         .finish(t0.plus(63), &[result(second[0].lease_token, "delivered")])
         .await
         .expect("finish");
     let s = store
+        .outbox()
         .delivery_state(row_id)
         .await
         .expect("state")
@@ -667,6 +749,7 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
     const N: usize = 60;
     let t0 = ts("2026-03-02T10:15:00+01:00");
     let rec = store
+        .tickets()
         .create_ticket(
             &new_ticket("B-1", "2026-03-02T10:15:00+01:00", "normale"),
             Source::Api,
@@ -692,11 +775,13 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
     };
     for i in 0..N {
         store
+            .outbox()
             .insert_message(&owed(i, Channel::Email), t0)
             .await
             .expect("insert");
     }
     let rows = store
+        .outbox()
         .lease_outbox(t0, 100, 60, None)
         .await
         .expect("lease")
@@ -721,15 +806,24 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
         .enumerate()
         .map(|(i, r)| (r.id, words(i, "a")))
         .collect();
-    store.save_rendered(&first).await.expect("save");
+    store.outbox().save_rendered(&first).await.expect("save");
     let again: Vec<(i64, RenderedMessage)> = rows
         .iter()
         .enumerate()
         .map(|(i, r)| (r.id, words(i, "b")))
         .collect();
-    store.save_rendered(&again).await.expect("save again");
+    store
+        .outbox()
+        .save_rendered(&again)
+        .await
+        .expect("save again");
     for (id, w) in &first {
-        let (row, state) = store.outbox_row(*id).await.expect("read").expect("row");
+        let (row, state) = store
+            .outbox()
+            .outbox_row(*id)
+            .await
+            .expect("read")
+            .expect("row");
         let row = row.expect("a readable row");
         assert_eq!(row.rendered.as_ref(), Some(w), "the words first kept stay");
         assert_eq!(state, "sending");
@@ -806,10 +900,15 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
             f
         })
         .collect();
-    store.finish(t0.plus(6), &results).await.expect("finish");
+    store
+        .outbox()
+        .finish(t0.plus(6), &results)
+        .await
+        .expect("finish");
 
     for (i, f) in results.iter().enumerate() {
         let s = store
+            .outbox()
             .delivery_state(f.id)
             .await
             .expect("state")
@@ -830,7 +929,7 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
             assert_eq!(s.provider_id, f.provider_id, "row {i}");
         }
         // Attempts are history: written even under a stale lease, field for field.
-        let seen = store.attempts_of(f.id).await.expect("attempts");
+        let seen = store.outbox().attempts_of(f.id).await.expect("attempts");
         let want: Vec<_> = f
             .attempts
             .iter()
@@ -867,6 +966,7 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
         assert_eq!(got, want, "row {i}");
     }
     let sms: Vec<_> = store
+        .outbox()
         .outbox_of(ticket_id)
         .await
         .expect("outbox")

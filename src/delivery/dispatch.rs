@@ -386,6 +386,7 @@ impl Dispatcher {
     ) -> Result<Batch, StoreError> {
         let lease = self
             .store
+            .outbox()
             .lease_outbox(clock(), want as i64, self.policy.lease_s, Some(&channels))
             .instrument(tracing::info_span!("lease", want))
             .await?;
@@ -434,7 +435,7 @@ impl Dispatcher {
         if numbers.is_empty() {
             return Ok(Vec::new());
         }
-        self.store.opted_out(&numbers).await
+        Ok(self.store.inbound().opted_out(&numbers).await?)
     }
 
     /// Renders the rows that have no words yet and keeps the words in the store before any
@@ -494,7 +495,7 @@ impl Dispatcher {
             out.push(row);
         }
         if !fresh.is_empty() {
-            self.store.save_rendered(&fresh).await?;
+            self.store.outbox().save_rendered(&fresh).await?;
         }
         Ok(out)
     }
@@ -602,7 +603,7 @@ impl Dispatcher {
         let citizens = if needs_citizen.is_empty() {
             Default::default()
         } else {
-            self.store.citizens(&needs_citizen).await?
+            self.store.outbox().citizens(&needs_citizen).await?
         };
         let mut finished = Vec::with_capacity(done.len());
         for ((row, sent), step) in done.iter().zip(steps) {
@@ -695,7 +696,7 @@ impl Dispatcher {
             }
             finished.push(f);
         }
-        self.store.finish(now, &finished).await?;
+        self.store.outbox().finish(now, &finished).await?;
         let m = &self.metrics;
         m.delivered_total
             .inc_by(report_delta(&finished, "delivered"));
@@ -782,7 +783,7 @@ impl Dispatcher {
         let citizens = if tickets.is_empty() {
             Default::default()
         } else {
-            self.store.citizens(&tickets).await?
+            self.store.outbox().citizens(&tickets).await?
         };
         let started_ms = chrono::Utc::now().timestamp_millis();
         let mut finished = Vec::with_capacity(rows.len());
@@ -824,7 +825,7 @@ impl Dispatcher {
                 replacement,
             });
         }
-        self.store.finish(now, &finished).await?;
+        self.store.outbox().finish(now, &finished).await?;
         let m = &self.metrics;
         m.failed_total.inc_by(report.failed);
         m.dead_total.inc_by(report.dead);
@@ -862,7 +863,7 @@ pub async fn apply_pec_receipt(
         Ok(r) => r,
         Err(e) => return Ok(ReceiptOutcome::Ignored(e.to_string())),
     };
-    let Some((row, _state)) = store.outbox_row(r.outbox_id).await? else {
+    let Some((row, _state)) = store.outbox().outbox_row(r.outbox_id).await? else {
         return Ok(ReceiptOutcome::Ignored(format!(
             "no message {} in this store",
             r.outbox_id
@@ -886,7 +887,7 @@ pub async fn apply_pec_receipt(
         .and_then(|o| o.reason().map(|x| format!("{x} ({})", r.subject)));
     let replacement = match (&error, dead) {
         (Some(e), Some(dead)) if dead.recipient == Recipient::Citizen => {
-            let citizens = store.citizens(&[dead.ticket_id]).await?;
+            let citizens = store.outbox().citizens(&[dead.ticket_id]).await?;
             citizens.get(&dead.ticket_id).and_then(|c| {
                 replacement(
                     &dead,
@@ -902,6 +903,7 @@ pub async fn apply_pec_receipt(
         _ => None,
     };
     let new = store
+        .outbox()
         .record_receipt(
             &crate::store::Receipt {
                 outbox_id: r.outbox_id,

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::smtp::{SmtpSetupError, build_mime, mailbox};
 use super::{Channel, DoubtPolicy, OutMessage, Outcome, Sent};
 use crate::sms::{budget, plain_punctuation};
-use crate::store::{Store, StoreError};
+use crate::store::{OutboxError, Store, StoreError};
 use crate::time::Timestamp;
 
 fn write_atomically(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<PathBuf> {
@@ -140,7 +140,7 @@ pub async fn dispatch_files(
     now: Timestamp,
 ) -> Result<DispatchReport, StoreError> {
     let d = super::dispatch::Dispatcher::files(store.clone(), dir, from, comune)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        .map_err(|e| StoreError::Outbox(OutboxError::Corrupt(e.to_string())))?;
     let clock: crate::time::Clock = std::sync::Arc::new(move || now);
     std::sync::Arc::new(d).drain(&clock, u64::MAX).await
 }

@@ -43,7 +43,9 @@ use super::{Clock, Peer, Problem, schema};
 use crate::config::Admin;
 use crate::domain::{Address, AddressError, Channel, Lang};
 use crate::inbound::verify;
-use crate::store::{AdminUser, Role, Store, StoreError, TemplateVersion, UserChange};
+use crate::store::{
+    AdminError, AdminUser, Role, Store, TemplateStoreError, TemplateVersion, UserChange,
+};
 use crate::templates::{self, Audience, Content, Key, Live, Templates};
 use crate::time::Timestamp;
 
@@ -229,8 +231,8 @@ impl AdminState {
 
     /// Loads the live versions from the store into the template set (at start, and when
     /// another instance published).
-    pub async fn reload(&self) -> Result<(), StoreError> {
-        let lives = self.inner.store.live_templates().await?;
+    pub async fn reload(&self) -> Result<(), TemplateStoreError> {
+        let lives = self.inner.store.templates().live_templates().await?;
         for (key, why) in self.inner.templates.install(&lives) {
             tracing::error!(template = %key, reason = %why,
                 "a stored live version fails the template gate; the version before (at start, the bundled default) stays live");
@@ -471,6 +473,7 @@ impl AdminState {
             // An unknown or revoked id is refused by one indexed read, with no hashing.
             let (hash, user) = s
                 .store
+                .admin()
                 .admin_token(id)
                 .await?
                 .ok_or_else(|| unauthorized("unknown or revoked token"))?;
@@ -493,6 +496,7 @@ impl AdminState {
         } else if let Some(cookie) = cookie_value(headers) {
             let (user, csrf) = s
                 .store
+                .admin()
                 .admin_session(&sha256_hex(&cookie), (s.clock)())
                 .await?
                 .ok_or_else(|| unauthorized("the session has expired: sign in again"))?;
@@ -776,6 +780,7 @@ async fn login(State(st): State<AdminState>, req: Request) -> Result<Response, P
                 format!("<{} caratteri>", username.chars().count())
             };
             s.store
+                .admin()
                 .audit(now, &who, "login.failed", &who, &json!({}))
                 .await?;
             Err::<Response, Problem>(unauthorized("nome utente o password non corretti"))
@@ -788,7 +793,7 @@ async fn login(State(st): State<AdminState>, req: Request) -> Result<Response, P
     if !s.logins.check(&(username.clone(), peer)) {
         return Ok(too_many_logins());
     }
-    let user = s.store.admin_user(&username).await?;
+    let user = s.store.admin().admin_user(&username).await?;
     let hash = user
         .as_ref()
         .filter(|u| !u.disabled)
@@ -805,6 +810,7 @@ async fn login(State(st): State<AdminState>, req: Request) -> Result<Response, P
     let now = (s.clock)();
     let expires = now.plus(i64::from(s.config.session_hours) * 3600);
     s.store
+        .admin()
         .add_admin_session(&sha256_hex(&token), &user, &csrf, now, expires)
         .await?;
     let cookie = format!(
@@ -854,7 +860,11 @@ async fn logout(
 ) -> Result<Response, Problem> {
     st.actor(&headers, &method, Role::Viewer).await?;
     if let Some(c) = cookie_value(&headers) {
-        st.inner.store.end_admin_session(&sha256_hex(&c)).await?;
+        st.inner
+            .store
+            .admin()
+            .end_admin_session(&sha256_hex(&c))
+            .await?;
     }
     let mut res = StatusCode::NO_CONTENT.into_response();
     res.headers_mut().insert(
@@ -950,7 +960,7 @@ async fn list_templates(
     let t = &st.inner.templates;
     let mut out = Vec::new();
     for (key, d) in &t.catalog().defaults {
-        let versions = st.inner.store.template_versions(key).await?;
+        let versions = st.inner.store.templates().template_versions(key).await?;
         let live = versions.iter().find(|v| v.state == "live");
         let mut channels = vec![Channel::Email];
         if d.content.sms.is_some() {
@@ -1076,7 +1086,7 @@ async fn get_template(
     let t = &st.inner.templates;
     let key = key_of(&p.audience, &p.kind, &p.lang, t)?;
     let d = &t.catalog().defaults[&key];
-    let versions = st.inner.store.template_versions(&key).await?;
+    let versions = st.inner.store.templates().template_versions(&key).await?;
     let live = versions
         .iter()
         .find(|v| v.state == "live")
@@ -1192,6 +1202,7 @@ async fn preview_payload(st: &AdminState, key: &Key, body: &EditBody) -> Result<
         return st
             .inner
             .store
+            .templates()
             .preview_payload(number.trim(), &key.kind, base, st.inner.tz)
             .await?
             .ok_or_else(|| Problem::not_found(format!("ticket {number} not found")));
@@ -1350,6 +1361,7 @@ async fn save(
     let v = st
         .inner
         .store
+        .templates()
         .add_template_version(
             &key,
             &content,
@@ -1420,6 +1432,7 @@ async fn publish(
     let v = st
         .inner
         .store
+        .templates()
         .template_version(&key, version)
         .await?
         .filter(|v| v.state == "proposed")
@@ -1432,6 +1445,7 @@ async fn publish(
     let v = st
         .inner
         .store
+        .templates()
         .publish_template_version(&key, version, &actor.user.username, (st.inner.clock)())
         .await?
         .ok_or_else(|| Problem::not_found(format!("{key} has no proposed version {version}")))?;
@@ -1565,6 +1579,7 @@ async fn rollback(
         default_version(&t.catalog().defaults[&key].content)
     } else {
         store
+            .templates()
             .template_version(&key, body.version)
             .await?
             .ok_or_else(|| Problem::not_found(format!("{key} has no version {}", body.version)))?
@@ -1572,12 +1587,18 @@ async fn rollback(
     // The words a rollback of a rollback restores are those of the first version.
     let origin = match target.restores {
         Some(0) => Some(default_version(&t.catalog().defaults[&key].content)),
-        Some(v) => Some(store.template_version(&key, v).await?.ok_or_else(|| {
-            Problem::not_found(format!(
-                "{key} has no version {v} (restored by {})",
-                target.version
-            ))
-        })?),
+        Some(v) => Some(
+            store
+                .templates()
+                .template_version(&key, v)
+                .await?
+                .ok_or_else(|| {
+                    Problem::not_found(format!(
+                        "{key} has no version {v} (restored by {})",
+                        target.version
+                    ))
+                })?,
+        ),
         None => None,
     };
     if let Err((status, why)) = may_roll_back(st.inner.config.four_eyes, &target, origin.as_ref()) {
@@ -1597,6 +1618,7 @@ async fn rollback(
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| format!("ripristino della versione {}", body.version));
     let v = store
+        .templates()
         .add_template_version(
             &key,
             &target.content,
@@ -1681,7 +1703,7 @@ async fn history(
     st.actor(&headers, &method, Role::Viewer).await?;
     let t = &st.inner.templates;
     let key = key_of(&p.audience, &p.kind, &p.lang, t)?;
-    let mut versions = st.inner.store.template_versions(&key).await?;
+    let mut versions = st.inner.store.templates().template_versions(&key).await?;
     versions.reverse();
     let default = default_version(&t.catalog().defaults[&key].content);
     let mut out = Vec::with_capacity(versions.len() + 1);
@@ -1792,6 +1814,7 @@ async fn test_send(
     let id = st
         .inner
         .store
+        .outbox()
         .queue_test_message(
             channel,
             &address,
@@ -1870,6 +1893,7 @@ async fn revoke_links(
     let at = st
         .inner
         .store
+        .portal()
         .revoke_links(&number, now, &actor.user.username, body.reason.trim())
         .await?
         .ok_or_else(|| Problem::not_found(format!("ticket {number} not found")))?;
@@ -1935,7 +1959,7 @@ async fn at_risk(
 ) -> Result<Response, Problem> {
     st.actor(&headers, &method, Role::Viewer).await?;
     let now = (st.inner.clock)();
-    let rows = st.inner.store.tickets_at_risk(500).await?;
+    let rows = st.inner.store.monitor().tickets_at_risk(500).await?;
     let out: Vec<Risk> = rows
         .iter()
         .map(|t| Risk {
@@ -2004,6 +2028,7 @@ async fn audit(
     let rows = st
         .inner
         .store
+        .admin()
         .audit_log(q.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
     let out: Vec<AuditEntry> = rows
@@ -2039,7 +2064,7 @@ async fn users(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     st.actor(&headers, &method, Role::Admin).await?;
-    let users = st.inner.store.admin_users().await?;
+    let users = st.inner.store.admin().admin_users().await?;
     let out: Vec<UserView> = users.iter().map(|u| user_json(&st, u)).collect();
     Ok(json_response(StatusCode::OK, out))
 }
@@ -2134,8 +2159,15 @@ async fn add_user(
     if let Some(p) = password_problem(&body.password) {
         return Err(bad_request(p));
     }
-    if st.inner.store.admin_user(&username).await?.is_some() {
-        return Err(StoreError::Conflict(format!(
+    if st
+        .inner
+        .store
+        .admin()
+        .admin_user(&username)
+        .await?
+        .is_some()
+    {
+        return Err(AdminError::Conflict(format!(
             "user {username} already exists (it may be disabled): change it with \
              PATCH /api/v1/admin/users/{username}"
         ))
@@ -2145,6 +2177,7 @@ async fn add_user(
     let u = st
         .inner
         .store
+        .admin()
         .create_admin_user(
             &username,
             role,
@@ -2241,7 +2274,14 @@ async fn change_user(
         return Err(bad_request(p));
     }
     let username = name.trim().to_lowercase();
-    if st.inner.store.admin_user(&username).await?.is_none() {
+    if st
+        .inner
+        .store
+        .admin()
+        .admin_user(&username)
+        .await?
+        .is_none()
+    {
         return Err(Problem::not_found(format!("no user {username}")));
     }
     let password_hash = match body.password {
@@ -2256,6 +2296,7 @@ async fn change_user(
     let done = st
         .inner
         .store
+        .admin()
         .change_admin_user(&username, &change, &actor.user.username, (st.inner.clock)())
         .await?
         .ok_or_else(|| Problem::not_found(format!("no user {username}")))?;

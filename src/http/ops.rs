@@ -80,15 +80,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         connections_timed_out: c.timed_out,
         ..Scrape::default()
     };
-    match state.store.tickets_by_state().await {
+    match state.store.monitor().tickets_by_state().await {
         Ok(rows) => scrape.tickets = Some(rows),
         Err(e) => tracing::warn!(error = %e, "metrics: tickets by state"),
     }
-    match state.store.outbox_depth().await {
+    match state.store.monitor().outbox_depth().await {
         Ok(rows) => scrape.outbox = Some(rows),
         Err(e) => tracing::warn!(error = %e, "metrics: outbox depth"),
     }
-    match state.store.breaches().await {
+    match state.store.monitor().breaches().await {
         Ok(n) => scrape.breaches = Some(n),
         Err(e) => tracing::warn!(error = %e, "metrics: breaches"),
     }

@@ -46,7 +46,7 @@ use crate::metrics::Metrics;
 use crate::portal::page::{self, Office, Refusal};
 use crate::portal::view::{self, Facts};
 use crate::portal::{LinkError, LinkKeys, revoked};
-use crate::store::{PortalTicket, Store, StoreError, derive, evaluate};
+use crate::store::{PortalError, PortalTicket, Store, StoreError, derive, evaluate};
 use crate::time::Timestamp;
 
 /// What the portal's handlers share.
@@ -162,7 +162,7 @@ pub async fn link_keys(
     config: &Config,
     store: &Store,
     now: Timestamp,
-) -> Result<LinkKeys, StoreError> {
+) -> Result<LinkKeys, PortalError> {
     let keys = if let Some(k) = &config.portal.link_key {
         LinkKeys::new(
             k.as_bytes(),
@@ -173,8 +173,8 @@ pub async fn link_keys(
                 .map(str::as_bytes),
         )
     } else {
-        let fresh = super::auth::random_hex(32).map_err(StoreError::Corrupt)?;
-        let key = store.portal_key(&fresh, now).await?;
+        let fresh = super::auth::random_hex(32).map_err(PortalError::Corrupt)?;
+        let key = store.portal().portal_key(&fresh, now).await?;
         LinkKeys::new(key.as_bytes(), None)
     };
     // A link opens no longer than the validity configured now, whatever it carries.
@@ -359,7 +359,7 @@ impl Inner {
         now: Timestamp,
     ) -> Result<(view::CitizenView, Arc<crate::sla::Sla>), StoreError> {
         let id = t.ticket.id;
-        let (events, messages) = self.store.portal_history(id).await?;
+        let (events, messages) = self.store.portal().portal_history(id).await?;
         let (received_at, derived) = derive(id, &events)?;
         let sla = self
             .store
@@ -483,7 +483,7 @@ async fn status_page(
             return s.page(Refusal::Invalid, lang);
         }
     };
-    let t = match s.store.portal_ticket_by_id(link.ticket_id).await {
+    let t = match s.store.portal().portal_ticket_by_id(link.ticket_id).await {
         Ok(Some(t)) => t,
         Ok(None) => {
             s.audit("link", "-", &format!("id:{}", link.ticket_id), ip, 404);
@@ -720,7 +720,7 @@ async fn find_one(
     };
     if secret.starts_with("messo_") {
         let (principal, cf) = portal_caller(s, headers, secret, cf, ip).await?;
-        return match s.store.portal_ticket_of(number, &cf).await? {
+        return match s.store.portal().portal_ticket_of(number, &cf).await? {
             Some(t) => Ok((t, principal)),
             None => Err(Problem::not_found(format!(
                 "no ticket {number} for this citizen"
@@ -742,7 +742,7 @@ async fn find_one(
             ));
         }
     };
-    match s.store.portal_ticket_by_id(link.ticket_id).await? {
+    match s.store.portal().portal_ticket_by_id(link.ticket_id).await? {
         // A link opens its own ticket only; another number is as unknown as a bad one.
         Some(t) if t.ticket.number == number => {
             if revoked(&link, t.links_revoked_at) {
@@ -864,7 +864,7 @@ async fn list(
         Some(Ok(n)) if n > 0 => Some(n),
         Some(_) => return bad("before", "must be the `next` value of the previous page"),
     };
-    let rows = match s.store.citizen_tickets(&cf, before, limit).await {
+    let rows = match s.store.portal().citizen_tickets(&cf, before, limit).await {
         Ok(r) => r,
         Err(e) => return problem(e.into(), s.https),
     };

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::StoreError;
+use crate::store::{AdminError, InboundError, StoreError, TemplateStoreError, TicketError};
 use crate::ticket::FieldError;
 
 /// An error answer: status, a stable kind, a sentence for people, and the fields at fault.
@@ -154,15 +154,20 @@ impl IntoResponse for Problem {
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Problem {
         match e {
-            StoreError::Invalid(errors) => Problem::invalid(errors),
-            StoreError::NotFound(n) => Problem::not_found(format!("ticket {n} not found")),
-            StoreError::Conflict(m) => Problem::new(
+            StoreError::Ticket(TicketError::Invalid(errors)) => Problem::invalid(errors),
+            StoreError::Ticket(TicketError::NotFound(n)) => {
+                Problem::not_found(format!("ticket {n} not found"))
+            }
+            StoreError::Ticket(TicketError::Conflict(m))
+            | StoreError::Admin(AdminError::Conflict(m))
+            | StoreError::Template(TemplateStoreError::Conflict(m))
+            | StoreError::Inbound(InboundError::Conflict(m)) => Problem::new(
                 StatusCode::CONFLICT,
                 "conflict",
                 "The ticket's state does not allow this",
                 m,
             ),
-            StoreError::KeyReused(k) => Problem {
+            StoreError::Ticket(TicketError::KeyReused(k)) => Problem {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 kind: "idempotency-key-reused",
                 title: "Idempotency key reused with different content",
@@ -172,7 +177,7 @@ impl From<StoreError> for Problem {
                     message: "already used for a different request".into(),
                 }],
             },
-            StoreError::OutOfRange(e) => Problem::invalid(vec![FieldError {
+            StoreError::Ticket(TicketError::OutOfRange(e)) => Problem::invalid(vec![FieldError {
                 field: "received_at".into(),
                 message: e.to_string(),
             }]),
@@ -188,3 +193,5 @@ impl From<StoreError> for Problem {
         }
     }
 }
+
+crate::store::from_store_errors!(Problem);

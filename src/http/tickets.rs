@@ -127,7 +127,12 @@ where
         }])
         .into_response()
     };
-    match state.store.idempotent_response(&principal.name, &key).await {
+    match state
+        .store
+        .tickets()
+        .idempotent_response(&principal.name, &key)
+        .await
+    {
         Ok(Some(stored)) if stored.request_hash == hash => {
             let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
             return json_response(status, stored.body, true);
@@ -149,6 +154,7 @@ where
     };
     match state
         .store
+        .tickets()
         .remember_response(&principal.name, &key, &answer, now)
         .await
     {
@@ -234,7 +240,11 @@ pub async fn create(
     let work = async move {
         let t = NewTicket::from_json(&value).map_err(Problem::invalid)?;
         let now = (st.clock)();
-        let outcome = st.store.create_ticket(&t, Source::Api, now).await?;
+        let outcome = st
+            .store
+            .tickets()
+            .create_ticket(&t, Source::Api, now)
+            .await?;
         st.wake.notify_one();
         let status = match outcome {
             Outcome::Created(_) => StatusCode::CREATED,
@@ -292,6 +302,7 @@ pub async fn append(
         let now = (st.clock)();
         let outcome = st
             .store
+            .tickets()
             .append_event(&number, &e, event_key.as_deref(), Source::Api, now)
             .await?;
         st.wake.notify_one();
@@ -357,6 +368,7 @@ pub async fn get_one(
 async fn one(state: &AppState, number: &str) -> Result<Value, Problem> {
     let t = state
         .store
+        .tickets()
         .ticket(number)
         .await?
         .ok_or_else(|| Problem::not_found(format!("ticket {number} not found")))?;
@@ -366,7 +378,7 @@ async fn one(state: &AppState, number: &str) -> Result<Value, Problem> {
         .versions()
         .sla(t.calendar_version, t.policy_version)?;
     let f = |x| sla.calendar.format_rfc3339(x);
-    let (received_at, derived) = state.store.history(t.id).await?;
+    let (received_at, derived) = state.store.tickets().history(t.id).await?;
     let fresh = evaluate(&sla, received_at, &derived, now).map_err(StoreError::from)?;
     let mut body = ticket_json(&t, &f);
     let opt = |o: Option<crate::time::Timestamp>| o.map(f);
@@ -380,7 +392,7 @@ async fn one(state: &AppState, number: &str) -> Result<Value, Problem> {
         "closed_late": fresh.closed_late,
         "computed_at": f(now),
     });
-    let events = state.store.events(t.id).await?;
+    let events = state.store.tickets().events(t.id).await?;
     body["events"] = Value::Array(events.iter().map(|e| event_json(e, &f)).collect());
     let times = TicketTimes {
         id: Some(t.number.clone()),
@@ -484,7 +496,7 @@ pub async fn list(
     if !errors.is_empty() {
         return Problem::invalid(errors).into_response();
     }
-    let page = match state.store.list_tickets(&q).await {
+    let page = match state.store.tickets().list_tickets(&q).await {
         Ok(p) => p,
         Err(e) => return Problem::from(e).into_response(),
     };

@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::outbox::insert_outbox;
-use super::{NewOutbox, Store, StoreError};
+use super::{Inbound, NewOutbox, Store};
 use crate::domain::{Address, Channel, Kind, Lang, Recipient};
 use crate::ticket::Source;
 use crate::time::Timestamp;
@@ -18,6 +18,21 @@ use messo_core::delivery::fallback::{DeadRow, replacement};
 use messo_core::inbound::dlr::{self, DlrState};
 use messo_core::inbound::matching::{self, Candidate, Keyword};
 use messo_core::inbound::{Parsed, ReceiptFacts, Route, reply};
+
+/// Why storing or acting on an inbound record failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Ticket(#[from] super::TicketError),
+    #[error(transparent)]
+    Outbox(#[from] super::OutboxError),
+    #[error("{0}")]
+    Conflict(String),
+}
 
 /// A verified, parsed webhook (or polled e-mail) to store.
 #[derive(Debug, Clone)]
@@ -79,8 +94,9 @@ const ACT_LANES: usize = 4;
 
 /// Errors that belong to one record (the ticket refuses the event, the record does not read
 /// back), not to the database.
-fn settable(e: &StoreError) -> bool {
-    e.is_client_error() || matches!(e, StoreError::Corrupt(_))
+fn settable(e: &InboundError) -> bool {
+    matches!(e, InboundError::Ticket(t) if t.is_client_error())
+        || matches!(e, InboundError::Corrupt(_))
 }
 
 /// How long a receipt for an unknown message is kept trying (its send may not be recorded yet).
@@ -99,21 +115,24 @@ impl InboundReport {
     }
 }
 
-impl Store {
+impl Inbound<'_> {
     /// Stores a batch: multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` statements (see
     /// `inbound_chunks`), in a transaction only when there are several. Each record is new or a
     /// duplicate of one stored before (also within the batch: the first copy is new, the others
     /// duplicates).
-    pub async fn accept_inbound(&self, batch: &[NewInbound]) -> Result<Vec<Accepted>, StoreError> {
+    pub async fn accept_inbound(
+        &self,
+        batch: &[NewInbound],
+    ) -> Result<Vec<Accepted>, InboundError> {
         let chunks = self.inbound_chunks(batch);
         let mut inserted: HashMap<(String, String, String), i64> = HashMap::new();
         if let [only] = chunks.as_slice() {
             let rows = self
-                .insert_inbound(&mut *self.pool.acquire().await?, only)
+                .insert_inbound(&mut *self.store.pool.acquire().await?, only)
                 .await?;
             inserted.extend(rows);
         } else {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.store.pool.begin().await?;
             for chunk in &chunks {
                 let rows = self.insert_inbound(&mut tx, chunk).await?;
                 inserted.extend(rows);
@@ -134,7 +153,7 @@ impl Store {
             .collect();
         let mut earlier: HashMap<(String, String, String), i64> = HashMap::new();
         for part in missing.chunks(500) {
-            let list = self.placeholders(1, part.len()).join(", ");
+            let list = self.store.placeholders(1, part.len()).join(", ");
             let sql = format!(
                 "SELECT id, endpoint, route, external_id FROM inbound_messages \
                  WHERE external_id IN ({list})"
@@ -143,7 +162,7 @@ impl Store {
             for n in part {
                 q = q.bind(n.parsed.external_id.clone());
             }
-            for r in q.fetch_all(&self.pool).await? {
+            for r in q.fetch_all(&self.store.pool).await? {
                 earlier.insert((r.try_get(1)?, r.try_get(2)?, r.try_get(3)?), r.try_get(0)?);
             }
         }
@@ -159,7 +178,7 @@ impl Store {
                 None => match earlier.get(&k) {
                     Some(id) => Accepted::Duplicate(*id),
                     None => {
-                        return Err(StoreError::Corrupt(format!(
+                        return Err(InboundError::Corrupt(format!(
                             "inbound record {:?} neither stored nor found",
                             n.parsed.external_id
                         )));
@@ -189,7 +208,8 @@ impl Store {
                 + 300;
             let full = i > start
                 && (i - start >= MAX_ROWS
-                    || (self.backend == super::Backend::Postgres && bytes + size > MAX_BYTES));
+                    || (self.store.backend == super::Backend::Postgres
+                        && bytes + size > MAX_BYTES));
             if full {
                 out.push(&batch[start..i]);
                 start = i;
@@ -209,14 +229,14 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         chunk: &[NewInbound],
-    ) -> Result<Vec<((String, String, String), i64)>, StoreError> {
+    ) -> Result<Vec<((String, String, String), i64)>, InboundError> {
         let Some(last) = chunk.last() else {
             return Ok(Vec::new());
         };
         // SQLite: padded to 1, 8, 32 or 128 rows, the last record repeated (a repeat conflicts
         // and does nothing), so four statement texts serve every batch. PostgreSQL: exactly the
         // chunk (its chunks are cut by size and stay small).
-        let size = match self.backend {
+        let size = match self.store.backend {
             super::Backend::Sqlite => [1, 8, 32, 128]
                 .into_iter()
                 .find(|s| *s >= chunk.len())
@@ -225,7 +245,7 @@ impl Store {
         };
         let mut rows = Vec::with_capacity(size);
         for i in 0..size {
-            let p = self.placeholders(i * 7 + 1, 7);
+            let p = self.store.placeholders(i * 7 + 1, 7);
             rows.push(format!(
                 "({}, {}, {}, {}, {}, {}, {}, 'pending', {})",
                 p[0],
@@ -236,7 +256,7 @@ impl Store {
                 p[5],
                 p[6],
                 // next_try_at = received_at: bound again on SQLite, whose `?` are positional.
-                match self.backend {
+                match self.store.backend {
                     super::Backend::Sqlite => "?".to_owned(),
                     super::Backend::Postgres => p[3].clone(),
                 }
@@ -265,7 +285,7 @@ impl Store {
                 .bind(n.parsed.sender.clone())
                 .bind(parsed)
                 .bind(n.raw.clone());
-            if self.backend == super::Backend::Sqlite {
+            if self.store.backend == super::Backend::Sqlite {
                 q = q.bind(n.received_at.0);
             }
         }
@@ -278,12 +298,12 @@ impl Store {
 
     /// Records stored and their state, for tests and the operator: (id, route, status,
     /// outcome, ticket id).
-    pub async fn inbound_rows(&self) -> Result<Vec<InboundRow>, StoreError> {
+    pub async fn inbound_rows(&self) -> Result<Vec<InboundRow>, InboundError> {
         let rows = sqlx::query(
             "SELECT id, endpoint, route, status, outcome, detail, ticket_id, sender, raw \
              FROM inbound_messages ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -303,16 +323,16 @@ impl Store {
     }
 
     /// Whether each number asked for no more SMS.
-    pub async fn opted_out(&self, numbers: &[&str]) -> Result<Vec<String>, StoreError> {
+    pub async fn opted_out(&self, numbers: &[&str]) -> Result<Vec<String>, InboundError> {
         let mut out = Vec::new();
         for chunk in numbers.chunks(200) {
-            let list = self.placeholders(1, chunk.len()).join(", ");
+            let list = self.store.placeholders(1, chunk.len()).join(", ");
             let sql = format!("SELECT number FROM sms_opt_out WHERE number IN ({list})");
             let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
             for n in chunk {
                 q = q.bind(*n);
             }
-            out.extend(q.fetch_all(&self.pool).await?);
+            out.extend(q.fetch_all(&self.store.pool).await?);
         }
         Ok(out)
     }
@@ -321,31 +341,31 @@ impl Store {
     pub async fn dlr_state(
         &self,
         outbox_id: i64,
-    ) -> Result<(Option<String>, Vec<(i64, String)>), StoreError> {
+    ) -> Result<(Option<String>, Vec<(i64, String)>), InboundError> {
         let state: Option<String> =
             sqlx::query_scalar("SELECT dlr_state FROM outbox WHERE id = $1")
                 .bind(outbox_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.store.pool)
                 .await?
                 .flatten();
         let parts =
             sqlx::query("SELECT part, state FROM dlr_parts WHERE outbox_id = $1 ORDER BY part")
                 .bind(outbox_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.store.pool)
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
+                .collect::<Result<Vec<_>, InboundError>>()?;
         Ok((state, parts))
     }
 
     /// Erases raw payloads received before `before` (the parsed record stays).
-    pub async fn inbound_housekeeping(&self, before: Timestamp) -> Result<u64, StoreError> {
+    pub async fn inbound_housekeeping(&self, before: Timestamp) -> Result<u64, InboundError> {
         Ok(sqlx::query(
             "UPDATE inbound_messages SET raw = NULL WHERE received_at < $1 AND raw IS NOT NULL",
         )
         .bind(before.0)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?
         .rows_affected())
     }
@@ -359,21 +379,21 @@ impl Store {
         policy: &InboundPolicy,
         now: Timestamp,
         limit: i64,
-    ) -> Result<InboundReport, StoreError> {
+    ) -> Result<InboundReport, InboundError> {
         let rows = sqlx::query(
             "SELECT id, sender FROM inbound_messages WHERE status = 'pending' AND next_try_at <= $1 \
              ORDER BY id LIMIT $2",
         )
         .bind(now.0)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
         // PostgreSQL: several lanes at once, each on its own connection. A sender's records stay
         // in one lane, in order (a STOP and then a START must not swap), and every receipt is in
         // lane 0 (the parts of a message must see each other). SQLite has one connection: one lane.
         // A small pass (the daemon's pace while webhooks pour in) keeps to one lane, leaving the
         // CPU to the webhooks.
-        let lanes = match self.backend {
+        let lanes = match self.store.backend {
             super::Backend::Postgres if rows.len() > ACT_GROUP => ACT_LANES,
             _ => 1,
         };
@@ -411,10 +431,10 @@ impl Store {
         ids: &[i64],
         policy: &InboundPolicy,
         now: Timestamp,
-    ) -> Result<InboundReport, StoreError> {
+    ) -> Result<InboundReport, InboundError> {
         let mut report = InboundReport::default();
         for group in ids.chunks(ACT_GROUP) {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.store.pool.begin().await?;
             let mut r = InboundReport::default();
             let failed = self
                 .act_group(&mut tx, group, policy, now, &mut r)
@@ -428,7 +448,7 @@ impl Store {
                 Some(e) if settable(&e) => {
                     drop(tx);
                     for &id in group {
-                        let mut tx = self.pool.begin().await?;
+                        let mut tx = self.store.pool.begin().await?;
                         let mut r = InboundReport::default();
                         match self.act_group(&mut tx, &[id], policy, now, &mut r).await {
                             Ok(()) => {
@@ -438,7 +458,7 @@ impl Store {
                             Err(e) if settable(&e) => {
                                 drop(tx);
                                 tracing::warn!(inbound = id, error = %e, "inbound record set aside");
-                                let mut tx = self.pool.begin().await?;
+                                let mut tx = self.store.pool.begin().await?;
                                 set_done(
                                     &mut tx,
                                     id,
@@ -474,8 +494,8 @@ impl Store {
         policy: &InboundPolicy,
         now: Timestamp,
         report: &mut InboundReport,
-    ) -> Result<(), StoreError> {
-        let list = self.placeholders(1, ids.len()).join(", ");
+    ) -> Result<(), InboundError> {
+        let list = self.store.placeholders(1, ids.len()).join(", ");
         let sql = format!(
             "UPDATE inbound_messages SET tries = tries + 1 WHERE id IN ({list}) \
              AND status = 'pending' RETURNING id, endpoint, parsed, received_at, tries"
@@ -514,14 +534,14 @@ impl Store {
             report.processed += 1;
         }
         // Small statements on PostgreSQL (see `inbound_chunks`: no statement over ~12 KB).
-        let per = match self.backend {
+        let per = match self.store.backend {
             super::Backend::Sqlite => 100,
             super::Backend::Postgres => 40,
         };
         for chunk in dones.chunks(per) {
             let n = chunk.len() * 5;
             let rows = (0..chunk.len())
-                .map(|i| format!("({})", self.placeholders(5 * i + 1, 5).join(", ")))
+                .map(|i| format!("({})", self.store.placeholders(5 * i + 1, 5).join(", ")))
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
@@ -529,7 +549,7 @@ impl Store {
                  UPDATE inbound_messages SET status = v.status, outcome = v.outcome, \
                  detail = v.detail, ticket_id = v.tid, processed_at = {} \
                  FROM v WHERE inbound_messages.id = v.id",
-                self.placeholders(n + 1, 1).join("")
+                self.store.placeholders(n + 1, 1).join("")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (id, d) in chunk {
@@ -558,9 +578,9 @@ impl Store {
         policy: &InboundPolicy,
         now: Timestamp,
         report: &mut InboundReport,
-    ) -> Result<Done, StoreError> {
+    ) -> Result<Done, InboundError> {
         let parsed: Parsed = serde_json::from_str(parsed_text)
-            .map_err(|e| StoreError::Corrupt(format!("inbound {id}: {e}")))?;
+            .map_err(|e| InboundError::Corrupt(format!("inbound {id}: {e}")))?;
         if parsed.route == Route::Dlr {
             self.act_receipt(
                 conn,
@@ -592,7 +612,7 @@ impl Store {
         policy: &InboundPolicy,
         now: Timestamp,
         report: &mut InboundReport,
-    ) -> Result<Done, StoreError> {
+    ) -> Result<Done, InboundError> {
         let sender = p.sender.clone().unwrap_or_default();
         let text = p.text.clone().unwrap_or_default();
         // Opt-out and opt-in keywords (SMS only).
@@ -640,17 +660,21 @@ impl Store {
                 } => {
                     let key = format!("inbound:{id}");
                     let appended = self
+                        .store
+                        .tickets()
                         .append_in(conn, &number, &event, Some(&key), Source::Webhook, now)
                         .await;
                     match (appended, if_refused) {
                         (Ok(_), _) => {}
                         // The ticket stopped waiting in between: the reply is kept as a note.
-                        (Err(StoreError::Conflict(_)), Some(note)) => {
-                            self.append_in(conn, &number, &note, Some(&key), Source::Webhook, now)
+                        (Err(super::TicketError::Conflict(_)), Some(note)) => {
+                            self.store
+                                .tickets()
+                                .append_in(conn, &number, &note, Some(&key), Source::Webhook, now)
                                 .await?;
                             verdict.outcome = "note";
                         }
-                        (Err(e), _) => return Err(e),
+                        (Err(e), _) => return Err(e.into()),
                     }
                 }
                 reply::Action::OfficeAlert {
@@ -700,7 +724,7 @@ impl Store {
         k: Keyword,
         policy: &InboundPolicy,
         now: Timestamp,
-    ) -> Result<Done, StoreError> {
+    ) -> Result<Done, InboundError> {
         let (changed, kind) = match k {
             Keyword::OptOut => (
                 sqlx::query(
@@ -777,11 +801,11 @@ impl Store {
         conn: &mut AnyConnection,
         numbers: &[String],
         sender: &str,
-    ) -> Result<Vec<(Candidate, String)>, StoreError> {
+    ) -> Result<Vec<(Candidate, String)>, InboundError> {
         if numbers.is_empty() {
             return Ok(Vec::new());
         }
-        let list = self.placeholders(1, numbers.len()).join(", ");
+        let list = self.store.placeholders(1, numbers.len()).join(", ");
         let sql = format!(
             "SELECT id, number, citizen_mobile, citizen_email, waiting_since, closed_at \
              FROM tickets WHERE number IN ({list})"
@@ -819,7 +843,7 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         sender: &str,
-    ) -> Result<Vec<(Candidate, String)>, StoreError> {
+    ) -> Result<Vec<(Candidate, String)>, InboundError> {
         let column = if sender.contains('@') {
             "citizen_email"
         } else {
@@ -858,7 +882,7 @@ impl Store {
         number: Option<&str>,
         policy: &InboundPolicy,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), InboundError> {
         insert_outbox_conn(
             conn,
             &NewOutbox {
@@ -900,7 +924,7 @@ impl Store {
         policy: &InboundPolicy,
         now: Timestamp,
         report: &mut InboundReport,
-    ) -> Result<Done, StoreError> {
+    ) -> Result<Done, InboundError> {
         let Some(r) = &p.receipt else {
             return Ok(Done::status(
                 "failed",
@@ -1086,7 +1110,7 @@ impl Store {
         conn: &mut AnyConnection,
         endpoint: &str,
         r: &ReceiptFacts,
-    ) -> Result<Option<ReceiptTarget>, StoreError> {
+    ) -> Result<Option<ReceiptTarget>, InboundError> {
         const COLS: &str = "id, ticket_id, kind, dedupe_key, recipient, channel, language, payload, \
                             provider, dlr_state, dlr_parts";
         let by_order = r
@@ -1178,7 +1202,7 @@ async fn set_done(
     id: i64,
     d: Done,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<(), InboundError> {
     sqlx::query(
         "UPDATE inbound_messages SET status = $1, outcome = $2, detail = $3, ticket_id = $4, \
          processed_at = $5 WHERE id = $6",
@@ -1198,8 +1222,8 @@ async fn insert_outbox_conn(
     conn: &mut AnyConnection,
     n: &NewOutbox,
     now: Timestamp,
-) -> Result<u64, StoreError> {
-    insert_outbox(conn, n, now).await
+) -> Result<u64, InboundError> {
+    Ok(insert_outbox(conn, n, now).await?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1240,7 +1264,7 @@ impl InboundWriter {
                 // A panic while storing fails this batch (its webhooks are answered with an
                 // error, so providers retry) and the writer goes on with the next one.
                 let result = match futures_util::FutureExt::catch_unwind(
-                    std::panic::AssertUnwindSafe(store.accept_inbound(&records)),
+                    std::panic::AssertUnwindSafe(store.inbound().accept_inbound(&records)),
                 )
                 .await
                 {

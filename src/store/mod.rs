@@ -9,46 +9,44 @@
 //! pure rules of [`crate::ticket`] and the clock of [`crate::sla`], under the calendar and policy
 //! versions the ticket was opened with, in the same transaction as the event.
 
-mod admin_users;
+mod admin;
 mod inbound;
+mod monitor;
 mod outbox;
 mod portal;
 mod templates;
+mod tickets;
 mod versions;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Row};
 
-pub use admin_users::{UserChange, UserChanged};
+pub use admin::{AdminError, AdminUser, AuditRecord, Role, UserChange, UserChanged};
 pub use inbound::{
-    Accepted, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound, inbound_policy,
+    Accepted, InboundError, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound,
+    inbound_policy,
 };
+pub use monitor::{AtRisk, MonitorError};
 pub use outbox::{
     AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, Leased,
-    NewOutbox, OutboxRow, Receipt, UnreadableRow,
+    NewOutbox, OutboxError, OutboxRow, Receipt, UnreadableRow,
 };
-pub use portal::PortalTicket;
-pub use templates::{AdminUser, AtRisk, AuditRecord, Role, TemplateVersion};
-pub use versions::VersionRegistry;
+pub use portal::{PortalError, PortalTicket};
+pub use templates::{TemplateStoreError, TemplateVersion};
+pub use tickets::TicketError;
+pub use versions::{RegistryError, VersionRegistry};
 
 use crate::config::Config;
-use crate::domain::{Category, Priority};
 use crate::sla::OutOfRange;
 pub use crate::ticket::record::{
     EventRecord, HistoryError, LIST_STATES, SlaView, TicketRecord, derive, evaluate, state_name,
     ticket_json,
 };
-use crate::ticket::{
-    Derived, EventBody, EventRejection, FieldError, NewEvent, NewTicket, Source, apply,
-};
 use crate::time::Timestamp;
-use crate::versions::VersionError;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -60,18 +58,16 @@ pub enum Backend {
     Postgres,
 }
 
-/// Why a store operation failed. `Invalid`, `NotFound`, `Conflict` and `KeyReused` are the
-/// client's to fix; the others are ours.
+/// Why opening the store failed: the URL, the SQLite file, the migrations, the configuration's
+/// versions.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum OpenError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
-    Version(#[from] VersionError),
-    #[error("calendar: {0}")]
-    Calendar(#[from] crate::calendar::CalendarError),
+    Registry(#[from] RegistryError),
     #[error("unsupported database URL (expected sqlite: or postgres://)")]
     Url,
     #[error("cannot create the directory for the SQLite file: {0}")]
@@ -80,52 +76,69 @@ pub enum StoreError {
     /// time-out.
     #[error("{path} cannot be used as the SQLite database: {reason} (check database.url)")]
     NotSqlite { path: String, reason: String },
-    #[error("invalid: {}", list(.0))]
-    Invalid(Vec<FieldError>),
-    #[error("ticket {0} not found")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("idempotency key {0:?} was already used for a different event")]
-    KeyReused(String),
+}
+
+/// Any store error, for callers that use several repositories in one operation (the daemon's
+/// pass, the HTTP layer). Each repository returns its own type; this only gathers them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
     #[error(transparent)]
-    OutOfRange(#[from] OutOfRange),
-    #[error("stored data is inconsistent: {0}")]
-    Corrupt(String),
-}
-
-fn list(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-impl From<EventRejection> for StoreError {
-    fn from(r: EventRejection) -> Self {
-        match r {
-            EventRejection::Conflict(m) => StoreError::Conflict(m),
-            EventRejection::Invalid { field, message } => {
-                StoreError::Invalid(vec![FieldError { field, message }])
-            }
-        }
-    }
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Ticket(#[from] TicketError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Inbound(#[from] InboundError),
+    #[error(transparent)]
+    Template(#[from] TemplateStoreError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(transparent)]
+    Portal(#[from] PortalError),
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 impl StoreError {
     /// Whether the error is about the request (and would be the same on retry), not about us.
     pub fn is_client_error(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Invalid(_)
-                | StoreError::NotFound(_)
-                | StoreError::Conflict(_)
-                | StoreError::KeyReused(_)
-                | StoreError::OutOfRange(_)
-        )
+        matches!(self, StoreError::Ticket(e) if e.is_client_error())
     }
 }
+
+impl From<HistoryError> for StoreError {
+    fn from(e: HistoryError) -> Self {
+        StoreError::Ticket(e.into())
+    }
+}
+
+impl From<OutOfRange> for StoreError {
+    fn from(e: OutOfRange) -> Self {
+        StoreError::Ticket(e.into())
+    }
+}
+
+/// `From` each repository's error for a type that is `From<StoreError>` (an HTTP problem, the
+/// daemon's error), so `?` works on any repository's result.
+macro_rules! from_store_errors {
+    ($t:ty) => {
+        $crate::store::from_store_errors!(
+            @each $t; OpenError, TicketError, OutboxError, InboundError, TemplateStoreError,
+            AdminError, PortalError, MonitorError, RegistryError
+        );
+    };
+    (@each $t:ty; $($e:ident),*) => {$(
+        impl From<$crate::store::$e> for $t {
+            fn from(e: $crate::store::$e) -> Self {
+                $crate::store::StoreError::from(e).into()
+            }
+        }
+    )*};
+}
+pub(crate) use from_store_errors;
 
 /// Whether a write did something.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +195,35 @@ pub struct Store {
     versions: Arc<VersionRegistry>,
 }
 
+/// A repository: one part of the schema, its SQL and row mapping, and its own error type.
+/// Borrowed from the [`Store`] (`store.tickets()`), cheap to make.
+macro_rules! repository {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name<'s> {
+            store: &'s Store,
+        }
+    )*};
+}
+
+repository!(
+    /// Tickets, their events, the CRM inbox and idempotent answers (`tickets.rs`).
+    Tickets,
+    /// The engine's transaction and the outbox (`outbox.rs`).
+    Outbox,
+    /// Inbound records (`inbound.rs`).
+    Inbound,
+    /// Template versions (`templates.rs`).
+    Templates,
+    /// Admin users, tokens, sessions and the audit log (`admin.rs`).
+    Admin,
+    /// The portal's reads, revocation and link key (`portal.rs`).
+    Portal,
+    /// Monitoring counts and lists (`monitor.rs`).
+    Monitor,
+);
+
 /// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
 const SQLITE_READERS: u32 = 4;
 
@@ -222,12 +264,12 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// 0600 when missing (SQLite gives its `-wal` and `-shm` files the database's mode), a file of
 /// ours that others can read narrowed, and a file that is not a database refused at once by
 /// its header, naming it.
-fn prepare_sqlite_file(path: &Path) -> Result<(), StoreError> {
+fn prepare_sqlite_file(path: &Path) -> Result<(), OpenError> {
     use std::io::Read;
     if let Some(dir) = path.parent() {
-        crate::private_files::create_dir_all(dir).map_err(StoreError::Dir)?;
+        crate::private_files::create_dir_all(dir).map_err(OpenError::Dir)?;
     }
-    let not_sqlite = |reason: String| StoreError::NotSqlite {
+    let not_sqlite = |reason: String| OpenError::NotSqlite {
         path: path.display().to_string(),
         reason,
     };
@@ -263,9 +305,9 @@ fn prepare_sqlite_file(path: &Path) -> Result<(), StoreError> {
 /// Opens one connection and reads the schema's version, so a file SQLite refuses (damaged,
 /// encrypted, unreadable, locked) fails now with SQLite's own words, not after the pool has
 /// retried for its whole time-out.
-async fn probe_sqlite(path: &str, opts: &AnyConnectOptions) -> Result<(), StoreError> {
+async fn probe_sqlite(path: &str, opts: &AnyConnectOptions) -> Result<(), OpenError> {
     use sqlx::{ConnectOptions, Connection};
-    let not_sqlite = |e: sqlx::Error| StoreError::NotSqlite {
+    let not_sqlite = |e: sqlx::Error| OpenError::NotSqlite {
         path: path.to_owned(),
         reason: e.to_string(),
     };
@@ -283,14 +325,14 @@ impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`). A SQLite file and its directory
     /// are created when missing; the file runs in WAL mode with foreign keys on, written through
     /// one connection and read by the portal through up to `SQLITE_READERS` more.
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    pub async fn connect(url: &str) -> Result<Store, OpenError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
         } else {
-            return Err(StoreError::Url);
+            return Err(OpenError::Url);
         };
         let mut reads = None;
         let pool = match backend {
@@ -378,19 +420,19 @@ impl Store {
     /// first row: cheap whatever the size. All its columns are asked for, so the table itself
     /// is read (SQLite answers `SELECT 1` from the smallest index). On SQLite it goes through a
     /// reading connection, beside the writer. Returns the first table that fails.
-    pub async fn check_tables(&self) -> Result<(), (&'static str, StoreError)> {
+    pub async fn check_tables(&self) -> Result<(), (&'static str, OpenError)> {
         for table in STORE_TABLES {
             let sql = format!("SELECT * FROM {table} LIMIT 1");
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .fetch_optional(self.read_pool())
                 .await
-                .map_err(|e| (*table, StoreError::Db(e)))?;
+                .map_err(|e| (*table, OpenError::Db(e)))?;
         }
         Ok(())
     }
 
     /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    pub async fn migrate(&self) -> Result<(), OpenError> {
         match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
@@ -404,7 +446,7 @@ impl Store {
         &self,
         config: &Config,
         now: Timestamp,
-    ) -> Result<(i64, i64), StoreError> {
+    ) -> Result<(i64, i64), OpenError> {
         let ids = versions::register(&self.pool, &config.calendar, &config.policy, now).await?;
         self.versions.load_all(&self.pool).await?;
         self.versions.set_current(ids);
@@ -432,818 +474,64 @@ impl Store {
         }
     }
 
-    /// Creates a ticket. The same number with the same content again is `Unchanged`; with other
-    /// content it is a `Conflict` naming the fields that differ.
-    pub async fn create_ticket(
-        &self,
-        t: &NewTicket,
-        source: Source,
-        now: Timestamp,
-    ) -> Result<Outcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let out = self.create_in(&mut tx, t, source, now).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    async fn create_in(
-        &self,
-        conn: &mut AnyConnection,
-        t: &NewTicket,
-        source: Source,
-        now: Timestamp,
-    ) -> Result<Outcome, StoreError> {
-        let hash = t.content_hash();
-        let (cal_v, pol_v) = self.versions.current()?;
-        let sla = self.versions.sla(cal_v, pol_v)?;
-        let derived = Derived::new(t);
-        let view = evaluate(&sla, t.received_at, &derived, now)?;
-        let citizen = serde_json::to_value(&t.citizen).unwrap_or(Value::Null);
-        let (step, step_text) = match &t.step {
-            Some((s, x)) => (Some(s.as_str()), Some(x.as_str())),
-            None => (None, None),
-        };
-        // Insert first; a number already taken is then looked at (fewer round trips for the
-        // common case of a new ticket).
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO tickets (number, office, category, priority, subject, step, step_text, \
-             citizen, fiscal_code, received_at, closed_at, waiting_since, policy_version, \
-             calendar_version, create_hash, sla_due_at, sla_state, sla_elapsed_s, \
-             sla_computed_at, next_check_at, last_event_at, created_at, updated_at, \
-             citizen_mobile, citizen_email) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19, $20, $20, $21, $22) \
-             ON CONFLICT (number) DO NOTHING RETURNING id",
-        )
-        .bind(t.number.as_str())
-        .bind(&t.office)
-        .bind(t.category.as_str())
-        .bind(t.priority.as_str())
-        .bind(&t.subject)
-        .bind(step)
-        .bind(step_text)
-        .bind(citizen.to_string())
-        .bind(t.citizen.fiscal_code.as_deref())
-        .bind(t.received_at.0)
-        .bind(pol_v)
-        .bind(cal_v)
-        .bind(&hash)
-        .bind(view.due_at.map(|d| d.0))
-        .bind(view.state)
-        .bind(view.elapsed_s)
-        .bind(now.0)
-        // The engine looks at a ticket at once after every write, then at its next instant.
-        .bind(now.0)
-        .bind(t.received_at.0)
-        .bind(now.0)
-        .bind(t.citizen.mobile.as_deref())
-        .bind(t.citizen.email.as_deref().map(str::to_ascii_lowercase))
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(id) = inserted else {
-            let existing = self
-                .lock_ticket(conn, t.number.as_str())
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("ticket vanished after a conflict".into()))?;
-            return self.same_ticket(conn, existing, t, &hash).await;
-        };
-        let received = NewEvent {
-            at: t.received_at,
-            body: EventBody::Received,
-        };
-        let data = received.to_stored_json(Some(("ticket", t.to_json())));
-        insert_event(conn, id, &received, source, "received", &hash, &data, now).await?;
-        Ok(Outcome::Created(TicketRecord {
-            id,
-            number: t.number.as_str().to_owned(),
-            office: t.office.clone(),
-            category: t.category,
-            priority: t.priority,
-            subject: t.subject.clone(),
-            step: t.step.clone(),
-            citizen: t.citizen.clone(),
-            received_at: t.received_at,
-            closed_at: None,
-            waiting_since: None,
-            policy_version: pol_v,
-            calendar_version: cal_v,
-            sla: view,
-        }))
-    }
-
-    /// Creates many tickets in one transaction (seeding and bulk loads); returns how many were new.
-    pub async fn create_many(
-        &self,
-        tickets: &[NewTicket],
-        source: Source,
-        now: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut created = 0;
-        for t in tickets {
-            if matches!(
-                self.create_in(&mut tx, t, source, now).await?,
-                Outcome::Created(_)
-            ) {
-                created += 1;
-            }
-        }
-        tx.commit().await?;
-        Ok(created)
-    }
-
-    /// Inserts rows into `crm_inbox` as a CRM would (kind, ticket number, JSON payload), many
-    /// per statement.
-    pub async fn insert_inbox_rows(
-        &self,
-        rows: &[(&str, String, String)],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for chunk in rows.chunks(500) {
-            let values = self
-                .placeholders(1, 3 * chunk.len())
-                .chunks(3)
-                .map(|p| format!("({})", p.join(", ")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql =
-                format!("INSERT INTO crm_inbox (kind, ticket_number, payload) VALUES {values}");
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (kind, number, payload) in chunk {
-                q = q.bind(*kind).bind(number.as_str()).bind(payload.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn same_ticket(
-        &self,
-        conn: &mut AnyConnection,
-        (record, stored_hash): (TicketRecord, String),
-        t: &NewTicket,
-        hash: &str,
-    ) -> Result<Outcome, StoreError> {
-        let id = record.id;
-        if stored_hash == hash {
-            return Ok(Outcome::Unchanged(record));
-        }
-        // Name the fields that differ from the ticket as it first arrived.
-        let first: Option<String> = sqlx::query_scalar(
-            "SELECT data FROM ticket_events WHERE ticket_id = $1 AND kind = 'received'",
-        )
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let before = first
-            .and_then(|d| serde_json::from_str::<Value>(&d).ok())
-            .and_then(|v| v.get("ticket").cloned())
-            .unwrap_or(Value::Null);
-        let after = t.to_json();
-        let mut fields: Vec<String> = Vec::new();
-        if let (Value::Object(a), Value::Object(b)) = (&before, &after) {
-            for (k, v) in b {
-                if a.get(k) != Some(v) {
-                    fields.push(k.clone());
-                }
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "ticket {} already exists with different data (differs in: {})",
-            t.number,
-            if fields.is_empty() {
-                "content".to_owned()
-            } else {
-                fields.join(", ")
-            }
-        )))
-    }
-
-    /// The ticket row, locked until the transaction ends (PostgreSQL), with its creation hash.
-    async fn lock_ticket(
-        &self,
-        conn: &mut AnyConnection,
-        number: &str,
-    ) -> Result<Option<(TicketRecord, String)>, StoreError> {
-        let sql = format!(
-            "SELECT {TICKET_COLUMNS}, create_hash FROM tickets WHERE number = $1{}",
-            self.lock_suffix()
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(number)
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.map(|r| Ok((self.record_from_row(&r)?, r.try_get("create_hash")?)))
-            .transpose()
-    }
-
-    /// Like [`Store::lock_ticket`], by internal id.
-    async fn lock_ticket_id(
-        &self,
-        conn: &mut AnyConnection,
-        id: i64,
-    ) -> Result<Option<TicketRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1{}",
-            self.lock_suffix()
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.map(|r| self.record_from_row(&r)).transpose()
-    }
-
-    /// Appends an event to ticket `number`. The idempotency key defaults to the event's content
-    /// hash, so the same event sent twice is recorded once.
-    pub async fn append_event(
-        &self,
-        number: &str,
-        e: &NewEvent,
-        idempotency_key: Option<&str>,
-        source: Source,
-        now: Timestamp,
-    ) -> Result<Outcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let out = self
-            .append_in(&mut tx, number, e, idempotency_key, source, now)
-            .await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    async fn append_in(
-        &self,
-        conn: &mut AnyConnection,
-        number: &str,
-        e: &NewEvent,
-        idempotency_key: Option<&str>,
-        source: Source,
-        now: Timestamp,
-    ) -> Result<Outcome, StoreError> {
-        let Some((record, _)) = self.lock_ticket(conn, number).await? else {
-            return Err(StoreError::NotFound(number.to_owned()));
-        };
-        let hash = e.content_hash();
-        let key = idempotency_key.unwrap_or(&hash);
-        let (received_at, mut derived, keys) = self.replay(conn, record.id).await?;
-        if let Some((_, seen)) = keys.iter().find(|(k, _)| k == key) {
-            if *seen != hash {
-                return Err(StoreError::KeyReused(key.to_owned()));
-            }
-            return Ok(Outcome::Unchanged(record));
-        }
-        apply(&mut derived, received_at, e, now)?;
-        let data = e.to_stored_json(None);
-        insert_event(conn, record.id, e, source, key, &hash, &data, now).await?;
-        let updated = self
-            .save_derived(conn, record, received_at, &derived, None, true, now)
-            .await?;
-        Ok(Outcome::Created(updated))
-    }
-
-    /// Rebuilds what a ticket's events say, from its first event on, with every event's
-    /// (idempotency key, content hash).
-    async fn replay(
-        &self,
-        conn: &mut AnyConnection,
-        id: i64,
-    ) -> Result<(Timestamp, Derived, Vec<(String, String)>), StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, kind, occurred_at, source, idempotency_key, data, recorded_at, \
-             content_hash FROM ticket_events WHERE ticket_id = $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut events = Vec::with_capacity(rows.len());
-        let mut keys = Vec::with_capacity(rows.len());
-        for row in &rows {
-            keys.push((
-                row.try_get("idempotency_key")?,
-                row.try_get("content_hash")?,
-            ));
-            events.push(event_from_row(row)?);
-        }
-        let (received_at, d) = derive(id, &events)?;
-        Ok((received_at, d, keys))
-    }
-
-    /// Writes the derived state and its SLA cache (moving the ticket to `versions` when given)
-    /// and returns the ticket as it now stands.
-    #[allow(clippy::too_many_arguments)]
-    async fn save_derived(
-        &self,
-        conn: &mut AnyConnection,
-        mut record: TicketRecord,
-        received_at: Timestamp,
-        d: &Derived,
-        versions: Option<(i64, i64)>,
-        mark_for_engine: bool,
-        now: Timestamp,
-    ) -> Result<TicketRecord, StoreError> {
-        let (cal_v, pol_v) = versions.unwrap_or((record.calendar_version, record.policy_version));
-        let sla = self.versions.sla(cal_v, pol_v)?;
-        let view = evaluate(&sla, received_at, d, now)?;
-        let (step, step_text) = match &d.step {
-            Some((s, x)) => (Some(s.as_str()), Some(x.as_str())),
-            None => (None, None),
-        };
-        sqlx::query(
-            "UPDATE tickets SET category = $1, priority = $2, step = $3, step_text = $4, \
-             closed_at = $5, waiting_since = $6, policy_version = $7, calendar_version = $8, \
-             sla_due_at = $9, sla_state = $10, sla_elapsed_s = $11, sla_computed_at = $12, \
-             next_check_at = $13, last_event_at = $14, updated_at = $12 WHERE id = $15",
-        )
-        .bind(d.category.as_str())
-        .bind(d.priority.as_str())
-        .bind(step)
-        .bind(step_text)
-        .bind(d.closed_at.map(|t| t.0))
-        .bind(d.waiting_since.map(|t| t.0))
-        .bind(pol_v)
-        .bind(cal_v)
-        .bind(view.due_at.map(|t| t.0))
-        .bind(view.state)
-        .bind(view.elapsed_s)
-        .bind(now.0)
-        .bind(if mark_for_engine {
-            Some(now.0)
-        } else {
-            view.next_check_at.map(|t| t.0)
-        })
-        .bind(d.last_event_at.0)
-        .bind(record.id)
-        .execute(&mut *conn)
-        .await?;
-        record.category = d.category;
-        record.priority = d.priority;
-        record.step = d.step.clone();
-        record.closed_at = d.closed_at;
-        record.waiting_since = d.waiting_since;
-        record.policy_version = pol_v;
-        record.calendar_version = cal_v;
-        record.sla = view;
-        Ok(record)
-    }
-
-    fn record_from_row(&self, r: &sqlx::any::AnyRow) -> Result<TicketRecord, StoreError> {
-        let corrupt = |m: String| StoreError::Corrupt(m);
-        let category: String = r.try_get("category")?;
-        let priority: String = r.try_get("priority")?;
-        let citizen: String = r.try_get("citizen")?;
-        let step: Option<String> = r.try_get("step")?;
-        let step_text: Option<String> = r.try_get("step_text")?;
-        let state: String = r.try_get("sla_state")?;
-        let category: Category = category.parse().map_err(|e| corrupt(format!("{e}")))?;
-        let priority: Priority = priority.parse().map_err(|e| corrupt(format!("{e}")))?;
-        let policy_version: i64 = r.try_get("policy_version")?;
-        let calendar_version: i64 = r.try_get("calendar_version")?;
-        let target_s = self
-            .versions
-            .target_seconds(policy_version, category, priority)?;
-        let elapsed_s: i64 = r.try_get("sla_elapsed_s")?;
-        let closed_at = ts(r.try_get("closed_at")?);
-        let due_at = ts(r.try_get("sla_due_at")?);
-        Ok(TicketRecord {
-            id: r.try_get("id")?,
-            number: r.try_get("number")?,
-            office: r.try_get("office")?,
-            category,
-            priority,
-            subject: r.try_get("subject")?,
-            step: step.zip(step_text),
-            citizen: serde_json::from_str(&citizen).map_err(|e| corrupt(e.to_string()))?,
-            received_at: Timestamp(r.try_get("received_at")?),
-            closed_at,
-            waiting_since: ts(r.try_get("waiting_since")?),
-            policy_version,
-            calendar_version,
-            sla: SlaView {
-                state: state_name(&state),
-                due_at,
-                elapsed_s,
-                target_s,
-                remaining_s: (target_s - elapsed_s).max(0),
-                next_check_at: ts(r.try_get("next_check_at")?),
-                closed_late: closed_at.map(|c| due_at.is_some_and(|d| d <= c)),
-                computed_at: Timestamp(r.try_get("sla_computed_at")?),
-            },
-        })
-    }
-
-    /// A ticket by number, with its SLA as cached at the last write.
-    pub async fn ticket(&self, number: &str) -> Result<Option<TicketRecord>, StoreError> {
-        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(number)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| self.record_from_row(&r)).transpose()
-    }
-
-    /// A ticket's events, oldest first.
-    pub async fn events(&self, ticket_id: i64) -> Result<Vec<EventRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, kind, occurred_at, source, idempotency_key, data, recorded_at \
-             FROM ticket_events WHERE ticket_id = $1 ORDER BY id",
-        )
-        .bind(ticket_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    /// The facts of a ticket for the clock (for `explain` and fresh status at any instant).
-    pub async fn history(&self, ticket_id: i64) -> Result<(Timestamp, Derived), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let (received_at, d, _) = self.replay(&mut conn, ticket_id).await?;
-        Ok((received_at, d))
-    }
-
-    /// Open tickets, filtered by SLA state and office, in pages by internal id.
-    pub async fn list_tickets(&self, q: &ListQuery) -> Result<Vec<TicketRecord>, StoreError> {
-        // Built from fixed fragments only; every value is bound.
-        let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE closed_at IS NULL");
-        let mut n = 0;
-        let mut next = |sql: &mut String, frag: &str| {
-            n += 1;
-            sql.push_str(&format!(" AND {frag} ${n}"));
-        };
-        if q.state.is_some() {
-            next(&mut sql, "sla_state =");
-        }
-        if q.office.is_some() {
-            next(&mut sql, "office =");
-        }
-        if q.after.is_some() {
-            next(&mut sql, "id >");
-        }
-        sql.push_str(&format!(" ORDER BY id LIMIT {}", q.limit.clamp(1, 500)));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        if let Some(s) = &q.state {
-            query = query.bind(s.clone());
-        }
-        if let Some(o) = &q.office {
-            query = query.bind(o.clone());
-        }
-        if let Some(a) = q.after {
-            query = query.bind(a);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(|r| self.record_from_row(r)).collect()
-    }
-
-    /// Ids of tickets whose next SLA instant has come, earliest first (uses the
-    /// `next_check_at` index).
-    pub async fn due_for_check(&self, now: Timestamp, limit: i64) -> Result<Vec<i64>, StoreError> {
-        let ids = sqlx::query_scalar(
-            "SELECT id FROM tickets WHERE next_check_at IS NOT NULL AND next_check_at <= $1 \
-             ORDER BY next_check_at LIMIT $2",
-        )
-        .bind(now.0)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(ids)
-    }
-
-    /// The database's plan for the `due_for_check` query (to show it uses the index).
-    pub async fn explain_due_query(&self) -> Result<String, StoreError> {
-        let sql = match self.backend {
-            Backend::Sqlite => {
-                "EXPLAIN QUERY PLAN SELECT id FROM tickets WHERE next_check_at IS NOT NULL \
-                 AND next_check_at <= $1 ORDER BY next_check_at LIMIT $2"
-            }
-            Backend::Postgres => {
-                "EXPLAIN SELECT id FROM tickets WHERE next_check_at IS NOT NULL \
-                 AND next_check_at <= $1 ORDER BY next_check_at LIMIT $2"
-            }
-        };
-        let rows = sqlx::query(sql)
-            .bind(i64::MAX / 2)
-            .bind(500i64)
-            .fetch_all(&self.pool)
-            .await?;
-        let col = match self.backend {
-            Backend::Sqlite => 3,
-            Backend::Postgres => 0,
-        };
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(col).map_err(StoreError::from))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| v.join("\n"))
-    }
-
-    /// Recomputes the SLA cache of tickets whose next instant has come. Returns how many.
-    pub async fn refresh_due(&self, now: Timestamp, limit: i64) -> Result<u64, StoreError> {
-        let ids = self.due_for_check(now, limit).await?;
-        let mut done = 0;
-        for id in ids {
-            let mut tx = self.pool.begin().await?;
-            if let Some(record) = self.lock_ticket_id(&mut tx, id).await? {
-                let (received_at, d, _) = self.replay(&mut tx, id).await?;
-                self.save_derived(&mut tx, record, received_at, &d, None, false, now)
-                    .await?;
-                done += 1;
-            }
-            tx.commit().await?;
-        }
-        Ok(done)
-    }
-
-    /// Moves ticket `number` (or every open ticket when `None`) to the current calendar and
-    /// policy versions, recording a `rebaselined` event. Returns how many tickets moved.
-    pub async fn rebaseline(
-        &self,
-        number: Option<&str>,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let (cal_v, pol_v) = self.versions.current()?;
-        let ids: Vec<i64> = match number {
-            Some(n) => match self.ticket(n).await? {
-                Some(t) => vec![t.id],
-                None => return Err(StoreError::NotFound(n.to_owned())),
-            },
-            None => {
-                sqlx::query_scalar(
-                    "SELECT id FROM tickets WHERE closed_at IS NULL \
-                     AND (policy_version <> $1 OR calendar_version <> $2) ORDER BY id",
-                )
-                .bind(pol_v)
-                .bind(cal_v)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        let mut moved = 0;
-        for id in ids {
-            let mut tx = self.pool.begin().await?;
-            let Some(record) = self.lock_ticket_id(&mut tx, id).await? else {
-                continue;
-            };
-            if (record.calendar_version, record.policy_version) == (cal_v, pol_v) {
-                continue;
-            }
-            let (received_at, mut d, _) = self.replay(&mut tx, id).await?;
-            let e = NewEvent {
-                at: now.max(d.last_event_at),
-                body: EventBody::Rebaselined {
-                    policy_version: pol_v,
-                    calendar_version: cal_v,
-                    reason: reason.to_owned(),
-                },
-            };
-            apply(&mut d, received_at, &e, now)?;
-            let hash = e.content_hash();
-            let key = format!("rebaseline:{pol_v}:{cal_v}:{}", now.0);
-            insert_event(
-                &mut tx,
-                id,
-                &e,
-                Source::System,
-                &key,
-                &hash,
-                &e.to_stored_json(None),
-                now,
-            )
-            .await?;
-            self.save_derived(
-                &mut tx,
-                record,
-                received_at,
-                &d,
-                Some((cal_v, pol_v)),
-                true,
-                now,
-            )
-            .await?;
-            tx.commit().await?;
-            moved += 1;
-        }
-        Ok(moved)
-    }
-
-    /// Validates and applies pending `crm_inbox` rows (at most `limit`), marking each accepted
-    /// or rejected with its reason. Rows are claimed by status, not by an id cursor, so a row
-    /// whose transaction commits late is simply found on a later pass; on PostgreSQL,
-    /// `FOR UPDATE SKIP LOCKED` lets several instances share the work.
-    pub async fn process_inbox(
-        &self,
-        now: Timestamp,
-        limit: i64,
-    ) -> Result<InboxReport, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let lock = match self.backend {
-            Backend::Sqlite => "",
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        };
-        let sql = format!(
-            "SELECT id, kind, ticket_number, payload, idempotency_key FROM crm_inbox \
-             WHERE status = 'pending' ORDER BY id LIMIT $1{lock}"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut report = InboxReport::default();
-        for row in rows {
-            let id: i64 = row.try_get("id")?;
-            let kind: String = row.try_get("kind")?;
-            let number: String = row.try_get("ticket_number")?;
-            let payload: String = row.try_get("payload")?;
-            let key: Option<String> = row.try_get("idempotency_key")?;
-            let result = self
-                .inbox_row(&mut tx, &kind, &number, &payload, key.as_deref(), now)
-                .await;
-            let (status, reason) = match result {
-                Ok(Outcome::Created(_)) => {
-                    report.accepted += 1;
-                    ("accepted", None)
-                }
-                Ok(Outcome::Unchanged(_)) => {
-                    report.unchanged += 1;
-                    ("accepted", Some("duplicate: already recorded".to_owned()))
-                }
-                Err(e) if e.is_client_error() => {
-                    report.rejected += 1;
-                    tracing::warn!(inbox_id = id, reason = %e, "crm_inbox row rejected");
-                    ("rejected", Some(e.to_string()))
-                }
-                Err(e) => return Err(e),
-            };
-            sqlx::query(
-                "UPDATE crm_inbox SET status = $1, reason = $2, processed_at = $3 WHERE id = $4",
-            )
-            .bind(status)
-            .bind(reason)
-            .bind(now.0)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(report)
-    }
-
-    async fn inbox_row(
-        &self,
-        conn: &mut AnyConnection,
-        kind: &str,
-        number: &str,
-        payload: &str,
-        key: Option<&str>,
-        now: Timestamp,
-    ) -> Result<Outcome, StoreError> {
-        let value: Value = serde_json::from_str(payload).map_err(|e| {
-            StoreError::Invalid(vec![FieldError {
-                field: "payload".into(),
-                message: format!("not valid JSON: {e}"),
-            }])
-        })?;
-        match kind {
-            "ticket" => {
-                let t = NewTicket::from_json(&value).map_err(StoreError::Invalid)?;
-                if t.number.as_str() != number {
-                    return Err(StoreError::Invalid(vec![FieldError {
-                        field: "ticket_number".into(),
-                        message: format!(
-                            "the row says {number:?} but the payload's number is {:?}",
-                            t.number.as_str()
-                        ),
-                    }]));
-                }
-                self.create_in(conn, &t, Source::Crm, now).await
-            }
-            "event" => {
-                let e = NewEvent::from_json(&value).map_err(StoreError::Invalid)?;
-                self.append_in(conn, number, &e, key, Source::Crm, now)
-                    .await
-            }
-            other => Err(StoreError::Invalid(vec![FieldError {
-                field: "kind".into(),
-                message: format!("unknown row kind {other:?}; expected ticket|event"),
-            }])),
-        }
-    }
-
-    /// (open tickets, tickets with a next SLA instant).
-    pub async fn ticket_counts(&self) -> Result<(i64, i64), StoreError> {
-        let open = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE closed_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
-        let with_instant =
-            sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE next_check_at IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok((open, with_instant))
-    }
-
-    /// Counts of `crm_inbox` rows by status.
-    pub async fn inbox_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM crm_inbox GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
-            .collect()
-    }
-
-    /// The answer stored under an idempotency key.
-    pub async fn idempotent_response(
-        &self,
-        principal: &str,
-        key: &str,
-    ) -> Result<Option<StoredResponse>, StoreError> {
-        let row = sqlx::query(
-            "SELECT request_hash, status, body FROM idempotency_keys WHERE principal = $1 AND key = $2",
-        )
-        .bind(principal)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(StoredResponse {
-                request_hash: r.try_get(0)?,
-                status: u16::try_from(r.try_get::<i64, _>(1)?).unwrap_or(500),
-                body: r.try_get(2)?,
+    /// A table `alias` read from a JSON array of arrays bound as parameter number `param`:
+    /// element `i` of each inner array is column `cols[i]`, typed as given (a `json` column is
+    /// kept as JSON text). One text parameter carries any number of rows, so the statement's
+    /// text is the same whatever their number and is prepared once per connection; sqlx's `Any`
+    /// driver cannot bind arrays.
+    pub(crate) fn json_rows(&self, param: usize, alias: &str, cols: &[(&str, &str)]) -> String {
+        let fields = cols
+            .iter()
+            .enumerate()
+            .map(|(i, (name, ty))| match (self.backend, *ty) {
+                (Backend::Postgres, "json") => format!("(e -> {i})::text AS {name}"),
+                (Backend::Postgres, _) => format!("(e ->> {i})::{ty} AS {name}"),
+                (Backend::Sqlite, _) => format!("json_extract(value, '$[{i}]') AS {name}"),
             })
-        })
-        .transpose()
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.backend {
+            Backend::Postgres => {
+                format!(
+                    "(SELECT {fields} FROM json_array_elements(${param}::json) AS e) AS {alias}"
+                )
+            }
+            Backend::Sqlite => format!("(SELECT {fields} FROM json_each(?)) AS {alias}"),
+        }
     }
 
-    /// Stores an answer under an idempotency key; the first one stored wins and is returned.
-    pub async fn remember_response(
-        &self,
-        principal: &str,
-        key: &str,
-        response: &StoredResponse,
-        now: Timestamp,
-    ) -> Result<StoredResponse, StoreError> {
-        sqlx::query(
-            "INSERT INTO idempotency_keys (principal, key, request_hash, status, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (principal, key) DO NOTHING",
-        )
-        .bind(principal)
-        .bind(key)
-        .bind(&response.request_hash)
-        .bind(i64::from(response.status))
-        .bind(&response.body)
-        .bind(now.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(self
-            .idempotent_response(principal, key)
-            .await?
-            .unwrap_or_else(|| response.clone()))
+    /// Tickets, their events, the CRM inbox and idempotent answers.
+    pub fn tickets(&self) -> Tickets<'_> {
+        Tickets { store: self }
     }
-}
 
-fn event_from_row(r: &sqlx::any::AnyRow) -> Result<EventRecord, StoreError> {
-    let data: String = r.try_get("data")?;
-    Ok(EventRecord {
-        id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
-        occurred_at: Timestamp(r.try_get("occurred_at")?),
-        source: r.try_get("source")?,
-        idempotency_key: r.try_get("idempotency_key")?,
-        data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        recorded_at: Timestamp(r.try_get("recorded_at")?),
-    })
-}
+    /// The engine's transaction and the outbox: messages owed, leased, delivered.
+    pub fn outbox(&self) -> Outbox<'_> {
+        Outbox { store: self }
+    }
 
-#[allow(clippy::too_many_arguments)]
-async fn insert_event(
-    conn: &mut AnyConnection,
-    ticket_id: i64,
-    e: &NewEvent,
-    source: Source,
-    key: &str,
-    hash: &str,
-    data: &Value,
-    now: Timestamp,
-) -> Result<i64, StoreError> {
-    let id = sqlx::query_scalar(
-        "INSERT INTO ticket_events (ticket_id, kind, occurred_at, source, idempotency_key, \
-         content_hash, data, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-    )
-    .bind(ticket_id)
-    .bind(e.body.kind())
-    .bind(e.at.0)
-    .bind(source.as_str())
-    .bind(key)
-    .bind(hash)
-    .bind(data.to_string())
-    .bind(now.0)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(id)
-}
+    /// Inbound records: stored, then acted on.
+    pub fn inbound(&self) -> Inbound<'_> {
+        Inbound { store: self }
+    }
 
-impl From<HistoryError> for StoreError {
-    fn from(e: HistoryError) -> Self {
-        StoreError::Corrupt(e.to_string())
+    /// Template versions.
+    pub fn templates(&self) -> Templates<'_> {
+        Templates { store: self }
+    }
+
+    /// The admin console's users, tokens, sessions and audit log.
+    pub fn admin(&self) -> Admin<'_> {
+        Admin { store: self }
+    }
+
+    /// What the citizen's status page reads, link revocation and the link key.
+    pub fn portal(&self) -> Portal<'_> {
+        Portal { store: self }
+    }
+
+    /// Counts and lists for the dashboard, `/metrics` and reports.
+    pub fn monitor(&self) -> Monitor<'_> {
+        Monitor { store: self }
     }
 }

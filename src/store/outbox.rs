@@ -5,12 +5,32 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{Backend, EventRecord, Store, StoreError, TicketRecord};
+use super::admin::audit;
+use super::tickets::{event_from_row, insert_event};
+use super::{Backend, EventRecord, Outbox, TicketRecord};
 use crate::domain::{Address, Channel, Kind, Lang, Recipient};
 use crate::engine::Decision;
+use crate::templates::RenderedMessage;
 use crate::ticket::{Derived, EventBody, NewEvent, Source};
 use crate::time::Timestamp;
 use messo_core::delivery::fallback::DeadRow;
+
+/// Why an outbox or engine-cycle operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Ticket(#[from] super::TicketError),
+    #[error(transparent)]
+    Registry(#[from] super::RegistryError),
+    #[error("calendar: {0}")]
+    Calendar(#[from] crate::calendar::CalendarError),
+    #[error(transparent)]
+    OutOfRange(#[from] crate::sla::OutOfRange),
+}
 
 /// (ticket id, due_at, state, elapsed_s, next_check_at) for the batched cache update.
 type SlaRow = (i64, Option<i64>, &'static str, i64, Option<i64>);
@@ -185,7 +205,7 @@ pub struct DeliveryState {
 /// What a row is, parsed from the columns `ticket_id, kind, dedupe_key, recipient, channel,
 /// language, payload`; the inner `Err` says what does not parse. A language this version does
 /// not know is read as Italian, as it always was.
-pub(crate) fn dead_row_from(r: &sqlx::any::AnyRow) -> Result<Result<DeadRow, String>, StoreError> {
+pub(crate) fn dead_row_from(r: &sqlx::any::AnyRow) -> Result<Result<DeadRow, String>, sqlx::Error> {
     let kind: String = r.try_get("kind")?;
     let recipient: String = r.try_get("recipient")?;
     let channel: String = r.try_get("channel")?;
@@ -221,11 +241,11 @@ pub(crate) fn dead_row_from(r: &sqlx::any::AnyRow) -> Result<Result<DeadRow, Str
 fn outbox_row_from(
     r: &sqlx::any::AnyRow,
     token: i64,
-) -> Result<Result<OutboxRow, UnreadableRow>, StoreError> {
+) -> Result<Result<OutboxRow, UnreadableRow>, OutboxError> {
     let id: i64 = r.try_get("id")?;
     let attempts: i64 = r.try_get("attempts")?;
     let in_doubt = r.try_get::<i64, _>("in_doubt")? != 0;
-    let unreadable = |error: String, dead: Option<DeadRow>| -> Result<_, StoreError> {
+    let unreadable = |error: String, dead: Option<DeadRow>| -> Result<_, OutboxError> {
         Ok(Err(UnreadableRow {
             id,
             ticket_id: r.try_get::<Option<i64>, _>("ticket_id")?.unwrap_or(0),
@@ -274,7 +294,7 @@ pub(crate) async fn insert_outbox(
     conn: &mut sqlx::AnyConnection,
     n: &NewOutbox,
     now: Timestamp,
-) -> Result<u64, StoreError> {
+) -> Result<u64, OutboxError> {
     Ok(sqlx::query(
         "INSERT INTO outbox (ticket_id, kind, dedupe_key, recipient, channel, address, \
          language, payload, not_before, state, attempts, created_at, updated_at) \
@@ -297,6 +317,18 @@ pub(crate) async fn insert_outbox(
     .rows_affected())
 }
 
+impl From<super::HistoryError> for OutboxError {
+    fn from(e: super::HistoryError) -> Self {
+        OutboxError::Ticket(e.into())
+    }
+}
+
+impl From<crate::ticket::EventRejection> for OutboxError {
+    fn from(e: crate::ticket::EventRejection) -> Self {
+        OutboxError::Ticket(e.into())
+    }
+}
+
 /// The input the engine decides on.
 pub struct EngineInput<'a> {
     pub ticket: &'a TicketRecord,
@@ -305,7 +337,7 @@ pub struct EngineInput<'a> {
     pub events: &'a [EventRecord],
 }
 
-impl Store {
+impl Outbox<'_> {
     /// One engine pass over at most `limit` tickets whose `next_check_at` has come: each is
     /// replayed, handed to `decide`, and its SLA cache, next instant and owed notices are
     /// written in the same transaction. On PostgreSQL the tickets are claimed with
@@ -316,12 +348,12 @@ impl Store {
         now: Timestamp,
         limit: i64,
         decide: F,
-    ) -> Result<CycleReport, StoreError>
+    ) -> Result<CycleReport, OutboxError>
     where
-        F: Fn(EngineInput<'_>) -> Result<Decision, StoreError>,
+        F: Fn(EngineInput<'_>) -> Result<Decision, OutboxError>,
     {
-        let mut tx = self.pool.begin().await?;
-        let lock = match self.backend {
+        let mut tx = self.store.pool.begin().await?;
+        let lock = match self.store.backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         };
@@ -340,7 +372,7 @@ impl Store {
             return Ok(report);
         }
         // Load the batch in three queries: tickets, their events, the notices they already have.
-        let list = self.placeholders(1, ids.len()).join(", ");
+        let list = self.store.placeholders(1, ids.len()).join(", ");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM tickets WHERE id IN ({list})",
             super::TICKET_COLUMNS
@@ -350,7 +382,7 @@ impl Store {
         }
         let mut tickets: HashMap<i64, TicketRecord> = HashMap::with_capacity(ids.len());
         for r in q.fetch_all(&mut *tx).await? {
-            let t = self.record_from_row(&r)?;
+            let t = self.store.tickets().record_from_row(&r)?;
             tickets.insert(t.id, t);
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -366,7 +398,7 @@ impl Store {
             events
                 .entry(ticket_id)
                 .or_default()
-                .push(super::event_from_row(&r)?);
+                .push(event_from_row(&r)?);
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT ticket_id, kind, dedupe_key, recipient FROM outbox WHERE ticket_id IN ({list})"
@@ -401,7 +433,7 @@ impl Store {
                 crate::ticket::apply(&mut derived, received_at, &e, now)?;
                 let hash = e.content_hash();
                 let data = e.to_stored_json(None);
-                let event_id = super::insert_event(
+                let event_id = insert_event(
                     &mut tx,
                     id,
                     &e,
@@ -481,7 +513,7 @@ impl Store {
         }
         // A few statements write the SLA cache of the whole batch (smaller chunks on PostgreSQL,
         // where the cost of binding grows faster than the number of parameters).
-        let chunk_size = match self.backend {
+        let chunk_size = match self.store.backend {
             Backend::Sqlite => 500,
             Backend::Postgres => 50,
         };
@@ -524,12 +556,12 @@ impl Store {
     }
 
     /// The earliest `next_check_at` of any ticket: when the engine must wake next.
-    pub async fn earliest_check(&self) -> Result<Option<Timestamp>, StoreError> {
+    pub async fn earliest_check(&self) -> Result<Option<Timestamp>, OutboxError> {
         let t: Option<i64> = sqlx::query_scalar(
             "SELECT next_check_at FROM tickets WHERE next_check_at IS NOT NULL \
              ORDER BY next_check_at LIMIT 1",
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?;
         Ok(t.map(Timestamp))
     }
@@ -545,8 +577,8 @@ impl Store {
         limit: i64,
         lease_s: i64,
         channels: Option<&[Channel]>,
-    ) -> Result<Leased, StoreError> {
-        let lock = match self.backend {
+    ) -> Result<Leased, OutboxError> {
+        let lock = match self.store.backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         };
@@ -554,7 +586,7 @@ impl Store {
         // `sending` is one whose lease expired, so it comes back in doubt). Parameters are in
         // the order they appear in the text (SQLite binds `?` by position).
         let n_channels = channels.map_or(0, <[Channel]>::len);
-        let ph = self.placeholders(1, 6 + n_channels);
+        let ph = self.store.placeholders(1, 6 + n_channels);
         let filter = match channels {
             Some(_) => format!(" AND channel IN ({})", ph[5..5 + n_channels].join(", ")),
             None => String::new(),
@@ -584,7 +616,7 @@ impl Store {
         for c in channels.unwrap_or(&[]) {
             q = q.bind(c.as_str());
         }
-        let rows = q.bind(limit).fetch_all(&self.pool).await?;
+        let rows = q.bind(limit).fetch_all(&self.store.pool).await?;
         // `attempts` is already counted: it is this attempt's number.
         let mut out = Leased::default();
         for r in &rows {
@@ -601,12 +633,12 @@ impl Store {
     /// doubt. Only for a daemon that knows it is alone (the SQLite lock): a lease left by a
     /// process that died is then known to be dead, and waiting for it to expire would only
     /// delay the citizen's message.
-    pub async fn release_leases(&self, now: Timestamp) -> Result<u64, StoreError> {
+    pub async fn release_leases(&self, now: Timestamp) -> Result<u64, OutboxError> {
         let r = sqlx::query(
             "UPDATE outbox SET lease_until = 0, updated_at = $1 WHERE state = 'sending'",
         )
         .bind(now.0)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(r.rows_affected())
     }
@@ -620,19 +652,19 @@ impl Store {
     /// statement stays near `PG_STATEMENT_BYTES`, and a chunk whose rows owe no replacement is a
     /// single statement (the attempts are inserted by a data-modifying `WITH`): one round trip
     /// and one commit, no `BEGIN`.
-    pub async fn finish(&self, now: Timestamp, done: &[Finished]) -> Result<(), StoreError> {
+    pub async fn finish(&self, now: Timestamp, done: &[Finished]) -> Result<(), OutboxError> {
         if done.is_empty() {
             return Ok(());
         }
         let encoded: Vec<(String, String)> = done.iter().map(finished_json).collect();
-        match self.backend {
+        match self.store.backend {
             Backend::Sqlite => {
                 let attempts = join_json(encoded.iter().map(|(a, _)| a.as_str()));
                 let states = join_json(encoded.iter().map(|(_, u)| u.as_str()));
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.store.pool.begin().await?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO delivery_attempts ({ATTEMPT_COLUMNS}) SELECT * FROM {}",
-                    self.json_rows(1, "a", ATTEMPT_TYPES)
+                    self.store.json_rows(1, "a", ATTEMPT_TYPES)
                 )))
                 .bind(attempts)
                 .execute(&mut *tx)
@@ -653,7 +685,7 @@ impl Store {
                 let sizes: Vec<usize> = encoded.iter().map(|(a, u)| a.len() + u.len()).collect();
                 let sql = format!(
                     "WITH a AS (INSERT INTO delivery_attempts ({ATTEMPT_COLUMNS}) SELECT * FROM {}) {}",
-                    self.json_rows(2, "a", ATTEMPT_TYPES),
+                    self.store.json_rows(2, "a", ATTEMPT_TYPES),
                     self.finish_update_sql(1, 3)
                 );
                 for run in runs_by_bytes(&sizes, PG_STATEMENT_BYTES) {
@@ -667,9 +699,9 @@ impl Store {
                         .filter_map(|f| f.replacement.as_ref())
                         .collect();
                     if owed.is_empty() {
-                        q.execute(&self.pool).await?;
+                        q.execute(&self.store.pool).await?;
                     } else {
-                        let mut tx = self.pool.begin().await?;
+                        let mut tx = self.store.pool.begin().await?;
                         q.execute(&mut *tx).await?;
                         for n in owed {
                             insert_outbox(&mut tx, n, now).await?;
@@ -694,58 +726,32 @@ impl Store {
              delivered_at = COALESCE(v.dlv, outbox.delivered_at), lease_until = NULL, \
              updated_at = {} FROM {} WHERE outbox.id = v.id AND outbox.lease_token = v.token \
              AND outbox.state = 'sending'",
-            self.placeholders(now, 1).join(""),
-            self.json_rows(rows, "v", STATE_TYPES)
+            self.store.placeholders(now, 1).join(""),
+            self.store.json_rows(rows, "v", STATE_TYPES)
         )
-    }
-
-    /// A table `alias` read from a JSON array of arrays bound as parameter number `param`:
-    /// element `i` of each inner array is column `cols[i]`, typed as given (a `json` column is
-    /// kept as JSON text). One text parameter carries any number of rows, so the statement's
-    /// text is the same whatever their number and is prepared once per connection; sqlx's `Any`
-    /// driver cannot bind arrays.
-    pub(crate) fn json_rows(&self, param: usize, alias: &str, cols: &[(&str, &str)]) -> String {
-        let fields = cols
-            .iter()
-            .enumerate()
-            .map(|(i, (name, ty))| match (self.backend, *ty) {
-                (Backend::Postgres, "json") => format!("(e -> {i})::text AS {name}"),
-                (Backend::Postgres, _) => format!("(e ->> {i})::{ty} AS {name}"),
-                (Backend::Sqlite, _) => format!("json_extract(value, '$[{i}]') AS {name}"),
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        match self.backend {
-            Backend::Postgres => {
-                format!(
-                    "(SELECT {fields} FROM json_array_elements(${param}::json) AS e) AS {alias}"
-                )
-            }
-            Backend::Sqlite => format!("(SELECT {fields} FROM json_each(?)) AS {alias}"),
-        }
     }
 
     /// The citizens (contact JSON) of the given tickets, for the fallback chain.
     pub async fn citizens(
         &self,
         ids: &[i64],
-    ) -> Result<HashMap<i64, crate::ticket::Citizen>, StoreError> {
+    ) -> Result<HashMap<i64, crate::ticket::Citizen>, OutboxError> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(200) {
-            let list = self.placeholders(1, chunk.len()).join(", ");
+            let list = self.store.placeholders(1, chunk.len()).join(", ");
             let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT id, citizen FROM tickets WHERE id IN ({list})"
             )));
             for id in chunk {
                 q = q.bind(*id);
             }
-            for r in q.fetch_all(&self.pool).await? {
+            for r in q.fetch_all(&self.store.pool).await? {
                 let id: i64 = r.try_get(0)?;
                 let text: String = r.try_get(1)?;
                 out.insert(
                     id,
                     serde_json::from_str(&text)
-                        .map_err(|e| StoreError::Corrupt(format!("ticket {id} citizen: {e}")))?,
+                        .map_err(|e| OutboxError::Corrupt(format!("ticket {id} citizen: {e}")))?,
                 );
             }
         }
@@ -753,13 +759,13 @@ impl Store {
     }
 
     /// Every recorded attempt of an outbox row, oldest first.
-    pub async fn attempts_of(&self, outbox_id: i64) -> Result<Vec<AttemptView>, StoreError> {
+    pub async fn attempts_of(&self, outbox_id: i64) -> Result<Vec<AttemptView>, OutboxError> {
         let rows = sqlx::query(
             "SELECT attempt, started_at_ms, latency_ms, channel, provider, outcome, code, \
              provider_id, error FROM delivery_attempts WHERE outbox_id = $1 ORDER BY id",
         )
         .bind(outbox_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -783,13 +789,13 @@ impl Store {
     pub async fn delivery_state(
         &self,
         outbox_id: i64,
-    ) -> Result<Option<DeliveryState>, StoreError> {
+    ) -> Result<Option<DeliveryState>, OutboxError> {
         let r = sqlx::query(
             "SELECT state, attempts, resent, provider, provider_id, last_error, channel, address, kind \
              FROM outbox WHERE id = $1",
         )
         .bind(outbox_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?;
         let Some(r) = r else { return Ok(None) };
         Ok(Some(DeliveryState {
@@ -806,12 +812,12 @@ impl Store {
     }
 
     /// The earliest instant a queued message may go (for the dispatcher's timer).
-    pub async fn earliest_message(&self) -> Result<Option<Timestamp>, StoreError> {
+    pub async fn earliest_message(&self) -> Result<Option<Timestamp>, OutboxError> {
         let t: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(CASE WHEN state = 'sending' THEN lease_until ELSE not_before END) FROM outbox \
              WHERE state IN ('pending', 'retry', 'sending')",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&self.store.pool)
         .await?;
         Ok(t.map(Timestamp))
     }
@@ -821,13 +827,13 @@ impl Store {
     pub async fn outbox_row(
         &self,
         id: i64,
-    ) -> Result<Option<(Result<OutboxRow, UnreadableRow>, String)>, StoreError> {
+    ) -> Result<Option<(Result<OutboxRow, UnreadableRow>, String)>, OutboxError> {
         let r = sqlx::query(
             "SELECT id, ticket_id, kind, dedupe_key, recipient, channel, address, language, \
              payload, not_before, attempts, created_at, in_doubt, rendered, state FROM outbox WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?;
         let Some(r) = r else { return Ok(None) };
         Ok(Some((outbox_row_from(&r, 0)?, r.try_get("state")?)))
@@ -841,9 +847,9 @@ impl Store {
         receipt: &Receipt<'_>,
         dead: Option<(&str, Option<&NewOutbox>)>,
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, OutboxError> {
         let outbox_id = receipt.outbox_id;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.store.pool.begin().await?;
         let new = sqlx::query(
             "INSERT INTO delivery_receipts (outbox_id, source, kind, final, detail, received_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outbox_id, source, kind) DO NOTHING",
@@ -883,12 +889,12 @@ impl Store {
     pub async fn receipts_of(
         &self,
         outbox_id: i64,
-    ) -> Result<Vec<(String, String, String)>, StoreError> {
+    ) -> Result<Vec<(String, String, String)>, OutboxError> {
         let rows = sqlx::query(
             "SELECT source, kind, final FROM delivery_receipts WHERE outbox_id = $1 ORDER BY id",
         )
         .bind(outbox_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
@@ -900,8 +906,8 @@ impl Store {
         &self,
         n: &NewOutbox,
         now: Timestamp,
-    ) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+    ) -> Result<Option<i64>, OutboxError> {
+        let mut tx = self.store.pool.begin().await?;
         insert_outbox(&mut tx, n, now).await?;
         let id: Option<i64> = sqlx::query_scalar(
             // A message about no ticket is stored with a NULL ticket id (see `insert_outbox`).
@@ -926,7 +932,7 @@ impl Store {
         &self,
         before: Timestamp,
         keys_before: Timestamp,
-    ) -> Result<(u64, u64, u64), StoreError> {
+    ) -> Result<(u64, u64, u64), OutboxError> {
         // Servers' error texts may quote the address: they go with it.
         sqlx::query(
             "UPDATE delivery_attempts SET error = NULL WHERE error IS NOT NULL AND outbox_id IN \
@@ -934,14 +940,14 @@ impl Store {
              AND updated_at < $1 AND address <> '')",
         )
         .bind(before.0)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         let messages = sqlx::query(
             "UPDATE outbox SET address = '', payload = '{}', last_error = NULL \
              WHERE state IN ('delivered', 'dead', 'uncertain') AND updated_at < $1 AND address <> ''",
         )
         .bind(before.0)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?
         .rows_affected();
         let inbox = sqlx::query(
@@ -949,12 +955,12 @@ impl Store {
              AND payload <> '{}'",
         )
         .bind(before.0)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?
         .rows_affected();
         let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
             .bind(keys_before.0)
-            .execute(&self.pool)
+            .execute(&self.store.pool)
             .await?
             .rows_affected();
         Ok((messages, inbox, keys))
@@ -964,12 +970,12 @@ impl Store {
     pub async fn outbox_of(
         &self,
         ticket_id: i64,
-    ) -> Result<Vec<(String, String, String, String, String)>, StoreError> {
+    ) -> Result<Vec<(String, String, String, String, String)>, OutboxError> {
         let rows = sqlx::query(
             "SELECT kind, dedupe_key, recipient, channel, state FROM outbox WHERE ticket_id = $1 ORDER BY id",
         )
         .bind(ticket_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -991,55 +997,16 @@ impl Store {
         from_id: i64,
         count: i64,
         now: Timestamp,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<u64, OutboxError> {
         let r = sqlx::query(
             "UPDATE tickets SET next_check_at = $1 WHERE id >= $2 AND id < $3 AND closed_at IS NULL",
         )
         .bind(now.0)
         .bind(from_id)
         .bind(from_id + count)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(r.rows_affected())
-    }
-
-    /// The highest internal ticket id.
-    pub async fn max_ticket_id(&self) -> Result<i64, StoreError> {
-        let m: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM tickets")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(m.unwrap_or(0))
-    }
-
-    /// Open tickets by SLA state.
-    pub async fn tickets_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT sla_state, COUNT(*) FROM tickets WHERE closed_at IS NULL GROUP BY sla_state ORDER BY sla_state",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
-    }
-
-    /// Breaches so far (one per ticket and deadline).
-    pub async fn breaches(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE kind = 'violazione' AND recipient = 'office'",
-        )
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    /// Outbox rows by state.
-    pub async fn outbox_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT state, COUNT(*) FROM outbox GROUP BY state ORDER BY state")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
     }
 }
 
@@ -1145,4 +1112,96 @@ fn finished_json(f: &Finished) -> (String, String) {
     ])
     .to_string();
     (attempts, state)
+}
+
+impl Outbox<'_> {
+    /// Keeps the words each leased message goes out with, unless it already has them. The rows
+    /// travel as one JSON text per statement (`[[id, words], …]`). Each row's words are written
+    /// by one statement, committed when this returns; no row depends on another, so there is no
+    /// transaction around them. SQLite takes them all in one statement; PostgreSQL in
+    /// statements of about `PG_STATEMENT_BYTES` (an e-mail's words are ~2.6 KB), a few at once
+    /// on separate connections.
+    pub async fn save_rendered(&self, rows: &[(i64, RenderedMessage)]) -> Result<(), OutboxError> {
+        /// PostgreSQL statements in flight at once.
+        const LANES: usize = 4;
+        let items = rows
+            .iter()
+            .map(|(id, r)| {
+                serde_json::to_string(r)
+                    .map(|t| format!("[{id},{t}]"))
+                    .map_err(|e| OutboxError::Corrupt(format!("outbox {id}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sql = format!(
+            "UPDATE outbox SET rendered = w.words FROM {} \
+             WHERE outbox.id = w.id AND outbox.rendered IS NULL",
+            self.store
+                .json_rows(1, "w", &[("id", "bigint"), ("words", "json")])
+        );
+        let statement = |items: &[String]| {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(super::outbox::join_json(items.iter().map(String::as_str)))
+                .execute(&self.store.pool)
+        };
+        match self.store.backend {
+            super::Backend::Sqlite => {
+                statement(&items).await?;
+            }
+            super::Backend::Postgres => {
+                let sizes: Vec<usize> = items.iter().map(String::len).collect();
+                let runs = super::outbox::runs_by_bytes(&sizes, super::outbox::PG_STATEMENT_BYTES);
+                for lanes in runs.chunks(LANES) {
+                    futures_util::future::try_join_all(
+                        lanes.iter().map(|run| statement(&items[run.clone()])),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a test message already rendered (kind `prova`, about no ticket); returns its id.
+    pub async fn queue_test_message(
+        &self,
+        channel: Channel,
+        address: &Address,
+        rendered: &RenderedMessage,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<i64, OutboxError> {
+        let mut tx = self.store.pool.begin().await?;
+        let key = format!("{}-{}", now.0, getrandom::u64().unwrap_or(0));
+        let text = serde_json::to_string(rendered)
+            .map_err(|e| OutboxError::Corrupt(format!("test message: {e}")))?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO outbox (ticket_id, kind, dedupe_key, recipient, channel, address, \
+             language, payload, not_before, state, attempts, created_at, updated_at, rendered) \
+             VALUES (NULL, $1, $2, $3, $4, $5, $6, '{}', $7, 'pending', 0, $7, $7, $8) \
+             RETURNING id",
+        )
+        .bind(Kind::Prova.as_str())
+        .bind(&key)
+        .bind(Recipient::Tester.as_str())
+        .bind(channel.as_str())
+        .bind(address.as_str())
+        .bind(Lang::It.as_str())
+        .bind(now.0)
+        .bind(text)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        audit(
+            &mut tx,
+            now,
+            actor,
+            "template.test_send",
+            &rendered.template,
+            &serde_json::json!({"channel": channel.as_str(), "outbox_id": id,
+                                "to": crate::redact::mask(address.as_str())}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
 }

@@ -4,9 +4,21 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, TICKET_COLUMNS, TicketRecord, ts};
+use super::tickets::event_from_row;
+use super::{Portal, TICKET_COLUMNS, TicketRecord, ts};
 use crate::portal::SentMessage;
 use crate::time::Timestamp;
+
+/// Why a portal read or write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Ticket(#[from] super::TicketError),
+}
 
 /// A ticket as the portal shows it, with the instant its links were revoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,20 +27,20 @@ pub struct PortalTicket {
     pub links_revoked_at: Option<Timestamp>,
 }
 
-impl Store {
-    fn portal_ticket(&self, r: &sqlx::any::AnyRow) -> Result<PortalTicket, StoreError> {
+impl Portal<'_> {
+    fn portal_ticket(&self, r: &sqlx::any::AnyRow) -> Result<PortalTicket, PortalError> {
         Ok(PortalTicket {
-            ticket: self.record_from_row(r)?,
+            ticket: self.store.tickets().record_from_row(r)?,
             links_revoked_at: ts(r.try_get("links_revoked_at")?),
         })
     }
 
     /// A ticket by internal id (what a status link names).
-    pub async fn portal_ticket_by_id(&self, id: i64) -> Result<Option<PortalTicket>, StoreError> {
+    pub async fn portal_ticket_by_id(&self, id: i64) -> Result<Option<PortalTicket>, PortalError> {
         let sql = format!("SELECT {TICKET_COLUMNS}, links_revoked_at FROM tickets WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
-            .fetch_optional(self.read_pool())
+            .fetch_optional(self.store.read_pool())
             .await?;
         row.map(|r| self.portal_ticket(&r)).transpose()
     }
@@ -38,14 +50,14 @@ impl Store {
         &self,
         number: &str,
         fiscal_code: &str,
-    ) -> Result<Option<PortalTicket>, StoreError> {
+    ) -> Result<Option<PortalTicket>, PortalError> {
         let sql = format!(
             "SELECT {TICKET_COLUMNS}, links_revoked_at FROM tickets WHERE number = $1 AND fiscal_code = $2"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(number)
             .bind(fiscal_code)
-            .fetch_optional(self.read_pool())
+            .fetch_optional(self.store.read_pool())
             .await?;
         row.map(|r| self.portal_ticket(&r)).transpose()
     }
@@ -57,7 +69,7 @@ impl Store {
         fiscal_code: &str,
         before: Option<i64>,
         limit: i64,
-    ) -> Result<Vec<PortalTicket>, StoreError> {
+    ) -> Result<Vec<PortalTicket>, PortalError> {
         let sql = format!(
             "SELECT {TICKET_COLUMNS}, links_revoked_at FROM tickets \
              WHERE fiscal_code = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
@@ -66,19 +78,19 @@ impl Store {
             .bind(fiscal_code)
             .bind(before.unwrap_or(i64::MAX))
             .bind(limit.clamp(1, 100))
-            .fetch_all(self.read_pool())
+            .fetch_all(self.store.read_pool())
             .await?;
         rows.iter().map(|r| self.portal_ticket(r)).collect()
     }
 
     /// The messages to the citizen about a ticket, oldest first.
-    pub async fn citizen_messages(&self, ticket_id: i64) -> Result<Vec<SentMessage>, StoreError> {
+    pub async fn citizen_messages(&self, ticket_id: i64) -> Result<Vec<SentMessage>, PortalError> {
         let rows = sqlx::query(
             "SELECT kind, channel, created_at, delivered_at, state, dlr_state FROM outbox \
              WHERE ticket_id = $1 AND recipient = 'citizen' ORDER BY created_at, id",
         )
         .bind(ticket_id)
-        .fetch_all(self.read_pool())
+        .fetch_all(self.store.read_pool())
         .await?;
         rows.iter()
             .map(|r| {
@@ -100,7 +112,7 @@ impl Store {
     pub async fn portal_history(
         &self,
         ticket_id: i64,
-    ) -> Result<(Vec<crate::store::EventRecord>, Vec<SentMessage>), StoreError> {
+    ) -> Result<(Vec<crate::store::EventRecord>, Vec<SentMessage>), PortalError> {
         // The messages' `created_at` travels in `occurred_at`; `part` says which table a row
         // is from. Events sort by id, messages by (created_at, id).
         let rows = sqlx::query(
@@ -115,13 +127,13 @@ impl Store {
              ORDER BY part, CASE WHEN part = 'e' THEN 0 ELSE occurred_at END, id",
         )
         .bind(ticket_id)
-        .fetch_all(self.read_pool())
+        .fetch_all(self.store.read_pool())
         .await?;
         let (mut events, mut messages) = (Vec::new(), Vec::new());
         for r in &rows {
             let part: String = r.try_get("part")?;
             if part == "e" {
-                events.push(super::event_from_row(r)?);
+                events.push(event_from_row(r)?);
             } else {
                 messages.push(SentMessage {
                     kind: r.try_get("kind")?,
@@ -145,8 +157,8 @@ impl Store {
         now: Timestamp,
         actor: &str,
         reason: &str,
-    ) -> Result<Option<Timestamp>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+    ) -> Result<Option<Timestamp>, PortalError> {
+        let mut tx = self.store.pool().begin().await?;
         let done = sqlx::query("UPDATE tickets SET links_revoked_at = $1 WHERE number = $2")
             .bind(now.0)
             .bind(number)
@@ -155,7 +167,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(None);
         }
-        super::templates::audit(
+        super::admin::audit(
             &mut tx,
             now,
             actor,
@@ -169,18 +181,18 @@ impl Store {
     }
 
     /// The link key kept in the store, made from `fresh` by the first daemon that asks.
-    pub async fn portal_key(&self, fresh: &str, now: Timestamp) -> Result<String, StoreError> {
+    pub async fn portal_key(&self, fresh: &str, now: Timestamp) -> Result<String, PortalError> {
         sqlx::query(
             "INSERT INTO portal_keys (id, secret, created_at) VALUES (1, $1, $2) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(fresh)
         .bind(now.0)
-        .execute(self.pool())
+        .execute(self.store.pool())
         .await?;
         Ok(
             sqlx::query_scalar("SELECT secret FROM portal_keys WHERE id = 1")
-                .fetch_one(self.pool())
+                .fetch_one(self.store.pool())
                 .await?,
         )
     }
@@ -210,6 +222,7 @@ mod tests {
         }))
         .expect("ticket");
         store
+            .tickets()
             .create_many(&[t], Source::Crm, now)
             .await
             .expect("created");
@@ -219,10 +232,12 @@ mod tests {
         }))
         .expect("event");
         store
+            .tickets()
             .append_event("2026/000001", &note, None, Source::Crm, now)
             .await
             .expect("appended");
         let id = store
+            .tickets()
             .ticket("2026/000001")
             .await
             .expect("read")
@@ -251,12 +266,12 @@ mod tests {
             .await
             .expect("outbox row");
         }
-        let (events, messages) = store.portal_history(id).await.expect("history");
-        assert_eq!(events, store.events(id).await.expect("events"));
+        let (events, messages) = store.portal().portal_history(id).await.expect("history");
+        assert_eq!(events, store.tickets().events(id).await.expect("events"));
         assert_eq!(events.len(), 2);
         assert_eq!(
             messages,
-            store.citizen_messages(id).await.expect("messages")
+            store.portal().citizen_messages(id).await.expect("messages")
         );
         let kinds: Vec<&str> = messages.iter().map(|m| m.kind.as_str()).collect();
         assert_eq!(kinds, ["ricevuta", "presa_in_carico"]);
@@ -264,6 +279,7 @@ mod tests {
         assert_eq!(messages[1].dlr_state.as_deref(), Some("sent"));
         assert!(
             store
+                .portal()
                 .portal_history(id + 1)
                 .await
                 .expect("none")

@@ -5,11 +5,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::{AnyPool, Row};
 
-use super::StoreError;
 use crate::calendar::{Calendar, CalendarSpec};
 use crate::sla::{Policy, Sla};
 use crate::time::Timestamp;
 use crate::versions::{CalendarDoc, PolicyDoc};
+
+/// Why the calendar and policy versions could not be registered or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Version(#[from] crate::versions::VersionError),
+    #[error("calendar: {0}")]
+    Calendar(#[from] crate::calendar::CalendarError),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
 
 /// Every stored version, the current pair, and the SLA clocks built so far (a calendar takes a
 /// few milliseconds to lay out, so each pair is built once).
@@ -32,7 +44,7 @@ pub(super) async fn register(
     calendar: &CalendarSpec,
     policy: &Policy,
     now: Timestamp,
-) -> Result<(i64, i64), StoreError> {
+) -> Result<(i64, i64), RegistryError> {
     let (ctext, chash) = CalendarDoc::of(calendar).canonical();
     let (ptext, phash) = PolicyDoc::of(policy).canonical();
     let mut ids = [0i64; 2];
@@ -68,7 +80,7 @@ impl VersionRegistry {
     }
 
     /// Loads every stored version.
-    pub async fn load_all(&self, pool: &AnyPool) -> Result<(), StoreError> {
+    pub async fn load_all(&self, pool: &AnyPool) -> Result<(), RegistryError> {
         let cals = sqlx::query("SELECT id, spec FROM calendar_versions")
             .fetch_all(pool)
             .await?;
@@ -97,10 +109,10 @@ impl VersionRegistry {
     }
 
     /// The (calendar, policy) versions new tickets open under.
-    pub fn current(&self) -> Result<(i64, i64), StoreError> {
-        self.lock()
-            .current
-            .ok_or_else(|| StoreError::Corrupt("no configuration registered with the store".into()))
+    pub fn current(&self) -> Result<(i64, i64), RegistryError> {
+        self.lock().current.ok_or_else(|| {
+            RegistryError::Corrupt("no configuration registered with the store".into())
+        })
     }
 
     /// The target in seconds under a policy version.
@@ -109,28 +121,27 @@ impl VersionRegistry {
         policy: i64,
         category: crate::domain::Category,
         priority: crate::domain::Priority,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<i64, RegistryError> {
         self.lock()
             .policies
             .get(&policy)
             .map(|p| p.target(category, priority).seconds)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown policy version {policy}")))
+            .ok_or_else(|| RegistryError::Corrupt(format!("unknown policy version {policy}")))
     }
 
     /// The SLA clock of a (calendar, policy) pair, built on first use.
-    pub fn sla(&self, calendar: i64, policy: i64) -> Result<Arc<Sla>, StoreError> {
+    pub fn sla(&self, calendar: i64, policy: i64) -> Result<Arc<Sla>, RegistryError> {
         let (spec, pol) = {
             let inner = self.lock();
             if let Some(s) = inner.built.get(&(calendar, policy)) {
                 return Ok(Arc::clone(s));
             }
             let spec = inner.calendars.get(&calendar).cloned().ok_or_else(|| {
-                StoreError::Corrupt(format!("unknown calendar version {calendar}"))
+                RegistryError::Corrupt(format!("unknown calendar version {calendar}"))
             })?;
-            let pol =
-                inner.policies.get(&policy).cloned().ok_or_else(|| {
-                    StoreError::Corrupt(format!("unknown policy version {policy}"))
-                })?;
+            let pol = inner.policies.get(&policy).cloned().ok_or_else(|| {
+                RegistryError::Corrupt(format!("unknown policy version {policy}"))
+            })?;
             (spec, pol)
         };
         let sla = Arc::new(Sla::new(Calendar::new(spec)?, pol));

@@ -59,6 +59,7 @@ pub async fn start(
     let hash = hash_secret(PASSWORD).expect("hash");
     for (name, role) in users {
         store
+            .admin()
             .upsert_admin_user(name, *role, Some(&hash), "test", clock.now())
             .await
             .expect("user");
@@ -102,6 +103,7 @@ impl Console {
         }))
         .expect("ticket");
         self.store
+            .tickets()
             .create_ticket(&t, Source::Api, ts("2026-03-02T10:15:00+01:00"))
             .await
             .expect("create");

@@ -159,6 +159,7 @@ pub async fn seeded_store(url: &str, config_text: &str, prefix: &str, tickets: u
         .collect();
     for chunk in all.chunks(500) {
         store
+            .tickets()
             .create_many(chunk, messo::ticket::Source::Crm, now)
             .await
             .expect("seed");

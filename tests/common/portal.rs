@@ -141,18 +141,20 @@ pub async fn seed(p: &Portal) {
             json!({"email": "giuseppe.verdi@example.it", "fiscal_code": OTHER_CF}),
         ),
     ] {
-        s.create_ticket(
-            &mk(number, priority, received, &citizen),
-            Source::Api,
-            ts(received),
-        )
-        .await
-        .expect("create");
+        s.tickets()
+            .create_ticket(
+                &mk(number, priority, received, &citizen),
+                Source::Api,
+                ts(received),
+            )
+            .await
+            .expect("create");
     }
     let append = |number: &'static str, v: Value| {
         let e = event(v);
         async move {
-            s.append_event(number, &e, None, Source::Api, e.at)
+            s.tickets()
+                .append_event(number, &e, None, Source::Api, e.at)
                 .await
                 .expect("append");
         }
@@ -231,6 +233,7 @@ impl Portal {
 
     pub async fn id(&self, number: &str) -> i64 {
         self.store
+            .tickets()
             .ticket(number)
             .await
             .expect("read")
