@@ -99,6 +99,13 @@ fn settable(e: &InboundError) -> bool {
         || matches!(e, InboundError::Corrupt(_))
 }
 
+/// (quoted numbers, tickets they name, the sender's tickets), each candidate with its number.
+type ReplyCandidates = (
+    Vec<String>,
+    Vec<(Candidate, String)>,
+    Vec<(Candidate, String)>,
+);
+
 /// How long a receipt for an unknown message is kept trying (its send may not be recorded yet).
 const ORPHAN_AFTER_S: i64 = 86_400;
 
@@ -626,18 +633,7 @@ impl Inbound<'_> {
                 .act_keyword(conn, id, &sender, &text, k, policy, now)
                 .await;
         }
-        let (quoted, named, senders) = if p.automatic {
-            (Vec::new(), Vec::new(), Vec::new())
-        } else {
-            let quoted = reply::quoted_numbers(p, policy);
-            let named = self.named_candidates(conn, &quoted, &sender).await?;
-            let senders = if sender.is_empty() {
-                Vec::new()
-            } else {
-                self.sender_candidates(conn, &sender).await?
-            };
-            (quoted, named, senders)
-        };
+        let (quoted, named, senders) = self.reply_candidates(conn, p, &sender, policy).await?;
         let plan = reply::plan(
             &reply::Facts {
                 parsed: p,
@@ -652,53 +648,8 @@ impl Inbound<'_> {
         );
         let mut verdict = plan.verdict;
         for action in plan.actions {
-            match action {
-                reply::Action::Record {
-                    number,
-                    event,
-                    if_refused,
-                } => {
-                    let key = format!("inbound:{id}");
-                    let appended = self
-                        .store
-                        .tickets()
-                        .append_in(conn, &number, &event, Some(&key), Source::Webhook, now)
-                        .await;
-                    match (appended, if_refused) {
-                        (Ok(_), _) => {}
-                        // The ticket stopped waiting in between: the reply is kept as a note.
-                        (Err(super::TicketError::Conflict(_)), Some(note)) => {
-                            self.store
-                                .tickets()
-                                .append_in(conn, &number, &note, Some(&key), Source::Webhook, now)
-                                .await?;
-                            verdict.outcome = "note";
-                        }
-                        (Err(e), _) => return Err(e.into()),
-                    }
-                }
-                reply::Action::OfficeAlert {
-                    kind,
-                    ticket_id,
-                    key,
-                    number,
-                } => {
-                    self.office_alert(
-                        conn,
-                        kind,
-                        ticket_id,
-                        &key,
-                        p,
-                        number.as_deref(),
-                        policy,
-                        now,
-                    )
-                    .await?;
-                }
-                reply::Action::Owe(row) => {
-                    insert_outbox_conn(conn, &row, now).await?;
-                }
-            }
+            self.apply_reply(conn, id, p, action, &mut verdict, policy, now)
+                .await?;
         }
         match verdict.outcome {
             "integration" => report.integrations += 1,
@@ -712,6 +663,91 @@ impl Inbound<'_> {
             detail: verdict.detail,
             ticket_id: verdict.ticket_id,
         })
+    }
+
+    /// The facts a reply is matched on: the ticket numbers it quotes, the tickets they name
+    /// (of this sender) and the sender's open tickets. An automatic reply is matched on none.
+    async fn reply_candidates(
+        &self,
+        conn: &mut AnyConnection,
+        p: &Parsed,
+        sender: &str,
+        policy: &InboundPolicy,
+    ) -> Result<ReplyCandidates, InboundError> {
+        if p.automatic {
+            return Ok((Vec::new(), Vec::new(), Vec::new()));
+        }
+        let quoted = reply::quoted_numbers(p, policy);
+        let named = self.named_candidates(conn, &quoted, sender).await?;
+        let senders = if sender.is_empty() {
+            Vec::new()
+        } else {
+            self.sender_candidates(conn, sender).await?
+        };
+        Ok((quoted, named, senders))
+    }
+
+    /// Applies one action of a reply's plan; a reply the ticket refuses as an integrazione
+    /// (it stopped waiting in between) is kept as a note when the plan says so.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_reply(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        p: &Parsed,
+        action: reply::Action,
+        verdict: &mut reply::Verdict,
+        policy: &InboundPolicy,
+        now: Timestamp,
+    ) -> Result<(), InboundError> {
+        match action {
+            reply::Action::Record {
+                number,
+                event,
+                if_refused,
+            } => {
+                let key = format!("inbound:{id}");
+                let appended = self
+                    .store
+                    .tickets()
+                    .append_in(conn, &number, &event, Some(&key), Source::Webhook, now)
+                    .await;
+                match (appended, if_refused) {
+                    (Ok(_), _) => {}
+                    // The ticket stopped waiting in between: the reply is kept as a note.
+                    (Err(super::TicketError::Conflict(_)), Some(note)) => {
+                        self.store
+                            .tickets()
+                            .append_in(conn, &number, &note, Some(&key), Source::Webhook, now)
+                            .await?;
+                        verdict.outcome = "note";
+                    }
+                    (Err(e), _) => return Err(e.into()),
+                }
+            }
+            reply::Action::OfficeAlert {
+                kind,
+                ticket_id,
+                key,
+                number,
+            } => {
+                self.office_alert(
+                    conn,
+                    kind,
+                    ticket_id,
+                    &key,
+                    p,
+                    number.as_deref(),
+                    policy,
+                    now,
+                )
+                .await?;
+            }
+            reply::Action::Owe(row) => {
+                insert_outbox_conn(conn, &row, now).await?;
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -955,50 +991,53 @@ impl Inbound<'_> {
             ));
         };
         report.receipts += 1;
-        let part = i64::from(r.part.unwrap_or(1));
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT state FROM dlr_parts WHERE outbox_id = $1 AND part = $2")
-                .bind(msg.id)
-                .bind(part)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let current = current.as_deref().and_then(DlrState::parse);
-        let Some(next) = dlr::advance(current, r.state) else {
-            return Ok(Done {
-                status: "done",
-                outcome: "stale",
-                detail: format!(
-                    "{} after {}: older news, kept",
-                    r.state.as_str(),
-                    current.map_or("-", DlrState::as_str)
-                ),
-                ticket_id: msg.ticket_id,
-            });
+        let stored = dlr::StoredReceipts {
+            parts: self.dlr_parts(conn, msg.id).await?,
+            message: msg.dlr_state.as_deref().and_then(DlrState::parse),
+            parts_total: msg.parts,
         };
-        if current.is_some() {
-            sqlx::query("UPDATE dlr_parts SET state = $1, updated_at = $2 WHERE outbox_id = $3 AND part = $4")
-                .bind(next.as_str())
-                .bind(now.0)
-                .bind(msg.id)
-                .bind(part)
-                .execute(&mut *conn)
-                .await?;
-        } else {
-            sqlx::query("INSERT INTO dlr_parts (outbox_id, part, state, updated_at) VALUES ($1, $2, $3, $4)")
-                .bind(msg.id)
-                .bind(part)
-                .bind(next.as_str())
-                .bind(now.0)
-                .execute(&mut *conn)
+        let w = match dlr::plan(r, &stored) {
+            dlr::ReceiptPlan::Stale { receipt, stored } => {
+                return Ok(Done {
+                    status: "done",
+                    outcome: "stale",
+                    detail: format!(
+                        "{} after {}: older news, kept",
+                        receipt.as_str(),
+                        stored.map_or("-", DlrState::as_str)
+                    ),
+                    ticket_id: msg.ticket_id,
+                });
+            }
+            dlr::ReceiptPlan::Apply(w) => w,
+        };
+        self.write_receipt(conn, msg.id, endpoint, &w, now).await?;
+        if let Some(error) = &w.failure {
+            self.fail_delivered(conn, &msg, error, policy, now, report)
                 .await?;
         }
-        let parts_total = match (msg.parts, r.parts) {
-            (Some(a), Some(b)) => Some(a.max(i64::from(b))),
-            (a, b) => a.or(b.map(i64::from)),
-        };
-        let states: Vec<(u32, DlrState)> =
+        Ok(Done {
+            status: "done",
+            outcome: "receipt",
+            detail: format!(
+                "part {}: {}; message: {}",
+                w.part,
+                w.part_state.as_str(),
+                w.message.map_or("-", DlrState::as_str)
+            ),
+            ticket_id: msg.ticket_id,
+        })
+    }
+
+    /// The states recorded for each part of a message.
+    async fn dlr_parts(
+        &self,
+        conn: &mut AnyConnection,
+        outbox_id: i64,
+    ) -> Result<Vec<(u32, DlrState)>, InboundError> {
+        Ok(
             sqlx::query("SELECT part, state FROM dlr_parts WHERE outbox_id = $1")
-                .bind(msg.id)
+                .bind(outbox_id)
                 .fetch_all(&mut *conn)
                 .await?
                 .iter()
@@ -1007,100 +1046,103 @@ impl Inbound<'_> {
                     let s: String = row.try_get(1).ok()?;
                     Some((u32::try_from(p).ok()?, DlrState::parse(&s)?))
                 })
-                .collect();
-        let whole = dlr::overall(&states, parts_total.and_then(|t| u32::try_from(t).ok()));
-        let before = msg.dlr_state.as_deref().and_then(DlrState::parse);
-        let moved = whole.and_then(|w| dlr::advance(before, w));
+                .collect(),
+        )
+    }
+
+    /// Writes what a receipt that moves its part forward changes: the part, the message's
+    /// state and part count, and the receipt itself (once per source and kind).
+    async fn write_receipt(
+        &self,
+        conn: &mut AnyConnection,
+        outbox_id: i64,
+        endpoint: &str,
+        w: &dlr::ReceiptWrite,
+        now: Timestamp,
+    ) -> Result<(), InboundError> {
+        let part_sql = if w.first {
+            "INSERT INTO dlr_parts (state, updated_at, outbox_id, part) VALUES ($1, $2, $3, $4)"
+        } else {
+            "UPDATE dlr_parts SET state = $1, updated_at = $2 WHERE outbox_id = $3 AND part = $4"
+        };
+        sqlx::query(part_sql)
+            .bind(w.part_state.as_str())
+            .bind(now.0)
+            .bind(outbox_id)
+            .bind(i64::from(w.part))
+            .execute(&mut *conn)
+            .await?;
         sqlx::query("UPDATE outbox SET dlr_state = $1, dlr_parts = $2 WHERE id = $3")
-            .bind(moved.or(before).map(DlrState::as_str))
-            .bind(parts_total)
-            .bind(msg.id)
+            .bind(w.message.map(DlrState::as_str))
+            .bind(w.parts_total)
+            .bind(outbox_id)
             .execute(&mut *conn)
             .await?;
         sqlx::query(
             "INSERT INTO delivery_receipts (outbox_id, source, kind, final, detail, received_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outbox_id, source, kind) DO NOTHING",
         )
-        .bind(msg.id)
+        .bind(outbox_id)
         .bind(endpoint)
-        .bind(format!("dlr:{part}:{}", r.state.as_str()))
-        .bind(match r.state {
-            DlrState::Delivered => "delivered",
-            s if s.is_failure() => "failed",
-            _ => "pending",
-        })
-        .bind(format!(
-            "{}{}",
-            r.raw_status,
-            r.code
-                .as_deref()
-                .map(|c| format!(" ({c})"))
-                .unwrap_or_default()
-        ))
+        .bind(&w.receipt_kind)
+        .bind(w.receipt_final)
+        .bind(&w.receipt_detail)
         .bind(now.0)
         .execute(&mut *conn)
         .await?;
-        // A final failure of a message the provider had accepted: the fallback chain takes over.
-        if let Some(w) = moved
-            && w.is_failure()
-        {
-            let error = format!(
-                "the provider reported {} for the SMS{}",
-                w.as_str(),
-                r.code
-                    .as_deref()
-                    .map(|c| format!(" (code {c})"))
-                    .unwrap_or_default()
-            );
-            let changed = sqlx::query(
-                "UPDATE outbox SET state = 'dead', last_error = $1, updated_at = $2, lease_until = NULL \
-                 WHERE id = $3 AND state = 'delivered'",
-            )
-            .bind(&error)
-            .bind(now.0)
-            .bind(msg.id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if changed == 1
-                && let Some(dead) = &msg.dead
-                && dead.recipient == Recipient::Citizen
-                && let Some(tid) = msg.ticket_id
-            {
-                // Read on this transaction's connection (SQLite's pool has one).
-                let citizen: Option<String> =
-                    sqlx::query_scalar("SELECT citizen FROM tickets WHERE id = $1")
-                        .bind(tid)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                let citizen: Option<crate::ticket::Citizen> =
-                    citizen.and_then(|c| serde_json::from_str(&c).ok());
-                if let Some(c) = citizen.as_ref()
-                    && let Some(repl) = replacement(
-                        dead,
-                        &error,
-                        c,
-                        &policy.fallback,
-                        &policy.office_email,
-                        false,
-                        now,
-                    )
-                {
-                    insert_outbox_conn(conn, &repl, now).await?;
-                    report.fallbacks += 1;
-                }
-            }
+        Ok(())
+    }
+
+    /// A final failure of a message the provider had accepted: the message goes dead and, for
+    /// a citizen's message, the fallback chain takes over.
+    async fn fail_delivered(
+        &self,
+        conn: &mut AnyConnection,
+        msg: &ReceiptTarget,
+        error: &str,
+        policy: &InboundPolicy,
+        now: Timestamp,
+        report: &mut InboundReport,
+    ) -> Result<(), InboundError> {
+        let changed = sqlx::query(
+            "UPDATE outbox SET state = 'dead', last_error = $1, updated_at = $2, lease_until = NULL \
+             WHERE id = $3 AND state = 'delivered'",
+        )
+        .bind(error)
+        .bind(now.0)
+        .bind(msg.id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        let (1, Some(dead), Some(tid)) = (changed, &msg.dead, msg.ticket_id) else {
+            return Ok(());
+        };
+        if dead.recipient != Recipient::Citizen {
+            return Ok(());
         }
-        Ok(Done {
-            status: "done",
-            outcome: "receipt",
-            detail: format!(
-                "part {part}: {}; message: {}",
-                next.as_str(),
-                moved.or(before).map_or("-", DlrState::as_str)
-            ),
-            ticket_id: msg.ticket_id,
-        })
+        // Read on this transaction's connection (SQLite's pool has one).
+        let citizen: Option<String> =
+            sqlx::query_scalar("SELECT citizen FROM tickets WHERE id = $1")
+                .bind(tid)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let citizen: Option<crate::ticket::Citizen> =
+            citizen.and_then(|c| serde_json::from_str(&c).ok());
+        if let Some(c) = citizen.as_ref()
+            && let Some(repl) = replacement(
+                dead,
+                error,
+                c,
+                &policy.fallback,
+                &policy.office_email,
+                false,
+                now,
+            )
+        {
+            insert_outbox_conn(conn, &repl, now).await?;
+            report.fallbacks += 1;
+        }
+        Ok(())
     }
 
     /// The message a receipt is about: by our order id (`messo-<id>`), else by the provider's

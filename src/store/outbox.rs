@@ -3,13 +3,13 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::admin::audit;
 use super::tickets::{event_from_row, insert_event};
 use super::{Backend, EventRecord, Outbox, TicketRecord};
 use crate::domain::{Address, Channel, Kind, Lang, Recipient};
-use crate::engine::Decision;
+use crate::engine::{Decision, Notice};
 use crate::templates::RenderedMessage;
 use crate::ticket::{Derived, EventBody, NewEvent, Source};
 use crate::time::Timestamp;
@@ -34,6 +34,17 @@ pub enum OutboxError {
 
 /// (ticket id, due_at, state, elapsed_s, next_check_at) for the batched cache update.
 type SlaRow = (i64, Option<i64>, &'static str, i64, Option<i64>);
+
+/// A notice a ticket already has: (ticket id, kind, dedupe key, recipient).
+type Owed = (i64, String, String, String);
+
+/// What one engine pass loads for its tickets.
+#[derive(Default)]
+struct CycleBatch {
+    tickets: HashMap<i64, TicketRecord>,
+    events: HashMap<i64, Vec<EventRecord>>,
+    owed: HashSet<Owed>,
+}
 
 /// What one engine pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -353,154 +364,25 @@ impl Outbox<'_> {
         F: Fn(EngineInput<'_>) -> Result<Decision, OutboxError>,
     {
         let mut tx = self.store.pool.begin().await?;
-        let lock = match self.store.backend {
-            Backend::Sqlite => "",
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        };
-        let sql = format!(
-            "SELECT id FROM tickets WHERE next_check_at IS NOT NULL AND next_check_at <= $1 \
-             ORDER BY next_check_at LIMIT $2{lock}"
-        );
-        let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(now.0)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
+        let ids = self.claim_due(&mut tx, now, limit).await?;
         let mut report = CycleReport::default();
         if ids.is_empty() {
             tx.commit().await?;
             return Ok(report);
         }
-        // Load the batch in three queries: tickets, their events, the notices they already have.
-        let list = self.store.placeholders(1, ids.len()).join(", ");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM tickets WHERE id IN ({list})",
-            super::TICKET_COLUMNS
-        )));
-        for id in &ids {
-            q = q.bind(*id);
-        }
-        let mut tickets: HashMap<i64, TicketRecord> = HashMap::with_capacity(ids.len());
-        for r in q.fetch_all(&mut *tx).await? {
-            let t = self.store.tickets().record_from_row(&r)?;
-            tickets.insert(t.id, t);
-        }
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, ticket_id, kind, occurred_at, source, idempotency_key, data, recorded_at \
-             FROM ticket_events WHERE ticket_id IN ({list}) ORDER BY ticket_id, id"
-        )));
-        for id in &ids {
-            q = q.bind(*id);
-        }
-        let mut events: HashMap<i64, Vec<EventRecord>> = HashMap::with_capacity(ids.len());
-        for r in q.fetch_all(&mut *tx).await? {
-            let ticket_id: i64 = r.try_get("ticket_id")?;
-            events
-                .entry(ticket_id)
-                .or_default()
-                .push(event_from_row(&r)?);
-        }
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT ticket_id, kind, dedupe_key, recipient FROM outbox WHERE ticket_id IN ({list})"
-        )));
-        for id in &ids {
-            q = q.bind(*id);
-        }
-        let mut owed: HashSet<(i64, String, String, String)> = HashSet::new();
+        let mut batch = self.load_batch(&mut tx, &ids).await?;
         let mut updates: Vec<SlaRow> = Vec::with_capacity(ids.len());
-        for r in q.fetch_all(&mut *tx).await? {
-            owed.insert((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
-        }
         for id in ids {
-            let Some(record) = tickets.get(&id) else {
+            let Some(record) = batch.tickets.get(&id) else {
                 continue;
             };
-            let mut history = events.remove(&id).unwrap_or_default();
-            let (received_at, mut derived) = super::derive(id, &history)?;
-            let mut decision = decide(EngineInput {
-                ticket: record,
-                received_at,
-                derived: &derived,
-                events: &history,
-            })?;
-            if let Some((at, text)) = decision.close.clone() {
-                // The outcome of an expired suspension: Messo closes the ticket itself, in this
-                // transaction, and decides again so the closure notice is owed with it.
-                let e = NewEvent {
-                    at: at.max(derived.last_event_at),
-                    body: EventBody::Closed { text: Some(text) },
-                };
-                crate::ticket::apply(&mut derived, received_at, &e, now)?;
-                let hash = e.content_hash();
-                let data = e.to_stored_json(None);
-                let event_id = insert_event(
-                    &mut tx,
-                    id,
-                    &e,
-                    Source::System,
-                    "suspension-cap",
-                    &hash,
-                    &data,
-                    now,
-                )
+            let history = batch.events.remove(&id).unwrap_or_default();
+            let decision = self
+                .decide_ticket(&mut tx, record, history, &decide, now)
                 .await?;
-                sqlx::query("UPDATE tickets SET closed_at = $1, waiting_since = NULL, last_event_at = $1 WHERE id = $2")
-                    .bind(e.at.0)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                history.push(EventRecord {
-                    id: event_id,
-                    kind: "closed".to_owned(),
-                    occurred_at: e.at,
-                    source: Source::System.as_str().to_owned(),
-                    idempotency_key: "suspension-cap".to_owned(),
-                    data,
-                    recorded_at: now,
-                });
-                let mut closed = record.clone();
-                closed.closed_at = Some(e.at);
-                closed.waiting_since = None;
-                let before = std::mem::take(&mut decision.notices);
-                decision = decide(EngineInput {
-                    ticket: &closed,
-                    received_at,
-                    derived: &derived,
-                    events: &history,
-                })?;
-                // What was owed before the closure (the office's alert) is still owed.
-                decision.notices.splice(0..0, before);
-                decision.close = None;
-            }
-            for n in &decision.notices {
-                let identity = (
-                    id,
-                    n.kind.as_str().to_owned(),
-                    n.key.clone(),
-                    n.recipient.as_str().to_owned(),
-                );
-                if owed.contains(&identity) {
-                    continue;
-                }
-                let inserted = insert_outbox(
-                    &mut tx,
-                    &NewOutbox {
-                        ticket_id: id,
-                        kind: n.kind,
-                        dedupe_key: n.key.clone(),
-                        recipient: n.recipient,
-                        channel: n.channel,
-                        address: n.address.clone(),
-                        language: n.language,
-                        payload: n.payload.clone(),
-                        not_before: n.not_before,
-                    },
-                    now,
-                )
+            report.owed += self
+                .owe(&mut tx, id, &decision.notices, &mut batch.owed, now)
                 .await?;
-                report.owed += inserted;
-                owed.insert(identity);
-            }
             let v = &decision.sla;
             updates.push((
                 id,
@@ -511,8 +393,215 @@ impl Outbox<'_> {
             ));
             report.tickets += 1;
         }
-        // A few statements write the SLA cache of the whole batch (smaller chunks on PostgreSQL,
-        // where the cost of binding grows faster than the number of parameters).
+        self.write_sla_cache(&mut tx, &updates, now).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// The tickets whose `next_check_at` has come, oldest first; on PostgreSQL locked for this
+    /// transaction, skipping those another daemon holds.
+    async fn claim_due(
+        &self,
+        conn: &mut AnyConnection,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<i64>, OutboxError> {
+        let lock = match self.store.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "SELECT id FROM tickets WHERE next_check_at IS NOT NULL AND next_check_at <= $1 \
+             ORDER BY next_check_at LIMIT $2{lock}"
+        );
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(now.0)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?)
+    }
+
+    /// Loads a batch in three queries: the tickets, their events, the notices they already have.
+    async fn load_batch(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[i64],
+    ) -> Result<CycleBatch, OutboxError> {
+        let list = self.store.placeholders(1, ids.len()).join(", ");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM tickets WHERE id IN ({list})",
+            super::TICKET_COLUMNS
+        )));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let mut batch = CycleBatch::default();
+        for r in q.fetch_all(&mut *conn).await? {
+            let t = self.store.tickets().record_from_row(&r)?;
+            batch.tickets.insert(t.id, t);
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, ticket_id, kind, occurred_at, source, idempotency_key, data, recorded_at \
+             FROM ticket_events WHERE ticket_id IN ({list}) ORDER BY ticket_id, id"
+        )));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let ticket_id: i64 = r.try_get("ticket_id")?;
+            batch
+                .events
+                .entry(ticket_id)
+                .or_default()
+                .push(event_from_row(&r)?);
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT ticket_id, kind, dedupe_key, recipient FROM outbox WHERE ticket_id IN ({list})"
+        )));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            batch
+                .owed
+                .insert((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
+        }
+        Ok(batch)
+    }
+
+    /// The engine's decision for one ticket. When it says an expired suspension closes the
+    /// ticket, Messo closes it itself, in this transaction, and decides again so the closure
+    /// notice is owed with it; what was owed before the closure (the office's alert) stays owed.
+    async fn decide_ticket<F>(
+        &self,
+        conn: &mut AnyConnection,
+        record: &TicketRecord,
+        mut history: Vec<EventRecord>,
+        decide: &F,
+        now: Timestamp,
+    ) -> Result<Decision, OutboxError>
+    where
+        F: Fn(EngineInput<'_>) -> Result<Decision, OutboxError>,
+    {
+        let id = record.id;
+        let (received_at, mut derived) = super::derive(id, &history)?;
+        let mut decision = decide(EngineInput {
+            ticket: record,
+            received_at,
+            derived: &derived,
+            events: &history,
+        })?;
+        let Some((at, text)) = decision.close.clone() else {
+            return Ok(decision);
+        };
+        let e = NewEvent {
+            at: at.max(derived.last_event_at),
+            body: EventBody::Closed { text: Some(text) },
+        };
+        crate::ticket::apply(&mut derived, received_at, &e, now)?;
+        history.push(self.record_closure(conn, id, &e, now).await?);
+        let mut closed = record.clone();
+        closed.closed_at = Some(e.at);
+        closed.waiting_since = None;
+        let before = std::mem::take(&mut decision.notices);
+        let mut decision = decide(EngineInput {
+            ticket: &closed,
+            received_at,
+            derived: &derived,
+            events: &history,
+        })?;
+        decision.notices.splice(0..0, before);
+        decision.close = None;
+        Ok(decision)
+    }
+
+    /// Appends the system's closure of a ticket whose suspension expired and closes the row.
+    async fn record_closure(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        e: &NewEvent,
+        now: Timestamp,
+    ) -> Result<EventRecord, OutboxError> {
+        let hash = e.content_hash();
+        let data = e.to_stored_json(None);
+        let event_id = insert_event(
+            conn,
+            id,
+            e,
+            Source::System,
+            "suspension-cap",
+            &hash,
+            &data,
+            now,
+        )
+        .await?;
+        sqlx::query("UPDATE tickets SET closed_at = $1, waiting_since = NULL, last_event_at = $1 WHERE id = $2")
+            .bind(e.at.0)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(EventRecord {
+            id: event_id,
+            kind: "closed".to_owned(),
+            occurred_at: e.at,
+            source: Source::System.as_str().to_owned(),
+            idempotency_key: "suspension-cap".to_owned(),
+            data,
+            recorded_at: now,
+        })
+    }
+
+    /// Writes the notices a decision owes that the ticket does not have yet; returns how many
+    /// rows were new.
+    async fn owe(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        notices: &[Notice],
+        owed: &mut HashSet<Owed>,
+        now: Timestamp,
+    ) -> Result<u64, OutboxError> {
+        let mut inserted = 0;
+        for n in notices {
+            let identity = (
+                id,
+                n.kind.as_str().to_owned(),
+                n.key.clone(),
+                n.recipient.as_str().to_owned(),
+            );
+            if owed.contains(&identity) {
+                continue;
+            }
+            inserted += insert_outbox(
+                conn,
+                &NewOutbox {
+                    ticket_id: id,
+                    kind: n.kind,
+                    dedupe_key: n.key.clone(),
+                    recipient: n.recipient,
+                    channel: n.channel,
+                    address: n.address.clone(),
+                    language: n.language,
+                    payload: n.payload.clone(),
+                    not_before: n.not_before,
+                },
+                now,
+            )
+            .await?;
+            owed.insert(identity);
+        }
+        Ok(inserted)
+    }
+
+    /// Writes the SLA cache of a whole batch in a few statements (smaller chunks on PostgreSQL,
+    /// where the cost of binding grows faster than the number of parameters).
+    async fn write_sla_cache(
+        &self,
+        conn: &mut AnyConnection,
+        updates: &[SlaRow],
+        now: Timestamp,
+    ) -> Result<(), OutboxError> {
         let chunk_size = match self.store.backend {
             Backend::Sqlite => 500,
             Backend::Postgres => 50,
@@ -549,10 +638,9 @@ impl Outbox<'_> {
                     .bind(*elapsed)
                     .bind(*next);
             }
-            q.bind(now.0).execute(&mut *tx).await?;
+            q.bind(now.0).execute(&mut *conn).await?;
         }
-        tx.commit().await?;
-        Ok(report)
+        Ok(())
     }
 
     /// The earliest `next_check_at` of any ticket: when the engine must wake next.

@@ -114,6 +114,107 @@ pub fn overall(parts: &[(u32, DlrState)], total: Option<u32>) -> Option<DlrState
     })
 }
 
+/// What is stored about the message a receipt is about, loaded before deciding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReceipts {
+    /// The states recorded for each part so far (part number → state).
+    pub parts: Vec<(u32, DlrState)>,
+    /// The message's overall state so far.
+    pub message: Option<DlrState>,
+    /// How many parts the message has, when known.
+    pub parts_total: Option<i64>,
+}
+
+/// What to write for one receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptPlan {
+    /// Older news than what is stored for the part: nothing changes.
+    Stale {
+        receipt: DlrState,
+        stored: Option<DlrState>,
+    },
+    /// The part moves forward.
+    Apply(ReceiptWrite),
+}
+
+/// The writes of a receipt that moves its part forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptWrite {
+    pub part: u32,
+    /// The part's new state; `first` when the part had no state before.
+    pub part_state: DlrState,
+    pub first: bool,
+    /// How many parts the message has, the most either side said.
+    pub parts_total: Option<i64>,
+    /// The message's state after the receipt (unchanged when it does not move it).
+    pub message: Option<DlrState>,
+    /// The message reached a final failure with this receipt: the text of its error.
+    pub failure: Option<String>,
+    /// The receipt row: its kind (`dlr:<part>:<state>`), final state and detail.
+    pub receipt_kind: String,
+    pub receipt_final: &'static str,
+    pub receipt_detail: String,
+}
+
+/// Decides what a receipt changes, from the receipt and what is stored: the part's state only
+/// moves forward, the message's state follows all its parts, and a final failure of the whole
+/// message is reported so the fallback chain can take over.
+pub fn plan(r: &super::ReceiptFacts, stored: &StoredReceipts) -> ReceiptPlan {
+    let part = r.part.unwrap_or(1);
+    let current = stored
+        .parts
+        .iter()
+        .find(|(p, _)| *p == part)
+        .map(|(_, s)| *s);
+    let Some(next) = advance(current, r.state) else {
+        return ReceiptPlan::Stale {
+            receipt: r.state,
+            stored: current,
+        };
+    };
+    let parts_total = match (stored.parts_total, r.parts) {
+        (Some(a), Some(b)) => Some(a.max(i64::from(b))),
+        (a, b) => a.or(b.map(i64::from)),
+    };
+    let mut parts: Vec<(u32, DlrState)> = stored
+        .parts
+        .iter()
+        .copied()
+        .filter(|(p, _)| *p != part)
+        .collect();
+    parts.push((part, next));
+    let whole = overall(&parts, parts_total.and_then(|t| u32::try_from(t).ok()));
+    let moved = whole.and_then(|w| advance(stored.message, w));
+    let code = |prefix: &str, suffix: &str| {
+        r.code
+            .as_deref()
+            .map(|c| format!("{prefix}{c}{suffix}"))
+            .unwrap_or_default()
+    };
+    let failure = moved.filter(|w| w.is_failure()).map(|w| {
+        format!(
+            "the provider reported {} for the SMS{}",
+            w.as_str(),
+            code(" (code ", ")")
+        )
+    });
+    ReceiptPlan::Apply(ReceiptWrite {
+        part,
+        part_state: next,
+        first: current.is_none(),
+        parts_total,
+        message: moved.or(stored.message),
+        failure,
+        receipt_kind: format!("dlr:{part}:{}", r.state.as_str()),
+        receipt_final: match r.state {
+            DlrState::Delivered => "delivered",
+            s if s.is_failure() => "failed",
+            _ => "pending",
+        },
+        receipt_detail: format!("{}{}", r.raw_status, code(" (", ")")),
+    })
+}
+
 /// Twilio's `MessageStatus` values.
 pub fn twilio(status: &str) -> Option<DlrState> {
     Some(match status.to_ascii_lowercase().as_str() {
@@ -156,6 +257,108 @@ pub fn generic(status: &str) -> Option<DlrState> {
 mod tests {
     use super::DlrState::*;
     use super::*;
+
+    fn facts(
+        state: DlrState,
+        part: Option<u32>,
+        parts: Option<u32>,
+    ) -> crate::inbound::ReceiptFacts {
+        crate::inbound::ReceiptFacts {
+            provider_id: Some("SM1".into()),
+            order_id: None,
+            state,
+            raw_status: state.as_str().to_owned(),
+            code: Some("30003".into()),
+            part,
+            parts,
+        }
+    }
+
+    fn write(p: ReceiptPlan) -> ReceiptWrite {
+        match p {
+            ReceiptPlan::Apply(w) => w,
+            ReceiptPlan::Stale { .. } => panic!("expected a write, got {p:?}"),
+        }
+    }
+
+    #[test]
+    fn a_first_receipt_moves_its_part_and_the_message() {
+        let w = write(plan(
+            &facts(Delivered, None, None),
+            &StoredReceipts {
+                parts: vec![],
+                message: None,
+                parts_total: None,
+            },
+        ));
+        assert_eq!((w.part, w.part_state, w.first), (1, Delivered, true));
+        assert_eq!(w.message, Some(Delivered));
+        assert_eq!(w.failure, None);
+        assert_eq!(w.receipt_kind, "dlr:1:delivered");
+        assert_eq!(w.receipt_final, "delivered");
+        assert_eq!(w.receipt_detail, "delivered (30003)");
+    }
+
+    #[test]
+    fn older_news_for_a_part_is_stale() {
+        let p = plan(
+            &facts(Sent, Some(2), Some(2)),
+            &StoredReceipts {
+                parts: vec![(1, Delivered), (2, Delivered)],
+                message: Some(Delivered),
+                parts_total: Some(2),
+            },
+        );
+        assert_eq!(
+            p,
+            ReceiptPlan::Stale {
+                receipt: Sent,
+                stored: Some(Delivered)
+            }
+        );
+    }
+
+    #[test]
+    fn a_message_in_parts_is_delivered_with_its_last_part() {
+        let stored = StoredReceipts {
+            parts: vec![(1, Delivered)],
+            message: Some(Sent),
+            parts_total: Some(2),
+        };
+        let w = write(plan(&facts(Delivered, Some(2), None), &stored));
+        assert_eq!(
+            (w.first, w.parts_total, w.message),
+            (true, Some(2), Some(Delivered))
+        );
+        // The provider may say there are more parts than we knew: the larger count holds.
+        let w = write(plan(&facts(Delivered, Some(2), Some(3)), &stored));
+        assert_eq!((w.parts_total, w.message), (Some(3), Some(Sent)));
+    }
+
+    #[test]
+    fn a_failed_part_fails_the_message_once_and_says_why() {
+        let stored = StoredReceipts {
+            parts: vec![(1, Sent)],
+            message: Some(Sent),
+            parts_total: None,
+        };
+        let w = write(plan(&facts(Undelivered, None, None), &stored));
+        assert_eq!(w.message, Some(Undelivered));
+        assert_eq!(w.receipt_final, "failed");
+        assert_eq!(
+            w.failure.as_deref(),
+            Some("the provider reported undelivered for the SMS (code 30003)")
+        );
+        // The message already failed: a later failure of another part changes no message state
+        // and does not fail it a second time.
+        let after = StoredReceipts {
+            parts: vec![(1, Undelivered)],
+            message: Some(Undelivered),
+            parts_total: Some(2),
+        };
+        let w = write(plan(&facts(Failed, Some(2), None), &after));
+        assert_eq!((w.message, w.failure), (Some(Undelivered), None));
+    }
 
     #[test]
     fn only_forward() {
