@@ -43,7 +43,7 @@ fn main() {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let daemon = tokio::spawn(messo::daemon::run(
             config.clone(),
-            messo::http::system_clock(),
+            messo::time::system_clock(),
             stop_rx,
         ));
         tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -23,11 +23,10 @@ use axum::routing::post;
 use messo::config::{BUILTIN_TOML, Config};
 use messo::daemon::Engine;
 use messo::delivery::dispatch::Dispatcher;
-use messo::http::Clock;
 use messo::metrics::Metrics;
 use messo::store::Store;
 use messo::ticket::{NewTicket, Source};
-use messo::time::Timestamp;
+use messo::time::{Clock, Timestamp};
 
 fn env_n(key: &str, default: u64) -> u64 {
     std::env::var(key)

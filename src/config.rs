@@ -1806,6 +1806,11 @@ working_days = 1
                 })
             );
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn short_secrets_from_the_environment_are_strings_too() {
         for secret in SHORT_LOOKALIKES {
             let env = vec![
                 ("MESSO_SMTP__HOST".to_owned(), "smtp.example.it".to_owned()),
@@ -1815,6 +1820,10 @@ working_days = 1
             let c = Config::from_toml(BUILTIN_TOML, "test", env).unwrap();
             assert_eq!(c.smtp.and_then(|s| s.password).as_deref(), Some(secret));
         }
+    }
+
+    #[test]
+    fn a_generic_providers_header_from_the_environment_is_a_string() {
         // A header of a generic SMS provider (a table whose keys the user chooses).
         let text = format!(
             "{BUILTIN_TOML}\n[sms]\n[[sms.providers]]\nname = \"g\"\nkind = \"generic\"\n\
@@ -1838,7 +1847,6 @@ working_days = 1
             }
             other => panic!("{other:?}"),
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Every message of `err`, as the CLI would print it, and its debug form.

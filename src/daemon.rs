@@ -26,12 +26,13 @@ use crate::engine::{self, Context, Decision};
 use crate::http::admin::AdminState;
 use crate::http::portal::PortalState;
 use crate::http::webhooks::WebhookState;
-use crate::http::{self, AppState, Clock, TokenBook};
+use crate::http::{self, AppState, TokenBook};
 use crate::metrics::Metrics;
 use crate::store::{
     Backend, CycleReport, EngineInput, InboundPolicy, InboundWriter, OutboxError, Store, StoreError,
 };
 use crate::templates::{Catalog, Settings, Templates};
+use crate::time::Clock;
 use crate::time::Timestamp;
 
 crate::store::from_store_errors!(DaemonError);

@@ -399,7 +399,7 @@ fn run_daemon(config: Config) -> Result<ExitCode> {
             tracing::info!("signal received");
             let _ = tx.send(true);
         });
-        messo::daemon::run(config, messo::http::system_clock(), rx).await
+        messo::daemon::run(config, messo::time::system_clock(), rx).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -535,7 +535,7 @@ fn token_new(name: &str, scopes: &str) -> Result<ExitCode> {
             bail!("--scopes: unknown scope {s:?}; expected read, write, read,write or portal");
         }
     }
-    let t = messo::http::new_token().map_err(anyhow::Error::msg)?;
+    let t = messo::http::new_token()?;
     let list = scopes
         .split(',')
         .map(|s| format!("\"{s}\""))
@@ -1084,7 +1084,7 @@ async fn admin_user(
     if let Some(p) = password_problem(&password) {
         bail!("{p} (MESSO_ADMIN_PASSWORD or standard input)");
     }
-    let hash = hash_secret(&password).map_err(anyhow::Error::msg)?;
+    let hash = hash_secret(&password)?;
     let u = if store.admin().admin_user(&name).await?.is_none() {
         store
             .admin()
@@ -1137,8 +1137,8 @@ async fn admin_token(store: &Store, name: &str, label: &str, now: Timestamp) -> 
             "user {name:?} is disabled: a token would not work (`messo admin enable {name}` first)"
         );
     }
-    let secret = new_token_secret().map_err(anyhow::Error::msg)?;
-    let hash = hash_secret(&secret).map_err(anyhow::Error::msg)?;
+    let secret = new_token_secret()?;
+    let hash = hash_secret(&secret)?;
     let id = store
         .admin()
         .add_admin_token(&user, label, &hash, now)

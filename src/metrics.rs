@@ -152,8 +152,18 @@ impl Metrics {
                 channel: channel.as_str(),
             });
         }
-        let r = &mut self.registry;
+        self.register_engine();
         // Counters are named without `_total`: the encoder adds it.
+        for (name, help, c) in self.counters() {
+            self.registry.register(name, help, c);
+        }
+        self.register_durations();
+        self
+    }
+
+    /// The engine pass: the last one's duration, how many ran, each one's duration.
+    fn register_engine(&mut self) {
+        let r = &mut self.registry;
         r.register_with_unit(
             "engine_cycle",
             "Duration of the last engine pass",
@@ -167,7 +177,12 @@ impl Metrics {
             Unit::Seconds,
             self.pass_seconds.clone(),
         );
-        let counters = [
+    }
+
+    /// The counters of messages, inbound records, the portal and the CRM's direct writes, each
+    /// with its name and help, in the order they are shown.
+    fn counters(&self) -> [(&'static str, &'static str, Counter); 17] {
+        [
             ("notices_owed", "Messages the engine owed", &self.owed_total),
             (
                 "notices_delivered",
@@ -237,10 +252,13 @@ impl Metrics {
                 "Direct writes of the CRM taken",
                 &self.inbox_rows_total,
             ),
-        ];
-        for (name, help, c) in counters {
-            r.register(name, help, c.clone());
-        }
+        ]
+        .map(|(name, help, c)| (name, help, c.clone()))
+    }
+
+    /// The latency histograms of a message's send and of a webhook request.
+    fn register_durations(&mut self) {
+        let r = &mut self.registry;
         r.register_with_unit(
             "dispatch_send_duration",
             "Duration of one message's send through its channel, every provider attempt included",
@@ -253,7 +271,6 @@ impl Metrics {
             Unit::Seconds,
             self.webhook_seconds.clone(),
         );
-        self
     }
 
     /// Records one engine pass that took `took`.

@@ -726,8 +726,13 @@ async fn a_silent_server_times_out_and_a_closed_port_is_a_connect_error() {
         timeout_s: 1,
         max_message_bytes: 1_000,
     };
-    let started = Instant::now();
-    let e = poll_collect(&account, None).await.0.expect_err("timeout");
+    // The account's own limit (`timeout_s = 1`) ends the wait for the greeting: the error names
+    // the step and that limit. The outer timeout is generous and only stops a hang.
+    let e = tokio::time::timeout(Duration::from_secs(60), poll_collect(&account, None))
+        .await
+        .expect("the poll must end by its own limit, not hang")
+        .0
+        .expect_err("timeout");
     assert!(
         matches!(
             e,
@@ -738,7 +743,6 @@ async fn a_silent_server_times_out_and_a_closed_port_is_a_connect_error() {
         ),
         "{e:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
     holder.abort();
 
     let closed = ImapAccount {
@@ -795,7 +799,7 @@ async fn a_reply_in_the_mailbox_resumes_its_ticket_only_when_authenticated(db: &
         .expect("append");
 
     let now = Timestamp::parse_rfc3339("2026-03-03T10:00:00+01:00").expect("ts");
-    let clock: messo::http::Clock = Arc::new(move || now);
+    let clock: messo::time::Clock = Arc::new(move || now);
     let writer = InboundWriter::spawn(store.clone(), Arc::new(tokio::sync::Notify::new()));
     let policy = messo::store::inbound_policy(&cfg);
     let waiting = || async {

@@ -144,7 +144,7 @@ secret = "generic-signing-secret-0123"
         .register_config(&config, ts("2026-01-01T00:00:00Z"))
         .await
         .expect("register");
-    let clock: messo::http::Clock = Arc::new(move || now);
+    let clock: messo::time::Clock = Arc::new(move || now);
     let wake = Arc::new(tokio::sync::Notify::new());
     let metrics = Arc::new(messo::metrics::Metrics::default());
 

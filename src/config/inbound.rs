@@ -264,7 +264,7 @@ pub(super) fn inbound(
         .ticket_format
         .unwrap_or_else(|| "{year}/{seq:6}".to_owned());
     let ticket_format = TicketFormat::parse(&format_text).unwrap_or_else(|e| {
-        p.add("inbound.ticket_format", e);
+        p.add("inbound.ticket_format", e.to_string());
         TicketFormat::parse("{year}/{seq:6}").unwrap_or_else(|_| unreachable!())
     });
     let reply_address = reply_address(p, raw.reply_address);

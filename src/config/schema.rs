@@ -82,15 +82,15 @@ pub(super) fn type_name(v: &toml::Value) -> &'static str {
 pub(super) struct Schema(BTreeMap<String, Kind>);
 
 impl Schema {
-    /// Traces the shape of `T`.
-    pub(super) fn of<'de, T: Deserialize<'de>>() -> Result<Schema, String> {
+    /// Traces the shape of `T`; the error is the one `T`'s deserializer gave the tracer.
+    pub(super) fn of<'de, T: Deserialize<'de>>() -> Result<Schema, Error> {
         let out = RefCell::new(BTreeMap::new());
         let traced = T::deserialize(Tracer {
             path: String::new(),
             out: &out,
         });
         let schema = Schema(out.into_inner());
-        traced.map(|_| schema).map_err(|e| e.to_string())
+        traced.map(|_| schema)
     }
 
     pub(super) fn kind(&self, pattern: &str) -> Option<Kind> {

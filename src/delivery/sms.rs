@@ -162,6 +162,137 @@ pub fn rest_it_status(status: &str) -> Option<Outcome> {
     }
 }
 
+/// A provider's answer, read whole.
+struct Answer {
+    status: u16,
+    /// Its `Retry-After`, in seconds.
+    retry: Option<Duration>,
+    text: String,
+}
+
+/// Sends `req` and reads the answer; a failure of the exchange is classified by
+/// [`transport_error`].
+async fn exchange(req: reqwest::RequestBuilder) -> Result<Answer, Outcome> {
+    let resp = req.send().await.map_err(|e| transport_error(&e))?;
+    let status = resp.status().as_u16();
+    let retry = retry_after(&resp);
+    let text = resp.text().await.map_err(|e| transport_error(&e))?;
+    Ok(Answer {
+        status,
+        retry,
+        text,
+    })
+}
+
+/// The body of a REST-IT send: the encoding the text needs, and at least as many fragments as
+/// it takes.
+fn rest_it_request(
+    msg: &OutMessage,
+    to: &str,
+    text: &str,
+    sender: &str,
+    max_fragments: u32,
+    message_type: &str,
+) -> Value {
+    let cost = budget(text);
+    json!({
+        "message_type": message_type,
+        "message": text,
+        "recipient": [to],
+        "sender": sender,
+        "order_id": msg.order_id(),
+        "encoding": rest_it_encoding(cost.encoding),
+        "max_fragments": max_fragments.max(cost.parts),
+        "returnCredits": true,
+    })
+}
+
+/// What a REST-IT answer (other than an expired session) means. Its id is the provider's
+/// order id, else ours (`order_id`). A 400 may name one of the family's recipient statuses.
+fn rest_it_answer(answer: &Answer, order_id: &str) -> Outcome {
+    let Answer {
+        status,
+        retry,
+        text,
+    } = answer;
+    if *status == 200 || *status == 201 {
+        let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        if v["result"].as_str().is_some_and(|r| r != "OK") {
+            return Outcome::Permanent {
+                reason: format!("provider answered {}", snippet(text)),
+                code: Some(status.to_string()),
+            };
+        }
+        let id = v["internal_order_id"]
+            .as_str()
+            .or(v["order_id"].as_str())
+            .unwrap_or(order_id)
+            .to_owned();
+        return Outcome::Delivered {
+            provider_id: Some(id),
+            code: Some(status.to_string()),
+        };
+    }
+    if *status == 400 {
+        for code in [
+            "TOOM4NUM",
+            "TOOM4USER",
+            "UNKNRCPT",
+            "INVALIDDST",
+            "BLACKLISTED",
+        ] {
+            if text.contains(code)
+                && let Some(o) = rest_it_status(code)
+            {
+                return o;
+            }
+        }
+    }
+    http_failure(*status, text, *retry)
+}
+
+/// What a Twilio answer means: its message `sid` on success; a 400 (a bad or unreachable
+/// number) is final, with Twilio's own error code.
+fn twilio_answer(answer: &Answer) -> Outcome {
+    let v: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
+    if (200..300).contains(&answer.status) {
+        return Outcome::Delivered {
+            provider_id: v["sid"].as_str().map(str::to_owned),
+            code: Some(answer.status.to_string()),
+        };
+    }
+    if answer.status == 400 {
+        let code = v["code"].as_i64().unwrap_or(0);
+        let message = v["message"].as_str().unwrap_or("");
+        return Outcome::Permanent {
+            reason: format!("refused ({code}): {}", snippet(message)),
+            code: Some(code.to_string()),
+        };
+    }
+    http_failure(answer.status, &answer.text, answer.retry)
+}
+
+/// What a generic provider's answer means: any 2xx is delivered, its id found at
+/// `id_pointer` (a JSON pointer) when one is configured.
+fn generic_answer(answer: &Answer, id_pointer: Option<&str>) -> Outcome {
+    if (200..300).contains(&answer.status) {
+        let id = id_pointer.and_then(|p| {
+            let v: Value = serde_json::from_str(&answer.text).ok()?;
+            let found = v.pointer(p)?;
+            Some(
+                found
+                    .as_str()
+                    .map_or_else(|| found.to_string(), str::to_owned),
+            )
+        });
+        return Outcome::Delivered {
+            provider_id: id,
+            code: Some(answer.status.to_string()),
+        };
+    }
+    http_failure(answer.status, &answer.text, answer.retry)
+}
+
 /// One configured provider, ready to send.
 pub struct Provider {
     pub config: SmsProvider,
@@ -270,137 +401,28 @@ impl Provider {
     ) -> Outcome {
         match &self.config.kind {
             ProviderKind::RestIt { message_type, .. } => {
-                let cost = budget(text);
-                let body = json!({
-                    "message_type": message_type,
-                    "message": text,
-                    "recipient": [to],
-                    "sender": sender,
-                    "order_id": msg.order_id(),
-                    "encoding": rest_it_encoding(cost.encoding),
-                    "max_fragments": max_fragments.max(cost.parts),
-                    "returnCredits": true,
-                });
-                let mut relogged = false;
-                loop {
-                    let (user_key, key, header) = match self.rest_it_headers(relogged).await {
-                        Ok(h) => h,
-                        Err(o) => return o,
-                    };
-                    let resp = match self
-                        .client
-                        .post(format!("{}/sms", self.config.base_url))
-                        .header("user_key", user_key)
-                        .header(header, key)
-                        .json(&body)
-                        .send()
-                        .await
-                    {
-                        Ok(r) => r,
-                        Err(e) => return transport_error(&e),
-                    };
-                    let status = resp.status().as_u16();
-                    let retry = retry_after(&resp);
-                    let text = match resp.text().await {
-                        Ok(t) => t,
-                        Err(e) => return transport_error(&e),
-                    };
-                    if status == 401 && header == "Session_key" && !relogged {
-                        // The session expired: log in again once.
-                        relogged = true;
-                        continue;
-                    }
-                    if status == 200 || status == 201 {
-                        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                        if v["result"].as_str().is_some_and(|r| r != "OK") {
-                            return Outcome::Permanent {
-                                reason: format!("provider answered {}", snippet(&text)),
-                                code: Some(status.to_string()),
-                            };
-                        }
-                        let id = v["internal_order_id"]
-                            .as_str()
-                            .or(v["order_id"].as_str())
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| msg.order_id());
-                        return Outcome::Delivered {
-                            provider_id: Some(id),
-                            code: Some(status.to_string()),
-                        };
-                    }
-                    // A 400 may name the recipient status codes of the family.
-                    if status == 400 {
-                        for code in [
-                            "TOOM4NUM",
-                            "TOOM4USER",
-                            "UNKNRCPT",
-                            "INVALIDDST",
-                            "BLACKLISTED",
-                        ] {
-                            if text.contains(code)
-                                && let Some(o) = rest_it_status(code)
-                            {
-                                return o;
-                            }
-                        }
-                    }
-                    return http_failure(status, &text, retry);
-                }
+                let body = rest_it_request(msg, to, text, sender, max_fragments, message_type);
+                self.send_rest_it(msg, &body).await
             }
             ProviderKind::Twilio {
                 account_sid,
                 auth_token,
                 messaging_service_sid,
             } => {
-                let mut form: Vec<(&str, String)> = vec![
-                    ("To", to.to_owned()),
-                    ("Body", text.to_owned()),
-                    (
-                        "StatusCallback",
-                        format!("{}?order_id={}", self.callback_base, msg.order_id()),
-                    ),
-                ];
-                match messaging_service_sid {
-                    Some(s) => form.push(("MessagingServiceSid", s.clone())),
-                    None => form.push(("From", sender.to_owned())),
-                }
-                let resp = match self
+                let service = messaging_service_sid.as_deref();
+                let form = self.twilio_form(msg, to, text, sender, service);
+                let req = self
                     .client
                     .post(format!(
                         "{}/2010-04-01/Accounts/{account_sid}/Messages.json",
                         self.config.base_url
                     ))
                     .basic_auth(account_sid, Some(auth_token))
-                    .form(&form)
-                    .send()
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(e) => return transport_error(&e),
-                };
-                let status = resp.status().as_u16();
-                let retry = retry_after(&resp);
-                let text = match resp.text().await {
-                    Ok(t) => t,
-                    Err(e) => return transport_error(&e),
-                };
-                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                if (200..300).contains(&status) {
-                    return Outcome::Delivered {
-                        provider_id: v["sid"].as_str().map(str::to_owned),
-                        code: Some(status.to_string()),
-                    };
+                    .form(&form);
+                match exchange(req).await {
+                    Ok(answer) => twilio_answer(&answer),
+                    Err(o) => o,
                 }
-                if status == 400 {
-                    // Twilio's error codes: a bad or unreachable number is final.
-                    let code = v["code"].as_i64().unwrap_or(0);
-                    let message = v["message"].as_str().unwrap_or("");
-                    return Outcome::Permanent {
-                        reason: format!("refused ({code}): {}", snippet(message)),
-                        code: Some(code.to_string()),
-                    };
-                }
-                http_failure(status, &text, retry)
             }
             ProviderKind::Generic {
                 headers,
@@ -416,34 +438,64 @@ impl Provider {
                 for (k, v) in headers {
                     req = req.header(k.as_str(), v.as_str());
                 }
-                let resp = match req.send().await {
-                    Ok(r) => r,
-                    Err(e) => return transport_error(&e),
-                };
-                let status = resp.status().as_u16();
-                let retry = retry_after(&resp);
-                let text = match resp.text().await {
-                    Ok(t) => t,
-                    Err(e) => return transport_error(&e),
-                };
-                if (200..300).contains(&status) {
-                    let id = id_pointer.as_ref().and_then(|p| {
-                        let v: Value = serde_json::from_str(&text).ok()?;
-                        let found = v.pointer(p)?;
-                        Some(
-                            found
-                                .as_str()
-                                .map_or_else(|| found.to_string(), str::to_owned),
-                        )
-                    });
-                    return Outcome::Delivered {
-                        provider_id: id,
-                        code: Some(status.to_string()),
-                    };
+                match exchange(req).await {
+                    Ok(answer) => generic_answer(&answer, id_pointer.as_deref()),
+                    Err(o) => o,
                 }
-                http_failure(status, &text, retry)
             }
         }
+    }
+
+    /// Posts a REST-IT request, logging in again once when the session has expired.
+    async fn send_rest_it(&self, msg: &OutMessage, body: &Value) -> Outcome {
+        let mut relogged = false;
+        loop {
+            let (user_key, key, header) = match self.rest_it_headers(relogged).await {
+                Ok(h) => h,
+                Err(o) => return o,
+            };
+            let req = self
+                .client
+                .post(format!("{}/sms", self.config.base_url))
+                .header("user_key", user_key)
+                .header(header, key)
+                .json(body);
+            let answer = match exchange(req).await {
+                Ok(a) => a,
+                Err(o) => return o,
+            };
+            if answer.status == 401 && header == "Session_key" && !relogged {
+                // The session expired: log in again once.
+                relogged = true;
+                continue;
+            }
+            return rest_it_answer(&answer, &msg.order_id());
+        }
+    }
+
+    /// Twilio's form: the message, where to post its status, and who sends it (the messaging
+    /// service when one is configured, else `sender`).
+    fn twilio_form(
+        &self,
+        msg: &OutMessage,
+        to: &str,
+        text: &str,
+        sender: &str,
+        messaging_service_sid: Option<&str>,
+    ) -> Vec<(&'static str, String)> {
+        let mut form: Vec<(&str, String)> = vec![
+            ("To", to.to_owned()),
+            ("Body", text.to_owned()),
+            (
+                "StatusCallback",
+                format!("{}?order_id={}", self.callback_base, msg.order_id()),
+            ),
+        ];
+        match messaging_service_sid {
+            Some(s) => form.push(("MessagingServiceSid", s.to_owned())),
+            None => form.push(("From", sender.to_owned())),
+        }
+        form
     }
 
     /// Asks the provider what became of our order id: `Ok(None)` when it never got it.
@@ -625,90 +677,138 @@ impl super::Channel for SmsChannel {
                         );
                     }
                 };
-                let mut attempts = Vec::new();
-                if in_doubt {
-                    // Ask before sending again: the earlier attempt may have gone through.
-                    for g in self.providers.iter().filter(|g| g.provider.can_query()) {
-                        let t0 = Instant::now();
-                        let t0_ms = chrono::Utc::now().timestamp_millis();
-                        match g.provider.query(msg).await {
-                            Ok(None) => continue,
-                            Ok(Some(o)) | Err(o) => {
-                                attempts.push(super::Attempt {
-                                    provider: format!("{}:query", g.provider.name()),
-                                    outcome: o,
-                                    started_at_ms: t0_ms,
-                                    latency_ms: t0.elapsed().as_millis() as i64,
-                                });
-                                return super::Sent {
-                                    attempts,
-                                    resent: false,
-                                };
-                            }
-                        }
-                    }
-                    if !self.resend_uncertain
-                        && !self.providers.iter().any(|g| g.provider.can_query())
-                    {
-                        return super::Sent::one(
-                        "sms",
-                        Outcome::Uncertain {
-                            reason:
-                                "an earlier attempt may have been sent and no provider can be asked"
-                                    .to_owned(),
-                        },
-                        started,
-                        started_ms,
-                    );
-                    }
+                if in_doubt && let Some(settled) = self.settle_doubt(msg, started, started_ms).await
+                {
+                    return settled;
                 }
-                let resent = in_doubt && !self.providers.iter().any(|g| g.provider.can_query());
                 let text = self.text_of(&msg.text);
-                let last = self.providers.len().saturating_sub(1);
-                for (i, g) in self.providers.iter().enumerate() {
-                    if !lock(&g.breaker).acquire(Instant::now()) {
-                        continue;
-                    }
-                    let Ok(_slot) = g.slots.acquire().await else {
-                        lock(&g.breaker).release();
-                        continue;
-                    };
-                    if let Some(l) = &g.limiter {
-                        l.until_ready().await;
-                    }
-                    let t0 = Instant::now();
-                    let t0_ms = chrono::Utc::now().timestamp_millis();
-                    let outcome = g
-                        .provider
-                        .send(msg, &to, &text, &self.sender, self.max_fragments)
-                        .await;
-                    {
-                        let mut b = lock(&g.breaker);
-                        b.record(outcome.provider_healthy(), Instant::now());
-                        if let Outcome::Transient {
-                            retry_after: Some(d),
-                            provider_down: false,
-                            ..
-                        } = &outcome
-                        {
-                            b.pause(Instant::now() + *d);
-                        }
-                    }
-                    let fail_over = i < last && matches!(outcome, Outcome::Transient { .. });
-                    attempts.push(super::Attempt {
-                        provider: g.provider.name().to_owned(),
-                        outcome,
-                        started_at_ms: t0_ms,
-                        latency_ms: t0.elapsed().as_millis() as i64,
-                    });
-                    if !fail_over {
-                        break;
-                    }
+                super::Sent {
+                    attempts: self.send_failing_over(msg, &to, &text).await,
+                    resent: in_doubt && !self.any_can_query(),
                 }
-                super::Sent { attempts, resent }
             },
             span,
         ))
+    }
+}
+
+impl SmsChannel {
+    /// Whether some provider can be asked what became of a message.
+    fn any_can_query(&self) -> bool {
+        self.providers.iter().any(|g| g.provider.can_query())
+    }
+
+    /// For a message whose earlier attempt may have gone through, before it is sent again: the
+    /// answer of the first provider that knows the message (or could not be asked); when no
+    /// provider can be asked and resending is not allowed, an uncertain outcome. `None`: send.
+    async fn settle_doubt(
+        &self,
+        msg: &OutMessage,
+        started: Instant,
+        started_ms: i64,
+    ) -> Option<super::Sent> {
+        for g in self.providers.iter().filter(|g| g.provider.can_query()) {
+            let t0 = Instant::now();
+            let t0_ms = chrono::Utc::now().timestamp_millis();
+            match g.provider.query(msg).await {
+                Ok(None) => continue,
+                Ok(Some(o)) | Err(o) => {
+                    return Some(super::Sent {
+                        attempts: vec![super::Attempt {
+                            provider: format!("{}:query", g.provider.name()),
+                            outcome: o,
+                            started_at_ms: t0_ms,
+                            latency_ms: t0.elapsed().as_millis() as i64,
+                        }],
+                        resent: false,
+                    });
+                }
+            }
+        }
+        if !self.resend_uncertain && !self.any_can_query() {
+            return Some(super::Sent::one(
+                "sms",
+                Outcome::Uncertain {
+                    reason: "an earlier attempt may have been sent and no provider can be asked"
+                        .to_owned(),
+                },
+                started,
+                started_ms,
+            ));
+        }
+        None
+    }
+
+    /// Sends through the providers in order: a provider whose breaker is open is skipped, and a
+    /// transient failure fails over to the next one (the last one's stands).
+    async fn send_failing_over(
+        &self,
+        msg: &OutMessage,
+        to: &str,
+        text: &str,
+    ) -> Vec<super::Attempt> {
+        let mut attempts = Vec::new();
+        let last = self.providers.len().saturating_sub(1);
+        for (i, g) in self.providers.iter().enumerate() {
+            let Some(attempt) = self.attempt(g, msg, to, text).await else {
+                continue;
+            };
+            let fail_over = i < last && matches!(attempt.outcome, Outcome::Transient { .. });
+            attempts.push(attempt);
+            if !fail_over {
+                break;
+            }
+        }
+        attempts
+    }
+
+    /// One attempt through `g`, within its breaker, concurrency bound and rate; `None` when it
+    /// cannot take the message now.
+    async fn attempt(
+        &self,
+        g: &Guarded,
+        msg: &OutMessage,
+        to: &str,
+        text: &str,
+    ) -> Option<super::Attempt> {
+        if !lock(&g.breaker).acquire(Instant::now()) {
+            return None;
+        }
+        let Ok(_slot) = g.slots.acquire().await else {
+            lock(&g.breaker).release();
+            return None;
+        };
+        if let Some(l) = &g.limiter {
+            l.until_ready().await;
+        }
+        let t0 = Instant::now();
+        let t0_ms = chrono::Utc::now().timestamp_millis();
+        let outcome = g
+            .provider
+            .send(msg, to, text, &self.sender, self.max_fragments)
+            .await;
+        record(&g.breaker, &outcome);
+        Some(super::Attempt {
+            provider: g.provider.name().to_owned(),
+            outcome,
+            started_at_ms: t0_ms,
+            latency_ms: t0.elapsed().as_millis() as i64,
+        })
+    }
+}
+
+/// Tells a provider's breaker how an attempt went; a rate limit with a `Retry-After` pauses it
+/// for that long.
+fn record(breaker: &Mutex<super::Breaker>, outcome: &Outcome) {
+    let mut b = lock(breaker);
+    b.record(outcome.provider_healthy(), Instant::now());
+    if let Outcome::Transient {
+        retry_after: Some(d),
+        provider_down: false,
+        ..
+    } = outcome
+    {
+        b.pause(Instant::now() + *d);
     }
 }
 
@@ -807,6 +907,81 @@ mod tests {
         let v: Value = serde_json::from_str(&filled).expect("valid JSON");
         assert_eq!(v["text"], "a \"quoted\"\nline");
         assert_eq!(v["ref"], "42");
+    }
+
+    fn answer(status: u16, text: &str) -> Answer {
+        Answer {
+            status,
+            retry: None,
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn answers_map_to_outcomes_per_family() {
+        // REST-IT: the provider's id, else ours; a result other than OK is final; a 400 naming
+        // a recipient status takes that status's outcome.
+        assert_eq!(
+            rest_it_answer(
+                &answer(201, r#"{"result":"OK","order_id":"p-1"}"#),
+                "messo-7"
+            ),
+            Outcome::Delivered {
+                provider_id: Some("p-1".to_owned()),
+                code: Some("201".to_owned())
+            }
+        );
+        assert!(matches!(
+            rest_it_answer(&answer(200, "not json"), "messo-7"),
+            Outcome::Delivered { provider_id: Some(id), .. } if id == "messo-7"
+        ));
+        assert!(matches!(
+            rest_it_answer(&answer(200, r#"{"result":"KO"}"#), "messo-7"),
+            Outcome::Permanent { .. }
+        ));
+        assert_eq!(
+            rest_it_answer(&answer(400, "error: BLACKLISTED"), "messo-7"),
+            rest_it_status("BLACKLISTED").expect("known status")
+        );
+        // Twilio: its sid; a 400 is final with Twilio's own code.
+        assert!(matches!(
+            twilio_answer(&answer(201, r#"{"sid":"SM1"}"#)),
+            Outcome::Delivered { provider_id: Some(id), .. } if id == "SM1"
+        ));
+        assert_eq!(
+            twilio_answer(&answer(400, r#"{"code":21211,"message":"bad To"}"#)),
+            Outcome::Permanent {
+                reason: "refused (21211): bad To".to_owned(),
+                code: Some("21211".to_owned())
+            }
+        );
+        // Generic: the id where the pointer says, as text even when it is a number.
+        assert!(matches!(
+            generic_answer(&answer(200, r#"{"data":{"id":42}}"#), Some("/data/id")),
+            Outcome::Delivered { provider_id: Some(id), .. } if id == "42"
+        ));
+        assert!(matches!(
+            generic_answer(&answer(200, "{}"), None),
+            Outcome::Delivered {
+                provider_id: None,
+                ..
+            }
+        ));
+        // Every family: a rate limit waits at least a minute without a Retry-After.
+        for o in [
+            rest_it_answer(&answer(429, ""), "messo-7"),
+            twilio_answer(&answer(429, "")),
+            generic_answer(&answer(429, ""), None),
+        ] {
+            assert!(matches!(
+                o,
+                Outcome::Transient {
+                    retry_after: Some(d),
+                    provider_down: false,
+                    ..
+                } if d == Duration::from_secs(60)
+            ));
+        }
     }
 
     #[test]

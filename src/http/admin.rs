@@ -39,7 +39,7 @@ use super::openapi::{
     BadRequest, Busy, Conflict, CsrfToken, Forbidden, Internal, Invalid, MalformedJson, NotFound,
     TemplateRefused, TicketNumber, Unauthorized, UnsupportedMediaType,
 };
-use super::{Clock, Peer, Problem, schema};
+use super::{Peer, Problem, schema};
 use crate::config::Admin;
 use crate::domain::{Address, AddressError, Channel, Lang};
 use crate::inbound::verify;
@@ -47,7 +47,7 @@ use crate::store::{
     AdminError, AdminUser, Role, Store, TemplateStoreError, TemplateVersion, UserChange,
 };
 use crate::templates::{self, Audience, Content, Key, Live, Templates};
-use crate::time::Timestamp;
+use crate::time::{Clock, Timestamp};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "messo_admin";
@@ -449,7 +449,7 @@ fn random_token() -> Result<String, Problem> {
 pub use super::auth::hash_secret;
 
 /// A new bearer token's secret part (the whole token is `messo_<id>_<secret>`).
-pub fn new_token_secret() -> Result<String, String> {
+pub fn new_token_secret() -> Result<String, super::auth::SecretError> {
     super::auth::random_hex(24)
 }
 
@@ -1377,21 +1377,34 @@ async fn save(
     Ok(json_response(StatusCode::CREATED, st.version_json(&v)))
 }
 
+/// Why a user may not make a version live.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishRefused {
+    /// Four eyes: only an administrator publishes.
+    #[error("con la regola dei quattro occhi pubblica solo un amministratore")]
+    NotAnAdmin,
+    /// Four eyes: not the version's own author.
+    #[error(
+        "con la regola dei quattro occhi la versione scritta da {author} va pubblicata da un altro amministratore"
+    )]
+    OwnVersion { author: String },
+    #[error("serve il ruolo editor o admin")]
+    NotAnEditor,
+}
+
 /// Whether `actor` may make a version written by `author` live.
-pub fn may_publish(four_eyes: bool, actor: &AdminUser, author: &str) -> Result<(), String> {
+pub fn may_publish(four_eyes: bool, actor: &AdminUser, author: &str) -> Result<(), PublishRefused> {
     if four_eyes {
         if actor.role < Role::Admin {
-            return Err(
-                "con la regola dei quattro occhi pubblica solo un amministratore".to_owned(),
-            );
+            return Err(PublishRefused::NotAnAdmin);
         }
         if actor.username == author {
-            return Err(format!(
-                "con la regola dei quattro occhi la versione scritta da {author} va pubblicata da un altro amministratore"
-            ));
+            return Err(PublishRefused::OwnVersion {
+                author: author.to_owned(),
+            });
         }
     } else if actor.role < Role::Editor {
-        return Err("serve il ruolo editor o admin".to_owned());
+        return Err(PublishRefused::NotAnEditor);
     }
     Ok(())
 }
@@ -1437,7 +1450,8 @@ async fn publish(
         .await?
         .filter(|v| v.state == "proposed")
         .ok_or_else(|| Problem::not_found(format!("{key} has no proposed version {version}")))?;
-    may_publish(st.inner.config.four_eyes, &actor.user, &v.author).map_err(forbidden)?;
+    may_publish(st.inner.config.four_eyes, &actor.user, &v.author)
+        .map_err(|e| forbidden(e.to_string()))?;
     // Checked again: the samples or the budget may have changed since it was proposed.
     if let Err(problems) = t.check(&key, &v.content) {
         return Ok(refused(&problems));
@@ -2345,11 +2359,33 @@ mod tests {
 
     #[test]
     fn four_eyes_needs_another_admin() {
-        assert!(may_publish(false, &user("anna", Role::Editor), "anna").is_ok());
-        assert!(may_publish(false, &user("vito", Role::Viewer), "anna").is_err());
-        assert!(may_publish(true, &user("anna", Role::Admin), "anna").is_err());
-        assert!(may_publish(true, &user("bruno", Role::Editor), "anna").is_err());
-        assert!(may_publish(true, &user("bruno", Role::Admin), "anna").is_ok());
+        assert_eq!(
+            may_publish(false, &user("anna", Role::Editor), "anna"),
+            Ok(())
+        );
+        assert_eq!(
+            may_publish(false, &user("vito", Role::Viewer), "anna"),
+            Err(PublishRefused::NotAnEditor)
+        );
+        let own = may_publish(true, &user("anna", Role::Admin), "anna");
+        assert_eq!(
+            own,
+            Err(PublishRefused::OwnVersion {
+                author: "anna".to_owned()
+            })
+        );
+        assert_eq!(
+            own.map_err(|e| e.to_string()),
+            Err("con la regola dei quattro occhi la versione scritta da anna va pubblicata da un altro amministratore".to_owned())
+        );
+        assert_eq!(
+            may_publish(true, &user("bruno", Role::Editor), "anna"),
+            Err(PublishRefused::NotAnAdmin)
+        );
+        assert_eq!(
+            may_publish(true, &user("bruno", Role::Admin), "anna"),
+            Ok(())
+        );
     }
 
     #[test]

@@ -49,6 +49,19 @@ pub enum HashError {
     Failed(String),
 }
 
+/// Why a secret could not be made or hashed (the randomness source failed; argon2 refused).
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("no randomness: {0}")]
+    Randomness(getrandom::Error),
+    #[error(transparent)]
+    Argon2(#[from] argon2::Error),
+    #[error(transparent)]
+    Params(#[from] argon2::password_hash::Error),
+    #[error(transparent)]
+    Encoding(#[from] argon2::password_hash::phc::Error),
+}
+
 impl From<HashError> for Problem {
     fn from(e: HashError) -> Problem {
         match e {
@@ -168,7 +181,7 @@ pub async fn verify_or_dummy(secret: String, hash: Option<String>) -> Result<boo
 pub async fn hash(secret: String) -> Result<String, HashError> {
     on_hasher(move || hash_secret(&secret))
         .await?
-        .map_err(HashError::Failed)
+        .map_err(|e| HashError::Failed(e.to_string()))
 }
 
 fn dummy_hash() -> &'static str {
@@ -206,22 +219,21 @@ const MAX_BLOCKS: usize = 256 * 1024;
 
 /// An argon2id hash of `secret` (API tokens, admin passwords and admin tokens), as a PHC string,
 /// with argon2's default cost (`m=19456, t=2, p=1`).
-pub fn hash_secret(secret: &str) -> Result<String, String> {
+pub fn hash_secret(secret: &str) -> Result<String, SecretError> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| format!("no randomness: {e}"))?;
+    getrandom::fill(&mut salt).map_err(SecretError::Randomness)?;
     let params = Params::DEFAULT;
     let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let mut out = [0u8; 32];
     with_blocks(params.block_count(), |blocks| {
         a.hash_password_into_with_memory(secret.as_bytes(), &salt, &mut out, blocks)
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
-        salt: Some(Salt::new(&salt).map_err(|e| e.to_string())?),
-        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+        params: ParamsString::try_from(&params)?,
+        salt: Some(Salt::new(&salt)?),
+        hash: Some(Output::new(&out)?),
     };
     Ok(phc.to_string())
 }
@@ -491,7 +503,7 @@ pub struct NewToken {
 }
 
 /// A new random API token, for `messo token new`: a 12-character id and a 48-character secret.
-pub fn new_token() -> Result<NewToken, String> {
+pub fn new_token() -> Result<NewToken, SecretError> {
     let id = random_hex(6)?;
     let token = format!("messo_{id}_{}", random_hex(24)?);
     let hash = hash_secret(&token)?;
@@ -499,9 +511,9 @@ pub fn new_token() -> Result<NewToken, String> {
 }
 
 /// `n` random bytes as lower-case hex.
-pub fn random_hex(n: usize) -> Result<String, String> {
+pub fn random_hex(n: usize) -> Result<String, SecretError> {
     let mut bytes = vec![0u8; n];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(SecretError::Randomness)?;
     Ok(hex::encode(&bytes))
 }
 

@@ -34,7 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{
-    DEFAULT_PARALLEL_HASHES, HashError, NewToken, TokenBook, hash_runs, new_token,
+    DEFAULT_PARALLEL_HASHES, HashError, NewToken, SecretError, TokenBook, hash_runs, new_token,
     set_parallel_hashes, split_token, valid_token_id,
 };
 pub use problem::Problem;
@@ -61,11 +61,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 }
 
 use crate::store::Store;
+use crate::time::Clock;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-pub use crate::time::{Clock, system_clock};
 
 /// What every handler shares.
 #[derive(Clone)]

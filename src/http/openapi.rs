@@ -56,93 +56,116 @@ struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let bearer = |format: &str, description: &str| {
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format(format)
-                    .description(Some(description))
-                    .build(),
-            )
-        };
-        let header = |name: &str, description: &str| {
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                name,
-                description,
-            )))
-        };
         let components = doc.components.get_or_insert_with(Default::default);
-        for (name, scheme) in [
-            (
-                "apiToken",
-                bearer(
-                    "messo_<id>_<secret>",
-                    "A ticket API token `messo_<id>_<secret>` from `[[http.tokens]]` (its `id` and \
-                     the argon2 hash of the whole token in configuration; `messo token new`). A \
-                     token whose id is not configured is refused at once; after 10 wrong secrets \
-                     for one id from one address in a minute, 429. The roles listed in an \
-                     operation's requirement are the token scopes it needs (`read`, `write`, or \
-                     `portal` for the citizen feed only).",
-                ),
-            ),
-            (
-                "adminSession",
-                SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                    super::admin::COOKIE,
-                    "The console session set by `POST /api/v1/admin/login`. Changes (any method \
-                     but GET and HEAD) also need the `X-CSRF-Token` header. The roles listed in \
-                     an operation's requirement are the least role needed (viewer < editor < \
-                     admin).",
-                ))),
-            ),
-            (
-                "adminToken",
-                bearer(
-                    "messo_<id>_<secret>",
-                    "An admin user's bearer token; no CSRF header. When an `Authorization` header \
-                     is present it is used and the cookie is ignored. The roles listed are the \
-                     least role needed. A token stops working when its user's password, role or \
-                     state changes.",
-                ),
-            ),
-            (
-                "twilioSignature",
-                header(
-                    "X-Twilio-Signature",
-                    "Twilio family: Base64(HMAC-SHA1(auth token, `http.public_base_url` + path and \
-                     query as received + every posted parameter name and value, sorted by name)).",
-                ),
-            ),
-            (
-                "messoSignature",
-                header(
-                    "X-Messo-Signature",
-                    "Generic family: `v1=<hex HMAC-SHA256(secret, \"<timestamp>.<raw body>\")>`; \
-                     several comma-separated `v1=` values may be sent. Goes with \
-                     `X-Messo-Timestamp`.",
-                ),
-            ),
-            (
-                "messoTimestamp",
-                header(
-                    "X-Messo-Timestamp",
-                    "Generic family: Unix seconds; more than `inbound.signature_tolerance_s` (300) \
-                     away from now is 403.",
-                ),
-            ),
-            (
-                "statusLink",
-                bearer(
-                    "status link token",
-                    "The token of a citizen's status link (the last segment of `/s/<token>`): \
-                     HMAC-signed, naming one ticket, with an expiry (`portal.link_valid_days`) and \
-                     revocable per ticket. It opens only its own ticket.",
-                ),
-            ),
-        ] {
+        for (name, scheme) in api_and_admin_schemes()
+            .into_iter()
+            .chain(webhook_schemes())
+            .chain([status_link_scheme()])
+        {
             components.add_security_scheme(name, scheme);
         }
     }
+}
+
+/// A bearer token of `format`.
+fn bearer(format: &str, description: &str) -> SecurityScheme {
+    SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format(format)
+            .description(Some(description))
+            .build(),
+    )
+}
+
+/// A request header carrying a credential.
+fn header(name: &str, description: &str) -> SecurityScheme {
+    SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+        name,
+        description,
+    )))
+}
+
+/// The CRM's and the portal's API tokens, the console's session cookie, an admin's token.
+fn api_and_admin_schemes() -> [(&'static str, SecurityScheme); 3] {
+    [
+        (
+            "apiToken",
+            bearer(
+                "messo_<id>_<secret>",
+                "A ticket API token `messo_<id>_<secret>` from `[[http.tokens]]` (its `id` and \
+                 the argon2 hash of the whole token in configuration; `messo token new`). A \
+                 token whose id is not configured is refused at once; after 10 wrong secrets \
+                 for one id from one address in a minute, 429. The roles listed in an \
+                 operation's requirement are the token scopes it needs (`read`, `write`, or \
+                 `portal` for the citizen feed only).",
+            ),
+        ),
+        (
+            "adminSession",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::admin::COOKIE,
+                "The console session set by `POST /api/v1/admin/login`. Changes (any method \
+                 but GET and HEAD) also need the `X-CSRF-Token` header. The roles listed in \
+                 an operation's requirement are the least role needed (viewer < editor < \
+                 admin).",
+            ))),
+        ),
+        (
+            "adminToken",
+            bearer(
+                "messo_<id>_<secret>",
+                "An admin user's bearer token; no CSRF header. When an `Authorization` header \
+                 is present it is used and the cookie is ignored. The roles listed are the \
+                 least role needed. A token stops working when its user's password, role or \
+                 state changes.",
+            ),
+        ),
+    ]
+}
+
+/// How the providers' webhooks are signed.
+fn webhook_schemes() -> [(&'static str, SecurityScheme); 3] {
+    [
+        (
+            "twilioSignature",
+            header(
+                "X-Twilio-Signature",
+                "Twilio family: Base64(HMAC-SHA1(auth token, `http.public_base_url` + path and \
+                 query as received + every posted parameter name and value, sorted by name)).",
+            ),
+        ),
+        (
+            "messoSignature",
+            header(
+                "X-Messo-Signature",
+                "Generic family: `v1=<hex HMAC-SHA256(secret, \"<timestamp>.<raw body>\")>`; \
+                 several comma-separated `v1=` values may be sent. Goes with \
+                 `X-Messo-Timestamp`.",
+            ),
+        ),
+        (
+            "messoTimestamp",
+            header(
+                "X-Messo-Timestamp",
+                "Generic family: Unix seconds; more than `inbound.signature_tolerance_s` (300) \
+                 away from now is 403.",
+            ),
+        ),
+    ]
+}
+
+/// The token of a citizen's status link.
+fn status_link_scheme() -> (&'static str, SecurityScheme) {
+    (
+        "statusLink",
+        bearer(
+            "status link token",
+            "The token of a citizen's status link (the last segment of `/s/<token>`): \
+             HMAC-signed, naming one ticket, with an expiry (`portal.link_valid_days`) and \
+             revocable per ticket. It opens only its own ticket.",
+        ),
+    )
 }
 
 /// The document of `routes`: the front matter and every operation the routes carry.

@@ -39,7 +39,7 @@ use super::openapi::{
     TooManyRequests, Unauthorized,
 };
 use super::problem::Problem;
-use super::{Clock, TokenBook, schema};
+use super::{TokenBook, schema};
 use crate::config::{Config, Scope};
 use crate::domain::Lang;
 use crate::metrics::Metrics;
@@ -47,7 +47,7 @@ use crate::portal::page::{self, Office, Refusal};
 use crate::portal::view::{self, Facts};
 use crate::portal::{LinkError, LinkKeys, revoked};
 use crate::store::{PortalError, PortalTicket, Store, StoreError, derive, evaluate};
-use crate::time::Timestamp;
+use crate::time::{Clock, Timestamp};
 
 /// What the portal's handlers share.
 #[derive(Clone)]
@@ -173,7 +173,7 @@ pub async fn link_keys(
                 .map(str::as_bytes),
         )
     } else {
-        let fresh = super::auth::random_hex(32).map_err(PortalError::Corrupt)?;
+        let fresh = super::auth::random_hex(32).map_err(|e| PortalError::Corrupt(e.to_string()))?;
         let key = store.portal().portal_key(&fresh, now).await?;
         LinkKeys::new(key.as_bytes(), None)
     };
@@ -827,82 +827,26 @@ async fn list(
     let s = &s.inner;
     let ip = client_ip(peer.ip(), &headers, &s.trusted_proxies);
     let p = params(query.as_deref());
-    let Some(secret) = bearer(&headers).filter(|b| b.starts_with("messo_")) else {
-        if !s.allow(ip) {
-            return problem(too_many(), s.https);
-        }
-        return problem(
-            Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Authentication required",
-                "the list needs a portal token (scope portal) and ?cf=",
-            ),
-            s.https,
-        );
-    };
-    let (principal, cf) = match portal_caller(s, &headers, secret, p.cf.as_deref(), ip).await {
+    let (principal, cf) = match list_caller(s, &headers, p.cf.as_deref(), ip).await {
         Ok(x) => x,
         Err(e) => return problem(e, s.https),
     };
-    let bad = |field: &str, message: &str| {
-        problem(
-            Problem::invalid(vec![crate::ticket::FieldError {
-                field: field.to_owned(),
-                message: message.to_owned(),
-            }]),
-            s.https,
-        )
-    };
-    let limit = match p.limit.as_deref().map(str::parse::<i64>) {
-        None => 20,
-        Some(Ok(n @ 1..=100)) => n,
-        Some(_) => return bad("limit", "must be a whole number from 1 to 100"),
-    };
-    let before = match p.before.as_deref().map(str::parse::<i64>) {
-        None => None,
-        Some(Ok(n)) if n > 0 => Some(n),
-        Some(_) => return bad("before", "must be the `next` value of the previous page"),
+    let (limit, before) = match page_bounds(p.limit.as_deref(), p.before.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return problem(Problem::invalid(vec![e]), s.https),
     };
     let rows = match s.store.portal().citizen_tickets(&cf, before, limit).await {
         Ok(r) => r,
         Err(e) => return problem(e.into(), s.https),
     };
-    let mut items = Vec::with_capacity(rows.len());
-    for t in &rows {
-        let sla = match s
-            .store
-            .versions()
-            .sla(t.ticket.calendar_version, t.ticket.policy_version)
-        {
-            Ok(x) => x,
-            Err(e) => return problem(e.into(), s.https),
-        };
-        let target = sla.policy.target(t.ticket.category, t.ticket.priority);
-        let facts = Facts {
-            ticket: &t.ticket,
-            events: &[],
-            sla: &t.ticket.sla,
-            clock: target.clock,
-            messages: &[],
-            calendar: &sla.calendar,
-            working_day_s: s.working_day_s,
-            show_office: s.show_office,
-        };
-        let lang = p.lang.unwrap_or_else(|| view::ticket_lang(&t.ticket));
-        let v = view::citizen_view(&facts, lang);
-        items.push(Summary {
-            number: v.number,
-            subject: v.subject,
-            office: v.office,
-            received_at: v.received_at,
-            status: v.status,
-            expected_closure: v.expected_closure,
-            term_exceeded: v.term_exceeded,
-            waiting_since: v.suspension.map(|x| x.since),
-            closed_at: v.closed_at,
-        });
-    }
+    let items = match rows
+        .iter()
+        .map(|t| s.summary(t, p.lang))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(items) => items,
+        Err(e) => return problem(e, s.https),
+    };
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|t| t.ticket.id))
         .flatten();
@@ -920,9 +864,114 @@ async fn list(
     json_ok(serde_json::to_value(&page).unwrap_or(Value::Null), s.https)
 }
 
+/// The caller of the list: a portal token (counted against the client's allowance when there
+/// is none) and the citizen it asks about.
+async fn list_caller(
+    s: &Inner,
+    headers: &HeaderMap,
+    cf: Option<&str>,
+    ip: IpAddr,
+) -> Result<(String, String), Problem> {
+    let Some(secret) = bearer(headers).filter(|b| b.starts_with("messo_")) else {
+        if !s.allow(ip) {
+            return Err(too_many());
+        }
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            "the list needs a portal token (scope portal) and ?cf=",
+        ));
+    };
+    portal_caller(s, headers, secret, cf, ip).await
+}
+
+/// A list page's size (20 unless `limit` says 1 to 100) and where it starts (before the id
+/// `before`, the previous page's `next`; from the newest when absent).
+fn page_bounds(
+    limit: Option<&str>,
+    before: Option<&str>,
+) -> Result<(i64, Option<i64>), crate::ticket::FieldError> {
+    let bad = |field: &str, message: &str| crate::ticket::FieldError {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    };
+    let limit = match limit.map(str::parse::<i64>) {
+        None => 20,
+        Some(Ok(n @ 1..=100)) => n,
+        Some(_) => return Err(bad("limit", "must be a whole number from 1 to 100")),
+    };
+    let before = match before.map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(n)) if n > 0 => Some(n),
+        Some(_) => {
+            return Err(bad(
+                "before",
+                "must be the `next` value of the previous page",
+            ));
+        }
+    };
+    Ok((limit, before))
+}
+
+impl Inner {
+    /// One line of the citizen's list, in `lang` (else the ticket's language): what the status
+    /// page says of the ticket.
+    fn summary(&self, t: &PortalTicket, lang: Option<Lang>) -> Result<Summary, Problem> {
+        let sla = self
+            .store
+            .versions()
+            .sla(t.ticket.calendar_version, t.ticket.policy_version)?;
+        let target = sla.policy.target(t.ticket.category, t.ticket.priority);
+        let facts = Facts {
+            ticket: &t.ticket,
+            events: &[],
+            sla: &t.ticket.sla,
+            clock: target.clock,
+            messages: &[],
+            calendar: &sla.calendar,
+            working_day_s: self.working_day_s,
+            show_office: self.show_office,
+        };
+        let lang = lang.unwrap_or_else(|| view::ticket_lang(&t.ticket));
+        let v = view::citizen_view(&facts, lang);
+        Ok(Summary {
+            number: v.number,
+            subject: v.subject,
+            office: v.office,
+            received_at: v.received_at,
+            status: v.status,
+            expected_closure: v.expected_closure,
+            term_exceeded: v.term_exceeded,
+            waiting_since: v.suspension.map(|x| x.since),
+            closed_at: v.closed_at,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_page_is_20_by_default_and_its_bounds_are_checked() {
+        assert_eq!(page_bounds(None, None), Ok((20, None)));
+        assert_eq!(page_bounds(Some("100"), Some("7")), Ok((100, Some(7))));
+        for limit in ["0", "101", "x", "-1"] {
+            assert_eq!(
+                page_bounds(Some(limit), None).map_err(|e| e.field),
+                Err("limit".to_owned()),
+                "{limit}"
+            );
+        }
+        for before in ["0", "-3", "x"] {
+            assert_eq!(
+                page_bounds(None, Some(before)).map_err(|e| e.field),
+                Err("before".to_owned()),
+                "{before}"
+            );
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")

@@ -28,10 +28,12 @@ use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::StatusCode;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::HttpService;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
@@ -296,118 +298,194 @@ pub async fn serve(
     )));
     let max = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
-    let registry = Arc::new(Registry::default());
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true);
-    let builder = Arc::new(builder);
-    let idle = limits.idle_timeout;
+    let shared = Shared {
+        app,
+        builder: Arc::new(connection_builder(limits)),
+        registry: Arc::new(Registry::default()),
+        idle: limits.idle_timeout,
+    };
     let mut next_id: u64 = 0;
     loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = shutdown.wait_for(|stop| *stop) => break,
+        let Some((stream, peer)) = next_connection(&listener, &mut shutdown).await else {
+            break;
         };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of file descriptors or a connection reset while queued: keep serving.
-                tracing::warn!(error = %e, "accepting a connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let permit = match Arc::clone(&permits).try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                if !registry.evict_oldest_idle() {
-                    tracing::warn!(
-                        max_connections = max,
-                        "every connection is busy; new ones wait"
-                    );
-                }
-                tokio::select! {
-                    p = Arc::clone(&permits).acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
-                    _ = shutdown.wait_for(|stop| *stop) => break,
-                }
-            }
+        let Some(permit) = make_room(&permits, &shared.registry, max, &mut shutdown).await else {
+            break;
         };
         next_id += 1;
-        let id = next_id;
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let close = Arc::new(Notify::new());
-        registry.add(
-            id,
-            Slot {
-                in_flight: Arc::clone(&in_flight),
-                close: Arc::clone(&close),
-            },
-        );
-        OPEN.fetch_add(1, Ordering::Relaxed);
-        ACCEPTED.fetch_add(1, Ordering::Relaxed);
-        let leave = Leave {
-            registry: Arc::clone(&registry),
-            id,
-        };
-        let last = Arc::new(AtomicU64::new(now_ms()));
-        let io = TokioIo::new(Tracked {
-            inner: stream,
-            last: Arc::clone(&last),
-        });
-        let app = app.clone();
-        let counted = Arc::clone(&in_flight);
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            let guard = InFlight::new(&counted);
-            let call = app.clone().oneshot(req);
-            async move {
-                let res = call.await;
-                drop(guard);
-                res
-            }
-        });
-        let builder = Arc::clone(&builder);
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _leave = leave;
-            let conn = builder.serve_connection(io, service);
-            tokio::pin!(conn);
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    r = conn.as_mut() => {
-                        if let Err(e) = r {
-                            if e.is_timeout() {
-                                TIMED_OUT.fetch_add(1, Ordering::Relaxed);
-                            }
-                            tracing::debug!(error = %e, "connection ended");
-                        }
-                        break;
-                    }
-                    _ = close.notified() => {
-                        EVICTED.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                    _ = idle_for(&last, &in_flight, idle) => {
-                        TIMED_OUT.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                    _ = stop.wait_for(|s| *s), if !stopping => {
-                        stopping = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                }
-            }
-        });
+        spawn_connection(&shared, next_id, stream, peer, permit, shutdown.clone());
     }
     drop(listener);
     // Every connection gives its permit back when it ends.
     let _ = permits.acquire_many(max as u32).await;
     Ok(())
+}
+
+/// What every connection's task is given.
+struct Shared {
+    app: Router,
+    builder: Arc<http1::Builder>,
+    registry: Arc<Registry>,
+    idle: Duration,
+}
+
+/// HTTP/1 with keep-alive, a request head due within the header-read timeout.
+fn connection_builder(limits: &HttpLimits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+}
+
+/// The next connection accepted; `None` once `shutdown` turns true. A failed accept (out of
+/// file descriptors, a connection reset while queued) is logged and the loop keeps serving.
+async fn next_connection(
+    listener: &TcpListener,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+        };
+        match accepted {
+            Ok(x) => return Some(x),
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A place for one more connection. At the cap, the oldest connection with no request in
+/// progress is told to close and its place is awaited; when every connection is working, the
+/// wait lasts until one ends. `None` once `shutdown` turns true.
+async fn make_room(
+    permits: &Arc<Semaphore>,
+    registry: &Registry,
+    max: usize,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = Arc::clone(permits).try_acquire_owned() {
+        return Some(p);
+    }
+    if !registry.evict_oldest_idle() {
+        tracing::warn!(
+            max_connections = max,
+            "every connection is busy; new ones wait"
+        );
+    }
+    tokio::select! {
+        p = Arc::clone(permits).acquire_owned() => p.ok(),
+        _ = shutdown.wait_for(|stop| *stop) => None,
+    }
+}
+
+/// Registers connection `id` and serves it on its own task, which holds `permit` (and the
+/// registry entry) until the connection ends.
+fn spawn_connection(
+    shared: &Shared,
+    id: u64,
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    stop: watch::Receiver<bool>,
+) {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let close = Arc::new(Notify::new());
+    shared.registry.add(
+        id,
+        Slot {
+            in_flight: Arc::clone(&in_flight),
+            close: Arc::clone(&close),
+        },
+    );
+    OPEN.fetch_add(1, Ordering::Relaxed);
+    ACCEPTED.fetch_add(1, Ordering::Relaxed);
+    let leave = Leave {
+        registry: Arc::clone(&shared.registry),
+        id,
+    };
+    let last = Arc::new(AtomicU64::new(now_ms()));
+    let io = TokioIo::new(Tracked {
+        inner: stream,
+        last: Arc::clone(&last),
+    });
+    let app = shared.app.clone();
+    let counted = Arc::clone(&in_flight);
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        let guard = InFlight::new(&counted);
+        let call = app.clone().oneshot(req);
+        async move {
+            let res = call.await;
+            drop(guard);
+            res
+        }
+    });
+    let builder = Arc::clone(&shared.builder);
+    let watched = Watched {
+        close,
+        last,
+        in_flight,
+        idle: shared.idle,
+        stop,
+    };
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _leave = leave;
+        drive(builder.serve_connection(io, service), watched).await;
+    });
+}
+
+/// What ends a connection besides the connection itself.
+struct Watched {
+    /// Notified when the connection is evicted to make room.
+    close: Arc<Notify>,
+    /// When a byte last moved.
+    last: Arc<AtomicU64>,
+    in_flight: Arc<AtomicUsize>,
+    idle: Duration,
+    stop: watch::Receiver<bool>,
+}
+
+/// Drives one connection until it ends, is evicted, or idles out, counting why; once `stop`
+/// turns true it finishes the request in progress and closes.
+async fn drive<S, B>(conn: http1::Connection<TokioIo<Tracked>, S>, mut w: Watched)
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(conn);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    if e.is_timeout() {
+                        TIMED_OUT.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::debug!(error = %e, "connection ended");
+                }
+                break;
+            }
+            _ = w.close.notified() => {
+                EVICTED.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            _ = idle_for(&w.last, &w.in_flight, w.idle) => {
+                TIMED_OUT.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            _ = w.stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
 }

@@ -29,7 +29,6 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::Clock;
 use super::limit::{DEFAULT_MAX_KEYS, KeyedLimit};
 use super::openapi::{
     WebhookForbidden, WebhookMalformed, WebhookNotFound, WebhookTooLarge, WebhookTooManyRequests,
@@ -42,6 +41,7 @@ use crate::inbound::{self, Parsed, Rejection, Request as InRequest, Route};
 use crate::metrics::Metrics;
 use crate::redact::mask;
 use crate::store::{Accepted, InboundWriter, NewInbound};
+use crate::time::{Clock, Timestamp};
 
 /// Request bodies of the SMS, voice and receipt webhooks are refused above this.
 pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
@@ -366,68 +366,23 @@ async fn handle(
     req: Request,
 ) -> Response {
     let inner = &s.inner;
-    let Some(route) = Route::parse(&route_text) else {
-        return problem(
-            404,
-            format!("no webhook route {route_text:?}; expected sms|voice|dlr|mail"),
-        );
-    };
     let span = tracing::Span::current();
-    span.record("route", route.as_str());
-    let Some(endpoint) = inner.endpoints.get(&provider) else {
-        return problem(
-            404,
-            format!("no provider endpoint {provider:?} is configured"),
-        );
-    };
-    span.record("endpoint", endpoint.name.as_str());
-    if token.is_some() != endpoint.family.uses_token() {
-        return problem(
-            404,
-            if endpoint.family.uses_token() {
-                "this endpoint's URL ends with its token"
-            } else {
-                "this endpoint's URL has no token segment"
-            },
-        );
-    }
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-    if let Some(l) = inner.limiters.get(&provider)
-        && !l.check(&peer)
-    {
-        tracing::warn!(endpoint = %provider, "webhook rate limit reached");
-        return problem(
-            429,
-            format!("more than {} requests per second", endpoint.rate_per_s),
-        );
+    let (route, endpoint) =
+        match route_and_endpoint(inner, &route_text, &provider, token.is_some(), &span) {
+            Ok(x) => x,
+            Err(refused) => return refused.into_response(),
+        };
+    if let Err(refused) = within_rate(inner, endpoint, &peer_of(&req)) {
+        return refused.into_response();
     }
     let path_and_query = req
         .uri()
         .path_and_query()
         .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
     let headers = req.headers().clone();
-    let limit = if route == Route::Mail {
-        inner.max_mail_bytes
-    } else {
-        MAX_WEBHOOK_BYTES
-    };
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > limit
-    {
-        return problem(
-            413,
-            format!("the body is {len} bytes; at most {limit} are taken"),
-        );
-    }
-    let body = match axum::body::to_bytes(req.into_body(), limit).await {
+    let body = match read_body(req, body_limit(inner, route)).await {
         Ok(b) => b,
-        Err(_) => return problem(413, format!("the body is over {limit} bytes")),
+        Err(refused) => return refused.into_response(),
     };
     let now = (inner.clock)();
     let header_fn = |name: &str| -> Option<String> {
@@ -442,36 +397,151 @@ async fn handle(
         header: &header_fn,
         body: &body,
     };
-    let parsed = if route == Route::Mail {
-        mail(inner, endpoint, &in_req, &headers, &body, now.0).await
-    } else {
-        inbound::accept(
-            endpoint,
-            route,
-            &in_req,
-            &inner.public_base_url,
-            now.0,
-            inner.tolerance_s,
-        )
-    };
-    let (parsed, raw) = match parsed {
-        Ok(p) => {
-            let raw = if route == Route::Mail {
-                // The files are kept apart; the record keeps the fields and the attachments'
-                // names, sizes and hashes.
-                serde_json::to_string(&p).unwrap_or_default()
-            } else {
-                String::from_utf8_lossy(&body).into_owned()
-            };
-            (p, raw)
-        }
+    let parsed = match verified(inner, endpoint, route, &in_req, &headers, &body, now).await {
+        Ok(p) => p,
         Err(r) => {
             tracing::warn!(endpoint = %provider, route = route.as_str(), status = r.status(), reason = %r, "webhook refused");
             return problem(r.status(), r.to_string());
         }
     };
+    let raw = raw_record(route, &parsed, &body);
     let sender = parsed.sender.as_deref().map(mask).unwrap_or_default();
     span.record("sender", sender.as_str());
+    store(inner, endpoint, route, parsed, raw, now, &sender).await
+}
+
+/// The route and the configured endpoint a request's path names (recorded in the span as each
+/// is known); 404 for an unknown one, or a token where the endpoint takes none (or none where
+/// it takes one).
+fn route_and_endpoint<'a>(
+    inner: &'a Inner,
+    route_text: &str,
+    provider: &str,
+    has_token: bool,
+    span: &tracing::Span,
+) -> Result<(Route, &'a Endpoint), Refused> {
+    let Some(route) = Route::parse(route_text) else {
+        return Err(Refused::new(
+            404,
+            format!("no webhook route {route_text:?}; expected sms|voice|dlr|mail"),
+        ));
+    };
+    span.record("route", route.as_str());
+    let Some(endpoint) = inner.endpoints.get(provider) else {
+        return Err(Refused::new(
+            404,
+            format!("no provider endpoint {provider:?} is configured"),
+        ));
+    };
+    span.record("endpoint", endpoint.name.as_str());
+    if has_token != endpoint.family.uses_token() {
+        return Err(Refused::new(
+            404,
+            if endpoint.family.uses_token() {
+                "this endpoint's URL ends with its token"
+            } else {
+                "this endpoint's URL has no token segment"
+            },
+        ));
+    }
+    Ok((route, endpoint))
+}
+
+/// The client's address (unspecified when the server did not say).
+fn peer_of(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+/// 429 when `peer` is over the endpoint's rate.
+fn within_rate(inner: &Inner, endpoint: &Endpoint, peer: &IpAddr) -> Result<(), Refused> {
+    if let Some(l) = inner.limiters.get(&endpoint.name)
+        && !l.check(peer)
+    {
+        tracing::warn!(endpoint = %endpoint.name, "webhook rate limit reached");
+        return Err(Refused::new(
+            429,
+            format!("more than {} requests per second", endpoint.rate_per_s),
+        ));
+    }
+    Ok(())
+}
+
+/// The largest body a route takes.
+fn body_limit(inner: &Inner, route: Route) -> usize {
+    if route == Route::Mail {
+        inner.max_mail_bytes
+    } else {
+        MAX_WEBHOOK_BYTES
+    }
+}
+
+/// The body, refused with 413 when its announced length or the bytes sent go over `limit`.
+async fn read_body(req: Request, limit: usize) -> Result<Bytes, Refused> {
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(Refused::new(
+            413,
+            format!("the body is {len} bytes; at most {limit} are taken"),
+        ));
+    }
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| Refused::new(413, format!("the body is over {limit} bytes")))
+}
+
+/// Verifies the request and parses it into a record (the mail route also keeps its files).
+async fn verified(
+    inner: &Inner,
+    endpoint: &Endpoint,
+    route: Route,
+    req: &InRequest<'_>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    now: Timestamp,
+) -> Result<Parsed, Rejection> {
+    if route == Route::Mail {
+        mail(inner, endpoint, req, headers, body, now.0).await
+    } else {
+        inbound::accept(
+            endpoint,
+            route,
+            req,
+            &inner.public_base_url,
+            now.0,
+            inner.tolerance_s,
+        )
+    }
+}
+
+/// What the record keeps of the request: the body as received; for mail the parsed fields and
+/// the attachments' names, sizes and hashes (the files are kept apart).
+fn raw_record(route: Route, parsed: &Parsed, body: &[u8]) -> String {
+    if route == Route::Mail {
+        serde_json::to_string(parsed).unwrap_or_default()
+    } else {
+        String::from_utf8_lossy(body).into_owned()
+    }
+}
+
+/// Stores the record (a repeat of the same provider id is a duplicate) and answers: the
+/// family's 200, or 503 when the store is unavailable.
+async fn store(
+    inner: &Inner,
+    endpoint: &Endpoint,
+    route: Route,
+    parsed: Parsed,
+    raw: String,
+    now: Timestamp,
+    sender: &str,
+) -> Response {
+    let provider = &endpoint.name;
     let external_id = parsed.external_id.clone();
     let result = inner
         .writer
@@ -495,6 +565,27 @@ async fn handle(
             tracing::error!(endpoint = %provider, error = %e, "webhook not stored");
             problem(503, "the store is unavailable; retry later")
         }
+    }
+}
+
+/// A request refused before it is verified: the status and the detail of its problem answer.
+struct Refused {
+    status: u16,
+    detail: String,
+}
+
+impl Refused {
+    fn new(status: u16, detail: impl Into<String>) -> Refused {
+        Refused {
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        problem(self.status, self.detail)
     }
 }
 

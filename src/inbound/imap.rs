@@ -10,7 +10,7 @@
 //! addresses, subjects or message content.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fmt::Debug;
+use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -72,10 +72,11 @@ pub enum ImapError {
 ///
 /// An `Err` from this function after `accept` succeeded (the server dropped the connection
 /// before the flag was set) means that message will be offered again.
-pub async fn poll_once<F, Fut>(account: &ImapAccount, accept: F) -> Result<PollReport, ImapError>
+pub async fn poll_once<F, Fut, E>(account: &ImapAccount, accept: F) -> Result<PollReport, ImapError>
 where
     F: FnMut(u32, Vec<u8>) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
 {
     let limit = Limits::of(account);
     let tcp = limit
@@ -302,7 +303,7 @@ where
 }
 
 /// Logs in, does the round, and logs out whatever happened in between.
-async fn run_session<T, F, Fut>(
+async fn run_session<T, F, Fut, E>(
     client: Client<T>,
     account: &ImapAccount,
     limit: Limits,
@@ -311,7 +312,8 @@ async fn run_session<T, F, Fut>(
 where
     T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
     F: FnMut(u32, Vec<u8>) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
 {
     let (mut session, capabilities) = limit
         .run(
@@ -350,7 +352,7 @@ struct ServerFeatures {
 }
 
 /// The round itself, once logged in.
-async fn poll_mailbox<T, F, Fut>(
+async fn poll_mailbox<T, F, Fut, E>(
     session: &mut Session<T>,
     account: &ImapAccount,
     limit: Limits,
@@ -360,9 +362,64 @@ async fn poll_mailbox<T, F, Fut>(
 where
     T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
     F: FnMut(u32, Vec<u8>) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
 {
     let mut report = PollReport::default();
+    let uids = unseen(session, account, limit).await?;
+    if uids.is_empty() {
+        tracing::debug!("IMAP poll: no unseen messages");
+        return Ok(report);
+    }
+    // The sizes of all of them in one command, so large ones are never downloaded.
+    let sizes = sizes(session, &uids, limit).await?;
+    let mut destination_ready = false;
+    for uid in uids {
+        let raw = match download(session, uid, sizes.get(&uid).copied(), account, limit).await? {
+            Download::Gone => continue,
+            Download::TooLarge => {
+                report.too_large += 1;
+                continue;
+            }
+            Download::Whole(raw) => raw,
+        };
+        report.fetched += 1;
+        let bytes = raw.len();
+        if let Err(reason) = accept(uid, raw).await {
+            report.failed += 1;
+            tracing::warn!(
+                uid,
+                reason = %server_text(&reason.to_string()),
+                "IMAP message not stored; left unseen, the round stops until the next poll"
+            );
+            break;
+        }
+        mark_processed(session, uid, account, limit, server, &mut destination_ready)
+            .await
+            .inspect_err(|e| {
+                tracing::warn!(
+                    uid,
+                    error = %e,
+                    "IMAP message stored, but flagging or moving it failed \
+                     (offered again only if it is still unseen)"
+                );
+            })?;
+        report.accepted += 1;
+        tracing::debug!(uid, bytes, "IMAP message stored");
+    }
+    log_report(&report, account);
+    Ok(report)
+}
+
+/// Selects the account's mailbox; the UIDs of its unseen messages, oldest first.
+async fn unseen<T>(
+    session: &mut Session<T>,
+    account: &ImapAccount,
+    limit: Limits,
+) -> Result<Vec<u32>, ImapError>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
     limit
         .imap("SELECT", session.select(account.mailbox.as_str()))
         .await?;
@@ -371,82 +428,81 @@ where
         .await?
         .into_iter()
         .collect();
-    if unseen.is_empty() {
-        tracing::debug!("IMAP poll: no unseen messages");
-        return Ok(report);
-    }
-    let uids: Vec<u32> = unseen.into_iter().collect();
+    Ok(unseen.into_iter().collect())
+}
 
-    // The sizes of all of them in one command, so large ones are never downloaded.
-    let sizes: HashMap<u32, u32> = limit
+/// The size the server gives for each of `uids` (a message gone meanwhile is missing).
+async fn sizes<T>(
+    session: &mut Session<T>,
+    uids: &[u32],
+    limit: Limits,
+) -> Result<HashMap<u32, u32>, ImapError>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
+    Ok(limit
         .imap(
             "UID FETCH (RFC822.SIZE)",
-            collect_fetches(session, sequence_set(&uids), "(UID RFC822.SIZE)"),
+            collect_fetches(session, sequence_set(uids), "(UID RFC822.SIZE)"),
         )
         .await?
         .iter()
         .filter_map(|f| Some((f.uid?, f.size?)))
-        .collect();
+        .collect())
+}
 
-    let mut destination_ready = false;
-    for uid in uids {
-        let Some(&size) = sizes.get(&uid) else {
-            tracing::debug!(uid, "IMAP message gone before its size was read; skipped");
-            continue;
-        };
-        if u64::from(size) > account.max_message_bytes {
-            report.too_large += 1;
-            continue;
-        }
-        let fetches = limit
-            .imap(
-                "UID FETCH (BODY.PEEK[])",
-                collect_fetches(session, uid.to_string(), "(UID BODY.PEEK[])"),
-            )
-            .await?;
-        let Some(raw) = fetches
-            .iter()
-            .find(|f| f.uid == Some(uid))
-            .and_then(|f| f.body())
-            .map(<[u8]>::to_vec)
-        else {
-            tracing::debug!(uid, "IMAP message gone before it was downloaded; skipped");
-            continue;
-        };
-        drop(fetches);
-        if raw.len() as u64 > account.max_message_bytes {
-            // The server announced a smaller size than it sent.
-            report.too_large += 1;
-            continue;
-        }
-        report.fetched += 1;
-        let bytes = raw.len();
-        match accept(uid, raw).await {
-            Ok(()) => {
-                mark_processed(session, uid, account, limit, server, &mut destination_ready)
-                    .await
-                    .inspect_err(|e| {
-                        tracing::warn!(
-                            uid,
-                            error = %e,
-                            "IMAP message stored, but flagging or moving it failed \
-                             (offered again only if it is still unseen)"
-                        );
-                    })?;
-                report.accepted += 1;
-                tracing::debug!(uid, bytes, "IMAP message stored");
-            }
-            Err(reason) => {
-                report.failed += 1;
-                tracing::warn!(
-                    uid,
-                    reason = %server_text(&reason),
-                    "IMAP message not stored; left unseen, the round stops until the next poll"
-                );
-                break;
-            }
-        }
+/// What became of one unseen message when it was to be downloaded.
+enum Download {
+    /// Expunged by someone else meanwhile: skipped.
+    Gone,
+    /// Over the size limit: left unseen, not downloaded (or not kept).
+    TooLarge,
+    Whole(Vec<u8>),
+}
+
+/// Downloads message `uid` (announced at `size`) without setting `\Seen`, unless it is over
+/// the account's size limit, by the size announced or by the bytes sent.
+async fn download<T>(
+    session: &mut Session<T>,
+    uid: u32,
+    size: Option<u32>,
+    account: &ImapAccount,
+    limit: Limits,
+) -> Result<Download, ImapError>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
+    let Some(size) = size else {
+        tracing::debug!(uid, "IMAP message gone before its size was read; skipped");
+        return Ok(Download::Gone);
+    };
+    if u64::from(size) > account.max_message_bytes {
+        return Ok(Download::TooLarge);
     }
+    let fetches = limit
+        .imap(
+            "UID FETCH (BODY.PEEK[])",
+            collect_fetches(session, uid.to_string(), "(UID BODY.PEEK[])"),
+        )
+        .await?;
+    let Some(raw) = fetches
+        .iter()
+        .find(|f| f.uid == Some(uid))
+        .and_then(|f| f.body())
+        .map(<[u8]>::to_vec)
+    else {
+        tracing::debug!(uid, "IMAP message gone before it was downloaded; skipped");
+        return Ok(Download::Gone);
+    };
+    if raw.len() as u64 > account.max_message_bytes {
+        // The server announced a smaller size than it sent.
+        return Ok(Download::TooLarge);
+    }
+    Ok(Download::Whole(raw))
+}
+
+/// The round's counts in the log; messages over the size limit as a warning, each time.
+fn log_report(report: &PollReport, account: &ImapAccount) {
     if report.too_large > 0 {
         tracing::warn!(
             count = report.too_large,
@@ -461,7 +517,6 @@ where
         failed = report.failed,
         "IMAP poll done"
     );
-    Ok(report)
 }
 
 /// Runs a `UID FETCH` and reads all of its answers.

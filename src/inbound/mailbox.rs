@@ -14,6 +14,16 @@ use crate::time::Clock;
 /// The endpoint name of records from the polled mailbox.
 pub const IMAP_ENDPOINT: &str = "imap";
 
+/// Why a message from the mailbox was not stored; it stays unseen for the next poll.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error("an attachment could not be kept: {0}")]
+    Attachment(std::io::Error),
+    /// The store's writer refused the record (its own words).
+    #[error("{0}")]
+    Store(String),
+}
+
 /// A parsed e-mail as an inbound record (attachments not yet saved).
 pub fn parsed_of(m: &MailReply, raw: &[u8]) -> Parsed {
     Parsed {
@@ -47,7 +57,7 @@ pub async fn accept_raw(
     inbound: &Inbound,
     writer: &InboundWriter,
     clock: &Clock,
-) -> Result<(), String> {
+) -> Result<(), AcceptError> {
     let parsed = match parse_rfc822(raw) {
         Ok(m) => {
             tracing::Span::current().record("sender", crate::redact::mask(&m.from).as_str());
@@ -67,7 +77,7 @@ pub async fn accept_raw(
                     &a.bytes,
                 )
                 .await
-                .map_err(|e| format!("an attachment could not be kept: {e}"))?;
+                .map_err(AcceptError::Attachment)?;
                 p.attachments.push(meta);
             }
             p
@@ -94,6 +104,7 @@ pub async fn accept_raw(
         })
         .await
         .map(|_| ())
+        .map_err(AcceptError::Store)
 }
 
 /// One poll of the mailbox.

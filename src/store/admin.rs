@@ -197,83 +197,16 @@ impl Admin<'_> {
             Backend::Sqlite => "",
         };
         // The enabled admins, locked before anything is read about the user.
-        let admins: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id FROM admin_users WHERE role = 'admin' AND disabled = 0 ORDER BY id{lock}"
-        )))
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<Result<_, _>>()?;
-        let Some(before) = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM admin_users WHERE username = $1{lock}"
-        )))
-        .bind(username)
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(user_from)
-        .transpose()?
-        else {
+        let admins = enabled_admins(&mut tx, lock).await?;
+        let Some(before) = user_locked(&mut tx, username, lock).await? else {
             return Ok(None);
         };
-        let role = change.role.unwrap_or(before.role);
-        let disabled = change.disabled.unwrap_or(before.disabled);
-        let was_admin = before.role == Role::Admin && !before.disabled;
-        let stays_admin = role == Role::Admin && !disabled;
-        if was_admin && !stays_admin && admins.iter().all(|id| *id == before.id) {
-            return Err(AdminError::Conflict(format!(
-                "{username} is the last enabled admin: make another admin first"
-            )));
-        }
-        let changed =
-            role != before.role || disabled != before.disabled || change.password_hash.is_some();
-        let (mut sessions_ended, mut tokens_revoked) = (0, 0);
-        if changed {
-            sqlx::query(
-                "UPDATE admin_users SET role = $1, disabled = $2, \
-                 password_hash = COALESCE($3, password_hash) WHERE id = $4",
-            )
-            .bind(role.as_str())
-            .bind(i64::from(disabled))
-            .bind(change.password_hash.as_deref())
-            .bind(before.id)
-            .execute(&mut *tx)
-            .await?;
-            sessions_ended = sqlx::query("DELETE FROM admin_sessions WHERE user_id = $1")
-                .bind(before.id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            tokens_revoked = sqlx::query(
-                "UPDATE admin_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(now.0)
-            .bind(before.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let action = match (before.disabled, disabled) {
-                (false, true) => "user.disable",
-                (true, false) => "user.enable",
-                _ => "user.change",
-            };
-            audit(
-                &mut tx,
-                now,
-                actor,
-                action,
-                username,
-                &json!({
-                    "role": {"from": before.role.as_str(), "to": role.as_str()},
-                    "disabled": {"from": before.disabled, "to": disabled},
-                    "password_changed": change.password_hash.is_some(),
-                    "sessions_ended": sessions_ended,
-                    "tokens_revoked": tokens_revoked,
-                }),
-            )
-            .await?;
-        }
+        let decided = decide_change(&before, change, &admins)?;
+        let (sessions_ended, tokens_revoked) = if decided.changed {
+            apply_change(&mut tx, &before, change, &decided, actor, now).await?
+        } else {
+            (0, 0)
+        };
         tx.commit().await?;
         let user = self
             .admin_user(username)
@@ -281,7 +214,7 @@ impl Admin<'_> {
             .ok_or_else(|| AdminError::Corrupt(format!("user {username} vanished")))?;
         Ok(Some(UserChanged {
             user,
-            changed,
+            changed: decided.changed,
             sessions_ended,
             tokens_revoked,
         }))
@@ -514,5 +447,194 @@ impl Admin<'_> {
             .execute(&self.store.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// The ids of the enabled admins (`lock`: `FOR UPDATE` on PostgreSQL).
+async fn enabled_admins(conn: &mut AnyConnection, lock: &str) -> Result<Vec<i64>, AdminError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM admin_users WHERE role = 'admin' AND disabled = 0 ORDER BY id{lock}"
+    )))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get("id").map_err(AdminError::from))
+    .collect()
+}
+
+/// User `username` as she is, if she exists (`lock`: `FOR UPDATE` on PostgreSQL).
+async fn user_locked(
+    conn: &mut AnyConnection,
+    username: &str,
+    lock: &str,
+) -> Result<Option<AdminUser>, AdminError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM admin_users WHERE username = $1{lock}"
+    )))
+    .bind(username)
+    .fetch_optional(&mut *conn)
+    .await?
+    .as_ref()
+    .map(user_from)
+    .transpose()
+}
+
+/// What a change does to a user, decided before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decided {
+    role: Role,
+    disabled: bool,
+    /// Whether anything changes at all (the same role and state, no password: nothing).
+    changed: bool,
+    /// Its audit action.
+    action: &'static str,
+}
+
+/// The module's rules for `change` of user `before`, `admins` being the enabled admins: refused
+/// (`Conflict`) when it would demote or disable the last of them.
+fn decide_change(
+    before: &AdminUser,
+    change: &UserChange,
+    admins: &[i64],
+) -> Result<Decided, AdminError> {
+    let role = change.role.unwrap_or(before.role);
+    let disabled = change.disabled.unwrap_or(before.disabled);
+    let was_admin = before.role == Role::Admin && !before.disabled;
+    let stays_admin = role == Role::Admin && !disabled;
+    if was_admin && !stays_admin && admins.iter().all(|id| *id == before.id) {
+        return Err(AdminError::Conflict(format!(
+            "{} is the last enabled admin: make another admin first",
+            before.username
+        )));
+    }
+    let action = match (before.disabled, disabled) {
+        (false, true) => "user.disable",
+        (true, false) => "user.enable",
+        _ => "user.change",
+    };
+    Ok(Decided {
+        role,
+        disabled,
+        changed: role != before.role
+            || disabled != before.disabled
+            || change.password_hash.is_some(),
+        action,
+    })
+}
+
+/// Writes a decided change of user `before`, ends her sessions, revokes her tokens and audits
+/// it all; returns how many sessions ended and how many tokens were revoked.
+async fn apply_change(
+    conn: &mut AnyConnection,
+    before: &AdminUser,
+    change: &UserChange,
+    decided: &Decided,
+    actor: &str,
+    now: Timestamp,
+) -> Result<(u64, u64), AdminError> {
+    sqlx::query(
+        "UPDATE admin_users SET role = $1, disabled = $2, \
+         password_hash = COALESCE($3, password_hash) WHERE id = $4",
+    )
+    .bind(decided.role.as_str())
+    .bind(i64::from(decided.disabled))
+    .bind(change.password_hash.as_deref())
+    .bind(before.id)
+    .execute(&mut *conn)
+    .await?;
+    let sessions_ended = sqlx::query("DELETE FROM admin_sessions WHERE user_id = $1")
+        .bind(before.id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let tokens_revoked = sqlx::query(
+        "UPDATE admin_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now.0)
+    .bind(before.id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    audit(
+        conn,
+        now,
+        actor,
+        decided.action,
+        &before.username,
+        &json!({
+            "role": {"from": before.role.as_str(), "to": decided.role.as_str()},
+            "disabled": {"from": before.disabled, "to": decided.disabled},
+            "password_changed": change.password_hash.is_some(),
+            "sessions_ended": sessions_ended,
+            "tokens_revoked": tokens_revoked,
+        }),
+    )
+    .await?;
+    Ok((sessions_ended, tokens_revoked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: i64, role: Role, disabled: bool) -> AdminUser {
+        AdminUser {
+            id,
+            username: format!("u{id}"),
+            role,
+            password_hash: None,
+            disabled,
+            created_at: Timestamp(0),
+        }
+    }
+
+    fn change(role: Option<Role>, disabled: Option<bool>, password: bool) -> UserChange {
+        UserChange {
+            role,
+            password_hash: password.then(|| "$argon2id$x".to_owned()),
+            disabled,
+        }
+    }
+
+    #[test]
+    fn the_last_enabled_admin_cannot_be_demoted_or_disabled() {
+        let anna = user(1, Role::Admin, false);
+        for c in [
+            change(Some(Role::Editor), None, false),
+            change(None, Some(true), false),
+        ] {
+            let refused = decide_change(&anna, &c, &[1]).expect_err("last admin");
+            assert!(
+                matches!(&refused, AdminError::Conflict(m) if m == "u1 is the last enabled admin: make another admin first"),
+                "{refused:?}"
+            );
+            // With another enabled admin it is allowed.
+            assert!(decide_change(&anna, &c, &[1, 2]).is_ok());
+        }
+        // Her own password may change.
+        let d = decide_change(&anna, &change(None, None, true), &[1]).expect("allowed");
+        assert!(d.changed);
+        assert_eq!(d.action, "user.change");
+    }
+
+    #[test]
+    fn a_change_names_its_action_and_a_no_op_changes_nothing() {
+        let bruno = user(2, Role::Editor, false);
+        let same = decide_change(
+            &bruno,
+            &change(Some(Role::Editor), Some(false), false),
+            &[1],
+        )
+        .expect("allowed");
+        assert!(!same.changed);
+        let off = decide_change(&bruno, &change(None, Some(true), false), &[1]).expect("allowed");
+        assert_eq!((off.changed, off.action), (true, "user.disable"));
+        let vito = user(3, Role::Viewer, true);
+        let on = decide_change(&vito, &change(Some(Role::Admin), Some(false), false), &[1])
+            .expect("allowed");
+        assert_eq!(
+            (on.role, on.disabled, on.changed, on.action),
+            (Role::Admin, false, true, "user.enable")
+        );
     }
 }

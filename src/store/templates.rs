@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::Templates;
 use super::admin::audit;
@@ -65,6 +65,80 @@ fn version_from(r: &sqlx::any::AnyRow) -> Result<TemplateVersion, TemplateStoreE
         published_at: r.try_get::<Option<i64>, _>("published_at")?.map(Timestamp),
         restores: r.try_get("restores")?,
     })
+}
+
+/// The number the next version of `key` takes.
+async fn next_version(conn: &mut AnyConnection, key: &Key) -> Result<i64, TemplateStoreError> {
+    let (a, k, l) = key_binds(key);
+    Ok(sqlx::query(
+        "SELECT COALESCE(MAX(version), 0) + 1 AS v FROM template_versions \
+         WHERE audience = $1 AND kind = $2 AND lang = $3",
+    )
+    .bind(a)
+    .bind(k)
+    .bind(l)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("v")?)
+}
+
+/// Retires the live version of `key`, if there is one.
+async fn retire_live(conn: &mut AnyConnection, key: &Key) -> Result<(), TemplateStoreError> {
+    let (a, k, l) = key_binds(key);
+    sqlx::query(
+        "UPDATE template_versions SET state = 'retired' \
+         WHERE audience = $1 AND kind = $2 AND lang = $3 AND state = 'live'",
+    )
+    .bind(a)
+    .bind(k)
+    .bind(l)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes version `v` of `key`.
+async fn insert_version(
+    conn: &mut AnyConnection,
+    key: &Key,
+    v: &TemplateVersion,
+) -> Result<(), TemplateStoreError> {
+    let (a, k, l) = key_binds(key);
+    sqlx::query(
+        "INSERT INTO template_versions (audience, kind, lang, version, state, subject, \
+         body_text, body_html, body_sms, note, author, created_at, published_by, published_at, \
+         restores) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(a)
+    .bind(k)
+    .bind(l)
+    .bind(v.version)
+    .bind(v.state.as_str())
+    .bind(&v.content.subject)
+    .bind(&v.content.text)
+    .bind(v.content.html.as_deref())
+    .bind(v.content.sms.as_deref())
+    .bind(v.note.as_str())
+    .bind(v.author.as_str())
+    .bind(v.created_at.0)
+    .bind(v.published_by.as_deref())
+    .bind(v.published_at.map(|t| t.0))
+    .bind(v.restores)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The audit action of a new version: a rollback, a publication or a proposal.
+fn version_action(v: &TemplateVersion) -> &'static str {
+    if v.restores.is_some() {
+        "template.rollback"
+    } else if v.state == "live" {
+        "template.publish"
+    } else {
+        "template.propose"
+    }
 }
 
 fn key_binds(key: &Key) -> (&'static str, String, &'static str) {
@@ -173,72 +247,11 @@ impl Templates<'_> {
         now: Timestamp,
         audit_detail: &Value,
     ) -> Result<TemplateVersion, TemplateStoreError> {
-        let (a, k, l) = key_binds(key);
         let mut tx = self.store.pool.begin().await?;
-        let next: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(version), 0) + 1 AS v FROM template_versions \
-             WHERE audience = $1 AND kind = $2 AND lang = $3",
-        )
-        .bind(a)
-        .bind(k.clone())
-        .bind(l)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("v")?;
+        let version = next_version(&mut tx, key).await?;
         let live = state == "live";
-        if live {
-            sqlx::query(
-                "UPDATE template_versions SET state = 'retired' \
-                 WHERE audience = $1 AND kind = $2 AND lang = $3 AND state = 'live'",
-            )
-            .bind(a)
-            .bind(k.clone())
-            .bind(l)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO template_versions (audience, kind, lang, version, state, subject, \
-             body_text, body_html, body_sms, note, author, created_at, published_by, published_at, \
-             restores) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(a)
-        .bind(k)
-        .bind(l)
-        .bind(next)
-        .bind(state)
-        .bind(&content.subject)
-        .bind(&content.text)
-        .bind(content.html.as_deref())
-        .bind(content.sms.as_deref())
-        .bind(note)
-        .bind(author)
-        .bind(now.0)
-        .bind(live.then_some(author))
-        .bind(live.then_some(now.0))
-        .bind(restores)
-        .execute(&mut *tx)
-        .await?;
-        let action = if restores.is_some() {
-            "template.rollback"
-        } else if live {
-            "template.publish"
-        } else {
-            "template.propose"
-        };
-        audit(
-            &mut tx,
-            now,
-            author,
-            action,
-            &format!("{key}@{next}"),
-            audit_detail,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(TemplateVersion {
-            version: next,
+        let v = TemplateVersion {
+            version,
             state: state.to_owned(),
             content: content.clone(),
             note: note.to_owned(),
@@ -247,7 +260,22 @@ impl Templates<'_> {
             published_by: live.then(|| author.to_owned()),
             published_at: live.then_some(now),
             restores,
-        })
+        };
+        if live {
+            retire_live(&mut tx, key).await?;
+        }
+        insert_version(&mut tx, key, &v).await?;
+        audit(
+            &mut tx,
+            now,
+            author,
+            version_action(&v),
+            &format!("{key}@{version}"),
+            audit_detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(v)
     }
 
     /// Makes proposed version `version` of `key` live and retires the one before; `None` when

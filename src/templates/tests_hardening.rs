@@ -34,6 +34,8 @@ fn says(problems: &[Problem], needle: &str) -> bool {
     problems.iter().any(|p| p.message.contains(needle))
 }
 
+// Long because it is a table of hand-written hostile sources, each with the words its refusal
+// must contain, run through both parts and every path of the gate.
 #[test]
 fn recursion_decorators_and_dynamic_partials_are_refused_in_every_form() {
     let t = bundled();

@@ -91,14 +91,14 @@ impl TestClock {
     }
 
     /// The clock as the library takes it.
-    pub fn clock(&self) -> messo::http::Clock {
+    pub fn clock(&self) -> messo::time::Clock {
         let now = Arc::clone(&self.0);
         Arc::new(move || Timestamp(now.load(Ordering::SeqCst)))
     }
 }
 
 /// A clock stopped at `t`.
-pub fn fixed_clock(t: Timestamp) -> messo::http::Clock {
+pub fn fixed_clock(t: Timestamp) -> messo::time::Clock {
     Arc::new(move || t)
 }
 

@@ -373,6 +373,8 @@ mod tests {
         }
     }
 
+    // Long because it is a table of hand-checked cases, one line each (text, encoding, units,
+    // parts, room per part and left in the last one).
     #[test]
     fn hand_checked_budgets() {
         let a = |n: usize| "a".repeat(n);

@@ -86,14 +86,25 @@ impl MailAuth {
     }
 }
 
+/// Why a reply may not resume a clock; its text goes into the note for the office.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAuthenticated {
+    /// The sender was judged and did not pass: what decided it.
+    #[error("{0}")]
+    Judged(String),
+    /// The sender was never judged (a record stored before the check existed).
+    #[error("the sender was not authenticated")]
+    NotJudged,
+}
+
 /// Whether a reply whose sender is judged `auth` (none: not judged, a record stored before
 /// the check existed) may resume a clock under `mode`; the reason when not.
-pub fn may_resume(mode: MailAuthMode, auth: Option<&MailAuth>) -> Result<(), String> {
+pub fn may_resume(mode: MailAuthMode, auth: Option<&MailAuth>) -> Result<(), NotAuthenticated> {
     match (mode, auth) {
         (MailAuthMode::Off, _) => Ok(()),
         (MailAuthMode::Require, Some(a)) if a.passed() => Ok(()),
-        (MailAuthMode::Require, Some(a)) => Err(a.reason.clone()),
-        (MailAuthMode::Require, None) => Err("the sender was not authenticated".to_owned()),
+        (MailAuthMode::Require, Some(a)) => Err(NotAuthenticated::Judged(a.reason.clone())),
+        (MailAuthMode::Require, None) => Err(NotAuthenticated::NotJudged),
     }
 }
 
@@ -426,93 +437,27 @@ fn header_block_results(block: &str) -> Vec<String> {
 /// relay (a posted field, or a line of SendGrid's `headers`); SendGrid's `SPF`, `dkim` and
 /// `envelope`; Mailgun's `X-Mailgun-Spf` with the envelope `sender`.
 pub fn for_webhook(pairs: &[(String, String)], from: &str, trusted: &[String]) -> MailAuth {
-    let all = |name: &str| -> Vec<&str> {
-        pairs
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+    let mut posted = Posted {
+        pairs,
+        doubled: Vec::new(),
     };
-    // A verdict field must be there once: two are a copy from the message beside the
-    // provider's own, and neither is believed.
-    let mut doubled: Vec<&str> = Vec::new();
-    let mut one = |name: &'static str| -> Option<&str> {
-        match all(name).as_slice() {
-            [v] => Some(*v),
-            [] => None,
-            _ => {
-                doubled.push(name);
-                None
-            }
-        }
-    };
-    if !trusted.is_empty() {
-        let mut values: Vec<String> = all("Authentication-Results")
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        for block in all("headers") {
-            values.extend(header_block_results(block));
-        }
-        if let Some(a) = from_trusted_headers(values.iter().map(String::as_str), from, trusted) {
-            return a;
-        }
+    if !trusted.is_empty()
+        && let Some(a) = posted_trusted_headers(&posted, from, trusted)
+    {
+        return a;
     }
-    // SendGrid Inbound Parse.
-    let spf = one("SPF");
-    let dkim = one("dkim");
-    let envelope_from = one("envelope")
-        .and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-        .and_then(|v| v.get("from").and_then(|f| f.as_str()).map(str::to_owned));
-    if spf.is_some() || dkim.is_some() {
-        let mut results = Vec::new();
-        if let Some(s) = spf {
-            results.push(MethodResult {
-                method: "spf".to_owned(),
-                result: s.trim().to_ascii_lowercase(),
-                props: envelope_from
-                    .iter()
-                    .map(|f| ("smtp.mailfrom".to_owned(), f.clone()))
-                    .collect(),
-            });
-        }
-        for entry in dkim
-            .unwrap_or_default()
-            .trim()
-            .trim_start_matches('{')
-            .trim_end_matches('}')
-            .split(',')
-        {
-            if let Some((d, r)) = entry.split_once(':') {
-                results.push(MethodResult {
-                    method: "dkim".to_owned(),
-                    result: r.trim().to_ascii_lowercase(),
-                    props: vec![(
-                        "header.d".to_owned(),
-                        d.trim().trim_start_matches('@').to_owned(),
-                    )],
-                });
-            }
-        }
-        return decide(&results, from, "the provider's SPF and dkim fields");
+    if let Some(a) = sendgrid(&mut posted, from) {
+        return a;
     }
-    // Mailgun: its DKIM check does not name the signing domain, so only SPF can be aligned.
-    if let Some(s) = one("X-Mailgun-Spf") {
-        let results = vec![MethodResult {
-            method: "spf".to_owned(),
-            result: s.trim().to_ascii_lowercase(),
-            props: one("sender")
-                .map(|m| vec![("smtp.mailfrom".to_owned(), m.to_owned())])
-                .unwrap_or_default(),
-        }];
-        return decide(&results, from, "the provider's X-Mailgun-Spf field");
+    if let Some(a) = mailgun(&mut posted, from) {
+        return a;
     }
-    if !doubled.is_empty() {
+    if !posted.doubled.is_empty() {
         return MailAuth::new(
             Verdict::Fail,
             format!(
                 "the provider's verdict field {} was given more than once",
-                doubled.join(", ")
+                posted.doubled.join(", ")
             ),
         );
     }
@@ -520,6 +465,114 @@ pub fn for_webhook(pairs: &[(String, String)], from: &str, trusted: &[String]) -
         Verdict::Unknown,
         "the provider posted no verdict (SPF, dkim) and no Authentication-Results from a trusted relay",
     )
+}
+
+/// The fields a provider posted, read by name in any case.
+struct Posted<'a> {
+    pairs: &'a [(String, String)],
+    /// The verdict fields asked for with [`Posted::one`] that were given more than once.
+    doubled: Vec<&'static str>,
+}
+
+impl<'a> Posted<'a> {
+    /// Every value of field `name`, in order.
+    fn all(&self, name: &str) -> Vec<&'a str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The value of verdict field `name`, which must be there once: two are a copy from the
+    /// message beside the provider's own, and neither is believed (the name is noted).
+    fn one(&mut self, name: &'static str) -> Option<&'a str> {
+        match self.all(name).as_slice() {
+            [v] => Some(*v),
+            [] => None,
+            _ => {
+                self.doubled.push(name);
+                None
+            }
+        }
+    }
+}
+
+/// The verdict of the topmost trusted `Authentication-Results` among the posted fields and the
+/// lines of SendGrid's raw `headers`.
+fn posted_trusted_headers(posted: &Posted<'_>, from: &str, trusted: &[String]) -> Option<MailAuth> {
+    let mut values: Vec<String> = posted
+        .all("Authentication-Results")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    for block in posted.all("headers") {
+        values.extend(header_block_results(block));
+    }
+    from_trusted_headers(values.iter().map(String::as_str), from, trusted)
+}
+
+/// SendGrid Inbound Parse: its `SPF` verdict (for the envelope sender in `envelope`) and its
+/// `dkim` verdicts; `None` when it posted neither.
+fn sendgrid(posted: &mut Posted<'_>, from: &str) -> Option<MailAuth> {
+    let spf = posted.one("SPF");
+    let dkim = posted.one("dkim");
+    let envelope_from = posted
+        .one("envelope")
+        .and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .and_then(|v| v.get("from").and_then(|f| f.as_str()).map(str::to_owned));
+    if spf.is_none() && dkim.is_none() {
+        return None;
+    }
+    let mut results = Vec::new();
+    if let Some(s) = spf {
+        results.push(MethodResult {
+            method: "spf".to_owned(),
+            result: s.trim().to_ascii_lowercase(),
+            props: envelope_from
+                .iter()
+                .map(|f| ("smtp.mailfrom".to_owned(), f.clone()))
+                .collect(),
+        });
+    }
+    results.extend(sendgrid_dkim(dkim.unwrap_or_default()));
+    Some(decide(&results, from, "the provider's SPF and dkim fields"))
+}
+
+/// SendGrid's `dkim` field, `{@example.it : pass, @other.it : fail}`, as one result per domain.
+fn sendgrid_dkim(field: &str) -> Vec<MethodResult> {
+    field
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .split(',')
+        .filter_map(|entry| {
+            let (d, r) = entry.split_once(':')?;
+            Some(MethodResult {
+                method: "dkim".to_owned(),
+                result: r.trim().to_ascii_lowercase(),
+                props: vec![(
+                    "header.d".to_owned(),
+                    d.trim().trim_start_matches('@').to_owned(),
+                )],
+            })
+        })
+        .collect()
+}
+
+/// Mailgun: `X-Mailgun-Spf` for the envelope `sender`; `None` when it is not posted. Its DKIM
+/// check does not name the signing domain, so only SPF can be aligned.
+fn mailgun(posted: &mut Posted<'_>, from: &str) -> Option<MailAuth> {
+    let spf = posted.one("X-Mailgun-Spf")?;
+    let results = vec![MethodResult {
+        method: "spf".to_owned(),
+        result: spf.trim().to_ascii_lowercase(),
+        props: posted
+            .one("sender")
+            .map(|m| vec![("smtp.mailfrom".to_owned(), m.to_owned())])
+            .unwrap_or_default(),
+    }];
+    Some(decide(&results, from, "the provider's X-Mailgun-Spf field"))
 }
 
 #[cfg(test)]
@@ -723,14 +776,14 @@ mod tests {
             .collect()
     }
 
+    const ANNA: &str = "Anna <anna@example.it>";
+
     #[test]
-    fn provider_fields() {
-        let from = "Anna <anna@example.it>";
-        // SendGrid.
+    fn sendgrid_fields_decide_with_the_envelope_sender_and_the_signing_domains() {
         let sg = |spf: &str, dkim: &str, env_from: &str| {
             for_webhook(
                 &p(&[
-                    ("from", from),
+                    ("from", ANNA),
                     ("SPF", spf),
                     ("dkim", dkim),
                     (
@@ -757,11 +810,14 @@ mod tests {
             ),
             Verdict::Fail
         );
-        // Mailgun.
+    }
+
+    #[test]
+    fn mailgun_fields_decide_by_spf_with_the_envelope_sender() {
         let mg = |spf: &str, sender: &str| {
             for_webhook(
                 &p(&[
-                    ("from", from),
+                    ("from", ANNA),
                     ("X-Mailgun-Spf", spf),
                     ("sender", sender),
                     ("X-Mailgun-Dkim-Check-Result", "Pass"),
@@ -774,6 +830,10 @@ mod tests {
         assert_eq!(mg("Pass", "anna@example.it"), Verdict::Pass);
         assert_eq!(mg("SoftFail", "anna@example.it"), Verdict::Fail);
         assert_eq!(mg("Pass", "x@evil.com"), Verdict::Fail);
+    }
+
+    #[test]
+    fn a_verdict_field_given_twice_is_not_believed_and_none_at_all_is_unknown() {
         // A verdict field twice: a copy from the message, not believed.
         let twice = for_webhook(
             &p(&[
@@ -785,11 +845,21 @@ mod tests {
             &[],
         );
         assert_eq!(twice.verdict, Verdict::Fail, "{twice:?}");
+        assert!(
+            twice
+                .reason
+                .contains("verdict field X-Mailgun-Spf was given more than once"),
+            "{twice:?}"
+        );
         // Nothing at all.
         assert_eq!(
-            for_webhook(&p(&[("from", from)]), "anna@example.it", &trusted()).verdict,
+            for_webhook(&p(&[("from", ANNA)]), "anna@example.it", &trusted()).verdict,
             Verdict::Unknown
         );
+    }
+
+    #[test]
+    fn a_trusted_relays_header_among_the_fields_wins_and_an_untrusted_one_is_ignored() {
         // A trusted relay's header inside SendGrid's raw headers wins over the fields.
         let headers = "Received: from x\r\nAuthentication-Results: mx.comune.example.it;\r\n dmarc=fail header.from=example.it\r\nFrom: anna@example.it\r\n";
         let a = for_webhook(
@@ -845,10 +915,18 @@ mod tests {
         assert_eq!(may_resume(MailAuthMode::Require, Some(&pass)), Ok(()));
         assert_eq!(
             may_resume(MailAuthMode::Require, Some(&fail)),
-            Err("dmarc=fail".to_owned())
+            Err(NotAuthenticated::Judged("dmarc=fail".to_owned()))
         );
-        assert!(may_resume(MailAuthMode::Require, Some(&unknown)).is_err());
-        assert!(may_resume(MailAuthMode::Require, None).is_err());
+        assert_eq!(
+            may_resume(MailAuthMode::Require, Some(&unknown)),
+            Err(NotAuthenticated::Judged("no trusted relay".to_owned()))
+        );
+        let never = may_resume(MailAuthMode::Require, None);
+        assert_eq!(never, Err(NotAuthenticated::NotJudged));
+        assert_eq!(
+            never.map_err(|e| e.to_string()),
+            Err("the sender was not authenticated".to_owned())
+        );
         for a in [Some(&pass), Some(&fail), Some(&unknown), None] {
             assert_eq!(may_resume(MailAuthMode::Off, a), Ok(()));
         }

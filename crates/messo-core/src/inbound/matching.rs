@@ -21,6 +21,24 @@ enum Piece {
     Seq(Option<usize>),
 }
 
+/// Why a ticket-number format cannot be used; each message quotes the format.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FormatError {
+    #[error("{0:?}: `{{seq` is not closed")]
+    SeqNotClosed(String),
+    #[error("{0:?}: `{{seq:N}}` needs N from 1 to 12")]
+    SeqWidth(String),
+    #[error("{0:?}: expected {{seq}} or {{seq:N}}")]
+    SeqForm(String),
+    #[error("{0:?}: {1:?} is not allowed; use letters, digits, - / . _, {{year}} and {{seq}}")]
+    Character(String, char),
+    #[error("{0:?} must hold {{seq}} exactly once")]
+    SeqCount(String),
+    /// The matcher built from the format was refused (a format too long, say).
+    #[error("{0:?}: {1}")]
+    Matcher(String, regex::Error),
+}
+
 /// A ticket-number format, such as `URP-{year}-{seq:6}` or `{year}/{seq:6}`.
 #[derive(Debug, Clone)]
 pub struct TicketFormat {
@@ -40,7 +58,8 @@ impl Eq for TicketFormat {}
 impl TicketFormat {
     /// Parses a format. It must hold `{seq}`; letters, digits, `{year}` and the separators
     /// `- / . _` are the other pieces.
-    pub fn parse(text: &str) -> Result<TicketFormat, String> {
+    pub fn parse(text: &str) -> Result<TicketFormat, FormatError> {
+        let text_of = || text.to_owned();
         let mut pieces = Vec::new();
         let mut rest = text;
         while let Some(c) = rest.chars().next() {
@@ -50,14 +69,14 @@ impl TicketFormat {
             } else if let Some(after) = rest.strip_prefix("{seq") {
                 let (inside, after) = after
                     .split_once('}')
-                    .ok_or_else(|| format!("{text:?}: `{{seq` is not closed"))?;
+                    .ok_or_else(|| FormatError::SeqNotClosed(text_of()))?;
                 let width = match inside.strip_prefix(':') {
                     None if inside.is_empty() => None,
                     Some(n) => match n.parse::<usize>() {
                         Ok(w) if (1..=12).contains(&w) => Some(w),
-                        _ => return Err(format!("{text:?}: `{{seq:N}}` needs N from 1 to 12")),
+                        _ => return Err(FormatError::SeqWidth(text_of())),
                     },
-                    None => return Err(format!("{text:?}: expected {{seq}} or {{seq:N}}")),
+                    None => return Err(FormatError::SeqForm(text_of())),
                 };
                 pieces.push(Piece::Seq(width));
                 rest = after;
@@ -71,13 +90,11 @@ impl TicketFormat {
                 pieces.push(Piece::Sep(c));
                 rest = &rest[1..];
             } else {
-                return Err(format!(
-                    "{text:?}: {c:?} is not allowed; use letters, digits, - / . _, {{year}} and {{seq}}"
-                ));
+                return Err(FormatError::Character(text_of(), c));
             }
         }
         if pieces.iter().filter(|p| matches!(p, Piece::Seq(_))).count() != 1 {
-            return Err(format!("{text:?} must hold {{seq}} exactly once"));
+            return Err(FormatError::SeqCount(text_of()));
         }
         let mut re = String::from(r"(?i)(?:^|[^0-9A-Za-z])");
         for p in &pieces {
@@ -92,7 +109,7 @@ impl TicketFormat {
             }
         }
         re.push_str(r"(?:$|[^0-9])");
-        let regex = Regex::new(&re).map_err(|e| format!("{text:?}: {e}"))?;
+        let regex = Regex::new(&re).map_err(|e| FormatError::Matcher(text_of(), e))?;
         Ok(TicketFormat {
             text: text.to_owned(),
             pieces,
@@ -294,18 +311,35 @@ mod tests {
     fn formats_are_read_and_refused_with_reasons() {
         assert!(TicketFormat::parse("URP-{year}-{seq:6}").is_ok());
         assert!(TicketFormat::parse("{year}/{seq:6}").is_ok());
-        assert!(
-            TicketFormat::parse("URP-{year}")
-                .unwrap_err()
-                .contains("{seq}")
+        let refused = |text: &str| TicketFormat::parse(text).expect_err(text);
+        assert_eq!(
+            refused("URP-{year}"),
+            FormatError::SeqCount("URP-{year}".to_owned())
         );
-        assert!(
-            TicketFormat::parse("URP {seq}")
-                .unwrap_err()
-                .contains("not allowed")
+        assert_eq!(
+            refused("URP-{year}").to_string(),
+            "\"URP-{year}\" must hold {seq} exactly once"
         );
-        assert!(TicketFormat::parse("{seq:0}").is_err());
-        assert!(TicketFormat::parse("{seq:6").is_err());
+        assert_eq!(
+            refused("URP {seq}"),
+            FormatError::Character("URP {seq}".to_owned(), ' ')
+        );
+        assert_eq!(
+            refused("URP {seq}").to_string(),
+            "\"URP {seq}\": ' ' is not allowed; use letters, digits, - / . _, {year} and {seq}"
+        );
+        assert_eq!(
+            refused("{seq:0}").to_string(),
+            "\"{seq:0}\": `{seq:N}` needs N from 1 to 12"
+        );
+        assert_eq!(
+            refused("{seq:6").to_string(),
+            "\"{seq:6\": `{seq` is not closed"
+        );
+        assert_eq!(
+            refused("{seqx}").to_string(),
+            "\"{seqx}\": expected {seq} or {seq:N}"
+        );
     }
 
     #[test]

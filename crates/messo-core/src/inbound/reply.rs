@@ -195,9 +195,6 @@ fn number_of(f: &Facts<'_>, id: i64) -> String {
 /// A reply matched to ticket `id`: an integrazione when the ticket waits for one (and, for an
 /// e-mail, the sender is authenticated), otherwise a note.
 fn matched(f: &Facts<'_>, policy: &InboundPolicy, id: i64, by: matching::MatchedBy) -> Plan {
-    let p = f.parsed;
-    let (at, key, number, body) = (at(f), key(f), number_of(f, id), body_text(p));
-    let channel = channel_of(p.route);
     let waiting = f
         .named
         .iter()
@@ -205,43 +202,75 @@ fn matched(f: &Facts<'_>, policy: &InboundPolicy, id: i64, by: matching::Matched
         .any(|(c, _)| c.id == id && c.waiting);
     // An e-mail resumes a clock only when its sender is authenticated (`auth`'s decision);
     // otherwise it is a note and the office is told.
-    let unauthenticated = match p.route {
-        Route::Mail => auth::may_resume(policy.mail_auth, p.auth.as_ref()).err(),
+    let unauthenticated = match f.parsed.route {
+        Route::Mail => auth::may_resume(policy.mail_auth, f.parsed.auth.as_ref()).err(),
         _ => None,
     };
     if waiting && let Some(why) = unauthenticated {
-        let text = format!(
-            "E-mail dall'indirizzo del cittadino con mittente non verificato ({why}): i tempi \
-             non ripartono. {body}"
-        )
-        .chars()
-        .take(4000)
-        .collect();
-        return Plan {
-            actions: vec![
-                Action::Record {
-                    number: number.clone(),
-                    event: note(at, text),
-                    if_refused: None,
-                },
-                Action::OfficeAlert {
-                    kind: Kind::RispostaNonAutenticata,
-                    ticket_id: id,
-                    key,
-                    number: Some(number),
-                },
-            ],
-            verdict: Verdict {
-                status: "done",
-                outcome: "note",
-                detail: format!(
-                    "ticket matched by {}, but the sender is not authenticated ({why}): a note, the office decides",
-                    by.as_str()
-                ),
-                ticket_id: Some(id),
-            },
-        };
+        return unauthenticated_reply(f, id, by, &why);
     }
+    let (actions, outcome) = recorded_reply(f, id, waiting);
+    Plan {
+        actions,
+        verdict: Verdict {
+            status: "done",
+            outcome,
+            detail: format!("ticket matched by {}", by.as_str()),
+            ticket_id: Some(id),
+        },
+    }
+}
+
+/// An e-mail for waiting ticket `id` whose sender is not authenticated (`why`): a note that
+/// says so, the clock stays stopped, and the office decides.
+fn unauthenticated_reply(
+    f: &Facts<'_>,
+    id: i64,
+    by: matching::MatchedBy,
+    why: &auth::NotAuthenticated,
+) -> Plan {
+    let number = number_of(f, id);
+    let text = format!(
+        "E-mail dall'indirizzo del cittadino con mittente non verificato ({why}): i tempi \
+         non ripartono. {}",
+        body_text(f.parsed)
+    )
+    .chars()
+    .take(4000)
+    .collect();
+    Plan {
+        actions: vec![
+            Action::Record {
+                number: number.clone(),
+                event: note(at(f), text),
+                if_refused: None,
+            },
+            Action::OfficeAlert {
+                kind: Kind::RispostaNonAutenticata,
+                ticket_id: id,
+                key: key(f),
+                number: Some(number),
+            },
+        ],
+        verdict: Verdict {
+            status: "done",
+            outcome: "note",
+            detail: format!(
+                "ticket matched by {}, but the sender is not authenticated ({why}): a note, the office decides",
+                by.as_str()
+            ),
+            ticket_id: Some(id),
+        },
+    }
+}
+
+/// The reply recorded on ticket `id`: an integrazione when it is `waiting` (its note instead if
+/// the ticket stopped waiting meanwhile), otherwise a note; a call also tells the office.
+/// Returns the actions and the outcome.
+fn recorded_reply(f: &Facts<'_>, id: i64, waiting: bool) -> (Vec<Action>, &'static str) {
+    let p = f.parsed;
+    let (at, number, body) = (at(f), number_of(f, id), body_text(p));
+    let channel = channel_of(p.route);
     let as_note = note(at, format!("Messaggio del cittadino ({channel}): {body}"));
     let (event, if_refused, outcome) = if waiting {
         let integration = NewEvent {
@@ -264,19 +293,11 @@ fn matched(f: &Facts<'_>, policy: &InboundPolicy, id: i64, by: matching::Matched
         actions.push(Action::OfficeAlert {
             kind: Kind::ChiamataRicevuta,
             ticket_id: id,
-            key,
+            key: key(f),
             number: Some(number),
         });
     }
-    Plan {
-        actions,
-        verdict: Verdict {
-            status: "done",
-            outcome,
-            detail: format!("ticket matched by {}", by.as_str()),
-            ticket_id: Some(id),
-        },
-    }
+    (actions, outcome)
 }
 
 /// A reply naming ticket `id` from an address not on file: a note, and the office decides.

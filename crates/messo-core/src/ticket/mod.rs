@@ -40,17 +40,25 @@ fn field_err(field: impl Into<String>, message: impl Into<String>) -> FieldError
 #[serde(transparent)]
 pub struct TicketNumber(String);
 
+/// Why a text is not a ticket number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TicketNumberError {
+    /// Empty, or longer than 64 bytes (the length found).
+    #[error("must be 1–64 characters, found {0}")]
+    Length(usize),
+    #[error("{0:?} may hold only letters, digits and . _ / -, starting with a letter or digit")]
+    Characters(String),
+}
+
 impl TicketNumber {
     /// Validates a ticket number.
-    pub fn parse(s: &str) -> Result<TicketNumber, String> {
+    pub fn parse(s: &str) -> Result<TicketNumber, TicketNumberError> {
         let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-');
         if s.is_empty() || s.len() > 64 {
-            return Err(format!("must be 1–64 characters, found {}", s.len()));
+            return Err(TicketNumberError::Length(s.len()));
         }
         if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) || !s.chars().all(ok_char) {
-            return Err(format!(
-                "{s:?} may hold only letters, digits and . _ / -, starting with a letter or digit"
-            ));
+            return Err(TicketNumberError::Characters(s.to_owned()));
         }
         Ok(TicketNumber(s.to_owned()))
     }
@@ -486,9 +494,11 @@ impl NewTicket {
             "step",
         ];
         let mut f = Fields::new(value, "", &known).map_err(|e| vec![e])?;
-        let number = f
-            .str("number")
-            .and_then(|n| TicketNumber::parse(n).map_err(|m| f.fail("number", m)).ok());
+        let number = f.str("number").and_then(|n| {
+            TicketNumber::parse(n)
+                .map_err(|e| f.fail("number", e.to_string()))
+                .ok()
+        });
         let office = f.text("office", 100);
         let category = match f.opt_str("category") {
             None => Some(Category::Generale),
@@ -977,6 +987,22 @@ fn close_open_suspension(d: &mut Derived, at: Timestamp) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticket_numbers_are_refused_with_their_reason() {
+        assert_eq!(
+            TicketNumber::parse("2026/000123").map(|n| n.to_string()),
+            Ok("2026/000123".to_owned())
+        );
+        assert_eq!(TicketNumber::parse(""), Err(TicketNumberError::Length(0)));
+        let long = TicketNumber::parse(&"9".repeat(65)).expect_err("too long");
+        assert_eq!(long.to_string(), "must be 1–64 characters, found 65");
+        let odd = TicketNumber::parse("-12 3").expect_err("bad characters");
+        assert_eq!(
+            odd.to_string(),
+            "\"-12 3\" may hold only letters, digits and . _ / -, starting with a letter or digit"
+        );
+    }
     use serde_json::json;
 
     fn ts(s: &str) -> Timestamp {
