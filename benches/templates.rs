@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use messo::domain::Lang;
+use messo::domain::{Channel, Kind, Lang};
 use messo::templates::{Audience, Catalog, Key, Live, Settings, Templates};
 
 fn templates() -> (Templates, Catalog) {
@@ -23,12 +23,12 @@ fn bench_render(c: &mut Criterion) {
     let sample = catalog.defaults[&key].samples[0].clone();
     let mut g = c.benchmark_group("render");
     g.throughput(Throughput::Elements(1));
-    for channel in ["email", "sms"] {
+    for channel in [Channel::Email, Channel::Sms] {
         g.bench_function(format!("violazione/{channel}"), |b| {
             b.iter(|| {
                 t.render_message(
                     Audience::Cittadino,
-                    "violazione",
+                    Kind::Violazione,
                     Lang::It,
                     black_box(channel),
                     black_box(&sample),

@@ -18,7 +18,7 @@ use crate::calendar::{
     Calendar, CalendarError, CalendarSpec, Closure, ITALIAN_NATIONAL_HOLIDAYS, PatronDay, WEEKDAYS,
     Window,
 };
-use crate::domain::{Category, Priority};
+use crate::domain::{Category, EmailAddress, Priority};
 use crate::sla::{Amount, ClockKind, Policy, PolicyError, Sla, TargetRule};
 
 mod admin;
@@ -1334,7 +1334,7 @@ fn notify(p: &mut Problems, n: RawNotify) -> Notify {
         n.sender_email,
         "urp@comune.example.it",
     );
-    let office_email = notify_email(
+    let office_email = notify_address(
         p,
         "notify.office_email",
         n.office_email,
@@ -1342,7 +1342,7 @@ fn notify(p: &mut Problems, n: RawNotify) -> Notify {
     );
     let supervisor_email = n
         .supervisor_email
-        .map(|v| notify_email(p, "notify.supervisor_email", Some(v), ""));
+        .map(|v| notify_address(p, "notify.supervisor_email", Some(v), ""));
     let sms_text = n.sms_window.unwrap_or_else(|| "08:00-20:00".to_owned());
     let sms_window = parse_window(&sms_text).unwrap_or_else(|m| {
         p.add("notify.sms_window", m);
@@ -1397,6 +1397,19 @@ fn notify_email(p: &mut Problems, key: &str, v: Option<String>, default: &str) -
         p.add(key, format!("{v:?} {why}"));
     }
     v
+}
+
+/// An e-mail address of `[notify]` messages are sent to, parsed (`default` when absent); a
+/// problem names what is wrong, and the built-in office address stands in for it (the
+/// configuration is refused anyway).
+fn notify_address(p: &mut Problems, key: &str, v: Option<String>, default: &str) -> EmailAddress {
+    let v = notify_email(p, key, v, default);
+    EmailAddress::parse(&v).unwrap_or_else(|_| builtin_office())
+}
+
+/// The office address of the built-in configuration.
+fn builtin_office() -> EmailAddress {
+    EmailAddress::parse("urp@comune.example.it").expect("the built-in address is valid")
 }
 
 #[cfg(test)]

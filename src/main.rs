@@ -151,7 +151,7 @@ enum TemplateCommand {
         kind: String,
         #[arg(long, default_value = "it")]
         lang: String,
-        /// email or sms.
+        /// email, pec or sms.
         #[arg(long, default_value = "email")]
         channel: String,
         /// Which sample context (0 is the first).
@@ -409,6 +409,8 @@ fn send_test(config: &Config, channel: &str, to: &str, text: Option<String>) -> 
     let Some(name) = messo::domain::Channel::parse(channel) else {
         anyhow::bail!("unknown channel {channel:?}; expected email, pec or sms");
     };
+    let address = messo::domain::Address::parse(name, to.trim())
+        .map_err(|e| anyhow::anyhow!("--to: {} {e}", messo::redact::mask(to)))?;
     let mut channels =
         messo::delivery::dispatch::transports(config).context("setting up the channels")?;
     let transport = channels
@@ -419,10 +421,10 @@ fn send_test(config: &Config, channel: &str, to: &str, text: Option<String>) -> 
         outbox_id: stamp,
         ticket_id: 0,
         number: "TEST".to_owned(),
-        kind: "prova".to_owned(),
-        recipient: "test".to_owned(),
-        channel: channel.to_owned(),
-        address: to.to_owned(),
+        kind: messo::domain::Kind::Prova,
+        recipient: messo::domain::Recipient::Tester,
+        channel: name,
+        address,
         subject: format!("Messo: messaggio di prova — {}", config.comune_name),
         text: text.unwrap_or_else(|| {
             format!(
@@ -1257,8 +1259,14 @@ fn template_render(
     use messo::templates::{Audience, Key};
     let audience: Audience = audience.parse().map_err(anyhow::Error::msg)?;
     let lang: Lang = lang.parse().map_err(|e| anyhow::anyhow!("--lang: {e}"))?;
+    let Some(channel) = messo::domain::Channel::parse(channel) else {
+        bail!("--channel: unknown channel {channel:?}; expected email, pec or sms");
+    };
     let key = Key::new(audience, kind, lang);
-    let Some(d) = templates.catalog().defaults.get(&key) else {
+    let (Some(d), Some(kind)) = (
+        templates.catalog().defaults.get(&key),
+        messo::domain::Kind::parse(kind),
+    ) else {
         bail!("no template {key}");
     };
     let Some(payload) = d.samples.get(sample) else {
@@ -1267,7 +1275,7 @@ fn template_render(
     let m = templates
         .render_message(audience, kind, lang, channel, payload)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if channel == "sms" {
+    if channel == messo::domain::Channel::Sms {
         let b = messo::templates::sms::budget(&m.text);
         out!("{}", m.text);
         out!(

@@ -18,14 +18,14 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::domain::Channel;
+
 /// The `Content-Type` of what [`Metrics::render`] writes.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Every metric name starts with this and an underscore.
 const PREFIX: &str = "messo";
 
-/// The channels a send is counted under; anything else is `other`.
-const CHANNELS: [&str; 3] = ["email", "pec", "sms"];
 /// The webhook routes a request is counted under; anything else is `other`.
 const ROUTES: [&str; 4] = ["sms", "voice", "dlr", "mail"];
 
@@ -147,8 +147,10 @@ impl Metrics {
     fn registered(mut self) -> Metrics {
         // Every channel's series exists from the start, at zero; a webhook's appears with the
         // first request of its route and status.
-        for channel in CHANNELS {
-            let _ = self.send_seconds.get_or_create(&SendLabels { channel });
+        for channel in Channel::ALL {
+            let _ = self.send_seconds.get_or_create(&SendLabels {
+                channel: channel.as_str(),
+            });
         }
         self.register_engine();
         // Counters are named without `_total`: the encoder adds it.
@@ -276,14 +278,12 @@ impl Metrics {
         self.pass_seconds.observe(took.as_secs_f64());
     }
 
-    /// Records one message's send on `channel` (`email`, `pec`, `sms`) that took `took`.
-    pub fn observe_send(&self, channel: &str, took: Duration) {
-        let channel = CHANNELS
-            .into_iter()
-            .find(|c| *c == channel)
-            .unwrap_or("other");
+    /// Records one message's send on `channel` that took `took`.
+    pub fn observe_send(&self, channel: Channel, took: Duration) {
         self.send_seconds
-            .get_or_create(&SendLabels { channel })
+            .get_or_create(&SendLabels {
+                channel: channel.as_str(),
+            })
             .observe(took.as_secs_f64());
     }
 
@@ -475,7 +475,7 @@ mod tests {
         assert_eq!(value(&text, "messo_tickets{state=\"breached\"}"), Some(1.0));
         assert_eq!(value(&text, "messo_outbox{state=\"queued\"}"), Some(6.0));
         assert_eq!(value(&text, "messo_breaches_total"), Some(1.0));
-        for channel in CHANNELS {
+        for channel in Channel::ALL {
             assert_eq!(
                 value(
                     &text,
@@ -504,9 +504,8 @@ mod tests {
         let m = Metrics::new();
         m.observe_pass(Duration::from_millis(3));
         m.observe_pass(Duration::from_millis(30));
-        m.observe_send("email", Duration::from_millis(2));
-        m.observe_send("sms", Duration::from_millis(200));
-        m.observe_send("carrier-pigeon", Duration::from_millis(1));
+        m.observe_send(Channel::Email, Duration::from_millis(2));
+        m.observe_send(Channel::Sms, Duration::from_millis(200));
         m.observe_webhook("sms", 200, Duration::from_micros(800));
         m.observe_webhook("../etc", 404, Duration::from_micros(100));
         let text = m.render(&Scrape::default());
@@ -524,17 +523,16 @@ mod tests {
             ),
             Some(1.0)
         );
-        for channel in ["email", "sms", "other"] {
+        for (channel, count) in [("email", 1.0), ("sms", 1.0), ("pec", 0.0)] {
             assert_eq!(
                 value(
                     &text,
                     &format!("messo_dispatch_send_duration_seconds_count{{channel=\"{channel}\"}}")
                 ),
-                Some(1.0),
+                Some(count),
                 "{channel}\n{text}"
             );
         }
-        assert!(!text.contains("carrier-pigeon"));
         assert_eq!(
             value(
                 &text,

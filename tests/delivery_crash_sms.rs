@@ -17,6 +17,7 @@ use common::daemon::{run_in, run_then_kill_9, shipped_config, spawn, sqlite_url,
 use common::db::count;
 use common::process::{eventually, free_port};
 use common::{fresh_dir, serve};
+use messo::domain::{Address, Channel, Kind, Lang, Recipient};
 use messo::store::{NewOutbox, Store};
 use serde_json::{Value, json};
 
@@ -108,12 +109,13 @@ fn kill_9_while_sending_sms_loses_nothing_and_sends_nothing_twice() {
                 .insert_message(
                     &NewOutbox {
                         ticket_id: id,
-                        kind: "avanzamento".to_owned(),
+                        kind: Kind::Avanzamento,
                         dedupe_key: format!("step:{i}"),
-                        recipient: "citizen".to_owned(),
-                        channel: "sms".to_owned(),
-                        address: format!("+39347{i:07}"),
-                        language: "it".to_owned(),
+                        recipient: Recipient::Citizen,
+                        channel: Channel::Sms,
+                        address: Address::parse(Channel::Sms, &format!("+39347{i:07}"))
+                            .expect("a number"),
+                        language: Lang::It,
                         payload: json!({"number": "SMS-CRASH", "text": format!("passo {i}")}),
                         not_before: now,
                     },

@@ -10,6 +10,7 @@ use messo::delivery::fallback::{DeadRow, replacement};
 use messo::delivery::{
     Attempt, Breaker, DoubtPolicy, Outcome, RowFacts, Sent, Step, backoff, next_step,
 };
+use messo::domain::{Channel, EmailAddress, Kind, Lang, Recipient};
 use messo::time::Timestamp;
 use proptest::prelude::*;
 use serde_json::json;
@@ -108,7 +109,7 @@ proptest! {
     #[test]
     fn the_fallback_chain_never_repeats_a_channel_and_always_ends(
         chain in proptest::collection::vec(link(), 0..5),
-        start in prop_oneof![Just("email"), Just("sms"), Just("pec")],
+        start in prop_oneof![Just(Channel::Email), Just(Channel::Sms), Just(Channel::Pec)],
         has_email in any::<bool>(), has_mobile in any::<bool>(), has_pec in any::<bool>(),
     ) {
         let mut chain_dedup: Vec<Fallback> = Vec::new();
@@ -124,25 +125,27 @@ proptest! {
             ..Default::default()
         };
         let payload = json!({});
-        let mut channel = start.to_owned();
+        let office = EmailAddress::parse("urp@c.it").expect("an address");
+        let mut channel = start;
         let mut key = "k".to_owned();
-        let mut seen = vec![channel.clone()];
+        let mut seen = vec![channel];
         for _ in 0..10 {
             let dead = DeadRow {
-                ticket_id: 1, kind: "ricevuta", dedupe_key: &key, recipient: "citizen",
-                channel: &channel, language: "it", payload: &payload, error: "x",
+                ticket_id: 1, kind: Kind::Ricevuta, dedupe_key: key.clone(),
+                recipient: Recipient::Citizen, channel, language: Lang::It,
+                payload: payload.clone(),
             };
-            match replacement(&dead, &citizen, &chain_dedup, "urp@c.it", false, Timestamp(0)) {
+            match replacement(&dead, "x", &citizen, &chain_dedup, &office, false, Timestamp(0)) {
                 None => return Ok(()),
-                Some(r) if r.recipient == "office" => {
+                Some(r) if r.recipient == Recipient::Office => {
                     prop_assert!(chain_dedup.contains(&Fallback::Office));
                     prop_assert_eq!(r.dedupe_key, "ricevuta:k");
                     return Ok(());
                 }
                 Some(r) => {
                     prop_assert!(!seen.contains(&r.channel), "{} tried twice: {seen:?}", r.channel);
-                    prop_assert!(!r.address.is_empty());
-                    seen.push(r.channel.clone());
+                    prop_assert!(r.address.fits(r.channel));
+                    seen.push(r.channel);
                     channel = r.channel;
                     key = r.dedupe_key;
                 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use common::{Backend, TestClock, TestDb, mail, on_both, serve, ts};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::daemon::Engine;
+use messo::domain::{Address, Channel, Kind, Lang, Recipient};
 use messo::http::webhooks::{WebhookState, router};
 use messo::inbound::verify::{generic_signature, twilio_signature};
 use messo::store::{InboundPolicy, InboundWriter, NewOutbox, Store};
@@ -733,12 +734,12 @@ async fn sent_sms(
         .insert_message(
             &NewOutbox {
                 ticket_id,
-                kind: "avanzamento".into(),
+                kind: Kind::Avanzamento,
                 dedupe_key: key.into(),
-                recipient: "citizen".into(),
-                channel: "sms".into(),
-                address: CITIZEN_MOBILE.into(),
-                language: "it".into(),
+                recipient: Recipient::Citizen,
+                channel: Channel::Sms,
+                address: Address::parse(Channel::Sms, CITIZEN_MOBILE).expect("a number"),
+                language: Lang::It,
                 payload: json!({"number": "2026/000400", "subject": "Cambio di residenza",
                     "office": "anagrafe", "category": "generale", "priority": "normale",
                     "received_at": "2026-03-02T10:15:00+01:00", "due_at": null,

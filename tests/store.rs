@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use common::{Backend, TestDb, on_both, ts};
 use messo::config::{BUILTIN_TOML, Config};
+use messo::domain::{Address, Channel, Kind, Lang, Recipient};
 use messo::store::{ListQuery, Outcome, Store, TicketError};
 use messo::ticket::{NewEvent, NewTicket, Source};
 use serde_json::{Value, json};
@@ -650,12 +651,12 @@ async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
     let id = rec.ticket().id;
     let owed = messo::store::NewOutbox {
         ticket_id: id,
-        kind: "ricevuta".to_owned(),
+        kind: Kind::Ricevuta,
         dedupe_key: "k".to_owned(),
-        recipient: "citizen".to_owned(),
-        channel: "email".to_owned(),
-        address: "mario.rossi@example.it".to_owned(),
-        language: "it".to_owned(),
+        recipient: Recipient::Citizen,
+        channel: Channel::Email,
+        address: Address::parse(Channel::Email, "mario.rossi@example.it").expect("an address"),
+        language: Lang::It,
         payload: json!({"number": "L-1"}),
         not_before: t0,
     };
@@ -667,9 +668,10 @@ async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
         .expect("id");
     let first = store
         .outbox()
-        .lease_outbox(t0, 10, 60, Some(&["email"]))
+        .lease_outbox(t0, 10, 60, Some(&[Channel::Email]))
         .await
-        .expect("lease");
+        .expect("lease")
+        .rows;
     assert_eq!(
         (first.len(), first[0].in_doubt, first[0].attempts),
         (1, false, 1)
@@ -687,7 +689,8 @@ async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
         .outbox()
         .lease_outbox(t0.plus(61), 10, 60, None)
         .await
-        .expect("lease");
+        .expect("lease")
+        .rows;
     assert_eq!(
         (second.len(), second[0].in_doubt, second[0].attempts),
         (1, true, 2)
@@ -755,21 +758,25 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
         .await
         .expect("create");
     let ticket_id = rec.ticket().id;
-    let owed = |i: usize, channel: &str| NewOutbox {
+    let owed = |i: usize, channel: Channel| NewOutbox {
         ticket_id,
-        kind: "ricevuta".to_owned(),
+        kind: Kind::Ricevuta,
         dedupe_key: format!("k{i}"),
-        recipient: "citizen".to_owned(),
-        channel: channel.to_owned(),
-        address: format!("c{i}@example.it"),
-        language: "it".to_owned(),
+        recipient: Recipient::Citizen,
+        channel,
+        address: match channel {
+            Channel::Sms => Address::parse(channel, &format!("+39347{i:07}")),
+            _ => Address::parse(channel, &format!("c{i}@example.it")),
+        }
+        .expect("an address"),
+        language: Lang::It,
         payload: json!({"number": "B-1"}),
         not_before: t0,
     };
     for i in 0..N {
         store
             .outbox()
-            .insert_message(&owed(i, "email"), t0)
+            .insert_message(&owed(i, Channel::Email), t0)
             .await
             .expect("insert");
     }
@@ -777,7 +784,8 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
         .outbox()
         .lease_outbox(t0, 100, 60, None)
         .await
-        .expect("lease");
+        .expect("lease")
+        .rows;
     assert_eq!(rows.len(), N);
 
     // Words of about 3 KB each, with what JSON and SQL must carry untouched.
@@ -816,6 +824,7 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
             .await
             .expect("read")
             .expect("row");
+        let row = row.expect("a readable row");
         assert_eq!(row.rendered.as_ref(), Some(w), "the words first kept stay");
         assert_eq!(state, "sending");
     }
@@ -843,7 +852,7 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
                 id: r.id,
                 lease_token: r.lease_token,
                 attempt: r.attempts,
-                channel: r.channel.clone(),
+                channel: r.channel.as_str().to_owned(),
                 attempts: vec![attempt(i, "delivered")],
                 state: "delivered",
                 not_before: None,
@@ -870,7 +879,7 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
                     f.error = Some(long_error.clone());
                     f.replacement = Some(NewOutbox {
                         dedupe_key: format!("k{i}/sms"),
-                        ..owed(i, "sms")
+                        ..owed(i, Channel::Sms)
                     });
                     (f.provider, f.provider_id, f.delivered_at) = (None, None, None);
                 }

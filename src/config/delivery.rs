@@ -474,12 +474,10 @@ pub(super) fn delivery(p: &mut Problems, raw: RawDelivery) -> Delivery {
     let mut fallback = Vec::new();
     if let Some(list) = raw.fallback {
         for (i, s) in list.iter().enumerate() {
-            let f = match s.as_str() {
-                "email" => Fallback::Email,
-                "sms" => Fallback::Sms,
-                "pec" => Fallback::Pec,
-                "office" => Fallback::Office,
-                other => {
+            let f = match (s.as_str(), crate::domain::Channel::parse(s)) {
+                ("office", _) => Fallback::Office,
+                (_, Some(channel)) => Fallback::of(channel),
+                (other, None) => {
                     p.add(
                         format!("delivery.fallback[{i}]"),
                         format!("unknown link {other:?}; expected sms|email|pec|office"),

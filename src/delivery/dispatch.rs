@@ -24,11 +24,11 @@ use super::smtp::{SmtpChannel, SmtpSetupError};
 use super::{Channel, Channels, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step, next_step};
 use crate::config::{ChannelMode, Config, Delivery};
 use crate::domain::Channel as ChannelName;
-use crate::domain::Lang;
+use crate::domain::{EmailAddress, Kind, Recipient};
 use crate::metrics::Metrics;
 use crate::portal::LinkMaker;
 use crate::redact::{mask, mask_text};
-use crate::store::{AttemptRecord, Finished, OutboxRow, Store, StoreError};
+use crate::store::{AttemptRecord, Finished, OutboxRow, Store, StoreError, UnreadableRow};
 use crate::templates::{Audience, Catalog, STATUS_URL, Settings, Templates};
 use crate::time::Clock;
 use crate::time::Timestamp;
@@ -59,7 +59,7 @@ pub fn transports(config: &Config) -> Result<Channels, SetupError> {
             &config.channels.file_dir,
             &n.sender_email,
             &config.comune_name,
-            Some(&n.office_email),
+            Some(n.office_email.as_str()),
         )
         .map(|c| Box::new(c) as Box<dyn Channel>)
         .map_err(SetupError::File)
@@ -70,7 +70,7 @@ pub fn transports(config: &Config) -> Result<Channels, SetupError> {
             account.clone(),
             sender,
             &display,
-            Some(&n.office_email),
+            Some(n.office_email.as_str()),
             &config.delivery,
         )
         .map(|c| Box::new(c) as Box<dyn Channel>)
@@ -121,12 +121,13 @@ pub struct DispatchReport {
     pub deferred: u64,
 }
 
-/// A leased batch: how many rows were leased, those ready to send, and those that end without
-/// a send.
+/// A leased batch: how many rows were leased, those ready to send, those that end without a
+/// send, and what became of the rows that could not be read (already recorded).
 struct Batch {
     leased: usize,
     ready: Vec<OutboxRow>,
     ended: Vec<(OutboxRow, Sent)>,
+    unreadable: DispatchReport,
 }
 
 /// A lease or a write under way, polled by the drain beside the sends.
@@ -147,14 +148,14 @@ const FLUSH_EVERY: Duration = Duration::from_millis(25);
 
 /// Messages that still go by SMS to a number that opted out: the confirmation of the opt-out
 /// itself, said once.
-const OPT_OUT_EXEMPT: &[&str] = &["revoca_sms"];
+const OPT_OUT_EXEMPT: &[Kind] = &[Kind::RevocaSms];
 
 /// The dispatcher.
 pub struct Dispatcher {
     store: Store,
     channels: Channels,
     policy: Delivery,
-    office_email: String,
+    office_email: EmailAddress,
     /// Replies to citizens' e-mails go to this address tagged with the ticket number.
     reply_address: Option<String>,
     sms_opening: Option<Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>>,
@@ -204,6 +205,8 @@ impl Dispatcher {
                 .map(|c| Box::new(c) as Box<dyn Channel>)
                 .map_err(SetupError::File)
         };
+        let office_email = EmailAddress::parse(sender)
+            .map_err(|_| SetupError::File(SmtpSetupError::Address(sender.to_owned())))?;
         let mut channels = Channels::default();
         for name in ChannelName::ALL {
             channels = channels.with(name, file()?);
@@ -212,7 +215,7 @@ impl Dispatcher {
             store,
             channels,
             policy: Delivery::default(),
-            office_email: sender.to_owned(),
+            office_email,
             reply_address: None,
             sms_opening: None,
             metrics: Arc::new(Metrics::default()),
@@ -264,7 +267,7 @@ impl Dispatcher {
         self.channels.concurrency().clamp(8, 1024) * 2
     }
 
-    fn ready_channels(&self, now: Instant) -> Vec<&'static str> {
+    fn ready_channels(&self, now: Instant) -> Vec<ChannelName> {
         self.channels.ready(now)
     }
 
@@ -339,6 +342,7 @@ impl Dispatcher {
                         exhausted = true;
                     }
                     leased += batch.leased as u64;
+                    report.add(&batch.unreadable);
                     done.extend(batch.ended);
                     for row in batch.ready {
                         let me = Arc::clone(self);
@@ -372,28 +376,31 @@ impl Dispatcher {
     }
 
     /// Leases up to `want` rows on `channels` and makes them ready to send: words rendered and
-    /// kept. Rows that end here (no words; an SMS to a number that opted out) are in `ended`.
+    /// kept. Rows that end here (no words; an SMS to a number that opted out) are in `ended`;
+    /// rows that cannot be read are recorded dead at once.
     async fn lease_batch(
         &self,
         clock: &Clock,
         want: usize,
-        channels: Vec<&'static str>,
+        channels: Vec<ChannelName>,
     ) -> Result<Batch, StoreError> {
-        let rows = self
+        let lease = self
             .store
             .outbox()
             .lease_outbox(clock(), want as i64, self.policy.lease_s, Some(&channels))
             .instrument(tracing::info_span!("lease", want))
             .await?;
-        let leased = rows.len();
+        let leased = lease.len();
+        let unreadable = self.end_unreadable(lease.unreadable, clock()).await?;
+        let rows = lease.rows;
         let mut ended = Vec::new();
         let opted_out = self.opted_out(&rows).await?;
         let rows = self.render_rows(rows, clock(), &mut ended).await?;
         let mut ready = Vec::with_capacity(rows.len());
         for row in rows {
-            if opted_out.contains(&row.address)
-                && row.channel == "sms"
-                && !OPT_OUT_EXEMPT.contains(&row.kind.as_str())
+            if row.channel == ChannelName::Sms
+                && opted_out.iter().any(|n| n == row.address.as_str())
+                && !OPT_OUT_EXEMPT.contains(&row.kind)
             {
                 // No request goes out: the row dies at once and the fallback chain serves the
                 // citizen on another channel.
@@ -414,6 +421,7 @@ impl Dispatcher {
             leased,
             ready,
             ended,
+            unreadable,
         })
     }
 
@@ -421,7 +429,7 @@ impl Dispatcher {
     async fn opted_out(&self, rows: &[OutboxRow]) -> Result<Vec<String>, StoreError> {
         let numbers: Vec<&str> = rows
             .iter()
-            .filter(|r| r.channel == "sms")
+            .filter(|r| r.channel == ChannelName::Sms)
             .map(|r| r.address.as_str())
             .collect();
         if numbers.is_empty() {
@@ -443,8 +451,7 @@ impl Dispatcher {
         let mut out = Vec::with_capacity(rows.len());
         for mut row in rows {
             if row.rendered.is_none() {
-                let lang = row.language.parse::<Lang>().unwrap_or_default();
-                let audience = Audience::of_recipient(&row.recipient);
+                let audience = row.recipient.audience();
                 // A citizen's message about a ticket carries a fresh link to its status page.
                 let link = self
                     .links
@@ -463,9 +470,9 @@ impl Dispatcher {
                 };
                 match self.templates.render_message(
                     audience,
-                    &row.kind,
-                    lang,
-                    &row.channel,
+                    row.kind,
+                    row.language,
+                    row.channel,
                     &payload,
                 ) {
                     Ok(r) => {
@@ -497,15 +504,15 @@ impl Dispatcher {
         name = "send",
         level = "debug",
         skip_all,
-        fields(outbox_id = row.id, channel = %row.channel, kind = %row.kind, to = %mask(&row.address), in_doubt = row.in_doubt)
+        fields(outbox_id = row.id, channel = %row.channel, kind = %row.kind, to = %mask(row.address.as_str()), in_doubt = row.in_doubt)
     )]
     async fn send_row(&self, row: &OutboxRow) -> Sent {
         let started = Instant::now();
         let started_ms = chrono::Utc::now().timestamp_millis();
-        let Some(t) = self.channels.by_name(&row.channel) else {
+        let Some(t) = self.channels.get(row.channel) else {
             return Sent::one(
                 "none",
-                Outcome::permanent(format!("unknown channel {:?}", row.channel)),
+                Outcome::permanent(format!("no channel {} is configured", row.channel)),
                 started,
                 started_ms,
             );
@@ -529,17 +536,19 @@ impl Dispatcher {
             );
         };
         let number = row.payload["number"].as_str().unwrap_or("");
-        let reply_to = match (&self.reply_address, row.recipient.as_str()) {
-            (Some(base), "citizen") if !number.is_empty() => OutMessage::tagged_reply(base, number),
+        let reply_to = match (&self.reply_address, row.recipient) {
+            (Some(base), Recipient::Citizen) if !number.is_empty() => {
+                OutMessage::tagged_reply(base, number)
+            }
             _ => None,
         };
         let msg = OutMessage {
             outbox_id: row.id,
             ticket_id: row.ticket_id,
             number: row.payload["number"].as_str().unwrap_or("").to_owned(),
-            kind: row.kind.clone(),
-            recipient: row.recipient.clone(),
-            channel: row.channel.clone(),
+            kind: row.kind,
+            recipient: row.recipient,
+            channel: row.channel,
             address: row.address.clone(),
             subject: rendered.subject.clone(),
             text: rendered.text.clone(),
@@ -547,14 +556,14 @@ impl Dispatcher {
             reply_to,
         };
         let sent = t.send(&msg, row.in_doubt).await;
-        self.metrics.observe_send(&row.channel, started.elapsed());
+        self.metrics.observe_send(row.channel, started.elapsed());
         sent
     }
 
     fn step_of(&self, row: &OutboxRow, sent: &Sent, now: Timestamp) -> Step {
         let doubt = self
             .channels
-            .by_name(&row.channel)
+            .get(row.channel)
             .map_or(DoubtPolicy::Hold, |c| c.doubt_policy());
         next_step(
             RowFacts {
@@ -584,7 +593,8 @@ impl Dispatcher {
             .iter()
             .zip(&steps)
             .filter(|((r, _), s)| {
-                r.recipient == "citizen" && matches!(s, Step::Dead { .. } | Step::Uncertain { .. })
+                r.recipient == Recipient::Citizen
+                    && matches!(s, Step::Dead { .. } | Step::Uncertain { .. })
             })
             .map(|((r, _), _)| r.ticket_id)
             .collect::<HashSet<_>>()
@@ -617,7 +627,7 @@ impl Dispatcher {
                 id: row.id,
                 lease_token: row.lease_token,
                 attempt: row.attempts,
-                channel: row.channel.clone(),
+                channel: row.channel.as_str().to_owned(),
                 attempts,
                 state: "retry",
                 not_before: None,
@@ -630,7 +640,7 @@ impl Dispatcher {
                 delivered_at: None,
                 replacement: None,
             };
-            let masked = mask(&row.address);
+            let masked = mask(row.address.as_str());
             match step {
                 Step::Delivered {
                     provider,
@@ -716,30 +726,112 @@ impl Dispatcher {
         held: bool,
         now: Timestamp,
     ) -> Option<crate::store::NewOutbox> {
-        let citizen = citizens.get(&row.ticket_id)?;
+        if row.recipient != Recipient::Citizen {
+            return None;
+        }
+        self.replace(&row.dead(), error, citizens, held, now)
+    }
+
+    /// What the fallback chain owes for `dead`, which failed with `error`.
+    fn replace(
+        &self,
+        dead: &DeadRow,
+        error: &str,
+        citizens: &std::collections::HashMap<i64, crate::ticket::Citizen>,
+        held: bool,
+        now: Timestamp,
+    ) -> Option<crate::store::NewOutbox> {
+        let citizen = citizens.get(&dead.ticket_id)?;
         let mut r = replacement(
-            &DeadRow {
-                ticket_id: row.ticket_id,
-                kind: &row.kind,
-                dedupe_key: &row.dedupe_key,
-                recipient: &row.recipient,
-                channel: &row.channel,
-                language: &row.language,
-                payload: &row.payload,
-                error,
-            },
+            dead,
+            error,
             citizen,
             &self.policy.fallback,
             &self.office_email,
             held,
             now,
         )?;
-        if r.channel == "sms"
+        if r.channel == ChannelName::Sms
             && let Some(f) = &self.sms_opening
         {
             r.not_before = f(now);
         }
         Some(r)
+    }
+
+    /// Ends rows with a stored value this version cannot read: each is dead with what does not
+    /// parse as its error, like a message refused for good, and when the rest of the row was
+    /// readable (only its address was not) the fallback chain serves the citizen as it would
+    /// after a channel refused the address. Recorded at once (they are rare).
+    async fn end_unreadable(
+        &self,
+        rows: Vec<UnreadableRow>,
+        now: Timestamp,
+    ) -> Result<DispatchReport, StoreError> {
+        let mut report = DispatchReport::default();
+        if rows.is_empty() {
+            return Ok(report);
+        }
+        let tickets: Vec<i64> = rows
+            .iter()
+            .filter_map(|r| r.dead.as_ref())
+            .filter(|d| d.recipient == Recipient::Citizen)
+            .map(|d| d.ticket_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let citizens = if tickets.is_empty() {
+            Default::default()
+        } else {
+            self.store.outbox().citizens(&tickets).await?
+        };
+        let started_ms = chrono::Utc::now().timestamp_millis();
+        let mut finished = Vec::with_capacity(rows.len());
+        for r in rows {
+            let error = format!("outbox: {}", r.error);
+            let replacement = r
+                .dead
+                .as_ref()
+                .and_then(|d| self.replace(d, &error, &citizens, false, now));
+            tracing::error!(outbox_id = r.id, error = %error, fallback = replacement.as_ref().map(|n| n.channel.as_str()), "a message this version cannot read: dead");
+            report.dead += 1;
+            report.failed += 1;
+            if replacement.is_some() {
+                report.fallbacks += 1;
+            }
+            finished.push(Finished {
+                id: r.id,
+                lease_token: r.lease_token,
+                attempt: r.attempt,
+                channel: r.channel,
+                attempts: vec![AttemptRecord {
+                    provider: "outbox".to_owned(),
+                    outcome: "permanent",
+                    code: None,
+                    provider_id: None,
+                    error: Some(r.error),
+                    started_at_ms: started_ms,
+                    latency_ms: 0,
+                }],
+                state: "dead",
+                not_before: None,
+                error: Some(error),
+                provider: None,
+                provider_id: None,
+                in_doubt: r.in_doubt,
+                resent: false,
+                refund: false,
+                delivered_at: None,
+                replacement,
+            });
+        }
+        self.store.outbox().finish(now, &finished).await?;
+        let m = &self.metrics;
+        m.failed_total.inc_by(report.failed);
+        m.dead_total.inc_by(report.dead);
+        m.fallback_total.inc_by(report.fallbacks);
+        m.attempts_total.inc_by(finished.len() as u64);
+        Ok(report)
     }
 }
 
@@ -751,7 +843,7 @@ pub enum ReceiptOutcome {
         outbox_id: i64,
         kind: &'static str,
         failed: bool,
-        fallback: Option<String>,
+        fallback: Option<ChannelName>,
     },
     /// The same receipt came before: nothing changed.
     Duplicate { outbox_id: i64 },
@@ -777,7 +869,13 @@ pub async fn apply_pec_receipt(
             r.outbox_id
         )));
     };
-    if row.ticket_id != r.ticket_id {
+    // A row this version cannot read is still ended by its failure, without a replacement
+    // unless only its address was unreadable.
+    let (ticket_id, dead) = match row {
+        Ok(row) => (row.ticket_id, Some(row.dead())),
+        Err(u) => (u.ticket_id, u.dead),
+    };
+    if ticket_id != r.ticket_id {
         return Ok(ReceiptOutcome::Ignored(format!(
             "message {} belongs to another ticket",
             r.outbox_id
@@ -787,21 +885,13 @@ pub async fn apply_pec_receipt(
     let error = failure
         .as_ref()
         .and_then(|o| o.reason().map(|x| format!("{x} ({})", r.subject)));
-    let replacement = match &error {
-        Some(e) if row.recipient == "citizen" => {
-            let citizens = store.outbox().citizens(&[row.ticket_id]).await?;
-            citizens.get(&row.ticket_id).and_then(|c| {
+    let replacement = match (&error, dead) {
+        (Some(e), Some(dead)) if dead.recipient == Recipient::Citizen => {
+            let citizens = store.outbox().citizens(&[dead.ticket_id]).await?;
+            citizens.get(&dead.ticket_id).and_then(|c| {
                 replacement(
-                    &DeadRow {
-                        ticket_id: row.ticket_id,
-                        kind: &row.kind,
-                        dedupe_key: &row.dedupe_key,
-                        recipient: &row.recipient,
-                        channel: &row.channel,
-                        language: &row.language,
-                        payload: &row.payload,
-                        error: e,
-                    },
+                    &dead,
+                    e,
                     c,
                     &config.delivery.fallback,
                     &config.notify.office_email,

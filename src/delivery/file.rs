@@ -66,18 +66,18 @@ impl FileChannel {
         let io = |e: std::io::Error| {
             Outcome::transient_down(format!("{}: {e}", self.dir.display()), None)
         };
-        if msg.channel == "sms" {
+        if msg.channel == crate::domain::Channel::Sms {
             let text = plain_punctuation(msg.text.trim());
             let cost = budget(&text);
             let body = json!({
                 "outbox_id": msg.outbox_id,
                 "order_id": msg.order_id(),
-                "to": msg.address,
+                "to": msg.address.as_str(),
                 "text": text,
                 "encoding": cost.encoding.as_str(),
                 "parts": cost.parts,
                 "ticket": msg.number,
-                "kind": msg.kind,
+                "kind": msg.kind.as_str(),
             });
             write_atomically(
                 &self.dir,

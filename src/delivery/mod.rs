@@ -71,22 +71,17 @@ impl Channels {
         self.by_name.get(&channel).map(AsRef::as_ref)
     }
 
-    /// What the stored channel name `name` goes through.
-    pub fn by_name(&self, name: &str) -> Option<&dyn Channel> {
-        self.get(crate::domain::Channel::parse(name)?)
-    }
-
     /// Takes `channel` out (the CLI's test send uses one channel alone).
     pub fn take(&mut self, channel: crate::domain::Channel) -> Option<Box<dyn Channel>> {
         self.by_name.remove(&channel)
     }
 
-    /// The names of the channels that can take a message now.
-    pub fn ready(&self, now: Instant) -> Vec<&'static str> {
+    /// The channels that can take a message now.
+    pub fn ready(&self, now: Instant) -> Vec<crate::domain::Channel> {
         self.by_name
             .iter()
             .filter(|(_, c)| c.ready(now))
-            .map(|(n, _)| n.as_str())
+            .map(|(n, _)| *n)
             .collect()
     }
 

@@ -653,20 +653,23 @@ impl super::Channel for SmsChannel {
         let span = tracing::debug_span!(
             "sms",
             outbox_id = msg.outbox_id,
-            to = %crate::redact::mask(&msg.address),
+            to = %crate::redact::mask(msg.address.as_str()),
             in_doubt = in_doubt
         );
         Box::pin(tracing::Instrument::instrument(
             async move {
                 let started = Instant::now();
                 let started_ms = chrono::Utc::now().timestamp_millis();
-                let to = match normalize_number(&msg.address, true) {
+                let to = match normalize_number(msg.address.as_str(), true) {
                     Ok(n) => n,
                     Err(e) => {
                         return super::Sent::one(
                             "sms",
                             Outcome::Permanent {
-                                reason: format!("{}: {e}", crate::redact::mask(&msg.address)),
+                                reason: format!(
+                                    "{}: {e}",
+                                    crate::redact::mask(msg.address.as_str())
+                                ),
                                 code: None,
                             },
                             started,

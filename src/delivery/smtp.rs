@@ -446,7 +446,7 @@ impl Channel for SmtpChannel {
             "smtp",
             account = %self.name,
             outbox_id = msg.outbox_id,
-            to = %crate::redact::mask(&msg.address),
+            to = %crate::redact::mask(msg.address.as_str()),
             in_doubt = in_doubt
         );
         Box::pin(tracing::Instrument::instrument(
@@ -495,15 +495,20 @@ pub fn build_mime(
     domain: &str,
     msg: &OutMessage,
 ) -> Result<(Vec<u8>, Address), Outcome> {
-    let to = crate::domain::EmailAddress::parse(&msg.address)
-        .map_err(|e| e.to_string())
-        .and_then(|a| lettre_address(&a).map_err(|e| e.to_string()))
-        .map_err(|why| {
-            Outcome::permanent(format!(
+    let masked = || crate::redact::mask(msg.address.as_str());
+    let to = match &msg.address {
+        crate::domain::Address::Email(a) => lettre_address(a).map_err(|why| {
+            format!(
                 "{} is not an e-mail address we can send to: it {why}",
-                crate::redact::mask(&msg.address)
-            ))
-        })?;
+                masked()
+            )
+        }),
+        crate::domain::Address::Phone(_) => Err(format!(
+            "{} is a phone number, not an e-mail address",
+            masked()
+        )),
+    }
+    .map_err(Outcome::permanent)?;
     let mut b = Message::builder()
         .from(from.clone())
         .to(Mailbox::new(None, to.clone()))
@@ -516,7 +521,7 @@ pub fn build_mime(
         ))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("X-Messo-Kind"),
-            msg.kind.clone(),
+            msg.kind.as_str().to_owned(),
         ))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("Auto-Submitted"),

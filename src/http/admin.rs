@@ -41,7 +41,7 @@ use super::openapi::{
 };
 use super::{Peer, Problem, schema};
 use crate::config::Admin;
-use crate::domain::Lang;
+use crate::domain::{Address, AddressError, Channel, Lang};
 use crate::inbound::verify;
 use crate::store::{
     AdminError, AdminUser, Role, Store, TemplateStoreError, TemplateVersion, UserChange,
@@ -625,7 +625,9 @@ fn refused(problems: &[templates::Problem]) -> Response {
 }
 
 fn key_of(audience: &str, kind: &str, lang: &str, t: &Templates) -> Result<Key, Problem> {
-    let audience: Audience = audience.parse().map_err(Problem::not_found)?;
+    let audience: Audience = audience
+        .parse()
+        .map_err(|e: crate::domain::UnknownName| Problem::not_found(e.to_string()))?;
     let lang: Lang = lang
         .parse()
         .map_err(|_| Problem::not_found(format!("unknown language {lang:?}")))?;
@@ -923,7 +925,7 @@ struct Summary<'a> {
     /// How many versions are proposed.
     proposed: usize,
     #[schema(inline, value_type = Vec<TemplateChannel>)]
-    channels: Vec<&'static str>,
+    channels: Vec<Channel>,
 }
 
 // The channels a template writes for.
@@ -960,9 +962,9 @@ async fn list_templates(
     for (key, d) in &t.catalog().defaults {
         let versions = st.inner.store.templates().template_versions(key).await?;
         let live = versions.iter().find(|v| v.state == "live");
-        let mut channels = vec!["email"];
+        let mut channels = vec![Channel::Email];
         if d.content.sms.is_some() {
-            channels.push("sms");
+            channels.push(Channel::Sms);
         }
         out.push(Summary {
             audience: key.audience,
@@ -1784,23 +1786,23 @@ async fn test_send(
     let t = &st.inner.templates;
     let key = key_of(&p.audience, &p.kind, &p.lang, t)?;
     let body: TestSendBody = parse_body(&bytes)?;
-    let channel = body.channel.clone().unwrap_or_else(|| "email".to_owned());
-    let to = body.to.clone().unwrap_or_default();
-    let to = to.trim();
-    let address = match channel.as_str() {
-        "email" => match crate::ticket::email_problem(to) {
-            None => to.to_owned(),
-            Some(why) => return Err(bad_request(format!("to: {why}"))),
+    let channel = match body.channel.as_deref() {
+        None => Channel::Email,
+        Some(name) => match Channel::parse(name) {
+            Some(c @ (Channel::Email | Channel::Sms)) => c,
+            _ => {
+                return Err(bad_request(format!(
+                    "channel: {name:?} is not email or sms"
+                )));
+            }
         },
-        "sms" => crate::delivery::sms::normalize_number(to, false)
-            .map_err(|_| bad_request("to: not a phone number"))?,
-        other => {
-            return Err(bad_request(format!(
-                "channel: {other:?} is not email or sms"
-            )));
-        }
     };
-    if channel == "sms" && key.audience == Audience::Ufficio {
+    let to = body.to.clone().unwrap_or_default();
+    let address = Address::parse(channel, to.trim()).map_err(|e| match e {
+        AddressError::Email(_) => bad_request(format!("to: {e}")),
+        AddressError::Phone(_) => bad_request("to: not a phone number"),
+    })?;
+    if channel == Channel::Sms && key.audience == Audience::Ufficio {
         return Err(bad_request("channel: office alerts have no SMS"));
     }
     let payload = preview_payload(&st, &key, &body.edit).await?;
@@ -1810,12 +1812,16 @@ async fn test_send(
     };
     let rendered = templates::RenderedMessage {
         subject: format!("[PROVA] {}", p.subject),
-        text: if channel == "sms" {
+        text: if channel == Channel::Sms {
             p.sms.map(|s| s.text).unwrap_or_default()
         } else {
             p.text
         },
-        html: if channel == "sms" { None } else { p.html },
+        html: if channel == Channel::Sms {
+            None
+        } else {
+            p.html
+        },
         template: key.to_string(),
         version: -1,
     };
@@ -1824,7 +1830,7 @@ async fn test_send(
         .store
         .outbox()
         .queue_test_message(
-            &channel,
+            channel,
             &address,
             &rendered,
             &actor.user.username,

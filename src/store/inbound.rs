@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::outbox::insert_outbox;
 use super::{Inbound, NewOutbox, Store};
+use crate::domain::{Address, Channel, Kind, Lang, Recipient};
 use crate::ticket::Source;
 use crate::time::Timestamp;
 use messo_core::delivery::fallback::{DeadRow, replacement};
@@ -780,7 +781,7 @@ impl Inbound<'_> {
                 .await?
                 .rows_affected()
                     == 1,
-                "revoca_sms",
+                Kind::RevocaSms,
             ),
             Keyword::OptIn => (
                 sqlx::query("DELETE FROM sms_opt_out WHERE number = $1")
@@ -789,21 +790,24 @@ impl Inbound<'_> {
                     .await?
                     .rows_affected()
                     == 1,
-                "riattivazione_sms",
+                Kind::RiattivazioneSms,
             ),
         };
         // Said once: a second STOP finds the number already out and owes nothing.
-        if changed && sender.starts_with('+') {
+        if changed
+            && sender.starts_with('+')
+            && let Ok(address) = Address::parse(Channel::Sms, sender)
+        {
             insert_outbox_conn(
                 conn,
                 &NewOutbox {
                     ticket_id: 0,
-                    kind: kind.to_owned(),
+                    kind,
                     dedupe_key: format!("{sender}:{id}"),
-                    recipient: "citizen".to_owned(),
-                    channel: "sms".to_owned(),
-                    address: sender.to_owned(),
-                    language: "it".to_owned(),
+                    recipient: Recipient::Citizen,
+                    channel: Channel::Sms,
+                    address,
+                    language: Lang::It,
                     payload: json!({"number": "", "office_phone": policy.office_phone}),
                     not_before: now,
                 },
@@ -907,7 +911,7 @@ impl Inbound<'_> {
     async fn office_alert(
         &self,
         conn: &mut AnyConnection,
-        kind: &str,
+        kind: Kind,
         ticket_id: i64,
         key: &str,
         p: &Parsed,
@@ -919,12 +923,12 @@ impl Inbound<'_> {
             conn,
             &NewOutbox {
                 ticket_id,
-                kind: kind.to_owned(),
+                kind,
                 dedupe_key: key.to_owned(),
-                recipient: "office".to_owned(),
-                channel: "email".to_owned(),
-                address: policy.office_email.clone(),
-                language: "it".to_owned(),
+                recipient: Recipient::Office,
+                channel: Channel::Email,
+                address: Address::Email(policy.office_email.clone()),
+                language: Lang::It,
                 payload: json!({
                     "number": number.unwrap_or(""),
                     "route": p.route.as_str(),
@@ -1110,9 +1114,12 @@ impl Inbound<'_> {
         .execute(&mut *conn)
         .await?
         .rows_affected();
-        let (1, "citizen", Some(tid)) = (changed, msg.recipient.as_str(), msg.ticket_id) else {
+        let (1, Some(dead), Some(tid)) = (changed, &msg.dead, msg.ticket_id) else {
             return Ok(());
         };
+        if dead.recipient != Recipient::Citizen {
+            return Ok(());
+        }
         // Read on this transaction's connection (SQLite's pool has one).
         let citizen: Option<String> =
             sqlx::query_scalar("SELECT citizen FROM tickets WHERE id = $1")
@@ -1121,19 +1128,16 @@ impl Inbound<'_> {
                 .await?;
         let citizen: Option<crate::ticket::Citizen> =
             citizen.and_then(|c| serde_json::from_str(&c).ok());
-        let dead = DeadRow {
-            ticket_id: tid,
-            kind: &msg.kind,
-            dedupe_key: &msg.dedupe_key,
-            recipient: &msg.recipient,
-            channel: &msg.channel,
-            language: &msg.language,
-            payload: &msg.payload,
-            error,
-        };
         if let Some(c) = citizen.as_ref()
-            && let Some(repl) =
-                replacement(&dead, c, &policy.fallback, &policy.office_email, false, now)
+            && let Some(repl) = replacement(
+                dead,
+                error,
+                c,
+                &policy.fallback,
+                &policy.office_email,
+                false,
+                now,
+            )
         {
             insert_outbox_conn(conn, &repl, now).await?;
             report.fallbacks += 1;
@@ -1183,16 +1187,11 @@ impl Inbound<'_> {
         if provider.is_none() {
             return Ok(None);
         }
-        let payload: String = row.try_get("payload")?;
         Ok(Some(ReceiptTarget {
             id: row.try_get("id")?,
             ticket_id: row.try_get("ticket_id")?,
-            kind: row.try_get("kind")?,
-            dedupe_key: row.try_get("dedupe_key")?,
-            recipient: row.try_get("recipient")?,
-            channel: row.try_get("channel")?,
-            language: row.try_get("language")?,
-            payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+            // A row this version cannot read gets no replacement when it fails.
+            dead: super::outbox::dead_row_from(&row)?.ok(),
             dlr_state: row.try_get("dlr_state")?,
             parts: row.try_get::<Option<i64>, _>("dlr_parts")?,
         }))
@@ -1202,12 +1201,7 @@ impl Inbound<'_> {
 struct ReceiptTarget {
     id: i64,
     ticket_id: Option<i64>,
-    kind: String,
-    dedupe_key: String,
-    recipient: String,
-    channel: String,
-    language: String,
-    payload: Value,
+    dead: Option<DeadRow>,
     dlr_state: Option<String>,
     parts: Option<i64>,
 }

@@ -32,8 +32,8 @@ pub use inbound::{
 };
 pub use monitor::{AtRisk, MonitorError};
 pub use outbox::{
-    AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, NewOutbox,
-    OutboxError, OutboxRow, Receipt,
+    AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, Leased,
+    NewOutbox, OutboxError, OutboxRow, Receipt, UnreadableRow,
 };
 pub use portal::{PortalError, PortalTicket};
 pub use templates::{TemplateStoreError, TemplateVersion};

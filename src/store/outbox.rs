@@ -8,10 +8,12 @@ use sqlx::{AnyConnection, Row};
 use super::admin::audit;
 use super::tickets::{event_from_row, insert_event};
 use super::{Backend, EventRecord, Outbox, TicketRecord};
+use crate::domain::{Address, Channel, Kind, Lang, Recipient};
 use crate::engine::{Decision, Notice};
 use crate::templates::RenderedMessage;
 use crate::ticket::{Derived, EventBody, NewEvent, Source};
 use crate::time::Timestamp;
+use messo_core::delivery::fallback::DeadRow;
 
 /// Why an outbox or engine-cycle operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,19 +55,20 @@ pub struct CycleReport {
     pub owed: u64,
 }
 
-/// An outbox row leased for sending.
+/// An outbox row leased for sending, its stored values parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     pub id: i64,
     /// 0 when the message is about no ticket (an answer to a reply that named none, an SMS
     /// opt-out confirmation).
     pub ticket_id: i64,
-    pub kind: String,
+    pub kind: Kind,
     pub dedupe_key: String,
-    pub recipient: String,
-    pub channel: String,
-    pub address: String,
-    pub language: String,
+    pub recipient: Recipient,
+    pub channel: Channel,
+    /// Of the channel's kind.
+    pub address: Address,
+    pub language: Lang,
     pub payload: Value,
     pub not_before: Timestamp,
     /// This attempt's number (1 for the first).
@@ -78,6 +81,59 @@ pub struct OutboxRow {
     pub lease_token: i64,
     /// The words it goes out with, once rendered (kept for every later attempt).
     pub rendered: Option<crate::templates::RenderedMessage>,
+}
+
+impl OutboxRow {
+    /// What the fallback chain needs to know of the row, once it is dead.
+    pub fn dead(&self) -> DeadRow {
+        DeadRow {
+            ticket_id: self.ticket_id,
+            kind: self.kind,
+            dedupe_key: self.dedupe_key.clone(),
+            recipient: self.recipient,
+            channel: self.channel,
+            language: self.language,
+            payload: self.payload.clone(),
+        }
+    }
+}
+
+/// A leased row with a stored value this version cannot read (written by an older one, or by
+/// hand). It is never sent: it ends dead with `error`, like a message refused for good.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnreadableRow {
+    pub id: i64,
+    /// 0 when the message is about no ticket.
+    pub ticket_id: i64,
+    pub lease_token: i64,
+    /// This attempt's number.
+    pub attempt: i64,
+    pub in_doubt: bool,
+    /// The channel as stored (the attempt is recorded under it).
+    pub channel: String,
+    /// What does not parse. It does not quote an address.
+    pub error: String,
+    /// The rest of the row, when only its address failed: the fallback chain serves the
+    /// citizen on the next channel, as for an address a channel refuses.
+    pub dead: Option<DeadRow>,
+}
+
+/// What one lease took: the rows to send, and those that cannot be read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Leased {
+    pub rows: Vec<OutboxRow>,
+    pub unreadable: Vec<UnreadableRow>,
+}
+
+impl Leased {
+    /// How many rows were leased.
+    pub fn len(&self) -> usize {
+        self.rows.len() + self.unreadable.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 pub use messo_core::delivery::NewOutbox;
@@ -157,30 +213,92 @@ pub struct DeliveryState {
     pub kind: String,
 }
 
-/// An outbox row read with the columns `lease_outbox` returns; `token` is the lease it is under.
-fn outbox_row_from(r: &sqlx::any::AnyRow, token: i64) -> Result<OutboxRow, OutboxError> {
-    let id: i64 = r.try_get("id")?;
+/// What a row is, parsed from the columns `ticket_id, kind, dedupe_key, recipient, channel,
+/// language, payload`; the inner `Err` says what does not parse. A language this version does
+/// not know is read as Italian, as it always was.
+pub(crate) fn dead_row_from(r: &sqlx::any::AnyRow) -> Result<Result<DeadRow, String>, sqlx::Error> {
+    let kind: String = r.try_get("kind")?;
+    let recipient: String = r.try_get("recipient")?;
+    let channel: String = r.try_get("channel")?;
+    let language: String = r.try_get("language")?;
     let payload: String = r.try_get("payload")?;
-    Ok(OutboxRow {
-        id,
+    let Some(kind) = Kind::parse(&kind) else {
+        return Ok(Err(format!("unknown kind {kind:?}")));
+    };
+    let Some(recipient) = Recipient::parse(&recipient) else {
+        return Ok(Err(format!("unknown recipient {recipient:?}")));
+    };
+    let Some(channel) = Channel::parse(&channel) else {
+        return Ok(Err(format!("unknown channel {channel:?}")));
+    };
+    let payload = match serde_json::from_str(&payload) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(format!("the payload is not JSON: {e}"))),
+    };
+    Ok(Ok(DeadRow {
         ticket_id: r.try_get::<Option<i64>, _>("ticket_id")?.unwrap_or(0),
-        kind: r.try_get("kind")?,
+        kind,
         dedupe_key: r.try_get("dedupe_key")?,
-        recipient: r.try_get("recipient")?,
-        channel: r.try_get("channel")?,
-        address: r.try_get("address")?,
-        language: r.try_get("language")?,
-        payload: serde_json::from_str(&payload)
-            .map_err(|e| OutboxError::Corrupt(format!("outbox {id}: {e}")))?,
+        recipient,
+        channel,
+        language: language.parse().unwrap_or_default(),
+        payload,
+    }))
+}
+
+/// An outbox row read with the columns `lease_outbox` returns; `token` is the lease it is under.
+/// A row with a value that does not parse is an [`UnreadableRow`] (only a column the database
+/// cannot give is an error).
+fn outbox_row_from(
+    r: &sqlx::any::AnyRow,
+    token: i64,
+) -> Result<Result<OutboxRow, UnreadableRow>, OutboxError> {
+    let id: i64 = r.try_get("id")?;
+    let attempts: i64 = r.try_get("attempts")?;
+    let in_doubt = r.try_get::<i64, _>("in_doubt")? != 0;
+    let unreadable = |error: String, dead: Option<DeadRow>| -> Result<_, OutboxError> {
+        Ok(Err(UnreadableRow {
+            id,
+            ticket_id: r.try_get::<Option<i64>, _>("ticket_id")?.unwrap_or(0),
+            lease_token: token,
+            attempt: attempts,
+            in_doubt,
+            channel: r.try_get("channel")?,
+            error,
+            dead,
+        }))
+    };
+    let d = match dead_row_from(r)? {
+        Ok(d) => d,
+        Err(error) => return unreadable(error, None),
+    };
+    let address: String = r.try_get("address")?;
+    let address = match Address::parse(d.channel, &address) {
+        Ok(a) => a,
+        Err(e) => {
+            let error = format!("the stored address {} {e}", crate::redact::mask(&address));
+            return unreadable(error, Some(d));
+        }
+    };
+    Ok(Ok(OutboxRow {
+        id,
+        ticket_id: d.ticket_id,
+        kind: d.kind,
+        dedupe_key: d.dedupe_key,
+        recipient: d.recipient,
+        channel: d.channel,
+        address,
+        language: d.language,
+        payload: d.payload,
         not_before: Timestamp(r.try_get("not_before")?),
-        attempts: r.try_get("attempts")?,
+        attempts,
         created_at: Timestamp(r.try_get("created_at")?),
-        in_doubt: r.try_get::<i64, _>("in_doubt")? != 0,
+        in_doubt,
         lease_token: token,
         rendered: r
             .try_get::<Option<String>, _>("rendered")?
             .and_then(|t| serde_json::from_str(&t).ok()),
-    })
+    }))
 }
 
 pub(crate) async fn insert_outbox(
@@ -196,12 +314,12 @@ pub(crate) async fn insert_outbox(
     )
     // 0 stands for "about no ticket" (stored as NULL; unique by kind, key and recipient).
     .bind((n.ticket_id != 0).then_some(n.ticket_id))
-    .bind(&n.kind)
+    .bind(n.kind.as_str())
     .bind(&n.dedupe_key)
-    .bind(&n.recipient)
-    .bind(&n.channel)
-    .bind(&n.address)
-    .bind(&n.language)
+    .bind(n.recipient.as_str())
+    .bind(n.channel.as_str())
+    .bind(n.address.as_str())
+    .bind(n.language.as_str())
     .bind(n.payload.to_string())
     .bind(n.not_before.0)
     .bind(now.0)
@@ -459,12 +577,12 @@ impl Outbox<'_> {
                 conn,
                 &NewOutbox {
                     ticket_id: id,
-                    kind: n.kind.as_str().to_owned(),
+                    kind: n.kind,
                     dedupe_key: n.key.clone(),
-                    recipient: n.recipient.as_str().to_owned(),
-                    channel: n.channel.as_str().to_owned(),
+                    recipient: n.recipient,
+                    channel: n.channel,
                     address: n.address.clone(),
-                    language: n.language.clone(),
+                    language: n.language,
                     payload: n.payload.clone(),
                     not_before: n.not_before,
                 },
@@ -539,14 +657,15 @@ impl Outbox<'_> {
     /// Leases up to `limit` outbox rows that may go out at `now` (pending, retry, or a lease
     /// that expired because its holder stopped) for `lease_s` seconds, on the given channels
     /// only (`None`: all). A row whose lease expired is leased `in_doubt`: its earlier attempt
-    /// may have gone through.
+    /// may have gone through. A row with a stored value that no longer parses is leased too,
+    /// among the unreadable ones, for the dispatcher to end.
     pub async fn lease_outbox(
         &self,
         now: Timestamp,
         limit: i64,
         lease_s: i64,
-        channels: Option<&[&str]>,
-    ) -> Result<Vec<OutboxRow>, OutboxError> {
+        channels: Option<&[Channel]>,
+    ) -> Result<Leased, OutboxError> {
         let lock = match self.store.backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -554,7 +673,7 @@ impl Outbox<'_> {
         // One statement: claim and lease (SET expressions read the old row: a row still
         // `sending` is one whose lease expired, so it comes back in doubt). Parameters are in
         // the order they appear in the text (SQLite binds `?` by position).
-        let n_channels = channels.map_or(0, <[&str]>::len);
+        let n_channels = channels.map_or(0, <[Channel]>::len);
         let ph = self.store.placeholders(1, 6 + n_channels);
         let filter = match channels {
             Some(_) => format!(" AND channel IN ({})", ph[5..5 + n_channels].join(", ")),
@@ -583,15 +702,18 @@ impl Outbox<'_> {
             .bind(now.0)
             .bind(now.0);
         for c in channels.unwrap_or(&[]) {
-            q = q.bind(*c);
+            q = q.bind(c.as_str());
         }
         let rows = q.bind(limit).fetch_all(&self.store.pool).await?;
         // `attempts` is already counted: it is this attempt's number.
-        let mut out = rows
-            .iter()
-            .map(|r| outbox_row_from(r, token))
-            .collect::<Result<Vec<_>, _>>()?;
-        out.sort_by_key(|r| (r.not_before, r.id));
+        let mut out = Leased::default();
+        for r in &rows {
+            match outbox_row_from(r, token)? {
+                Ok(row) => out.rows.push(row),
+                Err(u) => out.unreadable.push(u),
+            }
+        }
+        out.rows.sort_by_key(|r| (r.not_before, r.id));
         Ok(out)
     }
 
@@ -788,8 +910,12 @@ impl Outbox<'_> {
         Ok(t.map(Timestamp))
     }
 
-    /// One outbox row as the dispatcher sees it (not leased).
-    pub async fn outbox_row(&self, id: i64) -> Result<Option<(OutboxRow, String)>, OutboxError> {
+    /// One outbox row as the dispatcher sees it (not leased), with its state.
+    #[allow(clippy::type_complexity)]
+    pub async fn outbox_row(
+        &self,
+        id: i64,
+    ) -> Result<Option<(Result<OutboxRow, UnreadableRow>, String)>, OutboxError> {
         let r = sqlx::query(
             "SELECT id, ticket_id, kind, dedupe_key, recipient, channel, address, language, \
              payload, not_before, attempts, created_at, in_doubt, rendered, state FROM outbox WHERE id = $1",
@@ -877,9 +1003,9 @@ impl Outbox<'_> {
              AND dedupe_key = $3 AND recipient = $4",
         )
         .bind(n.ticket_id)
-        .bind(&n.kind)
+        .bind(n.kind.as_str())
         .bind(&n.dedupe_key)
-        .bind(&n.recipient)
+        .bind(n.recipient.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1126,8 +1252,8 @@ impl Outbox<'_> {
     /// Queues a test message already rendered (kind `prova`, about no ticket); returns its id.
     pub async fn queue_test_message(
         &self,
-        channel: &str,
-        address: &str,
+        channel: Channel,
+        address: &Address,
         rendered: &RenderedMessage,
         actor: &str,
         now: Timestamp,
@@ -1139,12 +1265,15 @@ impl Outbox<'_> {
         let id: i64 = sqlx::query(
             "INSERT INTO outbox (ticket_id, kind, dedupe_key, recipient, channel, address, \
              language, payload, not_before, state, attempts, created_at, updated_at, rendered) \
-             VALUES (NULL, 'prova', $1, 'test', $2, $3, 'it', '{}', $4, 'pending', 0, $4, $4, $5) \
+             VALUES (NULL, $1, $2, $3, $4, $5, $6, '{}', $7, 'pending', 0, $7, $7, $8) \
              RETURNING id",
         )
+        .bind(Kind::Prova.as_str())
         .bind(&key)
-        .bind(channel)
-        .bind(address)
+        .bind(Recipient::Tester.as_str())
+        .bind(channel.as_str())
+        .bind(address.as_str())
+        .bind(Lang::It.as_str())
         .bind(now.0)
         .bind(text)
         .fetch_one(&mut *tx)
@@ -1156,8 +1285,8 @@ impl Outbox<'_> {
             actor,
             "template.test_send",
             &rendered.template,
-            &serde_json::json!({"channel": channel, "outbox_id": id,
-                                "to": crate::redact::mask(address)}),
+            &serde_json::json!({"channel": channel.as_str(), "outbox_id": id,
+                                "to": crate::redact::mask(address.as_str())}),
         )
         .await?;
         tx.commit().await?;

@@ -20,58 +20,20 @@ pub use messo_core::sms;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use handlebars::{Handlebars, RenderError, RenderErrorReason, TemplateError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::Lang;
+use crate::domain::{Channel, Kind, Lang};
 use sms::SmsBudget;
 
 mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled_templates.rs"));
 }
 
-/// Who reads a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Audience {
-    Cittadino,
-    Ufficio,
-}
-
-impl Audience {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Audience::Cittadino => "cittadino",
-            Audience::Ufficio => "ufficio",
-        }
-    }
-
-    /// The audience of an outbox recipient (`citizen`; every other is staff).
-    pub fn of_recipient(recipient: &str) -> Audience {
-        if recipient == "citizen" {
-            Audience::Cittadino
-        } else {
-            Audience::Ufficio
-        }
-    }
-}
-
-impl FromStr for Audience {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "cittadino" => Ok(Audience::Cittadino),
-            "ufficio" => Ok(Audience::Ufficio),
-            _ => Err(format!(
-                "unknown audience {s:?} (expected cittadino|ufficio)"
-            )),
-        }
-    }
-}
+pub use crate::domain::Audience;
 
 /// A template's name: audience, notice kind, language.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -243,7 +205,9 @@ impl Catalog {
                     partials.insert(stem.to_owned(), content.to_owned());
                 }
                 ["samples", audience, file] => {
-                    let audience = audience.parse::<Audience>().map_err(err)?;
+                    let audience = audience
+                        .parse::<Audience>()
+                        .map_err(|e| err(e.to_string()))?;
                     let kind = file
                         .strip_suffix(".json")
                         .ok_or_else(|| err("samples are .json files".to_owned()))?;
@@ -255,7 +219,9 @@ impl Catalog {
                     samples.insert((audience, kind.to_owned()), list);
                 }
                 [audience, lang, file] => {
-                    let audience = audience.parse::<Audience>().map_err(err)?;
+                    let audience = audience
+                        .parse::<Audience>()
+                        .map_err(|e| err(e.to_string()))?;
                     let lang = lang.parse::<Lang>().map_err(|e| err(e.to_string()))?;
                     let kind = file
                         .strip_suffix(".toml")
@@ -384,7 +350,7 @@ impl Settings {
         Settings {
             comune: config.comune_name.clone(),
             urp_phone: config.notify.office_phone.clone(),
-            urp_email: config.notify.office_email.clone(),
+            urp_email: config.notify.office_email.to_string(),
             urp_hours_it: crate::locale::office_hours(Lang::It, weekly),
             urp_hours_en: crate::locale::office_hours(Lang::En, weekly),
             working_day_s,
@@ -421,7 +387,7 @@ impl Settings {
 
     /// The payload with the globals added (`comune`, `lang`, `channel`, `urp.*`, and
     /// `status_url`: the citizen's signed status link, null when the message has none).
-    pub fn context(&self, payload: &Value, lang: Lang, channel: &str) -> Value {
+    pub fn context(&self, payload: &Value, lang: Lang, channel: Channel) -> Value {
         let mut m = match payload {
             Value::Object(m) => m.clone(),
             _ => Map::new(),
@@ -429,7 +395,10 @@ impl Settings {
         m.entry(STATUS_URL.to_owned()).or_insert(Value::Null);
         m.insert("comune".to_owned(), Value::String(self.comune.clone()));
         m.insert("lang".to_owned(), Value::String(lang_str(lang).to_owned()));
-        m.insert("channel".to_owned(), Value::String(channel.to_owned()));
+        m.insert(
+            "channel".to_owned(),
+            Value::String(channel.as_str().to_owned()),
+        );
         m.insert(
             "urp".to_owned(),
             serde_json::json!({
@@ -984,11 +953,11 @@ impl Templates {
         &self,
         regs: &Registries,
         key: &Key,
-        channel: &str,
+        channel: Channel,
         ctx: &Value,
     ) -> Result<(String, String, Option<String>), String> {
         let fail = |part: Part, f: Failure| format!("{}: {f}", part.as_str());
-        if channel == "sms" {
+        if channel == Channel::Sms {
             let text = regs
                 .render(key, Part::Sms, ctx)
                 .map_err(|f| fail(Part::Sms, f))?;
@@ -1023,13 +992,13 @@ impl Templates {
     pub fn render_message(
         &self,
         audience: Audience,
-        kind: &str,
+        kind: Kind,
         lang: Lang,
-        channel: &str,
+        channel: Channel,
         payload: &Value,
     ) -> Result<RenderedMessage, RenderFailure> {
         let key = self
-            .key_for(audience, kind, lang)
+            .key_for(audience, kind.as_str(), lang)
             .ok_or_else(|| RenderFailure {
                 key: format!("{}/{kind}/{}", audience.as_str(), lang_str(lang)),
                 message: "no template for this notice".to_owned(),
@@ -1071,7 +1040,7 @@ impl Templates {
     fn emergency(
         &self,
         lang: Lang,
-        channel: &str,
+        channel: Channel,
         payload: &Value,
     ) -> (String, String, Option<String>) {
         let s = &self.settings;
@@ -1111,7 +1080,7 @@ impl Templates {
             (Some(url), Lang::En) => format!("{body} Your request's status: {url}"),
             (None, _) => body,
         };
-        if channel == "sms" {
+        if channel == Channel::Sms {
             return (
                 String::new(),
                 self.sms_text(&format!("{}: {body}", s.comune)),
@@ -1227,7 +1196,11 @@ impl Templates {
             if part.of(content).is_none() {
                 continue;
             }
-            let channel = if part == Part::Sms { "sms" } else { "email" };
+            let channel = if part == Part::Sms {
+                Channel::Sms
+            } else {
+                Channel::Email
+            };
             let ctx =
                 self.settings
                     .context(&self.settings.with_example_link(payload), key.lang, channel);
@@ -1362,7 +1335,7 @@ impl Templates {
                 let ctx = self.settings.context(
                     &self.settings.with_example_link(&payload),
                     key.lang,
-                    "email",
+                    Channel::Email,
                 );
                 let Ok(out) = regs.render(key, Part::Html, &ctx) else {
                     continue;

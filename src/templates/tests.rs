@@ -58,7 +58,13 @@ fn renders_with_globals_escaping_only_html_and_tidy_text() {
     let p = json!({"number": "2026/000123", "subject": "Tari <2025> & co",
                    "breached_at": "2026-03-05T10:45:00+01:00", "due_at": null});
     let m = t
-        .render_message(Audience::Cittadino, "violazione", Lang::It, "email", &p)
+        .render_message(
+            Audience::Cittadino,
+            Kind::Violazione,
+            Lang::It,
+            Channel::Email,
+            &p,
+        )
         .expect("renders");
     assert_eq!(
         m.subject,
@@ -84,7 +90,13 @@ fn renders_with_globals_escaping_only_html_and_tidy_text() {
         ("cittadino/violazione/it", 0)
     );
     let s = t
-        .render_message(Audience::Cittadino, "violazione", Lang::It, "sms", &p)
+        .render_message(
+            Audience::Cittadino,
+            Kind::Violazione,
+            Lang::It,
+            Channel::Sms,
+            &p,
+        )
         .expect("renders");
     assert_eq!(
         s.text,
@@ -92,7 +104,13 @@ fn renders_with_globals_escaping_only_html_and_tidy_text() {
     );
     // English falls back to Italian where there is no English template.
     let o = t
-        .render_message(Audience::Ufficio, "violazione", Lang::En, "email", &p)
+        .render_message(
+            Audience::Ufficio,
+            Kind::Violazione,
+            Lang::En,
+            Channel::Email,
+            &p,
+        )
         .expect("renders");
     assert_eq!(o.template, "ufficio/violazione/it");
     assert!(o.html.is_none());
@@ -120,7 +138,13 @@ fn a_missing_variable_is_an_error_never_empty_text() {
     // data, the citizen gets the short emergency notice.
     let p = json!({"number": "2026/000001"});
     let m = t
-        .render_message(Audience::Cittadino, "violazione", Lang::It, "email", &p)
+        .render_message(
+            Audience::Cittadino,
+            Kind::Violazione,
+            Lang::It,
+            Channel::Email,
+            &p,
+        )
         .expect("emergency wording");
     assert_eq!(m.version, EMERGENCY_VERSION);
     assert!(
@@ -131,9 +155,9 @@ fn a_missing_variable_is_an_error_never_empty_text() {
     let sms = t
         .render_message(
             Audience::Cittadino,
-            "violazione",
+            Kind::Violazione,
             Lang::En,
-            "sms",
+            Channel::Sms,
             &json!({}),
         )
         .expect("emergency wording");
@@ -149,9 +173,9 @@ fn a_missing_variable_is_an_error_never_empty_text() {
     let m = t
         .render_message(
             Audience::Cittadino,
-            "violazione",
+            Kind::Violazione,
             Lang::It,
-            "sms",
+            Channel::Sms,
             &json!({"status_url": url}),
         )
         .expect("emergency wording");
@@ -269,7 +293,13 @@ fn install_makes_a_version_live_and_refuses_a_broken_one() {
         .is_empty()
     );
     let m = t
-        .render_message(Audience::Cittadino, "violazione", Lang::It, "email", &p)
+        .render_message(
+            Audience::Cittadino,
+            Kind::Violazione,
+            Lang::It,
+            Channel::Email,
+            &p,
+        )
         .expect("renders");
     assert_eq!(
         (m.subject.as_str(), m.version),
@@ -303,7 +333,13 @@ fn install_makes_a_version_live_and_refuses_a_broken_one() {
     let old = json!({"number": "2026/000123", "breached_at": "2026-03-05T10:45:00+01:00",
                      "due_at": null});
     let m = t
-        .render_message(Audience::Cittadino, "violazione", Lang::It, "sms", &old)
+        .render_message(
+            Audience::Cittadino,
+            Kind::Violazione,
+            Lang::It,
+            Channel::Sms,
+            &old,
+        )
         .expect("falls back");
     assert_eq!(m.version, 0);
     assert!(
@@ -367,11 +403,21 @@ fn every_bundled_default_passes_the_gate_an_edit_must_pass() {
             }
         }
     }
-    // Every notice the engine and the inbound side can owe has a template for its audience.
-    for k in crate::engine::Kind::ALL {
+    // Every notice the engine and the inbound side can owe has a template for its audience,
+    // and every template is of a kind the outbox knows.
+    for k in crate::domain::Kind::ALL
+        .into_iter()
+        .filter(|k| k.has_template())
+    {
         let citizen = kinds.contains(&(Audience::Cittadino, k.as_str().to_owned()));
         let office = kinds.contains(&(Audience::Ufficio, k.as_str().to_owned()));
         assert!(citizen || office, "no template for {}", k.as_str());
+    }
+    for (_, kind) in &kinds {
+        assert!(
+            crate::domain::Kind::parse(kind).is_some_and(crate::domain::Kind::has_template),
+            "templates/…/{kind}: not a kind of message"
+        );
     }
     // Citizens' notices exist in both languages.
     for (key, _) in catalog

@@ -222,7 +222,13 @@ fn output_is_bounded_per_part() {
         content: c,
     }]);
     let m = t
-        .render_message(Audience::Cittadino, "violazione", Lang::It, "email", &p)
+        .render_message(
+            Audience::Cittadino,
+            Kind::Violazione,
+            Lang::It,
+            Channel::Email,
+            &p,
+        )
         .expect("renders");
     assert_eq!(m.version, 0);
 }
@@ -340,7 +346,13 @@ fn hostile_values_in_real_messages_come_out_as_text() {
                     *v = Value::String(html::HOSTILE.to_owned());
                 }
                 let m = t
-                    .render_message(key.audience, &key.kind, key.lang, "email", &p)
+                    .render_message(
+                        key.audience,
+                        Kind::parse(&key.kind).expect("a kind"),
+                        key.lang,
+                        Channel::Email,
+                        &p,
+                    )
                     .expect("renders");
                 if let Some(h) = &m.html {
                     assert_eq!(html::verify(h), Ok(()), "{key} {leaf}");
@@ -373,14 +385,26 @@ fn a_live_version_unsafe_on_real_data_is_never_sent() {
                    "due_at": null, "breached_at": "2026-03-05T10:45:00+01:00",
                    "office_phone": "1", "office_email": "u@x.it", "status_url": null});
     let m = t
-        .render_message(Audience::Cittadino, "violazione", Lang::It, "email", &p)
+        .render_message(
+            Audience::Cittadino,
+            Kind::Violazione,
+            Lang::It,
+            Channel::Email,
+            &p,
+        )
         .expect("renders");
     assert_eq!(m.version, 0, "the bundled default went out instead");
     assert!(!m.html.unwrap_or_default().contains("<script"));
     let mut ok = p.clone();
     ok["number"] = json!("2026/000001");
     let m = t
-        .render_message(Audience::Cittadino, "violazione", Lang::It, "email", &ok)
+        .render_message(
+            Audience::Cittadino,
+            Kind::Violazione,
+            Lang::It,
+            Channel::Email,
+            &ok,
+        )
         .expect("renders");
     assert_eq!(m.version, 5);
 }
@@ -558,7 +582,7 @@ proptest! {
                     *slot = Value::String(v.clone());
                 }
             }
-            let ctx = t.settings.context(&t.settings.with_example_link(&payload), key.lang, "email");
+            let ctx = t.settings.context(&t.settings.with_example_link(&payload), key.lang, Channel::Email);
             // Rendered without the dispatcher's own check: the gate alone must have been enough.
             if let Ok(out) = regs.render(key, Part::Html, &ctx) {
                 prop_assert_eq!(html::verify(&out), Ok(()), "{}: {}", key, out);

@@ -138,9 +138,9 @@ pub fn breach_notice(templates: &Templates, payload: &serde_json::Value) -> Rend
     templates
         .render_message(
             messo::templates::Audience::Cittadino,
-            "violazione",
+            messo::domain::Kind::Violazione,
             messo::domain::Lang::It,
-            "email",
+            messo::domain::Channel::Email,
             payload,
         )
         .expect("render")

@@ -6,8 +6,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub mod email;
+pub mod notice;
 pub mod phone;
 pub use email::{EmailAddress, EmailError};
+pub use notice::{Address, AddressError, Audience, Kind, Recipient};
 pub use phone::{NumberError, PhoneNumber};
 
 /// How urgent a ticket is, as the CRM classifies it (service agreement, section 2).
@@ -167,6 +169,22 @@ pub enum Lang {
     #[default]
     It,
     En,
+}
+
+impl Lang {
+    /// The stored name: `it`, `en`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Lang::It => "it",
+            Lang::En => "en",
+        }
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FromStr for Lang {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::calendar::Calendar;
 use crate::calendar::Window;
-use crate::domain::Channel;
+use crate::domain::{Address, Channel, EmailAddress, Lang};
 use crate::sla::Sla;
 use crate::ticket::Derived;
 use crate::ticket::record::{EventRecord, SlaView, TicketRecord, evaluate};
@@ -22,9 +22,9 @@ pub struct Notify {
     /// The From address of every e-mail.
     pub sender_email: String,
     /// The URP's mailbox: warnings, breaches, expired suspensions.
-    pub office_email: String,
+    pub office_email: EmailAddress,
     /// Also told of every breach.
-    pub supervisor_email: Option<String>,
+    pub supervisor_email: Option<EmailAddress>,
     /// The phone number citizens are told to call.
     pub office_phone: String,
     /// Citizen SMS go out only inside this local window, Monday to Saturday, not on holidays.
@@ -43,86 +43,7 @@ pub struct Notify {
     pub retention_days: u32,
 }
 
-/// The kinds of notice, each with its own template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// Receipt: ticket number, expected closure, how to follow and reply.
-    Ricevuta,
-    /// A processing step.
-    Avanzamento,
-    /// What is missing; the term is suspended.
-    RichiestaIntegrazione,
-    /// Reminder of a pending integration request.
-    SollecitoIntegrazione,
-    /// To the office: a suspension passed its cap.
-    SospensioneScaduta,
-    /// The integration arrived; the clock resumed.
-    Ripresa,
-    /// To the office: the deadline is near.
-    PreavvisoScadenza,
-    /// The term was violated.
-    Violazione,
-    /// The ticket was closed.
-    Chiusura,
-    /// To the office: a citizen notice had no channel to go through.
-    CittadinoIrraggiungibile,
-}
-
-impl Kind {
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Kind::Ricevuta => "ricevuta",
-            Kind::Avanzamento => "avanzamento",
-            Kind::RichiestaIntegrazione => "richiesta_integrazione",
-            Kind::SollecitoIntegrazione => "sollecito_integrazione",
-            Kind::SospensioneScaduta => "sospensione_scaduta",
-            Kind::Ripresa => "ripresa",
-            Kind::PreavvisoScadenza => "preavviso_scadenza",
-            Kind::Violazione => "violazione",
-            Kind::Chiusura => "chiusura",
-            Kind::CittadinoIrraggiungibile => "cittadino_irraggiungibile",
-        }
-    }
-
-    /// Every kind.
-    pub const ALL: [Kind; 10] = [
-        Kind::Ricevuta,
-        Kind::Avanzamento,
-        Kind::RichiestaIntegrazione,
-        Kind::SollecitoIntegrazione,
-        Kind::SospensioneScaduta,
-        Kind::Ripresa,
-        Kind::PreavvisoScadenza,
-        Kind::Violazione,
-        Kind::Chiusura,
-        Kind::CittadinoIrraggiungibile,
-    ];
-
-    /// The kind of a stored name.
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// Who a notice is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Recipient {
-    Citizen,
-    Office,
-    Supervisor,
-}
-
-impl Recipient {
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Recipient::Citizen => "citizen",
-            Recipient::Office => "office",
-            Recipient::Supervisor => "supervisor",
-        }
-    }
-}
+pub use crate::domain::{Kind, Recipient};
 
 /// One notice owed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,8 +53,9 @@ pub struct Notice {
     pub key: String,
     pub recipient: Recipient,
     pub channel: Channel,
-    pub address: String,
-    pub language: String,
+    /// Of the channel's kind.
+    pub address: Address,
+    pub language: Lang,
     /// Not sent before this instant (SMS window, office hours).
     pub not_before: Timestamp,
     /// What the template needs.
@@ -226,8 +148,8 @@ struct Owed<'a> {
     now: Timestamp,
     /// What every payload carries (number, subject, office, terms, contacts).
     base: Value,
-    route: Option<(Channel, &'a str)>,
-    language: &'a str,
+    route: Option<(Channel, Address)>,
+    language: Lang,
     office_not_before: Timestamp,
     notices: Vec<Notice>,
     later: Vec<Timestamp>,
@@ -254,7 +176,7 @@ impl<'a> Owed<'a> {
             "received_at": fmt(received_at),
             "due_at": view.due_at.map(fmt),
             "office_phone": ctx.notify.office_phone,
-            "office_email": ctx.notify.office_email,
+            "office_email": ctx.notify.office_email.as_str(),
         });
         let office_not_before = if ctx.notify.staff_alerts_office_hours_only {
             cal.next_opening(now).unwrap_or(now)
@@ -269,7 +191,7 @@ impl<'a> Owed<'a> {
             now,
             base,
             route: ticket.citizen.route(),
-            language: &ticket.citizen.language,
+            language: ticket.citizen.lang(),
             office_not_before,
             notices: Vec::new(),
             later: Vec::new(),
@@ -293,7 +215,7 @@ impl<'a> Owed<'a> {
     /// A notice to the citizen on their route; with no channel left (no address, or opted out
     /// of every one) the office is told instead, so the notice is not silently lost.
     fn citizen(&mut self, kind: Kind, key: String, payload: Value) {
-        if let Some((channel, address)) = self.route {
+        if let Some((channel, address)) = self.route.clone() {
             let not_before = if channel == Channel::Sms {
                 self.ctx
                     .sms_calendar
@@ -307,8 +229,8 @@ impl<'a> Owed<'a> {
                 key,
                 recipient: Recipient::Citizen,
                 channel,
-                address: address.to_owned(),
-                language: self.language.to_owned(),
+                address,
+                language: self.language,
                 not_before,
                 payload,
             });
@@ -329,14 +251,21 @@ impl<'a> Owed<'a> {
     }
 
     /// An e-mail to the office or the supervisor, in office hours when so configured.
-    fn staff(&mut self, kind: Kind, key: String, to: Recipient, address: &str, payload: Value) {
+    fn staff(
+        &mut self,
+        kind: Kind,
+        key: String,
+        to: Recipient,
+        address: &EmailAddress,
+        payload: Value,
+    ) {
         self.notices.push(Notice {
             kind,
             key,
             recipient: to,
             channel: Channel::Email,
-            address: address.to_owned(),
-            language: "it".to_owned(),
+            address: Address::Email(address.clone()),
+            language: Lang::It,
             not_before: self.office_not_before,
             payload,
         });
@@ -497,11 +426,15 @@ mod tests {
         Timestamp::parse_rfc3339(s).expect("a test instant")
     }
 
+    fn email(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).expect("a test address")
+    }
+
     fn notify() -> Notify {
         Notify {
             sender_email: "urp@comune.example.it".into(),
-            office_email: "ufficio@comune.example.it".into(),
-            supervisor_email: Some("dirigente@comune.example.it".into()),
+            office_email: email("ufficio@comune.example.it"),
+            supervisor_email: Some(email("dirigente@comune.example.it")),
             office_phone: "+39 06 0000".into(),
             sms_window: Window::hm((8, 0), (20, 0)),
             reminder_after_working_days: 2,
@@ -699,7 +632,7 @@ mod tests {
             )]
         );
         let n = &d.notices[0];
-        assert_eq!(n.address, "ufficio@comune.example.it");
+        assert_eq!(n.address.as_str(), "ufficio@comune.example.it");
         assert_eq!(n.payload["undelivered_kind"], "ricevuta");
         assert_eq!(n.not_before, ts("2026-03-09T09:00:00+01:00"));
     }

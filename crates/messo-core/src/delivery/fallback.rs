@@ -10,7 +10,7 @@
 use serde_json::{Value, json};
 
 use super::NewOutbox;
-use crate::domain::Channel;
+use crate::domain::{Address, Channel, EmailAddress, Kind, Lang, Recipient};
 use crate::ticket::Citizen;
 use crate::time::Timestamp;
 
@@ -41,78 +41,84 @@ impl Fallback {
             Fallback::Office => None,
         }
     }
-}
 
-/// The dead row's facts.
-#[derive(Debug, Clone)]
-pub struct DeadRow<'a> {
-    pub ticket_id: i64,
-    pub kind: &'a str,
-    pub dedupe_key: &'a str,
-    pub recipient: &'a str,
-    pub channel: &'a str,
-    pub language: &'a str,
-    pub payload: &'a Value,
-    pub error: &'a str,
-}
-
-fn parse(channel: &str) -> Option<Fallback> {
-    match Channel::parse(channel)? {
-        Channel::Email => Some(Fallback::Email),
-        Channel::Sms => Some(Fallback::Sms),
-        Channel::Pec => Some(Fallback::Pec),
+    /// The link of `channel`.
+    pub const fn of(channel: Channel) -> Fallback {
+        match channel {
+            Channel::Email => Fallback::Email,
+            Channel::Sms => Fallback::Sms,
+            Channel::Pec => Fallback::Pec,
+        }
     }
 }
 
-/// The row owed instead of `dead`, if any. `held` says the message was not refused but its fate
-/// is unknown: the office is told (never another channel, which could make a duplicate).
+/// The dead row's facts: what it was, not where it went (a replacement goes elsewhere).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadRow {
+    pub ticket_id: i64,
+    pub kind: Kind,
+    pub dedupe_key: String,
+    pub recipient: Recipient,
+    pub channel: Channel,
+    pub language: Lang,
+    pub payload: Value,
+}
+
+/// The link of a channel named in a dedupe key (`…>sms`).
+fn parse(channel: &str) -> Option<Fallback> {
+    Channel::parse(channel).map(Fallback::of)
+}
+
+/// The row owed instead of `dead`, which failed with `error`, if any. `held` says the message
+/// was not refused but its fate is unknown: the office is told (never another channel, which
+/// could make a duplicate).
 pub fn replacement(
-    dead: &DeadRow<'_>,
+    dead: &DeadRow,
+    error: &str,
     citizen: &Citizen,
     chain: &[Fallback],
-    office_email: &str,
+    office_email: &EmailAddress,
     held: bool,
     now: Timestamp,
 ) -> Option<NewOutbox> {
-    if dead.recipient != "citizen" {
+    if dead.recipient != Recipient::Citizen {
         return None;
     }
     // The original key and the channels tried so far.
     let mut parts = dead.dedupe_key.split('>');
     let base_key = parts.next().unwrap_or("").to_owned();
     let mut tried: Vec<Fallback> = parts.filter_map(parse).collect();
-    if let Some(c) = parse(dead.channel) {
-        tried.push(c);
-    }
-    let office = |kind: &str| NewOutbox {
+    let failed = Fallback::of(dead.channel);
+    tried.push(failed);
+    let office = |kind: Kind| NewOutbox {
         ticket_id: dead.ticket_id,
-        kind: kind.to_owned(),
+        kind,
         dedupe_key: format!("{}:{base_key}", dead.kind),
-        recipient: "office".to_owned(),
-        channel: "email".to_owned(),
-        address: office_email.to_owned(),
-        language: "it".to_owned(),
+        recipient: Recipient::Office,
+        channel: Channel::Email,
+        address: Address::Email(office_email.clone()),
+        language: Lang::It,
         payload: with(
-            dead.payload,
+            &dead.payload,
             json!({
-                "undelivered_kind": dead.kind,
-                "failed_channel": dead.channel,
-                "failure": dead.error,
+                "undelivered_kind": dead.kind.as_str(),
+                "failed_channel": dead.channel.as_str(),
+                "failure": error,
             }),
         ),
         not_before: now,
     };
     if held {
-        return Some(office("esito_incerto"));
+        return Some(office(Kind::EsitoIncerto));
     }
-    let start = match chain.iter().position(|f| Some(*f) == parse(dead.channel)) {
+    let start = match chain.iter().position(|f| *f == failed) {
         Some(i) => i + 1,
         // A channel outside the chain goes straight to the office, when the chain has it.
         None => chain.iter().position(|f| *f == Fallback::Office)?,
     };
     for link in &chain[start..] {
         if *link == Fallback::Office {
-            return Some(office("cittadino_irraggiungibile"));
+            return Some(office(Kind::CittadinoIrraggiungibile));
         }
         if tried.contains(link) {
             continue;
@@ -120,24 +126,27 @@ pub fn replacement(
         let Some(channel) = link.channel() else {
             continue;
         };
-        let Some(address) = citizen.address(channel).filter(|a| !a.is_empty()) else {
+        let Some(address) = citizen.reach(channel) else {
             continue;
         };
         if citizen.opted_out(channel) {
             continue;
         }
-        let mut key = dead.dedupe_key.to_owned();
+        let mut key = dead.dedupe_key.clone();
         key.push('>');
-        key.push_str(dead.channel);
+        key.push_str(dead.channel.as_str());
         return Some(NewOutbox {
             ticket_id: dead.ticket_id,
-            kind: dead.kind.to_owned(),
+            kind: dead.kind,
             dedupe_key: key,
-            recipient: "citizen".to_owned(),
-            channel: channel.as_str().to_owned(),
-            address: address.to_owned(),
-            language: dead.language.to_owned(),
-            payload: with(dead.payload, json!({"fallback_from": dead.channel})),
+            recipient: Recipient::Citizen,
+            channel,
+            address,
+            language: dead.language,
+            payload: with(
+                &dead.payload,
+                json!({"fallback_from": dead.channel.as_str()}),
+            ),
             not_before: now,
         });
     }
@@ -163,17 +172,22 @@ mod tests {
     }
     const CHAIN: [Fallback; 3] = [Fallback::Sms, Fallback::Email, Fallback::Office];
 
-    fn dead<'a>(channel: &'a str, key: &'a str, payload: &'a Value) -> DeadRow<'a> {
+    const ERROR: &str = "sms: refused (BLACKLISTED)";
+
+    fn dead(channel: &str, key: &str, payload: &Value) -> DeadRow {
         DeadRow {
             ticket_id: 7,
-            kind: "ricevuta",
-            dedupe_key: key,
-            recipient: "citizen",
-            channel,
-            language: "it",
-            payload,
-            error: "sms: refused (BLACKLISTED)",
+            kind: Kind::Ricevuta,
+            dedupe_key: key.to_owned(),
+            recipient: Recipient::Citizen,
+            channel: Channel::parse(channel).expect("a channel"),
+            language: Lang::It,
+            payload: payload.clone(),
         }
+    }
+
+    fn office() -> EmailAddress {
+        EmailAddress::parse("u@c.it").expect("an address")
     }
 
     #[test]
@@ -182,9 +196,10 @@ mod tests {
         let citizen = c(json!({"mobile": "+393471234567", "email": "a@b.it"}));
         let r = replacement(
             &dead("sms", "e1", &p),
+            ERROR,
             &citizen,
             &CHAIN,
-            "urp@c.it",
+            &office(),
             false,
             NOW,
         )
@@ -198,16 +213,17 @@ mod tests {
         // The e-mail dies too: the office is told, keyed on the original notice.
         let r2 = replacement(
             &dead("email", "e1>sms", &p),
+            ERROR,
             &citizen,
             &CHAIN,
-            "urp@c.it",
+            &office(),
             false,
             NOW,
         )
         .expect("the office is told");
-        assert_eq!(r2.kind, "cittadino_irraggiungibile");
+        assert_eq!(r2.kind, Kind::CittadinoIrraggiungibile);
         assert_eq!(r2.dedupe_key, "ricevuta:e1");
-        assert_eq!(r2.recipient, "office");
+        assert_eq!(r2.recipient, Recipient::Office);
         assert_eq!(r2.payload["failure"], "sms: refused (BLACKLISTED)");
     }
 
@@ -217,42 +233,53 @@ mod tests {
         let no_email = c(json!({"mobile": "+393471234567"}));
         let r = replacement(
             &dead("sms", "k", &p),
+            ERROR,
             &no_email,
             &CHAIN,
-            "u@c.it",
+            &office(),
             false,
             NOW,
         )
         .expect("office");
-        assert_eq!(r.kind, "cittadino_irraggiungibile");
+        assert_eq!(r.kind, Kind::CittadinoIrraggiungibile);
         let opted = c(json!({"mobile": "+393471234567", "email": "a@b.it", "opt_out": ["email"]}));
-        let r = replacement(&dead("sms", "k", &p), &opted, &CHAIN, "u@c.it", false, NOW)
-            .expect("office");
-        assert_eq!(r.recipient, "office");
+        let r = replacement(
+            &dead("sms", "k", &p),
+            ERROR,
+            &opted,
+            &CHAIN,
+            &office(),
+            false,
+            NOW,
+        )
+        .expect("office");
+        assert_eq!(r.recipient, Recipient::Office);
         // A chain email → sms → office: an e-mail that was itself a fallback from SMS does not
         // go back to SMS.
         let chain = [Fallback::Email, Fallback::Sms, Fallback::Office];
         let both = c(json!({"mobile": "+393471234567", "email": "a@b.it"}));
         let r = replacement(
             &dead("email", "k>sms", &p),
+            ERROR,
             &both,
             &chain,
-            "u@c.it",
+            &office(),
             false,
             NOW,
         )
         .expect("office");
-        assert_eq!(r.recipient, "office");
+        assert_eq!(r.recipient, Recipient::Office);
         // Staff messages never fall back; a chain without office ends quietly.
         let mut staff = dead("email", "k", &p);
-        staff.recipient = "office";
-        assert!(replacement(&staff, &both, &CHAIN, "u@c.it", false, NOW).is_none());
+        staff.recipient = Recipient::Office;
+        assert!(replacement(&staff, ERROR, &both, &CHAIN, &office(), false, NOW).is_none());
         assert!(
             replacement(
                 &dead("email", "k", &p),
+                ERROR,
                 &both,
                 &[Fallback::Sms, Fallback::Email],
-                "u@c.it",
+                &office(),
                 false,
                 NOW
             )
@@ -264,11 +291,19 @@ mod tests {
     fn held_messages_go_to_the_office_only() {
         let p = json!({});
         let both = c(json!({"mobile": "+393471234567", "email": "a@b.it"}));
-        let r =
-            replacement(&dead("sms", "k", &p), &both, &CHAIN, "u@c.it", true, NOW).expect("office");
+        let r = replacement(
+            &dead("sms", "k", &p),
+            ERROR,
+            &both,
+            &CHAIN,
+            &office(),
+            true,
+            NOW,
+        )
+        .expect("office");
         assert_eq!(
-            (r.kind.as_str(), r.dedupe_key.as_str()),
-            ("esito_incerto", "ricevuta:k")
+            (r.kind, r.dedupe_key.as_str()),
+            (Kind::EsitoIncerto, "ricevuta:k")
         );
     }
 }

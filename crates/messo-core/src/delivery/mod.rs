@@ -9,19 +9,22 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::domain::{Address, Channel, Kind, Lang, Recipient};
 use crate::time::Timestamp;
 
-/// A message owed, to be inserted (the fallback chain, `send-test`).
+/// A message owed, to be inserted (the fallback chain, replies, `send-test`). Its address is of
+/// its channel's kind ([`Address::fits`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOutbox {
     /// 0 when the message is about no ticket.
     pub ticket_id: i64,
-    pub kind: String,
+    pub kind: Kind,
     pub dedupe_key: String,
-    pub recipient: String,
-    pub channel: String,
-    pub address: String,
-    pub language: String,
+    pub recipient: Recipient,
+    pub channel: Channel,
+    pub address: Address,
+    pub language: Lang,
+    /// What the template needs.
     pub payload: Value,
     pub not_before: Timestamp,
 }
@@ -135,11 +138,11 @@ pub struct OutMessage {
     pub ticket_id: i64,
     /// The ticket number citizens know.
     pub number: String,
-    pub kind: String,
-    pub recipient: String,
-    /// `email`, `pec` or `sms`.
-    pub channel: String,
-    pub address: String,
+    pub kind: Kind,
+    pub recipient: Recipient,
+    pub channel: Channel,
+    /// Of the channel's kind: an e-mail address for e-mail and PEC, a number for SMS.
+    pub address: Address,
     pub subject: String,
     pub text: String,
     pub html: Option<String>,

@@ -9,6 +9,7 @@ use super::matching::{self, Candidate, Match, TicketFormat};
 use super::{Parsed, Route};
 use crate::delivery::NewOutbox;
 use crate::delivery::fallback::Fallback;
+use crate::domain::{Address, Channel, EmailAddress, Kind, Lang, Recipient};
 use crate::redact::mask;
 use crate::ticket::{EventBody, NewEvent};
 use crate::time::Timestamp;
@@ -22,7 +23,7 @@ pub struct InboundPolicy {
     pub opt_in_keywords: Vec<String>,
     pub hint_every_hours: u32,
     pub fallback: Vec<Fallback>,
-    pub office_email: String,
+    pub office_email: EmailAddress,
     pub office_phone: String,
     /// Whether an e-mail reply must come from an authenticated sender to resume a clock.
     pub mail_auth: MailAuthMode,
@@ -43,7 +44,7 @@ pub enum Action {
     },
     /// Tell the office (an outbox row of `kind`, keyed by `key`, carrying the reply).
     OfficeAlert {
-        kind: &'static str,
+        kind: Kind,
         ticket_id: i64,
         key: String,
         number: Option<String>,
@@ -245,7 +246,7 @@ fn unauthenticated_reply(
                 if_refused: None,
             },
             Action::OfficeAlert {
-                kind: "risposta_non_autenticata",
+                kind: Kind::RispostaNonAutenticata,
                 ticket_id: id,
                 key: key(f),
                 number: Some(number),
@@ -290,7 +291,7 @@ fn recorded_reply(f: &Facts<'_>, id: i64, waiting: bool) -> (Vec<Action>, &'stat
     }];
     if p.route == Route::Voice {
         actions.push(Action::OfficeAlert {
-            kind: "chiamata_ricevuta",
+            kind: Kind::ChiamataRicevuta,
             ticket_id: id,
             key: key(f),
             number: Some(number),
@@ -317,7 +318,7 @@ fn stranger(f: &Facts<'_>, id: i64) -> Plan {
                 if_refused: None,
             },
             Action::OfficeAlert {
-                kind: "risposta_mittente_diverso",
+                kind: Kind::RispostaMittenteDiverso,
                 ticket_id: id,
                 key: key(f),
                 number: Some(number),
@@ -341,25 +342,28 @@ fn unmatched(f: &Facts<'_>, policy: &InboundPolicy) -> Plan {
     let bucket = f.received_at.0 / (i64::from(policy.hint_every_hours.max(1)) * 3600);
     let per_sender = format!("{sender}:{bucket}");
     let mut actions = vec![Action::OfficeAlert {
-        kind: "risposta_non_abbinata",
+        kind: Kind::RispostaNonAbbinata,
         ticket_id: 0,
         key: per_sender.clone(),
         number: None,
     }];
     let hint_channel = match p.route {
-        Route::Mail => Some("email"),
-        _ if sender.starts_with('+') => Some("sms"),
+        Route::Mail => Some(Channel::Email),
+        _ if sender.starts_with('+') => Some(Channel::Sms),
         _ => None,
     };
-    if let Some(channel) = hint_channel {
+    // A sender that is not an address of its channel gets no hint: it could not be sent.
+    if let Some(channel) = hint_channel
+        && let Ok(address) = Address::parse(channel, &sender)
+    {
         actions.push(Action::Owe(NewOutbox {
             ticket_id: 0,
-            kind: "risposta_non_abbinata".to_owned(),
+            kind: Kind::RispostaNonAbbinata,
             dedupe_key: per_sender,
-            recipient: "citizen".to_owned(),
-            channel: channel.to_owned(),
-            address: sender,
-            language: "it".to_owned(),
+            recipient: Recipient::Citizen,
+            channel,
+            address,
+            language: Lang::It,
             payload: json!({
                 "number": "",
                 "example": policy.ticket_format.example(),
@@ -398,7 +402,7 @@ mod tests {
             opt_in_keywords: vec!["START".into()],
             hint_every_hours: 24,
             fallback: vec![Fallback::Email, Fallback::Office],
-            office_email: "ufficio@comune.example.it".into(),
+            office_email: EmailAddress::parse("ufficio@comune.example.it").expect("an address"),
             office_phone: "+39 06 0000".into(),
             mail_auth: MailAuthMode::Require,
         }
@@ -533,7 +537,7 @@ mod tests {
                     ..
                 },
                 Action::OfficeAlert {
-                    kind: "risposta_non_autenticata",
+                    kind: Kind::RispostaNonAutenticata,
                     ticket_id: 4,
                     ..
                 },
@@ -561,7 +565,7 @@ mod tests {
         else {
             panic!("{:?}", plan.actions)
         };
-        assert_eq!(*kind, "risposta_mittente_diverso");
+        assert_eq!(*kind, Kind::RispostaMittenteDiverso);
         assert_eq!(key, "inbound:9");
         let EventBody::Note { text } = &event.body else {
             panic!("{event:?}")
@@ -617,7 +621,7 @@ mod tests {
             [
                 Action::Record { .. },
                 Action::OfficeAlert {
-                    kind: "chiamata_ricevuta",
+                    kind: Kind::ChiamataRicevuta,
                     ..
                 }
             ]

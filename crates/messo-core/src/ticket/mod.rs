@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 pub mod record;
 
-use crate::domain::{Category, Lang, Priority};
+use crate::domain::{Address, Category, Lang, Priority};
 use crate::sla::Suspension;
 use crate::time::Timestamp;
 
@@ -126,9 +126,16 @@ impl Citizen {
         self.language.parse().unwrap_or_default()
     }
 
+    /// The citizen's address on `channel`, parsed: none when there is none, or when what is
+    /// stored is not an address the channel takes (every address is checked when a ticket is
+    /// received, by the same rules).
+    pub fn reach(&self, channel: Channel) -> Option<Address> {
+        Address::parse(channel, self.address(channel)?).ok()
+    }
+
     /// Where the citizen's notices go: the preferred channel, then the others in a fixed order,
     /// skipping channels opted out of or without an address.
-    pub fn route(&self) -> Option<(Channel, &str)> {
+    pub fn route(&self) -> Option<(Channel, Address)> {
         let order = match self.preferred_channel {
             Channel::Sms => [Channel::Sms, Channel::Email, Channel::Pec],
             Channel::Pec => [Channel::Pec, Channel::Email, Channel::Sms],
@@ -137,7 +144,7 @@ impl Citizen {
         order
             .into_iter()
             .filter(|c| !self.opted_out(*c))
-            .find_map(|c| self.address(c).map(|a| (c, a)))
+            .find_map(|c| self.reach(c).map(|a| (c, a)))
     }
 }
 
