@@ -31,6 +31,7 @@ on_both!(start;
     the_next_check_index_finds_what_came_due,
     a_result_is_written_only_under_its_own_lease,
     a_batch_of_results_and_words_is_kept_exactly,
+    a_lease_and_its_words_are_committed_together,
 );
 
 fn ticket_body(number: &str, received_at: &str, priority: &str) -> Value {
@@ -737,6 +738,108 @@ async fn a_result_is_written_only_under_its_own_lease(store: &Store) {
         .expect("state")
         .expect("row");
     assert_eq!((s.state.as_str(), s.attempts), ("delivered", 2));
+}
+
+/// The dispatcher's lease: on PostgreSQL the lease and the words of its rows are one
+/// transaction (no row is out with no words kept; a lease dropped before its commit leaves the
+/// rows due, as they were); on SQLite the lease is committed at once and stands.
+async fn a_lease_and_its_words_are_committed_together(db: &TestDb) {
+    use messo::store::NewOutbox;
+    use messo::templates::RenderedMessage;
+    let store = &db.store;
+    let t0 = ts("2026-03-02T10:15:00+01:00");
+    let rec = store
+        .tickets()
+        .create_ticket(
+            &new_ticket("W-1", "2026-03-02T10:15:00+01:00", "normale"),
+            Source::Api,
+            t0,
+        )
+        .await
+        .expect("create");
+    for i in 0..3 {
+        let owed = NewOutbox {
+            ticket_id: rec.ticket().id,
+            kind: Kind::Ricevuta,
+            dedupe_key: format!("w{i}"),
+            recipient: Recipient::Citizen,
+            channel: Channel::Email,
+            address: Address::parse(Channel::Email, &format!("w{i}@example.it"))
+                .expect("an address"),
+            language: Lang::It,
+            payload: json!({"number": "W-1"}),
+            not_before: t0,
+        };
+        store
+            .outbox()
+            .insert_message(&owed, t0)
+            .await
+            .expect("insert");
+    }
+    let words = |id: i64| RenderedMessage {
+        subject: format!("Ricevuta {id}"),
+        text: "Gentile cittadino, la pratica è registrata.".to_owned(),
+        html: Some("<p>È registrata.</p>".repeat(800)),
+        template: "cittadino/ricevuta/it".to_owned(),
+        version: 1,
+    };
+    let outbox = store.outbox();
+    let (mut lease, leased) = outbox.begin_lease(t0, 10, 60, None).await.expect("lease");
+    assert_eq!(leased.rows.len(), 3);
+    // Words of about 15 KB each: more than one statement carries them.
+    let kept: Vec<(i64, RenderedMessage)> =
+        leased.rows.iter().map(|r| (r.id, words(r.id))).collect();
+    lease.save_rendered(&kept).await.expect("words");
+    // While the lease is open, another dispatcher takes none of its rows.
+    assert!(
+        outbox
+            .lease_outbox(t0, 10, 60, None)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    drop(lease);
+    let again = outbox.lease_outbox(t0, 10, 60, None).await.expect("lease");
+    match db.backend {
+        Backend::Postgres => {
+            // Undone: the rows are due as they were, not in doubt, with no words kept.
+            let seen: Vec<(i64, bool, bool)> = again
+                .rows
+                .iter()
+                .map(|r| (r.attempts, r.in_doubt, r.rendered.is_some()))
+                .collect();
+            assert_eq!(seen, vec![(1, false, false); 3]);
+        }
+        Backend::Sqlite => {
+            // Committed at once: the lease stands, and once it expires the rows come back in
+            // doubt with the words first kept.
+            assert!(again.is_empty());
+            let back = outbox
+                .lease_outbox(t0.plus(61), 10, 60, None)
+                .await
+                .expect("lease");
+            for r in &back.rows {
+                assert_eq!((r.attempts, r.in_doubt), (2, true));
+                assert_eq!(r.rendered.as_ref(), Some(&words(r.id)));
+            }
+            assert_eq!(back.rows.len(), 3);
+        }
+    }
+    // Committed, the words are there for every later attempt.
+    let (mut lease, leased) = outbox
+        .begin_lease(t0.plus(200), 10, 60, None)
+        .await
+        .expect("lease");
+    assert_eq!(leased.rows.len(), 3);
+    let kept: Vec<(i64, RenderedMessage)> =
+        leased.rows.iter().map(|r| (r.id, words(r.id))).collect();
+    lease.save_rendered(&kept).await.expect("words");
+    lease.commit().await.expect("commit");
+    for (id, w) in &kept {
+        let (row, state) = outbox.outbox_row(*id).await.expect("read").expect("row");
+        assert_eq!(row.expect("readable").rendered.as_ref(), Some(w));
+        assert_eq!(state, "sending");
+    }
 }
 
 /// The dispatcher's two batched writes, with more rows than one PostgreSQL statement carries:

@@ -6,7 +6,7 @@
 //! leased again *in doubt*, which the channel settles without a blind resend (an SMS provider
 //! is asked about the order id; an e-mail is resent with the same Message-ID and counted).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -28,7 +28,7 @@ use crate::domain::{EmailAddress, Kind, Recipient};
 use crate::metrics::Metrics;
 use crate::portal::LinkMaker;
 use crate::redact::{mask, mask_text};
-use crate::store::{AttemptRecord, Finished, OutboxRow, Store, StoreError, UnreadableRow};
+use crate::store::{AttemptRecord, Finished, Lease, OutboxRow, Store, StoreError, UnreadableRow};
 use crate::templates::{Audience, Catalog, STATUS_URL, Settings, Templates};
 use crate::time::Clock;
 use crate::time::Timestamp;
@@ -140,6 +140,11 @@ async fn finished<T>(work: &mut Pending<'_, T>) -> Result<T, StoreError> {
         None => std::future::pending().await,
     }
 }
+
+/// Rows in flight (leased, sending, or waiting to be written) per message the channels may
+/// send at once: enough that a lease, a render and a write of results overlap the sends and
+/// their round trips to the database are paid for many rows at once.
+const ROWS_PER_SLOT: usize = 4;
 
 /// Results written per transaction at most.
 const FLUSH_ROWS: usize = 256;
@@ -264,7 +269,16 @@ impl Dispatcher {
     }
 
     fn capacity(&self) -> usize {
-        self.channels.concurrency().clamp(8, 1024) * 2
+        self.channels.concurrency().clamp(8, 1024) * ROWS_PER_SLOT
+    }
+
+    /// Leases under way at once: on PostgreSQL two, so that one's round trips overlap the
+    /// other's (they skip each other's rows); SQLite has one writer, where a second would wait.
+    fn leases_at_once(&self) -> usize {
+        match self.store.backend() {
+            crate::store::Backend::Postgres => 2,
+            crate::store::Backend::Sqlite => 1,
+        }
     }
 
     fn ready_channels(&self, now: Instant) -> Vec<ChannelName> {
@@ -276,6 +290,10 @@ impl Dispatcher {
     /// Three kinds of work overlap: the sends; the lease of the next batch (lease, render, keep
     /// the words: a row goes out only once that is committed); and the write of finished
     /// results. At most one lease and one write are under way at a time.
+    ///
+    /// Long because it is one `select!` loop: its state (the lease and the write under way,
+    /// the sends, the results waiting) is shared by every arm, and split it would only move
+    /// into a struct that every arm borrows whole.
     pub async fn drain(
         self: &Arc<Self>,
         clock: &Clock,
@@ -285,27 +303,35 @@ impl Dispatcher {
         let mut report = DispatchReport::default();
         let mut set: JoinSet<(OutboxRow, Sent)> = JoinSet::new();
         let mut done: Vec<(OutboxRow, Sent)> = Vec::new();
-        // The next batch being leased (and how many rows it asked for); results being written.
-        let mut leasing: Pending<'_, Batch> = None;
-        let mut want = 0;
+        // The batches being leased, how many rows each asked for and all of them together;
+        // results being written.
+        let mut leases: JoinSet<Result<Batch, StoreError>> = JoinSet::new();
+        let mut asked: HashMap<tokio::task::Id, usize> = HashMap::new();
+        let mut asking = 0;
         let mut writing: Pending<'_, DispatchReport> = None;
         let mut leased: u64 = 0;
         let mut exhausted = false;
         let mut last_flush = Instant::now();
         let mut fallbacks_seen = 0;
         loop {
-            if leasing.is_none()
+            if leases.len() < self.leases_at_once()
                 && !exhausted
-                && set.len() <= cap / 2
-                && leased < max
+                && set.len() + asking <= cap / 2
+                && leased + (asking as u64) < max
                 && !self.stopping.load(Ordering::SeqCst)
             {
                 let channels = self.ready_channels(Instant::now());
                 if channels.is_empty() {
                     exhausted = true;
                 } else {
-                    want = (cap - set.len()).min((max - leased) as usize).max(1);
-                    leasing = Some(Box::pin(self.lease_batch(clock, want, channels)));
+                    let want = (cap - set.len() - asking)
+                        .min((max - leased) as usize - asking)
+                        .max(1);
+                    let (me, clock) = (Arc::clone(self), Arc::clone(clock));
+                    let task =
+                        leases.spawn(async move { me.lease_batch(&clock, want, channels).await });
+                    asked.insert(task.id(), want);
+                    asking += want;
                 }
             }
             if writing.is_none()
@@ -319,7 +345,7 @@ impl Dispatcher {
                 }));
                 last_flush = Instant::now();
             }
-            if set.is_empty() && leasing.is_none() && writing.is_none() {
+            if set.is_empty() && leases.is_empty() && writing.is_none() {
                 // Replacements owed by the fallback chain go out in the same drain.
                 self.flush(std::mem::take(&mut done), clock(), &mut report)
                     .await?;
@@ -335,9 +361,22 @@ impl Dispatcher {
             }
             let flush_at = tokio::time::Instant::from_std(last_flush + FLUSH_EVERY);
             tokio::select! {
-                r = finished(&mut leasing) => {
-                    leasing = None;
-                    let batch = r?;
+                Some(r) = leases.join_next_with_id() => {
+                    let id = match &r {
+                        Ok((id, _)) => *id,
+                        Err(e) => e.id(),
+                    };
+                    let want = asked.remove(&id).unwrap_or(0);
+                    asking -= want;
+                    let batch = match r {
+                        Ok((_, batch)) => batch?,
+                        Err(e) => {
+                            // A lease task panicked: what it leased comes back when the lease
+                            // expires (on PostgreSQL it was undone).
+                            tracing::error!(error = %e, "a lease task failed");
+                            continue;
+                        }
+                    };
                     if batch.leased < want {
                         exhausted = true;
                     }
@@ -384,18 +423,22 @@ impl Dispatcher {
         want: usize,
         channels: Vec<ChannelName>,
     ) -> Result<Batch, StoreError> {
-        let lease = self
-            .store
-            .outbox()
-            .lease_outbox(clock(), want as i64, self.policy.lease_s, Some(&channels))
+        let outbox = self.store.outbox();
+        let (mut lease, leased_rows) = outbox
+            .begin_lease(clock(), want as i64, self.policy.lease_s, Some(&channels))
             .instrument(tracing::info_span!("lease", want))
             .await?;
-        let leased = lease.len();
-        let unreadable = self.end_unreadable(lease.unreadable, clock()).await?;
-        let rows = lease.rows;
+        let leased = leased_rows.len();
+        let rows = leased_rows.rows;
         let mut ended = Vec::new();
         let opted_out = self.opted_out(&rows).await?;
-        let rows = self.render_rows(rows, clock(), &mut ended).await?;
+        let rows = self
+            .render_rows(rows, clock(), &mut lease, &mut ended)
+            .await?;
+        // The rows may go out from here; the unreadable ones are ended after the lease is
+        // committed (on PostgreSQL its transaction holds their locks until then).
+        lease.commit().await?;
+        let unreadable = self.end_unreadable(leased_rows.unreadable, clock()).await?;
         let mut ready = Vec::with_capacity(rows.len());
         for row in rows {
             if row.channel == ChannelName::Sms
@@ -438,13 +481,14 @@ impl Dispatcher {
         Ok(self.store.inbound().opted_out(&numbers).await?)
     }
 
-    /// Renders the rows that have no words yet and keeps the words in the store before any
-    /// attempt, so every attempt (and a restart) sends the same text whatever is published
+    /// Renders the rows that have no words yet and keeps the words in the store (with the
+    /// lease) before any attempt, so every attempt (and a restart) sends the same text whatever is published
     /// meanwhile. A row that cannot be rendered dies (it is listed in `done`).
     async fn render_rows(
         &self,
         rows: Vec<OutboxRow>,
         now: Timestamp,
+        lease: &mut Lease<'_>,
         done: &mut Vec<(OutboxRow, Sent)>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let mut fresh = Vec::new();
@@ -495,7 +539,7 @@ impl Dispatcher {
             out.push(row);
         }
         if !fresh.is_empty() {
-            self.store.outbox().save_rendered(&fresh).await?;
+            lease.save_rendered(&fresh).await?;
         }
         Ok(out)
     }
@@ -605,117 +649,105 @@ impl Dispatcher {
         } else {
             self.store.outbox().citizens(&needs_citizen).await?
         };
-        let mut finished = Vec::with_capacity(done.len());
-        for ((row, sent), step) in done.iter().zip(steps) {
-            let attempts: Vec<AttemptRecord> = sent
-                .attempts
-                .iter()
-                .map(|a| AttemptRecord {
-                    provider: a.provider.clone(),
-                    outcome: a.outcome.label(),
-                    code: a.outcome.code().map(str::to_owned),
-                    provider_id: match &a.outcome {
-                        Outcome::Delivered { provider_id, .. } => provider_id.clone(),
-                        _ => None,
-                    },
-                    error: a.outcome.reason().map(str::to_owned),
-                    started_at_ms: a.started_at_ms,
-                    latency_ms: a.latency_ms,
-                })
-                .collect();
-            let mut f = Finished {
-                id: row.id,
-                lease_token: row.lease_token,
-                attempt: row.attempts,
-                channel: row.channel.as_str().to_owned(),
-                attempts,
-                state: "retry",
-                not_before: None,
-                error: None,
-                provider: None,
-                provider_id: None,
-                in_doubt: row.in_doubt,
-                resent: sent.resent,
-                refund: false,
-                delivered_at: None,
-                replacement: None,
-            };
-            let masked = mask(row.address.as_str());
-            match step {
-                Step::Delivered {
-                    provider,
-                    provider_id,
-                } => {
-                    f.state = "delivered";
-                    f.delivered_at = Some(now);
-                    f.in_doubt = false;
-                    tracing::debug!(outbox_id = row.id, kind = %row.kind, to = %masked, provider = %provider, "delivered");
-                    f.provider = Some(provider);
-                    f.provider_id = provider_id;
-                    report.delivered += 1;
-                }
-                Step::Retry {
-                    at,
-                    error,
-                    in_doubt,
-                } => {
-                    f.not_before = Some(at);
-                    f.in_doubt = row.in_doubt || in_doubt;
-                    tracing::info!(outbox_id = row.id, kind = %row.kind, to = %masked, attempt = row.attempts, retry_at = at.0, error = %mask_text(&error), "will retry");
-                    f.error = Some(error);
-                    report.failed += 1;
-                }
-                Step::Deferred { at } => {
-                    f.not_before = Some(at);
-                    f.refund = true;
-                    report.deferred += 1;
-                }
-                Step::Dead { error } => {
-                    f.state = "dead";
-                    report.dead += 1;
-                    report.failed += 1;
-                    f.replacement = self.replacement_for(row, &error, &citizens, false, now);
-                    tracing::warn!(outbox_id = row.id, kind = %row.kind, to = %masked, error = %mask_text(&error), fallback = f.replacement.as_ref().map(|r| r.channel.as_str()), "dead");
-                    f.error = Some(error);
-                }
-                Step::Uncertain { error } => {
-                    f.state = "uncertain";
-                    f.in_doubt = true;
-                    report.uncertain += 1;
-                    report.failed += 1;
-                    f.replacement = self.replacement_for(row, &error, &citizens, true, now);
-                    tracing::warn!(outbox_id = row.id, kind = %row.kind, to = %masked, error = %mask_text(&error), "outcome unknown: held for the office");
-                    f.error = Some(error);
-                }
-            }
-            if f.replacement.is_some() {
-                report.fallbacks += 1;
-            }
-            if f.resent {
-                report.resent += 1;
-            }
-            finished.push(f);
-        }
+        let finished: Vec<Finished> = done
+            .iter()
+            .zip(steps)
+            .map(|((row, sent), step)| self.result_of(row, sent, step, &citizens, now, report))
+            .collect();
         self.store.outbox().finish(now, &finished).await?;
+        self.count(&finished);
+        Ok(())
+    }
+
+    /// What is written for `row`, sent as `sent`, whose next step is `step`; counted in
+    /// `report` and logged (masked).
+    fn result_of(
+        &self,
+        row: &OutboxRow,
+        sent: &Sent,
+        step: Step,
+        citizens: &std::collections::HashMap<i64, crate::ticket::Citizen>,
+        now: Timestamp,
+        report: &mut DispatchReport,
+    ) -> Finished {
+        let mut f = blank_result(row, sent);
+        let masked = mask(row.address.as_str());
+        match step {
+            Step::Delivered {
+                provider,
+                provider_id,
+            } => {
+                f.state = "delivered";
+                f.delivered_at = Some(now);
+                f.in_doubt = false;
+                tracing::debug!(outbox_id = row.id, kind = %row.kind, to = %masked, provider = %provider, "delivered");
+                f.provider = Some(provider);
+                f.provider_id = provider_id;
+                report.delivered += 1;
+            }
+            Step::Retry {
+                at,
+                error,
+                in_doubt,
+            } => {
+                f.not_before = Some(at);
+                f.in_doubt = row.in_doubt || in_doubt;
+                tracing::info!(outbox_id = row.id, kind = %row.kind, to = %masked, attempt = row.attempts, retry_at = at.0, error = %mask_text(&error), "will retry");
+                f.error = Some(error);
+                report.failed += 1;
+            }
+            Step::Deferred { at } => {
+                f.not_before = Some(at);
+                f.refund = true;
+                report.deferred += 1;
+            }
+            Step::Dead { error } => {
+                f.state = "dead";
+                report.dead += 1;
+                report.failed += 1;
+                f.replacement = self.replacement_for(row, &error, citizens, false, now);
+                tracing::warn!(outbox_id = row.id, kind = %row.kind, to = %masked, error = %mask_text(&error), fallback = f.replacement.as_ref().map(|r| r.channel.as_str()), "dead");
+                f.error = Some(error);
+            }
+            Step::Uncertain { error } => {
+                f.state = "uncertain";
+                f.in_doubt = true;
+                report.uncertain += 1;
+                report.failed += 1;
+                f.replacement = self.replacement_for(row, &error, citizens, true, now);
+                tracing::warn!(outbox_id = row.id, kind = %row.kind, to = %masked, error = %mask_text(&error), "outcome unknown: held for the office");
+                f.error = Some(error);
+            }
+        }
+        if f.replacement.is_some() {
+            report.fallbacks += 1;
+        }
+        if f.resent {
+            report.resent += 1;
+        }
+        f
+    }
+
+    /// Counts written results in the metrics.
+    fn count(&self, finished: &[Finished]) {
         let m = &self.metrics;
         m.delivered_total
-            .inc_by(report_delta(&finished, "delivered"));
+            .inc_by(report_delta(finished, "delivered"));
         m.failed_total.inc_by(
             finished
                 .iter()
                 .filter(|f| f.state != "delivered" && !f.refund)
                 .count() as u64,
         );
-        m.dead_total.inc_by(report_delta(&finished, "dead"));
+        m.dead_total.inc_by(report_delta(finished, "dead"));
         m.uncertain_total
-            .inc_by(report_delta(&finished, "uncertain"));
+            .inc_by(report_delta(finished, "uncertain"));
         m.resent_total
             .inc_by(finished.iter().filter(|f| f.resent).count() as u64);
         m.fallback_total
             .inc_by(finished.iter().filter(|f| f.replacement.is_some()).count() as u64);
         m.attempts_total
             .inc_by(finished.iter().map(|f| f.attempts.len() as u64).sum());
-        Ok(())
     }
 
     fn replacement_for(
@@ -941,6 +973,44 @@ impl DispatchReport {
         self.fallbacks += o.fallbacks;
         self.resent += o.resent;
         self.deferred += o.deferred;
+    }
+}
+
+/// The result of `row`, sent as `sent`, before its next step is known: every attempt, and the
+/// row still to retry.
+fn blank_result(row: &OutboxRow, sent: &Sent) -> Finished {
+    let attempts = sent
+        .attempts
+        .iter()
+        .map(|a| AttemptRecord {
+            provider: a.provider.clone(),
+            outcome: a.outcome.label(),
+            code: a.outcome.code().map(str::to_owned),
+            provider_id: match &a.outcome {
+                Outcome::Delivered { provider_id, .. } => provider_id.clone(),
+                _ => None,
+            },
+            error: a.outcome.reason().map(str::to_owned),
+            started_at_ms: a.started_at_ms,
+            latency_ms: a.latency_ms,
+        })
+        .collect();
+    Finished {
+        id: row.id,
+        lease_token: row.lease_token,
+        attempt: row.attempts,
+        channel: row.channel.as_str().to_owned(),
+        attempts,
+        state: "retry",
+        not_before: None,
+        error: None,
+        provider: None,
+        provider_id: None,
+        in_doubt: row.in_doubt,
+        resent: sent.resent,
+        refund: false,
+        delivered_at: None,
+        replacement: None,
     }
 }
 

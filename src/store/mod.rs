@@ -32,7 +32,7 @@ pub use inbound::{
 };
 pub use monitor::{AtRisk, MonitorError};
 pub use outbox::{
-    AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, Leased,
+    AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, Lease, Leased,
     NewOutbox, OutboxError, OutboxRow, Receipt, UnreadableRow,
 };
 pub use portal::{PortalError, PortalTicket};

@@ -136,6 +136,36 @@ impl Leased {
     }
 }
 
+/// A lease not yet free to go out (see `Outbox::begin_lease`). Dropped without `commit`, it is
+/// undone on PostgreSQL (the rows stay due); on SQLite it stands and expires.
+pub struct Lease<'a> {
+    store: &'a super::Store,
+    tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+}
+
+impl Lease<'_> {
+    /// Keeps the words of the leased rows `rows` (see `Outbox::save_rendered`), inside the
+    /// lease's transaction on PostgreSQL.
+    pub async fn save_rendered(
+        &mut self,
+        rows: &[(i64, RenderedMessage)],
+    ) -> Result<(), OutboxError> {
+        let outbox = Outbox { store: self.store };
+        match &mut self.tx {
+            Some(tx) => outbox.save_rendered_in(tx, rows).await,
+            None => outbox.save_rendered(rows).await,
+        }
+    }
+
+    /// Ends the lease's transaction: from here its rows may go out.
+    pub async fn commit(self) -> Result<(), OutboxError> {
+        if let Some(tx) = self.tx {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
 pub use messo_core::delivery::NewOutbox;
 
 /// A receipt about a sent message (a PEC receipt, a provider's delivery report).
@@ -656,9 +686,9 @@ impl Outbox<'_> {
 
     /// Leases up to `limit` outbox rows that may go out at `now` (pending, retry, or a lease
     /// that expired because its holder stopped) for `lease_s` seconds, on the given channels
-    /// only (`None`: all). A row whose lease expired is leased `in_doubt`: its earlier attempt
-    /// may have gone through. A row with a stored value that no longer parses is leased too,
-    /// among the unreadable ones, for the dispatcher to end.
+    /// only (`None`: all), and commits the lease. A row whose lease expired is leased
+    /// `in_doubt`: its earlier attempt may have gone through. A row with a stored value that no
+    /// longer parses is leased too, among the unreadable ones, for the dispatcher to end.
     pub async fn lease_outbox(
         &self,
         now: Timestamp,
@@ -666,20 +696,75 @@ impl Outbox<'_> {
         lease_s: i64,
         channels: Option<&[Channel]>,
     ) -> Result<Leased, OutboxError> {
+        let (lease, rows) = self.begin_lease(now, limit, lease_s, channels).await?;
+        lease.commit().await?;
+        Ok(rows)
+    }
+
+    /// Leases as `lease_outbox` does, and leaves the lease open for the words of its rows
+    /// (`Lease::save_rendered`) until `Lease::commit`. On PostgreSQL the lease and the words
+    /// are one transaction: one commit for the batch, and a row is never leased without the
+    /// words it goes out with. On SQLite the lease is committed at once and the words are a
+    /// statement of their own (the one writer is not held while the rows are rendered).
+    pub async fn begin_lease(
+        &self,
+        now: Timestamp,
+        limit: i64,
+        lease_s: i64,
+        channels: Option<&[Channel]>,
+    ) -> Result<(Lease<'_>, Leased), OutboxError> {
+        let sql = self.lease_sql(channels.map_or(0, <[Channel]>::len));
+        let token = (getrandom::u64().unwrap_or(now.0 as u64) >> 1) as i64;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now.0 + lease_s)
+            .bind(token)
+            .bind(now.0)
+            .bind(now.0)
+            .bind(now.0);
+        for c in channels.unwrap_or(&[]) {
+            q = q.bind(c.as_str());
+        }
+        q = q.bind(limit);
+        let (tx, rows) = match self.store.backend {
+            Backend::Sqlite => (None, q.fetch_all(&self.store.pool).await?),
+            Backend::Postgres => {
+                let mut tx = self.store.pool.begin().await?;
+                let rows = q.fetch_all(&mut *tx).await?;
+                (Some(tx), rows)
+            }
+        };
+        // `attempts` is already counted: it is this attempt's number.
+        let mut out = Leased::default();
+        for r in &rows {
+            match outbox_row_from(r, token)? {
+                Ok(row) => out.rows.push(row),
+                Err(u) => out.unreadable.push(u),
+            }
+        }
+        out.rows.sort_by_key(|r| (r.not_before, r.id));
+        let lease = Lease {
+            store: self.store,
+            tx,
+        };
+        Ok((lease, out))
+    }
+
+    /// The statement that claims and leases (SET expressions read the old row: a row still
+    /// `sending` is one whose lease expired, so it comes back in doubt). Parameters are in the
+    /// order they appear in the text (SQLite binds `?` by position): lease end, token, now ×3,
+    /// the channels, the limit.
+    fn lease_sql(&self, n_channels: usize) -> String {
         let lock = match self.store.backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         };
-        // One statement: claim and lease (SET expressions read the old row: a row still
-        // `sending` is one whose lease expired, so it comes back in doubt). Parameters are in
-        // the order they appear in the text (SQLite binds `?` by position).
-        let n_channels = channels.map_or(0, <[Channel]>::len);
         let ph = self.store.placeholders(1, 6 + n_channels);
-        let filter = match channels {
-            Some(_) => format!(" AND channel IN ({})", ph[5..5 + n_channels].join(", ")),
-            None => String::new(),
+        let filter = if n_channels > 0 {
+            format!(" AND channel IN ({})", ph[5..5 + n_channels].join(", "))
+        } else {
+            String::new()
         };
-        let sql = format!(
+        format!(
             "UPDATE outbox SET in_doubt = CASE WHEN state = 'sending' THEN 1 ELSE in_doubt END, \
              state = 'sending', lease_until = {}, lease_token = {}, attempts = attempts + 1, \
              updated_at = {} WHERE id IN (SELECT id FROM outbox \
@@ -693,28 +778,7 @@ impl Outbox<'_> {
             ph[3],
             ph[4],
             ph[ph.len() - 1]
-        );
-        let token = (getrandom::u64().unwrap_or(now.0 as u64) >> 1) as i64;
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now.0 + lease_s)
-            .bind(token)
-            .bind(now.0)
-            .bind(now.0)
-            .bind(now.0);
-        for c in channels.unwrap_or(&[]) {
-            q = q.bind(c.as_str());
-        }
-        let rows = q.bind(limit).fetch_all(&self.store.pool).await?;
-        // `attempts` is already counted: it is this attempt's number.
-        let mut out = Leased::default();
-        for r in &rows {
-            match outbox_row_from(r, token)? {
-                Ok(row) => out.rows.push(row),
-                Err(u) => out.unreadable.push(u),
-            }
-        }
-        out.rows.sort_by_key(|r| (r.not_before, r.id));
-        Ok(out)
+        )
     }
 
     /// Makes every lease expire at once, so the rows are leased again at the next pass, in
@@ -737,9 +801,10 @@ impl Outbox<'_> {
     /// its replacement are committed together; on SQLite the whole batch is one transaction.
     ///
     /// The rows travel as one JSON text per statement (see `json_rows`). On PostgreSQL each
-    /// statement stays near `PG_STATEMENT_BYTES`, and a chunk whose rows owe no replacement is a
-    /// single statement (the attempts are inserted by a data-modifying `WITH`): one round trip
-    /// and one commit, no `BEGIN`.
+    /// statement stays near `PG_STATEMENT_BYTES` (the attempts are inserted by a data-modifying
+    /// `WITH`) and the batch is one transaction: one commit however many statements carry it.
+    /// A batch that fits one statement and owes no replacement is that statement alone: one
+    /// round trip, no `BEGIN`.
     pub async fn finish(&self, now: Timestamp, done: &[Finished]) -> Result<(), OutboxError> {
         if done.is_empty() {
             return Ok(());
@@ -776,26 +841,27 @@ impl Outbox<'_> {
                     self.store.json_rows(2, "a", ATTEMPT_TYPES),
                     self.finish_update_sql(1, 3)
                 );
-                for run in runs_by_bytes(&sizes, PG_STATEMENT_BYTES) {
-                    let rows = &encoded[run.clone()];
-                    let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                let runs = runs_by_bytes(&sizes, PG_STATEMENT_BYTES);
+                let statement = |run: std::ops::Range<usize>| {
+                    let rows = &encoded[run];
+                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(now.0)
                         .bind(join_json(rows.iter().map(|(a, _)| a.as_str())))
-                        .bind(join_json(rows.iter().map(|(_, u)| u.as_str())));
-                    let owed: Vec<&NewOutbox> = done[run]
-                        .iter()
-                        .filter_map(|f| f.replacement.as_ref())
-                        .collect();
-                    if owed.is_empty() {
-                        q.execute(&self.store.pool).await?;
-                    } else {
-                        let mut tx = self.store.pool.begin().await?;
-                        q.execute(&mut *tx).await?;
-                        for n in owed {
-                            insert_outbox(&mut tx, n, now).await?;
-                        }
-                        tx.commit().await?;
+                        .bind(join_json(rows.iter().map(|(_, u)| u.as_str())))
+                };
+                let owes = done.iter().any(|f| f.replacement.is_some());
+                if runs.len() == 1 && !owes {
+                    statement(0..done.len()).execute(&self.store.pool).await?;
+                } else {
+                    // One commit for the batch, however many statements carry it.
+                    let mut tx = self.store.pool.begin().await?;
+                    for run in runs {
+                        statement(run).execute(&mut *tx).await?;
                     }
+                    for n in done.iter().filter_map(|f| f.replacement.as_ref()) {
+                        insert_outbox(&mut tx, n, now).await?;
+                    }
+                    tx.commit().await?;
                 }
             }
         }
@@ -1202,42 +1268,42 @@ fn finished_json(f: &Finished) -> (String, String) {
     (attempts, state)
 }
 
+/// `[id, words]` as JSON text, per row.
+fn words_items(rows: &[(i64, RenderedMessage)]) -> Result<Vec<String>, OutboxError> {
+    rows.iter()
+        .map(|(id, r)| {
+            serde_json::to_string(r)
+                .map(|t| format!("[{id},{t}]"))
+                .map_err(|e| OutboxError::Corrupt(format!("outbox {id}: {e}")))
+        })
+        .collect()
+}
+
 impl Outbox<'_> {
     /// Keeps the words each leased message goes out with, unless it already has them. The rows
     /// travel as one JSON text per statement (`[[id, words], …]`). Each row's words are written
     /// by one statement, committed when this returns; no row depends on another, so there is no
     /// transaction around them. SQLite takes them all in one statement; PostgreSQL in
     /// statements of about `PG_STATEMENT_BYTES` (an e-mail's words are ~2.6 KB), a few at once
-    /// on separate connections.
+    /// on separate connections. (The dispatcher writes them inside its lease instead:
+    /// `Lease::save_rendered`.)
     pub async fn save_rendered(&self, rows: &[(i64, RenderedMessage)]) -> Result<(), OutboxError> {
         /// PostgreSQL statements in flight at once.
         const LANES: usize = 4;
-        let items = rows
-            .iter()
-            .map(|(id, r)| {
-                serde_json::to_string(r)
-                    .map(|t| format!("[{id},{t}]"))
-                    .map_err(|e| OutboxError::Corrupt(format!("outbox {id}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let sql = format!(
-            "UPDATE outbox SET rendered = w.words FROM {} \
-             WHERE outbox.id = w.id AND outbox.rendered IS NULL",
-            self.store
-                .json_rows(1, "w", &[("id", "bigint"), ("words", "json")])
-        );
+        let items = words_items(rows)?;
+        let sql = self.words_sql();
         let statement = |items: &[String]| {
             sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(super::outbox::join_json(items.iter().map(String::as_str)))
+                .bind(join_json(items.iter().map(String::as_str)))
                 .execute(&self.store.pool)
         };
         match self.store.backend {
-            super::Backend::Sqlite => {
+            Backend::Sqlite => {
                 statement(&items).await?;
             }
-            super::Backend::Postgres => {
+            Backend::Postgres => {
                 let sizes: Vec<usize> = items.iter().map(String::len).collect();
-                let runs = super::outbox::runs_by_bytes(&sizes, super::outbox::PG_STATEMENT_BYTES);
+                let runs = runs_by_bytes(&sizes, PG_STATEMENT_BYTES);
                 for lanes in runs.chunks(LANES) {
                     futures_util::future::try_join_all(
                         lanes.iter().map(|run| statement(&items[run.clone()])),
@@ -1247,6 +1313,57 @@ impl Outbox<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `save_rendered` on one PostgreSQL connection (a transaction under way): the statements
+    /// one after the other, committed with it. Each row's words are two plain parameters (its
+    /// id, its words as text), not an element of one JSON text: the server then parses no
+    /// JSON, which was a tenth of its work while e-mail was sent (the HTML is most of the
+    /// words).
+    async fn save_rendered_in(
+        &self,
+        conn: &mut AnyConnection,
+        rows: &[(i64, RenderedMessage)],
+    ) -> Result<(), OutboxError> {
+        let words = rows
+            .iter()
+            .map(|(id, r)| {
+                serde_json::to_string(r)
+                    .map(|t| (*id, t))
+                    .map_err(|e| OutboxError::Corrupt(format!("outbox {id}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sizes: Vec<usize> = words.iter().map(|(_, t)| t.len() + 24).collect();
+        for run in runs_by_bytes(&sizes, PG_STATEMENT_BYTES) {
+            let run = &words[run];
+            let whens: String = (0..run.len())
+                .map(|i| format!(" WHEN ${}::bigint THEN ${}::text", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let ids = (0..run.len())
+                .map(|i| format!("${}::bigint", 2 * i + 1))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE outbox SET rendered = CASE id{whens} END \
+                 WHERE id IN ({ids}) AND rendered IS NULL"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, text) in run {
+                q = q.bind(*id).bind(text.as_str());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// The statement that writes words from the JSON text in parameter 1.
+    fn words_sql(&self) -> String {
+        format!(
+            "UPDATE outbox SET rendered = w.words FROM {} \
+             WHERE outbox.id = w.id AND outbox.rendered IS NULL",
+            self.store
+                .json_rows(1, "w", &[("id", "bigint"), ("words", "json")])
+        )
     }
 
     /// Queues a test message already rendered (kind `prova`, about no ticket); returns its id.
