@@ -12,6 +12,7 @@ pub mod engine;
 pub mod inbound;
 pub mod locale;
 pub mod redact;
+pub mod reports;
 pub mod sla;
 pub mod sms;
 pub mod ticket;
