@@ -8,7 +8,9 @@
 //!   process, each in a memory buffer kept for reuse: the memory argon2 may hold is that number
 //!   × its memory cost (19 MiB), however many requests ask. Requests beyond a short queue are
 //!   answered 503 at once instead of waiting.
-//! - Checks that miss the cache are limited per token id and client address before any hashing.
+//! - Checks that miss the cache are limited per token id and client address before any hashing,
+//!   and made one at a time per token id: requests arriving together with a valid token not yet
+//!   remembered wait for the first check, which remembers it for all of them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -394,6 +396,10 @@ pub struct TokenBook {
     tokens: HashMap<String, ApiToken>,
     verified: Verified<String>,
     misses: KeyedLimit<(String, IpAddr)>,
+    /// One check at a time per token id: requests that come together with a token not yet
+    /// verified (a client opening its connections) wait for the first check instead of each
+    /// counting as a miss and being refused 429.
+    checking: HashMap<String, tokio::sync::Mutex<()>>,
     /// argon2 verifications this book asked for (tests and metrics).
     verifications: AtomicU64,
 }
@@ -421,6 +427,10 @@ impl TokenBook {
     /// A book whose per-address miss limiter remembers at most `max_keys` clients.
     pub fn with_limit(tokens: Vec<ApiToken>, max_keys: usize) -> TokenBook {
         TokenBook {
+            checking: tokens
+                .iter()
+                .map(|t| (t.id.clone(), tokio::sync::Mutex::new(())))
+                .collect(),
             tokens: tokens.into_iter().map(|t| (t.id.clone(), t)).collect(),
             verified: Verified::default(),
             misses: KeyedLimit::per_minute(MISSES_PER_MINUTE, max_keys),
@@ -460,15 +470,23 @@ impl TokenBook {
             return Err(unauthorized("unknown token"));
         };
         let digest = token_digest(&token);
-        if self.verified.get(&digest).as_deref() != Some(id) {
-            if !self.misses.check(&(id.to_owned(), peer)) {
-                return Err(too_many_misses());
+        let known = || self.verified.get(&digest).as_deref() == Some(id);
+        if !known() {
+            let _one = match self.checking.get(id) {
+                Some(m) => Some(m.lock().await),
+                None => None,
+            };
+            // Verified meanwhile by the request this one waited for.
+            if !known() {
+                if !self.misses.check(&(id.to_owned(), peer)) {
+                    return Err(too_many_misses());
+                }
+                self.verifications.fetch_add(1, Ordering::Relaxed);
+                if !verify(token.clone(), t.hash.clone()).await? {
+                    return Err(unauthorized("unknown token"));
+                }
+                self.verified.insert(digest, id.to_owned());
             }
-            self.verifications.fetch_add(1, Ordering::Relaxed);
-            if !verify(token.clone(), t.hash.clone()).await? {
-                return Err(unauthorized("unknown token"));
-            }
-            self.verified.insert(digest, id.to_owned());
         }
         if !t.scopes.contains(&scope) {
             return Err(Problem::new(

@@ -637,27 +637,20 @@ impl Outbox<'_> {
             Backend::Postgres => 50,
         };
         for chunk in updates.chunks(chunk_size) {
-            let rows = (0..chunk.len())
-                .map(|i| {
-                    let b = 5 * i;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5
-                    )
-                })
+            // Positional `?` on SQLite: it looks `$n` names up in a list, once per bound
+            // parameter, which is quadratic over a 2,501-parameter statement (9 % of a pass).
+            let ph = self.store.placeholders(1, 5 * chunk.len() + 1);
+            let rows = ph[..5 * chunk.len()]
+                .chunks(5)
+                .map(|p| format!("({})", p.join(", ")))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let n = 5 * chunk.len();
             let sql = format!(
                 "WITH v (id, due, state, elapsed, next) AS (VALUES {rows}) \
                  UPDATE tickets SET sla_due_at = v.due, sla_state = v.state, \
-                 sla_elapsed_s = v.elapsed, next_check_at = v.next, sla_computed_at = ${} \
+                 sla_elapsed_s = v.elapsed, next_check_at = v.next, sla_computed_at = {} \
                  FROM v WHERE tickets.id = v.id",
-                n + 1
+                ph[5 * chunk.len()]
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (id, due, state, elapsed, next) in chunk {
