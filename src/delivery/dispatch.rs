@@ -289,7 +289,8 @@ impl Dispatcher {
     ///
     /// Three kinds of work overlap: the sends; the lease of the next batch (lease, render, keep
     /// the words: a row goes out only once that is committed); and the write of finished
-    /// results. At most one lease and one write are under way at a time.
+    /// results. At most `leases_at_once` leases (two on PostgreSQL, one on SQLite) and one
+    /// write are under way at a time.
     ///
     /// Long because it is one `select!` loop: its state (the lease and the write under way,
     /// the sends, the results waiting) is shared by every arm, and split it would only move
