@@ -1273,36 +1273,23 @@ fn words_items(rows: &[(i64, RenderedMessage)]) -> Result<Vec<String>, OutboxErr
 }
 
 impl Outbox<'_> {
-    /// Keeps the words each leased message goes out with, unless it already has them. The rows
-    /// travel as one JSON text per statement (`[[id, words], …]`). Each row's words are written
-    /// by one statement, committed when this returns; no row depends on another, so there is no
-    /// transaction around them. SQLite takes them all in one statement; PostgreSQL in
-    /// statements of about `PG_STATEMENT_BYTES` (an e-mail's words are ~2.6 KB), a few at once
-    /// on separate connections. (The dispatcher writes them inside its lease instead:
-    /// `Lease::save_rendered`.)
+    /// Keeps the words each leased message goes out with, unless it already has them, each
+    /// row's words committed when this returns (no row depends on another, so there is no
+    /// transaction around them). SQLite takes them all in one statement of JSON; PostgreSQL in
+    /// statements of about `PG_STATEMENT_BYTES` on one connection (see `save_rendered_in`). The
+    /// dispatcher writes them inside its lease instead: `Lease::save_rendered`.
     pub async fn save_rendered(&self, rows: &[(i64, RenderedMessage)]) -> Result<(), OutboxError> {
-        /// PostgreSQL statements in flight at once.
-        const LANES: usize = 4;
-        let items = words_items(rows)?;
-        let sql = self.words_sql();
-        let statement = |items: &[String]| {
-            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(join_json(items.iter().map(String::as_str)))
-                .execute(&self.store.pool)
-        };
         match self.store.backend {
             Backend::Sqlite => {
-                statement(&items).await?;
+                let items = words_items(rows)?;
+                sqlx::query(sqlx::AssertSqlSafe(self.words_sql()))
+                    .bind(join_json(items.iter().map(String::as_str)))
+                    .execute(&self.store.pool)
+                    .await?;
             }
             Backend::Postgres => {
-                let sizes: Vec<usize> = items.iter().map(String::len).collect();
-                let runs = runs_by_bytes(&sizes, PG_STATEMENT_BYTES);
-                for lanes in runs.chunks(LANES) {
-                    futures_util::future::try_join_all(
-                        lanes.iter().map(|run| statement(&items[run.clone()])),
-                    )
-                    .await?;
-                }
+                let mut conn = self.store.pool.acquire().await?;
+                self.save_rendered_in(&mut conn, rows).await?;
             }
         }
         Ok(())
@@ -1349,7 +1336,7 @@ impl Outbox<'_> {
         Ok(())
     }
 
-    /// The statement that writes words from the JSON text in parameter 1.
+    /// The statement that writes words from the JSON text in parameter 1 (SQLite).
     fn words_sql(&self) -> String {
         format!(
             "UPDATE outbox SET rendered = w.words FROM {} \

@@ -31,6 +31,10 @@ pub enum ReportError {
     Backwards { from: NaiveDate, to: NaiveDate },
     #[error("the period is longer than {max} days")]
     TooLong { max: i64 },
+    #[error("group_by: {0}")]
+    Grouping(String),
+    #[error("unknown measure {0:?}")]
+    UnknownMeasure(String),
 }
 
 /// A period of whole local days, both ends included (`2026-11-01` … `2026-11-30`).
@@ -95,12 +99,14 @@ pub struct GroupBy {
 
 impl GroupBy {
     /// Reads `month,priority,office` (any order, any subset; `week` or `month`, not both).
-    pub fn parse(s: &str) -> Result<GroupBy, String> {
+    pub fn parse(s: &str) -> Result<GroupBy, ReportError> {
         let mut g = GroupBy::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let time = |g: &mut GroupBy, t| {
                 if g.time.is_some() {
-                    return Err("group by one time bucket at most: month or week".to_owned());
+                    return Err(ReportError::Grouping(
+                        "one time bucket at most: month or week".to_owned(),
+                    ));
                 }
                 g.time = Some(t);
                 Ok(())
@@ -112,9 +118,9 @@ impl GroupBy {
                 "category" => g.category = true,
                 "office" => g.office = true,
                 other => {
-                    return Err(format!(
+                    return Err(ReportError::Grouping(format!(
                         "unknown grouping {other:?}; expected month|week|priority|category|office"
-                    ));
+                    )));
                 }
             }
         }
@@ -369,13 +375,13 @@ impl Measure {
 }
 
 impl std::str::FromStr for Measure {
-    type Err = String;
+    type Err = ReportError;
 
-    fn from_str(s: &str) -> Result<Measure, String> {
+    fn from_str(s: &str) -> Result<Measure, ReportError> {
         Measure::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown measure {s:?}"))
+            .ok_or_else(|| ReportError::UnknownMeasure(s.to_owned()))
     }
 }
 
