@@ -211,9 +211,6 @@ pub async fn pass(
     tracing::Span::current()
         .record("tickets", report.tickets)
         .record("owed", report.owed);
-    if report.owed > 0 {
-        send_wake.notify_one();
-    }
     let took = started.elapsed();
     metrics.cycles.inc();
     metrics
@@ -221,6 +218,10 @@ pub async fn pass(
         .set(i64::try_from(took.as_millis()).unwrap_or(i64::MAX));
     metrics.last_cycle_at.set(now.0);
     metrics.observe_pass(took);
+    // Woken after the pass is counted, so a message it owed is never counted sent before it.
+    if report.owed > 0 {
+        send_wake.notify_one();
+    }
     if report.tickets > 0 {
         tracing::info!(tickets = report.tickets, owed = report.owed, "engine pass");
     }
