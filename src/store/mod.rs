@@ -14,6 +14,7 @@ mod inbound;
 mod monitor;
 mod outbox;
 mod portal;
+mod reports;
 mod templates;
 mod tickets;
 mod versions;
@@ -36,6 +37,7 @@ pub use outbox::{
     NewOutbox, OutboxError, OutboxRow, Receipt, UnreadableRow,
 };
 pub use portal::{PortalError, PortalTicket};
+pub use reports::{ReportStoreError, ReportTicket, StoredCriticality};
 pub use templates::{TemplateStoreError, TemplateVersion};
 pub use tickets::TicketError;
 pub use versions::{RegistryError, VersionRegistry};
@@ -100,6 +102,8 @@ pub enum StoreError {
     Monitor(#[from] MonitorError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Report(#[from] ReportStoreError),
 }
 
 impl StoreError {
@@ -127,7 +131,7 @@ macro_rules! from_store_errors {
     ($t:ty) => {
         $crate::store::from_store_errors!(
             @each $t; OpenError, TicketError, OutboxError, InboundError, TemplateStoreError,
-            AdminError, PortalError, MonitorError, RegistryError
+            AdminError, PortalError, MonitorError, RegistryError, ReportStoreError
         );
     };
     (@each $t:ty; $($e:ident),*) => {$(
@@ -222,6 +226,8 @@ repository!(
     Portal,
     /// Monitoring counts and lists (`monitor.rs`).
     Monitor,
+    /// What compliance reports and criticalities read (`reports.rs`).
+    Reports,
 );
 
 /// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
@@ -533,5 +539,10 @@ impl Store {
     /// Counts and lists for the dashboard, `/metrics` and reports.
     pub fn monitor(&self) -> Monitor<'_> {
         Monitor { store: self }
+    }
+
+    /// What compliance reports and the criticalities list read.
+    pub fn reports(&self) -> Reports<'_> {
+        Reports { store: self }
     }
 }
