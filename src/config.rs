@@ -27,6 +27,7 @@ mod http;
 mod inbound;
 mod portal;
 mod schema;
+mod survey;
 pub use admin::{Admin, TemplatesConfig};
 pub use delivery::{
     Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
@@ -34,6 +35,7 @@ pub use delivery::{
 pub use http::HttpLimits;
 pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbound};
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
+pub use survey::Survey;
 use schema::{Kind, Schema};
 
 /// The shipped configuration (Roma Capitale), used when no file is given and
@@ -134,6 +136,8 @@ struct RawConfig {
     admin: admin::RawAdmin,
     #[serde(default)]
     portal: portal::RawPortal,
+    #[serde(default)]
+    survey: survey::RawSurvey,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -344,6 +348,8 @@ pub struct Config {
     pub templates: TemplatesConfig,
     pub admin: Admin,
     pub portal: Portal,
+    /// The satisfaction question of the closure notice.
+    pub survey: Survey,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -754,6 +760,7 @@ fn validate(
     let templates = admin::templates(&mut p, raw.templates);
     let admin = admin::admin(&mut p, raw.admin);
     let portal = portal::portal(&mut p, raw.portal, &http_cfg.public_base_url);
+    let survey = survey::survey(&mut p, raw.survey);
 
     match policy {
         Some(policy) if p.0.is_empty() => Ok(Config {
@@ -774,6 +781,7 @@ fn validate(
             templates,
             admin,
             portal,
+            survey,
             overrides,
         }),
         _ => {
@@ -1576,6 +1584,33 @@ working_days = 1
             !format!("{:?}", c.portal).contains(&key),
             "Debug redacts the key"
         );
+    }
+
+    #[test]
+    fn the_survey_is_off_by_default_and_its_keys_are_named_when_wrong() {
+        let keys =
+            |text: &str| -> Vec<String> { problems(text).iter().map(|p| p.key.clone()).collect() };
+        assert_eq!(keys("[survey]\nanswer_days = 0\n"), ["survey.answer_days"]);
+        assert_eq!(keys("[survey]\nanswer_days = 366\n"), ["survey.answer_days"]);
+        assert_eq!(keys("[survey]\nenabled = \"si\"\n"), ["survey.enabled"]);
+        assert_eq!(keys("[survey]\nquestion = 1\n"), ["survey.question"]);
+        let c = Config::from_toml("", "test", Vec::new()).unwrap();
+        assert_eq!(
+            c.survey,
+            Survey {
+                enabled: false,
+                answer_days: 30
+            }
+        );
+        assert_eq!(c.survey.window_s(), None);
+        let c = Config::from_toml(
+            "[survey]\nenabled = true\n",
+            "test",
+            vec![("MESSO_SURVEY__ANSWER_DAYS".to_owned(), "7".to_owned())],
+        )
+        .unwrap();
+        assert!(c.survey.enabled);
+        assert_eq!(c.survey.window_s(), Some(7 * 86_400));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod inbound;
 mod monitor;
 mod outbox;
 mod portal;
+mod satisfaction;
 mod templates;
 mod tickets;
 mod versions;
@@ -36,6 +37,10 @@ pub use outbox::{
     NewOutbox, OutboxError, OutboxRow, Receipt, UnreadableRow,
 };
 pub use portal::{PortalError, PortalTicket};
+pub use satisfaction::{
+    Answer, AnswerChannel, MAX_COMMENT_CHARS, NewAnswer, Recorded, SatisfactionComment,
+    SatisfactionError, SatisfactionRow, SatisfactionSummary,
+};
 pub use templates::{TemplateStoreError, TemplateVersion};
 pub use tickets::TicketError;
 pub use versions::{RegistryError, VersionRegistry};
@@ -99,6 +104,8 @@ pub enum StoreError {
     #[error(transparent)]
     Monitor(#[from] MonitorError),
     #[error(transparent)]
+    Satisfaction(#[from] SatisfactionError),
+    #[error(transparent)]
     Registry(#[from] RegistryError),
 }
 
@@ -106,6 +113,7 @@ impl StoreError {
     /// Whether the error is about the request (and would be the same on retry), not about us.
     pub fn is_client_error(&self) -> bool {
         matches!(self, StoreError::Ticket(e) if e.is_client_error())
+            || matches!(self, StoreError::Satisfaction(e) if e.is_client_error())
     }
 }
 
@@ -127,7 +135,7 @@ macro_rules! from_store_errors {
     ($t:ty) => {
         $crate::store::from_store_errors!(
             @each $t; OpenError, TicketError, OutboxError, InboundError, TemplateStoreError,
-            AdminError, PortalError, MonitorError, RegistryError
+            AdminError, PortalError, MonitorError, SatisfactionError, RegistryError
         );
     };
     (@each $t:ty; $($e:ident),*) => {$(
@@ -222,6 +230,8 @@ repository!(
     Portal,
     /// Monitoring counts and lists (`monitor.rs`).
     Monitor,
+    /// Citizens' satisfaction answers and their summary (`satisfaction.rs`).
+    Satisfaction,
 );
 
 /// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
@@ -247,6 +257,7 @@ pub const STORE_TABLES: &[&str] = &[
     "admin_sessions",
     "audit_log",
     "portal_keys",
+    "satisfaction",
 ];
 
 pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
@@ -533,5 +544,10 @@ impl Store {
     /// Counts and lists for the dashboard, `/metrics` and reports.
     pub fn monitor(&self) -> Monitor<'_> {
         Monitor { store: self }
+    }
+
+    /// Citizens' satisfaction answers (one per ticket) and the reports' summary of them.
+    pub fn satisfaction(&self) -> Satisfaction<'_> {
+        Satisfaction { store: self }
     }
 }
