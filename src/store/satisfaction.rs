@@ -265,10 +265,10 @@ impl Satisfaction<'_> {
     /// [`MAX_COMMENT_CHARS`] is refused.
     pub async fn record_answer(&self, a: &NewAnswer) -> Result<Recorded, SatisfactionError> {
         let mut conn = self.store.pool.acquire().await?;
-        if record_in(&mut conn, a).await? {
+        if record_in(&mut *conn, a).await? {
             return Ok(Recorded::New);
         }
-        match answer_in(&mut conn, a.ticket_id).await? {
+        match answer_in(&mut *conn, a.ticket_id).await? {
             Some(first) => Ok(Recorded::Already(first)),
             None => Err(SatisfactionError::Corrupt(format!(
                 "the answer of ticket {} was neither recorded nor found",
