@@ -35,8 +35,8 @@ pub use delivery::{
 pub use http::HttpLimits;
 pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbound};
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
-pub use survey::Survey;
 use schema::{Kind, Schema};
+pub use survey::Survey;
 
 /// The shipped configuration (Roma Capitale), used when no file is given and
 /// `config/messo.toml` does not exist in the working directory.
@@ -1591,7 +1591,10 @@ working_days = 1
         let keys =
             |text: &str| -> Vec<String> { problems(text).iter().map(|p| p.key.clone()).collect() };
         assert_eq!(keys("[survey]\nanswer_days = 0\n"), ["survey.answer_days"]);
-        assert_eq!(keys("[survey]\nanswer_days = 366\n"), ["survey.answer_days"]);
+        assert_eq!(
+            keys("[survey]\nanswer_days = 366\n"),
+            ["survey.answer_days"]
+        );
         assert_eq!(keys("[survey]\nenabled = \"si\"\n"), ["survey.enabled"]);
         assert_eq!(keys("[survey]\nquestion = 1\n"), ["survey.question"]);
         let c = Config::from_toml("", "test", Vec::new()).unwrap();

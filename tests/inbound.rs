@@ -1456,8 +1456,15 @@ async fn a_digit_by_sms_rates_the_closed_ticket_once_and_reopens_nothing(h: &Hoo
         .await
         .expect("read")
         .expect("recorded");
-    assert_eq!((a.score, a.channel, a.comment), (4, messo::store::AnswerChannel::Sms, None));
-    assert_eq!(h.kinds("2026/000700").await, events_before, "no event: nothing reopens");
+    assert_eq!(
+        (a.score, a.channel, a.comment),
+        (4, messo::store::AnswerChannel::Sms, None)
+    );
+    assert_eq!(
+        h.kinds("2026/000700").await,
+        events_before,
+        "no event: nothing reopens"
+    );
     assert_eq!(h.outbox().await, outbox_before, "no alert, no hint");
 
     // A second digit is ignored: the first answer stands.
@@ -1487,12 +1494,22 @@ async fn a_digit_by_sms_rates_the_closed_ticket_once_and_reopens_nothing(h: &Hoo
     sms("SM0000000000000000000000000000704", "3").await;
     let r = process(on.clone()).await;
     assert_eq!(r.survey_answers, 0);
-    assert_eq!(h.store.satisfaction().answer(other).await.expect("read"), None);
-    assert_eq!(last().await.1, Some(waiting), "it went to the waiting ticket");
+    assert_eq!(
+        h.store.satisfaction().answer(other).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        last().await.1,
+        Some(waiting),
+        "it went to the waiting ticket"
+    );
 
     // The survey off: a digit is never a score.
     sms("SM0000000000000000000000000000705", "5").await;
     let r = process(h.policy.clone()).await;
     assert_eq!(r.survey_answers, 0);
-    assert_eq!(h.store.satisfaction().answer(other).await.expect("read"), None);
+    assert_eq!(
+        h.store.satisfaction().answer(other).await.expect("read"),
+        None
+    );
 }

@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::portal::{CF, Portal, seed, start};
 use common::on_both;
+use common::portal::{CF, Portal, seed, start};
 use messo::store::{AnswerChannel, SatisfactionRow};
 
 const ON: &[(&str, &str)] = &[("MESSO_SURVEY__ENABLED", "true")];
@@ -38,7 +38,9 @@ async fn post(
     body: &str,
 ) -> (u16, Option<String>, String) {
     let path = url.strip_prefix(ORIGIN).expect("our base address");
-    let mut req = client().post(format!("{}{path}", p.base)).body(body.to_owned());
+    let mut req = client()
+        .post(format!("{}{path}", p.base))
+        .body(body.to_owned());
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -60,6 +62,9 @@ fn form_body(form: &str, score: &str, comment: &str) -> String {
         .finish()
 }
 
+/// A refused post: its headers, its body, the status and words of the answer.
+type Case<'a> = (Vec<(&'a str, &'a str)>, String, u16, &'a str);
+
 const SAME_SITE: &[(&str, &str)] = &[
     ("content-type", "application/x-www-form-urlencoded"),
     ("origin", ORIGIN),
@@ -76,7 +81,11 @@ async fn a_closed_ticket_is_rated_once_from_its_page(p: &Portal) {
         .iter()
         .find(|(k, c, _)| k == "chiusura" && c == "email")
         .unwrap_or_else(|| panic!("closure e-mail: {sent:?}"));
-    assert!(mail.2.contains("Come valuta il servizio ricevuto?"), "{}", mail.2);
+    assert!(
+        mail.2.contains("Come valuta il servizio ricevuto?"),
+        "{}",
+        mail.2
+    );
     // Other notices do not ask.
     assert!(
         sent.iter()
@@ -92,7 +101,10 @@ async fn a_closed_ticket_is_rated_once_from_its_page(p: &Portal) {
     let (status, headers, page) = p.open(&url).await;
     assert_eq!(status, 200);
     let csp = headers["content-security-policy"].to_str().expect("csp");
-    assert!(csp.contains("form-action 'self'") && !csp.contains("script-src"), "{csp}");
+    assert!(
+        csp.contains("form-action 'self'") && !csp.contains("script-src"),
+        "{csp}"
+    );
     assert!(page.contains("<form method=\"post\">"), "{page}");
     for n in 1..=5 {
         assert!(
@@ -110,7 +122,7 @@ async fn a_closed_ticket_is_rated_once_from_its_page(p: &Portal) {
 
     // Refused, each with its reason, and nothing recorded.
     let good = form_body(&form, "4", COMMENT);
-    let cases: Vec<(Vec<(&str, &str)>, String, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             vec![
                 ("content-type", "application/x-www-form-urlencoded"),
@@ -208,7 +220,10 @@ async fn a_closed_ticket_is_rated_once_from_its_page(p: &Portal) {
     let s = p
         .store
         .satisfaction()
-        .satisfaction_summary(common::ts("2026-03-01T00:00:00+01:00"), common::ts("2026-04-01T00:00:00+02:00"))
+        .satisfaction_summary(
+            common::ts("2026-03-01T00:00:00+01:00"),
+            common::ts("2026-04-01T00:00:00+02:00"),
+        )
         .await
         .expect("summary");
     assert_eq!(
@@ -223,7 +238,10 @@ async fn a_closed_ticket_is_rated_once_from_its_page(p: &Portal) {
     );
     assert_eq!(s.comments.len(), 1);
     assert_eq!(
-        (s.comments[0].number.as_str(), s.comments[0].comment.as_str()),
+        (
+            s.comments[0].number.as_str(),
+            s.comments[0].comment.as_str()
+        ),
         ("2026/000104", COMMENT)
     );
 

@@ -54,14 +54,22 @@ async fn one_answer_per_ticket_the_first_stands(db: &TestDb) {
     let id = closed(db, "2026/000001", "anagrafe").await;
     let s = db.satisfaction();
     let first = answer(id, 4, Some("  cortesi  "), "2026-03-03T10:00:00+01:00");
-    assert_eq!(s.record_answer(&first).await.expect("record"), Recorded::New);
+    assert_eq!(
+        s.record_answer(&first).await.expect("record"),
+        Recorded::New
+    );
     let mut second = answer(id, 1, None, "2026-03-04T10:00:00+01:00");
     second.channel = AnswerChannel::Sms;
     let Recorded::Already(kept) = s.record_answer(&second).await.expect("record") else {
         panic!("a second answer must be ignored");
     };
     assert_eq!(
-        (kept.score, kept.comment.as_deref(), kept.channel, kept.answered_at),
+        (
+            kept.score,
+            kept.comment.as_deref(),
+            kept.channel,
+            kept.answered_at
+        ),
         (
             4,
             Some("cortesi"),
@@ -75,7 +83,12 @@ async fn one_answer_per_ticket_the_first_stands(db: &TestDb) {
     for bad in [
         answer(other, 0, None, "2026-03-03T10:00:00+01:00"),
         answer(other, 6, None, "2026-03-03T10:00:00+01:00"),
-        answer(other, 3, Some(&"x".repeat(1001)), "2026-03-03T10:00:00+01:00"),
+        answer(
+            other,
+            3,
+            Some(&"x".repeat(1001)),
+            "2026-03-03T10:00:00+01:00",
+        ),
     ] {
         let e = s.record_answer(&bad).await.expect_err("refused");
         assert!(e.is_client_error(), "{e}");
@@ -104,15 +117,51 @@ async fn the_summary_counts_per_office_and_local_month(db: &TestDb) {
     let s = db.satisfaction();
     // (number, office, score, comment, answered at)
     let rows: [(&str, &str, u8, Option<&str>, &str); 7] = [
-        ("2026/000011", "anagrafe", 5, None, "2026-03-03T10:00:00+01:00"),
-        ("2026/000012", "anagrafe", 3, Some("attesa lunga"), "2026-03-20T09:00:00+01:00"),
+        (
+            "2026/000011",
+            "anagrafe",
+            5,
+            None,
+            "2026-03-03T10:00:00+01:00",
+        ),
+        (
+            "2026/000012",
+            "anagrafe",
+            3,
+            Some("attesa lunga"),
+            "2026-03-20T09:00:00+01:00",
+        ),
         // 23:30 UTC on 31 March is 01:30 on 1 April in Rome: April.
         ("2026/000013", "anagrafe", 4, None, "2026-03-31T23:30:00Z"),
-        ("2026/000014", "anagrafe", 2, Some("non chiaro"), "2026-04-15T12:00:00+02:00"),
-        ("2026/000015", "tributi", 1, Some("nessuna risposta"), "2026-03-10T12:00:00+01:00"),
-        ("2026/000016", "tributi", 1, None, "2026-03-11T12:00:00+01:00"),
+        (
+            "2026/000014",
+            "anagrafe",
+            2,
+            Some("non chiaro"),
+            "2026-04-15T12:00:00+02:00",
+        ),
+        (
+            "2026/000015",
+            "tributi",
+            1,
+            Some("nessuna risposta"),
+            "2026-03-10T12:00:00+01:00",
+        ),
+        (
+            "2026/000016",
+            "tributi",
+            1,
+            None,
+            "2026-03-11T12:00:00+01:00",
+        ),
         // After the range's end: not counted.
-        ("2026/000017", "tributi", 5, Some("fuori periodo"), "2026-05-01T00:00:00+02:00"),
+        (
+            "2026/000017",
+            "tributi",
+            5,
+            Some("fuori periodo"),
+            "2026-05-01T00:00:00+02:00",
+        ),
     ];
     for (number, office, score, comment, at) in rows {
         let id = closed(db, number, office).await;
@@ -170,9 +219,27 @@ async fn the_summary_counts_per_office_and_local_month(db: &TestDb) {
     assert_eq!(
         comments,
         [
-            ("anagrafe", "2026/000012", 3, "attesa lunga", ts("2026-03-20T09:00:00+01:00")),
-            ("anagrafe", "2026/000014", 2, "non chiaro", ts("2026-04-15T12:00:00+02:00")),
-            ("tributi", "2026/000015", 1, "nessuna risposta", ts("2026-03-10T12:00:00+01:00")),
+            (
+                "anagrafe",
+                "2026/000012",
+                3,
+                "attesa lunga",
+                ts("2026-03-20T09:00:00+01:00")
+            ),
+            (
+                "anagrafe",
+                "2026/000014",
+                2,
+                "non chiaro",
+                ts("2026-04-15T12:00:00+02:00")
+            ),
+            (
+                "tributi",
+                "2026/000015",
+                1,
+                "nessuna risposta",
+                ts("2026-03-10T12:00:00+01:00")
+            ),
         ]
     );
     // A range is half-open: the instant of the May answer starts the next one.
@@ -181,7 +248,10 @@ async fn the_summary_counts_per_office_and_local_month(db: &TestDb) {
         .await
         .expect("summary");
     assert_eq!(may.rows.len(), 1);
-    assert_eq!((may.rows[0].month.as_str(), may.rows[0].count), ("2026-05", 1));
+    assert_eq!(
+        (may.rows[0].month.as_str(), may.rows[0].count),
+        ("2026-05", 1)
+    );
     let none = s
         .satisfaction_summary(ts("2025-01-01T00:00:00Z"), ts("2025-12-31T00:00:00Z"))
         .await

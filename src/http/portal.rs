@@ -46,11 +46,11 @@ use crate::metrics::Metrics;
 use crate::portal::page::{self, Office, Refusal};
 use crate::portal::view::{self, Facts};
 use crate::portal::{LinkError, LinkKeys, revoked};
-use messo_core::inbound::survey::within_window;
 use crate::store::{
     AnswerChannel, NewAnswer, PortalError, PortalTicket, Store, StoreError, derive, evaluate,
 };
 use crate::time::{Clock, Timestamp};
+use messo_core::inbound::survey::within_window;
 
 /// What the portal's handlers share.
 #[derive(Clone)]
@@ -412,19 +412,31 @@ impl Inner {
         let (Some(window_s), Some(closed_at)) = (self.survey_window_s, t.ticket.closed_at) else {
             return Ok(None);
         };
-        if self.store.satisfaction().answer(t.ticket.id).await?.is_some() {
+        if self
+            .store
+            .satisfaction()
+            .answer(t.ticket.id)
+            .await?
+            .is_some()
+        {
             return Ok(Some(page::SurveyBox::Thanks));
         }
-        Ok(within_window(closed_at, now, window_s).then(|| page::SurveyBox::Ask {
-            form_token: self.keys.form_token(SURVEY_FORM, token),
-        }))
+        Ok(
+            within_window(closed_at, now, window_s).then(|| page::SurveyBox::Ask {
+                form_token: self.keys.form_token(SURVEY_FORM, token),
+            }),
+        )
     }
 
     /// A refused answer: its status and a page that says why.
     fn answer_refused(&self, status: StatusCode, lang: Lang, why: AnswerRefusal) -> Response {
         let res = (
             status,
-            html(page::answer_refused_page(why.text(lang), lang, &self.office)),
+            html(page::answer_refused_page(
+                why.text(lang),
+                lang,
+                &self.office,
+            )),
         )
             .into_response();
         harden(res, true, self.https)
@@ -604,19 +616,35 @@ enum AnswerRefusal {
 impl AnswerRefusal {
     fn text(self, lang: Lang) -> &'static str {
         match (self, lang) {
-            (AnswerRefusal::CrossSite, Lang::It) => "La risposta deve essere inviata dalla pagina della sua richiesta, non da un altro sito.",
-            (AnswerRefusal::CrossSite, Lang::En) => "The answer must be sent from your request's page, not from another site.",
-            (AnswerRefusal::MediaType, Lang::It) => "La risposta non è stata inviata dal modulo della pagina.",
+            (AnswerRefusal::CrossSite, Lang::It) => {
+                "La risposta deve essere inviata dalla pagina della sua richiesta, non da un altro sito."
+            }
+            (AnswerRefusal::CrossSite, Lang::En) => {
+                "The answer must be sent from your request's page, not from another site."
+            }
+            (AnswerRefusal::MediaType, Lang::It) => {
+                "La risposta non è stata inviata dal modulo della pagina."
+            }
             (AnswerRefusal::MediaType, Lang::En) => "The answer was not sent by the page's form.",
             (AnswerRefusal::TooLarge, Lang::It) => "La risposta è troppo lunga.",
             (AnswerRefusal::TooLarge, Lang::En) => "The answer is too long.",
-            (AnswerRefusal::FormToken, Lang::It) => "Il modulo non è valido per questa richiesta: riapra il link ricevuto nel messaggio e risponda da lì.",
-            (AnswerRefusal::FormToken, Lang::En) => "The form is not valid for this request: open the link from the message again and answer there.",
+            (AnswerRefusal::FormToken, Lang::It) => {
+                "Il modulo non è valido per questa richiesta: riapra il link ricevuto nel messaggio e risponda da lì."
+            }
+            (AnswerRefusal::FormToken, Lang::En) => {
+                "The form is not valid for this request: open the link from the message again and answer there."
+            }
             (AnswerRefusal::Score, Lang::It) => "Scelga un voto da 1 a 5.",
             (AnswerRefusal::Score, Lang::En) => "Choose a score from 1 to 5.",
-            (AnswerRefusal::Comment, Lang::It) => "Il commento è troppo lungo (al massimo 1000 caratteri).",
-            (AnswerRefusal::Comment, Lang::En) => "The comment is too long (at most 1000 characters).",
-            (AnswerRefusal::NotOpen, Lang::It) => "Per questa richiesta non è possibile esprimere una valutazione ora.",
+            (AnswerRefusal::Comment, Lang::It) => {
+                "Il commento è troppo lungo (al massimo 1000 caratteri)."
+            }
+            (AnswerRefusal::Comment, Lang::En) => {
+                "The comment is too long (at most 1000 characters)."
+            }
+            (AnswerRefusal::NotOpen, Lang::It) => {
+                "Per questa richiesta non è possibile esprimere una valutazione ora."
+            }
             (AnswerRefusal::NotOpen, Lang::En) => "This request cannot be rated now.",
         }
     }
@@ -727,7 +755,10 @@ async fn survey_answer(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| ct.split(';').next())
-        .is_some_and(|e| e.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|e| {
+            e.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !form_type {
         s.audit("survey", "-", "-", ip, 415);
         return s.answer_refused(
@@ -795,7 +826,11 @@ async fn survey_answer(
         .is_some_and(|c| c.trim().chars().count() > page::COMMENT_MAX_CHARS)
     {
         s.audit("survey", "-", &number, ip, 422);
-        return s.answer_refused(StatusCode::UNPROCESSABLE_ENTITY, lang, AnswerRefusal::Comment);
+        return s.answer_refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            lang,
+            AnswerRefusal::Comment,
+        );
     }
     let open = t
         .ticket

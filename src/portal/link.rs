@@ -421,5 +421,4 @@ mod tests {
         let stranger = LinkKeys::new(b"the-next-key-of-thirty-two-characters", None);
         assert!(!stranger.verify_form_token("survey", &link, &form));
     }
-
 }

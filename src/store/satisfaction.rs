@@ -265,10 +265,10 @@ impl Satisfaction<'_> {
     /// [`MAX_COMMENT_CHARS`] is refused.
     pub async fn record_answer(&self, a: &NewAnswer) -> Result<Recorded, SatisfactionError> {
         let mut conn = self.store.pool.acquire().await?;
-        if record_in(&mut *conn, a).await? {
+        if record_in(&mut conn, a).await? {
             return Ok(Recorded::New);
         }
-        match answer_in(&mut *conn, a.ticket_id).await? {
+        match answer_in(&mut conn, a.ticket_id).await? {
             Some(first) => Ok(Recorded::Already(first)),
             None => Err(SatisfactionError::Corrupt(format!(
                 "the answer of ticket {} was neither recorded nor found",
@@ -337,15 +337,47 @@ mod tests {
     fn months_are_local_and_counts_add_up() {
         let s = summarise(vec![
             // 23:30 UTC on 31 March is 1 April in Rome.
-            ("anagrafe".into(), "2026/1".into(), 5, None, at("2026-03-31T23:30:00Z")),
-            ("anagrafe".into(), "2026/2".into(), 2, Some("lento".into()), at("2026-04-02T10:00:00+02:00")),
-            ("anagrafe".into(), "2026/3".into(), 4, None, at("2026-03-31T21:59:59Z")),
-            ("tributi".into(), "2026/4".into(), 1, Some("mai risposto".into()), at("2026-04-03T10:00:00+02:00")),
+            (
+                "anagrafe".into(),
+                "2026/1".into(),
+                5,
+                None,
+                at("2026-03-31T23:30:00Z"),
+            ),
+            (
+                "anagrafe".into(),
+                "2026/2".into(),
+                2,
+                Some("lento".into()),
+                at("2026-04-02T10:00:00+02:00"),
+            ),
+            (
+                "anagrafe".into(),
+                "2026/3".into(),
+                4,
+                None,
+                at("2026-03-31T21:59:59Z"),
+            ),
+            (
+                "tributi".into(),
+                "2026/4".into(),
+                1,
+                Some("mai risposto".into()),
+                at("2026-04-03T10:00:00+02:00"),
+            ),
         ]);
         let brief: Vec<(&str, &str, u64, f64, [u64; 5])> = s
             .rows
             .iter()
-            .map(|r| (r.office.as_str(), r.month.as_str(), r.count, r.mean, r.scores))
+            .map(|r| {
+                (
+                    r.office.as_str(),
+                    r.month.as_str(),
+                    r.count,
+                    r.mean,
+                    r.scores,
+                )
+            })
             .collect();
         assert_eq!(
             brief,

@@ -461,7 +461,10 @@ fn the_closure_notice_asks_the_survey_question_only_when_it_is_on() {
         let m = t
             .render_message(Audience::Cittadino, kind, lang, channel, &payload)
             .expect("rendered");
-        assert_eq!(m.version, 0, "the bundled default, not the emergency wording");
+        assert_eq!(
+            m.version, 0,
+            "the bundled default, not the emergency wording"
+        );
         (m.text, m.html.unwrap_or_default())
     };
     let (sms, _) = render(true, Kind::Chiusura, Lang::It, Channel::Sms);
