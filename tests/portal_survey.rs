@@ -135,6 +135,16 @@ async fn a_closed_ticket_is_rated_once_from_its_page(p: &Portal) {
         (
             vec![
                 ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", "null"),
+            ],
+            good.clone(),
+            403,
+            "non da un altro sito",
+        ),
+        (
+            vec![
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", "null"),
                 ("sec-fetch-site", "cross-site"),
             ],
             good.clone(),

@@ -652,10 +652,11 @@ impl AnswerRefusal {
 
 /// Whether a form post comes from the portal's own site: `Sec-Fetch-Site`, when the browser
 /// sends it, must be `same-origin`; `Origin`, when sent, must be the portal's or the `Host`'s.
+/// The page's `Referrer-Policy: no-referrer` makes browsers send `Origin: null` on its own form
+/// posts, so `null` is accepted only beside `Sec-Fetch-Site: same-origin`.
 fn same_site(headers: &HeaderMap, portal_origin: &str) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && site.to_str().ok() != Some("same-origin")
-    {
+    let site = headers.get("sec-fetch-site").map(|v| v.to_str().ok());
+    if site.is_some_and(|s| s != Some("same-origin")) {
         return false;
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
@@ -664,6 +665,9 @@ fn same_site(headers: &HeaderMap, portal_origin: &str) -> bool {
     let Ok(origin) = origin.to_str().map(str::to_ascii_lowercase) else {
         return false;
     };
+    if origin == "null" {
+        return site.is_some();
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
