@@ -27,6 +27,7 @@ mod http;
 mod inbound;
 mod portal;
 mod schema;
+mod survey;
 pub use admin::{Admin, TemplatesConfig};
 pub use delivery::{
     Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
@@ -35,6 +36,7 @@ pub use http::HttpLimits;
 pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbound};
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
 use schema::{Kind, Schema};
+pub use survey::Survey;
 
 /// The shipped configuration (Roma Capitale), used when no file is given and
 /// `config/messo.toml` does not exist in the working directory.
@@ -136,6 +138,8 @@ struct RawConfig {
     portal: portal::RawPortal,
     #[serde(default)]
     monitoring: RawMonitoring,
+    #[serde(default)]
+    survey: survey::RawSurvey,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -366,6 +370,8 @@ pub struct Config {
     pub admin: Admin,
     pub portal: Portal,
     pub monitoring: Monitoring,
+    /// The satisfaction question of the closure notice.
+    pub survey: Survey,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -794,6 +800,7 @@ fn validate(
         ))
         .unwrap_or(250_000),
     };
+    let survey = survey::survey(&mut p, raw.survey);
 
     match policy {
         Some(policy) if p.0.is_empty() => Ok(Config {
@@ -815,6 +822,7 @@ fn validate(
             admin,
             portal,
             monitoring,
+            survey,
             overrides,
         }),
         _ => {
@@ -1618,6 +1626,36 @@ working_days = 1
             !format!("{:?}", c.portal).contains(&key),
             "Debug redacts the key"
         );
+    }
+
+    #[test]
+    fn the_survey_is_off_by_default_and_its_keys_are_named_when_wrong() {
+        let keys =
+            |text: &str| -> Vec<String> { problems(text).iter().map(|p| p.key.clone()).collect() };
+        assert_eq!(keys("[survey]\nanswer_days = 0\n"), ["survey.answer_days"]);
+        assert_eq!(
+            keys("[survey]\nanswer_days = 366\n"),
+            ["survey.answer_days"]
+        );
+        assert_eq!(keys("[survey]\nenabled = \"si\"\n"), ["survey.enabled"]);
+        assert_eq!(keys("[survey]\nquestion = 1\n"), ["survey.question"]);
+        let c = Config::from_toml("", "test", Vec::new()).unwrap();
+        assert_eq!(
+            c.survey,
+            Survey {
+                enabled: false,
+                answer_days: 30
+            }
+        );
+        assert_eq!(c.survey.window_s(), None);
+        let c = Config::from_toml(
+            "[survey]\nenabled = true\n",
+            "test",
+            vec![("MESSO_SURVEY__ANSWER_DAYS".to_owned(), "7".to_owned())],
+        )
+        .unwrap();
+        assert!(c.survey.enabled);
+        assert_eq!(c.survey.window_s(), Some(7 * 86_400));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod monitor;
 mod outbox;
 mod portal;
 mod reports;
+mod satisfaction;
 mod templates;
 mod tickets;
 mod versions;
@@ -38,6 +39,10 @@ pub use outbox::{
 };
 pub use portal::{PortalError, PortalTicket};
 pub use reports::{ReportStoreError, ReportTicket, StoredCriticality};
+pub use satisfaction::{
+    Answer, AnswerChannel, MAX_COMMENT_CHARS, NewAnswer, Recorded, SatisfactionComment,
+    SatisfactionError, SatisfactionRow, SatisfactionSummary,
+};
 pub use templates::{TemplateStoreError, TemplateVersion};
 pub use tickets::TicketError;
 pub use versions::{RegistryError, VersionRegistry};
@@ -101,6 +106,8 @@ pub enum StoreError {
     #[error(transparent)]
     Monitor(#[from] MonitorError),
     #[error(transparent)]
+    Satisfaction(#[from] SatisfactionError),
+    #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Report(#[from] ReportStoreError),
@@ -110,6 +117,7 @@ impl StoreError {
     /// Whether the error is about the request (and would be the same on retry), not about us.
     pub fn is_client_error(&self) -> bool {
         matches!(self, StoreError::Ticket(e) if e.is_client_error())
+            || matches!(self, StoreError::Satisfaction(e) if e.is_client_error())
     }
 }
 
@@ -131,7 +139,8 @@ macro_rules! from_store_errors {
     ($t:ty) => {
         $crate::store::from_store_errors!(
             @each $t; OpenError, TicketError, OutboxError, InboundError, TemplateStoreError,
-            AdminError, PortalError, MonitorError, RegistryError, ReportStoreError
+            AdminError, PortalError, MonitorError, SatisfactionError, RegistryError,
+            ReportStoreError
         );
     };
     (@each $t:ty; $($e:ident),*) => {$(
@@ -228,6 +237,8 @@ repository!(
     Monitor,
     /// What compliance reports and criticalities read (`reports.rs`).
     Reports,
+    /// Citizens' satisfaction answers and their summary (`satisfaction.rs`).
+    Satisfaction,
 );
 
 /// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
@@ -253,6 +264,7 @@ pub const STORE_TABLES: &[&str] = &[
     "admin_sessions",
     "audit_log",
     "portal_keys",
+    "satisfaction",
 ];
 
 pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
@@ -544,5 +556,10 @@ impl Store {
     /// What compliance reports and the criticalities list read.
     pub fn reports(&self) -> Reports<'_> {
         Reports { store: self }
+    }
+
+    /// Citizens' satisfaction answers (one per ticket) and the reports' summary of them.
+    pub fn satisfaction(&self) -> Satisfaction<'_> {
+        Satisfaction { store: self }
     }
 }
