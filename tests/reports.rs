@@ -14,7 +14,7 @@ use messo::http::reports::ReportsState;
 use messo::http::{TokenBook, new_token};
 use messo::monitoring::{self, ReportRequest, ReportRow};
 use messo::reports::{GroupBy, Measure, Period};
-use messo::store::Store;
+use messo::store::{AnswerChannel, NewAnswer, Store};
 use messo::templates::{Catalog, Settings, Templates};
 use messo::ticket::{NewEvent, NewTicket, Source};
 use messo::time::Timestamp;
@@ -336,6 +336,7 @@ fn november(group: &str) -> ReportRequest {
         group: GroupBy::parse(group).expect("grouping"),
         office: None,
         tickets: Measure::ALL.to_vec(),
+        comments: false,
     }
 }
 
@@ -450,6 +451,84 @@ async fn a_hand_built_month_reads_back_as_computed_by_hand(db: &TestDb) {
         .map(|x| (x.row.channel.as_deref().unwrap_or("-"), x.row.received))
         .collect();
     assert_eq!(by, [("desk", 1), ("email", 2), ("not_given", 4)]);
+
+    // Satisfaction: T1 answered 4 by SMS on 6 Nov, T2 2 with a comment on the status page on
+    // 30 Nov, T3 5 on 1 Dec (December's). November, anagrafe: 2 answers, mean 3.0.
+    let id = |n: &'static str| async move {
+        sqlx::query_scalar::<_, i64>("SELECT id FROM tickets WHERE number = $1")
+            .bind(n)
+            .fetch_one(db.store.pool())
+            .await
+            .expect("id")
+    };
+    for (n, score, comment, channel, at) in [
+        (
+            "2026/000001",
+            4,
+            None,
+            AnswerChannel::Sms,
+            "2026-11-06T10:00:00+01:00",
+        ),
+        (
+            "2026/000002",
+            2,
+            Some("Troppa attesa"),
+            AnswerChannel::Portal,
+            "2026-11-30T23:00:00+01:00",
+        ),
+        (
+            "2026/000003",
+            5,
+            None,
+            AnswerChannel::Portal,
+            "2026-12-01T00:00:00+01:00",
+        ),
+    ] {
+        let answer = NewAnswer {
+            ticket_id: id(n).await,
+            score,
+            comment: comment.map(str::to_owned),
+            channel,
+            answered_at: ts(at),
+            inbound_id: None,
+        };
+        db.store
+            .satisfaction()
+            .record_answer(&answer)
+            .await
+            .expect("answer");
+    }
+    let mut staff = november("");
+    staff.comments = true;
+    let r = monitoring::compliance(&db.store, &config(), &staff, now)
+        .await
+        .expect("report");
+    let s: Vec<(&str, &str, u64, f64, [u64; 5])> = r
+        .satisfaction
+        .iter()
+        .map(|x| {
+            (
+                x.office.as_str(),
+                x.month.as_str(),
+                x.answers,
+                x.mean,
+                x.scores,
+            )
+        })
+        .collect();
+    assert_eq!(s, [("anagrafe", "2026-11", 2, 3.0, [0, 1, 0, 1, 0])]);
+    assert_eq!(r.comments.len(), 1);
+    assert_eq!(
+        (
+            r.comments[0].ticket.as_str(),
+            r.comments[0].comment.as_str()
+        ),
+        ("2026/000002", "Troppa attesa")
+    );
+    let r = monitoring::compliance(&db.store, &config(), &november(""), now)
+        .await
+        .expect("report");
+    assert!(r.comments.is_empty(), "comments only when asked for");
 
     // One office only; and December sees T7 closed on time after 486,000 s, T4 still breached.
     let mut one = november("");
@@ -819,6 +898,10 @@ async fn the_report_api_answers_its_readers_in_each_format() {
     assert_eq!(anagrafe["on_time_pct"], 80.0);
     assert_eq!(anagrafe["tickets"]["closed_late"], json!(["2026/000002"]));
     assert_eq!(body["total"]["received"], 7);
+    assert!(
+        body.get("comments").is_none(),
+        "no citizen comments for an API token"
+    );
 
     // CSV by Accept, and the same figures.
     let r = reqwest::Client::new()
