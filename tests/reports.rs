@@ -984,3 +984,79 @@ async fn the_report_api_answers_its_readers_in_each_format() {
     // SLA cache still says running (no pass has run): the list reads what the engine wrote.
     assert!(!kinds.contains(&"office_below_threshold"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_tickets_are_listed_by_period_office_and_priority() {
+    messo::install_crypto();
+    let config = config();
+    let db = TestDb::with_config(Backend::Sqlite, &config).await;
+    write_month(&db.store).await;
+    let read = new_token().expect("token");
+    let state = messo::http::AppState {
+        store: db.store.clone(),
+        tokens: Arc::new(TokenBook::new(vec![ApiToken {
+            name: "crm".into(),
+            id: read.id.clone(),
+            hash: read.hash.clone(),
+            scopes: vec![Scope::Read],
+        }])),
+        clock: TestClock::at("2026-12-03T09:00:00+01:00").clock(),
+        wake: Arc::new(tokio::sync::Notify::new()),
+        metrics: Arc::new(messo::metrics::Metrics::default()),
+    };
+    let base = serve(messo::http::router(state)).await;
+    let list = |q: &'static str| {
+        let (base, token) = (base.clone(), read.token.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!("{base}/api/v1/tickets?{q}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("response");
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.expect("json");
+            (status, body)
+        }
+    };
+    let numbers = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t["number"].as_str().map(|n| n[5..].to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Closed in November (local days), anagrafe: T1, T2, T5, T6, T8; T9 closed in October.
+    let (s, b) = list("state=closed&office=anagrafe&from=2026-11-01&to=2026-11-30").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        numbers(&b),
+        ["000001", "000002", "000005", "000006", "000008"]
+    );
+    // Of those, normale: T1, T6, T8. Every office closed in November: T3 too.
+    let (_, b) =
+        list("state=closed&office=anagrafe&priority=normale&from=2026-11-01&to=2026-11-30").await;
+    assert_eq!(numbers(&b), ["000001", "000006", "000008"]);
+    let (_, b) = list("state=closed&from=2026-11-01&to=2026-11-30&limit=2").await;
+    assert_eq!(numbers(&b), ["000001", "000002"]);
+    assert!(b["next"].is_i64());
+    // T7 was closed on Wednesday 2 December; T4 is the one open ticket.
+    let (_, b) = list("state=closed&from=2026-12-02&to=2026-12-02").await;
+    assert_eq!(numbers(&b), ["000007"]);
+    let (_, b) = list("office=tributi").await;
+    assert_eq!(numbers(&b), ["000004"]);
+    for (q, field) in [
+        ("state=archived", "state"),
+        ("priority=altissima", "priority"),
+        ("from=2026-11-01", "to"),
+        ("from=2026-11-30&to=2026-11-01", "to"),
+        ("from=01/11/2026&to=2026-11-30", "from"),
+    ] {
+        let (s, b) = list(q).await;
+        assert_eq!(s, 422, "{q}");
+        assert_eq!(b["errors"][0]["field"], field, "{q}: {b}");
+    }
+}

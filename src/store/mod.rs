@@ -175,7 +175,12 @@ impl Outcome {
 pub struct ListQuery {
     /// `running`, `warning`, `paused` or `breached`; open tickets only.
     pub state: Option<String>,
+    /// Closed tickets instead of open ones.
+    pub closed: bool,
     pub office: Option<String>,
+    pub priority: Option<String>,
+    /// Instants `[from, to)` of the closure (closed tickets) or of the receipt (open ones).
+    pub period: Option<(Timestamp, Timestamp)>,
     /// Return tickets with an internal id greater than this (the previous page's `next`).
     pub after: Option<i64>,
     pub limit: i64,
