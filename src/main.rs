@@ -80,6 +80,42 @@ enum Command {
     /// The SLA clock: batch answers, explanations, quotes for the front desk.
     #[command(subcommand)]
     Sla(SlaCommand),
+    /// Monitoring reports (definitions in docs/reports.md).
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// The compliance report of a month or period, on standard output or into a file.
+    Compliance(ComplianceArgs),
+    /// What needs a person now, with the reason for each.
+    Criticalities,
+}
+
+#[derive(Debug, Args)]
+struct ComplianceArgs {
+    /// A calendar month, e.g. 2026-11 (or give --from and --to).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    month: Option<String>,
+    /// First local day, e.g. 2026-11-01.
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// Last local day, included.
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// Any of month|week, priority, category, office, channel, comma-separated.
+    #[arg(long, default_value = "office")]
+    group_by: String,
+    /// One office only.
+    #[arg(long)]
+    office: Option<String>,
+    /// table, csv, excel (for Italian Excel), open-data, json or html.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -375,6 +411,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = load_config(path)?;
             runtime()?.block_on(seed(config, args))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(cmd) => {
+            let config = load_config(path)?;
+            runtime()?.block_on(report_command(config, cmd))
         }
         Command::Sla(SlaCommand::Rebaseline(args)) => rebaseline(&load_config(path)?, args),
         Command::CheckConfig => check_config(path),
@@ -994,6 +1034,82 @@ fn due_cmd(sla: &Sla, args: DueArgs) -> Result<ExitCode> {
                 )?;
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn report_command(config: Config, cmd: ReportCommand) -> Result<ExitCode> {
+    use messo::monitoring::{self, ReportRequest, render};
+    use messo::reports::{GroupBy, Period};
+    let args = match cmd {
+        ReportCommand::Criticalities => {
+            let store = open_store(&config).await?;
+            let list = monitoring::criticalities(&store, &config, now()).await?;
+            if list.is_empty() {
+                out!("Nessuna criticità rilevata.");
+            }
+            for c in &list {
+                let who = c
+                    .ticket
+                    .as_deref()
+                    .map(|n| format!("{n}: "))
+                    .unwrap_or_default();
+                out!("[{}] {who}{}", c.kind, c.reason);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ReportCommand::Compliance(args) => args,
+    };
+    let date = |flag: &str, v: &str| {
+        chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .with_context(|| format!("--{flag}: expected a date YYYY-MM-DD, found {v:?}"))
+    };
+    let period = match (&args.month, &args.from, &args.to) {
+        (Some(m), _, _) => monitoring::month_period(m)
+            .with_context(|| format!("--month: expected a month YYYY-MM, found {m:?}"))?,
+        (None, Some(f), Some(t)) => {
+            Period::new(date("from", f)?, date("to", t)?).context("--from/--to")?
+        }
+        _ => bail!("give --month, or --from and --to"),
+    };
+    let group = GroupBy::parse(&args.group_by).context("--group-by")?;
+    let format = args.format.as_str();
+    if !["table", "csv", "excel", "open-data", "json", "html"].contains(&format) {
+        bail!("--format: unknown format {format:?}; expected table|csv|excel|open-data|json|html");
+    }
+    let store = open_store(&config).await?;
+    let now = now();
+    let req = ReportRequest {
+        period,
+        group,
+        office: args.office.clone(),
+        tickets: Vec::new(),
+        comments: false,
+    };
+    let report = monitoring::compliance(&store, &config, &req, now).await?;
+    let body: Vec<u8> = match format {
+        "csv" => render::csv(&report, render::CsvStyle::Plain),
+        "excel" => render::csv(&report, render::CsvStyle::Excel),
+        "open-data" => render::open_data_csv(&report),
+        "json" => {
+            let mut v = serde_json::to_vec_pretty(&report)?;
+            v.push(b'\n');
+            v
+        }
+        "html" | "table" => {
+            let crits = monitoring::criticalities(&store, &config, now).await?;
+            if format == "html" {
+                render::html(&report, &crits).into_bytes()
+            } else {
+                render::text(&report, &crits).into_bytes()
+            }
+        }
+        _ => Vec::new(),
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, &body)
+            .with_context(|| format!("--out: cannot write {}", path.display()))?,
+        None => io::stdout().lock().write_all(&body)?,
     }
     Ok(ExitCode::SUCCESS)
 }

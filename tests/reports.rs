@@ -1060,3 +1060,77 @@ async fn closed_tickets_are_listed_by_period_office_and_priority() {
         assert_eq!(b["errors"][0]["field"], field, "{q}: {b}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_prints_the_month_in_each_format() {
+    let db = TestDb::with_config(Backend::Sqlite, &config()).await;
+    write_month(&db.store).await;
+    let run = |args: &[&str]| {
+        let out = common::process::messo()
+            .args(["report", "compliance"])
+            .args(args)
+            .env("MESSO_DATABASE__URL", &db.url)
+            .output()
+            .expect("messo runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The table: anagrafe 4 received, 5 closed, 4 on time, 1 late, 80,0 %, median 21,00 h.
+    let (ok, table, err) = run(&["--month", "2026-11"]);
+    assert!(ok, "{err}");
+    assert!(table.contains("dal 01/11/2026 al 30/11/2026"), "{table}");
+    let anagrafe = table
+        .lines()
+        .find(|l| l.starts_with("2026-11-01..2026-11-30 · anagrafe"))
+        .unwrap_or_else(|| panic!("no anagrafe line in\n{table}"));
+    let cells: Vec<&str> = anagrafe.split_whitespace().collect();
+    assert_eq!(
+        cells[3..],
+        ["4", "5", "4", "1", "80,0%", "0", "21,00", "33,00"],
+        "{anagrafe}"
+    );
+    assert!(table.contains("Totale"), "{table}");
+
+    let (ok, csv, _) = run(&[
+        "--month",
+        "2026-11",
+        "--format",
+        "csv",
+        "--group-by",
+        "priority",
+    ]);
+    assert!(ok);
+    // By priority, normale: received T1, T3, T6 and T7 (on site, normale too; T8 came in
+    // October); closed on time T1, T3, T6, T8.
+    let normale = csv
+        .lines()
+        .find(|l| l.contains(",normale,"))
+        .expect("normale row");
+    assert!(
+        normale.contains(",normale,,,,4,4,4,0,100.0,0,"),
+        "{normale}"
+    );
+
+    let (ok, json, _) = run(&[
+        "--month", "2026-11", "--format", "json", "--office", "tributi",
+    ]);
+    assert!(ok);
+    let v: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["rows"][0]["open_breached"], 1);
+
+    let (ok, html, _) = run(&["--month", "2026-11", "--format", "html"]);
+    assert!(ok);
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<th scope=\"row\">Totale</th>"));
+    assert!(
+        !html.contains("src=") && !html.contains("href="),
+        "self-contained"
+    );
+
+    let (ok, _, err) = run(&["--month", "2026-13"]);
+    assert!(!ok && err.contains("--month"), "{err}");
+    let (ok, _, err) = run(&["--month", "2026-11", "--format", "pdf"]);
+    assert!(!ok && err.contains("--format"), "{err}");
+}

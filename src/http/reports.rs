@@ -159,15 +159,6 @@ fn date(field: &str, v: &str, errors: &mut Vec<FieldError>) -> Option<NaiveDate>
     }
 }
 
-/// `2026-11` as that month's period.
-pub fn month_period(v: &str) -> Option<Period> {
-    let (y, m) = v.split_once('-')?;
-    if y.len() != 4 || m.len() != 2 {
-        return None;
-    }
-    Period::month(y.parse().ok()?, m.parse().ok()?)
-}
-
 /// The request and format of a compliance query, or every problem with it.
 fn read_query(
     params: &HashMap<String, String>,
@@ -189,7 +180,7 @@ fn read_query(
         match k.as_str() {
             "from" => from = date("from", v, &mut errors),
             "to" => to = date("to", v, &mut errors),
-            "month" => match month_period(v) {
+            "month" => match monitoring::month_period(v) {
                 Some(p) => month = Some(p),
                 None => errors.push(FieldError {
                     field: "month".into(),

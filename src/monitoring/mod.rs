@@ -128,6 +128,15 @@ pub struct Compliance {
     pub definitions: &'static str,
 }
 
+/// `2026-11` as that month's period.
+pub fn month_period(v: &str) -> Option<Period> {
+    let (y, m) = v.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    Period::month(y.parse().ok()?, m.parse().ok()?)
+}
+
 /// The grouping's canonical text.
 pub fn group_text(g: &GroupBy) -> String {
     let mut parts = Vec::new();
