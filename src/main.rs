@@ -221,6 +221,21 @@ enum DevCommand {
         #[arg(long, default_value_t = 10)]
         rounds: u32,
     },
+    /// Fill the configured store with tickets and their whole histories (steps, integration
+    /// requests, closures, reopenings) received over MONTHS months up to UNTIL, for the
+    /// reports' load test.
+    SeedHistory {
+        #[arg(long, default_value_t = 100_000)]
+        tickets: i64,
+        #[arg(long, default_value_t = 24)]
+        months: i64,
+        /// The generation's "now" (RFC 3339); events after it have not happened.
+        #[arg(long, default_value = "2026-12-01T00:00:00+01:00")]
+        until: String,
+        /// Tickets per transaction.
+        #[arg(long, default_value_t = 2_000)]
+        batch: usize,
+    },
     /// Print fresh status links to COUNT tickets spread evenly over the store, one line each:
     /// number, link token and codice fiscale (empty if none), separated by tabs.
     PortalLinks {
@@ -405,6 +420,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dev(DevCommand::PortalLinks { count, out }) => {
             let config = load_config(path)?;
             runtime()?.block_on(portal_links(config, count, out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dev(DevCommand::SeedHistory {
+            tickets,
+            months,
+            until,
+            batch,
+        }) => {
+            let config = load_config(path)?;
+            let until = parse_time("until", &until)?;
+            runtime()?.block_on(seed_history(config, tickets, months, until, batch))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dev(DevCommand::Seed(args)) => {
@@ -665,6 +691,41 @@ async fn seed(config: Config, args: SeedArgs) -> Result<()> {
         found as f64 / runs as f64
     );
     out!("plan:\n{}", store.tickets().explain_due_query().await?);
+    Ok(())
+}
+
+/// `messo dev seed-history`: tickets with whole histories, written in bulk after the store's
+/// highest ticket id.
+async fn seed_history(
+    config: Config,
+    tickets: i64,
+    months: i64,
+    until: Timestamp,
+    batch: usize,
+) -> Result<()> {
+    let store = open_store(&config).await?;
+    let first = store.monitor().max_ticket_id().await? + 1;
+    let mut g = messo::seed::Lcg(17);
+    let span = months.max(1) * 30 * 86_400;
+    let started = std::time::Instant::now();
+    let (mut events, mut open) = (0usize, 0usize);
+    let mut id = first;
+    while id < first + tickets {
+        let n = (first + tickets - id).min(batch.max(1) as i64);
+        let rows: Vec<_> = (id..id + n)
+            .filter_map(|i| messo::seed::history(&mut g, i, until, span))
+            .collect();
+        events += rows.iter().map(|t| t.events.len()).sum::<usize>();
+        open += rows.iter().filter(|t| t.closed_at.is_none()).count();
+        store.tickets().load_bulk(&rows).await?;
+        id += n;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    out!(
+        "seed-history: {tickets} tickets ({open} open) and {events} events in {secs:.1} s \
+         ({:.0} tickets/s)",
+        tickets as f64 / secs
+    );
     Ok(())
 }
 

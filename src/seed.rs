@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::store::{BulkEvent, BulkTicket};
 use crate::time::Timestamp;
 
 /// A small deterministic generator.
@@ -113,5 +114,152 @@ mod tests {
         assert!(even["citizen"]["fiscal_code"].is_string());
         assert!(odd["citizen"].get("fiscal_code").is_none());
         assert!(crate::ticket::NewTicket::from_json(&even).is_ok());
+    }
+}
+
+const RECEIVED_VIA: [&str; 7] = ["desk", "phone", "email", "pec", "web", "sms", "post"];
+
+/// Ticket `id`, received within `span_s` seconds before `end`, with the life a help desk's
+/// tickets have: a processing step for most, an integration request for one in five (answered
+/// by most), a closure days later, a reopening for a few; events after `end` have not
+/// happened, so the latest tickets are still open. Deterministic in `g`.
+pub fn history(g: &mut Lcg, id: i64, end: Timestamp, span_s: i64) -> Option<BulkTicket> {
+    let mut body = ticket_body(g, "H", id as u64, end, span_s);
+    if let Some(via) = RECEIVED_VIA.get(g.below(9) as usize) {
+        body["received_via"] = json!(via);
+    }
+    let t = crate::ticket::NewTicket::from_json(&body).ok()?;
+    let r = t.received_at;
+    let mut plan: Vec<(&'static str, i64, &'static str, Value)> = Vec::new();
+    let mut at = r.0;
+    let mut step = |g: &mut Lcg, lo: i64, hi: i64| {
+        at += lo + g.below((hi - lo).max(1) as u64) as i64;
+        at
+    };
+    if g.below(10) < 7 {
+        let a = step(g, 600, 3 * 86_400);
+        plan.push((
+            "step_changed",
+            a,
+            "crm",
+            json!({"step": "istruttoria", "text": "In lavorazione"}),
+        ));
+    }
+    if g.below(5) == 0 {
+        let a = step(g, 3_600, 86_400);
+        plan.push((
+            "integration_requested",
+            a,
+            "crm",
+            json!({"missing": "documento"}),
+        ));
+        if g.below(20) < 17 {
+            let a = step(g, 3_600, 5 * 86_400);
+            plan.push((
+                "integration_received",
+                a,
+                "webhook",
+                json!({"channel": "email"}),
+            ));
+        }
+    }
+    let a = step(g, 3_600, 10 * 86_400);
+    plan.push(("closed", a, "crm", json!({})));
+    if g.below(25) == 0 {
+        let a = step(g, 3_600, 2 * 86_400);
+        plan.push((
+            "reopened",
+            a,
+            "crm",
+            json!({"reason": "richiesta del cittadino"}),
+        ));
+        let a = step(g, 3_600, 5 * 86_400);
+        plan.push(("closed", a, "crm", json!({})));
+    }
+    let mut events = vec![BulkEvent {
+        kind: "received",
+        at: r,
+        source: "crm",
+        data: json!({"kind": "received", "at": r.to_string(), "ticket": t.to_json()}),
+    }];
+    let (mut closed_at, mut waiting_since, mut last) = (None, None, r);
+    for (kind, a, source, mut data) in plan {
+        let a = Timestamp(a);
+        if a > end {
+            break;
+        }
+        data["kind"] = json!(kind);
+        data["at"] = json!(a.to_string());
+        match kind {
+            "closed" => {
+                closed_at = Some(a);
+                waiting_since = None;
+            }
+            "reopened" => closed_at = None,
+            "integration_requested" => waiting_since = Some(a),
+            "integration_received" => waiting_since = None,
+            _ => {}
+        }
+        last = a;
+        events.push(BulkEvent {
+            kind,
+            at: a,
+            source,
+            data,
+        });
+    }
+    Some(BulkTicket {
+        id,
+        number: t.number.as_str().to_owned(),
+        office: t.office.clone(),
+        category: t.category.as_str(),
+        priority: t.priority.as_str(),
+        citizen: serde_json::to_value(&t.citizen).unwrap_or(Value::Null),
+        received_at: r,
+        closed_at,
+        waiting_since,
+        last_event_at: last,
+        events,
+    })
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+    use crate::ticket::record::{EventRecord, derive};
+
+    #[test]
+    fn every_generated_history_replays() {
+        let mut g = Lcg(11);
+        let end = Timestamp(1_764_547_200);
+        let (mut open, mut closed) = (0, 0);
+        for id in 1..=2_000 {
+            let h = history(&mut g, id, end, 400 * 86_400).expect("a ticket");
+            let events: Vec<EventRecord> = h
+                .events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| EventRecord {
+                    id: i as i64,
+                    kind: e.kind.to_owned(),
+                    occurred_at: e.at,
+                    source: e.source.to_owned(),
+                    idempotency_key: format!("k{i}"),
+                    data: e.data.clone(),
+                    recorded_at: e.at,
+                })
+                .collect();
+            let (received, d) = derive(id, &events).expect("a legal history");
+            assert_eq!(received, h.received_at);
+            assert_eq!(d.closed_at, h.closed_at);
+            assert_eq!(d.last_event_at, h.last_event_at);
+            if h.closed_at.is_some() {
+                closed += 1;
+            } else {
+                open += 1;
+            }
+        }
+        // Most are closed; the ones received in the last days are not yet.
+        assert!(closed > 1_800 && open > 10, "{closed} closed, {open} open");
     }
 }

@@ -44,7 +44,7 @@ pub use satisfaction::{
     SatisfactionError, SatisfactionRow, SatisfactionSummary,
 };
 pub use templates::{TemplateStoreError, TemplateVersion};
-pub use tickets::TicketError;
+pub use tickets::{BulkEvent, BulkTicket, TicketError};
 pub use versions::{RegistryError, VersionRegistry};
 
 use crate::config::Config;

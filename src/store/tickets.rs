@@ -847,6 +847,146 @@ impl Tickets<'_> {
     }
 }
 
+/// A ticket as it stands after its events, written in bulk by `messo dev seed-history` for
+/// load tests: its events are kept as given, its SLA cache is left as at receipt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkTicket {
+    pub id: i64,
+    pub number: String,
+    pub office: String,
+    pub category: &'static str,
+    pub priority: &'static str,
+    pub citizen: Value,
+    pub received_at: Timestamp,
+    pub closed_at: Option<Timestamp>,
+    pub waiting_since: Option<Timestamp>,
+    pub last_event_at: Timestamp,
+    /// In order, the receipt first.
+    pub events: Vec<BulkEvent>,
+}
+
+/// One event of a [`BulkTicket`], its stored data as `NewEvent::to_stored_json` makes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkEvent {
+    pub kind: &'static str,
+    pub at: Timestamp,
+    pub source: &'static str,
+    pub data: Value,
+}
+
+impl Tickets<'_> {
+    /// Writes `batch` in one transaction, two statements (tickets, events), under the current
+    /// versions; ids as given. For load tests only: nothing is validated or replayed. On
+    /// PostgreSQL the ticket id sequence is moved past the highest id.
+    pub async fn load_bulk(&self, batch: &[BulkTicket]) -> Result<(), TicketError> {
+        let (cal_v, pol_v) = self.store.versions.current()?;
+        let tickets: Vec<Value> = batch
+            .iter()
+            .map(|t| {
+                let state = if t.closed_at.is_some() {
+                    "closed"
+                } else if t.waiting_since.is_some() {
+                    "paused"
+                } else {
+                    "running"
+                };
+                serde_json::json!([
+                    t.id,
+                    t.number,
+                    t.office,
+                    t.category,
+                    t.priority,
+                    t.citizen.to_string(),
+                    t.received_at.0,
+                    t.closed_at.map(|c| c.0),
+                    t.waiting_since.map(|w| w.0),
+                    state,
+                    t.last_event_at.0
+                ])
+            })
+            .collect();
+        let events: Vec<Value> = batch
+            .iter()
+            .flat_map(|t| {
+                t.events.iter().enumerate().map(move |(i, e)| {
+                    serde_json::json!([
+                        t.id,
+                        e.kind,
+                        e.at.0,
+                        e.source,
+                        format!("seed-{i}"),
+                        e.data.to_string()
+                    ])
+                })
+            })
+            .collect();
+        let trows = self.store.json_rows(
+            1,
+            "r",
+            &[
+                ("id", "bigint"),
+                ("number", "text"),
+                ("office", "text"),
+                ("category", "text"),
+                ("priority", "text"),
+                ("citizen", "text"),
+                ("received_at", "bigint"),
+                ("closed_at", "bigint"),
+                ("waiting_since", "bigint"),
+                ("sla_state", "text"),
+                ("last_event_at", "bigint"),
+            ],
+        );
+        let erows = self.store.json_rows(
+            1,
+            "e",
+            &[
+                ("ticket_id", "bigint"),
+                ("kind", "text"),
+                ("occurred_at", "bigint"),
+                ("source", "text"),
+                ("k", "text"),
+                ("data", "text"),
+            ],
+        );
+        let p = self.store.placeholders(2, 2);
+        let mut tx = self.store.pool.begin().await?;
+        let tickets = Value::Array(tickets).to_string();
+        let q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO tickets (id, number, office, category, priority, subject, citizen, \
+             received_at, closed_at, waiting_since, policy_version, calendar_version, \
+             create_hash, sla_state, sla_elapsed_s, sla_computed_at, last_event_at, created_at, \
+             updated_at) SELECT id, number, office, category, priority, 'Richiesta', citizen, \
+             received_at, closed_at, waiting_since, {}, {}, 'seed', sla_state, 0, received_at, \
+             last_event_at, received_at, received_at FROM {trows}",
+            p[0], p[1]
+        )));
+        // SQLite's plain `?` placeholders are bound in the order they appear in the text.
+        let q = match self.store.backend {
+            super::Backend::Sqlite => q.bind(pol_v).bind(cal_v).bind(tickets),
+            super::Backend::Postgres => q.bind(tickets).bind(pol_v).bind(cal_v),
+        };
+        q.execute(&mut *tx).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO ticket_events (ticket_id, kind, occurred_at, source, idempotency_key, \
+             content_hash, data, recorded_at) SELECT ticket_id, kind, occurred_at, source, k, \
+             'seed', data, occurred_at FROM {erows}"
+        )))
+        .bind(Value::Array(events).to_string())
+        .execute(&mut *tx)
+        .await?;
+        if self.store.backend == super::Backend::Postgres {
+            sqlx::query(
+                "SELECT setval(pg_get_serial_sequence('tickets', 'id'), (SELECT MAX(id) FROM tickets))",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 pub(super) fn event_from_row(r: &sqlx::any::AnyRow) -> Result<EventRecord, TicketError> {
     let data: String = r.try_get("data")?;
     Ok(EventRecord {
