@@ -26,6 +26,7 @@ mod delivery;
 mod http;
 mod inbound;
 mod portal;
+mod reports;
 mod schema;
 pub use admin::{Admin, TemplatesConfig};
 pub use delivery::{
@@ -34,6 +35,7 @@ pub use delivery::{
 pub use http::HttpLimits;
 pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbound};
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
+pub use reports::{MonthlyReport, Reports};
 use schema::{Kind, Schema};
 
 /// The shipped configuration (Roma Capitale), used when no file is given and
@@ -134,6 +136,8 @@ struct RawConfig {
     admin: admin::RawAdmin,
     #[serde(default)]
     portal: portal::RawPortal,
+    #[serde(default)]
+    reports: reports::RawReports,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -344,6 +348,8 @@ pub struct Config {
     pub templates: TemplatesConfig,
     pub admin: Admin,
     pub portal: Portal,
+    /// Scheduled reports: the monthly e-mail.
+    pub reports: Reports,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -754,6 +760,7 @@ fn validate(
     let templates = admin::templates(&mut p, raw.templates);
     let admin = admin::admin(&mut p, raw.admin);
     let portal = portal::portal(&mut p, raw.portal, &http_cfg.public_base_url);
+    let reports = reports::reports(&mut p, raw.reports, &notify);
 
     match policy {
         Some(policy) if p.0.is_empty() => Ok(Config {
@@ -774,6 +781,7 @@ fn validate(
             templates,
             admin,
             portal,
+            reports,
             overrides,
         }),
         _ => {

@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod http;
 pub mod inbound;
 pub mod metrics;
+pub mod monthly;
 pub mod portal;
 pub mod private_files;
 pub mod seed;

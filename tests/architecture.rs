@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["store"]),
     ("inbound", &["inbound"]),
     ("delivery", &["delivery"]),
+    ("scheduled reports", &["monthly"]),
     ("http", &["http"]),
     ("daemon", &["daemon"]),
     ("commands", &["batch", "seed"]),

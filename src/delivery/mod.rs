@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 pub use messo_core::delivery::{
-    Attempt, DoubtPolicy, OutMessage, Outcome, RetryPolicy, RowFacts, Sent, Step, backoff,
+    Attempt, Attachment, DoubtPolicy, OutMessage, Outcome, RetryPolicy, RowFacts, Sent, Step, backoff,
     fallback, next_step,
 };
 

@@ -14,6 +14,7 @@ mod inbound;
 mod monitor;
 mod outbox;
 mod portal;
+mod schedule;
 mod templates;
 mod tickets;
 mod versions;
@@ -36,6 +37,7 @@ pub use outbox::{
     NewOutbox, OutboxError, OutboxRow, Receipt, UnreadableRow,
 };
 pub use portal::{PortalError, PortalTicket};
+pub use schedule::{Claim, NewRun, ReportMail, RunRecord, ScheduleError};
 pub use templates::{TemplateStoreError, TemplateVersion};
 pub use tickets::TicketError;
 pub use versions::{RegistryError, VersionRegistry};
@@ -99,6 +101,8 @@ pub enum StoreError {
     #[error(transparent)]
     Monitor(#[from] MonitorError),
     #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error(transparent)]
     Registry(#[from] RegistryError),
 }
 
@@ -127,7 +131,7 @@ macro_rules! from_store_errors {
     ($t:ty) => {
         $crate::store::from_store_errors!(
             @each $t; OpenError, TicketError, OutboxError, InboundError, TemplateStoreError,
-            AdminError, PortalError, MonitorError, RegistryError
+            AdminError, PortalError, MonitorError, ScheduleError, RegistryError
         );
     };
     (@each $t:ty; $($e:ident),*) => {$(
@@ -222,6 +226,8 @@ repository!(
     Portal,
     /// Monitoring counts and lists (`monitor.rs`).
     Monitor,
+    /// Runs of scheduled reports, claimed once with the messages they queue (`schedule.rs`).
+    Schedule,
 );
 
 /// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
@@ -247,6 +253,7 @@ pub const STORE_TABLES: &[&str] = &[
     "admin_sessions",
     "audit_log",
     "portal_keys",
+    "report_schedule",
 ];
 
 pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
@@ -533,5 +540,10 @@ impl Store {
     /// Counts and lists for the dashboard, `/metrics` and reports.
     pub fn monitor(&self) -> Monitor<'_> {
         Monitor { store: self }
+    }
+
+    /// Runs of scheduled reports (the monthly e-mail).
+    pub fn schedule(&self) -> Schedule<'_> {
+        Schedule { store: self }
     }
 }
