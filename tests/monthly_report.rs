@@ -358,12 +358,30 @@ async fn the_file_channel_writes_the_report_with_its_attachment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cron_ticker_claims_the_due_run_with_the_injected_clock() {
+async fn the_cron_ticker_asks_the_injected_clock_and_claims_the_due_run() {
     let cfg = config(&[]);
     let db = TestDb::open(Backend::Sqlite).await;
-    let s = Arc::new(scheduler(&db.store, &cfg, fixed_clock(ts(NOVEMBER_RUN)), provider(Arc::new(AtomicUsize::new(0)), None)));
+    // A clock that counts how often it is read (once per tick, once for the start's log line).
+    let now = TestClock::at("2026-11-02T07:59:00+01:00");
+    let reads = Arc::new(AtomicUsize::new(0));
+    let (r, n) = (Arc::clone(&reads), now.clone());
+    let clock: messo::time::Clock = Arc::new(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+        n.now()
+    });
+    let s = Arc::new(scheduler(&db.store, &cfg, clock, provider(Arc::new(AtomicUsize::new(0)), None)));
     // Every second, so the test does not wait a minute; the daemon ticks every minute.
     let mut jobs = start_ticker(Arc::clone(&s), "* * * * * *").await.expect("ticker");
+    // Not due yet: the start's tick and at least two of the ticker's find nothing to do.
+    let mut waited = 0;
+    while reads.load(Ordering::SeqCst) < 4 {
+        waited += 1;
+        assert!(waited < 600, "the ticker does not tick");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(report_rows(&db.store).await, 0);
+    // The clock reaches 08:00: the next tick claims the run.
+    now.set(NOVEMBER_RUN);
     let mut waited = 0;
     while report_rows(&db.store).await < 2 {
         waited += 1;
