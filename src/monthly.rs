@@ -238,7 +238,9 @@ impl MonthlyScheduler {
                 tracing::info!(month = %month, "monthly report claimed by another daemon")
             }
             Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "monthly report tick failed; retrying at the next tick"),
+            Err(e) => {
+                tracing::error!(error = %e, "monthly report tick failed; retrying at the next tick")
+            }
         }
     }
 }

@@ -55,8 +55,14 @@ fn provider(calls: Arc<AtomicUsize>, barrier: Option<Arc<Barrier>>) -> Provider 
             }
             Ok::<_, ProviderError>(MonthlyMail {
                 subject: format!("Rapporto mensile {}", p.from.format("%Y-%m")),
-                text: format!("Periodo dal {} al {}.\nTicket chiusi in tempo: 42.", p.from, p.to),
-                html: format!("<p>Periodo dal {} al {}.</p><p>Ticket chiusi in tempo: <b>42</b>.</p>", p.from, p.to),
+                text: format!(
+                    "Periodo dal {} al {}.\nTicket chiusi in tempo: 42.",
+                    p.from, p.to
+                ),
+                html: format!(
+                    "<p>Periodo dal {} al {}.</p><p>Ticket chiusi in tempo: <b>42</b>.</p>",
+                    p.from, p.to
+                ),
                 csv_name: format!("rapporto-{}.csv", p.from.format("%Y-%m")),
                 csv: "periodo,priorità,chiusi_in_tempo\r\n2026-10,alta,42\r\n"
                     .as_bytes()
@@ -66,7 +72,12 @@ fn provider(calls: Arc<AtomicUsize>, barrier: Option<Arc<Barrier>>) -> Provider 
     })
 }
 
-fn scheduler(store: &Store, cfg: &Config, clock: messo::time::Clock, p: Provider) -> MonthlyScheduler {
+fn scheduler(
+    store: &Store,
+    cfg: &Config,
+    clock: messo::time::Clock,
+    p: Provider,
+) -> MonthlyScheduler {
     MonthlyScheduler::new(store.clone(), rome(), cfg.reports.monthly.clone(), p, clock)
 }
 
@@ -75,7 +86,11 @@ async fn count(db: &Store, sql: &str) -> i64 {
 }
 
 async fn report_rows(store: &Store) -> i64 {
-    count(store, "SELECT COUNT(*) FROM outbox WHERE kind = 'rapporto_mensile'").await
+    count(
+        store,
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'rapporto_mensile'",
+    )
+    .await
 }
 
 /// 2 November 2026 at 08:00 in Rome: the run that reports October.
@@ -99,8 +114,18 @@ async fn two_daemons_at_the_same_instant_queue_the_mails_once(db: &TestDb) {
     let barrier = Arc::new(Barrier::new(2));
     let second = db.second_pool().await;
     let clock = fixed_clock(ts(NOVEMBER_RUN));
-    let a = scheduler(&db.store, &cfg, clock.clone(), provider(Arc::clone(&calls), Some(Arc::clone(&barrier))));
-    let b = scheduler(&second, &cfg, clock, provider(Arc::clone(&calls), Some(barrier)));
+    let a = scheduler(
+        &db.store,
+        &cfg,
+        clock.clone(),
+        provider(Arc::clone(&calls), Some(Arc::clone(&barrier))),
+    );
+    let b = scheduler(
+        &second,
+        &cfg,
+        clock,
+        provider(Arc::clone(&calls), Some(barrier)),
+    );
     let (ra, rb) = tokio::join!(a.tick(), b.tick());
     let (ra, rb) = (ra.expect("tick a"), rb.expect("tick b"));
     // Both wrote the mail (both saw the run unclaimed); exactly one claimed it.
@@ -111,7 +136,9 @@ async fn two_daemons_at_the_same_instant_queue_the_mails_once(db: &TestDb) {
         .collect();
     assert_eq!(won.len(), 1, "{ra:?} {rb:?}");
     assert!(
-        [&ra, &rb].contains(&&Tick::Lost { month: "2026-10".to_owned() }),
+        [&ra, &rb].contains(&&Tick::Lost {
+            month: "2026-10".to_owned()
+        }),
         "{ra:?} {rb:?}"
     );
     // The office and the supervisor, once each.
@@ -125,7 +152,11 @@ async fn two_daemons_at_the_same_instant_queue_the_mails_once(db: &TestDb) {
     assert_eq!(
         rows,
         vec![
-            ("office".to_owned(), "urp@comune.roma.it".to_owned(), "monthly:2026-10".to_owned()),
+            (
+                "office".to_owned(),
+                "urp@comune.roma.it".to_owned(),
+                "monthly:2026-10".to_owned()
+            ),
             (
                 "supervisor".to_owned(),
                 "dirigente.urp@comune.roma.it".to_owned(),
@@ -150,28 +181,52 @@ async fn two_daemons_at_the_same_instant_queue_the_mails_once(db: &TestDb) {
     // A later tick of either finds it claimed.
     assert_eq!(
         b.tick().await.expect("tick"),
-        Tick::AlreadyClaimed { month: "2026-10".to_owned() }
+        Tick::AlreadyClaimed {
+            month: "2026-10".to_owned()
+        }
     );
-    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM report_schedule").await, 1);
+    assert_eq!(
+        count(&db.store, "SELECT COUNT(*) FROM report_schedule").await,
+        1
+    );
 }
 
 async fn a_restart_after_the_claim_sends_nothing_again(db: &TestDb) {
     let cfg = config(&[]);
     let clock = TestClock::at(NOVEMBER_RUN);
     let first_calls = Arc::new(AtomicUsize::new(0));
-    let first = scheduler(&db.store, &cfg, clock.clock(), provider(Arc::clone(&first_calls), None));
-    assert!(matches!(first.tick().await.expect("tick"), Tick::Queued { .. }));
+    let first = scheduler(
+        &db.store,
+        &cfg,
+        clock.clock(),
+        provider(Arc::clone(&first_calls), None),
+    );
+    assert!(matches!(
+        first.tick().await.expect("tick"),
+        Tick::Queued { .. }
+    ));
     drop(first);
     // The daemon restarts an hour later on a new connection pool.
     clock.advance(3600);
     let store = db.second_pool().await;
     let calls = Arc::new(AtomicUsize::new(0));
-    let again = scheduler(&store, &cfg, clock.clock(), provider(Arc::clone(&calls), None));
+    let again = scheduler(
+        &store,
+        &cfg,
+        clock.clock(),
+        provider(Arc::clone(&calls), None),
+    );
     assert_eq!(
         again.tick().await.expect("tick"),
-        Tick::AlreadyClaimed { month: "2026-10".to_owned() }
+        Tick::AlreadyClaimed {
+            month: "2026-10".to_owned()
+        }
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "the mail is not even written again");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the mail is not even written again"
+    );
     assert_eq!(report_rows(&db.store).await, 2);
     assert_eq!(first_calls.load(Ordering::SeqCst), 1);
 }
@@ -181,20 +236,40 @@ async fn a_run_missed_while_down_is_sent_when_the_daemon_starts(db: &TestDb) {
     let calls = Arc::new(AtomicUsize::new(0));
     // Down from 30 October to the 20th of November: October's report goes at the start.
     let clock = TestClock::at("2026-11-20T10:17:00+01:00");
-    let s = scheduler(&db.store, &cfg, clock.clock(), provider(Arc::clone(&calls), None));
-    assert!(matches!(s.tick().await.expect("tick"), Tick::Queued { ref month, .. } if month == "2026-10"));
-    let run = db.store.schedule().run(JOB, "2026-10").await.expect("run").expect("row");
-    assert_eq!((run.due_at, run.claimed_at), (ts(NOVEMBER_RUN), clock.now()));
+    let s = scheduler(
+        &db.store,
+        &cfg,
+        clock.clock(),
+        provider(Arc::clone(&calls), None),
+    );
+    assert!(
+        matches!(s.tick().await.expect("tick"), Tick::Queued { ref month, .. } if month == "2026-10")
+    );
+    let run = db
+        .store
+        .schedule()
+        .run(JOB, "2026-10")
+        .await
+        .expect("run")
+        .expect("row");
+    assert_eq!(
+        (run.due_at, run.claimed_at),
+        (ts(NOVEMBER_RUN), clock.now())
+    );
     // Down again from the 25th of November to 1 December 07:59: November's run is not due yet,
     // and October's is not sent twice; at 08:00 November's goes.
     clock.set("2026-12-01T07:59:59+01:00");
     assert_eq!(s.tick().await.expect("tick"), Tick::NotDue);
     clock.set("2026-12-01T08:00:00+01:00");
-    assert!(matches!(s.tick().await.expect("tick"), Tick::Queued { ref month, .. } if month == "2026-11"));
+    assert!(
+        matches!(s.tick().await.expect("tick"), Tick::Queued { ref month, .. } if month == "2026-11")
+    );
     // Down for the whole of January 2027's run day and until February's: only the latest
     // report (January's, due 1 February) is sent; December's is superseded and never sent.
     clock.set("2027-02-03T09:00:00+01:00");
-    assert!(matches!(s.tick().await.expect("tick"), Tick::Queued { ref month, .. } if month == "2027-01"));
+    assert!(
+        matches!(s.tick().await.expect("tick"), Tick::Queued { ref month, .. } if month == "2027-01")
+    );
     let periods: Vec<String> = db
         .store
         .schedule()
@@ -225,10 +300,17 @@ async fn the_run_follows_the_local_time_across_the_autumn_change(db: &TestDb) {
     // at 08:00 CEST = 06:00Z; the run is at 08:00 CET = 07:00Z on Monday 2 November.
     let cfg = config(&[]);
     let clock = TestClock::at("2026-10-24T12:00:00+02:00");
-    let s = scheduler(&db.store, &cfg, clock.clock(), provider(Arc::new(AtomicUsize::new(0)), None));
+    let s = scheduler(
+        &db.store,
+        &cfg,
+        clock.clock(),
+        provider(Arc::new(AtomicUsize::new(0)), None),
+    );
     // October's own run (1 October, September's report) was never claimed: the first tick,
     // still in October, sends it.
-    assert!(matches!(s.tick().await.expect("tick"), Tick::Queued { ref month, .. } if month == "2026-09"));
+    assert!(
+        matches!(s.tick().await.expect("tick"), Tick::Queued { ref month, .. } if month == "2026-09")
+    );
     // Hour by hour across the change (10:00Z, 11:00Z, …): the first due tick is 07:00Z.
     assert_eq!(
         first_queued(&s, &clock, "2026-10-24T12:00:00+02:00", 3600).await,
@@ -253,14 +335,27 @@ async fn the_run_follows_the_local_time_across_the_spring_change(db: &TestDb) {
     // (a job that kept the winter offset would run an hour late, at 07:00Z).
     let cfg = config(&[("MESSO_REPORTS__MONTHLY__AT", "08:00")]);
     let clock = TestClock::at("2026-03-28T12:00:00+01:00");
-    let s = scheduler(&db.store, &cfg, clock.clock(), provider(Arc::new(AtomicUsize::new(0)), None));
+    let s = scheduler(
+        &db.store,
+        &cfg,
+        clock.clock(),
+        provider(Arc::new(AtomicUsize::new(0)), None),
+    );
     // March's run (2 March, February's report) was never claimed: sent while still in March.
-    assert!(matches!(s.tick().await.expect("tick"), Tick::Queued { ref month, .. } if month == "2026-02"));
+    assert!(
+        matches!(s.tick().await.expect("tick"), Tick::Queued { ref month, .. } if month == "2026-02")
+    );
     assert_eq!(
         first_queued(&s, &clock, "2026-03-28T12:00:00+01:00", 3600).await,
         ts("2026-04-01T06:00:00Z").0
     );
-    let run = db.store.schedule().run(JOB, "2026-03").await.expect("run").expect("row");
+    let run = db
+        .store
+        .schedule()
+        .run(JOB, "2026-03")
+        .await
+        .expect("run")
+        .expect("row");
     assert_eq!(run.due_at, ts("2026-04-01T08:00:00+02:00"));
     assert_eq!(run.claimed_at, ts("2026-04-01T06:00:00Z"));
 }
@@ -278,7 +373,12 @@ async fn the_email_reaches_a_real_smtp_server_with_text_html_and_the_csv() {
     ]);
     let db = TestDb::with_config(Backend::Sqlite, &cfg).await;
     let clock = TestClock::at(NOVEMBER_RUN);
-    let s = scheduler(&db.store, &cfg, clock.clock(), provider(Arc::new(AtomicUsize::new(0)), None));
+    let s = scheduler(
+        &db.store,
+        &cfg,
+        clock.clock(),
+        provider(Arc::new(AtomicUsize::new(0)), None),
+    );
     let Tick::Queued { outbox_ids, .. } = s.tick().await.expect("tick") else {
         panic!("not queued");
     };
@@ -286,7 +386,10 @@ async fn the_email_reaches_a_real_smtp_server_with_text_html_and_the_csv() {
         Dispatcher::from_config(db.store.clone(), &cfg, Arc::new(Metrics::default()))
             .expect("dispatcher"),
     );
-    let r = dispatcher.drain(&clock.clock(), u64::MAX).await.expect("drain");
+    let r = dispatcher
+        .drain(&clock.clock(), u64::MAX)
+        .await
+        .expect("drain");
     assert_eq!(r.delivered, 2, "{r:?}");
 
     let mut to: Vec<String> = peer
@@ -298,20 +401,32 @@ async fn the_email_reaches_a_real_smtp_server_with_text_html_and_the_csv() {
     assert_eq!(to, ["dirigente.urp@comune.roma.it", "urp@comune.roma.it"]);
     for n in 1..=2 {
         let eml = peer.message(n);
-        assert_eq!(mail::header(&eml, "Subject").as_deref(), Some("Rapporto mensile 2026-10"));
-        assert_eq!(mail::header(&eml, "X-Messo-Kind").as_deref(), Some("rapporto_mensile"));
+        assert_eq!(
+            mail::header(&eml, "Subject").as_deref(),
+            Some("Rapporto mensile 2026-10")
+        );
+        assert_eq!(
+            mail::header(&eml, "X-Messo-Kind").as_deref(),
+            Some("rapporto_mensile")
+        );
         assert!(
             mail::header(&eml, "Content-Type").is_some_and(|c| c.starts_with("multipart/mixed")),
             "{eml}"
         );
         let text = mail::part(&eml, "text/plain").expect("text/plain part");
-        assert!(text.contains("Periodo dal 2026-10-01 al 2026-10-31."), "{text}");
+        assert!(
+            text.contains("Periodo dal 2026-10-01 al 2026-10-31."),
+            "{text}"
+        );
         let html = mail::part(&eml, "text/html").expect("text/html part");
         assert!(html.contains("<b>42</b>"), "{html}");
         let csv = mail::part(&eml, "text/csv").expect("text/csv part");
         assert_eq!(csv, "periodo,priorità,chiusi_in_tempo\n2026-10,alta,42\n");
         let lower = eml.to_ascii_lowercase();
-        assert!(lower.contains("content-type: text/csv; charset=utf-8"), "{eml}");
+        assert!(
+            lower.contains("content-type: text/csv; charset=utf-8"),
+            "{eml}"
+        );
         assert!(
             lower.contains("content-disposition: attachment; filename=\"rapporto-2026-10.csv\""),
             "{eml}"
@@ -321,12 +436,23 @@ async fn the_email_reaches_a_real_smtp_server_with_text_html_and_the_csv() {
     clock.advance(60);
     assert_eq!(
         s.tick().await.expect("tick"),
-        Tick::AlreadyClaimed { month: "2026-10".to_owned() }
+        Tick::AlreadyClaimed {
+            month: "2026-10".to_owned()
+        }
     );
-    let run = db.store.schedule().run(JOB, "2026-10").await.expect("run").expect("row");
+    let run = db
+        .store
+        .schedule()
+        .run(JOB, "2026-10")
+        .await
+        .expect("run")
+        .expect("row");
     assert_eq!(run.outbox_ids, outbox_ids);
     assert_eq!(run.sent_at, Some(clock.now()));
-    let again = dispatcher.drain(&clock.clock(), u64::MAX).await.expect("drain");
+    let again = dispatcher
+        .drain(&clock.clock(), u64::MAX)
+        .await
+        .expect("drain");
     assert_eq!(again.delivered, 0);
     assert_eq!(peer.envelopes().len(), 2);
     db.finish().await;
@@ -334,20 +460,44 @@ async fn the_email_reaches_a_real_smtp_server_with_text_html_and_the_csv() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_file_channel_writes_the_report_with_its_attachment() {
-    let cfg = config(&[("MESSO_REPORTS__MONTHLY__SUPERVISOR_EMAIL", "urp@comune.roma.it")]);
+    let cfg = config(&[(
+        "MESSO_REPORTS__MONTHLY__SUPERVISOR_EMAIL",
+        "urp@comune.roma.it",
+    )]);
     let db = TestDb::with_config(Backend::Sqlite, &cfg).await;
     let clock = TestClock::at(NOVEMBER_RUN);
-    let s = scheduler(&db.store, &cfg, clock.clock(), provider(Arc::new(AtomicUsize::new(0)), None));
-    assert!(matches!(s.tick().await.expect("tick"), Tick::Queued { ref outbox_ids, .. } if outbox_ids.len() == 1),
-        "the supervisor's address is the office's: one e-mail");
+    let s = scheduler(
+        &db.store,
+        &cfg,
+        clock.clock(),
+        provider(Arc::new(AtomicUsize::new(0)), None),
+    );
+    assert!(
+        matches!(s.tick().await.expect("tick"), Tick::Queued { ref outbox_ids, .. } if outbox_ids.len() == 1),
+        "the supervisor's address is the office's: one e-mail"
+    );
     let out = db.dir.join("outbox");
-    let r = messo::delivery::file::dispatch_files(&db.store, &out, "urp@comune.roma.it", "Roma", clock.now())
-        .await
-        .expect("dispatch");
+    let r = messo::delivery::file::dispatch_files(
+        &db.store,
+        &out,
+        "urp@comune.roma.it",
+        "Roma",
+        clock.now(),
+    )
+    .await
+    .expect("dispatch");
     assert_eq!(r.delivered, 1);
-    let files: Vec<_> = std::fs::read_dir(&out).expect("dir").flatten().map(|e| e.path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&out)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert_eq!(files.len(), 1);
-    let name = files[0].file_name().and_then(|n| n.to_str()).unwrap_or("").to_owned();
+    let name = files[0]
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_owned();
     assert!(name.ends_with("-rapporto_mensile-office.eml"), "{name}");
     let eml = std::fs::read_to_string(&files[0]).expect("eml");
     assert_eq!(
@@ -369,9 +519,16 @@ async fn the_cron_ticker_asks_the_injected_clock_and_claims_the_due_run() {
         r.fetch_add(1, Ordering::SeqCst);
         n.now()
     });
-    let s = Arc::new(scheduler(&db.store, &cfg, clock, provider(Arc::new(AtomicUsize::new(0)), None)));
+    let s = Arc::new(scheduler(
+        &db.store,
+        &cfg,
+        clock,
+        provider(Arc::new(AtomicUsize::new(0)), None),
+    ));
     // Every second, so the test does not wait a minute; the daemon ticks every minute.
-    let mut jobs = start_ticker(Arc::clone(&s), "* * * * * *").await.expect("ticker");
+    let mut jobs = start_ticker(Arc::clone(&s), "* * * * * *")
+        .await
+        .expect("ticker");
     // Not due yet: the start's tick and at least two of the ticker's find nothing to do.
     let mut waited = 0;
     while reads.load(Ordering::SeqCst) < 4 {
@@ -431,10 +588,16 @@ fn a_malformed_time_names_its_key() {
         Vec::new(),
     )
     .expect_err("refused");
-    assert!(e.to_string().contains("reports.monthly.supervisor_email"), "{e}");
+    assert!(
+        e.to_string().contains("reports.monthly.supervisor_email"),
+        "{e}"
+    );
     let c = Config::from_toml("", "test.toml", Vec::new()).expect("defaults");
     assert!(!c.reports.monthly.enabled);
     assert_eq!(c.reports.monthly.at.to_string(), "08:00");
     assert_eq!(c.reports.monthly.office_email, c.notify.office_email);
-    assert_eq!(c.reports.monthly.supervisor_email, c.notify.supervisor_email);
+    assert_eq!(
+        c.reports.monthly.supervisor_email,
+        c.notify.supervisor_email
+    );
 }

@@ -21,7 +21,10 @@ use super::fallback::{DeadRow, replacement};
 use super::file::FileChannel;
 use super::sms::SmsChannel;
 use super::smtp::{SmtpChannel, SmtpSetupError};
-use super::{Attachment, Channel, Channels, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step, next_step};
+use super::{
+    Attachment, Channel, Channels, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step,
+    next_step,
+};
 use crate::config::{ChannelMode, Config, Delivery};
 use crate::domain::Channel as ChannelName;
 use crate::domain::{EmailAddress, Kind, Recipient};
@@ -601,7 +604,9 @@ impl Dispatcher {
             reply_to,
             attachments: match attachments(rendered) {
                 Ok(files) => files,
-                Err(error) => return Sent::one("template", Outcome::permanent(error), started, started_ms),
+                Err(error) => {
+                    return Sent::one("template", Outcome::permanent(error), started, started_ms);
+                }
             },
         };
         let sent = t.send(&msg, row.in_doubt).await;

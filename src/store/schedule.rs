@@ -131,15 +131,17 @@ impl Schedule<'_> {
                 Some(id) => id,
                 // Already owed under the same key (a run row removed by hand and claimed again):
                 // the message stays the one already queued, never a second.
-                None => sqlx::query_scalar(
-                    "SELECT id FROM outbox WHERE ticket_id IS NULL AND kind = $1 \
+                None => {
+                    sqlx::query_scalar(
+                        "SELECT id FROM outbox WHERE ticket_id IS NULL AND kind = $1 \
                      AND dedupe_key = $2 AND recipient = $3",
-                )
-                .bind(m.kind.as_str())
-                .bind(&m.key)
-                .bind(m.recipient.as_str())
-                .fetch_one(&mut *tx)
-                .await?,
+                    )
+                    .bind(m.kind.as_str())
+                    .bind(&m.key)
+                    .bind(m.recipient.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?
+                }
             };
             ids.push(id);
         }
@@ -179,12 +181,11 @@ impl Schedule<'_> {
 
     /// Every run of `job`, oldest period first.
     pub async fn runs(&self, job: &str) -> Result<Vec<RunRecord>, ScheduleError> {
-        let periods: Vec<String> = sqlx::query_scalar(
-            "SELECT period FROM report_schedule WHERE job = $1 ORDER BY period",
-        )
-        .bind(job)
-        .fetch_all(&self.store.pool)
-        .await?;
+        let periods: Vec<String> =
+            sqlx::query_scalar("SELECT period FROM report_schedule WHERE job = $1 ORDER BY period")
+                .bind(job)
+                .fetch_all(&self.store.pool)
+                .await?;
         let mut out = Vec::with_capacity(periods.len());
         for p in periods {
             if let Some(r) = self.run(job, &p).await? {
@@ -210,9 +211,8 @@ impl Schedule<'_> {
                 continue;
             }
             let ph = self.store.placeholders(1, ids.len()).join(", ");
-            let sql = format!(
-                "SELECT COUNT(*) FROM outbox WHERE id IN ({ph}) AND state = 'delivered'"
-            );
+            let sql =
+                format!("SELECT COUNT(*) FROM outbox WHERE id IN ({ph}) AND state = 'delivered'");
             let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
             for i in &ids {
                 q = q.bind(*i);

@@ -88,7 +88,11 @@ impl MonthlyRun {
     /// The reported month as `YYYY-MM` (`2026-11`), the run's identity.
     pub fn month(&self) -> String {
         use chrono::Datelike;
-        format!("{:04}-{:02}", self.period.from.year(), self.period.from.month())
+        format!(
+            "{:04}-{:02}",
+            self.period.from.year(),
+            self.period.from.month()
+        )
     }
 
     /// `monthly:YYYY-MM`: the key its messages are kept under.

@@ -104,14 +104,19 @@ fn next_and_due_runs_around_the_instant() {
     assert_eq!(due_run(cal, t, run.plus(-1)), None);
     assert_eq!(next_run(cal, t, run.plus(-1)).map(|r| r.at), Some(run));
     // At the instant: due; the next one is December's.
-    assert_eq!(due_run(cal, t, run).map(|r| r.key()).as_deref(), Some("monthly:2026-10"));
+    assert_eq!(
+        due_run(cal, t, run).map(|r| r.key()).as_deref(),
+        Some("monthly:2026-10")
+    );
     assert_eq!(
         next_run(cal, t, run).map(|r| r.at),
         Some(ts("2026-12-01T08:00:00+01:00"))
     );
     // Later in the month it stays due (a daemon that was down sends it when it starts).
     assert_eq!(
-        due_run(cal, t, ts("2026-11-30T23:59:59+01:00")).map(|r| r.key()).as_deref(),
+        due_run(cal, t, ts("2026-11-30T23:59:59+01:00"))
+            .map(|r| r.key())
+            .as_deref(),
         Some("monthly:2026-10")
     );
     // On the 1st of December before 08:00 nothing is due: October's report is not sent late,
@@ -179,7 +184,9 @@ fn a_run_on_the_day_of_a_change_keeps_the_documented_rule() {
     let later = ts("2026-10-25T02:30:00+01:00");
     assert_eq!(due_run(&cal, at("02:30"), later).map(|r| r.at), Some(r.at));
     assert_eq!(
-        next_run(&cal, at("02:30"), r.at).map(|r| r.key()).as_deref(),
+        next_run(&cal, at("02:30"), r.at)
+            .map(|r| r.key())
+            .as_deref(),
         Some("monthly:2026-10")
     );
     // March 2026 closed until the 28th: Sunday the 29th, where 02:30 does not exist.
@@ -193,7 +200,9 @@ fn run_times_parse_strictly() {
     assert_eq!(at("08:00").minutes(), 480);
     assert_eq!(at("23:59").to_string(), "23:59");
     assert_eq!(at("00:00").to_string(), "00:00");
-    for bad in ["8:00", "24:00", "08:60", "0800", "08:00:00", "", "ab:cd", "+8:00", "08:+1"] {
+    for bad in [
+        "8:00", "24:00", "08:60", "0800", "08:00:00", "", "ab:cd", "+8:00", "08:+1",
+    ] {
         assert!(RunTime::parse(bad).is_err(), "{bad:?}");
     }
 }
