@@ -601,3 +601,62 @@ fn a_malformed_time_names_its_key() {
         c.notify.supervisor_email
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_sends_the_report_with_the_provider_it_is_given() {
+    messo::install_crypto();
+    let dir = common::fresh_dir("daemon");
+    let out = dir.join("outbox");
+    let db_url = format!("sqlite://{}/messo.db", dir.display());
+    let out_text = out.display().to_string();
+    let cfg = config(&[
+        ("MESSO_DATABASE__URL", &db_url),
+        ("MESSO_HTTP__LISTEN", "127.0.0.1:0"),
+        ("MESSO_CHANNELS__FILE_DIR", &out_text),
+    ]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let daemon = tokio::spawn(messo::daemon::run_with(
+        cfg,
+        fixed_clock(ts(NOVEMBER_RUN)),
+        shutdown,
+        provider(Arc::clone(&calls), None),
+    ));
+    // The run is due at the daemon's start: its two e-mails are written by the file channel.
+    let reports = || -> Vec<String> {
+        std::fs::read_dir(&out)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                    .filter(|n| n.contains("-rapporto_mensile-") && n.ends_with(".eml"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut waited = 0;
+    while reports().len() < 2 {
+        waited += 1;
+        assert!(
+            waited < 600 && !daemon.is_finished(),
+            "the daemon wrote no report"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop.send(true).expect("stop");
+    daemon
+        .await
+        .expect("join")
+        .expect("the daemon stops cleanly");
+    let mut names = reports();
+    names.sort();
+    assert!(
+        names[0].ends_with("-rapporto_mensile-office.eml"),
+        "{names:?}"
+    );
+    assert!(
+        names[1].ends_with("-rapporto_mensile-supervisor.eml"),
+        "{names:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
