@@ -138,6 +138,25 @@ struct RawConfig {
     portal: portal::RawPortal,
     #[serde(default)]
     reports: reports::RawReports,
+    #[serde(default)]
+    monitoring: RawMonitoring,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMonitoring {
+    on_time_threshold_pct: Option<i64>,
+    max_report_tickets: Option<i64>,
+}
+
+/// The `[monitoring]` section: compliance reports and criticalities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Monitoring {
+    /// An office whose share of tickets closed on time this month falls below this percentage
+    /// is a criticality.
+    pub on_time_threshold_pct: u8,
+    /// The most tickets one report reads; a longer period is refused with that reason.
+    pub max_report_tickets: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,6 +318,8 @@ pub enum Scope {
     Write,
     /// The citizen feed for the administration's portal (`/api/v1/citizen/…`), and nothing else.
     Portal,
+    /// Compliance reports and criticalities (`/api/v1/reports/…`), and nothing else.
+    Reports,
 }
 
 /// An API token: its name, its id (the `<id>` of `messo_<id>_<secret>`), the argon2 PHC hash of
@@ -348,6 +369,7 @@ pub struct Config {
     pub templates: TemplatesConfig,
     pub admin: Admin,
     pub portal: Portal,
+    pub monitoring: Monitoring,
     /// Scheduled reports: the monthly e-mail.
     pub reports: Reports,
     /// Keys set from the environment, with the variable that set each.
@@ -760,6 +782,24 @@ fn validate(
     let templates = admin::templates(&mut p, raw.templates);
     let admin = admin::admin(&mut p, raw.admin);
     let portal = portal::portal(&mut p, raw.portal, &http_cfg.public_base_url);
+    let monitoring = Monitoring {
+        on_time_threshold_pct: u8::try_from(p.ranged(
+            "monitoring.on_time_threshold_pct",
+            raw.monitoring.on_time_threshold_pct,
+            90,
+            0,
+            100,
+        ))
+        .unwrap_or(90),
+        max_report_tickets: usize::try_from(p.ranged(
+            "monitoring.max_report_tickets",
+            raw.monitoring.max_report_tickets,
+            250_000,
+            1,
+            5_000_000,
+        ))
+        .unwrap_or(250_000),
+    };
     let reports = reports::reports(&mut p, raw.reports, &notify);
 
     match policy {
@@ -781,6 +821,7 @@ fn validate(
             templates,
             admin,
             portal,
+            monitoring,
             reports,
             overrides,
         }),
@@ -1317,7 +1358,7 @@ fn api_tokens(p: &mut Problems, raw: Vec<RawToken>) -> Vec<ApiToken> {
     tokens
 }
 
-/// `http.tokens[i].scopes`: read, write or portal.
+/// `http.tokens[i].scopes`: read, write, portal or reports.
 fn scopes(p: &mut Problems, i: usize, raw: &[String]) -> Vec<Scope> {
     let mut scopes = Vec::new();
     for (j, s) in raw.iter().enumerate() {
@@ -1325,9 +1366,10 @@ fn scopes(p: &mut Problems, i: usize, raw: &[String]) -> Vec<Scope> {
             "read" => scopes.push(Scope::Read),
             "write" => scopes.push(Scope::Write),
             "portal" => scopes.push(Scope::Portal),
+            "reports" => scopes.push(Scope::Reports),
             other => p.add(
                 format!("http.tokens[{i}].scopes[{j}]"),
-                format!("unknown scope {other:?}; expected read|write|portal"),
+                format!("unknown scope {other:?}; expected read|write|portal|reports"),
             ),
         }
     }

@@ -757,9 +757,16 @@ pub async fn run_with(
 
     let admin_routes = admin.clone();
     let portal_routes = portal.as_ref().map(|(p, _)| p.clone());
+    let report_routes = http::reports::ReportsState::new(
+        store.clone(),
+        Arc::new(config.clone()),
+        Arc::clone(&state.tokens),
+        admin.clone(),
+        clock.clone(),
+    );
     let server_stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        let (app, _) = http::app(state, webhooks, admin_routes, portal_routes);
+        let (app, _) = http::app(state, webhooks, admin_routes, portal_routes, report_routes);
         // A panic in one request is a 500 for that request, never the end of the daemon.
         let app = http::catch_panics(app);
         http::server::serve(listener, app, &limits, server_stop).await

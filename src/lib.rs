@@ -3,10 +3,12 @@
 //!
 //! The pure core is its own crate, `messo-core` (re-exported here under the same names:
 //! `time`, `domain`, `calendar`, `sla`, `ticket`, `engine`, `locale`, `versions`, `sms`,
-//! `redact`): it never does I/O and never reads the clock. This crate holds the edges around
+//! `redact`, `reports`): it never does I/O and never reads the clock. This crate holds the edges around
 //! it, in one direction (see ARCHITECTURE.md and tests/architecture.rs).
 
-pub use messo_core::{calendar, domain, engine, locale, redact, sla, sms, ticket, time, versions};
+pub use messo_core::{
+    calendar, domain, engine, locale, redact, reports, sla, sms, ticket, time, versions,
+};
 
 pub mod batch;
 pub mod config;
@@ -15,6 +17,7 @@ pub mod delivery;
 pub mod http;
 pub mod inbound;
 pub mod metrics;
+pub mod monitoring;
 pub mod monthly;
 pub mod portal;
 pub mod private_files;

@@ -14,8 +14,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "core (crates/messo-core, re-exported)",
         &[
-            "calendar", "domain", "engine", "locale", "redact", "sla", "sms", "ticket", "time",
-            "versions",
+            "calendar", "domain", "engine", "locale", "redact", "reports", "sla", "sms", "ticket",
+            "time", "versions",
         ],
     ),
     ("support", &["private_files", "metrics"]),
@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["store"]),
     ("inbound", &["inbound"]),
     ("delivery", &["delivery"]),
+    ("monitoring", &["monitoring"]),
     ("scheduled reports", &["monthly"]),
     ("http", &["http"]),
     ("daemon", &["daemon"]),

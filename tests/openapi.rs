@@ -212,7 +212,14 @@ secret = "generic-signing-secret-0123"
         metrics,
     );
 
-    let (router, document) = messo::http::app(api, webhooks, admin, Some(portal_state));
+    let reports = messo::http::reports::ReportsState::new(
+        store.clone(),
+        Arc::new(config.clone()),
+        Arc::clone(&api.tokens),
+        admin.clone(),
+        Arc::clone(&clock),
+    );
+    let (router, document) = messo::http::app(api, webhooks, admin, Some(portal_state), reports);
     let mut table = BTreeSet::new();
     for (path, item) in &document.paths.paths {
         let item = serde_json::to_value(item).expect("a path item");

@@ -454,6 +454,22 @@ pub fn new_token_secret() -> Result<String, super::auth::SecretError> {
 }
 
 impl AdminState {
+    /// Refuses a caller who is not signed in with at least `role` (a console session or an
+    /// admin token), for routes of other modules that the console reads.
+    pub(super) async fn require(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        role: Role,
+    ) -> Result<(), Problem> {
+        self.actor(headers, method, role).await.map(|_| ())
+    }
+
+    /// The caller's time zone (the calendar's), for instants shown to people.
+    pub(super) fn tz(&self) -> chrono_tz::Tz {
+        self.inner.tz
+    }
+
     /// The caller, at least `role`; a cookie session changing something must carry its CSRF
     /// token.
     async fn actor(

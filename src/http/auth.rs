@@ -500,6 +500,7 @@ impl TokenBook {
                         Scope::Read => "read",
                         Scope::Write => "write",
                         Scope::Portal => "read the citizen feed",
+                        Scope::Reports => "read the reports",
                     }
                 ),
             ));

@@ -18,6 +18,7 @@ pub mod openapi;
 mod ops;
 pub mod portal;
 mod problem;
+pub mod reports;
 mod schema;
 pub mod server;
 mod tickets;
@@ -132,6 +133,7 @@ pub fn app(
     webhooks: webhooks::WebhookState,
     admin: admin::AdminState,
     portal: Option<portal::PortalState>,
+    reports: reports::ReportsState,
 ) -> (Router, utoipa::openapi::OpenApi) {
     let served = openapi::Served::default();
     let mut all = routes(state)
@@ -141,7 +143,8 @@ pub fn app(
                 .with_state(Arc::clone(&served)),
         )
         .merge(webhooks::routes(webhooks))
-        .merge(admin::routes(admin));
+        .merge(admin::routes(admin))
+        .merge(reports::routes(reports));
     if let Some(p) = portal {
         all = all.merge(portal::routes(p));
     }

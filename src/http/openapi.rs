@@ -32,6 +32,7 @@ use super::problem::{ProblemBody, TemplateProblemBody};
         (name = "tickets", description = "The ticket ingest API for the CRM."),
         (name = "webhooks", description = "Inbound replies and delivery receipts from providers."),
         (name = "admin", description = "Admin sessions, tickets at risk, audit and users."),
+        (name = "reports", description = "Compliance reports and criticalities (monitoring, agreement section 1.2)."),
         (name = "templates", description = "Message templates: preview, validate, propose, publish, roll back, test-send."),
         (name = "console", description = "The admin console's page and assets."),
         (name = "ops", description = "Health, readiness, metrics and this document."),

@@ -40,6 +40,19 @@ pub enum Category {
     InLoco,
 }
 
+/// How the request reached the office (desk, phone, e-mail, PEC, web form, SMS, paper mail).
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceivedVia {
+    Desk,
+    Phone,
+    Email,
+    Pec,
+    Web,
+    Sms,
+    Post,
+}
+
 #[derive(ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
@@ -159,6 +172,8 @@ pub struct NewTicket {
     received_at: String,
     citizen: NewCitizen,
     step: Option<Step>,
+    /// Optional; the reports group tickets without it as `not_given`.
+    received_via: Option<ReceivedVia>,
 }
 
 // The channels an integration can arrive by.
@@ -709,4 +724,127 @@ pub struct CitizenView {
     can_reply_sms: bool,
     #[schema(format = DateTime)]
     as_of: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports (`monitoring`); every measure is defined in `docs/reports.md`.
+
+/// One row of a compliance report: a time bucket, the grouped dimensions (absent when not
+/// grouped by them) and the measures. Durations are counted seconds (working time, or every
+/// second for on-site assistance), suspensions excluded.
+#[derive(ToSchema)]
+pub struct ReportRow {
+    /// `2026-11`, `2026-W47` or `2026-11-01..2026-11-30`.
+    bucket: String,
+    #[schema(format = Date)]
+    bucket_from: String,
+    #[schema(format = Date)]
+    bucket_to: String,
+    #[schema(required = true)]
+    priority: Option<Priority>,
+    #[schema(required = true)]
+    category: Option<Category>,
+    #[schema(required = true)]
+    office: Option<String>,
+    /// `desk`, `phone`, `email`, `pec`, `web`, `sms`, `post` or `not_given`.
+    #[schema(required = true)]
+    channel: Option<String>,
+    received: u64,
+    closed: u64,
+    closed_on_time: u64,
+    closed_late: u64,
+    /// Closed on time over closed, in percent to one decimal; null when nothing was closed.
+    #[schema(required = true)]
+    on_time_pct: Option<f64>,
+    open_breached: u64,
+    #[schema(required = true)]
+    close_median_s: Option<i64>,
+    #[schema(required = true)]
+    close_p90_s: Option<i64>,
+    first_responses: u64,
+    #[schema(required = true)]
+    first_response_median_s: Option<i64>,
+    #[schema(required = true)]
+    first_response_p90_s: Option<i64>,
+    suspended_s: i64,
+    integration_requests: u64,
+    auto_closed: u64,
+    reopenings: u64,
+    /// With `tickets=…`: per measure, the ticket numbers counted in this row.
+    tickets: Option<std::collections::BTreeMap<String, Vec<String>>>,
+}
+
+/// Citizen notices made in a time bucket on one channel, of one kind, and what became of them.
+#[derive(ToSchema)]
+pub struct NoticeRow {
+    bucket: String,
+    channel: Channel,
+    kind: String,
+    owed: u64,
+    delivered: u64,
+    dead: u64,
+    held: u64,
+    in_flight: u64,
+    fallbacks: u64,
+}
+
+/// Failed contacts in a time bucket.
+#[derive(ToSchema)]
+pub struct ContactRow {
+    bucket: String,
+    unreachable: u64,
+    unmatched_replies: u64,
+    opt_outs: u64,
+}
+
+/// A compliance report.
+#[derive(ToSchema)]
+pub struct Compliance {
+    comune: String,
+    #[schema(format = Date)]
+    period_from: String,
+    #[schema(format = Date)]
+    period_to: String,
+    group_by: String,
+    #[schema(required = true)]
+    office: Option<String>,
+    #[schema(format = DateTime)]
+    generated_at: String,
+    rows: Vec<ReportRow>,
+    /// The whole period, ungrouped; null when it counts nothing.
+    #[schema(required = true)]
+    total: Option<ReportRow>,
+    notices: Vec<NoticeRow>,
+    contacts: Vec<ContactRow>,
+    /// Where the measures are defined.
+    definitions: String,
+}
+
+/// A criticality ("criticità rilevata").
+#[derive(ToSchema)]
+pub struct Criticality {
+    #[schema(inline)]
+    kind: CriticalityKind,
+    /// Why, in Italian, for the office.
+    reason: String,
+    #[schema(required = true)]
+    ticket: Option<String>,
+    #[schema(required = true)]
+    office: Option<String>,
+    #[schema(required = true)]
+    priority: Option<Priority>,
+    #[schema(format = DateTime, required = true)]
+    since: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CriticalityKind {
+    Breached,
+    Warning,
+    SuspensionPastCap,
+    MessageHeld,
+    CitizenUnreachable,
+    UnmatchedReply,
+    OfficeBelowThreshold,
 }

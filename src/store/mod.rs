@@ -14,6 +14,7 @@ mod inbound;
 mod monitor;
 mod outbox;
 mod portal;
+mod reports;
 mod schedule;
 mod templates;
 mod tickets;
@@ -37,6 +38,7 @@ pub use outbox::{
     NewOutbox, OutboxError, OutboxRow, Receipt, UnreadableRow,
 };
 pub use portal::{PortalError, PortalTicket};
+pub use reports::{ReportStoreError, ReportTicket, StoredCriticality};
 pub use schedule::{Claim, NewRun, ReportMail, RunRecord, ScheduleError};
 pub use templates::{TemplateStoreError, TemplateVersion};
 pub use tickets::TicketError;
@@ -104,6 +106,8 @@ pub enum StoreError {
     Schedule(#[from] ScheduleError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Report(#[from] ReportStoreError),
 }
 
 impl StoreError {
@@ -131,7 +135,7 @@ macro_rules! from_store_errors {
     ($t:ty) => {
         $crate::store::from_store_errors!(
             @each $t; OpenError, TicketError, OutboxError, InboundError, TemplateStoreError,
-            AdminError, PortalError, MonitorError, ScheduleError, RegistryError
+            AdminError, PortalError, MonitorError, ScheduleError, RegistryError, ReportStoreError
         );
     };
     (@each $t:ty; $($e:ident),*) => {$(
@@ -226,6 +230,8 @@ repository!(
     Portal,
     /// Monitoring counts and lists (`monitor.rs`).
     Monitor,
+    /// What compliance reports and criticalities read (`reports.rs`).
+    Reports,
     /// Runs of scheduled reports, claimed once with the messages they queue (`schedule.rs`).
     Schedule,
 );
@@ -540,6 +546,11 @@ impl Store {
     /// Counts and lists for the dashboard, `/metrics` and reports.
     pub fn monitor(&self) -> Monitor<'_> {
         Monitor { store: self }
+    }
+
+    /// What compliance reports and the criticalities list read.
+    pub fn reports(&self) -> Reports<'_> {
+        Reports { store: self }
     }
 
     /// Runs of scheduled reports (the monthly e-mail).

@@ -237,6 +237,76 @@ impl fmt::Display for Channel {
     }
 }
 
+/// How a request reached the office (the "canale di ricezione" of the reports), as the CRM
+/// says it. Optional on a ticket: reports group the tickets without it as `not_given`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceivedVia {
+    /// At the desk (sportello).
+    Desk,
+    Phone,
+    Email,
+    Pec,
+    /// A web form or the municipality's portal.
+    Web,
+    Sms,
+    /// Paper mail.
+    Post,
+}
+
+impl ReceivedVia {
+    /// Every channel of receipt.
+    pub const ALL: [ReceivedVia; 7] = [
+        ReceivedVia::Desk,
+        ReceivedVia::Phone,
+        ReceivedVia::Email,
+        ReceivedVia::Pec,
+        ReceivedVia::Web,
+        ReceivedVia::Sms,
+        ReceivedVia::Post,
+    ];
+
+    /// The wire name: `desk`, `phone`, `email`, `pec`, `web`, `sms`, `post`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ReceivedVia::Desk => "desk",
+            ReceivedVia::Phone => "phone",
+            ReceivedVia::Email => "email",
+            ReceivedVia::Pec => "pec",
+            ReceivedVia::Web => "web",
+            ReceivedVia::Sms => "sms",
+            ReceivedVia::Post => "post",
+        }
+    }
+
+    /// Italian name for people.
+    pub const fn italian(self) -> &'static str {
+        match self {
+            ReceivedVia::Desk => "sportello",
+            ReceivedVia::Phone => "telefono",
+            ReceivedVia::Email => "e-mail",
+            ReceivedVia::Pec => "PEC",
+            ReceivedVia::Web => "web",
+            ReceivedVia::Sms => "SMS",
+            ReceivedVia::Post => "posta",
+        }
+    }
+}
+
+impl FromStr for ReceivedVia {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ReceivedVia::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                what: "channel of receipt",
+                found: s.to_owned(),
+                expected: "desk|phone|email|pec|web|sms|post",
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use crate::calendar::Calendar;
-use crate::domain::{Category, Priority};
+use crate::domain::{Category, Priority, ReceivedVia};
 use crate::sla::{ClockKind, OutOfRange, Sla};
 use crate::ticket::record::{EventRecord, HistoryError, derive, evaluate};
 use crate::time::{Timestamp, day_number, naive_date};
@@ -88,17 +88,20 @@ pub enum TimeBucket {
     Week,
 }
 
-/// How a report is grouped: a time bucket, and any of priority, category and office.
+/// How a report is grouped: a time bucket, and any of priority, category, office and the
+/// channel the request came by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GroupBy {
     pub time: Option<TimeBucket>,
     pub priority: bool,
     pub category: bool,
     pub office: bool,
+    pub channel: bool,
 }
 
 impl GroupBy {
-    /// Reads `month,priority,office` (any order, any subset; `week` or `month`, not both).
+    /// Reads `month,priority,office` (any order, any subset of month|week|priority|category|
+    /// office|channel; `week` or `month`, not both).
     pub fn parse(s: &str) -> Result<GroupBy, ReportError> {
         let mut g = GroupBy::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -117,9 +120,10 @@ impl GroupBy {
                 "priority" => g.priority = true,
                 "category" => g.category = true,
                 "office" => g.office = true,
+                "channel" => g.channel = true,
                 other => {
                     return Err(ReportError::Grouping(format!(
-                        "unknown grouping {other:?}; expected month|week|priority|category|office"
+                        "unknown grouping {other:?}; expected month|week|priority|category|office|channel"
                     )));
                 }
             }
@@ -136,6 +140,24 @@ pub struct History {
     pub office: String,
     /// Every stored event, in order, the `received` event first.
     pub events: Vec<EventRecord>,
+}
+
+/// The group of tickets whose channel of receipt the CRM did not give.
+pub const CHANNEL_NOT_GIVEN: &str = "not_given";
+
+impl History {
+    /// How the request reached the office, as its `received` event keeps it (`None` when the
+    /// CRM did not say).
+    pub fn received_via(&self) -> Option<ReceivedVia> {
+        let first = self.events.first().filter(|e| e.kind == "received")?;
+        first
+            .data
+            .get("ticket")?
+            .get("received_via")?
+            .as_str()?
+            .parse()
+            .ok()
+    }
 }
 
 /// What a ticket's history says at one instant (`as_of`), for reports.
@@ -290,9 +312,14 @@ fn counted_between(calendar: &Calendar, clock: ClockKind, a: Timestamp, b: Times
 pub struct Row {
     /// `2026-11` (month), `2026-W47` (week), or the period `2026-11-01..2026-11-30`.
     pub bucket: String,
+    /// The bucket's first and last local day.
+    pub bucket_from: NaiveDate,
+    pub bucket_to: NaiveDate,
     pub priority: Option<Priority>,
     pub category: Option<Category>,
     pub office: Option<String>,
+    /// The channel of receipt (`desk`, `phone`, … or `not_given`).
+    pub channel: Option<String>,
     /// Received in the bucket.
     pub received: u64,
     /// Closed in the bucket (the closure standing at the bucket's end).
@@ -408,14 +435,18 @@ impl Report {
 
 /// A time bucket: its label and its instants `[start, end)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Bucket {
-    label: String,
-    start: Timestamp,
-    end: Timestamp,
+pub struct Bucket {
+    pub label: String,
+    /// The first and last local day of the bucket.
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    pub start: Timestamp,
+    pub end: Timestamp,
 }
 
-/// The buckets of `period` in the calendar's local time.
-fn buckets(calendar: &Calendar, period: Period, time: TimeBucket) -> Vec<Bucket> {
+/// The buckets of `period` in the calendar's local time: local midnights, so a month or week
+/// that spans a DST change is 1 hour shorter or longer.
+pub fn buckets(calendar: &Calendar, period: Period, time: TimeBucket) -> Vec<Bucket> {
     let (first, last) = (day_number(period.from), day_number(period.to));
     let mut out = Vec::new();
     let mut day = first;
@@ -443,6 +474,8 @@ fn buckets(calendar: &Calendar, period: Period, time: TimeBucket) -> Vec<Bucket>
         let next = next.min(last + 1);
         out.push(Bucket {
             label,
+            first_day: date,
+            last_day: naive_date(next - 1),
             start: calendar.local_midnight(day),
             end: calendar.local_midnight(next),
         });
@@ -452,7 +485,13 @@ fn buckets(calendar: &Calendar, period: Period, time: TimeBucket) -> Vec<Bucket>
 }
 
 /// The key of a row: bucket index, then the grouped dimensions.
-type RowKey = (usize, Option<Priority>, Option<Category>, Option<String>);
+type RowKey = (
+    usize,
+    Option<Priority>,
+    Option<Category>,
+    Option<String>,
+    Option<String>,
+);
 
 /// Accumulates one row: the row, the values of its percentiles, the tickets behind it.
 struct Acc {
@@ -464,12 +503,15 @@ struct Acc {
 
 impl Row {
     /// A row with nothing counted yet.
-    fn empty(bucket: &str, key: &RowKey) -> Row {
+    fn empty(bucket: &Bucket, key: &RowKey) -> Row {
         Row {
-            bucket: bucket.to_owned(),
+            bucket: bucket.label.clone(),
+            bucket_from: bucket.first_day,
+            bucket_to: bucket.last_day,
             priority: key.1,
             category: key.2,
             office: key.3.clone(),
+            channel: key.4.clone(),
             received: 0,
             closed: 0,
             closed_on_time: 0,
@@ -512,9 +554,14 @@ pub fn build<'a>(
                 group.priority.then_some(f.priority),
                 group.category.then_some(f.category),
                 group.office.then(|| h.office.clone()),
+                group.channel.then(|| {
+                    h.received_via()
+                        .map_or(CHANNEL_NOT_GIVEN, ReceivedVia::as_str)
+                        .to_owned()
+                }),
             );
             let acc = rows.entry(key).or_insert_with_key(|key| Acc {
-                row: Row::empty(&b.label, key),
+                row: Row::empty(b, key),
                 close_s: Vec::new(),
                 first_s: Vec::new(),
                 tickets: BTreeMap::new(),
@@ -603,4 +650,84 @@ pub fn percentiles(values: &mut [i64]) -> (Option<i64>, Option<i64>) {
         values[r - 1]
     };
     (Some(rank(50)), Some(rank(90)))
+}
+
+/// Notices owed to citizens in one bucket (by the instant the row was made), on one channel,
+/// of one kind, and what became of them by the time of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NoticeRow {
+    pub bucket: String,
+    pub channel: String,
+    pub kind: String,
+    /// Rows made in the bucket: notices owed, and replacements made by the fallback chain.
+    pub owed: u64,
+    /// Of those, confirmed delivered (by the channel, or by a receipt where one is awaited).
+    pub delivered: u64,
+    /// Of those, given up after their attempts (the fallback chain took over, or the office
+    /// was told the citizen is unreachable).
+    pub dead: u64,
+    /// Of those, held because the outcome of a send is not known ("esito incerto").
+    pub held: u64,
+    /// Of those, still pending, retrying or being sent.
+    pub in_flight: u64,
+    /// Of the rows owed, the replacements on another channel made by the fallback chain.
+    pub fallbacks: u64,
+}
+
+/// What the store counts of the outbox: rows made in bucket `bucket` (an index into the
+/// report's buckets) with this channel, kind, state and fallback flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeCount {
+    pub bucket: usize,
+    pub channel: String,
+    pub kind: String,
+    pub state: String,
+    pub fallback: bool,
+    pub count: u64,
+}
+
+/// The notice rows of `counts`, in bucket, channel and kind order.
+pub fn notice_rows(buckets: &[Bucket], counts: &[NoticeCount]) -> Vec<NoticeRow> {
+    let mut rows: BTreeMap<(usize, &str, &str), NoticeRow> = BTreeMap::new();
+    for c in counts {
+        let Some(b) = buckets.get(c.bucket) else {
+            continue;
+        };
+        let row = rows
+            .entry((c.bucket, &c.channel, &c.kind))
+            .or_insert_with(|| NoticeRow {
+                bucket: b.label.clone(),
+                channel: c.channel.clone(),
+                kind: c.kind.clone(),
+                owed: 0,
+                delivered: 0,
+                dead: 0,
+                held: 0,
+                in_flight: 0,
+                fallbacks: 0,
+            });
+        row.owed += c.count;
+        match c.state.as_str() {
+            "delivered" => row.delivered += c.count,
+            "dead" => row.dead += c.count,
+            "uncertain" => row.held += c.count,
+            _ => row.in_flight += c.count,
+        }
+        if c.fallback {
+            row.fallbacks += c.count;
+        }
+    }
+    rows.into_values().collect()
+}
+
+/// Per bucket: what went wrong in reaching citizens, and what came back unasked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContactRow {
+    pub bucket: String,
+    /// Office alerts made in the bucket that a citizen could not be reached on any channel.
+    pub unreachable: u64,
+    /// Replies received in the bucket that matched no ticket.
+    pub unmatched_replies: u64,
+    /// Numbers that asked in the bucket to receive no more SMS.
+    pub opt_outs: u64,
 }

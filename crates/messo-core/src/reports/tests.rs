@@ -469,6 +469,35 @@ fn weeks_are_iso_weeks_cut_at_the_period() {
 }
 
 #[test]
+fn the_channel_of_receipt_groups_tickets_and_unknown_ones_are_not_given() {
+    let s = sla();
+    let mut hs = month();
+    // T1 came to the desk, T2 and T3 by e-mail; the rest say nothing.
+    let mut via = |i: usize, v: &str| {
+        hs[i].events[0].data["ticket"]["received_via"] = Value::String(v.into());
+    };
+    via(0, "desk");
+    via(1, "email");
+    via(2, "email");
+    assert_eq!(hs[0].received_via(), Some(ReceivedVia::Desk));
+    assert_eq!(hs[3].received_via(), None);
+    let g = GroupBy::parse("channel").expect("grouping");
+    let r = build(&hs, |_| &s, &s.calendar, november(), g).expect("report");
+    let by: Vec<(&str, u64, u64)> = r
+        .rows
+        .iter()
+        .map(|x| (x.channel.as_deref().unwrap_or("-"), x.received, x.closed))
+        .collect();
+    // Rows in key order: desk, email, not_given. Received: T1 | T2, T3 | T4–T7 (T8 came in
+    // October). Closed in November: T1 | T2, T3 | T5, T6, T8 (T4 and T7 are open).
+    assert_eq!(by, [("desk", 1, 1), ("email", 2, 2), ("not_given", 4, 3)]);
+    // The groups add up to the whole.
+    let whole = report("", november());
+    assert_eq!(whole.rows[0].received, 7);
+    assert_eq!(whole.rows[0].closed, 6);
+}
+
+#[test]
 fn groupings_and_periods_are_checked() {
     assert!(GroupBy::parse("month,week").is_err());
     assert!(GroupBy::parse("colour").is_err());

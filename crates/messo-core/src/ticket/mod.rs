@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 pub mod record;
 
-use crate::domain::{Address, Category, Lang, Priority};
+use crate::domain::{Address, Category, Lang, Priority, ReceivedVia};
 use crate::sla::Suspension;
 use crate::time::Timestamp;
 
@@ -206,6 +206,8 @@ pub struct NewTicket {
     pub citizen: Citizen,
     /// First processing step, if the CRM gives one.
     pub step: Option<(String, String)>,
+    /// How the request reached the office, if the CRM says.
+    pub received_via: Option<ReceivedVia>,
 }
 
 /// Reads fields out of a JSON object, collecting every problem with its path.
@@ -492,6 +494,7 @@ impl NewTicket {
             "received_at",
             "citizen",
             "step",
+            "received_via",
         ];
         let mut f = Fields::new(value, "", &known).map_err(|e| vec![e])?;
         let number = f.str("number").and_then(|n| {
@@ -507,6 +510,10 @@ impl NewTicket {
         let priority = f.parsed::<Priority>("priority");
         let subject = f.text("subject", 500);
         let received_at = f.time("received_at");
+        let received_via = match f.opt_str("received_via") {
+            None => None,
+            Some(_) => f.parsed::<ReceivedVia>("received_via"),
+        };
         let step = match f.obj.get("step") {
             None | Some(Value::Null) => None,
             Some(v) => {
@@ -553,6 +560,7 @@ impl NewTicket {
                 received_at,
                 citizen,
                 step,
+                received_via,
             }),
             _ => Err(errors),
         }
@@ -561,7 +569,7 @@ impl NewTicket {
     /// The ticket in the shape a client sends it, normalized (`received_at` in UTC): what the
     /// received event keeps, and what [`NewTicket::from_json`] reads back.
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "number": self.number.as_str(),
             "office": self.office,
             "category": self.category.as_str(),
@@ -570,7 +578,12 @@ impl NewTicket {
             "received_at": self.received_at.to_string(),
             "citizen": serde_json::to_value(&self.citizen).unwrap_or(Value::Null),
             "step": self.step.as_ref().map(|(code, text)| serde_json::json!({"code": code, "text": text})),
-        })
+        });
+        // Only when given, so a ticket without it hashes as it did before the field existed.
+        if let (Some(via), Some(obj)) = (self.received_via, v.as_object_mut()) {
+            obj.insert("received_via".to_owned(), Value::from(via.as_str()));
+        }
+        v
     }
 
     /// A hash of the validated content: the same ticket sent twice hashes the same, whatever

@@ -1,0 +1,346 @@
+//! Monitoring ("monitoraggio dei tempi e delle criticità", agreement section 1.2): the
+//! compliance report and the criticalities list, read from the store and computed by the pure
+//! core (`messo_core::reports`), for the API, the command line, the console and the monthly
+//! e-mail. Renderings (CSV, Excel CSV, open data, text, HTML) are in [`render`].
+
+pub mod render;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::reports::{
+    self, ContactRow, GroupBy, History, Measure, NoticeRow, Period, ReportError, Row, TimeBucket,
+};
+use crate::sla::Sla;
+use crate::store::{RegistryError, ReportStoreError, Store, StoredCriticality};
+use crate::time::Timestamp;
+
+/// Why a report or the criticalities could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitoringError {
+    #[error(transparent)]
+    Store(#[from] ReportStoreError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+impl MonitoringError {
+    /// Whether the request asked for something that cannot be (a period too long or too big).
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            MonitoringError::Store(ReportStoreError::TooMany { .. })
+                | MonitoringError::Report(
+                    ReportError::Backwards { .. }
+                        | ReportError::TooLong { .. }
+                        | ReportError::Grouping(_)
+                        | ReportError::UnknownMeasure(_)
+                )
+        )
+    }
+}
+
+/// What a compliance report is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRequest {
+    pub period: Period,
+    pub group: GroupBy,
+    /// One office only, or all.
+    pub office: Option<String>,
+    /// The measures whose ticket numbers each row lists.
+    pub tickets: Vec<Measure>,
+}
+
+/// One row of the report as it is published: the measures, the share on time, and on request
+/// the ticket numbers behind the counted cells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportRow {
+    #[serde(flatten)]
+    pub row: Row,
+    /// Closed on time over closed, in percent, to one decimal; none when nothing was closed.
+    pub on_time_pct: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tickets: Option<BTreeMap<Measure, Vec<String>>>,
+}
+
+/// A compliance report: rows by the chosen grouping, the whole period's total, notices and
+/// contacts per time bucket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Compliance {
+    pub comune: String,
+    pub period_from: NaiveDate,
+    pub period_to: NaiveDate,
+    /// The grouping as asked (`month,priority`), empty for none.
+    pub group_by: String,
+    pub office: Option<String>,
+    /// RFC 3339, local time.
+    pub generated_at: String,
+    pub rows: Vec<ReportRow>,
+    /// The whole period, ungrouped; none when it counts nothing.
+    pub total: Option<ReportRow>,
+    /// Citizen notices by time bucket, channel and kind (all offices unless one is asked).
+    pub notices: Vec<NoticeRow>,
+    /// Failed contacts per time bucket (all offices: replies and opt-outs belong to none).
+    pub contacts: Vec<ContactRow>,
+    /// Where each measure is defined.
+    pub definitions: &'static str,
+}
+
+/// The grouping's canonical text.
+pub fn group_text(g: &GroupBy) -> String {
+    let mut parts = Vec::new();
+    match g.time {
+        Some(TimeBucket::Month) => parts.push("month"),
+        Some(TimeBucket::Week) => parts.push("week"),
+        Some(TimeBucket::Period) | None => {}
+    }
+    for (on, name) in [
+        (g.priority, "priority"),
+        (g.category, "category"),
+        (g.office, "office"),
+        (g.channel, "channel"),
+    ] {
+        if on {
+            parts.push(name);
+        }
+    }
+    parts.join(",")
+}
+
+/// `t` in RFC 3339 at the calendar's local offset.
+pub fn rfc3339(calendar: &crate::calendar::Calendar, t: Timestamp) -> String {
+    chrono::DateTime::from_timestamp(t.0, 0)
+        .map(|d| d.with_timezone(&calendar.time_zone()).to_rfc3339())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// The clock the office works on now: the calendar that cuts report periods into local days.
+fn current_sla(store: &Store) -> Result<Arc<Sla>, MonitoringError> {
+    let (calendar, policy) = store.versions().current()?;
+    Ok(store.versions().sla(calendar, policy)?)
+}
+
+fn publish(row: Row, tickets: Option<BTreeMap<Measure, Vec<String>>>) -> ReportRow {
+    let on_time_pct = row.on_time_pct().map(|p| (p * 10.0).round() / 10.0);
+    ReportRow {
+        row,
+        on_time_pct,
+        tickets,
+    }
+}
+
+/// The compliance report `req` asks for, as the store stands at `now`.
+pub async fn compliance(
+    store: &Store,
+    config: &Config,
+    req: &ReportRequest,
+    now: Timestamp,
+) -> Result<Compliance, MonitoringError> {
+    let cal_sla = current_sla(store)?;
+    let calendar = &cal_sla.calendar;
+    let whole = reports::buckets(calendar, req.period, TimeBucket::Period);
+    let (Some(first), Some(last)) = (whole.first(), whole.last()) else {
+        return Err(ReportError::Backwards {
+            from: req.period.from,
+            to: req.period.to,
+        }
+        .into());
+    };
+    let loaded = store
+        .reports()
+        .histories(
+            first.start,
+            last.end,
+            req.office.as_deref(),
+            config.monitoring.max_report_tickets,
+        )
+        .await?;
+    let mut slas: HashMap<(i64, i64), Arc<Sla>> = HashMap::new();
+    let mut version_of: HashMap<i64, (i64, i64)> = HashMap::with_capacity(loaded.len());
+    let mut histories: Vec<History> = Vec::with_capacity(loaded.len());
+    for t in loaded {
+        let key = (t.calendar_version, t.policy_version);
+        if let std::collections::hash_map::Entry::Vacant(v) = slas.entry(key) {
+            v.insert(store.versions().sla(key.0, key.1)?);
+        }
+        version_of.insert(t.history.ticket_id, key);
+        histories.push(t.history);
+    }
+    let fallback = Arc::clone(&cal_sla);
+    let sla_of = |h: &History| -> &Sla {
+        version_of
+            .get(&h.ticket_id)
+            .and_then(|k| slas.get(k))
+            .unwrap_or(&fallback)
+    };
+    let grouped = reports::build(&histories, sla_of, calendar, req.period, req.group)?;
+    let total = if req.group == GroupBy::default() {
+        grouped.rows.first().cloned()
+    } else {
+        reports::build(&histories, sla_of, calendar, req.period, GroupBy::default())?
+            .rows
+            .into_iter()
+            .next()
+    };
+    let wanted = |m: &BTreeMap<Measure, Vec<String>>| {
+        (!req.tickets.is_empty()).then(|| {
+            m.iter()
+                .filter(|(k, _)| req.tickets.contains(k))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect()
+        })
+    };
+    let rows = grouped
+        .rows
+        .into_iter()
+        .zip(&grouped.tickets)
+        .map(|(row, t)| publish(row, wanted(t)))
+        .collect();
+    let time_buckets = reports::buckets(
+        calendar,
+        req.period,
+        req.group.time.unwrap_or(TimeBucket::Period),
+    );
+    let counts = store
+        .reports()
+        .notice_counts(&time_buckets, req.office.as_deref())
+        .await?;
+    let notices = reports::notice_rows(&time_buckets, &counts);
+    let [unreachable, unmatched, opt_outs] = store.reports().contact_counts(&time_buckets).await?;
+    let contacts = time_buckets
+        .iter()
+        .enumerate()
+        .map(|(i, b)| ContactRow {
+            bucket: b.label.clone(),
+            unreachable: unreachable.get(i).copied().unwrap_or(0),
+            unmatched_replies: unmatched.get(i).copied().unwrap_or(0),
+            opt_outs: opt_outs.get(i).copied().unwrap_or(0),
+        })
+        .collect();
+    Ok(Compliance {
+        comune: config.comune_name.clone(),
+        period_from: req.period.from,
+        period_to: req.period.to,
+        group_by: group_text(&req.group),
+        office: req.office.clone(),
+        generated_at: rfc3339(calendar, now),
+        rows,
+        total: total.map(|r| publish(r, None)),
+        notices,
+        contacts,
+        definitions: "docs/reports.md",
+    })
+}
+
+/// One criticality ("criticità rilevata"): what, why in plain Italian, and the ticket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Criticality {
+    /// `breached`, `warning`, `suspension_past_cap`, `message_held`, `citizen_unreachable`,
+    /// `unmatched_reply` or `office_below_threshold`.
+    pub kind: &'static str,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub office: Option<String>,
+    pub priority: Option<String>,
+    /// The instant it dates from (RFC 3339, local time): the due instant, the start of the
+    /// wait, the message, the reply.
+    pub since: Option<String>,
+}
+
+/// The most criticalities of each kind listed.
+pub const CRITICALITIES_PER_KIND: i64 = 500;
+
+/// The criticalities at `now`: the store's lists, and the offices whose share of tickets
+/// closed on time this month (local month of `now`, to today) is below the threshold.
+pub async fn criticalities(
+    store: &Store,
+    config: &Config,
+    now: Timestamp,
+) -> Result<Vec<Criticality>, MonitoringError> {
+    let sla = current_sla(store)?;
+    let calendar = &sla.calendar;
+    let cap = now.plus(-i64::from(config.notify.suspension_cap_days) * 86_400);
+    let recent = now.plus(-30 * 86_400);
+    let stale = now.plus(-86_400);
+    let listed = store
+        .reports()
+        .criticalities(cap, recent, stale, CRITICALITIES_PER_KIND)
+        .await?;
+    let when = |t: Option<Timestamp>| t.map(|t| render::local_datetime(calendar, t));
+    let mut out: Vec<Criticality> = listed
+        .into_iter()
+        .map(|c| {
+            let at = when(c.since).unwrap_or_default();
+            let reason = reason(&c, &at, config.notify.suspension_cap_days);
+            Criticality {
+                kind: c.kind,
+                reason,
+                ticket: c.number,
+                office: c.office,
+                priority: c.priority,
+                since: c.since.map(|t| rfc3339(calendar, t)),
+            }
+        })
+        .collect();
+    let today = calendar.local_date(now);
+    let month_start = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).unwrap_or(today);
+    let req = ReportRequest {
+        period: Period::new(month_start, today)?,
+        group: GroupBy {
+            office: true,
+            ..GroupBy::default()
+        },
+        office: None,
+        tickets: Vec::new(),
+    };
+    let month = compliance(store, config, &req, now).await?;
+    let threshold = f64::from(config.monitoring.on_time_threshold_pct);
+    for r in month.rows {
+        if let Some(pct) = r.on_time_pct.filter(|p| *p < threshold) {
+            let office = r.row.office.clone().unwrap_or_default();
+            out.push(Criticality {
+                kind: "office_below_threshold",
+                reason: format!(
+                    "Ufficio {office}: {} delle richieste chiuse nel mese ({} di {}) nei termini, sotto la soglia del {}%",
+                    render::percent_it(pct),
+                    r.row.closed_on_time,
+                    r.row.closed,
+                    config.monitoring.on_time_threshold_pct
+                ),
+                ticket: None,
+                office: Some(office),
+                priority: None,
+                since: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Why a stored criticality is one, in plain Italian for the office.
+fn reason(c: &StoredCriticality, at: &str, cap_days: u32) -> String {
+    let detail = c.detail.as_deref().unwrap_or("");
+    match c.kind {
+        "breached" => format!("Termine scaduto il {at}: la richiesta è ancora aperta"),
+        "warning" => format!("Termine in scadenza il {at}"),
+        "suspension_past_cap" => {
+            format!("In attesa dell'integrazione dal {at}, da più di {cap_days} giorni")
+        }
+        "message_held" => {
+            format!("Messaggio al cittadino con esito incerto dal {at}: {detail}")
+        }
+        "citizen_unreachable" => {
+            format!("Cittadino non raggiungibile su nessun canale (segnalato il {at})")
+        }
+        "unmatched_reply" => format!(
+            "Risposta ricevuta il {at} ({detail}) non abbinata ad alcuna pratica da più di un giorno"
+        ),
+        other => other.to_owned(),
+    }
+}
