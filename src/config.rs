@@ -28,6 +28,7 @@ mod inbound;
 mod portal;
 mod reports;
 mod schema;
+mod survey;
 pub use admin::{Admin, TemplatesConfig};
 pub use delivery::{
     Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
@@ -37,6 +38,7 @@ pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbo
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
 pub use reports::{MonthlyReport, Reports};
 use schema::{Kind, Schema};
+pub use survey::Survey;
 
 /// The shipped configuration (Roma Capitale), used when no file is given and
 /// `config/messo.toml` does not exist in the working directory.
@@ -140,6 +142,8 @@ struct RawConfig {
     reports: reports::RawReports,
     #[serde(default)]
     monitoring: RawMonitoring,
+    #[serde(default)]
+    survey: survey::RawSurvey,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -370,6 +374,8 @@ pub struct Config {
     pub admin: Admin,
     pub portal: Portal,
     pub monitoring: Monitoring,
+    /// The satisfaction question of the closure notice.
+    pub survey: Survey,
     /// Scheduled reports: the monthly e-mail.
     pub reports: Reports,
     /// Keys set from the environment, with the variable that set each.
@@ -800,6 +806,7 @@ fn validate(
         ))
         .unwrap_or(250_000),
     };
+    let survey = survey::survey(&mut p, raw.survey);
     let reports = reports::reports(&mut p, raw.reports, &notify);
 
     match policy {
@@ -822,6 +829,7 @@ fn validate(
             admin,
             portal,
             monitoring,
+            survey,
             reports,
             overrides,
         }),
@@ -1626,6 +1634,36 @@ working_days = 1
             !format!("{:?}", c.portal).contains(&key),
             "Debug redacts the key"
         );
+    }
+
+    #[test]
+    fn the_survey_is_off_by_default_and_its_keys_are_named_when_wrong() {
+        let keys =
+            |text: &str| -> Vec<String> { problems(text).iter().map(|p| p.key.clone()).collect() };
+        assert_eq!(keys("[survey]\nanswer_days = 0\n"), ["survey.answer_days"]);
+        assert_eq!(
+            keys("[survey]\nanswer_days = 366\n"),
+            ["survey.answer_days"]
+        );
+        assert_eq!(keys("[survey]\nenabled = \"si\"\n"), ["survey.enabled"]);
+        assert_eq!(keys("[survey]\nquestion = 1\n"), ["survey.question"]);
+        let c = Config::from_toml("", "test", Vec::new()).unwrap();
+        assert_eq!(
+            c.survey,
+            Survey {
+                enabled: false,
+                answer_days: 30
+            }
+        );
+        assert_eq!(c.survey.window_s(), None);
+        let c = Config::from_toml(
+            "[survey]\nenabled = true\n",
+            "test",
+            vec![("MESSO_SURVEY__ANSWER_DAYS".to_owned(), "7".to_owned())],
+        )
+        .unwrap();
+        assert!(c.survey.enabled);
+        assert_eq!(c.survey.window_s(), Some(7 * 86_400));
     }
 
     #[test]

@@ -194,6 +194,7 @@ pub async fn pass(
             opt_outs = r.opt_outs,
             receipts = r.receipts,
             fallbacks = r.fallbacks,
+            survey_answers = r.survey_answers,
             "inbound pass"
         );
         // Office alerts, answers and replacements may be owed.

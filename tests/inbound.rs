@@ -287,6 +287,7 @@ on_both!(start;
     forged_and_replayed_requests_leave_no_trace,
     receipts_move_forward_only_and_a_failure_starts_the_fallback,
     a_senders_messages_are_acted_on_in_their_order,
+    a_digit_by_sms_rates_the_closed_ticket_once_and_reopens_nothing,
 );
 
 // Anyone can write the citizen's address in From. A reply whose sender the provider or a
@@ -1397,4 +1398,118 @@ async fn a_record_that_cannot_be_acted_on_does_not_block_the_others() {
         rows[0]
     );
     assert_eq!(rows[1].status, "done");
+}
+
+// The closure notice asks for a score from 1 to 5 by SMS. A bare digit from the citizen's number
+// is the latest recently closed ticket's answer: recorded once, no event on the ticket, no alert
+// to the office; anything else, a repeat, or the survey turned off goes the usual way.
+async fn a_digit_by_sms_rates_the_closed_ticket_once_and_reopens_nothing(h: &Hook) {
+    let id = h.ticket("2026/000700", false).await;
+    let close = NewEvent::from_json(&json!({"kind": "closed", "at": "2026-03-02T16:00:00+01:00"}))
+        .expect("event");
+    h.store
+        .tickets()
+        .append_event("2026/000700", &close, None, Source::Api, close.at)
+        .await
+        .expect("close");
+    let mut on = h.policy.clone();
+    on.survey_window_s = Some(30 * 86_400);
+    let sms = |sid: &'static str, body: &'static str| async move {
+        let (status, text) = h
+            .twilio(
+                "sms",
+                &[
+                    ("MessageSid", sid),
+                    ("AccountSid", "AC1"),
+                    ("From", CITIZEN_MOBILE),
+                    ("To", "+390612345678"),
+                    ("Body", body),
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{text}");
+    };
+    let process = |policy: InboundPolicy| async move {
+        h.store
+            .inbound()
+            .process_inbound(&policy, h.now(), 100)
+            .await
+            .expect("process")
+    };
+    let last = || async {
+        let rows = h.store.inbound().inbound_rows().await.expect("rows");
+        let r = rows.last().expect("a row").clone();
+        (r.outcome.unwrap_or_default(), r.ticket_id)
+    };
+    let events_before = h.kinds("2026/000700").await;
+    let outbox_before = h.outbox().await;
+
+    sms("SM0000000000000000000000000000701", " Voto: 4 ").await;
+    let r = process(on.clone()).await;
+    assert_eq!((r.processed, r.survey_answers, r.unmatched), (1, 1, 0));
+    assert_eq!(last().await, ("survey".to_owned(), Some(id)));
+    let a = h
+        .store
+        .satisfaction()
+        .answer(id)
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(
+        (a.score, a.channel, a.comment),
+        (4, messo::store::AnswerChannel::Sms, None)
+    );
+    assert_eq!(
+        h.kinds("2026/000700").await,
+        events_before,
+        "no event: nothing reopens"
+    );
+    assert_eq!(h.outbox().await, outbox_before, "no alert, no hint");
+
+    // A second digit is ignored: the first answer stands.
+    sms("SM0000000000000000000000000000702", "1").await;
+    let r = process(on.clone()).await;
+    assert_eq!(r.survey_answers, 0);
+    assert_eq!(last().await, ("survey_repeat".to_owned(), Some(id)));
+    let a = h.store.satisfaction().answer(id).await.expect("read");
+    assert_eq!(a.map(|a| a.score), Some(4));
+    assert_eq!(h.outbox().await, outbox_before);
+
+    // Not a bare digit: an ordinary reply (the sender has no open ticket: unmatched).
+    sms("SM0000000000000000000000000000703", "5 grazie").await;
+    let r = process(on.clone()).await;
+    assert_eq!((r.survey_answers, r.unmatched), (0, 1));
+
+    // With a ticket waiting for an integrazione, a digit is not taken as a score.
+    let other = h.ticket("2026/000701", true).await;
+    let close = NewEvent::from_json(&json!({"kind": "closed", "at": "2026-03-02T17:00:00+01:00"}))
+        .expect("event");
+    let waiting = h.ticket("2026/000702", true).await;
+    h.store
+        .tickets()
+        .append_event("2026/000701", &close, None, Source::Api, close.at)
+        .await
+        .expect("close");
+    sms("SM0000000000000000000000000000704", "3").await;
+    let r = process(on.clone()).await;
+    assert_eq!(r.survey_answers, 0);
+    assert_eq!(
+        h.store.satisfaction().answer(other).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        last().await.1,
+        Some(waiting),
+        "it went to the waiting ticket"
+    );
+
+    // The survey off: a digit is never a score.
+    sms("SM0000000000000000000000000000705", "5").await;
+    let r = process(h.policy.clone()).await;
+    assert_eq!(r.survey_answers, 0);
+    assert_eq!(
+        h.store.satisfaction().answer(other).await.expect("read"),
+        None
+    );
 }

@@ -1028,6 +1028,22 @@ async fn every_operation_answers_as_documented() {
     let a = app.call("get", "/s/not-a-link", &[], None).await;
     assert_eq!(a.status, 404);
     c.check("get", "/s/{token}", &a);
+    // The satisfaction answer: refused from another site, and for a link that is not one.
+    let a = app
+        .call(
+            "post",
+            &format!("/s/{}", app.link),
+            &[("origin", "https://evil.example.com")],
+            Some(Body::Form("score=5")),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    c.check("post", "/s/{token}", &a);
+    let a = app
+        .call("post", "/s/not-a-link", &[], Some(Body::Form("score=5")))
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    c.check("post", "/s/{token}", &a);
     let link = format!("Bearer {}", app.link);
     let a = app
         .call(

@@ -179,6 +179,32 @@ async fn scenario(b: &Browser, p: &Portal, axe_js: &str) -> Result<(), String> {
         .await?;
     let (violations, _) = axe(b, axe_js).await?;
     ensure!(violations.is_empty(), "English page: {violations:?}");
+    // The satisfaction question: one tap on "4", no script; the page comes back with thanks.
+    b.send_keys(&b.find("textarea#commento").await?, "Clear and quick")
+        .await?;
+    b.click(&b.find("button[name='score'][value='4']").await?)
+        .await?;
+    b.wait_for_text(".voto .grazie", "Thank you for your rating", WAIT)
+        .await?;
+    b.screenshot(&artifact_path("portal-voto-grazie-phone.png"))
+        .await?;
+    let id = p.id("2026/000104").await;
+    let answer = p
+        .store
+        .satisfaction()
+        .answer(id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the tap recorded no answer")?;
+    ensure!(
+        answer.score == 4 && answer.comment.as_deref() == Some("Clear and quick"),
+        "{answer:?}"
+    );
+    let html = b.page_source().await?;
+    ensure!(
+        !html.contains("<form") && !html.contains("Clear and quick"),
+        "after the answer: no form, and the comment is not shown"
+    );
 
     // 4. An expired link: a clear page, nothing of the ticket.
     p.set_now("2026-12-31T12:00:00+01:00");
@@ -194,7 +220,7 @@ async fn scenario(b: &Browser, p: &Portal, axe_js: &str) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_citizen_reads_the_status_page_on_a_phone() {
     let axe_js = axe_source().expect("axe-core");
-    let p = common::portal::start(Backend::Sqlite, &[]).await;
+    let p = common::portal::start(Backend::Sqlite, &[("MESSO_SURVEY__ENABLED", "true")]).await;
     seed(&p).await;
     p.deliver().await;
     let b = Browser::start()

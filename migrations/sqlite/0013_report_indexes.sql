@@ -5,5 +5,6 @@
 -- definition can change without rewriting stored totals (docs/reports.md, "Scale").
 CREATE INDEX tickets_open_received ON tickets (received_at) WHERE closed_at IS NULL;
 CREATE INDEX tickets_last_event ON tickets (last_event_at, received_at);
+CREATE INDEX tickets_closed ON tickets (closed_at) WHERE closed_at IS NOT NULL;
 CREATE INDEX outbox_created ON outbox (created_at);
 CREATE INDEX inbound_unmatched ON inbound_messages (received_at) WHERE status = 'unmatched';

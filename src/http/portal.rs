@@ -46,8 +46,11 @@ use crate::metrics::Metrics;
 use crate::portal::page::{self, Office, Refusal};
 use crate::portal::view::{self, Facts};
 use crate::portal::{LinkError, LinkKeys, revoked};
-use crate::store::{PortalError, PortalTicket, Store, StoreError, derive, evaluate};
+use crate::store::{
+    AnswerChannel, NewAnswer, PortalError, PortalTicket, Store, StoreError, derive, evaluate,
+};
 use crate::time::{Clock, Timestamp};
+use messo_core::inbound::survey::within_window;
 
 /// What the portal's handlers share.
 #[derive(Clone)]
@@ -73,6 +76,11 @@ struct Inner {
     show_office: bool,
     working_day_s: i64,
     https: bool,
+    /// The portal's origin (`scheme://host[:port]` of `portal.base_url`): where the status
+    /// page's form may be posted from.
+    origin: String,
+    /// How long after closure the satisfaction question is open, in seconds (`None`: off).
+    survey_window_s: Option<i64>,
     metrics: Arc<Metrics>,
     /// Makes the client hashes in the audit log useless outside this process.
     salt: [u8; 16],
@@ -130,6 +138,8 @@ impl PortalState {
                 show_office: config.portal.show_office,
                 working_day_s: settings.working_day_s,
                 https: config.portal.base_url.starts_with("https://"),
+                origin: origin_of(&config.portal.base_url),
+                survey_window_s: config.survey.window_s(),
                 metrics,
                 salt,
             }),
@@ -154,6 +164,13 @@ impl PortalState {
     pub fn tracked_clients(&self) -> usize {
         self.inner.limiter.len()
     }
+}
+
+/// `scheme://host[:port]` of a URL, lower case.
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    format!("{scheme}://{host}").to_ascii_lowercase()
 }
 
 /// The keys status links are signed with: `portal.link_key` (and `previous_link_key`) when
@@ -193,7 +210,7 @@ pub fn link_maker(config: &Config, keys: LinkKeys) -> crate::portal::LinkMaker {
 /// The portal's routes with their documentation (merged into the whole API by [`super::app`]).
 pub fn routes(state: PortalState) -> OpenApiRouter {
     OpenApiRouter::new()
-        .routes(routes!(status_page))
+        .routes(routes!(status_page, survey_answer))
         .routes(routes!(list))
         .routes(routes!(one))
         .with_state(state)
@@ -319,7 +336,7 @@ impl Inner {
     }
 
     fn audit(&self, via: &str, principal: &str, ticket: &str, ip: IpAddr, status: u16) {
-        let counter = if status < 300 {
+        let counter = if status < 400 {
             &self.metrics.portal_views_total
         } else {
             &self.metrics.portal_refused_total
@@ -379,6 +396,50 @@ impl Inner {
         };
         let v = view::citizen_view(&facts, lang.unwrap_or_else(|| view::ticket_lang(&t.ticket)));
         Ok((v, sla))
+    }
+}
+
+impl Inner {
+    /// The satisfaction question of ticket `t`'s page at `now`: a thank-you once answered, the
+    /// form while the ticket is closed within the window, nothing otherwise or when the survey
+    /// is off.
+    async fn survey_box(
+        &self,
+        token: &str,
+        t: &PortalTicket,
+        now: Timestamp,
+    ) -> Result<Option<page::SurveyBox>, StoreError> {
+        let (Some(window_s), Some(closed_at)) = (self.survey_window_s, t.ticket.closed_at) else {
+            return Ok(None);
+        };
+        if self
+            .store
+            .satisfaction()
+            .answer(t.ticket.id)
+            .await?
+            .is_some()
+        {
+            return Ok(Some(page::SurveyBox::Thanks));
+        }
+        Ok(
+            within_window(closed_at, now, window_s).then(|| page::SurveyBox::Ask {
+                form_token: self.keys.form_token(SURVEY_FORM, token),
+            }),
+        )
+    }
+
+    /// A refused answer: its status and a page that says why.
+    fn answer_refused(&self, status: StatusCode, lang: Lang, why: AnswerRefusal) -> Response {
+        let res = (
+            status,
+            html(page::answer_refused_page(
+                why.text(lang),
+                lang,
+                &self.office,
+            )),
+        )
+            .into_response();
+        harden(res, true, self.https)
     }
 }
 
@@ -511,9 +572,312 @@ async fn status_page(
         Lang::En => "?lang=it",
     };
     let updated = crate::locale::date_time(lang, &sla.calendar, now);
-    let body = page::status_page(&v, lang, &s.office, Some(other), &updated);
+    let survey_box = match s.survey_box(&token, &t, now).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, ticket = %t.ticket.number, "status page: cannot read the survey answer");
+            return s.page(Refusal::Unavailable, lang);
+        }
+    };
+    let body = page::status_page_with(
+        &v,
+        lang,
+        &s.office,
+        Some(other),
+        &updated,
+        survey_box.as_ref(),
+    );
     s.audit("link", "-", &t.ticket.number, ip, 200);
     harden((StatusCode::OK, html(body)).into_response(), true, s.https)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The satisfaction answer.
+
+/// What the status page's form tokens are bound to, besides the link.
+const SURVEY_FORM: &str = "survey";
+
+/// The largest answer body read: a comment of [`page::COMMENT_MAX_CHARS`] characters, each up
+/// to 4 bytes of UTF-8 written as 12 of percent-encoding, and the other fields.
+const ANSWER_BODY_LIMIT: usize = page::COMMENT_MAX_CHARS * 12 + 1024;
+
+/// Why an answer was refused, as the citizen reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AnswerRefusal {
+    CrossSite,
+    MediaType,
+    TooLarge,
+    FormToken,
+    Score,
+    Comment,
+    NotOpen,
+}
+
+impl AnswerRefusal {
+    fn text(self, lang: Lang) -> &'static str {
+        match (self, lang) {
+            (AnswerRefusal::CrossSite, Lang::It) => {
+                "La risposta deve essere inviata dalla pagina della sua richiesta, non da un altro sito."
+            }
+            (AnswerRefusal::CrossSite, Lang::En) => {
+                "The answer must be sent from your request's page, not from another site."
+            }
+            (AnswerRefusal::MediaType, Lang::It) => {
+                "La risposta non è stata inviata dal modulo della pagina."
+            }
+            (AnswerRefusal::MediaType, Lang::En) => "The answer was not sent by the page's form.",
+            (AnswerRefusal::TooLarge, Lang::It) => "La risposta è troppo lunga.",
+            (AnswerRefusal::TooLarge, Lang::En) => "The answer is too long.",
+            (AnswerRefusal::FormToken, Lang::It) => {
+                "Il modulo non è valido per questa richiesta: riapra il link ricevuto nel messaggio e risponda da lì."
+            }
+            (AnswerRefusal::FormToken, Lang::En) => {
+                "The form is not valid for this request: open the link from the message again and answer there."
+            }
+            (AnswerRefusal::Score, Lang::It) => "Scelga un voto da 1 a 5.",
+            (AnswerRefusal::Score, Lang::En) => "Choose a score from 1 to 5.",
+            (AnswerRefusal::Comment, Lang::It) => {
+                "Il commento è troppo lungo (al massimo 1000 caratteri)."
+            }
+            (AnswerRefusal::Comment, Lang::En) => {
+                "The comment is too long (at most 1000 characters)."
+            }
+            (AnswerRefusal::NotOpen, Lang::It) => {
+                "Per questa richiesta non è possibile esprimere una valutazione ora."
+            }
+            (AnswerRefusal::NotOpen, Lang::En) => "This request cannot be rated now.",
+        }
+    }
+}
+
+/// Whether a form post comes from the portal's own site: `Sec-Fetch-Site`, when the browser
+/// sends it, must be `same-origin`; `Origin`, when sent, must be the portal's or the `Host`'s.
+/// The page's `Referrer-Policy: no-referrer` makes browsers send `Origin: null` on its own form
+/// posts, so `null` is accepted only beside `Sec-Fetch-Site: same-origin`.
+fn same_site(headers: &HeaderMap, portal_origin: &str) -> bool {
+    let site = headers.get("sec-fetch-site").map(|v| v.to_str().ok());
+    if site.is_some_and(|s| s != Some("same-origin")) {
+        return false;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str().map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    if origin == "null" {
+        return site.is_some();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    origin == portal_origin
+        || host.is_some_and(|h| origin == format!("http://{h}") || origin == format!("https://{h}"))
+}
+
+/// The answer's fields: (form token, score, comment); the first of each, others ignored.
+fn answer_fields(body: &[u8]) -> (Option<String>, Option<String>, Option<String>) {
+    let (mut form, mut score, mut comment) = (None, None, None);
+    for (k, v) in form_urlencoded::parse(body) {
+        let slot = match k.as_ref() {
+            "form" => &mut form,
+            "score" => &mut score,
+            "comment" => &mut comment,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(v.into_owned());
+        }
+    }
+    (form, score, comment)
+}
+
+/// Answer the satisfaction question
+///
+/// The form of a closed request's status page: one of five buttons (`score`, 1 to 5) and an
+/// optional `comment` (at most 1000 characters, for the office only), posted as
+/// `application/x-www-form-urlencoded` with the page's form token (`form`, bound to the link).
+/// One answer per ticket: a second one is ignored and the first stands. Accepted only from the
+/// portal's own site (`Sec-Fetch-Site`, `Origin`), while the ticket is closed and within
+/// `survey.answer_days` of its closure. On success, `303 See Other` back to the page, which
+/// then thanks the citizen.
+#[utoipa::path(
+    post,
+    path = "/s/{token}",
+    operation_id = "answerSurvey",
+    tag = "portal",
+    params(LinkToken, PortalLang),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+                 description = "`form` (the page's form token), `score` (1–5), `comment` (optional)."),
+    responses(
+        (status = 303, description = "Recorded (or answered before): back to the status page.",
+         headers(("Location" = String, description = "The status page."))),
+        (status = 403, description = "Posted from another site, or without the page's form token: \
+                                      a page that says why.",
+         body = String, content_type = "text/html"),
+        (status = 404, description = "Not a status link, or the survey is off.",
+         body = String, content_type = "text/html"),
+        (status = 409, description = "The request is not closed, or closed too long ago to be rated.",
+         body = String, content_type = "text/html"),
+        (status = 410, description = "The link expired or was revoked.",
+         body = String, content_type = "text/html"),
+        (status = 413, description = "The body is over its limit.",
+         body = String, content_type = "text/html"),
+        (status = 415, description = "Not a form post.", body = String, content_type = "text/html"),
+        (status = 422, description = "No score from 1 to 5, or a comment over 1000 characters.",
+         body = String, content_type = "text/html"),
+        (status = 429, description = "Too many requests from this client; `Retry-After: 60`.",
+         body = String, content_type = "text/html",
+         headers(("Retry-After" = i64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The store did not answer.",
+         body = String, content_type = "text/html"),
+    ),
+)]
+async fn survey_answer(
+    State(s): State<PortalState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let s = &s.inner;
+    let ip = client_ip(peer.ip(), &headers, &s.trusted_proxies);
+    let asked = params(query.as_deref()).lang;
+    let lang = asked.unwrap_or_default();
+    if !s.allow(ip) {
+        s.audit("survey", "-", "-", ip, 429);
+        return s.page(Refusal::TooMany, lang);
+    }
+    // Refused before any work: another site, another media type, a body over the limit.
+    if !same_site(&headers, &s.origin) {
+        s.audit("survey", "-", "-", ip, 403);
+        return s.answer_refused(StatusCode::FORBIDDEN, lang, AnswerRefusal::CrossSite);
+    }
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|e| {
+            e.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form_type {
+        s.audit("survey", "-", "-", ip, 415);
+        return s.answer_refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            lang,
+            AnswerRefusal::MediaType,
+        );
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, ANSWER_BODY_LIMIT).await else {
+        s.audit("survey", "-", "-", ip, 413);
+        return s.answer_refused(StatusCode::PAYLOAD_TOO_LARGE, lang, AnswerRefusal::TooLarge);
+    };
+    let now = (s.clock)();
+    let link = match s.keys.verify(&token, now) {
+        Ok(l) => l,
+        Err(LinkError::Expired { ticket_id, .. }) => {
+            s.audit("survey", "-", &format!("id:{ticket_id}"), ip, 410);
+            return s.page(Refusal::Expired, lang);
+        }
+        Err(_) => {
+            s.audit("survey", "-", "-", ip, 404);
+            return s.page(Refusal::Invalid, lang);
+        }
+    };
+    let (form, score, comment) = answer_fields(&bytes);
+    if !form
+        .as_deref()
+        .is_some_and(|f| s.keys.verify_form_token(SURVEY_FORM, &token, f))
+    {
+        s.audit("survey", "-", &format!("id:{}", link.ticket_id), ip, 403);
+        return s.answer_refused(StatusCode::FORBIDDEN, lang, AnswerRefusal::FormToken);
+    }
+    let Some(window_s) = s.survey_window_s else {
+        s.audit("survey", "-", &format!("id:{}", link.ticket_id), ip, 404);
+        return s.page(Refusal::Invalid, lang);
+    };
+    let t = match s.store.portal().portal_ticket_by_id(link.ticket_id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            s.audit("survey", "-", &format!("id:{}", link.ticket_id), ip, 404);
+            return s.page(Refusal::Invalid, lang);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "survey answer: store unavailable");
+            return s.page(Refusal::Unavailable, lang);
+        }
+    };
+    let lang = asked.unwrap_or_else(|| view::ticket_lang(&t.ticket));
+    let number = t.ticket.number.clone();
+    if revoked(&link, t.links_revoked_at) {
+        s.audit("survey", "-", &number, ip, 410);
+        return s.page(Refusal::Revoked, lang);
+    }
+    let Some(score) = score
+        .as_deref()
+        .and_then(|v| v.trim().parse::<u8>().ok())
+        .filter(|v| (1..=5).contains(v))
+    else {
+        s.audit("survey", "-", &number, ip, 422);
+        return s.answer_refused(StatusCode::UNPROCESSABLE_ENTITY, lang, AnswerRefusal::Score);
+    };
+    let comment = comment.filter(|c| !c.trim().is_empty());
+    if comment
+        .as_deref()
+        .is_some_and(|c| c.trim().chars().count() > page::COMMENT_MAX_CHARS)
+    {
+        s.audit("survey", "-", &number, ip, 422);
+        return s.answer_refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            lang,
+            AnswerRefusal::Comment,
+        );
+    }
+    let open = t
+        .ticket
+        .closed_at
+        .is_some_and(|c| within_window(c, now, window_s));
+    let answered = match s.store.satisfaction().answer(t.ticket.id).await {
+        Ok(a) => a.is_some(),
+        Err(e) => {
+            tracing::error!(error = %e, ticket = %number, "survey answer: store unavailable");
+            return s.page(Refusal::Unavailable, lang);
+        }
+    };
+    if !open && !answered {
+        s.audit("survey", "-", &number, ip, 409);
+        return s.answer_refused(StatusCode::CONFLICT, lang, AnswerRefusal::NotOpen);
+    }
+    if !answered {
+        let answer = NewAnswer {
+            ticket_id: t.ticket.id,
+            score,
+            comment,
+            channel: AnswerChannel::Portal,
+            answered_at: now,
+            inbound_id: None,
+        };
+        // A second answer (a double tap, two tabs) is ignored: the first one stands.
+        if let Err(e) = s.store.satisfaction().record_answer(&answer).await {
+            tracing::error!(error = %e, ticket = %number, "survey answer: not recorded");
+            return s.page(Refusal::Unavailable, lang);
+        }
+    }
+    s.audit("survey", "-", &number, ip, 303);
+    // Back to the page, relative to this address, so a path in front (a proxy's) is kept.
+    let location = match asked {
+        Some(Lang::It) => format!("{token}?lang=it"),
+        Some(Lang::En) => format!("{token}?lang=en"),
+        None => token.clone(),
+    };
+    let mut res = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    harden(res, true, s.https)
 }
 
 // ---------------------------------------------------------------------------------------------

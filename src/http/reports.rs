@@ -53,12 +53,14 @@ impl ReportsState {
     }
 
     /// A configured API token with the `reports` scope, or a console user of any role.
+    /// Returns whether the caller is the office's staff (a console user), who may read the
+    /// citizens' comments.
     async fn authorize(
         &self,
         headers: &HeaderMap,
         method: &Method,
         peer: std::net::IpAddr,
-    ) -> Result<(), Problem> {
+    ) -> Result<bool, Problem> {
         let config_token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -69,9 +71,12 @@ impl ReportsState {
             self.tokens
                 .authorize(headers, peer, Scope::Reports)
                 .await
-                .map(|_| ())
+                .map(|_| false)
         } else {
-            self.admin.require(headers, method, Role::Viewer).await
+            self.admin
+                .require(headers, method, Role::Viewer)
+                .await
+                .map(|()| true)
         }
     }
 }
@@ -261,6 +266,7 @@ fn read_query(
                 group,
                 office,
                 tickets,
+                comments: false,
             },
             format,
         )),
@@ -310,8 +316,9 @@ async fn compliance(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    st.authorize(&headers, &method, peer).await?;
-    let (req, format) = read_query(&params, &headers)?;
+    let staff = st.authorize(&headers, &method, peer).await?;
+    let (mut req, format) = read_query(&params, &headers)?;
+    req.comments = staff && format == "json";
     let now = (st.clock)();
     let report = monitoring::compliance(&st.store, &st.config, &req, now).await?;
     let stem = format!("conformita-{}-{}", req.period.from, req.period.to);

@@ -816,6 +816,9 @@ pub struct Compliance {
     total: Option<ReportRow>,
     notices: Vec<NoticeRow>,
     contacts: Vec<ContactRow>,
+    satisfaction: Vec<SatisfactionRow>,
+    /// Citizens' comments: only for console users, only in JSON; absent otherwise.
+    comments: Option<Vec<SatisfactionComment>>,
     /// Where the measures are defined.
     definitions: String,
 }
@@ -847,4 +850,29 @@ pub enum CriticalityKind {
     CitizenUnreachable,
     UnmatchedReply,
     OfficeBelowThreshold,
+}
+
+/// The satisfaction answers of one office in one local month (of the answer).
+#[derive(ToSchema)]
+pub struct SatisfactionRow {
+    office: String,
+    /// `2026-11`.
+    month: String,
+    answers: u64,
+    /// 1.0 to 5.0, to one decimal.
+    mean: f64,
+    /// Answers per score, 1 to 5.
+    scores: [u64; 5],
+}
+
+/// A citizen's comment with their answer (for the office's staff only).
+#[derive(ToSchema)]
+pub struct SatisfactionComment {
+    office: String,
+    month: String,
+    ticket: String,
+    score: u8,
+    comment: String,
+    #[schema(format = DateTime)]
+    answered_at: String,
 }

@@ -411,10 +411,19 @@ async fn one(state: &AppState, number: &str) -> Result<Value, Problem> {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // described, never built
 pub struct ListParams {
-    /// SLA state as of the last refresh (at most one poll interval old).
+    /// SLA state as of the last refresh (at most one poll interval old), or `closed` for
+    /// closed tickets.
     #[param(inline)]
     state: Option<ListState>,
     office: Option<String>,
+    #[param(inline)]
+    priority: Option<schema::Priority>,
+    /// First local day (`2026-11-01`) of the closure (with `state=closed`) or of the receipt.
+    #[param(format = Date)]
+    from: Option<String>,
+    /// Last local day, included.
+    #[param(format = Date)]
+    to: Option<String>,
     /// The `next` value of the previous page.
     after: Option<i64>,
     #[param(minimum = 1, maximum = 500, default = 50)]
@@ -430,12 +439,14 @@ pub enum ListState {
     Warning,
     Paused,
     Breached,
+    Closed,
 }
 
 /// List tickets
 ///
-/// Open (not closed) tickets in pages of `limit`, ordered by internal id. Unknown query
-/// parameters are 422.
+/// Open tickets, or closed ones with `state=closed`, filtered by office, priority and period
+/// (local days of the closure for closed tickets, of the receipt for open ones), in pages of
+/// `limit` ordered by internal id. Unknown query parameters are 422.
 #[utoipa::path(
     get,
     path = "/api/v1/tickets",
@@ -465,14 +476,40 @@ pub async fn list(
         limit: 50,
         ..ListQuery::default()
     };
+    let (mut from, mut to) = (None, None);
+    let day = |field: &str, v: &str, errors: &mut Vec<FieldError>| {
+        match chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(_) => {
+                errors.push(FieldError {
+                    field: field.into(),
+                    message: format!("expected a date YYYY-MM-DD, found {v:?}"),
+                });
+                None
+            }
+        }
+    };
     for (k, v) in &params {
         match k.as_str() {
+            "state" if v == "closed" => q.closed = true,
             "state" if LIST_STATES.contains(&v.as_str()) => q.state = Some(v.clone()),
             "state" => errors.push(FieldError {
                 field: "state".into(),
-                message: format!("unknown state {v:?}; expected {}", LIST_STATES.join("|")),
+                message: format!(
+                    "unknown state {v:?}; expected {}|closed",
+                    LIST_STATES.join("|")
+                ),
             }),
             "office" => q.office = Some(v.clone()),
+            "priority" => match v.parse::<crate::domain::Priority>() {
+                Ok(p) => q.priority = Some(p.as_str().to_owned()),
+                Err(e) => errors.push(FieldError {
+                    field: "priority".into(),
+                    message: e.to_string(),
+                }),
+            },
+            "from" => from = day("from", v, &mut errors),
+            "to" => to = day("to", v, &mut errors),
             "after" => match v.parse::<i64>() {
                 Ok(a) => q.after = Some(a),
                 Err(_) => errors.push(FieldError {
@@ -489,9 +526,26 @@ pub async fn list(
             },
             other => errors.push(FieldError {
                 field: other.to_owned(),
-                message: "unknown parameter; expected state, office, after, limit".into(),
+                message:
+                    "unknown parameter; expected state, office, priority, from, to, after, limit"
+                        .into(),
             }),
         }
+    }
+    match (from, to) {
+        (None, None) => {}
+        (Some(f), Some(t)) if f <= t => match local_days(&state, f, t) {
+            Ok(p) => q.period = Some(p),
+            Err(e) => return Problem::from(e).into_response(),
+        },
+        (Some(_), Some(_)) => errors.push(FieldError {
+            field: "to".into(),
+            message: "must not be before from".into(),
+        }),
+        (Some(_), None) | (None, Some(_)) => errors.push(FieldError {
+            field: if from.is_some() { "to" } else { "from" }.into(),
+            message: "from and to go together".into(),
+        }),
     }
     if !errors.is_empty() {
         return Problem::invalid(errors).into_response();
@@ -515,4 +569,19 @@ pub async fn list(
         json!({"items": items, "next": next}).to_string(),
         false,
     )
+}
+
+/// The instants `[start of from, end of to)` of local days in the office's current calendar.
+fn local_days(
+    state: &AppState,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<(crate::time::Timestamp, crate::time::Timestamp), StoreError> {
+    let (calendar, policy) = state.store.versions().current()?;
+    let sla = state.store.versions().sla(calendar, policy)?;
+    let day = crate::time::day_number;
+    Ok((
+        sla.calendar.local_midnight(day(from)),
+        sla.calendar.local_midnight(day(to) + 1),
+    ))
 }

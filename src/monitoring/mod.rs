@@ -16,7 +16,10 @@ use crate::reports::{
     self, ContactRow, GroupBy, History, Measure, NoticeRow, Period, ReportError, Row, TimeBucket,
 };
 use crate::sla::Sla;
-use crate::store::{RegistryError, ReportStoreError, Store, StoredCriticality};
+use crate::store::{
+    RegistryError, ReportStoreError, SatisfactionError, SatisfactionSummary, Store,
+    StoredCriticality,
+};
 use crate::time::Timestamp;
 
 /// Why a report or the criticalities could not be made.
@@ -28,6 +31,8 @@ pub enum MonitoringError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error(transparent)]
+    Satisfaction(#[from] SatisfactionError),
 }
 
 impl MonitoringError {
@@ -55,6 +60,32 @@ pub struct ReportRequest {
     pub office: Option<String>,
     /// The measures whose ticket numbers each row lists.
     pub tickets: Vec<Measure>,
+    /// Include the citizens' free-text comments (for the office's staff only: never for an
+    /// API token, an export or a public page).
+    pub comments: bool,
+}
+
+/// The satisfaction answers of one office in one local month (the month of the answer).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SatisfactionOut {
+    pub office: String,
+    pub month: String,
+    pub answers: u64,
+    /// From 1.0 to 5.0, to one decimal.
+    pub mean: f64,
+    /// Answers per score, 1 to 5.
+    pub scores: [u64; 5],
+}
+
+/// A citizen's comment with their answer (staff only).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommentOut {
+    pub office: String,
+    pub month: String,
+    pub ticket: String,
+    pub score: u8,
+    pub comment: String,
+    pub answered_at: String,
 }
 
 /// One row of the report as it is published: the measures, the share on time, and on request
@@ -88,6 +119,11 @@ pub struct Compliance {
     pub notices: Vec<NoticeRow>,
     /// Failed contacts per time bucket (all offices: replies and opt-outs belong to none).
     pub contacts: Vec<ContactRow>,
+    /// Satisfaction answers given in the period, per office and month of the answer.
+    pub satisfaction: Vec<SatisfactionOut>,
+    /// The comments with them, when asked for by staff; otherwise empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<CommentOut>,
     /// Where each measure is defined.
     pub definitions: &'static str,
 }
@@ -223,6 +259,11 @@ pub async fn compliance(
             opt_outs: opt_outs.get(i).copied().unwrap_or(0),
         })
         .collect();
+    let answers = store
+        .satisfaction()
+        .satisfaction_summary(first.start, last.end)
+        .await?;
+    let (satisfaction, comments) = satisfaction_out(answers, req, calendar);
     Ok(Compliance {
         comune: config.comune_name.clone(),
         period_from: req.period.from,
@@ -234,8 +275,48 @@ pub async fn compliance(
         total: total.map(|r| publish(r, None)),
         notices,
         contacts,
+        satisfaction,
+        comments,
         definitions: "docs/reports.md",
     })
+}
+
+/// The answers of `s` for the office asked (or all), comments only when asked for.
+fn satisfaction_out(
+    s: SatisfactionSummary,
+    req: &ReportRequest,
+    calendar: &crate::calendar::Calendar,
+) -> (Vec<SatisfactionOut>, Vec<CommentOut>) {
+    let mine = |office: &str| req.office.as_deref().is_none_or(|o| o == office);
+    let rows = s
+        .rows
+        .into_iter()
+        .filter(|r| mine(&r.office))
+        .map(|r| SatisfactionOut {
+            mean: (r.mean * 10.0).round() / 10.0,
+            office: r.office,
+            month: r.month,
+            answers: r.count,
+            scores: r.scores,
+        })
+        .collect();
+    let comments = if req.comments {
+        s.comments
+            .into_iter()
+            .filter(|c| mine(&c.office))
+            .map(|c| CommentOut {
+                answered_at: rfc3339(calendar, c.answered_at),
+                office: c.office,
+                month: c.month,
+                ticket: c.number,
+                score: c.score,
+                comment: c.comment,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (rows, comments)
 }
 
 /// One criticality ("criticità rilevata"): what, why in plain Italian, and the ticket.
@@ -298,6 +379,7 @@ pub async fn criticalities(
         },
         office: None,
         tickets: Vec::new(),
+        comments: false,
     };
     let month = compliance(store, config, &req, now).await?;
     let threshold = f64::from(config.monitoring.on_time_threshold_pct);

@@ -176,6 +176,47 @@ impl LinkKeys {
     }
 }
 
+/// Domain separation for the status page's form tokens: a form token is never a link's tag.
+const FORM_CONTEXT: &[u8] = b"messo/portal-form/v1\0";
+
+impl LinkKeys {
+    fn form_tag(key: &Hmac<Sha256>, purpose: &str, token: &str) -> Hmac<Sha256> {
+        let mut m = key.clone();
+        m.update(FORM_CONTEXT);
+        m.update(purpose.as_bytes());
+        m.update(b"\0");
+        m.update(token.as_bytes());
+        m
+    }
+
+    /// The token a form of the status page carries for `purpose`, bound to the page's link
+    /// `token`: it proves the form was served by us for that very link (a form copied to
+    /// another link, or made up, does not fit). 128 bits, base64url.
+    pub fn form_token(&self, purpose: &str, token: &str) -> String {
+        let tag = Self::form_tag(&self.current, purpose, token)
+            .finalize()
+            .into_bytes();
+        URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES])
+    }
+
+    /// Whether `form` is the form token of `purpose` for link `token` (under the current or
+    /// the previous key), compared in constant time.
+    pub fn verify_form_token(&self, purpose: &str, token: &str, form: &str) -> bool {
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(form) else {
+            return false;
+        };
+        if tag.len() != TAG_BYTES {
+            return false;
+        }
+        let fits = |k: &Hmac<Sha256>| {
+            Self::form_tag(k, purpose, token)
+                .verify_truncated_left(&tag)
+                .is_ok()
+        };
+        fits(&self.current) || self.previous.as_ref().is_some_and(fits)
+    }
+}
+
 /// Writes the status links that go into citizens' messages.
 #[derive(Debug, Clone)]
 pub struct LinkMaker {
@@ -354,5 +395,30 @@ mod tests {
             let t = URL_SAFE_NO_PAD.encode(&b);
             prop_assert!(keys().verify(&t, NOW).is_err());
         }
+    }
+
+    #[test]
+    fn a_form_token_fits_only_its_link_and_purpose() {
+        let keys = LinkKeys::new(b"a-key-of-thirty-two-characters-at-least", None);
+        let link = keys.sign(7, Timestamp(1_800_000_000), 30);
+        let other = keys.sign(8, Timestamp(1_800_000_000), 30);
+        let form = keys.form_token("survey", &link);
+        assert!(keys.verify_form_token("survey", &link, &form));
+        assert!(!keys.verify_form_token("survey", &other, &form));
+        assert!(!keys.verify_form_token("other", &link, &form));
+        assert!(!keys.verify_form_token("survey", &link, ""));
+        assert!(!keys.verify_form_token("survey", &link, "not base64!"));
+        let mut altered = form.clone().into_bytes();
+        altered[0] = if altered[0] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).expect("ascii");
+        assert!(!keys.verify_form_token("survey", &link, &altered));
+        // Another key's token does not fit; while rotating, the previous key's still does.
+        let next = LinkKeys::new(
+            b"the-next-key-of-thirty-two-characters",
+            Some(b"a-key-of-thirty-two-characters-at-least"),
+        );
+        assert!(next.verify_form_token("survey", &link, &form));
+        let stranger = LinkKeys::new(b"the-next-key-of-thirty-two-characters", None);
+        assert!(!stranger.verify_form_token("survey", &link, &form));
     }
 }

@@ -24,14 +24,15 @@ pub struct Office {
     pub hours_en: String,
 }
 
-/// The Content-Security-Policy of every portal page: nothing but the inline style sheet.
+/// The Content-Security-Policy of every portal page: nothing but the inline style sheet, and
+/// forms (the satisfaction question's) posted only to this site.
 pub fn content_security_policy() -> &'static str {
     static CSP: OnceLock<String> = OnceLock::new();
     CSP.get_or_init(|| {
         let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(CSS.as_bytes()));
         format!(
             "default-src 'none'; style-src 'sha256-{hash}'; img-src data:; base-uri 'none'; \
-             form-action 'none'; frame-ancestors 'none'"
+             form-action 'self'; frame-ancestors 'none'"
         )
     })
 }
@@ -173,6 +174,80 @@ fn step(out: &mut String, s: &Step, current: bool) {
     out.push_str("</li>\n");
 }
 
+/// The satisfaction question on a closed request's page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SurveyBox {
+    /// Not answered yet, within the window: five buttons and an optional comment, in a form
+    /// posted to the page's own address, carrying `form_token` (bound to the link).
+    Ask { form_token: String },
+    /// Answered: a thank-you (the score and comment are not shown again).
+    Thanks,
+}
+
+/// The longest comment the form takes, in characters.
+pub const COMMENT_MAX_CHARS: usize = 1000;
+
+/// The satisfaction question or the thank-you.
+fn survey(out: &mut String, b: &SurveyBox, lang: Lang) {
+    let _ = write!(
+        out,
+        "<section class=\"scheda voto\" aria-labelledby=\"h-voto\">\n<h2 id=\"h-voto\">{}</h2>\n",
+        t(
+            lang,
+            "Come valuta il servizio ricevuto?",
+            "How would you rate the service you received?"
+        )
+    );
+    match b {
+        SurveyBox::Thanks => {
+            let _ = writeln!(
+                out,
+                "<p class=\"grazie\">{}</p>",
+                t(
+                    lang,
+                    "Grazie per la sua valutazione: ci aiuta a migliorare.",
+                    "Thank you for your rating: it helps us improve.",
+                )
+            );
+        }
+        SurveyBox::Ask { form_token } => {
+            let _ = write!(
+                out,
+                "<form method=\"post\">\n<input type=\"hidden\" name=\"form\" value=\"{}\">\n\
+                 <p><label for=\"commento\">{}</label></p>\n\
+                 <textarea id=\"commento\" name=\"comment\" rows=\"3\" maxlength=\"{COMMENT_MAX_CHARS}\"></textarea>\n\
+                 <fieldset>\n<legend>{}</legend>\n<div class=\"voti\">\n",
+                esc(form_token),
+                t(
+                    lang,
+                    "Un commento, se vuole (lo leggerà solo l'ufficio):",
+                    "A comment, if you wish (only the office will read it):",
+                ),
+                t(
+                    lang,
+                    "Scelga un voto: la sua risposta è inviata subito",
+                    "Choose a score: your answer is sent at once",
+                ),
+            );
+            for (score, it, en) in [
+                (1, "pessimo", "very poor"),
+                (2, "scarso", "poor"),
+                (3, "sufficiente", "fair"),
+                (4, "buono", "good"),
+                (5, "ottimo", "excellent"),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "<button type=\"submit\" name=\"score\" value=\"{score}\">{score} <span>{}</span></button>",
+                    t(lang, it, en)
+                );
+            }
+            out.push_str("</div>\n</fieldset>\n</form>\n");
+        }
+    }
+    out.push_str("</section>\n");
+}
+
 /// The status page of one request. `switch` is the same page in the other language.
 pub fn status_page(
     v: &CitizenView,
@@ -180,6 +255,18 @@ pub fn status_page(
     office: &Office,
     switch: Option<&str>,
     updated: &str,
+) -> String {
+    status_page_with(v, lang, office, switch, updated, None)
+}
+
+/// The status page, with the satisfaction question or its thank-you when `survey` says so.
+pub fn status_page_with(
+    v: &CitizenView,
+    lang: Lang,
+    office: &Office,
+    switch: Option<&str>,
+    updated: &str,
+    survey_box: Option<&SurveyBox>,
 ) -> String {
     let mut out = String::with_capacity(8 * 1024);
     let title = match lang {
@@ -202,6 +289,9 @@ pub fn status_page(
         esc(&v.status.label),
         esc(&v.status.detail)
     );
+    if let Some(b) = survey_box {
+        survey(&mut out, b, lang);
+    }
     facts(&mut out, v, lang);
     how_to_send(&mut out, v, lang, office);
     steps(&mut out, v, lang);
@@ -473,6 +563,24 @@ pub fn refusal_page(r: Refusal, lang: Lang, office: &Office) -> String {
         esc(title),
         esc(title),
         esc(body)
+    );
+    contacts(&mut out, lang, office);
+    out.push_str("</main>\n");
+    foot(&mut out, lang, None);
+    out
+}
+
+/// The page shown when a satisfaction answer is refused: the reason, and nothing of the ticket.
+pub fn answer_refused_page(why: &str, lang: Lang, office: &Office) -> String {
+    let title = t(lang, "Risposta non accettata", "Answer not accepted");
+    let mut out = String::with_capacity(4 * 1024);
+    head(&mut out, lang, title, office, None);
+    let _ = write!(
+        out,
+        "<main id=\"contenuto\">\n<h1>{}</h1>\n<section class=\"scheda\" aria-label=\"{}\">\n<p>{}</p>\n</section>\n",
+        esc(title),
+        esc(title),
+        esc(why)
     );
     contacts(&mut out, lang, office);
     out.push_str("</main>\n");

@@ -17,6 +17,7 @@ use crate::time::Timestamp;
 use messo_core::delivery::fallback::{DeadRow, replacement};
 use messo_core::inbound::dlr::{self, DlrState};
 use messo_core::inbound::matching::{self, Candidate, Keyword};
+use messo_core::inbound::survey::{self, SurveyPlan};
 use messo_core::inbound::{Parsed, ReceiptFacts, Route, reply};
 
 /// Why storing or acting on an inbound record failed.
@@ -32,6 +33,8 @@ pub enum InboundError {
     Outbox(#[from] super::OutboxError),
     #[error("{0}")]
     Conflict(String),
+    #[error(transparent)]
+    Satisfaction(#[from] super::SatisfactionError),
 }
 
 /// A verified, parsed webhook (or polled e-mail) to store.
@@ -68,6 +71,7 @@ pub fn inbound_policy(c: &crate::config::Config) -> InboundPolicy {
         office_email: c.notify.office_email.clone(),
         office_phone: c.notify.office_phone.clone(),
         mail_auth: c.inbound.mail_auth,
+        survey_window_s: c.survey.window_s(),
     }
 }
 
@@ -85,6 +89,8 @@ pub struct InboundReport {
     pub fallbacks: u64,
     /// Receipts for messages not (yet) known: kept and looked at again.
     pub deferred: u64,
+    /// SMS replies recorded as a ticket's satisfaction score.
+    pub survey_answers: u64,
 }
 
 /// Records acted on per transaction.
@@ -97,6 +103,7 @@ const ACT_LANES: usize = 4;
 fn settable(e: &InboundError) -> bool {
     matches!(e, InboundError::Ticket(t) if t.is_client_error())
         || matches!(e, InboundError::Corrupt(_))
+        || matches!(e, InboundError::Satisfaction(s) if s.is_client_error())
 }
 
 /// (quoted numbers, tickets they name, the sender's tickets), each candidate with its number.
@@ -119,6 +126,7 @@ impl InboundReport {
         self.receipts += o.receipts;
         self.fallbacks += o.fallbacks;
         self.deferred += o.deferred;
+        self.survey_answers += o.survey_answers;
     }
 }
 
@@ -633,6 +641,18 @@ impl Inbound<'_> {
                 .act_keyword(conn, id, &sender, &text, k, policy, now)
                 .await;
         }
+        // A bare score from 1 to 5 answers the satisfaction question of a recent closure.
+        if let Some(window_s) = policy.survey_window_s
+            && !p.automatic
+            && p.route == Route::Sms
+            && !sender.is_empty()
+            && let Some(score) = survey::score_of_sms(&text)
+            && let Some(done) = self
+                .act_survey(conn, id, &sender, score, window_s, received_at, report)
+                .await?
+        {
+            return Ok(done);
+        }
         let (quoted, named, senders) = self.reply_candidates(conn, p, &sender, policy).await?;
         let plan = reply::plan(
             &reply::Facts {
@@ -662,6 +682,94 @@ impl Inbound<'_> {
             outcome: verdict.outcome,
             detail: verdict.detail,
             ticket_id: verdict.ticket_id,
+        })
+    }
+
+    /// A score sent by SMS: decided by the core (`inbound::survey::decide`) on the sender's
+    /// recently closed tickets, then recorded once. `None` when it is not a survey answer and
+    /// the reply goes the usual way.
+    #[allow(clippy::too_many_arguments)]
+    async fn act_survey(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        sender: &str,
+        score: u8,
+        window_s: i64,
+        received_at: Timestamp,
+        report: &mut InboundReport,
+    ) -> Result<Option<Done>, InboundError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.number, t.closed_at, s.ticket_id AS answered FROM tickets t \
+             LEFT JOIN satisfaction s ON s.ticket_id = t.id \
+             WHERE t.citizen_mobile = $1 AND t.closed_at IS NOT NULL AND t.closed_at >= $2 \
+             ORDER BY t.closed_at DESC, t.id DESC LIMIT 20",
+        )
+        .bind(sender)
+        .bind(received_at.0 - window_s)
+        .fetch_all(&mut *conn)
+        .await?;
+        let closed = rows
+            .iter()
+            .map(|r| {
+                Ok(survey::Closed {
+                    id: r.try_get("id")?,
+                    number: r.try_get("number")?,
+                    closed_at: Timestamp(r.try_get("closed_at")?),
+                    answered: r.try_get::<Option<i64>, _>("answered")?.is_some(),
+                })
+            })
+            .collect::<Result<Vec<_>, InboundError>>()?;
+        if closed.is_empty() {
+            return Ok(None);
+        }
+        let waiting = self
+            .sender_candidates(conn, sender)
+            .await?
+            .iter()
+            .any(|(c, _)| c.waiting);
+        let plan = survey::decide(&survey::SurveyFacts {
+            score,
+            at: received_at,
+            window_s,
+            closed: &closed,
+            waiting,
+        });
+        let repeat = |ticket_id| Done {
+            status: "done",
+            outcome: "survey_repeat",
+            detail: "the ticket's satisfaction score was given already: the first one stands"
+                .to_owned(),
+            ticket_id: Some(ticket_id),
+        };
+        Ok(match plan {
+            SurveyPlan::NotAnswer => None,
+            SurveyPlan::Repeat { ticket_id } => Some(repeat(ticket_id)),
+            SurveyPlan::Record {
+                ticket_id,
+                number,
+                score,
+            } => {
+                let answer = super::NewAnswer {
+                    ticket_id,
+                    score,
+                    comment: None,
+                    channel: super::AnswerChannel::Sms,
+                    answered_at: received_at,
+                    inbound_id: Some(id),
+                };
+                if super::satisfaction::record_in(conn, &answer).await? {
+                    report.survey_answers += 1;
+                    Some(Done {
+                        status: "done",
+                        outcome: "survey",
+                        detail: format!("satisfaction score {score} recorded for ticket {number}"),
+                        ticket_id: Some(ticket_id),
+                    })
+                } else {
+                    Some(repeat(ticket_id))
+                }
+            }
         })
     }
 

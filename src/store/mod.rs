@@ -15,6 +15,7 @@ mod monitor;
 mod outbox;
 mod portal;
 mod reports;
+mod satisfaction;
 mod schedule;
 mod templates;
 mod tickets;
@@ -39,6 +40,10 @@ pub use outbox::{
 };
 pub use portal::{PortalError, PortalTicket};
 pub use reports::{ReportStoreError, ReportTicket, StoredCriticality};
+pub use satisfaction::{
+    Answer, AnswerChannel, MAX_COMMENT_CHARS, NewAnswer, Recorded, SatisfactionComment,
+    SatisfactionError, SatisfactionRow, SatisfactionSummary,
+};
 pub use schedule::{Claim, NewRun, ReportMail, RunRecord, ScheduleError};
 pub use templates::{TemplateStoreError, TemplateVersion};
 pub use tickets::TicketError;
@@ -103,6 +108,8 @@ pub enum StoreError {
     #[error(transparent)]
     Monitor(#[from] MonitorError),
     #[error(transparent)]
+    Satisfaction(#[from] SatisfactionError),
+    #[error(transparent)]
     Schedule(#[from] ScheduleError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -114,6 +121,7 @@ impl StoreError {
     /// Whether the error is about the request (and would be the same on retry), not about us.
     pub fn is_client_error(&self) -> bool {
         matches!(self, StoreError::Ticket(e) if e.is_client_error())
+            || matches!(self, StoreError::Satisfaction(e) if e.is_client_error())
     }
 }
 
@@ -135,7 +143,8 @@ macro_rules! from_store_errors {
     ($t:ty) => {
         $crate::store::from_store_errors!(
             @each $t; OpenError, TicketError, OutboxError, InboundError, TemplateStoreError,
-            AdminError, PortalError, MonitorError, ScheduleError, RegistryError, ReportStoreError
+            AdminError, PortalError, MonitorError, ScheduleError, SatisfactionError,
+            RegistryError, ReportStoreError
         );
     };
     (@each $t:ty; $($e:ident),*) => {$(
@@ -170,7 +179,12 @@ impl Outcome {
 pub struct ListQuery {
     /// `running`, `warning`, `paused` or `breached`; open tickets only.
     pub state: Option<String>,
+    /// Closed tickets instead of open ones.
+    pub closed: bool,
     pub office: Option<String>,
+    pub priority: Option<String>,
+    /// Instants `[from, to)` of the closure (closed tickets) or of the receipt (open ones).
+    pub period: Option<(Timestamp, Timestamp)>,
     /// Return tickets with an internal id greater than this (the previous page's `next`).
     pub after: Option<i64>,
     pub limit: i64,
@@ -232,6 +246,8 @@ repository!(
     Monitor,
     /// What compliance reports and criticalities read (`reports.rs`).
     Reports,
+    /// Citizens' satisfaction answers and their summary (`satisfaction.rs`).
+    Satisfaction,
     /// Runs of scheduled reports, claimed once with the messages they queue (`schedule.rs`).
     Schedule,
 );
@@ -259,6 +275,7 @@ pub const STORE_TABLES: &[&str] = &[
     "admin_sessions",
     "audit_log",
     "portal_keys",
+    "satisfaction",
     "report_schedule",
 ];
 
@@ -551,6 +568,11 @@ impl Store {
     /// What compliance reports and the criticalities list read.
     pub fn reports(&self) -> Reports<'_> {
         Reports { store: self }
+    }
+
+    /// Citizens' satisfaction answers (one per ticket) and the reports' summary of them.
+    pub fn satisfaction(&self) -> Satisfaction<'_> {
+        Satisfaction { store: self }
     }
 
     /// Runs of scheduled reports (the monthly e-mail).

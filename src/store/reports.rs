@@ -62,6 +62,9 @@ fn bucket_case(
         .take(buckets.len().saturating_sub(1))
         .map(|b| b.end.0)
         .collect();
+    if ends.is_empty() {
+        return ("CAST(0 AS BIGINT)".to_owned(), ends);
+    }
     let ph = store.placeholders(first, ends.len());
     let mut sql = String::from("CAST(CASE");
     for (i, p) in ph.iter().enumerate() {

@@ -511,10 +511,16 @@ impl Tickets<'_> {
         Ok((received_at, d))
     }
 
-    /// Open tickets, filtered by SLA state and office, in pages by internal id.
+    /// Open tickets (filtered by SLA state) or closed ones, by office, priority and period
+    /// (of the closure, or of the receipt for open tickets), in pages by internal id.
     pub async fn list_tickets(&self, q: &ListQuery) -> Result<Vec<TicketRecord>, TicketError> {
         // Built from fixed fragments only; every value is bound.
-        let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE closed_at IS NULL");
+        let (open, at) = if q.closed {
+            ("closed_at IS NOT NULL", "closed_at")
+        } else {
+            ("closed_at IS NULL", "received_at")
+        };
+        let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE {open}");
         let mut n = 0;
         let mut next = |sql: &mut String, frag: &str| {
             n += 1;
@@ -526,6 +532,13 @@ impl Tickets<'_> {
         if q.office.is_some() {
             next(&mut sql, "office =");
         }
+        if q.priority.is_some() {
+            next(&mut sql, "priority =");
+        }
+        if q.period.is_some() {
+            next(&mut sql, &format!("{at} >="));
+            next(&mut sql, &format!("{at} <"));
+        }
         if q.after.is_some() {
             next(&mut sql, "id >");
         }
@@ -536,6 +549,12 @@ impl Tickets<'_> {
         }
         if let Some(o) = &q.office {
             query = query.bind(o.clone());
+        }
+        if let Some(p) = &q.priority {
+            query = query.bind(p.clone());
+        }
+        if let Some((from, to)) = q.period {
+            query = query.bind(from.0).bind(to.0);
         }
         if let Some(a) = q.after {
             query = query.bind(a);

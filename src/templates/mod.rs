@@ -262,6 +262,10 @@ impl Catalog {
 /// The variable holding the citizen's status link (set by the dispatcher, null without one).
 pub const STATUS_URL: &str = "status_url";
 
+/// The variable that asks the satisfaction question: true in a citizen's closure notice when
+/// `survey.enabled` (set at render time), false everywhere else.
+pub const SURVEY: &str = "survey";
+
 /// A status link to `base` of the length a real one has (a token for a seven-digit ticket id).
 fn example_link(base: &str) -> String {
     format!("{base}/s/AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxg")
@@ -286,6 +290,8 @@ pub struct Settings {
     /// A status link as long as a real one (the portal's base address and a token), put into
     /// previews and checks in place of a sample's; `None` when the portal is off.
     pub status_url_example: Option<String>,
+    /// The closure notice asks the satisfaction question (`survey.enabled`).
+    pub survey: bool,
 }
 
 /// The `[templates]` keys only the catalog can judge: every kind named in
@@ -333,6 +339,7 @@ impl Settings {
             sms_max_parts: BTreeMap::new(),
             sms_max_parts_default: 2,
             status_url_example: Some(example_link("https://urp.comune.example.it")),
+            survey: false,
         }
     }
 
@@ -361,6 +368,7 @@ impl Settings {
                 .portal
                 .enabled
                 .then(|| example_link(&config.portal.base_url)),
+            survey: config.survey.enabled,
         }
     }
 
@@ -385,14 +393,16 @@ impl Settings {
             .unwrap_or(self.sms_max_parts_default)
     }
 
-    /// The payload with the globals added (`comune`, `lang`, `channel`, `urp.*`, and
-    /// `status_url`: the citizen's signed status link, null when the message has none).
+    /// The payload with the globals added (`comune`, `lang`, `channel`, `urp.*`,
+    /// `status_url`: the citizen's signed status link, null when the message has none, and
+    /// `survey`: whether to ask the satisfaction question, false unless the payload says so).
     pub fn context(&self, payload: &Value, lang: Lang, channel: Channel) -> Value {
         let mut m = match payload {
             Value::Object(m) => m.clone(),
             _ => Map::new(),
         };
         m.entry(STATUS_URL.to_owned()).or_insert(Value::Null);
+        m.entry(SURVEY.to_owned()).or_insert(Value::Bool(false));
         m.insert("comune".to_owned(), Value::String(self.comune.clone()));
         m.insert("lang".to_owned(), Value::String(lang_str(lang).to_owned()));
         m.insert(
@@ -1041,7 +1051,20 @@ impl Templates {
                 key: format!("{}/{kind}/{}", audience.as_str(), lang_str(lang)),
                 message: "no template for this notice".to_owned(),
             })?;
-        let ctx = self.settings.context(payload, key.lang, channel);
+        let asks = self.settings.survey
+            && audience == Audience::Cittadino
+            && kind == Kind::Chiusura
+            && payload.is_object();
+        let payload = if asks {
+            let mut p = payload.clone();
+            if let Some(m) = p.as_object_mut() {
+                m.insert(SURVEY.to_owned(), Value::Bool(true));
+            }
+            std::borrow::Cow::Owned(p)
+        } else {
+            std::borrow::Cow::Borrowed(payload)
+        };
+        let ctx = self.settings.context(&payload, key.lang, channel);
         let set = self.current();
         let version = set.versions.get(&key).map_or(0, |(v, _)| *v);
         let done =
@@ -1070,7 +1093,7 @@ impl Templates {
         tracing::error!(template = %key, error = %live_err,
             "a message is sent with the emergency wording");
         Ok(done(
-            self.emergency(key.lang, channel, payload),
+            self.emergency(key.lang, channel, &payload),
             EMERGENCY_VERSION,
         ))
     }

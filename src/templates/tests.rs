@@ -441,3 +441,50 @@ fn every_bundled_default_passes_the_gate_an_edit_must_pass() {
         );
     }
 }
+
+#[test]
+fn the_closure_notice_asks_the_survey_question_only_when_it_is_on() {
+    let payload = json!({
+        "number": "2026/000123", "subject": "Rimborso TARI", "office": "Ufficio Tributi",
+        "category": "generale", "priority": "normale",
+        "received_at": "2026-03-05T10:45:00+01:00", "due_at": "2026-03-17T15:25:00+01:00",
+        "office_phone": "0123 456789", "office_email": "urp@comune.esempio.it",
+        "text": null, "closed_late": false,
+        "status_url": "https://urp.comune.example.it/s/AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxg",
+    });
+    let render = |survey: bool, kind: Kind, lang: Lang, channel: Channel| {
+        let settings = Settings {
+            survey,
+            ..Settings::example()
+        };
+        let t = Templates::new(Catalog::bundled().expect("bundled"), settings);
+        let m = t
+            .render_message(Audience::Cittadino, kind, lang, channel, &payload)
+            .expect("rendered");
+        assert_eq!(
+            m.version, 0,
+            "the bundled default, not the emergency wording"
+        );
+        (m.text, m.html.unwrap_or_default())
+    };
+    let (sms, _) = render(true, Kind::Chiusura, Lang::It, Channel::Sms);
+    assert!(
+        sms.contains(
+            "Come valuta il servizio ricevuto? Risponda a questo SMS con un numero da 1 (pessimo) a 5 (ottimo)."
+        ),
+        "{sms}"
+    );
+    let (sms, _) = render(true, Kind::Chiusura, Lang::En, Channel::Sms);
+    assert!(sms.contains("from 1 (very poor) to 5 (excellent)"), "{sms}");
+    let (text, html) = render(true, Kind::Chiusura, Lang::It, Channel::Email);
+    assert!(
+        text.contains("Come valuta il servizio ricevuto?") && text.contains("/s/AQAB"),
+        "{text}"
+    );
+    assert!(html.contains("Come valuta il servizio ricevuto?"), "{html}");
+    // Off, or another notice: no question.
+    let (sms, _) = render(false, Kind::Chiusura, Lang::It, Channel::Sms);
+    assert!(!sms.contains("Come valuta"), "{sms}");
+    let (text, _) = render(false, Kind::Chiusura, Lang::It, Channel::Email);
+    assert!(!text.contains("Come valuta"), "{text}");
+}

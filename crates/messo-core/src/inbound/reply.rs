@@ -27,6 +27,9 @@ pub struct InboundPolicy {
     pub office_phone: String,
     /// Whether an e-mail reply must come from an authenticated sender to resume a clock.
     pub mail_auth: MailAuthMode,
+    /// How long after closure a satisfaction score sent by SMS is accepted, in seconds; `None`
+    /// when the survey is off (a digit is then an ordinary reply).
+    pub survey_window_s: Option<i64>,
 }
 
 /// A ticket the reply may be about, with its number.
@@ -405,6 +408,7 @@ mod tests {
             office_email: EmailAddress::parse("ufficio@comune.example.it").expect("an address"),
             office_phone: "+39 06 0000".into(),
             mail_auth: MailAuthMode::Require,
+            survey_window_s: None,
         }
     }
 
