@@ -26,6 +26,7 @@ mod delivery;
 mod http;
 mod inbound;
 mod portal;
+mod reports;
 mod schema;
 mod survey;
 pub use admin::{Admin, TemplatesConfig};
@@ -35,6 +36,7 @@ pub use delivery::{
 pub use http::HttpLimits;
 pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbound};
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
+pub use reports::{MonthlyReport, Reports};
 use schema::{Kind, Schema};
 pub use survey::Survey;
 
@@ -136,6 +138,8 @@ struct RawConfig {
     admin: admin::RawAdmin,
     #[serde(default)]
     portal: portal::RawPortal,
+    #[serde(default)]
+    reports: reports::RawReports,
     #[serde(default)]
     monitoring: RawMonitoring,
     #[serde(default)]
@@ -372,6 +376,8 @@ pub struct Config {
     pub monitoring: Monitoring,
     /// The satisfaction question of the closure notice.
     pub survey: Survey,
+    /// Scheduled reports: the monthly e-mail.
+    pub reports: Reports,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -801,6 +807,7 @@ fn validate(
         .unwrap_or(250_000),
     };
     let survey = survey::survey(&mut p, raw.survey);
+    let reports = reports::reports(&mut p, raw.reports, &notify);
 
     match policy {
         Some(policy) if p.0.is_empty() => Ok(Config {
@@ -823,6 +830,7 @@ fn validate(
             portal,
             monitoring,
             survey,
+            reports,
             overrides,
         }),
         _ => {

@@ -64,6 +64,8 @@ pub enum DaemonError {
     Delivery(#[from] crate::delivery::dispatch::SetupError),
     #[error("templates: {0}")]
     Templates(String),
+    #[error("the monthly report's ticker: {0}")]
+    Scheduler(String),
 }
 
 /// Runs the engine with the right clock for each ticket's versions.
@@ -403,6 +405,8 @@ fn spawn_pruner(
 
 /// The daemon's tasks, stopped in order by [`stop_tasks`].
 struct Tasks {
+    /// The monthly report's ticker, when enabled.
+    reports: Option<tokio_cron_scheduler::JobScheduler>,
     dispatcher: Arc<Dispatcher>,
     send_wake: Arc<Wake>,
     sender: tokio::task::JoinHandle<()>,
@@ -415,6 +419,7 @@ struct Tasks {
 /// Lets what is in flight finish (messages 60 s, IMAP 10 s, requests 20 s), then stops.
 async fn stop_tasks(t: Tasks) -> Result<(), DaemonError> {
     let Tasks {
+        reports,
         dispatcher,
         send_wake,
         sender,
@@ -425,6 +430,12 @@ async fn stop_tasks(t: Tasks) -> Result<(), DaemonError> {
     } = t;
     sd_notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping: finishing requests and messages in flight");
+    // No new run is claimed from here; a claim under way commits or rolls back as a whole.
+    if let Some(mut jobs) = reports
+        && let Err(e) = jobs.shutdown().await
+    {
+        tracing::warn!(error = %e, "stopping the monthly report's ticker");
+    }
     dispatcher.stop();
     send_wake.notify_one();
     if tokio::time::timeout(Duration::from_secs(60), sender)
@@ -652,13 +663,26 @@ fn spawn_sender(
     }))
 }
 
-/// Runs until `shutdown` turns true.
-// Long because it is the daemon's wiring, read top to bottom in start order: the shared state
-// each part is given, the listener, the tasks, the passes, the stop. Each step is a function.
+/// Runs until `shutdown` turns true. The monthly report e-mail (when enabled) is written by
+/// the placeholder of `monthly::placeholder_provider` until the reports layer's renderer is
+/// passed to [`run_with`].
 pub async fn run(
     config: Config,
     clock: Clock,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let provider = crate::monthly::placeholder_provider(&config.comune_name);
+    run_with(config, clock, shutdown, provider).await
+}
+
+/// Runs until `shutdown` turns true; `monthly` writes the monthly report e-mail.
+// Long because it is the daemon's wiring, read top to bottom in start order: the shared state
+// each part is given, the listener, the tasks, the passes, the stop. Each step is a function.
+pub async fn run_with(
+    config: Config,
+    clock: Clock,
     mut shutdown: watch::Receiver<bool>,
+    monthly: crate::monthly::Provider,
 ) -> Result<(), DaemonError> {
     let (_lock, store) = open_store(&config, &clock).await?;
     let wake = Arc::new(Wake::new());
@@ -750,7 +774,8 @@ pub async fn run(
     });
 
     // The loop below wakes at least every poll interval (its own timer), so no tick job is
-    // needed; housekeeping is a plain hourly interval. Nothing here needs a calendar schedule.
+    // needed; housekeeping is a plain hourly interval. The one calendar schedule, the monthly
+    // report, is a UTC ticker that asks the calendar (`start_monthly`).
     let interval = Duration::from_millis(config.poll_interval_ms);
     let housekeeping = tokio::spawn(housekeeping_loop(
         store.clone(),
@@ -766,6 +791,7 @@ pub async fn run(
     let links = portal.as_ref().map(|(_, links)| Arc::clone(links));
     let dispatcher = Arc::new(dispatcher(&config, &store, &metrics, &templates, links)?);
     let sender = spawn_sender(&dispatcher, &store, &clock, &send_wake, interval, &shutdown);
+    let reports = start_monthly(&config, &store, &clock, &send_wake, monthly).await?;
     sd_notify(&[sd_notify::NotifyState::Ready]);
     Passes {
         store: &store,
@@ -782,6 +808,7 @@ pub async fn run(
     .run(templates_stamp, &mut shutdown)
     .await;
     stop_tasks(Tasks {
+        reports,
         dispatcher,
         send_wake,
         sender,
@@ -793,6 +820,33 @@ pub async fn run(
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the monthly report's ticker when `reports.monthly.enabled` (once a minute, UTC; the
+/// calendar decides when a run is due).
+async fn start_monthly(
+    config: &Config,
+    store: &Store,
+    clock: &Clock,
+    send_wake: &Arc<Wake>,
+    provider: crate::monthly::Provider,
+) -> Result<Option<tokio_cron_scheduler::JobScheduler>, DaemonError> {
+    let settings = config.reports.monthly.clone();
+    if !settings.enabled {
+        return Ok(None);
+    }
+    let scheduler = crate::monthly::MonthlyScheduler::new(
+        store.clone(),
+        Arc::new(config.sla()?.calendar),
+        settings,
+        provider,
+        clock.clone(),
+    )
+    .with_wake(Arc::clone(send_wake));
+    crate::monthly::start_ticker(Arc::new(scheduler), crate::monthly::EVERY_MINUTE)
+        .await
+        .map(Some)
+        .map_err(|e| DaemonError::Scheduler(e.to_string()))
 }
 
 /// Runs the loop `start` makes as its own task, and starts it again if it panics: the panic

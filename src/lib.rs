@@ -18,6 +18,7 @@ pub mod http;
 pub mod inbound;
 pub mod metrics;
 pub mod monitoring;
+pub mod monthly;
 pub mod portal;
 pub mod private_files;
 pub mod seed;

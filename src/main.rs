@@ -500,6 +500,7 @@ fn send_test(config: &Config, channel: &str, to: &str, text: Option<String>) -> 
         }),
         html: None,
         reply_to: None,
+        attachments: Vec::new(),
     };
     let sent = runtime()?.block_on(transport.send(&msg, false));
     let mut ok = false;

@@ -26,6 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("inbound", &["inbound"]),
     ("delivery", &["delivery"]),
     ("monitoring", &["monitoring"]),
+    ("scheduled reports", &["monthly"]),
     ("http", &["http"]),
     ("daemon", &["daemon"]),
     ("commands", &["batch", "seed"]),

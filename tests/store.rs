@@ -784,6 +784,7 @@ async fn a_lease_and_its_words_are_committed_together(db: &TestDb) {
         html: Some("<p>È registrata &amp; \"citata\".</p>".repeat(repeat)),
         template: "cittadino/ricevuta/it".to_owned(),
         version: 1,
+        attachments: Vec::new(),
     };
     let words = |id: i64| words_of(id, 400);
     let outbox = store.outbox();
@@ -913,6 +914,7 @@ async fn a_batch_of_results_and_words_is_kept_exactly(db: &TestDb) {
         }),
         template: "cittadino/ricevuta/it".to_owned(),
         version: i as i64,
+        attachments: Vec::new(),
     };
     let first: Vec<(i64, RenderedMessage)> = rows
         .iter()

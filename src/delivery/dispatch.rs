@@ -21,7 +21,10 @@ use super::fallback::{DeadRow, replacement};
 use super::file::FileChannel;
 use super::sms::SmsChannel;
 use super::smtp::{SmtpChannel, SmtpSetupError};
-use super::{Channel, Channels, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step, next_step};
+use super::{
+    Attachment, Channel, Channels, DoubtPolicy, OutMessage, Outcome, RowFacts, Sent, Step,
+    next_step,
+};
 use crate::config::{ChannelMode, Config, Delivery};
 use crate::domain::Channel as ChannelName;
 use crate::domain::{EmailAddress, Kind, Recipient};
@@ -599,6 +602,12 @@ impl Dispatcher {
             text: rendered.text.clone(),
             html: rendered.html.clone(),
             reply_to,
+            attachments: match attachments(rendered) {
+                Ok(files) => files,
+                Err(error) => {
+                    return Sent::one("template", Outcome::permanent(error), started, started_ms);
+                }
+            },
         };
         let sent = t.send(&msg, row.in_doubt).await;
         self.metrics.observe_send(row.channel, started.elapsed());
@@ -1017,4 +1026,17 @@ fn blank_result(row: &OutboxRow, sent: &Sent) -> Finished {
 
 fn report_delta(finished: &[Finished], state: &str) -> u64 {
     finished.iter().filter(|f| f.state == state).count() as u64
+}
+
+/// The files kept with a message's words, or why they cannot be read (the row then dies: its
+/// words never change, so no retry would help).
+fn attachments(rendered: &crate::templates::RenderedMessage) -> Result<Vec<Attachment>, String> {
+    rendered
+        .attachments
+        .iter()
+        .map(|a| {
+            a.decode()
+                .ok_or_else(|| format!("the attachment {:?} is not valid base64", a.name))
+        })
+        .collect()
 }

@@ -22,8 +22,8 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 pub use messo_core::delivery::{
-    Attempt, DoubtPolicy, OutMessage, Outcome, RetryPolicy, RowFacts, Sent, Step, backoff,
-    fallback, next_step,
+    Attachment, Attempt, DoubtPolicy, OutMessage, Outcome, RetryPolicy, RowFacts, Sent, Step,
+    backoff, fallback, next_step,
 };
 
 /// A sending in progress: boxed, so that [`Channel`] is object-safe and the dispatcher can hold

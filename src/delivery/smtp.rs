@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
@@ -487,8 +487,8 @@ impl Channel for SmtpChannel {
     }
 }
 
-/// The MIME message: plain text and HTML alternatives, the row's stable Message-ID, the ticket
-/// number in a header, `Auto-Submitted` so that vacation responders stay quiet (RFC 3834).
+/// The MIME message: plain text and HTML alternatives (and the files attached, if any), the
+/// row's stable Message-ID, the ticket number in a header, `Auto-Submitted` so that vacation responders stay quiet (RFC 3834).
 pub fn build_mime(
     from: &Mailbox,
     reply_to: Option<&Mailbox>,
@@ -536,8 +536,28 @@ pub fn build_mime(
         b = b.reply_to(r.clone());
     }
     let html = msg.html.clone().unwrap_or_else(|| html_of(&msg.text));
+    let body = MultiPart::alternative_plain_html(msg.text.clone(), html);
+    // A message with files is `multipart/mixed`: the two alternatives, then each file. Every
+    // other message keeps its `multipart/alternative` body as it was.
+    let body = if msg.attachments.is_empty() {
+        body
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(body);
+        for a in &msg.attachments {
+            let content_type = ContentType::parse(&a.content_type).map_err(|e| {
+                Outcome::permanent(format!(
+                    "the attachment {:?} has no valid media type: {e}",
+                    a.name
+                ))
+            })?;
+            mixed = mixed.singlepart(
+                lettre::message::Attachment::new(a.name.clone()).body(a.data.clone(), content_type),
+            );
+        }
+        mixed
+    };
     let m = b
-        .multipart(MultiPart::alternative_plain_html(msg.text.clone(), html))
+        .multipart(body)
         .map_err(|e| Outcome::permanent(format!("cannot build the message: {e}")))?;
     Ok((m.formatted(), to))
 }

@@ -1840,6 +1840,7 @@ async fn test_send(
         },
         template: key.to_string(),
         version: -1,
+        attachments: Vec::new(),
     };
     let id = st
         .inner

@@ -16,6 +16,7 @@ mod outbox;
 mod portal;
 mod reports;
 mod satisfaction;
+mod schedule;
 mod templates;
 mod tickets;
 mod versions;
@@ -43,6 +44,7 @@ pub use satisfaction::{
     Answer, AnswerChannel, MAX_COMMENT_CHARS, NewAnswer, Recorded, SatisfactionComment,
     SatisfactionError, SatisfactionRow, SatisfactionSummary,
 };
+pub use schedule::{Claim, NewRun, ReportMail, RunRecord, ScheduleError};
 pub use templates::{TemplateStoreError, TemplateVersion};
 pub use tickets::{BulkEvent, BulkTicket, TicketError};
 pub use versions::{RegistryError, VersionRegistry};
@@ -108,6 +110,8 @@ pub enum StoreError {
     #[error(transparent)]
     Satisfaction(#[from] SatisfactionError),
     #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Report(#[from] ReportStoreError),
@@ -139,8 +143,8 @@ macro_rules! from_store_errors {
     ($t:ty) => {
         $crate::store::from_store_errors!(
             @each $t; OpenError, TicketError, OutboxError, InboundError, TemplateStoreError,
-            AdminError, PortalError, MonitorError, SatisfactionError, RegistryError,
-            ReportStoreError
+            AdminError, PortalError, MonitorError, ScheduleError, SatisfactionError,
+            RegistryError, ReportStoreError
         );
     };
     (@each $t:ty; $($e:ident),*) => {$(
@@ -244,6 +248,8 @@ repository!(
     Reports,
     /// Citizens' satisfaction answers and their summary (`satisfaction.rs`).
     Satisfaction,
+    /// Runs of scheduled reports, claimed once with the messages they queue (`schedule.rs`).
+    Schedule,
 );
 
 /// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
@@ -270,6 +276,7 @@ pub const STORE_TABLES: &[&str] = &[
     "audit_log",
     "portal_keys",
     "satisfaction",
+    "report_schedule",
 ];
 
 pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
@@ -566,5 +573,10 @@ impl Store {
     /// Citizens' satisfaction answers (one per ticket) and the reports' summary of them.
     pub fn satisfaction(&self) -> Satisfaction<'_> {
         Satisfaction { store: self }
+    }
+
+    /// Runs of scheduled reports (the monthly e-mail).
+    pub fn schedule(&self) -> Schedule<'_> {
+        Schedule { store: self }
     }
 }

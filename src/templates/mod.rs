@@ -449,6 +449,44 @@ pub struct RenderedMessage {
     pub template: String,
     /// The version rendered with (0: the bundled default).
     pub version: i64,
+    /// Files sent with the e-mail (the monthly report's CSV). Absent from the stored words of
+    /// every other message, which keep their exact bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<StoredAttachment>,
+}
+
+/// A file kept with a message's words: its name, media type and bytes in base64 (standard
+/// alphabet, padded), so the words stay one JSON text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAttachment {
+    pub name: String,
+    pub content_type: String,
+    pub base64: String,
+}
+
+impl StoredAttachment {
+    /// `data` kept under `name` as `content_type`.
+    pub fn new(name: &str, content_type: &str, data: &[u8]) -> StoredAttachment {
+        use base64::Engine;
+        StoredAttachment {
+            name: name.to_owned(),
+            content_type: content_type.to_owned(),
+            base64: base64::engine::general_purpose::STANDARD.encode(data),
+        }
+    }
+
+    /// The file as a channel sends it, or `None` when the stored bytes are not base64.
+    pub fn decode(&self) -> Option<messo_core::delivery::Attachment> {
+        use base64::Engine;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(&self.base64)
+            .ok()?;
+        Some(messo_core::delivery::Attachment {
+            name: self.name.clone(),
+            content_type: self.content_type.clone(),
+            data,
+        })
+    }
 }
 
 /// Why a message could not be rendered.
@@ -1036,6 +1074,7 @@ impl Templates {
                 html,
                 template: key.to_string(),
                 version,
+                attachments: Vec::new(),
             };
         let live_err = match self.render_with(&set.live, &key, channel, &ctx) {
             Ok(r) => return Ok(done(r, version)),

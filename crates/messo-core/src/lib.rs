@@ -13,6 +13,7 @@ pub mod inbound;
 pub mod locale;
 pub mod redact;
 pub mod reports;
+pub mod schedule;
 pub mod sla;
 pub mod sms;
 pub mod ticket;

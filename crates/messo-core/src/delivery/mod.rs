@@ -149,6 +149,19 @@ pub struct OutMessage {
     /// The address a reply goes to, when it names the ticket (`urp+2026.000123@…`); otherwise
     /// the channel's own.
     pub reply_to: Option<String>,
+    /// Files sent with an e-mail (the monthly report's CSV); empty for every other message.
+    /// Channels that cannot carry files (SMS) ignore them.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to an e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The file name the reader sees (`rapporto-2026-11.csv`).
+    pub name: String,
+    /// Its media type with parameters (`text/csv; charset=utf-8`).
+    pub content_type: String,
+    pub data: Vec<u8>,
 }
 
 impl OutMessage {

@@ -48,11 +48,14 @@ pub enum Kind {
     /// An admin's test message (the template editor's test send, `messo send-test`): its words
     /// come with it, there is no template.
     Prova,
+    /// To the office and the supervisor: the monthly compliance report (table, criticalities,
+    /// a CSV attached). Rendered by the reports layer and stored with the row: no template.
+    RapportoMensile,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Ricevuta,
         Kind::Avanzamento,
         Kind::RichiestaIntegrazione,
@@ -71,6 +74,7 @@ impl Kind {
         Kind::RevocaSms,
         Kind::RiattivazioneSms,
         Kind::Prova,
+        Kind::RapportoMensile,
     ];
 
     /// The stored name, which is also the template's.
@@ -94,6 +98,7 @@ impl Kind {
             Kind::RevocaSms => "revoca_sms",
             Kind::RiattivazioneSms => "riattivazione_sms",
             Kind::Prova => "prova",
+            Kind::RapportoMensile => "rapporto_mensile",
         }
     }
 
@@ -102,9 +107,10 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// Whether its words come from a template (all but the admins' test messages).
+    /// Whether its words come from a template (all but the admins' test messages and the
+    /// monthly report, whose words are stored with the row when it is queued).
     pub const fn has_template(self) -> bool {
-        !matches!(self, Kind::Prova)
+        !matches!(self, Kind::Prova | Kind::RapportoMensile)
     }
 }
 
