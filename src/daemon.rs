@@ -663,28 +663,30 @@ fn spawn_sender(
     }))
 }
 
-/// Runs until `shutdown` turns true. The monthly report e-mail (when enabled) is written by
-/// the placeholder of `monthly::placeholder_provider` until the reports layer's renderer is
-/// passed to [`run_with`].
+/// Runs until `shutdown` turns true. The monthly report e-mail (when enabled) is the
+/// reports layer's (`monthly::report_provider`).
 pub async fn run(
     config: Config,
     clock: Clock,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
-    let provider = crate::monthly::placeholder_provider(&config.comune_name);
-    run_with(config, clock, shutdown, provider).await
+    run_with(config, clock, shutdown, None).await
 }
 
-/// Runs until `shutdown` turns true; `monthly` writes the monthly report e-mail.
+/// Runs until `shutdown` turns true; `monthly` writes the monthly report e-mail (`None`: the
+/// reports layer's).
 // Long because it is the daemon's wiring, read top to bottom in start order: the shared state
 // each part is given, the listener, the tasks, the passes, the stop. Each step is a function.
 pub async fn run_with(
     config: Config,
     clock: Clock,
     mut shutdown: watch::Receiver<bool>,
-    monthly: crate::monthly::Provider,
+    monthly: Option<crate::monthly::Provider>,
 ) -> Result<(), DaemonError> {
     let (_lock, store) = open_store(&config, &clock).await?;
+    let monthly = monthly.unwrap_or_else(|| {
+        crate::monthly::report_provider(store.clone(), Arc::new(config.clone()), clock.clone())
+    });
     let wake = Arc::new(Wake::new());
     let metrics = Arc::new(Metrics::default());
     let limits = config.http.limits.clone();

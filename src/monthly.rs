@@ -271,27 +271,67 @@ pub async fn start_ticker(
     Ok(jobs)
 }
 
-/// PLACEHOLDER until the reports layer supplies the real renderer: a mail that names the period
-/// and says the compliance table is not written yet, with a CSV of the header only. The daemon
-/// uses it (with `reports.monthly.enabled`, off by default) until `daemon::run_with` is given
-/// the real provider.
-pub fn placeholder_provider(comune: &str) -> Provider {
-    let comune = comune.to_owned();
+/// Italian month names, for the subject.
+const MONTHS_IT: [&str; 12] = [
+    "gennaio",
+    "febbraio",
+    "marzo",
+    "aprile",
+    "maggio",
+    "giugno",
+    "luglio",
+    "agosto",
+    "settembre",
+    "ottobre",
+    "novembre",
+    "dicembre",
+];
+
+/// The subject of the monthly mail: `Rapporto mensile URP — Comune di X — novembre 2026`.
+pub fn subject(comune: &str, period: Period) -> String {
+    use chrono::Datelike;
+    let month = MONTHS_IT
+        .get(period.from.month0() as usize)
+        .copied()
+        .unwrap_or("mese");
+    format!(
+        "Rapporto mensile URP — {comune} — {month} {}",
+        period.from.year()
+    )
+}
+
+/// The real monthly mail: the month's compliance table by office, its totals and the
+/// criticalities standing when it is written (text and HTML, from `monitoring::render`), and
+/// the table as a CSV that Italian Excel opens as it is.
+pub fn report_provider(store: Store, config: Arc<crate::config::Config>, clock: Clock) -> Provider {
+    use crate::monitoring::{self, ReportRequest, render};
+    use crate::reports::GroupBy;
     provider_fn(move |period: Period| {
-        let comune = comune.clone();
+        let (store, config, clock) = (store.clone(), Arc::clone(&config), clock.clone());
         async move {
-            let month = format!("{}", period.from.format("%Y-%m"));
-            let text = format!(
-                "Rapporto mensile dell'URP di {comune}, dal {} al {}.\n\n\
-                 La tabella di conformità non è ancora disponibile in questa versione.\n",
-                period.from, period.to
-            );
+            let now = clock();
+            let req = ReportRequest {
+                period,
+                group: GroupBy {
+                    office: true,
+                    ..GroupBy::default()
+                },
+                office: None,
+                tickets: Vec::new(),
+                comments: false,
+            };
+            let report = monitoring::compliance(&store, &config, &req, now)
+                .await
+                .map_err(|e| Box::new(e) as ProviderError)?;
+            let crits = monitoring::criticalities(&store, &config, now)
+                .await
+                .map_err(|e| Box::new(e) as ProviderError)?;
             Ok::<_, ProviderError>(MonthlyMail {
-                subject: format!("Rapporto mensile URP {comune} — {month}"),
-                html: String::new(),
-                text,
-                csv_name: format!("rapporto-{month}.csv"),
-                csv: b"periodo,misura,valore\r\n".to_vec(),
+                subject: subject(&config.comune_name, period),
+                text: render::text(&report, &crits),
+                html: render::html(&report, &crits),
+                csv_name: format!("conformita-{}.csv", period.from.format("%Y-%m")),
+                csv: render::csv(&report, render::CsvStyle::Excel),
             })
         }
     })

@@ -620,7 +620,7 @@ async fn the_daemon_sends_the_report_with_the_provider_it_is_given() {
         cfg,
         fixed_clock(ts(NOVEMBER_RUN)),
         shutdown,
-        provider(Arc::clone(&calls), None),
+        Some(provider(Arc::clone(&calls), None)),
     ));
     // The run is due at the daemon's start: its two e-mails are written by the file channel.
     let reports = || -> Vec<String> {

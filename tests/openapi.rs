@@ -1148,6 +1148,30 @@ async fn every_operation_answers_as_documented() {
     assert!(!list.as_array().expect("templates").is_empty());
     admin_get("/api/v1/admin/tickets/at-risk").await;
     admin_get("/api/v1/admin/users").await;
+    let report = "/api/v1/reports/compliance";
+    let a = app
+        .call(
+            "get",
+            &format!("{report}?month=2026-03&group_by=office,priority&tickets=received"),
+            &signed,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let body = c.check("get", report, &a);
+    assert!(
+        body["rows"].is_array() && body["total"].is_object(),
+        "{body}"
+    );
+    let a = app
+        .call("get", &format!("{report}?month=2026-3"), &signed, None)
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    c.check("get", report, &a);
+    let a = app.call("get", report, &[], None).await;
+    assert_eq!(a.status, 401, "{}", a.text);
+    c.check("get", report, &a);
+    admin_get("/api/v1/reports/criticalities").await;
     let a = app.call("get", "/api/v1/admin/me", &[], None).await;
     assert_eq!(a.status, 401);
     c.check("get", "/api/v1/admin/me", &a);

@@ -1227,3 +1227,40 @@ async fn the_store_report_is_the_replay_of_the_raw_events(db: &TestDb) {
         total.row
     );
 }
+
+/// The monthly e-mail's words as the daemon's provider writes them for November.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monthly_mail_carries_the_month_by_office() {
+    let db = TestDb::with_config(Backend::Sqlite, &config()).await;
+    write_month(&db.store).await;
+    let clock = TestClock::at("2026-12-01T08:00:00+01:00");
+    let provider =
+        messo::monthly::report_provider(db.store.clone(), Arc::new(config()), clock.clock());
+    let mail = provider(Period::month(2026, 11).expect("month"))
+        .await
+        .expect("mail");
+    assert_eq!(
+        mail.subject,
+        "Rapporto mensile URP — Roma Capitale — novembre 2026"
+    );
+    assert!(
+        mail.text.contains("dal 01/11/2026 al 30/11/2026"),
+        "{}",
+        mail.text
+    );
+    let line = mail
+        .text
+        .lines()
+        .find(|l| l.contains("· tributi"))
+        .expect("a tributi line");
+    // tributi: 2 received, 1 closed on time, 1 open and breached (T4), median 15,00 h.
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cells[3..],
+        ["2", "1", "1", "0", "100,0%", "1", "15,00", "15,00"],
+        "{line}"
+    );
+    assert!(mail.html.contains("· tributi</th>"), "{}", mail.html);
+    assert_eq!(mail.csv_name, "conformita-2026-11.csv");
+    assert!(mail.csv.starts_with("\u{feff}bucket;from;to;".as_bytes()));
+}

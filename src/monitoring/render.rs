@@ -287,6 +287,13 @@ pub fn title(c: &Compliance) -> String {
     )
 }
 
+/// The most criticalities a text or page lists; the rest are counted.
+pub const LISTED: usize = 100;
+
+fn more_line(more: usize) -> String {
+    format!("… e altre {more}: l'elenco completo è nella console, alla pagina Monitoraggio.")
+}
+
 /// A plain-text table (for the terminal and the text part of the monthly e-mail).
 pub fn text(c: &Compliance, criticalities: &[Criticality]) -> String {
     let rows = table_rows(c);
@@ -332,13 +339,16 @@ pub fn text(c: &Compliance, criticalities: &[Criticality]) -> String {
     }
     if !criticalities.is_empty() {
         let _ = writeln!(out, "\nCriticità rilevate ({}):", criticalities.len());
-        for k in criticalities {
+        for k in criticalities.iter().take(LISTED) {
             let who = k
                 .ticket
                 .as_deref()
                 .map(|n| format!("{n}: "))
                 .unwrap_or_default();
             let _ = writeln!(out, "- {who}{}", k.reason);
+        }
+        if let Some(more) = criticalities.len().checked_sub(LISTED).filter(|m| *m > 0) {
+            let _ = writeln!(out, "{}", more_line(more));
         }
     }
     let _ = writeln!(
@@ -392,7 +402,7 @@ pub fn html(c: &Compliance, criticalities: &[Criticality]) -> String {
             "<h2>Criticità rilevate ({})</h2><ul>",
             criticalities.len()
         );
-        for k in criticalities {
+        for k in criticalities.iter().take(LISTED) {
             let who = k
                 .ticket
                 .as_deref()
@@ -401,6 +411,9 @@ pub fn html(c: &Compliance, criticalities: &[Criticality]) -> String {
             let _ = write!(out, "<li>{who}{}</li>", esc(&k.reason));
         }
         out.push_str("</ul>");
+        if let Some(more) = criticalities.len().checked_sub(LISTED).filter(|m| *m > 0) {
+            let _ = write!(out, "<p>{}</p>", esc(&more_line(more)));
+        }
     }
     let _ = writeln!(
         out,
