@@ -1148,6 +1148,20 @@ async fn every_operation_answers_as_documented() {
     assert!(!list.as_array().expect("templates").is_empty());
     admin_get("/api/v1/admin/tickets/at-risk").await;
     admin_get("/api/v1/admin/users").await;
+    // The report API, read with the console's session as its monitoring page does: the
+    // compliance report (with the policy's targets) and the criticalities.
+    let a = app
+        .call(
+            "get",
+            "/api/v1/reports/compliance?month=2026-11&group_by=office",
+            &signed,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let report = c.check("get", "/api/v1/reports/compliance", &a);
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(12));
+    admin_get("/api/v1/reports/criticalities").await;
     let a = app.call("get", "/api/v1/admin/me", &[], None).await;
     assert_eq!(a.status, 401);
     c.check("get", "/api/v1/admin/me", &a);
