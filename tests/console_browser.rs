@@ -6,6 +6,11 @@
 //! the new words while the first kept the old ones; the tickets at risk list both breaches.
 //! The page must log no CSP violation and no script error. Without chromium and chromedriver
 //! the test fails and says to run `scripts/install-peers.sh`.
+//!
+//! The monitoring page: on the first of December a viewer opens "Monitoraggio" for November,
+//! reads the figures of a small month counted by hand, the three charts with their tables, the
+//! breached ticket among the criticalities, downloads the CSV, and the page printed (print media
+//! emulated) leaves the console's navigation out; axe-core finds no WCAG 2.1 A/AA violation.
 
 mod common;
 
@@ -13,11 +18,12 @@ use std::time::Duration;
 
 use common::admin::{Console, PASSWORD};
 use common::mail::subjects;
-use common::webdriver::{Browser, artifact_path, ensure};
+use common::webdriver::{Browser, artifact_path, axe_source, ensure};
 use common::{Backend, TestClock, fixed_clock, ts};
 use messo::config::{BUILTIN_TOML, Config};
-use messo::store::Role;
-use serde_json::json;
+use messo::store::{AnswerChannel, NewAnswer, Role, Store};
+use messo::ticket::{NewEvent, NewTicket, Source};
+use serde_json::{Value, json};
 
 const USER: &str = "anna";
 const VIOLAZIONE: &str = "cittadino/violazione/it";
@@ -396,6 +402,582 @@ async fn run(b: &Browser, h: &Harness, log: &mut Vec<(String, String)>) -> Resul
                 message.starts_with(&format!("{}{path} - Failed to load resource", h.base))
                     && message.contains(&format!("status of {status} "))
             });
+            message.contains("Content Security Policy")
+                || message.contains("Refused to")
+                || message.contains("Uncaught")
+                || (level == "SEVERE" && !caused)
+        })
+        .collect();
+    ensure!(bad.is_empty(), "browser console: {bad:?} (all: {log:?})");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The monitoring page.
+
+/// The console's clock for the monitoring page: Tuesday 1 December, when the URP hands over
+/// November's report.
+const FIRST_OF_DECEMBER: &str = "2026-12-01T09:30:00+01:00";
+const VIEWER: &str = "marta";
+
+async fn create(store: &Store, number: &str, office: &str, priority: &str, received: &str) {
+    let t = NewTicket::from_json(&json!({
+        "number": number,
+        "office": office,
+        "priority": priority,
+        "category": "generale",
+        "subject": "Certificato",
+        "received_at": received,
+        "citizen": {"email": "cittadino@example.it"},
+    }))
+    .expect("ticket");
+    store
+        .tickets()
+        .create_ticket(&t, Source::Api, ts(received))
+        .await
+        .expect("create");
+}
+
+async fn event(store: &Store, number: &str, kind: &str, at: &str, fields: Value) {
+    let mut v = fields;
+    v["kind"] = Value::from(kind);
+    v["at"] = Value::from(at);
+    let e = NewEvent::from_json(&v).expect("event");
+    store
+        .tickets()
+        .append_event(number, &e, None, Source::Api, ts(at))
+        .await
+        .expect("append");
+}
+
+/// A small month, as a CRM would have written it. Built-in configuration: Monday–Friday
+/// 09:00–17:00 Europe/Rome; targets urgente 1, alta 3, normale 5 working days of 8 h
+/// (28,800 s, 86,400 s, 144,000 s). Counted working seconds to close:
+///
+/// - 000001 anagrafe normale: Mon 2 Nov 10:00 → Thu 5 12:00: 7 h + 8 h + 8 h + 3 h = 93,600
+///   (26 h), on time.
+/// - 000002 anagrafe urgente: Tue 3 16:00 → Thu 5 10:00: 1 h + 8 h + 1 h = 36,000 (10 h), due
+///   Wed 4 16:00: late.
+/// - 000003 anagrafe normale: Mon 9 09:00 → Tue 10 17:00: 57,600 (16 h), on time.
+/// - 000004 tributi normale: Fri 6 18:30 (counts from Mon 9 09:00), integrazione asked Mon 9
+///   11:00 and received Wed 11 15:00, closed Fri 13 12:00: 2 h + 2 h + 8 h + 3 h = 54,000
+///   (15 h), on time.
+/// - 000005 tributi alta: Mon 16 09:30, still open: due Thu 19 09:30, breached.
+/// - 000006 tributi urgente: Tue 24 09:00 → Thu 26 09:00: 57,600 (16 h), due Tue 24 17:00:
+///   late.
+/// - 000007 anagrafe normale, in October: Mon 5 Oct 10:00 → Thu 8 10:00, on time.
+///
+/// Satisfaction in November: 000001 gave 4, 000002 gave 2 (anagrafe: 2 answers, mean 3),
+/// 000004 gave 5 (tributi).
+async fn write_november(store: &Store) {
+    let step = || json!({"step": "istruttoria", "text": "In lavorazione"});
+    create(
+        store,
+        "2026/000001",
+        "anagrafe",
+        "normale",
+        "2026-11-02T10:00:00+01:00",
+    )
+    .await;
+    event(
+        store,
+        "2026/000001",
+        "step_changed",
+        "2026-11-03T11:00:00+01:00",
+        step(),
+    )
+    .await;
+    event(
+        store,
+        "2026/000001",
+        "closed",
+        "2026-11-05T12:00:00+01:00",
+        json!({}),
+    )
+    .await;
+    create(
+        store,
+        "2026/000002",
+        "anagrafe",
+        "urgente",
+        "2026-11-03T16:00:00+01:00",
+    )
+    .await;
+    event(
+        store,
+        "2026/000002",
+        "closed",
+        "2026-11-05T10:00:00+01:00",
+        json!({}),
+    )
+    .await;
+    create(
+        store,
+        "2026/000003",
+        "anagrafe",
+        "normale",
+        "2026-11-09T09:00:00+01:00",
+    )
+    .await;
+    event(
+        store,
+        "2026/000003",
+        "step_changed",
+        "2026-11-09T10:00:00+01:00",
+        step(),
+    )
+    .await;
+    event(
+        store,
+        "2026/000003",
+        "closed",
+        "2026-11-10T17:00:00+01:00",
+        json!({}),
+    )
+    .await;
+    create(
+        store,
+        "2026/000004",
+        "tributi",
+        "normale",
+        "2026-11-06T18:30:00+01:00",
+    )
+    .await;
+    event(
+        store,
+        "2026/000004",
+        "integration_requested",
+        "2026-11-09T11:00:00+01:00",
+        json!({"missing": "ISEE"}),
+    )
+    .await;
+    event(
+        store,
+        "2026/000004",
+        "integration_received",
+        "2026-11-11T15:00:00+01:00",
+        json!({"channel": "email"}),
+    )
+    .await;
+    event(
+        store,
+        "2026/000004",
+        "closed",
+        "2026-11-13T12:00:00+01:00",
+        json!({}),
+    )
+    .await;
+    create(
+        store,
+        "2026/000005",
+        "tributi",
+        "alta",
+        "2026-11-16T09:30:00+01:00",
+    )
+    .await;
+    event(
+        store,
+        "2026/000005",
+        "step_changed",
+        "2026-11-16T10:00:00+01:00",
+        step(),
+    )
+    .await;
+    create(
+        store,
+        "2026/000006",
+        "tributi",
+        "urgente",
+        "2026-11-24T09:00:00+01:00",
+    )
+    .await;
+    event(
+        store,
+        "2026/000006",
+        "closed",
+        "2026-11-26T09:00:00+01:00",
+        json!({}),
+    )
+    .await;
+    create(
+        store,
+        "2026/000007",
+        "anagrafe",
+        "normale",
+        "2026-10-05T10:00:00+02:00",
+    )
+    .await;
+    event(
+        store,
+        "2026/000007",
+        "closed",
+        "2026-10-08T10:00:00+02:00",
+        json!({}),
+    )
+    .await;
+
+    for (number, score, channel, at) in [
+        (
+            "2026/000001",
+            4,
+            AnswerChannel::Sms,
+            "2026-11-06T10:00:00+01:00",
+        ),
+        (
+            "2026/000002",
+            2,
+            AnswerChannel::Portal,
+            "2026-11-30T12:00:00+01:00",
+        ),
+        (
+            "2026/000004",
+            5,
+            AnswerChannel::Portal,
+            "2026-11-20T10:00:00+01:00",
+        ),
+    ] {
+        let ticket_id = sqlx::query_scalar::<_, i64>("SELECT id FROM tickets WHERE number = $1")
+            .bind(number)
+            .fetch_one(store.pool())
+            .await
+            .expect("id");
+        store
+            .satisfaction()
+            .record_answer(&NewAnswer {
+                ticket_id,
+                score,
+                comment: None,
+                channel,
+                answered_at: ts(at),
+                inbound_id: None,
+            })
+            .await
+            .expect("answer");
+    }
+    // The SLA cache the criticalities list reads: 000005 is breached by now.
+    store
+        .tickets()
+        .refresh_due(ts(FIRST_OF_DECEMBER), 100)
+        .await
+        .expect("refresh");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_reads_last_months_report_in_the_browser() {
+    let config = Config::from_toml(BUILTIN_TOML, "test", Vec::new()).expect("config");
+    let h = common::admin::start(
+        Backend::Sqlite,
+        config,
+        TestClock::at(FIRST_OF_DECEMBER),
+        &[(VIEWER, Role::Viewer)],
+    )
+    .await;
+    write_november(&h.store).await;
+    let axe_js = axe_source().expect("axe-core");
+    for ext in ["png", "html", "chromedriver.log"] {
+        let _ = std::fs::remove_file(artifact_path(&format!("console_monitoring-failure.{ext}")));
+    }
+    let browser = Browser::start()
+        .await
+        .unwrap_or_else(|e| panic!("cannot start the browser: {e}"));
+    let mut log = Vec::new();
+    if let Err(e) = monitoring(&browser, &h, &axe_js, &mut log).await {
+        browser.save_failure("console_monitoring-failure").await;
+        let rest = browser.browser_log().await.unwrap_or_default();
+        panic!(
+            "{e}\n(see target/test-artifacts/console_monitoring-failure.*; browser console: \
+             {log:?} {rest:?})"
+        );
+    }
+    browser.close().await.expect("close the browser session");
+    h.finish().await;
+}
+
+/// The text of every cell of `table` (a selector), row by row, each row keyed by its
+/// `data-…` attribute `key`.
+async fn cells(b: &Browser, table: &str, key: &str) -> Result<Value, String> {
+    b.execute(
+        "return [...document.querySelectorAll(arguments[0] + ' tr[data-' + arguments[1] + ']')]\
+         .map((tr) => [tr.dataset[arguments[1]], ...[...tr.children].slice(1)\
+         .map((c) => c.textContent.trim())]);",
+        vec![json!(table), json!(key)],
+    )
+    .await
+}
+
+async fn monitoring(
+    b: &Browser,
+    h: &Harness,
+    axe_js: &str,
+    log: &mut Vec<(String, String)>,
+) -> Result<(), String> {
+    // 1. The manager follows a link to the page, signs in and lands on it.
+    b.goto(&format!("{}/admin#/monitoring", h.base)).await?;
+    b.wait_for("body[data-ready=\"true\"]", WAIT).await?;
+    b.send_keys(&b.wait_for("#login-username", WAIT).await?, VIEWER)
+        .await?;
+    b.send_keys(&b.find("#login-password").await?, PASSWORD)
+        .await?;
+    b.click(&b.find("#login-submit").await?).await?;
+    b.wait_for("#view-monitoring:not([hidden])", WAIT).await?;
+    let nav = b.find("#nav-monitoring").await?;
+    ensure!(
+        b.attr(&nav, "aria-current").await?.as_deref() == Some("page"),
+        "the navigation marks the page"
+    );
+    // The month defaults to the one before the browser's today (Rome), never empty.
+    let default = value_of(b, "#mon-month").await?;
+    ensure!(
+        default.len() == 7 && default.as_bytes()[4] == b'-',
+        "{default:?}"
+    );
+
+    // 2. November, all offices.
+    b.set_value("#mon-month", "2026-11").await?;
+    b.click(&b.find("#btn-monitoring").await?).await?;
+    b.wait_for_text("#status", "Rapporto aggiornato: novembre 2026.", WAIT)
+        .await?;
+    let subtitle = b.text(&b.find("#monitoring-subtitle").await?).await?;
+    ensure!(
+        subtitle.starts_with(&format!(
+            "{} · Novembre 2026 · tutti gli uffici",
+            h.config.comune_name
+        )),
+        "{subtitle:?}"
+    );
+
+    // The compliance table. anagrafe: 000001–000003 received and closed, 000002 late: 2 of 3
+    // on time (66.7 %); times 36,000, 57,600, 93,600 s: median (rank 2) 16 h, 90th (rank 3)
+    // 26 h; answers 4 and 2: mean 3. tributi: 000004–000006 received, 000004 on time and
+    // 000006 late (50.0 %), 000005 open past its due date; times 54,000 and 57,600: median
+    // 15 h, 90th 16 h; one answer, 5. Total: 6 received, 5 closed, 3 on time (60.0 %), 2 late,
+    // 1 open breached; the five times sorted give 57,600 (rank 3) and 93,600 (rank 5); three
+    // answers, (4 + 2 + 5) / 3 = 3.7. October's 000007 counts nowhere.
+    let table = cells(b, "#compliance-table", "office").await?;
+    let expected = json!([
+        [
+            "anagrafe", "3", "3", "2", "1", "66,7%", "0", "16 ore", "26 ore", "3 su 5", "2"
+        ],
+        [
+            "tributi", "3", "2", "1", "1", "50,0%", "1", "15 ore", "16 ore", "5 su 5", "1"
+        ],
+        [
+            "*total", "6", "5", "3", "2", "60,0%", "1", "16 ore", "26 ore", "3,7 su 5", "3"
+        ]
+    ]);
+    ensure!(table == expected, "compliance table: {table}");
+    let offices = b
+        .execute(
+            "return [...document.querySelectorAll('#mon-office option')].map((o) => o.value);",
+            vec![],
+        )
+        .await?;
+    ensure!(offices == json!(["", "anagrafe", "tributi"]), "{offices}");
+    step(b, "monitoring-01-table", "#monitoring-title", log).await?;
+
+    // 3. The charts: three SVG images, each named by its title and described, with its table.
+    let charts = b
+        .execute(
+            "return [...document.querySelectorAll('#monitoring-report svg.chart')].map((svg) => \
+             { const ids = svg.getAttribute('aria-labelledby').split(' '); return { \
+               part: svg.closest('section').id, role: svg.getAttribute('role'), \
+               name: ids.map((id) => document.getElementById(id).textContent).join(' | '), \
+               bars: svg.querySelectorAll('rect.bar').length, \
+               targets: svg.querySelectorAll('line.target-line').length, \
+               table: !!svg.closest('.chart-grid').querySelector('table caption') }; });",
+            vec![],
+        )
+        .await?;
+    let parts: Vec<&str> = charts
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["part"].as_str()).collect())
+        .unwrap_or_default();
+    ensure!(
+        parts == ["part-ontime", "part-breaches", "part-times"],
+        "{charts}"
+    );
+    for c in charts.as_array().into_iter().flatten() {
+        ensure!(
+            c["role"] == "img" && c["table"] == true,
+            "an image with its table: {c}"
+        );
+    }
+    ensure!(
+        charts[0]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("Quota delle richieste chiuse nei termini per mese")),
+        "{charts}"
+    );
+    // On time: October normale, November urgente (0 %) and normale; alta closed nothing.
+    // Breaches: anagrafe one late; tributi one late and one open. Times: urgente and normale,
+    // two bars each, and their targets.
+    let bars: Vec<(u64, u64)> = charts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c["bars"].as_u64().unwrap_or(0),
+                c["targets"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    ensure!(bars == [(3, 0), (3, 0), (4, 2)], "{charts}");
+    let ontime = cells(b, "#ontime-table", "month").await?;
+    ensure!(
+        ontime
+            == json!([
+                ["2026-10", "1", "1", "100,0%"],
+                ["2026-11", "2", "0", "0,0%"],
+                ["2026-11", "3", "3", "100,0%"]
+            ]),
+        "{ontime}"
+    );
+    let breaches = cells(b, "#breaches-table", "office").await?;
+    ensure!(
+        breaches == json!([["anagrafe", "1", "0", "1"], ["tributi", "1", "1", "2"]]),
+        "{breaches}"
+    );
+    // urgente: 36,000 and 57,600 s (median rank 1, 90th rank 2), target 8 h; normale:
+    // 54,000, 57,600, 93,600 s, target 40 h.
+    let times = cells(b, "#times-table", "priority").await?;
+    ensure!(
+        times
+            == json!([
+                ["urgente", "2", "10 ore", "16 ore", "8 ore lavorative"],
+                ["normale", "3", "16 ore", "26 ore", "40 ore lavorative"]
+            ]),
+        "{times}"
+    );
+    step(b, "monitoring-02-charts", "#part-ontime", log).await?;
+    step(b, "monitoring-03-times", "#part-times", log).await?;
+
+    // 4. The criticalities: 000005, breached on Thursday 19 November at 09:30, still open.
+    let crit = b
+        .wait_for(
+            "#criticalities-table tr[data-kind=\"breached\"][data-ticket=\"2026/000005\"]",
+            WAIT,
+        )
+        .await?;
+    let text = b.text(&crit).await?;
+    ensure!(
+        text.contains("Termine scaduto il 19/11/2026 09:30") && text.contains("tributi"),
+        "{text:?}"
+    );
+    step(b, "monitoring-04-criticalities", "#part-criticalities", log).await?;
+
+    // 5. The downloads: the CSV answers as CSV, with the session cookie.
+    let csv = b
+        .execute(
+            "const a = document.querySelector('#dl-csv');\
+             return fetch(a.href, {credentials: 'same-origin'}).then((r) => r.text().then((t) => \
+             ({href: a.getAttribute('href'), status: r.status, type: r.headers.get('content-type'), \
+               body: t})));",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        csv["status"] == 200
+            && csv["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("text/csv"))
+            && csv["body"]
+                .as_str()
+                .is_some_and(|t| t.contains("anagrafe") && t.contains("tributi")),
+        "{csv}"
+    );
+    ensure!(
+        csv["href"] == "/api/v1/reports/compliance?month=2026-11&group_by=office&format=csv",
+        "{csv}"
+    );
+    for (id, format) in [("#dl-excel", "excel"), ("#dl-open-data", "open_data")] {
+        let href = b
+            .attr(&b.find(id).await?, "href")
+            .await?
+            .unwrap_or_default();
+        ensure!(href.ends_with(&format!("format={format}")), "{id}: {href}");
+    }
+
+    // 6. Accessibility: WCAG 2.1 A and AA over the whole page with the report.
+    let (violations, passes) = b.axe(axe_js).await?;
+    ensure!(passes > 10, "axe-core ran only {passes} rules");
+    ensure!(
+        violations.is_empty(),
+        "accessibility violations: {}",
+        serde_json::to_string_pretty(&violations).unwrap_or_default()
+    );
+
+    // 7. Printed: the console's header, navigation, form and buttons are left out; the title
+    // with the comune and the period, the charts and the tables stay.
+    b.cdp("Emulation.setEmulatedMedia", json!({"media": "print"}))
+        .await?;
+    let printed = b
+        .execute(
+            "const shown = (sel) => { const el = document.querySelector(sel); \
+               return !!el && getComputedStyle(el).display !== 'none' && el.getClientRects().length > 0; };\
+             return { print: matchMedia('print').matches, nav: shown('#site-nav'), \
+               header: shown('.site-header'), form: shown('#monitoring-form'), \
+               downloads: shown('#mon-downloads'), title: shown('#monitoring-title'), \
+               subtitle: shown('#monitoring-subtitle'), chart: shown('#part-breaches svg.chart'), \
+               table: shown('#compliance-table') };",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        printed
+            == json!({"print": true, "nav": false, "header": false, "form": false,
+                      "downloads": false, "title": true, "subtitle": true, "chart": true,
+                      "table": true}),
+        "{printed}"
+    );
+    step(b, "monitoring-05-print", "#monitoring-title", log).await?;
+    b.cdp("Emulation.setEmulatedMedia", json!({"media": ""}))
+        .await?;
+    ensure!(
+        b.displayed(&b.find("#site-nav").await?).await?,
+        "the navigation is back on screen"
+    );
+
+    // 8. One office: tributi only, its own figures as the total; its criticality stays.
+    b.execute(
+        "const s = document.querySelector('#mon-office'); s.value = 'tributi'; \
+         s.dispatchEvent(new Event('change', {bubbles: true}));",
+        vec![],
+    )
+    .await?;
+    b.click(&b.find("#btn-monitoring").await?).await?;
+    b.wait_for_text("#status", "ufficio tributi.", WAIT).await?;
+    let table = cells(b, "#compliance-table", "office").await?;
+    ensure!(
+        table
+            == json!([
+                [
+                    "tributi", "3", "2", "1", "1", "50,0%", "1", "15 ore", "16 ore", "5 su 5", "1"
+                ],
+                [
+                    "*total", "3", "2", "1", "1", "50,0%", "1", "15 ore", "16 ore", "5 su 5", "1"
+                ]
+            ]),
+        "{table}"
+    );
+    b.find("#criticalities-table tr[data-ticket=\"2026/000005\"]")
+        .await?;
+    let href = b
+        .attr(&b.find("#dl-csv").await?, "href")
+        .await?
+        .unwrap_or_default();
+    ensure!(href.contains("office=tributi"), "{href}");
+    step(b, "monitoring-06-tributi", "#compliance-table", log).await?;
+
+    // 9. No CSP violation, no script error; the only failed load is /me before signing in.
+    log.extend(b.browser_log().await?);
+    let bad: Vec<&(String, String)> = log
+        .iter()
+        .filter(|(level, message)| {
+            let caused = message.starts_with(&format!(
+                "{}/api/v1/admin/me - Failed to load resource",
+                h.base
+            )) || message.starts_with(&format!("{}/favicon.ico", h.base));
             message.contains("Content Security Policy")
                 || message.contains("Refused to")
                 || message.contains("Uncaught")

@@ -1159,6 +1159,7 @@ async fn every_operation_answers_as_documented() {
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
     let body = c.check("get", report, &a);
+    assert_eq!(body["targets"].as_array().map(Vec::len), Some(12));
     assert!(
         body["rows"].is_array() && body["total"].is_object(),
         "{body}"

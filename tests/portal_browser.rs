@@ -9,46 +9,15 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::Backend;
 use common::portal::{Portal, link_in, seed};
-use common::webdriver::{Browser, artifact_path, ensure};
-use serde_json::{Value, json};
+use common::webdriver::{Browser, artifact_path, axe_source, ensure};
+use serde_json::json;
 
 const PHONE: (u32, u32) = (390, 844);
 const WAIT: Duration = Duration::from_secs(10);
-
-fn axe_source() -> Result<String, String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/peers-node/node_modules/axe-core/axe.min.js");
-    std::fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "{}: {e}; run scripts/install-peers.sh (it installs axe-core from npm)",
-            path.display()
-        )
-    })
-}
-
-/// Runs axe-core on the current page for WCAG 2.1 A and AA; the violations, and how many rules
-/// passed (so a check that ran nothing cannot pass).
-async fn axe(b: &Browser, source: &str) -> Result<(Vec<Value>, usize), String> {
-    b.execute(source, vec![]).await?;
-    let r = b
-        .execute(
-            "return axe.run(document, {runOnly: {type: 'tag', values: \
-             ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}, resultTypes: ['violations']})\
-             .then(r => ({passes: r.passes.length, violations: r.violations.map(v => \
-             ({id: v.id, impact: v.impact, help: v.help, \
-               nodes: v.nodes.map(n => n.target.join(' '))}))}));",
-            vec![],
-        )
-        .await?;
-    let violations = r["violations"].as_array().cloned().unwrap_or_default();
-    let passes = r["passes"].as_u64().unwrap_or(0) as usize;
-    Ok((violations, passes))
-}
 
 /// Opens `url` on the phone viewport and checks what every portal page must hold. `status` is
 /// the page's HTTP status when it is an error page (the browser logs it).
@@ -93,7 +62,7 @@ async fn visit(
         "body text at 18px: {geometry}"
     );
     b.screenshot(&artifact_path(&format!("{shot}.png"))).await?;
-    let (violations, passes) = axe(b, axe_js).await?;
+    let (violations, passes) = b.axe(axe_js).await?;
     ensure!(passes > 10, "axe-core ran only {passes} rules");
     ensure!(
         violations.is_empty(),
@@ -177,7 +146,7 @@ async fn scenario(b: &Browser, p: &Portal, axe_js: &str) -> Result<(), String> {
         .await?;
     b.screenshot(&artifact_path("portal-conclusa-en-phone.png"))
         .await?;
-    let (violations, _) = axe(b, axe_js).await?;
+    let (violations, _) = b.axe(axe_js).await?;
     ensure!(violations.is_empty(), "English page: {violations:?}");
     // The satisfaction question: one tap on "4", no script; the page comes back with thanks.
     b.send_keys(&b.find("textarea#commento").await?, "Clear and quick")

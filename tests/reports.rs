@@ -899,6 +899,28 @@ async fn the_report_api_answers_its_readers_in_each_format() {
     assert_eq!(anagrafe["on_time_pct"], 80.0);
     assert_eq!(anagrafe["tickets"]["closed_late"], json!(["2026/000002"]));
     assert_eq!(body["total"]["received"], 7);
+    // The targets the times are measured against, from the policy in force: every category
+    // and priority, working seconds of 8-hour days, on-site assistance 7 × 24 h.
+    let targets = body["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 12);
+    let target = |category: &str, priority: &str| {
+        targets
+            .iter()
+            .find(|t| t["category"] == category && t["priority"] == priority)
+            .map(|t| (t["seconds"].clone(), t["clock"].clone()))
+    };
+    assert_eq!(
+        target("generale", "urgente"),
+        Some((json!(28_800), json!("business")))
+    );
+    assert_eq!(
+        target("generale", "bassa"),
+        Some((json!(7 * 28_800), json!("business")))
+    );
+    assert_eq!(
+        target("in_loco", "normale"),
+        Some((json!(604_800), json!("calendar")))
+    );
     assert!(
         body.get("comments").is_none(),
         "no citizen comments for an API token"

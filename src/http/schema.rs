@@ -819,8 +819,29 @@ pub struct Compliance {
     satisfaction: Vec<SatisfactionRow>,
     /// Citizens' comments: only for console users, only in JSON; absent otherwise.
     comments: Option<Vec<SatisfactionComment>>,
+    /// The targets of the policy in force when the report was made, one per category and
+    /// priority.
+    targets: Vec<ReportTarget>,
     /// Where the measures are defined.
     definitions: String,
+}
+
+/// The target of one category and priority: the counted seconds to close.
+#[derive(ToSchema)]
+pub struct ReportTarget {
+    category: Category,
+    priority: Priority,
+    /// Working seconds on the `business` clock, every second on the `calendar` clock.
+    seconds: i64,
+    #[schema(inline)]
+    clock: TargetClock,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetClock {
+    Business,
+    Calendar,
 }
 
 /// A criticality ("criticità rilevata").

@@ -88,6 +88,35 @@ pub struct CommentOut {
     pub answered_at: String,
 }
 
+/// The target of one category and priority under the policy in force.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetOut {
+    pub category: &'static str,
+    pub priority: &'static str,
+    /// Counted seconds: working seconds on the `business` clock, every second on `calendar`.
+    pub seconds: i64,
+    /// `business` or `calendar`.
+    pub clock: &'static str,
+}
+
+/// Every (category, priority) of `policy` with its target.
+pub fn targets(policy: &crate::sla::Policy) -> Vec<TargetOut> {
+    crate::domain::Category::ALL
+        .into_iter()
+        .flat_map(|c| {
+            crate::domain::Priority::ALL.into_iter().map(move |p| {
+                let t = policy.target(c, p);
+                TargetOut {
+                    category: c.as_str(),
+                    priority: p.as_str(),
+                    seconds: t.seconds,
+                    clock: t.clock.as_str(),
+                }
+            })
+        })
+        .collect()
+}
+
 /// One row of the report as it is published: the measures, the share on time, and on request
 /// the ticket numbers behind the counted cells.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -124,6 +153,9 @@ pub struct Compliance {
     /// The comments with them, when asked for by staff; otherwise empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub comments: Vec<CommentOut>,
+    /// The targets of the policy in force now, for every category and priority: what the
+    /// times to close are measured against.
+    pub targets: Vec<TargetOut>,
     /// Where each measure is defined.
     pub definitions: &'static str,
 }
@@ -286,6 +318,7 @@ pub async fn compliance(
         contacts,
         satisfaction,
         comments,
+        targets: targets(&cal_sla.policy),
         definitions: "docs/reports.md",
     })
 }

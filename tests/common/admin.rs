@@ -1,5 +1,6 @@
 //! The admin API and console served over real HTTP on a store of their own, with the bundled
-//! templates and a test clock; shared by tests/admin.rs and tests/console_browser.rs.
+//! templates and a test clock, and the report API the console's monitoring page reads; shared
+//! by tests/admin.rs and tests/console_browser.rs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,7 +8,9 @@ use std::sync::Arc;
 use messo::config::Config;
 use messo::daemon::Engine;
 use messo::delivery::dispatch::Dispatcher;
+use messo::http::TokenBook;
 use messo::http::admin::{AdminState, hash_secret, router};
+use messo::http::reports::ReportsState;
 use messo::store::{Role, Store};
 use messo::templates::{Catalog, RenderedMessage, Settings, Templates};
 use messo::ticket::{NewTicket, Source};
@@ -64,8 +67,16 @@ pub async fn start(
             .await
             .expect("user");
     }
+    let reports = ReportsState::new(
+        store.clone(),
+        Arc::new(config.clone()),
+        Arc::new(TokenBook::new(Vec::new())),
+        state.clone(),
+        clock.clock(),
+    );
+    let app = router(state).merge(messo::http::reports::routes(reports).split_for_parts().0);
     Console {
-        base: serve(router(state)).await,
+        base: serve(app).await,
         engine: Engine::new(store.clone(), config.notify.clone()),
         store,
         templates,

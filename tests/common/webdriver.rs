@@ -44,6 +44,18 @@ pub fn artifact_path(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// axe-core's script, as `scripts/install-peers.sh` installs it under `target/peers-node`.
+pub fn axe_source() -> Result<String, String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/peers-node/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e}; run scripts/install-peers.sh (it installs axe-core from npm)",
+            path.display()
+        )
+    })
+}
+
 /// An element of the current page (or frame), with the selector that found it.
 #[derive(Clone, Debug)]
 pub struct Element {
@@ -498,6 +510,37 @@ impl Browser {
             .await
             .map(|_| ())
             .map_err(|e| format!("switch to the top-level page: {e}"))
+    }
+
+    /// Runs a Chrome DevTools Protocol command (`Emulation.setEmulatedMedia`, …) through
+    /// chromedriver's `goog/cdp/execute` and returns its result.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Result<Value, String> {
+        self.client
+            .issue_cmd(SessionCommand {
+                path: "goog/cdp/execute",
+                body: json!({ "cmd": cmd, "params": params }),
+            })
+            .await
+            .map_err(|e| format!("DevTools command {cmd}: {e}"))
+    }
+
+    /// Runs axe-core (`source`, from [`axe_source`]) on the current page for WCAG 2.1 A and
+    /// AA; the violations, and how many rules passed (so a check that ran nothing cannot pass).
+    pub async fn axe(&self, source: &str) -> Result<(Vec<Value>, usize), String> {
+        self.execute(source, vec![]).await?;
+        let r = self
+            .execute(
+                "return axe.run(document, {runOnly: {type: 'tag', values: \
+                 ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}, resultTypes: ['violations']})\
+                 .then(r => ({passes: r.passes.length, violations: r.violations.map(v => \
+                 ({id: v.id, impact: v.impact, help: v.help, \
+                   nodes: v.nodes.map(n => n.target.join(' '))}))}));",
+                vec![],
+            )
+            .await?;
+        let violations = r["violations"].as_array().cloned().unwrap_or_default();
+        let passes = r["passes"].as_u64().unwrap_or(0) as usize;
+        Ok((violations, passes))
     }
 
     /// Resizes the window (outer size, CSS pixels).

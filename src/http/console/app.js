@@ -156,7 +156,7 @@
     if (opts && opts.signal) init.signal = opts.signal;
     let res;
     try {
-      res = await fetch(API + path, init);
+      res = await fetch(((opts && opts.root) || API) + path, init);
     } catch (e) {
       if (e && e.name === 'AbortError') throw e;
       throw new ApiError(0, null, new Headers());
@@ -271,6 +271,11 @@
     clear($('#validate-result'));
     $('#history').hidden = true;
     $('#validate-result').hidden = true;
+    for (const id of ['#compliance-box', '#ontime-box', '#breaches-box', '#times-box', '#criticalities-box']) clear($(id));
+    $('#monitoring-report').hidden = true;
+    $('#monitoring-subtitle').textContent = '';
+    mon.offices.clear();
+    fillOffices('');
     fillFields(null);
     $('#field-note').value = '';
     $('#preview-ticket').value = '';
@@ -280,7 +285,7 @@
   }
 
   // ---- routing ----------------------------------------------------------------------------
-  const VIEWS = ['login', 'templates', 'editor', 'at-risk'];
+  const VIEWS = ['login', 'templates', 'editor', 'at-risk', 'monitoring'];
 
   function showView(name) {
     for (const v of VIEWS) $('#view-' + v).hidden = v !== name;
@@ -327,6 +332,8 @@
       document.title = 'Pratiche a rischio · Messo';
       if (moveFocus) focusHeading('#at-risk-title');
       loadAtRisk();
+    } else if (parts[0] === 'monitoring') {
+      openMonitoring(moveFocus);
     } else {
       location.hash = '#/templates';
     }
@@ -974,6 +981,492 @@
     $('#at-risk-empty').hidden = (list || []).length > 0;
   }
 
+  // ---- monitoring -------------------------------------------------------------------------
+  // The compliance report of a period (GET /api/v1/reports/compliance, any role) as tables and
+  // SVG charts drawn here: no library, no inline style, every chart with its data table beside.
+  const REPORTS = '/api/v1/reports';
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  const PRIORITIES = ['urgente', 'alta', 'normale', 'bassa'];
+  const PRIORITY_LABEL = { urgente: 'Urgente', alta: 'Alta', normale: 'Normale', bassa: 'Bassa' };
+  const CATEGORY_LABEL = { generale: '', albo_pretorio: 'albo pretorio', in_loco: 'assistenza in loco' };
+  const CRITICALITY_LABEL = {
+    breached: 'Termine scaduto',
+    warning: 'In scadenza',
+    suspension_past_cap: 'Integrazione attesa da troppo',
+    message_held: 'Messaggio con esito incerto',
+    citizen_unreachable: 'Cittadino non raggiungibile',
+    unmatched_reply: 'Risposta non abbinata',
+    office_below_threshold: 'Ufficio sotto la soglia',
+  };
+  // How many months the on-time chart shows, ending at the chosen month.
+  const TREND_MONTHS = 6;
+
+  const pctFmt = new Intl.NumberFormat('it-IT', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  const numFmt = new Intl.NumberFormat('it-IT', { maximumFractionDigits: 1 });
+  const monthFmt = new Intl.DateTimeFormat('it-IT', { month: 'long', year: 'numeric', timeZone: 'UTC' });
+  const shortMonthFmt = new Intl.DateTimeFormat('it-IT', { month: 'short', year: 'numeric', timeZone: 'UTC' });
+  const dayFmt = new Intl.DateTimeFormat('it-IT', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+
+  const mon = { offices: new Set(), seq: 0, uid: 0 };
+
+  function pct(v) {
+    return v == null ? '—' : pctFmt.format(v) + '%';
+  }
+
+  // Counted seconds as hours ("26 ore", "2,5 ore").
+  function hours(s) {
+    if (s == null) return '—';
+    const v = s / 3600;
+    return numFmt.format(v) + (v === 1 ? ' ora' : ' ore');
+  }
+
+  // "2026-11" of a date, and the months from `from` to `to` (both YYYY-MM-DD).
+  function monthsBetween(from, to) {
+    const out = [];
+    let [y, m] = from.split('-').map(Number);
+    const [ty, tm] = to.split('-').map(Number);
+    while (y < ty || (y === ty && m <= tm)) {
+      out.push(y + '-' + String(m).padStart(2, '0'));
+      m += 1;
+      if (m > 12) { m = 1; y += 1; }
+    }
+    return out;
+  }
+
+  function monthLabel(key, short) {
+    const [y, m] = key.split('-').map(Number);
+    return (short ? shortMonthFmt : monthFmt).format(new Date(Date.UTC(y, m - 1, 1)));
+  }
+
+  function dayLabel(iso) {
+    const [y, m, d] = iso.split('-').map(Number);
+    return dayFmt.format(new Date(Date.UTC(y, m - 1, d)));
+  }
+
+  // The first and last day of month `key` shifted by `delta` months.
+  function monthBounds(key, delta) {
+    const [y, m] = key.split('-').map(Number);
+    const first = new Date(Date.UTC(y, m - 1 + delta, 1));
+    const last = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth() + 1, 0));
+    const iso = (d) => d.toISOString().slice(0, 10);
+    return [iso(first), iso(last)];
+  }
+
+  // The month before today's in Rome, "YYYY-MM".
+  function previousMonth() {
+    const parts = new Intl.DateTimeFormat('en-CA', { timeZone: TZ, year: 'numeric', month: '2-digit' })
+      .formatToParts(new Date());
+    const y = Number(parts.find((p) => p.type === 'year').value);
+    const m = Number(parts.find((p) => p.type === 'month').value);
+    return m === 1 ? (y - 1) + '-12' : y + '-' + String(m - 1).padStart(2, '0');
+  }
+
+  // The period the form asks for: {from, to, month?} or an error text.
+  function monitoringPeriod() {
+    if ($('#mon-kind').value === 'month') {
+      const v = $('#mon-month').value.trim();
+      if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(v)) return { error: 'Indica il mese nella forma aaaa-mm.', field: '#mon-month' };
+      const [from, to] = monthBounds(v, 0);
+      return { from, to, month: v };
+    }
+    const from = $('#mon-from').value;
+    const to = $('#mon-to').value;
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(from)) return { error: 'Indica il primo giorno.', field: '#mon-from' };
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(to)) return { error: 'Indica l\'ultimo giorno.', field: '#mon-to' };
+    if (to < from) return { error: 'L\'ultimo giorno viene prima del primo.', field: '#mon-to' };
+    return { from, to };
+  }
+
+  function reportQuery(p, office, extra) {
+    const q = new URLSearchParams();
+    if (p.month) q.set('month', p.month);
+    else { q.set('from', p.from); q.set('to', p.to); }
+    if (office) q.set('office', office);
+    for (const [k, v] of Object.entries(extra || {})) q.set(k, v);
+    return '?' + q.toString();
+  }
+
+  function reportGet(path) {
+    return api('GET', path, undefined, { root: REPORTS });
+  }
+
+  function onMonitoringKind() {
+    const range = $('#mon-kind').value === 'range';
+    $('#mon-month-group').hidden = range;
+    $('#mon-from-group').hidden = !range;
+    $('#mon-to-group').hidden = !range;
+  }
+
+  function openMonitoring(moveFocus) {
+    showView('monitoring');
+    document.title = 'Monitoraggio · Messo';
+    if (moveFocus) focusHeading('#monitoring-title');
+    if (!$('#mon-month').value) $('#mon-month').value = previousMonth();
+    if ($('#monitoring-report').hidden) loadMonitoring();
+  }
+
+  async function onMonitoringSubmit(ev) {
+    ev.preventDefault();
+    await withButton($('#btn-monitoring'), loadMonitoring);
+  }
+
+  async function loadMonitoring() {
+    const err = $('#mon-error');
+    err.textContent = '';
+    for (const id of ['#mon-month', '#mon-from', '#mon-to']) $(id).removeAttribute('aria-invalid');
+    const p = monitoringPeriod();
+    if (p.error) {
+      err.textContent = p.error;
+      $(p.field).setAttribute('aria-invalid', 'true');
+      $(p.field).focus();
+      return;
+    }
+    const office = $('#mon-office').value;
+    // The on-time chart: the last months up to the chosen one, or the chosen days.
+    const trend = p.month
+      ? { from: monthBounds(p.month, 1 - TREND_MONTHS)[0], to: p.to }
+      : { from: p.from, to: p.to };
+    const seq = ++mon.seq;
+    const box = $('#monitoring-report');
+    box.setAttribute('aria-busy', 'true');
+    let byOffice, byMonth, byPriority, crit;
+    try {
+      [byOffice, byMonth, byPriority, crit] = await Promise.all([
+        reportGet('/compliance' + reportQuery(p, office, { group_by: 'office' })),
+        reportGet('/compliance' + reportQuery(trend, office, { group_by: 'month,priority' })),
+        reportGet('/compliance' + reportQuery(p, office, { group_by: 'category,priority' })),
+        reportGet('/criticalities'),
+      ]);
+    } catch (e) {
+      box.removeAttribute('aria-busy');
+      if (e.status !== 401) {
+        err.textContent = 'Rapporto non disponibile: ' + e.message;
+        say('Impossibile leggere il rapporto: ' + e.message, 'error');
+      }
+      return;
+    }
+    if (seq !== mon.seq) return;
+    box.removeAttribute('aria-busy');
+    mon.uid = 0;
+    for (const r of byOffice.rows) if (r.office) mon.offices.add(r.office);
+    for (const s of byOffice.satisfaction) mon.offices.add(s.office);
+    fillOffices(office);
+    const period = p.month ? monthLabel(p.month) : 'dal ' + dayLabel(p.from) + ' al ' + dayLabel(p.to);
+    $('#monitoring-subtitle').textContent = byOffice.comune + ' · ' + capitalize(period) + ' · ' +
+      (office ? 'ufficio ' + office : 'tutti gli uffici') + ' · rapporto del ' +
+      dateFmt.format(new Date(byOffice.generated_at));
+    setDownloads(p, office);
+    renderCompliance(byOffice);
+    renderOnTime(byMonth, monthsBetween(trend.from, trend.to));
+    renderBreaches(byOffice);
+    renderTimes(byPriority);
+    renderCriticalities(crit, office);
+    box.hidden = false;
+    document.title = 'Monitoraggio ' + period + ' · Messo';
+    say('Rapporto aggiornato: ' + period + (office ? ', ufficio ' + office : '') + '.', 'ok');
+  }
+
+  function fillOffices(selected) {
+    const sel = $('#mon-office');
+    clear(sel);
+    sel.append(h('option', { value: '' }, 'Tutti gli uffici'));
+    for (const o of [...mon.offices].sort()) sel.append(h('option', { value: o }, o));
+    sel.value = selected;
+  }
+
+  function setDownloads(p, office) {
+    const base = REPORTS + '/compliance';
+    for (const [id, format] of [['#dl-csv', 'csv'], ['#dl-excel', 'excel'], ['#dl-open-data', 'open_data']]) {
+      $(id).href = base + reportQuery(p, office, { group_by: 'office', format });
+    }
+  }
+
+  // Mean and count of the answers behind `rows` (their scores), one decimal.
+  function satisfactionOf(rows) {
+    let n = 0;
+    let sum = 0;
+    for (const r of rows) {
+      (r.scores || []).forEach((c, i) => { n += c; sum += c * (i + 1); });
+    }
+    return { answers: n, mean: n ? sum / n : null };
+  }
+
+  const COMPLIANCE_COLUMNS = [
+    ['received', 'Ricevute', (r) => String(r.received)],
+    ['closed', 'Chiuse', (r) => String(r.closed)],
+    ['closed_on_time', 'Nei termini', (r) => String(r.closed_on_time)],
+    ['closed_late', 'Fuori termine', (r) => String(r.closed_late)],
+    ['on_time_pct', '% nei termini', (r) => pct(r.on_time_pct)],
+    ['open_breached', 'Aperte oltre il termine', (r) => String(r.open_breached)],
+    ['close_median_s', 'Tempo mediano di chiusura', (r) => hours(r.close_median_s)],
+    ['close_p90_s', '90° percentile', (r) => hours(r.close_p90_s)],
+  ];
+
+  function complianceCells(r, sat) {
+    const cells = COMPLIANCE_COLUMNS.map(([key, , fmt]) => h('td', { dataset: { measure: key } }, r ? fmt(r) : '—'));
+    cells.push(h('td', { dataset: { measure: 'satisfaction_mean' } },
+      sat.mean == null ? '—' : numFmt.format(Math.round(sat.mean * 10) / 10) + ' su 5'));
+    cells.push(h('td', { dataset: { measure: 'satisfaction_answers' } }, String(sat.answers)));
+    return cells;
+  }
+
+  function renderCompliance(rep) {
+    const box = $('#compliance-box');
+    clear(box);
+    const offices = new Set(rep.rows.map((r) => r.office).filter(Boolean));
+    for (const s of rep.satisfaction) offices.add(s.office);
+    if (!offices.size) {
+      box.append(h('p', { class: 'notice' }, 'Nessuna richiesta ricevuta, chiusa o aperta oltre il termine nel periodo.'));
+      return;
+    }
+    const tbody = h('tbody');
+    for (const o of [...offices].sort()) {
+      const r = rep.rows.find((x) => x.office === o);
+      tbody.append(h('tr', { dataset: { office: o } },
+        h('th', { scope: 'row' }, o),
+        ...complianceCells(r, satisfactionOf(rep.satisfaction.filter((s) => s.office === o)))));
+    }
+    const tfoot = h('tfoot', null, h('tr', { dataset: { office: '*total' } },
+      h('th', { scope: 'row' }, 'Totale'),
+      ...complianceCells(rep.total, satisfactionOf(rep.satisfaction))));
+    box.append(h('table', { class: 'table table-compact report-table', id: 'compliance-table' },
+      h('caption', null, 'Richieste per ufficio, ' + periodText(rep) + '. Tempi in ore contate; soddisfazione da 1 a 5 sulle risposte date nel periodo.'),
+      h('thead', null, h('tr', null,
+        h('th', { scope: 'col' }, 'Ufficio'),
+        ...COMPLIANCE_COLUMNS.map(([, label]) => h('th', { scope: 'col' }, label)),
+        h('th', { scope: 'col' }, 'Soddisfazione media'),
+        h('th', { scope: 'col' }, 'Risposte al questionario'))),
+      tbody, tfoot));
+  }
+
+  function periodText(rep) {
+    return 'dal ' + dayLabel(rep.period_from) + ' al ' + dayLabel(rep.period_to);
+  }
+
+  // ---- SVG charts: built from elements, coloured by classes in app.css ----------------------
+  function svgEl(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined) continue;
+      if (k === 'class') el.setAttribute('class', v);
+      else if (k === 'text') el.textContent = v;
+      else el.setAttribute(k, String(v));
+    }
+    for (const c of children) if (c) el.append(c);
+    return el;
+  }
+
+  // Fill patterns, so that a series is told by its texture as well as its colour.
+  function patterns(prefix) {
+    const hatch = (id, cls, path) => svgEl('pattern', { id: prefix + id, patternUnits: 'userSpaceOnUse', width: 8, height: 8 },
+      svgEl('rect', { width: 8, height: 8, class: cls }),
+      path ? svgEl('path', { d: path, class: 'pattern-line' }) : null);
+    return svgEl('defs', null,
+      hatch('urgente', 'fill-urgente', null),
+      hatch('alta', 'fill-alta', 'M0,8 L8,0 M-2,2 L2,-2 M6,10 L10,6'),
+      hatch('normale', 'fill-normale', 'M0,4 L8,4'),
+      hatch('bassa', 'fill-bassa', 'M4,0 L4,8 M0,4 L8,4'),
+      hatch('late', 'fill-late', null),
+      hatch('breached', 'fill-breached', 'M0,0 L8,8 M-2,6 L2,10 M6,-2 L10,2'),
+      hatch('median', 'fill-median', null),
+      hatch('p90', 'fill-p90', 'M0,8 L8,0 M-2,2 L2,-2 M6,10 L10,6'));
+  }
+
+  // An <svg role="img"> named by its title (and described), with room for the drawing.
+  function chartSvg(width, height, title, desc) {
+    const id = 'chart-' + (++mon.uid);
+    const svg = svgEl('svg', {
+      viewBox: '0 0 ' + width + ' ' + height,
+      width: '100%',
+      role: 'img',
+      class: 'chart',
+      'aria-labelledby': id + '-title ' + id + '-desc',
+      preserveAspectRatio: 'xMinYMin meet',
+    },
+    svgEl('title', { id: id + '-title', text: title }),
+    svgEl('desc', { id: id + '-desc', text: desc }),
+    patterns(id + '-'));
+    return { svg, id, fill: (name) => 'url(#' + id + '-' + name + ')' };
+  }
+
+  function legend(items, fill) {
+    return h('ul', { class: 'legend', 'aria-hidden': 'true' }, ...items.map(([key, label]) =>
+      h('li', null, legendSwatch(fill(key)), label)));
+  }
+
+  function legendSwatch(fillUrl) {
+    const svg = svgEl('svg', { width: 16, height: 16, viewBox: '0 0 16 16', class: 'swatch', focusable: 'false' });
+    // The swatch uses the patterns of its chart, which share the page.
+    svg.append(svgEl('rect', { width: 16, height: 16, fill: fillUrl, class: 'bar' }));
+    return svg;
+  }
+
+  function dataTable(id, caption, head, rows) {
+    // Focusable, so that a table wider than its column can be scrolled from the keyboard.
+    return h('div', { class: 'table-wrap chart-table', tabindex: 0, role: 'region', 'aria-label': caption },
+      h('table', { class: 'table table-compact', id },
+        h('caption', null, caption),
+        h('thead', null, h('tr', null, ...head.map((c, i) => h('th', { scope: 'col', class: i ? 'num' : null }, c)))),
+        h('tbody', null, ...rows.map((r) => h('tr', { dataset: r.data || {} },
+          h('th', { scope: 'row' }, r.cells[0]),
+          ...r.cells.slice(1).map((c) => h('td', { class: 'num' }, c)))))));
+  }
+
+  function chartFigure(chart, legendEl, note) {
+    return h('div', { class: 'chart-wrap' }, chart.svg, legendEl, note ? h('p', { class: 'hint' }, note) : null);
+  }
+
+  // Grouped bars: the share closed on time per month, one bar per priority.
+  function renderOnTime(rep, months) {
+    const box = $('#ontime-box');
+    clear(box);
+    const rowOf = (m, p) => rep.rows.find((r) => r.bucket === m && r.priority === p);
+    const W = 640; const H = 300; const L = 44; const R = 8; const T = 16; const B = 44;
+    const title = 'Quota delle richieste chiuse nei termini per mese e priorità, ' + periodText(rep);
+    const chart = chartSvg(W, H, title, 'Istogramma a barre raggruppate: per ogni mese una barra per priorità, in percentuale da 0 a 100. I valori sono nella tabella accanto.');
+    const { svg } = chart;
+    const plotH = H - T - B;
+    const y = (v) => T + plotH - (v / 100) * plotH;
+    for (const t of [0, 25, 50, 75, 100]) {
+      svg.append(svgEl('line', { x1: L, x2: W - R, y1: y(t), y2: y(t), class: 'grid' }),
+        svgEl('text', { x: L - 6, y: y(t) + 4, class: 'axis-label', 'text-anchor': 'end', text: t + '%' }));
+    }
+    const groupW = (W - L - R) / Math.max(months.length, 1);
+    const barW = Math.min(22, (groupW - 10) / PRIORITIES.length);
+    months.forEach((m, i) => {
+      const gx = L + i * groupW + (groupW - barW * PRIORITIES.length) / 2;
+      PRIORITIES.forEach((p, j) => {
+        const r = rowOf(m, p);
+        if (!r || r.on_time_pct == null) return;
+        const x = gx + j * barW;
+        svg.append(svgEl('rect', { x: x + 1, y: y(r.on_time_pct), width: barW - 2, height: Math.max(plotH - (y(r.on_time_pct) - T), 0.5), fill: chart.fill(p), class: 'bar' },
+          svgEl('title', { text: monthLabel(m) + ', ' + PRIORITY_LABEL[p] + ': ' + pct(r.on_time_pct) })));
+        svg.append(svgEl('text', { x: x + barW / 2, y: y(r.on_time_pct) - 3, class: 'bar-label', 'text-anchor': 'middle', text: Math.round(r.on_time_pct) }));
+      });
+      svg.append(svgEl('text', { x: L + i * groupW + groupW / 2, y: H - B + 18, class: 'axis-label', 'text-anchor': 'middle', text: monthLabel(m, true) }));
+    });
+    svg.append(svgEl('line', { x1: L, x2: W - R, y1: y(0), y2: y(0), class: 'axis' }));
+    const rows = [];
+    for (const m of months) {
+      for (const p of PRIORITIES) {
+        const r = rowOf(m, p);
+        if (!r || !r.closed) continue;
+        rows.push({ data: { month: m, priority: p }, cells: [capitalize(monthLabel(m)) + ', ' + PRIORITY_LABEL[p], String(r.closed), String(r.closed_on_time), pct(r.on_time_pct)] });
+      }
+    }
+    box.append(chartFigure(chart, legend(PRIORITIES.map((p) => [p, PRIORITY_LABEL[p]]), chart.fill),
+      'Sopra ogni barra la percentuale arrotondata; un mese senza chiusure non ha barre.'),
+    rows.length
+      ? dataTable('ontime-table', 'Chiuse nei termini per mese e priorità', ['Mese e priorità', 'Chiuse', 'Nei termini', '% nei termini'], rows)
+      : h('p', { class: 'notice' }, 'Nessuna richiesta chiusa nel periodo.'));
+  }
+
+  // Stacked horizontal bars: per office, closed late and still open past the due date.
+  function renderBreaches(rep) {
+    const box = $('#breaches-box');
+    clear(box);
+    const rows = rep.rows.filter((r) => r.office).sort((a, b) => a.office.localeCompare(b.office));
+    const max = Math.max(1, ...rows.map((r) => r.closed_late + r.open_breached));
+    const L = 130; const R = 40; const W = 640; const rowH = 34; const T = 10;
+    const H = T + Math.max(rows.length, 1) * rowH + 30;
+    const title = 'Termini superati per ufficio, ' + periodText(rep);
+    const chart = chartSvg(W, H, title, 'Barre orizzontali sovrapposte: per ogni ufficio le richieste chiuse fuori termine e quelle ancora aperte oltre il termine. I valori sono nella tabella accanto.');
+    const { svg } = chart;
+    const scale = (W - L - R) / max;
+    rows.forEach((r, i) => {
+      const yy = T + i * rowH;
+      svg.append(svgEl('text', { x: L - 8, y: yy + rowH / 2 + 4, class: 'axis-label', 'text-anchor': 'end', text: r.office }));
+      let x = L;
+      for (const [key, n, label] of [['late', r.closed_late, 'chiuse fuori termine'], ['breached', r.open_breached, 'aperte oltre il termine']]) {
+        if (!n) continue;
+        svg.append(svgEl('rect', { x, y: yy + 6, width: n * scale, height: rowH - 12, fill: chart.fill(key), class: 'bar' },
+          svgEl('title', { text: r.office + ': ' + n + ' ' + label })));
+        x += n * scale;
+      }
+      svg.append(svgEl('text', { x: x + 6, y: yy + rowH / 2 + 4, class: 'bar-label', text: String(r.closed_late + r.open_breached) }));
+    });
+    svg.append(svgEl('line', { x1: L, x2: L, y1: T, y2: H - 30, class: 'axis' }));
+    box.append(chartFigure(chart, legend([['late', 'Chiuse fuori termine'], ['breached', 'Aperte oltre il termine (a fine periodo)']], chart.fill),
+      'Accanto a ogni barra il totale dell\'ufficio.'),
+    rows.length
+      ? dataTable('breaches-table', 'Termini superati per ufficio', ['Ufficio', 'Chiuse fuori termine', 'Aperte oltre il termine', 'Totale'],
+        rows.map((r) => ({ data: { office: r.office }, cells: [r.office, String(r.closed_late), String(r.open_breached), String(r.closed_late + r.open_breached)] })))
+      : h('p', { class: 'notice' }, 'Nessuna richiesta nel periodo.'));
+  }
+
+  // Per category and priority: median and 90th percentile of the time to close, the target as
+  // a line across them.
+  function renderTimes(rep) {
+    const box = $('#times-box');
+    clear(box);
+    const order = (r) => PRIORITIES.indexOf(r.priority) * 10 + Object.keys(CATEGORY_LABEL).indexOf(r.category);
+    const rows = rep.rows.filter((r) => r.closed && r.close_median_s != null).sort((a, b) => order(a) - order(b));
+    const target = (r) => (rep.targets || []).find((t) => t.priority === r.priority && t.category === r.category);
+    const label = (r) => PRIORITY_LABEL[r.priority] + (CATEGORY_LABEL[r.category] ? ' · ' + CATEGORY_LABEL[r.category] : '');
+    const max = Math.max(1, ...rows.map((r) => Math.max(r.close_p90_s || 0, (target(r) || {}).seconds || 0)));
+    const L = 190; const R = 70; const W = 640; const rowH = 46; const T = 10;
+    const H = T + Math.max(rows.length, 1) * rowH + 34;
+    const title = 'Tempo per chiudere rispetto all\'obiettivo, per priorità, ' + periodText(rep);
+    const chart = chartSvg(W, H, title, 'Per ogni priorità due barre orizzontali, il tempo mediano e il 90° percentile in ore contate, e una linea verticale all\'obiettivo. I valori sono nella tabella accanto.');
+    const { svg } = chart;
+    const scale = (W - L - R) / max;
+    rows.forEach((r, i) => {
+      const yy = T + i * rowH;
+      svg.append(svgEl('text', { x: L - 8, y: yy + rowH / 2 + 4, class: 'axis-label', 'text-anchor': 'end', text: label(r) }));
+      [['median', r.close_median_s, 'mediana'], ['p90', r.close_p90_s, '90° percentile']].forEach(([key, v, what], j) => {
+        const by = yy + 5 + j * 17;
+        svg.append(svgEl('rect', { x: L, y: by, width: Math.max(v * scale, 0.5), height: 15, fill: chart.fill(key), class: 'bar' },
+          svgEl('title', { text: label(r) + ', ' + what + ': ' + hours(v) })));
+        svg.append(svgEl('text', { x: L + v * scale + 4, y: by + 12, class: 'bar-label', text: hours(v) }));
+      });
+      const t = target(r);
+      if (t) {
+        const tx = L + t.seconds * scale;
+        svg.append(svgEl('line', { x1: tx, x2: tx, y1: yy + 1, y2: yy + rowH - 5, class: 'target-line' },
+          svgEl('title', { text: 'Obiettivo: ' + hours(t.seconds) })));
+      }
+    });
+    svg.append(svgEl('line', { x1: L, x2: L, y1: T, y2: H - 34, class: 'axis' }));
+    const legendEl = legend([['median', 'Tempo mediano'], ['p90', '90° percentile']], chart.fill);
+    legendEl.append(h('li', null, h('span', { class: 'legend-target' }), 'Obiettivo (linea tratteggiata)'));
+    box.append(chartFigure(chart, legendEl, 'Ore lavorative; ore di calendario per l\'assistenza in loco.'),
+      rows.length
+        ? dataTable('times-table', 'Tempo per chiudere e obiettivo, per priorità', ['Priorità', 'Chiuse', 'Mediana', '90° percentile', 'Obiettivo'],
+          rows.map((r) => {
+            const t = target(r);
+            return {
+              data: { priority: r.priority, category: r.category },
+              cells: [label(r), String(r.closed), hours(r.close_median_s), hours(r.close_p90_s),
+                t ? hours(t.seconds) + (t.clock === 'calendar' ? ' di calendario' : ' lavorative') : '—'],
+            };
+          }))
+        : h('p', { class: 'notice' }, 'Nessuna richiesta chiusa nel periodo.'));
+  }
+
+  function renderCriticalities(list, office) {
+    const box = $('#criticalities-box');
+    clear(box);
+    const items = (list.items || []).filter((c) => !office || c.office === office);
+    if (!items.length) {
+      box.append(h('p', { class: 'notice', id: 'criticalities-empty' }, 'Nessuna criticità.'));
+      return;
+    }
+    box.append(h('table', { class: 'table table-compact', id: 'criticalities-table' },
+      h('caption', null, 'Criticità al ' + dateFmt.format(new Date(list.generated_at)) + (office ? ', ufficio ' + office : '')),
+      h('thead', null, h('tr', null,
+        h('th', { scope: 'col' }, 'Tipo'),
+        h('th', { scope: 'col' }, 'Motivo'),
+        h('th', { scope: 'col' }, 'Pratica'),
+        h('th', { scope: 'col' }, 'Ufficio'),
+        h('th', { scope: 'col' }, 'Priorità'))),
+      h('tbody', null, ...items.map((c) => h('tr', { class: 'crit-' + c.kind, dataset: { kind: c.kind, ticket: c.ticket || '' } },
+        h('th', { scope: 'row' }, CRITICALITY_LABEL[c.kind] || c.kind),
+        h('td', null, c.reason),
+        h('td', null, c.ticket || '—'),
+        h('td', null, c.office || '—'),
+        h('td', null, c.priority ? PRIORITY_LABEL[c.priority] || c.priority : '—'))))));
+  }
+
   // ---- wiring -----------------------------------------------------------------------------
   function wire() {
     $('#login-form').addEventListener('submit', onLogin);
@@ -984,6 +1477,9 @@
     $('#test-send-form').addEventListener('submit', onTestSend);
     $('#btn-at-risk-reload').addEventListener('click', loadAtRisk);
     $('#editor-form').addEventListener('submit', (ev) => ev.preventDefault());
+    $('#monitoring-form').addEventListener('submit', onMonitoringSubmit);
+    $('#mon-kind').addEventListener('change', onMonitoringKind);
+    $('#btn-print').addEventListener('click', () => window.print());
 
     for (const id of ['#field-subject', '#field-text', '#field-html', '#field-sms']) {
       $(id).addEventListener('input', () => schedulePreview());
