@@ -208,6 +208,27 @@ pub fn history(g: &mut Lcg, id: i64, end: Timestamp, span_s: i64) -> Option<Bulk
             data,
         });
     }
+    // The messages Messo would have written: the receipt's, each step's and the closure's,
+    // by e-mail or SMS; most delivered, a few dead or held.
+    let channel = if g.below(3) == 0 { "sms" } else { "email" };
+    let notices = events
+        .iter()
+        .filter_map(|e| match e.kind {
+            "received" => Some(("ricevuta", e.at)),
+            "step_changed" => Some(("avanzamento", e.at)),
+            "integration_requested" => Some(("richiesta_integrazione", e.at)),
+            "closed" => Some(("chiusura", e.at)),
+            _ => None,
+        })
+        .map(|(kind, at)| {
+            let state = match g.below(100) {
+                0 => "dead",
+                1 => "uncertain",
+                _ => "delivered",
+            };
+            (kind, channel, at, state)
+        })
+        .collect();
     Some(BulkTicket {
         id,
         number: t.number.as_str().to_owned(),
@@ -220,6 +241,7 @@ pub fn history(g: &mut Lcg, id: i64, end: Timestamp, span_s: i64) -> Option<Bulk
         waiting_since,
         last_event_at: last,
         events,
+        notices,
     })
 }
 

@@ -1195,6 +1195,25 @@ async fn the_store_report_is_the_replay_of_the_raw_events(db: &TestDb) {
         })
         .collect();
     let sla = config().sla().expect("sla");
+    // Every generated message made in November is counted once, in its state.
+    let (nov, dec) = (
+        ts("2026-11-01T00:00:00+01:00"),
+        ts("2026-12-01T00:00:00+01:00"),
+    );
+    let made: Vec<&str> = generated
+        .iter()
+        .flat_map(|t| t.notices.iter())
+        .filter(|n| nov <= n.2 && n.2 < dec)
+        .map(|n| n.3)
+        .collect();
+    let whole = monitoring::compliance(&db.store, &config(), &november(""), end)
+        .await
+        .expect("report");
+    let owed: u64 = whole.notices.iter().map(|n| n.owed).sum();
+    let dead: u64 = whole.notices.iter().map(|n| n.dead).sum();
+    assert_eq!(owed, made.len() as u64);
+    assert_eq!(dead, made.iter().filter(|s| **s == "dead").count() as u64);
+    assert!(owed > 500, "{owed}");
     let group = "week,priority,category,office,channel";
     let req = november(group);
     let stored = monitoring::compliance(&db.store, &config(), &req, end)

@@ -863,6 +863,8 @@ pub struct BulkTicket {
     pub last_event_at: Timestamp,
     /// In order, the receipt first.
     pub events: Vec<BulkEvent>,
+    /// Citizen messages, as the outbox would hold them: (kind, channel, made at, state).
+    pub notices: Vec<(&'static str, &'static str, Timestamp, &'static str)>,
 }
 
 /// One event of a [`BulkTicket`], its stored data as `NewEvent::to_stored_json` makes it.
@@ -973,6 +975,37 @@ impl Tickets<'_> {
              'seed', data, occurred_at FROM {erows}"
         )))
         .bind(Value::Array(events).to_string())
+        .execute(&mut *tx)
+        .await?;
+        let notices: Vec<Value> = batch
+            .iter()
+            .flat_map(|t| {
+                t.notices
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, (kind, channel, at, state))| {
+                        serde_json::json!([t.id, kind, format!("seed-{i}"), channel, at.0, state])
+                    })
+            })
+            .collect();
+        let orows = self.store.json_rows(
+            1,
+            "o",
+            &[
+                ("ticket_id", "bigint"),
+                ("kind", "text"),
+                ("k", "text"),
+                ("channel", "text"),
+                ("at", "bigint"),
+                ("state", "text"),
+            ],
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO outbox (ticket_id, kind, dedupe_key, recipient, channel, address, \
+             language, payload, not_before, state, created_at, updated_at) SELECT ticket_id, \
+             kind, k, 'citizen', channel, '', 'it', '{{}}', at, state, at, at FROM {orows}"
+        )))
+        .bind(Value::Array(notices).to_string())
         .execute(&mut *tx)
         .await?;
         if self.store.backend == super::Backend::Postgres {
