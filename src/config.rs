@@ -141,26 +141,7 @@ struct RawConfig {
     #[serde(default)]
     reports: reports::RawReports,
     #[serde(default)]
-    monitoring: RawMonitoring,
-    #[serde(default)]
     survey: survey::RawSurvey,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMonitoring {
-    on_time_threshold_pct: Option<i64>,
-    max_report_tickets: Option<i64>,
-}
-
-/// The `[monitoring]` section: compliance reports and criticalities.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Monitoring {
-    /// An office whose share of tickets closed on time this month falls below this percentage
-    /// is a criticality.
-    pub on_time_threshold_pct: u8,
-    /// The most tickets one report reads; a longer period is refused with that reason.
-    pub max_report_tickets: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -373,7 +354,6 @@ pub struct Config {
     pub templates: TemplatesConfig,
     pub admin: Admin,
     pub portal: Portal,
-    pub monitoring: Monitoring,
     /// The satisfaction question of the closure notice.
     pub survey: Survey,
     /// Scheduled reports: the monthly e-mail.
@@ -788,24 +768,6 @@ fn validate(
     let templates = admin::templates(&mut p, raw.templates);
     let admin = admin::admin(&mut p, raw.admin);
     let portal = portal::portal(&mut p, raw.portal, &http_cfg.public_base_url);
-    let monitoring = Monitoring {
-        on_time_threshold_pct: u8::try_from(p.ranged(
-            "monitoring.on_time_threshold_pct",
-            raw.monitoring.on_time_threshold_pct,
-            90,
-            0,
-            100,
-        ))
-        .unwrap_or(90),
-        max_report_tickets: usize::try_from(p.ranged(
-            "monitoring.max_report_tickets",
-            raw.monitoring.max_report_tickets,
-            250_000,
-            1,
-            5_000_000,
-        ))
-        .unwrap_or(250_000),
-    };
     let survey = survey::survey(&mut p, raw.survey);
     let reports = reports::reports(&mut p, raw.reports, &notify);
 
@@ -828,7 +790,6 @@ fn validate(
             templates,
             admin,
             portal,
-            monitoring,
             survey,
             reports,
             overrides,
@@ -1483,6 +1444,29 @@ mod tests {
             Err(ConfigError::Invalid { problems, .. }) => problems,
             other => panic!("expected problems, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn report_bounds_are_checked_by_key() {
+        let keys =
+            |text: &str| -> Vec<String> { problems(text).into_iter().map(|p| p.key).collect() };
+        assert_eq!(
+            keys("[reports]\non_time_threshold_pct = 150\nmax_tickets = 0\n"),
+            ["reports.on_time_threshold_pct", "reports.max_tickets"]
+        );
+        assert_eq!(
+            keys("[reports]\nmax_replays = \"lots\"\n"),
+            ["reports.max_replays"]
+        );
+        let c = Config::from_toml(BUILTIN_TOML, "built-in", no_env()).expect("config");
+        assert_eq!(
+            (
+                c.reports.on_time_threshold_pct,
+                c.reports.max_tickets,
+                c.reports.max_replays
+            ),
+            (90, 250_000, 5_000_000)
+        );
     }
 
     #[test]

@@ -824,7 +824,12 @@ struct Api {
 
 async fn api() -> Api {
     messo::install_crypto();
-    let config = config();
+    let config = Config::from_toml(
+        BUILTIN_TOML,
+        "built-in",
+        vec![("MESSO_REPORTS__MAX_REPLAYS".to_owned(), "100".to_owned())],
+    )
+    .expect("config");
     let db = TestDb::with_config(Backend::Sqlite, &config).await;
     write_month(&db.store).await;
     let (rep, read) = (new_token().expect("token"), new_token().expect("token"));
@@ -965,6 +970,26 @@ async fn the_report_api_answers_its_readers_in_each_format() {
     let text = r.text().await.expect("text");
     assert!(text.starts_with("periodo_dal,periodo_al,ufficio,"));
     assert!(!text.contains("2026/0000"), "{text}");
+
+    // A fine grouping over a long period is refused before it runs long: with the cap at 100
+    // replays, November's 8 tickets by week (6 buckets, and the total) make 56; the year 2026
+    // by week reads all 9 tickets over 53 weeks and the total: 486.
+    let r = get(
+        &api,
+        "/api/v1/reports/compliance?month=2026-11&group_by=week",
+        Some(&api.reports),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = get(
+        &api,
+        "/api/v1/reports/compliance?from=2026-01-01&to=2026-12-31&group_by=week",
+        Some(&api.reports),
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let p: Value = r.json().await.expect("problem");
+    assert_eq!(p["errors"][0]["field"], "group_by", "{p}");
 
     // Bad queries name the field.
     for (bad, field) in [

@@ -92,8 +92,12 @@ pub fn routes(state: ReportsState) -> OpenApiRouter {
 impl From<MonitoringError> for Problem {
     fn from(e: MonitoringError) -> Problem {
         if e.is_client_error() {
+            let field = match e {
+                MonitoringError::TooMuchWork { .. } => "group_by",
+                _ => "from",
+            };
             Problem::invalid(vec![FieldError {
-                field: "from".into(),
+                field: field.into(),
                 message: e.to_string(),
             }])
         } else {
@@ -349,7 +353,7 @@ struct CriticalityList {
 /// breached and open, in warning, waiting for an integrazione past the cap; citizen messages
 /// held as uncertain and citizens unreachable on every channel (last 30 days); replies matched
 /// to no ticket for more than a day; offices whose share closed on time this month is below
-/// `monitoring.on_time_threshold_pct`. At most 500 of each kind.
+/// `reports.on_time_threshold_pct`. At most 500 of each kind.
 #[utoipa::path(
     get,
     path = "/api/v1/reports/criticalities",

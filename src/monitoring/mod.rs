@@ -33,6 +33,12 @@ pub enum MonitoringError {
     Report(#[from] ReportError),
     #[error(transparent)]
     Satisfaction(#[from] SatisfactionError),
+    /// Each ticket is replayed once per time bucket: too many of both is refused.
+    #[error(
+        "{tickets} tickets over {buckets} time buckets is too much for one report; \
+         choose a coarser grouping (month, not week) or a shorter period"
+    )]
+    TooMuchWork { tickets: usize, buckets: usize },
 }
 
 impl MonitoringError {
@@ -40,7 +46,8 @@ impl MonitoringError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            MonitoringError::Store(ReportStoreError::TooMany { .. })
+            MonitoringError::TooMuchWork { .. }
+                | MonitoringError::Store(ReportStoreError::TooMany { .. })
                 | MonitoringError::Report(
                     ReportError::Backwards { .. }
                         | ReportError::TooLong { .. }
@@ -235,9 +242,22 @@ pub async fn compliance(
             first.start,
             last.end,
             req.office.as_deref(),
-            config.monitoring.max_report_tickets,
+            config.reports.max_tickets,
         )
         .await?;
+    let time_buckets = reports::buckets(
+        calendar,
+        req.period,
+        req.group.time.unwrap_or(TimeBucket::Period),
+    );
+    // The grouped report, and the total when grouped: one replay per bucket, plus one.
+    let replays = loaded.len().saturating_mul(time_buckets.len() + 1);
+    if replays > config.reports.max_replays {
+        return Err(MonitoringError::TooMuchWork {
+            tickets: loaded.len(),
+            buckets: time_buckets.len(),
+        });
+    }
     let mut slas: HashMap<(i64, i64), Arc<Sla>> = HashMap::new();
     let mut version_of: HashMap<i64, (i64, i64)> = HashMap::with_capacity(loaded.len());
     let mut histories: Vec<History> = Vec::with_capacity(loaded.len());
@@ -279,11 +299,6 @@ pub async fn compliance(
         .zip(&grouped.tickets)
         .map(|(row, t)| publish(row, wanted(t)))
         .collect();
-    let time_buckets = reports::buckets(
-        calendar,
-        req.period,
-        req.group.time.unwrap_or(TimeBucket::Period),
-    );
     let counts = store
         .reports()
         .notice_counts(&time_buckets, req.office.as_deref())
@@ -424,7 +439,7 @@ pub async fn criticalities(
         comments: false,
     };
     let month = compliance(store, config, &req, now).await?;
-    let threshold = f64::from(config.monitoring.on_time_threshold_pct);
+    let threshold = f64::from(config.reports.on_time_threshold_pct);
     for r in month.rows {
         if let Some(pct) = r.on_time_pct.filter(|p| *p < threshold) {
             let office = r.row.office.clone().unwrap_or_default();
@@ -435,7 +450,7 @@ pub async fn criticalities(
                     render::percent_it(pct),
                     r.row.closed_on_time,
                     r.row.closed,
-                    config.monitoring.on_time_threshold_pct
+                    config.reports.on_time_threshold_pct
                 ),
                 ticket: None,
                 office: Some(office),
