@@ -258,33 +258,31 @@ pub async fn compliance(
             buckets: time_buckets.len(),
         });
     }
+    // Each ticket's clock, by its position: histories come in ticket order, so a ticket is
+    // found by a binary search on its id (no hashing per ticket and bucket).
     let mut slas: HashMap<(i64, i64), Arc<Sla>> = HashMap::new();
-    let mut version_of: HashMap<i64, (i64, i64)> = HashMap::with_capacity(loaded.len());
+    let mut clock_of: Vec<Arc<Sla>> = Vec::with_capacity(loaded.len());
     let mut histories: Vec<History> = Vec::with_capacity(loaded.len());
     for t in loaded {
         let key = (t.calendar_version, t.policy_version);
-        if let std::collections::hash_map::Entry::Vacant(v) = slas.entry(key) {
-            v.insert(store.versions().sla(key.0, key.1)?);
-        }
-        version_of.insert(t.history.ticket_id, key);
+        let sla = match slas.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => Arc::clone(o.get()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                Arc::clone(v.insert(store.versions().sla(key.0, key.1)?))
+            }
+        };
+        clock_of.push(sla);
         histories.push(t.history);
     }
-    let fallback = Arc::clone(&cal_sla);
     let sla_of = |h: &History| -> &Sla {
-        version_of
-            .get(&h.ticket_id)
-            .and_then(|k| slas.get(k))
-            .unwrap_or(&fallback)
+        histories
+            .binary_search_by_key(&h.ticket_id, |x| x.ticket_id)
+            .ok()
+            .and_then(|i| clock_of.get(i))
+            .map_or(&cal_sla, |s| s)
     };
     let grouped = reports::build(&histories, sla_of, calendar, req.period, req.group)?;
-    let total = if req.group == GroupBy::default() {
-        grouped.rows.first().cloned()
-    } else {
-        reports::build(&histories, sla_of, calendar, req.period, GroupBy::default())?
-            .rows
-            .into_iter()
-            .next()
-    };
+    let total = grouped.total.clone();
     let wanted = |m: &BTreeMap<Measure, Vec<String>>| {
         (!req.tickets.is_empty()).then(|| {
             m.iter()

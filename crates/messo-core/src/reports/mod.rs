@@ -210,16 +210,12 @@ impl TicketFacts {
 /// ticket's own policy and calendar versions). `None` when the ticket was received after
 /// `as_of`.
 pub fn facts(sla: &Sla, h: &History, as_of: Timestamp) -> Result<Option<TicketFacts>, ReportError> {
-    let known: Vec<EventRecord> = h
-        .events
-        .iter()
-        .filter(|e| e.occurred_at <= as_of)
-        .cloned()
-        .collect();
+    // Events are stored in time order: those up to `as_of` are a prefix, read in place.
+    let known = &h.events[..h.events.partition_point(|e| e.occurred_at <= as_of)];
     if known.is_empty() {
         return Ok(None);
     }
-    let (received_at, d) = derive(h.ticket_id, &known)?;
+    let (received_at, d) = derive(h.ticket_id, known)?;
     if received_at > as_of {
         return Ok(None);
     }
@@ -418,6 +414,9 @@ pub struct Report {
     pub period_from: NaiveDate,
     pub period_to: NaiveDate,
     pub rows: Vec<Row>,
+    /// The whole period as one ungrouped row (each ticket as it stood at the period's end);
+    /// none when it counts nothing.
+    pub total: Option<Row>,
     /// Per row, per measure: the ticket numbers counted (a ticket with two integration
     /// requests in a bucket is listed twice).
     pub tickets: Vec<BTreeMap<Measure, Vec<String>>>,
@@ -543,12 +542,26 @@ pub fn build<'a>(
 ) -> Result<Report, ReportError> {
     let bs = buckets(calendar, period, group.time.unwrap_or(TimeBucket::Period));
     let mut rows: BTreeMap<RowKey, Acc> = BTreeMap::new();
+    // The total is the whole period as one bucket: its instant is the last bucket's, so it
+    // takes the facts computed for that bucket, counted over the whole period.
+    let whole = buckets(calendar, period, TimeBucket::Period).pop();
+    let empty_key: RowKey = (0, None, None, None, None);
+    let mut total = whole.as_ref().map(|w| Acc {
+        row: Row::empty(w, &empty_key),
+        close_s: Vec::new(),
+        first_s: Vec::new(),
+        tickets: BTreeMap::new(),
+    });
     for (bi, b) in bs.iter().enumerate() {
         let as_of = Timestamp(b.end.0 - 1);
+        let last = bi + 1 == bs.len();
         for h in histories {
             let Some(f) = facts(sla_of(h), h, as_of)? else {
                 continue;
             };
+            if let (true, Some(acc), Some(w)) = (last, total.as_mut(), whole.as_ref()) {
+                contribute(acc, &f, &h.number, w, as_of);
+            }
             let key: RowKey = (
                 bi,
                 group.priority.then_some(f.priority),
@@ -569,10 +582,19 @@ pub fn build<'a>(
             contribute(acc, &f, &h.number, b, as_of);
         }
     }
+    let total = total.filter(|acc| !acc.tickets.is_empty()).map(|mut acc| {
+        (acc.row.close_median_s, acc.row.close_p90_s) = percentiles(&mut acc.close_s);
+        (
+            acc.row.first_response_median_s,
+            acc.row.first_response_p90_s,
+        ) = percentiles(&mut acc.first_s);
+        acc.row
+    });
     let mut report = Report {
         period_from: period.from,
         period_to: period.to,
         rows: Vec::new(),
+        total,
         tickets: Vec::new(),
     };
     for (_, mut acc) in rows {

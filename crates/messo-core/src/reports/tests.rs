@@ -491,10 +491,11 @@ fn the_channel_of_receipt_groups_tickets_and_unknown_ones_are_not_given() {
     // Rows in key order: desk, email, not_given. Received: T1 | T2, T3 | T4–T7 (T8 came in
     // October). Closed in November: T1 | T2, T3 | T5, T6, T8 (T4 and T7 are open).
     assert_eq!(by, [("desk", 1, 1), ("email", 2, 2), ("not_given", 4, 3)]);
-    // The groups add up to the whole.
+    // The groups add up to the whole, which is also the report's total.
     let whole = report("", november());
     assert_eq!(whole.rows[0].received, 7);
     assert_eq!(whole.rows[0].closed, 6);
+    assert_eq!(r.total.as_ref(), Some(&whole.rows[0]));
 }
 
 #[test]
@@ -616,6 +617,10 @@ proptest! {
         ).expect("period");
         let run = |g: &str| build(&histories, |_| &s, &s.calendar, period, GroupBy::parse(g).expect("g")).expect("report");
         let total = run("month");
+        // The total of any grouping is the ungrouped report of the whole period.
+        let ungrouped = run("");
+        prop_assert_eq!(total.total.as_ref(), ungrouped.rows.first());
+        prop_assert_eq!(run("week,office").total, ungrouped.total.clone());
         for grouped in [run("month,office"), run("month,priority"), run("month,office,priority")] {
             for t in &total.rows {
                 let parts: Vec<&Row> = grouped.rows.iter().filter(|r| r.bucket == t.bucket).collect();
