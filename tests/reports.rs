@@ -33,6 +33,7 @@ on_both!(start;
     notices_and_contacts_are_counted_per_bucket,
     criticalities_name_their_reason_and_ticket,
     the_store_report_is_the_replay_of_the_raw_events,
+    a_kept_report_is_recomputed_after_a_late_event_only,
 );
 
 async fn create(
@@ -1329,4 +1330,62 @@ async fn the_monthly_mail_carries_the_month_by_office() {
     assert!(mail.html.contains("· tributi</th>"), "{}", mail.html);
     assert_eq!(mail.csv_name, "conformita-2026-11.csv");
     assert!(mail.csv.starts_with("\u{feff}bucket;from;to;".as_bytes()));
+}
+
+/// A month that is over is kept once computed; an event recorded later but dated inside the
+/// month makes it stale, one dated after the month does not.
+async fn a_kept_report_is_recomputed_after_a_late_event_only(db: &TestDb) {
+    let store = &db.store;
+    write_month(store).await;
+    let computed_at = || async {
+        sqlx::query_scalar::<_, i64>("SELECT computed_at FROM report_cache")
+            .fetch_all(store.pool())
+            .await
+            .expect("cache")
+    };
+    let first = ts("2026-12-03T09:00:00+01:00");
+    let r = monitoring::compliance(store, &config(), &november(""), first)
+        .await
+        .expect("report");
+    assert_eq!(r.rows[0].row.closed, 6);
+    assert_eq!(computed_at().await, [first.0]);
+    // A step on T4 dated 4 December, recorded then: November is still as kept.
+    let dec4 = "2026-12-04T10:00:00+01:00";
+    event(
+        store,
+        "2026/000004",
+        "step_changed",
+        dec4,
+        step(),
+        Source::Api,
+    )
+    .await;
+    let later = ts("2026-12-04T11:00:00+01:00");
+    let r = monitoring::compliance(store, &config(), &november(""), later)
+        .await
+        .expect("report");
+    assert_eq!(r.rows[0].row.closed, 6);
+    assert_eq!(computed_at().await, [first.0], "read back, not recomputed");
+    // A ticket received on 20 November that the CRM sends only on 4 December: November
+    // changes, and the report says so.
+    let late = NewTicket::from_json(&json!({
+        "number": "2026/000010",
+        "office": "tributi",
+        "priority": "normale",
+        "subject": "Certificato",
+        "received_at": "2026-11-20T10:00:00+01:00",
+        "citizen": {"email": "cittadino@example.it"},
+    }))
+    .expect("ticket");
+    store
+        .tickets()
+        .create_ticket(&late, Source::Api, ts("2026-12-04T12:00:00+01:00"))
+        .await
+        .expect("create");
+    let then = ts("2026-12-04T13:00:00+01:00");
+    let r = monitoring::compliance(store, &config(), &november(""), then)
+        .await
+        .expect("report");
+    assert_eq!(r.rows[0].row.received, 8);
+    assert_eq!(computed_at().await, [then.0], "recomputed and kept again");
 }

@@ -126,13 +126,13 @@ pub fn targets(policy: &crate::sla::Policy) -> Vec<TargetOut> {
 
 /// One row of the report as it is published: the measures, the share on time, and on request
 /// the ticket numbers behind the counted cells.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ReportRow {
     #[serde(flatten)]
     pub row: Row,
     /// Closed on time over closed, in percent, to one decimal; none when nothing was closed.
     pub on_time_pct: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tickets: Option<BTreeMap<Measure, Vec<String>>>,
 }
 
@@ -236,67 +236,58 @@ pub async fn compliance(
         }
         .into());
     };
-    let loaded = store
-        .reports()
-        .histories(
-            first.start,
-            last.end,
-            req.office.as_deref(),
-            config.reports.max_tickets,
-        )
-        .await?;
+    // A period that is over is kept once computed, and read back while no event dated inside
+    // it has been recorded since (with a margin for transactions in flight and clock skew).
+    let (cal_v, _) = store.versions().current()?;
+    let key = format!(
+        "{}|{}|{}|{}|{}|{cal_v}",
+        req.period.from,
+        req.period.to,
+        group_text(&req.group),
+        req.office.as_deref().unwrap_or(""),
+        req.tickets
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let over = last.end <= now;
+    let kept = if over {
+        match store.reports().cached(&key).await? {
+            Some((at, body))
+                if !store
+                    .reports()
+                    .recorded_since(at.plus(-CACHE_MARGIN_S), last.end)
+                    .await? =>
+            {
+                serde_json::from_str::<Kept>(&body).ok()
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let (rows, total) = match kept {
+        Some(k) => (k.rows, k.total),
+        None => {
+            let (rows, total) =
+                replay(store, config, req, &cal_sla, (first.start, last.end)).await?;
+            if over
+                && let Ok(body) = serde_json::to_string(&KeptRef {
+                    rows: &rows,
+                    total: &total,
+                })
+            {
+                store.reports().keep(&key, now, &body).await?;
+            }
+            (rows, total)
+        }
+    };
     let time_buckets = reports::buckets(
         calendar,
         req.period,
         req.group.time.unwrap_or(TimeBucket::Period),
     );
-    // The grouped report, and the total when grouped: one replay per bucket, plus one.
-    let replays = loaded.len().saturating_mul(time_buckets.len() + 1);
-    if replays > config.reports.max_replays {
-        return Err(MonitoringError::TooMuchWork {
-            tickets: loaded.len(),
-            buckets: time_buckets.len(),
-        });
-    }
-    // Each ticket's clock, by its position: histories come in ticket order, so a ticket is
-    // found by a binary search on its id (no hashing per ticket and bucket).
-    let mut slas: HashMap<(i64, i64), Arc<Sla>> = HashMap::new();
-    let mut clock_of: Vec<Arc<Sla>> = Vec::with_capacity(loaded.len());
-    let mut histories: Vec<History> = Vec::with_capacity(loaded.len());
-    for t in loaded {
-        let key = (t.calendar_version, t.policy_version);
-        let sla = match slas.entry(key) {
-            std::collections::hash_map::Entry::Occupied(o) => Arc::clone(o.get()),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                Arc::clone(v.insert(store.versions().sla(key.0, key.1)?))
-            }
-        };
-        clock_of.push(sla);
-        histories.push(t.history);
-    }
-    let sla_of = |h: &History| -> &Sla {
-        histories
-            .binary_search_by_key(&h.ticket_id, |x| x.ticket_id)
-            .ok()
-            .and_then(|i| clock_of.get(i))
-            .map_or(&cal_sla, |s| s)
-    };
-    let grouped = reports::build(&histories, sla_of, calendar, req.period, req.group)?;
-    let total = grouped.total.clone();
-    let wanted = |m: &BTreeMap<Measure, Vec<String>>| {
-        (!req.tickets.is_empty()).then(|| {
-            m.iter()
-                .filter(|(k, _)| req.tickets.contains(k))
-                .map(|(k, v)| (*k, v.clone()))
-                .collect()
-        })
-    };
-    let rows = grouped
-        .rows
-        .into_iter()
-        .zip(&grouped.tickets)
-        .map(|(row, t)| publish(row, wanted(t)))
-        .collect();
     let counts = store
         .reports()
         .notice_counts(&time_buckets, req.office.as_deref())
@@ -326,7 +317,7 @@ pub async fn compliance(
         office: req.office.clone(),
         generated_at: rfc3339(calendar, now),
         rows,
-        total: total.map(|r| publish(r, None)),
+        total,
         notices,
         contacts,
         satisfaction,
@@ -372,6 +363,96 @@ fn satisfaction_out(
         Vec::new()
     };
     (rows, comments)
+}
+
+/// How long before a kept report was computed an event may have been recorded and still not
+/// be in it (a transaction in flight, clocks of several daemons).
+const CACHE_MARGIN_S: i64 = 300;
+
+/// A kept report: what the events say (rows and total); the rest is read live.
+#[derive(serde::Deserialize)]
+struct Kept {
+    rows: Vec<ReportRow>,
+    total: Option<ReportRow>,
+}
+
+#[derive(Serialize)]
+struct KeptRef<'a> {
+    rows: &'a [ReportRow],
+    total: &'a Option<ReportRow>,
+}
+
+/// The rows and total of `req` replayed from the events of `[start, end)`.
+async fn replay(
+    store: &Store,
+    config: &Config,
+    req: &ReportRequest,
+    cal_sla: &Arc<Sla>,
+    (start, end): (Timestamp, Timestamp),
+) -> Result<(Vec<ReportRow>, Option<ReportRow>), MonitoringError> {
+    let calendar = &cal_sla.calendar;
+    let loaded = store
+        .reports()
+        .histories(
+            start,
+            end,
+            req.office.as_deref(),
+            config.reports.max_tickets,
+        )
+        .await?;
+    let time_buckets = reports::buckets(
+        calendar,
+        req.period,
+        req.group.time.unwrap_or(TimeBucket::Period),
+    );
+    // The grouped report, and the total when grouped: one replay per bucket, plus one.
+    let replays = loaded.len().saturating_mul(time_buckets.len() + 1);
+    if replays > config.reports.max_replays {
+        return Err(MonitoringError::TooMuchWork {
+            tickets: loaded.len(),
+            buckets: time_buckets.len(),
+        });
+    }
+    // Each ticket's clock, by its position: histories come in ticket order, so a ticket is
+    // found by a binary search on its id (no hashing per ticket and bucket).
+    let mut slas: HashMap<(i64, i64), Arc<Sla>> = HashMap::new();
+    let mut clock_of: Vec<Arc<Sla>> = Vec::with_capacity(loaded.len());
+    let mut histories: Vec<History> = Vec::with_capacity(loaded.len());
+    for t in loaded {
+        let key = (t.calendar_version, t.policy_version);
+        let sla = match slas.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => Arc::clone(o.get()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                Arc::clone(v.insert(store.versions().sla(key.0, key.1)?))
+            }
+        };
+        clock_of.push(sla);
+        histories.push(t.history);
+    }
+    let sla_of = |h: &History| -> &Sla {
+        histories
+            .binary_search_by_key(&h.ticket_id, |x| x.ticket_id)
+            .ok()
+            .and_then(|i| clock_of.get(i))
+            .map_or(cal_sla.as_ref(), |s| s)
+    };
+    let grouped = reports::build(&histories, sla_of, calendar, req.period, req.group)?;
+    let total = grouped.total.clone();
+    let wanted = |m: &BTreeMap<Measure, Vec<String>>| {
+        (!req.tickets.is_empty()).then(|| {
+            m.iter()
+                .filter(|(k, _)| req.tickets.contains(k))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect()
+        })
+    };
+    let rows = grouped
+        .rows
+        .into_iter()
+        .zip(&grouped.tickets)
+        .map(|(row, t)| publish(row, wanted(t)))
+        .collect();
+    Ok((rows, total.map(|r| publish(r, None))))
 }
 
 /// One criticality ("criticità rilevata"): what, why in plain Italian, and the ticket.

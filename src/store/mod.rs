@@ -277,6 +277,7 @@ pub const STORE_TABLES: &[&str] = &[
     "portal_keys",
     "satisfaction",
     "report_schedule",
+    "report_cache",
 ];
 
 pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \

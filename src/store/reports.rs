@@ -75,6 +75,47 @@ fn bucket_case(
 }
 
 impl Reports<'_> {
+    /// A report kept under `key`, with the instant it was computed, if any.
+    pub async fn cached(&self, key: &str) -> Result<Option<(Timestamp, String)>, ReportStoreError> {
+        let row = sqlx::query("SELECT computed_at, body FROM report_cache WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.store.read_pool())
+            .await?;
+        row.map(|r| Ok((Timestamp(r.try_get("computed_at")?), r.try_get("body")?)))
+            .transpose()
+    }
+
+    /// Whether an event dated before `before` has been recorded at or after `since`: what
+    /// makes a kept report of a period ending at `before` stale.
+    pub async fn recorded_since(
+        &self,
+        since: Timestamp,
+        before: Timestamp,
+    ) -> Result<bool, ReportStoreError> {
+        let hit: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM ticket_events WHERE recorded_at >= $1 AND occurred_at < $2 LIMIT 1",
+        )
+        .bind(since.0)
+        .bind(before.0)
+        .fetch_optional(self.store.read_pool())
+        .await?;
+        Ok(hit.is_some())
+    }
+
+    /// Keeps `body` under `key`, computed at `at` (replacing what was kept).
+    pub async fn keep(&self, key: &str, at: Timestamp, body: &str) -> Result<(), ReportStoreError> {
+        sqlx::query(
+            "INSERT INTO report_cache (key, computed_at, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET computed_at = excluded.computed_at, body = excluded.body",
+        )
+        .bind(key)
+        .bind(at.0)
+        .bind(body)
+        .execute(&self.store.pool)
+        .await?;
+        Ok(())
+    }
+
     /// The histories of the tickets `[start, end)` can count (see the module's doc), of one
     /// office or all, in ticket order; more than `max` tickets is an error, not a partial
     /// report.

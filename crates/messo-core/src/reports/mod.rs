@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::calendar::Calendar;
 use crate::domain::{Category, Priority, ReceivedVia};
@@ -304,7 +304,7 @@ fn counted_between(calendar: &Calendar, clock: ClockKind, a: Timestamp, b: Times
 
 /// One row of a report: a time bucket and the values of the grouped dimensions (`None`: not
 /// grouped by it), and every measure. Definitions in `docs/reports.md`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     /// `2026-11` (month), `2026-W47` (week), or the period `2026-11-01..2026-11-30`.
     pub bucket: String,
@@ -354,7 +354,7 @@ impl Row {
 }
 
 /// A measure whose tickets a report can list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Measure {
     Received,
