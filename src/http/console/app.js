@@ -1086,6 +1086,19 @@
     return '?' + q.toString();
   }
 
+  // The on-time chart's figures: one request per month (a month that is over is kept by the
+  // server once computed, so the next visit reads it back at once; one long period would be
+  // replayed whole every time), merged into one report's rows.
+  async function trendReport(p, trend, office) {
+    const periods = p.month
+      ? Array.from({ length: TREND_MONTHS }, (_, i) => monthBounds(p.month, i + 1 - TREND_MONTHS))
+      : [[trend.from, trend.to]];
+    const reps = await Promise.all(periods.map(([from, to]) =>
+      reportGet('/compliance' + reportQuery({ from, to }, office, { group_by: 'month,priority' }))));
+    const last = reps[reps.length - 1];
+    return { ...last, period_from: reps[0].period_from, rows: reps.flatMap((r) => r.rows) };
+  }
+
   function reportGet(path) {
     return api('GET', path, undefined, { root: REPORTS });
   }
@@ -1133,7 +1146,7 @@
     try {
       [byOffice, byMonth, byPriority, crit] = await Promise.all([
         reportGet('/compliance' + reportQuery(p, office, { group_by: 'office' })),
-        reportGet('/compliance' + reportQuery(trend, office, { group_by: 'month,priority' })),
+        trendReport(p, trend, office),
         reportGet('/compliance' + reportQuery(p, office, { group_by: 'category,priority' })),
         reportGet('/criticalities'),
       ]);
