@@ -810,6 +810,22 @@ async fn criticalities_name_their_reason_and_ticket(db: &TestDb) {
     );
     assert_eq!(list[0].since.as_deref(), Some("2026-11-19T09:30:00+01:00"));
     assert!(
+        list[2].reason.contains("dal 01/11/2026 al 29/11/2026"),
+        "the days that are over: {}",
+        list[2].reason
+    );
+    // On 1 December the office is judged on the whole of November.
+    let on_first = monitoring::criticalities(store, &config(), ts("2026-12-01T09:00:00+01:00"))
+        .await
+        .expect("list");
+    let judged: Vec<&str> = on_first
+        .iter()
+        .filter(|c| c.kind == "office_below_threshold")
+        .map(|c| c.reason.as_str())
+        .collect();
+    assert_eq!(judged.len(), 1, "{judged:?}");
+    assert!(judged[0].contains("anagrafe") && judged[0].contains("dal 01/11/2026 al 30/11/2026"));
+    assert!(
         list[2].reason.contains("80,0%") && list[2].reason.contains("(4 di 5)"),
         "{}",
         list[2].reason

@@ -352,8 +352,8 @@ struct CriticalityList {
 /// What needs a person now ("criticità rilevate"), each with its reason in Italian: tickets
 /// breached and open, in warning, waiting for an integrazione past the cap; citizen messages
 /// held as uncertain and citizens unreachable on every channel (last 30 days); replies matched
-/// to no ticket for more than a day; offices whose share closed on time this month is below
-/// `reports.on_time_threshold_pct`. At most 500 of each kind.
+/// to no ticket for more than a day; offices whose share closed on time this month (to
+/// yesterday) is below `reports.on_time_threshold_pct`. At most 500 of each kind.
 #[utoipa::path(
     get,
     path = "/api/v1/reports/criticalities",

@@ -505,10 +505,14 @@ pub async fn criticalities(
             }
         })
         .collect();
+    // The month's days that are over (on the 1st, the whole previous month): a period that is
+    // over is kept once computed, so the list does not replay the month at every request.
     let today = calendar.local_date(now);
-    let month_start = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).unwrap_or(today);
+    let yesterday = today.pred_opt().unwrap_or(today);
+    let month_start =
+        NaiveDate::from_ymd_opt(yesterday.year(), yesterday.month(), 1).unwrap_or(yesterday);
     let req = ReportRequest {
-        period: Period::new(month_start, today)?,
+        period: Period::new(month_start, yesterday)?,
         group: GroupBy {
             office: true,
             ..GroupBy::default()
@@ -525,8 +529,10 @@ pub async fn criticalities(
             out.push(Criticality {
                 kind: "office_below_threshold",
                 reason: format!(
-                    "Ufficio {office}: {} delle richieste chiuse nel mese ({} di {}) nei termini, sotto la soglia del {}%",
+                    "Ufficio {office}: {} delle richieste chiuse dal {} al {} ({} di {}) nei termini, sotto la soglia del {}%",
                     render::percent_it(pct),
+                    render::date_it(month_start),
+                    render::date_it(yesterday),
                     r.row.closed_on_time,
                     r.row.closed,
                     config.reports.on_time_threshold_pct
