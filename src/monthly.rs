@@ -271,29 +271,10 @@ pub async fn start_ticker(
     Ok(jobs)
 }
 
-/// Italian month names, for the subject.
-const MONTHS_IT: [&str; 12] = [
-    "gennaio",
-    "febbraio",
-    "marzo",
-    "aprile",
-    "maggio",
-    "giugno",
-    "luglio",
-    "agosto",
-    "settembre",
-    "ottobre",
-    "novembre",
-    "dicembre",
-];
-
 /// The subject of the monthly mail: `Rapporto mensile URP — Comune di X — novembre 2026`.
 pub fn subject(comune: &str, period: Period) -> String {
     use chrono::Datelike;
-    let month = MONTHS_IT
-        .get(period.from.month0() as usize)
-        .copied()
-        .unwrap_or("mese");
+    let month = crate::locale::month_name(crate::domain::Lang::It, period.from.month0());
     format!(
         "Rapporto mensile URP — {comune} — {month} {}",
         period.from.year()

@@ -53,6 +53,15 @@ const MONTHS_EN: [&str; 12] = [
     "December",
 ];
 
+/// The name of month `month0` (0 = January) in `lang`, as a date is written (`novembre`).
+pub fn month_name(lang: Lang, month0: u32) -> &'static str {
+    let names = match lang {
+        Lang::It => &MONTHS_IT,
+        Lang::En => &MONTHS_EN,
+    };
+    names.get(month0 as usize).copied().unwrap_or("")
+}
+
 /// Name of a weekday (0 = Monday).
 pub fn weekday_name(lang: Lang, weekday: u32) -> &'static str {
     let i = (weekday % 7) as usize;
