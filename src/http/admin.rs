@@ -470,6 +470,32 @@ impl AdminState {
         self.inner.tz
     }
 
+    /// The signed-in caller, at least `role` (a cookie session changing something must carry
+    /// its CSRF token), for routes of other modules that act in the caller's name.
+    pub(super) async fn acting(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        role: Role,
+    ) -> Result<AdminUser, Problem> {
+        self.actor(headers, method, role).await.map(|a| a.user)
+    }
+
+    /// The store the console works on.
+    pub(super) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The console's clock.
+    pub(super) fn now(&self) -> Timestamp {
+        (self.inner.clock)()
+    }
+
+    /// Wakes the daemon's pass (after a change that owes messages).
+    pub(super) fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
     /// The caller, at least `role`; a cookie session changing something must carry its CSRF
     /// token.
     async fn actor(
@@ -619,7 +645,7 @@ enum RoleName {
     Admin,
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -631,7 +657,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Proble
     })
 }
 
-fn json_response<T: Serialize>(status: StatusCode, body: T) -> Response {
+pub(super) fn json_response<T: Serialize>(status: StatusCode, body: T) -> Response {
     (status, axum::Json(body)).into_response()
 }
 

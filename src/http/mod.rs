@@ -13,6 +13,7 @@
 
 pub mod admin;
 mod auth;
+pub mod desk;
 pub mod limit;
 pub mod openapi;
 mod ops;
@@ -144,6 +145,7 @@ pub fn app(
         )
         .merge(webhooks::routes(webhooks))
         .merge(admin::routes(admin))
+        .merge(desk::routes(reports.desk()))
         .merge(reports::routes(reports));
     if let Some(p) = portal {
         all = all.merge(portal::routes(p));

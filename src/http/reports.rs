@@ -52,6 +52,11 @@ impl ReportsState {
         }
     }
 
+    /// The console desk's state: the same admin state and configuration.
+    pub fn desk(&self) -> super::desk::DeskState {
+        super::desk::DeskState::new(self.admin.clone(), Arc::clone(&self.config))
+    }
+
     /// A configured API token with the `reports` scope, or a console user of any role.
     /// Returns whether the caller is the office's staff (a console user), who may read the
     /// citizens' comments.

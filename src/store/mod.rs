@@ -10,10 +10,12 @@
 //! versions the ticket was opened with, in the same transaction as the event.
 
 mod admin;
+mod desk;
 mod inbound;
 mod monitor;
 mod outbox;
 mod portal;
+mod queues;
 mod reports;
 mod satisfaction;
 mod schedule;
@@ -250,6 +252,10 @@ repository!(
     Satisfaction,
     /// Runs of scheduled reports, claimed once with the messages they queue (`schedule.rs`).
     Schedule,
+    /// The console's search and ticket page reads (`desk.rs`).
+    Desk,
+    /// The work queues and the office's actions on them (`queues.rs`).
+    Queues,
 );
 
 /// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
@@ -579,5 +585,16 @@ impl Store {
     /// Runs of scheduled reports (the monthly e-mail).
     pub fn schedule(&self) -> Schedule<'_> {
         Schedule { store: self }
+    }
+
+    /// The console's search and the ticket page's reads.
+    pub fn desk(&self) -> Desk<'_> {
+        Desk { store: self }
+    }
+
+    /// The work queues (held messages, unreachable citizens, unmatched replies, opt-outs) and
+    /// the office's actions on them.
+    pub fn queues(&self) -> Queues<'_> {
+        Queues { store: self }
     }
 }
