@@ -22,6 +22,7 @@ pub(super) struct RawAdmin {
     session_hours: Option<i64>,
     login_attempts_per_minute: Option<i64>,
     login_attempts_per_address_per_minute: Option<i64>,
+    staff_events: Option<bool>,
 }
 
 /// The `[templates]` section.
@@ -46,6 +47,9 @@ pub struct Admin {
     /// Log-in attempts allowed per client address per minute, whatever the user names (password
     /// spraying).
     pub login_attempts_per_address_per_minute: u32,
+    /// Whether the console may record events on tickets (a step, an integration request, a
+    /// closure, a contact) as the office; off when the CRM must stay the only writer.
+    pub staff_events: bool,
 }
 
 fn bounded(p: &mut Problems, key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> u32 {
@@ -87,5 +91,6 @@ pub(super) fn admin(p: &mut Problems, raw: RawAdmin) -> Admin {
             1,
             100_000,
         ),
+        staff_events: raw.staff_events.unwrap_or(true),
     }
 }
