@@ -74,7 +74,10 @@ pub async fn start(
         state.clone(),
         clock.clock(),
     );
-    let app = router(state).merge(messo::http::reports::routes(reports).split_for_parts().0);
+    let desk = messo::http::desk::router(reports.desk());
+    let app = router(state)
+        .merge(messo::http::reports::routes(reports).split_for_parts().0)
+        .merge(desk);
     Console {
         base: serve(app).await,
         engine: Engine::new(store.clone(), config.notify.clone()),
@@ -87,7 +90,95 @@ pub async fn start(
     }
 }
 
+/// A signed-in console session over real HTTP: its cookie and CSRF token.
+pub struct Session {
+    pub client: reqwest::Client,
+    pub cookie: String,
+    pub csrf: String,
+    pub base: String,
+}
+
+impl Session {
+    /// GET `path`: the status and the JSON body (null when not JSON).
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("get");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// GET `path` as it comes: the whole response.
+    pub async fn get_raw(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("get")
+    }
+
+    /// POST `body` as JSON with the CSRF token.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.post_with(path, body, &[]).await
+    }
+
+    /// POST `body` as JSON with the CSRF token and the extra `headers`.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .json(&body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.expect("post");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
 impl Console {
+    /// Signs `user` in (password `PASSWORD`) and returns the session.
+    pub async fn session(&self, user: &str) -> Session {
+        let client = reqwest::Client::new();
+        let r = client
+            .post(format!("{}/api/v1/admin/login", self.base))
+            .json(&json!({"username": user, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "{user} signs in");
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body: serde_json::Value = r.json().await.expect("json");
+        Session {
+            client,
+            cookie: cookie.split(';').next().unwrap_or("").to_owned(),
+            csrf: body["csrf"].as_str().expect("csrf").to_owned(),
+            base: self.base.clone(),
+        }
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
