@@ -47,8 +47,9 @@ pub struct Admin {
     /// Log-in attempts allowed per client address per minute, whatever the user names (password
     /// spraying).
     pub login_attempts_per_address_per_minute: u32,
-    /// Whether the console may record events on tickets (a step, an integration request, a
-    /// closure, a contact) as the office; off when the CRM must stay the only writer.
+    /// Whether the console may record workflow events on tickets (a step, an integration
+    /// request, a closure, a note) as the office; off when the CRM must stay the only writer.
+    /// Contacts made or corrected are recorded either way.
     pub staff_events: bool,
 }
 
