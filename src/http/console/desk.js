@@ -70,7 +70,7 @@
   };
   const CHANNEL = { email: 'e-mail', sms: 'SMS', pec: 'PEC', phone: 'telefono', desk: 'sportello', voice: 'telefono', file: 'file' };
   const RECIPIENT = { citizen: 'al cittadino', office: 'all\'ufficio', supervisor: 'al responsabile', test: 'di prova' };
-  const ROUTE = { email: 'e-mail', sms: 'SMS', imap: 'e-mail', pec: 'PEC', voice: 'telefono' };
+  const ROUTE = { mail: 'e-mail', email: 'e-mail', sms: 'SMS', imap: 'e-mail', pec: 'PEC', voice: 'telefono' };
   const ATTEMPT_OUTCOME = {
     delivered: 'accettato',
     accepted: 'accettato',
@@ -641,7 +641,7 @@
       art.append(h('h4', null, 'Ricevute'), table('receipts-' + m.id, 'Ricevute del messaggio ' + m.id,
         ['Ricevuta il', 'Fonte', 'Esito', 'Dettaglio'],
         receipts.map((r) => ({
-          cells: [timeEl(r.received_at), r.source || '—', (r.kind || '—') + (r.final ? ' (definitiva)' : ''), detailText(r.detail) || '—'],
+          cells: [timeEl(r.received_at), r.source || '—', (r.kind || '—') + (r.final ? ', stato finale: ' + r.final : ''), detailText(r.detail) || '—'],
         }))));
     }
     const parts = m.parts || [];
