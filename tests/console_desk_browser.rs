@@ -285,8 +285,8 @@ async fn sign_in(b: &Browser, user: &str) -> Result<(), String> {
     let pass = b.find("#login-password").await?;
     b.send_keys(&pass, PASSWORD).await?;
     b.send_keys(&pass, ENTER).await?;
-    b.wait_for_text("#status", &format!("Accesso eseguito come {user}"), WAIT)
-        .await?;
+    // The page opened next may already have said something else in the status line.
+    b.wait_for_text("#user-info", user, WAIT).await?;
     Ok(())
 }
 

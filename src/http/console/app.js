@@ -985,7 +985,7 @@
         remaining = duration(t.remaining_s);
       }
       tbody.append(h('tr', { class: 'risk-' + t.state, dataset: { ticket: t.number, state: t.state } },
-        h('th', { scope: 'row' }, t.number),
+        h('th', { scope: 'row' }, h('a', { href: '#/ticket/' + encodeURIComponent(t.number) }, t.number)),
         h('td', null, t.subject || ''),
         h('td', null, t.office || ''),
         h('td', null, capitalize(t.priority || '')),
@@ -1490,7 +1490,7 @@
       h('tbody', null, ...items.map((c) => h('tr', { class: 'crit-' + c.kind, dataset: { kind: c.kind, ticket: c.ticket || '' } },
         h('th', { scope: 'row' }, CRITICALITY_LABEL[c.kind] || c.kind),
         h('td', null, c.reason),
-        h('td', null, c.ticket || '—'),
+        h('td', null, c.ticket ? h('a', { href: '#/ticket/' + encodeURIComponent(c.ticket) }, c.ticket) : '—'),
         h('td', null, c.office || '—'),
         h('td', null, c.priority ? PRIORITY_LABEL[c.priority] || c.priority : '—'))))));
   }
