@@ -36,6 +36,7 @@ use super::problem::{ProblemBody, TemplateProblemBody};
         (name = "reports", description = "Compliance reports and criticalities (monitoring, agreement section 1.2)."),
         (name = "templates", description = "Message templates: preview, validate, propose, publish, roll back, test-send."),
         (name = "console", description = "The admin console's page and assets."),
+        (name = "desk", description = "The URP's working console: search, the ticket page, the work queues and staff actions."),
         (name = "ops", description = "Health, readiness, metrics and this document."),
         (name = "portal", description = "The citizen's status page (opened by the signed link in every message) and the feed the administration's personal portal embeds."),
     ),

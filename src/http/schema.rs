@@ -372,6 +372,10 @@ pub enum EventKind {
     Reopened,
     Note,
     Rebaselined,
+    /// The office reached the citizen by phone or at the desk (recorded from the console).
+    ContactMade,
+    /// The office corrected the citizen's contacts (recorded from the console).
+    ContactChanged,
 }
 
 #[derive(ToSchema)]
@@ -381,6 +385,8 @@ pub enum EventSource {
     Crm,
     Webhook,
     System,
+    /// The URP's staff, from the console.
+    Console,
 }
 
 /// One event of a ticket's timeline.

@@ -798,7 +798,7 @@ impl Inbound<'_> {
     /// Applies one action of a reply's plan; a reply the ticket refuses as an integrazione
     /// (it stopped waiting in between) is kept as a note when the plan says so.
     #[allow(clippy::too_many_arguments)]
-    async fn apply_reply(
+    pub(super) async fn apply_reply(
         &self,
         conn: &mut AnyConnection,
         id: i64,

@@ -45,6 +45,9 @@ pub use outbox::{
     NewOutbox, OutboxError, OutboxRow, Receipt, UnreadableRow,
 };
 pub use portal::{PortalError, PortalTicket};
+pub use queues::{
+    Acted, Chain, OptOut, QueueCounts, QueueError, QueuedMessage, StaffEvent, UnmatchedReply,
+};
 pub use reports::{ReportStoreError, ReportTicket, StoredCriticality};
 pub use satisfaction::{
     Answer, AnswerChannel, MAX_COMMENT_CHARS, NewAnswer, Recorded, SatisfactionComment,
@@ -121,6 +124,8 @@ pub enum StoreError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Report(#[from] ReportStoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 impl StoreError {

@@ -310,6 +310,8 @@ impl<'a> Owed<'a> {
                     .with(json!({"text": e.data["text"], "closed_late": self.view.closed_late}));
                 self.citizen(Kind::Chiusura, id, payload);
             }
+            // Notes, contacts made or corrected from the console, priority and category
+            // changes, rebaselines and reopenings owe no notice.
             _ => {}
         }
     }

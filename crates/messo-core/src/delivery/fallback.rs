@@ -153,6 +153,112 @@ pub fn replacement(
     None
 }
 
+/// A citizen's message of a ticket, as a correction of the citizen's contacts sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub id: i64,
+    pub kind: Kind,
+    pub dedupe_key: String,
+    /// `pending`, `retry`, `sending`, `delivered`, `dead` or `uncertain`.
+    pub state: String,
+    /// A person already handled it from the console (a contact made, an earlier correction).
+    pub resolved: bool,
+    pub language: Lang,
+    pub payload: Value,
+}
+
+/// A message queued again after a correction of the citizen's contacts, and the dead messages
+/// it stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redirected {
+    pub row: NewOutbox,
+    pub replaces: Vec<i64>,
+}
+
+/// The notice a dedupe key belongs to: the key before the fallback chain (`>sms`) and earlier
+/// corrections (`~c12`) added to it.
+pub fn base_key(key: &str) -> &str {
+    key.split(['>', '~']).next().unwrap_or(key)
+}
+
+/// What a correction of the citizen's contacts (event `event_id`, giving addresses on
+/// `changed`) owes again: every notice of the ticket that never arrived (all its messages dead,
+/// at least one not yet handled) goes once more, as a new row to the first corrected channel on
+/// the citizen's route (the preferred channel first) that the citizen did not opt out of, keyed
+/// `<notice>~c<event_id>` so the unique key keeps it to one. A reminder of an integrazione goes
+/// again only while the ticket still waits. SMS go at `sms_not_before` (the SMS window).
+#[allow(clippy::too_many_arguments)]
+pub fn redirect(
+    notices: &[Notice],
+    citizen: &Citizen,
+    changed: &[Channel],
+    event_id: i64,
+    ticket_id: i64,
+    waiting: bool,
+    sms_not_before: Timestamp,
+    now: Timestamp,
+) -> Vec<Redirected> {
+    let mut order = vec![citizen.preferred_channel];
+    for c in [Channel::Email, Channel::Pec, Channel::Sms] {
+        if !order.contains(&c) {
+            order.push(c);
+        }
+    }
+    let Some((channel, address)) = order
+        .into_iter()
+        .filter(|c| changed.contains(c) && !citizen.opted_out(*c))
+        .find_map(|c| citizen.reach(c).map(|a| (c, a)))
+    else {
+        return Vec::new();
+    };
+    // The notices in the order they were first owed.
+    let mut groups: Vec<(Kind, &str, Vec<&Notice>)> = Vec::new();
+    for n in notices {
+        let base = base_key(&n.dedupe_key);
+        match groups.iter_mut().find(|(k, b, _)| *k == n.kind && *b == base) {
+            Some((_, _, list)) => list.push(n),
+            None => groups.push((n.kind, base, vec![n])),
+        }
+    }
+    let mut out = Vec::new();
+    for (kind, base, list) in groups {
+        let never_arrived = list.iter().all(|n| n.state == "dead");
+        let open: Vec<i64> = list.iter().filter(|n| !n.resolved).map(|n| n.id).collect();
+        if !never_arrived || open.is_empty() {
+            continue;
+        }
+        if kind == Kind::SollecitoIntegrazione && !waiting {
+            continue;
+        }
+        let Some(last) = list.iter().max_by_key(|n| n.id) else {
+            continue;
+        };
+        let mut payload = last.payload.clone();
+        if let Value::Object(m) = &mut payload {
+            m.remove("fallback_from");
+        }
+        out.push(Redirected {
+            row: NewOutbox {
+                ticket_id,
+                kind,
+                dedupe_key: format!("{base}~c{event_id}"),
+                recipient: Recipient::Citizen,
+                channel,
+                address: address.clone(),
+                language: last.language,
+                payload,
+                not_before: if channel == Channel::Sms {
+                    sms_not_before
+                } else {
+                    now
+                },
+            },
+            replaces: open,
+        });
+    }
+    out
+}
+
 fn with(base: &Value, extra: Value) -> Value {
     let mut p = base.clone();
     if let (Value::Object(p), Value::Object(e)) = (&mut p, extra) {
@@ -285,6 +391,67 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    fn notice(id: i64, kind: Kind, key: &str, state: &str) -> Notice {
+        Notice {
+            id,
+            kind,
+            dedupe_key: key.to_owned(),
+            state: state.to_owned(),
+            resolved: false,
+            language: Lang::It,
+            payload: json!({"number": "2026/1", "fallback_from": "sms"}),
+        }
+    }
+
+    #[test]
+    fn a_correction_sends_again_only_what_never_arrived() {
+        let citizen = c(json!({"mobile": "+393471234567", "email": "nuovo@b.it",
+                               "preferred_channel": "sms"}));
+        let notices = [
+            // The receipt died on SMS and on e-mail: it goes again.
+            notice(1, Kind::Ricevuta, "receipt", "dead"),
+            notice(2, Kind::Ricevuta, "receipt>sms", "dead"),
+            // A step died on SMS, then arrived by e-mail: nothing.
+            notice(3, Kind::Avanzamento, "11", "dead"),
+            notice(4, Kind::Avanzamento, "11>sms", "delivered"),
+            // Still on its way: nothing.
+            notice(5, Kind::Chiusura, "12", "retry"),
+            // A reminder of a wait that ended: nothing.
+            notice(6, Kind::SollecitoIntegrazione, "9:1", "dead"),
+        ];
+        let out = redirect(
+            &notices,
+            &citizen,
+            &[Channel::Email],
+            40,
+            7,
+            false,
+            NOW.plus(3600),
+            NOW,
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        let r = &out[0];
+        assert_eq!(r.replaces, vec![1, 2]);
+        assert_eq!(r.row.dedupe_key, "receipt~c40");
+        assert_eq!(r.row.kind, Kind::Ricevuta);
+        // The corrected channel, not the preferred SMS that died.
+        assert_eq!(
+            (r.row.channel, r.row.address.as_str()),
+            (Channel::Email, "nuovo@b.it")
+        );
+        assert_eq!(r.row.not_before, NOW);
+        assert!(r.row.payload.get("fallback_from").is_none());
+        // Already handled from the console: nothing. A corrected mobile goes in the SMS window.
+        let mut handled = notices.clone();
+        handled[0].resolved = true;
+        handled[1].resolved = true;
+        assert!(redirect(&handled, &citizen, &[Channel::Email], 40, 7, false, NOW, NOW).is_empty());
+        let sms = redirect(&notices, &citizen, &[Channel::Sms], 41, 7, true, NOW.plus(60), NOW);
+        assert_eq!(sms.len(), 2, "the reminder goes while the ticket waits");
+        assert_eq!(sms[0].row.not_before, NOW.plus(60));
+        assert_eq!(base_key("receipt~c40>email"), "receipt");
     }
 
     #[test]

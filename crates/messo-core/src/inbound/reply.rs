@@ -303,6 +303,45 @@ fn recorded_reply(f: &Facts<'_>, id: i64, waiting: bool) -> (Vec<Action>, &'stat
     (actions, outcome)
 }
 
+/// An unmatched reply the office attached to ticket `ticket` by hand (`officer` names who): it
+/// is recorded exactly as a matched reply is ([`recorded_reply`]): an integrazione when the
+/// ticket waits for one (the clock resumes and the engine owes `ripresa`; its note instead if
+/// the ticket stopped waiting meanwhile), otherwise a note. The office made the match, so the
+/// sender's authentication does not hold the clock, and no alert goes to the office.
+pub fn attached(
+    parsed: &Parsed,
+    inbound_id: i64,
+    received_at: Timestamp,
+    now: Timestamp,
+    ticket: &Found,
+    officer: &str,
+) -> Plan {
+    let named = std::slice::from_ref(ticket);
+    let f = Facts {
+        parsed,
+        inbound_id,
+        received_at,
+        now,
+        quoted: 0,
+        named,
+        senders: &[],
+    };
+    let (actions, outcome) = recorded_reply(&f, ticket.0.id, ticket.0.waiting);
+    let actions = actions
+        .into_iter()
+        .filter(|a| matches!(a, Action::Record { .. }))
+        .collect();
+    Plan {
+        actions,
+        verdict: Verdict {
+            status: "done",
+            outcome,
+            detail: format!("attached to ticket {} by {officer} from the console", ticket.1),
+            ticket_id: Some(ticket.0.id),
+        },
+    }
+}
+
 /// A reply naming ticket `id` from an address not on file: a note, and the office decides.
 fn stranger(f: &Facts<'_>, id: i64) -> Plan {
     let p = f.parsed;
@@ -448,6 +487,37 @@ mod tests {
             },
             &policy(),
         )
+    }
+
+    #[test]
+    fn an_attached_reply_resumes_a_waiting_ticket_and_is_a_note_otherwise() {
+        let mut p = sms("ecco il documento");
+        p.route = Route::Voice;
+        let waiting = found(7, false, true);
+        let plan = attached(&p, 9, NOW, NOW, &waiting, "anna");
+        assert_eq!(plan.verdict.outcome, "integration");
+        assert_eq!(plan.verdict.ticket_id, Some(7));
+        assert!(plan.verdict.detail.contains("anna"), "{}", plan.verdict.detail);
+        // Only the record: the office made the match, no alert goes to it.
+        assert_eq!(plan.actions.len(), 1);
+        let Action::Record {
+            number,
+            event,
+            if_refused,
+        } = &plan.actions[0]
+        else {
+            panic!("a record: {:?}", plan.actions);
+        };
+        assert_eq!(number, "2026/000007");
+        assert!(matches!(event.body, EventBody::IntegrationReceived { .. }));
+        assert!(if_refused.is_some());
+        let idle = found(7, false, false);
+        let plan = attached(&sms("grazie"), 9, NOW, NOW, &idle, "anna");
+        assert_eq!(plan.verdict.outcome, "note");
+        assert!(matches!(
+            &plan.actions[0],
+            Action::Record { event: NewEvent { body: EventBody::Note { .. }, .. }, if_refused: None, .. }
+        ));
     }
 
     #[test]

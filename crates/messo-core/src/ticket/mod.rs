@@ -608,16 +608,20 @@ pub enum Source {
     Crm,
     Webhook,
     System,
+    /// The URP's staff, from the console (a step, an integration request, a closure, a note, a
+    /// contact made or corrected).
+    Console,
 }
 
 impl Source {
-    /// `api`, `crm`, `webhook` or `system`.
+    /// `api`, `crm`, `webhook`, `system` or `console`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Source::Api => "api",
             Source::Crm => "crm",
             Source::Webhook => "webhook",
             Source::System => "system",
+            Source::Console => "console",
         }
     }
 }
@@ -663,6 +667,24 @@ pub enum EventBody {
         calendar_version: i64,
         reason: String,
     },
+    /// The office reached the citizen outside the messages (by phone, at the desk), after a
+    /// notice could not be delivered. Recorded from the console; owes nothing.
+    ContactMade {
+        channel: String,
+        text: String,
+    },
+    /// The office corrected the citizen's contacts (the addresses given replace those on file).
+    /// Recorded from the console; owes nothing itself (the console queues again what never
+    /// arrived).
+    ContactChanged {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mobile: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pec: Option<String>,
+        reason: String,
+    },
 }
 
 impl EventBody {
@@ -679,12 +701,92 @@ impl EventBody {
             EventBody::Reopened { .. } => "reopened",
             EventBody::Note { .. } => "note",
             EventBody::Rebaselined { .. } => "rebaselined",
+            EventBody::ContactMade { .. } => "contact_made",
+            EventBody::ContactChanged { .. } => "contact_changed",
         }
     }
 }
 
 /// Channels an integration reply may come through.
 pub const REPLY_CHANNELS: &[&str] = &["email", "sms", "pec", "phone", "portal", "desk", "post"];
+
+/// How the office may reach a citizen outside the messages (`contact_made`).
+pub const CONTACT_CHANNELS: &[&str] = &["phone", "desk"];
+
+/// Validates a correction of the citizen's contacts (`{email?, mobile?, pec?, reason}`): each
+/// address as the ticket's `citizen` takes it (the mobile normalised to E.164), at least one
+/// given, and the reason. The answer is a `contact_changed` body.
+pub fn contact_change(value: &Value) -> Result<EventBody, Vec<FieldError>> {
+    let mut f = Fields::new(value, "", &["email", "mobile", "pec", "reason"]).map_err(|e| vec![e])?;
+    let body = contact_changed(&mut f);
+    match body {
+        Some(b) if f.errors.is_empty() => Ok(b),
+        _ => Err(f.errors),
+    }
+}
+
+fn contact_changed(f: &mut Fields<'_>) -> Option<EventBody> {
+    let email = citizen_email(f, "email");
+    let pec = citizen_email(f, "pec");
+    let mobile = citizen_mobile(f);
+    let none = email.is_none() && mobile.is_none() && pec.is_none();
+    if none && f.errors.is_empty() {
+        f.fail("email", "give at least one of email, mobile or pec");
+    }
+    let reason = f.text("reason", 1000);
+    if none {
+        return None;
+    }
+    reason.map(|reason| EventBody::ContactChanged {
+        email,
+        mobile,
+        pec,
+        reason,
+    })
+}
+
+impl Citizen {
+    /// The citizen with the addresses of a `contact_changed` body in place of those on file
+    /// (the others, the language, the preferred channel and the opt-outs stay).
+    pub fn corrected(&self, change: &EventBody) -> Citizen {
+        let mut c = self.clone();
+        if let EventBody::ContactChanged {
+            email, mobile, pec, ..
+        } = change
+        {
+            if email.is_some() {
+                c.email.clone_from(email);
+            }
+            if mobile.is_some() {
+                c.mobile.clone_from(mobile);
+            }
+            if pec.is_some() {
+                c.pec.clone_from(pec);
+            }
+        }
+        c
+    }
+
+    /// The channels a `contact_changed` body gives an address for.
+    pub fn changed_channels(change: &EventBody) -> Vec<Channel> {
+        let mut out = Vec::new();
+        if let EventBody::ContactChanged {
+            email, mobile, pec, ..
+        } = change
+        {
+            if email.is_some() {
+                out.push(Channel::Email);
+            }
+            if mobile.is_some() {
+                out.push(Channel::Sms);
+            }
+            if pec.is_some() {
+                out.push(Channel::Pec);
+            }
+        }
+        out
+    }
+}
 
 /// An event sent by a client: the body and the instant it happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -743,6 +845,8 @@ fn event_fields(kind: &str, internal: bool) -> &'static [&'static str] {
     match kind {
         "received" if internal => &["ticket"],
         "rebaselined" if internal => &["policy_version", "calendar_version", "reason"],
+        "contact_made" if internal => &["channel", "text"],
+        "contact_changed" if internal => &["email", "mobile", "pec", "reason"],
         "step_changed" => &["step", "text"],
         "integration_requested" => &["missing"],
         "integration_received" => &["channel", "text"],
@@ -761,6 +865,27 @@ fn event_body(f: &mut Fields<'_>, internal: bool) -> Option<EventBody> {
         None => None,
         Some("received") if internal => Some(EventBody::Received),
         Some("rebaselined") if internal => rebaselined(f),
+        Some("contact_made") if internal => {
+            let channel = f.str("channel").and_then(|c| {
+                if CONTACT_CHANNELS.contains(&c) {
+                    Some(c.to_owned())
+                } else {
+                    f.fail(
+                        "channel",
+                        format!(
+                            "unknown channel {c:?}; expected {}",
+                            CONTACT_CHANNELS.join("|")
+                        ),
+                    );
+                    None
+                }
+            });
+            let text = f.text("text", 4000);
+            channel
+                .zip(text)
+                .map(|(channel, text)| EventBody::ContactMade { channel, text })
+        }
+        Some("contact_changed") if internal => contact_changed(f),
         Some("step_changed") => {
             let step = f.text("step", 100);
             let text = f.text("text", 1000);
@@ -890,7 +1015,11 @@ pub fn apply(
     let conflict = |m: &str| Err(EventRejection::Conflict(m.to_owned()));
     match &e.body {
         EventBody::Reopened { .. } if !closed => return conflict("the ticket is not closed"),
-        EventBody::Reopened { .. } | EventBody::Note { .. } | EventBody::Rebaselined { .. } => {}
+        EventBody::Reopened { .. }
+        | EventBody::Note { .. }
+        | EventBody::Rebaselined { .. }
+        | EventBody::ContactMade { .. }
+        | EventBody::ContactChanged { .. } => {}
         _ if closed => return conflict("the ticket is closed; reopen it first"),
         _ => {}
     }
@@ -986,7 +1115,10 @@ fn change(d: &mut Derived, e: &NewEvent) -> Result<(), EventRejection> {
             d.closed_at = None;
             close_open_suspension(d, e.at);
         }
-        EventBody::Note { .. } | EventBody::Rebaselined { .. } => {}
+        EventBody::Note { .. }
+        | EventBody::Rebaselined { .. }
+        | EventBody::ContactMade { .. }
+        | EventBody::ContactChanged { .. } => {}
     }
     Ok(())
 }
@@ -1032,6 +1164,53 @@ mod tests {
             "received_at": "2026-03-02T10:15:00+01:00",
             "citizen": {"email": "mario.rossi@example.it", "mobile": "+39 347 123 4567", "fiscal_code": "rssmra80a01h501u"}
         })
+    }
+
+    #[test]
+    fn contact_events_are_the_console_s_and_fit_a_closed_ticket() {
+        let change = contact_change(&json!({"mobile": "347 765 4321", "reason": "al telefono"}))
+            .expect("a correction");
+        assert_eq!(
+            change,
+            EventBody::ContactChanged {
+                email: None,
+                mobile: Some("+393477654321".into()),
+                pec: None,
+                reason: "al telefono".into()
+            }
+        );
+        let bad = contact_change(&json!({"email": "non-un-indirizzo", "reason": ""}))
+            .expect_err("refused");
+        let fields: Vec<&str> = bad.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["email", "reason"]);
+        let none = contact_change(&json!({"reason": "x"})).expect_err("no address");
+        assert_eq!(none[0].field, "email");
+        let citizen: Citizen =
+            serde_json::from_value(json!({"email": "a@b.it", "mobile": "+393471234567"}))
+                .expect("citizen");
+        let fixed = citizen.corrected(&change);
+        assert_eq!(fixed.mobile.as_deref(), Some("+393477654321"));
+        assert_eq!(fixed.email.as_deref(), Some("a@b.it"));
+        assert_eq!(Citizen::changed_channels(&change), vec![Channel::Sms]);
+        // Clients cannot send them; stored, they read back and fit a closed ticket.
+        let made = json!({"kind": "contact_made", "at": "2026-03-04T10:00:00+01:00",
+                          "channel": "phone", "text": "Richiamato"});
+        assert!(NewEvent::from_json(&made).is_err());
+        let e = NewEvent::from_stored_json(&made).expect("stored");
+        assert_eq!(e.body.kind(), "contact_made");
+        let mut stored = NewEvent { at: e.at, body: change }.to_stored_json(None);
+        stored["kind"] = json!("contact_changed");
+        assert!(NewEvent::from_stored_json(&stored).is_ok(), "{stored}");
+        let t = NewTicket::from_json(&body()).expect("ticket");
+        let mut d = Derived::new(&t);
+        let close = NewEvent {
+            at: ts("2026-03-03T10:00:00+01:00"),
+            body: EventBody::Closed { text: None },
+        };
+        let now = ts("2026-03-05T10:00:00+01:00");
+        apply(&mut d, t.received_at, &close, now).expect("closed");
+        apply(&mut d, t.received_at, &e, now).expect("a contact on a closed ticket");
+        assert_eq!(Source::Console.as_str(), "console");
     }
 
     #[test]
