@@ -602,17 +602,12 @@ async fn walk(
     page(b, "12-ticket-resumed", "#t-sla-title", axe_js, log).await?;
 
     // 8. A note from the staff forms: one event, however many times the button is pressed.
-    enter(b, "#form-note").await?;
-    b.execute(
-        "document.querySelector('#form-note').closest('details').open = true;",
-        vec![],
-    )
-    .await?;
-    let note = b.find("#note-text").await?;
+    enter(b, "details:has(#form-note) > summary").await?;
+    let note = b.wait_for("#note-text", WAIT).await?;
+    ensure!(b.displayed(&note).await?, "Enter opens the form");
     b.send_keys(&note, "Documento verificato allo sportello")
         .await?;
-    let submit = b.find("#form-note button[type=\"submit\"]").await?;
-    b.click(&submit).await?;
+    enter(b, "#form-note button[type=\"submit\"]").await?;
     b.wait_for_text("#status", "Nota aggiunta", WAIT).await?;
     b.wait_for("#ticket-events li[data-kind=\"note\"]", WAIT)
         .await?;

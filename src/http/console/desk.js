@@ -96,9 +96,9 @@
   const AUDIT_ACTION = {
     'contacts.revealed': 'Recapiti mostrati',
     'attachment.downloaded': 'Allegato scaricato',
-    'message.resent': 'Messaggio inviato di nuovo',
-    'message.marked_delivered': 'Messaggio segnato come consegnato',
-    'message.given_up': 'Invio abbandonato, canale successivo',
+    'message.resend': 'Messaggio inviato di nuovo',
+    'message.mark_delivered': 'Messaggio segnato come consegnato',
+    'message.give_up': 'Invio abbandonato, canale successivo',
     'message.contact_made': 'Contatto avvenuto',
     'ticket.contact_changed': 'Recapito corretto',
     'ticket.event': 'Evento registrato dalla console',
@@ -106,6 +106,7 @@
     'inbound.dismissed': 'Risposta archiviata',
     'opt_out.lifted': 'SMS riattivati',
     'links.revoked': 'Link revocati',
+    revoke_links: 'Link revocati',
   };
   const MATCHED_BY = {
     number: 'per numero di pratica',
@@ -247,7 +248,7 @@
     counts.last = c;
     const work = (c.uncertain || 0) + (c.unreachable || 0) + (c.unmatched || 0);
     $('#nav-queues-count').textContent = ' (' + work + ')';
-    $('#nav-queues').dataset.count = String(work);
+    $('#nav-queues').dataset.work = String(work);
     for (const el of document.querySelectorAll('[data-count]')) {
       const n = c[el.dataset.count];
       el.textContent = n == null ? '' : ' (' + n + ')';
