@@ -485,6 +485,24 @@ async fn walk(
     );
     page(b, "06-uncertain", "#queues-title", axe_js, log).await?;
 
+    // A dialog left with Escape does nothing and gives the focus back to its button.
+    let mark = format!(
+        "#queue-table tr[data-item=\"{}\"] button[data-queue-action=\"mark-delivered\"]",
+        ids.held
+    );
+    enter(b, &mark).await?;
+    b.wait_for("#desk-dialog[open]", WAIT).await?;
+    ensure!(focused(b).await? == "dlg-reason", "the reason field");
+    type_here(b, "\u{E00C}").await?;
+    b.wait_gone("#desk-dialog[open]", WAIT).await?;
+    let back = b
+        .execute(
+            "return document.activeElement.dataset.queueAction || '';",
+            vec![],
+        )
+        .await?;
+    ensure!(back == "mark-delivered", "the focus is back: {back}");
+
     // Resend, confirmed in the dialog: the focus goes into it, Enter confirms.
     enter(b, &resend).await?;
     b.wait_for("#desk-dialog[open]", WAIT).await?;
@@ -607,7 +625,13 @@ async fn walk(
     ensure!(b.displayed(&note).await?, "Enter opens the form");
     b.send_keys(&note, "Documento verificato allo sportello")
         .await?;
-    enter(b, "#form-note button[type=\"submit\"]").await?;
+    // Pressed twice in a row: the second press finds the button disabled.
+    b.execute(
+        "const s = document.querySelector('#form-note button[type=\"submit\"]'); \
+         s.focus(); s.click(); s.click();",
+        vec![],
+    )
+    .await?;
     b.wait_for_text("#status", "Nota aggiunta", WAIT).await?;
     b.wait_for("#ticket-events li[data-kind=\"note\"]", WAIT)
         .await?;

@@ -1006,6 +1006,7 @@
     }
     const q = QUEUES[name];
     $('#queue-overview').hidden = !!q;
+    $('#queues-lead').hidden = !!q;
     $('#queue-page').hidden = !q;
     if (!q) {
       if (name) {
