@@ -312,7 +312,10 @@ async fn walk(
     sign_in(b, VIEWER).await?;
     b.wait_for("#view-queues:not([hidden])", WAIT).await?;
     let row = b
-        .wait_for(&format!("#queue-table tr[data-item=\"{}\"]", ids.held), WAIT)
+        .wait_for(
+            &format!("#queue-table tr[data-item=\"{}\"]", ids.held),
+            WAIT,
+        )
         .await?;
     let text = b.text(&row).await?;
     ensure!(
@@ -340,7 +343,10 @@ async fn walk(
             "aria-current",
         )
         .await?;
-    ensure!(sub.as_deref() == Some("page"), "the queue is marked current");
+    ensure!(
+        sub.as_deref() == Some("page"),
+        "the queue is marked current"
+    );
     page(b, "01-viewer-uncertain", "#queues-title", axe_js, log).await?;
 
     // The viewer on the ticket page: masked contacts, no reveal, no staff forms.
@@ -370,7 +376,10 @@ async fn walk(
     let current = b
         .attr(&b.find("#nav-search").await?, "aria-current")
         .await?;
-    ensure!(current.as_deref() == Some("page"), "Cerca pratica is current");
+    ensure!(
+        current.as_deref() == Some("page"),
+        "Cerca pratica is current"
+    );
     ensure!(
         focused(b).await? == "search-title",
         "the heading has the focus"
