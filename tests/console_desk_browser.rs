@@ -34,6 +34,9 @@ const VIEWER: &str = "marta";
 const NOW: &str = "2026-12-03T14:05:00+01:00";
 const HELD: &str = "2026/000101";
 const WAITING: &str = "2026/000102";
+/// A mobile number that turned SMS off, as stored and as the citizen says it.
+const OPTED_OUT: &str = "+393471112233";
+const OPTED_OUT_SAID: &str = "347 111 2233";
 const WAIT: Duration = Duration::from_secs(10);
 const ENTER: &str = "\u{E007}";
 /// What the page must never need at this width.
@@ -169,6 +172,17 @@ async fn setup(h: &Console) -> (i64, i64) {
     let reply = h
         .count("SELECT id FROM inbound_messages WHERE status = 'unmatched'")
         .await;
+
+    // A number that sent STOP last month.
+    ensure_sql(
+        h,
+        &format!(
+            "INSERT INTO sms_opt_out (number, keyword, opted_out_at) VALUES ('{OPTED_OUT}', \
+             'STOP', {})",
+            ts("2026-11-20T18:30:00+01:00").0
+        ),
+    )
+    .await;
     (held, reply)
 }
 
@@ -653,7 +667,55 @@ async fn walk(
     ensure!(notes == 1, "{notes} notes");
     page(b, "13-note", "#t-actions-title", axe_js, log).await?;
 
-    // 9. No CSP violation, no script error; the only failed load is /me before signing in.
+    enter(b, "#nav-queues").await?;
+    b.wait_for("#queue-cards li[data-queue=\"unreachable\"]", WAIT)
+        .await?;
+    // 9. The other two queues: nobody unreachable; the opt-out lifted at the citizen's request.
+    enter(b, "[data-queue-nav=\"unreachable\"]").await?;
+    b.wait_for_text("#queues-title", "Cittadini non raggiungibili", WAIT)
+        .await?;
+    b.wait_for("#queue-empty:not([hidden])", WAIT).await?;
+    page(b, "17-unreachable", "#queues-title", axe_js, log).await?;
+    enter(b, "[data-queue-nav=\"opt-outs\"]").await?;
+    let row = b.wait_for("#queue-table tbody tr", WAIT).await?;
+    let text = b.text(&row).await?;
+    ensure!(
+        text.contains("STOP") && text.contains("20 novembre 2026") && !text.contains("1112233"),
+        "{text:?}"
+    );
+    let lift = b.find("#lift-number").await?;
+    b.send_keys(&lift, OPTED_OUT_SAID).await?;
+    b.send_keys(
+        &b.find("#lift-reason").await?,
+        "Il cittadino chiede di nuovo gli SMS",
+    )
+    .await?;
+    b.send_keys(&lift, ENTER).await?;
+    b.wait_for("#desk-dialog[open]", WAIT).await?;
+    // Nothing to fill in: the focus is on the harmless choice.
+    ensure!(
+        focused(b).await? == "dialog-cancel",
+        "Annulla has the focus"
+    );
+    page(b, "18-lift-dialog", "#desk-dialog", axe_js, log).await?;
+    enter(b, "#dialog-confirm").await?;
+    b.wait_for_text("#status", "SMS riattivati", WAIT).await?;
+    b.wait_for("#queue-empty:not([hidden])", WAIT).await?;
+    let left = h.count("SELECT COUNT(*) FROM sms_opt_out").await;
+    ensure!(left == 0, "{left} opt-outs left");
+    page(b, "19-opt-outs", "#queues-title", axe_js, log).await?;
+
+    // 10. Back to the search: a ticket number in another spelling opens the ticket at once.
+    enter(b, "#nav-search").await?;
+    let q = b.wait_for("#search-q", WAIT).await?;
+    b.clear(&q).await?;
+    b.send_keys(&q, "2026-000102").await?;
+    b.send_keys(&q, ENTER).await?;
+    b.wait_for_text("#ticket-title", WAITING, WAIT).await?;
+    b.wait_for("#ticket-body:not([hidden])", WAIT).await?;
+    page(b, "20-ticket-by-number", "#ticket-title", axe_js, log).await?;
+
+    // 11. No CSP violation, no script error; the only failed load is /me before signing in.
     log.extend(b.browser_log().await?);
     let bad: Vec<&(String, String)> = log
         .iter()
