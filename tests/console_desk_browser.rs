@@ -11,7 +11,9 @@
 //! words and its fate, reveals the contacts (audited), goes to the uncertain queue and resends
 //! the held message through the confirmation dialog, then attaches the unmatched reply to
 //! 2026/000102 and follows the link to its page: the clock runs again. A note is added from the
-//! staff forms. Every page is screenshotted (target/test-artifacts/console_desk-*.png), passes
+//! staff forms (pressed twice, recorded once). The unreachable queue is empty; an opt-out is
+//! lifted with the number typed as the citizen says it; a ticket number in another spelling
+//! opens the ticket at once. Every page is screenshotted (target/test-artifacts/console_desk-*.png), passes
 //! axe-core for WCAG 2.1 A and AA, and fits 1280 px without scrolling sideways. No CSP
 //! violation, no script error.
 
@@ -675,7 +677,7 @@ async fn walk(
     b.wait_for_text("#queues-title", "Cittadini non raggiungibili", WAIT)
         .await?;
     b.wait_for("#queue-empty:not([hidden])", WAIT).await?;
-    page(b, "17-unreachable", "#queues-title", axe_js, log).await?;
+    page(b, "14-unreachable", "#queues-title", axe_js, log).await?;
     enter(b, "[data-queue-nav=\"opt-outs\"]").await?;
     let row = b.wait_for("#queue-table tbody tr", WAIT).await?;
     let text = b.text(&row).await?;
@@ -697,13 +699,13 @@ async fn walk(
         focused(b).await? == "dialog-cancel",
         "Annulla has the focus"
     );
-    page(b, "18-lift-dialog", "#desk-dialog", axe_js, log).await?;
+    page(b, "15-lift-dialog", "#desk-dialog", axe_js, log).await?;
     enter(b, "#dialog-confirm").await?;
     b.wait_for_text("#status", "SMS riattivati", WAIT).await?;
     b.wait_for("#queue-empty:not([hidden])", WAIT).await?;
     let left = h.count("SELECT COUNT(*) FROM sms_opt_out").await;
     ensure!(left == 0, "{left} opt-outs left");
-    page(b, "19-opt-outs", "#queues-title", axe_js, log).await?;
+    page(b, "16-opt-outs", "#queues-title", axe_js, log).await?;
 
     // 10. Back to the search: a ticket number in another spelling opens the ticket at once.
     enter(b, "#nav-search").await?;
@@ -713,7 +715,7 @@ async fn walk(
     b.send_keys(&q, ENTER).await?;
     b.wait_for_text("#ticket-title", WAITING, WAIT).await?;
     b.wait_for("#ticket-body:not([hidden])", WAIT).await?;
-    page(b, "20-ticket-by-number", "#ticket-title", axe_js, log).await?;
+    page(b, "17-ticket-by-number", "#ticket-title", axe_js, log).await?;
 
     // 11. No CSP violation, no script error; the only failed load is /me before signing in.
     log.extend(b.browser_log().await?);
