@@ -331,6 +331,7 @@ fn read_query(
     }
     // One value per key: `q` and an explicit key naming the same kind of thing is ambiguous.
     let mut matched_by = "filters";
+    keys.sort_by_key(|(origin, _)| *origin == "q");
     for (origin, key) in keys {
         let (name, clash) = match key {
             Key::Numbers(n) => ("number", std::mem::replace(&mut q.numbers, n).len() > 0),
