@@ -101,7 +101,8 @@ struct MaskedCitizen {
     fiscal_code: Option<String>,
 }
 
-/// One ticket found.
+/// One ticket found. Its `state` is as of the last refresh of the ticket's SLA (at most a poll
+/// interval old).
 #[derive(Serialize, ToSchema)]
 #[schema(as = DeskSearchItem)]
 struct Item {
@@ -110,7 +111,6 @@ struct Item {
     office: String,
     priority: String,
     category: String,
-    /// As of the last refresh of the ticket's SLA (at most a poll interval old).
     #[schema(inline, value_type = RowState)]
     state: &'static str,
     #[schema(format = DateTime)]
