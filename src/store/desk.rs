@@ -283,6 +283,12 @@ impl Desk<'_> {
         }
         let by_receipt = q.period.is_some();
         if let Some((from, to)) = q.period {
+            // After a cursor, the period ends at the cursor's instant: one bound, which SQLite
+            // takes as the end of the index range; the row comparison below orders the ties.
+            let to = match q.after {
+                Some(Cursor::Received(at, _)) => to.min(Timestamp(at.0.saturating_add(1))),
+                _ => to,
+            };
             let a = next(&mut binds, Bind::Int(from.0));
             let b = next(&mut binds, Bind::Int(to.0));
             sql.push_str(&format!(" AND received_at >= {a} AND received_at < {b}"));
