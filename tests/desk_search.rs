@@ -112,7 +112,10 @@ async fn found_by_each_key_as_typed_on_the_phone(c: &Console) {
         (format!("q={}", enc("MARIO.rossi@example.IT")), "email"),
         (format!("email={}", enc(" mario.ROSSI@example.it")), "email"),
         (format!("q={}", enc("RssMra80A01h501U")), "fiscal_code"),
-        (format!("fiscal_code={}", enc("rssmra80a01h501u")), "fiscal_code"),
+        (
+            format!("fiscal_code={}", enc("rssmra80a01h501u")),
+            "fiscal_code",
+        ),
     ] {
         let (n, v) = numbers(&s, &query).await;
         assert_eq!(n, one, "{query}: {v}");
@@ -132,7 +135,12 @@ async fn found_by_each_key_as_typed_on_the_phone(c: &Console) {
     assert!(item["due_at"].is_string(), "{item}");
     // Nothing for a number that is not there, nor for a key combined with a filter it fails.
     assert!(numbers(&s, "q=2026%2F999999").await.0.is_empty());
-    assert!(numbers(&s, "q=2026%2F000123&office=anagrafe").await.0.is_empty());
+    assert!(
+        numbers(&s, "q=2026%2F000123&office=anagrafe")
+            .await
+            .0
+            .is_empty()
+    );
     // A number exactly as stored, outside the configured format.
     assert!(numbers(&s, "number=H-1").await.0.is_empty());
 }
@@ -154,7 +162,11 @@ async fn filters_alone_and_together(c: &Console) {
     // On 20 March every open ticket received by the 11th is past its five working days.
     let (breached, _) = numbers(&s, "state=breached").await;
     let (running, _) = numbers(&s, "state=running").await;
-    assert_eq!(breached.len() + running.len(), 8, "{breached:?} {running:?}");
+    assert_eq!(
+        breached.len() + running.len(),
+        8,
+        "{breached:?} {running:?}"
+    );
     assert!(numbers(&s, "state=paused").await.0.is_empty());
     // A period: local days of receipt, both ends included.
     let (n, _) = numbers(&s, "from=2026-03-03&to=2026-03-05").await;
@@ -198,7 +210,9 @@ async fn filters_alone_and_together(c: &Console) {
         assert_eq!(p["errors"][0]["field"], field, "{query}: {p}");
     }
     // Signed out: 401.
-    let r = reqwest::get(format!("{}{SEARCH}", c.base)).await.expect("get");
+    let r = reqwest::get(format!("{}{SEARCH}", c.base))
+        .await
+        .expect("get");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -229,7 +243,11 @@ async fn pages_neither_repeat_nor_skip(c: &Console) {
     assert_eq!(whole.len(), 7);
     let pages = all_pages(&s, "office=urbanistica", 3).await;
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
-    assert_eq!(pages.concat(), whole, "newest first by id, no repeat, no gap");
+    assert_eq!(
+        pages.concat(),
+        whole,
+        "newest first by id, no repeat, no gap"
+    );
     let expected: Vec<String> = (0..7).rev().map(|i| format!("2026/0002{i:02}")).collect();
     assert_eq!(whole, expected);
 

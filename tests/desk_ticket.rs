@@ -118,28 +118,32 @@ async fn the_page_shows_the_exact_words_and_their_fate(w: &World) {
     assert_eq!(p["sla"]["state"], "breached", "{}", p["sla"]);
     let text = p["sla"]["explanation_text"].as_str().expect("text");
     assert!(text.starts_with("Pratica 2026/000123: priorità"), "{text}");
-    assert!(!p["sla"]["explanation"]["days"]
-        .as_array()
-        .expect("days")
-        .is_empty());
+    assert!(
+        !p["sla"]["explanation"]["days"]
+            .as_array()
+            .expect("days")
+            .is_empty()
+    );
 
     // The events; the citizen's addresses in the received event are masked too.
     let events = p["events"].as_array().expect("events");
     assert_eq!(events[0]["kind"], "received");
     let stored = events[0]["data"]["ticket"]["citizen"].clone();
     assert_eq!(stored["email"], "m***@example.it", "{stored}");
-    assert!(!p.to_string().contains("mario.rossi@"), "no address unmasked");
+    assert!(
+        !p.to_string().contains("mario.rossi@"),
+        "no address unmasked"
+    );
     assert!(!p.to_string().contains("3471234567"), "no number unmasked");
 
     // Every message, with the words stored before its first attempt.
     let messages = p["messages"].as_array().expect("messages");
     let out = c.dir.join("out");
-    let rows = sqlx::query(
-        "SELECT id, rendered FROM outbox WHERE rendered IS NOT NULL ORDER BY id",
-    )
-    .fetch_all(c.store.pool())
-    .await
-    .expect("rows");
+    let rows =
+        sqlx::query("SELECT id, rendered FROM outbox WHERE rendered IS NOT NULL ORDER BY id")
+            .fetch_all(c.store.pool())
+            .await
+            .expect("rows");
     assert_eq!(rows.len(), messages.len(), "{messages:#?}");
     let (mut sms, mut email) = (0, 0);
     for (m, r) in messages.iter().zip(&rows) {
@@ -181,7 +185,10 @@ async fn the_page_shows_the_exact_words_and_their_fate(w: &World) {
                 // the `--` line that opens the signature, as at a MIME boundary).
                 let stored = words["text"].as_str().expect("text");
                 let sent = plain.trim_end();
-                assert!(sent.len() > 100 && stored.starts_with(sent), "{sent}\n---\n{stored}");
+                assert!(
+                    sent.len() > 100 && stored.starts_with(sent),
+                    "{sent}\n---\n{stored}"
+                );
             }
             other => panic!("channel {other:?}"),
         }
@@ -236,7 +243,11 @@ async fn contacts_are_shown_to_editors_and_audited(w: &World) {
     assert_eq!(row.get::<String, _>("actor"), "elena");
     assert_eq!(row.get::<String, _>("object"), NUMBER);
     // The page lists it.
-    assert_eq!(p["audit"][0]["action"], "contacts.revealed", "{}", p["audit"]);
+    assert_eq!(
+        p["audit"][0]["action"], "contacts.revealed",
+        "{}",
+        p["audit"]
+    );
     assert_eq!(p["audit"][0]["actor"], "elena");
     // No record for a ticket that is not there.
     let (status, _) = editor
@@ -334,7 +345,11 @@ async fn attachments_are_downloaded_by_editors(w: &World) {
         path(2),
         format!("/api/v1/admin/inbound/{}/attachments/0", id + 1000),
     ] {
-        assert_eq!(editor.get_raw(&p).await.status(), StatusCode::NOT_FOUND, "{p}");
+        assert_eq!(
+            editor.get_raw(&p).await.status(),
+            StatusCode::NOT_FOUND,
+            "{p}"
+        );
     }
     assert_eq!(
         editor

@@ -1366,7 +1366,12 @@ async fn every_operation_answers_as_documented() {
     assert_eq!(a.status, 404, "{}", a.text);
     c.check("get", page, &a);
     let a = app
-        .call("get", "/api/v1/admin/inbound/999999/attachments/0", &signed, None)
+        .call(
+            "get",
+            "/api/v1/admin/inbound/999999/attachments/0",
+            &signed,
+            None,
+        )
         .await;
     assert_eq!(a.status, 404, "{}", a.text);
     c.check("get", "/api/v1/admin/inbound/{id}/attachments/{index}", &a);
