@@ -43,7 +43,10 @@ impl Cursor {
     pub fn decode(s: &str) -> Option<Cursor> {
         match s.split_once('.') {
             None => s.parse().ok().map(Cursor::Id),
-            Some((at, id)) => Some(Cursor::Received(Timestamp(at.parse().ok()?), id.parse().ok()?)),
+            Some((at, id)) => Some(Cursor::Received(
+                Timestamp(at.parse().ok()?),
+                id.parse().ok()?,
+            )),
         }
     }
 }
@@ -283,6 +286,12 @@ impl Desk<'_> {
         }
         let by_receipt = q.period.is_some();
         if let Some((from, to)) = q.period {
+            // After a cursor, the period ends at the cursor's instant: one bound, which SQLite
+            // takes as the end of the index range; the row comparison below orders the ties.
+            let to = match q.after {
+                Some(Cursor::Received(at, _)) => to.min(Timestamp(at.0.saturating_add(1))),
+                _ => to,
+            };
             let a = next(&mut binds, Bind::Int(from.0));
             let b = next(&mut binds, Bind::Int(to.0));
             sql.push_str(&format!(" AND received_at >= {a} AND received_at < {b}"));
@@ -315,10 +324,7 @@ impl Desk<'_> {
             };
         }
         let rows = query.fetch_all(self.store.read_pool()).await?;
-        let mut rows = rows
-            .iter()
-            .map(search_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut rows = rows.iter().map(search_row).collect::<Result<Vec<_>, _>>()?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next = more
@@ -335,7 +341,8 @@ impl Desk<'_> {
     /// ticket. A handful of indexed reads, each list bounded.
     pub async fn ticket_page(&self, number: &str) -> Result<Option<TicketPage>, TicketError> {
         let pool = self.store.read_pool();
-        let sql = format!("SELECT {TICKET_COLUMNS}, links_revoked_at FROM tickets WHERE number = $1");
+        let sql =
+            format!("SELECT {TICKET_COLUMNS}, links_revoked_at FROM tickets WHERE number = $1");
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(number)
             .fetch_optional(pool)

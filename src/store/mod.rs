@@ -30,11 +30,11 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
+pub use admin::{AdminError, AdminUser, AuditRecord, Role, UserChange, UserChanged};
 pub use desk::{
     AttemptRow, Cursor, InboundAttachments, MessageRecord, PAGE_LIST_CAP, PartRow, ReceiptRow,
     ReplyRow, SearchPage, SearchQuery, SearchRow, SearchState, TicketPage,
 };
-pub use admin::{AdminError, AdminUser, AuditRecord, Role, UserChange, UserChanged};
 pub use inbound::{
     Accepted, InboundError, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound,
     WriteError, inbound_policy,

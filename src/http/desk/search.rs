@@ -101,7 +101,8 @@ struct MaskedCitizen {
     fiscal_code: Option<String>,
 }
 
-/// One ticket found.
+/// One ticket found. Its `state` is as of the last refresh of the ticket's SLA (at most a poll
+/// interval old).
 #[derive(Serialize, ToSchema)]
 #[schema(as = DeskSearchItem)]
 struct Item {
@@ -110,7 +111,6 @@ struct Item {
     office: String,
     priority: String,
     category: String,
-    /// As of the last refresh of the ticket's SLA (at most a poll interval old).
     #[schema(inline, value_type = RowState)]
     state: &'static str,
     #[schema(format = DateTime)]
@@ -331,6 +331,7 @@ fn read_query(
     }
     // One value per key: `q` and an explicit key naming the same kind of thing is ambiguous.
     let mut matched_by = "filters";
+    keys.sort_by_key(|(origin, _)| *origin == "q");
     for (origin, key) in keys {
         let (name, clash) = match key {
             Key::Numbers(n) => ("number", std::mem::replace(&mut q.numbers, n).len() > 0),

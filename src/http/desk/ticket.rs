@@ -625,9 +625,9 @@ fn page_body(
     let last_issued_at = with_link
         .iter()
         .map(|m| {
-            m.attempt_log
-                .first()
-                .map_or(m.created_at, |a| Timestamp(a.started_at_ms.div_euclid(1000)))
+            m.attempt_log.first().map_or(m.created_at, |a| {
+                Timestamp(a.started_at_ms.div_euclid(1000))
+            })
         })
         .max();
     Ok(PageBody {
@@ -664,11 +664,7 @@ fn page_body(
             explanation: explain::render_json(&sla, &explanation),
         },
         events: p.events.iter().map(|e| event(st, e, reveal)).collect(),
-        messages: p
-            .messages
-            .iter()
-            .map(|m| message(st, m, reveal))
-            .collect(),
+        messages: p.messages.iter().map(|m| message(st, m, reveal)).collect(),
         replies: p.replies.iter().map(|r| reply(st, r, reveal)).collect(),
         links: Links {
             revoked_at: p.links_revoked_at.map(|x| rfc(st, x)),
@@ -884,7 +880,10 @@ async fn attachment(
             ));
         }
     };
-    let object = found.number.clone().unwrap_or_else(|| format!("inbound/{id}"));
+    let object = found
+        .number
+        .clone()
+        .unwrap_or_else(|| format!("inbound/{id}"));
     st.admin
         .store()
         .desk()
