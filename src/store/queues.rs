@@ -463,8 +463,15 @@ impl Queues<'_> {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        self.audit_message(&mut tx, &m, "message.resend", actor, now, json!({"reason": reason}))
-            .await?;
+        self.audit_message(
+            &mut tx,
+            &m,
+            "message.resend",
+            actor,
+            now,
+            json!({"reason": reason}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Acted {
             already: false,
@@ -661,8 +668,15 @@ impl Queues<'_> {
         .fetch_all(&mut *tx)
         .await?;
         let detail = json!({"channel": channel, "event_id": event_id, "messages": handled});
-        self.audit_message(&mut tx, &m, "message.contact_made", actor, now, detail.clone())
-            .await?;
+        self.audit_message(
+            &mut tx,
+            &m,
+            "message.contact_made",
+            actor,
+            now,
+            detail.clone(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Acted {
             already: false,
@@ -1146,8 +1160,7 @@ async fn citizen_of(conn: &mut AnyConnection, id: i64) -> Result<Citizen, QueueE
 }
 
 fn parse_citizen(id: i64, text: &str) -> Result<Citizen, QueueError> {
-    serde_json::from_str(text)
-        .map_err(|e| QueueError::Corrupt(format!("ticket {id} citizen: {e}")))
+    serde_json::from_str(text).map_err(|e| QueueError::Corrupt(format!("ticket {id} citizen: {e}")))
 }
 
 /// When an event the console records now happens: now, or the ticket's last event when that

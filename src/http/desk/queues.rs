@@ -164,11 +164,11 @@ fn page(query: Option<&str>, number_allowed: bool) -> Result<Page, Problem> {
 fn after_id(p: &Page) -> Result<i64, Problem> {
     match &p.after {
         None => Ok(0),
-        Some(a) => a
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| Problem::invalid(vec![field("after", "is not a cursor of this list")])),
+        Some(a) => {
+            a.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                Problem::invalid(vec![field("after", "is not a cursor of this list")])
+            })
+        }
     }
 }
 
@@ -590,7 +590,9 @@ async fn opt_outs(
             .parse::<i64>()
             .ok()
             .filter(|n| (0..=1_000_000).contains(n))
-            .ok_or_else(|| Problem::invalid(vec![field("after", "is not a cursor of this list")]))?,
+            .ok_or_else(|| {
+                Problem::invalid(vec![field("after", "is not a cursor of this list")])
+            })?,
     };
     let rows = st
         .admin

@@ -215,7 +215,10 @@ pub fn redirect(
     let mut groups: Vec<(Kind, &str, Vec<&Notice>)> = Vec::new();
     for n in notices {
         let base = base_key(&n.dedupe_key);
-        match groups.iter_mut().find(|(k, b, _)| *k == n.kind && *b == base) {
+        match groups
+            .iter_mut()
+            .find(|(k, b, _)| *k == n.kind && *b == base)
+        {
             Some((_, _, list)) => list.push(n),
             None => groups.push((n.kind, base, vec![n])),
         }
@@ -447,8 +450,29 @@ mod tests {
         let mut handled = notices.clone();
         handled[0].resolved = true;
         handled[1].resolved = true;
-        assert!(redirect(&handled, &citizen, &[Channel::Email], 40, 7, false, NOW, NOW).is_empty());
-        let sms = redirect(&notices, &citizen, &[Channel::Sms], 41, 7, true, NOW.plus(60), NOW);
+        assert!(
+            redirect(
+                &handled,
+                &citizen,
+                &[Channel::Email],
+                40,
+                7,
+                false,
+                NOW,
+                NOW
+            )
+            .is_empty()
+        );
+        let sms = redirect(
+            &notices,
+            &citizen,
+            &[Channel::Sms],
+            41,
+            7,
+            true,
+            NOW.plus(60),
+            NOW,
+        );
         assert_eq!(sms.len(), 2, "the reminder goes while the ticket waits");
         assert_eq!(sms[0].row.not_before, NOW.plus(60));
         assert_eq!(base_key("receipt~c40>email"), "receipt");

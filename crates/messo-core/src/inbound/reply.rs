@@ -336,7 +336,10 @@ pub fn attached(
         verdict: Verdict {
             status: "done",
             outcome,
-            detail: format!("attached to ticket {} by {officer} from the console", ticket.1),
+            detail: format!(
+                "attached to ticket {} by {officer} from the console",
+                ticket.1
+            ),
             ticket_id: Some(ticket.0.id),
         },
     }
@@ -497,7 +500,11 @@ mod tests {
         let plan = attached(&p, 9, NOW, NOW, &waiting, "anna");
         assert_eq!(plan.verdict.outcome, "integration");
         assert_eq!(plan.verdict.ticket_id, Some(7));
-        assert!(plan.verdict.detail.contains("anna"), "{}", plan.verdict.detail);
+        assert!(
+            plan.verdict.detail.contains("anna"),
+            "{}",
+            plan.verdict.detail
+        );
         // Only the record: the office made the match, no alert goes to it.
         assert_eq!(plan.actions.len(), 1);
         let Action::Record {
@@ -516,7 +523,14 @@ mod tests {
         assert_eq!(plan.verdict.outcome, "note");
         assert!(matches!(
             &plan.actions[0],
-            Action::Record { event: NewEvent { body: EventBody::Note { .. }, .. }, if_refused: None, .. }
+            Action::Record {
+                event: NewEvent {
+                    body: EventBody::Note { .. },
+                    ..
+                },
+                if_refused: None,
+                ..
+            }
         ));
     }
 

@@ -717,7 +717,8 @@ pub const CONTACT_CHANNELS: &[&str] = &["phone", "desk"];
 /// address as the ticket's `citizen` takes it (the mobile normalised to E.164), at least one
 /// given, and the reason. The answer is a `contact_changed` body.
 pub fn contact_change(value: &Value) -> Result<EventBody, Vec<FieldError>> {
-    let mut f = Fields::new(value, "", &["email", "mobile", "pec", "reason"]).map_err(|e| vec![e])?;
+    let mut f =
+        Fields::new(value, "", &["email", "mobile", "pec", "reason"]).map_err(|e| vec![e])?;
     let body = contact_changed(&mut f);
     match body {
         Some(b) if f.errors.is_empty() => Ok(b),
@@ -1198,7 +1199,11 @@ mod tests {
         assert!(NewEvent::from_json(&made).is_err());
         let e = NewEvent::from_stored_json(&made).expect("stored");
         assert_eq!(e.body.kind(), "contact_made");
-        let mut stored = NewEvent { at: e.at, body: change }.to_stored_json(None);
+        let mut stored = NewEvent {
+            at: e.at,
+            body: change,
+        }
+        .to_stored_json(None);
         stored["kind"] = json!("contact_changed");
         assert!(NewEvent::from_stored_json(&stored).is_ok(), "{stored}");
         let t = NewTicket::from_json(&body()).expect("ticket");
