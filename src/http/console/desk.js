@@ -124,7 +124,7 @@
     }
     switch (m.state) {
       case 'delivered':
-        if (m.resolution) return { key: 'ok', text: 'segnato come consegnato' };
+        if (m.resolution && m.resolution.action === 'mark_delivered') return { key: 'ok', text: 'segnato come consegnato' };
         if (m.channel === 'sms' && dlr !== 'delivered') return { key: 'sent', text: 'inviato, senza conferma di consegna' };
         return { key: 'ok', text: 'consegnato' };
       case 'uncertain':
@@ -224,6 +224,26 @@
       .filter(([, v]) => v !== null && v !== undefined && v !== '')
       .map(([k, v]) => k + ': ' + (typeof v === 'object' ? JSON.stringify(v) : String(v)))
       .join(' · ');
+  }
+
+  const RESOLUTION = {
+    resend: 'inviato di nuovo',
+    mark_delivered: 'segnato come consegnato',
+    give_up: 'abbandonato, passato al canale successivo',
+    contact_made: 'contatto avvenuto',
+    contact_changed: 'inviato di nuovo al recapito corretto',
+  };
+
+  // How the office handled a message from a work queue: "inviato di nuovo da anna il …".
+  function resolutionText(r) {
+    if (!r || typeof r !== 'object') return String(r);
+    const out = [label(RESOLUTION, r.action)];
+    if (r.by) out.push('da ' + r.by);
+    if (r.at) out.push('il ' + when(r.at));
+    const rest = Object.assign({}, r);
+    for (const k of ['action', 'by', 'at']) delete rest[k];
+    const more = detailText(rest);
+    return out.join(' ') + (more ? ' · ' + more : '');
   }
 
   function errorText(e) {
@@ -590,7 +610,7 @@
     if (m.dlr_state) metaRow(dl, 'Ricevuta di consegna', m.dlr_state);
     if (m.in_doubt) metaRow(dl, 'Attenzione', 'un invio è stato interrotto: possibile doppione');
     if (m.last_error) metaRow(dl, 'Ultimo errore', m.last_error);
-    if (m.resolution) metaRow(dl, 'Gestito dall\'ufficio', detailText(m.resolution));
+    if (m.resolution) metaRow(dl, 'Gestito dall\'ufficio', resolutionText(m.resolution));
     art.append(dl);
 
     const w = m.words;
