@@ -172,7 +172,7 @@ pub struct ReplyRow {
     pub outcome: Option<String>,
     pub detail: Option<String>,
     /// What Messo read (`None` when the stored JSON is not readable any more).
-    pub parsed: Option<crate::inbound::Parsed>,
+    pub parsed: Option<messo_core::inbound::Parsed>,
 }
 
 /// Everything the ticket page shows that is stored.
@@ -198,7 +198,7 @@ pub struct TicketPage {
 pub struct InboundAttachments {
     /// The number of the ticket it was matched to.
     pub number: Option<String>,
-    pub attachments: Vec<crate::inbound::AttachmentMeta>,
+    pub attachments: Vec<messo_core::inbound::AttachmentMeta>,
 }
 
 const SEARCH_COLUMNS: &str = "id, number, subject, office, priority, category, sla_state, \
@@ -584,7 +584,7 @@ impl Desk<'_> {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let parsed: String = row.try_get("parsed")?;
-        let parsed: crate::inbound::Parsed = serde_json::from_str(&parsed)
+        let parsed: messo_core::inbound::Parsed = serde_json::from_str(&parsed)
             .map_err(|e| TicketError::Corrupt(format!("inbound record {id}: {e}")))?;
         Ok(Some(InboundAttachments {
             number: row.try_get("number")?,

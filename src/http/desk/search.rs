@@ -334,7 +334,7 @@ fn read_query(
     keys.sort_by_key(|(origin, _)| *origin == "q");
     for (origin, key) in keys {
         let (name, clash) = match key {
-            Key::Numbers(n) => ("number", std::mem::replace(&mut q.numbers, n).len() > 0),
+            Key::Numbers(n) => ("number", !std::mem::replace(&mut q.numbers, n).is_empty()),
             Key::FiscalCode(v) => ("fiscal_code", q.fiscal_code.replace(v).is_some()),
             Key::Email(v) => ("email", q.email.replace(v).is_some()),
             Key::Mobile(v) => ("mobile", q.mobile.replace(v).is_some()),
