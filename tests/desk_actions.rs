@@ -225,6 +225,21 @@ async fn staff_actions_off_leave_the_crm_the_only_writer(h: &Console) {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{p}");
     assert_eq!(p["detail"], "staff actions are off: the CRM records events");
+    // The citizen's contacts are the CRM's then too.
+    let (status, _) = editor
+        .post(
+            "/api/v1/admin/tickets/2026%2F000010/contact",
+            json!({"email": "nuovo@example.it", "reason": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = editor
+        .post(
+            "/api/v1/admin/messages/1/contact-made",
+            json!({"channel": "phone", "text": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(h.count("SELECT COUNT(*) FROM ticket_events").await, 1);
 }
 

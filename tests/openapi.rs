@@ -1376,6 +1376,8 @@ async fn every_operation_answers_as_documented() {
     assert_eq!(a.status, 404, "{}", a.text);
     c.check("get", "/api/v1/admin/inbound/{id}/attachments/{index}", &a);
 
+    desk_queues(&app, &c, &signed, &number).await;
+
     // The link was revoked above: the portal now says so.
     let a = app
         .call(
@@ -1402,4 +1404,100 @@ async fn every_operation_answers_as_documented() {
         .collect();
     let unseen: Vec<_> = all.difference(&seen).collect();
     assert!(unseen.is_empty(), "operations never exercised: {unseen:#?}");
+}
+
+/// The desk's work queues and staff actions, each answering as documented.
+async fn desk_queues(app: &App, c: &Conformance, signed: &[(&str, &str)], number: &str) {
+    for path in [
+        "/api/v1/admin/queues",
+        "/api/v1/admin/queues/uncertain",
+        "/api/v1/admin/queues/unreachable",
+        "/api/v1/admin/queues/unmatched",
+        "/api/v1/admin/queues/opt-outs",
+    ] {
+        let a = app.call("get", path, signed, None).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.text);
+        c.check("get", path, &a);
+    }
+    let a = app
+        .call(
+            "get",
+            "/api/v1/admin/queues/unmatched?limit=500",
+            signed,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    c.check("get", "/api/v1/admin/queues/unmatched", &a);
+    for (template, body) in [
+        ("/api/v1/admin/messages/{id}/resend", json!({"reason": "x"})),
+        (
+            "/api/v1/admin/messages/{id}/mark-delivered",
+            json!({"reason": "x"}),
+        ),
+        ("/api/v1/admin/messages/{id}/give-up", json!({})),
+        (
+            "/api/v1/admin/messages/{id}/contact-made",
+            json!({"channel": "phone", "text": "Richiamato"}),
+        ),
+        (
+            "/api/v1/admin/inbound/{id}/attach",
+            json!({"number": "2026/000001"}),
+        ),
+        ("/api/v1/admin/inbound/{id}/dismiss", json!({"note": "x"})),
+    ] {
+        let path = template.replace("{id}", "999999");
+        let a = app
+            .call("post", &path, signed, c.request("post", template, &body))
+            .await;
+        assert_eq!(a.status, 404, "{path}: {}", a.text);
+        c.check("post", template, &a);
+    }
+    let lift = "/api/v1/admin/opt-outs/lift";
+    let a = app
+        .call(
+            "post",
+            lift,
+            signed,
+            c.request("post", lift, &json!({"number": "+393330000000"})),
+        )
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    c.check("post", lift, &a);
+    let contact = "/api/v1/admin/tickets/{number}/contact";
+    let a = app
+        .call(
+            "post",
+            &contact.replace("{number}", number),
+            signed,
+            c.request(
+                "post",
+                contact,
+                &json!({"pec": "mario.rossi@pec.example.it", "reason": "al telefono"}),
+            ),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    c.check("post", contact, &a);
+    let events = "/api/v1/admin/tickets/{number}/events";
+    let path = events.replace("{number}", number);
+    let keyed: Vec<(&str, &str)> = signed
+        .iter()
+        .copied()
+        .chain([("idempotency-key", "desk-note-1")])
+        .collect();
+    let note = json!({"kind": "note", "text": "Il cittadino ha telefonato"});
+    let a = app
+        .call("post", &path, &keyed, c.request("post", events, &note))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let first = c.check("post", events, &a);
+    let a = app
+        .call("post", &path, &keyed, c.request("post", events, &note))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        c.check("post", events, &a)["event"]["id"],
+        first["event"]["id"]
+    );
 }

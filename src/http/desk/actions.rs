@@ -24,7 +24,7 @@ use super::super::openapi::{
 };
 use super::super::problem::Problem;
 use super::DeskState;
-use super::queues::{body, field, staff_problem};
+use super::queues::{body, field, staff_events_on, staff_problem};
 use crate::redact::mask;
 use crate::store::{EventRecord, Role, StaffEvent};
 use crate::ticket::NewEvent;
@@ -253,14 +253,7 @@ async fn staff_event(
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     let user = st.admin.acting(&headers, &method, Role::Editor).await?;
-    if !st.config.admin.staff_events {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Forbidden",
-            "staff actions are off: the CRM records events",
-        ));
-    }
+    staff_events_on(&st)?;
     let key = key_of(&headers)?;
     let value: Value = body(&bytes)?;
     let (value, given_at) = event_body(&value)?;

@@ -886,7 +886,7 @@ impl ContactChannel {
 /// Record a contact made with an unreachable citizen
 ///
 /// A `contact_made` event on the ticket (allowed on a closed ticket too), and every message of
-/// the ticket in the unreachable queue handled by it.
+/// the ticket in the unreachable queue handled by it. 403 with `admin.staff_events = false`.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/messages/{id}/contact-made",
@@ -914,6 +914,7 @@ async fn contact_made(
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     let user = st.admin.acting(&headers, &method, Role::Editor).await?;
+    staff_events_on(&st)?;
     let id = id_of(&id, "message")?;
     let b: ContactMadeBody = body(&bytes)?;
     let mut errors = Vec::new();
@@ -957,7 +958,7 @@ struct ContactBody {
 /// At least one of `email`, `mobile`, `pec`, validated as the ticket's citizen is: a
 /// `contact_changed` event, the ticket's citizen updated, and every notice owed to the citizen
 /// that never arrived queued again through a corrected address (those dead messages handled).
-/// The same addresses again change nothing (`already`).
+/// The same addresses again change nothing (`already`). 403 with `admin.staff_events = false`.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/tickets/{number}/contact",
@@ -984,6 +985,7 @@ async fn correct_contact(
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     let user = st.admin.acting(&headers, &method, Role::Editor).await?;
+    staff_events_on(&st)?;
     let value: Value = body(&bytes)?;
     let change = crate::ticket::contact_change(&value).map_err(Problem::invalid)?;
     let now = st.admin.now();
@@ -1181,6 +1183,20 @@ async fn lift_opt_out(
         .await
         .map_err(problem)?;
     Ok(acted(a))
+}
+
+/// 403 when the console may not write events on tickets (`admin.staff_events = false`: the
+/// CRM is the only writer).
+pub(super) fn staff_events_on(st: &DeskState) -> Result<(), Problem> {
+    if st.config.admin.staff_events {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "Forbidden",
+        "staff actions are off: the CRM records events",
+    ))
 }
 
 /// A ticket error as a problem, with a reused key a conflict (for the staff actions).
