@@ -751,14 +751,15 @@
       $('#actions-forms').hidden = true;
       return;
     }
-    $('#actions-forms').hidden = false;
+    // admin.staff_events off: the CRM records what happens to the ticket, the console only reads.
     const allowed = d.actions_allowed !== false;
+    $('#actions-forms').hidden = !allowed;
     off.hidden = allowed;
-    off.textContent = allowed ? '' : 'Passi, integrazioni e chiusure arrivano dal gestionale: la console non li registra. ' +
-      'Restano disponibili i recapiti.';
+    off.textContent = allowed ? '' : 'Le azioni dell\'ufficio sono disattivate: passi, integrazioni, chiusure e ' +
+      'recapiti arrivano dal gestionale, che la console non sostituisce.';
+    if (!allowed) return;
     const closed = !!t.closed_at;
-    for (const [id, show] of [['#form-step', allowed && !closed], ['#form-integration', allowed && !closed],
-      ['#form-close', allowed && !closed], ['#form-note', allowed]]) {
+    for (const [id, show] of [['#form-step', !closed], ['#form-integration', !closed], ['#form-close', !closed]]) {
       $(id).closest('details').hidden = !show;
     }
     // Notices that never reached the citizen: a contact made by phone or at the desk settles them.
