@@ -1335,6 +1335,47 @@ async fn every_operation_answers_as_documented() {
     assert_eq!(a.status, 400);
     c.check("get", "/api/v1/admin/audit", &a);
 
+    // The console's desk: the search, the ticket page, an attachment download.
+    let search = "/api/v1/admin/tickets";
+    let a = app
+        .call("get", &format!("{search}?q={number}"), &signed, None)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let found = c.check("get", search, &a);
+    assert_eq!(found["items"][0]["number"], NUMBER, "{found}");
+    let a = app
+        .call("get", &format!("{search}?colour=red"), &signed, None)
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    c.check("get", search, &a);
+    let page = "/api/v1/admin/tickets/{number}";
+    let a = app
+        .call(
+            "get",
+            &format!("/api/v1/admin/tickets/{number}?reveal=contacts"),
+            &signed,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let body = c.check("get", page, &a);
+    assert_eq!(body["ticket"]["citizen"]["revealed"], true, "{body}");
+    let a = app
+        .call("get", "/api/v1/admin/tickets/2026%2F999999", &signed, None)
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    c.check("get", page, &a);
+    let a = app
+        .call(
+            "get",
+            "/api/v1/admin/inbound/999999/attachments/0",
+            &signed,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    c.check("get", "/api/v1/admin/inbound/{id}/attachments/{index}", &a);
+
     desk_queues(&app, &c, &signed, &number).await;
 
     // The link was revoked above: the portal now says so.

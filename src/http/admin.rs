@@ -54,6 +54,7 @@ pub const COOKIE: &str = "messo_admin";
 
 const CONSOLE_HTML: &str = include_str!("console/index.html");
 const CONSOLE_JS: &str = include_str!("console/app.js");
+const CONSOLE_DESK_JS: &str = include_str!("console/desk.js");
 const CONSOLE_CSS: &str = include_str!("console/app.css");
 
 /// The console's Content-Security-Policy: nothing from elsewhere, no inline script; previews of
@@ -356,6 +357,8 @@ struct AssetName {
 enum Asset {
     #[serde(rename = "app.js")]
     AppJs,
+    #[serde(rename = "desk.js")]
+    DeskJs,
     #[serde(rename = "app.css")]
     AppCss,
 }
@@ -379,6 +382,7 @@ enum Asset {
 async fn console_asset(Path(file): Path<String>) -> Response {
     match file.as_str() {
         "app.js" => console_headers("text/javascript; charset=utf-8", CONSOLE_JS),
+        "desk.js" => console_headers("text/javascript; charset=utf-8", CONSOLE_DESK_JS),
         "app.css" => console_headers("text/css; charset=utf-8", CONSOLE_CSS),
         _ => Problem::not_found("no such asset").into_response(),
     }

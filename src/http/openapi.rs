@@ -32,6 +32,7 @@ use super::problem::{ProblemBody, TemplateProblemBody};
         (name = "tickets", description = "The ticket ingest API for the CRM."),
         (name = "webhooks", description = "Inbound replies and delivery receipts from providers."),
         (name = "admin", description = "Admin sessions, tickets at risk, audit and users."),
+        (name = "desk", description = "The URP's working console: find a ticket, read all of it, clear the work queues, act as the office."),
         (name = "reports", description = "Compliance reports and criticalities (monitoring, agreement section 1.2)."),
         (name = "templates", description = "Message templates: preview, validate, propose, publish, roll back, test-send."),
         (name = "console", description = "The admin console's page and assets."),

@@ -31,6 +31,10 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 pub use admin::{AdminError, AdminUser, AuditRecord, Role, UserChange, UserChanged};
+pub use desk::{
+    AttemptRow, Cursor, InboundAttachments, MessageRecord, PAGE_LIST_CAP, PartRow, ReceiptRow,
+    ReplyRow, SearchPage, SearchQuery, SearchRow, SearchState, TicketPage,
+};
 pub use inbound::{
     Accepted, InboundError, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound,
     WriteError, inbound_policy,

@@ -903,7 +903,10 @@ impl Tickets<'_> {
                     t.closed_at.map(|c| c.0),
                     t.waiting_since.map(|w| w.0),
                     state,
-                    t.last_event_at.0
+                    t.last_event_at.0,
+                    t.citizen["fiscal_code"].as_str(),
+                    t.citizen["mobile"].as_str(),
+                    t.citizen["email"].as_str().map(str::to_lowercase)
                 ])
             })
             .collect();
@@ -937,6 +940,9 @@ impl Tickets<'_> {
                 ("waiting_since", "bigint"),
                 ("sla_state", "text"),
                 ("last_event_at", "bigint"),
+                ("fiscal_code", "text"),
+                ("citizen_mobile", "text"),
+                ("citizen_email", "text"),
             ],
         );
         let erows = self.store.json_rows(
@@ -958,9 +964,10 @@ impl Tickets<'_> {
             "INSERT INTO tickets (id, number, office, category, priority, subject, citizen, \
              received_at, closed_at, waiting_since, policy_version, calendar_version, \
              create_hash, sla_state, sla_elapsed_s, sla_computed_at, last_event_at, created_at, \
-             updated_at) SELECT id, number, office, category, priority, 'Richiesta', citizen, \
-             received_at, closed_at, waiting_since, {}, {}, 'seed', sla_state, 0, received_at, \
-             last_event_at, received_at, received_at FROM {trows}",
+             updated_at, fiscal_code, citizen_mobile, citizen_email) SELECT id, number, office, \
+             category, priority, 'Richiesta', citizen, received_at, closed_at, waiting_since, {}, \
+             {}, 'seed', sla_state, 0, received_at, last_event_at, received_at, received_at, \
+             fiscal_code, citizen_mobile, citizen_email FROM {trows}",
             p[0], p[1]
         )));
         // SQLite's plain `?` placeholders are bound in the order they appear in the text.

@@ -148,6 +148,7 @@
     if (method !== 'GET' && method !== 'HEAD') {
       if (state.user && state.user.csrf) headers['X-CSRF-Token'] = state.user.csrf;
     }
+    if (opts && opts.headers) Object.assign(headers, opts.headers);
     const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -224,7 +225,7 @@
       say('Accesso eseguito come ' + me.username + '.', 'ok');
       const target = sessionStorage.getItem('messo-after-login');
       sessionStorage.removeItem('messo-after-login');
-      const next = target && target !== '#/login' ? target : '#/templates';
+      const next = target && target !== '#/login' ? target : HOME;
       if (location.hash === next) route();
       else location.hash = next;
     } catch (e) {
@@ -282,19 +283,26 @@
     $('#test-to').value = '';
     clearErrors();
     resetPreview();
+    for (const f of hooks.forget) f();
   }
 
   // ---- routing ----------------------------------------------------------------------------
-  const VIEWS = ['login', 'templates', 'editor', 'at-risk', 'monitoring'];
-
-  function showView(name) {
-    for (const v of VIEWS) $('#view-' + v).hidden = v !== name;
+  // Shows the view `name` (the section #view-NAME) and marks its navigation item, `nav` when
+  // the view belongs to another item's section (the editor to the templates, a ticket to the
+  // search).
+  function showView(name, nav) {
+    for (const v of document.querySelectorAll('main > .view')) v.hidden = v.id !== 'view-' + name;
+    const item = nav || (name === 'editor' ? 'templates' : name);
     for (const a of document.querySelectorAll('[data-nav]')) {
-      const current = a.dataset.nav === name || (name === 'editor' && a.dataset.nav === 'templates');
-      if (current) a.setAttribute('aria-current', 'page');
+      if (a.dataset.nav === item) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
   }
+
+  // Pages added by other scripts (desk.js): the first part of the route → open(parts, moveFocus);
+  // `hooks.route` runs on every page a signed-in user opens, `hooks.forget` when the user leaves.
+  const pages = new Map();
+  const hooks = { route: [], forget: [] };
 
   function focusHeading(id) {
     const el = $(id);
@@ -303,8 +311,12 @@
 
   let firstRoute = true;
 
+  // Where a signed-in user lands: the desk's search, the page an officer answering the phone
+  // needs first.
+  const HOME = '#/search';
+
   function route() {
-    const hash = location.hash || '#/templates';
+    const hash = location.hash || HOME;
     const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
     // Focus the heading on navigation, but not on the first load (keep the skip link first).
     const moveFocus = !firstRoute;
@@ -317,8 +329,11 @@
       return;
     }
     cancelPreview();
+    for (const f of hooks.route) f(parts);
     if (parts[0] === 'login' || parts[0] === '') {
-      location.hash = '#/templates';
+      location.hash = HOME;
+    } else if (pages.has(parts[0])) {
+      pages.get(parts[0])(parts, moveFocus);
     } else if (parts[0] === 'templates' && parts.length === 1) {
       showView('templates');
       document.title = 'Modelli dei messaggi · Messo';
@@ -335,7 +350,7 @@
     } else if (parts[0] === 'monitoring') {
       openMonitoring(moveFocus);
     } else {
-      location.hash = '#/templates';
+      location.hash = HOME;
     }
   }
 
@@ -970,7 +985,7 @@
         remaining = duration(t.remaining_s);
       }
       tbody.append(h('tr', { class: 'risk-' + t.state, dataset: { ticket: t.number, state: t.state } },
-        h('th', { scope: 'row' }, t.number),
+        h('th', { scope: 'row' }, h('a', { href: '#/ticket/' + encodeURIComponent(t.number) }, t.number)),
         h('td', null, t.subject || ''),
         h('td', null, t.office || ''),
         h('td', null, capitalize(t.priority || '')),
@@ -1475,7 +1490,7 @@
       h('tbody', null, ...items.map((c) => h('tr', { class: 'crit-' + c.kind, dataset: { kind: c.kind, ticket: c.ticket || '' } },
         h('th', { scope: 'row' }, CRITICALITY_LABEL[c.kind] || c.kind),
         h('td', null, c.reason),
-        h('td', null, c.ticket || '—'),
+        h('td', null, c.ticket ? h('a', { href: '#/ticket/' + encodeURIComponent(c.ticket) }, c.ticket) : '—'),
         h('td', null, c.office || '—'),
         h('td', null, c.priority ? PRIORITY_LABEL[c.priority] || c.priority : '—'))))));
   }
@@ -1533,6 +1548,27 @@
     document.body.dataset.ready = 'true';
   }
 
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);
-  else boot();
+  // What desk.js (loaded after this script, deferred too) builds its pages with.
+  window.Messo = Object.freeze({
+    api,
+    h,
+    clear,
+    timeEl,
+    plural,
+    duration,
+    capitalize,
+    say,
+    can,
+    withButton,
+    focusHeading,
+    showView,
+    user: () => state.user,
+    page(name, open) { pages.set(name, open); },
+    onRoute(f) { hooks.route.push(f); },
+    onForget(f) { hooks.forget.push(f); },
+  });
+
+  // Deferred scripts run before DOMContentLoaded: by then desk.js has added its pages.
+  if (document.readyState === 'complete') boot();
+  else document.addEventListener('DOMContentLoaded', boot);
 })();
