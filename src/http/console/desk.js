@@ -751,15 +751,17 @@
       $('#actions-forms').hidden = true;
       return;
     }
-    // admin.staff_events off: the CRM records what happens to the ticket, the console only reads.
+    // admin.staff_events off: the CRM records what happens to the ticket (steps, integration
+    // requests, closures, notes); reaching the citizen stays the office's, so the contact forms
+    // are there in either mode.
     const allowed = d.actions_allowed !== false;
-    $('#actions-forms').hidden = !allowed;
+    $('#actions-forms').hidden = false;
     off.hidden = allowed;
-    off.textContent = allowed ? '' : 'Le azioni dell\'ufficio sono disattivate: passi, integrazioni, chiusure e ' +
-      'recapiti arrivano dal gestionale, che la console non sostituisce.';
-    if (!allowed) return;
+    off.textContent = allowed ? '' : 'Passi, richieste di integrazione, chiusure e note arrivano dal ' +
+      'gestionale: qui si registrano solo i contatti con il cittadino.';
     const closed = !!t.closed_at;
-    for (const [id, show] of [['#form-step', !closed], ['#form-integration', !closed], ['#form-close', !closed]]) {
+    for (const [id, show] of [['#form-step', allowed && !closed], ['#form-integration', allowed && !closed],
+      ['#form-close', allowed && !closed], ['#form-note', allowed]]) {
       $(id).closest('details').hidden = !show;
     }
     // Notices that never reached the citizen: a contact made by phone or at the desk settles them.
