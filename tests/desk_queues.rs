@@ -255,6 +255,19 @@ async fn uncertain_messages_are_resent_delivered_or_given_up(h: &Console) {
         ("pending".into(), 0, 1)
     );
     assert_eq!(audits(h, "message.resend").await, 1);
+    // The ticket page tells who resent it and why.
+    let (_, page) = viewer.get("/api/v1/admin/tickets/2026%2F000001").await;
+    let shown = page["messages"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["id"] == a))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(shown["resolution"]["action"], "resend", "{shown}");
+    assert_eq!(shown["resolution"]["by"], "elena", "{shown}");
+    assert_eq!(
+        shown["resolution"]["reason"], "il gestore non risponde",
+        "{shown}"
+    );
     // The dispatcher sends it, the same row (the same order id), not held again.
     let ok = Stub::new(Answer::Deliver);
     send(h, &dir, ChannelName::Sms, &ok).await;

@@ -121,6 +121,9 @@ pub struct MessageRecord {
     pub provider: Option<String>,
     pub provider_id: Option<String>,
     pub last_error: Option<String>,
+    /// How the office handled it from a work queue (`outbox.resolution`: action, by, at,
+    /// reason, replacement, event), `None` until then.
+    pub resolution: Option<serde_json::Value>,
     /// The stored words (`None` before the first attempt, or unreadable).
     pub rendered: Option<crate::templates::RenderedMessage>,
     pub attempt_log: Vec<AttemptRow>,
@@ -371,7 +374,7 @@ impl Desk<'_> {
             let rows = sqlx::query(
                 "SELECT id, kind, recipient, channel, address, language, state, dlr_state, \
                  dlr_parts, created_at, not_before, delivered_at, attempts, resent, in_doubt, \
-                 provider, provider_id, last_error, rendered \
+                 provider, provider_id, last_error, resolution, rendered \
                  FROM outbox WHERE ticket_id = $1 ORDER BY id LIMIT $2",
             )
             .bind(id)
@@ -635,6 +638,9 @@ fn message_row(r: &sqlx::any::AnyRow) -> Result<MessageRecord, TicketError> {
         provider: r.try_get("provider")?,
         provider_id: r.try_get("provider_id")?,
         last_error: r.try_get("last_error")?,
+        resolution: r
+            .try_get::<Option<String>, _>("resolution")?
+            .and_then(|t| serde_json::from_str(&t).ok()),
         rendered: r
             .try_get::<Option<String>, _>("rendered")?
             .and_then(|t| serde_json::from_str(&t).ok()),

@@ -493,7 +493,7 @@ fn message(st: &DeskState, m: &MessageRecord, reveal: bool) -> Message {
         provider: m.provider.clone(),
         provider_id: m.provider_id.clone(),
         last_error: masked_text(&m.last_error, reveal),
-        resolution: None,
+        resolution: m.resolution.clone(),
         words,
         attempt_log: m
             .attempt_log
