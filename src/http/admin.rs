@@ -106,7 +106,7 @@ fn client() -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-async fn with_peer(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+pub(super) async fn with_peer(State(st): State<AdminState>, req: Request, next: Next) -> Response {
     let ip = super::portal::client_ip(
         Peer::of(req.extensions()),
         req.headers(),
@@ -283,7 +283,7 @@ pub fn router(state: AdminState) -> Router {
     routes(state).split_for_parts().0
 }
 
-async fn no_store(req: Request, next: Next) -> Response {
+pub(super) async fn no_store(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -38,7 +38,14 @@ pub fn routes(state: DeskState) -> OpenApiRouter {
         .merge(ticket::routes())
         .merge(queues::routes())
         .merge(actions::routes())
+        .layer(axum::middleware::from_fn(super::admin::no_store))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        // Who the client is (behind a trusted proxy, the one `X-Forwarded-For` names), for the
+        // limiter of failed bearer tokens, as on the admin routes.
+        .layer(axum::middleware::from_fn_with_state(
+            state.admin.clone(),
+            super::admin::with_peer,
+        ))
         .with_state(state)
 }
 
