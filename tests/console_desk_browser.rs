@@ -582,6 +582,11 @@ async fn walk(
         row.contains("Documento richiesto") && row.contains("carta-identita.pdf"),
         "{row:?}"
     );
+    // Why it sits here, in Italian.
+    ensure!(
+        row.contains("Nessun numero di pratica") && !row.contains("no ticket number"),
+        "{row:?}"
+    );
     page(b, "09-unmatched", "#queues-title", axe_js, log).await?;
     enter(b, &attach).await?;
     b.wait_for("#desk-dialog[open]", WAIT).await?;

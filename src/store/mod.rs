@@ -283,6 +283,7 @@ pub const STORE_TABLES: &[&str] = &[
     "delivery_receipts",
     "inbound_messages",
     "sms_opt_out",
+    "sms_opt_out_lifts",
     "dlr_parts",
     "template_versions",
     "admin_users",

@@ -226,6 +226,33 @@
       .join(' · ');
   }
 
+  // What the matcher decided about a reply, in Italian (the store keeps it in English, as the
+  // logs do); anything not recognised is shown as stored.
+  const REPLY_DETAIL = [
+    [/^no ticket number, and the sender has no single ticket waiting$/,
+      () => 'Nessun numero di pratica, e il mittente non ha un\'unica pratica in attesa.'],
+    [/^quoted (\d+) ticket number\(s\), none on file$/,
+      (m) => 'Cita ' + m[1] + ' numer' + (m[1] === '1' ? 'o' : 'i') + ' di pratica, nessuno in archivio.'],
+    [/^ticket matched by number$/, () => 'Abbinata alla pratica dal numero citato.'],
+    [/^ticket matched by sender$/, () => 'Abbinata alla pratica dal recapito del mittente.'],
+    [/^ticket matched by (\w+), but the sender is not authenticated \((.*)\): a note, the office decides$/,
+      (m) => 'Abbinata, ma il mittente non è verificato (' + m[2] + '): registrata come nota, decide l\'ufficio.'],
+    [/^names a ticket, from an address not on file: a note, the office decides$/,
+      () => 'Cita una pratica da un recapito non in anagrafica: registrata come nota, decide l\'ufficio.'],
+    [/^an auto-reply or bounce: not answered$/, () => 'Risposta automatica o rimbalzo: nessuna azione.'],
+    [/^attached to ticket (\S+) by (\S+) from the console(?:: (.*))?$/s,
+      (m) => 'Abbinata alla pratica ' + m[1] + ' da ' + m[2] + ' dalla console' + (m[3] ? ': ' + m[3] : '.')],
+  ];
+
+  function replyDetail(d) {
+    if (typeof d !== 'string') return detailText(d);
+    for (const [re, say] of REPLY_DETAIL) {
+      const m = d.match(re);
+      if (m) return say(m);
+    }
+    return d;
+  }
+
   const RESOLUTION = {
     resend: 'inviato di nuovo',
     mark_delivered: 'segnato come consegnato',
@@ -688,7 +715,7 @@
       const dl = h('dl', { class: 'meta' });
       metaRow(dl, 'Mittente', r.sender || '—');
       metaRow(dl, 'Esito', label(REPLY_OUTCOME, r.outcome || r.status));
-      if (r.detail) metaRow(dl, 'Dettaglio', detailText(r.detail));
+      if (r.detail) metaRow(dl, 'Dettaglio', replyDetail(r.detail));
       art.append(dl);
       if (r.subject) art.append(h('h4', null, 'Oggetto'), h('p', { class: 'preview-box' }, r.subject));
       if (r.text) art.append(h('h4', null, 'Testo'), h('pre', { class: 'preview-box' }, r.text));
@@ -1163,7 +1190,7 @@
         cells: [h('span', null, timeEl(r.received_at), h('br'), 'via ' + label(ROUTE, r.route)),
           h('span', { class: 'masked' }, r.sender || '—'),
           h('div', null, r.subject ? h('strong', null, r.subject) : null, r.text ? h('p', { class: 'reply-text' }, r.text) : null,
-            r.detail ? h('p', { class: 'hint' }, detailText(r.detail)) : null),
+            r.detail ? h('p', { class: 'hint' }, replyDetail(r.detail)) : null),
           (r.attachments || []).length ? h('ul', { class: 'attachments' }, ...(r.attachments || []).map((a) => h('li', null, a.name + ' (' + sizeText(a.size) + ')'))) : '—'],
         actions: editor ? [actionButton('Abbina a una pratica', 'attach', r, 'btn-primary'), actionButton('Archivia con nota', 'dismiss', r)] : null,
       }));
