@@ -15,11 +15,50 @@ async fn empty(backend: Backend) -> TestDb {
     TestDb::connect(backend).await
 }
 
-on_both!(empty; an_upgrade_keeps_rows_and_foreign_keys);
+on_both!(empty;
+    an_upgrade_keeps_rows_and_foreign_keys,
+    a_store_from_a_newer_messo_is_refused,
+);
 
 async fn an_upgrade_keeps_rows_and_foreign_keys(db: &TestDb) {
     upgrade(db).await;
     check(db).await;
+}
+
+/// Migrations only go forward: a store that a newer binary migrated (it holds a migration this
+/// one does not know) is refused with a reason, and nothing in it changes.
+async fn a_store_from_a_newer_messo_is_refused(db: &TestDb) {
+    db.store.migrate().await.expect("migrate");
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from a newer Messo', TRUE, $1, 0)",
+    )
+    .bind(vec![0u8; 48])
+    .execute(db.store.pool())
+    .await
+    .expect("a newer migration");
+    let err = db.store.migrate().await.expect_err("refused");
+    assert!(
+        matches!(err, messo::store::OpenError::NewerStore { version: 9999 }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("newer Messo") && text.contains("9999"),
+        "{text}"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(db.store.pool())
+        .await
+        .expect("count");
+    let known = std::fs::read_dir(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(db.backend.name()),
+    )
+    .expect("migrations")
+    .count() as i64;
+    assert_eq!(rows, known + 1, "nothing applied or removed");
 }
 
 async fn upgrade(db: &TestDb) {

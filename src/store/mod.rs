@@ -94,6 +94,14 @@ pub enum OpenError {
     /// time-out.
     #[error("{path} cannot be used as the SQLite database: {reason} (check database.url)")]
     NotSqlite { path: String, reason: String },
+    /// The store holds a migration this binary does not know: a newer Messo wrote it.
+    /// Migrations only go forward, so this binary refuses to start rather than run on a schema
+    /// it was not built for.
+    #[error(
+        "the store was upgraded by a newer Messo (it has migration {version}, which this \
+         binary does not know): run that version, or restore a backup taken before the upgrade"
+    )]
+    NewerStore { version: i64 },
 }
 
 /// Any store error, for callers that use several repositories in one operation (the daemon's
@@ -478,13 +486,19 @@ impl Store {
         Ok(())
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations, forward only: a store that holds a migration this binary
+    /// does not know (a newer Messo's) is refused with [`OpenError::NewerStore`].
     pub async fn migrate(&self) -> Result<(), OpenError> {
-        match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        let done = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await,
+        };
+        match done {
+            Err(sqlx::migrate::MigrateError::VersionMissing(version)) => {
+                Err(OpenError::NewerStore { version })
+            }
+            other => Ok(other?),
         }
-        Ok(())
     }
 
     /// Records the configuration's calendar and policy as versions (once per distinct content)
