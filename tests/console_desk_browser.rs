@@ -22,7 +22,7 @@ mod common;
 use std::time::Duration;
 
 use common::admin::{Console, PASSWORD};
-use common::webdriver::{Browser, artifact_path, axe_source, ensure};
+use common::webdriver::{Browser, artifact_path, axe_source, console_faults, ensure};
 use common::{Backend, TestClock, fixed_clock, ts};
 use messo::config::{BUILTIN_TOML, Config};
 use messo::inbound::{AttachmentMeta, Parsed, Route};
@@ -724,19 +724,7 @@ async fn walk(
 
     // 11. No CSP violation, no script error; the only failed load is /me before signing in.
     log.extend(b.browser_log().await?);
-    let bad: Vec<&(String, String)> = log
-        .iter()
-        .filter(|(level, message)| {
-            let caused = message.starts_with(&format!(
-                "{}/api/v1/admin/me - Failed to load resource",
-                h.base
-            )) || message.starts_with(&format!("{}/favicon.ico", h.base));
-            message.contains("Content Security Policy")
-                || message.contains("Refused to")
-                || message.contains("Uncaught")
-                || (level == "SEVERE" && !caused)
-        })
-        .collect();
+    let bad = console_faults(log, &h.base);
     ensure!(bad.is_empty(), "browser console: {bad:?} (all: {log:?})");
     Ok(())
 }

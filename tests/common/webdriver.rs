@@ -615,3 +615,19 @@ impl Drop for Browser {
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
+
+/// The console's browser messages that show a fault: a CSP violation, a script error, or a
+/// failed load other than `/api/v1/admin/me` before signing in and the favicon.
+pub fn console_faults<'a>(log: &'a [(String, String)], base: &str) -> Vec<&'a (String, String)> {
+    log.iter()
+        .filter(|(level, message)| {
+            let caused = message
+                .starts_with(&format!("{base}/api/v1/admin/me - Failed to load resource"))
+                || message.starts_with(&format!("{base}/favicon.ico"));
+            message.contains("Content Security Policy")
+                || message.contains("Refused to")
+                || message.contains("Uncaught")
+                || (level == "SEVERE" && !caused)
+        })
+        .collect()
+}
