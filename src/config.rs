@@ -31,7 +31,8 @@ mod schema;
 mod survey;
 pub use admin::{Admin, TemplatesConfig};
 pub use delivery::{
-    Delivery, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider, SmtpAccount,
+    Delivery, Dkim, DkimAlgorithm, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider,
+    SmtpAccount,
 };
 pub use http::HttpLimits;
 pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbound};

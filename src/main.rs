@@ -83,6 +83,51 @@ enum Command {
     /// Monitoring reports (definitions in docs/reports.md).
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Check the configuration against the world before go-live: database, SMTP, SMS
+    /// providers, the public URL, the sender domain's SPF/DKIM/DMARC, the clock, file
+    /// permissions. Prints what to fix; exit status 0 when nothing failed (docs/operations.md).
+    Doctor(DoctorArgs),
+    /// Copy the store into FILE, consistently while the daemon runs (docs/operations.md).
+    Backup(BackupArgs),
+    /// Replace the store with a backup taken by `messo backup` (docs/operations.md).
+    Restore(RestoreArgs),
+    /// Ask a running daemon whether it is ready (`/readyz`): the container's health check.
+    /// Exit status 0 when ready.
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// The URL to ask (default: http.listen's /readyz on loopback).
+    #[arg(long)]
+    url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Also send one test e-mail to this address through [smtp] (without it, no mail is sent).
+    #[arg(long, value_name = "ADDRESS")]
+    send_test_to: Option<String>,
+    /// Warnings fail too (exit status 1).
+    #[arg(long)]
+    strict: bool,
+    /// text or json.
+    #[arg(long, default_value = "text")]
+    format: String,
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The file to write (refused when it exists).
+    #[arg(long, value_name = "FILE")]
+    to: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// The backup file to restore from.
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -444,6 +489,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Sla(SlaCommand::Rebaseline(args)) => rebaseline(&load_config(path)?, args),
         Command::CheckConfig => check_config(path),
+        Command::Doctor(args) => doctor_command(path, args),
+        Command::Backup(args) => backup_command(&load_config(path)?, args),
+        Command::Restore(args) => restore_command(&load_config(path)?, args),
+        Command::Health(args) => health_command(path, args),
         Command::Sla(SlaCommand::Batch) => sla_batch(&build_sla(path)?),
         Command::Sla(SlaCommand::Explain(args)) => {
             let sla = build_sla(path)?;
@@ -1468,4 +1517,33 @@ fn template_render(
         out!("{}", m.text);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------------
+// `messo doctor` (src/doctor/).
+
+fn doctor_command(path: Option<&PathBuf>, args: DoctorArgs) -> Result<ExitCode> {
+    let _ = (path, args.send_test_to, args.strict, args.format);
+    bail!("messo doctor is not built yet")
+}
+
+// ---------------------------------------------------------------------------------------------
+// `messo health` (the container image's health check).
+
+fn health_command(path: Option<&PathBuf>, args: HealthArgs) -> Result<ExitCode> {
+    let _ = (path, args.url);
+    bail!("messo health is not built yet")
+}
+
+// ---------------------------------------------------------------------------------------------
+// `messo backup` and `messo restore` (src/store/backup.rs).
+
+fn backup_command(config: &Config, args: BackupArgs) -> Result<ExitCode> {
+    let _ = (config, args.to);
+    bail!("messo backup is not built yet")
+}
+
+fn restore_command(config: &Config, args: RestoreArgs) -> Result<ExitCode> {
+    let _ = (config, args.from);
+    bail!("messo restore is not built yet")
 }

@@ -28,6 +28,18 @@ pub(super) struct RawSmtp {
     resend_uncertain: Option<bool>,
     /// `[pec]` only: the certified address messages are sent from.
     sender: Option<String>,
+    /// `[smtp]` only: DKIM signing of outgoing mail.
+    dkim: Option<RawDkim>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDkim {
+    domain: Option<String>,
+    selector: Option<String>,
+    algorithm: Option<String>,
+    /// The PEM private key; in practice from `MESSO_SMTP__DKIM__PRIVATE_KEY_FILE`.
+    private_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +128,40 @@ pub struct SmtpAccount {
     pub resend_uncertain: bool,
     /// The From address (the PEC mailbox for `[pec]`; `notify.sender_email` for `[smtp]`).
     pub sender: Option<String>,
+    /// `[smtp.dkim]`: sign every message sent through this account (never set for `[pec]`,
+    /// whose provider signs the certified envelope itself).
+    pub dkim: Option<Dkim>,
+}
+
+/// The DKIM signing algorithm (RFC 6376, RFC 8463).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    RsaSha256,
+    Ed25519Sha256,
+}
+
+/// `[smtp.dkim]`: how outgoing mail is signed. The key is checked (parsed, long enough) where
+/// the signer is built, so `check-config` and the daemon's start refuse a bad one by key path.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dkim {
+    /// The signing domain (`d=`), normally the sender address's domain.
+    pub domain: String,
+    /// The selector (`s=`): the key is published at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    /// The private key in PEM (PKCS#1 or PKCS#8).
+    pub private_key: String,
+}
+
+impl std::fmt::Debug for Dkim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dkim")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .field("algorithm", &self.algorithm)
+            .field("private_key", &"<hidden>")
+            .finish()
+    }
 }
 
 /// Which API an SMS provider speaks.
@@ -305,7 +351,73 @@ pub(super) fn smtp(p: &mut Problems, section: &str, raw: RawSmtp) -> SmtpAccount
         rate_per_s: p.ranged(&k("rate_per_s"), raw.rate_per_s, 0, 0, 100_000) as u32,
         resend_uncertain: raw.resend_uncertain.unwrap_or(true),
         sender,
+        dkim: raw.dkim.and_then(|d| dkim(p, section, d)),
     }
+}
+
+/// A DNS label as a selector or a domain's part may be: letters, digits, hyphens, 1–63 long,
+/// not starting or ending with a hyphen.
+fn dns_label(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+fn dkim(p: &mut Problems, section: &str, raw: RawDkim) -> Option<Dkim> {
+    let k = |f: &str| format!("{section}.dkim.{f}");
+    if section != "smtp" {
+        p.add(
+            k("domain"),
+            "DKIM is configured under [smtp.dkim] only: a PEC provider signs certified mail itself",
+        );
+        return None;
+    }
+    let domain = required(p, &k("domain"), raw.domain).to_ascii_lowercase();
+    if !domain.is_empty()
+        && (domain.len() > 253 || !domain.contains('.') || !domain.split('.').all(dns_label))
+    {
+        p.add(k("domain"), format!("{domain:?} is not a domain name"));
+    }
+    let selector = required(p, &k("selector"), raw.selector).to_ascii_lowercase();
+    if !selector.is_empty() && !selector.split('.').all(dns_label) {
+        p.add(
+            k("selector"),
+            format!("{selector:?} is not a DNS label (letters, digits and hyphens)"),
+        );
+    }
+    let algorithm = match raw.algorithm.as_deref().unwrap_or("rsa-sha256") {
+        "rsa-sha256" => DkimAlgorithm::RsaSha256,
+        "ed25519-sha256" => DkimAlgorithm::Ed25519Sha256,
+        other => {
+            p.add(
+                k("algorithm"),
+                format!("unknown algorithm {other:?}; expected rsa-sha256|ed25519-sha256"),
+            );
+            DkimAlgorithm::RsaSha256
+        }
+    };
+    let private_key = raw.private_key.filter(|s| !s.trim().is_empty());
+    let Some(private_key) = private_key else {
+        p.add(
+            k("private_key"),
+            "is required (put the PEM file's path in MESSO_SMTP__DKIM__PRIVATE_KEY_FILE)",
+        );
+        return None;
+    };
+    if !private_key.contains("-----BEGIN ") {
+        // Not repeated: it is a secret.
+        p.add(
+            k("private_key"),
+            "expected a PEM private key (-----BEGIN PRIVATE KEY----- …); the value is not shown",
+        );
+    }
+    Some(Dkim {
+        domain,
+        selector,
+        algorithm,
+        private_key,
+    })
 }
 
 pub(super) fn sms(p: &mut Problems, raw: RawSms) -> Sms {
