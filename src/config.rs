@@ -1686,6 +1686,72 @@ working_days = 1
     }
 
     #[test]
+    fn dkim_keys_are_checked_by_key_path_and_the_key_is_never_shown() {
+        let base = "[channels]\nemail = \"smtp\"\n[smtp]\nhost = \"mail.example.it\"\n";
+        let pem =
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        let good = format!(
+            "{base}[smtp.dkim]\ndomain = \"Comune.Example.IT\"\nselector = \"messo2026\"\n\
+             algorithm = \"ed25519-sha256\"\nprivate_key = '''\n{pem}'''\n"
+        );
+        let c = Config::from_toml(&good, "test", no_env()).unwrap();
+        let d = c.smtp.as_ref().and_then(|s| s.dkim.clone()).unwrap();
+        assert_eq!(d.domain, "comune.example.it");
+        assert_eq!(d.selector, "messo2026");
+        assert_eq!(d.algorithm, DkimAlgorithm::Ed25519Sha256);
+        assert!(!format!("{d:?}").contains("MC4CAQ"), "Debug hides the key");
+        // Without the section there is no signing.
+        let plain = Config::from_toml(base, "test", no_env()).unwrap();
+        assert!(plain.smtp.unwrap().dkim.is_none());
+
+        let ps = problems(&format!(
+            "{base}[smtp.dkim]\ndomain = \"localhost\"\nselector = \"-bad\"\n\
+             algorithm = \"rsa-sha1\"\nprivate_key = \"s3cr3t-not-pem\"\n"
+        ));
+        let keys: Vec<&str> = ps.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "smtp.dkim.domain",
+                "smtp.dkim.selector",
+                "smtp.dkim.algorithm",
+                "smtp.dkim.private_key"
+            ],
+            "{ps:?}"
+        );
+        assert!(ps.iter().all(|p| !p.message.contains("s3cr3t")), "{ps:?}");
+
+        let ps = problems(&format!(
+            "{base}[smtp.dkim]\ndomain = \"example.it\"\nselector = \"s1\"\n"
+        ));
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(ps[0].key, "smtp.dkim.private_key");
+        assert!(ps[0].message.contains("MESSO_SMTP__DKIM__PRIVATE_KEY_FILE"));
+
+        let ps = problems(&format!(
+            "{base}[pec]\nhost = \"pec.example.it\"\nsender = \"urp@pec.example.it\"\n\
+             [pec.dkim]\ndomain = \"example.it\"\n"
+        ));
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(ps[0].key, "pec.dkim.domain");
+
+        // From a file through the environment, as systemd's LoadCredential hands it over.
+        let dir = std::env::temp_dir().join(format!("messo-dkim-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("dkim.pem");
+        std::fs::write(&file, pem).unwrap();
+        let env = vec![(
+            "MESSO_SMTP__DKIM__PRIVATE_KEY_FILE".to_owned(),
+            file.display().to_string(),
+        )];
+        let text = format!("{base}[smtp.dkim]\ndomain = \"example.it\"\nselector = \"s1\"\n");
+        let c = Config::from_toml(&text, "test", env).unwrap();
+        let d = c.smtp.and_then(|s| s.dkim).unwrap();
+        assert_eq!(d.private_key, pem.trim_end_matches('\n'));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn mail_authentication_keys() {
         let c = Config::from_toml(BUILTIN_TOML, "test", no_env()).unwrap();
         assert_eq!(
