@@ -1530,9 +1530,25 @@ fn doctor_command(path: Option<&PathBuf>, args: DoctorArgs) -> Result<ExitCode> 
 // ---------------------------------------------------------------------------------------------
 // `messo health` (the container image's health check).
 
+/// Exit 0 when the daemon answers its readiness check with 200, 1 otherwise (with the reason on
+/// standard error). Without `--url`, `http.listen` of the configuration, on loopback when it
+/// listens on every address.
 fn health_command(path: Option<&PathBuf>, args: HealthArgs) -> Result<ExitCode> {
-    let _ = (path, args.url);
-    bail!("messo health is not built yet")
+    use messo::http::health;
+    let url = match args.url {
+        Some(url) => url,
+        None => health::readyz_url(load_config(path)?.http.listen),
+    };
+    match runtime()?.block_on(health::check(&url, health::DEFAULT_TIMEOUT)) {
+        Ok(ready) => {
+            out!("{}: {}", ready.url, ready.body);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("messo health: not ready: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 pub mod admin;
 mod auth;
 pub mod desk;
+pub mod health;
 pub mod limit;
 pub mod openapi;
 mod ops;
