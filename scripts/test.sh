@@ -11,3 +11,5 @@ echo "== cargo clippy --workspace --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== the Debian package (scripts/test-deb.sh: install, run, upgrade, purge; root only)"
+scripts/test-deb.sh
