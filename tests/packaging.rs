@@ -139,7 +139,9 @@ fn the_containerfile_runs_messo_unprivileged_from_pinned_images_with_a_health_ch
     );
 
     // The last USER is numeric and not root.
-    let user = find("USER").last().expect("a USER in the runtime stage");
+    let user = find("USER")
+        .next_back()
+        .expect("a USER in the runtime stage");
     let uid = user.args.split(':').next().unwrap_or("");
     let uid: u32 = uid
         .parse()
@@ -154,18 +156,18 @@ fn the_containerfile_runs_messo_unprivileged_from_pinned_images_with_a_health_ch
     }
 
     // Exec-form ENTRYPOINT running the binary with the packaged configuration.
-    let entry = find("ENTRYPOINT").last().expect("an ENTRYPOINT");
+    let entry = find("ENTRYPOINT").next_back().expect("an ENTRYPOINT");
     let entry = exec_form(&entry.args).expect("ENTRYPOINT in exec form (a JSON array)");
     assert_eq!(
         entry,
         ["/usr/bin/messo", "--config", "/etc/messo/messo.toml"],
         "ENTRYPOINT"
     );
-    let cmd = find("CMD").last().expect("a CMD");
+    let cmd = find("CMD").next_back().expect("a CMD");
     assert_eq!(exec_form(&cmd.args), Some(vec!["run".to_owned()]), "CMD");
 
     // HEALTHCHECK: exec form, `messo health`.
-    let hc = find("HEALTHCHECK").last().expect("a HEALTHCHECK");
+    let hc = find("HEALTHCHECK").next_back().expect("a HEALTHCHECK");
     let (_, command) = hc.args.split_once("CMD").expect("HEALTHCHECK … CMD");
     let command = exec_form(command.trim()).expect("HEALTHCHECK CMD in exec form");
     assert_eq!(command.first().map(String::as_str), Some("/usr/bin/messo"));
@@ -192,7 +194,7 @@ fn the_containerfile_runs_messo_unprivileged_from_pinned_images_with_a_health_ch
     assert!(env.contains("MESSO_HTTP__LISTEN=0.0.0.0:8080"), "ENV {env}");
     assert!(expose.contains(&"8080"), "EXPOSE {expose:?}");
     assert_eq!(
-        find("WORKDIR").last().map(|w| w.args.as_str()),
+        find("WORKDIR").next_back().map(|w| w.args.as_str()),
         Some("/var/lib/messo"),
         "the working directory is the volume (relative state paths land there)"
     );
