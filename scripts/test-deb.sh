@@ -55,6 +55,13 @@ done
 DEB1="$OUT/messo_${V1}_$(dpkg --print-architecture).deb"
 DEB2="$OUT/messo_${V2}_$(dpkg --print-architecture).deb"
 [ -f "$DEB1" ] && [ -f "$DEB2" ] || fail "cargo deb made no $DEB1 / $DEB2"
+# v2 ships a changed configuration too, so the upgrade meets an edited conffile whose packaged
+# version also changed: the case where dpkg would ask (here --force-confold keeps the admin's).
+rm -rf "$OUT/v2"
+dpkg-deb -R "$DEB2" "$OUT/v2"
+echo "# a line added by the packaged configuration of $V2" >>"$OUT/v2/etc/messo/messo.toml"
+dpkg-deb --root-owner-group -Zgzip -z1 -b "$OUT/v2" "$DEB2" >/dev/null
+rm -rf "$OUT/v2"
 say "built $(basename "$DEB1") and $(basename "$DEB2")"
 
 depends="$(dpkg-deb -f "$DEB1" Depends)"
@@ -180,6 +187,8 @@ say "dpkg -i $V2 (--force-confold)"
 dpkg -i --force-confold "$DEB2" >/dev/null
 [ "$(dpkg-query -W -f='${Version}' messo)" = "$V2" ] || fail "not upgraded"
 grep -q '^# edited by scripts/test-deb.sh$' "$CONF" || fail "the upgrade lost the conffile's edit"
+grep -q "packaged configuration of $V2" "$CONF.dpkg-dist" \
+    || fail "the packaged $V2 configuration is not beside the kept one as $CONF.dpkg-dist"
 expect_mode "$CONF" "640 root:messo"
 [ -f "$delivered" ] || fail "the upgrade lost $delivered"
 [ -f "$STATE/messo.db" ] || fail "the upgrade lost the store"
