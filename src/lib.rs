@@ -14,6 +14,7 @@ pub mod batch;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
+pub mod doctor;
 pub mod http;
 pub mod inbound;
 pub mod metrics;

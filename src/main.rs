@@ -114,6 +114,9 @@ struct DoctorArgs {
     /// text or json.
     #[arg(long, default_value = "text")]
     format: String,
+    /// Ask this DNS server (IP:PORT) instead of the system's resolvers (for tests).
+    #[arg(long, value_name = "IP:PORT", hide = true)]
+    nameserver: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -1522,9 +1525,29 @@ fn template_render(
 // ---------------------------------------------------------------------------------------------
 // `messo doctor` (src/doctor/).
 
+/// `messo doctor`: every check, printed as text or JSON; exit status 0 when nothing failed, 1
+/// on a failure (or a warning with --strict), 2 on a usage error.
 fn doctor_command(path: Option<&PathBuf>, args: DoctorArgs) -> Result<ExitCode> {
-    let _ = (path, args.send_test_to, args.strict, args.format);
-    bail!("messo doctor is not built yet")
+    use messo::doctor::{self, Format};
+    let Some(format) = Format::parse(&args.format) else {
+        eprintln!("--format: expected text or json, found {:?}", args.format);
+        return Ok(ExitCode::from(doctor::EXIT_USAGE));
+    };
+    let report = match load_config(path) {
+        Ok(config) => {
+            let options = doctor::Options {
+                send_test_to: args.send_test_to,
+                nameserver: args.nameserver,
+                // Issue 22 merge: wire messo::delivery::dkim::public_key_record
+                dkim_record: None,
+                ..doctor::Options::default()
+            };
+            runtime()?.block_on(doctor::run(&config, &options))
+        }
+        Err(e) => doctor::invalid_config(&e),
+    };
+    write!(io::stdout().lock(), "{}", report.render(format))?;
+    Ok(ExitCode::from(report.exit_code(args.strict)))
 }
 
 // ---------------------------------------------------------------------------------------------
