@@ -29,7 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("scheduled reports", &["monthly"]),
     ("http", &["http"]),
     ("daemon", &["daemon"]),
-    ("commands", &["batch", "seed"]),
+    ("commands", &["batch", "seed", "doctor"]),
 ];
 
 /// Crates the core must never depend on: databases, HTTP, mail, the async runtime.

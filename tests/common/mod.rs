@@ -1,8 +1,9 @@
 //! What the integration tests share, in one place: `on_both!` (one test on SQLite and on
 //! PostgreSQL), unique names, fresh folders, a test clock, serving a router, a test's store
 //! (`db`), PostgreSQL schemas (`pg`), the one way to start a program (`process`), `messo run` in a
-//! folder (`daemon`), the peers (`peers`), reading e-mails (`mail`), the admin console and portal
-//! harnesses (`admin`, `portal`) and the browser (`webdriver`).
+//! folder (`daemon`), the peers (`peers`; `dns`, an authoritative DNS server), reading e-mails
+//! (`mail`), the admin console and portal harnesses (`admin`, `portal`) and the browser
+//! (`webdriver`).
 //!
 //! Every test file starts with `mod common;`; each uses a part of it.
 #![allow(dead_code)]
@@ -10,6 +11,7 @@
 pub mod admin;
 pub mod daemon;
 pub mod db;
+pub mod dns;
 pub mod mail;
 pub mod peers;
 pub mod pg;
