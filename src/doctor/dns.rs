@@ -388,7 +388,7 @@ pub fn dkim_finding(
         ),
         None if aligned => Finding::ok(
             "dns.dkim",
-            format!("{at}: a {k} key is published (not compared with the configured key)"),
+            format!("{at}: a k={k} key is published (not compared with the configured key)"),
         ),
         None => alignment(&at, sender_domain, &d.domain),
     }
