@@ -390,6 +390,27 @@ async fn smtp_session_up_to_auth_and_no_mail_unless_asked() {
     assert_eq!(c.status, Status::Fail, "{c:?}");
     assert!(c.fix.as_deref().unwrap().contains("smtp.port"), "{c:?}");
     assert_eq!(only(&found, "smtp.auth").status, Status::Skip);
+
+    // [pec], checked the same way when configured.
+    let closed_port = process::free_port().to_string();
+    let pec = mail_config(
+        "urp@comune.example.it",
+        1,
+        &[
+            ("MESSO_PEC__HOST", "127.0.0.1"),
+            ("MESSO_PEC__PORT", &closed_port),
+            ("MESSO_PEC__SECURITY", "tls"),
+            ("MESSO_PEC__SENDER", "urp@pec.comune.example.it"),
+        ],
+    );
+    let found = doctor::smtp::check_pec(&pec, &o).await;
+    let c = only(&found, "pec.connect");
+    assert_eq!(c.status, Status::Fail, "{c:?}");
+    assert!(c.fix.as_deref().unwrap().contains("pec.port"), "{c:?}");
+    assert!(
+        doctor::smtp::check_pec(&good, &o).await.is_empty(),
+        "no [pec]: nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -483,11 +504,30 @@ fn providers_mock() -> Router {
             }),
         )
         .route(
+            "/API/v1.0/REST/login",
+            get(
+                |axum::extract::Query(q): axum::extract::Query<
+                    std::collections::HashMap<String, String>,
+                >| async move {
+                    if q.get("username").map(String::as_str) == Some("urp")
+                        && q.get("password").map(String::as_str) == Some("pw-rest")
+                    {
+                        (StatusCode::OK, "U2;S2".to_owned())
+                    } else {
+                        (StatusCode::NOT_FOUND, String::new())
+                    }
+                },
+            ),
+        )
+        .route(
             "/API/v1.0/REST/status",
             get(|h: HeaderMap| async move {
                 let user = h.get("user_key").and_then(|v| v.to_str().ok());
-                let token = h.get("Access_token").and_then(|v| v.to_str().ok());
-                if (user, token) != (Some("U1"), Some("rest-token")) {
+                let token = h
+                    .get("Access_token")
+                    .or_else(|| h.get("Session_key"))
+                    .and_then(|v| v.to_str().ok());
+                if !matches!((user, token), (Some("U1"), Some("rest-token")) | (Some("U2"), Some("S2"))) {
                     return (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({})));
                 }
                 (
@@ -511,12 +551,16 @@ async fn sms_providers_credentials_are_asked_of_their_documented_endpoints() {
          account_sid = \"{SID}\"\nauth_token = \"wrong-token-0123456789\"\n\
          [[sms.providers]]\nname = \"skebby\"\nkind = \"rest-it\"\nbase_url = \"{base}/API/v1.0/REST\"\n\
          user_key = \"U1\"\naccess_token = \"rest-token\"\n\
+         [[sms.providers]]\nname = \"aruba\"\nkind = \"rest-it\"\nbase_url = \"{base}/API/v1.0/REST\"\n\
+         username = \"urp\"\npassword = \"pw-wrong\"\n\
+         [[sms.providers]]\nname = \"aruba-ok\"\nkind = \"rest-it\"\nbase_url = \"{base}/API/v1.0/REST\"\n\
+         username = \"urp\"\npassword = \"pw-rest\"\n\
          [[sms.providers]]\nname = \"altro\"\nkind = \"generic\"\nbase_url = \"{base}/send\"\n\
          body = '{{\"to\": \"{{{{to}}}}\", \"text\": \"{{{{text}}}}\"}}'\n"
     );
     let cfg = config_with(&extra, &[]);
     let found = doctor::sms::check(&cfg, T).await;
-    assert_eq!(found.len(), 4, "{found:#?}");
+    assert_eq!(found.len(), 6, "{found:#?}");
     assert_eq!(found[0].status, Status::Ok, "{found:#?}");
     assert!(found[0].detail.contains("twilio-ok") && found[0].detail.contains("active"));
     assert_eq!(found[1].status, Status::Fail, "{found:#?}");
@@ -536,9 +580,27 @@ async fn sms_providers_credentials_are_asked_of_their_documented_endpoints() {
         "{:?}",
         found[2]
     );
-    assert_eq!(found[3].status, Status::Skip, "{found:#?}");
+    assert_eq!(found[3].status, Status::Fail, "{found:#?}");
+    assert!(found[3].detail.contains("log-in of urp"), "{:?}", found[3]);
     assert!(
-        !format!("{found:?}").contains("wrong-token"),
+        found[3]
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("MESSO_SMS__PROVIDERS__3__PASSWORD_FILE"),
+        "{:?}",
+        found[3]
+    );
+    assert_eq!(found[4].status, Status::Ok, "logged in: {found:#?}");
+    assert!(
+        found[4].detail.contains("120 GP SMS left"),
+        "{:?}",
+        found[4]
+    );
+    assert_eq!(found[5].status, Status::Skip, "{found:#?}");
+    let all = format!("{found:?}");
+    assert!(
+        !all.contains("wrong-token") && !all.contains("pw-wrong"),
         "no secret is shown"
     );
 }

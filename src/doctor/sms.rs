@@ -19,6 +19,7 @@ pub async fn check(config: &Config, timeout: Duration) -> Vec<Finding> {
     if config.sms.providers.is_empty() {
         return vec![Finding::skip("sms.auth", "no SMS provider is configured")];
     }
+    crate::install_crypto();
     let client = match reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)

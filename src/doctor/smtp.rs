@@ -81,6 +81,7 @@ fn is_loopback(host: &str) -> bool {
 
 /// Opens one session on `account` and reports each stage.
 async fn session(n: &Names, account: &SmtpAccount, hello: ClientId, t: Duration) -> Vec<Finding> {
+    crate::install_crypto();
     let mut out = Vec::new();
     let s = n.section;
     let at = format!("{}:{}", account.host, account.port);

@@ -19,6 +19,7 @@ pub async fn check(public_base_url: &str, timeout: Duration) -> Vec<Finding> {
     let url = format!("{public_base_url}/healthz");
     let fix_daemon = "start the daemon (`messo run` or `systemctl start messo`) and check that the \
                       proxy forwards http.public_base_url to http.listen";
+    crate::install_crypto();
     let client = match reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
