@@ -241,8 +241,12 @@ pub fn writable_dir(check: &'static str, what: &str, dir: &Path) -> Finding {
                         Finding::ok(
                             check,
                             format!(
-                                "{what} {shown} does not exist yet; it will be made in {}",
-                                p.display()
+                                "{what} {shown} does not exist yet; it can be made in {}",
+                                if p == Path::new(".") {
+                                    "the working folder".to_owned()
+                                } else {
+                                    p.display().to_string()
+                                }
                             ),
                         )
                     } else {
