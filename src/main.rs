@@ -977,6 +977,22 @@ fn check_config(path: Option<&PathBuf>) -> Result<ExitCode> {
             if let Some(w) = config.inbound.mail_auth_warning() {
                 writeln!(out, "  warning: {w}")?;
             }
+            // [smtp.dkim]: the key must sign; the record to publish is printed.
+            if let Some(d) = config.smtp.as_ref().and_then(|s| s.dkim.as_ref()) {
+                match messo::delivery::dispatch::dkim_signer(&config, d) {
+                    Ok(signer) => {
+                        writeln!(out, "  {}", signer.describe())?;
+                        writeln!(out, "  publish this DNS TXT record:")?;
+                        writeln!(out, "    name:  {}", signer.record_name())?;
+                        writeln!(out, "    value: {}", signer.public_key_record())?;
+                    }
+                    Err(e) => {
+                        drop(out);
+                        eprintln!("messo: {}: {e}", config.source_name);
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
