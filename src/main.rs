@@ -985,6 +985,23 @@ fn check_config(path: Option<&PathBuf>) -> Result<ExitCode> {
                         writeln!(out, "  publish this DNS TXT record:")?;
                         writeln!(out, "    name:  {}", signer.record_name())?;
                         writeln!(out, "    value: {}", signer.public_key_record())?;
+                        let sender = config
+                            .smtp
+                            .as_ref()
+                            .and_then(|s| s.sender.as_deref())
+                            .unwrap_or(&config.notify.sender_email);
+                        let from = sender.rsplit('@').next().unwrap_or("").to_ascii_lowercase();
+                        let aligned = from == d.domain
+                            || from.ends_with(&format!(".{}", d.domain))
+                            || d.domain.ends_with(&format!(".{from}"));
+                        if !aligned {
+                            writeln!(
+                                out,
+                                "  warning: smtp.dkim.domain {} is not the sender's domain {from}: \
+                                 DMARC will not count the signature as aligned",
+                                d.domain
+                            )?;
+                        }
                     }
                     Err(e) => {
                         drop(out);

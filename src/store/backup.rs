@@ -403,17 +403,29 @@ async fn sqlite_restore(url: &str, db: &Path, from: &Path) -> Result<RestoreRepo
 
     // The store being replaced is kept, with its -wal (committed data not yet checkpointed).
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let mut kept = Vec::new();
+    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let put_back = |moved: &[(PathBuf, PathBuf)]| {
+        for (current, aside) in moved {
+            let _ = std::fs::rename(aside, current);
+        }
+    };
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let current = with_suffix(db, suffix);
         if current.exists() {
             let aside = with_suffix(db, &format!(".before-restore-{stamp}{suffix}"));
-            std::fs::rename(&current, &aside).map_err(io("cannot move aside", &current))?;
-            kept.push(aside);
+            if let Err(e) = std::fs::rename(&current, &aside) {
+                put_back(&moved);
+                return Err(io("cannot move aside", &current)(e));
+            }
+            moved.push((current, aside));
         }
     }
-    std::fs::rename(&tmp, db).map_err(io("cannot put in place", db))?;
+    if let Err(e) = std::fs::rename(&tmp, db) {
+        put_back(&moved);
+        return Err(io("cannot put in place", db)(e));
+    }
     drop(partial);
+    let kept = moved.into_iter().map(|(_, aside)| aside).collect();
     sync_dir(db);
 
     // Migrated forward by this binary.
