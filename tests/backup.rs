@@ -1,7 +1,8 @@
 //! `messo backup` and `messo restore` on real stores: a SQLite file written to while the binary
 //! backs it up, restored elsewhere with every ticket and outbox row committed before the backup
 //! began; a restore refused while a daemon holds the store's lock, or from a file that is not a
-//! backup (the store untouched); a PostgreSQL round trip through pg_dump and pg_restore in a
+//! backup (the store untouched), and by `messo run` itself; a PostgreSQL round trip through
+//! pg_dump and pg_restore in a
 //! database of the test's own.
 
 mod common;
@@ -403,5 +404,52 @@ async fn postgresql_round_trip_through_pg_dump_and_pg_restore() {
     .execute(admin.pool())
     .await
     .expect("drop database");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `messo run` up on its SQLite store, `messo backup` takes a sound copy and `messo
+/// restore` is refused (the daemon's own lock); once the daemon has stopped, the restore goes
+/// through and keeps the replaced store.
+#[test]
+fn a_running_daemon_is_backed_up_and_blocks_a_restore_until_it_stops() {
+    use common::daemon;
+    let dir = common::fresh_dir("backup_daemon");
+    let port = common::process::free_port();
+    std::fs::write(dir.join("messo.toml"), daemon::shipped_config(port)).unwrap();
+    let running = daemon::start(&mut daemon::run_in(&dir), &dir, port);
+    let in_dir = |args: &[&str]| {
+        let mut cmd = messo();
+        cmd.args(["--config", "messo.toml"])
+            .args(args)
+            .current_dir(&dir);
+        run(&mut cmd, None)
+    };
+
+    let out = in_dir(&["backup", "--to", "nightly.db"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("backup written: nightly.db"), "{text}");
+
+    let out = in_dir(&["restore", "--from", "nightly.db"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(err.contains("a messo daemon is running"), "{err}");
+    assert!(err.contains("stop it first"), "{err}");
+
+    let (clean, log) = daemon::stop(running);
+    assert!(clean, "{log}");
+    let out = in_dir(&["restore", "--from", "nightly.db"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("the replaced store was kept as "), "{text}");
+    assert!(text.contains("migrated forward"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
