@@ -1,9 +1,8 @@
 //! `messo backup` and `messo restore` on real stores: a SQLite file written to while the binary
 //! backs it up, restored elsewhere with every ticket and outbox row committed before the backup
-//! began; a restore refused while a daemon holds the store's lock, or from a file that is not a
-//! backup (the store untouched), and by `messo run` itself; a PostgreSQL round trip through
-//! pg_dump and pg_restore in a
-//! database of the test's own.
+//! began; a restore refused while a daemon holds the store's lock (`messo run` itself, too), or
+//! from a file that is not a backup (the store untouched); a PostgreSQL round trip through
+//! pg_dump and pg_restore in a database of the test's own.
 
 mod common;
 
