@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the SMTP peers that the integration tests start:
 #   - /usr/sbin/smtp-sink, from Debian's postfix package (postfix itself stays unconfigured and stopped);
-#   - target/peers-venv, a Python venv with aiosmtpd, which runs tests/peers/smtp_peer.py.
+#   - target/peers-venv, a Python venv with aiosmtpd, which runs tests/peers/smtp_peer.py, and
+#     dkimpy (with PyNaCl for Ed25519, dnspython), which runs tests/peers/dkim_verify.py;
+#   - the openssl CLI, which tests/dkim.rs uses to make DKIM keys.
 # Idempotent: when both are already present it only checks them and returns within a second.
 # Needs root (or sudo) only for the apt-get step.
 set -euo pipefail
@@ -96,7 +98,41 @@ else
     say "aiosmtpd $AIOSMTPD_VERSION: installed ($VENV)"
 fi
 
-say "ready: $SMTP_SINK, $VENV/bin/python (aiosmtpd $AIOSMTPD_VERSION)"
+# --- dkimpy (DKIM verifier for tests/dkim.rs) in the same venv --------------------------------
+DKIMPY_VERSION=1.1.8
+PYNACL_VERSION=1.5.0
+DNSPYTHON_VERSION=2.7.0
+dkim_ok() {
+    "$VENV/bin/python" - <<PY >/dev/null 2>&1
+import importlib.metadata as m, sys
+import dkim, nacl.signing, dns
+want = {"dkimpy": "$DKIMPY_VERSION", "PyNaCl": "$PYNACL_VERSION", "dnspython": "$DNSPYTHON_VERSION"}
+sys.exit(any(m.version(k) != v for k, v in want.items()))
+PY
+}
+if dkim_ok; then
+    say "dkimpy $DKIMPY_VERSION: present ($VENV)"
+else
+    say "dkimpy: installing dkimpy==$DKIMPY_VERSION PyNaCl==$PYNACL_VERSION dnspython==$DNSPYTHON_VERSION into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        "dkimpy==$DKIMPY_VERSION" "PyNaCl==$PYNACL_VERSION" "dnspython==$DNSPYTHON_VERSION" \
+        || die "pip install dkimpy==$DKIMPY_VERSION failed"
+    dkim_ok || die "dkimpy $DKIMPY_VERSION does not import from $VENV/bin/python"
+    say "dkimpy $DKIMPY_VERSION: installed ($VENV)"
+fi
+
+# --- openssl CLI (tests/dkim.rs makes its DKIM keys with it) ---------------------------------
+if command -v openssl >/dev/null; then
+    say "openssl: present ($(openssl version 2>/dev/null || echo '?'))"
+else
+    say "openssl: installing Debian's openssl (the CLI only)"
+    if ! apt_install openssl; then
+        "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=120 || die "apt-get update failed"
+        apt_install openssl || die "apt-get install openssl failed (needed for tests/dkim.rs)"
+    fi
+fi
+
+say "ready: $SMTP_SINK, $VENV/bin/python (aiosmtpd $AIOSMTPD_VERSION, dkimpy $DKIMPY_VERSION), openssl"
 
 # ============================================================================================
 # --- dovecot (IMAP peer for tests/inbound_imap.rs) ------------------------------------------

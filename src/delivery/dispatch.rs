@@ -46,6 +46,12 @@ pub enum SetupError {
     },
     #[error("file channel: {0}")]
     File(SmtpSetupError),
+    /// `[smtp.dkim]`'s key cannot sign; `from` names where the key was read.
+    #[error("{source}{from}")]
+    Dkim {
+        source: super::dkim::DkimError,
+        from: String,
+    },
     #[error("SMS providers: {0}")]
     Http(#[from] reqwest::Error),
     #[error("bundled templates: {0}")]
@@ -67,6 +73,15 @@ pub fn transports(config: &Config) -> Result<Channels, SetupError> {
         .map(|c| Box::new(c) as Box<dyn Channel>)
         .map_err(SetupError::File)
     };
+    // One signer for every channel over [smtp] (the key is parsed once). [pec] never signs.
+    let signer = match config.smtp.as_ref().and_then(|a| a.dkim.as_ref()) {
+        Some(d) => {
+            let signer = Arc::new(dkim_signer(config, d)?);
+            tracing::info!(signer = %signer.describe(), "outgoing mail over [smtp] is DKIM-signed");
+            Some(signer)
+        }
+        None => None,
+    };
     let smtp = |section: &'static str, account: &crate::config::SmtpAccount, sender: &str| {
         SmtpChannel::new(
             section,
@@ -76,6 +91,10 @@ pub fn transports(config: &Config) -> Result<Channels, SetupError> {
             Some(n.office_email.as_str()),
             &config.delivery,
         )
+        .map(|c| match (&signer, section) {
+            (Some(s), "smtp") => c.with_dkim(Arc::clone(s)),
+            _ => c,
+        })
         .map(|c| Box::new(c) as Box<dyn Channel>)
         .map_err(|source| SetupError::Smtp { section, source })
     };
@@ -106,6 +125,33 @@ pub fn transports(config: &Config) -> Result<Channels, SetupError> {
         .with(ChannelName::Email, email)
         .with(ChannelName::Pec, pec)
         .with(ChannelName::Sms, sms))
+}
+
+/// The DKIM signer of `[smtp.dkim]`, or why its key cannot sign (naming the file it came from
+/// when it was read from one).
+pub fn dkim_signer(
+    config: &Config,
+    d: &crate::config::Dkim,
+) -> Result<super::dkim::DkimSigner, SetupError> {
+    super::dkim::DkimSigner::new(d).map_err(|source| SetupError::Dkim {
+        source,
+        from: dkim_key_origin(config),
+    })
+}
+
+/// ` (read from VAR=PATH)` when `smtp.dkim.private_key` came from a `…_FILE` variable.
+pub fn dkim_key_origin(config: &Config) -> String {
+    config
+        .overrides
+        .iter()
+        .find(|(key, _)| key == "smtp.dkim.private_key")
+        .map(|(_, var)| match std::env::var_os(var) {
+            Some(path) if var.ends_with("_FILE") => {
+                format!(" (read from {var}={})", Path::new(&path).display())
+            }
+            _ => format!(" (set by {var})"),
+        })
+        .unwrap_or_default()
 }
 
 /// What a dispatch did.

@@ -12,6 +12,7 @@
 //!   records every attempt in batches.
 
 pub mod dispatch;
+pub mod dkim;
 pub mod file;
 pub mod pec;
 pub mod sms;

@@ -33,6 +33,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::sync::Semaphore;
 
+use super::dkim::DkimSigner;
 use super::{Breaker, Channel, DoubtPolicy, OutMessage, Outcome, Sent};
 use crate::config::{Delivery, Security, SmtpAccount};
 
@@ -65,6 +66,8 @@ pub struct SmtpChannel {
     slots: Semaphore,
     breaker: Mutex<Breaker>,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// `[smtp.dkim]`: every message is signed as it leaves.
+    dkim: Option<Arc<DkimSigner>>,
 }
 
 /// The stage a session failed at.
@@ -161,7 +164,14 @@ impl SmtpChannel {
             hello,
             idle: Mutex::new(Vec::new()),
             limiter,
+            dkim: None,
         })
+    }
+
+    /// Signs every message with `signer` (DKIM) from now on.
+    pub fn with_dkim(mut self, signer: Arc<DkimSigner>) -> SmtpChannel {
+        self.dkim = Some(signer);
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -182,9 +192,13 @@ impl SmtpChannel {
         Duration::from_secs(self.account.timeout_s)
     }
 
-    /// The MIME message of `msg` as this account sends it.
+    /// The MIME message of `msg` as this account sends it (DKIM-signed when configured).
     pub fn build(&self, msg: &OutMessage) -> Result<(Vec<u8>, Address), Outcome> {
-        build_mime(&self.from, self.reply_to.as_ref(), &self.domain, msg)
+        let (bytes, to) = build_mime(&self.from, self.reply_to.as_ref(), &self.domain, msg)?;
+        match &self.dkim {
+            Some(signer) => Ok((signer.sign(&bytes), to)),
+            None => Ok((bytes, to)),
+        }
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, Outcome> {

@@ -10,6 +10,7 @@
 //! versions the ticket was opened with, in the same transaction as the event.
 
 mod admin;
+pub mod backup;
 mod desk;
 mod inbound;
 mod monitor;
