@@ -1571,8 +1571,10 @@ fn doctor_command(path: Option<&PathBuf>, args: DoctorArgs) -> Result<ExitCode> 
             let options = doctor::Options {
                 send_test_to: args.send_test_to,
                 nameserver: args.nameserver,
-                // Issue 22 merge: wire messo::delivery::dkim::public_key_record
-                dkim_record: None,
+                // The published DKIM key is compared with the one Messo signs with.
+                dkim_record: Some(|d| {
+                    messo::delivery::dkim::public_key_record(d).map_err(|e| e.to_string())
+                }),
                 ..doctor::Options::default()
             };
             runtime()?.block_on(doctor::run(&config, &options))

@@ -881,3 +881,93 @@ async fn a_whole_run_lists_the_checks_in_order() {
     );
     assert_eq!(report.exit_code(false), 1);
 }
+
+/// The binary with a real signing key: `dns.dkim` compares the record published under the
+/// selector with the key Messo signs with (the record `check-config` prints), so a forgotten
+/// rotation (the old key still published) is a failure with the record to publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_compares_the_published_dkim_key_with_the_signing_key() {
+    let dir = fresh_dir("doctor_dkim_key");
+    let genkey = |name: &str| {
+        let path = dir.join(name);
+        let out = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&path)
+            .output()
+            .expect("the openssl CLI (scripts/install-peers.sh)");
+        assert!(out.status.success(), "{out:?}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        path
+    };
+    let signing = genkey("signing.pem");
+    let old = genkey("old.pem");
+    let record = |key: &std::path::Path, selector: &str| {
+        let pem = std::fs::read_to_string(key).expect("key");
+        let cfg = config_with(
+            "",
+            &[
+                ("MESSO_SMTP__HOST", "127.0.0.1"),
+                ("MESSO_SMTP__DKIM__DOMAIN", "signed.example.test"),
+                ("MESSO_SMTP__DKIM__SELECTOR", selector),
+                ("MESSO_SMTP__DKIM__ALGORITHM", "ed25519-sha256"),
+                ("MESSO_SMTP__DKIM__PRIVATE_KEY", pem.as_str()),
+            ],
+        );
+        let dkim = cfg
+            .smtp
+            .as_ref()
+            .and_then(|s| s.dkim.as_ref())
+            .expect("[smtp.dkim]");
+        messo::delivery::dkim::public_key_record(dkim).expect("a record")
+    };
+    let current = record(&signing, "now");
+    let stale = record(&old, "stale");
+    assert!(current.starts_with("v=DKIM1; k=ed25519; p="), "{current}");
+    let dns = DnsServer::start(
+        ZONE,
+        &[
+            ("signed.example.test", "v=spf1 mx -all"),
+            ("_dmarc.signed.example.test", "v=DMARC1; p=reject"),
+            ("now._domainkey.signed.example.test", &current),
+            // The selector still carries the key of before the rotation.
+            ("stale._domainkey.signed.example.test", &stale),
+        ],
+    )
+    .await;
+    let conf = dir.join("messo.toml");
+    std::fs::write(&conf, BUILTIN_TOML).expect("config");
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let run = |selector: &'static str| {
+        let mut cmd = process::messo();
+        cmd.arg("--config")
+            .arg(&conf)
+            .args(["doctor", "--nameserver", &dns.addr.to_string()])
+            .env("MESSO_NOTIFY__SENDER_EMAIL", "urp@signed.example.test")
+            .env("MESSO_CHANNELS__EMAIL", "smtp")
+            .env("MESSO_SMTP__HOST", "127.0.0.1")
+            .env("MESSO_SMTP__PORT", process::free_port().to_string())
+            .env("MESSO_SMTP__DKIM__DOMAIN", "signed.example.test")
+            .env("MESSO_SMTP__DKIM__SELECTOR", selector)
+            .env("MESSO_SMTP__DKIM__ALGORITHM", "ed25519-sha256")
+            .env("MESSO_SMTP__DKIM__PRIVATE_KEY_FILE", &signing);
+        tokio::task::spawn_blocking(move || {
+            let out = process::run(&mut cmd, None);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+    };
+
+    let out = run("now").await.expect("run");
+    let line = finding_line(&out, "dns.dkim");
+    assert!(line.starts_with("OK    "), "{out}");
+    let key = std::fs::read_to_string(&signing).expect("key");
+    let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!out.contains(&body), "the private key is never printed");
+
+    let out = run("stale").await.expect("run");
+    let line = finding_line(&out, "dns.dkim");
+    assert!(line.starts_with("FAIL  "), "{out}");
+    assert!(
+        out.contains(current.trim_start_matches("v=DKIM1; k=ed25519; ")),
+        "the fix gives the record to publish:\n{out}"
+    );
+}
