@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The Debian package, end to end on this machine: build it (cargo deb, from the debug binary the
 # tests already built), install it, run the daemon as the package's user and deliver a notice,
+# go live as docs/operations.md says (a DKIM key as a credential, `messo doctor` against a local
+# SMTP server and DNS server, a receipt that reaches SMTP signed and verified by dkimpy),
 # upgrade to a newer version keeping an edited conffile and the data, purge it keeping the data.
 # systemd is not the init here: the unit is checked with `systemd-analyze verify` and the daemon
 # is started as the unit would start it (same user, command and working directory).
@@ -24,7 +26,7 @@ if [ "$(id -u)" != 0 ]; then
     say "SKIPPED: needs root to install a package (run as root, or in CI with CI=true)"
     exit 0
 fi
-for tool in dpkg dpkg-deb systemd-analyze setpriv runuser adduser curl strip; do
+for tool in dpkg dpkg-deb systemd-analyze setpriv runuser adduser curl strip openssl; do
     command -v "$tool" >/dev/null || fail "$tool is missing"
 done
 
@@ -77,8 +79,15 @@ user_before=no; getent passwd messo >/dev/null && user_before=yes
 state_before=no; [ -e "$STATE" ] && state_before=yes
 
 DAEMON_PID=""
+SMTP_PID=""
+DNS_PID=""
+CRED=""
 cleanup() {
     local rc=$?
+    for pid in "$SMTP_PID" "$DNS_PID"; do
+        if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; fi
+    done
+    if [ -n "$CRED" ]; then rm -rf -- "$CRED"; fi
     if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
         kill -TERM "$DAEMON_PID" 2>/dev/null || true
         wait "$DAEMON_PID" 2>/dev/null || true
@@ -135,13 +144,14 @@ TOKEN="$(sed -n 's/^token (give it.*): \(messo_[^ ]*\)$/\1/p' <<<"$token_out")"
 } >>"$CONF"
 
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+EXTRA_ENV=()
 start_daemon() {
     # As the unit: user messo, working directory the state folder, umask 0077. setpriv execs
     # the daemon itself (runuser would stay as its parent and die of the SIGTERM meant for it).
     (cd "$STATE" && umask 0077 && exec setpriv --reuid=messo --regid=messo --init-groups \
         --inh-caps=-all -- env -i PATH=/usr/bin:/bin \
         MESSO_LOG=info MESSO_HTTP__LISTEN="127.0.0.1:$PORT" \
-        MESSO_DATABASE__POLL_INTERVAL_MS=200 \
+        MESSO_DATABASE__POLL_INTERVAL_MS=200 "${EXTRA_ENV[@]}" \
         /usr/bin/messo --config "$CONF" run) >>"$OUT/daemon.log" 2>&1 &
     DAEMON_PID=$!
     for _ in $(seq 1 150); do
@@ -182,6 +192,97 @@ expect_mode "$STATE/messo.db" "600 messo:messo"
 say "delivered $(basename "$delivered")"
 stop_daemon
 
+# --- go-live as docs/operations.md says: mail through SMTP, DKIM-signed, checked by the doctor --
+# The SMTP server and the comune's DNS are local peers (tests/peers/): an aiosmtpd server keeping
+# the bytes it receives, and an authoritative DNS server publishing SPF, DMARC and the DKIM key.
+# The key is handed over as systemd's LoadCredential= would: a private copy only messo reads.
+PEERS_PY="$ROOT/target/peers-venv/bin/python"
+[ -x "$PEERS_PY" ] || fail "$PEERS_PY is missing: run scripts/install-peers.sh first"
+CRED="$(mktemp -d /run/messo-deb-test-credentials.XXXXXX)"
+(umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+    -out "$CRED/dkim.pem" 2>/dev/null) || fail "openssl genpkey"
+chown -R messo:messo "$CRED"
+chmod 0500 "$CRED"
+chmod 0400 "$CRED/dkim.pem"
+SENDER_DOMAIN="$(sed -n 's/^sender_email = "[^@]*@\([^"]*\)"$/\1/p' "$CONF" | head -n1)"
+[ -n "$SENDER_DOMAIN" ] || fail "no notify.sender_email in $CONF"
+MAILDIR="$OUT/mail"
+mkdir -p "$MAILDIR"
+coproc SMTP { exec "$PEERS_PY" "$ROOT/tests/peers/smtp_peer.py" --dir "$MAILDIR" --port 0 2>>"$OUT/smtp.log"; }
+SMTP_PID=$SMTP_PID
+read -r -t 20 ready SMTP_PORT <&"${SMTP[0]}" || fail "the SMTP peer did not start: $(cat "$OUT/smtp.log")"
+[ "$ready" = READY ] || fail "the SMTP peer said $ready"
+MAIL_ENV=(
+    MESSO_CHANNELS__EMAIL=smtp MESSO_SMTP__HOST=127.0.0.1 MESSO_SMTP__PORT="$SMTP_PORT"
+    MESSO_SMTP__SECURITY=plain
+    MESSO_SMTP__DKIM__DOMAIN="$SENDER_DOMAIN" MESSO_SMTP__DKIM__SELECTOR=messo2026
+    MESSO_SMTP__DKIM__ALGORITHM=rsa-sha256 MESSO_SMTP__DKIM__PRIVATE_KEY_FILE="$CRED/dkim.pem"
+    MESSO_HTTP__PUBLIC_BASE_URL="http://127.0.0.1:$PORT"
+)
+as_messo() { # run /usr/bin/messo as the service's user with the service's environment
+    (cd "$STATE" && setpriv --reuid=messo --regid=messo --init-groups --inh-caps=-all -- \
+        env -i PATH=/usr/bin:/bin MESSO_HTTP__LISTEN="127.0.0.1:$PORT" "${MAIL_ENV[@]}" \
+        /usr/bin/messo --config "$CONF" "$@")
+}
+# check-config names the DNS record to publish.
+as_messo check-config >"$OUT/check-config.txt" 2>&1 || fail "check-config with DKIM: $(cat "$OUT/check-config.txt")"
+DKIM_NAME="$(sed -n 's/^ *name: *//p' "$OUT/check-config.txt" | head -n1)"
+DKIM_VALUE="$(sed -n 's/^ *value: *//p' "$OUT/check-config.txt" | head -n1)"
+[ "$DKIM_NAME" = "messo2026._domainkey.$SENDER_DOMAIN" ] || fail "record name: $(cat "$OUT/check-config.txt")"
+case "$DKIM_VALUE" in "v=DKIM1; k=rsa; p="?*) ;; *) fail "record value: $DKIM_VALUE" ;; esac
+coproc DNSP { exec "$PEERS_PY" "$ROOT/tests/peers/dns_peer.py" \
+    --txt "$SENDER_DOMAIN=v=spf1 ip4:127.0.0.1 -all" \
+    --txt "_dmarc.$SENDER_DOMAIN=v=DMARC1; p=quarantine" \
+    --txt "$DKIM_NAME=$DKIM_VALUE" 2>>"$OUT/dns.log"; }
+DNS_PID=$DNSP_PID
+read -r -t 20 ready DNS_PORT <&"${DNSP[0]}" || fail "the DNS peer did not start: $(cat "$OUT/dns.log")"
+[ "$ready" = READY ] || fail "the DNS peer said $ready"
+
+doctor_line() { # FILE CHECK: the finding's line
+    grep -E "^(OK|WARN|FAIL|SKIP) +$2 " "$1" || fail "no $2 in $(cat "$1")"
+}
+# Before the first start: everything but the running service checks out.
+rc=0; as_messo doctor --nameserver "127.0.0.1:$DNS_PORT" >"$OUT/doctor-before.txt" 2>&1 || rc=$?
+for check in config.valid smtp.connect smtp.auth dns.spf dns.dmarc dns.dkim files.secret; do
+    doctor_line "$OUT/doctor-before.txt" "$check" | grep -q '^OK ' \
+        || fail "doctor before the start: $check is not OK: $(cat "$OUT/doctor-before.txt")"
+done
+doctor_line "$OUT/doctor-before.txt" web.healthz | grep -q '^FAIL ' \
+    || fail "doctor: /healthz answered with no daemon running: $(cat "$OUT/doctor-before.txt")"
+[ "$rc" = 1 ] || fail "doctor exited $rc with a check failed"
+
+EXTRA_ENV=("${MAIL_ENV[@]}")
+start_daemon
+rc=0; as_messo doctor --nameserver "127.0.0.1:$DNS_PORT" >"$OUT/doctor.txt" 2>&1 || rc=$?
+[ "$rc" = 0 ] || fail "doctor on the running service exited $rc: $(cat "$OUT/doctor.txt")"
+doctor_line "$OUT/doctor.txt" web.healthz | grep -q '^OK ' || fail "web.healthz: $(cat "$OUT/doctor.txt")"
+grep -qF "BEGIN PRIVATE KEY" "$OUT/doctor.txt" "$OUT/check-config.txt" && fail "a private key was printed"
+say "doctor: $(tail -n1 "$OUT/doctor.txt")"
+
+SIGNED="2026/$(printf '%06d' $(( ($$ + 1) % 1000000 )))"
+status="$(curl -sS -o "$OUT/ticket2.json" -w '%{http_code}' --max-time 10 \
+    -X POST "http://127.0.0.1:$PORT/api/v1/tickets" \
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d "{\"number\":\"$SIGNED\",\"office\":\"anagrafe\",\"priority\":\"normale\",\"subject\":\"Cambio di residenza\",
+         \"received_at\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"citizen\":{\"email\":\"giulia.bianchi@example.it\"}}")"
+case "$status" in 200|201) ;; *) fail "POST /api/v1/tickets answered $status: $(cat "$OUT/ticket2.json")" ;; esac
+mail=""
+for _ in $(seq 1 150); do
+    mail="$(grep -l -F "$SIGNED" "$MAILDIR"/*.eml 2>/dev/null | head -n1 || true)"
+    [ -n "$mail" ] && break
+    sleep 0.2
+done
+[ -n "$mail" ] || fail "no mail about $SIGNED reached the SMTP server: $(tail -n 20 "$OUT/daemon.log")"
+verdict="$("$PEERS_PY" "$ROOT/tests/peers/dkim_verify.py" --message "$mail" \
+    --name "$DKIM_NAME" --record "$DKIM_VALUE")" || fail "DKIM: $verdict"
+verdict_tampered="$("$PEERS_PY" "$ROOT/tests/peers/dkim_verify.py" --message "$mail" \
+    --name "$DKIM_NAME" --record "$DKIM_VALUE" --tamper)" && fail "a tampered body verified: $verdict_tampered"
+say "the receipt of $SIGNED reached SMTP DKIM-signed by $SENDER_DOMAIN: $verdict"
+stop_daemon
+EXTRA_ENV=()
+kill -TERM "$SMTP_PID" "$DNS_PID" 2>/dev/null || true
+SMTP_PID=""; DNS_PID=""
+
 # --- upgrade to v2: the edited conffile and the data are kept -----------------------------------
 say "dpkg -i $V2 (--force-confold)"
 dpkg -i --force-confold "$DEB2" >/dev/null
@@ -207,4 +308,4 @@ grep -q 'kept' "$OUT/purge.log" || fail "purge did not say the data is kept"
 [ -f "$STATE/messo.db" ] && [ -f "$delivered" ] || fail "purge removed data under $STATE"
 getent passwd messo >/dev/null || fail "purge removed the user messo"
 
-say "ok: install, run as messo, deliver, upgrade keeping the conffile and data, purge keeping data"
+say "ok: install, doctor, run as messo, deliver (file, and SMTP DKIM-signed), upgrade keeping the conffile and data, purge keeping data"

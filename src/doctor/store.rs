@@ -77,11 +77,13 @@ async fn applied(
         }
         match std::fs::metadata(Path::new(path)) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Finding::fail(
+                // A fresh install: the daemon makes the file at its first start. A warning,
+                // not a failure, but said plainly: a wrong path would start an empty store.
+                return Err(Finding::warn(
                     "store.reachable",
-                    format!("the SQLite file {path} does not exist"),
-                    "run `messo migrate` to create and migrate it, or correct database.url if \
-                     the store is elsewhere",
+                    format!("the SQLite file {path} does not exist yet"),
+                    "the daemon creates and migrates it at its first start (`messo migrate` \
+                     does it now); if the store already exists elsewhere, correct database.url",
                 ));
             }
             Err(e) => return Err(unreachable(&e)),
