@@ -201,20 +201,32 @@ PEERS_PY="$ROOT/target/peers-venv/bin/python"
 CRED="$(mktemp -d /run/messo-deb-test-credentials.XXXXXX)"
 (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
     -out "$CRED/dkim.pem" 2>/dev/null) || fail "openssl genpkey"
-chown -R messo:messo "$CRED"
-chmod 0500 "$CRED"
-chmod 0400 "$CRED/dkim.pem"
 SENDER_DOMAIN="$(sed -n 's/^sender_email = "[^@]*@\([^"]*\)"$/\1/p' "$CONF" | head -n1)"
 [ -n "$SENDER_DOMAIN" ] || fail "no notify.sender_email in $CONF"
 MAILDIR="$OUT/mail"
 mkdir -p "$MAILDIR"
-coproc SMTP { exec "$PEERS_PY" "$ROOT/tests/peers/smtp_peer.py" --dir "$MAILDIR" --port 0 2>>"$OUT/smtp.log"; }
-SMTP_PID=$SMTP_PID
-read -r -t 20 ready SMTP_PORT <&"${SMTP[0]}" || fail "the SMTP peer did not start: $(cat "$OUT/smtp.log")"
-[ "$ready" = READY ] || fail "the SMTP peer said $ready"
+peer_port() { # READY-FILE LOG: the port a peer announced (`READY <port>`), waiting up to 20 s
+    local port=""
+    for _ in $(seq 1 100); do
+        port="$(sed -n 's/^READY \([0-9]*\)$/\1/p' "$1" 2>/dev/null)"
+        [ -n "$port" ] && { echo "$port"; return 0; }
+        sleep 0.2
+    done
+    fail "a test peer did not start: $(cat "$2")"
+}
+SMTP_PASSWORD="$(openssl rand -hex 16)"
+(umask 077 && printf '%s' "$SMTP_PASSWORD" >"$CRED/smtp-password")
+"$PEERS_PY" "$ROOT/tests/peers/smtp_peer.py" --dir "$MAILDIR" --port 0 --auth "urp:$SMTP_PASSWORD" \
+    >"$OUT/smtp.ready" 2>>"$OUT/smtp.log" &
+SMTP_PID=$!
+SMTP_PORT="$(peer_port "$OUT/smtp.ready" "$OUT/smtp.log")"
+chown -R messo:messo "$CRED"
+chmod 0500 "$CRED"
+chmod 0400 "$CRED/dkim.pem" "$CRED/smtp-password"
 MAIL_ENV=(
     MESSO_CHANNELS__EMAIL=smtp MESSO_SMTP__HOST=127.0.0.1 MESSO_SMTP__PORT="$SMTP_PORT"
-    MESSO_SMTP__SECURITY=plain
+    MESSO_SMTP__SECURITY=plain MESSO_SMTP__USERNAME=urp
+    MESSO_SMTP__PASSWORD_FILE="$CRED/smtp-password"
     MESSO_SMTP__DKIM__DOMAIN="$SENDER_DOMAIN" MESSO_SMTP__DKIM__SELECTOR=messo2026
     MESSO_SMTP__DKIM__ALGORITHM=rsa-sha256 MESSO_SMTP__DKIM__PRIVATE_KEY_FILE="$CRED/dkim.pem"
     MESSO_HTTP__PUBLIC_BASE_URL="http://127.0.0.1:$PORT"
@@ -230,13 +242,12 @@ DKIM_NAME="$(sed -n 's/^ *name: *//p' "$OUT/check-config.txt" | head -n1)"
 DKIM_VALUE="$(sed -n 's/^ *value: *//p' "$OUT/check-config.txt" | head -n1)"
 [ "$DKIM_NAME" = "messo2026._domainkey.$SENDER_DOMAIN" ] || fail "record name: $(cat "$OUT/check-config.txt")"
 case "$DKIM_VALUE" in "v=DKIM1; k=rsa; p="?*) ;; *) fail "record value: $DKIM_VALUE" ;; esac
-coproc DNSP { exec "$PEERS_PY" "$ROOT/tests/peers/dns_peer.py" \
+"$PEERS_PY" "$ROOT/tests/peers/dns_peer.py" \
     --txt "$SENDER_DOMAIN=v=spf1 ip4:127.0.0.1 -all" \
     --txt "_dmarc.$SENDER_DOMAIN=v=DMARC1; p=quarantine" \
-    --txt "$DKIM_NAME=$DKIM_VALUE" 2>>"$OUT/dns.log"; }
-DNS_PID=$DNSP_PID
-read -r -t 20 ready DNS_PORT <&"${DNSP[0]}" || fail "the DNS peer did not start: $(cat "$OUT/dns.log")"
-[ "$ready" = READY ] || fail "the DNS peer said $ready"
+    --txt "$DKIM_NAME=$DKIM_VALUE" >"$OUT/dns.ready" 2>>"$OUT/dns.log" &
+DNS_PID=$!
+DNS_PORT="$(peer_port "$OUT/dns.ready" "$OUT/dns.log")"
 
 doctor_line() { # FILE CHECK: the finding's line
     grep -E "^(OK|WARN|FAIL|SKIP) +$2 " "$1" || fail "no $2 in $(cat "$1")"
@@ -256,7 +267,8 @@ start_daemon
 rc=0; as_messo doctor --nameserver "127.0.0.1:$DNS_PORT" >"$OUT/doctor.txt" 2>&1 || rc=$?
 [ "$rc" = 0 ] || fail "doctor on the running service exited $rc: $(cat "$OUT/doctor.txt")"
 doctor_line "$OUT/doctor.txt" web.healthz | grep -q '^OK ' || fail "web.healthz: $(cat "$OUT/doctor.txt")"
-grep -qF "BEGIN PRIVATE KEY" "$OUT/doctor.txt" "$OUT/check-config.txt" && fail "a private key was printed"
+grep -qF -e "BEGIN PRIVATE KEY" -e "$SMTP_PASSWORD" "$OUT/doctor.txt" "$OUT/doctor-before.txt" \
+    "$OUT/check-config.txt" "$OUT/daemon.log" && fail "a secret was printed"
 say "doctor: $(tail -n1 "$OUT/doctor.txt")"
 
 SIGNED="2026/$(printf '%06d' $(( ($$ + 1) % 1000000 )))"
