@@ -8,6 +8,8 @@
 //!   the time from its recovery until every message is recorded delivered.
 //!
 //! Environment: `BENCH_N` (default 10000), `OUTAGE_S` (default 600, 0 skips the outage run),
+//! `BENCH_DKIM_KEY=FILE` to sign every e-mail with that PEM key (`BENCH_DKIM_ALG`, default
+//! `rsa-sha256`, or `ed25519-sha256`),
 //! `BENCH_DB=postgres` to use a new schema in PostgreSQL instead of SQLite (drop the
 //! `messo_bench_*` schemas afterwards). On PostgreSQL the outbox is analysed once the messages
 //! are owed, as autovacuum does within a minute of a large change (`BENCH_ANALYZE=0`: not).
@@ -195,13 +197,26 @@ fn main() {
         .expect("smtp-sink (run scripts/install-peers.sh)");
     std::thread::sleep(Duration::from_millis(300));
     for pool in [8u32, 16] {
-        let cfg = config(&[
+        let mut env = vec![
             ("MESSO_CHANNELS__EMAIL", "smtp".to_owned()),
             ("MESSO_SMTP__HOST", "127.0.0.1".to_owned()),
             ("MESSO_SMTP__PORT", port.to_string()),
             ("MESSO_SMTP__SECURITY", "plain".to_owned()),
             ("MESSO_SMTP__POOL_SIZE", pool.to_string()),
-        ]);
+        ];
+        if let Ok(path) = std::env::var("BENCH_DKIM_KEY") {
+            let pem = std::fs::read_to_string(&path).expect("BENCH_DKIM_KEY: a PEM key file");
+            let algorithm =
+                std::env::var("BENCH_DKIM_ALG").unwrap_or_else(|_| "rsa-sha256".to_owned());
+            println!("email signed with DKIM ({algorithm}, key {path})");
+            env.extend([
+                ("MESSO_SMTP__DKIM__DOMAIN", "comune.roma.it".to_owned()),
+                ("MESSO_SMTP__DKIM__SELECTOR", "bench".to_owned()),
+                ("MESSO_SMTP__DKIM__ALGORITHM", algorithm),
+                ("MESSO_SMTP__DKIM__PRIVATE_KEY", pem),
+            ]);
+        }
+        let cfg = config(&env);
         let (store, now) = rt.block_on(store_with(n, &cfg, "email"));
         let d = Arc::new(
             Dispatcher::from_config(store.clone(), &cfg, Arc::new(Metrics::default()))
