@@ -18,15 +18,28 @@ fn signer(algorithm: &str, config_name: &str) -> DkimSigner {
     if algorithm == "RSA" {
         cmd.args(["-pkeyopt", "rsa_keygen_bits:2048"]);
     }
-    let out = cmd.arg("-out").arg(&path).output().expect("the openssl CLI");
+    let out = cmd
+        .arg("-out")
+        .arg(&path)
+        .output()
+        .expect("the openssl CLI");
     assert!(out.status.success(), "{out:?}");
     let pem = std::fs::read_to_string(&path).expect("key");
     let _ = std::fs::remove_dir_all(&dir);
     let env = vec![
         ("MESSO_SMTP__HOST".to_owned(), "127.0.0.1".to_owned()),
-        ("MESSO_SMTP__DKIM__DOMAIN".to_owned(), "comune.example.it".to_owned()),
-        ("MESSO_SMTP__DKIM__SELECTOR".to_owned(), "messo2026".to_owned()),
-        ("MESSO_SMTP__DKIM__ALGORITHM".to_owned(), config_name.to_owned()),
+        (
+            "MESSO_SMTP__DKIM__DOMAIN".to_owned(),
+            "comune.example.it".to_owned(),
+        ),
+        (
+            "MESSO_SMTP__DKIM__SELECTOR".to_owned(),
+            "messo2026".to_owned(),
+        ),
+        (
+            "MESSO_SMTP__DKIM__ALGORITHM".to_owned(),
+            config_name.to_owned(),
+        ),
         ("MESSO_SMTP__DKIM__PRIVATE_KEY".to_owned(), pem),
     ];
     let config = Config::from_toml(BUILTIN_TOML, "bench", env).expect("config");
@@ -52,7 +65,9 @@ fn message() -> Vec<u8> {
     }
     m.push_str("--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n");
     for _ in 0..20 {
-        m.push_str("<p>Gentile cittadino, abbiamo ricevuto la sua richiesta e la concluderemo.</p>\r\n");
+        m.push_str(
+            "<p>Gentile cittadino, abbiamo ricevuto la sua richiesta e la concluderemo.</p>\r\n",
+        );
     }
     m.push_str("--b1--\r\n");
     m.into_bytes()
