@@ -124,22 +124,7 @@ impl SmtpChannel {
         };
         let tls = match account.security {
             Security::Plain => None,
-            _ => {
-                let mut b = TlsParameters::builder(account.host.clone());
-                if let Some(path) = &account.ca_bundle {
-                    let pem = std::fs::read(path).map_err(|source| SmtpSetupError::CaFile {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                    let cert = Certificate::from_pem(&pem)
-                        .map_err(|e| SmtpSetupError::Tls(e.to_string()))?;
-                    b = b.add_root_certificate(cert);
-                }
-                Some(
-                    b.build_rustls()
-                        .map_err(|e| SmtpSetupError::Tls(e.to_string()))?,
-                )
-            }
+            _ => Some(tls_parameters(&account)?),
         };
         let implicit = match account.security {
             Security::Tls => Some(implicit_tls(account.ca_bundle.as_deref())?),
@@ -576,9 +561,25 @@ pub fn build_mime(
     Ok((m.formatted(), to))
 }
 
+/// lettre's parameters for STARTTLS with `account`: the system's roots plus `ca_bundle`.
+/// (Also what `messo doctor` checks the server with.)
+pub(crate) fn tls_parameters(account: &SmtpAccount) -> Result<TlsParameters, SmtpSetupError> {
+    let mut b = TlsParameters::builder(account.host.clone());
+    if let Some(path) = &account.ca_bundle {
+        let pem = std::fs::read(path).map_err(|source| SmtpSetupError::CaFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| SmtpSetupError::Tls(e.to_string()))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build_rustls()
+        .map_err(|e| SmtpSetupError::Tls(e.to_string()))
+}
+
 /// A TLS stream lettre can drive (implicit TLS, where the handshake comes before SMTP).
 #[derive(Debug)]
-struct TlsTcp(tokio_rustls::client::TlsStream<tokio::net::TcpStream>);
+pub(crate) struct TlsTcp(pub(crate) tokio_rustls::client::TlsStream<tokio::net::TcpStream>);
 
 impl tokio::io::AsyncRead for TlsTcp {
     fn poll_read(
@@ -619,7 +620,7 @@ impl AsyncTokioStream for TlsTcp {
 }
 
 /// The client side of implicit TLS: the system's roots plus `ca_bundle`.
-fn implicit_tls(
+pub(crate) fn implicit_tls(
     ca_bundle: Option<&std::path::Path>,
 ) -> Result<tokio_rustls::TlsConnector, SmtpSetupError> {
     let mut roots = rustls::RootCertStore::empty();

@@ -288,6 +288,29 @@ pub fn without_credentials(url: &str) -> String {
 }
 
 /// A network error's message without any URL in it (it may carry a key or a password).
+/// The HTTP client of the network checks: `timeout` for connecting and for the whole request,
+/// no redirect followed (a redirect is itself a finding), named in the server's logs. When
+/// none can be built, the finding `check` says so.
+pub(crate) fn http_client(
+    check: &'static str,
+    timeout: Duration,
+) -> Result<reqwest::Client, Finding> {
+    crate::install_crypto();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("messo-doctor/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| {
+            Finding::fail(
+                check,
+                format!("no HTTP client: {}", reqwest_error(e)),
+                "report this as a bug",
+            )
+        })
+}
+
 pub(crate) fn reqwest_error(e: reqwest::Error) -> String {
     let timeout = e.is_timeout();
     let connect = e.is_connect();

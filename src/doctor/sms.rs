@@ -19,22 +19,9 @@ pub async fn check(config: &Config, timeout: Duration) -> Vec<Finding> {
     if config.sms.providers.is_empty() {
         return vec![Finding::skip("sms.auth", "no SMS provider is configured")];
     }
-    crate::install_crypto();
-    let client = match reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("messo-doctor/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let client = match super::http_client("sms.auth", timeout) {
         Ok(c) => c,
-        Err(e) => {
-            return vec![Finding::fail(
-                "sms.auth",
-                format!("no HTTP client: {}", reqwest_error(e)),
-                "report this as a bug",
-            )];
-        }
+        Err(f) => return vec![f],
     };
     let checks = config
         .sms

@@ -2,19 +2,16 @@
 //! AUTH, as the delivery channel opens it, then QUIT. No mail is sent, except one test message
 //! through `[smtp]` when `--send-test-to` asks for it (`smtp.send_test`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{
-    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
-};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 
 use super::{Finding, Options};
 use crate::config::{Config, Security, SmtpAccount};
+use crate::delivery::smtp::TlsTcp;
 
 /// The check names of one account.
 struct Names {
@@ -336,80 +333,14 @@ async fn session(n: &Names, account: &SmtpAccount, hello: ClientId, t: Duration)
     out
 }
 
-/// lettre's parameters for STARTTLS: the system's roots plus `ca_bundle`.
+/// lettre's parameters for STARTTLS, as the channel builds them.
 fn tls_parameters(account: &SmtpAccount) -> Result<TlsParameters, String> {
-    let mut b = TlsParameters::builder(account.host.clone());
-    if let Some(path) = &account.ca_bundle {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let cert = Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build_rustls().map_err(|e| format!("TLS setup: {e}"))
+    crate::delivery::smtp::tls_parameters(account).map_err(|e| e.to_string())
 }
 
-/// The client side of implicit TLS: the system's roots plus `ca_bundle`.
+/// The client side of implicit TLS, as the channel builds it.
 fn implicit_connector(account: &SmtpAccount) -> Result<tokio_rustls::TlsConnector, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = &account.ca_bundle {
-        let certs =
-            CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-    }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// A TLS stream lettre can drive.
-#[derive(Debug)]
-struct TlsTcp(tokio_rustls::client::TlsStream<tokio::net::TcpStream>);
-
-impl tokio::io::AsyncRead for TlsTcp {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for TlsTcp {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-impl AsyncTokioStream for TlsTcp {
-    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.0.get_ref().0.peer_addr()
-    }
+    crate::delivery::smtp::implicit_tls(account.ca_bundle.as_deref()).map_err(|e| e.to_string())
 }
 
 /// `smtp.send_test`: one message to `to` through the e-mail channel, as `messo send-test` sends.

@@ -19,22 +19,9 @@ pub async fn check(public_base_url: &str, timeout: Duration) -> Vec<Finding> {
     let url = format!("{public_base_url}/healthz");
     let fix_daemon = "start the daemon (`messo run` or `systemctl start messo`) and check that the \
                       proxy forwards http.public_base_url to http.listen";
-    crate::install_crypto();
-    let client = match reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("messo-doctor/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let client = match super::http_client("web.healthz", timeout) {
         Ok(c) => c,
-        Err(e) => {
-            return vec![Finding::fail(
-                "web.healthz",
-                format!("no HTTP client: {}", reqwest_error(e)),
-                "report this as a bug",
-            )];
-        }
+        Err(f) => return vec![f],
     };
     out.push(match client.get(&url).send().await {
         Err(e) => Finding::fail(
