@@ -134,6 +134,24 @@ fi
 
 say "ready: $SMTP_SINK, $VENV/bin/python (aiosmtpd $AIOSMTPD_VERSION, dkimpy $DKIMPY_VERSION), openssl"
 
+# --- the package test's tools (scripts/test-deb.sh) and the backup test's (tests/backup.rs) ----
+# command → the Debian package that has it. Usually all present; only what is missing is installed.
+missing=()
+for pair in dpkg-deb:dpkg systemd-analyze:systemd setpriv:util-linux runuser:util-linux \
+    adduser:adduser curl:curl strip:binutils pg_dump:postgresql-client pg_restore:postgresql-client; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    say "installing ${missing[*]} (for scripts/test-deb.sh and tests/backup.rs)"
+    if ! apt_install "${missing[@]}"; then
+        "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=120 || die "apt-get update failed"
+        apt_install "${missing[@]}" || die "apt-get install ${missing[*]} failed"
+    fi
+else
+    say "package and backup tools: present (dpkg-deb, systemd-analyze, setpriv, runuser, adduser, curl, strip, pg_dump)"
+fi
+
 # ============================================================================================
 # --- dovecot (IMAP peer for tests/inbound_imap.rs) ------------------------------------------
 # tests/inbound_imap.rs starts its own `dovecot -F -c CONFIG` per test on a free loopback port;
