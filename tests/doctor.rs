@@ -649,6 +649,39 @@ async fn the_public_url_must_answer_healthz_itself() {
     );
 }
 
+/// A server that never stops answering: the check reads the start of the body and hangs up,
+/// instead of reading until its timeout (which, on loopback, is gigabytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_answer_is_read_only_up_to_its_limit() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&sent);
+    let endless = common::serve(Router::new().route(
+        "/healthz",
+        get(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                let chunk = axum::body::Bytes::from(vec![b'x'; 64 * 1024]);
+                let stream = futures_util::stream::repeat_with(move || {
+                    counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    Ok::<_, std::io::Error>(chunk.clone())
+                });
+                axum::body::Body::from_stream(stream)
+            }
+        }),
+    ))
+    .await;
+    let found = doctor::web::check(&endless, Duration::from_secs(30)).await;
+    let h = only(&found, "web.healthz");
+    assert_eq!(h.status, Status::Warn, "200, but not Messo's answer: {h:?}");
+    assert!(h.detail.len() < 500, "{h:?}");
+    // What the server could push into the socket's buffers before the client hung up.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pushed = sent.load(Ordering::Relaxed);
+    assert!(pushed < 32 * 1024 * 1024, "{pushed} bytes were pulled");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Files.
 

@@ -288,6 +288,29 @@ pub fn without_credentials(url: &str) -> String {
 }
 
 /// A network error's message without any URL in it (it may carry a key or a password).
+/// The most of an answer's body a network check reads (a provider's account status, `/healthz`):
+/// a server that sends more is cut there, so no answer can grow the doctor's memory.
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
+
+/// The start of `resp`'s body, at most [`BODY_LIMIT`] bytes, as text (lossy); empty when the
+/// body cannot be read.
+pub(crate) async fn body_text(mut resp: reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = BODY_LIMIT - buf.len();
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= BODY_LIMIT {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The body as JSON (`Null` when it is not JSON or is longer than [`BODY_LIMIT`]).
+pub(crate) async fn body_json(resp: reqwest::Response) -> serde_json::Value {
+    serde_json::from_str(&body_text(resp).await).unwrap_or(serde_json::Value::Null)
+}
+
 /// The HTTP client of the network checks: `timeout` for connecting and for the whole request,
 /// no redirect followed (a redirect is itself a finding), named in the server's logs. When
 /// none can be built, the finding `check` says so.

@@ -63,7 +63,7 @@ async fn provider(client: &reqwest::Client, i: usize, p: &SmsProvider) -> Findin
                 Err(e) => return unreachable(reqwest_error(e)),
             };
             let status = resp.status().as_u16();
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            let body: Value = super::body_json(resp).await;
             match status {
                 200 => match body["status"].as_str() {
                     Some("active") | None => Finding::ok(
@@ -110,7 +110,7 @@ async fn provider(client: &reqwest::Client, i: usize, p: &SmsProvider) -> Findin
                         Err(e) => return unreachable(reqwest_error(e)),
                     };
                     let status = resp.status().as_u16();
-                    let text = resp.text().await.unwrap_or_default();
+                    let text = super::body_text(resp).await;
                     match (status, text.trim().split_once(';')) {
                         (200, Some((u, s))) => (u.to_owned(), s.to_owned(), "Session_key"),
                         (200, None) => {
@@ -147,7 +147,7 @@ async fn provider(client: &reqwest::Client, i: usize, p: &SmsProvider) -> Findin
                 Err(e) => return unreachable(reqwest_error(e)),
             };
             let status = resp.status().as_u16();
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            let body: Value = super::body_json(resp).await;
             match status {
                 200 => {
                     let credit = body["sms"].as_array().and_then(|types| {

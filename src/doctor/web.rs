@@ -36,7 +36,7 @@ pub async fn check(public_base_url: &str, timeout: Duration) -> Vec<Finding> {
                 .get(reqwest::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
                 .map(str::to_owned);
-            let body = resp.text().await.unwrap_or_default();
+            let body = super::body_text(resp).await;
             if status.is_redirection() {
                 Finding::fail(
                     "web.healthz",

@@ -66,7 +66,16 @@ pub async fn check(url: &str, timeout: Duration) -> Result<Ready, HealthError> {
     };
     let resp = client.get(url).send().await.map_err(unreachable)?;
     let status = resp.status().as_u16();
-    let body = resp.text().await.map_err(unreachable)?;
+    // Only the start of the body is kept, and only that much is read.
+    let mut resp = resp;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+        bytes.extend_from_slice(&chunk[..chunk.len().min(BODY_LIMIT * 4 - bytes.len())]);
+        if bytes.len() >= BODY_LIMIT * 4 {
+            break;
+        }
+    }
+    let body = String::from_utf8_lossy(&bytes);
     let body: String = body.trim().chars().take(BODY_LIMIT).collect();
     if status == 200 {
         Ok(Ready {
