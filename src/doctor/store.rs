@@ -7,13 +7,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::{Connection, Row};
+use sqlx::Connection;
 
 use super::{Finding, without_credentials};
-
-/// The migrations this binary applies (the same folders as `crate::store`).
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+use crate::store::{Backend, migrator};
 
 /// One row of `_sqlx_migrations`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +19,19 @@ pub struct Applied {
     pub success: bool,
     pub checksum: Vec<u8>,
 }
+
+impl From<(i64, bool, Vec<u8>)> for Applied {
+    fn from((version, success, checksum): (i64, bool, Vec<u8>)) -> Applied {
+        Applied {
+            version,
+            success,
+            checksum,
+        }
+    }
+}
+
+/// The store's record of its migrations, the same query on both databases.
+const APPLIED: &str = "SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version";
 
 const FIX_URL: &str = "check database.url (MESSO_DATABASE__URL_FILE for a URL with a password)";
 
@@ -111,23 +121,17 @@ async fn applied(
         let rows = match has {
             None => None,
             Some(_) => Some(
-                sqlx::query(
-                    "SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version",
-                )
-                .fetch_all(&mut conn)
-                .await
-                .map_err(|e| unreachable(&e))?
-                .iter()
-                .map(|r| Applied {
-                    version: r.get(0),
-                    success: r.get(1),
-                    checksum: r.get(2),
-                })
-                .collect(),
+                sqlx::query_as::<_, (i64, bool, Vec<u8>)>(APPLIED)
+                    .fetch_all(&mut conn)
+                    .await
+                    .map_err(|e| unreachable(&e))?
+                    .into_iter()
+                    .map(Applied::from)
+                    .collect(),
             ),
         };
         let _ = conn.close().await;
-        Ok((&SQLITE_MIGRATIONS, rows))
+        Ok((migrator(Backend::Sqlite), rows))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let mut conn = sqlx::PgConnection::connect(url)
             .await
@@ -138,25 +142,19 @@ async fn applied(
             .map_err(|e| unreachable(&e))?;
         let rows = if has {
             Some(
-                sqlx::query(
-                    "SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version",
-                )
-                .fetch_all(&mut conn)
-                .await
-                .map_err(|e| unreachable(&e))?
-                .iter()
-                .map(|r| Applied {
-                    version: r.get(0),
-                    success: r.get(1),
-                    checksum: r.get(2),
-                })
-                .collect(),
+                sqlx::query_as::<_, (i64, bool, Vec<u8>)>(APPLIED)
+                    .fetch_all(&mut conn)
+                    .await
+                    .map_err(|e| unreachable(&e))?
+                    .into_iter()
+                    .map(Applied::from)
+                    .collect(),
             )
         } else {
             None
         };
         let _ = conn.close().await;
-        Ok((&POSTGRES_MIGRATIONS, rows))
+        Ok((migrator(Backend::Postgres), rows))
     } else {
         Err(Finding::fail(
             "store.reachable",

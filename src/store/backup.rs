@@ -22,7 +22,7 @@ use std::process::Command;
 
 use sqlx::{Connection, Row};
 
-use super::{Backend, OpenError, POSTGRES_MIGRATIONS, SQLITE_HEADER, SQLITE_MIGRATIONS, Store};
+use super::{Backend, OpenError, SQLITE_HEADER, Store};
 
 /// Why a backup or a restore did not happen; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -235,11 +235,7 @@ struct Checked {
 
 /// The binary's migration versions for `backend`.
 fn known_versions(backend: Backend) -> Vec<i64> {
-    let m = match backend {
-        Backend::Sqlite => &SQLITE_MIGRATIONS,
-        Backend::Postgres => &POSTGRES_MIGRATIONS,
-    };
-    m.iter().map(|m| m.version).collect()
+    super::migrator(backend).iter().map(|m| m.version).collect()
 }
 
 /// The first of `versions` that this binary does not know.
