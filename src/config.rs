@@ -29,6 +29,7 @@ mod portal;
 mod reports;
 mod schema;
 mod survey;
+mod voice;
 pub use admin::{Admin, TemplatesConfig};
 pub use delivery::{
     Delivery, Dkim, DkimAlgorithm, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider,
@@ -40,6 +41,7 @@ pub use portal::{MIN_LINK_KEY_CHARS, Portal};
 pub use reports::{MonthlyReport, Reports};
 use schema::{Kind, Schema};
 pub use survey::Survey;
+pub use voice::{AccessCodePolicy, SmsAnswers, Voice};
 
 /// The shipped configuration (Roma Capitale), used when no file is given and
 /// `config/messo.toml` does not exist in the working directory.
@@ -143,6 +145,8 @@ struct RawConfig {
     reports: reports::RawReports,
     #[serde(default)]
     survey: survey::RawSurvey,
+    #[serde(default)]
+    voice: voice::RawVoice,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -359,6 +363,8 @@ pub struct Config {
     pub survey: Survey,
     /// Scheduled reports: the monthly e-mail.
     pub reports: Reports,
+    /// The phone and SMS answering backup.
+    pub voice: Voice,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -771,6 +777,7 @@ fn validate(
     let portal = portal::portal(&mut p, raw.portal, &http_cfg.public_base_url);
     let survey = survey::survey(&mut p, raw.survey);
     let reports = reports::reports(&mut p, raw.reports, &notify);
+    let voice = voice::voice(&mut p, raw.voice);
 
     match policy {
         Some(policy) if p.0.is_empty() => Ok(Config {
@@ -793,6 +800,7 @@ fn validate(
             portal,
             survey,
             reports,
+            voice,
             overrides,
         }),
         _ => {

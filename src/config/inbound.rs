@@ -103,6 +103,10 @@ pub enum Family {
     Generic { secrets: Vec<String> },
     /// An inbound-mail service posting multipart forms, with a secret token in the URL.
     Mail { token: String },
+    /// Vonage Voice API: signed callbacks (a JWT in `Authorization: Bearer`, HS256 with the
+    /// account's signature secret, carrying the SHA-256 of the body as `payload_hash`);
+    /// `secrets` holds the current secret and, while rotating, the previous one.
+    Vonage { secrets: Vec<String> },
 }
 
 impl Family {
@@ -113,6 +117,7 @@ impl Family {
             Family::RestIt { .. } => "rest-it",
             Family::Generic { .. } => "generic",
             Family::Mail { .. } => "mail",
+            Family::Vonage { .. } => "vonage",
         }
     }
 
@@ -123,6 +128,7 @@ impl Family {
             Family::RestIt { .. } => matches!(route, Route::Sms | Route::Dlr),
             Family::Generic { .. } => true,
             Family::Mail { .. } => route == Route::Mail,
+            Family::Vonage { .. } => route == Route::Voice,
         }
     }
 
@@ -471,7 +477,7 @@ fn endpoint(p: &mut Problems, i: usize, r: RawEndpoint, before: &[Endpoint]) -> 
         "mail" => Family::Mail {
             token: secret(p, &k("token"), r.token, "the URL token"),
         },
-        "generic" => {
+        "generic" | "vonage" => {
             let mut secrets = vec![secret(p, &k("secret"), r.secret, "the signing secret")];
             if let Some(prev) = optional_secret(
                 p,
@@ -481,12 +487,16 @@ fn endpoint(p: &mut Problems, i: usize, r: RawEndpoint, before: &[Endpoint]) -> 
             ) {
                 secrets.push(prev);
             }
-            Family::Generic { secrets }
+            if r.family.as_deref() == Some("vonage") {
+                Family::Vonage { secrets }
+            } else {
+                Family::Generic { secrets }
+            }
         }
         other => {
             p.add(
                 k("family"),
-                format!("unknown family {other:?}; expected twilio|rest-it|generic|mail"),
+                format!("unknown family {other:?}; expected twilio|rest-it|generic|mail|vonage"),
             );
             Family::Mail {
                 token: String::new(),

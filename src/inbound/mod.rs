@@ -153,6 +153,9 @@ pub fn verify_only(
             verify::token(req.token, token)?;
             Ok(None)
         }
+        Family::Vonage { .. } => Err(Rejection::Unavailable(
+            "Vonage callbacks are not verified yet".to_owned(),
+        )),
         Family::Generic { secrets } => {
             let s: Vec<&str> = secrets.iter().map(String::as_str).collect();
             verify::generic(

@@ -217,6 +217,58 @@ impl LinkKeys {
     }
 }
 
+/// Domain separation for access codes: a code is never a link's or a form's tag.
+const CODE_CONTEXT: &[u8] = b"messo/access-code/v1\0";
+
+/// The digits of an access code.
+pub const ACCESS_CODE_DIGITS: usize = 6;
+
+impl LinkKeys {
+    fn code_with(key: &Hmac<Sha256>, ticket_id: i64, epoch: Option<Timestamp>) -> String {
+        let mut m = key.clone();
+        m.update(CODE_CONTEXT);
+        m.update(&ticket_id.to_be_bytes());
+        m.update(&epoch.map_or(0, |t| t.0).to_be_bytes());
+        let tag = m.finalize().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&tag[..8]);
+        // 2^64 is not a multiple of 10^6: the bias, under one part in 10^13, is immaterial.
+        format!("{:06}", u64::from_be_bytes(first) % 1_000_000)
+    }
+
+    /// The access code of ticket `ticket_id`: six digits printed in the receipt and on the
+    /// status page, which let a caller or an SMS sender who is not the ticket's mobile hear its
+    /// state. `epoch` is the instant the ticket's links were last revoked: revoking them (the
+    /// console, the API) also gives the ticket a new code.
+    pub fn access_code(&self, ticket_id: i64, epoch: Option<Timestamp>) -> String {
+        Self::code_with(&self.current, ticket_id, epoch)
+    }
+
+    /// Whether `code` is ticket `ticket_id`'s access code under the current or the previous
+    /// key (so a key rotation does not void the codes already sent), compared in constant time.
+    /// Anything but six ASCII digits is not a code.
+    pub fn access_code_matches(
+        &self,
+        ticket_id: i64,
+        epoch: Option<Timestamp>,
+        code: &str,
+    ) -> bool {
+        if code.len() != ACCESS_CODE_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        let same = |k: &Hmac<Sha256>| {
+            let want = Self::code_with(k, ticket_id, epoch);
+            want.bytes()
+                .zip(code.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+        };
+        let current = same(&self.current);
+        let previous = self.previous.as_ref().is_some_and(same);
+        current | previous
+    }
+}
+
 /// Writes the status links that go into citizens' messages.
 #[derive(Debug, Clone)]
 pub struct LinkMaker {
@@ -256,6 +308,49 @@ mod tests {
 
     fn keys() -> LinkKeys {
         LinkKeys::new(KEY, None)
+    }
+
+    #[test]
+    fn an_access_code_is_six_digits_per_ticket_and_changes_when_links_are_revoked() {
+        let k = keys();
+        let code = k.access_code(42, None);
+        assert_eq!(code.len(), ACCESS_CODE_DIGITS);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        assert!(k.access_code_matches(42, None, &code));
+        assert_ne!(
+            k.access_code(43, None),
+            code,
+            "another ticket, another code"
+        );
+        let revoked = Some(NOW);
+        assert_ne!(k.access_code(42, revoked), code);
+        assert!(
+            !k.access_code_matches(42, revoked, &code),
+            "revoking rotates the code"
+        );
+        for bad in ["", "12345", "1234567", "12a456", " 123456", "١٢٣٤٥٦"] {
+            assert!(!k.access_code_matches(42, None, bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_access_code_made_under_the_previous_key_still_opens_and_another_key_does_not() {
+        let old = LinkKeys::new(b"an older key, retired by rotation!!", None);
+        let code = old.access_code(7, None);
+        let rotated = LinkKeys::new(KEY, Some(b"an older key, retired by rotation!!"));
+        assert!(rotated.access_code_matches(7, None, &code));
+        assert!(!keys().access_code_matches(7, None, &code));
+    }
+
+    #[test]
+    fn access_codes_spread_over_the_digits() {
+        let k = keys();
+        let mut first = [0u32; 10];
+        for id in 0..5000 {
+            let c = k.access_code(id, None);
+            first[usize::from(c.as_bytes()[0] - b'0')] += 1;
+        }
+        assert!(first.iter().all(|&n| (350..=650).contains(&n)), "{first:?}");
     }
 
     #[test]

@@ -6,6 +6,6 @@ pub mod link;
 pub mod page;
 pub mod view;
 
-pub use link::{Link, LinkError, LinkKeys, LinkMaker, revoked};
+pub use link::{ACCESS_CODE_DIGITS, Link, LinkError, LinkKeys, LinkMaker, revoked};
 pub use page::{Office, Refusal};
 pub use view::{CitizenView, Facts, SentMessage, citizen_view};

@@ -180,6 +180,60 @@ impl Portal<'_> {
         Ok(Some(now))
     }
 
+    /// Ticket `number` as the portal shows it (the phone and SMS answering look a ticket up by
+    /// its number alone, then verify the caller).
+    pub async fn portal_ticket_by_number(
+        &self,
+        number: &str,
+    ) -> Result<Option<PortalTicket>, PortalError> {
+        let sql =
+            format!("SELECT {TICKET_COLUMNS}, links_revoked_at FROM tickets WHERE number = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(number)
+            .fetch_optional(self.store.read_pool())
+            .await?;
+        row.map(|r| self.portal_ticket(&r)).transpose()
+    }
+
+    /// Wrong access codes given for ticket `ticket_id` since `since`.
+    pub async fn access_code_failures(
+        &self,
+        ticket_id: i64,
+        since: Timestamp,
+    ) -> Result<u32, PortalError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM access_code_failures WHERE ticket_id = $1 AND at >= $2",
+        )
+        .bind(ticket_id)
+        .bind(since.0)
+        .fetch_one(self.store.pool())
+        .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Records a wrong access code for ticket `ticket_id`, made by the request `attempt_key`
+    /// (a call's id and step, an inbound record) through `channel` (`phone`, `sms`). A repeat
+    /// of the same request counts once: returns whether this one was new.
+    pub async fn record_access_code_failure(
+        &self,
+        ticket_id: i64,
+        attempt_key: &str,
+        channel: &str,
+        at: Timestamp,
+    ) -> Result<bool, PortalError> {
+        let done = sqlx::query(
+            "INSERT INTO access_code_failures (ticket_id, attempt_key, channel, at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (attempt_key) DO NOTHING",
+        )
+        .bind(ticket_id)
+        .bind(attempt_key)
+        .bind(channel)
+        .bind(at.0)
+        .execute(self.store.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The link key kept in the store, made from `fresh` by the first daemon that asks.
     pub async fn portal_key(&self, fresh: &str, now: Timestamp) -> Result<String, PortalError> {
         sqlx::query(
