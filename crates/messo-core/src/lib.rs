@@ -11,6 +11,7 @@ pub mod domain;
 pub mod engine;
 pub mod inbound;
 pub mod locale;
+pub mod phone;
 pub mod redact;
 pub mod reports;
 pub mod schedule;

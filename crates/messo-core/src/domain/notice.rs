@@ -176,6 +176,9 @@ impl fmt::Display for Recipient {
 pub enum Audience {
     Cittadino,
     Ufficio,
+    /// What the telephone answering backup says: each template's `text` is spoken (plain
+    /// text), its `subject` is the prompt's title in the console.
+    Telefono,
 }
 
 impl Audience {
@@ -184,6 +187,7 @@ impl Audience {
         match self {
             Audience::Cittadino => "cittadino",
             Audience::Ufficio => "ufficio",
+            Audience::Telefono => "telefono",
         }
     }
 }
@@ -194,10 +198,11 @@ impl std::str::FromStr for Audience {
         match s {
             "cittadino" => Ok(Audience::Cittadino),
             "ufficio" => Ok(Audience::Ufficio),
+            "telefono" => Ok(Audience::Telefono),
             _ => Err(UnknownName {
                 what: "audience",
                 found: s.to_owned(),
-                expected: "cittadino|ufficio",
+                expected: "cittadino|ufficio|telefono",
             }),
         }
     }

@@ -1,0 +1,7 @@
+//! The telephone answering backup, pure: the call flow ([`flow`]) decides what a call hears
+//! from its state, the digits typed and the facts the edge loaded; [`script`] is what it says,
+//! independent of the provider; [`speech`] writes dates and numbers as they are spoken.
+
+pub mod script;
+
+pub use script::{CallState, Script, Step, Verb, speech_language};
