@@ -4,4 +4,4 @@
 
 pub mod script;
 
-pub use script::{CallState, Script, Step, Verb, speech_language};
+pub use script::{CallEvent, CallState, Recording, Script, Step, Verb, speech_language};

@@ -86,3 +86,33 @@ pub const fn speech_language(lang: Lang) -> &'static str {
         Lang::En => "en-GB",
     }
 }
+
+/// A voice message the provider recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recording {
+    /// The provider's id of the recording (Twilio `RecordingSid`, Vonage `recording_uuid`).
+    pub id: String,
+    /// Where the provider keeps it (fetched with the account's credentials).
+    pub url: String,
+    pub duration_s: Option<u32>,
+}
+
+/// What one request of a call says, whatever the provider: parsed from Twilio's form fields or
+/// Vonage's JSON by the provider's parser, after the request was verified.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CallEvent {
+    /// The provider's id of the call (Twilio `CallSid`, Vonage `uuid`): the call state is bound
+    /// to it, and with the step it keys what the request causes.
+    pub call_id: String,
+    /// The calling number as the provider gives it (E.164 when it is a phone; absent or
+    /// anything else when withheld).
+    pub caller: Option<String>,
+    /// Keypad digits typed (without the final `#`); `Some("")` when the caller typed nothing
+    /// before the timeout.
+    pub digits: Option<String>,
+    pub recording: Option<Recording>,
+    /// The provider's transcript of the recording, when it gives one.
+    pub transcript: Option<String>,
+    /// After a `Dial`: whether the office answered.
+    pub dial_answered: Option<bool>,
+}
