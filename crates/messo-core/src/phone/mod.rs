@@ -2,6 +2,7 @@
 //! from its state, the digits typed and the facts the edge loaded; [`script`] is what it says,
 //! independent of the provider; [`speech`] writes dates and numbers as they are spoken.
 
+pub mod flow;
 pub mod script;
 
 pub use script::{CallEvent, CallState, Recording, Script, Step, Verb, speech_language};
