@@ -4,5 +4,6 @@
 
 pub mod flow;
 pub mod script;
+pub mod speech;
 
 pub use script::{CallEvent, CallState, Recording, Script, Step, Verb, speech_language};
