@@ -1234,7 +1234,8 @@ async fn an_email_reply_with_documents_resumes_the_clock_and_keeps_the_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_to_the_phone_line_with_the_number_typed_becomes_the_integration_and_an_alert() {
+async fn a_call_to_the_phone_line_with_the_number_typed_is_a_note_and_an_alert_not_an_integration()
+{
     let h = start(Backend::Sqlite).await;
     h.ticket("2026/000900", true).await;
     let (s, _) = h
@@ -1252,7 +1253,9 @@ async fn a_call_to_the_phone_line_with_the_number_typed_becomes_the_integration_
         )
         .await;
     assert_eq!(s, 200);
-    assert_eq!(h.process().await.integrations, 1);
+    // A recording may or may not hold what was asked for: the office listens and confirms, so
+    // the clock of the waiting ticket stays stopped (issue 19).
+    assert_eq!(h.process().await.integrations, 0);
     let owed = h.outbox().await;
     assert!(
         owed.iter()

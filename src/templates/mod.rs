@@ -1205,6 +1205,11 @@ impl Templates {
         if text.trim().is_empty() {
             problems.push(problem(Part::Text, "il testo risulta vuoto".to_owned()));
         }
+        if key.audience == Audience::Telefono
+            && let Some(why) = unspeakable(&text)
+        {
+            problems.push(problem(Part::Text, why));
+        }
         if let Some(h) = out.get(&Part::Html) {
             if h.trim().is_empty() {
                 problems.push(problem(
@@ -1421,6 +1426,75 @@ impl Templates {
             }
         }
         problems
+    }
+}
+
+/// The longest text one prompt of the telephone answering may speak, in characters.
+pub const MAX_SPOKEN_CHARS: usize = 1500;
+
+/// Why a rendered `telefono` text cannot be spoken as it is, if it cannot: every provider's
+/// text-to-speech reads plain text, so markup, SSML, links and symbols it would spell out are
+/// refused, and so is a text too long to listen to.
+pub fn unspeakable(text: &str) -> Option<String> {
+    let n = text.chars().count();
+    if n > MAX_SPOKEN_CHARS {
+        return Some(format!(
+            "il testo parlato è di {n} caratteri: al telefono al massimo {MAX_SPOKEN_CHARS}"
+        ));
+    }
+    let lower = text.to_lowercase();
+    if ["http://", "https://", "www."]
+        .iter()
+        .any(|u| lower.contains(u))
+    {
+        return Some(
+            "il testo parlato contiene un indirizzo web: al telefono non si può seguire un \
+             collegamento; indichi dove trovarlo a parole"
+                .to_owned(),
+        );
+    }
+    if let Some(c) = text.chars().find(|c| {
+        matches!(
+            c,
+            '<' | '>' | '&' | '{' | '}' | '[' | ']' | '*' | '_' | '#' | '|' | '\\'
+        )
+    }) {
+        return Some(format!(
+            "il testo parlato contiene il simbolo «{c}», che la sintesi vocale leggerebbe o \
+             scarterebbe: scriva il testo a parole (per il tasto # scriva «cancelletto»)"
+        ));
+    }
+    None
+}
+
+/// Text as one spoken paragraph: lines joined with spaces.
+fn spoken(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Templates {
+    /// The words of the telephone prompt `name` in `lang`, with `payload`: the live version,
+    /// or the bundled default when the live one fails on this payload (logged). `None` when
+    /// there is no such prompt or both fail: the caller hears the rest of the script.
+    pub fn render_spoken(&self, name: &str, lang: Lang, payload: &Value) -> Option<String> {
+        let key = self.key_for(Audience::Telefono, name, lang)?;
+        let ctx = self.settings.context(payload, key.lang, Channel::Email);
+        let set = self.current();
+        let text = |regs: &Registries| {
+            regs.render(&key, Part::Text, &ctx)
+                .ok()
+                .map(|t| spoken(&t))
+                .filter(|t| !t.is_empty() && unspeakable(t).is_none())
+        };
+        if let Some(t) = text(&set.live) {
+            return Some(t);
+        }
+        tracing::error!(template = %key, "a telephone prompt failed on a real call; the default is used");
+        let t = text(&self.defaults);
+        if t.is_none() {
+            tracing::error!(template = %key, "the default telephone prompt failed too");
+        }
+        t
     }
 }
 

@@ -413,11 +413,32 @@ fn every_bundled_default_passes_the_gate_an_edit_must_pass() {
         let office = kinds.contains(&(Audience::Ufficio, k.as_str().to_owned()));
         assert!(citizen || office, "no template for {}", k.as_str());
     }
-    for (_, kind) in &kinds {
+    for (audience, kind) in &kinds {
+        if *audience == Audience::Telefono {
+            // The telephone answering's prompts, and the words of a notice spoken on a call.
+            let prompt = crate::phone::flow::Prompt::ALL
+                .iter()
+                .any(|p| p.as_str() == kind);
+            let notice = kind
+                .strip_prefix("avviso_")
+                .is_some_and(|k| crate::domain::Kind::parse(k).is_some());
+            assert!(
+                prompt || notice,
+                "templates/telefono/…/{kind}: not a prompt"
+            );
+            continue;
+        }
         assert!(
             crate::domain::Kind::parse(kind).is_some_and(crate::domain::Kind::has_template),
             "templates/…/{kind}: not a kind of message"
         );
+    }
+    // Every prompt of the call flow is there in both languages.
+    for p in crate::phone::flow::Prompt::ALL {
+        for lang in [Lang::It, Lang::En] {
+            let key = Key::new(Audience::Telefono, p.as_str(), lang);
+            assert!(catalog.defaults.contains_key(&key), "no template {key}");
+        }
     }
     // Citizens' notices exist in both languages.
     for (key, _) in catalog
@@ -487,4 +508,46 @@ fn the_closure_notice_asks_the_survey_question_only_when_it_is_on() {
     assert!(!sms.contains("Come valuta"), "{sms}");
     let (text, _) = render(false, Kind::Chiusura, Lang::It, Channel::Email);
     assert!(!text.contains("Come valuta"), "{text}");
+}
+
+#[test]
+fn a_telephone_prompt_is_plain_speakable_text_or_it_is_refused() {
+    let t = Templates::new(Catalog::bundled().expect("bundled"), Settings::example());
+    let key = Key::new(Audience::Telefono, "menu", Lang::It);
+    let (_, live) = t.live(&key).expect("the menu prompt");
+    for (bad, says) in [
+        (
+            "Visiti https://comune.example.it per sapere di più.",
+            "indirizzo web",
+        ),
+        ("Prema <b>1</b> per riascoltare.", "simbolo"),
+        ("Prema 1 e poi #.", "cancelletto"),
+        (&"Per riascoltare prema 1. ".repeat(80), "al massimo"),
+    ] {
+        let edit = Content {
+            text: bad.to_owned(),
+            ..live.clone()
+        };
+        let problems = t.check(&key, &edit).expect_err(bad);
+        assert!(
+            problems.iter().any(|p| p.message.contains(says)),
+            "{bad}: {problems:?}"
+        );
+    }
+    // The default passes, and what is spoken is one paragraph of plain words.
+    let words = t
+        .render_spoken(
+            "menu",
+            Lang::It,
+            &serde_json::json!({"trasferimento": true}),
+        )
+        .expect("spoken");
+    assert!(words.starts_with("Per riascoltare, prema 1."), "{words}");
+    assert!(words.ends_with("prema 0."), "{words}");
+    assert!(!words.contains('\n'));
+    // A prompt that does not exist says nothing rather than something wrong.
+    assert!(
+        t.render_spoken("nessuno", Lang::It, &serde_json::json!({}))
+            .is_none()
+    );
 }

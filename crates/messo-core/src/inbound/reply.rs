@@ -212,7 +212,11 @@ fn matched(f: &Facts<'_>, policy: &InboundPolicy, id: i64, by: matching::Matched
     if waiting && let Some(why) = unauthenticated {
         return unauthenticated_reply(f, id, by, &why);
     }
-    let (actions, outcome) = recorded_reply(f, id, waiting);
+    // A call never resumes a clock by itself: a recording may or may not hold what the office
+    // asked for, so the office listens and confirms (attaching it from the console, or
+    // recording the integrazione) when it does.
+    let resumes = waiting && f.parsed.route != Route::Voice;
+    let (actions, outcome) = recorded_reply(f, id, resumes);
     Plan {
         actions,
         verdict: Verdict {
@@ -714,6 +718,36 @@ mod tests {
                 }
             ]
         ));
+    }
+
+    #[test]
+    fn a_call_to_a_waiting_ticket_is_a_note_and_the_clock_stays_stopped() {
+        let mut call = sms("Messaggio vocale per la pratica 2026/000004");
+        call.route = Route::Voice;
+        call.digits = Some("2026000004".into());
+        let plan = run(&call, &[found(4, true, true)], &[]);
+        assert_eq!(plan.verdict.outcome, "note");
+        let Action::Record {
+            event, if_refused, ..
+        } = &plan.actions[0]
+        else {
+            panic!("{:?}", plan.actions);
+        };
+        assert!(matches!(event.body, EventBody::Note { .. }), "{event:?}");
+        assert!(if_refused.is_none());
+        assert!(matches!(
+            plan.actions[1],
+            Action::OfficeAlert {
+                kind: Kind::ChiamataRicevuta,
+                ..
+            }
+        ));
+        // The same message by SMS resumes the clock.
+        call.route = Route::Sms;
+        assert_eq!(
+            run(&call, &[found(4, true, true)], &[]).verdict.outcome,
+            "integration"
+        );
     }
 
     #[test]

@@ -5,5 +5,6 @@
 pub mod flow;
 pub mod script;
 pub mod speech;
+pub mod twiml;
 
 pub use script::{CallEvent, CallState, Recording, Script, Step, Verb, speech_language};
