@@ -727,6 +727,22 @@ pub async fn run_with(
     )
     .with_metrics(Arc::clone(&metrics));
     let portal = portal(&config, &store, &state, &metrics).await?;
+    let webhooks = if config.voice.enabled {
+        let keys = http::portal::link_keys(&config, &store, (state.clock)()).await?;
+        tracing::info!(
+            office_number = %config.voice.office_number.as_ref().map(|n| crate::redact::mask(n.as_str())).unwrap_or_default(),
+            "the telephone answering backup answers the voice webhooks"
+        );
+        webhooks.with_answering(http::voice::Answering::new(
+            store.clone(),
+            Arc::clone(&templates),
+            keys,
+            &config,
+            Arc::new(config.sla()?),
+        ))
+    } else {
+        webhooks
+    };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| DaemonError::Listen {

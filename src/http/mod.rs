@@ -24,6 +24,7 @@ pub mod reports;
 mod schema;
 pub mod server;
 mod tickets;
+pub mod voice;
 pub mod webhooks;
 
 use std::convert::Infallible;

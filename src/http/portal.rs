@@ -375,28 +375,48 @@ impl Inner {
         lang: Option<Lang>,
         now: Timestamp,
     ) -> Result<(view::CitizenView, Arc<crate::sla::Sla>), StoreError> {
-        let id = t.ticket.id;
-        let (events, messages) = self.store.portal().portal_history(id).await?;
-        let (received_at, derived) = derive(id, &events)?;
-        let sla = self
-            .store
-            .versions()
-            .sla(t.ticket.calendar_version, t.ticket.policy_version)?;
-        let fresh = evaluate(&sla, received_at, &derived, now)?;
-        let clock = sla.policy.target(derived.category, derived.priority).clock;
-        let facts = Facts {
-            ticket: &t.ticket,
-            events: &events,
-            sla: &fresh,
-            clock,
-            messages: &messages,
-            calendar: &sla.calendar,
-            working_day_s: self.working_day_s,
-            show_office: self.show_office,
-        };
-        let v = view::citizen_view(&facts, lang.unwrap_or_else(|| view::ticket_lang(&t.ticket)));
-        Ok((v, sla))
+        citizen_view(
+            &self.store,
+            t,
+            lang,
+            now,
+            self.working_day_s,
+            self.show_office,
+        )
+        .await
     }
+}
+
+/// Everything the citizen may see of `t` at `now` (the status page, and what the telephone
+/// and SMS answering tell a verified citizen), and the SLA it was computed under.
+pub async fn citizen_view(
+    store: &Store,
+    t: &PortalTicket,
+    lang: Option<Lang>,
+    now: Timestamp,
+    working_day_s: i64,
+    show_office: bool,
+) -> Result<(view::CitizenView, Arc<crate::sla::Sla>), StoreError> {
+    let id = t.ticket.id;
+    let (events, messages) = store.portal().portal_history(id).await?;
+    let (received_at, derived) = derive(id, &events)?;
+    let sla = store
+        .versions()
+        .sla(t.ticket.calendar_version, t.ticket.policy_version)?;
+    let fresh = evaluate(&sla, received_at, &derived, now)?;
+    let clock = sla.policy.target(derived.category, derived.priority).clock;
+    let facts = Facts {
+        ticket: &t.ticket,
+        events: &events,
+        sla: &fresh,
+        clock,
+        messages: &messages,
+        calendar: &sla.calendar,
+        working_day_s,
+        show_office,
+    };
+    let v = view::citizen_view(&facts, lang.unwrap_or_else(|| view::ticket_lang(&t.ticket)));
+    Ok((v, sla))
 }
 
 impl Inner {

@@ -35,6 +35,7 @@ use super::openapi::{
     WebhookUnauthenticated, WebhookUnavailable,
 };
 use super::problem::Problem;
+use super::voice::{self, Answering};
 use crate::config::{Endpoint, Family, Inbound};
 use crate::inbound::parse::Fields;
 use crate::inbound::{self, Parsed, Rejection, Request as InRequest, Route};
@@ -52,6 +53,9 @@ pub struct WebhookState {
     inner: Arc<Inner>,
     /// Where each request's handling time goes (a fresh set unless [`WebhookState::with_metrics`]).
     metrics: Arc<Metrics>,
+    /// The telephone answering backup, when `[voice] enabled`: it answers the voice webhooks
+    /// of the families it speaks (otherwise a call is recorded and answered empty).
+    answering: Option<Answering>,
 }
 
 struct Inner {
@@ -111,7 +115,14 @@ impl WebhookState {
                 clock,
             }),
             metrics: Arc::new(Metrics::default()),
+            answering: None,
         }
+    }
+
+    /// Answers calls on the voice webhooks with the answering flow.
+    pub fn with_answering(mut self, answering: Answering) -> WebhookState {
+        self.answering = Some(answering);
+        self
     }
 
     /// Records the handling time of every request in `metrics` (the daemon's).
@@ -397,6 +408,33 @@ async fn handle(
         header: &header_fn,
         body: &body,
     };
+    if route == Route::Voice
+        && let Some(answering) = &s.answering
+        && Answering::takes(&endpoint.family)
+    {
+        let event = match call_event(inner, endpoint, &in_req, now) {
+            Ok(e) => e,
+            Err(r) => {
+                tracing::warn!(endpoint = %provider, route = route.as_str(), status = r.status(), reason = %r, "webhook refused");
+                return problem(r.status(), r.to_string());
+            }
+        };
+        let query = path_and_query.split_once('?').map(|(_, q)| q);
+        return match answering
+            .answer(
+                &endpoint.name,
+                &endpoint.family,
+                query,
+                event,
+                &inner.writer,
+                now,
+            )
+            .await
+        {
+            Ok(res) => res,
+            Err(r) => problem(r.status, r.detail),
+        };
+    }
     let parsed = match verified(inner, endpoint, route, &in_req, &headers, &body, now).await {
         Ok(p) => p,
         Err(r) => {
@@ -517,6 +555,32 @@ async fn verified(
             now.0,
             inner.tolerance_s,
         )
+    }
+}
+
+/// A call's request, verified, as the answering reads it.
+fn call_event(
+    inner: &Inner,
+    endpoint: &Endpoint,
+    req: &InRequest<'_>,
+    now: Timestamp,
+) -> Result<crate::phone::CallEvent, Rejection> {
+    let pairs = inbound::verify_only(
+        endpoint,
+        Route::Voice,
+        req,
+        &inner.public_base_url,
+        now.0,
+        inner.tolerance_s,
+    )?;
+    match &endpoint.family {
+        Family::Twilio { .. } => voice::twilio_call(&pairs.unwrap_or_default())
+            .map_err(|m| Rejection::Malformed(m.to_owned())),
+        _ => Err(Rejection::NotHere(format!(
+            "endpoint {:?} ({}) takes no call answering",
+            endpoint.name,
+            endpoint.family.as_str()
+        ))),
     }
 }
 
