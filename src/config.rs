@@ -1630,6 +1630,52 @@ working_days = 1
     }
 
     #[test]
+    fn the_phone_answering_is_off_by_default_and_its_keys_are_named_when_wrong() {
+        let keys =
+            |text: &str| -> Vec<String> { problems(text).iter().map(|p| p.key.clone()).collect() };
+        let c = Config::from_toml("", "test", Vec::new()).unwrap();
+        assert!(!c.voice.enabled);
+        assert_eq!(c.voice.office_number, None);
+        assert_eq!(
+            (
+                c.voice.max_tries,
+                c.voice.access_code.max_failures,
+                c.voice.access_code.lockout_hours
+            ),
+            (3, 5, 24)
+        );
+        assert!(c.voice.sms_answers.enabled);
+        assert_eq!(keys("[voice]\nmax_tries = 0\n"), ["voice.max_tries"]);
+        assert_eq!(
+            keys("[voice]\noffice_number = \"URP\"\n"),
+            ["voice.office_number"]
+        );
+        assert_eq!(
+            keys("[voice.access_code]\nmax_failures = 0\nlockout_hours = 0\n"),
+            [
+                "voice.access_code.max_failures",
+                "voice.access_code.lockout_hours"
+            ]
+        );
+        assert_eq!(
+            keys("[voice.sms_answers]\nper_sender_per_day = 1000\n"),
+            ["voice.sms_answers.per_sender_per_day"]
+        );
+        assert_eq!(keys("[voice]\nenable = true\n"), ["voice.enable"]);
+        let c = Config::from_toml(
+            "[voice]\nenabled = true\noffice_number = \"06 1234 5678\"\n",
+            "test",
+            vec![("MESSO_VOICE__MAX_TRIES".to_owned(), "2".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(
+            c.voice.office_number.map(|n| n.to_string()).as_deref(),
+            Some("+390612345678")
+        );
+        assert_eq!(c.voice.max_tries, 2);
+    }
+
+    #[test]
     fn the_survey_is_off_by_default_and_its_keys_are_named_when_wrong() {
         let keys =
             |text: &str| -> Vec<String> { problems(text).iter().map(|p| p.key.clone()).collect() };

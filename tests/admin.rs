@@ -1025,6 +1025,65 @@ async fn rollback_restores_only_what_was_live(a: &Admin) {
     assert_eq!(status, StatusCode::OK, "{v}");
 }
 
+/// The telephone answering's prompts are templates like any other: the console lists them,
+/// previews show the words that will be spoken, the gate refuses what a voice cannot say, and
+/// four eyes apply before the next call hears an edit.
+async fn telephone_prompts_go_through_the_same_gate_preview_and_four_eyes(a: &Admin) {
+    const MENU: &str = "/api/v1/admin/templates/telefono/menu/it";
+    let elena = a.login("elena").await;
+    let bruno = a.login("bruno").await;
+    let live = live_of(&elena, MENU).await;
+    assert!(
+        live["text"].as_str().unwrap_or("").contains("prema 1"),
+        "{live}"
+    );
+    let (status, p) = elena
+        .post(
+            &format!("{MENU}/versions"),
+            edited(&live, |v| {
+                v["text"] = json!("Per i dettagli visiti https://comune.example.it e prema 1.")
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(
+        p["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("indirizzo web"),
+        "{p}"
+    );
+    let words = "Per sentire di nuovo lo stato della richiesta, prema 1. Per lasciare un messaggio, prema 2. Per essere richiamati, prema 3.";
+    let edit = edited(&live, |v| v["text"] = json!(words));
+    let (status, preview) = elena.post(&format!("{MENU}/preview"), edit.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert!(
+        preview.to_string().contains("Per sentire di nuovo"),
+        "{preview}"
+    );
+    let (status, v) = elena.post(&format!("{MENU}/versions"), edit).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let version = v["version"].as_i64().expect("version");
+    let spoken = || {
+        a.templates
+            .render_spoken(
+                "menu",
+                messo::domain::Lang::It,
+                &json!({"trasferimento": false}),
+            )
+            .unwrap_or_default()
+    };
+    assert!(
+        spoken().starts_with("Per riascoltare"),
+        "not live before a second person approves"
+    );
+    let (status, p) = bruno
+        .post(&format!("{MENU}/versions/{version}/publish"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    assert_eq!(spoken(), words);
+}
+
 on_both!(start;
     sessions_csrf_and_roles(""),
     broken_edits_are_refused_and_the_live_version_stays(""),
@@ -1037,6 +1096,7 @@ on_both!(start;
     a_stored_version_that_fails_the_gate_is_not_installed_at_start(""),
     rollback_cannot_bypass_four_eyes("four_eyes = true"),
     rollback_restores_only_what_was_live(""),
+    telephone_prompts_go_through_the_same_gate_preview_and_four_eyes("four_eyes = true"),
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
