@@ -22,7 +22,7 @@
 
   const ROLE_RANK = { viewer: 0, editor: 1, admin: 2 };
   const ROLE_LABEL = { viewer: 'consultazione', editor: 'redazione', admin: 'amministrazione' };
-  const AUDIENCE_LABEL = { cittadino: 'Messaggi ai cittadini', ufficio: 'Messaggi agli uffici' };
+  const AUDIENCE_LABEL = { cittadino: 'Messaggi ai cittadini', ufficio: 'Messaggi agli uffici', telefono: 'Risposte del servizio telefonico automatico' };
   const LANG_LABEL = { it: 'italiano', en: 'inglese' };
   const CHANNEL_LABEL = { email: 'e-mail', sms: 'SMS' };
   const VERSION_STATE = {
@@ -486,6 +486,11 @@
       : 'nessuna');
     row('Variabili', (t.variables || []).length ? h('code', null, (t.variables || []).join(', ')) : '—');
 
+    // A telephone prompt: its subject is the prompt's title, its text the words spoken.
+    const spoken = t.audience === 'telefono';
+    $('label[for="field-subject"]').textContent = spoken ? 'Titolo' : 'Oggetto';
+    $('label[for="field-text"]').textContent = spoken ? 'Testo parlato (testo semplice, senza simboli né indirizzi web)' : 'Testo semplice';
+    $('#preview-text-title').textContent = spoken ? 'Testo che sarà pronunciato' : 'Testo semplice';
     $('#group-html').hidden = !(source && source.html != null);
     $('#group-sms').hidden = !(source && source.sms != null);
     $('#preview-html-group').hidden = $('#group-html').hidden;
