@@ -34,9 +34,20 @@ const TWIML_VERBS: [&str; 8] = [
     "Response", "Say", "Gather", "Record", "Dial", "Number", "Redirect", "Hangup",
 ];
 
+/// The shipped configuration with the answering switched on: the `[voice]` table is already
+/// there (off), so its switch is turned rather than the table written twice.
 fn config_text() -> String {
+    let at = BUILTIN_TOML
+        .find("[voice]\n")
+        .expect("the shipped file has a [voice] table");
+    let (head, tail) = BUILTIN_TOML.split_at(at);
+    let tail = tail.replacen(
+        "enabled = false\n",
+        &format!("enabled = true\noffice_number = \"{OFFICE_LINE}\"\n"),
+        1,
+    );
     format!(
-        r#"{BUILTIN_TOML}
+        r#"{head}{tail}
 [inbound]
 ticket_format = "{{year}}/{{seq:6}}"
 
@@ -44,10 +55,6 @@ ticket_format = "{{year}}/{{seq:6}}"
 name = "tw"
 family = "twilio"
 auth_token = "{TWILIO_TOKEN}"
-
-[voice]
-enabled = true
-office_number = "{OFFICE_LINE}"
 "#
     )
 }
