@@ -36,7 +36,7 @@ fn config() -> Config {
         1,
     );
     let text = format!(
-        "{head}{tail}\n[[inbound.endpoints]]\nname = \"tw\"\nfamily = \"twilio\"\nauth_token = \"{TOKEN}\"\n"
+        "{head}{tail}\n[[inbound.endpoints]]\nname = \"tw\"\nfamily = \"twilio\"\nauth_token = \"{TOKEN}\"\nrate_per_s = 100000\n"
     );
     Config::from_toml(&text, "bench", Vec::new()).expect("config")
 }

@@ -527,8 +527,48 @@ async fn a_voice_message_and_a_call_back_reach_the_office_and_the_clock_stays_st
     assert_eq!(alerts, 2);
 }
 
+/// A provider that sends the same request twice at once (a retry racing the first) gets the
+/// same answer twice, and the store holds one of everything.
+async fn the_same_request_twice_at_once_counts_once(p: &Phone) {
+    let greeting = p.call("CA-race", STRANGER).await;
+    let ask = p.keys(&greeting, "CA-race", STRANGER, DIGITS).await;
+    let (a, b) = tokio::join!(
+        p.keys(&ask, "CA-race", STRANGER, "111111"),
+        p.keys(&ask, "CA-race", STRANGER, "111111"),
+    );
+    assert_eq!((a.status, b.status), (200, 200));
+    assert_eq!(a.words(), b.words());
+    assert_eq!(p.failures().await, 1, "one wrong code, however often it comes");
+    // The citizen's own mobile leaves a message; the recording's callback races itself.
+    let g = p.call("CA-race-rec", CITIZEN_MOBILE).await;
+    let state = p.keys(&g, "CA-race-rec", CITIZEN_MOBILE, DIGITS).await;
+    let rec = p.keys(&state, "CA-race-rec", CITIZEN_MOBILE, "2").await;
+    let next = rec.next.clone().expect("the recording's action");
+    let recorded = [
+        ("CallSid", "CA-race-rec"),
+        ("From", CITIZEN_MOBILE),
+        ("RecordingSid", "RE-race-1"),
+        ("RecordingUrl", "https://api.twilio.com/recordings/RE-race-1"),
+        ("RecordingDuration", "9"),
+    ];
+    let (a, b) = tokio::join!(p.post(&next, &recorded), p.post(&next, &recorded));
+    assert_eq!((a.status, b.status), (200, 200), "{} / {}", a.body, b.body);
+    let stored = common::db::count(&p.store, "SELECT COUNT(*) FROM inbound_messages").await;
+    assert_eq!(stored, 1, "one recording");
+    // And the call-back asked twice at once is one request for the office.
+    let thanks = a;
+    let (c, d) = tokio::join!(
+        p.keys(&thanks, "CA-race-rec", CITIZEN_MOBILE, "3"),
+        p.keys(&thanks, "CA-race-rec", CITIZEN_MOBILE, "3"),
+    );
+    assert_eq!((c.status, d.status), (200, 200));
+    let stored = common::db::count(&p.store, "SELECT COUNT(*) FROM inbound_messages").await;
+    assert_eq!(stored, 2, "one recording, one call-back");
+}
+
 on_both!(start;
     the_citizen_calling_at_night_from_their_mobile_hears_what_the_status_page_shows,
+    the_same_request_twice_at_once_counts_once,
     a_stranger_with_the_number_learns_nothing_and_wrong_codes_lock_the_ticket,
     the_right_code_opens_the_state_to_another_phone,
     a_voice_message_and_a_call_back_reach_the_office_and_the_clock_stays_stopped,
