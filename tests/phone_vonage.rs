@@ -714,3 +714,49 @@ async fn a_calls_state_cannot_be_moved_to_another_conversation() {
     assert_eq!(r.status().as_u16(), 400);
     p.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_answering_a_vonage_callback_is_verified_then_refused_with_its_reason() {
+    messo::install_crypto();
+    let db = TestDb::open(Backend::Sqlite).await;
+    let text = config_text().replacen(
+        "enabled = true\noffice_number",
+        "enabled = false\noffice_number",
+        1,
+    );
+    let cfg = Config::from_toml(&text, "test", Vec::new()).expect("config");
+    assert!(!cfg.voice.enabled);
+    db.register(&cfg).await;
+    let clock = TestClock::at("2026-12-04T22:00:00+01:00");
+    let writer = InboundWriter::spawn(db.store.clone(), Arc::new(tokio::sync::Notify::new()));
+    let base = serve(router(WebhookState::new(
+        &cfg.inbound,
+        &cfg.http.public_base_url,
+        writer,
+        clock.clock(),
+    )))
+    .await;
+    let body =
+        json!({"from": STRANGER, "to": URP_LINE, "conversation_uuid": con("off")}).to_string();
+    let post = |auth: Option<String>| {
+        let mut r = reqwest::Client::new()
+            .post(format!("{base}/webhooks/voice/vg"))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    let unsigned = post(None).await.expect("post");
+    assert_eq!(unsigned.status().as_u16(), 401, "verified first");
+    let jwt = vonage_token(SECRET, body.as_bytes(), clock.now().0);
+    let r = post(Some(format!("Bearer {jwt}"))).await.expect("post");
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.text().await.expect("body").contains("[voice] enabled"));
+    assert_eq!(
+        common::db::count(&db.store, "SELECT COUNT(*) FROM inbound_messages").await,
+        0
+    );
+    db.finish().await;
+}

@@ -105,6 +105,13 @@ pub fn accept(
         (Family::Generic { .. }, Route::Dlr) => parse::generic_dlr(&fields)?,
         (Family::Generic { .. }, Route::Voice) => parse::generic_voice(&fields)?,
         (Family::Generic { .. } | Family::Mail { .. }, Route::Mail) => parse::mail_fields(&fields)?,
+        // Vonage reads an NCCO from every answer: without the answering there is none to give.
+        (Family::Vonage { .. }, Route::Voice) => {
+            return Err(Rejection::NotHere(format!(
+                "endpoint {:?} (vonage) answers calls only with [voice] enabled",
+                endpoint.name
+            )));
+        }
         _ => return Err(not_here(endpoint, route)),
     };
     Ok(parsed)
