@@ -128,7 +128,7 @@ fn api_and_admin_schemes() -> [(&'static str, SecurityScheme); 3] {
 }
 
 /// How the providers' webhooks are signed.
-fn webhook_schemes() -> [(&'static str, SecurityScheme); 3] {
+fn webhook_schemes() -> [(&'static str, SecurityScheme); 4] {
     [
         (
             "twilioSignature",
@@ -136,6 +136,15 @@ fn webhook_schemes() -> [(&'static str, SecurityScheme); 3] {
                 "X-Twilio-Signature",
                 "Twilio family: Base64(HMAC-SHA1(auth token, `http.public_base_url` + path and \
                  query as received + every posted parameter name and value, sorted by name)).",
+            ),
+        ),
+        (
+            "vonageJwt",
+            bearer(
+                "JWT",
+                "Vonage family (voice): a JWT signed HS256 with the account's signature secret; \
+                 its `iat` more than `inbound.signature_tolerance_s` (300) away from now, or a \
+                 `payload_hash` that is not the hex SHA-256 of the body, is 403.",
             ),
         ),
         (

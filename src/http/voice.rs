@@ -23,7 +23,7 @@ use crate::domain::{Lang, PhoneNumber};
 use crate::inbound::matching::TicketFormat;
 use crate::inbound::{Parsed, Route};
 use crate::phone::flow::{self, Act, Effect, Facts, Needs, Prompt, Setup, TicketFacts};
-use crate::phone::{CallEvent, CallState, Script, Verb, speech, twiml};
+use crate::phone::{CallEvent, CallState, Script, Verb, ncco, speech, twiml};
 use crate::portal::{ACCESS_CODE_DIGITS, LinkKeys};
 use crate::redact::mask;
 use crate::sla::Sla;
@@ -107,13 +107,16 @@ impl Answering {
     }
 
     /// Answers one verified request of a call to endpoint `endpoint`. `query` is the
-    /// request's query string (the sealed state is in it).
+    /// request's query string (the sealed state is in it); `called` the number the caller
+    /// dialled, when the request names it (a Vonage transfer shows it as the caller id).
+    #[allow(clippy::too_many_arguments)]
     pub async fn answer(
         &self,
         endpoint: &str,
         family: &Family,
         query: Option<&str>,
         event: CallEvent,
+        called: Option<&str>,
         writer: &InboundWriter,
         now: Timestamp,
     ) -> Result<Response, Refused> {
@@ -180,7 +183,20 @@ impl Answering {
         );
         let url = |st: &CallState| self.url(endpoint, &event.call_id, st, now);
         match family {
-            Family::Vonage { .. } => Err(problem(501, "NCCO answers come with the Vonage family")),
+            Family::Vonage { .. } => Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                ncco::ncco(
+                    &script,
+                    &url,
+                    &ncco::Call {
+                        id: &event.call_id,
+                        called,
+                    },
+                )
+                .to_string(),
+            )
+                .into_response()),
             _ => Ok((
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "text/xml")],

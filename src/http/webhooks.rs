@@ -40,6 +40,7 @@ use crate::config::{Endpoint, Family, Inbound};
 use crate::inbound::parse::Fields;
 use crate::inbound::{self, Parsed, Rejection, Request as InRequest, Route};
 use crate::metrics::Metrics;
+use crate::phone::vonage::Callback;
 use crate::redact::mask;
 use crate::store::{Accepted, InboundWriter, NewInbound};
 use crate::time::{Clock, Timestamp};
@@ -201,7 +202,7 @@ enum AcceptedStatus {
     Duplicate,
 }
 
-/// A signed provider webhook (twilio, generic)
+/// A signed provider webhook (twilio, vonage, generic)
 ///
 /// The inbound pipeline: verify → parse → store (deduplicated) → answer; what the record causes
 /// happens on the daemon's next pass. Verification comes first and a refused request leaves no
@@ -209,14 +210,15 @@ enum AcceptedStatus {
 /// Bodies over 64 KiB are refused (the mail route: `inbound.max_mail_bytes`). See
 /// docs/inbound.md for the fields read per family. Families whose requests are signed:
 /// **twilio** (sms, voice, dlr; form-encoded only, `X-Twilio-Signature`; a status callback
-/// carries our `order_id` in its query) and **generic** (every route; `X-Messo-Timestamp` and
-/// `X-Messo-Signature`; JSON, a form, or multipart for mail).
+/// carries our `order_id` in its query), **vonage** (voice only, with `[voice] enabled`; JSON;
+/// `Authorization: Bearer` with Vonage's signed JWT over the body) and **generic** (every
+/// route; `X-Messo-Timestamp` and `X-Messo-Signature`; JSON, a form, or multipart for mail).
 #[utoipa::path(
     post,
     path = "/webhooks/{route}/{provider}",
     operation_id = "postWebhook",
     tag = "webhooks",
-    security(("twilioSignature" = []), ("messoSignature" = [], "messoTimestamp" = [])),
+    security(("twilioSignature" = []), ("vonageJwt" = []), ("messoSignature" = [], "messoTimestamp" = [])),
     params(EndpointPath),
     request_body(
         content(
@@ -229,11 +231,14 @@ enum AcceptedStatus {
     responses(
         (status = 200,
          description = "Accepted or a duplicate. Twilio SMS and voice webhooks get an empty TwiML \
-                        `<Response>`; the others JSON.",
+                        `<Response>` (with `[voice] enabled`, the call's TwiML); Vonage voice \
+                        callbacks the call's NCCO (a JSON array of actions); the others JSON.",
          content(
              (WebhookAccepted = "application/json"),
              (String = "text/xml", example = json!(TWIML_EMPTY)),
          )),
+        (status = 204, description = "A Vonage call event that needs no answer (the call goes on \
+                                      with the NCCO it has)."),
         (status = 400, response = WebhookMalformed),
         (status = 401, response = WebhookUnauthenticated),
         (status = 403, response = WebhookForbidden),
@@ -412,20 +417,22 @@ async fn handle(
         && let Some(answering) = &s.answering
         && Answering::takes(&endpoint.family)
     {
-        let event = match call_event(inner, endpoint, &in_req, now) {
-            Ok(e) => e,
+        let query = path_and_query.split_once('?').map(|(_, q)| q);
+        let (event, called) = match call_event(inner, endpoint, &in_req, query, now) {
+            Ok(Some(e)) => e,
+            Ok(None) => return StatusCode::NO_CONTENT.into_response(),
             Err(r) => {
                 tracing::warn!(endpoint = %provider, route = route.as_str(), status = r.status(), reason = %r, "webhook refused");
                 return problem(r.status(), r.to_string());
             }
         };
-        let query = path_and_query.split_once('?').map(|(_, q)| q);
         return match answering
             .answer(
                 &endpoint.name,
                 &endpoint.family,
                 query,
                 event,
+                called.as_deref(),
                 &inner.writer,
                 now,
             )
@@ -558,13 +565,18 @@ async fn verified(
     }
 }
 
-/// A call's request, verified, as the answering reads it.
+/// A call's request, verified, as the answering reads it, with the number the caller dialled
+/// when the provider names it. `None`: a Vonage progress event (`started`, `ringing`,
+/// `answered`; or any call status posted to the application's event URL, which carries no
+/// call state) that is acknowledged with 204 and changes nothing, so Vonage goes on with the
+/// NCCO it has.
 fn call_event(
     inner: &Inner,
     endpoint: &Endpoint,
     req: &InRequest<'_>,
+    query: Option<&str>,
     now: Timestamp,
-) -> Result<crate::phone::CallEvent, Rejection> {
+) -> Result<Option<(crate::phone::CallEvent, Option<String>)>, Rejection> {
     let pairs = inbound::verify_only(
         endpoint,
         Route::Voice,
@@ -575,7 +587,18 @@ fn call_event(
     )?;
     match &endpoint.family {
         Family::Twilio { .. } => voice::twilio_call(&pairs.unwrap_or_default())
+            .map(|e| Some((e, None)))
             .map_err(|m| Rejection::Malformed(m.to_owned())),
+        Family::Vonage { .. } => {
+            let (callback, called) = inbound::vonage_call(req)?;
+            let has_state = query.is_some_and(|q| {
+                form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == voice::STATE_PARAM)
+            });
+            Ok(match callback {
+                Callback::Call(e) if e.dial_answered.is_none() || has_state => Some((e, called)),
+                Callback::Call(_) | Callback::Progress { .. } => None,
+            })
+        }
         _ => Err(Rejection::NotHere(format!(
             "endpoint {:?} ({}) takes no call answering",
             endpoint.name,

@@ -105,9 +105,33 @@ pub fn accept(
         (Family::Generic { .. }, Route::Dlr) => parse::generic_dlr(&fields)?,
         (Family::Generic { .. }, Route::Voice) => parse::generic_voice(&fields)?,
         (Family::Generic { .. } | Family::Mail { .. }, Route::Mail) => parse::mail_fields(&fields)?,
+        // Vonage reads an NCCO from every answer: without the answering there is none to give.
+        (Family::Vonage { .. }, Route::Voice) => {
+            return Err(Rejection::NotHere(format!(
+                "endpoint {:?} (vonage) answers calls only with [voice] enabled",
+                endpoint.name
+            )));
+        }
         _ => return Err(not_here(endpoint, route)),
     };
     Ok(parsed)
+}
+
+/// A verified Vonage Voice callback read: a request of the call for the answering, or a
+/// progress event that needs no answer. `called` is the number the caller dialled, when the
+/// callback names it (the caller id a transfer shows).
+pub fn vonage_call(
+    req: &Request<'_>,
+) -> Result<(messo_core::phone::vonage::Callback, Option<String>), Rejection> {
+    if !is_json(req) {
+        return Err(Rejection::Malformed(
+            "Vonage callbacks are JSON (set the application's answer and event methods to POST)"
+                .to_owned(),
+        ));
+    }
+    let callback = messo_core::phone::vonage::parse(req.body)
+        .map_err(|e| Rejection::Malformed(e.to_string()))?;
+    Ok((callback, messo_core::phone::vonage::called(req.body)))
 }
 
 fn not_here(endpoint: &Endpoint, route: Route) -> Rejection {
@@ -153,9 +177,17 @@ pub fn verify_only(
             verify::token(req.token, token)?;
             Ok(None)
         }
-        Family::Vonage { .. } => Err(Rejection::Unavailable(
-            "Vonage callbacks are not verified yet".to_owned(),
-        )),
+        Family::Vonage { secrets } => {
+            let s: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            verify::vonage(
+                &s,
+                (req.header)("authorization").as_deref(),
+                req.body,
+                now,
+                tolerance_s,
+            )?;
+            Ok(None)
+        }
         Family::Generic { secrets } => {
             let s: Vec<&str> = secrets.iter().map(String::as_str).collect();
             verify::generic(

@@ -9,6 +9,10 @@
 //! - The generic provider: `X-Messo-Timestamp` (Unix seconds) and `X-Messo-Signature:
 //!   v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`, refused outside a tolerance window
 //!   so a captured request cannot be replayed later.
+//! - Vonage (Voice API): `Authorization: Bearer <JWT>`, HS256 with the account's signature
+//!   secret, whose claims carry `iat` (refused outside the same tolerance window) and
+//!   `payload_hash` (the hex SHA-256 of the body, compared with the body received). See
+//!   [`vonage`].
 //!
 //! Signatures are checked by the MAC itself (`Mac::verify_slice`, constant time); secrets that
 //! are compared as text go through [`ct_eq`] (`subtle`).
@@ -193,6 +197,129 @@ pub fn generic(
     }
 }
 
+/// Checks a Vonage signed callback: `authorization` is the `Authorization` header, which must
+/// hold `Bearer <JWT>`; the JWT's header names `HS256`, its signature is made with one of
+/// `secrets` (the current signature secret and, while rotating, the previous one), its `iat`
+/// is within `tolerance_s` of `now` (and its `exp`, when present, not past), and its
+/// `payload_hash` is the SHA-256 of `body` in hex.
+///
+/// The JWT's `jti` is not remembered: see `docs/security.md` (what a replay within the window
+/// can and cannot do).
+pub fn vonage(
+    secrets: &[&str],
+    authorization: Option<&str>,
+    body: &[u8],
+    now: i64,
+    tolerance_s: i64,
+) -> Result<(), Refusal> {
+    let auth = authorization
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .ok_or(Refusal::Missing(
+            "Authorization header (Vonage's signed JWT)",
+        ))?;
+    let token = auth
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .ok_or_else(|| {
+            Refusal::Invalid("the Authorization header is not \"Bearer <JWT>\"".to_owned())
+        })?;
+    let not_jwt = || Refusal::Invalid("the bearer token is not a JWT".to_owned());
+    let mut parts = token.split('.');
+    let (Some(head), Some(claims), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(not_jwt());
+    };
+    let b64 = |p: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(p.trim_end_matches('='))
+            .map_err(|_| not_jwt())
+    };
+    let json = |p: &str| -> Result<serde_json::Value, Refusal> {
+        serde_json::from_slice(&b64(p)?).map_err(|_| not_jwt())
+    };
+    if json(head)?.get("alg").and_then(serde_json::Value::as_str) != Some("HS256") {
+        return Err(Refusal::Invalid(
+            "the JWT is not signed with HS256".to_owned(),
+        ));
+    }
+    let given = b64(sig)?;
+    let mut ok = false;
+    for secret in secrets {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+            .unwrap_or_else(|_| unreachable_hmac256());
+        mac.update(head.as_bytes());
+        mac.update(b".");
+        mac.update(claims.as_bytes());
+        // Every secret is tried: no early exit that would tell which one matched.
+        ok |= mac.verify_slice(&given).is_ok();
+    }
+    if !ok {
+        return Err(Refusal::Invalid(
+            "the JWT's signature does not verify with the signature secret".to_owned(),
+        ));
+    }
+    let claims = json(claims)?;
+    let number = |k: &str| {
+        claims
+            .get(k)
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+    };
+    let iat = number("iat").ok_or_else(|| Refusal::Invalid("the JWT carries no iat".to_owned()))?;
+    if (now - iat).abs() > tolerance_s {
+        return Err(Refusal::Invalid(format!(
+            "the JWT was issued {}s away from now; at most {tolerance_s}s are allowed",
+            (now - iat).abs()
+        )));
+    }
+    if let Some(exp) = number("exp")
+        && now > exp
+    {
+        return Err(Refusal::Invalid("the JWT has expired".to_owned()));
+    }
+    let hash = claims
+        .get("payload_hash")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| Refusal::Invalid("the JWT carries no payload_hash".to_owned()))?;
+    let body_hash = hex::encode(Sha256::digest(body));
+    if ct_eq(
+        hash.trim().to_ascii_lowercase().as_bytes(),
+        body_hash.as_bytes(),
+    ) {
+        Ok(())
+    } else {
+        Err(Refusal::Invalid(
+            "the JWT's payload_hash does not match the body".to_owned(),
+        ))
+    }
+}
+
+/// A JWT as Vonage signs a callback carrying `body` at `iat` with `secret` (tests and
+/// `messo` tools that replay a callback): claims `iat`, `jti`, `iss`, `payload_hash`,
+/// `api_key`.
+pub fn vonage_token(secret: &str, body: &[u8], iat: i64) -> String {
+    let e = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let payload_hash = hex::encode(Sha256::digest(body));
+    let head = e(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = e(serde_json::json!({
+        "iat": iat,
+        "jti": format!("{iat}-{}", &payload_hash[..16]),
+        "iss": "Vonage",
+        "payload_hash": payload_hash,
+        "api_key": "abcd1234",
+    })
+    .to_string()
+    .as_bytes());
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable_hmac256());
+    mac.update(head.as_bytes());
+    mac.update(b".");
+    mac.update(claims.as_bytes());
+    format!("{head}.{claims}.{}", e(&mac.finalize().into_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +444,73 @@ mod tests {
         let two = format!("v1=deadbeef, v1={sig}");
         assert!(check(ts, Some(&two), body, now).is_ok());
     }
+
+    // VONAGE_VECTOR was made independently with Python (hmac, hashlib, base64.urlsafe_b64encode
+    // without padding) over the same claims, with the secret "vonage-signature-secret".
+    #[test]
+    fn vonage_signed_callbacks() {
+        let body = br#"{"conversation_uuid":"CON-1","dtmf":{"digits":"1","timed_out":false}}"#;
+        let now = 1_796_000_000;
+        let secret = "vonage-signature-secret";
+        let token = vonage_token(secret, body, now);
+        let bearer = format!("Bearer {token}");
+        let check =
+            |auth: Option<&str>, body: &[u8], now: i64| vonage(&[secret], auth, body, now, 300);
+        assert_eq!(check(Some(&bearer), body, now), Ok(()));
+        assert_eq!(check(Some(&bearer), body, now + 300), Ok(()));
+        assert!(vonage(&["old", secret], Some(&bearer), body, now, 300).is_ok());
+        // Missing: 401; everything else wrong: 403, with its reason.
+        let status = |r: Result<(), Refusal>| r.map_err(|e| (e.status(), e.to_string()));
+        assert!(matches!(status(check(None, body, now)), Err((401, _))));
+        assert!(matches!(status(check(Some(" "), body, now)), Err((401, _))));
+        let stale = status(check(Some(&bearer), body, now + 301));
+        assert!(
+            matches!(&stale, Err((403, m)) if m.contains("301s")),
+            "{stale:?}"
+        );
+        let tampered = status(check(
+            Some(&bearer),
+            br#"{"conversation_uuid":"CON-2"}"#,
+            now,
+        ));
+        assert!(
+            matches!(&tampered, Err((403, m)) if m.contains("payload_hash")),
+            "{tampered:?}"
+        );
+        let other = status(vonage(&["another"], Some(&bearer), body, now, 300));
+        assert!(
+            matches!(&other, Err((403, m)) if m.contains("signature")),
+            "{other:?}"
+        );
+        assert!(check(Some(&token), body, now).is_err(), "no Bearer scheme");
+        assert!(check(Some("Bearer a.b"), body, now).is_err());
+        // alg "none" with the signature stripped is not taken.
+        let (_, rest) = token.split_once('.').expect("jwt");
+        let (claims, _) = rest.split_once('.').expect("jwt");
+        let none = format!(
+            "Bearer {}.{claims}.",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#)
+        );
+        assert!(
+            matches!(status(check(Some(&none), body, now)), Err((403, m)) if m.contains("HS256"))
+        );
+        // A claim changed after signing does not verify.
+        let forged_claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            serde_json::json!({"iat": now, "payload_hash": hex::encode(Sha256::digest(b"{}"))})
+                .to_string(),
+        );
+        let (head, _) = token.split_once('.').expect("jwt");
+        let sig = token.rsplit_once('.').expect("jwt").1;
+        let forged = format!("Bearer {head}.{forged_claims}.{sig}");
+        assert!(check(Some(&forged), b"{}", now).is_err());
+        // The token made independently verifies too.
+        assert_eq!(
+            check(Some(&format!("Bearer {VONAGE_VECTOR}")), body, now),
+            Ok(())
+        );
+    }
+
+    const VONAGE_VECTOR: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJhcGlfa2V5IjoiYWJjZDEyMzQiLCJpYXQiOjE3OTYwMDAwMDAsImlzcyI6IlZvbmFnZSIsImp0aSI6IjE3OTYwMDAwMDAtZDhmMGFkMmUzZGJiOGYyNiIsInBheWxvYWRfaGFzaCI6ImQ4ZjBhZDJlM2RiYjhmMjY4MzcxMWI3MTE2NTA2NDMwN2I3MTI0ZDRkMjU3MTNhNTZiZDkwYzIzZjM3OGU2YzkifQ.mfq-cyPluIHkZDjj-KmeNNuAByA6mMiqQBHkGvIyBWw";
 
     const GENERIC_VECTOR: &str = "b40d97a30f6669ece89bb3248c4a6aa5a1bdfb7171efcba298339871ab3d68f3";
 }
