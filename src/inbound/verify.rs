@@ -283,17 +283,47 @@ pub fn vonage(
         .get("payload_hash")
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| Refusal::Invalid("the JWT carries no payload_hash".to_owned()))?;
-    let body_hash = hex::encode(Sha256::digest(body));
-    if ct_eq(
-        hash.trim().to_ascii_lowercase().as_bytes(),
-        body_hash.as_bytes(),
-    ) {
+    // Vonage hashes the JSON it sends without whitespace between its tokens: the body as
+    // received, or (should a proxy or Vonage itself space it out) the same body with that
+    // whitespace taken away — the same JSON, so nothing the hash covers can differ.
+    let given = hash.trim().to_ascii_lowercase();
+    let raw = ct_eq(
+        given.as_bytes(),
+        hex::encode(Sha256::digest(body)).as_bytes(),
+    );
+    let compact = ct_eq(
+        given.as_bytes(),
+        hex::encode(Sha256::digest(json_without_whitespace(body))).as_bytes(),
+    );
+    if raw | compact {
         Ok(())
     } else {
         Err(Refusal::Invalid(
             "the JWT's payload_hash does not match the body".to_owned(),
         ))
     }
+}
+
+/// `body` (JSON) with the whitespace between its tokens removed; strings are kept as they are.
+fn json_without_whitespace(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    out
 }
 
 /// A JWT as Vonage signs a callback carrying `body` at `iat` with `secret` (tests and
@@ -503,6 +533,17 @@ mod tests {
         let sig = token.rsplit_once('.').expect("jwt").1;
         let forged = format!("Bearer {head}.{forged_claims}.{sig}");
         assert!(check(Some(&forged), b"{}", now).is_err());
+        // Vonage hashes the JSON without whitespace: the same body spaced out verifies, a
+        // string changed inside does not.
+        let spaced = br#"{ "conversation_uuid": "CON-1",
+            "dtmf": { "digits": "1", "timed_out": false } }"#;
+        assert_eq!(check(Some(&bearer), spaced, now), Ok(()));
+        let inside = br#"{"conversation_uuid":"CON- 1","dtmf":{"digits":"1","timed_out":false}}"#;
+        assert!(check(Some(&bearer), inside, now).is_err());
+        assert_eq!(
+            json_without_whitespace(br#"{ "a" : "x \" y" ,"b":[1, 2] }"#),
+            br#"{"a":"x \" y","b":[1,2]}"#.to_vec()
+        );
         // The token made independently verifies too.
         assert_eq!(
             check(Some(&format!("Bearer {VONAGE_VECTOR}")), body, now),
