@@ -81,7 +81,9 @@ pub fn replacement(
     held: bool,
     now: Timestamp,
 ) -> Option<NewOutbox> {
-    if dead.recipient != Recipient::Citizen {
+    // Staff messages, and the direct answers to a citizen's SMS (which only make sense by SMS),
+    // never fall back.
+    if dead.recipient != Recipient::Citizen || dead.kind.is_sms_answer() {
         return None;
     }
     // The original key and the channels tried so far.
