@@ -163,6 +163,7 @@ impl Engine {
     skip_all,
     fields(inbound_limit = inbound_limit, tickets = tracing::field::Empty, owed = tracing::field::Empty)
 )]
+#[allow(clippy::too_many_arguments)]
 pub async fn pass(
     store: &Store,
     engine: &Engine,

@@ -77,6 +77,7 @@ struct Named {
 impl Inbound<'_> {
     /// A citizen's SMS that asks `STATO`/`INFO`/`PRATICA`/`AIUTO`: answered, limited or
     /// refused here; `None` when it is not such a query and the reply goes the usual way.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn act_sms_answer(
         &self,
         conn: &mut AnyConnection,
