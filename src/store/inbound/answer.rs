@@ -254,7 +254,7 @@ impl Inbound<'_> {
                 Kind::RispostaInfo,
                 0,
                 Lang::It,
-                json!({"esempio": example, "cifre_codice": ACCESS_CODE_DIGITS}),
+                json!({"number": "", "esempio": example, "cifre_codice": ACCESS_CODE_DIGITS}),
             ),
         };
         insert_outbox_conn(
