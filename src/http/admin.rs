@@ -1066,6 +1066,8 @@ struct VersionPath {
 enum AudienceName {
     Cittadino,
     Ufficio,
+    /// The telephone prompts (listed with the others).
+    Telefono,
 }
 
 /// The bundled default as version 0.
