@@ -339,6 +339,24 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_to_the_citizens_own_sms_never_falls_back() {
+        let citizen = c(json!({"mobile": "+393471234567", "email": "a@b.it"}));
+        for kind in [Kind::RispostaStato, Kind::RispostaInfo, Kind::AiutoSms] {
+            let d = DeadRow {
+                kind,
+                ..dead("sms", "sms-answer:9", &json!({"number": "2026/1"}))
+            };
+            for held in [false, true] {
+                assert_eq!(
+                    replacement(&d, ERROR, &citizen, &CHAIN, &office(), held, NOW),
+                    None,
+                    "{kind} held={held}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn skips_channels_without_address_or_consent_and_never_repeats() {
         let p = json!({});
         let no_email = c(json!({"mobile": "+393471234567"}));
