@@ -51,6 +51,12 @@ async fn every_message_carries_a_link_that_opens_its_ticket(p: &Portal) {
     for (_, _, text) in &sms {
         assert!(link_in(text).is_some(), "{text}");
     }
+    // The receipt shows the ticket's access code (the portal is on); other messages do not.
+    let code = p.maker.keys.access_code(p.id("2026/000101").await, None);
+    for (kind, channel, text) in &sent {
+        let shown = text.contains(&code);
+        assert_eq!(shown, kind == "ricevuta", "{kind}/{channel}: {text}");
+    }
     // The page lists the messages it was told about, with their channel and state.
     let (_, _, body) = p.open(&p.link("2026/000101").await).await;
     assert!(body.contains("Conferma di ricezione"), "{body}");
