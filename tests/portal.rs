@@ -60,6 +60,13 @@ async fn every_message_carries_a_link_that_opens_its_ticket(p: &Portal) {
     // The page lists the messages it was told about, with their channel and state.
     let (_, _, body) = p.open(&p.link("2026/000101").await).await;
     assert!(body.contains("Conferma di ricezione"), "{body}");
+    // The page shows the access code for the phone and the SMS answering.
+    assert!(
+        body.contains(&format!(
+            "Il codice di accesso della richiesta è <strong>{code}</strong>"
+        )),
+        "{body}"
+    );
     assert!(body.contains("e-mail · "), "{body}");
     assert!(body.contains("esito-inviato"), "{body}");
     // The English-speaking citizen's page is in English, and offers Italian.
