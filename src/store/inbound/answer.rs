@@ -189,6 +189,13 @@ impl Inbound<'_> {
         if !new {
             return Ok(done("sms answer: answered already".to_owned()));
         }
+        tracing::info!(
+            inbound = id,
+            sender = %crate::redact::mask(sender),
+            outcome,
+            verified_by = lookup.map(|l| l.by.as_str()),
+            "sms answer"
+        );
         if let Some(t) = wrong_code {
             sqlx::query(
                 "INSERT INTO access_code_failures (ticket_id, attempt_key, channel, at) \
