@@ -163,10 +163,12 @@ impl Engine {
     skip_all,
     fields(inbound_limit = inbound_limit, tickets = tracing::field::Empty, owed = tracing::field::Empty)
 )]
+#[allow(clippy::too_many_arguments)]
 pub async fn pass(
     store: &Store,
     engine: &Engine,
     inbound: &InboundPolicy,
+    sms_answering: Option<&crate::store::SmsAnswering>,
     inbound_limit: i64,
     clock: &Clock,
     metrics: &Metrics,
@@ -177,7 +179,7 @@ pub async fn pass(
     // flood of webhooks never starves the engine; what is left goes in the next pass, at once.
     let r = store
         .inbound()
-        .process_inbound(inbound, clock(), inbound_limit)
+        .process_inbound_answering(inbound, sms_answering, clock(), inbound_limit)
         .await?;
     let inbound_full = r.processed >= inbound_limit as u64;
     metrics.inbound_total.inc_by(r.processed);
@@ -185,6 +187,10 @@ pub async fn pass(
     metrics.inbound_unmatched_total.inc_by(r.unmatched);
     metrics.inbound_opt_outs_total.inc_by(r.opt_outs);
     metrics.inbound_receipts_total.inc_by(r.receipts);
+    metrics.sms_answers_total.inc_by(r.sms_answers);
+    metrics
+        .sms_answers_limited_total
+        .inc_by(r.sms_answers_limited);
     if r.processed > 0 {
         tracing::info!(
             processed = r.processed,
@@ -195,6 +201,8 @@ pub async fn pass(
             receipts = r.receipts,
             fallbacks = r.fallbacks,
             survey_answers = r.survey_answers,
+            sms_answers = r.sms_answers,
+            sms_answers_limited = r.sms_answers_limited,
             "inbound pass"
         );
         // Office alerts, answers and replacements may be owed.
@@ -517,6 +525,7 @@ struct Passes<'a> {
     store: &'a Store,
     engine: &'a Engine,
     inbound_policy: &'a InboundPolicy,
+    sms_answering: Option<&'a crate::store::SmsAnswering>,
     writer: &'a InboundWriter,
     clock: &'a Clock,
     metrics: &'a Arc<Metrics>,
@@ -539,6 +548,7 @@ impl Passes<'_> {
                 self.store,
                 self.engine,
                 self.inbound_policy,
+                self.sms_answering,
                 limit,
                 self.clock,
                 self.metrics,
@@ -805,6 +815,13 @@ pub async fn run_with(
 
     let engine = Engine::new(store.clone(), config.notify.clone());
     let inbound_policy = crate::store::inbound_policy(&config);
+    // The SMS answering (STATO/AIUTO): the access codes come from the portal's keys.
+    let sms_answering = if config.voice.sms_answers.enabled {
+        let keys = http::portal::link_keys(&config, &store, clock()).await?;
+        crate::store::SmsAnswering::from_config(&config, keys)
+    } else {
+        None
+    };
     let imap = spawn_imap(&config, &writer, &clock, &shutdown);
     let links = portal.as_ref().map(|(_, links)| Arc::clone(links));
     let dispatcher = Arc::new(dispatcher(&config, &store, &metrics, &templates, links)?);
@@ -815,6 +832,7 @@ pub async fn run_with(
         store: &store,
         engine: &engine,
         inbound_policy: &inbound_policy,
+        sms_answering: sms_answering.as_ref(),
         writer: &writer,
         clock: &clock,
         metrics: &metrics,

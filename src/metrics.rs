@@ -87,6 +87,9 @@ pub struct Metrics {
     pub inbound_unmatched_total: Counter,
     pub inbound_opt_outs_total: Counter,
     pub inbound_receipts_total: Counter,
+    /// `STATO`/`AIUTO` SMS answered, and those over the sender's daily allowance (not answered).
+    pub sms_answers_total: Counter,
+    pub sms_answers_limited_total: Counter,
     /// Status pages and portal feeds shown, and refused (bad, expired or revoked links, limits).
     pub portal_views_total: Counter,
     pub portal_refused_total: Counter,
@@ -133,6 +136,8 @@ impl Metrics {
             inbound_unmatched_total: Counter::default(),
             inbound_opt_outs_total: Counter::default(),
             inbound_receipts_total: Counter::default(),
+            sms_answers_total: Counter::default(),
+            sms_answers_limited_total: Counter::default(),
             portal_views_total: Counter::default(),
             portal_refused_total: Counter::default(),
             portal_enumeration_alarms_total: Counter::default(),
@@ -181,7 +186,7 @@ impl Metrics {
 
     /// The counters of messages, inbound records, the portal and the CRM's direct writes, each
     /// with its name and help, in the order they are shown.
-    fn counters(&self) -> [(&'static str, &'static str, Counter); 17] {
+    fn counters(&self) -> [(&'static str, &'static str, Counter); 19] {
         [
             ("notices_owed", "Messages the engine owed", &self.owed_total),
             (
@@ -231,6 +236,16 @@ impl Metrics {
                 "inbound_receipts",
                 "Delivery receipts applied",
                 &self.inbound_receipts_total,
+            ),
+            (
+                "sms_answers",
+                "STATO/AIUTO SMS answered",
+                &self.sms_answers_total,
+            ),
+            (
+                "sms_answers_limited",
+                "STATO/AIUTO SMS over the sender's daily allowance, not answered",
+                &self.sms_answers_limited_total,
             ),
             (
                 "portal_views",
@@ -443,6 +458,8 @@ mod tests {
             ("messo_inbound_unmatched_total", "counter"),
             ("messo_inbound_opt_outs_total", "counter"),
             ("messo_inbound_receipts_total", "counter"),
+            ("messo_sms_answers_total", "counter"),
+            ("messo_sms_answers_limited_total", "counter"),
             ("messo_portal_views_total", "counter"),
             ("messo_portal_refused_total", "counter"),
             ("messo_portal_enumeration_alarms_total", "counter"),

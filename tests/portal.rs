@@ -51,9 +51,22 @@ async fn every_message_carries_a_link_that_opens_its_ticket(p: &Portal) {
     for (_, _, text) in &sms {
         assert!(link_in(text).is_some(), "{text}");
     }
+    // The receipt shows the ticket's access code (the portal is on); other messages do not.
+    let code = p.maker.keys.access_code(p.id("2026/000101").await, None);
+    for (kind, channel, text) in &sent {
+        let shown = text.contains(&code);
+        assert_eq!(shown, kind == "ricevuta", "{kind}/{channel}: {text}");
+    }
     // The page lists the messages it was told about, with their channel and state.
     let (_, _, body) = p.open(&p.link("2026/000101").await).await;
     assert!(body.contains("Conferma di ricezione"), "{body}");
+    // The page shows the access code for the phone and the SMS answering.
+    assert!(
+        body.contains(&format!(
+            "Il codice di accesso della richiesta è <strong>{code}</strong>"
+        )),
+        "{body}"
+    );
     assert!(body.contains("e-mail · "), "{body}");
     assert!(body.contains("esito-inviato"), "{body}");
     // The English-speaking citizen's page is in English, and offers Italian.

@@ -32,7 +32,7 @@ use crate::metrics::Metrics;
 use crate::portal::LinkMaker;
 use crate::redact::{mask, mask_text};
 use crate::store::{AttemptRecord, Finished, Lease, OutboxRow, Store, StoreError, UnreadableRow};
-use crate::templates::{Audience, Catalog, STATUS_URL, Settings, Templates};
+use crate::templates::{ACCESS_CODE, Audience, Catalog, STATUS_URL, Settings, Templates};
 use crate::time::Clock;
 use crate::time::Timestamp;
 
@@ -552,11 +552,29 @@ impl Dispatcher {
                     .as_ref()
                     .filter(|_| audience == Audience::Cittadino && row.ticket_id > 0)
                     .map(|m| m.url(row.ticket_id, now));
+                // The receipt also carries the ticket's access code (for the phone and the SMS
+                // answering), only when the portal — whose keys make the codes — is on.
+                let code = match (&self.links, link.is_some() && row.kind == Kind::Ricevuta) {
+                    (Some(m), true) => Some(
+                        m.keys.access_code(
+                            row.ticket_id,
+                            self.store
+                                .portal()
+                                .portal_ticket_by_id(row.ticket_id)
+                                .await?
+                                .and_then(|t| t.links_revoked_at),
+                        ),
+                    ),
+                    _ => None,
+                };
                 let payload = match link {
                     Some(url) => {
                         let mut p = row.payload.clone();
                         if let Some(m) = p.as_object_mut() {
                             m.insert(STATUS_URL.to_owned(), serde_json::Value::String(url));
+                            if let Some(code) = code {
+                                m.insert(ACCESS_CODE.to_owned(), serde_json::Value::String(code));
+                            }
                         }
                         std::borrow::Cow::Owned(p)
                     }

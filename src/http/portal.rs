@@ -599,13 +599,15 @@ async fn status_page(
             return s.page(Refusal::Unavailable, lang);
         }
     };
-    let body = page::status_page_with(
+    let code = s.keys.access_code(t.ticket.id, t.links_revoked_at);
+    let body = page::status_page_coded(
         &v,
         lang,
         &s.office,
         Some(other),
         &updated,
         survey_box.as_ref(),
+        Some(&code),
     );
     s.audit("link", "-", &t.ticket.number, ip, 200);
     harden((StatusCode::OK, html(body)).into_response(), true, s.https)

@@ -268,6 +268,20 @@ pub fn status_page_with(
     updated: &str,
     survey_box: Option<&SurveyBox>,
 ) -> String {
+    status_page_coded(v, lang, office, switch, updated, survey_box, None)
+}
+
+/// The status page with, when given, the request's access code (for the telephone and the SMS
+/// answering from a number that is not the request's mobile).
+pub fn status_page_coded(
+    v: &CitizenView,
+    lang: Lang,
+    office: &Office,
+    switch: Option<&str>,
+    updated: &str,
+    survey_box: Option<&SurveyBox>,
+    access_code: Option<&str>,
+) -> String {
     let mut out = String::with_capacity(8 * 1024);
     let title = match lang {
         Lang::It => format!("Richiesta n. {}", v.number),
@@ -293,6 +307,9 @@ pub fn status_page_with(
         survey(&mut out, b, lang);
     }
     facts(&mut out, v, lang);
+    if let Some(code) = access_code {
+        access(&mut out, v, lang, code);
+    }
     how_to_send(&mut out, v, lang, office);
     steps(&mut out, v, lang);
     messages(&mut out, v, lang);
@@ -300,6 +317,35 @@ pub fn status_page_with(
     out.push_str("</main>\n");
     foot(&mut out, lang, Some(updated));
     out
+}
+
+/// The access code, and what it is for.
+fn access(out: &mut String, v: &CitizenView, lang: Lang, code: &str) {
+    let _ = write!(
+        out,
+        "<section class=\"scheda\" aria-labelledby=\"h-codice\">\n<h2 id=\"h-codice\">{}</h2>\n\
+         <p>{} <strong>{}</strong>. {}</p>\n</section>\n",
+        t(lang, "Codice di accesso", "Access code"),
+        t(
+            lang,
+            "Il codice di accesso della richiesta è",
+            "The request's access code is"
+        ),
+        esc(code),
+        esc(&match lang {
+            Lang::It => format!(
+                "Con il numero della richiesta le permette di conoscerne lo stato per telefono o \
+                 per SMS (scriva STATO {} {code}) anche da un numero diverso dal suo cellulare. \
+                 Non lo comunichi ad altri.",
+                v.number
+            ),
+            Lang::En => format!(
+                "With the request number it lets you know its state by phone or by text (text \
+                 STATO {} {code}) from a number other than your mobile too. Do not share it.",
+                v.number
+            ),
+        }),
+    );
 }
 
 /// One fact of the summary: a label and a text, with its machine-readable instant if any.

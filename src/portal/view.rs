@@ -191,6 +191,12 @@ pub fn message_title(lang: Lang, kind: &str) -> String {
         "chiusura" => ("Richiesta conclusa", "Request completed"),
         "revoca_sms" => ("SMS disattivati", "Text messages turned off"),
         "riattivazione_sms" => ("SMS riattivati", "Text messages turned on again"),
+        "risposta_stato" => (
+            "Stato della richiesta (risposta SMS)",
+            "Request status (text reply)",
+        ),
+        "risposta_info" => ("Informazioni (risposta SMS)", "Information (text reply)"),
+        "aiuto_sms" => ("Parole chiave SMS", "Text keywords"),
         "risposta_non_abbinata" => (
             "Come indicare il numero della richiesta",
             "How to quote your request number",

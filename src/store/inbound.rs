@@ -20,6 +20,9 @@ use messo_core::inbound::matching::{self, Candidate, Keyword};
 use messo_core::inbound::survey::{self, SurveyPlan};
 use messo_core::inbound::{Parsed, ReceiptFacts, Route, reply};
 
+mod answer;
+pub use answer::SmsAnswering;
+
 /// Why storing or acting on an inbound record failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
@@ -91,6 +94,10 @@ pub struct InboundReport {
     pub deferred: u64,
     /// SMS replies recorded as a ticket's satisfaction score.
     pub survey_answers: u64,
+    /// `STATO`/`AIUTO` SMS answered (the SMS answering).
+    pub sms_answers: u64,
+    /// `STATO`/`AIUTO` SMS over the sender's daily allowance: not answered.
+    pub sms_answers_limited: u64,
 }
 
 /// Records acted on per transaction.
@@ -127,6 +134,8 @@ impl InboundReport {
         self.fallbacks += o.fallbacks;
         self.deferred += o.deferred;
         self.survey_answers += o.survey_answers;
+        self.sms_answers += o.sms_answers;
+        self.sms_answers_limited += o.sms_answers_limited;
     }
 }
 
@@ -395,6 +404,19 @@ impl Inbound<'_> {
         now: Timestamp,
         limit: i64,
     ) -> Result<InboundReport, InboundError> {
+        self.process_inbound_answering(policy, None, now, limit)
+            .await
+    }
+
+    /// [`Inbound::process_inbound`], answering `STATO`/`AIUTO` SMS when `answering` is given
+    /// (`voice.sms_answers.enabled`); without it they go the reply path like any text.
+    pub async fn process_inbound_answering(
+        &self,
+        policy: &InboundPolicy,
+        answering: Option<&SmsAnswering>,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<InboundReport, InboundError> {
         let rows = sqlx::query(
             "SELECT id, sender FROM inbound_messages WHERE status = 'pending' AND next_try_at <= $1 \
              ORDER BY id LIMIT $2",
@@ -430,7 +452,7 @@ impl Inbound<'_> {
             split
                 .iter()
                 .filter(|ids| !ids.is_empty())
-                .map(|ids| self.process_lane(ids, policy, now)),
+                .map(|ids| self.process_lane(ids, policy, answering, now)),
         )
         .await;
         let mut report = InboundReport::default();
@@ -445,6 +467,7 @@ impl Inbound<'_> {
         &self,
         ids: &[i64],
         policy: &InboundPolicy,
+        answering: Option<&SmsAnswering>,
         now: Timestamp,
     ) -> Result<InboundReport, InboundError> {
         let mut report = InboundReport::default();
@@ -452,7 +475,7 @@ impl Inbound<'_> {
             let mut tx = self.store.pool.begin().await?;
             let mut r = InboundReport::default();
             let failed = self
-                .act_group(&mut tx, group, policy, now, &mut r)
+                .act_group(&mut tx, group, policy, answering, now, &mut r)
                 .await
                 .err();
             match failed {
@@ -465,7 +488,10 @@ impl Inbound<'_> {
                     for &id in group {
                         let mut tx = self.store.pool.begin().await?;
                         let mut r = InboundReport::default();
-                        match self.act_group(&mut tx, &[id], policy, now, &mut r).await {
+                        match self
+                            .act_group(&mut tx, &[id], policy, answering, now, &mut r)
+                            .await
+                        {
                             Ok(()) => {
                                 tx.commit().await?;
                                 report.add(&r);
@@ -507,6 +533,7 @@ impl Inbound<'_> {
         conn: &mut AnyConnection,
         ids: &[i64],
         policy: &InboundPolicy,
+        answering: Option<&SmsAnswering>,
         now: Timestamp,
         report: &mut InboundReport,
     ) -> Result<(), InboundError> {
@@ -541,6 +568,7 @@ impl Inbound<'_> {
                     received_at,
                     tries,
                     policy,
+                    answering,
                     now,
                     report,
                 )
@@ -591,6 +619,7 @@ impl Inbound<'_> {
         received_at: Timestamp,
         tries: i64,
         policy: &InboundPolicy,
+        answering: Option<&SmsAnswering>,
         now: Timestamp,
         report: &mut InboundReport,
     ) -> Result<Done, InboundError> {
@@ -610,6 +639,13 @@ impl Inbound<'_> {
             )
             .await
         } else {
+            if let Some(a) = answering
+                && let Some(done) = self
+                    .act_sms_answer(conn, id, &parsed, a, received_at, now, report)
+                    .await?
+            {
+                return Ok(done);
+            }
             self.act_reply(conn, id, &parsed, received_at, policy, now, report)
                 .await
         }

@@ -38,7 +38,7 @@ pub use desk::{
 };
 pub use inbound::{
     Accepted, InboundError, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound,
-    WriteError, inbound_policy,
+    SmsAnswering, WriteError, inbound_policy,
 };
 pub use monitor::{AtRisk, MonitorError};
 pub use outbox::{

@@ -262,6 +262,10 @@ impl Catalog {
 /// The variable holding the citizen's status link (set by the dispatcher, null without one).
 pub const STATUS_URL: &str = "status_url";
 
+/// The variable holding the ticket's six-digit access code, in the receipt (set by the
+/// dispatcher when the portal is on, null otherwise and in every other message).
+pub const ACCESS_CODE: &str = "codice_accesso";
+
 /// The variable that asks the satisfaction question: true in a citizen's closure notice when
 /// `survey.enabled` (set at render time), false everywhere else.
 pub const SURVEY: &str = "survey";
@@ -402,6 +406,7 @@ impl Settings {
             _ => Map::new(),
         };
         m.entry(STATUS_URL.to_owned()).or_insert(Value::Null);
+        m.entry(ACCESS_CODE.to_owned()).or_insert(Value::Null);
         m.entry(SURVEY.to_owned()).or_insert(Value::Bool(false));
         m.insert("comune".to_owned(), Value::String(self.comune.clone()));
         m.insert("lang".to_owned(), Value::String(lang_str(lang).to_owned()));

@@ -81,7 +81,9 @@ pub fn replacement(
     held: bool,
     now: Timestamp,
 ) -> Option<NewOutbox> {
-    if dead.recipient != Recipient::Citizen {
+    // Staff messages, and the direct answers to a citizen's SMS (which only make sense by SMS),
+    // never fall back.
+    if dead.recipient != Recipient::Citizen || dead.kind.is_sms_answer() {
         return None;
     }
     // The original key and the channels tried so far.
@@ -334,6 +336,24 @@ mod tests {
         assert_eq!(r2.dedupe_key, "ricevuta:e1");
         assert_eq!(r2.recipient, Recipient::Office);
         assert_eq!(r2.payload["failure"], "sms: refused (BLACKLISTED)");
+    }
+
+    #[test]
+    fn an_answer_to_the_citizens_own_sms_never_falls_back() {
+        let citizen = c(json!({"mobile": "+393471234567", "email": "a@b.it"}));
+        for kind in [Kind::RispostaStato, Kind::RispostaInfo, Kind::AiutoSms] {
+            let d = DeadRow {
+                kind,
+                ..dead("sms", "sms-answer:9", &json!({"number": "2026/1"}))
+            };
+            for held in [false, true] {
+                assert_eq!(
+                    replacement(&d, ERROR, &citizen, &CHAIN, &office(), held, NOW),
+                    None,
+                    "{kind} held={held}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -45,6 +45,13 @@ pub enum Kind {
     RevocaSms,
     /// To the citizen: SMS turned on again.
     RiattivazioneSms,
+    /// To the citizen: the state of a request, answering their `STATO` SMS (a verified sender).
+    RispostaStato,
+    /// To the citizen: general information and how to get the access code, answering a `STATO`
+    /// SMS that did not verify (the same words whether the request exists or not).
+    RispostaInfo,
+    /// To the citizen: the SMS keywords, answering `AIUTO`/`HELP`.
+    AiutoSms,
     /// An admin's test message (the template editor's test send, `messo send-test`): its words
     /// come with it, there is no template.
     Prova,
@@ -55,7 +62,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Ricevuta,
         Kind::Avanzamento,
         Kind::RichiestaIntegrazione,
@@ -73,6 +80,9 @@ impl Kind {
         Kind::ChiamataRicevuta,
         Kind::RevocaSms,
         Kind::RiattivazioneSms,
+        Kind::RispostaStato,
+        Kind::RispostaInfo,
+        Kind::AiutoSms,
         Kind::Prova,
         Kind::RapportoMensile,
     ];
@@ -97,6 +107,9 @@ impl Kind {
             Kind::ChiamataRicevuta => "chiamata_ricevuta",
             Kind::RevocaSms => "revoca_sms",
             Kind::RiattivazioneSms => "riattivazione_sms",
+            Kind::RispostaStato => "risposta_stato",
+            Kind::RispostaInfo => "risposta_info",
+            Kind::AiutoSms => "aiuto_sms",
             Kind::Prova => "prova",
             Kind::RapportoMensile => "rapporto_mensile",
         }
@@ -105,6 +118,15 @@ impl Kind {
     /// The kind of a stored name.
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// A direct answer to the citizen's own SMS (the SMS answering): sent at once at any hour,
+    /// by SMS only — it never falls back to another channel.
+    pub const fn is_sms_answer(self) -> bool {
+        matches!(
+            self,
+            Kind::RispostaStato | Kind::RispostaInfo | Kind::AiutoSms
+        )
     }
 
     /// Whether its words come from a template (all but the admins' test messages and the

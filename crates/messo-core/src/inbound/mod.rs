@@ -1,8 +1,9 @@
 //! The pure part of inbound: what a verified webhook or a polled e-mail says ([`Parsed`]),
 //! the payload parsers per provider family ([`parse`]), who sent an e-mail reply ([`auth`]),
 //! ticket-number formats and matching, opt-out keywords ([`matching`]), satisfaction scores sent
-//! by SMS ([`survey`]) and the receipt state machine ([`dlr`]). Verification and I/O are the `messo` crate's (`inbound`, `http::webhooks`).
+//! by SMS ([`survey`]), the SMS answering's queries ([`answer`]) and the receipt state machine ([`dlr`]). Verification and I/O are the `messo` crate's (`inbound`, `http::webhooks`).
 
+pub mod answer;
 pub mod auth;
 pub mod dlr;
 pub mod matching;
