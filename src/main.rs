@@ -536,6 +536,7 @@ fn send_test(config: &Config, channel: &str, to: &str, text: Option<String>) -> 
         .context("the channel is not configured")?;
     let stamp = chrono::Utc::now().timestamp();
     let msg = messo::delivery::OutMessage {
+        language: messo::domain::Lang::It,
         outbox_id: stamp,
         ticket_id: 0,
         number: "TEST".to_owned(),
