@@ -701,7 +701,15 @@ impl Dispatcher {
         // A call is placed only inside the SMS window: a retry falling outside it waits for
         // the window to open.
         match (row.channel, step, &self.sms_opening) {
-            (ChannelName::Voice, Step::Retry { at, error, in_doubt }, Some(f)) => Step::Retry {
+            (
+                ChannelName::Voice,
+                Step::Retry {
+                    at,
+                    error,
+                    in_doubt,
+                },
+                Some(f),
+            ) => Step::Retry {
                 at: f(at),
                 error,
                 in_doubt,

@@ -547,7 +547,11 @@ mod tests {
         );
         assert_eq!(
             of(Kind::RichiestaIntegrazione, "email", "r1>sms", &both),
-            Some(("voice", Kind::RichiestaIntegrazione, "r1>sms>email".to_owned()))
+            Some((
+                "voice",
+                Kind::RichiestaIntegrazione,
+                "r1>sms>email".to_owned()
+            ))
         );
         // The call failed too: the office, never a second call.
         assert_eq!(

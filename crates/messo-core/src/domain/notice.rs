@@ -250,7 +250,8 @@ impl Address {
     pub fn fits(&self, channel: Channel) -> bool {
         matches!(
             (self, channel),
-            (Address::Email(_), Channel::Email | Channel::Pec) | (Address::Phone(_), Channel::Sms | Channel::Voice)
+            (Address::Email(_), Channel::Email | Channel::Pec)
+                | (Address::Phone(_), Channel::Sms | Channel::Voice)
         )
     }
 }

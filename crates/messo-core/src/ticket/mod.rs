@@ -449,13 +449,15 @@ fn citizen_language(f: &mut Fields<'_>) -> String {
 /// The preferred channel as given; else the first of e-mail, SMS, PEC the citizen `has`.
 fn citizen_preferred_channel(f: &mut Fields<'_>, has: impl Fn(Channel) -> bool) -> Option<Channel> {
     match f.opt_str("preferred_channel") {
-        Some(p) => Channel::parse(p).filter(|c| *c != Channel::Voice).or_else(|| {
-            f.fail(
-                "preferred_channel",
-                format!("unknown channel {p:?}; expected email|sms|pec"),
-            );
-            None
-        }),
+        Some(p) => Channel::parse(p)
+            .filter(|c| *c != Channel::Voice)
+            .or_else(|| {
+                f.fail(
+                    "preferred_channel",
+                    format!("unknown channel {p:?}; expected email|sms|pec"),
+                );
+                None
+            }),
         None => [Channel::Email, Channel::Sms, Channel::Pec]
             .into_iter()
             .find(|c| has(*c)),
