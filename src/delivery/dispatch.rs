@@ -623,14 +623,13 @@ impl Dispatcher {
         };
         if row.channel == ChannelName::Voice
             && let Some(f) = &self.sms_opening
+            && f(now) > now
         {
-            if f(now) > now {
-                // Outside the SMS window: not tried, back to the queue until it opens.
-                return Sent {
-                    attempts: Vec::new(),
-                    resent: false,
-                };
-            }
+            // Outside the SMS window: not tried, back to the queue until it opens.
+            return Sent {
+                attempts: Vec::new(),
+                resent: false,
+            };
         }
         if row.in_doubt && !t.checks_in_doubt() && t.doubt_policy() == DoubtPolicy::Hold {
             return Sent::one(
