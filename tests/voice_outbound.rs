@@ -49,7 +49,7 @@ impl Stub {
             got: Arc::default(),
             answer: Arc::new(Mutex::new((status, body))),
         };
-        async fn any(
+        async fn answer(
             State(s): State<Stub>,
             uri: axum::http::Uri,
             headers: HeaderMap,
@@ -67,7 +67,7 @@ impl Stub {
             )
         }
         let app = axum::Router::new()
-            .fallback(axum::routing::post(any))
+            .fallback(answer)
             .with_state(stub.clone());
         let url = serve(app).await;
         (stub, url)
@@ -858,4 +858,51 @@ async fn a_refused_call_goes_to_the_office(w: &World) {
     let attempts = w.store.outbox().attempts_of(id).await.expect("attempts");
     assert_eq!(attempts[0].outcome, "transient");
     assert_eq!(attempts[0].code.as_deref(), Some("503"));
+}
+
+/// `messo doctor`'s `voice.auth`: the credentials checked without placing a call; nothing said
+/// when calls are off.
+#[tokio::test]
+async fn doctor_checks_the_voice_credentials() {
+    use messo::doctor::Status;
+    use std::time::Duration;
+    let off = Config::from_toml(BUILTIN_TOML, "built-in", Vec::new()).expect("config");
+    assert!(
+        messo::doctor::voice::check(&off, Duration::from_secs(2))
+            .await
+            .is_empty()
+    );
+    let (stub, url) = Stub::start(200, json!({"sid": SID, "status": "active"})).await;
+    let c = config(&twilio_toml(&url));
+    let f = messo::doctor::voice::check(&c, Duration::from_secs(2)).await;
+    assert_eq!(
+        (f.len(), f[0].check, f[0].status),
+        (1, "voice.auth", Status::Ok),
+        "{f:?}"
+    );
+    assert_eq!(
+        stub.requests()[0].0,
+        format!("/2010-04-01/Accounts/{SID}.json")
+    );
+    stub.set(401, json!({"code": 20003, "message": "Authenticate"}));
+    let f = messo::doctor::voice::check(&c, Duration::from_secs(2)).await;
+    assert_eq!(f[0].status, Status::Fail);
+    assert!(!format!("{f:?}").contains(TOKEN), "never the token");
+    // Vonage: the key signs, the API takes the token.
+    stub.set(
+        200,
+        json!({"count": 0, "page_size": 1, "_embedded": {"calls": []}}),
+    );
+    let c = config(&vonage_toml(&url));
+    let f = messo::doctor::voice::check(&c, Duration::from_secs(2)).await;
+    assert_eq!(f[0].status, Status::Ok, "{f:?}");
+    let got = stub.requests();
+    let last = got.last().expect("a request");
+    assert_eq!(last.0, "/v1/calls");
+    assert!(
+        last.1["authorization"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("Bearer ey")
+    );
 }
