@@ -1066,6 +1066,8 @@ struct VersionPath {
 enum AudienceName {
     Cittadino,
     Ufficio,
+    /// Spoken words: the telephone prompts and the notices an automated call speaks.
+    Telefono,
 }
 
 /// The bundled default as version 0.
