@@ -906,3 +906,29 @@ async fn doctor_checks_the_voice_credentials() {
             .starts_with("Bearer ey")
     );
 }
+
+/// The secrets come by environment (or a `_FILE`), the way systemd hands credentials over, and
+/// are taken as text whatever they look like.
+#[test]
+fn secrets_come_from_the_environment() {
+    let text = format!(
+        "{BUILTIN_TOML}\n[delivery]\nfallback = [\"email\", \"sms\", \"voice\", \"office\"]\n\
+         [voice.outbound]\nenabled = true\nprovider = \"twilio\"\nfrom = \"+390612345678\"\n\
+         account_sid = \"{SID}\"\n"
+    );
+    let env = vec![(
+        "MESSO_VOICE__OUTBOUND__AUTH_TOKEN".to_owned(),
+        "12345678901234567890".to_owned(),
+    )];
+    let c = Config::from_toml(&text, "test", env).unwrap_or_else(|e| panic!("{e}"));
+    match &c.voice.outbound.as_ref().expect("outbound").provider {
+        messo::config::VoiceProvider::Twilio { auth_token, .. } => {
+            assert_eq!(auth_token, "12345678901234567890");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !format!("{:?}", c.voice).contains("12345678901234567890"),
+        "Debug hides it"
+    );
+}
