@@ -41,7 +41,7 @@ pub use portal::{MIN_LINK_KEY_CHARS, Portal};
 pub use reports::{MonthlyReport, Reports};
 use schema::{Kind, Schema};
 pub use survey::Survey;
-pub use voice::{AccessCodePolicy, SmsAnswers, Voice};
+pub use voice::{AccessCodePolicy, Outbound, SmsAnswers, Voice, VoiceProvider};
 
 /// The shipped configuration (Roma Capitale), used when no file is given and
 /// `config/messo.toml` does not exist in the working directory.
@@ -778,6 +778,20 @@ fn validate(
     let survey = survey::survey(&mut p, raw.survey);
     let reports = reports::reports(&mut p, raw.reports, &notify);
     let voice = voice::voice(&mut p, raw.voice);
+    // The `voice` link and `[voice.outbound]` go together.
+    let calls = delivery_cfg.fallback.contains(&delivery::Fallback::Voice);
+    if calls && voice.outbound.is_none() {
+        p.add(
+            "delivery.fallback",
+            "lists \"voice\" but [voice.outbound] is not enabled (voice.outbound.enabled = true)",
+        );
+    }
+    if !calls && voice.outbound.is_some() {
+        p.add(
+            "voice.outbound.enabled",
+            "no call is ever placed: add \"voice\" to [delivery] fallback, after \"sms\" and \"email\" and before \"office\"",
+        );
+    }
 
     match policy {
         Some(policy) if p.0.is_empty() => Ok(Config {

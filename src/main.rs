@@ -58,7 +58,7 @@ enum Command {
     Template(TemplateCommand),
     /// Send one real message through the configured channel and print what happened.
     SendTest {
-        /// email, pec or sms.
+        /// email, pec, sms or voice (an automated call, `[voice.outbound]`).
         #[arg(long)]
         channel: String,
         /// The address or mobile number to send to.
@@ -235,7 +235,7 @@ enum TemplateCommand {
         kind: String,
         #[arg(long, default_value = "it")]
         lang: String,
-        /// email, pec or sms.
+        /// email, pec, sms or voice (an automated call, `[voice.outbound]`).
         #[arg(long, default_value = "email")]
         channel: String,
         /// Which sample context (0 is the first).
@@ -525,7 +525,7 @@ fn run_daemon(config: Config) -> Result<ExitCode> {
 /// `messo send-test`: one real message through the configured channel, and each attempt.
 fn send_test(config: &Config, channel: &str, to: &str, text: Option<String>) -> Result<ExitCode> {
     let Some(name) = messo::domain::Channel::parse(channel) else {
-        anyhow::bail!("unknown channel {channel:?}; expected email, pec or sms");
+        anyhow::bail!("unknown channel {channel:?}; expected email, pec, sms or voice");
     };
     let address = messo::domain::Address::parse(name, to.trim())
         .map_err(|e| anyhow::anyhow!("--to: {} {e}", messo::redact::mask(to)))?;
@@ -536,6 +536,7 @@ fn send_test(config: &Config, channel: &str, to: &str, text: Option<String>) -> 
         .context("the channel is not configured")?;
     let stamp = chrono::Utc::now().timestamp();
     let msg = messo::delivery::OutMessage {
+        language: messo::domain::Lang::It,
         outbox_id: stamp,
         ticket_id: 0,
         number: "TEST".to_owned(),
@@ -1523,7 +1524,7 @@ fn template_render(
     let audience: Audience = audience.parse().map_err(anyhow::Error::msg)?;
     let lang: Lang = lang.parse().map_err(|e| anyhow::anyhow!("--lang: {e}"))?;
     let Some(channel) = messo::domain::Channel::parse(channel) else {
-        bail!("--channel: unknown channel {channel:?}; expected email, pec or sms");
+        bail!("--channel: unknown channel {channel:?}; expected email, pec, sms or voice");
     };
     let key = Key::new(audience, kind, lang);
     let (Some(d), Some(kind)) = (

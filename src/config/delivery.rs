@@ -594,7 +594,7 @@ pub(super) fn delivery(p: &mut Problems, raw: RawDelivery) -> Delivery {
                 (other, None) => {
                     p.add(
                         format!("delivery.fallback[{i}]"),
-                        format!("unknown link {other:?}; expected sms|email|pec|office"),
+                        format!("unknown link {other:?}; expected sms|email|pec|voice|office"),
                     );
                     continue;
                 }

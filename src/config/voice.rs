@@ -24,6 +24,83 @@ pub(super) struct RawVoice {
     access_code: RawAccessCode,
     #[serde(default)]
     sms_answers: RawSmsAnswers,
+    #[serde(default)]
+    outbound: RawOutbound,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutbound {
+    enabled: Option<bool>,
+    provider: Option<String>,
+    from: Option<String>,
+    base_url: Option<String>,
+    timeout_s: Option<i64>,
+    connect_timeout_s: Option<i64>,
+    concurrency: Option<i64>,
+    // twilio
+    account_sid: Option<String>,
+    auth_token: Option<String>,
+    // vonage
+    application_id: Option<String>,
+    private_key: Option<String>,
+}
+
+/// Who places an outbound call, and with which credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub enum VoiceProvider {
+    /// `POST {base_url}/2010-04-01/Accounts/{account_sid}/Calls.json`, basic auth.
+    Twilio {
+        account_sid: String,
+        auth_token: String,
+    },
+    /// `POST {base_url}/v1/calls`, a JWT (RS256) signed with the application's private key.
+    Vonage {
+        application_id: String,
+        /// The PEM text of the application's private key (PKCS#8 or PKCS#1).
+        private_key: String,
+    },
+}
+
+impl VoiceProvider {
+    /// `twilio` or `vonage`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VoiceProvider::Twilio { .. } => "twilio",
+            VoiceProvider::Vonage { .. } => "vonage",
+        }
+    }
+}
+
+impl std::fmt::Debug for VoiceProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        match self {
+            VoiceProvider::Twilio { account_sid, .. } => f
+                .debug_struct("Twilio")
+                .field("account_sid", account_sid)
+                .finish_non_exhaustive(),
+            VoiceProvider::Vonage { application_id, .. } => f
+                .debug_struct("Vonage")
+                .field("application_id", application_id)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// `[voice.outbound]`: the automated call that speaks a breach notice or an integration
+/// request when every written channel failed (the `voice` link of `[delivery] fallback`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    pub provider: VoiceProvider,
+    /// The caller id: a number of the office's account with the provider (E.164).
+    pub from: PhoneNumber,
+    /// The provider's API root (tests point it at a local stub).
+    pub base_url: String,
+    pub timeout_s: u32,
+    pub connect_timeout_s: u32,
+    /// Calls placed at once at most.
+    pub concurrency: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +159,8 @@ pub struct Voice {
     pub state_valid_s: u32,
     pub access_code: AccessCodePolicy,
     pub sms_answers: SmsAnswers,
+    /// `[voice.outbound]`, when enabled: calls that speak a notice nobody could read.
+    pub outbound: Option<Outbound>,
 }
 
 impl Default for Voice {
@@ -90,7 +169,97 @@ impl Default for Voice {
     }
 }
 
+/// `[voice.outbound]`: none unless `enabled`; every missing or faulty key is named.
+fn outbound(p: &mut Problems, raw: RawOutbound) -> Option<Outbound> {
+    if !raw.enabled.unwrap_or(false) {
+        return None;
+    }
+    let k = |s: &str| format!("voice.outbound.{s}");
+    let mut required = |key: &str, v: Option<String>| match v.filter(|s| !s.trim().is_empty()) {
+        Some(s) => s.trim().to_owned(),
+        None => {
+            p.add(k(key), "is required when voice.outbound.enabled = true");
+            String::new()
+        }
+    };
+    let provider = match raw.provider.as_deref().map(str::trim) {
+        Some("twilio") => Some(VoiceProvider::Twilio {
+            account_sid: required("account_sid", raw.account_sid),
+            auth_token: required("auth_token", raw.auth_token),
+        }),
+        Some("vonage") => Some(VoiceProvider::Vonage {
+            application_id: required("application_id", raw.application_id),
+            private_key: required("private_key", raw.private_key),
+        }),
+        Some(other) => {
+            p.add(
+                k("provider"),
+                format!("unknown provider {other:?}; expected twilio|vonage"),
+            );
+            None
+        }
+        None => {
+            p.add(k("provider"), "is required: twilio|vonage");
+            None
+        }
+    };
+    if let Some(VoiceProvider::Twilio { auth_token, .. }) = &provider
+        && !auth_token.is_empty()
+        && auth_token.chars().count() < super::MIN_SECRET_CHARS
+    {
+        p.add(
+            k("auth_token"),
+            format!(
+                "the Twilio auth token must be at least {} characters (the value is not shown)",
+                super::MIN_SECRET_CHARS
+            ),
+        );
+    }
+    let from = match raw.from.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => match PhoneNumber::parse(s) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                p.add(
+                    k("from"),
+                    format!("{e} (expected E.164, like \"+390612345678\")"),
+                );
+                None
+            }
+        },
+        None => {
+            p.add(k("from"), "is required: the number the call comes from");
+            None
+        }
+    };
+    let default_url = match &provider {
+        Some(VoiceProvider::Vonage { .. }) => "https://api.nexmo.com",
+        _ => "https://api.twilio.com",
+    };
+    let base_url = raw
+        .base_url
+        .unwrap_or_else(|| default_url.to_owned())
+        .trim()
+        .trim_end_matches('/')
+        .to_owned();
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        p.add(k("base_url"), "expected an http:// or https:// URL");
+    }
+    let timeout_s = p.ranged(&k("timeout_s"), raw.timeout_s, 15, 1, 120) as u32;
+    let connect_timeout_s =
+        p.ranged(&k("connect_timeout_s"), raw.connect_timeout_s, 5, 1, 60) as u32;
+    let concurrency = p.ranged(&k("concurrency"), raw.concurrency, 2, 1, 32) as u32;
+    Some(Outbound {
+        provider: provider?,
+        from: from?,
+        base_url,
+        timeout_s,
+        connect_timeout_s,
+        concurrency,
+    })
+}
+
 pub(super) fn voice(p: &mut Problems, raw: RawVoice) -> Voice {
+    let outbound = outbound(p, raw.outbound);
     let office_number = raw
         .office_number
         .filter(|s| !s.trim().is_empty())
@@ -137,5 +306,6 @@ pub(super) fn voice(p: &mut Problems, raw: RawVoice) -> Voice {
                 100,
             ) as u32,
         },
+        outbound,
     }
 }

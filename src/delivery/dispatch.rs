@@ -54,6 +54,8 @@ pub enum SetupError {
     },
     #[error("SMS providers: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("{0}")]
+    Voice(#[from] super::voice::VoiceSetupError),
     #[error("bundled templates: {0}")]
     Templates(crate::templates::CatalogError),
 }
@@ -121,10 +123,17 @@ pub fn transports(config: &Config) -> Result<Channels, SetupError> {
         )?) as Box<dyn Channel>,
         _ => file()?,
     };
-    Ok(Channels::default()
+    let channels = Channels::default()
         .with(ChannelName::Email, email)
         .with(ChannelName::Pec, pec)
-        .with(ChannelName::Sms, sms))
+        .with(ChannelName::Sms, sms);
+    Ok(match &config.voice.outbound {
+        Some(o) => channels.with(
+            ChannelName::Voice,
+            Box::new(super::voice::VoiceChannel::new(o, &config.delivery)?),
+        ),
+        None => channels,
+    })
 }
 
 /// The DKIM signer of `[smtp.dkim]`, or why its key cannot sign (naming the file it came from
@@ -435,8 +444,9 @@ impl Dispatcher {
                     done.extend(batch.ended);
                     for row in batch.ready {
                         let me = Arc::clone(self);
+                        let now = clock();
                         set.spawn(async move {
-                            let sent = me.send_row(&row).await;
+                            let sent = me.send_row(&row, now).await;
                             (row, sent)
                         });
                     }
@@ -618,7 +628,7 @@ impl Dispatcher {
         skip_all,
         fields(outbox_id = row.id, channel = %row.channel, kind = %row.kind, to = %mask(row.address.as_str()), in_doubt = row.in_doubt)
     )]
-    async fn send_row(&self, row: &OutboxRow) -> Sent {
+    async fn send_row(&self, row: &OutboxRow, now: Timestamp) -> Sent {
         let started = Instant::now();
         let started_ms = chrono::Utc::now().timestamp_millis();
         let Some(t) = self.channels.get(row.channel) else {
@@ -629,6 +639,16 @@ impl Dispatcher {
                 started_ms,
             );
         };
+        if row.channel == ChannelName::Voice
+            && let Some(f) = &self.sms_opening
+            && f(now) > now
+        {
+            // Outside the SMS window: not tried, back to the queue until it opens.
+            return Sent {
+                attempts: Vec::new(),
+                resent: false,
+            };
+        }
         if row.in_doubt && !t.checks_in_doubt() && t.doubt_policy() == DoubtPolicy::Hold {
             return Sent::one(
                 t.name(),
@@ -655,6 +675,7 @@ impl Dispatcher {
             _ => None,
         };
         let msg = OutMessage {
+            language: row.language,
             outbox_id: row.id,
             ticket_id: row.ticket_id,
             number: row.payload["number"].as_str().unwrap_or("").to_owned(),
@@ -683,7 +704,7 @@ impl Dispatcher {
             .channels
             .get(row.channel)
             .map_or(DoubtPolicy::Hold, |c| c.doubt_policy());
-        next_step(
+        let step = next_step(
             RowFacts {
                 attempts: row.attempts,
                 created_at: row.created_at,
@@ -693,7 +714,26 @@ impl Dispatcher {
             doubt,
             now,
             getrandom::u64().unwrap_or(0),
-        )
+        );
+        // A call is placed only inside the SMS window: a retry falling outside it waits for
+        // the window to open.
+        match (row.channel, step, &self.sms_opening) {
+            (
+                ChannelName::Voice,
+                Step::Retry {
+                    at,
+                    error,
+                    in_doubt,
+                },
+                Some(f),
+            ) => Step::Retry {
+                at: f(at),
+                error,
+                in_doubt,
+            },
+            (ChannelName::Voice, Step::Deferred { at }, Some(f)) => Step::Deferred { at: f(at) },
+            (_, step, _) => step,
+        }
     }
 
     #[tracing::instrument(name = "finish", skip_all, fields(rows = done.len()))]
@@ -857,7 +897,7 @@ impl Dispatcher {
             held,
             now,
         )?;
-        if r.channel == ChannelName::Sms
+        if matches!(r.channel, ChannelName::Sms | ChannelName::Voice)
             && let Some(f) = &self.sms_opening
         {
             r.not_before = f(now);

@@ -17,6 +17,7 @@ pub mod file;
 pub mod pec;
 pub mod sms;
 pub mod smtp;
+pub mod voice;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;

@@ -375,6 +375,7 @@ async fn send_test(config: &Config, to: &str) -> Finding {
         );
     };
     let msg = crate::delivery::OutMessage {
+        language: crate::domain::Lang::It,
         outbox_id: chrono::Utc::now().timestamp(),
         ticket_id: 0,
         number: "TEST".to_owned(),

@@ -1066,7 +1066,7 @@ struct VersionPath {
 enum AudienceName {
     Cittadino,
     Ufficio,
-    /// The telephone answering's spoken prompts.
+    /// Spoken words: the telephone prompts and the notices an automated call speaks.
     Telefono,
 }
 

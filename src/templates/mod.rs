@@ -1050,6 +1050,9 @@ impl Templates {
         channel: Channel,
         payload: &Value,
     ) -> Result<RenderedMessage, RenderFailure> {
+        if channel == Channel::Voice {
+            return self.render_call(kind, lang, payload);
+        }
         let key = self
             .key_for(audience, kind.as_str(), lang)
             .ok_or_else(|| RenderFailure {
@@ -1477,7 +1480,68 @@ fn spoken(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The name of the spoken template of a notice placed as a call: `avviso_<kind>`.
+pub fn call_template(kind: Kind) -> String {
+    format!("avviso_{}", kind.as_str())
+}
+
+/// `payload` with what a call speaks instead of reading: the ticket number and the URP's
+/// number spelt digit by digit (`numero_parlato`, `urp_telefono_parlato`).
+pub fn spoken_payload(payload: &Value, lang: Lang, urp_phone: &str) -> Value {
+    let mut p = payload.clone();
+    if let Value::Object(m) = &mut p {
+        let number = m
+            .get("number")
+            .and_then(Value::as_str)
+            .map(|n| crate::phone::speech::spell(lang, n));
+        if let Some(n) = number {
+            m.insert("numero_parlato".to_owned(), Value::String(n));
+        }
+        m.insert(
+            "urp_telefono_parlato".to_owned(),
+            Value::String(crate::phone::speech::spell(lang, urp_phone)),
+        );
+        m.remove(STATUS_URL);
+    }
+    p
+}
+
 impl Templates {
+    /// The words of a notice spoken on an automated call (`telefono/<lang>/avviso_<kind>`):
+    /// plain text that passes [`unspeakable`], in the result's `text`; no subject, no HTML. A
+    /// notice without such a template, or whose words cannot be spoken, is a failure (the
+    /// call is not placed and the fallback chain goes on to the office).
+    fn render_call(
+        &self,
+        kind: Kind,
+        lang: Lang,
+        payload: &Value,
+    ) -> Result<RenderedMessage, RenderFailure> {
+        let name = call_template(kind);
+        let key = self
+            .key_for(Audience::Telefono, &name, lang)
+            .ok_or_else(|| RenderFailure {
+                key: format!("telefono/{name}/{}", lang_str(lang)),
+                message: "no spoken template for this notice".to_owned(),
+            })?;
+        let payload = spoken_payload(payload, key.lang, &self.settings.urp_phone);
+        let text = self
+            .render_spoken(&name, key.lang, &payload)
+            .ok_or_else(|| RenderFailure {
+                key: key.to_string(),
+                message: "the spoken notice cannot be rendered or spoken".to_owned(),
+            })?;
+        let version = self.current().versions.get(&key).map_or(0, |(v, _)| *v);
+        Ok(RenderedMessage {
+            subject: String::new(),
+            text,
+            html: None,
+            template: key.to_string(),
+            version,
+            attachments: Vec::new(),
+        })
+    }
+
     /// The words of the telephone prompt `name` in `lang`, with `payload`: the live version,
     /// or the bundled default when the live one fails on this payload (logged). `None` when
     /// there is no such prompt or both fail: the caller hears the rest of the script.

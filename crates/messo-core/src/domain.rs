@@ -227,11 +227,14 @@ pub enum Channel {
     Sms,
     /// Certified e-mail (posta elettronica certificata).
     Pec,
+    /// An automated call that speaks the notice: the last try of the fallback chain for a
+    /// breach notice or an integration request, after every written channel failed.
+    Voice,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Pec];
+    pub const ALL: [Channel; 4] = [Channel::Email, Channel::Sms, Channel::Pec, Channel::Voice];
 
     /// The stored and configured name.
     pub const fn as_str(self) -> &'static str {
@@ -239,6 +242,7 @@ impl Channel {
             Channel::Email => "email",
             Channel::Sms => "sms",
             Channel::Pec => "pec",
+            Channel::Voice => "voice",
         }
     }
 

@@ -20,6 +20,8 @@ pub enum Fallback {
     Email,
     Sms,
     Pec,
+    /// An automated call that speaks the notice ([`VOICE_KINDS`] only, after SMS and e-mail).
+    Voice,
     /// The office is told the citizen could not be reached.
     Office,
 }
@@ -38,6 +40,7 @@ impl Fallback {
             Fallback::Email => Some(Channel::Email),
             Fallback::Sms => Some(Channel::Sms),
             Fallback::Pec => Some(Channel::Pec),
+            Fallback::Voice => Some(Channel::Voice),
             Fallback::Office => None,
         }
     }
@@ -48,8 +51,23 @@ impl Fallback {
             Channel::Email => Fallback::Email,
             Channel::Sms => Fallback::Sms,
             Channel::Pec => Fallback::Pec,
+            Channel::Voice => Fallback::Voice,
         }
     }
+}
+
+/// The notices a call may speak when every written channel failed: the breach notice and the
+/// integration request (issue 19, point 5). Every other kind skips the `voice` link.
+pub const VOICE_KINDS: [Kind; 2] = [Kind::Violazione, Kind::RichiestaIntegrazione];
+
+/// Whether the `voice` link may call for a notice of `kind` whose chain has tried `tried`: only
+/// for [`VOICE_KINDS`], only once SMS was tried (a call goes to the same mobile), and only once
+/// e-mail was tried too when the citizen has an address for it and did not opt out of it.
+pub fn voice_may_call(kind: Kind, tried: &[Fallback], citizen: &Citizen) -> bool {
+    let email_owed = citizen.reach(Channel::Email).is_some() && !citizen.opted_out(Channel::Email);
+    VOICE_KINDS.contains(&kind)
+        && tried.contains(&Fallback::Sms)
+        && (!email_owed || tried.contains(&Fallback::Email))
 }
 
 /// The dead row's facts: what it was, not where it went (a replacement goes elsewhere).
@@ -123,6 +141,9 @@ pub fn replacement(
             return Some(office(Kind::CittadinoIrraggiungibile));
         }
         if tried.contains(link) {
+            continue;
+        }
+        if *link == Fallback::Voice && !voice_may_call(dead.kind, &tried, citizen) {
             continue;
         }
         let Some(channel) = link.channel() else {
@@ -515,6 +536,78 @@ mod tests {
         assert_eq!(
             (r.kind, r.dedupe_key.as_str()),
             (Kind::EsitoIncerto, "ricevuta:k")
+        );
+    }
+
+    #[test]
+    fn a_call_only_for_breach_and_integration_after_sms_and_email() {
+        let chain = [
+            Fallback::Sms,
+            Fallback::Email,
+            Fallback::Voice,
+            Fallback::Office,
+        ];
+        let p = json!({"number": "2026/1"});
+        let both = c(json!({"mobile": "+393471234567", "email": "a@b.it"}));
+        let of = |kind: Kind, channel: &str, key: &str, citizen: &Citizen| {
+            let mut d = dead(channel, key, &p);
+            d.kind = kind;
+            replacement(&d, ERROR, citizen, &chain, &office(), false, NOW)
+                .map(|r| (r.channel.as_str(), r.kind, r.dedupe_key))
+        };
+        // SMS failed, e-mail not yet tried: e-mail first, no call.
+        assert_eq!(
+            of(Kind::Violazione, "sms", "v1", &both),
+            Some(("email", Kind::Violazione, "v1>sms".to_owned()))
+        );
+        // Both failed: one call, keyed on the notice and the channels tried.
+        assert_eq!(
+            of(Kind::Violazione, "email", "v1>sms", &both),
+            Some(("voice", Kind::Violazione, "v1>sms>email".to_owned()))
+        );
+        assert_eq!(
+            of(Kind::RichiestaIntegrazione, "email", "r1>sms", &both),
+            Some((
+                "voice",
+                Kind::RichiestaIntegrazione,
+                "r1>sms>email".to_owned()
+            ))
+        );
+        // The call failed too: the office, never a second call.
+        assert_eq!(
+            of(Kind::Violazione, "voice", "v1>sms>email", &both),
+            Some((
+                "email",
+                Kind::CittadinoIrraggiungibile,
+                "violazione:v1".to_owned()
+            ))
+        );
+        // Another kind never calls.
+        assert_eq!(
+            of(Kind::Ricevuta, "email", "k1>sms", &both).map(|r| r.1),
+            Some(Kind::CittadinoIrraggiungibile)
+        );
+        // An e-mail that failed first goes on down the chain: SMS was never tried, no call.
+        assert_eq!(
+            of(Kind::Violazione, "email", "v2", &both).map(|r| r.1),
+            Some(Kind::CittadinoIrraggiungibile)
+        );
+        // No SMS tried (no mobile, or opted out): no call.
+        let mail_only = c(json!({"email": "a@b.it"}));
+        assert_eq!(
+            of(Kind::Violazione, "email", "v3", &mail_only).map(|r| r.1),
+            Some(Kind::CittadinoIrraggiungibile)
+        );
+        let opted = c(json!({"mobile": "+393471234567", "email": "a@b.it", "opt_out": ["sms"]}));
+        assert_eq!(
+            of(Kind::Violazione, "email", "v4", &opted).map(|r| r.1),
+            Some(Kind::CittadinoIrraggiungibile)
+        );
+        // A mobile only: the call right after the SMS.
+        let mobile = c(json!({"mobile": "+393471234567"}));
+        assert_eq!(
+            of(Kind::Violazione, "sms", "v5", &mobile).map(|r| r.0),
+            Some("voice")
         );
     }
 }

@@ -152,6 +152,8 @@ pub struct OutMessage {
     /// Files sent with an e-mail (the monthly report's CSV); empty for every other message.
     /// Channels that cannot carry files (SMS) ignore them.
     pub attachments: Vec<Attachment>,
+    /// The language of its words (a call's text-to-speech voice follows it).
+    pub language: Lang,
 }
 
 /// A file attached to an e-mail.

@@ -254,7 +254,7 @@ impl Address {
             Channel::Email | Channel::Pec => EmailAddress::parse(text)
                 .map(Address::Email)
                 .map_err(AddressError::Email),
-            Channel::Sms => PhoneNumber::parse(text)
+            Channel::Sms | Channel::Voice => PhoneNumber::parse(text)
                 .map(Address::Phone)
                 .map_err(AddressError::Phone),
         }
@@ -272,7 +272,8 @@ impl Address {
     pub fn fits(&self, channel: Channel) -> bool {
         matches!(
             (self, channel),
-            (Address::Email(_), Channel::Email | Channel::Pec) | (Address::Phone(_), Channel::Sms)
+            (Address::Email(_), Channel::Email | Channel::Pec)
+                | (Address::Phone(_), Channel::Sms | Channel::Voice)
         )
     }
 }

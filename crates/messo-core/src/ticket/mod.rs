@@ -111,7 +111,8 @@ impl Citizen {
     pub fn address(&self, channel: Channel) -> Option<&str> {
         match channel {
             Channel::Email => self.email.as_deref(),
-            Channel::Sms => self.mobile.as_deref(),
+            // A call goes to the mobile the SMS went to.
+            Channel::Sms | Channel::Voice => self.mobile.as_deref(),
             Channel::Pec => self.pec.as_deref(),
         }
     }
@@ -137,7 +138,7 @@ impl Citizen {
     /// skipping channels opted out of or without an address.
     pub fn route(&self) -> Option<(Channel, Address)> {
         let order = match self.preferred_channel {
-            Channel::Sms => [Channel::Sms, Channel::Email, Channel::Pec],
+            Channel::Sms | Channel::Voice => [Channel::Sms, Channel::Email, Channel::Pec],
             Channel::Pec => [Channel::Pec, Channel::Email, Channel::Sms],
             Channel::Email => [Channel::Email, Channel::Pec, Channel::Sms],
         };
@@ -365,6 +366,7 @@ fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<
         Channel::Email => email.is_some(),
         Channel::Sms => mobile.is_some(),
         Channel::Pec => pec.is_some(),
+        Channel::Voice => false,
     };
     let preferred_channel = citizen_preferred_channel(&mut f, has);
     let opt_out = citizen_opt_out(&mut f);
@@ -447,13 +449,15 @@ fn citizen_language(f: &mut Fields<'_>) -> String {
 /// The preferred channel as given; else the first of e-mail, SMS, PEC the citizen `has`.
 fn citizen_preferred_channel(f: &mut Fields<'_>, has: impl Fn(Channel) -> bool) -> Option<Channel> {
     match f.opt_str("preferred_channel") {
-        Some(p) => Channel::parse(p).or_else(|| {
-            f.fail(
-                "preferred_channel",
-                format!("unknown channel {p:?}; expected email|sms|pec"),
-            );
-            None
-        }),
+        Some(p) => Channel::parse(p)
+            .filter(|c| *c != Channel::Voice)
+            .or_else(|| {
+                f.fail(
+                    "preferred_channel",
+                    format!("unknown channel {p:?}; expected email|sms|pec"),
+                );
+                None
+            }),
         None => [Channel::Email, Channel::Sms, Channel::Pec]
             .into_iter()
             .find(|c| has(*c)),
