@@ -312,6 +312,8 @@ pub const STORE_TABLES: &[&str] = &[
     "satisfaction",
     "report_schedule",
     "report_cache",
+    "access_code_failures",
+    "sms_answers",
 ];
 
 pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
