@@ -145,6 +145,7 @@ fn channel_label(channel: &str) -> &'static str {
         "pec" => "PEC",
         "sms" => "SMS",
         "phone" => "telefono",
+        "voice" => "telefonata",
         _ => "altro",
     }
 }
