@@ -538,7 +538,11 @@ async fn the_same_request_twice_at_once_counts_once(p: &Phone) {
     );
     assert_eq!((a.status, b.status), (200, 200));
     assert_eq!(a.words(), b.words());
-    assert_eq!(p.failures().await, 1, "one wrong code, however often it comes");
+    assert_eq!(
+        p.failures().await,
+        1,
+        "one wrong code, however often it comes"
+    );
     // The citizen's own mobile leaves a message; the recording's callback races itself.
     let g = p.call("CA-race-rec", CITIZEN_MOBILE).await;
     let state = p.keys(&g, "CA-race-rec", CITIZEN_MOBILE, DIGITS).await;
@@ -548,7 +552,10 @@ async fn the_same_request_twice_at_once_counts_once(p: &Phone) {
         ("CallSid", "CA-race-rec"),
         ("From", CITIZEN_MOBILE),
         ("RecordingSid", "RE-race-1"),
-        ("RecordingUrl", "https://api.twilio.com/recordings/RE-race-1"),
+        (
+            "RecordingUrl",
+            "https://api.twilio.com/recordings/RE-race-1",
+        ),
         ("RecordingDuration", "9"),
     ];
     let (a, b) = tokio::join!(p.post(&next, &recorded), p.post(&next, &recorded));
