@@ -10,15 +10,14 @@ mod common;
 
 use std::sync::Arc;
 
+use common::phone::{DIGITS, LINK_KEY, NIGHT, NUMBER, webhooks};
 use common::{Backend, TestClock, TestDb, on_both, serve, ts};
-use messo::config::{BUILTIN_TOML, Config};
-use messo::http::voice::Answering;
+use messo::config::Config;
 use messo::http::webhooks::{WebhookState, router};
 use messo::inbound::verify::vonage_token;
 use messo::portal::LinkKeys;
 use messo::store::{InboundPolicy, InboundWriter, Store};
-use messo::templates::{Catalog, Settings, Templates};
-use messo::ticket::{NewEvent, NewTicket, Source};
+use messo::ticket::{NewEvent, Source};
 use messo::time::Timestamp;
 use serde_json::{Value, json};
 
@@ -28,33 +27,14 @@ const PUBLIC: &str = "http://127.0.0.1:8080";
 const CITIZEN_MOBILE: &str = "393471234567";
 const STRANGER: &str = "393339998877";
 const URP_LINE: &str = "390611111111";
-const OFFICE_LINE: &str = "+390612345678";
-const LINK_KEY: &[u8] = b"a link key for the phone tests, 32+ chars";
-const NUMBER: &str = "2026/000123";
-const DIGITS: &str = "2026000123";
 
-/// The shipped configuration with the answering on and a Vonage endpoint.
 fn config_text() -> String {
-    let at = BUILTIN_TOML
-        .find("[voice]\n")
-        .expect("the shipped file has a [voice] table");
-    let (head, tail) = BUILTIN_TOML.split_at(at);
-    let tail = tail.replacen(
-        "enabled = false\n",
-        &format!("enabled = true\noffice_number = \"{OFFICE_LINE}\"\n"),
-        1,
-    );
-    format!(
-        r#"{head}{tail}
-[inbound]
-ticket_format = "{{year}}/{{seq:6}}"
-
-[[inbound.endpoints]]
-name = "vg"
+    common::phone::config_text(&format!(
+        r#"name = "vg"
 family = "vonage"
 secret = "{SECRET}"
 "#
-    )
+    ))
 }
 
 struct Phone {
@@ -66,50 +46,14 @@ struct Phone {
     db: TestDb,
 }
 
-fn webhooks(cfg: &Config, store: &Store, clock: &TestClock) -> WebhookState {
-    let templates = Arc::new(Templates::new(
-        Catalog::bundled().expect("catalog"),
-        Settings::from_config(cfg),
-    ));
-    let writer = InboundWriter::spawn(store.clone(), Arc::new(tokio::sync::Notify::new()));
-    let answering = Answering::new(
-        store.clone(),
-        templates,
-        LinkKeys::new(LINK_KEY, None),
-        cfg,
-        Arc::new(cfg.sla().expect("sla")),
-    );
-    WebhookState::new(
-        &cfg.inbound,
-        &cfg.http.public_base_url,
-        writer,
-        clock.clock(),
-    )
-    .with_answering(answering)
-}
-
 async fn start(backend: Backend) -> Phone {
     messo::install_crypto();
     let db = TestDb::open(backend).await;
     let cfg = Config::from_toml(&config_text(), "test", Vec::new()).expect("config");
     db.register(&cfg).await;
     let store = db.store.clone();
-    // Friday 4 December 2026, 22:00 in Rome: the office is closed.
-    let clock = TestClock::at("2026-12-04T22:00:00+01:00");
-    let t = NewTicket::from_json(&json!({
-        "number": NUMBER,
-        "office": "anagrafe",
-        "priority": "normale",
-        "subject": "Cambio di residenza",
-        "received_at": "2026-12-03T10:15:00+01:00",
-        "citizen": {"email": "mario.rossi@example.it", "mobile": format!("+{CITIZEN_MOBILE}")}
-    }))
-    .expect("ticket");
-    store
-        .tickets()
-        .create_ticket(&t, Source::Api, ts("2026-12-03T10:15:00+01:00"))
-        .await
-        .expect("create");
+    let clock = TestClock::at(NIGHT);
+    common::phone::create_ticket(&store, &format!("+{CITIZEN_MOBILE}")).await;
     Phone {
         base: serve(router(webhooks(&cfg, &store, &clock))).await,
         policy: messo::store::inbound_policy(&cfg),
@@ -727,7 +671,7 @@ async fn without_the_answering_a_vonage_callback_is_verified_then_refused_with_i
     let cfg = Config::from_toml(&text, "test", Vec::new()).expect("config");
     assert!(!cfg.voice.enabled);
     db.register(&cfg).await;
-    let clock = TestClock::at("2026-12-04T22:00:00+01:00");
+    let clock = TestClock::at(NIGHT);
     let writer = InboundWriter::spawn(db.store.clone(), Arc::new(tokio::sync::Notify::new()));
     let base = serve(router(WebhookState::new(
         &cfg.inbound,

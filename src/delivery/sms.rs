@@ -53,8 +53,8 @@ fn cut_to_parts(body: &str, suffix: &str, max_parts: u32) -> String {
     candidate(lo)
 }
 
-/// Parses `Retry-After` given in seconds (the form providers use).
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+/// Parses `Retry-After` given in seconds (the form providers use); the voice channel's too.
+pub(super) fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     resp.headers()
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
@@ -67,8 +67,8 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 
 /// Classifies a failure of the HTTP exchange itself. A request that never reached the provider
 /// (no connection) is a plain transient failure; one that may have reached it (sent, then a
-/// timeout or a dropped answer) is uncertain.
-fn transport_error(e: &reqwest::Error) -> Outcome {
+/// timeout or a dropped answer) is uncertain. The voice channel's calls are classified alike.
+pub(super) fn transport_error(e: &reqwest::Error) -> Outcome {
     if e.is_connect() {
         Outcome::transient_down(format!("cannot connect: {}", root_cause(e)), None)
     } else if e.is_builder() || e.is_request() && !e.is_timeout() && !e.is_body() {

@@ -22,6 +22,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde_json::{Value, json};
 
+use super::sms::{retry_after, transport_error};
 use super::{Breaker, Channel, DoubtPolicy, OutMessage, Outcome, Sending, Sent};
 use crate::config::{Outbound, VoiceProvider};
 use crate::domain::Lang;
@@ -235,32 +236,6 @@ impl VoiceChannel {
         let retry = retry_after(&resp);
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         classify(self.outbound.provider.kind(), status, retry, &body)
-    }
-}
-
-/// Parses `Retry-After` in seconds.
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    resp.headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| Duration::from_secs(s.min(3600)))
-}
-
-/// A failure of the exchange itself: before anything was sent, transient; after, uncertain
-/// (the call may have been placed).
-fn transport_error(e: &reqwest::Error) -> Outcome {
-    if e.is_connect() {
-        Outcome::transient_down(format!("cannot connect: {e}"), None)
-    } else if e.is_builder() {
-        Outcome::transient_down(format!("request failed: {e}"), None)
-    } else {
-        Outcome::Uncertain {
-            reason: format!("the call request may have been acted on: {e}"),
-        }
     }
 }
 

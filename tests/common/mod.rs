@@ -2,7 +2,7 @@
 //! PostgreSQL), unique names, fresh folders, a test clock, serving a router, a test's store
 //! (`db`), PostgreSQL schemas (`pg`), the one way to start a program (`process`), `messo run` in a
 //! folder (`daemon`), the peers (`peers`; `dns`, an authoritative DNS server), reading e-mails
-//! (`mail`), the admin console and portal harnesses (`admin`, `portal`) and the browser
+//! (`mail`), the admin console, portal and telephone harnesses (`admin`, `portal`, `phone`) and the browser
 //! (`webdriver`).
 //!
 //! Every test file starts with `mod common;`; each uses a part of it.
@@ -15,6 +15,7 @@ pub mod dns;
 pub mod mail;
 pub mod peers;
 pub mod pg;
+pub mod phone;
 pub mod portal;
 pub mod process;
 pub mod webdriver;
