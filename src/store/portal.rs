@@ -27,6 +27,11 @@ pub struct PortalTicket {
     pub links_revoked_at: Option<Timestamp>,
 }
 
+/// Wrong access codes for a ticket since a time: the phone's and the SMS answering's lock-out
+/// read the same count.
+pub(crate) const COUNT_CODE_FAILURES: &str =
+    "SELECT COUNT(*) FROM access_code_failures WHERE ticket_id = $1 AND at >= $2";
+
 impl Portal<'_> {
     fn portal_ticket(&self, r: &sqlx::any::AnyRow) -> Result<PortalTicket, PortalError> {
         Ok(PortalTicket {
@@ -201,13 +206,11 @@ impl Portal<'_> {
         ticket_id: i64,
         since: Timestamp,
     ) -> Result<u32, PortalError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM access_code_failures WHERE ticket_id = $1 AND at >= $2",
-        )
-        .bind(ticket_id)
-        .bind(since.0)
-        .fetch_one(self.store.pool())
-        .await?;
+        let n: i64 = sqlx::query_scalar(COUNT_CODE_FAILURES)
+            .bind(ticket_id)
+            .bind(since.0)
+            .fetch_one(self.store.pool())
+            .await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 

@@ -322,13 +322,11 @@ impl Inbound<'_> {
         ticket_id: i64,
         since: Timestamp,
     ) -> Result<u32, InboundError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM access_code_failures WHERE ticket_id = $1 AND at >= $2",
-        )
-        .bind(ticket_id)
-        .bind(since.0)
-        .fetch_one(&mut *conn)
-        .await?;
+        let n: i64 = sqlx::query_scalar(crate::store::portal::COUNT_CODE_FAILURES)
+            .bind(ticket_id)
+            .bind(since.0)
+            .fetch_one(&mut *conn)
+            .await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
