@@ -1429,6 +1429,7 @@ fn notify(p: &mut Problems, n: RawNotify) -> Notify {
         close_at_suspension_cap,
         staff_alerts_office_hours_only: n.staff_alerts_office_hours_only.unwrap_or(true),
         retention_days,
+        routing: Default::default(),
     }
 }
 

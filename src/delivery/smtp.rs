@@ -506,6 +506,10 @@ pub fn build_mime(
             "{} is a phone number, not an e-mail address",
             masked()
         )),
+        crate::domain::Address::Fiscal(_) => Err(format!(
+            "{} is a codice fiscale, not an e-mail address",
+            masked()
+        )),
     }
     .map_err(Outcome::permanent)?;
     let mut b = Message::builder()

@@ -1849,6 +1849,7 @@ async fn test_send(
     let address = Address::parse(channel, to.trim()).map_err(|e| match e {
         AddressError::Email(_) => bad_request(format!("to: {e}")),
         AddressError::Phone(_) => bad_request("to: not a phone number"),
+        AddressError::Fiscal(_) => bad_request("to: not a codice fiscale"),
     })?;
     if channel == Channel::Sms && key.audience == Audience::Ufficio {
         return Err(bad_request("channel: office alerts have no SMS"));

@@ -6,9 +6,11 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub mod email;
+pub mod fiscal;
 pub mod notice;
 pub mod phone;
 pub use email::{EmailAddress, EmailError};
+pub use fiscal::FiscalCode;
 pub use notice::{Address, AddressError, Audience, Kind, Recipient};
 pub use phone::{NumberError, PhoneNumber};
 
@@ -230,11 +232,19 @@ pub enum Channel {
     /// An automated call that speaks the notice: the last try of the fallback chain for a
     /// breach notice or an integration request, after every written channel failed.
     Voice,
+    /// A message in the public services app IO (PagoPA), addressed by codice fiscale.
+    Io,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Channel; 4] = [Channel::Email, Channel::Sms, Channel::Pec, Channel::Voice];
+    pub const ALL: [Channel; 5] = [
+        Channel::Email,
+        Channel::Sms,
+        Channel::Pec,
+        Channel::Voice,
+        Channel::Io,
+    ];
 
     /// The stored and configured name.
     pub const fn as_str(self) -> &'static str {
@@ -243,6 +253,7 @@ impl Channel {
             Channel::Sms => "sms",
             Channel::Pec => "pec",
             Channel::Voice => "voice",
+            Channel::Io => "io",
         }
     }
 

@@ -41,6 +41,8 @@ pub struct Notify {
     pub staff_alerts_office_hours_only: bool,
     /// Days after which sent messages and processed inbox rows lose their personal content.
     pub retention_days: u32,
+    /// Where citizens' notices go first: IO, the digital domicile (`[io]`, `[domicile]`).
+    pub routing: crate::delivery::route::Routing,
 }
 
 pub use crate::domain::{Kind, Recipient};
@@ -148,7 +150,7 @@ struct Owed<'a> {
     now: Timestamp,
     /// What every payload carries (number, subject, office, terms, contacts).
     base: Value,
-    route: Option<(Channel, Address)>,
+    citizen: &'a crate::ticket::Citizen,
     language: Lang,
     office_not_before: Timestamp,
     notices: Vec<Notice>,
@@ -190,7 +192,7 @@ impl<'a> Owed<'a> {
             received_at,
             now,
             base,
-            route: ticket.citizen.route(),
+            citizen: &ticket.citizen,
             language: ticket.citizen.lang(),
             office_not_before,
             notices: Vec::new(),
@@ -215,7 +217,9 @@ impl<'a> Owed<'a> {
     /// A notice to the citizen on their route; with no channel left (no address, or opted out
     /// of every one) the office is told instead, so the notice is not silently lost.
     fn citizen(&mut self, kind: Kind, key: String, payload: Value) {
-        if let Some((channel, address)) = self.route.clone() {
+        if let Some((channel, address)) =
+            crate::delivery::route::first(kind, self.citizen, &self.ctx.notify.routing)
+        {
             let not_before = if channel == Channel::Sms {
                 self.ctx
                     .sms_calendar
@@ -291,7 +295,10 @@ impl<'a> Owed<'a> {
                 self.citizen(Kind::Avanzamento, id, payload);
             }
             "integration_requested" => {
-                let payload = self.with(json!({"missing": e.data["missing"]}));
+                let payload = self.with(json!({
+                    "missing": e.data["missing"],
+                    "reply_by": self.reply_by(e.occurred_at),
+                }));
                 self.citizen(Kind::RichiestaIntegrazione, id.clone(), payload);
                 // Reminders and the cap belong to the wait still open.
                 if self.derived.waiting_since == Some(e.occurred_at)
@@ -316,6 +323,12 @@ impl<'a> Owed<'a> {
         }
     }
 
+    /// By when an integration requested at `at` should arrive: the suspension cap.
+    fn reply_by(&self, at: Timestamp) -> String {
+        let days = i64::from(self.ctx.notify.suspension_cap_days);
+        self.fmt(at.plus(days * 86_400))
+    }
+
     /// Reminders of the open integration request `e`: those whose instant came, and the next
     /// one to wait for.
     fn reminders(&mut self, e: &EventRecord, id: &str) {
@@ -337,6 +350,7 @@ impl<'a> Owed<'a> {
                 "missing": e.data["missing"],
                 "reminder": k,
                 "requested_at": self.fmt(e.occurred_at),
+                "reply_by": self.reply_by(e.occurred_at),
             }));
             self.citizen(Kind::SollecitoIntegrazione, format!("{id}:{k}"), payload);
         }
@@ -445,6 +459,7 @@ mod tests {
             close_at_suspension_cap: false,
             staff_alerts_office_hours_only: true,
             retention_days: 365,
+            routing: Default::default(),
         }
     }
 

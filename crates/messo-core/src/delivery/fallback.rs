@@ -22,6 +22,9 @@ pub enum Fallback {
     Pec,
     /// An automated call that speaks the notice ([`VOICE_KINDS`] only, after SMS and e-mail).
     Voice,
+    /// The app IO: first for a citizen with a codice fiscale when `[io]` is on (see
+    /// [`super::route`]); when it fails, the citizen's own written route comes next.
+    Io,
     /// The office is told the citizen could not be reached.
     Office,
 }
@@ -41,6 +44,7 @@ impl Fallback {
             Fallback::Sms => Some(Channel::Sms),
             Fallback::Pec => Some(Channel::Pec),
             Fallback::Voice => Some(Channel::Voice),
+            Fallback::Io => Some(Channel::Io),
             Fallback::Office => None,
         }
     }
@@ -52,6 +56,7 @@ impl Fallback {
             Channel::Sms => Fallback::Sms,
             Channel::Pec => Fallback::Pec,
             Channel::Voice => Fallback::Voice,
+            Channel::Io => Fallback::Io,
         }
     }
 }
@@ -131,6 +136,33 @@ pub fn replacement(
     if held {
         return Some(office(Kind::EsitoIncerto));
     }
+    let written = |channel: Channel, address: Address| {
+        let mut key = dead.dedupe_key.clone();
+        key.push('>');
+        key.push_str(dead.channel.as_str());
+        NewOutbox {
+            ticket_id: dead.ticket_id,
+            kind: dead.kind,
+            dedupe_key: key,
+            recipient: Recipient::Citizen,
+            channel,
+            address,
+            language: dead.language,
+            payload: with(
+                &dead.payload,
+                json!({"fallback_from": dead.channel.as_str()}),
+            ),
+            not_before: now,
+        }
+    };
+    // IO failed (off for this service, no profile, refused): the citizen's own written route
+    // comes next (the preferred channel first), then the chain from there.
+    if failed == Fallback::Io
+        && let Some((channel, address)) = citizen.route()
+        && !tried.contains(&Fallback::of(channel))
+    {
+        return Some(written(channel, address));
+    }
     let start = match chain.iter().position(|f| *f == failed) {
         Some(i) => i + 1,
         // A channel outside the chain goes straight to the office, when the chain has it.
@@ -155,23 +187,7 @@ pub fn replacement(
         if citizen.opted_out(channel) {
             continue;
         }
-        let mut key = dead.dedupe_key.clone();
-        key.push('>');
-        key.push_str(dead.channel.as_str());
-        return Some(NewOutbox {
-            ticket_id: dead.ticket_id,
-            kind: dead.kind,
-            dedupe_key: key,
-            recipient: Recipient::Citizen,
-            channel,
-            address,
-            language: dead.language,
-            payload: with(
-                &dead.payload,
-                json!({"fallback_from": dead.channel.as_str()}),
-            ),
-            not_before: now,
-        });
+        return Some(written(channel, address));
     }
     None
 }

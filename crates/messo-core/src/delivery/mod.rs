@@ -4,6 +4,7 @@
 //! circuit breaker and the dispatcher are the `messo` crate's (`delivery`).
 
 pub mod fallback;
+pub mod route;
 
 use std::time::{Duration, Instant};
 

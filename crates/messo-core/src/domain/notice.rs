@@ -5,7 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Channel, EmailAddress, EmailError, NumberError, PhoneNumber, UnknownName};
+use super::fiscal::FiscalCodeError;
+use super::{Channel, EmailAddress, EmailError, FiscalCode, NumberError, PhoneNumber, UnknownName};
 
 /// The kinds of message, each with its own template (but [`Kind::Prova`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -230,11 +231,13 @@ impl std::str::FromStr for Audience {
     }
 }
 
-/// Where a message goes: an e-mail address (e-mail and PEC) or a phone number (SMS).
+/// Where a message goes: an e-mail address (e-mail and PEC), a phone number (SMS, calls) or a
+/// codice fiscale (the app IO).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Address {
     Email(EmailAddress),
     Phone(PhoneNumber),
+    Fiscal(FiscalCode),
 }
 
 /// Why a text is not an address on its channel. The messages never repeat the address.
@@ -244,6 +247,8 @@ pub enum AddressError {
     Email(EmailError),
     #[error("is not a phone number: {0}")]
     Phone(NumberError),
+    #[error("{0}")]
+    Fiscal(FiscalCodeError),
 }
 
 impl Address {
@@ -257,6 +262,9 @@ impl Address {
             Channel::Sms | Channel::Voice => PhoneNumber::parse(text)
                 .map(Address::Phone)
                 .map_err(AddressError::Phone),
+            Channel::Io => FiscalCode::parse(text)
+                .map(Address::Fiscal)
+                .map_err(AddressError::Fiscal),
         }
     }
 
@@ -265,6 +273,7 @@ impl Address {
         match self {
             Address::Email(e) => e.as_str(),
             Address::Phone(p) => p.as_str(),
+            Address::Fiscal(c) => c.as_str(),
         }
     }
 
@@ -274,6 +283,7 @@ impl Address {
             (self, channel),
             (Address::Email(_), Channel::Email | Channel::Pec)
                 | (Address::Phone(_), Channel::Sms | Channel::Voice)
+                | (Address::Fiscal(_), Channel::Io)
         )
     }
 }

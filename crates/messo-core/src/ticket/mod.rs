@@ -89,6 +89,10 @@ pub struct Citizen {
     pub language: String,
     pub preferred_channel: Channel,
     pub opt_out: Vec<Channel>,
+    /// The citizen's digital domicile (a PEC address elected in INAD), when Messo looked it up:
+    /// set by the store from its cache, never taken from the CRM (CAD art. 3-bis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domicile: Option<String>,
 }
 
 impl Default for Citizen {
@@ -102,6 +106,7 @@ impl Default for Citizen {
             language: "it".to_owned(),
             preferred_channel: Channel::Email,
             opt_out: Vec::new(),
+            domicile: None,
         }
     }
 }
@@ -114,6 +119,7 @@ impl Citizen {
             // A call goes to the mobile the SMS went to.
             Channel::Sms | Channel::Voice => self.mobile.as_deref(),
             Channel::Pec => self.pec.as_deref(),
+            Channel::Io => self.fiscal_code.as_deref(),
         }
     }
 
@@ -138,7 +144,9 @@ impl Citizen {
     /// skipping channels opted out of or without an address.
     pub fn route(&self) -> Option<(Channel, Address)> {
         let order = match self.preferred_channel {
-            Channel::Sms | Channel::Voice => [Channel::Sms, Channel::Email, Channel::Pec],
+            Channel::Sms | Channel::Voice | Channel::Io => {
+                [Channel::Sms, Channel::Email, Channel::Pec]
+            }
             Channel::Pec => [Channel::Pec, Channel::Email, Channel::Sms],
             Channel::Email => [Channel::Email, Channel::Pec, Channel::Sms],
         };
@@ -162,36 +170,9 @@ pub fn normalize_e164(s: &str) -> Option<String> {
 /// Checks an Italian codice fiscale: 16 characters in its pattern (omocodia letters allowed in
 /// the digit places) with a correct check character. Returns it upper-cased.
 pub fn normalize_fiscal_code(s: &str) -> Option<String> {
-    let cf = s.trim().to_ascii_uppercase();
-    let b = cf.as_bytes();
-    if b.len() != 16 {
-        return None;
-    }
-    const OMOCODIA: &[u8] = b"LMNPQRSTUV";
-    let digit_like = |c: u8| c.is_ascii_digit() || OMOCODIA.contains(&c);
-    let letters = [0, 1, 2, 3, 4, 5, 8, 11, 15];
-    let digits = [6, 7, 9, 10, 12, 13, 14];
-    if !letters.iter().all(|&i| b[i].is_ascii_uppercase())
-        || !digits.iter().all(|&i| digit_like(b[i]))
-    {
-        return None;
-    }
-    const ODD: [u32; 26] = [
-        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24,
-        23,
-    ];
-    let mut sum = 0u32;
-    for (i, &c) in b[..15].iter().enumerate() {
-        let v = if c.is_ascii_digit() {
-            u32::from(c - b'0')
-        } else {
-            u32::from(c - b'A')
-        };
-        // Positions are counted from 1: odd positions use the table.
-        sum += if i % 2 == 0 { ODD[v as usize] } else { v };
-    }
-    let check = b'A' + (sum % 26) as u8;
-    (b[15] == check).then_some(cf)
+    crate::domain::FiscalCode::parse(s)
+        .ok()
+        .map(|c| c.as_str().to_owned())
 }
 
 /// A new ticket as the CRM sends it (`POST /api/v1/tickets` or a `crm_inbox` row of kind
@@ -366,7 +347,7 @@ fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<
         Channel::Email => email.is_some(),
         Channel::Sms => mobile.is_some(),
         Channel::Pec => pec.is_some(),
-        Channel::Voice => false,
+        Channel::Voice | Channel::Io => false,
     };
     let preferred_channel = citizen_preferred_channel(&mut f, has);
     let opt_out = citizen_opt_out(&mut f);
@@ -395,6 +376,7 @@ fn parse_citizen(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<
         language,
         preferred_channel: preferred_channel?,
         opt_out,
+        domicile: None,
     })
 }
 
@@ -450,7 +432,7 @@ fn citizen_language(f: &mut Fields<'_>) -> String {
 fn citizen_preferred_channel(f: &mut Fields<'_>, has: impl Fn(Channel) -> bool) -> Option<Channel> {
     match f.opt_str("preferred_channel") {
         Some(p) => Channel::parse(p)
-            .filter(|c| *c != Channel::Voice)
+            .filter(|c| !matches!(c, Channel::Voice | Channel::Io))
             .or_else(|| {
                 f.fail(
                     "preferred_channel",
@@ -474,7 +456,10 @@ fn citizen_opt_out(f: &mut Fields<'_>) -> Vec<Channel> {
                 match item.as_str().and_then(Channel::parse) {
                     Some(c) if !opt_out.contains(&c) => opt_out.push(c),
                     Some(_) => {}
-                    None => f.fail(&format!("opt_out[{i}]"), "must be one of email, sms, pec"),
+                    None => f.fail(
+                        &format!("opt_out[{i}]"),
+                        "must be one of email, sms, pec, io",
+                    ),
                 }
             }
         }
