@@ -48,6 +48,7 @@ fn message() -> OutMessage {
         reply_to: None,
         attachments: Vec::new(),
         language: Lang::It,
+        due_date: None,
     }
 }
 

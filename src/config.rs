@@ -25,6 +25,7 @@ mod admin;
 mod delivery;
 mod http;
 mod inbound;
+mod io;
 mod portal;
 mod reports;
 mod schema;
@@ -37,6 +38,7 @@ pub use delivery::{
 };
 pub use http::HttpLimits;
 pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbound};
+pub use io::{FeatureLevel, Io};
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
 pub use reports::{MonthlyReport, Reports};
 use schema::{Kind, Schema};
@@ -147,6 +149,8 @@ struct RawConfig {
     survey: survey::RawSurvey,
     #[serde(default)]
     voice: voice::RawVoice,
+    #[serde(default)]
+    io: io::RawIo,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -365,6 +369,8 @@ pub struct Config {
     pub reports: Reports,
     /// The phone and SMS answering backup.
     pub voice: Voice,
+    /// The app IO channel, when enabled.
+    pub io: Option<Io>,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -778,6 +784,9 @@ fn validate(
     let survey = survey::survey(&mut p, raw.survey);
     let reports = reports::reports(&mut p, raw.reports, &notify);
     let voice = voice::voice(&mut p, raw.voice);
+    let io = io::io(&mut p, raw.io);
+    let mut notify = notify;
+    notify.routing.io_kinds = io.as_ref().map(|i| i.kinds.clone()).unwrap_or_default();
     // The `voice` link and `[voice.outbound]` go together.
     let calls = delivery_cfg.fallback.contains(&delivery::Fallback::Voice);
     if calls && voice.outbound.is_none() {
@@ -815,6 +824,7 @@ fn validate(
             survey,
             reports,
             voice,
+            io,
             overrides,
         }),
         _ => {

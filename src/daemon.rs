@@ -419,6 +419,8 @@ struct Tasks {
     send_wake: Arc<Wake>,
     sender: tokio::task::JoinHandle<()>,
     imap: Option<tokio::task::JoinHandle<()>>,
+    /// The IO status pass, when `[io]` is on.
+    io: Option<tokio::task::JoinHandle<()>>,
     housekeeping: tokio::task::JoinHandle<()>,
     pruner: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
@@ -432,6 +434,7 @@ async fn stop_tasks(t: Tasks) -> Result<(), DaemonError> {
         send_wake,
         sender,
         imap,
+        io,
         housekeeping,
         pruner,
         server,
@@ -456,6 +459,9 @@ async fn stop_tasks(t: Tasks) -> Result<(), DaemonError> {
     }
     if let Some(task) = imap {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    if let Some(task) = io {
+        task.abort();
     }
     housekeeping.abort();
     pruner.abort();
@@ -621,6 +627,59 @@ fn spawn_imap(
             )
         }))
     })
+}
+
+/// How often the IO status pass runs.
+const IO_CHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// The IO status pass ([`crate::delivery::io::check_messages`]), every 30 s, when `[io]` is on.
+fn spawn_io_checker(
+    config: &Config,
+    store: &Store,
+    clock: &Clock,
+    metrics: &Arc<Metrics>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, DaemonError> {
+    let Some(io) = &config.io else {
+        return Ok(None);
+    };
+    let client = Arc::new(
+        crate::delivery::io::IoClient::new(io).map_err(|e| DaemonError::Delivery(e.into()))?,
+    );
+    let (config, store, clock, metrics, mut stop) = (
+        Arc::new(config.clone()),
+        store.clone(),
+        clock.clone(),
+        Arc::clone(metrics),
+        shutdown.clone(),
+    );
+    Ok(Some(tokio::spawn(async move {
+        let mut every = tokio::time::interval(IO_CHECK_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.wait_for(|stop| *stop) => break,
+            }
+            match crate::delivery::io::check_messages(&store, &client, &config, clock()).await {
+                Ok(r) => {
+                    metrics.io_readbacks_total.inc_by(r.checked);
+                    metrics.io_unread_copies_total.inc_by(r.unread_copies);
+                    if r.failed + r.unread_copies > 0 {
+                        tracing::info!(
+                            checked = r.checked,
+                            processed = r.processed,
+                            failed = r.failed,
+                            read = r.read,
+                            unread_copies = r.unread_copies,
+                            "io status pass"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "io status pass failed; next in 30 s"),
+            }
+        }
+    })))
 }
 
 /// The dispatcher: the configured channels, the SMS window for fallbacks, the live templates
@@ -823,6 +882,7 @@ pub async fn run_with(
         None
     };
     let imap = spawn_imap(&config, &writer, &clock, &shutdown);
+    let io = spawn_io_checker(&config, &store, &clock, &metrics, &shutdown)?;
     let links = portal.as_ref().map(|(_, links)| Arc::clone(links));
     let dispatcher = Arc::new(dispatcher(&config, &store, &metrics, &templates, links)?);
     let sender = spawn_sender(&dispatcher, &store, &clock, &send_wake, interval, &shutdown);
@@ -849,6 +909,7 @@ pub async fn run_with(
         send_wake,
         sender,
         imap,
+        io,
         housekeeping,
         pruner,
         server,

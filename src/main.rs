@@ -537,6 +537,7 @@ fn send_test(config: &Config, channel: &str, to: &str, text: Option<String>) -> 
     let stamp = chrono::Utc::now().timestamp();
     let msg = messo::delivery::OutMessage {
         language: messo::domain::Lang::It,
+        due_date: None,
         outbox_id: stamp,
         ticket_id: 0,
         number: "TEST".to_owned(),

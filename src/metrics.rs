@@ -90,6 +90,9 @@ pub struct Metrics {
     /// `STATO`/`AIUTO` SMS answered, and those over the sender's daily allowance (not answered).
     pub sms_answers_total: Counter,
     pub sms_answers_limited_total: Counter,
+    /// IO messages read back, and unread notices that matter copied to the written route.
+    pub io_readbacks_total: Counter,
+    pub io_unread_copies_total: Counter,
     /// Status pages and portal feeds shown, and refused (bad, expired or revoked links, limits).
     pub portal_views_total: Counter,
     pub portal_refused_total: Counter,
@@ -138,6 +141,8 @@ impl Metrics {
             inbound_receipts_total: Counter::default(),
             sms_answers_total: Counter::default(),
             sms_answers_limited_total: Counter::default(),
+            io_readbacks_total: Counter::default(),
+            io_unread_copies_total: Counter::default(),
             portal_views_total: Counter::default(),
             portal_refused_total: Counter::default(),
             portal_enumeration_alarms_total: Counter::default(),
@@ -186,7 +191,7 @@ impl Metrics {
 
     /// The counters of messages, inbound records, the portal and the CRM's direct writes, each
     /// with its name and help, in the order they are shown.
-    fn counters(&self) -> [(&'static str, &'static str, Counter); 19] {
+    fn counters(&self) -> [(&'static str, &'static str, Counter); 21] {
         [
             ("notices_owed", "Messages the engine owed", &self.owed_total),
             (
@@ -246,6 +251,16 @@ impl Metrics {
                 "sms_answers_limited",
                 "STATO/AIUTO SMS over the sender's daily allowance, not answered",
                 &self.sms_answers_limited_total,
+            ),
+            (
+                "io_readbacks",
+                "IO messages read back",
+                &self.io_readbacks_total,
+            ),
+            (
+                "io_unread_copies",
+                "IO notices not read in time, copied to the written route",
+                &self.io_unread_copies_total,
             ),
             (
                 "portal_views",
@@ -460,6 +475,8 @@ mod tests {
             ("messo_inbound_receipts_total", "counter"),
             ("messo_sms_answers_total", "counter"),
             ("messo_sms_answers_limited_total", "counter"),
+            ("messo_io_readbacks_total", "counter"),
+            ("messo_io_unread_copies_total", "counter"),
             ("messo_portal_views_total", "counter"),
             ("messo_portal_refused_total", "counter"),
             ("messo_portal_enumeration_alarms_total", "counter"),

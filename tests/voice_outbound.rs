@@ -125,6 +125,7 @@ fn message(lang: Lang) -> OutMessage {
         reply_to: None,
         attachments: Vec::new(),
         language: lang,
+        due_date: None,
     }
 }
 

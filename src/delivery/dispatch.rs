@@ -56,6 +56,8 @@ pub enum SetupError {
     Http(#[from] reqwest::Error),
     #[error("{0}")]
     Voice(#[from] super::voice::VoiceSetupError),
+    #[error("{0}")]
+    Io(#[from] super::io::IoSetupError),
     #[error("bundled templates: {0}")]
     Templates(crate::templates::CatalogError),
 }
@@ -127,10 +129,17 @@ pub fn transports(config: &Config) -> Result<Channels, SetupError> {
         .with(ChannelName::Email, email)
         .with(ChannelName::Pec, pec)
         .with(ChannelName::Sms, sms);
-    Ok(match &config.voice.outbound {
+    let channels = match &config.voice.outbound {
         Some(o) => channels.with(
             ChannelName::Voice,
             Box::new(super::voice::VoiceChannel::new(o, &config.delivery)?),
+        ),
+        None => channels,
+    };
+    Ok(match &config.io {
+        Some(io) => channels.with(
+            ChannelName::Io,
+            Box::new(super::io::IoChannel::new(io, &config.delivery)?),
         ),
         None => channels,
     })
@@ -687,6 +696,9 @@ impl Dispatcher {
             text: rendered.text.clone(),
             html: rendered.html.clone(),
             reply_to,
+            due_date: row.payload["reply_by"]
+                .as_str()
+                .and_then(|t| crate::time::Timestamp::parse_rfc3339(t).ok()),
             attachments: match attachments(rendered) {
                 Ok(files) => files,
                 Err(error) => {
@@ -897,8 +909,10 @@ impl Dispatcher {
             held,
             now,
         )?;
-        if matches!(r.channel, ChannelName::Sms | ChannelName::Voice)
-            && let Some(f) = &self.sms_opening
+        if matches!(
+            r.channel,
+            ChannelName::Sms | ChannelName::Voice | ChannelName::Io
+        ) && let Some(f) = &self.sms_opening
         {
             r.not_before = f(now);
         }

@@ -14,6 +14,7 @@
 pub mod dispatch;
 pub mod dkim;
 pub mod file;
+pub mod io;
 pub mod pec;
 pub mod sms;
 pub mod smtp;

@@ -376,6 +376,7 @@ async fn send_test(config: &Config, to: &str) -> Finding {
     };
     let msg = crate::delivery::OutMessage {
         language: crate::domain::Lang::It,
+        due_date: None,
         outbox_id: chrono::Utc::now().timestamp(),
         ticket_id: 0,
         number: "TEST".to_owned(),

@@ -42,8 +42,8 @@ pub use inbound::{
 };
 pub use monitor::{AtRisk, MonitorError};
 pub use outbox::{
-    AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, Lease, Leased,
-    NewOutbox, OutboxError, OutboxRow, Receipt, UnreadableRow,
+    AttemptRecord, AttemptView, CycleReport, DeliveryState, EngineInput, Finished, IoCheckRow,
+    Lease, Leased, NewOutbox, OutboxError, OutboxRow, Receipt, UnreadableRow,
 };
 pub use portal::{PortalError, PortalTicket};
 pub use queues::{

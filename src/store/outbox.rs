@@ -168,6 +168,20 @@ impl Lease<'_> {
 
 pub use messo_core::delivery::NewOutbox;
 
+/// An IO message the status pass reads back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IoCheckRow {
+    pub id: i64,
+    /// The codice fiscale it went to.
+    pub address: String,
+    /// IO's message id.
+    pub provider_id: String,
+    /// IO already said it is in the citizen's inbox.
+    pub processed: bool,
+    /// What it was, for a replacement or a copy by the written route.
+    pub dead: DeadRow,
+}
+
 /// A receipt about a sent message (a PEC receipt, a provider's delivery report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt<'a> {
@@ -1030,6 +1044,119 @@ impl Outbox<'_> {
         }
         tx.commit().await?;
         Ok(new)
+    }
+
+    /// Records a receipt that owes a copy on another channel without ending the message (an
+    /// IO notice not read in time: the written route gets it too). The copy is inserted with
+    /// the receipt, once. Returns false for a receipt already recorded.
+    pub async fn record_receipt_with_copy(
+        &self,
+        receipt: &Receipt<'_>,
+        copy: Option<&NewOutbox>,
+        now: Timestamp,
+    ) -> Result<bool, OutboxError> {
+        let mut tx = self.store.pool.begin().await?;
+        let new = sqlx::query(
+            "INSERT INTO delivery_receipts (outbox_id, source, kind, final, detail, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outbox_id, source, kind) DO NOTHING",
+        )
+        .bind(receipt.outbox_id)
+        .bind(receipt.source)
+        .bind(receipt.kind)
+        .bind(receipt.final_state)
+        .bind(receipt.detail)
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if new && let Some(c) = copy {
+            insert_outbox(&mut tx, c, now).await?;
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// The IO messages the status pass reads back at `now`: accepted at least `settle_s` ago
+    /// with no `processed`/`rejected`/`failed` receipt yet (within the message's lifetime in
+    /// IO, seven days); and, of the kinds in `unread_kinds`, processed ones accepted at least
+    /// `unread_after_s` ago with no `read`/`unread` receipt. At most `limit`, oldest first.
+    pub async fn io_to_check(
+        &self,
+        now: Timestamp,
+        settle_s: i64,
+        unread_after_s: i64,
+        unread_kinds: &[Kind],
+        limit: i64,
+    ) -> Result<Vec<IoCheckRow>, OutboxError> {
+        let kinds: Vec<String> = unread_kinds
+            .iter()
+            .map(|k| format!("'{}'", k.as_str()))
+            .collect();
+        // The kinds are our own names (letters and underscores), never input.
+        let kinds = if kinds.is_empty() {
+            "''".to_owned()
+        } else {
+            kinds.join(", ")
+        };
+        let sql = format!(
+            "SELECT o.id, o.ticket_id, o.kind, o.dedupe_key, o.recipient, o.channel, o.address, \
+             o.language, o.payload, o.provider_id, \
+             EXISTS (SELECT 1 FROM delivery_receipts r WHERE r.outbox_id = o.id AND r.source = 'io' \
+                     AND r.kind = 'processed') AS processed \
+             FROM outbox o \
+             WHERE o.channel = 'io' AND o.state = 'delivered' AND o.provider_id IS NOT NULL \
+               AND o.delivered_at > $1 AND ( \
+                 (o.delivered_at <= $2 AND NOT EXISTS (SELECT 1 FROM delivery_receipts r \
+                    WHERE r.outbox_id = o.id AND r.source = 'io' \
+                      AND r.kind IN ('processed', 'rejected', 'failed'))) \
+                 OR (o.kind IN ({kinds}) AND o.delivered_at <= $3 \
+                     AND EXISTS (SELECT 1 FROM delivery_receipts r WHERE r.outbox_id = o.id \
+                       AND r.source = 'io' AND r.kind = 'processed') \
+                     AND NOT EXISTS (SELECT 1 FROM delivery_receipts r WHERE r.outbox_id = o.id \
+                       AND r.source = 'io' AND r.kind IN ('read', 'unread')))) \
+             ORDER BY o.id LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now.0 - 7 * 86_400)
+            .bind(now.0 - settle_s)
+            .bind(now.0 - unread_after_s)
+            .bind(limit)
+            .fetch_all(&self.store.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let text = |i: usize| -> Result<String, OutboxError> { Ok(r.try_get::<String, _>(i)?) };
+            let (Some(kind), Some(recipient), Some(channel), Ok(language)) = (
+                Kind::parse(&text(2)?),
+                Recipient::parse(&text(4)?),
+                Channel::parse(&text(5)?),
+                text(7)?.parse::<Lang>(),
+            ) else {
+                continue;
+            };
+            let payload: Value = serde_json::from_str(&text(8)?).unwrap_or(Value::Null);
+            let processed: bool = match r.try_get::<bool, _>(10) {
+                Ok(b) => b,
+                Err(_) => r.try_get::<i64, _>(10)? != 0,
+            };
+            out.push(IoCheckRow {
+                id: r.try_get(0)?,
+                address: text(6)?,
+                provider_id: text(9)?,
+                processed,
+                dead: DeadRow {
+                    ticket_id: r.try_get(1)?,
+                    kind,
+                    dedupe_key: text(3)?,
+                    recipient,
+                    channel,
+                    language,
+                    payload,
+                },
+            });
+        }
+        Ok(out)
     }
 
     /// The receipts of a message as (source, kind, final), oldest first.

@@ -2,7 +2,8 @@
 //! PostgreSQL), unique names, fresh folders, a test clock, serving a router, a test's store
 //! (`db`), PostgreSQL schemas (`pg`), the one way to start a program (`process`), `messo run` in a
 //! folder (`daemon`), the peers (`peers`; `dns`, an authoritative DNS server), reading e-mails
-//! (`mail`), the admin console, portal and telephone harnesses (`admin`, `portal`, `phone`) and the browser
+//! (`mail`), the admin console, portal and telephone harnesses (`admin`, `portal`, `phone`), the
+//! IO Services API stand-in (`io`) and the browser
 //! (`webdriver`).
 //!
 //! Every test file starts with `mod common;`; each uses a part of it.
@@ -12,6 +13,7 @@ pub mod admin;
 pub mod daemon;
 pub mod db;
 pub mod dns;
+pub mod io;
 pub mod mail;
 pub mod peers;
 pub mod pg;

@@ -220,7 +220,8 @@ impl<'a> Owed<'a> {
         if let Some((channel, address)) =
             crate::delivery::route::first(kind, self.citizen, &self.ctx.notify.routing)
         {
-            let not_before = if channel == Channel::Sms {
+            // The app notifies the phone as an SMS does: both keep to the SMS window.
+            let not_before = if matches!(channel, Channel::Sms | Channel::Io) {
                 self.ctx
                     .sms_calendar
                     .next_opening(self.now)

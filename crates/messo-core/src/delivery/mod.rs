@@ -155,6 +155,9 @@ pub struct OutMessage {
     pub attachments: Vec<Attachment>,
     /// The language of its words (a call's text-to-speech voice follows it).
     pub language: Lang,
+    /// By when the citizen is asked to act (an integration request's reply-by date): IO shows
+    /// it as the message's due date. Other channels carry it in the words only.
+    pub due_date: Option<Timestamp>,
 }
 
 /// A file attached to an e-mail.
