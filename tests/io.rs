@@ -240,18 +240,22 @@ async fn a_lost_answer_is_never_submitted_twice(w: &World) {
         i.faults.insert(LOST.to_owned(), Fault::LostAnswer(3));
         i.faults
             .insert(FIVE_HUNDRED.to_owned(), Fault::Status(500, 1));
+        // Hangs before storing anything: the client cannot tell the difference.
+        i.citizens.insert(CF.to_owned(), Citizen::Allowed);
+        i.faults.insert(CF.to_owned(), Fault::Hang(3));
     });
     w.ticket("IO-LOST", LOST).await;
     w.ticket("IO-500", FIVE_HUNDRED).await;
+    w.ticket("IO-HANG", CF).await;
     let mut t = at(RECEIVED);
     for _ in 0..4 {
         w.pass(t).await;
         t = t.plus(3600);
     }
     // One submit each, whatever came after.
-    assert_eq!(w.stub.count("POST", "/messages"), 2);
+    assert_eq!(w.stub.count("POST", "/messages"), 3);
     assert_eq!(w.stub.messages_to(LOST).len(), 1, "IO has the lost one");
-    for n in ["IO-LOST", "IO-500"] {
+    for n in ["IO-LOST", "IO-500", "IO-HANG"] {
         let rows = w.rows(n).await;
         assert_eq!(
             rows.len(),
@@ -270,7 +274,7 @@ async fn a_lost_answer_is_never_submitted_twice(w: &World) {
             "SELECT COUNT(*) FROM outbox WHERE kind = 'esito_incerto' AND recipient = 'office'"
         )
         .await,
-        2
+        3
     );
 }
 
