@@ -23,6 +23,7 @@ use crate::sla::{Amount, ClockKind, Policy, PolicyError, Sla, TargetRule};
 
 mod admin;
 mod delivery;
+mod domicile;
 mod http;
 mod inbound;
 mod portal;
@@ -35,6 +36,7 @@ pub use delivery::{
     Delivery, Dkim, DkimAlgorithm, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider,
     SmtpAccount,
 };
+pub use domicile::{Domicile, Inad, PDND_AUDIENCE, PDND_TOKEN_URL, Pdnd};
 pub use http::HttpLimits;
 pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbound};
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
@@ -147,6 +149,8 @@ struct RawConfig {
     survey: survey::RawSurvey,
     #[serde(default)]
     voice: voice::RawVoice,
+    #[serde(default)]
+    domicile: domicile::RawDomicile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -365,6 +369,8 @@ pub struct Config {
     pub reports: Reports,
     /// The phone and SMS answering backup.
     pub voice: Voice,
+    /// Where legally relevant notices go: the office's PEC record, INAD's domicile.
+    pub domicile: Domicile,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -770,7 +776,9 @@ fn validate(
     let delivery_cfg = delivery::delivery(&mut p, raw.delivery);
     let inbound_cfg = inbound::inbound(&mut p, raw.inbound, &twilio_providers(&sms_cfg));
     let http_cfg = http_config(&mut p, raw.http);
-    let notify = notify(&mut p, raw.notify);
+    let mut notify = notify(&mut p, raw.notify);
+    let domicile = domicile::domicile(&mut p, raw.domicile);
+    notify.routing.office_record_is_domicile = domicile.office_record;
     let comune_name = raw.comune.name.unwrap_or_else(|| "Comune".to_owned());
     let templates = admin::templates(&mut p, raw.templates);
     let admin = admin::admin(&mut p, raw.admin);
@@ -815,6 +823,7 @@ fn validate(
             survey,
             reports,
             voice,
+            domicile,
             overrides,
         }),
         _ => {
