@@ -66,6 +66,8 @@ pub enum DaemonError {
     Templates(String),
     #[error("the monthly report's ticker: {0}")]
     Scheduler(String),
+    #[error("digital domicile: {0}")]
+    Domicile(#[from] crate::delivery::inad::InadSetupError),
 }
 
 /// Runs the engine with the right clock for each ticket's versions.
@@ -419,6 +421,8 @@ struct Tasks {
     send_wake: Arc<Wake>,
     sender: tokio::task::JoinHandle<()>,
     imap: Option<tokio::task::JoinHandle<()>>,
+    /// The digital domicile look-ups, when `[domicile.inad]` is configured.
+    domicile: Option<tokio::task::JoinHandle<()>>,
     housekeeping: tokio::task::JoinHandle<()>,
     pruner: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
@@ -432,6 +436,7 @@ async fn stop_tasks(t: Tasks) -> Result<(), DaemonError> {
         send_wake,
         sender,
         imap,
+        domicile,
         housekeeping,
         pruner,
         server,
@@ -456,6 +461,10 @@ async fn stop_tasks(t: Tasks) -> Result<(), DaemonError> {
     }
     if let Some(task) = imap {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    if let Some(task) = domicile {
+        // A look-up cut short caches nothing: the code is asked again after the restart.
+        task.abort();
     }
     housekeeping.abort();
     pruner.abort();
@@ -621,6 +630,68 @@ fn spawn_imap(
             )
         }))
     })
+}
+
+/// Looks citizens' digital domiciles up in INAD, when `[domicile.inad]` is configured, under
+/// `supervise`: a pass at the start, then at most once a minute.
+fn spawn_domicile(
+    config: &Config,
+    store: &Store,
+    clock: &Clock,
+    metrics: &Arc<Metrics>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, DaemonError> {
+    let Some(inad) = &config.domicile.inad else {
+        return Ok(None);
+    };
+    let client = Arc::new(crate::delivery::inad::InadClient::new(inad)?);
+    let (store, clock, metrics, stop) = (
+        store.clone(),
+        clock.clone(),
+        Arc::clone(metrics),
+        shutdown.clone(),
+    );
+    Ok(Some(tokio::spawn(supervise(
+        "domicile",
+        shutdown.clone(),
+        move || {
+            domicile_loop(
+                Arc::clone(&client),
+                store.clone(),
+                clock.clone(),
+                Arc::clone(&metrics),
+                stop.clone(),
+            )
+        },
+    ))))
+}
+
+/// The INAD look-ups, once a minute; a pass that fails is logged and the next one tries again.
+async fn domicile_loop(
+    client: Arc<crate::delivery::inad::InadClient>,
+    store: Store,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const EVERY: Duration = Duration::from_secs(60);
+    let mut every = tokio::time::interval(EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+        let pass = crate::delivery::inad::resolve_and_count(&store, &client, &metrics, clock());
+        tokio::select! {
+            r = pass => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "digital domicile pass failed; trying again in a minute");
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
 }
 
 /// The dispatcher: the configured channels, the SMS window for fallbacks, the live templates
@@ -823,6 +894,7 @@ pub async fn run_with(
         None
     };
     let imap = spawn_imap(&config, &writer, &clock, &shutdown);
+    let domicile = spawn_domicile(&config, &store, &clock, &metrics, &shutdown)?;
     let links = portal.as_ref().map(|(_, links)| Arc::clone(links));
     let dispatcher = Arc::new(dispatcher(&config, &store, &metrics, &templates, links)?);
     let sender = spawn_sender(&dispatcher, &store, &clock, &send_wake, interval, &shutdown);
@@ -849,6 +921,7 @@ pub async fn run_with(
         send_wake,
         sender,
         imap,
+        domicile,
         housekeeping,
         pruner,
         server,

@@ -56,6 +56,14 @@ struct WebhookLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// The results a digital domicile look-up is counted under.
+pub const DOMICILE_RESULTS: [&str; 3] = ["found", "none", "failed"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
 }
@@ -95,6 +103,8 @@ pub struct Metrics {
     pub portal_refused_total: Counter,
     /// Portal tokens that asked about more distinct citizens in an hour than allowed.
     pub portal_enumeration_alarms_total: Counter,
+    /// Digital domicile look-ups in INAD, by result (`found`, `none`, `failed`).
+    domicile_lookups: Family<ResultLabels, Counter>,
     pass_seconds: Histogram,
     send_seconds: HistogramFamily<SendLabels>,
     webhook_seconds: HistogramFamily<WebhookLabels>,
@@ -141,6 +151,7 @@ impl Metrics {
             portal_views_total: Counter::default(),
             portal_refused_total: Counter::default(),
             portal_enumeration_alarms_total: Counter::default(),
+            domicile_lookups: Family::default(),
             pass_seconds: pass_histogram(),
             send_seconds: Family::new_with_constructor(send_histogram as fn() -> Histogram),
             webhook_seconds: Family::new_with_constructor(webhook_histogram as fn() -> Histogram),
@@ -162,8 +173,37 @@ impl Metrics {
         for (name, help, c) in self.counters() {
             self.registry.register(name, help, c);
         }
+        for result in DOMICILE_RESULTS {
+            let _ = self
+                .domicile_lookups
+                .get_or_create(&ResultLabels { result });
+        }
+        self.registry.register(
+            "domicile_lookups",
+            "Digital domicile look-ups in INAD, by result (found, none, failed)",
+            self.domicile_lookups.clone(),
+        );
         self.register_durations();
         self
+    }
+
+    /// Counts `n` digital domicile look-ups that ended in `result` (one of
+    /// [`DOMICILE_RESULTS`]; anything else counts as `failed`).
+    pub fn count_domicile_lookups(&self, result: &str, n: u64) {
+        let result = DOMICILE_RESULTS
+            .into_iter()
+            .find(|r| *r == result)
+            .unwrap_or("failed");
+        self.domicile_lookups
+            .get_or_create(&ResultLabels { result })
+            .inc_by(n);
+    }
+
+    /// The digital domicile look-ups counted so far under `result`.
+    pub fn domicile_lookups(&self, result: &'static str) -> u64 {
+        self.domicile_lookups
+            .get_or_create(&ResultLabels { result })
+            .get()
     }
 
     /// The engine pass: the last one's duration, how many ran, each one's duration.

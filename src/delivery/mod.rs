@@ -14,6 +14,9 @@
 pub mod dispatch;
 pub mod dkim;
 pub mod file;
+pub mod inad;
+pub mod jwt;
+pub mod pdnd;
 pub mod pec;
 pub mod sms;
 pub mod smtp;
