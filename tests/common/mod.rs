@@ -12,6 +12,7 @@ pub mod admin;
 pub mod daemon;
 pub mod db;
 pub mod dns;
+pub mod inad;
 pub mod mail;
 pub mod peers;
 pub mod pg;
