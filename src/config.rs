@@ -1654,6 +1654,65 @@ working_days = 1
     }
 
     #[test]
+    fn the_domicile_look_up_is_off_by_default_and_its_keys_are_named_when_wrong() {
+        let keys =
+            |text: &str| -> Vec<String> { problems(text).iter().map(|p| p.key.clone()).collect() };
+        let c = Config::from_toml("", "test", Vec::new()).unwrap();
+        assert!(c.domicile.office_record && c.domicile.inad.is_none());
+        assert!(c.notify.routing.office_record_is_domicile);
+        let c = Config::from_toml("[domicile]\noffice_record = false\n", "test", no_env()).unwrap();
+        assert!(!c.notify.routing.office_record_is_domicile);
+        let mut want = [
+            "domicile.inad.base_url",
+            "domicile.inad.client_id",
+            "domicile.inad.kid",
+            "domicile.inad.practical_reference",
+            "domicile.inad.private_key",
+            "domicile.inad.purpose_id",
+        ];
+        want.sort_unstable();
+        let mut got = keys("[domicile.inad]\n");
+        got.sort();
+        assert_eq!(got, want);
+        let full = "[domicile.inad]\nbase_url = \"https://inad.example.it/v1\"\n\
+                    practical_reference = \"URP\"\nclient_id = \"c\"\nkid = \"k\"\n\
+                    purpose_id = \"p\"\nprivate_key = \"-----BEGIN PRIVATE KEY-----\"\n";
+        let c = Config::from_toml(full, "test", no_env()).unwrap();
+        let inad = c.domicile.inad.expect("inad");
+        assert_eq!(
+            (inad.cache_days, inad.timeout_s, inad.per_pass),
+            (30, 5, 50)
+        );
+        assert_eq!(
+            inad.pdnd.audience,
+            "auth.interop.pagopa.it/client-assertion"
+        );
+        assert!(
+            !format!("{inad:?}").contains("BEGIN"),
+            "Debug hides the key"
+        );
+        assert_eq!(
+            keys(&format!(
+                "{full}cache_days = 0\ntimeout_s = 600\nper_pass = 0\n"
+            )),
+            [
+                "domicile.inad.cache_days",
+                "domicile.inad.timeout_s",
+                "domicile.inad.per_pass"
+            ]
+        );
+        assert_eq!(
+            keys(&full.replace("https://inad.example.it/v1", "inad.example.it")),
+            ["domicile.inad.base_url"]
+        );
+        assert_eq!(
+            keys(&full.replace("-----BEGIN PRIVATE KEY-----", "secret")),
+            ["domicile.inad.private_key"]
+        );
+        assert_eq!(keys(&format!("{full}nbf = 1\n")), ["domicile.inad.nbf"]);
+    }
+
+    #[test]
     fn the_phone_answering_is_off_by_default_and_its_keys_are_named_when_wrong() {
         let keys =
             |text: &str| -> Vec<String> { problems(text).iter().map(|p| p.key.clone()).collect() };

@@ -289,3 +289,39 @@ pub async fn resolve_and_count(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_address_still_valid_and_sendable_is_the_domicile() {
+        let now = Timestamp(1_800_000_000); // 2027-01-15
+        let body = serde_json::json!({
+            "codiceFiscale": "RSSMRA85T10A562S",
+            "since": "2017-07-21T17:32:28Z",
+            "digitalAddress": [
+                {"digitalAddress": "old@pec.example.it",
+                 "usageInfo": {"motivation": "CESSAZIONE_VOLONTARIA", "dateEndValidity": "2020-01-01T00:00:00Z"}},
+                {"digitalAddress": "not an address"},
+                {"digitalAddress": "unreadable@pec.example.it",
+                 "usageInfo": {"motivation": "CESSAZIONE_UFFICIO", "dateEndValidity": "soon"}},
+                {"digitalAddress": "leaving@pec.example.it",
+                 "usageInfo": {"motivation": "CESSAZIONE_UFFICIO", "dateEndValidity": "2030-01-01T00:00:00Z"}},
+                {"digitalAddress": "later@pec.example.it"}
+            ]
+        })
+        .to_string();
+        assert_eq!(
+            domicile_in(body.as_bytes(), now).ok().flatten().as_deref(),
+            Some("leaving@pec.example.it")
+        );
+        let ceased = r#"{"digitalAddress": [{"digitalAddress": "old@pec.example.it",
+            "usageInfo": {"dateEndValidity": "2020-01-01T00:00:00Z"}}]}"#;
+        assert_eq!(domicile_in(ceased.as_bytes(), now).ok(), Some(None));
+        assert!(matches!(
+            domicile_in(b"<html>", now),
+            Err(InadError::Answer(_))
+        ));
+    }
+}
