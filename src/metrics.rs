@@ -465,6 +465,28 @@ mod tests {
     }
 
     #[test]
+    fn domicile_look_ups_are_counted_by_result() {
+        let m = Metrics::new();
+        let text = m.render(&Scrape::default());
+        assert!(
+            text.contains("# TYPE messo_domicile_lookups_total counter\n"),
+            "{text}"
+        );
+        for result in DOMICILE_RESULTS {
+            let series = format!("messo_domicile_lookups_total{{result=\"{result}\"}}");
+            assert_eq!(value(&text, &series), Some(0.0), "{text}");
+        }
+        m.count_domicile_lookups("found", 2);
+        m.count_domicile_lookups("no such result", 1);
+        let text = m.render(&Scrape::default());
+        assert_eq!(
+            value(&text, "messo_domicile_lookups_total{result=\"found\"}"),
+            Some(2.0)
+        );
+        assert_eq!(m.domicile_lookups("failed"), 1);
+    }
+
+    #[test]
     fn every_name_of_the_old_exposition_is_served_with_its_type() {
         let m = Metrics::new();
         m.owed_total.inc_by(3);
