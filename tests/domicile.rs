@@ -544,6 +544,13 @@ async fn an_assertion_signed_with_another_key_is_refused(w: &World) {
         client.lookup(inad::CF_DOMICILE, w.clock.now()).await,
         Err(InadError::Voucher(PdndError::Refused { status: 400, .. }))
     ));
+    // `messo doctor` says so, and that the right key is granted a voucher.
+    let doctor = messo::doctor::domicile::check(&cfg, Duration::from_secs(2)).await;
+    assert_eq!(doctor.len(), 1);
+    assert_eq!(doctor[0].status, messo::doctor::Status::Fail, "{doctor:?}");
+    assert_eq!(doctor[0].check, "domicile.auth");
+    let doctor = messo::doctor::domicile::check(&w.config(), Duration::from_secs(2)).await;
+    assert_eq!(doctor[0].status, messo::doctor::Status::Ok, "{doctor:?}");
     // The right key: the same stub grants the voucher.
     let good = w.client(&w.config());
     assert_eq!(w.resolve(&good).await.found, 1);
