@@ -629,3 +629,88 @@ async fn the_client_assertion_has_exactly_the_documented_claims() {
     assert_ne!(claims["jti"], part(&b, 1)["jti"], "a fresh jti each time");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `messo run` with `[domicile.inad]`: the daemon's own pass looks the open ticket's code up at
+/// start, caches the domicile and counts it on `/metrics`; the key comes by file.
+#[test]
+fn the_daemon_looks_domiciles_up_and_counts_them() {
+    use common::daemon::{get, run_in, shipped_config, sqlite_url, start as start_daemon, stop};
+    use common::process::{eventually, free_port};
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (base, peer) = rt.block_on(inad::start());
+    let dir = common::fresh_dir("domicile-daemon");
+    let key_file = dir.join("pdnd-key.pem");
+    std::fs::write(&key_file, inad::KEY).expect("key");
+    let port = free_port();
+    let config = format!(
+        "{}\n[domicile.inad]\nbase_url = \"{base}/inad\"\npractical_reference = \"{}\"\n\
+         client_id = \"{}\"\nkid = \"{}\"\npurpose_id = \"{}\"\ntoken_url = \"{base}/token.oauth2\"\n",
+        shipped_config(port),
+        inad::REFERENCE,
+        inad::CLIENT_ID,
+        inad::KID,
+        inad::PURPOSE_ID,
+    );
+    std::fs::write(dir.join("messo.toml"), &config).expect("config");
+    let env = [(
+        "MESSO_DOMICILE__INAD__PRIVATE_KEY_FILE".to_owned(),
+        key_file.display().to_string(),
+    )];
+    let url = sqlite_url(&dir);
+    std::fs::create_dir_all(dir.join("data")).expect("data");
+    rt.block_on(async {
+        let store = Store::connect(&url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        let cfg = Config::from_toml(&config, "test", env.clone()).expect("config");
+        let now = common::daemon::now();
+        store.register_config(&cfg, now).await.expect("register");
+        let t = NewTicket::from_json(&json!({
+            "number": "D-1",
+            "office": "anagrafe",
+            "priority": "normale",
+            "subject": "Certificato",
+            "received_at": now.to_string(),
+            "citizen": {"email": "a@example.it", "fiscal_code": inad::CF_DOMICILE}
+        }))
+        .expect("ticket");
+        store
+            .tickets()
+            .create_ticket(&t, Source::Crm, now)
+            .await
+            .expect("create");
+        store.pool().close().await;
+    });
+    let mut cmd = run_in(&dir);
+    cmd.env(&env[0].0, &env[0].1);
+    let daemon = start_daemon(&mut cmd, &dir, port);
+    let text = eventually(Duration::from_secs(30), || {
+        let (_, text) = get(port, "/metrics", None).ok_or("no /metrics")?;
+        if text.contains("messo_domicile_lookups_total{result=\"found\"} 1") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    });
+    assert!(
+        text.contains("messo_domicile_lookups_total{result=\"failed\"} 0"),
+        "{text}"
+    );
+    assert_eq!(peer.lookups_of(inad::CF_DOMICILE), 1);
+    let (clean, log) = stop(daemon);
+    assert!(clean, "{log}");
+    assert!(
+        !log.contains(inad::CF_DOMICILE),
+        "the code is masked in the log:\n{log}"
+    );
+    let cached = rt.block_on(async {
+        let store = Store::connect(&url).await.expect("store");
+        store
+            .domiciles()
+            .any(inad::CF_DOMICILE)
+            .await
+            .expect("cache")
+    });
+    assert_eq!(cached.and_then(|c| c.pec).as_deref(), Some(inad::DOMICILE));
+    let _ = std::fs::remove_dir_all(&dir);
+}
