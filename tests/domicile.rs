@@ -355,6 +355,10 @@ async fn failures_cache_nothing_and_are_asked_again(w: &World) {
     for cf in [inad::CF_500, inad::CF_503, inad::CF_HANG] {
         assert_eq!(w.cached(cf).await, None, "nothing cached for a failure");
     }
+    // Held back a minute: a pass ten seconds later does not ask again.
+    w.clock.advance(10);
+    assert_eq!(w.resolve(&client).await, DomicileReport::default());
+    assert_eq!(w.peer.lookups_of(inad::CF_503), 1);
     let err = client
         .lookup(inad::CF_500, w.clock.now())
         .await
@@ -381,7 +385,7 @@ async fn failures_cache_nothing_and_are_asked_again(w: &World) {
     ));
     // The next pass asks the failed codes again (not the cached one).
     w.peer.healed.store(true, Ordering::SeqCst);
-    w.clock.advance(60);
+    w.clock.advance(50);
     let r = w.resolve(&client).await;
     assert_eq!(
         r,

@@ -112,12 +112,21 @@ pub fn domicile_in(body: &[u8], now: Timestamp) -> Result<Option<String>, InadEr
     Ok(None)
 }
 
+/// A code whose look-up keeps failing is held back a while, so that a few such codes cannot
+/// fill every pass: a minute after the first failure, doubling up to an hour.
+const HOLD_FIRST_S: i64 = 60;
+const HOLD_MOST_S: i64 = 3600;
+/// Codes remembered as failing at most (beyond it the memory starts again).
+const HOLD_MAX_CODES: usize = 10_000;
+
 /// Looks codici fiscali up in INAD.
 #[derive(Debug)]
 pub struct InadClient {
     config: Inad,
     pdnd: PdndClient,
     http: reqwest::Client,
+    /// Codes whose look-up failed: how many times in a row, and when they may be asked again.
+    held: std::sync::Mutex<std::collections::HashMap<String, (u32, Timestamp)>>,
 }
 
 impl InadClient {
@@ -134,7 +143,42 @@ impl InadClient {
             config: config.clone(),
             pdnd,
             http,
+            held: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    fn held(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u32, Timestamp)>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the pass may ask about `fiscal_code` at `now` (not held back after failures).
+    pub fn due(&self, fiscal_code: &str, now: Timestamp) -> bool {
+        self.held()
+            .get(fiscal_code)
+            .is_none_or(|(_, next)| *next <= now)
+    }
+
+    /// Remembers that the look-up of `fiscal_code` failed at `now`.
+    fn failed(&self, fiscal_code: &str, now: Timestamp) {
+        let mut held = self.held();
+        if held.len() >= HOLD_MAX_CODES && !held.contains_key(fiscal_code) {
+            held.clear();
+        }
+        let entry = held.entry(fiscal_code.to_owned()).or_insert((0, now));
+        entry.0 = entry.0.saturating_add(1);
+        let wait = HOLD_FIRST_S
+            .saturating_mul(1_i64 << entry.0.saturating_sub(1).min(10))
+            .min(HOLD_MOST_S);
+        entry.1 = now.plus(wait);
+    }
+
+    /// Forgets the failures of `fiscal_code` (it was answered).
+    fn answered(&self, fiscal_code: &str) {
+        self.held().remove(fiscal_code);
     }
 
     pub fn config(&self) -> &Inad {
@@ -227,17 +271,24 @@ pub struct DomicileReport {
 
 /// Looks up at most `[domicile.inad] per_pass` codici fiscali of open tickets whose cached
 /// answer is missing or stale, a few at a time, and caches each answer for `cache_days`. A
-/// failed look-up is counted and logged, never cached; only the store failing ends the pass.
+/// failed look-up is counted and logged, never cached: the code is asked again on a later pass
+/// (a minute later, then held back longer while it keeps failing, up to an hour). Only the
+/// store failing ends the pass.
 pub async fn resolve_domiciles(
     store: &Store,
     client: &InadClient,
     now: Timestamp,
 ) -> Result<DomicileReport, DomicileError> {
     let cfg = client.config();
-    let codes = store
+    // Codes held back after failures are passed over, so a few more are read than asked.
+    let codes: Vec<String> = store
         .domiciles()
-        .fiscal_codes_to_check(now, i64::from(cfg.per_pass))
-        .await?;
+        .fiscal_codes_to_check(now, i64::from(cfg.per_pass) * 4)
+        .await?
+        .into_iter()
+        .filter(|cf| client.due(cf, now))
+        .take(cfg.per_pass as usize)
+        .collect();
     let valid_until = now.plus(i64::from(cfg.cache_days) * 86_400);
     let mut report = DomicileReport::default();
     let mut answers = futures_util::stream::iter(codes)
@@ -249,6 +300,7 @@ pub async fn resolve_domiciles(
     while let Some((cf, answer)) = answers.next().await {
         match answer {
             Ok(pec) => {
+                client.answered(&cf);
                 store
                     .domiciles()
                     .record(&cf, pec.as_deref(), SOURCE, now, valid_until)
@@ -260,7 +312,8 @@ pub async fn resolve_domiciles(
                 }
             }
             Err(e) => {
-                tracing::warn!(cf = %mask(&cf), error = %e, "digital domicile look-up failed; asked again next pass");
+                client.failed(&cf, now);
+                tracing::warn!(cf = %mask(&cf), error = %e, "digital domicile look-up failed; asked again later");
                 report.failed += 1;
             }
         }
