@@ -120,13 +120,22 @@ const HOLD_MOST_S: i64 = 3600;
 const HOLD_MAX_CODES: usize = 10_000;
 
 /// Looks codici fiscali up in INAD.
-#[derive(Debug)]
 pub struct InadClient {
     config: Inad,
     pdnd: PdndClient,
     http: reqwest::Client,
     /// Codes whose look-up failed: how many times in a row, and when they may be asked again.
     held: std::sync::Mutex<std::collections::HashMap<String, (u32, Timestamp)>>,
+}
+
+impl std::fmt::Debug for InadClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the codes held back.
+        f.debug_struct("InadClient")
+            .field("config", &self.config)
+            .field("pdnd", &self.pdnd)
+            .finish_non_exhaustive()
+    }
 }
 
 impl InadClient {
