@@ -23,6 +23,7 @@ use crate::sla::{Amount, ClockKind, Policy, PolicyError, Sla, TargetRule};
 
 mod admin;
 mod delivery;
+mod domicile;
 mod http;
 mod inbound;
 mod io;
@@ -36,6 +37,7 @@ pub use delivery::{
     Delivery, Dkim, DkimAlgorithm, Fallback, ProviderKind, RestItAuth, Security, Sms, SmsProvider,
     SmtpAccount,
 };
+pub use domicile::{Domicile, Inad, PDND_AUDIENCE, PDND_TOKEN_URL, Pdnd};
 pub use http::HttpLimits;
 pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbound};
 pub use io::{FeatureLevel, Io};
@@ -151,6 +153,7 @@ struct RawConfig {
     voice: voice::RawVoice,
     #[serde(default)]
     io: io::RawIo,
+    domicile: domicile::RawDomicile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -371,6 +374,8 @@ pub struct Config {
     pub voice: Voice,
     /// The app IO channel, when enabled.
     pub io: Option<Io>,
+    /// Where legally relevant notices go: the office's PEC record, INAD's domicile.
+    pub domicile: Domicile,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -776,7 +781,9 @@ fn validate(
     let delivery_cfg = delivery::delivery(&mut p, raw.delivery);
     let inbound_cfg = inbound::inbound(&mut p, raw.inbound, &twilio_providers(&sms_cfg));
     let http_cfg = http_config(&mut p, raw.http);
-    let notify = notify(&mut p, raw.notify);
+    let mut notify = notify(&mut p, raw.notify);
+    let domicile = domicile::domicile(&mut p, raw.domicile);
+    notify.routing.office_record_is_domicile = domicile.office_record;
     let comune_name = raw.comune.name.unwrap_or_else(|| "Comune".to_owned());
     let templates = admin::templates(&mut p, raw.templates);
     let admin = admin::admin(&mut p, raw.admin);
@@ -785,7 +792,6 @@ fn validate(
     let reports = reports::reports(&mut p, raw.reports, &notify);
     let voice = voice::voice(&mut p, raw.voice);
     let io = io::io(&mut p, raw.io);
-    let mut notify = notify;
     notify.routing.io_kinds = io.as_ref().map(|i| i.kinds.clone()).unwrap_or_default();
     // The `voice` link and `[voice.outbound]` go together.
     let calls = delivery_cfg.fallback.contains(&delivery::Fallback::Voice);
@@ -825,6 +831,7 @@ fn validate(
             reports,
             voice,
             io,
+            domicile,
             overrides,
         }),
         _ => {
@@ -1652,6 +1659,65 @@ working_days = 1
             !format!("{:?}", c.portal).contains(&key),
             "Debug redacts the key"
         );
+    }
+
+    #[test]
+    fn the_domicile_look_up_is_off_by_default_and_its_keys_are_named_when_wrong() {
+        let keys =
+            |text: &str| -> Vec<String> { problems(text).iter().map(|p| p.key.clone()).collect() };
+        let c = Config::from_toml("", "test", Vec::new()).unwrap();
+        assert!(c.domicile.office_record && c.domicile.inad.is_none());
+        assert!(c.notify.routing.office_record_is_domicile);
+        let c = Config::from_toml("[domicile]\noffice_record = false\n", "test", no_env()).unwrap();
+        assert!(!c.notify.routing.office_record_is_domicile);
+        let mut want = [
+            "domicile.inad.base_url",
+            "domicile.inad.client_id",
+            "domicile.inad.kid",
+            "domicile.inad.practical_reference",
+            "domicile.inad.private_key",
+            "domicile.inad.purpose_id",
+        ];
+        want.sort_unstable();
+        let mut got = keys("[domicile.inad]\n");
+        got.sort();
+        assert_eq!(got, want);
+        let full = "[domicile.inad]\nbase_url = \"https://inad.example.it/v1\"\n\
+                    practical_reference = \"URP\"\nclient_id = \"c\"\nkid = \"k\"\n\
+                    purpose_id = \"p\"\nprivate_key = \"-----BEGIN PRIVATE KEY-----\"\n";
+        let c = Config::from_toml(full, "test", no_env()).unwrap();
+        let inad = c.domicile.inad.expect("inad");
+        assert_eq!(
+            (inad.cache_days, inad.timeout_s, inad.per_pass),
+            (30, 5, 50)
+        );
+        assert_eq!(
+            inad.pdnd.audience,
+            "auth.interop.pagopa.it/client-assertion"
+        );
+        assert!(
+            !format!("{inad:?}").contains("BEGIN"),
+            "Debug hides the key"
+        );
+        assert_eq!(
+            keys(&format!(
+                "{full}cache_days = 0\ntimeout_s = 600\nper_pass = 0\n"
+            )),
+            [
+                "domicile.inad.cache_days",
+                "domicile.inad.timeout_s",
+                "domicile.inad.per_pass"
+            ]
+        );
+        assert_eq!(
+            keys(&full.replace("https://inad.example.it/v1", "inad.example.it")),
+            ["domicile.inad.base_url"]
+        );
+        assert_eq!(
+            keys(&full.replace("-----BEGIN PRIVATE KEY-----", "secret")),
+            ["domicile.inad.private_key"]
+        );
+        assert_eq!(keys(&format!("{full}nbf = 1\n")), ["domicile.inad.nbf"]);
     }
 
     #[test]

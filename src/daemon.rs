@@ -66,6 +66,8 @@ pub enum DaemonError {
     Templates(String),
     #[error("the monthly report's ticker: {0}")]
     Scheduler(String),
+    #[error("digital domicile: {0}")]
+    Domicile(#[from] crate::delivery::inad::InadSetupError),
 }
 
 /// Runs the engine with the right clock for each ticket's versions.
@@ -421,6 +423,8 @@ struct Tasks {
     imap: Option<tokio::task::JoinHandle<()>>,
     /// The IO status pass, when `[io]` is on.
     io: Option<tokio::task::JoinHandle<()>>,
+    /// The digital domicile look-ups, when `[domicile.inad]` is configured.
+    domicile: Option<tokio::task::JoinHandle<()>>,
     housekeeping: tokio::task::JoinHandle<()>,
     pruner: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
@@ -435,6 +439,7 @@ async fn stop_tasks(t: Tasks) -> Result<(), DaemonError> {
         sender,
         imap,
         io,
+        domicile,
         housekeeping,
         pruner,
         server,
@@ -461,6 +466,10 @@ async fn stop_tasks(t: Tasks) -> Result<(), DaemonError> {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
     if let Some(task) = io {
+        task.abort();
+    }
+    if let Some(task) = domicile {
+        // A look-up cut short caches nothing: the code is asked again after the restart.
         task.abort();
     }
     housekeeping.abort();
@@ -682,6 +691,68 @@ fn spawn_io_checker(
     })))
 }
 
+/// Looks citizens' digital domiciles up in INAD, when `[domicile.inad]` is configured, under
+/// `supervise`: a pass at the start, then at most once a minute.
+fn spawn_domicile(
+    config: &Config,
+    store: &Store,
+    clock: &Clock,
+    metrics: &Arc<Metrics>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, DaemonError> {
+    let Some(inad) = &config.domicile.inad else {
+        return Ok(None);
+    };
+    let client = Arc::new(crate::delivery::inad::InadClient::new(inad)?);
+    let (store, clock, metrics, stop) = (
+        store.clone(),
+        clock.clone(),
+        Arc::clone(metrics),
+        shutdown.clone(),
+    );
+    Ok(Some(tokio::spawn(supervise(
+        "domicile",
+        shutdown.clone(),
+        move || {
+            domicile_loop(
+                Arc::clone(&client),
+                store.clone(),
+                clock.clone(),
+                Arc::clone(&metrics),
+                stop.clone(),
+            )
+        },
+    ))))
+}
+
+/// The INAD look-ups, once a minute; a pass that fails is logged and the next one tries again.
+async fn domicile_loop(
+    client: Arc<crate::delivery::inad::InadClient>,
+    store: Store,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const EVERY: Duration = Duration::from_secs(60);
+    let mut every = tokio::time::interval(EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+        let pass = crate::delivery::inad::resolve_and_count(&store, &client, &metrics, clock());
+        tokio::select! {
+            r = pass => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "digital domicile pass failed; trying again in a minute");
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+}
+
 /// The dispatcher: the configured channels, the SMS window for fallbacks, the live templates
 /// and, with the portal on, status links.
 fn dispatcher(
@@ -883,6 +954,7 @@ pub async fn run_with(
     };
     let imap = spawn_imap(&config, &writer, &clock, &shutdown);
     let io = spawn_io_checker(&config, &store, &clock, &metrics, &shutdown)?;
+    let domicile = spawn_domicile(&config, &store, &clock, &metrics, &shutdown)?;
     let links = portal.as_ref().map(|(_, links)| Arc::clone(links));
     let dispatcher = Arc::new(dispatcher(&config, &store, &metrics, &templates, links)?);
     let sender = spawn_sender(&dispatcher, &store, &clock, &send_wake, interval, &shutdown);
@@ -910,6 +982,7 @@ pub async fn run_with(
         sender,
         imap,
         io,
+        domicile,
         housekeeping,
         pruner,
         server,

@@ -56,6 +56,14 @@ struct WebhookLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// The results a digital domicile look-up is counted under.
+pub const DOMICILE_RESULTS: [&str; 3] = ["found", "none", "failed"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
 }
@@ -98,6 +106,8 @@ pub struct Metrics {
     pub portal_refused_total: Counter,
     /// Portal tokens that asked about more distinct citizens in an hour than allowed.
     pub portal_enumeration_alarms_total: Counter,
+    /// Digital domicile look-ups in INAD, by result (`found`, `none`, `failed`).
+    domicile_lookups: Family<ResultLabels, Counter>,
     pass_seconds: Histogram,
     send_seconds: HistogramFamily<SendLabels>,
     webhook_seconds: HistogramFamily<WebhookLabels>,
@@ -146,6 +156,7 @@ impl Metrics {
             portal_views_total: Counter::default(),
             portal_refused_total: Counter::default(),
             portal_enumeration_alarms_total: Counter::default(),
+            domicile_lookups: Family::default(),
             pass_seconds: pass_histogram(),
             send_seconds: Family::new_with_constructor(send_histogram as fn() -> Histogram),
             webhook_seconds: Family::new_with_constructor(webhook_histogram as fn() -> Histogram),
@@ -167,8 +178,37 @@ impl Metrics {
         for (name, help, c) in self.counters() {
             self.registry.register(name, help, c);
         }
+        for result in DOMICILE_RESULTS {
+            let _ = self
+                .domicile_lookups
+                .get_or_create(&ResultLabels { result });
+        }
+        self.registry.register(
+            "domicile_lookups",
+            "Digital domicile look-ups in INAD, by result (found, none, failed)",
+            self.domicile_lookups.clone(),
+        );
         self.register_durations();
         self
+    }
+
+    /// Counts `n` digital domicile look-ups that ended in `result` (one of
+    /// [`DOMICILE_RESULTS`]; anything else counts as `failed`).
+    pub fn count_domicile_lookups(&self, result: &str, n: u64) {
+        let result = DOMICILE_RESULTS
+            .into_iter()
+            .find(|r| *r == result)
+            .unwrap_or("failed");
+        self.domicile_lookups
+            .get_or_create(&ResultLabels { result })
+            .inc_by(n);
+    }
+
+    /// The digital domicile look-ups counted so far under `result`.
+    pub fn domicile_lookups(&self, result: &'static str) -> u64 {
+        self.domicile_lookups
+            .get_or_create(&ResultLabels { result })
+            .get()
     }
 
     /// The engine pass: the last one's duration, how many ran, each one's duration.
@@ -437,6 +477,28 @@ mod tests {
     fn value(text: &str, series: &str) -> Option<f64> {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn domicile_look_ups_are_counted_by_result() {
+        let m = Metrics::new();
+        let text = m.render(&Scrape::default());
+        assert!(
+            text.contains("# TYPE messo_domicile_lookups_total counter\n"),
+            "{text}"
+        );
+        for result in DOMICILE_RESULTS {
+            let series = format!("messo_domicile_lookups_total{{result=\"{result}\"}}");
+            assert_eq!(value(&text, &series), Some(0.0), "{text}");
+        }
+        m.count_domicile_lookups("found", 2);
+        m.count_domicile_lookups("no such result", 1);
+        let text = m.render(&Scrape::default());
+        assert_eq!(
+            value(&text, "messo_domicile_lookups_total{result=\"found\"}"),
+            Some(2.0)
+        );
+        assert_eq!(m.domicile_lookups("failed"), 1);
     }
 
     #[test]

@@ -14,7 +14,10 @@
 pub mod dispatch;
 pub mod dkim;
 pub mod file;
+pub mod inad;
 pub mod io;
+pub mod jwt;
+pub mod pdnd;
 pub mod pec;
 pub mod sms;
 pub mod smtp;

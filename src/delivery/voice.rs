@@ -17,11 +17,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde_json::{Value, json};
 
+use super::jwt::{Rs256Key, jti};
 use super::sms::{retry_after, transport_error};
 use super::{Breaker, Channel, DoubtPolicy, OutMessage, Outcome, Sending, Sent};
 use crate::config::{Outbound, VoiceProvider};
@@ -41,51 +39,13 @@ pub enum VoiceSetupError {
 /// The RS256 signer of a Vonage application's JWTs.
 pub struct JwtSigner {
     application_id: String,
-    key: RsaKeyPair,
-}
-
-/// The DER bytes of the first PEM block of `text`, and whether it is PKCS#8.
-fn pem_der(text: &str) -> Result<(Vec<u8>, bool), String> {
-    let mut label = None;
-    let mut body = String::new();
-    for line in text.lines().map(str::trim) {
-        if let Some(l) = line
-            .strip_prefix("-----BEGIN ")
-            .and_then(|l| l.strip_suffix("-----"))
-        {
-            label = Some(l.to_owned());
-            continue;
-        }
-        if line.starts_with("-----END ") {
-            break;
-        }
-        if label.is_some() {
-            body.push_str(line);
-        }
-    }
-    let label = label.ok_or("not a PEM key (no -----BEGIN line)")?;
-    let der = STANDARD
-        .decode(body.as_bytes())
-        .map_err(|e| format!("the PEM body is not base64: {e}"))?;
-    match label.as_str() {
-        "PRIVATE KEY" => Ok((der, true)),
-        "RSA PRIVATE KEY" => Ok((der, false)),
-        other => Err(format!(
-            "a {other:?} block; expected an RSA \"PRIVATE KEY\" (PKCS#8) or \"RSA PRIVATE KEY\""
-        )),
-    }
+    key: Rs256Key,
 }
 
 impl JwtSigner {
     /// The signer of `application_id` with the PEM key `pem`.
     pub fn new(application_id: &str, pem: &str) -> Result<JwtSigner, VoiceSetupError> {
-        let (der, pkcs8) = pem_der(pem).map_err(VoiceSetupError::Key)?;
-        let key = if pkcs8 {
-            RsaKeyPair::from_pkcs8(&der)
-        } else {
-            RsaKeyPair::from_der(&der)
-        }
-        .map_err(|e| VoiceSetupError::Key(format!("not an RSA key ring can sign with: {e}")))?;
+        let key = Rs256Key::from_pem(pem).map_err(|e| VoiceSetupError::Key(e.to_string()))?;
         Ok(JwtSigner {
             application_id: application_id.to_owned(),
             key,
@@ -94,28 +54,15 @@ impl JwtSigner {
 
     /// A token valid for five minutes from `now_s`, with a fresh `jti`.
     pub fn token(&self, now_s: i64) -> Result<String, String> {
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-        let mut jti = [0u8; 16];
-        getrandom::fill(&mut jti).map_err(|e| e.to_string())?;
-        let jti = hex::encode(jti);
         let claims = json!({
             "application_id": self.application_id,
             "iat": now_s,
             "exp": now_s + 300,
-            "jti": jti,
+            "jti": jti().map_err(|e| e.to_string())?,
         });
-        let claims = URL_SAFE_NO_PAD.encode(claims.to_string().as_bytes());
-        let input = format!("{header}.{claims}");
-        let mut sig = vec![0u8; self.key.public().modulus_len()];
         self.key
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &ring::rand::SystemRandom::new(),
-                input.as_bytes(),
-                &mut sig,
-            )
-            .map_err(|_| "the JWT could not be signed".to_owned())?;
-        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+            .sign(&json!({"alg": "RS256", "typ": "JWT"}), &claims)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod dns;
+pub mod domicile;
 pub mod files;
 pub mod sms;
 pub mod smtp;
@@ -257,16 +258,17 @@ pub async fn run(config: &Config, options: &Options) -> Report {
     )];
     findings.extend(files::check(config));
     findings.push(clock::check());
-    let (store, smtp, pec, sms, voice, web, dns) = tokio::join!(
+    let (store, smtp, pec, sms, voice, domicile, web, dns) = tokio::join!(
         store::check(&config.database_url, options.timeout),
         smtp::check_smtp(config, options),
         smtp::check_pec(config, options),
         sms::check(config, options.timeout),
         voice::check(config, options.timeout),
+        domicile::check(config, options.timeout),
         web::check(&config.http.public_base_url, options.timeout),
         dns::check(config, options),
     );
-    for part in [store, smtp, pec, sms, voice, web, dns] {
+    for part in [store, smtp, pec, sms, voice, domicile, web, dns] {
         findings.extend(part);
     }
     Report { findings }

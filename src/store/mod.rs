@@ -12,6 +12,7 @@
 mod admin;
 pub mod backup;
 mod desk;
+mod domicile;
 mod inbound;
 mod monitor;
 mod outbox;
@@ -36,6 +37,7 @@ pub use desk::{
     AttemptRow, Cursor, InboundAttachments, MessageRecord, PAGE_LIST_CAP, PartRow, ReceiptRow,
     ReplyRow, SearchPage, SearchQuery, SearchRow, SearchState, TicketPage,
 };
+pub use domicile::{CachedDomicile, DomicileError};
 pub use inbound::{
     Accepted, InboundError, InboundPolicy, InboundReport, InboundRow, InboundWriter, NewInbound,
     SmsAnswering, WriteError, inbound_policy,
@@ -144,6 +146,8 @@ pub enum StoreError {
     Report(#[from] ReportStoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Domicile(#[from] DomicileError),
 }
 
 impl StoreError {
@@ -173,7 +177,7 @@ macro_rules! from_store_errors {
         $crate::store::from_store_errors!(
             @each $t; OpenError, TicketError, OutboxError, InboundError, TemplateStoreError,
             AdminError, PortalError, MonitorError, ScheduleError, SatisfactionError,
-            RegistryError, ReportStoreError
+            RegistryError, ReportStoreError, DomicileError
         );
     };
     (@each $t:ty; $($e:ident),*) => {$(
@@ -283,6 +287,8 @@ repository!(
     Desk,
     /// The work queues and the office's actions on them (`queues.rs`).
     Queues,
+    /// The digital domicile cache (`domicile.rs`).
+    Domiciles,
 );
 
 /// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
@@ -314,6 +320,7 @@ pub const STORE_TABLES: &[&str] = &[
     "report_cache",
     "access_code_failures",
     "sms_answers",
+    "digital_domiciles",
 ];
 
 pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
@@ -632,5 +639,10 @@ impl Store {
     /// the office's actions on them.
     pub fn queues(&self) -> Queues<'_> {
         Queues { store: self }
+    }
+
+    /// The digital domicile cache: INAD's answers by codice fiscale.
+    pub fn domiciles(&self) -> Domiciles<'_> {
+        Domiciles { store: self }
     }
 }

@@ -414,7 +414,7 @@ impl Outbox<'_> {
             tx.commit().await?;
             return Ok(report);
         }
-        let mut batch = self.load_batch(&mut tx, &ids).await?;
+        let mut batch = self.load_batch(&mut tx, &ids, now).await?;
         let mut updates: Vec<SlaRow> = Vec::with_capacity(ids.len());
         for id in ids {
             let Some(record) = batch.tickets.get(&id) else {
@@ -465,11 +465,13 @@ impl Outbox<'_> {
             .await?)
     }
 
-    /// Loads a batch in three queries: the tickets, their events, the notices they already have.
+    /// Loads a batch in four queries: the tickets, their citizens' digital domiciles (the
+    /// cache's answers still valid at `now`), their events, the notices they already have.
     async fn load_batch(
         &self,
         conn: &mut AnyConnection,
         ids: &[i64],
+        now: Timestamp,
     ) -> Result<CycleBatch, OutboxError> {
         let list = self.store.placeholders(1, ids.len()).join(", ");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -483,6 +485,23 @@ impl Outbox<'_> {
         for r in q.fetch_all(&mut *conn).await? {
             let t = self.store.tickets().record_from_row(&r)?;
             batch.tickets.insert(t.id, t);
+        }
+        // The domicile is never taken from the CRM: only from the cache INAD's answers fill.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT t.id, d.pec FROM tickets t \
+             JOIN digital_domiciles d ON d.fiscal_code = t.fiscal_code \
+             WHERE t.id IN ({list}) AND d.pec IS NOT NULL AND d.valid_until > {}",
+            self.store.placeholders(ids.len() + 1, 1).join("")
+        )));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        for r in q.bind(now.0).fetch_all(&mut *conn).await? {
+            let id: i64 = r.try_get(0)?;
+            let pec: String = r.try_get(1)?;
+            if let Some(t) = batch.tickets.get_mut(&id) {
+                t.citizen.domicile = Some(pec);
+            }
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT id, ticket_id, kind, occurred_at, source, idempotency_key, data, recorded_at \

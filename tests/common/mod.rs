@@ -3,7 +3,7 @@
 //! (`db`), PostgreSQL schemas (`pg`), the one way to start a program (`process`), `messo run` in a
 //! folder (`daemon`), the peers (`peers`; `dns`, an authoritative DNS server), reading e-mails
 //! (`mail`), the admin console, portal and telephone harnesses (`admin`, `portal`, `phone`), the
-//! IO Services API stand-in (`io`) and the browser
+//! stand-ins of the IO Services API (`io`) and of PDND and INAD (`inad`), and the browser
 //! (`webdriver`).
 //!
 //! Every test file starts with `mod common;`; each uses a part of it.
@@ -13,6 +13,7 @@ pub mod admin;
 pub mod daemon;
 pub mod db;
 pub mod dns;
+pub mod inad;
 pub mod io;
 pub mod mail;
 pub mod peers;
