@@ -2538,6 +2538,8 @@ mod tests {
             text: "riga 1\nriga 2\n".to_owned(),
             html: None,
             sms: Some("sms".to_owned()),
+            io_subject: None,
+            io_markdown: None,
         };
         let mut b = a.clone();
         b.text = "riga 1\nriga due\n".to_owned();
