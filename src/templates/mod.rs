@@ -1547,7 +1547,7 @@ impl Templates {
     ///    message is sent with the default wording instead;
     /// 5. the IO parts (both or neither, as the default has them) render with every sample
     ///    within the bounds of [`io::check`], and the body stays inside the app's Markdown
-    ///    subset with every sample value replaced in turn by [`HOSTILE_MARKDOWN`].
+    ///    subset with every sample value replaced in turn by each of [`HOSTILE_MARKDOWN`].
     fn gate(
         &self,
         key: &Key,
@@ -1629,14 +1629,21 @@ impl Templates {
     }
 
     /// Step 5 of the gate: the IO body with each sample value replaced in turn by
-    /// [`HOSTILE_MARKDOWN`] stays inside the app's subset (its length aside).
+    /// each of [`HOSTILE_MARKDOWN`] stays inside the app's subset (its length aside).
     fn hostile_io_rounds(&self, regs: &Registries, key: &Key, samples: &[Value]) -> Vec<Problem> {
         let mut problems: Vec<Problem> = Vec::new();
-        for (i, sample) in samples.iter().enumerate() {
-            for leaf in hostile_leaves(sample) {
+        let rounds = samples.iter().enumerate().flat_map(|(i, sample)| {
+            hostile_leaves(sample).into_iter().flat_map(move |leaf| {
+                HOSTILE_MARKDOWN
+                    .iter()
+                    .map(move |h| (i, sample, leaf.clone(), *h))
+            })
+        });
+        for (i, sample, leaf, hostile) in rounds {
+            {
                 let mut p = sample.clone();
                 if let Some(v) = p.pointer_mut(&leaf) {
-                    *v = Value::String(HOSTILE_MARKDOWN.to_owned());
+                    *v = Value::String(hostile.to_owned());
                 }
                 let ctx = self.settings.context(
                     &self.settings.with_example_link(&p),
@@ -1720,9 +1727,14 @@ impl Templates {
     }
 }
 
-/// A value that tries every Markdown construct the app IO must not render from a citizen's words.
-pub const HOSTILE_MARKDOWN: &str = "[clic](javascript:alert(1)) ![x](https://x.example/i.png) \
-     <b>x</b> <!-- c --> `c` &lt; **b** _i_\n# titolo\n\n    codice\n> citazione\n| a | b |\n|---|---|";
+/// Values that try every Markdown construct the app IO must not render from a citizen's words:
+/// one with every construct, and a bare `javascript:` address (without spaces, it would be a
+/// link's whole target if a template wrote a value there).
+pub const HOSTILE_MARKDOWN: [&str; 2] = [
+    "[clic](javascript:alert(1)) ![x](https://x.example/i.png) <b>x</b> <!-- c --> `c` &lt; \
+     **b** _i_\n# titolo\n\n    codice\n> citazione\n| a | b |\n|---|---|",
+    "javascript:alert(1)",
+];
 
 /// The longest text one prompt of the telephone answering may speak, in characters.
 pub const MAX_SPOKEN_CHARS: usize = 1500;
@@ -1878,3 +1890,5 @@ pub fn tidy(text: &str) -> String {
 mod tests;
 #[cfg(test)]
 mod tests_hardening;
+#[cfg(test)]
+mod tests_io;
