@@ -1640,35 +1640,31 @@ impl Templates {
             })
         });
         for (i, sample, leaf, hostile) in rounds {
-            {
-                let mut p = sample.clone();
-                if let Some(v) = p.pointer_mut(&leaf) {
-                    *v = Value::String(hostile.to_owned());
-                }
-                let ctx = self.settings.context(
-                    &self.settings.with_example_link(&p),
-                    key.lang,
-                    Channel::Io,
+            let mut p = sample.clone();
+            if let Some(v) = p.pointer_mut(&leaf) {
+                *v = Value::String(hostile.to_owned());
+            }
+            let ctx =
+                self.settings
+                    .context(&self.settings.with_example_link(&p), key.lang, Channel::Io);
+            let Ok(out) = regs.render(key, Part::IoMarkdown, &ctx) else {
+                continue;
+            };
+            for r in io::check_markup(&io::markdown(&out)) {
+                let message = format!(
+                    "con il valore «{}» scritto da chi usa il servizio, {}: ogni valore va \
+                     scritto con {{{{…}}}} e mai come indirizzo di un collegamento",
+                    dotted(&leaf),
+                    r.italian()
                 );
-                let Ok(out) = regs.render(key, Part::IoMarkdown, &ctx) else {
-                    continue;
-                };
-                for r in io::check_markup(&io::markdown(&out)) {
-                    let message = format!(
-                        "con il valore «{}» scritto da chi usa il servizio, {}: ogni valore va \
-                         scritto con {{{{…}}}} e mai come indirizzo di un collegamento",
-                        dotted(&leaf),
-                        r.italian()
-                    );
-                    if !problems.iter().any(|p| p.message == message) {
-                        problems.push(Problem {
-                            part: Part::IoMarkdown,
-                            line: None,
-                            column: None,
-                            sample: Some(i),
-                            message,
-                        });
-                    }
+                if !problems.iter().any(|p| p.message == message) {
+                    problems.push(Problem {
+                        part: Part::IoMarkdown,
+                        line: None,
+                        column: None,
+                        sample: Some(i),
+                        message,
+                    });
                 }
             }
         }
