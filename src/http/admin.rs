@@ -1092,8 +1092,8 @@ enum AudienceName {
 }
 
 /// The bundled default as version 0.
-/// A stored version as the daemon uses it: one stored before its notice had IO parts (or by a
-/// client that does not send them) has the bundled default's ([`templates::with_default_io`]).
+/// A stored version as the daemon uses it: one stored before its notice had IO parts has the
+/// bundled default's ([`templates::with_default_io`]).
 fn with_io(t: &Templates, key: &Key, mut v: TemplateVersion) -> TemplateVersion {
     if let Some(d) = t.catalog().defaults.get(key) {
         v.content = templates::with_default_io(&v.content, &d.content);
@@ -1232,7 +1232,8 @@ struct ContentBody {
     #[serde(default)]
     sms: Option<String>,
     /// The subject of the message in the app IO (plain text, 10 to 120 characters once
-    /// rendered). Required exactly when the bundled default has IO parts, with `io_markdown`.
+    /// rendered), for a notice the app IO carries, with `io_markdown`. An edit without either
+    /// keeps the live version's IO parts.
     #[serde(default)]
     io_subject: Option<String>,
     /// The body of the message in the app IO (the app's Markdown subset, 80 to 10,000
@@ -1259,6 +1260,15 @@ struct EditBody {
 }
 
 impl EditBody {
+    /// The edit's content. An edit that sends neither IO part (a client written before
+    /// them) keeps the live version's: it changes the other parts only.
+    fn content_for(&self, t: &Templates, key: &Key) -> Content {
+        match t.live(key) {
+            Some((_, live)) => templates::with_default_io(&self.content(), &live),
+            None => self.content(),
+        }
+    }
+
     fn content(&self) -> Content {
         let c = &self.content;
         Content {
@@ -1344,7 +1354,11 @@ async fn preview(
     let body: EditBody = parse_body(&bytes)?;
     let payload = preview_payload(&st, &key, &body).await?;
     Ok(
-        match st.inner.templates.preview(&key, &body.content(), &payload) {
+        match st.inner.templates.preview(
+            &key,
+            &body.content_for(&st.inner.templates, &key),
+            &payload,
+        ) {
             Ok(p) => json_response(StatusCode::OK, json!(p)),
             Err(problems) => refused(&problems),
         },
@@ -1395,7 +1409,11 @@ async fn validate(
     st.actor(&headers, &method, Role::Editor).await?;
     let key = key_of(&p.audience, &p.kind, &p.lang, &st.inner.templates)?;
     let body: EditBody = parse_body(&bytes)?;
-    let verdict = match st.inner.templates.check(&key, &body.content()) {
+    let verdict = match st
+        .inner
+        .templates
+        .check(&key, &body.content_for(&st.inner.templates, &key))
+    {
         Ok(previews) => Verdict {
             ok: true,
             errors: Vec::new(),
@@ -1449,7 +1467,7 @@ async fn save(
     let actor = st.actor(&headers, &method, Role::Editor).await?;
     let key = key_of(&p.audience, &p.kind, &p.lang, &st.inner.templates)?;
     let body: EditBody = parse_body(&bytes)?;
-    let content = body.content();
+    let content = body.content_for(&st.inner.templates, &key);
     if let Err(problems) = st.inner.templates.check(&key, &content) {
         return Ok(refused(&problems));
     }
@@ -1908,7 +1926,7 @@ async fn test_send(
         return Err(bad_request("channel: office alerts have no SMS"));
     }
     let payload = preview_payload(&st, &key, &body.edit).await?;
-    let p = match t.preview(&key, &body.edit.content(), &payload) {
+    let p = match t.preview(&key, &body.edit.content_for(t, &key), &payload) {
         Ok(p) => p,
         Err(problems) => return Ok(refused(&problems)),
     };

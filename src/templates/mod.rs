@@ -451,12 +451,22 @@ impl Settings {
     /// The payload with the globals added (`comune`, `lang`, `channel`, `urp.*`,
     /// `status_url`: the citizen's signed status link, null when the message has none, and
     /// `survey`: whether to ask the satisfaction question, false unless the payload says so).
+    /// On the `io` channel a status link that is not `https://` is null.
     pub fn context(&self, payload: &Value, lang: Lang, channel: Channel) -> Value {
         let mut m = match payload {
             Value::Object(m) => m.clone(),
             _ => Map::new(),
         };
         m.entry(STATUS_URL.to_owned()).or_insert(Value::Null);
+        // The app IO opens only https:// links: a portal served over plain http (a test set-up)
+        // gives an IO message no status link rather than one the gate must refuse.
+        if channel == Channel::Io
+            && m.get(STATUS_URL)
+                .and_then(Value::as_str)
+                .is_some_and(|u| !u.starts_with("https://"))
+        {
+            m.insert(STATUS_URL.to_owned(), Value::Null);
+        }
         m.entry(ACCESS_CODE.to_owned()).or_insert(Value::Null);
         m.entry(SURVEY.to_owned()).or_insert(Value::Bool(false));
         m.insert("comune".to_owned(), Value::String(self.comune.clone()));
@@ -896,7 +906,7 @@ fn render_problem(part: Part, sample: Option<usize>, f: &Failure) -> Problem {
 }
 
 /// `content` with the IO parts of `default` when it has none: a version stored before the
-/// notice had IO parts (or by a client that does not know them) keeps the default's IO words.
+/// notice had IO parts keeps the default's IO words.
 pub fn with_default_io(content: &Content, default: &Content) -> Content {
     let mut c = content.clone();
     if c.io_subject.is_none() && c.io_markdown.is_none() {

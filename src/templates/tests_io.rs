@@ -180,6 +180,28 @@ fn a_hostile_ticket_subject_shows_literally_in_the_io_body() {
 }
 
 #[test]
+fn a_plain_http_status_link_is_left_out_of_an_io_message() {
+    let t = bundled(false);
+    let k = key(Kind::Ricevuta, Lang::It);
+    let mut p = t.catalog().defaults[&k].samples[0].clone();
+    p[STATUS_URL] = Value::String("http://127.0.0.1:8080/s/AQ".to_owned());
+    let m = render_io(&t, Kind::Ricevuta, Lang::It, &p);
+    assert_eq!(m.version, 0, "{m:?}");
+    assert!(!m.text.contains("127"), "{}", m.text);
+    // The e-mail keeps it.
+    let e = t
+        .render_message(
+            Audience::Cittadino,
+            Kind::Ricevuta,
+            Lang::It,
+            Channel::Email,
+            &p,
+        )
+        .expect("renders");
+    assert!(e.text.contains("http://127.0.0.1:8080/s/AQ"));
+}
+
+#[test]
 fn a_notice_io_does_not_carry_is_an_error_not_e_mail_words() {
     let t = bundled(false);
     let e = t
