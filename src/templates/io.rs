@@ -428,11 +428,7 @@ pub fn to_html(markdown: &str) -> String {
                 TagEnd::Item => out.push_str("</li>\n"),
                 TagEnd::Emphasis => out.push_str("</em>"),
                 TagEnd::Strong => out.push_str("</strong>"),
-                TagEnd::Link => {
-                    if links.pop().unwrap_or(false) {
-                        out.push_str("</a>");
-                    }
-                }
+                TagEnd::Link if links.pop().unwrap_or(false) => out.push_str("</a>"),
                 TagEnd::CodeBlock | TagEnd::BlockQuote(_) | TagEnd::Table | TagEnd::HtmlBlock => {
                     out.push_str("</p>\n");
                 }
