@@ -1483,7 +1483,23 @@ impl Templates {
                     };
                     problems.push(problem(part, r.italian()));
                 }
+                // Built from the subset only; checked all the same, and escaped if it ever fails.
                 let html = io::to_html(&markdown);
+                let html = if verify_html(&html).is_ok() {
+                    html
+                } else {
+                    let mut escaped = String::from("<pre>");
+                    for c in markdown.chars() {
+                        match c {
+                            '&' => escaped.push_str("&amp;"),
+                            '<' => escaped.push_str("&lt;"),
+                            '>' => escaped.push_str("&gt;"),
+                            c => escaped.push(c),
+                        }
+                    }
+                    escaped.push_str("</pre>");
+                    escaped
+                };
                 Some(IoPreview {
                     subject,
                     markdown,
