@@ -235,7 +235,7 @@ enum TemplateCommand {
         kind: String,
         #[arg(long, default_value = "it")]
         lang: String,
-        /// email, pec, sms or voice (an automated call, `[voice.outbound]`).
+        /// email, pec, sms, voice (an automated call, `[voice.outbound]`) or io (the app IO).
         #[arg(long, default_value = "email")]
         channel: String,
         /// Which sample context (0 is the first).
