@@ -235,7 +235,7 @@ enum TemplateCommand {
         kind: String,
         #[arg(long, default_value = "it")]
         lang: String,
-        /// email, pec, sms or voice (an automated call, `[voice.outbound]`).
+        /// email, pec, sms, voice (an automated call, `[voice.outbound]`) or io (the app IO).
         #[arg(long, default_value = "email")]
         channel: String,
         /// Which sample context (0 is the first).
@@ -1478,9 +1478,16 @@ fn template_check(config: &Config, templates: &messo::templates::Templates) -> R
         .iter()
         .map(|(k, d)| (k.clone(), 0, d.content.clone()))
         .collect();
+    // A version stored before its notice had IO parts is installed with the default's.
     let live: Vec<_> = lives
         .into_iter()
-        .map(|l| (l.key, l.version, l.content))
+        .map(|l| {
+            let content = match templates.catalog().defaults.get(&l.key) {
+                Some(d) => messo::templates::with_default_io(&l.content, &d.content),
+                None => l.content,
+            };
+            (l.key, l.version, content)
+        })
         .collect();
     for (key, version, content) in defaults.iter().chain(live.iter()) {
         match templates.check(key, content) {
@@ -1525,7 +1532,7 @@ fn template_render(
     let audience: Audience = audience.parse().map_err(anyhow::Error::msg)?;
     let lang: Lang = lang.parse().map_err(|e| anyhow::anyhow!("--lang: {e}"))?;
     let Some(channel) = messo::domain::Channel::parse(channel) else {
-        bail!("--channel: unknown channel {channel:?}; expected email, pec, sms or voice");
+        bail!("--channel: unknown channel {channel:?}; expected email, pec, sms, voice or io");
     };
     let key = Key::new(audience, kind, lang);
     let (Some(d), Some(kind)) = (

@@ -315,6 +315,100 @@ async fn broken_edits_are_refused_and_the_live_version_stays(a: &Admin) {
     assert_eq!(live_of(&s, VIOLAZIONE).await, live);
 }
 
+/// Issue 21: the IO parts are edited, previewed and stored like the others; a body shorter than
+/// the app takes is refused, nothing is stored and the live version stays.
+async fn io_parts_are_previewed_stored_and_refused_when_too_short(a: &Admin) {
+    let s = a.login("anna").await;
+    let live = live_of(&s, VIOLAZIONE).await;
+    assert!(
+        live["io_subject"].is_string() && live["io_markdown"].is_string(),
+        "{live}"
+    );
+    let (status, list) = s.get("/api/v1/admin/templates").await;
+    assert_eq!(status, StatusCode::OK);
+    let channels = list
+        .as_array()
+        .and_then(|l| {
+            l.iter()
+                .find(|t| t["kind"] == "violazione" && t["audience"] == "cittadino")
+        })
+        .map(|t| t["channels"].clone());
+    assert_eq!(channels, Some(json!(["email", "sms", "io"])));
+
+    let (status, p) = s.post(&format!("{VIOLAZIONE}/preview"), live.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    let io = &p["io"];
+    assert!(
+        io["subject"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Richiesta 2026/"),
+        "{p}"
+    );
+    assert!(
+        io["markdown"].as_str().unwrap_or("").contains("**2026/"),
+        "{p}"
+    );
+    assert!(
+        io["html"].as_str().unwrap_or("").contains("<strong>2026/"),
+        "{p}"
+    );
+
+    let short = edited(&live, |v| {
+        v["io_subject"] = live["io_subject"].clone();
+        v["io_markdown"] = json!("Richiesta {{number}}: tempi superati.");
+    });
+    let (status, p) = s.post(&format!("{VIOLAZIONE}/versions"), short).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["errors"][0]["part"], "io_markdown", "{p}");
+    assert!(
+        p["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("almeno 80"),
+        "{p}"
+    );
+    assert_eq!(a.count("SELECT COUNT(*) FROM template_versions").await, 0);
+    assert_eq!(live_of(&s, VIOLAZIONE).await, live);
+
+    // A good edit keeps its IO words in the store.
+    let good = edited(&live, |v| {
+        v["io_subject"] = json!("Richiesta {{number}}: termine superato");
+        v["io_markdown"] = live["io_markdown"].clone();
+    });
+    let (status, v) = s.post(&format!("{VIOLAZIONE}/versions"), good).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (_, t) = s.get(VIOLAZIONE).await;
+    assert_eq!(
+        t["proposed"][0]["io_subject"], "Richiesta {{number}}: termine superato",
+        "{t}"
+    );
+    assert_eq!(t["proposed"][0]["io_markdown"], live["io_markdown"], "{t}");
+    // An edit without IO parts (a client from before them) keeps the live IO words.
+    let (status, v) = s
+        .post(
+            &format!("{VIOLAZIONE}/versions"),
+            edited(&live, |v| {
+                v["subject"] = json!("Richiesta {{number}}: in ritardo")
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["io_subject"], live["io_subject"], "{v}");
+    // One IO part alone is refused.
+    let (status, p) = s
+        .post(
+            &format!("{VIOLAZIONE}/validate"),
+            edited(&live, |v| {
+                v["io_subject"] = json!("Richiesta {{number}}: in ritardo")
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    assert_eq!(p["ok"], false, "{p}");
+    assert_eq!(p["errors"][0]["part"], "io_markdown", "{p}");
+}
+
 async fn publish_reaches_the_next_message_and_queued_ones_keep_their_words(a: &Admin) {
     let out = a.dir.join("out");
     // A message rendered and kept before the edit, that could not go out yet (the folder is
@@ -1087,6 +1181,7 @@ async fn telephone_prompts_go_through_the_same_gate_preview_and_four_eyes(a: &Ad
 on_both!(start;
     sessions_csrf_and_roles(""),
     broken_edits_are_refused_and_the_live_version_stays(""),
+    io_parts_are_previewed_stored_and_refused_when_too_short(""),
     publish_reaches_the_next_message_and_queued_ones_keep_their_words(""),
     four_eyes_rollback_and_history("four_eyes = true"),
     test_send_preview_with_a_ticket_tokens_and_at_risk(""),

@@ -587,6 +587,8 @@ impl AdminState {
             text: v.content.text.clone(),
             html: v.content.html.clone(),
             sms: v.content.sms.clone(),
+            io_subject: v.content.io_subject.clone(),
+            io_markdown: v.content.io_markdown.clone(),
             note: v.note.clone(),
             author: v.author.clone(),
             // The bundled default (version 0) was never created by anyone.
@@ -623,6 +625,12 @@ struct VersionBody {
     html: Option<String>,
     #[schema(required = true)]
     sms: Option<String>,
+    /// The subject of the message in the app IO; null for a notice IO does not carry.
+    #[schema(required = true)]
+    io_subject: Option<String>,
+    /// The Markdown body of the message in the app IO; null with `io_subject`.
+    #[schema(required = true)]
+    io_markdown: Option<String>,
     note: String,
     author: String,
     /// Null only for version 0 in the history.
@@ -970,8 +978,18 @@ struct Summary<'a> {
     live_by: Option<String>,
     /// How many versions are proposed.
     proposed: usize,
-    #[schema(inline, value_type = Vec<TemplateChannel>)]
+    #[schema(inline, value_type = Vec<TemplateWrites>)]
     channels: Vec<Channel>,
+}
+
+// The channels a template writes words for.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built
+enum TemplateWrites {
+    Email,
+    Sms,
+    Io,
 }
 
 // The channels a template writes for.
@@ -1011,6 +1029,9 @@ async fn list_templates(
         let mut channels = vec![Channel::Email];
         if d.content.sms.is_some() {
             channels.push(Channel::Sms);
+        }
+        if d.content.has_io() {
+            channels.push(Channel::Io);
         }
         out.push(Summary {
             audience: key.audience,
@@ -1071,6 +1092,15 @@ enum AudienceName {
 }
 
 /// The bundled default as version 0.
+/// A stored version as the daemon uses it: one stored before its notice had IO parts has the
+/// bundled default's ([`templates::with_default_io`]).
+fn with_io(t: &Templates, key: &Key, mut v: TemplateVersion) -> TemplateVersion {
+    if let Some(d) = t.catalog().defaults.get(key) {
+        v.content = templates::with_default_io(&v.content, &d.content);
+    }
+    v
+}
+
 fn default_version(content: &Content) -> TemplateVersion {
     TemplateVersion {
         version: 0,
@@ -1134,7 +1164,15 @@ async fn get_template(
     let t = &st.inner.templates;
     let key = key_of(&p.audience, &p.kind, &p.lang, t)?;
     let d = &t.catalog().defaults[&key];
-    let versions = st.inner.store.templates().template_versions(&key).await?;
+    let versions: Vec<TemplateVersion> = st
+        .inner
+        .store
+        .templates()
+        .template_versions(&key)
+        .await?
+        .into_iter()
+        .map(|v| with_io(t, &key, v))
+        .collect();
     let live = versions
         .iter()
         .find(|v| v.state == "live")
@@ -1193,6 +1231,15 @@ struct ContentBody {
     /// Required exactly when the bundled default has an SMS part.
     #[serde(default)]
     sms: Option<String>,
+    /// The subject of the message in the app IO (plain text, 10 to 120 characters once
+    /// rendered), for a notice the app IO carries, with `io_markdown`. An edit without either
+    /// keeps the live version's IO parts.
+    #[serde(default)]
+    io_subject: Option<String>,
+    /// The body of the message in the app IO (the app's Markdown subset, 80 to 10,000
+    /// characters once rendered). Required exactly with `io_subject`.
+    #[serde(default)]
+    io_markdown: Option<String>,
 }
 
 /// A template's content, with what the operation needs besides: `note` is kept with a saved
@@ -1213,6 +1260,15 @@ struct EditBody {
 }
 
 impl EditBody {
+    /// The edit's content. An edit that sends neither IO part (a client written before
+    /// them) keeps the live version's: it changes the other parts only.
+    fn content_for(&self, t: &Templates, key: &Key) -> Content {
+        match t.live(key) {
+            Some((_, live)) => templates::with_default_io(&self.content(), &live),
+            None => self.content(),
+        }
+    }
+
     fn content(&self) -> Content {
         let c = &self.content;
         Content {
@@ -1220,6 +1276,8 @@ impl EditBody {
             text: c.text.clone(),
             html: c.html.clone(),
             sms: c.sms.clone(),
+            io_subject: c.io_subject.clone(),
+            io_markdown: c.io_markdown.clone(),
         }
     }
 }
@@ -1296,7 +1354,11 @@ async fn preview(
     let body: EditBody = parse_body(&bytes)?;
     let payload = preview_payload(&st, &key, &body).await?;
     Ok(
-        match st.inner.templates.preview(&key, &body.content(), &payload) {
+        match st.inner.templates.preview(
+            &key,
+            &body.content_for(&st.inner.templates, &key),
+            &payload,
+        ) {
             Ok(p) => json_response(StatusCode::OK, json!(p)),
             Err(problems) => refused(&problems),
         },
@@ -1347,7 +1409,11 @@ async fn validate(
     st.actor(&headers, &method, Role::Editor).await?;
     let key = key_of(&p.audience, &p.kind, &p.lang, &st.inner.templates)?;
     let body: EditBody = parse_body(&bytes)?;
-    let verdict = match st.inner.templates.check(&key, &body.content()) {
+    let verdict = match st
+        .inner
+        .templates
+        .check(&key, &body.content_for(&st.inner.templates, &key))
+    {
         Ok(previews) => Verdict {
             ok: true,
             errors: Vec::new(),
@@ -1401,7 +1467,7 @@ async fn save(
     let actor = st.actor(&headers, &method, Role::Editor).await?;
     let key = key_of(&p.audience, &p.kind, &p.lang, &st.inner.templates)?;
     let body: EditBody = parse_body(&bytes)?;
-    let content = body.content();
+    let content = body.content_for(&st.inner.templates, &key);
     if let Err(problems) = st.inner.templates.check(&key, &content) {
         return Ok(refused(&problems));
     }
@@ -1497,6 +1563,7 @@ async fn publish(
         .template_version(&key, version)
         .await?
         .filter(|v| v.state == "proposed")
+        .map(|v| with_io(t, &key, v))
         .ok_or_else(|| Problem::not_found(format!("{key} has no proposed version {version}")))?;
     may_publish(st.inner.config.four_eyes, &actor.user, &v.author)
         .map_err(|e| forbidden(e.to_string()))?;
@@ -1644,6 +1711,7 @@ async fn rollback(
             .templates()
             .template_version(&key, body.version)
             .await?
+            .map(|v| with_io(t, &key, v))
             .ok_or_else(|| Problem::not_found(format!("{key} has no version {}", body.version)))?
     };
     // The words a rollback of a rollback restores are those of the first version.
@@ -1700,12 +1768,7 @@ async fn rollback(
 pub fn diff(old: &Content, new: &Content) -> String {
     let mut out = String::new();
     for part in templates::Part::ALL {
-        let pick = |c: &Content| match part {
-            templates::Part::Subject => Some(c.subject.clone()),
-            templates::Part::Text => Some(c.text.clone()),
-            templates::Part::Html => c.html.clone(),
-            templates::Part::Sms => c.sms.clone(),
-        };
+        let pick = |c: &Content| part.of(c).map(str::to_owned);
         let (a, b) = (pick(old).unwrap_or_default(), pick(new).unwrap_or_default());
         if a == b {
             continue;
@@ -1765,7 +1828,15 @@ async fn history(
     st.actor(&headers, &method, Role::Viewer).await?;
     let t = &st.inner.templates;
     let key = key_of(&p.audience, &p.kind, &p.lang, t)?;
-    let mut versions = st.inner.store.templates().template_versions(&key).await?;
+    let mut versions: Vec<TemplateVersion> = st
+        .inner
+        .store
+        .templates()
+        .template_versions(&key)
+        .await?
+        .into_iter()
+        .map(|v| with_io(t, &key, v))
+        .collect();
     versions.reverse();
     let default = default_version(&t.catalog().defaults[&key].content);
     let mut out = Vec::with_capacity(versions.len() + 1);
@@ -1855,7 +1926,7 @@ async fn test_send(
         return Err(bad_request("channel: office alerts have no SMS"));
     }
     let payload = preview_payload(&st, &key, &body.edit).await?;
-    let p = match t.preview(&key, &body.edit.content(), &payload) {
+    let p = match t.preview(&key, &body.edit.content_for(t, &key), &payload) {
         Ok(p) => p,
         Err(problems) => return Ok(refused(&problems)),
     };
@@ -2485,6 +2556,8 @@ mod tests {
             text: "riga 1\nriga 2\n".to_owned(),
             html: None,
             sms: Some("sms".to_owned()),
+            io_subject: None,
+            io_markdown: None,
         };
         let mut b = a.clone();
         b.text = "riga 1\nriga due\n".to_owned();

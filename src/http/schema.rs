@@ -532,6 +532,8 @@ pub enum PartName {
     Text,
     Html,
     Sms,
+    IoSubject,
+    IoMarkdown,
 }
 
 /// One reason a template edit cannot go live.
@@ -587,6 +589,15 @@ pub struct SmsPreview {
     max_parts: u32,
 }
 
+/// The message in the app IO: its subject, its Markdown body, and that body as the app shows
+/// it (HTML of the app's subset: paragraphs, line breaks, h1–h3, strong, em, lists, links).
+#[derive(ToSchema)]
+pub struct IoPreview {
+    subject: String,
+    markdown: String,
+    html: String,
+}
+
 /// A template rendered with one context.
 #[derive(ToSchema)]
 pub struct Preview {
@@ -596,6 +607,8 @@ pub struct Preview {
     html: Option<String>,
     #[schema(required = true)]
     sms: Option<SmsPreview>,
+    /// Only for a citizen notice sent in the app IO.
+    io: Option<IoPreview>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,8 +41,9 @@ pub struct TemplateVersion {
     pub restores: Option<i64>,
 }
 
-const VERSION_COLUMNS: &str = "version, state, subject, body_text, body_html, body_sms, note, \
-     author, created_at, published_by, published_at, restores";
+const VERSION_COLUMNS: &str = "version, state, subject, body_text, body_html, body_sms, \
+     body_io_subject, body_io_markdown, note, author, created_at, published_by, published_at, \
+     restores";
 
 fn content_from(r: &sqlx::any::AnyRow) -> Result<Content, TemplateStoreError> {
     Ok(Content {
@@ -50,6 +51,8 @@ fn content_from(r: &sqlx::any::AnyRow) -> Result<Content, TemplateStoreError> {
         text: r.try_get("body_text")?,
         html: r.try_get("body_html")?,
         sms: r.try_get("body_sms")?,
+        io_subject: r.try_get("body_io_subject")?,
+        io_markdown: r.try_get("body_io_markdown")?,
     })
 }
 
@@ -106,9 +109,9 @@ async fn insert_version(
     let (a, k, l) = key_binds(key);
     sqlx::query(
         "INSERT INTO template_versions (audience, kind, lang, version, state, subject, \
-         body_text, body_html, body_sms, note, author, created_at, published_by, published_at, \
-         restores) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         body_text, body_html, body_sms, body_io_subject, body_io_markdown, note, author, \
+         created_at, published_by, published_at, restores) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(a)
     .bind(k)
@@ -119,6 +122,8 @@ async fn insert_version(
     .bind(&v.content.text)
     .bind(v.content.html.as_deref())
     .bind(v.content.sms.as_deref())
+    .bind(v.content.io_subject.as_deref())
+    .bind(v.content.io_markdown.as_deref())
     .bind(v.note.as_str())
     .bind(v.author.as_str())
     .bind(v.created_at.0)
@@ -194,8 +199,8 @@ impl Templates<'_> {
     /// bundled default is live).
     pub async fn live_templates(&self) -> Result<Vec<Live>, TemplateStoreError> {
         let rows = sqlx::query(
-            "SELECT audience, kind, lang, version, subject, body_text, body_html, body_sms \
-             FROM template_versions WHERE state = 'live'",
+            "SELECT audience, kind, lang, version, subject, body_text, body_html, body_sms, \
+             body_io_subject, body_io_markdown FROM template_versions WHERE state = 'live'",
         )
         .fetch_all(&self.store.pool)
         .await?;

@@ -16,7 +16,8 @@
 //!   body is assembled in memory before the output limit sees it); such a body writes at most
 //!   [`MAX_LAYOUT_VALUES`] values;
 //! - nesting (blocks, `else if` links, subexpressions, partials) is at most [`MAX_DEPTH`] deep;
-//! - in an HTML body, every value is escaped: no `{{{x}}}`, `{{& x}}` or their `~` spellings.
+//! - in an HTML body and in the parts of an IO message, every value is escaped: no `{{{x}}}`,
+//!   `{{& x}}` or their `~` spellings.
 //!
 //! Before compiling, a part is at most [`MAX_SOURCE_BYTES`] long and holds at most
 //! [`MAX_PARENS`] opening parentheses: handlebars builds nested subexpressions recursively while
@@ -339,12 +340,19 @@ impl<'a> Walker<'a> {
             TemplateElement::RawString(_) | TemplateElement::Comment(_) => Ok(()),
             TemplateElement::Expression(h) => self.value(h, pos, ctx),
             TemplateElement::HtmlExpression(h) => {
-                if self.part == Part::Html {
-                    let r = self.refuse(
-                        pos,
+                let raw = match self.part {
+                    Part::Html => Some(
                         "niente valori senza escape ({{{…}}}, {{& …}}): nel corpo HTML ogni \
                          valore va scritto con {{…}}",
-                    );
+                    ),
+                    Part::IoSubject | Part::IoMarkdown => Some(
+                        "niente valori senza escape ({{{…}}}, {{& …}}): nei testi per l'app IO \
+                         ogni valore va scritto con {{…}}",
+                    ),
+                    Part::Subject | Part::Text | Part::Sms => None,
+                };
+                if let Some(why) = raw {
+                    let r = self.refuse(pos, why);
                     self.lints.push(r);
                 }
                 self.value(h, pos, ctx)

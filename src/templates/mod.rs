@@ -1,7 +1,8 @@
 //! Message templates: the words citizens and the office read.
 //!
 //! - A template is named by audience (`cittadino`, `ufficio`), notice kind and language, and has
-//!   up to four parts: the e-mail subject, plain text and HTML, and the SMS.
+//!   up to six parts: the e-mail subject, plain text and HTML, the SMS, and the subject and
+//!   Markdown body of a message in the app IO ([`io`]).
 //! - The defaults are files under `templates/`, embedded at build time ([`Catalog`]); admins'
 //!   edits are versions in the store, and the live version of each template is compiled into a
 //!   [`Templates`] set the dispatcher reads without a restart.
@@ -16,6 +17,7 @@
 pub mod guard;
 pub mod helpers;
 pub mod html;
+pub mod io;
 pub use messo_core::sms;
 
 use std::collections::{BTreeMap, HashMap};
@@ -85,6 +87,12 @@ pub struct Content {
     pub html: Option<String>,
     #[serde(default)]
     pub sms: Option<String>,
+    /// The subject of a message in the app IO (plain text).
+    #[serde(default)]
+    pub io_subject: Option<String>,
+    /// The body of a message in the app IO (the app's Markdown subset).
+    #[serde(default)]
+    pub io_markdown: Option<String>,
 }
 
 /// A part of a template.
@@ -95,10 +103,21 @@ pub enum Part {
     Text,
     Html,
     Sms,
+    #[serde(rename = "io_subject")]
+    IoSubject,
+    #[serde(rename = "io_markdown")]
+    IoMarkdown,
 }
 
 impl Part {
-    pub const ALL: [Part; 4] = [Part::Subject, Part::Text, Part::Html, Part::Sms];
+    pub const ALL: [Part; 6] = [
+        Part::Subject,
+        Part::Text,
+        Part::Html,
+        Part::Sms,
+        Part::IoSubject,
+        Part::IoMarkdown,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -106,16 +125,37 @@ impl Part {
             Part::Text => "text",
             Part::Html => "html",
             Part::Sms => "sms",
+            Part::IoSubject => "io_subject",
+            Part::IoMarkdown => "io_markdown",
         }
     }
 
-    fn of(self, c: &Content) -> Option<&str> {
+    /// This part of `c`, if `c` has it.
+    pub fn of(self, c: &Content) -> Option<&str> {
         match self {
             Part::Subject => Some(&c.subject),
             Part::Text => Some(&c.text),
             Part::Html => c.html.as_deref(),
             Part::Sms => c.sms.as_deref(),
+            Part::IoSubject => c.io_subject.as_deref(),
+            Part::IoMarkdown => c.io_markdown.as_deref(),
         }
+    }
+
+    /// The channel whose context renders this part.
+    fn channel(self) -> Channel {
+        match self {
+            Part::Sms => Channel::Sms,
+            Part::IoSubject | Part::IoMarkdown => Channel::Io,
+            Part::Subject | Part::Text | Part::Html => Channel::Email,
+        }
+    }
+}
+
+impl Content {
+    /// Whether the content has the parts of a message in the app IO.
+    pub fn has_io(&self) -> bool {
+        self.io_subject.is_some() && self.io_markdown.is_some()
     }
 }
 
@@ -169,6 +209,10 @@ struct TemplateFile {
     html: Option<String>,
     #[serde(default)]
     sms: Option<String>,
+    #[serde(default)]
+    io_subject: Option<String>,
+    #[serde(default)]
+    io_markdown: Option<String>,
 }
 
 /// The bundled defaults: every template, its samples, and the partials.
@@ -228,6 +272,11 @@ impl Catalog {
                         .ok_or_else(|| err("templates are .toml files".to_owned()))?;
                     let f: TemplateFile =
                         toml::from_str(content).map_err(|e| err(e.to_string()))?;
+                    if f.io_subject.is_some() != f.io_markdown.is_some() {
+                        return Err(err(
+                            "io_subject and io_markdown go together: both or neither".to_owned(),
+                        ));
+                    }
                     defaults.insert(
                         Key::new(audience, kind, lang),
                         DefaultTemplate {
@@ -237,6 +286,8 @@ impl Catalog {
                                 text: f.text,
                                 html: f.html,
                                 sms: f.sms,
+                                io_subject: f.io_subject,
+                                io_markdown: f.io_markdown,
                             },
                             samples: Vec::new(),
                         },
@@ -400,12 +451,22 @@ impl Settings {
     /// The payload with the globals added (`comune`, `lang`, `channel`, `urp.*`,
     /// `status_url`: the citizen's signed status link, null when the message has none, and
     /// `survey`: whether to ask the satisfaction question, false unless the payload says so).
+    /// On the `io` channel a status link that is not `https://` is null.
     pub fn context(&self, payload: &Value, lang: Lang, channel: Channel) -> Value {
         let mut m = match payload {
             Value::Object(m) => m.clone(),
             _ => Map::new(),
         };
         m.entry(STATUS_URL.to_owned()).or_insert(Value::Null);
+        // The app IO opens only https:// links: a portal served over plain http (a test set-up)
+        // gives an IO message no status link rather than one the gate must refuse.
+        if channel == Channel::Io
+            && m.get(STATUS_URL)
+                .and_then(Value::as_str)
+                .is_some_and(|u| !u.starts_with("https://"))
+        {
+            m.insert(STATUS_URL.to_owned(), Value::Null);
+        }
         m.entry(ACCESS_CODE.to_owned()).or_insert(Value::Null);
         m.entry(SURVEY.to_owned()).or_insert(Value::Bool(false));
         m.insert("comune".to_owned(), Value::String(self.comune.clone()));
@@ -435,6 +496,15 @@ pub struct SmsPreview {
     pub max_parts: u32,
 }
 
+/// A message in the app IO as it will go out, and as the app shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IoPreview {
+    pub subject: String,
+    pub markdown: String,
+    /// The Markdown as the app renders it ([`io::to_html`]), inside the HTML allow-list.
+    pub html: String,
+}
+
 /// What a template gives for one context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Preview {
@@ -442,6 +512,9 @@ pub struct Preview {
     pub text: String,
     pub html: Option<String>,
     pub sms: Option<SmsPreview>,
+    /// Citizen templates with IO parts only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io: Option<IoPreview>,
 }
 
 /// A message rendered for the outbox: what was sent, and which version wrote it.
@@ -505,6 +578,9 @@ pub struct RenderFailure {
 /// The version recorded for a message sent with the emergency wording (no template fitted).
 pub const EMERGENCY_VERSION: i64 = -2;
 
+/// The failure of rendering a message for the app IO with a template that has no IO parts.
+pub const NO_IO_PART: &str = "no io part";
+
 /// The live version of one template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Live {
@@ -517,11 +593,15 @@ fn name(key: &Key, part: Part) -> String {
     format!("{key}#{}", part.as_str())
 }
 
-/// Two registries over the same templates: one escapes HTML (for HTML bodies), one does not.
+/// Registries over the same templates, one per way of escaping values: none (plain text), HTML
+/// (HTML bodies), Markdown (IO bodies, [`io::escape_markdown`]) and one line (IO subjects,
+/// [`io::escape_line`]).
 #[derive(Clone)]
 struct Registries {
     plain: Handlebars<'static>,
     html: Handlebars<'static>,
+    markdown: Handlebars<'static>,
+    line: Handlebars<'static>,
     partials: Arc<guard::Partials>,
 }
 
@@ -588,7 +668,15 @@ impl Registries {
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
         helpers::register(&mut html, working_day_s);
-        for reg in [&mut plain, &mut html] {
+        let mut markdown = Handlebars::new();
+        markdown.set_strict_mode(true);
+        markdown.register_escape_fn(io::escape_markdown);
+        helpers::register(&mut markdown, working_day_s);
+        let mut line = Handlebars::new();
+        line.set_strict_mode(true);
+        line.register_escape_fn(io::escape_line);
+        helpers::register(&mut line, working_day_s);
+        for reg in [&mut plain, &mut html, &mut markdown, &mut line] {
             // Not in the allow-list of the walk either; gone, so no spelling reaches them.
             reg.unregister_helper("log");
             reg.unregister_helper("raw");
@@ -599,22 +687,39 @@ impl Registries {
             tracing::error!(partial = %name, reason = %why, "a bundled partial is refused");
         }
         for (name, t) in compiled.iter() {
-            plain.register_template(name, t.clone());
-            html.register_template(name, t.clone());
+            for reg in [&mut plain, &mut html, &mut markdown, &mut line] {
+                reg.register_template(name, t.clone());
+            }
         }
         Registries {
             plain,
             html,
+            markdown,
+            line,
             partials: Arc::new(compiled),
         }
     }
 
     fn registry(&self, part: Part) -> &Handlebars<'static> {
-        if part == Part::Html {
-            &self.html
-        } else {
-            &self.plain
+        match part {
+            Part::Html => &self.html,
+            Part::IoMarkdown => &self.markdown,
+            Part::IoSubject => &self.line,
+            Part::Subject | Part::Text | Part::Sms => &self.plain,
         }
+    }
+
+    fn registry_mut(&mut self, part: Part) -> &mut Handlebars<'static> {
+        match part {
+            Part::Html => &mut self.html,
+            Part::IoMarkdown => &mut self.markdown,
+            Part::IoSubject => &mut self.line,
+            Part::Subject | Part::Text | Part::Sms => &mut self.plain,
+        }
+    }
+
+    fn has(&self, key: &Key, part: Part) -> bool {
+        self.registry(part).has_template(&name(key, part))
     }
 
     /// Compiles and checks every part of `c` (see [`guard`]) and registers those that pass.
@@ -638,12 +743,8 @@ impl Registries {
                     added
                         .lint
                         .extend(lints.into_iter().map(|r| refusal_problem(part, r)));
-                    let reg = if part == Part::Html {
-                        &mut self.html
-                    } else {
-                        &mut self.plain
-                    };
-                    reg.register_template(&name(key, part), t);
+                    self.registry_mut(part)
+                        .register_template(&name(key, part), t);
                 }
                 Err(r) => {
                     guard::dismantle(t);
@@ -804,6 +905,17 @@ fn render_problem(part: Part, sample: Option<usize>, f: &Failure) -> Problem {
     }
 }
 
+/// `content` with the IO parts of `default` when it has none: a version stored before the
+/// notice had IO parts keeps the default's IO words.
+pub fn with_default_io(content: &Content, default: &Content) -> Content {
+    let mut c = content.clone();
+    if c.io_subject.is_none() && c.io_markdown.is_none() {
+        c.io_subject.clone_from(&default.io_subject);
+        c.io_markdown.clone_from(&default.io_markdown);
+    }
+    c
+}
+
 /// A subject is one line of plain text: no line break and nothing that reads as an HTML tag
 /// (it is not HTML, so this is a plain-text rule on what the editor wrote).
 fn subject_markup(src: &str) -> Option<(usize, usize, String)> {
@@ -950,10 +1062,14 @@ impl Templates {
         let mut versions = old.versions.clone();
         let mut refused = Vec::new();
         for l in lives {
-            if !self.catalog.defaults.contains_key(&l.key) {
+            let Some(default) = self.catalog.defaults.get(&l.key) else {
                 refused.push((l.key.clone(), "no such template".to_owned()));
                 continue;
-            }
+            };
+            let l = &Live {
+                content: with_default_io(&l.content, &default.content),
+                ..l.clone()
+            };
             if old.versions.get(&l.key) == Some(&(l.version, l.content.clone())) {
                 continue; // live already, so it passed the gate when it was installed
             }
@@ -1010,6 +1126,29 @@ impl Templates {
         ctx: &Value,
     ) -> Result<(String, String, Option<String>), String> {
         let fail = |part: Part, f: Failure| format!("{}: {f}", part.as_str());
+        if channel == Channel::Io {
+            // IO gets its own words or none: never the e-mail's.
+            if !regs.has(key, Part::IoSubject) || !regs.has(key, Part::IoMarkdown) {
+                return Err(NO_IO_PART.to_owned());
+            }
+            let subject = regs
+                .render(key, Part::IoSubject, ctx)
+                .map_err(|f| fail(Part::IoSubject, f))?;
+            let markdown = regs
+                .render(key, Part::IoMarkdown, ctx)
+                .map_err(|f| fail(Part::IoMarkdown, f))?;
+            let (subject, markdown) = (io::subject(&subject), io::markdown(&markdown));
+            // The refusals name the construct, never the words (they may be a citizen's).
+            let refused = io::check(&subject, &markdown);
+            if !refused.is_empty() {
+                return Err(refused
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "));
+            }
+            return Ok((subject, markdown, None));
+        }
         if channel == Channel::Sms {
             let text = regs
                 .render(key, Part::Sms, ctx)
@@ -1059,6 +1198,20 @@ impl Templates {
                 key: format!("{}/{kind}/{}", audience.as_str(), lang_str(lang)),
                 message: "no template for this notice".to_owned(),
             })?;
+        if channel == Channel::Io
+            && !self
+                .catalog
+                .defaults
+                .get(&key)
+                .is_some_and(|d| d.content.has_io())
+        {
+            // A notice the app IO does not carry: a failure for the caller to route around,
+            // not the e-mail's words nor the emergency wording.
+            return Err(RenderFailure {
+                key: key.to_string(),
+                message: format!("{NO_IO_PART}: this notice is not sent in the app IO"),
+            });
+        }
         let asks = self.settings.survey
             && audience == Audience::Cittadino
             && kind == Kind::Chiusura
@@ -1161,11 +1314,87 @@ impl Templates {
             Lang::It => ("Gentile cittadina, gentile cittadino,", "Cordiali saluti"),
             Lang::En => ("Dear citizen,", "Kind regards"),
         };
+        if channel == Channel::Io {
+            return self.emergency_io(lang, &subject, number, payload, greeting, closing);
+        }
         (
             subject,
             format!("{greeting}\n\n{body}\n\n{closing}\nURP — {}\n", s.comune),
             None,
         )
+    }
+
+    /// The emergency wording for the app IO: a subject within its bounds and a Markdown body
+    /// whose every value is escaped; the status link only when it is an `https://` one.
+    fn emergency_io(
+        &self,
+        lang: Lang,
+        subject: &str,
+        number: Option<&str>,
+        payload: &Value,
+        greeting: &str,
+        closing: &str,
+    ) -> (String, String, Option<String>) {
+        let s = &self.settings;
+        let md = io::escape_markdown;
+        let subject: String = io::escape_line(subject)
+            .trim()
+            .chars()
+            .take(io::SUBJECT_MAX)
+            .collect();
+        let subject = if subject.chars().count() < io::SUBJECT_MIN {
+            match lang {
+                Lang::It => "Comunicazione dell'URP".to_owned(),
+                Lang::En => "A message from the help desk".to_owned(),
+            }
+        } else {
+            subject
+        };
+        let (hours, body) = match (lang, number) {
+            (Lang::It, Some(n)) => (
+                &s.urp_hours_it,
+                format!("c'è un aggiornamento sulla sua richiesta **{}**.", md(n)),
+            ),
+            (Lang::It, None) => (
+                &s.urp_hours_it,
+                "l'URP ha una comunicazione per lei.".to_owned(),
+            ),
+            (Lang::En, Some(n)) => (
+                &s.urp_hours_en,
+                format!("there is an update on your request **{}**.", md(n)),
+            ),
+            (Lang::En, None) => (
+                &s.urp_hours_en,
+                "the help desk has a message for you.".to_owned(),
+            ),
+        };
+        let contact = match lang {
+            Lang::It => format!(
+                "Per i dettagli chiami l'URP al {} ({}) o scriva a {}.",
+                md(&s.urp_phone),
+                md(hours),
+                md(&s.urp_email)
+            ),
+            Lang::En => format!(
+                "For details call the help desk on {} ({}) or write to {}.",
+                md(&s.urp_phone),
+                md(hours),
+                md(&s.urp_email)
+            ),
+        };
+        let link = payload[STATUS_URL]
+            .as_str()
+            .filter(|u| u.starts_with("https://") && !u.contains(char::is_whitespace))
+            .map(|u| match lang {
+                Lang::It => format!("\n\n[Stato della richiesta]({})", md(u)),
+                Lang::En => format!("\n\n[Your request's status]({})", md(u)),
+            })
+            .unwrap_or_default();
+        let text = format!(
+            "{greeting}\n\n{body} {contact}{link}\n\n{closing}\\\nURP — {}",
+            md(&s.comune)
+        );
+        (subject, text, None)
     }
 
     /// Renders `content` as template `key` with `payload` (a sample or a real ticket's),
@@ -1244,6 +1473,41 @@ impl Templates {
                 problems.push(problem(Part::Sms, over_budget(s)));
             }
         }
+        let io = match (out.remove(&Part::IoSubject), out.remove(&Part::IoMarkdown)) {
+            (Some(s), Some(m)) => {
+                let (subject, markdown) = (io::subject(&s), io::markdown(&m));
+                for r in io::check(&subject, &markdown) {
+                    let part = match r.part() {
+                        io::IoPart::Subject => Part::IoSubject,
+                        io::IoPart::Markdown => Part::IoMarkdown,
+                    };
+                    problems.push(problem(part, r.italian()));
+                }
+                // Built from the subset only; checked all the same, and escaped if it ever fails.
+                let html = io::to_html(&markdown);
+                let html = if verify_html(&html).is_ok() {
+                    html
+                } else {
+                    let mut escaped = String::from("<pre>");
+                    for c in markdown.chars() {
+                        match c {
+                            '&' => escaped.push_str("&amp;"),
+                            '<' => escaped.push_str("&lt;"),
+                            '>' => escaped.push_str("&gt;"),
+                            c => escaped.push(c),
+                        }
+                    }
+                    escaped.push_str("</pre>");
+                    escaped
+                };
+                Some(IoPreview {
+                    subject,
+                    markdown,
+                    html,
+                })
+            }
+            _ => None,
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -1252,6 +1516,7 @@ impl Templates {
             text,
             html: out.remove(&Part::Html),
             sms,
+            io,
         })
     }
 
@@ -1271,11 +1536,7 @@ impl Templates {
             if part.of(content).is_none() {
                 continue;
             }
-            let channel = if part == Part::Sms {
-                Channel::Sms
-            } else {
-                Channel::Email
-            };
+            let channel = part.channel();
             let ctx =
                 self.settings
                     .context(&self.settings.with_example_link(payload), key.lang, channel);
@@ -1309,7 +1570,10 @@ impl Templates {
     ///    turn by [`html::HOSTILE`] (and all of them by [`html::hostile_long`]), stays inside
     ///    the allow-list of [`html`]. A replacement the template cannot render (a date helper
     ///    given text) is skipped: a real value of that kind fails the same way, and such a
-    ///    message is sent with the default wording instead.
+    ///    message is sent with the default wording instead;
+    /// 5. the IO parts (both or neither, as the default has them) render with every sample
+    ///    within the bounds of [`io::check`], and the body stays inside the app's Markdown
+    ///    subset with every sample value replaced in turn by each of [`HOSTILE_MARKDOWN`].
     fn gate(
         &self,
         key: &Key,
@@ -1326,7 +1590,7 @@ impl Templates {
         };
         let mut problems = Vec::new();
         // The channels a notice goes through are fixed: an edit cannot drop (or add) a part.
-        for part in [Part::Html, Part::Sms] {
+        for part in [Part::Html, Part::Sms, Part::IoSubject, Part::IoMarkdown] {
             match (part.of(&default.content), part.of(content)) {
                 (Some(_), None) => problems.push(Problem {
                     part,
@@ -1345,14 +1609,16 @@ impl Templates {
                 _ => {}
             }
         }
-        if let Some((line, column, message)) = subject_markup(&content.subject) {
-            problems.push(Problem {
-                part: Part::Subject,
-                line: Some(line),
-                column: Some(column),
-                sample: None,
-                message,
-            });
+        for part in [Part::Subject, Part::IoSubject] {
+            if let Some((line, column, message)) = part.of(content).and_then(subject_markup) {
+                problems.push(Problem {
+                    part,
+                    line: Some(line),
+                    column: Some(column),
+                    sample: None,
+                    message,
+                });
+            }
         }
         if !problems.is_empty() {
             return Err(problems);
@@ -1375,6 +1641,9 @@ impl Templates {
         if content.html.is_some() && problems.is_empty() {
             problems.extend(self.hostile_rounds(&regs, key, &default.samples));
         }
+        if content.io_markdown.is_some() && problems.is_empty() {
+            problems.extend(self.hostile_io_rounds(&regs, key, &default.samples));
+        }
         let mut problems = [added.lint, problems].concat();
         // The same problem on every sample is said once.
         problems.dedup_by(|a, b| a.part == b.part && a.message == b.message && a.line == b.line);
@@ -1383,6 +1652,49 @@ impl Templates {
         } else {
             Err(problems)
         }
+    }
+
+    /// Step 5 of the gate: the IO body with each sample value replaced in turn by
+    /// each of [`HOSTILE_MARKDOWN`] stays inside the app's subset (its length aside).
+    fn hostile_io_rounds(&self, regs: &Registries, key: &Key, samples: &[Value]) -> Vec<Problem> {
+        let mut problems: Vec<Problem> = Vec::new();
+        let rounds = samples.iter().enumerate().flat_map(|(i, sample)| {
+            hostile_leaves(sample).into_iter().flat_map(move |leaf| {
+                HOSTILE_MARKDOWN
+                    .iter()
+                    .map(move |h| (i, sample, leaf.clone(), *h))
+            })
+        });
+        for (i, sample, leaf, hostile) in rounds {
+            let mut p = sample.clone();
+            if let Some(v) = p.pointer_mut(&leaf) {
+                *v = Value::String(hostile.to_owned());
+            }
+            let ctx =
+                self.settings
+                    .context(&self.settings.with_example_link(&p), key.lang, Channel::Io);
+            let Ok(out) = regs.render(key, Part::IoMarkdown, &ctx) else {
+                continue;
+            };
+            for r in io::check_markup(&io::markdown(&out)) {
+                let message = format!(
+                    "con il valore «{}» scritto da chi usa il servizio, {}: ogni valore va \
+                     scritto con {{{{…}}}} e mai come indirizzo di un collegamento",
+                    dotted(&leaf),
+                    r.italian()
+                );
+                if !problems.iter().any(|p| p.message == message) {
+                    problems.push(Problem {
+                        part: Part::IoMarkdown,
+                        line: None,
+                        column: None,
+                        sample: Some(i),
+                        message,
+                    });
+                }
+            }
+        }
+        problems
     }
 
     /// Step 4 of the gate: the HTML body with hostile values.
@@ -1436,6 +1748,15 @@ impl Templates {
         problems
     }
 }
+
+/// Values that try every Markdown construct the app IO must not render from a citizen's words:
+/// one with every construct, and a bare `javascript:` address (without spaces, it would be a
+/// link's whole target if a template wrote a value there).
+pub const HOSTILE_MARKDOWN: [&str; 2] = [
+    "[clic](javascript:alert(1)) ![x](https://x.example/i.png) <b>x</b> <!-- c --> `c` &lt; \
+     **b** _i_\n# titolo\n\n    codice\n> citazione\n| a | b |\n|---|---|",
+    "javascript:alert(1)",
+];
 
 /// The longest text one prompt of the telephone answering may speak, in characters.
 pub const MAX_SPOKEN_CHARS: usize = 1500;
@@ -1591,3 +1912,5 @@ pub fn tidy(text: &str) -> String {
 mod tests;
 #[cfg(test)]
 mod tests_hardening;
+#[cfg(test)]
+mod tests_io;

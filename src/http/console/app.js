@@ -24,7 +24,7 @@
   const ROLE_LABEL = { viewer: 'consultazione', editor: 'redazione', admin: 'amministrazione' };
   const AUDIENCE_LABEL = { cittadino: 'Messaggi ai cittadini', ufficio: 'Messaggi agli uffici', telefono: 'Risposte del servizio telefonico automatico' };
   const LANG_LABEL = { it: 'italiano', en: 'inglese' };
-  const CHANNEL_LABEL = { email: 'e-mail', sms: 'SMS' };
+  const CHANNEL_LABEL = { email: 'e-mail', sms: 'SMS', io: 'app IO' };
   const VERSION_STATE = {
     live: 'in uso',
     proposed: 'proposta',
@@ -32,8 +32,11 @@
     withdrawn: 'ritirata',
   };
   const RISK_STATE = { warning: 'preavviso', breached: 'termine superato', paused: 'sospesa' };
-  const PART_LABEL = { subject: 'Oggetto', text: 'Testo semplice', html: 'HTML', sms: 'SMS', note: 'Nota' };
-  const PARTS = ['subject', 'text', 'html', 'sms', 'note'];
+  const PART_LABEL = {
+    subject: 'Oggetto', text: 'Testo semplice', html: 'HTML', sms: 'SMS',
+    io_subject: 'Oggetto per l\'app IO', io_markdown: 'Testo per l\'app IO', note: 'Nota',
+  };
+  const PARTS = ['subject', 'text', 'html', 'sms', 'io_subject', 'io_markdown', 'note'];
 
   // ---- small helpers ----------------------------------------------------------------------
   const $ = (sel) => document.querySelector(sel);
@@ -431,6 +434,8 @@
       text: $('#field-text').value,
       html: hasPart('html') ? $('#field-html').value : null,
       sms: hasPart('sms') ? $('#field-sms').value : null,
+      io_subject: hasPart('io_subject') ? $('#field-io_subject').value : null,
+      io_markdown: hasPart('io_markdown') ? $('#field-io_markdown').value : null,
     };
   }
 
@@ -439,6 +444,8 @@
     $('#field-text').value = v ? v.text || '' : '';
     $('#field-html').value = v && v.html != null ? v.html : '';
     $('#field-sms').value = v && v.sms != null ? v.sms : '';
+    $('#field-io_subject').value = v && v.io_subject != null ? v.io_subject : '';
+    $('#field-io_markdown').value = v && v.io_markdown != null ? v.io_markdown : '';
   }
 
   async function openEditor(key, moveFocus) {
@@ -495,6 +502,11 @@
     $('#group-sms').hidden = !(source && source.sms != null);
     $('#preview-html-group').hidden = $('#group-html').hidden;
     $('#preview-sms-group').hidden = $('#group-sms').hidden;
+    // The app IO's two parts come together.
+    const io = !!(source && source.io_subject != null && source.io_markdown != null);
+    $('#group-io_subject').hidden = !io;
+    $('#group-io_markdown').hidden = !io;
+    $('#preview-io-group').hidden = !io;
     const smsOption = $('#test-channel option[value="sms"]');
     smsOption.disabled = $('#group-sms').hidden;
     if (smsOption.disabled && $('#test-channel').value === 'sms') $('#test-channel').value = 'email';
@@ -514,7 +526,8 @@
     // Permissions.
     const editor = can('editor');
     $('#editor-readonly').hidden = editor;
-    for (const id of ['#field-subject', '#field-text', '#field-html', '#field-sms', '#field-note']) {
+    for (const id of ['#field-subject', '#field-text', '#field-html', '#field-sms',
+      '#field-io_subject', '#field-io_markdown', '#field-note']) {
       $(id).readOnly = !editor;
     }
     for (const id of ['#btn-validate', '#btn-save', '#btn-test-send']) $(id).disabled = !editor;
@@ -610,6 +623,10 @@
     $('#sms-counter').textContent = '';
     $('#sms-counter').classList.remove('over');
     clear($('#sms-costly'));
+    $('#preview-io-subject').textContent = '';
+    $('#preview-io-counter').textContent = '';
+    $('#preview-io-markdown').textContent = '';
+    $('#preview-io').srcdoc = '';
     $('#preview-state').textContent = '';
     $('#preview-ticket').removeAttribute('aria-invalid');
   }
@@ -678,6 +695,28 @@
     frame.setAttribute('sandbox', '');
     frame.srcdoc = p.html != null ? p.html : '';
     renderSms(p.sms);
+    renderIo(p.io);
+  }
+
+  // The app IO's message: its subject, the Markdown as the app shows it (HTML of the app's
+  // subset, made by the server and shown in a sandboxed frame like the e-mail) and as sent.
+  function renderIo(io) {
+    if (!io) {
+      $('#preview-io-subject').textContent = '';
+      $('#preview-io-counter').textContent = '';
+      $('#preview-io-markdown').textContent = '';
+      $('#preview-io').srcdoc = '';
+      return;
+    }
+    $('#preview-io-subject').textContent = io.subject || '';
+    $('#preview-io-counter').textContent = 'Oggetto: ' + plural([...(io.subject || '')].length, 'carattere', 'caratteri') +
+      ' · testo: ' + plural([...(io.markdown || '')].length, 'carattere', 'caratteri');
+    $('#preview-io-markdown').textContent = io.markdown || '';
+    const frame = $('#preview-io');
+    frame.setAttribute('sandbox', '');
+    frame.srcdoc = '<!DOCTYPE html><html lang="' + (state.key ? state.key.lang : 'it') +
+      '"><head><meta charset="utf-8"></head><body style="font-family:sans-serif;line-height:1.5;">' +
+      (io.html || '') + '</body></html>';
   }
 
   function renderSms(sms) {
@@ -1514,7 +1553,8 @@
     $('#mon-kind').addEventListener('change', onMonitoringKind);
     $('#btn-print').addEventListener('click', () => window.print());
 
-    for (const id of ['#field-subject', '#field-text', '#field-html', '#field-sms']) {
+    for (const id of ['#field-subject', '#field-text', '#field-html', '#field-sms',
+      '#field-io_subject', '#field-io_markdown']) {
       $(id).addEventListener('input', () => schedulePreview());
     }
     $('#preview-sample').addEventListener('change', () => schedulePreview(0));
