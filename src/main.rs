@@ -58,7 +58,8 @@ enum Command {
     Template(TemplateCommand),
     /// Send one real message through the configured channel and print what happened.
     SendTest {
-        /// email, pec, sms or voice (an automated call, `[voice.outbound]`).
+        /// email, pec, sms, io (the app IO, `[io]`; --to is a codice fiscale) or voice (an
+        /// automated call, `[voice.outbound]`).
         #[arg(long)]
         channel: String,
         /// The address or mobile number to send to.
@@ -525,7 +526,7 @@ fn run_daemon(config: Config) -> Result<ExitCode> {
 /// `messo send-test`: one real message through the configured channel, and each attempt.
 fn send_test(config: &Config, channel: &str, to: &str, text: Option<String>) -> Result<ExitCode> {
     let Some(name) = messo::domain::Channel::parse(channel) else {
-        anyhow::bail!("unknown channel {channel:?}; expected email, pec, sms or voice");
+        anyhow::bail!("unknown channel {channel:?}; expected email, pec, sms, io or voice");
     };
     let address = messo::domain::Address::parse(name, to.trim())
         .map_err(|e| anyhow::anyhow!("--to: {} {e}", messo::redact::mask(to)))?;

@@ -411,3 +411,46 @@ fn the_key_comes_from_a_credential_file() {
     assert_eq!(io.api_key, KEY);
     assert!(!format!("{io:?}").contains(KEY), "the key is never shown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_sends_one_io_message_and_explains_a_refusal() {
+    let (stub, url) = IoStub::start().await;
+    stub.allow(CF);
+    let run = |to: &'static str| {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            common::process::run(
+                common::process::messo()
+                    .args(["send-test", "--channel", "io", "--to", to])
+                    .env("MESSO_IO__ENABLED", "true")
+                    .env("MESSO_IO__BASE_URL", url)
+                    .env("MESSO_IO__API_KEY", KEY),
+                None,
+            )
+        })
+        .join()
+        .expect("thread")
+    };
+    let ok = run(CF);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(out.contains("delivered [201]"), "{out}");
+    let sent = stub.messages_to(CF);
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0]["content"]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("prova")),
+        "{sent:?}"
+    );
+    // A citizen not in IO: refused, with the reason, and nothing submitted.
+    let missing = run("BNCNNA80A41H501R");
+    let out = String::from_utf8_lossy(&missing.stdout);
+    assert!(!missing.status.success());
+    assert!(out.contains("no IO profile"), "{out}");
+    assert_eq!(stub.count("POST", "/messages"), 1);
+}
