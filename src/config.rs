@@ -153,6 +153,7 @@ struct RawConfig {
     voice: voice::RawVoice,
     #[serde(default)]
     io: io::RawIo,
+    #[serde(default)]
     domicile: domicile::RawDomicile,
 }
 

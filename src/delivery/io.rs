@@ -466,24 +466,10 @@ impl Channel for IoChannel {
                     resent: false,
                 };
             };
-            {
-                let mut b = self
-                    .breaker
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                match &outcome {
-                    Outcome::Transient {
-                        provider_down: false,
-                        retry_after: Some(d),
-                        ..
-                    } => b.pause(Instant::now() + *d),
-                    Outcome::Transient {
-                        provider_down: true,
-                        ..
-                    } => b.record(false, Instant::now()),
-                    _ => b.record(true, Instant::now()),
-                }
-            }
+            self.breaker
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .observe(&outcome, Instant::now());
             tracing::info!(
                 outbox_id = msg.outbox_id,
                 kind = %msg.kind,

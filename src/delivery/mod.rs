@@ -174,6 +174,20 @@ impl Breaker {
         self.probing = false;
     }
 
+    /// Records how an attempt went (a failure of the provider's own counts); a rate limit with
+    /// a `Retry-After` pauses every message for that long.
+    pub fn observe(&mut self, outcome: &Outcome, now: Instant) {
+        self.record(outcome.provider_healthy(), now);
+        if let Outcome::Transient {
+            retry_after: Some(d),
+            provider_down: false,
+            ..
+        } = outcome
+        {
+            self.pause(now + *d);
+        }
+    }
+
     /// Releases a probe permission that was not used (the message went another way).
     pub fn release(&mut self) {
         self.probing = false;

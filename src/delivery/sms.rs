@@ -800,16 +800,7 @@ impl SmsChannel {
 /// Tells a provider's breaker how an attempt went; a rate limit with a `Retry-After` pauses it
 /// for that long.
 fn record(breaker: &Mutex<super::Breaker>, outcome: &Outcome) {
-    let mut b = lock(breaker);
-    b.record(outcome.provider_healthy(), Instant::now());
-    if let Outcome::Transient {
-        retry_after: Some(d),
-        provider_down: false,
-        ..
-    } = outcome
-    {
-        b.pause(Instant::now() + *d);
-    }
+    lock(breaker).observe(outcome, Instant::now());
 }
 
 #[cfg(test)]

@@ -203,22 +203,7 @@ pub fn subject(rendered: &str) -> String {
 /// A rendered body as it is sent: trailing spaces of each line dropped (a trailing backslash
 /// makes the line breaks), runs of blank lines collapsed to one, trimmed.
 pub fn markdown(rendered: &str) -> String {
-    let mut out = String::with_capacity(rendered.len());
-    let mut blank = 0;
-    for line in rendered.trim().lines() {
-        let line = line.trim_end();
-        if line.is_empty() {
-            blank += 1;
-            if blank > 1 {
-                continue;
-            }
-        } else {
-            blank = 0;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.trim_end().to_owned()
+    super::tidy(rendered).trim_end().to_owned()
 }
 
 /// Every refusal of a rendered message (empty: it can be sent).
