@@ -533,6 +533,20 @@ pub async fn check_messages(
     }
     let tickets: Vec<i64> = rows.iter().map(|r| r.dead.ticket_id).collect();
     let citizens = store.outbox().citizens(&tickets).await?;
+    // What the fallback chain owes for `row` instead of (or beside) the IO message.
+    let written = |row: &crate::store::IoCheckRow, error: &str| {
+        citizens.get(&row.dead.ticket_id).and_then(|c| {
+            messo_core::delivery::fallback::replacement(
+                &row.dead,
+                error,
+                c,
+                &config.delivery.fallback,
+                &config.notify.office_email,
+                false,
+                now,
+            )
+        })
+    };
     for row in rows {
         let state = match client.message(&row.address, &row.provider_id).await {
             Ok(s) => s,
@@ -567,17 +581,7 @@ pub async fn check_messages(
                 }
                 "REJECTED" | "FAILED" => {
                     let error = format!("io: the message was {}", status.to_lowercase());
-                    let replacement = citizens.get(&row.dead.ticket_id).and_then(|c| {
-                        messo_core::delivery::fallback::replacement(
-                            &row.dead,
-                            &error,
-                            c,
-                            &config.delivery.fallback,
-                            &config.notify.office_email,
-                            false,
-                            now,
-                        )
-                    });
+                    let replacement = written(&row, &error);
                     let kind = if status == "REJECTED" {
                         "rejected"
                     } else {
@@ -608,17 +612,7 @@ pub async fn check_messages(
             continue;
         }
         let error = format!("io: not read within {} hours", io.unread_after_h);
-        let copy = citizens.get(&row.dead.ticket_id).and_then(|c| {
-            messo_core::delivery::fallback::replacement(
-                &row.dead,
-                &error,
-                c,
-                &config.delivery.fallback,
-                &config.notify.office_email,
-                false,
-                now,
-            )
-        });
+        let copy = written(&row, &error);
         // The copy goes by the written route only (never the office's "unreachable" alert:
         // the citizen was reached, in IO).
         let copy = copy.filter(|c| c.recipient == crate::domain::Recipient::Citizen);

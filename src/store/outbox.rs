@@ -168,6 +168,28 @@ impl Lease<'_> {
 
 pub use messo_core::delivery::NewOutbox;
 
+/// Records `receipt` once; false when it was recorded before.
+async fn insert_receipt(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    receipt: &Receipt<'_>,
+    now: Timestamp,
+) -> Result<bool, OutboxError> {
+    Ok(sqlx::query(
+        "INSERT INTO delivery_receipts (outbox_id, source, kind, final, detail, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outbox_id, source, kind) DO NOTHING",
+    )
+    .bind(receipt.outbox_id)
+    .bind(receipt.source)
+    .bind(receipt.kind)
+    .bind(receipt.final_state)
+    .bind(receipt.detail)
+    .bind(now.0)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
 /// An IO message the status pass reads back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IoCheckRow {
@@ -1030,20 +1052,7 @@ impl Outbox<'_> {
     ) -> Result<bool, OutboxError> {
         let outbox_id = receipt.outbox_id;
         let mut tx = self.store.pool.begin().await?;
-        let new = sqlx::query(
-            "INSERT INTO delivery_receipts (outbox_id, source, kind, final, detail, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outbox_id, source, kind) DO NOTHING",
-        )
-        .bind(outbox_id)
-        .bind(receipt.source)
-        .bind(receipt.kind)
-        .bind(receipt.final_state)
-        .bind(receipt.detail)
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        let new = insert_receipt(&mut tx, receipt, now).await?;
         if new && let Some((error, replacement)) = dead {
             let changed = sqlx::query(
                 "UPDATE outbox SET state = 'dead', last_error = $1, updated_at = $2, lease_until = NULL \
@@ -1075,20 +1084,7 @@ impl Outbox<'_> {
         now: Timestamp,
     ) -> Result<bool, OutboxError> {
         let mut tx = self.store.pool.begin().await?;
-        let new = sqlx::query(
-            "INSERT INTO delivery_receipts (outbox_id, source, kind, final, detail, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outbox_id, source, kind) DO NOTHING",
-        )
-        .bind(receipt.outbox_id)
-        .bind(receipt.source)
-        .bind(receipt.kind)
-        .bind(receipt.final_state)
-        .bind(receipt.detail)
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        let new = insert_receipt(&mut tx, receipt, now).await?;
         if new && let Some(c) = copy {
             insert_outbox(&mut tx, c, now).await?;
         }
