@@ -6,6 +6,7 @@
 //! ending in `_FILE` reads the value from that file instead, the way systemd's `LoadCredential`
 //! hands secrets over: `MESSO_DATABASE__URL_FILE=/run/credentials/messo.service/db-url`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -169,6 +170,7 @@ struct RawNotify {
     max_reminders: Option<i64>,
     suspension_cap_days: Option<i64>,
     suspension_cap_outcome: Option<String>,
+    last_warning_working_days: Option<i64>,
     staff_alerts_office_hours_only: Option<bool>,
     retention_days: Option<i64>,
 }
@@ -177,6 +179,16 @@ struct RawNotify {
 #[serde(deny_unknown_fields)]
 struct RawComune {
     name: Option<String>,
+    #[serde(default)]
+    privacy_url: Option<String>,
+    #[serde(default)]
+    accessibility_url: Option<String>,
+    #[serde(default)]
+    complaint_url: Option<String>,
+    #[serde(default)]
+    complaint_email: Option<String>,
+    #[serde(default)]
+    offices: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -343,12 +355,80 @@ pub struct Http {
 
 pub use messo_core::engine::Notify;
 
+/// The comune's pages and addresses citizens are pointed to (`[comune]`): the privacy notice,
+/// the accessibility statement, and where to complain ("reclamo"). Each optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComuneLinks {
+    pub privacy_url: Option<String>,
+    pub accessibility_url: Option<String>,
+    pub complaint_url: Option<String>,
+    pub complaint_email: Option<String>,
+}
+
+/// The most offices `[comune.offices]` may name.
+const MAX_OFFICES: usize = 500;
+
+/// `[comune]`: the links, and the offices' names by code (into `notify.office_names`).
+fn comune(p: &mut Problems, raw: &mut RawComune, notify: &mut Notify) -> ComuneLinks {
+    let mut url = |key: &str, v: Option<String>| -> Option<String> {
+        let v = v.filter(|v| !v.is_empty())?;
+        let ok = (v.starts_with("https://") || v.starts_with("http://"))
+            && v.len() <= 300
+            && !v
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "\"'<>`{}".contains(c));
+        if ok {
+            Some(v)
+        } else {
+            p.add(
+                key,
+                format!("expected an http:// or https:// URL of at most 300 characters, without spaces or quotes; found {v:?}"),
+            );
+            None
+        }
+    };
+    let privacy_url = url("comune.privacy_url", raw.privacy_url.take());
+    let accessibility_url = url("comune.accessibility_url", raw.accessibility_url.take());
+    let complaint_url = url("comune.complaint_url", raw.complaint_url.take());
+    let complaint_email = raw
+        .complaint_email
+        .take()
+        .filter(|v| !v.is_empty())
+        .map(|v| notify_address(p, "comune.complaint_email", Some(v), "").to_string());
+    let offices = std::mem::take(&mut raw.offices);
+    if offices.len() > MAX_OFFICES {
+        p.add(
+            "comune.offices",
+            format!("at most {MAX_OFFICES} offices, found {}", offices.len()),
+        );
+    }
+    for (code, name) in offices.into_iter().take(MAX_OFFICES) {
+        let name = name.trim().to_owned();
+        if code.is_empty() || code.len() > 100 || name.is_empty() || name.chars().count() > 120 {
+            p.add(
+                format!("comune.offices.{code}"),
+                "an office code of 1 to 100 characters and a name of 1 to 120",
+            );
+            continue;
+        }
+        notify.office_names.insert(code, name);
+    }
+    ComuneLinks {
+        privacy_url,
+        accessibility_url,
+        complaint_url,
+        complaint_email,
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where it came from: a path, or `built-in` for the embedded default.
     pub source_name: String,
     pub comune_name: String,
+    /// `[comune]`: the pages and addresses every citizen message links to.
+    pub comune_links: ComuneLinks,
     pub calendar: CalendarSpec,
     pub policy: Policy,
     pub database_url: String,
@@ -785,7 +865,9 @@ fn validate(
     let mut notify = notify(&mut p, raw.notify);
     let domicile = domicile::domicile(&mut p, raw.domicile);
     notify.routing.office_record_is_domicile = domicile.office_record;
-    let comune_name = raw.comune.name.unwrap_or_else(|| "Comune".to_owned());
+    let mut raw_comune = raw.comune;
+    let comune_links = comune(&mut p, &mut raw_comune, &mut notify);
+    let comune_name = raw_comune.name.unwrap_or_else(|| "Comune".to_owned());
     let templates = admin::templates(&mut p, raw.templates);
     let admin = admin::admin(&mut p, raw.admin);
     let portal = portal::portal(&mut p, raw.portal, &http_cfg.public_base_url);
@@ -813,6 +895,7 @@ fn validate(
         Some(policy) if p.0.is_empty() => Ok(Config {
             source_name: source_name.to_owned(),
             comune_name,
+            comune_links,
             calendar,
             policy,
             database_url,
@@ -1424,6 +1507,13 @@ fn notify(p: &mut Problems, n: RawNotify) -> Notify {
         365,
     ) as u32;
     let retention_days = p.ranged("notify.retention_days", n.retention_days, 365, 1, 3650) as u32;
+    let last_warning_working_days = p.ranged(
+        "notify.last_warning_working_days",
+        n.last_warning_working_days,
+        3,
+        0,
+        20,
+    ) as u32;
     let close_at_suspension_cap = match n.suspension_cap_outcome.as_deref().unwrap_or("office") {
         "office" => false,
         "close" => true,
@@ -1445,6 +1535,8 @@ fn notify(p: &mut Problems, n: RawNotify) -> Notify {
         max_reminders,
         suspension_cap_days,
         close_at_suspension_cap,
+        last_warning_working_days,
+        office_names: BTreeMap::new(),
         staff_alerts_office_hours_only: n.staff_alerts_office_hours_only.unwrap_or(true),
         retention_days,
         routing: Default::default(),

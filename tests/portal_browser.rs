@@ -105,7 +105,7 @@ async fn scenario(b: &Browser, p: &Portal, axe_js: &str) -> Result<(), String> {
     let tel = b.attr(&b.find("a[href^='tel:']").await?, "href").await?;
     ensure!(tel.as_deref() == Some("tel:060606"), "{tel:?}");
     ensure!(
-        html.contains("dal lunedì al venerdì, dalle 9:00 alle 17:00"),
+        html.contains("dal lunedì al venerdì, dalle 09:00 alle 17:00"),
         "the URP's hours are shown"
     );
     let steps = b.find_all("ol.passi li").await?;

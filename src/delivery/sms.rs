@@ -558,7 +558,8 @@ pub struct Guarded {
 pub struct SmsChannel {
     providers: Vec<Guarded>,
     sender: String,
-    reply_number: Option<String>,
+    /// Where replies go, per language (a template partial), when the sender is an alias.
+    reply_lines: std::collections::BTreeMap<crate::domain::Lang, String>,
     max_fragments: u32,
     resend_uncertain: bool,
 }
@@ -589,7 +590,12 @@ impl SmsChannel {
         Ok(SmsChannel {
             providers,
             sender: sms.sender.clone(),
-            reply_number: sms.reply_number.clone(),
+            reply_lines: match &sms.reply_number {
+                Some(r) if sms.sender.chars().any(|c| c.is_ascii_alphabetic()) => {
+                    crate::templates::sms_reply_lines(r)
+                }
+                _ => Default::default(),
+            },
             max_fragments: sms.max_fragments,
             resend_uncertain: sms.resend_uncertain,
         })
@@ -613,16 +619,16 @@ impl SmsChannel {
     }
 
     /// The text as it goes on the air: plain punctuation (accented letters are kept, so the
-    /// meaning is too), with where to reply when the sender is an alias, and cut to the
-    /// configured number of parts. The reply line is kept whole when the text is cut.
-    pub fn text_of(&self, text: &str) -> String {
+    /// meaning is too), with where to reply (in the message's language, from the template
+    /// partial) when the sender is an alias, and cut to the configured number of parts. The
+    /// reply line is kept whole when the text is cut.
+    pub fn text_of(&self, text: &str, lang: crate::domain::Lang) -> String {
         let body = plain_punctuation(text.trim());
-        let suffix = match &self.reply_number {
-            Some(r) if self.sender.chars().any(|c| c.is_ascii_alphabetic()) => {
-                format!(" Risposte al {r}")
-            }
-            _ => String::new(),
-        };
+        let suffix = self
+            .reply_lines
+            .get(&lang)
+            .map(|l| format!(" {}", plain_punctuation(l)))
+            .unwrap_or_default();
         cut_to_parts(&body, &suffix, self.max_fragments)
     }
 }
@@ -681,7 +687,7 @@ impl super::Channel for SmsChannel {
                 {
                     return settled;
                 }
-                let text = self.text_of(&msg.text);
+                let text = self.text_of(&msg.text, msg.language);
                 super::Sent {
                     attempts: self.send_failing_over(msg, &to, &text).await,
                     resent: in_doubt && !self.any_can_query(),

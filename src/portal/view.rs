@@ -190,6 +190,14 @@ pub fn message_title(lang: Lang, kind: &str) -> String {
         ),
         "violazione" => ("Avviso di ritardo", "Notice of delay"),
         "chiusura" => ("Richiesta conclusa", "Request completed"),
+        "cambio_data" => (
+            "Nuova data prevista di conclusione",
+            "New expected completion date",
+        ),
+        "ultimo_avviso" => (
+            "Ultimo avviso prima della chiusura",
+            "Final notice before closure",
+        ),
         "revoca_sms" => ("SMS disattivati", "Text messages turned off"),
         "riattivazione_sms" => ("SMS riattivati", "Text messages turned on again"),
         "risposta_stato" => (

@@ -576,15 +576,15 @@ impl Outbox<'_> {
             derived: &derived,
             events: &history,
         })?;
-        let Some((at, text)) = decision.close.clone() else {
+        let Some((at, automatic)) = decision.close.clone() else {
             return Ok(decision);
         };
         let e = NewEvent {
             at: at.max(derived.last_event_at),
-            body: EventBody::Closed { text: Some(text) },
+            body: EventBody::Closed { text: None },
         };
         crate::ticket::apply(&mut derived, received_at, &e, now)?;
-        history.push(self.record_closure(conn, id, &e, now).await?);
+        history.push(self.record_closure(conn, id, &e, automatic, now).await?);
         let mut closed = record.clone();
         closed.closed_at = Some(e.at);
         closed.waiting_since = None;
@@ -606,10 +606,11 @@ impl Outbox<'_> {
         conn: &mut AnyConnection,
         id: i64,
         e: &NewEvent,
+        automatic: Value,
         now: Timestamp,
     ) -> Result<EventRecord, OutboxError> {
         let hash = e.content_hash();
-        let data = e.to_stored_json(None);
+        let data = e.to_stored_json(Some(("automatic", automatic)));
         let event_id = insert_event(
             conn,
             id,

@@ -667,6 +667,9 @@ impl Tickets<'_> {
             apply(&mut d, received_at, &e, now)?;
             let hash = e.content_hash();
             let key = format!("rebaseline:{pol_v}:{cal_v}:{}", now.0);
+            // The date the ticket had under the versions it leaves: what the citizen was told,
+            // for the engine to say how the new versions moved it.
+            let due_before = record.sla.due_at.map(|t| t.to_string());
             insert_event(
                 &mut tx,
                 id,
@@ -674,7 +677,7 @@ impl Tickets<'_> {
                 Source::System,
                 &key,
                 &hash,
-                &e.to_stored_json(None),
+                &e.to_stored_json(Some(("due_before", serde_json::json!(due_before)))),
                 now,
             )
             .await?;

@@ -215,6 +215,35 @@ struct TemplateFile {
     io_markdown: Option<String>,
 }
 
+/// The line an SMS sent under an alphanumeric sender ends with, naming the number replies go
+/// to, in each language: the bundled partials `risposta_sms_it` and `risposta_sms_en` rendered
+/// with `numero`. A language whose partial is missing or does not render has no line.
+pub fn sms_reply_lines(number: &str) -> BTreeMap<Lang, String> {
+    let mut out = BTreeMap::new();
+    let Ok(catalog) = Catalog::bundled() else {
+        return out;
+    };
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    for lang in [Lang::It, Lang::En] {
+        let name = format!("risposta_sms_{}", lang_str(lang));
+        let line = catalog
+            .partials
+            .get(&name)
+            .and_then(|source| {
+                hb.render_template(source, &serde_json::json!({ "numero": number }))
+                    .ok()
+            })
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty());
+        if let Some(line) = line {
+            out.insert(lang, line);
+        }
+    }
+    out
+}
+
 /// The bundled defaults: every template, its samples, and the partials.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -347,6 +376,8 @@ pub struct Settings {
     pub status_url_example: Option<String>,
     /// The closure notice asks the satisfaction question (`survey.enabled`).
     pub survey: bool,
+    /// The privacy notice, the accessibility statement, where to complain (`[comune]`).
+    pub links: crate::config::ComuneLinks,
 }
 
 /// The `[templates]` keys only the catalog can judge: every kind named in
@@ -387,14 +418,22 @@ impl Settings {
             comune: "Comune di Esempio".to_owned(),
             urp_phone: "06 1234 5678".to_owned(),
             urp_email: "urp@comune.example.it".to_owned(),
-            urp_hours_it: "dal lunedì al venerdì, dalle 9:00 alle 17:00".to_owned(),
-            urp_hours_en: "Monday to Friday, 9:00 to 17:00".to_owned(),
+            urp_hours_it: "dal lunedì al venerdì, dalle 09:00 alle 17:00".to_owned(),
+            urp_hours_en: "Monday to Friday, 09:00 to 17:00".to_owned(),
             working_day_s: 8 * 3600,
             sms_plain_punctuation: true,
             sms_max_parts: BTreeMap::new(),
             sms_max_parts_default: 2,
             status_url_example: Some(example_link("https://urp.comune.example.it")),
             survey: false,
+            links: crate::config::ComuneLinks {
+                privacy_url: Some("https://www.comune.example.it/privacy".to_owned()),
+                accessibility_url: Some(
+                    "https://form.agid.gov.it/view/00000000-0000-0000-0000-000000000000".to_owned(),
+                ),
+                complaint_url: Some("https://www.comune.example.it/reclami".to_owned()),
+                complaint_email: Some("reclami@comune.example.it".to_owned()),
+            },
         }
     }
 
@@ -424,6 +463,7 @@ impl Settings {
                 .enabled
                 .then(|| example_link(&config.portal.base_url)),
             survey: config.survey.enabled,
+            links: config.comune_links.clone(),
         }
     }
 
@@ -467,6 +507,13 @@ impl Settings {
         {
             m.insert(STATUS_URL.to_owned(), Value::Null);
         }
+        // The same for the comune's pages linked from every footer.
+        let link = |u: &Option<String>| match u {
+            Some(u) if channel != Channel::Io || u.starts_with("https://") => {
+                Value::String(u.clone())
+            }
+            _ => Value::Null,
+        };
         m.entry(ACCESS_CODE.to_owned()).or_insert(Value::Null);
         m.entry(SURVEY.to_owned()).or_insert(Value::Bool(false));
         m.insert("comune".to_owned(), Value::String(self.comune.clone()));
@@ -481,6 +528,10 @@ impl Settings {
                 "phone": self.urp_phone,
                 "email": self.urp_email,
                 "hours": match lang { Lang::It => &self.urp_hours_it, Lang::En => &self.urp_hours_en },
+                "privacy_url": link(&self.links.privacy_url),
+                "accessibility_url": link(&self.links.accessibility_url),
+                "complaint_url": link(&self.links.complaint_url),
+                "complaint_email": self.links.complaint_email,
             }),
         );
         Value::Object(m)

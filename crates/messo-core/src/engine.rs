@@ -32,11 +32,18 @@ pub struct Notify {
     /// Working days between reminders of an integration request (0: no reminders).
     pub reminder_after_working_days: u32,
     pub max_reminders: u32,
-    /// Calendar days after which a suspension is reported to the office (L. 241/1990 art. 2 c. 7).
+    /// Calendar days the office waits for an integrazione before the suspension is reported
+    /// (the agreement's own rule; docs/daemon.md says which law applies to what).
     pub suspension_cap_days: u32,
     /// What happens at the cap: the office is alerted, and with `close` the ticket is also closed
     /// with a notice to the citizen.
     pub close_at_suspension_cap: bool,
+    /// With `close_at_suspension_cap`, the citizen's last warning goes out at the opening of the
+    /// working day this many working days before the closure (0: no last warning).
+    pub last_warning_working_days: u32,
+    /// The office's names by code (`[comune.offices]`): what citizens and staff read instead of
+    /// a code.
+    pub office_names: std::collections::BTreeMap<String, String>,
     /// Staff alerts wait for office hours.
     pub staff_alerts_office_hours_only: bool,
     /// Days after which sent messages and processed inbox rows lose their personal content.
@@ -72,8 +79,9 @@ pub struct Decision {
     /// When to look at the ticket again without a new event.
     pub next_check_at: Option<Timestamp>,
     /// Close the ticket now (a suspension passed its cap and the outcome is `close`): the
-    /// instant and the reason the citizen reads.
-    pub close: Option<(Timestamp, String)>,
+    /// instant, and what the closed event records under `automatic` (the reason as data:
+    /// templates say it in the citizen's language).
+    pub close: Option<(Timestamp, Value)>,
 }
 
 /// What the engine decides with, besides the ticket.
@@ -114,10 +122,12 @@ pub fn decide(
 ) -> Result<Decision, crate::sla::OutOfRange> {
     let view = evaluate(ctx.sla, received_at, derived, now)?;
     let mut owed = Owed::new(ctx, ticket, received_at, derived, &view, now);
+    let dates = owed.dates(events);
     for e in events {
-        owed.event(e);
+        owed.event(e, &dates);
     }
-    owed.deadline();
+    owed.date_changes(dates.changes);
+    owed.deadline(dates.office_date);
     let Owed {
         notices,
         later,
@@ -155,7 +165,54 @@ struct Owed<'a> {
     office_not_before: Timestamp,
     notices: Vec<Notice>,
     later: Vec<Timestamp>,
-    close: Option<(Timestamp, String)>,
+    close: Option<(Timestamp, Value)>,
+}
+
+/// How long after a change of the expected date the engine waits for more changes before it
+/// tells the citizen: changes made together (a priority and a category, a reopening and a new
+/// priority) make one notice.
+pub const DATE_CHANGE_SETTLE_S: i64 = 300;
+
+/// The event kinds that may move the expected closure and owe a date-change notice. (The end of
+/// a suspension moves it too: the resumption notice tells the new date.)
+const DATE_MOVES: [&str; 5] = [
+    "priority_changed",
+    "category_changed",
+    "reopened",
+    "rebaselined",
+    "expected_date_set",
+];
+
+/// The expected closure as the citizen was told it, along the history.
+#[derive(Debug, Default)]
+struct Dates {
+    /// The expected closure right after the receipt.
+    at_receipt: Option<Timestamp>,
+    /// Per resumption (event id): the date told before the suspension and the new one.
+    resumed: std::collections::BTreeMap<i64, (Option<Timestamp>, Option<Timestamp>)>,
+    /// The date-change notices owed: the last event of the changes, the old and new dates,
+    /// what moved it, the office's reason when it set the date.
+    changes: Vec<DateChange>,
+    /// The date the office set last (`expected_date_set`), while the ticket is open.
+    office_date: Option<Timestamp>,
+}
+
+#[derive(Debug)]
+struct DateChange {
+    last_event: i64,
+    old: Timestamp,
+    new: Timestamp,
+    why: std::collections::BTreeSet<&'static str>,
+    office_reason: Option<String>,
+}
+
+/// Changes of the expected date not yet told: from the first one's old date to the last one.
+struct Burst {
+    old: Option<Timestamp>,
+    last: usize,
+    last_at: Timestamp,
+    why: std::collections::BTreeSet<&'static str>,
+    office_reason: Option<String>,
 }
 
 impl<'a> Owed<'a> {
@@ -173,6 +230,7 @@ impl<'a> Owed<'a> {
             "number": ticket.number,
             "subject": ticket.subject,
             "office": ticket.office,
+            "office_name": ctx.notify.office_names.get(&ticket.office).unwrap_or(&ticket.office),
             "category": derived.category.as_str(),
             "priority": derived.priority.as_str(),
             "received_at": fmt(received_at),
@@ -277,7 +335,7 @@ impl<'a> Owed<'a> {
     }
 
     /// What one event of the history owes.
-    fn event(&mut self, e: &EventRecord) {
+    fn event(&mut self, e: &EventRecord, dates: &Dates) {
         let id = e.id.to_string();
         match e.kind.as_str() {
             "received" => {
@@ -285,9 +343,13 @@ impl<'a> Owed<'a> {
                 let counting_from = cal
                     .next_opening(self.received_at)
                     .unwrap_or(self.received_at);
+                // The date the receipt tells is the one of the request as it arrived: a later
+                // change has its own notice with the old and the new date.
+                let due_at = dates.at_receipt.or(self.view.due_at).map(|t| self.fmt(t));
                 let payload = self.with(json!({
                     "out_of_hours": counting_from > self.received_at && self.view.state != "closed",
                     "counting_from": self.fmt(counting_from),
+                    "due_at": due_at,
                 }));
                 self.citizen(Kind::Ricevuta, "receipt".to_owned(), payload);
             }
@@ -299,6 +361,8 @@ impl<'a> Owed<'a> {
                 let payload = self.with(json!({
                     "missing": e.data["missing"],
                     "reply_by": self.reply_by(e.occurred_at),
+                    "reminders": self.reminders_planned(),
+                    "closes_if_no_reply": self.ctx.notify.close_at_suspension_cap,
                 }));
                 self.citizen(Kind::RichiestaIntegrazione, id.clone(), payload);
                 // Reminders and the cap belong to the wait still open.
@@ -310,17 +374,202 @@ impl<'a> Owed<'a> {
                 }
             }
             "integration_received" => {
-                let payload = self.with(json!({"channel": e.data["channel"]}));
+                let (before, after) = dates.resumed.get(&e.id).copied().unwrap_or_default();
+                let mut payload = self.with(json!({
+                    "channel": e.data["channel"],
+                    "due_before": before.map(|t| self.fmt(t)),
+                }));
+                if let (Some(t), Value::Object(m)) = (after, &mut payload) {
+                    m.insert("due_at".to_owned(), json!(self.fmt(t)));
+                }
                 self.citizen(Kind::Ripresa, id, payload);
             }
             "closed" => {
-                let payload = self
-                    .with(json!({"text": e.data["text"], "closed_late": self.view.closed_late}));
+                let payload = self.with(json!({
+                    "text": e.data["text"],
+                    "closed_late": self.view.closed_late,
+                    "automatic": e.data.get("automatic").cloned().unwrap_or(Value::Null),
+                }));
                 self.citizen(Kind::Chiusura, id, payload);
             }
-            // Notes, contacts made or corrected from the console, priority and category
-            // changes, rebaselines and reopenings owe no notice.
+            // Notes and contacts made or corrected from the console owe no notice; changes
+            // of the expected date are told by `date_changes`.
             _ => {}
+        }
+    }
+
+    /// How many reminders an integration request will have.
+    fn reminders_planned(&self) -> u32 {
+        let n = self.ctx.notify;
+        if n.reminder_after_working_days == 0 {
+            0
+        } else {
+            n.max_reminders
+        }
+    }
+
+    /// The expected closure along the history: after the receipt, before and after each
+    /// suspension, and the changes the citizen is owed a notice of. A change is told once the
+    /// changes made together settled ([`DATE_CHANGE_SETTLE_S`]); a change that leaves the date
+    /// as told, or moves it to an instant already past, owes nothing; nothing is told while the
+    /// ticket waits for the citizen or is closed (the resumption and a reopening tell it).
+    /// Changes before the last rebaseline were decided under the previous calendar and policy
+    /// and are not looked at again.
+    fn dates(&mut self, events: &[EventRecord]) -> Dates {
+        let mut out = Dates::default();
+        let Some(states) = crate::ticket::record::states(events) else {
+            return out;
+        };
+        if states.len() != events.len() {
+            return out;
+        }
+        let sla = self.ctx.sla;
+        let due = |i: usize| -> Option<Timestamp> {
+            let (received_at, d) = &states[i];
+            if d.closed_at.is_some() || d.waiting_since.is_some() {
+                return None;
+            }
+            evaluate(sla, *received_at, d, d.last_event_at)
+                .ok()
+                .and_then(|v| v.due_at)
+        };
+        let last_rebaseline = events.iter().rposition(|e| e.kind == "rebaselined");
+        let mut told: Option<Timestamp> = None;
+        let mut burst: Option<Burst> = None;
+        for (i, e) in events.iter().enumerate() {
+            let kind = e.kind.as_str();
+            if kind == "received" {
+                told = due(i);
+                out.at_receipt = told;
+                continue;
+            }
+            let moves = DATE_MOVES.contains(&kind);
+            let ends_burst = !moves
+                && matches!(
+                    kind,
+                    "integration_requested" | "integration_received" | "closed"
+                );
+            let settled_gap = burst
+                .as_ref()
+                .is_some_and(|b| e.occurred_at.0 - b.last_at.0 > DATE_CHANGE_SETTLE_S);
+            if ends_burst || (moves && settled_gap) || kind == "rebaselined" {
+                if let Some(b) = burst.take() {
+                    self.flush(b, events, &due, last_rebaseline, &mut told, &mut out);
+                }
+            }
+            match kind {
+                "integration_received" => {
+                    let after = due(i);
+                    out.resumed.insert(e.id, (told, after));
+                    if after.is_some() {
+                        told = after;
+                    }
+                }
+                "closed" => out.office_date = None,
+                "rebaselined" => {
+                    if let Some(t) = e
+                        .data
+                        .get("due_before")
+                        .and_then(Value::as_str)
+                        .and_then(|t| Timestamp::parse_rfc3339(t).ok())
+                    {
+                        told = Some(t);
+                    }
+                }
+                "expected_date_set" => {
+                    out.office_date = e
+                        .data
+                        .get("expected_at")
+                        .and_then(Value::as_str)
+                        .and_then(|t| Timestamp::parse_rfc3339(t).ok());
+                }
+                _ => {}
+            }
+            if moves {
+                let b = burst.get_or_insert(Burst {
+                    old: told,
+                    last: i,
+                    last_at: e.occurred_at,
+                    why: Default::default(),
+                    office_reason: None,
+                });
+                b.last = i;
+                b.last_at = e.occurred_at;
+                b.why.insert(match kind {
+                    "priority_changed" => "priority",
+                    "category_changed" => "category",
+                    "reopened" => "reopened",
+                    "rebaselined" => "calendar",
+                    _ => "office",
+                });
+                if kind == "expected_date_set" {
+                    b.office_reason = e.data["reason"].as_str().map(str::to_owned);
+                }
+            }
+        }
+        if let Some(b) = burst {
+            let settles = b.last_at.plus(DATE_CHANGE_SETTLE_S);
+            if settles > self.now {
+                self.later.push(settles);
+            } else {
+                self.flush(b, events, &due, last_rebaseline, &mut told, &mut out);
+            }
+        }
+        out
+    }
+
+    /// The notice a settled burst of changes owes, if the date moved.
+    fn flush(
+        &self,
+        b: Burst,
+        events: &[EventRecord],
+        due: &dyn Fn(usize) -> Option<Timestamp>,
+        last_rebaseline: Option<usize>,
+        told: &mut Option<Timestamp>,
+        out: &mut Dates,
+    ) {
+        // An open ticket's date: the office's when it set one, else the term.
+        let new = match due(b.last) {
+            Some(d) => Some(out.office_date.unwrap_or(d)),
+            None => None,
+        };
+        let Some(new) = new else {
+            return;
+        };
+        let before_rebaseline = last_rebaseline.is_some_and(|r| b.last < r);
+        let last = &events[b.last];
+        if let Some(old) = b.old
+            && old != new
+            && new > last.occurred_at
+            && !before_rebaseline
+        {
+            out.changes.push(DateChange {
+                last_event: last.id,
+                old,
+                new,
+                why: b.why,
+                office_reason: b.office_reason,
+            });
+        }
+        *told = Some(new);
+    }
+
+    /// The date-change notices.
+    fn date_changes(&mut self, changes: Vec<DateChange>) {
+        for c in changes {
+            let why: serde_json::Map<String, Value> = c
+                .why
+                .iter()
+                .map(|w| ((*w).to_owned(), json!(true)))
+                .collect();
+            let payload = self.with(json!({
+                "due_before": self.fmt(c.old),
+                "due_at": self.fmt(c.new),
+                "later": c.new > c.old,
+                "why": why,
+                "office_reason": c.office_reason,
+            }));
+            self.citizen(Kind::CambioData, c.last_event.to_string(), payload);
         }
     }
 
@@ -350,20 +599,40 @@ impl<'a> Owed<'a> {
             let payload = self.with(json!({
                 "missing": e.data["missing"],
                 "reminder": k,
+                "reminders": self.reminders_planned(),
                 "requested_at": self.fmt(e.occurred_at),
                 "reply_by": self.reply_by(e.occurred_at),
+                "closes_if_no_reply": n.close_at_suspension_cap,
             }));
             self.citizen(Kind::SollecitoIntegrazione, format!("{id}:{k}"), payload);
         }
     }
 
-    /// The cap on the open integration request `e` (L. 241/1990 art. 2 c. 7): the office is
-    /// told when it passes, and with `close_at_suspension_cap` the ticket is closed.
+    /// The cap on the open integration request `e` (the agreement's integrazione rule, with the
+    /// office's `suspension_cap_days`): the office is told when it passes, and with
+    /// `close_at_suspension_cap` the citizen has a last warning first and the ticket is closed.
     fn suspension_cap(&mut self, e: &EventRecord, id: String) {
         let n = self.ctx.notify;
         let cap = e
             .occurred_at
             .plus(i64::from(n.suspension_cap_days) * 86_400);
+        if n.close_at_suspension_cap
+            && cap > self.now
+            && let Some(at) = self.last_warning_at(cap)
+            && at > e.occurred_at
+        {
+            if at > self.now {
+                self.later.push(at);
+            } else {
+                let payload = self.with(json!({
+                    "missing": e.data["missing"],
+                    "requested_at": self.fmt(e.occurred_at),
+                    "reply_by": self.fmt(cap),
+                    "closes_at": self.fmt(cap),
+                }));
+                self.citizen(Kind::UltimoAvviso, id.clone(), payload);
+            }
+        }
         if cap > self.now {
             self.later.push(cap);
             return;
@@ -371,11 +640,11 @@ impl<'a> Owed<'a> {
         if n.close_at_suspension_cap {
             self.close = Some((
                 cap,
-                format!(
-                    "La richiesta è chiusa perché l'integrazione richiesta {} non è arrivata entro {} giorni. Può presentare una nuova richiesta in qualsiasi momento.",
-                    crate::locale::when(crate::domain::Lang::It, &self.fmt(e.occurred_at)),
-                    n.suspension_cap_days
-                ),
+                json!({
+                    "reason": "suspension_cap",
+                    "requested_at": self.fmt(e.occurred_at),
+                    "cap_days": n.suspension_cap_days,
+                }),
             ));
         }
         let payload = self.with(
@@ -390,9 +659,33 @@ impl<'a> Owed<'a> {
         );
     }
 
+    /// When the last warning before an automatic closure at `cap` goes out: the first opening
+    /// of the working day `last_warning_working_days` working days before the cap's day.
+    fn last_warning_at(&self, cap: Timestamp) -> Option<Timestamp> {
+        let n = self.ctx.notify.last_warning_working_days;
+        if n == 0 {
+            return None;
+        }
+        let cal = &self.ctx.sla.calendar;
+        let mut day = cal.local_day(cap);
+        let mut found = 0;
+        // A year of days is more than any calendar's run of closed days.
+        for _ in 0..400 {
+            day -= 1;
+            if let Some((opening, _)) = cal.day(day).windows.first() {
+                found += 1;
+                if found == n {
+                    return Some(*opening);
+                }
+            }
+        }
+        None
+    }
+
     /// The deadline's notices: a warning to the office while it nears, and a breach (the due
     /// instant came before the ticket was closed, if it was) to citizen, office and supervisor.
-    fn deadline(&mut self) {
+    /// The breach notice gives the date the office set, when it set one.
+    fn deadline(&mut self, office_date: Option<Timestamp>) {
         let n = self.ctx.notify;
         if self.view.state == "warning"
             && let Some(due) = self.view.due_at
@@ -413,7 +706,10 @@ impl<'a> Owed<'a> {
             return;
         }
         let key = format!("due:{}", due.0);
-        let payload = self.with(json!({"breached_at": self.fmt(due)}));
+        let payload = self.with(json!({
+            "breached_at": self.fmt(due),
+            "new_expected_at": office_date.filter(|t| *t > due).map(|t| self.fmt(t)),
+        }));
         self.citizen(Kind::Violazione, key.clone(), payload.clone());
         self.staff(
             Kind::Violazione,
@@ -458,6 +754,8 @@ mod tests {
             max_reminders: 2,
             suspension_cap_days: 30,
             close_at_suspension_cap: false,
+            last_warning_working_days: 3,
+            office_names: Default::default(),
             staff_alerts_office_hours_only: true,
             retention_days: 365,
             routing: Default::default(),
@@ -792,8 +1090,10 @@ mod tests {
                 (Kind::SospensioneScaduta, Recipient::Office, "2"),
             ]
         );
-        let (at, text) = d.close.expect("closed at the cap");
+        let (at, automatic) = d.close.expect("closed at the cap");
         assert_eq!(at, ts("2026-03-12T11:00:00+01:00"));
-        assert!(text.contains("entro 10 giorni"), "{text}");
+        assert_eq!(automatic["reason"], "suspension_cap");
+        assert_eq!(automatic["cap_days"], 10);
+        assert_eq!(automatic["requested_at"], "2026-03-02T11:00:00+01:00");
     }
 }

@@ -148,11 +148,11 @@ pub fn when(lang: Lang, rfc3339: &str) -> String {
 }
 
 fn hm(min: u16) -> String {
-    format!("{}:{:02}", min / 60, min % 60)
+    format!("{:02}:{:02}", min / 60, min % 60)
 }
 
-/// The office's weekly hours in words: `dal lunedì al venerdì, dalle 9:00 alle 17:00` (days with
-/// the same windows are grouped; `Monday to Friday, 9:00 to 17:00` in English).
+/// The office's weekly hours in words: `dal lunedì al venerdì, dalle 09:00 alle 17:00` (days with
+/// the same windows are grouped; `Monday to Friday, 09:00 to 17:00` in English).
 pub fn office_hours(lang: Lang, weekly: &[Vec<crate::calendar::Window>; 7]) -> String {
     let it = lang == Lang::It;
     let windows = |ws: &[crate::calendar::Window]| {

@@ -1,7 +1,7 @@
 //! Where a citizen's notice goes first. Pure.
 //!
-//! 1. A legally relevant notice ([`LEGAL_KINDS`]: the integration request, its reminders and
-//!    the closure) goes to the citizen's digital domicile when there is one (CAD art. 3-bis):
+//! 1. A legally relevant notice ([`LEGAL_KINDS`]: the integration request, its reminders, the
+//!    last warning and the closure) goes to the citizen's digital domicile when there is one (CAD art. 3-bis):
 //!    the PEC address elected in INAD, looked up by codice fiscale; or, when
 //!    `[domicile] office_record` is on, the PEC address the office holds for the citizen.
 //! 2. Otherwise, with `[io]` on, a citizen with a codice fiscale who did not opt out of IO gets
@@ -16,21 +16,24 @@ use crate::ticket::Citizen;
 
 /// The notices with legal weight for the citizen: what the office asks and the decision that
 /// ends the request. They go to the digital domicile when the citizen has one.
-pub const LEGAL_KINDS: [Kind; 3] = [
+pub const LEGAL_KINDS: [Kind; 4] = [
     Kind::RichiestaIntegrazione,
     Kind::SollecitoIntegrazione,
+    Kind::UltimoAvviso,
     Kind::Chiusura,
 ];
 
 /// The notices the app IO can carry by default: every citizen notice about a ticket. The SMS
 /// keyword answers and the SMS opt-out confirmations stay SMS (they answer an SMS); a reply
 /// that matched no ticket goes back where it came from.
-pub const IO_KINDS: [Kind; 7] = [
+pub const IO_KINDS: [Kind; 9] = [
     Kind::Ricevuta,
     Kind::Avanzamento,
     Kind::RichiestaIntegrazione,
     Kind::SollecitoIntegrazione,
+    Kind::UltimoAvviso,
     Kind::Ripresa,
+    Kind::CambioData,
     Kind::Violazione,
     Kind::Chiusura,
 ];

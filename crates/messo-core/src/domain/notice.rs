@@ -29,6 +29,11 @@ pub enum Kind {
     Violazione,
     /// The ticket was closed.
     Chiusura,
+    /// The expected date of closure moved (priority, category, reopening, new calendar, a date
+    /// the office set): the old and the new date and why.
+    CambioData,
+    /// The last warning before a ticket waiting for an integrazione is closed automatically.
+    UltimoAvviso,
     /// To the office: a citizen notice had no channel to go through (the engine, or the
     /// fallback chain at its end).
     CittadinoIrraggiungibile,
@@ -63,7 +68,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 24] = [
         Kind::Ricevuta,
         Kind::Avanzamento,
         Kind::RichiestaIntegrazione,
@@ -73,6 +78,8 @@ impl Kind {
         Kind::PreavvisoScadenza,
         Kind::Violazione,
         Kind::Chiusura,
+        Kind::CambioData,
+        Kind::UltimoAvviso,
         Kind::CittadinoIrraggiungibile,
         Kind::EsitoIncerto,
         Kind::RispostaNonAbbinata,
@@ -100,6 +107,8 @@ impl Kind {
             Kind::PreavvisoScadenza => "preavviso_scadenza",
             Kind::Violazione => "violazione",
             Kind::Chiusura => "chiusura",
+            Kind::CambioData => "cambio_data",
+            Kind::UltimoAvviso => "ultimo_avviso",
             Kind::CittadinoIrraggiungibile => "cittadino_irraggiungibile",
             Kind::EsitoIncerto => "esito_incerto",
             Kind::RispostaNonAbbinata => "risposta_non_abbinata",

@@ -662,6 +662,14 @@ pub enum EventBody {
         channel: String,
         text: String,
     },
+    /// The office tells the citizen a new expected date of closure (after a breach, or when the
+    /// work will take longer): the date the citizen is told from now on. The SLA term, which
+    /// measures compliance, does not move.
+    ExpectedDateSet {
+        #[serde(serialize_with = "as_rfc3339")]
+        expected_at: Timestamp,
+        reason: String,
+    },
     /// The office corrected the citizen's contacts (the addresses given replace those on file).
     /// Recorded from the console; owes nothing itself (the console queues again what never
     /// arrived).
@@ -674,6 +682,11 @@ pub enum EventBody {
         pec: Option<String>,
         reason: String,
     },
+}
+
+/// An instant as it is sent and stored in event data (RFC 3339, UTC).
+fn as_rfc3339<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(t)
 }
 
 impl EventBody {
@@ -692,6 +705,7 @@ impl EventBody {
             EventBody::Rebaselined { .. } => "rebaselined",
             EventBody::ContactMade { .. } => "contact_made",
             EventBody::ContactChanged { .. } => "contact_changed",
+            EventBody::ExpectedDateSet { .. } => "expected_date_set",
         }
     }
 }
@@ -834,7 +848,10 @@ impl NewEvent {
 fn event_fields(kind: &str, internal: bool) -> &'static [&'static str] {
     match kind {
         "received" if internal => &["ticket"],
-        "rebaselined" if internal => &["policy_version", "calendar_version", "reason"],
+        "rebaselined" if internal => {
+            &["policy_version", "calendar_version", "reason", "due_before"]
+        }
+        "closed" if internal => &["text", "automatic"],
         "contact_made" if internal => &["channel", "text"],
         "contact_changed" if internal => &["email", "mobile", "pec", "reason"],
         "step_changed" => &["step", "text"],
@@ -845,6 +862,7 @@ fn event_fields(kind: &str, internal: bool) -> &'static [&'static str] {
         "closed" => &["text"],
         "reopened" => &["reason"],
         "note" => &["text"],
+        "expected_date_set" => &["expected_at", "reason"],
         _ => &[],
     }
 }
@@ -916,11 +934,21 @@ fn event_body(f: &mut Fields<'_>, internal: bool) -> Option<EventBody> {
             .text("reason", 1000)
             .map(|reason| EventBody::Reopened { reason }),
         Some("note") => f.text("text", 4000).map(|text| EventBody::Note { text }),
+        Some("expected_date_set") => {
+            let expected_at = f.time("expected_at");
+            let reason = f.text("reason", 1000);
+            expected_at
+                .zip(reason)
+                .map(|(expected_at, reason)| EventBody::ExpectedDateSet {
+                    expected_at,
+                    reason,
+                })
+        }
         Some(other) => {
             f.fail(
                 "kind",
                 format!(
-                    "unknown event kind {other:?}; expected step_changed|integration_requested|integration_received|priority_changed|category_changed|closed|reopened|note"
+                    "unknown event kind {other:?}; expected step_changed|integration_requested|integration_received|priority_changed|category_changed|closed|reopened|note|expected_date_set"
                 ),
             );
             None
@@ -989,6 +1017,9 @@ pub enum EventRejection {
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
 }
+
+/// How far ahead the office may set a new expected date (a year).
+pub const MAX_EXPECTED_DATE_S: i64 = 366 * 86_400;
 
 /// Clock skew tolerated for events stamped slightly in the future.
 pub const FUTURE_TOLERANCE_S: i64 = 300;
@@ -1104,6 +1135,18 @@ fn change(d: &mut Derived, e: &NewEvent) -> Result<(), EventRejection> {
         EventBody::Reopened { .. } => {
             d.closed_at = None;
             close_open_suspension(d, e.at);
+        }
+        EventBody::ExpectedDateSet { expected_at, .. } => {
+            let late = e.at.plus(MAX_EXPECTED_DATE_S);
+            if *expected_at <= e.at || *expected_at > late {
+                return Err(EventRejection::Invalid {
+                    field: "expected_at".to_owned(),
+                    message: format!(
+                        "the new expected date ({expected_at}) must come after the event ({}) and within a year of it",
+                        e.at
+                    ),
+                });
+            }
         }
         EventBody::Note { .. }
         | EventBody::Rebaselined { .. }

@@ -96,6 +96,25 @@ pub fn derive(
     state.ok_or_else(|| corrupt("no received event".into()))
 }
 
+/// The derived state after each event of a stored history (the receipt's first), for the
+/// engine to compare the expected closure before and after a change. `None` when the history
+/// does not replay (the caller treats it as having nothing to compare).
+pub fn states(events: &[EventRecord]) -> Option<Vec<(Timestamp, Derived)>> {
+    let mut out: Vec<(Timestamp, Derived)> = Vec::with_capacity(events.len());
+    for e in events {
+        if e.kind == "received" {
+            let t = NewTicket::from_json(e.data.get("ticket").unwrap_or(&Value::Null)).ok()?;
+            out.push((t.received_at, Derived::new(&t)));
+            continue;
+        }
+        let (received_at, mut d) = out.last()?.clone();
+        let ev = NewEvent::from_stored_json(&e.data).ok()?;
+        apply(&mut d, received_at, &ev, Timestamp(i64::MAX / 2)).ok()?;
+        out.push((received_at, d));
+    }
+    Some(out)
+}
+
 pub fn state_name(s: &str) -> &'static str {
     match s {
         "running" => "running",
