@@ -75,13 +75,17 @@ async fn world(config: &mut Config) -> World {
 
 /// A ticket whose citizen prefers SMS; returns the receipt's outbox id.
 async fn owe_sms(w: &World, number: &str, mobile: &str) -> i64 {
+    owe_sms_in(w, number, mobile, "it").await
+}
+
+async fn owe_sms_in(w: &World, number: &str, mobile: &str, language: &str) -> i64 {
     let t = NewTicket::from_json(&json!({
         "number": number,
         "office": "anagrafe",
         "priority": "normale",
         "subject": "Carta d'identità",
         "received_at": RECEIVED,
-        "citizen": {"mobile": mobile, "email": "anna@example.it", "preferred_channel": "sms"}
+        "citizen": {"mobile": mobile, "email": "anna@example.it", "preferred_channel": "sms", "language": language}
     }))
     .expect("ticket");
     let id = w
@@ -170,6 +174,33 @@ async fn rest_it_gets_the_documented_request_and_its_answer_is_recorded() {
         "{text}"
     );
     assert!(body["max_fragments"].as_u64().is_some_and(|n| n >= 1));
+}
+
+/// The reply line comes from the template partial in the citizen's language.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_english_citizen_is_told_where_to_reply_in_english() {
+    let server = MockServer::start().await;
+    let mut c = cfg(rest_it(&server));
+    let w = world(&mut c).await;
+    let id = owe_sms_in(&w, "S-EN", "347 123 4568", "en").await;
+    Mock::given(method("POST"))
+        .and(path("/API/v1.0/REST/sms"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "result": "OK", "order_id": format!("messo-{id}"), "internal_order_id": "IOD-78", "total_sent": 1
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let r = drain(&w, at(RECEIVED)).await;
+    assert_eq!(r.delivered, 1, "{r:?}");
+    let req = &server.received_requests().await.expect("requests")[0];
+    let body: Value = serde_json::from_slice(&req.body).expect("json");
+    let text = body["message"].as_str().expect("text");
+    assert!(
+        text.contains("S-EN") && text.ends_with(" Replies to +393470000000"),
+        "{text}"
+    );
+    assert!(!text.contains("Risposte"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

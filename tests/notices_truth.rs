@@ -88,7 +88,10 @@ async fn drive(store: &Store, engine: &Engine, until: Timestamp) {
             break;
         }
         engine.cycle(t).await.expect("cycle");
-        engine.cycle(t).await.expect("a second pass owes nothing new");
+        engine
+            .cycle(t)
+            .await
+            .expect("a second pass owes nothing new");
     }
     engine.cycle(until).await.expect("cycle at the end");
 }
@@ -171,7 +174,11 @@ async fn each_date_moving_event_owes_one_notice_with_both_dates(store: &Store) {
         .expect("new versions");
     let moved = store
         .tickets()
-        .rebaseline(Some("DATE-2"), "chiusura straordinaria", ts("2026-03-02T13:00:00+01:00"))
+        .rebaseline(
+            Some("DATE-2"),
+            "chiusura straordinaria",
+            ts("2026-03-02T13:00:00+01:00"),
+        )
         .await
         .expect("rebaseline");
     assert_eq!(moved, 1);
@@ -189,13 +196,21 @@ async fn changes_made_together_make_one_notice_and_no_move_owes_nothing(store: &
     let id = create(store, "DATE-3", "normale").await;
     drive(store, &engine, ts("2026-03-02T10:20:00+01:00")).await;
     // Two changes a minute apart, in one pass: one notice naming both.
-    event(store, "DATE-3", json!({"kind": "priority_changed", "at": "2026-03-02T11:00:00+01:00", "priority": "alta"})).await;
+    event(
+        store,
+        "DATE-3",
+        json!({"kind": "priority_changed", "at": "2026-03-02T11:00:00+01:00", "priority": "alta"}),
+    )
+    .await;
     event(store, "DATE-3", json!({"kind": "category_changed", "at": "2026-03-02T11:01:00+01:00", "category": "albo_pretorio"})).await;
     drive(store, &engine, ts("2026-03-02T11:30:00+01:00")).await;
     let notices = citizen_notices(store, id).await;
     let changes = of_kind(&notices, "cambio_data");
     assert_eq!(changes.len(), 1, "{notices:?}");
-    assert_eq!(changes[0]["why"], json!({"priority": true, "category": true}));
+    assert_eq!(
+        changes[0]["why"],
+        json!({"priority": true, "category": true})
+    );
     assert_eq!(changes[0]["due_before"], "2026-03-09T10:15:00+01:00");
     assert_eq!(changes[0]["due_at"], "2026-03-05T10:15:00+01:00");
 
@@ -203,8 +218,18 @@ async fn changes_made_together_make_one_notice_and_no_move_owes_nothing(store: &
     event(store, "DATE-3", json!({"kind": "category_changed", "at": "2026-03-02T12:00:00+01:00", "category": "generale"})).await;
     drive(store, &engine, ts("2026-03-02T12:30:00+01:00")).await;
     // A change and its undoing in one pass leave the date as told.
-    event(store, "DATE-3", json!({"kind": "priority_changed", "at": "2026-03-02T13:00:00+01:00", "priority": "bassa"})).await;
-    event(store, "DATE-3", json!({"kind": "priority_changed", "at": "2026-03-02T13:02:00+01:00", "priority": "alta"})).await;
+    event(
+        store,
+        "DATE-3",
+        json!({"kind": "priority_changed", "at": "2026-03-02T13:00:00+01:00", "priority": "bassa"}),
+    )
+    .await;
+    event(
+        store,
+        "DATE-3",
+        json!({"kind": "priority_changed", "at": "2026-03-02T13:02:00+01:00", "priority": "alta"}),
+    )
+    .await;
     drive(store, &engine, ts("2026-03-02T14:00:00+01:00")).await;
     assert_eq!(
         of_kind(&citizen_notices(store, id).await, "cambio_data").len(),
@@ -236,7 +261,12 @@ async fn a_reopening_and_a_resumption_tell_the_new_date(store: &Store) {
 
     // Closed at 10:00 with 1 h counted since 9:00, reopened on Thursday at 9:00: the time closed
     // does not count, so the due instant moves from Wednesday 16:00 to Thursday 15:00.
-    event(store, "DATE-4", json!({"kind": "closed", "at": "2026-03-04T10:00:00+01:00", "text": "Done."})).await;
+    event(
+        store,
+        "DATE-4",
+        json!({"kind": "closed", "at": "2026-03-04T10:00:00+01:00", "text": "Done."}),
+    )
+    .await;
     drive(store, &engine, ts("2026-03-04T12:00:00+01:00")).await;
     event(store, "DATE-4", json!({"kind": "reopened", "at": "2026-03-05T09:00:00+01:00", "reason": "wrong certificate"})).await;
     drive(store, &engine, ts("2026-03-05T09:10:00+01:00")).await;
@@ -283,7 +313,13 @@ async fn the_office_s_new_date_reaches_the_citizen_and_the_breach_notice(store: 
     let past = NewEvent::from_json(&json!({"kind": "expected_date_set", "at": "2026-03-04T10:00:00+01:00", "expected_at": "2026-03-01T12:00:00+01:00", "reason": "x"})).expect("valid shape");
     let refused = store
         .tickets()
-        .append_event("DATE-5", &past, None, Source::Api, ts("2026-03-04T10:00:00+01:00"))
+        .append_event(
+            "DATE-5",
+            &past,
+            None,
+            Source::Api,
+            ts("2026-03-04T10:00:00+01:00"),
+        )
         .await;
     let why = format!("{:?}", refused.expect_err("a date in the past is refused"));
     assert!(why.contains("expected_at"), "{why}");
@@ -339,13 +375,45 @@ async fn an_automatic_closure_is_warned_and_explained(store: &Store) {
 /// Words that give a message away as Italian, and as English (none of them a name, an address
 /// or a number a message carries in either language).
 const ITALIAN: &[&str] = &[
-    "richiesta", "gentile", "giorni", "entro", "della", "prevista", "ufficio", "chiusa",
-    "cordiali", "risposta", "numero", "documenti", "grazie", "sospesi", "tempi", "alle",
-    "risposte", "lunedì", "marzo", "aprile",
+    "richiesta",
+    "gentile",
+    "giorni",
+    "entro",
+    "della",
+    "prevista",
+    "ufficio",
+    "chiusa",
+    "cordiali",
+    "risposta",
+    "numero",
+    "documenti",
+    "grazie",
+    "sospesi",
+    "tempi",
+    "alle",
+    "risposte",
+    "lunedì",
+    "marzo",
+    "aprile",
 ];
 const ENGLISH: &[&str] = &[
-    "request", "dear", "days", "please", "expected", "office", "closed", "regards", "reply",
-    "replies", "documents", "thank", "your", "the", "monday", "march", "april",
+    "request",
+    "dear",
+    "days",
+    "please",
+    "expected",
+    "office",
+    "closed",
+    "regards",
+    "reply",
+    "replies",
+    "documents",
+    "thank",
+    "your",
+    "the",
+    "monday",
+    "march",
+    "april",
 ];
 
 fn words(text: &str) -> Vec<String> {
@@ -361,7 +429,12 @@ async fn every_notice_renders_in_one_language_with_real_payloads(store: &Store) 
     let engine = Engine::new(store.clone(), closing.notify.clone());
     let a = create(store, "LANG-1", "normale").await;
     event(store, "LANG-1", json!({"kind": "step_changed", "at": "2026-03-02T10:30:00+01:00", "step": "check", "text": "Assigned."})).await;
-    event(store, "LANG-1", json!({"kind": "priority_changed", "at": "2026-03-02T10:40:00+01:00", "priority": "bassa"})).await;
+    event(
+        store,
+        "LANG-1",
+        json!({"kind": "priority_changed", "at": "2026-03-02T10:40:00+01:00", "priority": "bassa"}),
+    )
+    .await;
     event(store, "LANG-1", json!({"kind": "integration_requested", "at": "2026-03-02T11:00:00+01:00", "missing": "ID card"})).await;
     drive(store, &engine, ts("2026-04-02T00:00:00+02:00")).await;
     let b = create(store, "LANG-2", "urgente").await;
@@ -369,7 +442,12 @@ async fn every_notice_renders_in_one_language_with_real_payloads(store: &Store) 
     event(store, "LANG-2", json!({"kind": "integration_received", "at": "2026-03-02T12:00:00+01:00", "channel": "email"})).await;
     event(store, "LANG-2", json!({"kind": "expected_date_set", "at": "2026-03-02T12:30:00+01:00", "expected_at": "2026-03-06T12:00:00+01:00", "reason": "TARI 2025"})).await;
     drive(store, &engine, ts("2026-03-04T12:00:00+01:00")).await;
-    event(store, "LANG-2", json!({"kind": "closed", "at": "2026-03-04T12:00:00+01:00", "text": "TARI 2025"})).await;
+    event(
+        store,
+        "LANG-2",
+        json!({"kind": "closed", "at": "2026-03-04T12:00:00+01:00", "text": "TARI 2025"}),
+    )
+    .await;
     drive(store, &engine, ts("2026-03-05T12:00:00+01:00")).await;
 
     let mut payloads = citizen_notices(store, a).await;
@@ -424,9 +502,14 @@ async fn every_notice_renders_in_one_language_with_real_payloads(store: &Store) 
                         assert!(!text.contains(bad), "{at} {part}: {bad:?} in {text}");
                     }
                     let ws = words(&text);
-                    assert!(!ws.iter().any(|w| w == "null"), "{at} {part}: null in {text}");
-                    let foreign: Vec<&&str> =
-                        other.iter().filter(|w| ws.iter().any(|x| x == **w)).collect();
+                    assert!(
+                        !ws.iter().any(|w| w == "null"),
+                        "{at} {part}: null in {text}"
+                    );
+                    let foreign: Vec<&&str> = other
+                        .iter()
+                        .filter(|w| ws.iter().any(|x| x == **w))
+                        .collect();
                     assert!(foreign.is_empty(), "{at} {part}: {foreign:?} in {text}");
                     // And it is in its own language.
                     assert!(

@@ -295,6 +295,21 @@ pub enum EventKinds {
         #[schema(min_length = 1, max_length = 4000)]
         text: String,
     },
+    /// The office's new expected date of closure (after a breach, or when the work takes
+    /// longer): told to the citizen with the reason, and given in the breach notice. The SLA
+    /// term does not move. After `at` and within a year of it (422); not on a closed ticket (409).
+    #[schema(title = "expected_date_set")]
+    ExpectedDateSet {
+        /// When it happened: RFC 3339 with a UTC offset.
+        #[schema(format = DateTime)]
+        at: String,
+        /// The new expected date: RFC 3339 with a UTC offset.
+        #[schema(format = DateTime)]
+        expected_at: String,
+        /// Why, in words the citizen reads.
+        #[schema(min_length = 1, max_length = 1000)]
+        reason: String,
+    },
 }
 
 #[derive(ToSchema)]
@@ -376,6 +391,8 @@ pub enum EventKind {
     ContactMade,
     /// The office corrected the citizen's contacts (recorded from the console).
     ContactChanged,
+    /// The office set a new expected date of closure.
+    ExpectedDateSet,
 }
 
 #[derive(ToSchema)]

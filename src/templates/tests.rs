@@ -551,3 +551,16 @@ fn a_telephone_prompt_is_plain_speakable_text_or_it_is_refused() {
             .is_none()
     );
 }
+
+#[test]
+fn the_sms_reply_line_is_a_partial_in_each_language() {
+    let lines = sms_reply_lines("+393470000000");
+    assert_eq!(
+        lines.get(&Lang::It).map(String::as_str),
+        Some("Risposte al +393470000000")
+    );
+    assert_eq!(
+        lines.get(&Lang::En).map(String::as_str),
+        Some("Replies to +393470000000")
+    );
+}
