@@ -674,6 +674,39 @@ async fn walk(
     ensure!(notes == 1, "{notes} notes");
     page(b, "13-note", "#t-actions-title", axe_js, log).await?;
 
+    // 8b. A new expected date: the wall clock in Rome becomes an instant with Rome's offset
+    // (winter: +01:00), recorded as the office's event.
+    enter(b, "details:has(#form-expected) > summary").await?;
+    let at = b.wait_for("#expected-at", WAIT).await?;
+    ensure!(b.displayed(&at).await?, "Enter opens the form");
+    b.execute(
+        "document.querySelector('#expected-at').value = '2027-01-15T12:30';",
+        vec![],
+    )
+    .await?;
+    b.send_keys(
+        &b.find("#expected-reason").await?,
+        "Serve il parere della Ragioneria",
+    )
+    .await?;
+    b.execute(
+        "document.querySelector('#form-expected button[type=\"submit\"]').click();",
+        vec![],
+    )
+    .await?;
+    b.wait_for_text("#status", "Nuova data prevista comunicata", WAIT)
+        .await?;
+    let set: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT e.data FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id \
+         WHERE t.number = '{WAITING}' AND e.kind = 'expected_date_set'"
+    ))
+    .fetch_all(h.store.pool())
+    .await?;
+    ensure!(
+        set.len() == 1 && set[0].contains("2027-01-15T11:30:00+00:00"),
+        "{set:?}"
+    );
+
     enter(b, "#nav-queues").await?;
     b.wait_for("#queue-cards li[data-queue=\"unreachable\"]", WAIT)
         .await?;

@@ -167,6 +167,25 @@ async fn staff_actions_are_events_of_the_office(h: &Console) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    // A new expected date for the citizen, and one in the past refused naming the field.
+    let (status, set) = editor
+        .post_with(
+            EVENTS,
+            json!({"kind": "expected_date_set", "expected_at": "2026-03-20T12:00:00+01:00", "reason": "Serve il parere della Ragioneria."}),
+            &[("idempotency-key", "form-4b")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{set}");
+    assert_eq!(set["event"]["kind"], "expected_date_set", "{set}");
+    let (status, p) = editor
+        .post_with(
+            EVENTS,
+            json!({"kind": "expected_date_set", "expected_at": "2026-03-01T12:00:00+01:00", "reason": "x"}),
+            &[("idempotency-key", "form-4c")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(p.to_string().contains("expected_at"), "{p}");
     let (status, closed) = editor
         .post_with(
             EVENTS,
@@ -211,7 +230,7 @@ async fn staff_actions_are_events_of_the_office(h: &Console) {
         .filter(|e| e.kind != "received")
         .map(|e| json!(e.source))
         .collect();
-    assert_eq!(sources, vec![json!("console"); 4]);
+    assert_eq!(sources, vec![json!("console"); 5]);
 }
 
 async fn staff_actions_off_leave_the_crm_the_only_writer(h: &Console) {

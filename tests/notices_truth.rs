@@ -482,7 +482,12 @@ async fn every_notice_renders_in_one_language_with_real_payloads(store: &Store) 
                 Lang::It => (ITALIAN, ENGLISH),
                 Lang::En => (ENGLISH, ITALIAN),
             };
-            for channel in [Channel::Email, Channel::Sms, Channel::Io, Channel::Pec] {
+            let mut channels = vec![Channel::Email, Channel::Sms, Channel::Io, Channel::Pec];
+            // The notices an automated call may speak when every written channel failed.
+            if matches!(kind, Kind::RichiestaIntegrazione | Kind::Violazione) {
+                channels.push(Channel::Voice);
+            }
+            for channel in channels {
                 let at = format!("{kind_name}/{lang:?}/{channel:?}");
                 let m = templates
                     .render_message(Audience::Cittadino, kind, lang, channel, payload)
@@ -490,7 +495,7 @@ async fn every_notice_renders_in_one_language_with_real_payloads(store: &Store) 
                 // The template's own words: not the fallback's or the emergency wording.
                 assert_eq!(m.version, 0, "{at}: {m:?}");
                 let mut parts = vec![("text", m.text.clone())];
-                if channel != Channel::Sms {
+                if !matches!(channel, Channel::Sms | Channel::Voice) {
                     parts.push(("subject", m.subject.clone()));
                 }
                 if let Some(html) = &m.html {

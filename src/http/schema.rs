@@ -681,6 +681,7 @@ pub enum CitizenStepKind {
     IntegrationReceived,
     Closed,
     Reopened,
+    ExpectedDateSet,
 }
 
 /// One step of the request the citizen was told of.

@@ -286,7 +286,30 @@ fn step_of(lang: Lang, cal: &Calendar, e: &EventRecord) -> Option<Step> {
             "closed" => (
                 "closed",
                 tr(lang, "Richiesta conclusa", "Request completed"),
-                text("text").map(str::to_owned),
+                text("text").map(str::to_owned).or_else(|| {
+                    (d["automatic"]["reason"] == "suspension_cap").then(|| {
+                        tr(
+                            lang,
+                            "Chiusa perché i documenti o le informazioni richiesti non sono arrivati in tempo.",
+                            "Closed because the documents or information we asked for did not arrive in time.",
+                        )
+                    })
+                }),
+                None,
+            ),
+            "expected_date_set" => (
+                "expected_date_set",
+                match d["expected_at"]
+                    .as_str()
+                    .and_then(|t| Timestamp::parse_rfc3339(t).ok())
+                {
+                    Some(t) => match lang {
+                        Lang::It => format!("Nuova data prevista: {}", when(lang, cal, t).text),
+                        Lang::En => format!("New expected date: {}", when(lang, cal, t).text),
+                    },
+                    None => tr(lang, "Nuova data prevista", "New expected date"),
+                },
+                text("reason").map(str::to_owned),
                 None,
             ),
             "reopened" => (

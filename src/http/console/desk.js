@@ -37,6 +37,7 @@
     rebaselined: 'Termine ricalcolato',
     contact_made: 'Contatto avvenuto',
     contact_changed: 'Recapito corretto',
+    expected_date_set: 'Nuova data prevista',
   };
   const SOURCE = {
     api: 'API',
@@ -825,6 +826,24 @@
     for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
   }
 
+  // A datetime-local value read as Rome's wall clock, written as RFC 3339 with Rome's offset
+  // then (+01:00 or +02:00); null for a time that does not exist there (the spring gap).
+  function romeOffset(local) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(local);
+    if (!m) return null;
+    const asUtc = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+    const fmt = new Intl.DateTimeFormat('en-CA', { timeZone: TZ, year: 'numeric', month: '2-digit',
+      day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    for (const off of [1, 2]) {
+      const p = {};
+      for (const x of fmt.formatToParts(new Date(asUtc - off * 3600000))) p[x.type] = x.value;
+      if (p.year + '-' + p.month + '-' + p.day + 'T' + p.hour + ':' + p.minute === local) {
+        return local + ':00+0' + off + ':00';
+      }
+    }
+    return null;
+  }
+
   // What each form sends: [method path, body, what the status line says] or an error.
   function actionRequest(form) {
     const number = ticket.number;
@@ -850,6 +869,14 @@
         if (!v('text')) return need('text', 'Scrivi la nota.');
         return { path: ticketPath(number) + '/events', body: { kind: 'note', text: v('text') }, event: true,
           done: 'Nota aggiunta alla pratica ' + number + '.' };
+      case 'form-expected': {
+        if (!v('expected_at')) return need('expected_at', 'Indica la nuova data prevista.');
+        if (!v('reason')) return need('reason', 'Scrivi il motivo per il cittadino.');
+        const at = romeOffset(v('expected_at'));
+        if (!at) return need('expected_at', 'Data non valida.');
+        return { path: ticketPath(number) + '/events', body: { kind: 'expected_date_set', expected_at: at, reason: v('reason') },
+          event: true, done: 'Nuova data prevista comunicata al cittadino per la pratica ' + number + '.' };
+      }
       case 'form-contact-made':
         if (!v('message')) return need('message', 'Scegli il messaggio.');
         if (!v('text')) return need('text', 'Scrivi cosa è stato detto al cittadino.');

@@ -51,7 +51,7 @@ struct StaffKey {
     key: Option<String>,
 }
 
-/// A staff action: one of four kinds, `at` defaulting to now.
+/// A staff action: one of five kinds, `at` defaulting to now.
 #[derive(ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[schema(as = StaffAction)]
@@ -97,6 +97,20 @@ enum StaffBody {
         #[schema(min_length = 1, max_length = 4000)]
         text: String,
     },
+    /// The office's new expected date of closure, told to the citizen with the reason; the SLA
+    /// term does not move. After now and within a year (422); not on a closed ticket (409).
+    #[schema(title = "expected_date_set")]
+    ExpectedDateSet {
+        /// RFC 3339 with a UTC offset; default now.
+        #[schema(format = DateTime)]
+        at: Option<String>,
+        /// RFC 3339 with a UTC offset.
+        #[schema(format = DateTime)]
+        expected_at: String,
+        /// Why, in words the citizen reads.
+        #[schema(min_length = 1, max_length = 1000)]
+        reason: String,
+    },
 }
 
 /// The event recorded, and the ticket as it stands.
@@ -111,9 +125,15 @@ struct StaffAnswer {
     ticket: Value,
 }
 
-const STAFF_KINDS: &[&str] = &["step_changed", "integration_requested", "closed", "note"];
+const STAFF_KINDS: &[&str] = &[
+    "step_changed",
+    "integration_requested",
+    "closed",
+    "note",
+    "expected_date_set",
+];
 
-/// The staff action as the API's event body: the kind checked against the four, `missing` from
+/// The staff action as the API's event body: the kind checked against the five, `missing` from
 /// a list to lines, `at` kept when given.
 fn event_body(value: &Value) -> Result<(Value, bool), Problem> {
     let Some(obj) = value.as_object() else {
