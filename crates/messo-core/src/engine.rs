@@ -1096,4 +1096,247 @@ mod tests {
         assert_eq!(automatic["cap_days"], 10);
         assert_eq!(automatic["requested_at"], "2026-03-02T11:00:00+01:00");
     }
+
+    /// A stored history from its receipt (`normale`, received Monday 2 March 2026 at 10:15)
+    /// and events of `(kind, at, data)`, decided at `now` as the store would: the derived state
+    /// replayed from the same events.
+    fn history_at(events: &[(&str, &str, Value)], now: &str) -> Decision {
+        let c = Case::new(notify());
+        let received = "2026-03-02T10:15:00+01:00";
+        let t = crate::ticket::NewTicket::from_json(&json!({
+            "number": "2026/000001", "office": "URP", "priority": "normale",
+            "subject": "Certificato", "received_at": received,
+            "citizen": {"email": "mario.rossi@example.it"}
+        }))
+        .expect("ticket");
+        let mut all = vec![event(
+            1,
+            "received",
+            received,
+            json!({"ticket": t.to_json()}),
+        )];
+        for (i, (kind, at, data)) in events.iter().enumerate() {
+            let mut data = data.clone();
+            data["kind"] = json!(kind);
+            data["at"] = json!(at);
+            all.push(event(i as i64 + 2, kind, at, data));
+        }
+        let (received_at, d) = crate::ticket::record::derive(1, &all).expect("replays");
+        let ticket = TicketRecord {
+            id: 1,
+            number: "2026/000001".into(),
+            office: "URP".into(),
+            category: d.category,
+            priority: d.priority,
+            subject: "Certificato".into(),
+            step: None,
+            citizen: by_email(),
+            received_at,
+            closed_at: d.closed_at,
+            waiting_since: d.waiting_since,
+            policy_version: 1,
+            calendar_version: 1,
+            sla: evaluate(&c.sla, received_at, &d, ts(now)).expect("in range"),
+        };
+        let ctx = Context {
+            sla: &c.sla,
+            notify: &c.notify,
+            sms_calendar: &c.sms,
+        };
+        decide(&ctx, &ticket, received_at, &d, &all, ts(now)).expect("in range")
+    }
+
+    fn date_changes(d: &Decision) -> Vec<(String, Value, Value)> {
+        d.notices
+            .iter()
+            .filter(|n| n.kind == Kind::CambioData)
+            .map(|n| {
+                (
+                    n.key.clone(),
+                    n.payload["due_before"].clone(),
+                    n.payload["due_at"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_date_change_waits_for_the_changes_to_settle() {
+        let change = [(
+            "priority_changed",
+            "2026-03-02T11:00:00+01:00",
+            json!({"priority": "urgente"}),
+        )];
+        // 4 min 59 s later: not yet, and the engine looks again when it settles.
+        let d = history_at(&change, "2026-03-02T11:04:59+01:00");
+        assert!(date_changes(&d).is_empty());
+        assert_eq!(d.next_check_at, Some(ts("2026-03-02T11:05:00+01:00")));
+        let d = history_at(&change, "2026-03-02T11:05:00+01:00");
+        assert_eq!(
+            date_changes(&d),
+            [(
+                "2".to_owned(),
+                json!("2026-03-09T10:15:00+01:00"),
+                json!("2026-03-03T10:15:00+01:00")
+            )]
+        );
+    }
+
+    #[test]
+    fn changes_five_minutes_apart_are_one_notice_and_further_apart_two() {
+        let together = [
+            (
+                "priority_changed",
+                "2026-03-02T11:00:00+01:00",
+                json!({"priority": "urgente"}),
+            ),
+            (
+                "priority_changed",
+                "2026-03-02T11:05:00+01:00",
+                json!({"priority": "alta"}),
+            ),
+        ];
+        let d = history_at(&together, "2026-03-02T12:00:00+01:00");
+        assert_eq!(
+            date_changes(&d),
+            [(
+                "3".to_owned(),
+                json!("2026-03-09T10:15:00+01:00"),
+                json!("2026-03-05T10:15:00+01:00")
+            )]
+        );
+        let apart = [
+            (
+                "priority_changed",
+                "2026-03-02T11:00:00+01:00",
+                json!({"priority": "urgente"}),
+            ),
+            (
+                "priority_changed",
+                "2026-03-02T11:05:01+01:00",
+                json!({"priority": "alta"}),
+            ),
+        ];
+        let d = history_at(&apart, "2026-03-02T12:00:00+01:00");
+        assert_eq!(
+            date_changes(&d),
+            [
+                (
+                    "2".to_owned(),
+                    json!("2026-03-09T10:15:00+01:00"),
+                    json!("2026-03-03T10:15:00+01:00")
+                ),
+                (
+                    "3".to_owned(),
+                    json!("2026-03-03T10:15:00+01:00"),
+                    json!("2026-03-05T10:15:00+01:00")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_date_already_past_or_unchanged_is_not_told() {
+        // Urgente from Wednesday: due Tuesday 3 at 10:15, already past.
+        let past = [(
+            "priority_changed",
+            "2026-03-04T11:00:00+01:00",
+            json!({"priority": "urgente"}),
+        )];
+        let d = history_at(&past, "2026-03-04T12:00:00+01:00");
+        assert!(date_changes(&d).is_empty());
+        // There and back in one go.
+        let back = [
+            (
+                "priority_changed",
+                "2026-03-02T11:00:00+01:00",
+                json!({"priority": "bassa"}),
+            ),
+            (
+                "priority_changed",
+                "2026-03-02T11:01:00+01:00",
+                json!({"priority": "normale"}),
+            ),
+        ];
+        let d = history_at(&back, "2026-03-02T12:00:00+01:00");
+        assert!(date_changes(&d).is_empty());
+        // While the citizen is asked for documents nothing is told; the resumption tells it.
+        let waiting = [
+            (
+                "integration_requested",
+                "2026-03-02T11:00:00+01:00",
+                json!({"missing": "x"}),
+            ),
+            (
+                "priority_changed",
+                "2026-03-02T11:30:00+01:00",
+                json!({"priority": "bassa"}),
+            ),
+            (
+                "integration_received",
+                "2026-03-03T09:00:00+01:00",
+                json!({"channel": "email"}),
+            ),
+        ];
+        let d = history_at(&waiting, "2026-03-03T12:00:00+01:00");
+        assert!(date_changes(&d).is_empty());
+        let resumed: Vec<&Notice> = d
+            .notices
+            .iter()
+            .filter(|n| n.kind == Kind::Ripresa)
+            .collect();
+        assert_eq!(
+            resumed[0].payload["due_before"],
+            "2026-03-09T10:15:00+01:00"
+        );
+        // 45 min counted before the wait; Bassa is 7 working days (56 h): 55 h 15 min left from
+        // Tuesday 3 at 09:00 (six full days, then 7 h 15 min) is Wednesday 11 at 16:15.
+        assert_eq!(resumed[0].payload["due_at"], "2026-03-11T16:15:00+01:00");
+    }
+
+    #[test]
+    fn the_last_warning_opens_three_working_days_before_the_closure() {
+        let mut n = notify();
+        n.close_at_suspension_cap = true;
+        n.reminder_after_working_days = 0;
+        let c = Case::new(n);
+        let asked = "2026-03-02T11:00:00+01:00";
+        let wait = |d: &mut Derived| {
+            d.waiting_since = Some(ts(asked));
+            d.suspensions = vec![Suspension::new(ts(asked), None).expect("suspension")];
+        };
+        let events = [event(
+            2,
+            "integration_requested",
+            asked,
+            json!({"missing": "x"}),
+        )];
+        // Cap: Wednesday 1 April 12:00 (CEST); three working days before: Friday 27 March.
+        let d = c.decide(
+            by_email(),
+            Priority::Normale,
+            "2026-03-02T10:00:00+01:00",
+            wait,
+            &events,
+            "2026-03-27T08:59:00+01:00",
+        );
+        assert!(!d.notices.iter().any(|n| n.kind == Kind::UltimoAvviso));
+        assert_eq!(d.next_check_at, Some(ts("2026-03-27T09:00:00+01:00")));
+        let d = c.decide(
+            by_email(),
+            Priority::Normale,
+            "2026-03-02T10:00:00+01:00",
+            wait,
+            &events,
+            "2026-03-27T09:00:00+01:00",
+        );
+        let warning: Vec<&Notice> = d
+            .notices
+            .iter()
+            .filter(|n| n.kind == Kind::UltimoAvviso)
+            .collect();
+        assert_eq!(warning.len(), 1);
+        assert_eq!(warning[0].payload["closes_at"], "2026-04-01T12:00:00+02:00");
+        assert_eq!(d.next_check_at, Some(ts("2026-04-01T12:00:00+02:00")));
+    }
 }
