@@ -1339,4 +1339,50 @@ mod tests {
         assert_eq!(warning[0].payload["closes_at"], "2026-04-01T12:00:00+02:00");
         assert_eq!(d.next_check_at, Some(ts("2026-04-01T12:00:00+02:00")));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Whatever the priority changes and their spacing: the notices chain (each starts from
+        /// the date the one before told, the first from the receipt's), none repeats a date,
+        /// and once the changes settled the last told date is the ticket's due instant.
+        #[test]
+        fn date_change_notices_chain_to_the_current_due_date(
+            steps in proptest::collection::vec((0usize..4, 1i64..900), 1..8)
+        ) {
+            let names = ["urgente", "alta", "normale", "bassa"];
+            let mut at = ts("2026-03-02T10:30:00+01:00");
+            let mut current = "normale";
+            let mut events: Vec<(&str, String, Value)> = Vec::new();
+            for (p, gap) in steps {
+                at = at.plus(gap);
+                if names[p] == current {
+                    continue;
+                }
+                current = names[p];
+                events.push(("priority_changed", at.to_string(), json!({"priority": current})));
+            }
+            let borrowed: Vec<(&str, &str, Value)> =
+                events.iter().map(|(k, a, d)| (*k, a.as_str(), d.clone())).collect();
+            let d = history_at(&borrowed, "2026-03-02T18:00:00+01:00");
+            let receipt = d
+                .notices
+                .iter()
+                .find(|n| n.kind == Kind::Ricevuta)
+                .map(|n| n.payload["due_at"].clone())
+                .expect("a receipt");
+            let mut told = receipt;
+            for (_, before, after) in date_changes(&d) {
+                proptest::prop_assert_eq!(&before, &told);
+                proptest::prop_assert_ne!(&before, &after);
+                told = after;
+            }
+            let due = d.sla.due_at.map(|t| json!(c_fmt(t)));
+            proptest::prop_assert_eq!(Some(told), due);
+        }
+    }
+
+    fn c_fmt(t: Timestamp) -> String {
+        Case::new(notify()).sla.calendar.format_rfc3339(t)
+    }
 }
