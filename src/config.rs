@@ -1581,6 +1581,45 @@ mod tests {
     }
 
     #[test]
+    fn the_comune_s_links_and_offices_are_checked_by_key() {
+        let ok = Config::from_toml(
+            "[comune]\nname = \"Comune di Prova\"\nprivacy_url = \"https://www.prova.it/privacy\"\n\
+             complaint_email = \"reclami@prova.it\"\n[comune.offices]\nTRIB = \" Ufficio Tributi \"\n",
+            "test",
+            no_env(),
+        )
+        .expect("valid");
+        assert_eq!(
+            ok.comune_links.privacy_url.as_deref(),
+            Some("https://www.prova.it/privacy")
+        );
+        assert_eq!(ok.comune_links.accessibility_url, None);
+        assert_eq!(
+            ok.notify.office_names.get("TRIB").map(String::as_str),
+            Some("Ufficio Tributi")
+        );
+        let ps = problems(
+            "[comune]\nprivacy_url = \"javascript:alert(1)\"\n\
+             accessibility_url = \"https://x.it/a\\\"onmouseover\"\n\
+             complaint_url = \"https://x.it/a b\"\ncomplaint_email = \"not an address\"\n\
+             [comune.offices]\nTRIB = \"  \"\n",
+        );
+        let keys: Vec<&str> = ps.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "comune.privacy_url",
+                "comune.accessibility_url",
+                "comune.complaint_url",
+                "comune.complaint_email",
+                "comune.offices.TRIB",
+            ]
+        );
+        let ps = problems("[notify]\nlast_warning_working_days = 21\n");
+        assert_eq!(ps[0].key, "notify.last_warning_working_days");
+    }
+
+    #[test]
     fn report_bounds_are_checked_by_key() {
         let keys =
             |text: &str| -> Vec<String> { problems(text).into_iter().map(|p| p.key).collect() };
