@@ -696,12 +696,14 @@ async fn walk(
     .await?;
     b.wait_for_text("#status", "Nuova data prevista comunicata", WAIT)
         .await?;
-    let set: Vec<String> = sqlx::query_scalar(&format!(
+    let set: Vec<String> = sqlx::query_scalar(
         "SELECT e.data FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id \
-         WHERE t.number = '{WAITING}' AND e.kind = 'expected_date_set'"
-    ))
+         WHERE t.number = $1 AND e.kind = 'expected_date_set'",
+    )
+    .bind(WAITING)
     .fetch_all(h.store.pool())
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     ensure!(
         set.len() == 1 && set[0].contains("2027-01-15T11:30:00+00:00"),
         "{set:?}"

@@ -452,10 +452,10 @@ impl<'a> Owed<'a> {
             let settled_gap = burst
                 .as_ref()
                 .is_some_and(|b| e.occurred_at.0 - b.last_at.0 > DATE_CHANGE_SETTLE_S);
-            if ends_burst || (moves && settled_gap) || kind == "rebaselined" {
-                if let Some(b) = burst.take() {
-                    self.flush(b, events, &due, last_rebaseline, &mut told, &mut out);
-                }
+            if (ends_burst || (moves && settled_gap) || kind == "rebaselined")
+                && let Some(b) = burst.take()
+            {
+                self.flush(b, events, &due, last_rebaseline, &mut told, &mut out);
             }
             match kind {
                 "integration_received" => {
