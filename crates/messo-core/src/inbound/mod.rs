@@ -105,3 +105,31 @@ pub struct Parsed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<auth::MailAuth>,
 }
+
+impl Parsed {
+    /// What the personal-data lifecycle keeps of a record: its route, ids, instants, receipt
+    /// facts and the size and hash of each attachment; the sender, recipients, subject, text,
+    /// digits, media links and attachment names go, and no attachment file is named any more.
+    pub fn without_personal_data(&self) -> Parsed {
+        Parsed {
+            route: self.route,
+            external_id: self.external_id.clone(),
+            occurred_at: self.occurred_at,
+            receipt: self.receipt.clone(),
+            automatic: self.automatic,
+            attachments: self
+                .attachments
+                .iter()
+                .map(|a| AttachmentMeta {
+                    name: "allegato".to_owned(),
+                    content_type: a.content_type.clone(),
+                    size: a.size,
+                    sha256: a.sha256.clone(),
+                    stored_as: None,
+                })
+                .collect(),
+            auth: self.auth.clone(),
+            ..Parsed::default()
+        }
+    }
+}

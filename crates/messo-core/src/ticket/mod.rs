@@ -555,6 +555,28 @@ impl NewTicket {
         }
     }
 
+    /// A ticket as its stored `received` event keeps it: as [`NewTicket::from_json`], and a
+    /// citizen whose contacts the personal-data lifecycle removed (`{"erased": true,
+    /// "language": …}`, see [`erased_citizen`]) is read as a citizen with no address.
+    pub fn from_stored_json(value: &Value) -> Result<NewTicket, Vec<FieldError>> {
+        let Some(citizen) = value.get("citizen").filter(|c| is_erased(c)) else {
+            return NewTicket::from_json(value);
+        };
+        let language = citizen.get("language").cloned().unwrap_or(Value::Null);
+        let mut stand_in = value.clone();
+        // Any valid address lets the rest be checked as always; it is dropped at once.
+        stand_in["citizen"] = serde_json::json!({"email": "erased@example.invalid"});
+        if language.is_string() {
+            stand_in["citizen"]["language"] = language;
+        }
+        let mut t = NewTicket::from_json(&stand_in)?;
+        t.citizen = Citizen {
+            language: t.citizen.language,
+            ..Citizen::default()
+        };
+        Ok(t)
+    }
+
     /// The ticket in the shape a client sends it, normalized (`received_at` in UTC): what the
     /// received event keeps, and what [`NewTicket::from_json`] reads back.
     pub fn to_json(&self) -> Value {
@@ -580,6 +602,57 @@ impl NewTicket {
     pub fn content_hash(&self) -> String {
         hash_json(&self.to_json())
     }
+}
+
+/// What the personal-data lifecycle leaves of a citizen's JSON: the mark `erased` and the
+/// language (the reports and the ticket's replay need nothing else).
+pub fn erased_citizen(citizen: &Value) -> Value {
+    let language = citizen
+        .get("language")
+        .and_then(Value::as_str)
+        .unwrap_or("it");
+    serde_json::json!({"erased": true, "language": language})
+}
+
+/// Whether a citizen's JSON is one [`erased_citizen`] made.
+pub fn is_erased(citizen: &Value) -> bool {
+    citizen.get("erased").and_then(Value::as_bool) == Some(true)
+}
+
+/// A stored event's data without the citizen's personal data: the `received` event's citizen
+/// erased, a contact correction's addresses removed, the citizen's reply text dropped. `None`
+/// when the event holds none (every other kind keeps the office's own words). What is left
+/// still replays to the same SLA facts.
+pub fn erased_event_data(kind: &str, data: &Value) -> Option<Value> {
+    let mut v = data.clone();
+    match kind {
+        "received" => {
+            let citizen = v.get("ticket")?.get("citizen")?;
+            if is_erased(citizen) {
+                return None;
+            }
+            v["ticket"]["citizen"] = erased_citizen(citizen);
+        }
+        "contact_changed" => {
+            let obj = v.as_object_mut()?;
+            if obj.get("erased").and_then(Value::as_bool) == Some(true) {
+                return None;
+            }
+            for k in ["email", "mobile", "pec"] {
+                obj.remove(k);
+            }
+            obj.insert("erased".to_owned(), Value::Bool(true));
+        }
+        "integration_received" => {
+            let obj = v.as_object_mut()?;
+            if obj.get("text").is_none_or(Value::is_null) {
+                return None;
+            }
+            obj.insert("text".to_owned(), Value::Null);
+        }
+        _ => return None,
+    }
+    Some(v)
 }
 
 /// SHA-256 (hex) of a JSON value's compact serialization with sorted keys.
@@ -719,7 +792,10 @@ fn contact_changed(f: &mut Fields<'_>) -> Option<EventBody> {
     let email = citizen_email(f, "email");
     let pec = citizen_email(f, "pec");
     let mobile = citizen_mobile(f);
-    let none = email.is_none() && mobile.is_none() && pec.is_none();
+    // A correction whose addresses the personal-data lifecycle removed (stored events only:
+    // the console's field list has no `erased`).
+    let erased = f.obj.get("erased").and_then(Value::as_bool) == Some(true);
+    let none = email.is_none() && mobile.is_none() && pec.is_none() && !erased;
     if none && f.errors.is_empty() {
         f.fail("email", "give at least one of email, mobile or pec");
     }
@@ -836,7 +912,7 @@ fn event_fields(kind: &str, internal: bool) -> &'static [&'static str] {
         "received" if internal => &["ticket"],
         "rebaselined" if internal => &["policy_version", "calendar_version", "reason"],
         "contact_made" if internal => &["channel", "text"],
-        "contact_changed" if internal => &["email", "mobile", "pec", "reason"],
+        "contact_changed" if internal => &["email", "mobile", "pec", "reason", "erased"],
         "step_changed" => &["step", "text"],
         "integration_requested" => &["missing"],
         "integration_received" => &["channel", "text"],
