@@ -1233,6 +1233,46 @@ mod tests {
     }
 
     #[test]
+    fn an_erased_ticket_still_reads_back_with_everything_but_the_citizen() {
+        let t = NewTicket::from_json(&body()).expect("ticket");
+        let stored = NewEvent {
+            at: t.received_at,
+            body: EventBody::Received,
+        }
+        .to_stored_json(Some(("ticket", t.to_json())));
+        let erased = erased_event_data("received", &stored).expect("a citizen to erase");
+        assert_eq!(
+            erased["ticket"]["citizen"],
+            json!({"erased": true, "language": "it"})
+        );
+        assert!(!erased.to_string().contains("rossi"), "{erased}");
+        assert_eq!(erased_event_data("received", &erased), None, "once only");
+        assert!(
+            NewTicket::from_json(&erased["ticket"]).is_err(),
+            "not from a client"
+        );
+        let back = NewTicket::from_stored_json(&erased["ticket"]).expect("stored");
+        assert_eq!(back.citizen, Citizen::default());
+        assert_eq!(
+            (back.number, back.received_at, back.priority),
+            (t.number, t.received_at, t.priority)
+        );
+
+        let change = json!({"kind": "contact_changed", "at": "2026-03-03T10:00:00+01:00",
+                            "email": "nuova@example.it", "reason": "al telefono"});
+        let erased = erased_event_data("contact_changed", &change).expect("addresses");
+        assert!(!erased.to_string().contains("nuova"), "{erased}");
+        assert!(NewEvent::from_stored_json(&erased).is_ok(), "{erased}");
+        assert!(contact_change(&json!({"erased": true, "reason": "x"})).is_err());
+        let reply = json!({"kind": "integration_received", "at": "2026-03-03T10:00:00+01:00",
+                           "channel": "email", "text": "ecco il documento"});
+        let erased = erased_event_data("integration_received", &reply).expect("a text");
+        assert_eq!(erased["text"], Value::Null);
+        assert!(NewEvent::from_stored_json(&erased).is_ok());
+        assert_eq!(erased_event_data("note", &reply), None);
+    }
+
+    #[test]
     fn contact_events_are_the_console_s_and_fit_a_closed_ticket() {
         let change = contact_change(&json!({"mobile": "347 765 4321", "reason": "al telefono"}))
             .expect("a correction");
