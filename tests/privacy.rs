@@ -201,14 +201,14 @@ async fn write_world(db: &TestDb, old_tickets: usize) -> Vec<i64> {
     for n in [1, 2, 3] {
         std::fs::write(db.dir.join("attachments").join(file_name(n)), b"pdf").expect("file");
     }
-    reply(store, Some(ids[0]), "m1", "processed", a, &file_name(1)).await;
-    reply(store, Some(ids[1]), "m2", "processed", a, &file_name(2)).await;
+    reply(store, Some(ids[0]), "m1", "done", a, &file_name(1)).await;
+    reply(store, Some(ids[1]), "m2", "done", a, &file_name(2)).await;
     reply(store, None, "m3", "unmatched", a, &file_name(1)).await;
     reply(
         store,
         Some(young_id),
         "m4",
-        "processed",
+        "done",
         young,
         &file_name(2),
     )
@@ -562,7 +562,7 @@ async fn write_citizen(db: &TestDb) -> i64 {
         store,
         Some(id),
         "r1",
-        "processed",
+        "done",
         ts("2026-03-04T10:00:00+01:00"),
         &file_name(7),
     )
@@ -1047,4 +1047,79 @@ fn retention_keys_are_checked_and_named() {
         &[],
     );
     assert!(e.contains("inbound_dayz"), "{e}");
+}
+
+/// The rate of the retention pass: `PRIVACY_ROWS` (20,000) closed tickets, each with its
+/// `received` and `closed` events and a sent message, pseudonymised and cleared in batches of
+/// 500 on SQLite; the figures in docs/performance.md come from
+/// `cargo test --release --test privacy -- --ignored --nocapture retention_rate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn retention_rate() {
+    let n: i64 = std::env::var("PRIVACY_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let db = start(Backend::Sqlite).await;
+    let store = &db.store;
+    let a = ts(A);
+    create(store, "SEED", citizen(CF, EMAIL), a.plus(-86_400)).await;
+    close(store, "SEED", a).await;
+    sql(
+        store,
+        &format!(
+            "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {n}) \
+             INSERT INTO tickets (number, office, category, priority, subject, step, step_text, \
+             citizen, fiscal_code, received_at, closed_at, waiting_since, policy_version, \
+             calendar_version, create_hash, sla_due_at, sla_state, sla_elapsed_s, \
+             sla_computed_at, next_check_at, last_event_at, created_at, updated_at, \
+             citizen_mobile, citizen_email) \
+             SELECT 'B-' || n, office, category, priority, subject, step, step_text, citizen, \
+             fiscal_code, received_at, closed_at, waiting_since, policy_version, \
+             calendar_version, create_hash, sla_due_at, sla_state, sla_elapsed_s, \
+             sla_computed_at, next_check_at, last_event_at, created_at, updated_at, \
+             citizen_mobile, citizen_email FROM tickets, seq WHERE number = 'SEED'"
+        ),
+    )
+    .await;
+    sql(
+        store,
+        "INSERT INTO ticket_events (ticket_id, kind, occurred_at, source, idempotency_key, \
+         content_hash, data, recorded_at) \
+         SELECT t.id, e.kind, e.occurred_at, e.source, e.idempotency_key, e.content_hash, \
+         e.data, e.recorded_at FROM tickets t, ticket_events e \
+         WHERE t.number LIKE 'B-%' AND e.ticket_id = (SELECT id FROM tickets WHERE number = 'SEED')",
+    )
+    .await;
+    sql(
+        store,
+        &format!(
+            "INSERT INTO outbox (ticket_id, kind, dedupe_key, recipient, channel, address, \
+             language, payload, not_before, state, created_at, updated_at, delivered_at, rendered) \
+             SELECT id, 'ricevuta', 'b', 'citizen', 'email', '{EMAIL}', 'it', '{{}}', {at}, \
+             'delivered', {at}, {at}, {at}, '{{\"text\": \"Gentile cittadino\"}}' \
+             FROM tickets WHERE number LIKE 'B-%'",
+            at = a.0
+        ),
+    )
+    .await;
+    let now = a.plus(Retention::seconds(400) + 3600);
+    let started = std::time::Instant::now();
+    let pass = store
+        .privacy()
+        .apply_retention(&retention(400, 500), &attachments(&db), now, 1000)
+        .await
+        .expect("pass");
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(pass.counts.closed_ticket_contacts, n as u64 + 1);
+    assert_eq!(pass.counts.message_bodies, n as u64);
+    let rows = pass.counts.closed_ticket_contacts + pass.counts.message_bodies;
+    println!(
+        "{} tickets and {} messages in {} batches of 500: {took:.2} s, {:.0} rows/s",
+        pass.counts.closed_ticket_contacts,
+        pass.counts.message_bodies,
+        pass.batches,
+        rows as f64 / took
+    );
+    db.finish().await;
 }
