@@ -204,15 +204,7 @@ async fn write_world(db: &TestDb, old_tickets: usize) -> Vec<i64> {
     reply(store, Some(ids[0]), "m1", "done", a, &file_name(1)).await;
     reply(store, Some(ids[1]), "m2", "done", a, &file_name(2)).await;
     reply(store, None, "m3", "unmatched", a, &file_name(1)).await;
-    reply(
-        store,
-        Some(young_id),
-        "m4",
-        "done",
-        young,
-        &file_name(2),
-    )
-    .await;
+    reply(store, Some(young_id), "m4", "done", young, &file_name(2)).await;
     reply(store, None, "m5", "pending", a, &file_name(3)).await;
     for (at, actor) in [(a, "old"), (young, "young")] {
         sql(
@@ -443,6 +435,37 @@ async fn retention_clears_each_kind_at_its_age_in_batches(db: &TestDb) {
         .expect("read")
         .expect("ticket");
     assert!(t.closed_at.is_none());
+    // Contacts given again are personal data again: gone after the next closure's period.
+    let change = messo::ticket::contact_change(
+        &json!({"email": "nuovo@example.it", "reason": "al telefono"}),
+    )
+    .expect("a correction");
+    store
+        .queues()
+        .correct_contact("2026/000001", "urp1", change, now, now.plus(120))
+        .await
+        .expect("corrected");
+    close(store, "2026/000001", now.plus(180)).await;
+    let past = now.plus(180 + Retention::seconds(days) + 3600);
+    store
+        .privacy()
+        .apply_retention(&r, &attachments(db), past, 200)
+        .await
+        .expect("pass");
+    assert_eq!(
+        count(
+            store,
+            "SELECT COUNT(*) FROM ticket_events WHERE data LIKE '%nuovo@example.it%'"
+        )
+        .await
+            + count(
+                store,
+                "SELECT COUNT(*) FROM tickets WHERE citizen LIKE '%nuovo@example.it%' \
+             OR citizen_email IS NOT NULL AND number = '2026/000001'"
+            )
+            .await,
+        0
+    );
 }
 
 /// `n` more tickets closed at `at`; how many.
@@ -654,6 +677,7 @@ async fn export_gathers_what_is_held_about_a_citizen(db: &TestDb) {
     assert_eq!(t["satisfaction"]["comment"], COMMENT);
     assert_eq!(v["digital_domicile"]["pec"], "mario@pec.it");
     assert_eq!(v["sms_opt_outs"][0]["number"], MOBILE);
+    assert_eq!(v["sms_opt_outs"][0]["keyword"], "STOP");
     assert_eq!(v["erasures"], json!([]));
     // Someone with nothing held gets an empty answer, not an error.
     let none = db

@@ -346,7 +346,8 @@ impl Privacy<'_> {
 
     /// Everything the store holds about the citizen with `cf`, as JSON: their tickets (with
     /// events, messages with their words, inbound records, satisfaction answer), the cached
-    /// digital domicile, the SMS opt-outs of their numbers, and the erasures recorded for them.
+    /// digital domicile, the SMS opt-outs of their numbers (and the office's lifts of them), and
+    /// the erasures recorded for them.
     pub async fn export(&self, cf: &FiscalCode, now: Timestamp) -> Result<Value, PrivacyError> {
         let pool = self.store.read_pool();
         let rows = sqlx::query(
@@ -415,6 +416,19 @@ impl Privacy<'_> {
                     "number": r.try_get::<String, _>("number")?,
                     "keyword": r.try_get::<String, _>("keyword")?,
                     "opted_out_at": ts(r.try_get("opted_out_at")?),
+                }));
+            }
+            for r in sqlx::query(
+                "SELECT number, lifted_at, lifted_by FROM sms_opt_out_lifts WHERE number = $1",
+            )
+            .bind(m)
+            .fetch_all(pool)
+            .await?
+            {
+                opt_outs.push(json!({
+                    "number": r.try_get::<String, _>("number")?,
+                    "lifted_at": ts(r.try_get("lifted_at")?),
+                    "lifted_by": r.try_get::<String, _>("lifted_by")?,
                 }));
             }
         }
