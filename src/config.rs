@@ -30,6 +30,7 @@ mod inbound;
 mod io;
 mod portal;
 mod reports;
+mod retention;
 mod schema;
 mod survey;
 mod voice;
@@ -44,6 +45,7 @@ pub use inbound::{Endpoint, Family, ImapAccount, ImapPolling, ImapSecurity, Inbo
 pub use io::{FeatureLevel, Io};
 pub use portal::{MIN_LINK_KEY_CHARS, Portal};
 pub use reports::{MonthlyReport, Reports};
+pub use retention::{AUDIT_FLOOR_DAYS, Retention};
 use schema::{Kind, Schema};
 pub use survey::Survey;
 pub use voice::{AccessCodePolicy, Outbound, SmsAnswers, Voice, VoiceProvider};
@@ -156,6 +158,8 @@ struct RawConfig {
     io: io::RawIo,
     #[serde(default)]
     domicile: domicile::RawDomicile,
+    #[serde(default)]
+    retention: retention::RawRetention,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -457,6 +461,8 @@ pub struct Config {
     pub io: Option<Io>,
     /// Where legally relevant notices go: the office's PEC record, INAD's domicile.
     pub domicile: Domicile,
+    /// How long each kind of personal data is kept (`[retention]`).
+    pub retention: Retention,
     /// Keys set from the environment, with the variable that set each.
     pub overrides: Vec<(String, String)>,
 }
@@ -864,6 +870,7 @@ fn validate(
     let http_cfg = http_config(&mut p, raw.http);
     let mut notify = notify(&mut p, raw.notify);
     let domicile = domicile::domicile(&mut p, raw.domicile);
+    let retention = retention::retention(&mut p, raw.retention, notify.retention_days);
     notify.routing.office_record_is_domicile = domicile.office_record;
     let mut raw_comune = raw.comune;
     let comune_links = comune(&mut p, &mut raw_comune, &mut notify);
@@ -916,6 +923,7 @@ fn validate(
             voice,
             io,
             domicile,
+            retention,
             overrides,
         }),
         _ => {

@@ -938,8 +938,8 @@ pub async fn run_with(
     let housekeeping = tokio::spawn(housekeeping_loop(
         store.clone(),
         clock.clone(),
-        config.notify.retention_days,
-        config.inbound.raw_retention_days,
+        Housekeeping::from_config(&config),
+        Arc::clone(&metrics),
         shutdown.clone(),
     ));
 
@@ -1061,13 +1061,106 @@ where
     }
 }
 
-/// Housekeeping, hourly (the first an hour after the start): retention of personal content in
-/// sent messages and processed rows, and of inbound raw payloads.
+/// What the hourly housekeeping applies: `[retention]` per kind of personal data, the CRM
+/// inbox's payloads (after `retention.message_bodies_days`), inbound raw payloads (after
+/// `inbound.raw_retention_days`), and where attachment files are kept.
+#[derive(Debug, Clone)]
+pub struct Housekeeping {
+    pub retention: crate::config::Retention,
+    pub raw_retention_days: u32,
+    pub attachments_dir: std::path::PathBuf,
+}
+
+impl Housekeeping {
+    pub fn from_config(config: &Config) -> Housekeeping {
+        Housekeeping {
+            retention: config.retention,
+            raw_retention_days: config.inbound.raw_retention_days,
+            attachments_dir: config.inbound.attachments_dir.clone(),
+        }
+    }
+}
+
+/// One housekeeping pass as the clock stands at `now` (tests drive it with their own clock):
+/// the retention of every kind of personal data in batches of `retention.batch_size` rows,
+/// counted in `metrics` and logged with counts only; the CRM inbox's payloads; idempotency
+/// answers older than a day; inbound raw payloads. A failure is logged and the rest goes on.
+pub async fn housekeeping(
+    store: &Store,
+    h: &Housekeeping,
+    metrics: &Metrics,
+    now: Timestamp,
+) -> Option<crate::store::RetentionReport> {
+    let started = Instant::now();
+    let report = match store
+        .privacy()
+        .apply_retention(
+            &h.retention,
+            &h.attachments_dir,
+            now,
+            crate::store::MAX_BATCHES_PER_PASS,
+        )
+        .await
+    {
+        Ok(r) => {
+            for (kind, n) in r.counts.by_kind() {
+                metrics.count_retention(kind, n);
+            }
+            if r.counts.total() > 0 || r.unfinished {
+                let c = &r.counts;
+                tracing::info!(
+                    message_bodies = c.message_bodies,
+                    closed_ticket_contacts = c.closed_ticket_contacts,
+                    inbound = c.inbound,
+                    attachments = c.attachments,
+                    audit = c.audit,
+                    domiciles = c.domiciles,
+                    batches = r.batches,
+                    unfinished = r.unfinished,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "retention applied"
+                );
+            }
+            Some(r)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "retention pass failed; the next pass tries again");
+            None
+        }
+    };
+    let bodies = now.plus(-crate::config::Retention::seconds(
+        h.retention.message_bodies_days,
+    ));
+    match store
+        .outbox()
+        .inbox_housekeeping(bodies, now.plus(-86_400))
+        .await
+    {
+        Ok((i, k)) if i + k > 0 => {
+            tracing::info!(inbox_rows = i, idempotency_keys = k, "housekeeping")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+    }
+    match store
+        .inbound()
+        .inbound_housekeeping(now.plus(-crate::config::Retention::seconds(h.raw_retention_days)))
+        .await
+    {
+        Ok(n) if n > 0 => tracing::info!(raw_payloads = n, "inbound raw payloads erased"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "inbound housekeeping failed"),
+    }
+    report
+}
+
+/// Housekeeping, hourly (the first an hour after the start): [`housekeeping`] at the clock's
+/// time.
 async fn housekeeping_loop(
     store: Store,
     clock: Clock,
-    retention_days: u32,
-    raw_retention_days: u32,
+    h: Housekeeping,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     const EVERY: Duration = Duration::from_secs(3600);
@@ -1078,33 +1171,7 @@ async fn housekeeping_loop(
             _ = every.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
-        let now = clock();
-        match store
-            .outbox()
-            .housekeeping(
-                now.plus(-i64::from(retention_days) * 86_400),
-                now.plus(-86_400),
-            )
-            .await
-        {
-            Ok((m, i, k)) if m + i + k > 0 => tracing::info!(
-                messages = m,
-                inbox_rows = i,
-                idempotency_keys = k,
-                "housekeeping"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
-        }
-        match store
-            .inbound()
-            .inbound_housekeeping(now.plus(-i64::from(raw_retention_days) * 86_400))
-            .await
-        {
-            Ok(n) if n > 0 => tracing::info!(raw_payloads = n, "inbound raw payloads erased"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "inbound housekeeping failed"),
-        }
+        housekeeping(&store, &h, &metrics, clock()).await;
     }
 }
 

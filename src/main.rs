@@ -95,6 +95,37 @@ enum Command {
     /// Ask a running daemon whether it is ready (`/readyz`): the container's health check.
     /// Exit status 0 when ready.
     Health(HealthArgs),
+    /// A citizen's personal data (GDPR art. 15 and 17): everything held about them as JSON,
+    /// or its erasure within the retention the law requires (docs/security.md).
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PrivacyCommand {
+    /// Print as JSON everything the store holds about the citizen with this codice fiscale:
+    /// tickets with their events, messages with their words, replies, the cached digital
+    /// domicile, SMS opt-outs, erasures recorded.
+    Export {
+        /// The citizen's codice fiscale.
+        #[arg(long, value_name = "CODICEFISCALE")]
+        cf: String,
+    },
+    /// Remove or pseudonymise what the law lets go of the citizen with this codice fiscale:
+    /// closed tickets' contacts and code, the words of messages sent, their replies and
+    /// attachments, the cached domicile. Refused (exit status 3, nothing changed) while one of
+    /// their tickets is open. Recorded with who, when and why.
+    Erase {
+        /// The citizen's codice fiscale.
+        #[arg(long, value_name = "CODICEFISCALE")]
+        cf: String,
+        /// Why (e.g. the request's protocol number); kept with the erasure's record.
+        #[arg(long)]
+        reason: String,
+        /// Who asked for it (default: the user running the command).
+        #[arg(long)]
+        operator: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -497,6 +528,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(args) => backup_command(&load_config(path)?, args),
         Command::Restore(args) => restore_command(&load_config(path)?, args),
         Command::Health(args) => health_command(path, args),
+        Command::Privacy(cmd) => {
+            let config = load_config(path)?;
+            runtime()?.block_on(privacy_command(config, cmd))
+        }
         Command::Sla(SlaCommand::Batch) => sla_batch(&build_sla(path)?),
         Command::Sla(SlaCommand::Explain(args)) => {
             let sla = build_sla(path)?;
@@ -688,6 +723,104 @@ fn rebaseline(config: &Config, args: RebaselineArgs) -> Result<ExitCode> {
     })?;
     out!("{moved} ticket(s) moved to the current calendar and policy");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The codice fiscale of `--cf`, checked.
+fn fiscal_code(cf: &str) -> Result<messo::domain::FiscalCode> {
+    messo::domain::FiscalCode::parse(cf).map_err(|e| anyhow::anyhow!("--cf: {e}"))
+}
+
+/// `messo privacy export|erase`.
+async fn privacy_command(config: Config, cmd: PrivacyCommand) -> Result<ExitCode> {
+    use messo::store::Erasure;
+    match cmd {
+        PrivacyCommand::Export { cf } => {
+            let cf = fiscal_code(&cf)?;
+            let store = open_store(&config).await?;
+            let data = store.privacy().export(&cf, now()).await?;
+            out!("{}", serde_json::to_string_pretty(&data)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        PrivacyCommand::Erase {
+            cf,
+            reason,
+            operator,
+        } => {
+            let cf = fiscal_code(&cf)?;
+            let reason = reason.trim();
+            if reason.is_empty() {
+                bail!("--reason: say why the data is erased (e.g. the request's protocol number)");
+            }
+            let operator = operator
+                .or_else(|| std::env::var("USER").ok())
+                .filter(|o| !o.trim().is_empty())
+                .unwrap_or_else(|| "cli".to_owned());
+            let store = open_store(&config).await?;
+            let done = store
+                .privacy()
+                .erase(
+                    &cf,
+                    operator.trim(),
+                    reason,
+                    &config.inbound.attachments_dir,
+                    now(),
+                )
+                .await?;
+            match done {
+                Erasure::Erased {
+                    id,
+                    counts,
+                    tickets,
+                } => {
+                    out!(
+                        "erased (record {id}): {} ticket(s) pseudonymised{}, {} message(s), {} \
+                         inbound record(s), {} attachment file(s), {} cached domicile(s)",
+                        counts.closed_ticket_contacts,
+                        if tickets.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", tickets.join(", "))
+                        },
+                        counts.message_bodies,
+                        counts.inbound,
+                        counts.attachments,
+                        counts.domiciles
+                    );
+                    out!("kept:");
+                    for (what, why) in messo::store::KEPT {
+                        out!("  - {what}: {why}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Erasure::Refused { open, sending } => {
+                    let mut e = std::io::stderr().lock();
+                    writeln!(e, "messo: erasure refused, nothing was changed:")?;
+                    if !open.is_empty() {
+                        writeln!(
+                            e,
+                            "  - ticket(s) {} still open: the request is still being handled; \
+                             the citizen's contacts are needed to answer it. Erase again once \
+                             closed.",
+                            open.join(", ")
+                        )?;
+                    }
+                    if !sending.is_empty() {
+                        writeln!(
+                            e,
+                            "  - ticket(s) {}: a message to the citizen is still being sent. \
+                             Erase again once it is delivered or given up.",
+                            sending.join(", ")
+                        )?;
+                    }
+                    writeln!(e, "what an erasure always keeps:")?;
+                    for (what, why) in messo::store::KEPT {
+                        writeln!(e, "  - {what}: {why}")?;
+                    }
+                    Ok(ExitCode::from(3))
+                }
+            }
+        }
+    }
 }
 
 /// `messo sla batch`: JSON Lines in, one answer per line out.

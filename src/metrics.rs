@@ -63,6 +63,21 @@ struct ResultLabels {
 /// The results a digital domicile look-up is counted under.
 pub const DOMICILE_RESULTS: [&str; 3] = ["found", "none", "failed"];
 
+/// The kinds of personal data the retention pass and `messo privacy erase` count rows under.
+pub const RETENTION_KINDS: [&str; 6] = [
+    "message_bodies",
+    "closed_ticket_contacts",
+    "inbound",
+    "attachments",
+    "audit",
+    "domiciles",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
@@ -108,6 +123,8 @@ pub struct Metrics {
     pub portal_enumeration_alarms_total: Counter,
     /// Digital domicile look-ups in INAD, by result (`found`, `none`, `failed`).
     domicile_lookups: Family<ResultLabels, Counter>,
+    /// Rows whose personal data the retention pass removed, by kind ([`RETENTION_KINDS`]).
+    retention_rows: Family<KindLabels, Counter>,
     pass_seconds: Histogram,
     send_seconds: HistogramFamily<SendLabels>,
     webhook_seconds: HistogramFamily<WebhookLabels>,
@@ -157,6 +174,7 @@ impl Metrics {
             portal_refused_total: Counter::default(),
             portal_enumeration_alarms_total: Counter::default(),
             domicile_lookups: Family::default(),
+            retention_rows: Family::default(),
             pass_seconds: pass_histogram(),
             send_seconds: Family::new_with_constructor(send_histogram as fn() -> Histogram),
             webhook_seconds: Family::new_with_constructor(webhook_histogram as fn() -> Histogram),
@@ -188,8 +206,33 @@ impl Metrics {
             "Digital domicile look-ups in INAD, by result (found, none, failed)",
             self.domicile_lookups.clone(),
         );
+        for kind in RETENTION_KINDS {
+            let _ = self.retention_rows.get_or_create(&KindLabels { kind });
+        }
+        self.registry.register(
+            "retention_rows",
+            "Rows whose personal data the retention pass removed or pseudonymised, by kind",
+            self.retention_rows.clone(),
+        );
         self.register_durations();
         self
+    }
+
+    /// Counts `n` rows the retention pass cleared under `kind` (one of [`RETENTION_KINDS`];
+    /// anything else is not counted).
+    pub fn count_retention(&self, kind: &str, n: u64) {
+        if let Some(kind) = RETENTION_KINDS.into_iter().find(|k| *k == kind) {
+            self.retention_rows
+                .get_or_create(&KindLabels { kind })
+                .inc_by(n);
+        }
+    }
+
+    /// The rows counted so far under `kind`.
+    pub fn retention_rows(&self, kind: &'static str) -> u64 {
+        self.retention_rows
+            .get_or_create(&KindLabels { kind })
+            .get()
     }
 
     /// Counts `n` digital domicile look-ups that ended in `result` (one of
@@ -499,6 +542,24 @@ mod tests {
             Some(2.0)
         );
         assert_eq!(m.domicile_lookups("failed"), 1);
+    }
+
+    #[test]
+    fn retention_rows_are_counted_by_kind() {
+        let m = Metrics::new();
+        let text = m.render(&Scrape::default());
+        for kind in RETENTION_KINDS {
+            let series = format!("messo_retention_rows_total{{kind=\"{kind}\"}}");
+            assert_eq!(value(&text, &series), Some(0.0), "{text}");
+        }
+        m.count_retention("inbound", 3);
+        m.count_retention("no such kind", 1);
+        let text = m.render(&Scrape::default());
+        assert_eq!(
+            value(&text, "messo_retention_rows_total{kind=\"inbound\"}"),
+            Some(3.0)
+        );
+        assert_eq!(m.retention_rows("audit"), 0);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod inbound;
 mod monitor;
 mod outbox;
 mod portal;
+mod privacy;
 mod queues;
 mod reports;
 mod satisfaction;
@@ -48,6 +49,9 @@ pub use outbox::{
     Lease, Leased, NewOutbox, OutboxError, OutboxRow, Receipt, UnreadableRow,
 };
 pub use portal::{PortalError, PortalTicket};
+pub use privacy::{
+    Erasure, KEPT, MAX_BATCHES_PER_PASS, PrivacyError, RetentionCounts, RetentionReport,
+};
 pub use queues::{
     Acted, Chain, OptOut, QueueCounts, QueueError, QueuedMessage, StaffEvent, UnmatchedReply,
 };
@@ -148,6 +152,8 @@ pub enum StoreError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Domicile(#[from] DomicileError),
+    #[error(transparent)]
+    Privacy(#[from] PrivacyError),
 }
 
 impl StoreError {
@@ -177,7 +183,7 @@ macro_rules! from_store_errors {
         $crate::store::from_store_errors!(
             @each $t; OpenError, TicketError, OutboxError, InboundError, TemplateStoreError,
             AdminError, PortalError, MonitorError, ScheduleError, SatisfactionError,
-            RegistryError, ReportStoreError, DomicileError
+            RegistryError, ReportStoreError, DomicileError, PrivacyError
         );
     };
     (@each $t:ty; $($e:ident),*) => {$(
@@ -289,6 +295,8 @@ repository!(
     Queues,
     /// The digital domicile cache (`domicile.rs`).
     Domiciles,
+    /// The personal-data lifecycle: retention, export, erasure (`privacy.rs`).
+    Privacy,
 );
 
 /// SQLite connections that only read, for the portal (each is a thread of its own in sqlx).
@@ -321,6 +329,8 @@ pub const STORE_TABLES: &[&str] = &[
     "access_code_failures",
     "sms_answers",
     "digital_domiciles",
+    "privacy_erasures",
+    "privacy_keys",
 ];
 
 pub(crate) const TICKET_COLUMNS: &str = "id, number, office, category, priority, subject, step, step_text, \
@@ -644,5 +654,10 @@ impl Store {
     /// The digital domicile cache: INAD's answers by codice fiscale.
     pub fn domiciles(&self) -> Domiciles<'_> {
         Domiciles { store: self }
+    }
+
+    /// The personal-data lifecycle: retention by kind of data, a citizen's export and erasure.
+    pub fn privacy(&self) -> Privacy<'_> {
+        Privacy { store: self }
     }
 }

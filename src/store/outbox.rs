@@ -1214,32 +1214,42 @@ impl Outbox<'_> {
         Ok(id)
     }
 
-    /// Housekeeping: messages delivered, dead or held before `before` keep their row (its unique key is
-    /// what stops a message being owed twice) but lose their address and content; processed
-    /// `crm_inbox` rows lose their payload; idempotency answers older than `keys_before` go.
-    /// Returns (messages redacted, inbox rows redacted, keys removed).
+    /// Housekeeping at once (no batches; the daemon runs [`Outbox::inbox_housekeeping`] and
+    /// the batched `store.privacy().apply_retention`): messages delivered, dead or uncertain
+    /// before `before` keep their row (its unique key is what stops a message being owed twice)
+    /// but lose their words, address and payload; processed `crm_inbox` rows lose their
+    /// payload; idempotency answers older than `keys_before` go. Returns (messages redacted,
+    /// inbox rows redacted, keys removed).
     pub async fn housekeeping(
         &self,
         before: Timestamp,
         keys_before: Timestamp,
     ) -> Result<(u64, u64, u64), OutboxError> {
-        // Servers' error texts may quote the address: they go with it.
-        sqlx::query(
-            "UPDATE delivery_attempts SET error = NULL WHERE error IS NOT NULL AND outbox_id IN \
-             (SELECT id FROM outbox WHERE state IN ('delivered', 'dead', 'uncertain') \
-             AND updated_at < $1 AND address <> '')",
-        )
-        .bind(before.0)
-        .execute(&self.store.pool)
-        .await?;
-        let messages = sqlx::query(
-            "UPDATE outbox SET address = '', payload = '{}', last_error = NULL \
-             WHERE state IN ('delivered', 'dead', 'uncertain') AND updated_at < $1 AND address <> ''",
-        )
-        .bind(before.0)
-        .execute(&self.store.pool)
-        .await?
-        .rows_affected();
+        let mut messages = 0;
+        loop {
+            let n = self
+                .store
+                .privacy()
+                .message_bodies_batch(before, 500)
+                .await
+                .map_err(|e| OutboxError::Corrupt(e.to_string()))?;
+            messages += n;
+            if n < 500 {
+                break;
+            }
+        }
+        let (inbox, keys) = self.inbox_housekeeping(before, keys_before).await?;
+        Ok((messages, inbox, keys))
+    }
+
+    /// Processed `crm_inbox` rows older than `before` lose their payload (the ticket and its
+    /// citizen as the CRM wrote them); idempotency answers older than `keys_before` go.
+    /// Returns (inbox rows redacted, keys removed).
+    pub async fn inbox_housekeeping(
+        &self,
+        before: Timestamp,
+        keys_before: Timestamp,
+    ) -> Result<(u64, u64), OutboxError> {
         let inbox = sqlx::query(
             "UPDATE crm_inbox SET payload = '{}' WHERE status <> 'pending' AND processed_at < $1 \
              AND payload <> '{}'",
@@ -1253,7 +1263,7 @@ impl Outbox<'_> {
             .execute(&self.store.pool)
             .await?
             .rows_affected();
-        Ok((messages, inbox, keys))
+        Ok((inbox, keys))
     }
 
     /// Outbox rows of a ticket as (kind, dedupe key, recipient, channel, state), in id order.

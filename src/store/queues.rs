@@ -741,8 +741,10 @@ impl Queues<'_> {
         let text = serde_json::to_string(&corrected)
             .map_err(|e| QueueError::Corrupt(format!("ticket {number} citizen: {e}")))?;
         sqlx::query(
+            // Contacts given again (after the retention pseudonymised the ticket) are personal
+            // data again: the retention applies to them after the next closure.
             "UPDATE tickets SET citizen = $1, citizen_mobile = $2, citizen_email = $3, \
-             updated_at = $4 WHERE id = $5",
+             updated_at = $4, personal_data_erased_at = NULL WHERE id = $5",
         )
         .bind(text)
         .bind(corrected.mobile.as_deref())

@@ -105,3 +105,77 @@ pub struct Parsed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<auth::MailAuth>,
 }
+
+impl Parsed {
+    /// What the personal-data lifecycle keeps of a record: its route, ids, instants, receipt
+    /// facts and the size and hash of each attachment; the sender, recipients, subject, text,
+    /// digits, media links and attachment names go, and no attachment file is named any more.
+    pub fn without_personal_data(&self) -> Parsed {
+        Parsed {
+            route: self.route,
+            external_id: self.external_id.clone(),
+            occurred_at: self.occurred_at,
+            receipt: self.receipt.clone(),
+            automatic: self.automatic,
+            attachments: self
+                .attachments
+                .iter()
+                .map(|a| AttachmentMeta {
+                    name: "allegato".to_owned(),
+                    content_type: a.content_type.clone(),
+                    size: a.size,
+                    sha256: a.sha256.clone(),
+                    stored_as: None,
+                })
+                .collect(),
+            auth: self.auth.clone(),
+            ..Parsed::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_without_personal_data_keeps_its_facts_only() {
+        let p = Parsed {
+            route: Route::Mail,
+            external_id: "<m1@example.it>".to_owned(),
+            sender: Some("mario.rossi@example.it".to_owned()),
+            recipient: Some("urp@comune.it".to_owned()),
+            recipients: vec!["urp@comune.it".to_owned()],
+            subject: Some("Re: 2026/000001".to_owned()),
+            text: Some("Ecco il documento".to_owned()),
+            digits: Some("1234".to_owned()),
+            references: vec!["https://media.example/rec".to_owned()],
+            occurred_at: Some(1_772_000_000),
+            automatic: true,
+            attachments: vec![AttachmentMeta {
+                name: "carta-rossi.pdf".to_owned(),
+                content_type: "application/pdf".to_owned(),
+                size: 3,
+                sha256: "ab".repeat(32),
+                stored_as: Some("ab".repeat(32)),
+            }],
+            ..Parsed::default()
+        };
+        let kept = p.without_personal_data();
+        assert_eq!(
+            (
+                kept.route,
+                kept.external_id.as_str(),
+                kept.occurred_at,
+                kept.automatic
+            ),
+            (Route::Mail, "<m1@example.it>", Some(1_772_000_000), true)
+        );
+        let text = serde_json::to_string(&kept).expect("json");
+        for gone in ["rossi", "urp@", "documento", "1234", "media.example"] {
+            assert!(!text.contains(gone), "{gone} in {text}");
+        }
+        assert_eq!(kept.attachments[0].size, 3);
+        assert_eq!(kept.attachments[0].stored_as, None);
+    }
+}

@@ -555,6 +555,28 @@ impl NewTicket {
         }
     }
 
+    /// A ticket as its stored `received` event keeps it: as [`NewTicket::from_json`], and a
+    /// citizen whose contacts the personal-data lifecycle removed (`{"erased": true,
+    /// "language": …}`, see [`erased_citizen`]) is read as a citizen with no address.
+    pub fn from_stored_json(value: &Value) -> Result<NewTicket, Vec<FieldError>> {
+        let Some(citizen) = value.get("citizen").filter(|c| is_erased(c)) else {
+            return NewTicket::from_json(value);
+        };
+        let language = citizen.get("language").cloned().unwrap_or(Value::Null);
+        let mut stand_in = value.clone();
+        // Any valid address lets the rest be checked as always; it is dropped at once.
+        stand_in["citizen"] = serde_json::json!({"email": "erased@example.invalid"});
+        if language.is_string() {
+            stand_in["citizen"]["language"] = language;
+        }
+        let mut t = NewTicket::from_json(&stand_in)?;
+        t.citizen = Citizen {
+            language: t.citizen.language,
+            ..Citizen::default()
+        };
+        Ok(t)
+    }
+
     /// The ticket in the shape a client sends it, normalized (`received_at` in UTC): what the
     /// received event keeps, and what [`NewTicket::from_json`] reads back.
     pub fn to_json(&self) -> Value {
@@ -580,6 +602,57 @@ impl NewTicket {
     pub fn content_hash(&self) -> String {
         hash_json(&self.to_json())
     }
+}
+
+/// What the personal-data lifecycle leaves of a citizen's JSON: the mark `erased` and the
+/// language (the reports and the ticket's replay need nothing else).
+pub fn erased_citizen(citizen: &Value) -> Value {
+    let language = citizen
+        .get("language")
+        .and_then(Value::as_str)
+        .unwrap_or("it");
+    serde_json::json!({"erased": true, "language": language})
+}
+
+/// Whether a citizen's JSON is one [`erased_citizen`] made.
+pub fn is_erased(citizen: &Value) -> bool {
+    citizen.get("erased").and_then(Value::as_bool) == Some(true)
+}
+
+/// A stored event's data without the citizen's personal data: the `received` event's citizen
+/// erased, a contact correction's addresses removed, the citizen's reply text dropped. `None`
+/// when the event holds none (every other kind keeps the office's own words). What is left
+/// still replays to the same SLA facts.
+pub fn erased_event_data(kind: &str, data: &Value) -> Option<Value> {
+    let mut v = data.clone();
+    match kind {
+        "received" => {
+            let citizen = v.get("ticket")?.get("citizen")?;
+            if is_erased(citizen) {
+                return None;
+            }
+            v["ticket"]["citizen"] = erased_citizen(citizen);
+        }
+        "contact_changed" => {
+            let obj = v.as_object_mut()?;
+            if obj.get("erased").and_then(Value::as_bool) == Some(true) {
+                return None;
+            }
+            for k in ["email", "mobile", "pec"] {
+                obj.remove(k);
+            }
+            obj.insert("erased".to_owned(), Value::Bool(true));
+        }
+        "integration_received" => {
+            let obj = v.as_object_mut()?;
+            if obj.get("text").is_none_or(Value::is_null) {
+                return None;
+            }
+            obj.insert("text".to_owned(), Value::Null);
+        }
+        _ => return None,
+    }
+    Some(v)
 }
 
 /// SHA-256 (hex) of a JSON value's compact serialization with sorted keys.
@@ -733,7 +806,10 @@ fn contact_changed(f: &mut Fields<'_>) -> Option<EventBody> {
     let email = citizen_email(f, "email");
     let pec = citizen_email(f, "pec");
     let mobile = citizen_mobile(f);
-    let none = email.is_none() && mobile.is_none() && pec.is_none();
+    // A correction whose addresses the personal-data lifecycle removed (stored events only:
+    // the console's field list has no `erased`).
+    let erased = f.obj.get("erased").and_then(Value::as_bool) == Some(true);
+    let none = email.is_none() && mobile.is_none() && pec.is_none() && !erased;
     if none && f.errors.is_empty() {
         f.fail("email", "give at least one of email, mobile or pec");
     }
@@ -853,7 +929,7 @@ fn event_fields(kind: &str, internal: bool) -> &'static [&'static str] {
         }
         "closed" if internal => &["text", "automatic"],
         "contact_made" if internal => &["channel", "text"],
-        "contact_changed" if internal => &["email", "mobile", "pec", "reason"],
+        "contact_changed" if internal => &["email", "mobile", "pec", "reason", "erased"],
         "step_changed" => &["step", "text"],
         "integration_requested" => &["missing"],
         "integration_received" => &["channel", "text"],
@@ -1197,6 +1273,46 @@ mod tests {
             "received_at": "2026-03-02T10:15:00+01:00",
             "citizen": {"email": "mario.rossi@example.it", "mobile": "+39 347 123 4567", "fiscal_code": "rssmra80a01h501u"}
         })
+    }
+
+    #[test]
+    fn an_erased_ticket_still_reads_back_with_everything_but_the_citizen() {
+        let t = NewTicket::from_json(&body()).expect("ticket");
+        let stored = NewEvent {
+            at: t.received_at,
+            body: EventBody::Received,
+        }
+        .to_stored_json(Some(("ticket", t.to_json())));
+        let erased = erased_event_data("received", &stored).expect("a citizen to erase");
+        assert_eq!(
+            erased["ticket"]["citizen"],
+            json!({"erased": true, "language": "it"})
+        );
+        assert!(!erased.to_string().contains("rossi"), "{erased}");
+        assert_eq!(erased_event_data("received", &erased), None, "once only");
+        assert!(
+            NewTicket::from_json(&erased["ticket"]).is_err(),
+            "not from a client"
+        );
+        let back = NewTicket::from_stored_json(&erased["ticket"]).expect("stored");
+        assert_eq!(back.citizen, Citizen::default());
+        assert_eq!(
+            (back.number, back.received_at, back.priority),
+            (t.number, t.received_at, t.priority)
+        );
+
+        let change = json!({"kind": "contact_changed", "at": "2026-03-03T10:00:00+01:00",
+                            "email": "nuova@example.it", "reason": "al telefono"});
+        let erased = erased_event_data("contact_changed", &change).expect("addresses");
+        assert!(!erased.to_string().contains("nuova"), "{erased}");
+        assert!(NewEvent::from_stored_json(&erased).is_ok(), "{erased}");
+        assert!(contact_change(&json!({"erased": true, "reason": "x"})).is_err());
+        let reply = json!({"kind": "integration_received", "at": "2026-03-03T10:00:00+01:00",
+                           "channel": "email", "text": "ecco il documento"});
+        let erased = erased_event_data("integration_received", &reply).expect("a text");
+        assert_eq!(erased["text"], Value::Null);
+        assert!(NewEvent::from_stored_json(&erased).is_ok());
+        assert_eq!(erased_event_data("note", &reply), None);
     }
 
     #[test]

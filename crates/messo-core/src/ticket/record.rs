@@ -81,7 +81,7 @@ pub fn derive(
     let mut state: Option<(Timestamp, Derived)> = None;
     for e in events {
         if e.kind == "received" {
-            let t = NewTicket::from_json(e.data.get("ticket").unwrap_or(&Value::Null))
+            let t = NewTicket::from_stored_json(e.data.get("ticket").unwrap_or(&Value::Null))
                 .map_err(|e| corrupt(list(&e)))?;
             state = Some((t.received_at, Derived::new(&t)));
             continue;
