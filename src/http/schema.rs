@@ -412,6 +412,7 @@ pub struct TicketEvent {
 pub enum ClockKind {
     Business,
     Calendar,
+    OnSite,
 }
 
 #[derive(ToSchema)]

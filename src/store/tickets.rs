@@ -7,6 +7,7 @@ use super::{
     Backend, EventRecord, HistoryError, InboxReport, ListQuery, Outcome, SlaView, StoredResponse,
     TICKET_COLUMNS, TicketRecord, Tickets, derive, evaluate, state_name, ts,
 };
+use crate::ticket::record::check_appointment;
 use crate::domain::{Category, Priority};
 use crate::sla::OutOfRange;
 use crate::ticket::{
@@ -339,7 +340,19 @@ impl Tickets<'_> {
             }
             return Ok(Outcome::Unchanged(record));
         }
+        let before = derived.clone();
         apply(&mut derived, received_at, e, now)?;
+        // An appointment's date against the office hours and the term, at the ticket's versions.
+        if matches!(
+            e.body,
+            EventBody::AppointmentProposed { .. } | EventBody::AppointmentChanged { .. }
+        ) {
+            let sla = self
+                .store
+                .versions
+                .sla(record.calendar_version, record.policy_version)?;
+            check_appointment(&sla, received_at, &before, e, now)?;
+        }
         let data = e.to_stored_json(None);
         insert_event(conn, record.id, e, source, key, &hash, &data, now).await?;
         let updated = self

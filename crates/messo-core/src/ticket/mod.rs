@@ -674,6 +674,43 @@ pub enum EventBody {
         pec: Option<String>,
         reason: String,
     },
+    /// An on-site appointment offered to the citizen (in_loco tickets only): inside one office
+    /// window, not in the past, by the term unless a reason is given.
+    AppointmentProposed {
+        #[serde(serialize_with = "rfc3339")]
+        starts_at: Timestamp,
+        minutes: u32,
+        place: String,
+        officer: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The current appointment moved (another date, place or officer).
+    AppointmentChanged {
+        #[serde(serialize_with = "rfc3339")]
+        starts_at: Timestamp,
+        minutes: u32,
+        place: String,
+        officer: String,
+        reason: String,
+    },
+    /// The current appointment will not take place.
+    AppointmentCancelled {
+        reason: String,
+    },
+    /// The visit took place: the on-site term is met and the ticket is closed.
+    AppointmentHeld {
+        text: Option<String>,
+    },
+    /// The citizen did not come.
+    AppointmentMissed {
+        reason: Option<String>,
+    },
+}
+
+/// An instant written as RFC 3339 in UTC, as clients send it and [`Fields::time`] reads it.
+fn rfc3339<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_string())
 }
 
 impl EventBody {
@@ -692,6 +729,11 @@ impl EventBody {
             EventBody::Rebaselined { .. } => "rebaselined",
             EventBody::ContactMade { .. } => "contact_made",
             EventBody::ContactChanged { .. } => "contact_changed",
+            EventBody::AppointmentProposed { .. } => "appointment_proposed",
+            EventBody::AppointmentChanged { .. } => "appointment_changed",
+            EventBody::AppointmentCancelled { .. } => "appointment_cancelled",
+            EventBody::AppointmentHeld { .. } => "appointment_held",
+            EventBody::AppointmentMissed { .. } => "appointment_missed",
         }
     }
 }
@@ -845,6 +887,11 @@ fn event_fields(kind: &str, internal: bool) -> &'static [&'static str] {
         "closed" => &["text"],
         "reopened" => &["reason"],
         "note" => &["text"],
+        "appointment_proposed" | "appointment_changed" => {
+            &["starts_at", "minutes", "place", "officer", "reason"]
+        }
+        "appointment_cancelled" | "appointment_missed" => &["reason"],
+        "appointment_held" => &["text"],
         _ => &[],
     }
 }
@@ -916,16 +963,92 @@ fn event_body(f: &mut Fields<'_>, internal: bool) -> Option<EventBody> {
             .text("reason", 1000)
             .map(|reason| EventBody::Reopened { reason }),
         Some("note") => f.text("text", 4000).map(|text| EventBody::Note { text }),
+        Some("appointment_proposed") => {
+            let slot = appointment_slot(f);
+            let reason = optional_text(f, "reason", 1000);
+            slot.map(
+                |(starts_at, minutes, place, officer)| EventBody::AppointmentProposed {
+                    starts_at,
+                    minutes,
+                    place,
+                    officer,
+                    reason,
+                },
+            )
+        }
+        Some("appointment_changed") => {
+            let slot = appointment_slot(f);
+            let reason = f.text("reason", 1000);
+            slot.zip(reason).map(|((starts_at, minutes, place, officer), reason)| {
+                EventBody::AppointmentChanged {
+                    starts_at,
+                    minutes,
+                    place,
+                    officer,
+                    reason,
+                }
+            })
+        }
+        Some("appointment_cancelled") => f
+            .text("reason", 1000)
+            .map(|reason| EventBody::AppointmentCancelled { reason }),
+        Some("appointment_held") => Some(EventBody::AppointmentHeld {
+            text: optional_text(f, "text", 4000),
+        }),
+        Some("appointment_missed") => Some(EventBody::AppointmentMissed {
+            reason: optional_text(f, "reason", 1000),
+        }),
         Some(other) => {
             f.fail(
                 "kind",
                 format!(
-                    "unknown event kind {other:?}; expected step_changed|integration_requested|integration_received|priority_changed|category_changed|closed|reopened|note"
+                    "unknown event kind {other:?}; expected step_changed|integration_requested|integration_received|priority_changed|category_changed|closed|reopened|note|appointment_proposed|appointment_changed|appointment_cancelled|appointment_held|appointment_missed"
                 ),
             );
             None
         }
     }
+}
+
+/// Shortest and longest appointment, in minutes.
+pub const APPOINTMENT_MINUTES: std::ops::RangeInclusive<u32> = 5..=480;
+
+/// The slot of an appointment event: start, length, place and officer.
+fn appointment_slot(f: &mut Fields<'_>) -> Option<(Timestamp, u32, String, String)> {
+    let starts_at = f.time("starts_at");
+    let minutes = match f.obj.get("minutes") {
+        None | Some(Value::Null) => {
+            f.fail("minutes", "is required");
+            None
+        }
+        Some(v) => match v.as_u64().and_then(|m| u32::try_from(m).ok()) {
+            Some(m) if APPOINTMENT_MINUTES.contains(&m) => Some(m),
+            _ => {
+                f.fail(
+                    "minutes",
+                    format!(
+                        "must be a whole number of minutes from {} to {}",
+                        APPOINTMENT_MINUTES.start(),
+                        APPOINTMENT_MINUTES.end()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let place = f.text("place", 300);
+    let officer = f.text("officer", 100);
+    Some((starts_at?, minutes?, place?, officer?))
+}
+
+/// An optional text of at most `max` characters, trimmed; empty counts as absent.
+fn optional_text(f: &mut Fields<'_>, key: &str, max: usize) -> Option<String> {
+    let s = f.opt_str(key)?.trim();
+    if s.chars().count() > max {
+        f.fail(key, format!("must be at most {max} characters"));
+        return None;
+    }
+    (!s.is_empty()).then(|| s.to_owned())
 }
 
 /// A `rebaselined` event: the versions the ticket moved to, and why.
@@ -963,9 +1086,62 @@ pub struct Derived {
     pub closed_at: Option<Timestamp>,
     pub step: Option<(String, String)>,
     pub last_event_at: Timestamp,
+    /// When the ticket was switched to on-site assistance (`category_changed` to `in_loco`):
+    /// its term counts from then, not from the receipt. `None` for a ticket received as on-site
+    /// and for every other category.
+    pub on_site_from: Option<Timestamp>,
+    /// The ticket's latest appointment, whatever became of it.
+    pub appointment: Option<Appointment>,
+}
+
+/// What became of an appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppointmentStatus {
+    Booked,
+    Cancelled,
+    Held,
+    Missed,
+}
+
+/// An on-site appointment as the ticket's events leave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appointment {
+    /// 1 for the ticket's first appointment, 2 for one booked after it was cancelled or missed…
+    pub ordinal: u32,
+    /// 0 when proposed, one more at each change (the calendar file's SEQUENCE).
+    pub sequence: u32,
+    pub starts_at: Timestamp,
+    pub minutes: u32,
+    pub place: String,
+    pub officer: String,
+    /// When its current date was set (proposed or changed).
+    pub booked_at: Timestamp,
+    pub status: AppointmentStatus,
+}
+
+impl Appointment {
+    /// When the visit ends.
+    pub fn ends_at(&self) -> Timestamp {
+        self.starts_at.plus(i64::from(self.minutes) * 60)
+    }
+
+    /// Whether it is still to take place.
+    pub fn is_booked(&self) -> bool {
+        self.status == AppointmentStatus::Booked
+    }
 }
 
 impl Derived {
+    /// The appointment still to take place, if any.
+    pub fn booked_appointment(&self) -> Option<&Appointment> {
+        self.appointment.as_ref().filter(|a| a.is_booked())
+    }
+
+    /// The instant the ticket's clock starts: the switch to on-site, else the receipt.
+    pub fn clock_start(&self, received_at: Timestamp) -> Timestamp {
+        self.on_site_from.unwrap_or(received_at)
+    }
+
     /// The state of a ticket just created.
     pub fn new(t: &NewTicket) -> Derived {
         Derived {
@@ -976,6 +1152,8 @@ impl Derived {
             closed_at: None,
             step: t.step.clone(),
             last_event_at: t.received_at,
+            on_site_from: None,
+            appointment: None,
         }
     }
 }
@@ -1088,19 +1266,20 @@ fn change(d: &mut Derived, e: &NewEvent) -> Result<(), EventRejection> {
                     message: format!("the ticket's category is already {category}"),
                 });
             }
-            d.category = *category;
-        }
-        EventBody::Closed { .. } => {
-            // Closing ends any wait; the time closed does not count if the ticket is reopened.
-            if d.waiting_since.take().is_some() {
-                close_open_suspension(d, e.at);
+            if d.booked_appointment().is_some() {
+                return conflict(
+                    "the ticket has an appointment booked; cancel it before changing the category",
+                );
             }
-            d.closed_at = Some(e.at);
-            d.suspensions.push(Suspension {
-                from: e.at,
-                to: None,
-            });
+            d.category = *category;
+            d.on_site_from = (*category == Category::InLoco).then_some(e.at);
         }
+        EventBody::Closed { .. } => close(d, e.at),
+        EventBody::AppointmentProposed { .. }
+        | EventBody::AppointmentChanged { .. }
+        | EventBody::AppointmentCancelled { .. }
+        | EventBody::AppointmentHeld { .. }
+        | EventBody::AppointmentMissed { .. } => appointment_change(d, e)?,
         EventBody::Reopened { .. } => {
             d.closed_at = None;
             close_open_suspension(d, e.at);
@@ -1111,6 +1290,122 @@ fn change(d: &mut Derived, e: &NewEvent) -> Result<(), EventRejection> {
         | EventBody::ContactChanged { .. } => {}
     }
     Ok(())
+}
+
+/// Closing ends any wait; the time closed does not count if the ticket is reopened.
+fn close(d: &mut Derived, at: Timestamp) {
+    if d.waiting_since.take().is_some() {
+        close_open_suspension(d, at);
+    }
+    d.closed_at = Some(at);
+    d.suspensions.push(Suspension {
+        from: at,
+        to: None,
+    });
+}
+
+/// What an appointment event changes (the rules that need no calendar; the office hours and
+/// the term are checked when the event is recorded, by `record::check_appointment`).
+fn appointment_change(d: &mut Derived, e: &NewEvent) -> Result<(), EventRejection> {
+    let conflict = |m: String| Err(EventRejection::Conflict(m));
+    let invalid = |field: &str, message: String| {
+        Err(EventRejection::Invalid {
+            field: field.to_owned(),
+            message,
+        })
+    };
+    if d.category != Category::InLoco {
+        return conflict(format!(
+            "appointments are for on-site assistance (category in_loco); this ticket is {}",
+            d.category
+        ));
+    }
+    let future = |starts_at: Timestamp| {
+        if starts_at <= e.at {
+            invalid(
+                "starts_at",
+                format!("the appointment ({starts_at}) is in the past"),
+            )
+        } else {
+            Ok(())
+        }
+    };
+    match (&e.body, d.appointment.as_mut().filter(|a| a.is_booked())) {
+        (EventBody::AppointmentProposed { .. }, Some(a)) => conflict(format!(
+            "the ticket already has an appointment on {}; change or cancel it",
+            a.starts_at
+        )),
+        (
+            EventBody::AppointmentProposed {
+                starts_at,
+                minutes,
+                place,
+                officer,
+                ..
+            },
+            None,
+        ) => {
+            future(*starts_at)?;
+            let ordinal = d.appointment.as_ref().map_or(0, |a| a.ordinal) + 1;
+            d.appointment = Some(Appointment {
+                ordinal,
+                sequence: 0,
+                starts_at: *starts_at,
+                minutes: *minutes,
+                place: place.clone(),
+                officer: officer.clone(),
+                booked_at: e.at,
+                status: AppointmentStatus::Booked,
+            });
+            Ok(())
+        }
+        (_, None) => conflict("the ticket has no appointment booked".to_owned()),
+        (
+            EventBody::AppointmentChanged {
+                starts_at,
+                minutes,
+                place,
+                officer,
+                ..
+            },
+            Some(a),
+        ) => {
+            future(*starts_at)?;
+            a.sequence += 1;
+            a.starts_at = *starts_at;
+            a.minutes = *minutes;
+            a.place.clone_from(place);
+            a.officer.clone_from(officer);
+            a.booked_at = e.at;
+            Ok(())
+        }
+        (EventBody::AppointmentCancelled { .. }, Some(a)) => {
+            a.status = AppointmentStatus::Cancelled;
+            Ok(())
+        }
+        (EventBody::AppointmentHeld { .. } | EventBody::AppointmentMissed { .. }, Some(a))
+            if e.at < a.starts_at =>
+        {
+            invalid(
+                "at",
+                format!(
+                    "the appointment starts at {}: it cannot be recorded as held or missed before",
+                    a.starts_at
+                ),
+            )
+        }
+        (EventBody::AppointmentHeld { .. }, Some(a)) => {
+            a.status = AppointmentStatus::Held;
+            // The visit is what the citizen asked for: the term is met and the ticket closed.
+            close(d, e.at);
+            Ok(())
+        }
+        (EventBody::AppointmentMissed { .. }, Some(a)) => {
+            a.status = AppointmentStatus::Missed;
+            Ok(())
+        }
+        (_, Some(_)) => Ok(()),
+    }
 }
 
 fn close_open_suspension(d: &mut Derived, at: Timestamp) {
