@@ -59,7 +59,12 @@ async fn create(store: &Store, t: &NewTicket) -> i64 {
         .id
 }
 
-async fn try_event(store: &Store, number: &str, v: Value, now: Timestamp) -> Result<(), TicketError> {
+async fn try_event(
+    store: &Store,
+    number: &str,
+    v: Value,
+    now: Timestamp,
+) -> Result<(), TicketError> {
     let e = NewEvent::from_json(&v).map_err(TicketError::Invalid)?;
     store
         .tickets()
@@ -149,7 +154,12 @@ async fn an_appointments_life(store: &Store) {
     // 7 December at 17:00.
     let id = create(store, &ticket(n, "in_loco", "2026-12-01T10:00:00+01:00")).await;
     drive(store, &engine, ts("2026-12-01T10:00:00+01:00")).await;
-    let t = store.tickets().ticket(n).await.expect("get").expect("exists");
+    let t = store
+        .tickets()
+        .ticket(n)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(t.sla.due_at, Some(ts("2026-12-07T17:00:00+01:00")));
     let receipt = &rows(store, id).await[0];
     assert_eq!(receipt.0, "ricevuta");
@@ -158,9 +168,14 @@ async fn an_appointments_life(store: &Store) {
     assert_eq!(receipt.4["book_by"], json!("2026-12-07T17:00:00+01:00"));
 
     // Proposed on Tuesday for Friday 4 December, 10:30–11:00.
-    event(store, n, json!({"kind": "appointment_proposed", "at": "2026-12-01T11:00:00+01:00",
+    event(
+        store,
+        n,
+        json!({"kind": "appointment_proposed", "at": "2026-12-01T11:00:00+01:00",
         "starts_at": "2026-12-04T10:30:00+01:00", "minutes": 30,
-        "place": "Sportello Anagrafe, Via Roma 1; piano terra", "officer": "Giulia Neri"})).await;
+        "place": "Sportello Anagrafe, Via Roma 1; piano terra", "officer": "Giulia Neri"}),
+    )
+    .await;
     drive(store, &engine, ts("2026-12-01T11:00:00+01:00")).await;
     let r = rows(store, id).await;
     assert_eq!(kinds(&r), ["ricevuta", "appuntamento"]);
@@ -176,7 +191,10 @@ async fn an_appointments_life(store: &Store) {
     assert_eq!(ics["SEQUENCE"], "0");
     assert_eq!(ics["DTSTART"], "20261204T093000Z");
     assert_eq!(ics["DTEND"], "20261204T100000Z");
-    assert_eq!(ics["LOCATION"], "Sportello Anagrafe\\, Via Roma 1\\; piano terra");
+    assert_eq!(
+        ics["LOCATION"],
+        "Sportello Anagrafe\\, Via Roma 1\\; piano terra"
+    );
 
     // The reminder: Thursday 3 December (the working day before) when the SMS window opens,
     // 08:00, not earlier and not at night; nothing before it.
@@ -184,7 +202,10 @@ async fn an_appointments_life(store: &Store) {
     assert_eq!(rows(store, id).await.len(), 2);
     drive(store, &engine, ts("2026-12-03T12:00:00+01:00")).await;
     let r = rows(store, id).await;
-    assert_eq!(kinds(&r), ["ricevuta", "appuntamento", "promemoria_appuntamento"]);
+    assert_eq!(
+        kinds(&r),
+        ["ricevuta", "appuntamento", "promemoria_appuntamento"]
+    );
     assert_eq!(r[2].3, ts("2026-12-03T08:00:00+01:00"));
     assert_eq!(
         r[2].4["appointment"]["starts_at"],
@@ -192,10 +213,15 @@ async fn an_appointments_life(store: &Store) {
     );
 
     // Moved on Thursday to Monday 7 December 09:30: the change carries SEQUENCE 1, same UID.
-    event(store, n, json!({"kind": "appointment_changed", "at": "2026-12-03T12:00:00+01:00",
+    event(
+        store,
+        n,
+        json!({"kind": "appointment_changed", "at": "2026-12-03T12:00:00+01:00",
         "starts_at": "2026-12-07T09:30:00+01:00", "minutes": 30,
         "place": "Sportello Anagrafe, Via Roma 1; piano terra", "officer": "Marco Gialli",
-        "reason": "L'operatrice è assente venerdì"})).await;
+        "reason": "L'operatrice è assente venerdì"}),
+    )
+    .await;
     drive(store, &engine, ts("2026-12-03T12:00:00+01:00")).await;
     let r = rows(store, id).await;
     assert_eq!(kinds(&r)[3], "appuntamento_modificato");
@@ -206,15 +232,28 @@ async fn an_appointments_life(store: &Store) {
     );
     let (method, ics) = ics_of(change);
     assert_eq!(method, "PUBLISH");
-    assert_eq!((ics["UID"].as_str(), ics["SEQUENCE"].as_str()), (uid.as_str(), "1"));
+    assert_eq!(
+        (ics["UID"].as_str(), ics["SEQUENCE"].as_str()),
+        (uid.as_str(), "1")
+    );
     assert_eq!(ics["DTSTART"], "20261207T083000Z");
 
     // Held on Monday at 10:00, before the term: the ticket is closed, no breach ever follows.
     drive(store, &engine, ts("2026-12-07T09:59:59+01:00")).await;
-    event(store, n, json!({"kind": "appointment_held", "at": "2026-12-07T10:00:00+01:00",
-        "text": "Carta d'identità richiesta allo sportello"})).await;
+    event(
+        store,
+        n,
+        json!({"kind": "appointment_held", "at": "2026-12-07T10:00:00+01:00",
+        "text": "Carta d'identità richiesta allo sportello"}),
+    )
+    .await;
     drive(store, &engine, ts("2026-12-31T00:00:00+01:00")).await;
-    let t = store.tickets().ticket(n).await.expect("get").expect("exists");
+    let t = store
+        .tickets()
+        .ticket(n)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!((t.sla.state, t.sla.closed_late), ("closed", Some(false)));
     let r = rows(store, id).await;
     assert_eq!(
@@ -236,7 +275,10 @@ async fn an_appointments_life(store: &Store) {
         json!("2026-12-07T09:30:00+01:00")
     );
     // Another pass owes nothing new.
-    engine.cycle(ts("2026-12-31T00:00:00+01:00")).await.expect("cycle");
+    engine
+        .cycle(ts("2026-12-31T00:00:00+01:00"))
+        .await
+        .expect("cycle");
     assert_eq!(rows(store, id).await.len(), 6);
 }
 
@@ -244,16 +286,36 @@ async fn a_cancelled_and_a_missed_appointment(store: &Store) {
     let engine = Engine::new(store.clone(), config().notify);
     let n = "2026/004519";
     let id = create(store, &ticket(n, "in_loco", "2026-12-01T10:00:00+01:00")).await;
-    event(store, n, json!({"kind": "appointment_proposed", "at": "2026-12-01T10:05:00+01:00",
+    event(
+        store,
+        n,
+        json!({"kind": "appointment_proposed", "at": "2026-12-01T10:05:00+01:00",
         "starts_at": "2026-12-02T15:00:00+01:00", "minutes": 45, "place": "Via Roma 1",
-        "officer": "Giulia Neri"})).await;
-    event(store, n, json!({"kind": "appointment_cancelled", "at": "2026-12-01T10:10:00+01:00",
-        "reason": "Il certificato è stato rilasciato online"})).await;
+        "officer": "Giulia Neri"}),
+    )
+    .await;
+    event(
+        store,
+        n,
+        json!({"kind": "appointment_cancelled", "at": "2026-12-01T10:10:00+01:00",
+        "reason": "Il certificato è stato rilasciato online"}),
+    )
+    .await;
     // Booked after the reminder's instant (Tuesday 08:00 for Wednesday): no reminder for it.
-    event(store, n, json!({"kind": "appointment_proposed", "at": "2026-12-01T10:15:00+01:00",
+    event(
+        store,
+        n,
+        json!({"kind": "appointment_proposed", "at": "2026-12-01T10:15:00+01:00",
         "starts_at": "2026-12-02T16:00:00+01:00", "minutes": 30, "place": "Via Roma 1",
-        "officer": "Giulia Neri"})).await;
-    event(store, n, json!({"kind": "appointment_missed", "at": "2026-12-02T16:40:00+01:00"})).await;
+        "officer": "Giulia Neri"}),
+    )
+    .await;
+    event(
+        store,
+        n,
+        json!({"kind": "appointment_missed", "at": "2026-12-02T16:40:00+01:00"}),
+    )
+    .await;
     drive(store, &engine, ts("2026-12-02T16:40:00+01:00")).await;
     let r = rows(store, id).await;
     assert_eq!(
@@ -270,16 +332,32 @@ async fn a_cancelled_and_a_missed_appointment(store: &Store) {
     let (method, cancel) = ics_of(&r[2].4);
     assert_eq!(method, "CANCEL");
     assert_eq!(cancel["UID"], first["UID"]);
-    assert_eq!((cancel["SEQUENCE"].as_str(), cancel["STATUS"].as_str()), ("1", "CANCELLED"));
+    assert_eq!(
+        (cancel["SEQUENCE"].as_str(), cancel["STATUS"].as_str()),
+        ("1", "CANCELLED")
+    );
     let (_, second) = ics_of(&r[3].4);
-    assert_ne!(second["UID"], first["UID"], "a new appointment has its own UID");
+    assert_ne!(
+        second["UID"], first["UID"],
+        "a new appointment has its own UID"
+    );
     assert!(messo::templates::calendar_attachment(Channel::Email, &r[4].4).is_empty());
     // The ticket stays open; a new appointment can be booked.
-    let t = store.tickets().ticket(n).await.expect("get").expect("exists");
+    let t = store
+        .tickets()
+        .ticket(n)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(t.closed_at, None);
-    try_event(store, n, json!({"kind": "appointment_proposed", "at": "2026-12-02T16:45:00+01:00",
+    try_event(
+        store,
+        n,
+        json!({"kind": "appointment_proposed", "at": "2026-12-02T16:45:00+01:00",
         "starts_at": "2026-12-03T09:00:00+01:00", "minutes": 30, "place": "Via Roma 1",
-        "officer": "Giulia Neri"}), ts("2026-12-02T16:45:00+01:00"))
+        "officer": "Giulia Neri"}),
+        ts("2026-12-02T16:45:00+01:00"),
+    )
     .await
     .expect("a new proposal after a missed visit");
 }
@@ -292,10 +370,20 @@ async fn a_switch_to_on_site_starts_the_term_at_the_switch(store: &Store) {
     // the switch: day 7 is Thursday 19 March, so 17:00 that day.
     let id = create(store, &ticket(n, "generale", "2026-03-02T10:00:00+01:00")).await;
     drive(store, &engine, ts("2026-03-02T10:00:00+01:00")).await;
-    event(store, n, json!({"kind": "category_changed", "at": "2026-03-12T11:00:00+01:00",
-        "category": "in_loco"})).await;
+    event(
+        store,
+        n,
+        json!({"kind": "category_changed", "at": "2026-03-12T11:00:00+01:00",
+        "category": "in_loco"}),
+    )
+    .await;
     drive(store, &engine, ts("2026-03-12T11:00:00+01:00")).await;
-    let t = store.tickets().ticket(n).await.expect("get").expect("exists");
+    let t = store
+        .tickets()
+        .ticket(n)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(t.sla.due_at, Some(ts("2026-03-19T17:00:00+01:00")));
     assert_eq!(t.sla.state, "running");
     assert_eq!(kinds(&rows(store, id).await), ["ricevuta"]);
@@ -316,8 +404,16 @@ async fn a_switch_to_on_site_starts_the_term_at_the_switch(store: &Store) {
 
 async fn invalid_proposals_are_refused_with_reasons(store: &Store) {
     let now = ts("2026-12-01T11:00:00+01:00");
-    create(store, &ticket("G-1", "generale", "2026-12-01T10:00:00+01:00")).await;
-    create(store, &ticket("L-1", "in_loco", "2026-12-01T10:00:00+01:00")).await;
+    create(
+        store,
+        &ticket("G-1", "generale", "2026-12-01T10:00:00+01:00"),
+    )
+    .await;
+    create(
+        store,
+        &ticket("L-1", "in_loco", "2026-12-01T10:00:00+01:00"),
+    )
+    .await;
     let propose = |starts_at: &str, minutes: u32| {
         json!({"kind": "appointment_proposed", "at": "2026-12-01T11:00:00+01:00",
             "starts_at": starts_at, "minutes": minutes, "place": "Via Roma 1",
@@ -333,20 +429,29 @@ async fn invalid_proposals_are_refused_with_reasons(store: &Store) {
     };
     let m = conflict(try_event(store, "G-1", propose("2026-12-02T10:00:00+01:00", 30), now).await);
     assert!(m.contains("in_loco"), "{m}");
-    let (f, m) = invalid(try_event(store, "L-1", propose("2026-12-05T10:00:00+01:00", 30), now).await);
+    let (f, m) =
+        invalid(try_event(store, "L-1", propose("2026-12-05T10:00:00+01:00", 30), now).await);
     assert_eq!(f, "starts_at");
     assert!(m.contains("outside office hours"), "{m}");
-    let (f, m) = invalid(try_event(store, "L-1", propose("2026-12-02T16:45:00+01:00", 30), now).await);
+    let (f, m) =
+        invalid(try_event(store, "L-1", propose("2026-12-02T16:45:00+01:00", 30), now).await);
     assert_eq!(f, "minutes");
     assert!(m.contains("after the office closes"), "{m}");
-    let (f, m) = invalid(try_event(store, "L-1", propose("2026-12-01T10:30:00+01:00", 30), now).await);
+    let (f, m) =
+        invalid(try_event(store, "L-1", propose("2026-12-01T10:30:00+01:00", 30), now).await);
     assert_eq!(f, "starts_at");
     assert!(m.contains("in the past"), "{m}");
-    let (f, _) = invalid(try_event(store, "L-1", propose("2026-12-02T10:00:00+01:00", 2), now).await);
+    let (f, _) =
+        invalid(try_event(store, "L-1", propose("2026-12-02T10:00:00+01:00", 2), now).await);
     assert_eq!(f, "minutes");
     let m = conflict(
-        try_event(store, "L-1", json!({"kind": "appointment_cancelled",
-            "at": "2026-12-01T11:00:00+01:00", "reason": "x"}), now)
+        try_event(
+            store,
+            "L-1",
+            json!({"kind": "appointment_cancelled",
+            "at": "2026-12-01T11:00:00+01:00", "reason": "x"}),
+            now,
+        )
         .await,
     );
     assert!(m.contains("no appointment"), "{m}");
@@ -381,12 +486,20 @@ async fn the_confirmation_reaches_a_real_smtp_server_with_its_calendar_file() {
     );
     let n = "2026/004520";
     create(&store, &ticket(n, "in_loco", "2026-12-01T10:00:00+01:00")).await;
-    event(&store, n, json!({"kind": "appointment_proposed", "at": "2026-12-01T10:30:00+01:00",
+    event(
+        &store,
+        n,
+        json!({"kind": "appointment_proposed", "at": "2026-12-01T10:30:00+01:00",
         "starts_at": "2026-12-04T10:30:00+01:00", "minutes": 30,
-        "place": "Sportello Anagrafe, Via Roma 1", "officer": "Giulia Neri"})).await;
+        "place": "Sportello Anagrafe, Via Roma 1", "officer": "Giulia Neri"}),
+    )
+    .await;
     let at = ts("2026-12-01T10:30:00+01:00");
     engine.cycle(at).await.expect("engine");
-    let report = dispatcher.drain(&fixed_clock(at), u64::MAX).await.expect("drain");
+    let report = dispatcher
+        .drain(&fixed_clock(at), u64::MAX)
+        .await
+        .expect("drain");
     assert_eq!(report.delivered, 2, "{report:?}");
     // The receipt and the confirmation go out together: find the confirmation.
     let eml = [peer.message(1), peer.message(2)]
@@ -394,7 +507,10 @@ async fn the_confirmation_reaches_a_real_smtp_server_with_its_calendar_file() {
         .find(|m| common::mail::header(m, "X-Messo-Kind").as_deref() == Some("appuntamento"))
         .expect("the confirmation was delivered");
     let text = common::mail::part(&eml, "text/plain").expect("text part");
-    assert!(text.contains("venerdì 4 dicembre 2026 alle 10:30"), "{text}");
+    assert!(
+        text.contains("venerdì 4 dicembre 2026 alle 10:30"),
+        "{text}"
+    );
     assert!(text.contains("Sportello Anagrafe, Via Roma 1"), "{text}");
     let ics = common::mail::part(&eml, "text/calendar").expect("a text/calendar attachment");
     let (method, props) = parse_ics(&ics.replace('\n', "\r\n"));

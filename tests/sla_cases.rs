@@ -169,7 +169,9 @@ fn a_switch_to_on_site_starts_the_term_at_the_switch() {
             "switch_mid_way",
             "2026-03-02T10:00:00+01:00",
             "normale",
-            vec![json!({"kind": "category_changed", "at": "2026-03-05T11:00:00+01:00", "category": "in_loco"})],
+            vec![
+                json!({"kind": "category_changed", "at": "2026-03-05T11:00:00+01:00", "category": "in_loco"}),
+            ],
             "2026-03-05T12:00:00+01:00",
             ("2026-03-12T17:00:00+01:00", "running", 3_600, 165_600),
         ),
@@ -192,7 +194,9 @@ fn a_switch_to_on_site_starts_the_term_at_the_switch() {
             "switch_after_closing",
             "2026-03-02T10:00:00+01:00",
             "bassa",
-            vec![json!({"kind": "category_changed", "at": "2026-03-13T17:30:00+01:00", "category": "in_loco"})],
+            vec![
+                json!({"kind": "category_changed", "at": "2026-03-13T17:30:00+01:00", "category": "in_loco"}),
+            ],
             "2026-03-13T17:30:00+01:00",
             ("2026-03-20T17:00:00+01:00", "running", 0, 144_000),
         ),

@@ -7,9 +7,9 @@ use super::{
     Backend, EventRecord, HistoryError, InboxReport, ListQuery, Outcome, SlaView, StoredResponse,
     TICKET_COLUMNS, TicketRecord, Tickets, derive, evaluate, state_name, ts,
 };
-use crate::ticket::record::check_appointment;
 use crate::domain::{Category, Priority};
 use crate::sla::OutOfRange;
+use crate::ticket::record::check_appointment;
 use crate::ticket::{
     Derived, EventBody, EventRejection, FieldError, NewEvent, NewTicket, Source, apply,
 };
@@ -462,10 +462,10 @@ impl Tickets<'_> {
         let policy_version: i64 = r.try_get("policy_version")?;
         let calendar_version: i64 = r.try_get("calendar_version")?;
         let received_at = Timestamp(r.try_get("received_at")?);
-        let mut target_s = self
-            .store
-            .versions
-            .target_seconds(policy_version, category, priority)?;
+        let mut target_s =
+            self.store
+                .versions
+                .target_seconds(policy_version, category, priority)?;
         if category == Category::InLoco {
             // The on-site term's office time depends on when it starts: from the receipt here
             // (a ticket switched to on-site has it from the switch in every fresh evaluation:

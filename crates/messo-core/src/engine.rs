@@ -382,7 +382,10 @@ impl<'a> Owed<'a> {
                 };
                 let (kind, method) = if e.kind == "appointment_cancelled" {
                     self.appointment.1 += 1;
-                    (Kind::AppuntamentoAnnullato, Some(crate::ics::Method::Cancel))
+                    (
+                        Kind::AppuntamentoAnnullato,
+                        Some(crate::ics::Method::Cancel),
+                    )
                 } else {
                     (Kind::AppuntamentoMancato, None)
                 };
@@ -484,8 +487,7 @@ impl<'a> Owed<'a> {
         else {
             return;
         };
-        let Some(at) = ctx.sms_calendar.next_opening(cal.local_midnight(before))
-        else {
+        let Some(at) = ctx.sms_calendar.next_opening(cal.local_midnight(before)) else {
             return;
         };
         if a.booked_at > at || at >= a.starts_at || self.now >= a.starts_at {

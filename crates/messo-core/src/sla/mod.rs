@@ -243,13 +243,29 @@ impl Sla {
             ClockKind::Business | ClockKind::OnSite => {
                 let m = BusinessTime(&self.calendar);
                 let counting_from = self.calendar.next_opening(received_at).ok_or(OutOfRange)?;
-                self.status_with(&m, counting_from, received_at, seconds, target.clock, suspensions, now)
+                self.status_with(
+                    &m,
+                    counting_from,
+                    received_at,
+                    seconds,
+                    target.clock,
+                    suspensions,
+                    now,
+                )
             }
             ClockKind::Calendar => {
                 let m = CalendarTime {
                     limit: self.calendar.limit(),
                 };
-                self.status_with(&m, received_at, received_at, seconds, target.clock, suspensions, now)
+                self.status_with(
+                    &m,
+                    received_at,
+                    received_at,
+                    seconds,
+                    target.clock,
+                    suspensions,
+                    now,
+                )
             }
         }
     }

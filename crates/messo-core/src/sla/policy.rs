@@ -161,8 +161,8 @@ fn resolve(
                 Amount::WorkingDays(n) => i64::from(n) * i64::from(hours_per_working_day) * 3600,
                 Amount::Hours(n) => i64::from(n) * 3600,
                 Amount::Days(n) if r.clock == ClockKind::OnSite => {
-                i64::from(n) * i64::from(hours_per_working_day) * 3600
-            }
+                    i64::from(n) * i64::from(hours_per_working_day) * 3600
+                }
                 Amount::Days(n) => i64::from(n) * 86_400,
             };
             table[c.index()][p.index()] = Target {

@@ -979,15 +979,16 @@ fn event_body(f: &mut Fields<'_>, internal: bool) -> Option<EventBody> {
         Some("appointment_changed") => {
             let slot = appointment_slot(f);
             let reason = f.text("reason", 1000);
-            slot.zip(reason).map(|((starts_at, minutes, place, officer), reason)| {
-                EventBody::AppointmentChanged {
-                    starts_at,
-                    minutes,
-                    place,
-                    officer,
-                    reason,
-                }
-            })
+            slot.zip(reason)
+                .map(|((starts_at, minutes, place, officer), reason)| {
+                    EventBody::AppointmentChanged {
+                        starts_at,
+                        minutes,
+                        place,
+                        officer,
+                        reason,
+                    }
+                })
         }
         Some("appointment_cancelled") => f
             .text("reason", 1000)
@@ -1298,10 +1299,7 @@ fn close(d: &mut Derived, at: Timestamp) {
         close_open_suspension(d, at);
     }
     d.closed_at = Some(at);
-    d.suspensions.push(Suspension {
-        from: at,
-        to: None,
-    });
+    d.suspensions.push(Suspension { from: at, to: None });
 }
 
 /// What an appointment event changes (the rules that need no calendar; the office hours and

@@ -201,7 +201,8 @@ pub fn check_appointment(
         ));
     }
     if !reason {
-        let view = evaluate(sla, received_at, d, now).map_err(|e| invalid("starts_at", e.to_string()))?;
+        let view =
+            evaluate(sla, received_at, d, now).map_err(|e| invalid("starts_at", e.to_string()))?;
         if let Some(due) = view.due_at.filter(|due| ends_at > *due) {
             return Err(invalid(
                 "starts_at",
