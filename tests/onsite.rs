@@ -34,6 +34,7 @@ on_both!(start;
     a_cancelled_and_a_missed_appointment,
     a_switch_to_on_site_starts_the_term_at_the_switch,
     invalid_proposals_are_refused_with_reasons,
+    the_console_records_an_appointment_as_a_staff_event,
 );
 
 fn ticket(number: &str, category: &str, received: &str) -> NewTicket {
@@ -520,4 +521,52 @@ async fn the_confirmation_reaches_a_real_smtp_server_with_its_calendar_file() {
     assert_eq!(props["LOCATION"], "Sportello Anagrafe\\, Via Roma 1");
     assert_eq!(props["UID"], "appuntamento-1-2026-004520@comune.roma.it");
     db.finish().await;
+}
+
+async fn the_console_records_an_appointment_as_a_staff_event(store: &Store) {
+    create(
+        store,
+        &ticket("L-2", "in_loco", "2026-12-01T10:00:00+01:00"),
+    )
+    .await;
+    let e = NewEvent::from_json(&json!({"kind": "appointment_proposed",
+        "at": "2026-12-01T11:00:00+01:00", "starts_at": "2026-12-02T10:00:00+01:00",
+        "minutes": 30, "place": "Via Roma 1", "officer": "Giulia Neri"}))
+    .expect("event");
+    let now = ts("2026-12-01T11:00:00+01:00");
+    let done = store
+        .queues()
+        .staff_event("L-2", &e.body, None, Some("form-1"), "anna", now)
+        .await
+        .expect("recorded");
+    assert_eq!(
+        (done.event.kind.as_str(), done.event.source.as_str()),
+        ("appointment_proposed", "console")
+    );
+    assert_eq!(done.event.data["starts_at"], json!("2026-12-02T09:00:00+00:00"));
+    // The same form again answers the event recorded the first time.
+    let again = store
+        .queues()
+        .staff_event("L-2", &e.body, None, Some("form-1"), "anna", now.plus(5))
+        .await
+        .expect("replayed");
+    assert!(again.replayed);
+    // Outside office hours: refused as from the API.
+    let saturday = NewEvent::from_json(&json!({"kind": "appointment_changed",
+        "at": "2026-12-01T11:00:00+01:00", "starts_at": "2026-12-05T10:00:00+01:00",
+        "minutes": 30, "place": "Via Roma 1", "officer": "Giulia Neri", "reason": "x"}))
+    .expect("event");
+    let err = store
+        .queues()
+        .staff_event(
+            "L-2",
+            &saturday.body,
+            None,
+            Some("form-2"),
+            "anna",
+            now.plus(10),
+        )
+        .await
+        .expect_err("outside office hours");
+    assert!(err.to_string().contains("outside office hours"), "{err}");
 }
