@@ -543,7 +543,10 @@ async fn the_console_records_an_appointment_as_a_staff_event(store: &Store) {
         (done.event.kind.as_str(), done.event.source.as_str()),
         ("appointment_proposed", "console")
     );
-    assert_eq!(done.event.data["starts_at"], json!("2026-12-02T09:00:00+00:00"));
+    assert_eq!(
+        done.event.data["starts_at"],
+        json!("2026-12-02T09:00:00+00:00")
+    );
     // The same form again answers the event recorded the first time.
     let again = store
         .queues()

@@ -684,6 +684,7 @@ mod tests {
                 step: None,
                 last_event_at: received_at,
                 on_site_from: None,
+                appointment: None,
             };
             derived(&mut d);
             let ticket = TicketRecord {

@@ -1604,4 +1604,76 @@ mod tests {
             NewEvent::from_json(&json!({"kind": "escalated", "at": "2026-03-05T10:00:00+01:00"}));
         assert_eq!(unknown.unwrap_err()[0].field, "kind");
     }
+
+    #[test]
+    fn appointments_round_trip_and_follow_their_rules() {
+        let mut b = body();
+        b["category"] = json!("in_loco");
+        let t = NewTicket::from_json(&b).unwrap();
+        let mut d = Derived::new(&t);
+        let now = ts("2026-03-10T10:00:00+01:00");
+        let ev = |v: Value| NewEvent::from_json(&v).unwrap();
+        let propose = ev(
+            json!({"kind": "appointment_proposed", "at": "2026-03-02T11:00:00+01:00",
+            "starts_at": "2026-03-04T10:00:00+01:00", "minutes": 30,
+            "place": " Via Roma 1 ", "officer": "Giulia Neri", "reason": ""}),
+        );
+        // Stored and read back, it is the same event (starts_at as RFC 3339, not a number).
+        let mut stored = propose.to_stored_json(None);
+        assert_eq!(stored["starts_at"], json!("2026-03-04T09:00:00+00:00"));
+        assert!(stored.get("reason").is_none(), "an empty reason is absent");
+        stored["kind"] = json!("appointment_proposed");
+        assert_eq!(NewEvent::from_stored_json(&stored).unwrap(), propose);
+        apply(&mut d, t.received_at, &propose, now).unwrap();
+        let a = d.booked_appointment().expect("booked");
+        assert_eq!(
+            (a.ordinal, a.sequence, a.place.as_str()),
+            (1, 0, "Via Roma 1")
+        );
+        assert_eq!(a.ends_at(), ts("2026-03-04T10:30:00+01:00"));
+        let change = ev(
+            json!({"kind": "appointment_changed", "at": "2026-03-03T11:00:00+01:00",
+            "starts_at": "2026-03-05T10:00:00+01:00", "minutes": 60,
+            "place": "Via Roma 1", "officer": "Marco Gialli", "reason": "assenza"}),
+        );
+        apply(&mut d, t.received_at, &change, now).unwrap();
+        assert_eq!(d.booked_appointment().map(|a| a.sequence), Some(1));
+        let early = ev(json!({"kind": "appointment_held", "at": "2026-03-05T09:00:00+01:00"}));
+        assert!(matches!(
+            apply(&mut d.clone(), t.received_at, &early, now),
+            Err(EventRejection::Invalid { .. })
+        ));
+        let recat = ev(
+            json!({"kind": "category_changed", "at": "2026-03-05T09:00:00+01:00",
+            "category": "generale"}),
+        );
+        assert!(matches!(
+            apply(&mut d.clone(), t.received_at, &recat, now),
+            Err(EventRejection::Conflict(_))
+        ));
+        let held = ev(json!({"kind": "appointment_held", "at": "2026-03-05T11:00:00+01:00"}));
+        apply(&mut d, t.received_at, &held, now).unwrap();
+        assert_eq!(d.closed_at, Some(ts("2026-03-05T11:00:00+01:00")));
+        assert_eq!(
+            d.appointment.as_ref().map(|a| a.status),
+            Some(AppointmentStatus::Held)
+        );
+        let bad = NewEvent::from_json(&json!({"kind": "appointment_proposed",
+            "at": "2026-03-02T11:00:00+01:00", "starts_at": "domani", "minutes": 1000,
+            "place": "", "officer": "x"}))
+        .unwrap_err();
+        let fields: Vec<&str> = bad.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["starts_at", "minutes", "place"]);
+        // Only for on-site tickets.
+        let general = NewTicket::from_json(&body()).unwrap();
+        assert!(matches!(
+            apply(
+                &mut Derived::new(&general),
+                general.received_at,
+                &propose,
+                now
+            ),
+            Err(EventRejection::Conflict(_))
+        ));
+    }
 }
