@@ -672,6 +672,14 @@ async fn walk(
         ))
         .await;
     ensure!(notes == 1, "{notes} notes");
+    // The on-site appointment form is for in_loco tickets only: hidden on this one.
+    let hidden = b
+        .execute(
+            "return document.querySelector('#form-appointment').closest('details').hidden;",
+            vec![],
+        )
+        .await?;
+    ensure!(hidden == serde_json::json!(true), "{hidden}");
     page(b, "13-note", "#t-actions-title", axe_js, log).await?;
 
     enter(b, "#nav-queues").await?;

@@ -261,7 +261,8 @@ pub enum EventKinds {
         at: String,
         priority: Priority,
     },
-    /// Re-targets the ticket from its receipt; must change the category (422).
+    /// Re-targets the ticket from its receipt (to `in_loco`: the on-site term from this
+    /// instant); must change the category (422); 409 while an appointment is booked.
     #[schema(title = "category_changed")]
     CategoryChanged {
         /// When it happened: RFC 3339 with a UTC offset.
