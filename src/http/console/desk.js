@@ -842,10 +842,22 @@
     form.elements.action.value = booked ? 'appointment_changed' : 'appointment_proposed';
   }
 
-  // A datetime-local value (office time, as the browser shows it) as RFC 3339 in UTC, whole seconds.
-  function instant(local) {
-    const t = new Date(local);
-    return Number.isNaN(t.getTime()) ? '' : t.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  // The office's UTC offset at instant `t` (milliseconds east of UTC).
+  const offsetFmt = new Intl.DateTimeFormat('en-US', { timeZone: TZ, timeZoneName: 'longOffset' });
+  function officeOffset(t) {
+    const part = offsetFmt.formatToParts(new Date(t)).find((p) => p.type === 'timeZoneName');
+    const m = /GMT([+-])(\d{2}):(\d{2})/.exec(part ? part.value : '');
+    return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) * 60000 : 0;
+  }
+
+  // A datetime-local value read as the office's wall-clock time (Rome, whatever the browser's
+  // zone), as RFC 3339 in UTC with whole seconds; '' when it is not a date and time.
+  function officeInstant(local) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(local);
+    if (!m) return '';
+    const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]));
+    const t = wall - officeOffset(wall - officeOffset(wall));
+    return new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
   }
 
   function appointmentRequest(form, v, need, number) {
@@ -857,7 +869,7 @@
       if (!Number.isInteger(minutes) || minutes < 5 || minutes > 480) return need('minutes', 'La durata va da 5 a 480 minuti.');
       if (!v('place')) return need('place', 'Indica il luogo.');
       if (!v('officer')) return need('officer', 'Indica l\'operatore.');
-      Object.assign(body, { starts_at: instant(v('starts_at')), minutes, place: v('place'), officer: v('officer') });
+      Object.assign(body, { starts_at: officeInstant(v('starts_at')), minutes, place: v('place'), officer: v('officer') });
     }
     if (kind === 'appointment_changed' || kind === 'appointment_cancelled') {
       if (!v('reason')) return need('reason', 'Indica il motivo: il cittadino lo legge.');
