@@ -1166,10 +1166,11 @@ fn target_rule(p: &mut Problems, i: usize, r: RawTarget) -> Option<TargetRule> {
     let clock = match r.clock.as_str() {
         "business" => Some(ClockKind::Business),
         "calendar" => Some(ClockKind::Calendar),
+        "on_site" => Some(ClockKind::OnSite),
         other => {
             p.add(
                 target_key(i, "clock"),
-                format!("unknown clock {other:?}; expected business|calendar"),
+                format!("unknown clock {other:?}; expected business|calendar|on_site"),
             );
             None
         }

@@ -7,7 +7,7 @@
 //! it, in one direction (see ARCHITECTURE.md and tests/architecture.rs).
 
 pub use messo_core::{
-    calendar, domain, engine, locale, phone, redact, reports, sla, sms, ticket, time, versions,
+    calendar, domain, engine, ics, locale, phone, redact, reports, sla, sms, ticket, time, versions,
 };
 
 pub mod batch;

@@ -14,8 +14,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "core (crates/messo-core, re-exported)",
         &[
-            "calendar", "domain", "engine", "locale", "phone", "redact", "reports", "sla", "sms",
-            "ticket", "time", "versions",
+            "calendar", "domain", "engine", "ics", "locale", "phone", "redact", "reports", "sla",
+            "sms", "ticket", "time", "versions",
         ],
     ),
     ("support", &["private_files", "metrics"]),

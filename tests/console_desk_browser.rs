@@ -672,6 +672,14 @@ async fn walk(
         ))
         .await;
     ensure!(notes == 1, "{notes} notes");
+    // The on-site appointment form is for in_loco tickets only: hidden on this one.
+    let hidden = b
+        .execute(
+            "return document.querySelector('#form-appointment').closest('details').hidden;",
+            vec![],
+        )
+        .await?;
+    ensure!(hidden == serde_json::json!(true), "{hidden}");
     page(b, "13-note", "#t-actions-title", axe_js, log).await?;
 
     // 8b. A new expected date: the wall clock in Rome becomes an instant with Rome's offset
@@ -756,6 +764,59 @@ async fn walk(
     b.wait_for_text("#ticket-title", WAITING, WAIT).await?;
     b.wait_for("#ticket-body:not([hidden])", WAIT).await?;
     page(b, "17-ticket-by-number", "#ticket-title", axe_js, log).await?;
+
+    // 10b. On-site assistance: the appointment form of an in_loco ticket records the event,
+    // the day and time read as Rome time whatever the browser's zone.
+    create(
+        h,
+        json!({
+            "number": "2026/000103",
+            "office": "servizi_sociali",
+            "category": "in_loco",
+            "priority": "normale",
+            "subject": "Accompagnamento allo sportello",
+            "received_at": "2026-12-03T10:00:00+01:00",
+            "citizen": {"email": "carla.verdi@example.it", "language": "it"}
+        }),
+    )
+    .await;
+    b.goto(&format!("{}/admin#/ticket/2026%2F000103", h.base))
+        .await?;
+    b.wait_for_text("#ticket-title", "2026/000103", WAIT)
+        .await?;
+    b.wait_for("#ticket-body:not([hidden])", WAIT).await?;
+    enter(b, "details:has(#form-appointment) > summary").await?;
+    b.wait_for("#appointment-start", WAIT).await?;
+    b.execute(
+        "document.querySelector('#appointment-start').value = '2026-12-04T10:30';",
+        vec![],
+    )
+    .await?;
+    b.send_keys(
+        &b.find("#appointment-place").await?,
+        "Sportello Anagrafe, Via Roma 1",
+    )
+    .await?;
+    b.send_keys(&b.find("#appointment-officer").await?, "Giulia Neri")
+        .await?;
+    b.execute(
+        "document.querySelector('#form-appointment button[type=\"submit\"]').click();",
+        vec![],
+    )
+    .await?;
+    b.wait_for_text("#status", "Appuntamento fissato", WAIT)
+        .await?;
+    b.wait_for_text("#appointment-current", "Sportello Anagrafe", WAIT)
+        .await?;
+    let booked = h
+        .count(
+            "SELECT COUNT(*) FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id \
+             WHERE t.number = '2026/000103' AND e.kind = 'appointment_proposed' \
+             AND e.data LIKE '%2026-12-04T09:30:00+00:00%'",
+        )
+        .await;
+    ensure!(booked == 1, "{booked} appointments at 10:30 Rome time");
+    page(b, "17b-appointment", "#t-actions-title", axe_js, log).await?;
 
     // 11. No CSP violation, no script error; the only failed load is /me before signing in.
     log.extend(b.browser_log().await?);

@@ -983,6 +983,26 @@ async fn every_operation_answers_as_documented() {
         .await;
     assert_eq!(a.status, 409, "{}", a.text);
     c.check("post", e, &a);
+    // An appointment is documented, and refused on a ticket that is not on-site (409) or with
+    // a length out of range (422, naming the field).
+    let appointment = json!({"kind": "appointment_proposed", "at": "2026-03-03T09:40:00+01:00",
+        "starts_at": "2026-03-04T10:00:00+01:00", "minutes": 30,
+        "place": "Sportello Anagrafe", "officer": "Giulia Neri"});
+    let a = app
+        .call("post", &events, &auth, c.request("post", e, &appointment))
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert!(a.text.contains("in_loco"), "{}", a.text);
+    c.check("post", e, &a);
+    let mut short = appointment.clone();
+    short["minutes"] = json!(2);
+    assert!(!c.request_errors("post", e, &short).is_empty());
+    let a = app
+        .call("post", &events, &auth, Some(Body::Json(short)))
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(a.text.contains("minutes"), "{}", a.text);
+    c.check("post", e, &a);
 
     // The webhooks.
     let a = app

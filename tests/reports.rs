@@ -420,14 +420,16 @@ async fn a_hand_built_month_reads_back_as_computed_by_hand(db: &TestDb) {
     );
     assert_eq!(numbers(t, Measure::OpenBreached), ["000004"]);
 
-    // servizi_sociali: T7 on site, received 26 Nov, first response after 12 h, open on 30 Nov
-    // and due on 3 Dec: not breached; nothing closed, so no share on time.
+    // servizi_sociali: T7 on site, received Thursday 26 Nov at 20:00, first response at 08:00
+    // the next morning: no office time yet on the on-site term's clock (docs/sla.md), so 0; open
+    // on 30 Nov and due on 3 Dec at 17:00 (day 7): not breached; nothing closed, so no share on
+    // time.
     let s = row(&r.rows, "servizi_sociali");
     assert_eq!(
         (s.row.received, s.row.closed, s.row.open_breached),
         (1, 0, 0)
     );
-    assert_eq!(s.row.first_response_median_s, Some(43_200));
+    assert_eq!(s.row.first_response_median_s, Some(0));
     assert_eq!(s.on_time_pct, None);
 
     // The total: 7 received, 6 closed, 5 on time (83.3 %), 1 breached; T9 nowhere.
@@ -532,7 +534,8 @@ async fn a_hand_built_month_reads_back_as_computed_by_hand(db: &TestDb) {
         .expect("report");
     assert!(r.comments.is_empty(), "comments only when asked for");
 
-    // One office only; and December sees T7 closed on time after 486,000 s, T4 still breached.
+    // One office only; and December sees T7 closed on time after 93,600 s of office time (27 and
+    // 30 Nov, 1 Dec 8 h each, 2 Dec 09:00–11:00: the on-site term's clock), T4 still breached.
     let mut one = november("");
     one.office = Some("tributi".into());
     let r = monitoring::compliance(&db.store, &config(), &one, now)
@@ -552,7 +555,7 @@ async fn a_hand_built_month_reads_back_as_computed_by_hand(db: &TestDb) {
         (x.received, x.closed, x.closed_on_time, x.open_breached),
         (0, 1, 1, 1)
     );
-    assert_eq!(x.close_median_s, Some(486_000));
+    assert_eq!(x.close_median_s, Some(93_600));
 }
 
 #[allow(clippy::too_many_arguments)] // one outbox row's columns, as the table has them
@@ -922,7 +925,7 @@ async fn the_report_api_answers_its_readers_in_each_format() {
     assert_eq!(anagrafe["tickets"]["closed_late"], json!(["2026/000002"]));
     assert_eq!(body["total"]["received"], 7);
     // The targets the times are measured against, from the policy in force: every category
-    // and priority, working seconds of 8-hour days, on-site assistance 7 × 24 h.
+    // and priority, working seconds of 8-hour days, on-site assistance its nominal 7 × 8 h.
     let targets = body["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 12);
     let target = |category: &str, priority: &str| {
@@ -939,9 +942,11 @@ async fn the_report_api_answers_its_readers_in_each_format() {
         target("generale", "bassa"),
         Some((json!(7 * 28_800), json!("business")))
     );
+    // The on-site term's office time depends on its start: the table shows its nominal
+    // 7 × 8 h (docs/sla.md).
     assert_eq!(
         target("in_loco", "normale"),
-        Some((json!(604_800), json!("calendar")))
+        Some((json!(201_600), json!("on_site")))
     );
     assert!(
         body.get("comments").is_none(),

@@ -261,7 +261,8 @@ pub enum EventKinds {
         at: String,
         priority: Priority,
     },
-    /// Re-targets the ticket from its receipt; must change the category (422).
+    /// Re-targets the ticket from its receipt (to `in_loco`: the on-site term from this
+    /// instant); must change the category (422); 409 while an appointment is booked.
     #[schema(title = "category_changed")]
     CategoryChanged {
         /// When it happened: RFC 3339 with a UTC offset.
@@ -309,6 +310,81 @@ pub enum EventKinds {
         /// Why, in words the citizen reads.
         #[schema(min_length = 1, max_length = 1000)]
         reason: String,
+    },
+    /// An on-site appointment offered to the citizen (the citizen is sent a confirmation, by
+    /// e-mail with a calendar file, and a reminder the working day before). Only on an
+    /// `in_loco` ticket with no appointment booked (409). `starts_at` must lie inside an
+    /// office window and the visit end in the same window, not in the past, and end by the
+    /// on-site term unless a `reason` is given (422, naming the field).
+    #[schema(title = "appointment_proposed")]
+    AppointmentProposed {
+        /// When it happened: RFC 3339 with a UTC offset.
+        #[schema(format = DateTime)]
+        at: String,
+        /// When the visit starts: RFC 3339 with a UTC offset.
+        #[schema(format = DateTime)]
+        starts_at: String,
+        /// How long the visit lasts.
+        #[schema(minimum = 5, maximum = 480)]
+        minutes: u32,
+        /// Where: the address or the desk.
+        #[schema(min_length = 1, max_length = 300)]
+        place: String,
+        /// Who receives the citizen.
+        #[schema(min_length = 1, max_length = 100)]
+        officer: String,
+        /// Why the visit is after the on-site term (required then).
+        #[schema(max_length = 1000)]
+        reason: Option<String>,
+    },
+    /// The booked appointment moves (the citizen is told, with the updated calendar file).
+    /// The same rules as a proposal; 409 when none is booked.
+    #[schema(title = "appointment_changed")]
+    AppointmentChanged {
+        /// When it happened: RFC 3339 with a UTC offset.
+        #[schema(format = DateTime)]
+        at: String,
+        /// When the visit starts: RFC 3339 with a UTC offset.
+        #[schema(format = DateTime)]
+        starts_at: String,
+        #[schema(minimum = 5, maximum = 480)]
+        minutes: u32,
+        #[schema(min_length = 1, max_length = 300)]
+        place: String,
+        #[schema(min_length = 1, max_length = 100)]
+        officer: String,
+        #[schema(min_length = 1, max_length = 1000)]
+        reason: String,
+    },
+    /// The booked appointment will not take place (the citizen is told; the calendar file
+    /// removes it). 409 when none is booked.
+    #[schema(title = "appointment_cancelled")]
+    AppointmentCancelled {
+        /// When it happened: RFC 3339 with a UTC offset.
+        #[schema(format = DateTime)]
+        at: String,
+        #[schema(min_length = 1, max_length = 1000)]
+        reason: String,
+    },
+    /// The visit took place: the on-site term is met and the ticket is closed (reopen it if
+    /// more is to be done). Not before the appointment's start (422); 409 when none is booked.
+    #[schema(title = "appointment_held")]
+    AppointmentHeld {
+        /// When it happened: RFC 3339 with a UTC offset.
+        #[schema(format = DateTime)]
+        at: String,
+        #[schema(max_length = 4000)]
+        text: Option<String>,
+    },
+    /// The citizen did not come (they are told how to book again). Not before the
+    /// appointment's start (422); 409 when none is booked.
+    #[schema(title = "appointment_missed")]
+    AppointmentMissed {
+        /// When it happened: RFC 3339 with a UTC offset.
+        #[schema(format = DateTime)]
+        at: String,
+        #[schema(max_length = 1000)]
+        reason: Option<String>,
     },
 }
 
@@ -429,6 +505,7 @@ pub struct TicketEvent {
 pub enum ClockKind {
     Business,
     Calendar,
+    OnSite,
 }
 
 #[derive(ToSchema)]
@@ -879,6 +956,7 @@ pub struct ReportTarget {
 pub enum TargetClock {
     Business,
     Calendar,
+    OnSite,
 }
 
 /// A criticality ("criticità rilevata").

@@ -396,7 +396,8 @@ async fn one(state: &AppState, number: &str) -> Result<Value, Problem> {
     body["events"] = Value::Array(events.iter().map(|e| event_json(e, &f)).collect());
     let times = TicketTimes {
         id: Some(t.number.clone()),
-        received_at,
+        // A ticket switched to on-site: the account starts at the switch, as its term does.
+        received_at: derived.clock_start(received_at),
         category: derived.category,
         priority: derived.priority,
         suspensions: derived.suspensions.clone(),

@@ -210,6 +210,11 @@ pub fn message_title(lang: Lang, kind: &str) -> String {
             "Come indicare il numero della richiesta",
             "How to quote your request number",
         ),
+        "appuntamento" => ("Appuntamento fissato", "Appointment booked"),
+        "appuntamento_modificato" => ("Appuntamento spostato", "Appointment moved"),
+        "appuntamento_annullato" => ("Appuntamento annullato", "Appointment cancelled"),
+        "appuntamento_mancato" => ("Appuntamento non avvenuto", "Missed appointment"),
+        "promemoria_appuntamento" => ("Promemoria dell'appuntamento", "Appointment reminder"),
         _ => ("Comunicazione dell'URP", "Message from the help desk"),
     };
     tr(lang, it, en)

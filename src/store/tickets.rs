@@ -9,6 +9,7 @@ use super::{
 };
 use crate::domain::{Category, Priority};
 use crate::sla::OutOfRange;
+use crate::ticket::record::check_appointment;
 use crate::ticket::{
     Derived, EventBody, EventRejection, FieldError, NewEvent, NewTicket, Source, apply,
 };
@@ -339,7 +340,19 @@ impl Tickets<'_> {
             }
             return Ok(Outcome::Unchanged(record));
         }
+        let before = derived.clone();
         apply(&mut derived, received_at, e, now)?;
+        // An appointment's date against the office hours and the term, at the ticket's versions.
+        if matches!(
+            e.body,
+            EventBody::AppointmentProposed { .. } | EventBody::AppointmentChanged { .. }
+        ) {
+            let sla = self
+                .store
+                .versions
+                .sla(record.calendar_version, record.policy_version)?;
+            check_appointment(&sla, received_at, &before, e, now)?;
+        }
         let data = e.to_stored_json(None);
         insert_event(conn, record.id, e, source, key, &hash, &data, now).await?;
         let updated = self
@@ -448,10 +461,18 @@ impl Tickets<'_> {
         let priority: Priority = priority.parse().map_err(|e| corrupt(format!("{e}")))?;
         let policy_version: i64 = r.try_get("policy_version")?;
         let calendar_version: i64 = r.try_get("calendar_version")?;
-        let target_s = self
-            .store
-            .versions
-            .target_seconds(policy_version, category, priority)?;
+        let received_at = Timestamp(r.try_get("received_at")?);
+        let mut target_s =
+            self.store
+                .versions
+                .target_seconds(policy_version, category, priority)?;
+        if category == Category::InLoco {
+            // The on-site term's office time depends on when it starts: from the receipt here
+            // (a ticket switched to on-site has it from the switch in every fresh evaluation:
+            // the API's and the console's ticket, the engine; docs/sla.md).
+            let sla = self.store.versions.sla(calendar_version, policy_version)?;
+            target_s = sla.target_seconds(category, priority, received_at)?;
+        }
         let elapsed_s: i64 = r.try_get("sla_elapsed_s")?;
         let closed_at = ts(r.try_get("closed_at")?);
         let due_at = ts(r.try_get("sla_due_at")?);
@@ -464,7 +485,7 @@ impl Tickets<'_> {
             subject: r.try_get("subject")?,
             step: step.zip(step_text),
             citizen: serde_json::from_str(&citizen).map_err(|e| corrupt(e.to_string()))?,
-            received_at: Timestamp(r.try_get("received_at")?),
+            received_at,
             closed_at,
             waiting_since: ts(r.try_get("waiting_since")?),
             policy_version,

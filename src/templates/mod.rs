@@ -584,6 +584,47 @@ pub struct RenderedMessage {
     pub attachments: Vec<StoredAttachment>,
 }
 
+/// The appointment's calendar file (`appuntamento.ics`) for an e-mail or PEC notice whose
+/// payload carries a `calendar` event (the engine's appointment notices); nothing otherwise.
+pub fn calendar_attachment(channel: Channel, payload: &Value) -> Vec<StoredAttachment> {
+    use messo_core::ics::{Event, Method, content_type, render};
+    if !matches!(channel, Channel::Email | Channel::Pec) {
+        return Vec::new();
+    }
+    let c = &payload["calendar"];
+    let text = |k: &str| c[k].as_str().map(str::to_owned);
+    let time = |k: &str| {
+        c[k].as_str()
+            .and_then(|t| crate::time::Timestamp::parse_rfc3339(t).ok())
+    };
+    let method = match c["method"].as_str() {
+        Some("PUBLISH") => Method::Publish,
+        Some("CANCEL") => Method::Cancel,
+        _ => return Vec::new(),
+    };
+    let event = (|| {
+        Some(Event {
+            uid: text("uid")?,
+            sequence: u32::try_from(c["sequence"].as_u64()?).ok()?,
+            method,
+            stamp: time("stamp")?,
+            starts_at: time("starts_at")?,
+            ends_at: time("ends_at")?,
+            summary: text("summary")?,
+            location: text("location")?,
+            description: text("description")?,
+            organizer: text("organizer"),
+        })
+    })();
+    event.map_or_else(Vec::new, |e| {
+        vec![StoredAttachment::new(
+            "appuntamento.ics",
+            &content_type(method),
+            render(&e).as_bytes(),
+        )]
+    })
+}
+
 /// A file kept with a message's words: its name, media type and bytes in base64 (standard
 /// alphabet, padded), so the words stay one JSON text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1279,6 +1320,7 @@ impl Templates {
         let ctx = self.settings.context(&payload, key.lang, channel);
         let set = self.current();
         let version = set.versions.get(&key).map_or(0, |(v, _)| *v);
+        let files = calendar_attachment(channel, &payload);
         let done =
             |(subject, text, html): (String, String, Option<String>), version| RenderedMessage {
                 subject,
@@ -1286,7 +1328,7 @@ impl Templates {
                 html,
                 template: key.to_string(),
                 version,
-                attachments: Vec::new(),
+                attachments: files.clone(),
             };
         let live_err = match self.render_with(&set.live, &key, channel, &ctx) {
             Ok(r) => return Ok(done(r, version)),

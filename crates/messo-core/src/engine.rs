@@ -128,6 +128,7 @@ pub fn decide(
     }
     owed.date_changes(dates.changes);
     owed.deadline(dates.office_date);
+    owed.appointment_reminder();
     let Owed {
         notices,
         later,
@@ -166,6 +167,8 @@ struct Owed<'a> {
     notices: Vec<Notice>,
     later: Vec<Timestamp>,
     close: Option<(Timestamp, Value)>,
+    /// The appointment as the events read so far leave it: (ordinal, sequence, slot).
+    appointment: (u32, u32, Option<Slot>),
 }
 
 /// How long after a change of the expected date the engine waits for more changes before it
@@ -215,6 +218,31 @@ struct Burst {
     office_reason: Option<String>,
 }
 
+/// An appointment's date, length, place and officer, as its event states them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Slot {
+    starts_at: Timestamp,
+    minutes: u32,
+    place: String,
+    officer: String,
+}
+
+impl Slot {
+    /// The slot an `appointment_proposed` or `appointment_changed` event states.
+    fn of(e: &EventRecord) -> Option<Slot> {
+        Some(Slot {
+            starts_at: Timestamp::parse_rfc3339(e.data["starts_at"].as_str()?).ok()?,
+            minutes: u32::try_from(e.data["minutes"].as_u64()?).ok()?,
+            place: e.data["place"].as_str()?.to_owned(),
+            officer: e.data["officer"].as_str()?.to_owned(),
+        })
+    }
+
+    fn ends_at(&self) -> Timestamp {
+        self.starts_at.plus(i64::from(self.minutes) * 60)
+    }
+}
+
 impl<'a> Owed<'a> {
     fn new(
         ctx: &'a Context<'a>,
@@ -256,6 +284,7 @@ impl<'a> Owed<'a> {
             notices: Vec::new(),
             later: Vec::new(),
             close: None,
+            appointment: (0, 0, None),
         }
     }
 
@@ -346,10 +375,15 @@ impl<'a> Owed<'a> {
                 // The date the receipt tells is the one of the request as it arrived: a later
                 // change has its own notice with the old and the new date.
                 let due_at = dates.at_receipt.or(self.view.due_at).map(|t| self.fmt(t));
+                // An on-site request counts its term from the request itself, whenever it came:
+                // the receipt says by when the visit will be, not when the clock starts.
+                let on_site = self.derived.category == crate::domain::Category::InLoco;
                 let payload = self.with(json!({
-                    "out_of_hours": counting_from > self.received_at && self.view.state != "closed",
+                    "out_of_hours": !on_site && counting_from > self.received_at && self.view.state != "closed",
                     "counting_from": self.fmt(counting_from),
                     "due_at": due_at,
+                    "on_site": on_site,
+                    "book_by": if on_site { due_at.clone() } else { None },
                 }));
                 self.citizen(Kind::Ricevuta, "receipt".to_owned(), payload);
             }
@@ -392,6 +426,47 @@ impl<'a> Owed<'a> {
                 }));
                 self.citizen(Kind::Chiusura, id, payload);
             }
+            "appointment_proposed" | "appointment_changed" => {
+                let Some(slot) = Slot::of(e) else { return };
+                let changed = e.kind == "appointment_changed";
+                let (ordinal, sequence, previous) = &mut self.appointment;
+                if changed {
+                    *sequence += 1;
+                } else {
+                    *ordinal += 1;
+                    *sequence = 0;
+                }
+                let previous = previous.replace(slot.clone()).filter(|_| changed);
+                let kind = if changed {
+                    Kind::AppuntamentoModificato
+                } else {
+                    Kind::Appuntamento
+                };
+                let payload = self.appointment_payload(
+                    &slot,
+                    e,
+                    previous.as_ref(),
+                    Some(crate::ics::Method::Publish),
+                );
+                self.citizen(kind, id, payload);
+            }
+            "appointment_cancelled" | "appointment_missed" => {
+                let Some(slot) = self.appointment.2.take() else {
+                    return;
+                };
+                let (kind, method) = if e.kind == "appointment_cancelled" {
+                    self.appointment.1 += 1;
+                    (
+                        Kind::AppuntamentoAnnullato,
+                        Some(crate::ics::Method::Cancel),
+                    )
+                } else {
+                    (Kind::AppuntamentoMancato, None)
+                };
+                let payload = self.appointment_payload(&slot, e, None, method);
+                self.citizen(kind, id, payload);
+            }
+            "appointment_held" => self.appointment.2 = None,
             // Notes and contacts made or corrected from the console owe no notice; changes
             // of the expected date are told by `date_changes`.
             _ => {}
@@ -447,7 +522,10 @@ impl<'a> Owed<'a> {
             let ends_burst = !moves
                 && matches!(
                     kind,
-                    "integration_requested" | "integration_received" | "closed"
+                    "integration_requested"
+                        | "integration_received"
+                        | "closed"
+                        | "appointment_held"
                 );
             let settled_gap = burst
                 .as_ref()
@@ -465,7 +543,7 @@ impl<'a> Owed<'a> {
                         told = after;
                     }
                 }
-                "closed" => out.office_date = None,
+                "closed" | "appointment_held" => out.office_date = None,
                 "rebaselined" => {
                     if let Some(t) = e
                         .data
@@ -571,6 +649,115 @@ impl<'a> Owed<'a> {
             }));
             self.citizen(Kind::CambioData, c.last_event.to_string(), payload);
         }
+    }
+
+    /// What an appointment's notices carry: the appointment as the citizen reads it, and with
+    /// `method` the calendar event the e-mail attaches (`ics`).
+    fn appointment_payload(
+        &self,
+        slot: &Slot,
+        e: &EventRecord,
+        previous: Option<&Slot>,
+        method: Option<crate::ics::Method>,
+    ) -> Value {
+        let (ordinal, sequence, _) = &self.appointment;
+        let number = self.base["number"].as_str().unwrap_or_default();
+        let subject = self.base["subject"].as_str().unwrap_or_default();
+        let phone = &self.ctx.notify.office_phone;
+        let (summary, description) = match self.language {
+            Lang::It => (
+                format!("Appuntamento con l'ufficio, richiesta {number}"),
+                format!(
+                    "Assistenza in loco per la richiesta {number} «{subject}». Operatore: {}. \
+                     Per spostare o annullare l'appuntamento chiami il {phone}.",
+                    slot.officer
+                ),
+            ),
+            Lang::En => (
+                format!("Appointment with the office, request {number}"),
+                format!(
+                    "On-site assistance for request {number} “{subject}”. Officer: {}. \
+                     To move or cancel the appointment call {phone}.",
+                    slot.officer
+                ),
+            ),
+        };
+        let domain = self
+            .ctx
+            .notify
+            .sender_email
+            .rsplit_once('@')
+            .map_or("messo.invalid", |(_, d)| d);
+        let uid_number: String = number
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let calendar = method.map(|m| {
+            json!({
+                "uid": format!("appuntamento-{ordinal}-{uid_number}@{domain}"),
+                "sequence": sequence,
+                "method": m.as_str(),
+                "stamp": e.occurred_at.to_string(),
+                "starts_at": slot.starts_at.to_string(),
+                "ends_at": slot.ends_at().to_string(),
+                "summary": summary,
+                "location": slot.place,
+                "description": description,
+                "organizer": self.ctx.notify.sender_email,
+            })
+        });
+        self.with(json!({
+            "appointment": {
+                "starts_at": self.fmt(slot.starts_at),
+                "ends_at": self.fmt(slot.ends_at()),
+                "minutes": slot.minutes,
+                "place": slot.place,
+                "officer": slot.officer,
+                "reason": e.data.get("reason").cloned().unwrap_or(Value::Null),
+                "previous_starts_at": previous.map(|p| self.fmt(p.starts_at)),
+            },
+            "calendar": calendar,
+        }))
+    }
+
+    /// The reminder of a booked appointment: at the SMS window's opening on the working day
+    /// before it; none when the appointment was booked after that instant, or is already past.
+    fn appointment_reminder(&mut self) {
+        let derived = self.derived;
+        let Some(a) = derived.booked_appointment() else {
+            return;
+        };
+        if derived.closed_at.is_some() {
+            return;
+        }
+        let ctx = self.ctx;
+        let cal = &ctx.sla.calendar;
+        let day = cal.local_day(a.starts_at);
+        let Some(before) = (1..=60)
+            .map(|k| day - k)
+            .find(|d| !cal.day(*d).windows.is_empty())
+        else {
+            return;
+        };
+        let Some(at) = ctx.sms_calendar.next_opening(cal.local_midnight(before)) else {
+            return;
+        };
+        if a.booked_at > at || at >= a.starts_at || self.now >= a.starts_at {
+            return;
+        }
+        if at > self.now {
+            self.later.push(at);
+            return;
+        }
+        let key = format!("{}:{}", a.ordinal, a.starts_at.0);
+        let payload = self.with(json!({"appointment": {
+            "starts_at": self.fmt(a.starts_at),
+            "ends_at": self.fmt(a.ends_at()),
+            "minutes": a.minutes,
+            "place": a.place,
+            "officer": a.officer,
+        }}));
+        self.citizen(Kind::PromemoriaAppuntamento, key, payload);
     }
 
     /// By when an integration requested at `at` should arrive: the suspension cap.
@@ -797,6 +984,8 @@ mod tests {
                 closed_at: None,
                 step: None,
                 last_event_at: received_at,
+                on_site_from: None,
+                appointment: None,
             };
             derived(&mut d);
             let ticket = TicketRecord {

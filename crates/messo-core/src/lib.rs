@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod delivery;
 pub mod domain;
 pub mod engine;
+pub mod ics;
 pub mod inbound;
 pub mod locale;
 pub mod phone;

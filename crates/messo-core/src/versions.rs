@@ -229,6 +229,7 @@ impl PolicyDoc {
                 let clock = match clock.as_str() {
                     "business" => ClockKind::Business,
                     "calendar" => ClockKind::Calendar,
+                    "on_site" => ClockKind::OnSite,
                     other => return Err(err(format!("unknown clock {other}"))),
                 };
                 let amount = match unit.as_str() {

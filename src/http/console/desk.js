@@ -38,6 +38,11 @@
     contact_made: 'Contatto avvenuto',
     contact_changed: 'Recapito corretto',
     expected_date_set: 'Nuova data prevista',
+    appointment_proposed: 'Appuntamento fissato',
+    appointment_changed: 'Appuntamento spostato',
+    appointment_cancelled: 'Appuntamento annullato',
+    appointment_held: 'Appuntamento svolto',
+    appointment_missed: 'Appuntamento mancato',
   };
   const SOURCE = {
     api: 'API',
@@ -68,6 +73,11 @@
     riattivazione_sms: 'SMS riattivati',
     prova: 'Messaggio di prova',
     rapporto_mensile: 'Rapporto mensile',
+    appuntamento: 'Appuntamento',
+    appuntamento_modificato: 'Appuntamento spostato',
+    appuntamento_annullato: 'Appuntamento annullato',
+    appuntamento_mancato: 'Appuntamento mancato',
+    promemoria_appuntamento: 'Promemoria dell\'appuntamento',
   };
   const CHANNEL = { email: 'e-mail', sms: 'SMS', pec: 'PEC', phone: 'telefono', desk: 'sportello', voice: 'telefono', file: 'file' };
   const RECIPIENT = { citizen: 'al cittadino', office: 'all\'ufficio', supervisor: 'al responsabile', test: 'di prova' };
@@ -788,10 +798,12 @@
     off.textContent = allowed ? '' : 'Passi, richieste di integrazione, chiusure e note arrivano dal ' +
       'gestionale: qui si registrano solo i contatti con il cittadino.';
     const closed = !!t.closed_at;
+    const onSite = t.category === 'in_loco';
     for (const [id, show] of [['#form-step', allowed && !closed], ['#form-integration', allowed && !closed],
-      ['#form-close', allowed && !closed], ['#form-note', allowed]]) {
+      ['#form-close', allowed && !closed], ['#form-note', allowed], ['#form-appointment', allowed && !closed && onSite]]) {
       $(id).closest('details').hidden = !show;
     }
+    showAppointment(d);
     // Notices that never reached the citizen: a contact made by phone or at the desk settles them.
     const sel = $('#contact-made-message');
     clear(sel);
@@ -805,6 +817,67 @@
       f.dataset.key = newKey();
       clearFormError(f);
     }
+  }
+
+  // The appointment still to take place, read from the events (the last proposed or moved one,
+  // unless cancelled, held or missed after it).
+  function bookedAppointment(events) {
+    let booked = null;
+    for (const e of events || []) {
+      if (e.kind === 'appointment_proposed' || e.kind === 'appointment_changed') booked = e;
+      else if (['appointment_cancelled', 'appointment_held', 'appointment_missed', 'closed'].includes(e.kind)) booked = null;
+    }
+    return booked;
+  }
+
+  function showAppointment(d) {
+    const form = $('#form-appointment');
+    const booked = bookedAppointment(d.events);
+    const data = (booked && booked.data) || {};
+    $('#appointment-current').textContent = booked
+      ? 'Appuntamento fissato: ' + when(data.starts_at) + ', ' + data.place + ' (' + data.officer + ').'
+      : 'Nessun appuntamento fissato.' + (d.sla && d.sla.due_at ? ' Termine: ' + when(d.sla.due_at) + '.' : '');
+    for (const o of form.elements.action.options) {
+      o.disabled = booked ? o.value === 'appointment_proposed' : o.value !== 'appointment_proposed';
+    }
+    form.elements.action.value = booked ? 'appointment_changed' : 'appointment_proposed';
+  }
+
+  // The office's UTC offset at instant `t` (milliseconds east of UTC).
+  const offsetFmt = new Intl.DateTimeFormat('en-US', { timeZone: TZ, timeZoneName: 'longOffset' });
+  function officeOffset(t) {
+    const part = offsetFmt.formatToParts(new Date(t)).find((p) => p.type === 'timeZoneName');
+    const m = /GMT([+-])(\d{2}):(\d{2})/.exec(part ? part.value : '');
+    return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) * 60000 : 0;
+  }
+
+  // A datetime-local value read as the office's wall-clock time (Rome, whatever the browser's
+  // zone), as RFC 3339 in UTC with whole seconds; '' when it is not a date and time.
+  function officeInstant(local) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(local);
+    if (!m) return '';
+    const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]));
+    const t = wall - officeOffset(wall - officeOffset(wall));
+    return new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  }
+
+  function appointmentRequest(form, v, need, number) {
+    const kind = v('action');
+    const body = { kind };
+    if (kind === 'appointment_proposed' || kind === 'appointment_changed') {
+      if (!v('starts_at')) return need('starts_at', 'Indica giorno e ora dell\'appuntamento.');
+      const minutes = Number(v('minutes'));
+      if (!Number.isInteger(minutes) || minutes < 5 || minutes > 480) return need('minutes', 'La durata va da 5 a 480 minuti.');
+      if (!v('place')) return need('place', 'Indica il luogo.');
+      if (!v('officer')) return need('officer', 'Indica l\'operatore.');
+      Object.assign(body, { starts_at: officeInstant(v('starts_at')), minutes, place: v('place'), officer: v('officer') });
+    }
+    if (kind === 'appointment_changed' || kind === 'appointment_cancelled') {
+      if (!v('reason')) return need('reason', 'Indica il motivo: il cittadino lo legge.');
+    }
+    if (v('reason')) body[kind === 'appointment_held' ? 'text' : 'reason'] = v('reason');
+    return { path: ticketPath(number) + '/events', body, event: true,
+      done: label(EVENT_KIND, kind) + ' sulla pratica ' + number + '.' };
   }
 
   function formError(form, message, field) {
@@ -865,6 +938,8 @@
         if (!v('text')) return need('text', 'Scrivi l\'esito della pratica.');
         return { path: ticketPath(number) + '/events', body: { kind: 'closed', text: v('text') }, event: true,
           done: 'Pratica ' + number + ' chiusa.' };
+      case 'form-appointment':
+        return appointmentRequest(form, v, need, number);
       case 'form-note':
         if (!v('text')) return need('text', 'Scrivi la nota.');
         return { path: ticketPath(number) + '/events', body: { kind: 'note', text: v('text') }, event: true,

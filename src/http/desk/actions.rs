@@ -1,5 +1,6 @@
 //! Staff actions a CRM would otherwise send: a step with text for the citizen, an integration
-//! request, a closure, a note; through the same event path as the API (same validation, same
+//! request, a closure, a note, an on-site appointment (proposed, moved, cancelled, held,
+//! missed); through the same event path as the API (same validation, same
 //! notices owed), recorded with source `console` and audited in the same transaction.
 //!
 //! Beside a CRM that also writes events, the order of arrival decides: each event is checked
@@ -51,7 +52,7 @@ struct StaffKey {
     key: Option<String>,
 }
 
-/// A staff action: one of five kinds, `at` defaulting to now.
+/// A staff action: one of these kinds, `at` defaulting to now.
 #[derive(ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[schema(as = StaffAction)]
@@ -111,6 +112,65 @@ enum StaffBody {
         #[schema(min_length = 1, max_length = 1000)]
         reason: String,
     },
+    /// An on-site appointment for an `in_loco` ticket (the same rules as the API's event).
+    #[schema(title = "appointment_proposed")]
+    AppointmentProposed {
+        /// RFC 3339 with a UTC offset; default now.
+        #[schema(format = DateTime)]
+        at: Option<String>,
+        #[schema(format = DateTime)]
+        starts_at: String,
+        #[schema(minimum = 5, maximum = 480)]
+        minutes: u32,
+        #[schema(min_length = 1, max_length = 300)]
+        place: String,
+        #[schema(min_length = 1, max_length = 100)]
+        officer: String,
+        /// Required when the visit ends after the on-site term.
+        reason: Option<String>,
+    },
+    /// The booked appointment moves.
+    #[schema(title = "appointment_changed")]
+    AppointmentChanged {
+        /// RFC 3339 with a UTC offset; default now.
+        #[schema(format = DateTime)]
+        at: Option<String>,
+        #[schema(format = DateTime)]
+        starts_at: String,
+        #[schema(minimum = 5, maximum = 480)]
+        minutes: u32,
+        #[schema(min_length = 1, max_length = 300)]
+        place: String,
+        #[schema(min_length = 1, max_length = 100)]
+        officer: String,
+        #[schema(min_length = 1, max_length = 1000)]
+        reason: String,
+    },
+    /// The booked appointment is cancelled.
+    #[schema(title = "appointment_cancelled")]
+    AppointmentCancelled {
+        /// RFC 3339 with a UTC offset; default now.
+        #[schema(format = DateTime)]
+        at: Option<String>,
+        #[schema(min_length = 1, max_length = 1000)]
+        reason: String,
+    },
+    /// The visit took place: the term is met and the ticket closed.
+    #[schema(title = "appointment_held")]
+    AppointmentHeld {
+        /// RFC 3339 with a UTC offset; default now.
+        #[schema(format = DateTime)]
+        at: Option<String>,
+        text: Option<String>,
+    },
+    /// The citizen did not come.
+    #[schema(title = "appointment_missed")]
+    AppointmentMissed {
+        /// RFC 3339 with a UTC offset; default now.
+        #[schema(format = DateTime)]
+        at: Option<String>,
+        reason: Option<String>,
+    },
 }
 
 /// The event recorded, and the ticket as it stands.
@@ -131,9 +191,14 @@ const STAFF_KINDS: &[&str] = &[
     "closed",
     "note",
     "expected_date_set",
+    "appointment_proposed",
+    "appointment_changed",
+    "appointment_cancelled",
+    "appointment_held",
+    "appointment_missed",
 ];
 
-/// The staff action as the API's event body: the kind checked against the five, `missing` from
+/// The staff action as the API's event body: the kind checked against [`STAFF_KINDS`], `missing` from
 /// a list to lines, `at` kept when given.
 fn event_body(value: &Value) -> Result<(Value, bool), Problem> {
     let Some(obj) = value.as_object() else {
@@ -242,7 +307,8 @@ fn ticket_json(st: &DeskState, s: &StaffEvent) -> Value {
 /// Record a staff action on a ticket
 ///
 /// A step with its text for the citizen, an integration request with the list of missing
-/// documents, a closure with its outcome, or a note: validated and applied as the API's events
+/// documents, a closure with its outcome, a note, or an on-site appointment (proposed, moved,
+/// cancelled, held, missed): validated and applied as the API's events
 /// (the same notices owed), recorded with source `console` and audited. With
 /// `admin.staff_events = false` the console does not write events (403).
 #[utoipa::path(

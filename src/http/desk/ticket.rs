@@ -609,7 +609,8 @@ fn page_body(
     let fresh = evaluate(&sla, received_at, &derived, now).map_err(StoreError::from)?;
     let times = TicketTimes {
         id: Some(t.number.clone()),
-        received_at,
+        // A ticket switched to on-site: the account starts at the switch, as its term does.
+        received_at: derived.clock_start(received_at),
         category: derived.category,
         priority: derived.priority,
         suspensions: derived.suspensions.clone(),

@@ -475,6 +475,21 @@ impl Calendar {
         Some(Timestamp(self.starts[i].max(t.0)))
     }
 
+    /// The closing instant of the last working window that ends at or before `t` and after
+    /// `after` (`None` when no window closes in `(after, t]`).
+    pub fn last_close_between(&self, after: Timestamp, t: Timestamp) -> Option<Timestamp> {
+        let i = self.first_ending_after(t.0);
+        let end = *self.ends.get(i.checked_sub(1)?)?;
+        (end > after.0).then_some(Timestamp(end))
+    }
+
+    /// The closing instant of the first working window that ends after `t` (`None` past 2199).
+    pub fn next_close(&self, t: Timestamp) -> Option<Timestamp> {
+        self.ends
+            .get(self.first_ending_after(t.0))
+            .map(|&e| Timestamp(e))
+    }
+
     /// Whether `t` lies inside a working window.
     pub fn is_open(&self, t: Timestamp) -> bool {
         let i = self.first_ending_after(t.0);

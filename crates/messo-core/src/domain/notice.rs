@@ -58,6 +58,16 @@ pub enum Kind {
     RispostaInfo,
     /// To the citizen: the SMS keywords, answering `AIUTO`/`HELP`.
     AiutoSms,
+    /// To the citizen: an on-site appointment booked (with a calendar file by e-mail).
+    Appuntamento,
+    /// To the citizen: the appointment moved.
+    AppuntamentoModificato,
+    /// To the citizen: the appointment cancelled.
+    AppuntamentoAnnullato,
+    /// To the citizen: they missed the appointment, and how to book again.
+    AppuntamentoMancato,
+    /// To the citizen: the appointment is on the next working day.
+    PromemoriaAppuntamento,
     /// An admin's test message (the template editor's test send, `messo send-test`): its words
     /// come with it, there is no template.
     Prova,
@@ -68,7 +78,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 24] = [
+    pub const ALL: [Kind; 29] = [
         Kind::Ricevuta,
         Kind::Avanzamento,
         Kind::RichiestaIntegrazione,
@@ -91,6 +101,11 @@ impl Kind {
         Kind::RispostaStato,
         Kind::RispostaInfo,
         Kind::AiutoSms,
+        Kind::Appuntamento,
+        Kind::AppuntamentoModificato,
+        Kind::AppuntamentoAnnullato,
+        Kind::AppuntamentoMancato,
+        Kind::PromemoriaAppuntamento,
         Kind::Prova,
         Kind::RapportoMensile,
     ];
@@ -120,6 +135,11 @@ impl Kind {
             Kind::RispostaStato => "risposta_stato",
             Kind::RispostaInfo => "risposta_info",
             Kind::AiutoSms => "aiuto_sms",
+            Kind::Appuntamento => "appuntamento",
+            Kind::AppuntamentoModificato => "appuntamento_modificato",
+            Kind::AppuntamentoAnnullato => "appuntamento_annullato",
+            Kind::AppuntamentoMancato => "appuntamento_mancato",
+            Kind::PromemoriaAppuntamento => "promemoria_appuntamento",
             Kind::Prova => "prova",
             Kind::RapportoMensile => "rapporto_mensile",
         }

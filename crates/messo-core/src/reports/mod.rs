@@ -297,7 +297,7 @@ fn counted_between(calendar: &Calendar, clock: ClockKind, a: Timestamp, b: Times
         return 0;
     }
     match clock {
-        ClockKind::Business => calendar.business_between(a, b),
+        ClockKind::Business | ClockKind::OnSite => calendar.business_between(a, b),
         ClockKind::Calendar => b.0 - a.0,
     }
 }

@@ -171,8 +171,8 @@ pub fn explain(sla: &Sla, ticket: TicketTimes, now: Timestamp) -> Result<Explana
 fn start_reason(cal: &Calendar, clock: ClockKind, r: Timestamp) -> StartReason {
     match clock {
         ClockKind::Calendar => StartReason::CalendarClock,
-        ClockKind::Business if cal.is_open(r) => StartReason::InHours,
-        ClockKind::Business => {
+        ClockKind::Business | ClockKind::OnSite if cal.is_open(r) => StartReason::InHours,
+        ClockKind::Business | ClockKind::OnSite => {
             let info = cal.day(cal.local_day(r));
             match (info.closed, info.windows.first()) {
                 (Some(c), _) => StartReason::Closed(c.clone()),
@@ -187,7 +187,7 @@ fn start_reason(cal: &Calendar, clock: ClockKind, r: Timestamp) -> StartReason {
 /// The time from `a` to `b` that a clock of kind `clock` counts.
 fn measured(cal: &Calendar, clock: ClockKind, a: Timestamp, b: Timestamp) -> i64 {
     match clock {
-        ClockKind::Business => cal.business_between(a, b),
+        ClockKind::Business | ClockKind::OnSite => cal.business_between(a, b),
         ClockKind::Calendar => (b.0 - a.0).max(0),
     }
 }
@@ -217,7 +217,7 @@ fn day_lines(
             .any(|s| s.from <= day_span.0.max(r) && s.to.is_none_or(|to| to >= day_span.1))
             && day_span.1 > r;
         let spans = match clock {
-            ClockKind::Business => info.windows.clone(),
+            ClockKind::Business | ClockKind::OnSite => info.windows.clone(),
             ClockKind::Calendar => vec![day_span],
         };
         let counted = intersect(&spans, &counting);
@@ -291,6 +291,18 @@ fn target_phrase(lang: Lang, e: &Explanation) -> String {
             n.into(),
             ("", ""),
             ("calendar hour", "calendar hours"),
+        ),
+        (Lang::It, Amount::Days(n)) if e.status.clock == ClockKind::OnSite => format!(
+            "{} per l'assistenza in loco: il termine scade alla chiusura dell'ufficio \
+             dell'ultimo giorno lavorativo entro il {n}º giorno ({})",
+            locale::count(lang, n.into(), ("giorno", "giorni"), ("", "")),
+            locale::duration(e.status.target_s)
+        ),
+        (Lang::En, Amount::Days(n)) if e.status.clock == ClockKind::OnSite => format!(
+            "{} for on-site assistance: the term ends when the office closes on the last \
+             working day within day {n} ({} of office time)",
+            locale::count(lang, n.into(), ("", ""), ("day", "days")),
+            locale::duration(e.status.target_s)
         ),
         (Lang::It, Amount::Days(n)) => format!(
             "{} di calendario (contati tutti i giorni, festivi compresi)",
@@ -417,7 +429,7 @@ fn suspensions_text(out: &mut String, cal: &Calendar, e: &Explanation, lang: Lan
     }
     let dt = |t| locale::date_time(lang, cal, t);
     let it = lang == Lang::It;
-    let business = e.status.clock == ClockKind::Business;
+    let business = e.status.clock != ClockKind::Calendar;
     out.push_str(if it {
         "Sospensioni (in attesa dell'integrazione del cittadino):\n"
     } else {
@@ -557,7 +569,7 @@ fn status_text(out: &mut String, cal: &Calendar, e: &Explanation, lang: Lang) {
             "Situazione di {}: {}; {} trascorso {el} su {tg}.\n",
             dt(e.now),
             state_phrase(lang, s),
-            if s.clock == ClockKind::Business {
+            if s.clock != ClockKind::Calendar {
                 "tempo lavorativo"
             } else {
                 "tempo"

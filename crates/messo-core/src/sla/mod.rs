@@ -238,39 +238,58 @@ impl Sla {
         now: Timestamp,
     ) -> Result<SlaStatus, OutOfRange> {
         let target = self.policy.target(category, priority);
+        let seconds = self.target_seconds(category, priority, received_at)?;
         match target.clock {
-            ClockKind::Business => {
+            ClockKind::Business | ClockKind::OnSite => {
                 let m = BusinessTime(&self.calendar);
                 let counting_from = self.calendar.next_opening(received_at).ok_or(OutOfRange)?;
-                self.status_with(&m, counting_from, received_at, target, suspensions, now)
+                self.status_with(
+                    &m,
+                    counting_from,
+                    received_at,
+                    seconds,
+                    target.clock,
+                    suspensions,
+                    now,
+                )
             }
             ClockKind::Calendar => {
                 let m = CalendarTime {
                     limit: self.calendar.limit(),
                 };
-                self.status_with(&m, received_at, received_at, target, suspensions, now)
+                self.status_with(
+                    &m,
+                    received_at,
+                    received_at,
+                    seconds,
+                    target.clock,
+                    suspensions,
+                    now,
+                )
             }
         }
     }
 
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn status_with<M: Measure>(
         &self,
         m: &M,
         counting_from: Timestamp,
         received_at: Timestamp,
-        target: &Target,
+        target_s: i64,
+        clock: ClockKind,
         suspensions: &[Suspension],
         now: Timestamp,
     ) -> Result<SlaStatus, OutOfRange> {
-        let due = due_at(m, received_at, target.seconds, suspensions)?;
+        let due = due_at(m, received_at, target_s, suspensions)?;
         let elapsed_s = elapsed(m, received_at, suspensions, now);
         let state = if due.is_some_and(|d| now >= d) {
             SlaState::Breached
         } else if now >= received_at && suspensions.iter().any(|s| s.contains(now)) {
             SlaState::Paused
         } else if i128::from(elapsed_s) * 10_000
-            >= i128::from(target.seconds) * i128::from(self.policy.warning_ratio_bp())
+            >= i128::from(target_s) * i128::from(self.policy.warning_ratio_bp())
         {
             SlaState::Warning
         } else {
@@ -280,11 +299,43 @@ impl Sla {
             due_at: due,
             state,
             elapsed_s,
-            target_s: target.seconds,
-            remaining_s: (target.seconds - elapsed_s).max(0),
+            target_s,
+            remaining_s: (target_s - elapsed_s).max(0),
             counting_from,
-            clock: target.clock,
+            clock,
         })
+    }
+
+    /// The end of an on-site term of `days` calendar days starting at `start` (the request, or
+    /// the switch to on-site): the last office closing on or before the end of the local day
+    /// `days` after the start's, so never later than the seventh calendar day; when the office
+    /// does not close at all in between (a closure over the whole term), the first closing
+    /// after that day.
+    pub fn on_site_term_end(&self, start: Timestamp, days: u32) -> Result<Timestamp, OutOfRange> {
+        let cal = &self.calendar;
+        let end_of_last_day = cal.local_midnight(cal.local_day(start) + i64::from(days) + 1);
+        cal.last_close_between(start, end_of_last_day)
+            .or_else(|| cal.next_close(end_of_last_day))
+            .filter(|t| *t < cal.limit())
+            .ok_or(OutOfRange)
+    }
+
+    /// The target in counted seconds of a ticket whose clock starts at `start`: the policy's,
+    /// or for the on-site clock the office time from `start` to the end of its term.
+    pub fn target_seconds(
+        &self,
+        category: Category,
+        priority: Priority,
+        start: Timestamp,
+    ) -> Result<i64, OutOfRange> {
+        let target = self.policy.target(category, priority);
+        match (target.clock, target.amount) {
+            (ClockKind::OnSite, Amount::Days(n)) => {
+                let end = self.on_site_term_end(start, n)?;
+                Ok(self.calendar.business_between(start, end))
+            }
+            _ => Ok(target.seconds),
+        }
     }
 
     /// The status at `now` of a ticket; suspensions may be in any order and overlap.
@@ -312,7 +363,7 @@ impl Sla {
         secs: i64,
     ) -> Result<Option<Timestamp>, OutOfRange> {
         match self.policy.target(category, priority).clock {
-            ClockKind::Business => due_at(
+            ClockKind::Business | ClockKind::OnSite => due_at(
                 &BusinessTime(&self.calendar),
                 received_at,
                 secs,
@@ -339,7 +390,7 @@ impl Sla {
         suspensions: &[Suspension],
         now: Timestamp,
     ) -> Result<Option<Timestamp>, OutOfRange> {
-        let target = self.policy.target(category, priority).seconds;
+        let target = self.target_seconds(category, priority, received_at)?;
         let bp = i64::from(self.policy.warning_ratio_bp());
         // Warning when elapsed × 10,000 ≥ target × bp, i.e. elapsed ≥ ⌈target × bp / 10,000⌉.
         let warn_secs = (target * bp + 9_999) / 10_000;
@@ -456,6 +507,60 @@ mod tests {
         assert_eq!(
             (s.elapsed_s, s.target_s, s.remaining_s),
             (40_500, 28_800, 0)
+        );
+    }
+
+    #[test]
+    fn the_on_site_term_ends_at_the_last_close_within_seven_days() {
+        let sla = Sla::new(
+            Calendar::new(CalendarSpec::roma_capitale()).unwrap(),
+            Policy::agreement_default(),
+        );
+        let end = |s: &str| sla.on_site_term_end(ts(s), 7).unwrap();
+        // Day 7 a working day: its close, even when the request came later in the day.
+        assert_eq!(
+            end("2026-03-02T16:59:59+01:00"),
+            ts("2026-03-09T17:00:00+01:00")
+        );
+        // Day 7 a Saturday, a holiday (8 December), the patron day: the working day before.
+        assert_eq!(
+            end("2026-03-07T11:00:00+01:00"),
+            ts("2026-03-13T17:00:00+01:00")
+        );
+        assert_eq!(
+            end("2026-12-01T10:00:00+01:00"),
+            ts("2026-12-07T17:00:00+01:00")
+        );
+        assert_eq!(
+            end("2026-06-22T00:00:00+02:00"),
+            ts("2026-06-26T17:00:00+02:00")
+        );
+        // Day 7 is the Sunday the clocks go back: Friday 17:00 local, not 02:30 on Sunday.
+        assert_eq!(
+            end("2026-10-18T02:30:00+02:00"),
+            ts("2026-10-23T17:00:00+02:00")
+        );
+        // A closure over the whole term: the first close after the seventh day.
+        let mut spec = CalendarSpec::roma_capitale();
+        for d in 10..=21 {
+            spec.closures.push(crate::calendar::Closure {
+                date: chrono::NaiveDate::from_ymd_opt(2026, 8, d).unwrap(),
+                name: "Chiusura estiva".into(),
+            });
+        }
+        let closed = Sla::new(Calendar::new(spec).unwrap(), Policy::agreement_default());
+        assert_eq!(
+            closed.on_site_term_end(ts("2026-08-10T10:00:00+02:00"), 7),
+            Ok(ts("2026-08-24T17:00:00+02:00"))
+        );
+        // The target is the office time up to that close: 7 h + 4 × 8 h + 8 h.
+        assert_eq!(
+            sla.target_seconds(
+                Category::InLoco,
+                Priority::Bassa,
+                ts("2026-03-02T10:00:00+01:00")
+            ),
+            Ok(47 * 3600)
         );
     }
 }

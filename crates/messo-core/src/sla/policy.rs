@@ -7,8 +7,13 @@ use crate::domain::{Category, Priority};
 pub enum ClockKind {
     /// Only seconds inside working windows.
     Business,
-    /// Every second (on-site assistance "entro 7 giorni").
+    /// Every second (sla-spec v1's reading of on-site assistance, 7 × 86,400 s).
     Calendar,
+    /// On-site assistance "entro 7 giorni" as an appointment the citizen can attend: N calendar
+    /// days from the request (or from the switch to on-site), ending at the last office closing
+    /// on or before the Nth day; counted in office time, so suspensions move it by the office
+    /// time they cover (`docs/sla.md`).
+    OnSite,
 }
 
 impl ClockKind {
@@ -17,6 +22,7 @@ impl ClockKind {
         match self {
             ClockKind::Business => "business",
             ClockKind::Calendar => "calendar",
+            ClockKind::OnSite => "on_site",
         }
     }
 }
@@ -28,7 +34,7 @@ pub enum Amount {
     WorkingDays(u32),
     /// Hours, business or calendar according to the clock.
     Hours(u32),
-    /// Calendar days of 86,400 s (calendar clock).
+    /// Calendar days of 86,400 s (calendar clock), or calendar days of the on-site term.
     Days(u32),
 }
 
@@ -46,7 +52,8 @@ pub struct TargetRule {
 pub struct Target {
     pub clock: ClockKind,
     pub amount: Amount,
-    /// The target in counted seconds.
+    /// The target in counted seconds. For the on-site clock it depends on when the term starts
+    /// (see `Sla::target_seconds`); here it is the nominal `days × hours_per_working_day`.
     pub seconds: i64,
     /// Index of the rule in the targets table that gave it.
     pub rule: usize,
@@ -90,10 +97,9 @@ fn check_rule(i: usize, r: &TargetRule, before: &[TargetRule]) -> Result<(), Pol
     let rule_err = |rule, message: String| PolicyError::Rule { rule, message };
     let (n, unit_ok) = match (r.clock, r.amount) {
         (ClockKind::Business, Amount::WorkingDays(n)) => (n, true),
-        (_, Amount::Hours(n)) => (n, true),
-        (ClockKind::Calendar, Amount::Days(n)) => (n, true),
-        (ClockKind::Business, Amount::Days(n)) => (n, false),
-        (ClockKind::Calendar, Amount::WorkingDays(n)) => (n, false),
+        (ClockKind::Business | ClockKind::Calendar, Amount::Hours(n)) => (n, true),
+        (ClockKind::Calendar | ClockKind::OnSite, Amount::Days(n)) => (n, true),
+        (_, Amount::WorkingDays(n) | Amount::Hours(n) | Amount::Days(n)) => (n, false),
     };
     if !unit_ok {
         let msg = match r.clock {
@@ -101,6 +107,7 @@ fn check_rule(i: usize, r: &TargetRule, before: &[TargetRule]) -> Result<(), Pol
                 "a business clock counts working_days or hours, not calendar days"
             }
             ClockKind::Calendar => "a calendar clock counts days or hours, not working_days",
+            ClockKind::OnSite => "an on_site clock counts days only",
         };
         return Err(rule_err(i, msg.to_owned()));
     }
@@ -153,6 +160,9 @@ fn resolve(
             let seconds = match r.amount {
                 Amount::WorkingDays(n) => i64::from(n) * i64::from(hours_per_working_day) * 3600,
                 Amount::Hours(n) => i64::from(n) * 3600,
+                Amount::Days(n) if r.clock == ClockKind::OnSite => {
+                    i64::from(n) * i64::from(hours_per_working_day) * 3600
+                }
                 Amount::Days(n) => i64::from(n) * 86_400,
             };
             table[c.index()][p.index()] = Target {
@@ -192,7 +202,8 @@ impl Policy {
         })
     }
 
-    /// The default policy of the agreement (section 2 and on-site assistance within 7 days).
+    /// The default policy of the agreement (section 2, and on-site assistance within 7 days as
+    /// an appointment: the on-site term).
     pub fn agreement_default() -> Policy {
         let business = |priority, days| TargetRule {
             category: None,
@@ -214,7 +225,7 @@ impl Policy {
             TargetRule {
                 category: Some(Category::InLoco),
                 priority: None,
-                clock: ClockKind::Calendar,
+                clock: ClockKind::OnSite,
                 amount: Amount::Days(7),
             },
         ];
@@ -263,8 +274,8 @@ mod tests {
             3 * 28_800
         );
         let in_loco = p.target(Category::InLoco, Priority::Urgente);
-        assert_eq!(in_loco.clock, ClockKind::Calendar);
-        assert_eq!(in_loco.seconds, 604_800);
+        assert_eq!(in_loco.clock, ClockKind::OnSite);
+        assert_eq!(in_loco.amount, Amount::Days(7));
         assert_eq!(
             p.target(Category::AlboPretorio, Priority::Bassa).seconds,
             7 * 28_800
@@ -301,6 +312,13 @@ mod tests {
             Policy::new(wrong, 8, 7500),
             Err(PolicyError::Rule { rule: 0, .. })
         ));
+        for amount in [Amount::Hours(4), Amount::WorkingDays(2)] {
+            let on_site = vec![row(None, ClockKind::OnSite, amount)];
+            assert!(matches!(
+                Policy::new(on_site, 8, 7500),
+                Err(PolicyError::Rule { rule: 0, .. })
+            ));
+        }
         let any = vec![row(None, ClockKind::Business, Amount::Hours(4))];
         assert!(Policy::new(any.clone(), 8, 0).is_err());
         assert!(Policy::new(any.clone(), 0, 7500).is_err());

@@ -739,7 +739,7 @@ pub enum EventBody {
     /// work will take longer): the date the citizen is told from now on. The SLA term, which
     /// measures compliance, does not move.
     ExpectedDateSet {
-        #[serde(serialize_with = "as_rfc3339")]
+        #[serde(serialize_with = "rfc3339")]
         expected_at: Timestamp,
         reason: String,
     },
@@ -755,11 +755,43 @@ pub enum EventBody {
         pec: Option<String>,
         reason: String,
     },
+    /// An on-site appointment offered to the citizen (in_loco tickets only): inside one office
+    /// window, not in the past, by the term unless a reason is given.
+    AppointmentProposed {
+        #[serde(serialize_with = "rfc3339")]
+        starts_at: Timestamp,
+        minutes: u32,
+        place: String,
+        officer: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The current appointment moved (another date, place or officer).
+    AppointmentChanged {
+        #[serde(serialize_with = "rfc3339")]
+        starts_at: Timestamp,
+        minutes: u32,
+        place: String,
+        officer: String,
+        reason: String,
+    },
+    /// The current appointment will not take place.
+    AppointmentCancelled {
+        reason: String,
+    },
+    /// The visit took place: the on-site term is met and the ticket is closed.
+    AppointmentHeld {
+        text: Option<String>,
+    },
+    /// The citizen did not come.
+    AppointmentMissed {
+        reason: Option<String>,
+    },
 }
 
-/// An instant as it is sent and stored in event data (RFC 3339, UTC).
-fn as_rfc3339<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(t)
+/// An instant written as RFC 3339 in UTC, as clients send it and [`Fields::time`] reads it.
+fn rfc3339<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_string())
 }
 
 impl EventBody {
@@ -779,6 +811,11 @@ impl EventBody {
             EventBody::ContactMade { .. } => "contact_made",
             EventBody::ContactChanged { .. } => "contact_changed",
             EventBody::ExpectedDateSet { .. } => "expected_date_set",
+            EventBody::AppointmentProposed { .. } => "appointment_proposed",
+            EventBody::AppointmentChanged { .. } => "appointment_changed",
+            EventBody::AppointmentCancelled { .. } => "appointment_cancelled",
+            EventBody::AppointmentHeld { .. } => "appointment_held",
+            EventBody::AppointmentMissed { .. } => "appointment_missed",
         }
     }
 }
@@ -939,6 +976,11 @@ fn event_fields(kind: &str, internal: bool) -> &'static [&'static str] {
         "reopened" => &["reason"],
         "note" => &["text"],
         "expected_date_set" => &["expected_at", "reason"],
+        "appointment_proposed" | "appointment_changed" => {
+            &["starts_at", "minutes", "place", "officer", "reason"]
+        }
+        "appointment_cancelled" | "appointment_missed" => &["reason"],
+        "appointment_held" => &["text"],
         _ => &[],
     }
 }
@@ -1020,16 +1062,93 @@ fn event_body(f: &mut Fields<'_>, internal: bool) -> Option<EventBody> {
                     reason,
                 })
         }
+        Some("appointment_proposed") => {
+            let slot = appointment_slot(f);
+            let reason = optional_text(f, "reason", 1000);
+            slot.map(
+                |(starts_at, minutes, place, officer)| EventBody::AppointmentProposed {
+                    starts_at,
+                    minutes,
+                    place,
+                    officer,
+                    reason,
+                },
+            )
+        }
+        Some("appointment_changed") => {
+            let slot = appointment_slot(f);
+            let reason = f.text("reason", 1000);
+            slot.zip(reason)
+                .map(|((starts_at, minutes, place, officer), reason)| {
+                    EventBody::AppointmentChanged {
+                        starts_at,
+                        minutes,
+                        place,
+                        officer,
+                        reason,
+                    }
+                })
+        }
+        Some("appointment_cancelled") => f
+            .text("reason", 1000)
+            .map(|reason| EventBody::AppointmentCancelled { reason }),
+        Some("appointment_held") => Some(EventBody::AppointmentHeld {
+            text: optional_text(f, "text", 4000),
+        }),
+        Some("appointment_missed") => Some(EventBody::AppointmentMissed {
+            reason: optional_text(f, "reason", 1000),
+        }),
         Some(other) => {
             f.fail(
                 "kind",
                 format!(
-                    "unknown event kind {other:?}; expected step_changed|integration_requested|integration_received|priority_changed|category_changed|closed|reopened|note|expected_date_set"
+                    "unknown event kind {other:?}; expected step_changed|integration_requested|integration_received|priority_changed|category_changed|closed|reopened|note|expected_date_set|appointment_proposed|appointment_changed|appointment_cancelled|appointment_held|appointment_missed"
                 ),
             );
             None
         }
     }
+}
+
+/// Shortest and longest appointment, in minutes.
+pub const APPOINTMENT_MINUTES: std::ops::RangeInclusive<u32> = 5..=480;
+
+/// The slot of an appointment event: start, length, place and officer.
+fn appointment_slot(f: &mut Fields<'_>) -> Option<(Timestamp, u32, String, String)> {
+    let starts_at = f.time("starts_at");
+    let minutes = match f.obj.get("minutes") {
+        None | Some(Value::Null) => {
+            f.fail("minutes", "is required");
+            None
+        }
+        Some(v) => match v.as_u64().and_then(|m| u32::try_from(m).ok()) {
+            Some(m) if APPOINTMENT_MINUTES.contains(&m) => Some(m),
+            _ => {
+                f.fail(
+                    "minutes",
+                    format!(
+                        "must be a whole number of minutes from {} to {}",
+                        APPOINTMENT_MINUTES.start(),
+                        APPOINTMENT_MINUTES.end()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let place = f.text("place", 300);
+    let officer = f.text("officer", 100);
+    Some((starts_at?, minutes?, place?, officer?))
+}
+
+/// An optional text of at most `max` characters, trimmed; empty counts as absent.
+fn optional_text(f: &mut Fields<'_>, key: &str, max: usize) -> Option<String> {
+    let s = f.opt_str(key)?.trim();
+    if s.chars().count() > max {
+        f.fail(key, format!("must be at most {max} characters"));
+        return None;
+    }
+    (!s.is_empty()).then(|| s.to_owned())
 }
 
 /// A `rebaselined` event: the versions the ticket moved to, and why.
@@ -1067,9 +1186,62 @@ pub struct Derived {
     pub closed_at: Option<Timestamp>,
     pub step: Option<(String, String)>,
     pub last_event_at: Timestamp,
+    /// When the ticket was switched to on-site assistance (`category_changed` to `in_loco`):
+    /// its term counts from then, not from the receipt. `None` for a ticket received as on-site
+    /// and for every other category.
+    pub on_site_from: Option<Timestamp>,
+    /// The ticket's latest appointment, whatever became of it.
+    pub appointment: Option<Appointment>,
+}
+
+/// What became of an appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppointmentStatus {
+    Booked,
+    Cancelled,
+    Held,
+    Missed,
+}
+
+/// An on-site appointment as the ticket's events leave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appointment {
+    /// 1 for the ticket's first appointment, 2 for one booked after it was cancelled or missed…
+    pub ordinal: u32,
+    /// 0 when proposed, one more at each change (the calendar file's SEQUENCE).
+    pub sequence: u32,
+    pub starts_at: Timestamp,
+    pub minutes: u32,
+    pub place: String,
+    pub officer: String,
+    /// When its current date was set (proposed or changed).
+    pub booked_at: Timestamp,
+    pub status: AppointmentStatus,
+}
+
+impl Appointment {
+    /// When the visit ends.
+    pub fn ends_at(&self) -> Timestamp {
+        self.starts_at.plus(i64::from(self.minutes) * 60)
+    }
+
+    /// Whether it is still to take place.
+    pub fn is_booked(&self) -> bool {
+        self.status == AppointmentStatus::Booked
+    }
 }
 
 impl Derived {
+    /// The appointment still to take place, if any.
+    pub fn booked_appointment(&self) -> Option<&Appointment> {
+        self.appointment.as_ref().filter(|a| a.is_booked())
+    }
+
+    /// The instant the ticket's clock starts: the switch to on-site, else the receipt.
+    pub fn clock_start(&self, received_at: Timestamp) -> Timestamp {
+        self.on_site_from.unwrap_or(received_at)
+    }
+
     /// The state of a ticket just created.
     pub fn new(t: &NewTicket) -> Derived {
         Derived {
@@ -1080,6 +1252,8 @@ impl Derived {
             closed_at: None,
             step: t.step.clone(),
             last_event_at: t.received_at,
+            on_site_from: None,
+            appointment: None,
         }
     }
 }
@@ -1195,19 +1369,20 @@ fn change(d: &mut Derived, e: &NewEvent) -> Result<(), EventRejection> {
                     message: format!("the ticket's category is already {category}"),
                 });
             }
-            d.category = *category;
-        }
-        EventBody::Closed { .. } => {
-            // Closing ends any wait; the time closed does not count if the ticket is reopened.
-            if d.waiting_since.take().is_some() {
-                close_open_suspension(d, e.at);
+            if d.booked_appointment().is_some() {
+                return conflict(
+                    "the ticket has an appointment booked; cancel it before changing the category",
+                );
             }
-            d.closed_at = Some(e.at);
-            d.suspensions.push(Suspension {
-                from: e.at,
-                to: None,
-            });
+            d.category = *category;
+            d.on_site_from = (*category == Category::InLoco).then_some(e.at);
         }
+        EventBody::Closed { .. } => close(d, e.at),
+        EventBody::AppointmentProposed { .. }
+        | EventBody::AppointmentChanged { .. }
+        | EventBody::AppointmentCancelled { .. }
+        | EventBody::AppointmentHeld { .. }
+        | EventBody::AppointmentMissed { .. } => appointment_change(d, e)?,
         EventBody::Reopened { .. } => {
             d.closed_at = None;
             close_open_suspension(d, e.at);
@@ -1230,6 +1405,119 @@ fn change(d: &mut Derived, e: &NewEvent) -> Result<(), EventRejection> {
         | EventBody::ContactChanged { .. } => {}
     }
     Ok(())
+}
+
+/// Closing ends any wait; the time closed does not count if the ticket is reopened.
+fn close(d: &mut Derived, at: Timestamp) {
+    if d.waiting_since.take().is_some() {
+        close_open_suspension(d, at);
+    }
+    d.closed_at = Some(at);
+    d.suspensions.push(Suspension { from: at, to: None });
+}
+
+/// What an appointment event changes (the rules that need no calendar; the office hours and
+/// the term are checked when the event is recorded, by `record::check_appointment`).
+fn appointment_change(d: &mut Derived, e: &NewEvent) -> Result<(), EventRejection> {
+    let conflict = |m: String| Err(EventRejection::Conflict(m));
+    let invalid = |field: &str, message: String| {
+        Err(EventRejection::Invalid {
+            field: field.to_owned(),
+            message,
+        })
+    };
+    if d.category != Category::InLoco {
+        return conflict(format!(
+            "appointments are for on-site assistance (category in_loco); this ticket is {}",
+            d.category
+        ));
+    }
+    let future = |starts_at: Timestamp| {
+        if starts_at <= e.at {
+            invalid(
+                "starts_at",
+                format!("the appointment ({starts_at}) is in the past"),
+            )
+        } else {
+            Ok(())
+        }
+    };
+    match (&e.body, d.appointment.as_mut().filter(|a| a.is_booked())) {
+        (EventBody::AppointmentProposed { .. }, Some(a)) => conflict(format!(
+            "the ticket already has an appointment on {}; change or cancel it",
+            a.starts_at
+        )),
+        (
+            EventBody::AppointmentProposed {
+                starts_at,
+                minutes,
+                place,
+                officer,
+                ..
+            },
+            None,
+        ) => {
+            future(*starts_at)?;
+            let ordinal = d.appointment.as_ref().map_or(0, |a| a.ordinal) + 1;
+            d.appointment = Some(Appointment {
+                ordinal,
+                sequence: 0,
+                starts_at: *starts_at,
+                minutes: *minutes,
+                place: place.clone(),
+                officer: officer.clone(),
+                booked_at: e.at,
+                status: AppointmentStatus::Booked,
+            });
+            Ok(())
+        }
+        (_, None) => conflict("the ticket has no appointment booked".to_owned()),
+        (
+            EventBody::AppointmentChanged {
+                starts_at,
+                minutes,
+                place,
+                officer,
+                ..
+            },
+            Some(a),
+        ) => {
+            future(*starts_at)?;
+            a.sequence += 1;
+            a.starts_at = *starts_at;
+            a.minutes = *minutes;
+            a.place.clone_from(place);
+            a.officer.clone_from(officer);
+            a.booked_at = e.at;
+            Ok(())
+        }
+        (EventBody::AppointmentCancelled { .. }, Some(a)) => {
+            a.status = AppointmentStatus::Cancelled;
+            Ok(())
+        }
+        (EventBody::AppointmentHeld { .. } | EventBody::AppointmentMissed { .. }, Some(a))
+            if e.at < a.starts_at =>
+        {
+            invalid(
+                "at",
+                format!(
+                    "the appointment starts at {}: it cannot be recorded as held or missed before",
+                    a.starts_at
+                ),
+            )
+        }
+        (EventBody::AppointmentHeld { .. }, Some(a)) => {
+            a.status = AppointmentStatus::Held;
+            // The visit is what the citizen asked for: the term is met and the ticket closed.
+            close(d, e.at);
+            Ok(())
+        }
+        (EventBody::AppointmentMissed { .. }, Some(a)) => {
+            a.status = AppointmentStatus::Missed;
+            Ok(())
+        }
+        (_, Some(_)) => Ok(()),
+    }
 }
 
 fn close_open_suspension(d: &mut Derived, at: Timestamp) {
@@ -1469,5 +1757,77 @@ mod tests {
         let unknown =
             NewEvent::from_json(&json!({"kind": "escalated", "at": "2026-03-05T10:00:00+01:00"}));
         assert_eq!(unknown.unwrap_err()[0].field, "kind");
+    }
+
+    #[test]
+    fn appointments_round_trip_and_follow_their_rules() {
+        let mut b = body();
+        b["category"] = json!("in_loco");
+        let t = NewTicket::from_json(&b).unwrap();
+        let mut d = Derived::new(&t);
+        let now = ts("2026-03-10T10:00:00+01:00");
+        let ev = |v: Value| NewEvent::from_json(&v).unwrap();
+        let propose = ev(
+            json!({"kind": "appointment_proposed", "at": "2026-03-02T11:00:00+01:00",
+            "starts_at": "2026-03-04T10:00:00+01:00", "minutes": 30,
+            "place": " Via Roma 1 ", "officer": "Giulia Neri", "reason": ""}),
+        );
+        // Stored and read back, it is the same event (starts_at as RFC 3339, not a number).
+        let mut stored = propose.to_stored_json(None);
+        assert_eq!(stored["starts_at"], json!("2026-03-04T09:00:00+00:00"));
+        assert!(stored.get("reason").is_none(), "an empty reason is absent");
+        stored["kind"] = json!("appointment_proposed");
+        assert_eq!(NewEvent::from_stored_json(&stored).unwrap(), propose);
+        apply(&mut d, t.received_at, &propose, now).unwrap();
+        let a = d.booked_appointment().expect("booked");
+        assert_eq!(
+            (a.ordinal, a.sequence, a.place.as_str()),
+            (1, 0, "Via Roma 1")
+        );
+        assert_eq!(a.ends_at(), ts("2026-03-04T10:30:00+01:00"));
+        let change = ev(
+            json!({"kind": "appointment_changed", "at": "2026-03-03T11:00:00+01:00",
+            "starts_at": "2026-03-05T10:00:00+01:00", "minutes": 60,
+            "place": "Via Roma 1", "officer": "Marco Gialli", "reason": "assenza"}),
+        );
+        apply(&mut d, t.received_at, &change, now).unwrap();
+        assert_eq!(d.booked_appointment().map(|a| a.sequence), Some(1));
+        let early = ev(json!({"kind": "appointment_held", "at": "2026-03-05T09:00:00+01:00"}));
+        assert!(matches!(
+            apply(&mut d.clone(), t.received_at, &early, now),
+            Err(EventRejection::Invalid { .. })
+        ));
+        let recat = ev(
+            json!({"kind": "category_changed", "at": "2026-03-05T09:00:00+01:00",
+            "category": "generale"}),
+        );
+        assert!(matches!(
+            apply(&mut d.clone(), t.received_at, &recat, now),
+            Err(EventRejection::Conflict(_))
+        ));
+        let held = ev(json!({"kind": "appointment_held", "at": "2026-03-05T11:00:00+01:00"}));
+        apply(&mut d, t.received_at, &held, now).unwrap();
+        assert_eq!(d.closed_at, Some(ts("2026-03-05T11:00:00+01:00")));
+        assert_eq!(
+            d.appointment.as_ref().map(|a| a.status),
+            Some(AppointmentStatus::Held)
+        );
+        let bad = NewEvent::from_json(&json!({"kind": "appointment_proposed",
+            "at": "2026-03-02T11:00:00+01:00", "starts_at": "domani", "minutes": 1000,
+            "place": "", "officer": "x"}))
+        .unwrap_err();
+        let fields: Vec<&str> = bad.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["starts_at", "minutes", "place"]);
+        // Only for on-site tickets.
+        let general = NewTicket::from_json(&body()).unwrap();
+        assert!(matches!(
+            apply(
+                &mut Derived::new(&general),
+                general.received_at,
+                &propose,
+                now
+            ),
+            Err(EventRejection::Conflict(_))
+        ));
     }
 }

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Citizen, Derived, FieldError, NewEvent, NewTicket, apply};
+use super::{Citizen, Derived, EventBody, EventRejection, FieldError, NewEvent, NewTicket, apply};
 use crate::domain::{Category, Priority};
 use crate::sla::{OutOfRange, Sla, normalize_suspensions};
 use crate::time::Timestamp;
@@ -132,14 +132,16 @@ pub fn evaluate(
     d: &Derived,
     now: Timestamp,
 ) -> Result<SlaView, OutOfRange> {
+    // A ticket switched to on-site counts its term from the switch (`Derived::clock_start`).
+    let start = d.clock_start(received_at);
     let mut susp = d.suspensions.clone();
-    normalize_suspensions(received_at, &mut susp);
-    let status = sla.status_normalized(received_at, d.category, d.priority, &susp, now)?;
+    normalize_suspensions(start, &mut susp);
+    let status = sla.status_normalized(start, d.category, d.priority, &susp, now)?;
     let closed = d.closed_at.is_some();
     let next = if closed {
         None
     } else {
-        sla.next_change(received_at, d.category, d.priority, &susp, now)?
+        sla.next_change(start, d.category, d.priority, &susp, now)?
     };
     Ok(SlaView {
         state: if closed {
@@ -157,6 +159,81 @@ pub fn evaluate(
             .map(|c| status.due_at.is_some_and(|due| due <= c)),
         computed_at: now,
     })
+}
+
+/// The office's rules for the date of an appointment event, checked when it is recorded (a
+/// replay of stored events does not check them again: the calendar may have changed since):
+/// not in the past at `now`, starting inside a working window and ending in the same one, and,
+/// for a proposal, ending by the on-site term unless a reason is given. `d` is the ticket
+/// before the event.
+pub fn check_appointment(
+    sla: &Sla,
+    received_at: Timestamp,
+    d: &Derived,
+    e: &NewEvent,
+    now: Timestamp,
+) -> Result<(), EventRejection> {
+    let (starts_at, minutes, reason) = match &e.body {
+        EventBody::AppointmentProposed {
+            starts_at,
+            minutes,
+            reason,
+            ..
+        } => (*starts_at, *minutes, reason.is_some()),
+        EventBody::AppointmentChanged {
+            starts_at, minutes, ..
+        } => (*starts_at, *minutes, true),
+        _ => return Ok(()),
+    };
+    let cal = &sla.calendar;
+    let local = |t: Timestamp| cal.format_rfc3339(t);
+    let invalid = |field: &str, message: String| EventRejection::Invalid {
+        field: field.to_owned(),
+        message,
+    };
+    if starts_at <= now {
+        return Err(invalid(
+            "starts_at",
+            format!("the appointment ({}) is in the past", local(starts_at)),
+        ));
+    }
+    let ends_at = starts_at.plus(i64::from(minutes) * 60);
+    let close = cal.next_close(starts_at);
+    if !cal.is_open(starts_at) {
+        let next = cal.next_opening(starts_at).map(local).unwrap_or_default();
+        return Err(invalid(
+            "starts_at",
+            format!(
+                "{} is outside office hours; the office next opens at {next}",
+                local(starts_at)
+            ),
+        ));
+    }
+    if let Some(close) = close.filter(|c| ends_at > *c) {
+        return Err(invalid(
+            "minutes",
+            format!(
+                "the appointment would end at {}, after the office closes at {}",
+                local(ends_at),
+                local(close)
+            ),
+        ));
+    }
+    if !reason {
+        let view =
+            evaluate(sla, received_at, d, now).map_err(|e| invalid("starts_at", e.to_string()))?;
+        if let Some(due) = view.due_at.filter(|due| ends_at > *due) {
+            return Err(invalid(
+                "starts_at",
+                format!(
+                    "the appointment would end at {}, after the on-site term ({}); give a reason to book it later",
+                    local(ends_at),
+                    local(due)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The JSON of a ticket for the API.
