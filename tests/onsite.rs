@@ -141,7 +141,18 @@ fn parse_ics(text: &str) -> (String, std::collections::BTreeMap<String, String>)
 
 /// The calendar file an e-mail of this payload would carry, parsed.
 fn ics_of(payload: &Value) -> (String, std::collections::BTreeMap<String, String>) {
-    let files = messo::templates::calendar_attachment(Channel::Email, payload);
+    let templates = messo::templates::Templates::new(
+        messo::templates::Catalog::bundled().expect("catalog"),
+        messo::templates::Settings::example(),
+    );
+    let ctx = templates
+        .settings()
+        .context(payload, messo::domain::Lang::It, Channel::Email);
+    let files = messo::templates::calendar_attachment(
+        Channel::Email,
+        payload,
+        templates.calendar_words(messo::domain::Lang::It, &ctx),
+    );
     assert_eq!(files.len(), 1, "one calendar file: {payload}");
     let file = files[0].decode().expect("base64");
     assert!(file.content_type.starts_with("text/calendar"));
@@ -195,6 +206,16 @@ async fn an_appointments_life(store: &Store) {
     assert_eq!(
         ics["LOCATION"],
         "Sportello Anagrafe\\, Via Roma 1\\; piano terra"
+    );
+    // Title and description from the template partials, in the citizen's language.
+    assert_eq!(
+        ics["SUMMARY"],
+        "Appuntamento con l'URP\\, richiesta 2026/004518"
+    );
+    assert!(
+        ics["DESCRIPTION"].starts_with("Assistenza in loco per la richiesta 2026/004518"),
+        "{}",
+        ics["DESCRIPTION"]
     );
 
     // The reminder: Thursday 3 December (the working day before) when the SMS window opens,
@@ -342,7 +363,14 @@ async fn a_cancelled_and_a_missed_appointment(store: &Store) {
         second["UID"], first["UID"],
         "a new appointment has its own UID"
     );
-    assert!(messo::templates::calendar_attachment(Channel::Email, &r[4].4).is_empty());
+    assert!(
+        messo::templates::calendar_attachment(
+            Channel::Email,
+            &r[4].4,
+            Some(("x".to_owned(), "y".to_owned()))
+        )
+        .is_empty()
+    );
     // The ticket stays open; a new appointment can be booked.
     let t = store
         .tickets()

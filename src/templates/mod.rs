@@ -585,8 +585,13 @@ pub struct RenderedMessage {
 }
 
 /// The appointment's calendar file (`appuntamento.ics`) for an e-mail or PEC notice whose
-/// payload carries a `calendar` event (the engine's appointment notices); nothing otherwise.
-pub fn calendar_attachment(channel: Channel, payload: &Value) -> Vec<StoredAttachment> {
+/// payload carries a `calendar` event (the engine's appointment notices), with its title and
+/// description in the citizen's words (`words`, from the template partials); nothing otherwise.
+pub fn calendar_attachment(
+    channel: Channel,
+    payload: &Value,
+    words: Option<(String, String)>,
+) -> Vec<StoredAttachment> {
     use messo_core::ics::{Event, Method, content_type, render};
     if !matches!(channel, Channel::Email | Channel::Pec) {
         return Vec::new();
@@ -602,6 +607,9 @@ pub fn calendar_attachment(channel: Channel, payload: &Value) -> Vec<StoredAttac
         Some("CANCEL") => Method::Cancel,
         _ => return Vec::new(),
     };
+    let Some((summary, description)) = words else {
+        return Vec::new();
+    };
     let event = (|| {
         Some(Event {
             uid: text("uid")?,
@@ -610,9 +618,9 @@ pub fn calendar_attachment(channel: Channel, payload: &Value) -> Vec<StoredAttac
             stamp: time("stamp")?,
             starts_at: time("starts_at")?,
             ends_at: time("ends_at")?,
-            summary: text("summary")?,
+            summary,
             location: text("location")?,
-            description: text("description")?,
+            description,
             organizer: text("organizer"),
         })
     })();
@@ -1129,6 +1137,25 @@ impl Templates {
         &self.catalog
     }
 
+    /// The title and description of an appointment's calendar event in `lang`: the bundled
+    /// partials `calendario_titolo_<lang>` and `calendario_descrizione_<lang>` rendered with the
+    /// message's context (strict: a missing value gives no calendar file, never a half one).
+    pub fn calendar_words(&self, lang: Lang, ctx: &Value) -> Option<(String, String)> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(handlebars::no_escape);
+        let mut part = |name: &str| -> Option<String> {
+            let source = self
+                .catalog
+                .partials
+                .get(&format!("{name}_{}", lang_str(lang)))?;
+            let text = hb.render_template(source, ctx).ok()?;
+            let text = text.trim().to_owned();
+            (!text.is_empty()).then_some(text)
+        };
+        Some((part("calendario_titolo")?, part("calendario_descrizione")?))
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -1320,7 +1347,11 @@ impl Templates {
         let ctx = self.settings.context(&payload, key.lang, channel);
         let set = self.current();
         let version = set.versions.get(&key).map_or(0, |(v, _)| *v);
-        let files = calendar_attachment(channel, &payload);
+        let files = if payload["calendar"].is_object() {
+            calendar_attachment(channel, &payload, self.calendar_words(key.lang, &ctx))
+        } else {
+            Vec::new()
+        };
         let done =
             |(subject, text, html): (String, String, Option<String>), version| RenderedMessage {
                 subject,

@@ -662,26 +662,6 @@ impl<'a> Owed<'a> {
     ) -> Value {
         let (ordinal, sequence, _) = &self.appointment;
         let number = self.base["number"].as_str().unwrap_or_default();
-        let subject = self.base["subject"].as_str().unwrap_or_default();
-        let phone = &self.ctx.notify.office_phone;
-        let (summary, description) = match self.language {
-            Lang::It => (
-                format!("Appuntamento con l'ufficio, richiesta {number}"),
-                format!(
-                    "Assistenza in loco per la richiesta {number} «{subject}». Operatore: {}. \
-                     Per spostare o annullare l'appuntamento chiami il {phone}.",
-                    slot.officer
-                ),
-            ),
-            Lang::En => (
-                format!("Appointment with the office, request {number}"),
-                format!(
-                    "On-site assistance for request {number} “{subject}”. Officer: {}. \
-                     To move or cancel the appointment call {phone}.",
-                    slot.officer
-                ),
-            ),
-        };
         let domain = self
             .ctx
             .notify
@@ -700,9 +680,7 @@ impl<'a> Owed<'a> {
                 "stamp": e.occurred_at.to_string(),
                 "starts_at": slot.starts_at.to_string(),
                 "ends_at": slot.ends_at().to_string(),
-                "summary": summary,
                 "location": slot.place,
-                "description": description,
                 "organizer": self.ctx.notify.sender_email,
             })
         });
