@@ -450,8 +450,59 @@ async fn every_notice_renders_in_one_language_with_real_payloads(store: &Store) 
     .await;
     drive(store, &engine, ts("2026-03-05T12:00:00+01:00")).await;
 
+    // On-site assistance: an appointment booked, moved (with its reminder), cancelled, booked
+    // again and missed.
+    let t = NewTicket::from_json(&json!({
+        "number": "LANG-3", "office": "anagrafe", "priority": "normale", "category": "in_loco",
+        "subject": "TARI 2025", "received_at": "2026-03-02T10:15:00+01:00",
+        "citizen": {"email": "anna.bianchi@example.it", "language": "en"}
+    }))
+    .expect("ticket");
+    let c = store
+        .tickets()
+        .create_ticket(&t, Source::Api, ts("2026-03-02T10:15:00+01:00"))
+        .await
+        .expect("create")
+        .ticket()
+        .id;
+    let slot = |at: &str, starts: &str| {
+        json!({"kind": "appointment_proposed", "at": at, "starts_at": starts, "minutes": 30,
+               "place": "Via Roma 1", "officer": "Anna Neri"})
+    };
+    event(
+        store,
+        "LANG-3",
+        slot("2026-03-02T10:30:00+01:00", "2026-03-04T10:00:00+01:00"),
+    )
+    .await;
+    event(
+        store,
+        "LANG-3",
+        json!({"kind": "appointment_changed", "at": "2026-03-02T11:00:00+01:00",
+        "starts_at": "2026-03-05T10:00:00+01:00", "minutes": 30, "place": "Via Roma 1",
+        "officer": "Anna Neri", "reason": "TARI 2025"}),
+    )
+    .await;
+    drive(store, &engine, ts("2026-03-04T12:00:00+01:00")).await;
+    event(store, "LANG-3", json!({"kind": "appointment_cancelled", "at": "2026-03-04T12:00:00+01:00", "reason": "TARI 2025"})).await;
+    event(
+        store,
+        "LANG-3",
+        slot("2026-03-04T12:30:00+01:00", "2026-03-06T10:00:00+01:00"),
+    )
+    .await;
+    drive(store, &engine, ts("2026-03-06T11:30:00+01:00")).await;
+    event(
+        store,
+        "LANG-3",
+        json!({"kind": "appointment_missed", "at": "2026-03-06T11:30:00+01:00"}),
+    )
+    .await;
+    drive(store, &engine, ts("2026-03-06T12:00:00+01:00")).await;
+
     let mut payloads = citizen_notices(store, a).await;
     payloads.extend(citizen_notices(store, b).await);
+    payloads.extend(citizen_notices(store, c).await);
     let produced: std::collections::BTreeSet<&str> =
         payloads.iter().map(|(k, _)| k.as_str()).collect();
     let engine_kinds = [
@@ -464,6 +515,11 @@ async fn every_notice_renders_in_one_language_with_real_payloads(store: &Store) 
         "cambio_data",
         "violazione",
         "chiusura",
+        "appuntamento",
+        "appuntamento_modificato",
+        "appuntamento_annullato",
+        "appuntamento_mancato",
+        "promemoria_appuntamento",
     ];
     assert_eq!(
         produced,
@@ -482,6 +538,24 @@ async fn every_notice_renders_in_one_language_with_real_payloads(store: &Store) 
                 Lang::It => (ITALIAN, ENGLISH),
                 Lang::En => (ENGLISH, ITALIAN),
             };
+            // The calendar file's words, when the notice carries one.
+            if payload["calendar"].is_object() {
+                let ctx = templates.settings().context(payload, lang, Channel::Email);
+                let (title, description) = templates
+                    .calendar_words(lang, &ctx)
+                    .unwrap_or_else(|| panic!("{kind_name}/{lang:?}: calendar words"));
+                for text in [title, description] {
+                    let ws = words(&text);
+                    let foreign: Vec<&&str> = other
+                        .iter()
+                        .filter(|w| ws.iter().any(|x| x == **w))
+                        .collect();
+                    assert!(
+                        foreign.is_empty(),
+                        "{kind_name}/{lang:?} calendar: {foreign:?} in {text}"
+                    );
+                }
+            }
             let mut channels = vec![Channel::Email, Channel::Sms, Channel::Io, Channel::Pec];
             // The notices an automated call may speak when every written channel failed.
             if matches!(kind, Kind::RichiestaIntegrazione | Kind::Violazione) {
