@@ -68,31 +68,32 @@ impl JwtSigner {
 
 /// The notice as TwiML: said twice (a citizen picking up late hears it whole), then hang up.
 pub fn call_twiml(lang: Lang, text: &str) -> String {
-    let pause = match lang {
-        Lang::It => "Ripetiamo il messaggio.",
-        Lang::En => "Here is the message again.",
-    };
-    let script = Script {
-        lang,
-        verbs: vec![
-            Verb::Say(text.to_owned()),
-            Verb::Say(pause.to_owned()),
-            Verb::Say(text.to_owned()),
-            Verb::Hangup,
-        ],
-    };
+    let mut verbs = vec![Verb::Say(text.to_owned())];
+    if let Some(again) = again(lang) {
+        verbs.push(Verb::Say(again));
+    }
+    verbs.push(Verb::Say(text.to_owned()));
+    verbs.push(Verb::Hangup);
+    let script = Script { lang, verbs };
     crate::phone::twiml::twiml(&script, &|_| String::new())
 }
 
 /// The notice as a Vonage NCCO: `talk` actions only (said twice, like the TwiML).
 pub fn call_ncco(lang: Lang, text: &str) -> Value {
     let language = speech_language(lang);
-    let pause = match lang {
-        Lang::It => "Ripetiamo il messaggio.",
-        Lang::En => "Here is the message again.",
-    };
     let talk = |t: &str| json!({"action": "talk", "text": t, "language": language});
-    json!([talk(text), talk(pause), talk(text)])
+    let mut actions = vec![talk(text)];
+    if let Some(again) = again(lang) {
+        actions.push(talk(&again));
+    }
+    actions.push(talk(text));
+    Value::Array(actions)
+}
+
+/// The words between the two readings of a notice ("Ripetiamo il messaggio."): the bundled
+/// partial `ripeti_messaggio_<lang>`.
+fn again(lang: Lang) -> Option<String> {
+    crate::templates::partial_line("ripeti_messaggio", lang, &json!({}))
 }
 
 /// Sends calls through one provider.
@@ -282,5 +283,32 @@ impl Channel for VoiceChannel {
             );
             Sent::one(name, outcome, started, started_ms)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_reads_the_notice_twice_with_the_words_between_from_the_templates() {
+        let ncco = call_ncco(Lang::En, "Your request is late.");
+        let texts: Vec<&str> = ncco
+            .as_array()
+            .expect("actions")
+            .iter()
+            .filter_map(|a| a["text"].as_str())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "Your request is late.",
+                "Here is the message again.",
+                "Your request is late."
+            ]
+        );
+        let twiml = call_twiml(Lang::It, "La sua richiesta è in ritardo.");
+        assert_eq!(twiml.matches("La sua richiesta è in ritardo.").count(), 2);
+        assert!(twiml.contains("Ripetiamo il messaggio."), "{twiml}");
     }
 }

@@ -215,33 +215,38 @@ struct TemplateFile {
     io_markdown: Option<String>,
 }
 
+/// One line of a bundled partial, `<name>_<lang>` (`risposta_sms_it`), rendered with `ctx`
+/// as plain text: the words Messo adds around a message come from templates too. `None` when
+/// the partial is missing or does not render (strict: a missing value is an error).
+pub fn partial_line(name: &str, lang: Lang, ctx: &Value) -> Option<String> {
+    static CATALOG: std::sync::OnceLock<Option<Catalog>> = std::sync::OnceLock::new();
+    let catalog = CATALOG.get_or_init(|| Catalog::bundled().ok()).as_ref()?;
+    let source = catalog
+        .partials
+        .get(&format!("{name}_{}", lang_str(lang)))?;
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    let line = hb.render_template(source, ctx).ok()?;
+    let line = line.trim().to_owned();
+    (!line.is_empty()).then_some(line)
+}
+
 /// The line an SMS sent under an alphanumeric sender ends with, naming the number replies go
 /// to, in each language: the bundled partials `risposta_sms_it` and `risposta_sms_en` rendered
 /// with `numero`. A language whose partial is missing or does not render has no line.
 pub fn sms_reply_lines(number: &str) -> BTreeMap<Lang, String> {
-    let mut out = BTreeMap::new();
-    let Ok(catalog) = Catalog::bundled() else {
-        return out;
-    };
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(true);
-    hb.register_escape_fn(handlebars::no_escape);
-    for lang in [Lang::It, Lang::En] {
-        let name = format!("risposta_sms_{}", lang_str(lang));
-        let line = catalog
-            .partials
-            .get(&name)
-            .and_then(|source| {
-                hb.render_template(source, &serde_json::json!({ "numero": number }))
-                    .ok()
-            })
-            .map(|l| l.trim().to_owned())
-            .filter(|l| !l.is_empty());
-        if let Some(line) = line {
-            out.insert(lang, line);
-        }
-    }
-    out
+    [Lang::It, Lang::En]
+        .into_iter()
+        .filter_map(|lang| {
+            partial_line(
+                "risposta_sms",
+                lang,
+                &serde_json::json!({ "numero": number }),
+            )
+            .map(|l| (lang, l))
+        })
+        .collect()
 }
 
 /// The bundled defaults: every template, its samples, and the partials.
@@ -1141,19 +1146,10 @@ impl Templates {
     /// partials `calendario_titolo_<lang>` and `calendario_descrizione_<lang>` rendered with the
     /// message's context (strict: a missing value gives no calendar file, never a half one).
     pub fn calendar_words(&self, lang: Lang, ctx: &Value) -> Option<(String, String)> {
-        let mut hb = Handlebars::new();
-        hb.set_strict_mode(true);
-        hb.register_escape_fn(handlebars::no_escape);
-        let mut part = |name: &str| -> Option<String> {
-            let source = self
-                .catalog
-                .partials
-                .get(&format!("{name}_{}", lang_str(lang)))?;
-            let text = hb.render_template(source, ctx).ok()?;
-            let text = text.trim().to_owned();
-            (!text.is_empty()).then_some(text)
-        };
-        Some((part("calendario_titolo")?, part("calendario_descrizione")?))
+        Some((
+            partial_line("calendario_titolo", lang, ctx)?,
+            partial_line("calendario_descrizione", lang, ctx)?,
+        ))
     }
 
     pub fn settings(&self) -> &Settings {
