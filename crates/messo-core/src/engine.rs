@@ -492,6 +492,24 @@ impl<'a> Owed<'a> {
     /// and are not looked at again.
     fn dates(&mut self, events: &[EventRecord]) -> Dates {
         let mut out = Dates::default();
+        // Most histories hold nothing that moves the date: the receipt's date is then the
+        // state as received (no wait, no closure, the same priority and category), and the
+        // history need not be replayed.
+        let moves_date = |e: &EventRecord| {
+            DATE_MOVES.contains(&e.kind.as_str()) || e.kind == "integration_received"
+        };
+        if !events.iter().any(moves_date) {
+            let mut received = self.derived.clone();
+            received.suspensions.clear();
+            received.waiting_since = None;
+            received.closed_at = None;
+            received.appointment = None;
+            received.last_event_at = self.received_at;
+            out.at_receipt = evaluate(self.ctx.sla, self.received_at, &received, self.received_at)
+                .ok()
+                .and_then(|v| v.due_at);
+            return out;
+        }
         let Some(states) = crate::ticket::record::states(events) else {
             return out;
         };
